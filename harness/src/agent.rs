@@ -1,0 +1,102 @@
+//! The harness side of the agent protocol (`isobench_workloads::protocol`):
+//! one [`AgentClient`] drives an agent over any byte stream (pipes for native
+//! and container, the virtio-serial socket for the guest).
+
+use std::io::{BufRead, BufReader, Read, Write};
+
+use isobench_workloads::protocol::{to_line, AgentInfo, Request, Response, RunRequest, RunResult};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("agent i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("agent closed its channel{0}")]
+    Closed(String),
+    #[error("agent sent a line that is not protocol JSON ({err}): {line:?}")]
+    BadLine { line: String, err: serde_json::Error },
+    #[error("agent answered {got} where {expected} was expected")]
+    Unexpected { expected: &'static str, got: String },
+    #[error("agent: {0}")]
+    Remote(String),
+}
+
+/// A connection to one running agent.
+pub struct AgentClient {
+    reader: BufReader<Box<dyn Read + Send>>,
+    writer: Box<dyn Write + Send>,
+    /// Lines that were not protocol JSON (e.g. kernel messages on a shared
+    /// console) are skipped up to this many times before giving up.
+    noise_budget: usize,
+}
+
+impl AgentClient {
+    pub fn new(reader: Box<dyn Read + Send>, writer: Box<dyn Write + Send>) -> Self {
+        AgentClient { reader: BufReader::new(reader), writer, noise_budget: 64 }
+    }
+
+    fn read_response(&mut self) -> Result<Response, AgentError> {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = self.reader.read_line(&mut line)?;
+            if n == 0 {
+                return Err(AgentError::Closed(String::new()));
+            }
+            let trimmed = line.trim();
+            if trimmed.is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<Response>(trimmed) {
+                Ok(r) => return Ok(r),
+                Err(err) if self.noise_budget == 0 || trimmed.starts_with('{') => {
+                    return Err(AgentError::BadLine { line: trimmed.to_string(), err })
+                }
+                Err(_) => self.noise_budget -= 1,
+            }
+        }
+    }
+
+    fn send(&mut self, req: &Request) -> Result<(), AgentError> {
+        self.writer.write_all(to_line(req).as_bytes())?;
+        self.writer.flush()?;
+        Ok(())
+    }
+
+    /// Waits for the unprompted `Ready` line an agent sends on start.
+    pub fn wait_ready(&mut self) -> Result<AgentInfo, AgentError> {
+        match self.read_response()? {
+            Response::Ready(info) => Ok(info),
+            Response::Error { message } => Err(AgentError::Remote(message)),
+            other => Err(AgentError::Unexpected { expected: "ready", got: format!("{other:?}") }),
+        }
+    }
+
+    /// Asks the agent where it runs.
+    pub fn info(&mut self) -> Result<AgentInfo, AgentError> {
+        self.send(&Request::Info)?;
+        match self.read_response()? {
+            Response::Info(info) => Ok(info),
+            Response::Error { message } => Err(AgentError::Remote(message)),
+            other => Err(AgentError::Unexpected { expected: "info", got: format!("{other:?}") }),
+        }
+    }
+
+    /// Runs one metric and returns what the agent measured.
+    pub fn run(&mut self, req: &RunRequest) -> Result<RunResult, AgentError> {
+        self.send(&Request::Run(req.clone()))?;
+        match self.read_response()? {
+            Response::Result(r) => Ok(r),
+            Response::Error { message } => Err(AgentError::Remote(message)),
+            other => Err(AgentError::Unexpected { expected: "result", got: format!("{other:?}") }),
+        }
+    }
+
+    /// Tells the agent to exit (or power the guest off) and waits for `Bye`.
+    pub fn shutdown(&mut self) -> Result<(), AgentError> {
+        self.send(&Request::Shutdown)?;
+        match self.read_response()? {
+            Response::Bye => Ok(()),
+            other => Err(AgentError::Unexpected { expected: "bye", got: format!("{other:?}") }),
+        }
+    }
+}

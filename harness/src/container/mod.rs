@@ -1,0 +1,1 @@
+//! isobench's container launcher.

@@ -1,0 +1,12 @@
+//! isobench-harness: environments, the container launcher, the VM driver,
+//! collectors and reports. The `isobench` binary and the criterion benches are
+//! thin layers over this crate.
+
+pub mod agent;
+pub mod collect;
+pub mod container;
+pub mod env;
+pub mod process;
+pub mod report;
+pub mod vm;
+pub mod workloads;

@@ -1,0 +1,133 @@
+//! The agent protocol: JSON lines, one request and one response per line.
+//!
+//! The harness writes a [`Request`]; the agent answers with one [`Response`].
+//! On start the agent sends `Response::Ready` before reading anything, so the
+//! harness can time "environment started → agent running". The transport is a
+//! pair of pipes (native, container) or a virtio-serial port (guest); the bytes
+//! are the same everywhere.
+//!
+//! ```text
+//! harness → {"op":"run","metric":"syscall.getpid","iterations":100000,"max_ms":5000}
+//! agent   → {"kind":"result","metric":"syscall.getpid","iterations":100000,...}
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+/// Name of the virtio-serial port the guest agent serves on
+/// (`/sys/class/virtio-ports/*/name`).
+pub const VIRTIO_PORT_NAME: &str = "org.isobench.agent";
+
+/// A request from the harness.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Ask for [`AgentInfo`] again.
+    Info,
+    /// Run one metric.
+    Run(RunRequest),
+    /// Exit (native, container) or power the guest off (vm). The agent answers
+    /// `Response::Bye` first.
+    Shutdown,
+}
+
+/// "Run metric M for n iterations, or at most t ms".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRequest {
+    /// Dotted metric name from the catalogue.
+    pub metric: String,
+    /// Operations to time (rounded up to a whole number of samples).
+    pub iterations: u64,
+    /// Wall-clock bound in milliseconds: the loop stops after the sample in
+    /// which it is exceeded, even if fewer iterations ran.
+    pub max_ms: u64,
+    /// Untimed operations run first (cache and branch-predictor warm-up).
+    #[serde(default)]
+    pub warmup: u64,
+}
+
+/// What the agent knows about where it runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct AgentInfo {
+    /// The agent's PID as the agent sees it (1 in a container or guest).
+    pub pid: u32,
+    pub hostname: String,
+    /// `uname -r` as seen from inside.
+    pub kernel: String,
+    /// Current clocksource, when /sys is readable.
+    pub clocksource: Option<String>,
+    /// Seconds since boot (CLOCK_BOOTTIME), as seen from inside.
+    pub uptime_s: f64,
+    /// Measured cost of one clock_gettime(CLOCK_MONOTONIC), ns.
+    pub timer_overhead_ns: f64,
+    /// Agent crate version.
+    pub version: String,
+    /// Metrics this agent implements.
+    pub metrics: Vec<String>,
+}
+
+/// The result of one [`RunRequest`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    pub metric: String,
+    /// Operations timed.
+    pub iterations: u64,
+    /// CLOCK_MONOTONIC time of the whole measured loop, ns (what criterion's
+    /// `iter_custom` receives).
+    pub elapsed_ns: u64,
+    /// Operations per histogram sample (see `catalog::MetricSpec`).
+    pub ops_per_sample: u64,
+    /// hdrhistogram V2 serialization (base64) of per-operation latency in ns,
+    /// 3 significant digits; one value per sample.
+    pub histogram: String,
+    /// True when `max_ms` stopped the loop before `iterations`.
+    pub truncated: bool,
+}
+
+/// A response from the agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Response {
+    /// Sent once, unprompted, when the agent is ready.
+    Ready(AgentInfo),
+    Info(AgentInfo),
+    Result(RunResult),
+    /// The request failed; the agent keeps serving.
+    Error { message: String },
+    /// Answer to `Shutdown`.
+    Bye,
+}
+
+/// Serializes a message as one JSON line (with the trailing newline).
+pub fn to_line<T: Serialize>(msg: &T) -> String {
+    let mut s = serde_json::to_string(msg).expect("protocol types always serialize");
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_wire_format() {
+        let r = Request::Run(RunRequest { metric: "syscall.getpid".into(), iterations: 10, max_ms: 5, warmup: 0 });
+        let line = to_line(&r);
+        assert!(line.ends_with('\n'));
+        assert!(line.starts_with(r#"{"op":"run","metric":"syscall.getpid""#), "{line}");
+        let back: Request = serde_json::from_str(line.trim()).unwrap();
+        assert_eq!(back, r);
+        let s: Request = serde_json::from_str(r#"{"op":"shutdown"}"#).unwrap();
+        assert_eq!(s, Request::Shutdown);
+        // warmup is optional on the wire
+        let r: Request = serde_json::from_str(r#"{"op":"run","metric":"m","iterations":1,"max_ms":1}"#).unwrap();
+        assert!(matches!(r, Request::Run(RunRequest { warmup: 0, .. })));
+    }
+
+    #[test]
+    fn response_wire_format() {
+        let line = to_line(&Response::Error { message: "unknown metric".into() });
+        assert_eq!(line, "{\"kind\":\"error\",\"message\":\"unknown metric\"}\n");
+        let r: Response = serde_json::from_str(r#"{"kind":"bye"}"#).unwrap();
+        assert_eq!(r, Response::Bye);
+    }
+}
