@@ -7,5 +7,6 @@
 //! described in exactly one place.
 
 pub mod catalog;
+pub mod guest;
 pub mod hist;
 pub mod protocol;
