@@ -6,7 +6,9 @@
 //! [`catalog`] (metric names, units, methods), so a metric is named and
 //! described in exactly one place.
 
+pub mod agent;
 pub mod catalog;
 pub mod guest;
 pub mod hist;
+pub mod metrics;
 pub mod protocol;

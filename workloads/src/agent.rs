@@ -1,0 +1,155 @@
+//! The agent's serve loop: read JSON-line requests, run metrics, answer.
+//!
+//! The same loop runs natively, as a container's PID 1 and as a guest's
+//! /init; only the channel differs (stdin/stdout or a virtio-serial port).
+
+use std::ffi::CString;
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use crate::catalog;
+use crate::metrics::{self, Context};
+use crate::protocol::{to_line, AgentInfo, Request, Response};
+
+/// Why [`serve`] returned.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// The harness sent `Shutdown` (and got `Bye`).
+    Shutdown,
+    /// The channel reached end of file: the harness went away.
+    Eof,
+}
+
+/// Where the agent runs, as seen from inside.
+pub fn info(timer_overhead_ns: f64) -> AgentInfo {
+    let uname = nix::sys::utsname::uname().ok();
+    let uptime_s = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
+        .map(|t| t.tv_sec() as f64 + t.tv_nsec() as f64 * 1e-9)
+        .unwrap_or(0.0);
+    AgentInfo {
+        pid: std::process::id(),
+        hostname: nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default(),
+        kernel: uname.map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default(),
+        clocksource: std::fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+            .ok()
+            .map(|s| s.trim().to_string()),
+        uptime_s,
+        timer_overhead_ns,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        metrics: catalog::names().map(String::from).collect(),
+    }
+}
+
+/// The `noop` binary: `$ISOBENCH_NOOP`, else `noop` beside the agent's own
+/// executable, else `/noop`.
+pub fn noop_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("ISOBENCH_NOOP") {
+        return p.into();
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join("noop")))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("/noop"))
+}
+
+/// Reaps exited children we did not wait for (our duty as PID 1).
+fn reap_orphans() {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+        if status == WaitStatus::StillAlive {
+            break;
+        }
+    }
+}
+
+/// Sends `Ready`, then serves requests until `Shutdown` or end of file.
+pub fn serve(input: impl BufRead, mut output: impl Write) -> std::io::Result<Exit> {
+    let overhead = metrics::timer_overhead_ns();
+    let noop = noop_path();
+    let ctx = Context { noop: CString::new(noop.into_os_string().into_encoded_bytes()).unwrap_or_default() };
+    let is_init = std::process::id() == 1;
+    output.write_all(to_line(&Response::Ready(info(overhead))).as_bytes())?;
+    output.flush()?;
+    for line in input.lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let response = match serde_json::from_str::<Request>(&line) {
+            Err(e) => Response::Error { message: format!("bad request ({e}): {line}") },
+            Ok(Request::Info) => Response::Info(info(overhead)),
+            Ok(Request::Shutdown) => {
+                output.write_all(to_line(&Response::Bye).as_bytes())?;
+                output.flush()?;
+                return Ok(Exit::Shutdown);
+            }
+            Ok(Request::Run(req)) => match metrics::run(&req, &ctx) {
+                Ok(r) => Response::Result(r),
+                Err(e) => Response::Error { message: e.to_string() },
+            },
+        };
+        if is_init {
+            reap_orphans();
+        }
+        output.write_all(to_line(&response).as_bytes())?;
+        output.flush()?;
+    }
+    Ok(Exit::Eof)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Response;
+
+    fn responses(out: &[u8]) -> Vec<Response> {
+        std::str::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    #[test]
+    fn serves_ready_run_error_and_bye() {
+        let input = concat!(
+            r#"{"op":"run","metric":"syscall.getpid","iterations":1000,"max_ms":5000}"#,
+            "\n",
+            "this is not json\n",
+            r#"{"op":"run","metric":"syscall.nope","iterations":1,"max_ms":1}"#,
+            "\n",
+            r#"{"op":"info"}"#,
+            "\n",
+            r#"{"op":"shutdown"}"#,
+            "\n",
+            r#"{"op":"info"}"#,
+            "\n"
+        );
+        let mut out = Vec::new();
+        assert_eq!(serve(input.as_bytes(), &mut out).unwrap(), Exit::Shutdown);
+        let r = responses(&out);
+        assert_eq!(r.len(), 6, "nothing is answered after shutdown: {r:?}");
+        match &r[0] {
+            Response::Ready(i) => {
+                assert_eq!(i.pid, std::process::id());
+                assert!(i.metrics.iter().any(|m| m == "syscall.getpid"));
+            }
+            other => panic!("first line must be ready, got {other:?}"),
+        }
+        match &r[1] {
+            Response::Result(res) => {
+                assert_eq!(res.iterations, 1000);
+                assert!(res.elapsed_ns > 0);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(&r[2], Response::Error { message } if message.contains("bad request")));
+        assert!(matches!(&r[3], Response::Error { message } if message.contains("unknown metric")));
+        assert!(matches!(&r[4], Response::Info(_)));
+        assert_eq!(r[5], Response::Bye);
+    }
+
+    #[test]
+    fn end_of_file_ends_the_loop() {
+        let mut out = Vec::new();
+        assert_eq!(serve(&b""[..], &mut out).unwrap(), Exit::Eof);
+        assert_eq!(responses(&out).len(), 1);
+    }
+}

@@ -1,0 +1,158 @@
+//! The measurement loop shared by every metric, and the metric registry.
+//!
+//! Method (lmbench's): warm up untimed, then time the operation in samples of
+//! `ops_per_sample` operations, each sample bounded by both a count and a
+//! wall-clock limit so a slow environment (TCG) still finishes. One
+//! histogram value per sample: the mean ns per operation of that sample. The
+//! loop body holds only the measured operation; allocation, formatting and
+//! process setup happen before the clock starts.
+
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use crate::catalog::{self, MetricSpec};
+use crate::hist;
+use crate::protocol::{RunRequest, RunResult};
+
+pub mod ipc;
+pub mod net;
+pub mod spawn;
+pub mod syscall;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetricError {
+    #[error("unknown metric {0:?}; known: {1}")]
+    Unknown(String, String),
+    #[error("{metric}: {context}: {source}")]
+    Io {
+        metric: &'static str,
+        context: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{metric}: {message}")]
+    Failed { metric: &'static str, message: String },
+    #[error(transparent)]
+    Hist(#[from] hist::HistError),
+}
+
+/// Context a metric needs from the agent (paths resolved at start-up).
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The static no-op binary that spawn metrics exec.
+    pub noop: std::ffi::CString,
+}
+
+/// Runs the metric named in `req`.
+pub fn run(req: &RunRequest, ctx: &Context) -> Result<RunResult, MetricError> {
+    let spec = catalog::lookup(&req.metric)
+        .ok_or_else(|| MetricError::Unknown(req.metric.clone(), catalog::names().collect::<Vec<_>>().join(", ")))?;
+    match spec.name {
+        "spawn.fork_exec" => spawn::fork_exec(spec, req, ctx),
+        "syscall.getpid" => syscall::getpid(spec, req),
+        "ipc.pipe_rtt" => ipc::pipe_rtt(spec, req),
+        "net.tcp_rr" => net::tcp_rr(spec, req),
+        other => Err(MetricError::Failed { metric: spec.name, message: format!("{other} is in the catalogue but has no implementation") }),
+    }
+}
+
+/// Times `op` as `req` asks and builds the [`RunResult`].
+///
+/// `op` returns `Err` to abort the run (a failed syscall is never timed as if
+/// it had worked).
+pub fn time_loop<E>(spec: &MetricSpec, req: &RunRequest, mut op: impl FnMut() -> Result<(), E>) -> Result<RunResult, E>
+where
+    E: From<hist::HistError>,
+{
+    let ops = spec.ops_per_sample.max(1);
+    for _ in 0..req.warmup {
+        op()?;
+    }
+    let samples = req.iterations.div_ceil(ops).max(1);
+    let limit = Duration::from_millis(req.max_ms);
+    let mut h: Histogram<u64> = hist::new_ns();
+    let mut done = 0u64;
+    let mut busy = Duration::ZERO;
+    let start = Instant::now();
+    for _ in 0..samples {
+        let t0 = Instant::now();
+        for _ in 0..ops {
+            op()?;
+        }
+        let t1 = Instant::now();
+        let d = t1 - t0;
+        busy += d;
+        done += ops;
+        let per_op = (d.as_nanos() / ops as u128).max(1) as u64;
+        h.record(per_op).expect("auto-resizing histogram accepts any value");
+        if t1 - start >= limit {
+            break;
+        }
+    }
+    Ok(RunResult {
+        metric: spec.name.to_string(),
+        iterations: done,
+        elapsed_ns: busy.as_nanos() as u64,
+        ops_per_sample: ops,
+        histogram: hist::encode(&h)?,
+        truncated: done < samples * ops,
+    })
+}
+
+/// Cost of one `Instant::now()` (clock_gettime(CLOCK_MONOTONIC)), ns: the
+/// median of many back-to-back pairs.
+pub fn timer_overhead_ns() -> f64 {
+    const N: usize = 2_001;
+    let mut v: Vec<u64> = Vec::with_capacity(N);
+    for _ in 0..N {
+        let a = Instant::now();
+        let b = Instant::now();
+        v.push((b - a).as_nanos() as u64);
+    }
+    v.sort_unstable();
+    v[N / 2] as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(metric: &str, iterations: u64, max_ms: u64) -> RunRequest {
+        RunRequest { metric: metric.into(), iterations, max_ms, warmup: 0 }
+    }
+
+    #[test]
+    fn loop_counts_whole_samples_and_respects_the_time_bound() {
+        let spec = catalog::lookup("syscall.getpid").unwrap();
+        let mut calls = 0u64;
+        let r = time_loop::<MetricError>(spec, &req("syscall.getpid", 250, 10_000), || {
+            calls += 1;
+            Ok(())
+        })
+        .unwrap();
+        // 250 rounded up to whole samples of 100
+        assert_eq!(r.iterations, 300);
+        assert_eq!(calls, 300);
+        assert!(!r.truncated);
+        assert_eq!(hist::decode(&r.histogram).unwrap().len(), 3);
+
+        // a slow operation stops at the time limit
+        let spec = catalog::lookup("ipc.pipe_rtt").unwrap();
+        let r = time_loop::<MetricError>(spec, &req("ipc.pipe_rtt", 1_000_000, 20), || {
+            std::thread::sleep(Duration::from_millis(5));
+            Ok(())
+        })
+        .unwrap();
+        assert!(r.truncated);
+        assert!(r.iterations >= 4 && r.iterations < 10, "{}", r.iterations);
+        assert!(r.elapsed_ns >= 5_000_000 * r.iterations);
+    }
+
+    #[test]
+    fn unknown_metric_names_the_known_ones() {
+        let ctx = Context { noop: std::ffi::CString::new("/bin/true").unwrap() };
+        let err = run(&req("syscall.nope", 1, 1), &ctx).unwrap_err().to_string();
+        assert!(err.contains("syscall.nope") && err.contains("syscall.getpid"), "{err}");
+    }
+}
