@@ -8,5 +8,6 @@ pub mod container;
 pub mod env;
 pub mod process;
 pub mod report;
+pub mod runner;
 pub mod vm;
 pub mod workloads;

@@ -43,6 +43,11 @@ pub fn to_v2_bytes(h: &Histogram<u64>) -> Result<Vec<u8>, HistError> {
 /// Decodes what [`encode`] produced.
 pub fn decode(s: &str) -> Result<Histogram<u64>, HistError> {
     let bytes = base64::engine::general_purpose::STANDARD.decode(s.trim())?;
+    from_v2_bytes(&bytes)
+}
+
+/// Decodes raw V2 bytes (a `histograms/*.hdr` file).
+pub fn from_v2_bytes(bytes: &[u8]) -> Result<Histogram<u64>, HistError> {
     let mut h: Histogram<u64> = Deserializer::new().deserialize(&mut &bytes[..]).map_err(HistError::Decode)?;
     h.auto(true);
     Ok(h)

@@ -1,1 +1,123 @@
-//! Collectors.
+//! Collectors: what a run measured, summarized the way latency people read
+//! it (HdrHistogram percentiles, not a mean alone), plus the host facts that
+//! make a figure interpretable.
+
+pub mod host;
+pub mod summary;
+
+use hdrhistogram::Histogram;
+use isobench_workloads::catalog::{self, MetricSpec, Unit};
+use isobench_workloads::hist;
+use isobench_workloads::protocol::RunResult;
+use serde::{Deserialize, Serialize};
+
+pub use summary::Summary;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error("the agent measured {0:?}, which is not in the catalogue")]
+    UnknownMetric(String),
+    #[error(transparent)]
+    Hist(#[from] hist::HistError),
+}
+
+/// Everything measured for one environment × metric, possibly merged from
+/// several agent runs (criterion calls the agent once per sample).
+#[derive(Debug, Clone)]
+pub struct Measurement {
+    /// Environment name: "native", "container", "vm".
+    pub env: String,
+    /// Column label with caveats, e.g. "vm (emulated (TCG))".
+    pub env_label: String,
+    pub metric: &'static MetricSpec,
+    /// Per-operation latency, ns.
+    pub histogram: Histogram<u64>,
+    /// Operations timed, over all runs.
+    pub iterations: u64,
+    /// Time the timed loops took, ns, over all runs.
+    pub elapsed_ns: u64,
+    /// Some run stopped at its time bound before its iteration count.
+    pub truncated: bool,
+}
+
+impl Measurement {
+    pub fn new(env: &str, env_label: &str, metric: &'static MetricSpec) -> Self {
+        Measurement {
+            env: env.to_string(),
+            env_label: env_label.to_string(),
+            metric,
+            histogram: hist::new_ns(),
+            iterations: 0,
+            elapsed_ns: 0,
+            truncated: false,
+        }
+    }
+
+    /// Adds one agent result.
+    pub fn add(&mut self, r: &RunResult) -> Result<(), CollectError> {
+        if r.metric != self.metric.name {
+            return Err(CollectError::UnknownMetric(r.metric.clone()));
+        }
+        let h = hist::decode(&r.histogram)?;
+        self.histogram.add(&h).expect("auto-resizing histograms always add");
+        self.iterations += r.iterations;
+        self.elapsed_ns += r.elapsed_ns;
+        self.truncated |= r.truncated;
+        Ok(())
+    }
+
+    pub fn unit(&self) -> Unit {
+        self.metric.unit
+    }
+
+    pub fn summary(&self) -> Summary {
+        Summary::of(self)
+    }
+
+    /// File-name stem: `<env>.<metric>`.
+    pub fn stem(&self) -> String {
+        format!("{}.{}", self.env, self.metric.name)
+    }
+
+    pub fn record(&self) -> MeasurementRecord {
+        MeasurementRecord {
+            env: self.env.clone(),
+            env_label: self.env_label.clone(),
+            metric: self.metric.name.to_string(),
+            unit: self.metric.unit,
+            iterations: self.iterations,
+            elapsed_ns: self.elapsed_ns,
+            truncated: self.truncated,
+            histogram: format!("histograms/{}.hdr", self.stem()),
+        }
+    }
+
+    /// Rebuilds a measurement from its record and histogram.
+    pub fn from_record(rec: &MeasurementRecord, histogram: Histogram<u64>) -> Result<Self, CollectError> {
+        let metric = catalog::lookup(&rec.metric).ok_or_else(|| CollectError::UnknownMetric(rec.metric.clone()))?;
+        Ok(Measurement {
+            env: rec.env.clone(),
+            env_label: rec.env_label.clone(),
+            metric,
+            histogram,
+            iterations: rec.iterations,
+            elapsed_ns: rec.elapsed_ns,
+            truncated: rec.truncated,
+        })
+    }
+}
+
+/// How a measurement is listed in `measurements.json` (its histogram lives in
+/// `histograms/`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeasurementRecord {
+    pub env: String,
+    pub env_label: String,
+    pub metric: String,
+    pub unit: Unit,
+    pub iterations: u64,
+    pub elapsed_ns: u64,
+    pub truncated: bool,
+    /// Relative path of the hdrhistogram V2 file.
+    pub histogram: String,
+}

@@ -1,1 +1,279 @@
-//! Reports.
+//! Results folders and the files in them (DESIGN.md "Results"):
+//!
+//! ```text
+//! results/<UTC timestamp>-<hostname>/
+//!   run.json            host facts, environments (accelerator and why), parameters
+//!   measurements.json   one record per env × metric (counts, elapsed, histogram file)
+//!   summary.csv         one row per env × metric: n, min, p50, p90, p99, p99.9, max, mean, stdev, unit
+//!   summary.json        the same rows as JSON
+//!   histograms/         hdrhistogram V2 files, ns per operation
+//!   plots/              SVG and PNG charts
+//!   report.md           overhead vs native per metric, plots inline, caveats
+//! results/latest -> <newest folder>
+//! ```
+//!
+//! Every file is written to a temporary name and renamed into place, so an
+//! interrupted run leaves what it finished and never a half-written file.
+//! Measurements are saved as soon as they exist; the derived files are
+//! re-rendered from them.
+
+mod csv;
+pub mod markdown;
+pub mod plot;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::collect::{CollectError, Measurement, MeasurementRecord};
+
+/// Version of the results schema (run.json `schema`; csv columns are stable
+/// within a version).
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("summary.csv: {0}")]
+    Csv(#[from] ::csv::Error),
+    #[error("plot {path}: {message}")]
+    Plot { path: PathBuf, message: String },
+    #[error(transparent)]
+    Collect(#[from] CollectError),
+    #[error(transparent)]
+    Hist(#[from] isobench_workloads::hist::HistError),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
+    move |source| ReportError::Io { path: path.to_path_buf(), source }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and a
+/// rename, so readers never see a partial file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(io_err(dir))?;
+    tmp.write_all(bytes).map_err(io_err(path))?;
+    tmp.as_file().sync_data().map_err(io_err(path))?;
+    tmp.persist(path).map_err(|e| ReportError::Io { path: path.to_path_buf(), source: e.error })?;
+    Ok(())
+}
+
+/// `20261130T024500Z`-style UTC timestamp.
+pub fn utc_stamp() -> String {
+    chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string()
+}
+
+/// One results folder.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    pub path: PathBuf,
+}
+
+impl RunDir {
+    /// Uses (and creates) exactly `path`.
+    pub fn at(path: &Path) -> Result<RunDir, ReportError> {
+        std::fs::create_dir_all(path.join("histograms")).map_err(io_err(path))?;
+        Ok(RunDir { path: path.to_path_buf() })
+    }
+
+    /// Creates `<results_root>/<UTC timestamp>-<hostname>` and points
+    /// `<results_root>/latest` at it.
+    pub fn create_in(results_root: &Path) -> Result<RunDir, ReportError> {
+        let host = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "host".into());
+        let mut name = format!("{}-{}", utc_stamp(), host);
+        let mut n = 1;
+        while results_root.join(&name).exists() {
+            n += 1;
+            name = format!("{}-{}-{}", utc_stamp(), host, n);
+        }
+        let dir = RunDir::at(&results_root.join(&name))?;
+        dir.point_latest()?;
+        Ok(dir)
+    }
+
+    /// The folder for this `cargo bench` invocation: `$ISOBENCH_RUN_DIR` when
+    /// set, else one folder shared by all bench binaries that the same cargo
+    /// process (our parent) runs, so `cargo bench` gives one results folder.
+    pub fn for_cargo_bench(results_root: &Path) -> Result<RunDir, ReportError> {
+        if let Some(dir) = std::env::var_os("ISOBENCH_RUN_DIR") {
+            let d = RunDir::at(Path::new(&dir))?;
+            d.point_latest()?;
+            return Ok(d);
+        }
+        std::fs::create_dir_all(results_root).map_err(io_err(results_root))?;
+        let ppid = nix::unistd::getppid().as_raw();
+        // The parent's start time (field 22 of /proc/PID/stat) tells two
+        // cargo processes with a recycled PID apart.
+        let start = std::fs::read_to_string(format!("/proc/{ppid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit(')').next().and_then(|rest| rest.split_whitespace().nth(19).map(String::from)))
+            .unwrap_or_default();
+        let marker = results_root.join(format!(".cargo-bench-{ppid}-{start}"));
+        if let Ok(name) = std::fs::read_to_string(&marker) {
+            let path = results_root.join(name.trim());
+            if path.is_dir() {
+                return Ok(RunDir { path });
+            }
+        }
+        // Markers of finished cargo processes are stale.
+        if let Ok(entries) = std::fs::read_dir(results_root) {
+            for e in entries.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if let Some(pid) = n.strip_prefix(".cargo-bench-").and_then(|r| r.split('-').next()) {
+                    if !Path::new(&format!("/proc/{pid}")).exists() {
+                        let _ = std::fs::remove_file(e.path());
+                    }
+                }
+            }
+        }
+        let dir = RunDir::create_in(results_root)?;
+        let name = dir.path.file_name().expect("run dir has a name").to_string_lossy().into_owned();
+        write_atomic(&marker, name.as_bytes())?;
+        Ok(dir)
+    }
+
+    fn point_latest(&self) -> Result<(), ReportError> {
+        let Some(root) = self.path.parent() else { return Ok(()) };
+        let name = self.path.file_name().expect("run dir has a name");
+        let tmp = root.join(".latest.tmp");
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(name, &tmp).map_err(io_err(&tmp))?;
+        std::fs::rename(&tmp, root.join("latest")).map_err(io_err(root))?;
+        Ok(())
+    }
+
+    fn read_json(&self, file: &str) -> Result<Option<Value>, ReportError> {
+        let path = self.path.join(file);
+        match std::fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|source| ReportError::Json { path, source }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ReportError::Io { path, source: e }),
+        }
+    }
+
+    fn write_json(&self, file: &str, v: &impl serde::Serialize) -> Result<(), ReportError> {
+        let path = self.path.join(file);
+        let mut bytes = serde_json::to_vec_pretty(v).map_err(|source| ReportError::Json { path: path.clone(), source })?;
+        bytes.push(b'\n');
+        write_atomic(&path, &bytes)
+    }
+
+    /// run.json as it is now (an empty object when absent).
+    pub fn run_json(&self) -> Result<Value, ReportError> {
+        Ok(self.read_json("run.json")?.unwrap_or_else(|| serde_json::json!({})))
+    }
+
+    /// Read-modify-writes run.json; keys set by `f` are merged into what
+    /// earlier bench binaries wrote (objects merge, other values replace).
+    pub fn update_run_json(&self, patch: Value) -> Result<(), ReportError> {
+        let mut v = self.run_json()?;
+        merge(&mut v, patch);
+        if let Value::Object(m) = &mut v {
+            m.insert("schema".into(), SCHEMA_VERSION.into());
+        }
+        self.write_json("run.json", &v)
+    }
+
+    /// Saves one measurement (histogram file + its record), replacing an
+    /// earlier one of the same env × metric.
+    pub fn save(&self, m: &Measurement) -> Result<(), ReportError> {
+        let rec = m.record();
+        write_atomic(&self.path.join(&rec.histogram), &isobench_workloads::hist::to_v2_bytes(&m.histogram)?)?;
+        let mut records = self.records()?;
+        records.retain(|r| !(r.env == rec.env && r.metric == rec.metric));
+        records.push(rec);
+        self.write_json("measurements.json", &records)
+    }
+
+    fn records(&self) -> Result<Vec<MeasurementRecord>, ReportError> {
+        let path = self.path.join("measurements.json");
+        match self.read_json("measurements.json")? {
+            None => Ok(Vec::new()),
+            Some(v) => serde_json::from_value(v).map_err(|source| ReportError::Json { path, source }),
+        }
+    }
+
+    /// Every saved measurement, in catalogue × environment order.
+    pub fn measurements(&self) -> Result<Vec<Measurement>, ReportError> {
+        let mut out = Vec::new();
+        for rec in self.records()? {
+            let path = self.path.join(&rec.histogram);
+            let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+            let h = isobench_workloads::hist::from_v2_bytes(&bytes)?;
+            out.push(Measurement::from_record(&rec, h)?);
+        }
+        out.sort_by_key(|m| (catalog_index(m.metric.name), env_order(&m.env)));
+        Ok(out)
+    }
+
+    /// Writes summary.csv, summary.json, plots/ and report.md from what is
+    /// saved. Returns the path of report.md. A chart that cannot be drawn is a
+    /// warning in the report, never a lost result.
+    pub fn render(&self) -> Result<PathBuf, ReportError> {
+        let ms = self.measurements()?;
+        let summaries: Vec<_> = ms.iter().map(Measurement::summary).collect();
+        write_atomic(&self.path.join("summary.csv"), &csv::summary_csv(&summaries)?)?;
+        self.write_json("summary.json", &summaries)?;
+        let run = self.run_json()?;
+        let mut warnings = Vec::new();
+        let plots = match plot::render_all(&self.path.join("plots"), &ms) {
+            Ok(p) => p,
+            Err(e) => {
+                warnings.push(format!("plots were not drawn: {e}"));
+                Vec::new()
+            }
+        };
+        let md = markdown::report(&run, &ms, &plots, &warnings);
+        let path = self.path.join("report.md");
+        write_atomic(&path, md.as_bytes())?;
+        Ok(path)
+    }
+}
+
+/// Position of a metric in the catalogue (report order).
+pub fn catalog_index(metric: &str) -> usize {
+    isobench_workloads::catalog::CATALOG.iter().position(|m| m.name == metric).unwrap_or(usize::MAX)
+}
+
+/// Report column order of an environment name (native first).
+pub fn env_order(env: &str) -> (usize, String) {
+    let i = crate::env::EnvKind::ALL.iter().position(|k| k.as_str() == env).unwrap_or(usize::MAX);
+    (i, env.to_string())
+}
+
+/// Deep-merges `patch` into `base`: objects merge key by key, anything else
+/// replaces.
+pub fn merge(base: &mut Value, patch: Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                merge(b.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (b, p) => *b = p,
+    }
+}
+
+/// Groups measurements by metric, keeping report order.
+pub fn by_metric(ms: &[Measurement]) -> BTreeMap<(usize, &'static str), Vec<&Measurement>> {
+    let mut g: BTreeMap<(usize, &'static str), Vec<&Measurement>> = BTreeMap::new();
+    for m in ms {
+        g.entry((catalog_index(m.metric.name), m.metric.name)).or_default().push(m);
+    }
+    g
+}

@@ -1,0 +1,150 @@
+//! Host facts recorded with every run (run.json): without the CPU, kernel,
+//! frequency governor, cgroup mode and load, a latency figure cannot be
+//! compared with anyone else's.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde::Serialize;
+
+/// How the host mounts cgroups, detected by filesystem magic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CgroupMode {
+    /// cgroup2 mounted at /sys/fs/cgroup.
+    V2,
+    /// v1 controllers under a tmpfs at /sys/fs/cgroup, no cgroup2.
+    V1,
+    /// v1 controllers plus a cgroup2 at /sys/fs/cgroup/unified.
+    Hybrid,
+    /// Nothing recognisable at /sys/fs/cgroup.
+    None,
+}
+
+fn fs_type(path: &str) -> Option<nix::sys::statfs::FsType> {
+    nix::sys::statfs::statfs(path).ok().map(|s| s.filesystem_type())
+}
+
+/// Detects the cgroup mode of the host (by `statfs` magic, as systemd and
+/// runc do, not by guessing from paths).
+pub fn cgroup_mode() -> CgroupMode {
+    cgroup_mode_at(Path::new("/sys/fs/cgroup"))
+}
+
+/// [`cgroup_mode`] for a cgroup root other than /sys/fs/cgroup.
+pub fn cgroup_mode_at(root: &Path) -> CgroupMode {
+    use nix::sys::statfs::{CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC, TMPFS_MAGIC};
+    let root_s = root.to_string_lossy();
+    match fs_type(&root_s) {
+        Some(t) if t == CGROUP2_SUPER_MAGIC => CgroupMode::V2,
+        Some(t) if t == TMPFS_MAGIC => {
+            let unified = root.join("unified");
+            if fs_type(&unified.to_string_lossy()) == Some(CGROUP2_SUPER_MAGIC) {
+                CgroupMode::Hybrid
+            } else if std::fs::read_dir(root)
+                .map(|d| d.flatten().any(|e| fs_type(&e.path().to_string_lossy()) == Some(CGROUP_SUPER_MAGIC)))
+                .unwrap_or(false)
+            {
+                CgroupMode::V1
+            } else {
+                CgroupMode::None
+            }
+        }
+        Some(t) if t == CGROUP_SUPER_MAGIC => CgroupMode::V1,
+        _ => CgroupMode::None,
+    }
+}
+
+/// Host metadata for run.json.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostInfo {
+    pub hostname: String,
+    pub cpu_model: String,
+    /// Online logical CPUs.
+    pub cpus: usize,
+    pub kernel: String,
+    pub kernel_cmdline: String,
+    /// cpufreq governor of cpu0, when the host exposes cpufreq.
+    pub governor: Option<String>,
+    pub clocksource: Option<String>,
+    pub cgroup_mode: CgroupMode,
+    /// 1-minute load average at the start of the run.
+    pub load_avg_1m: f64,
+    /// `git describe` of the isobench checkout, when it is one.
+    pub isobench_revision: Option<String>,
+    pub qemu_version: Option<String>,
+}
+
+fn read_trim(path: &str) -> Option<String> {
+    std::fs::read_to_string(path).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+fn first_line_of(cmd: &str, args: &[&str], dir: Option<&Path>) -> Option<String> {
+    let mut c = Command::new(cmd);
+    c.args(args);
+    if let Some(d) = dir {
+        c.current_dir(d);
+    }
+    let out = c.output().ok().filter(|o| o.status.success())?;
+    String::from_utf8_lossy(&out.stdout).lines().next().map(|l| l.trim().to_string())
+}
+
+/// The QEMU version line, e.g. "QEMU emulator version 7.2.19 (Debian ...)".
+pub fn qemu_version() -> Option<String> {
+    first_line_of("qemu-system-x86_64", &["--version"], None)
+}
+
+impl HostInfo {
+    /// Reads the host facts (cheap: a few /proc and /sys files, two commands).
+    pub fn collect() -> HostInfo {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        let uname = nix::sys::utsname::uname().ok();
+        HostInfo {
+            hostname: nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "host".into()),
+            cpu_model,
+            cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            kernel: uname.map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default(),
+            kernel_cmdline: read_trim("/proc/cmdline").unwrap_or_default(),
+            governor: read_trim("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+            clocksource: read_trim("/sys/devices/system/clocksource/clocksource0/current_clocksource"),
+            cgroup_mode: cgroup_mode(),
+            load_avg_1m: read_trim("/proc/loadavg")
+                .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+                .unwrap_or(0.0),
+            isobench_revision: first_line_of(
+                "git",
+                &["describe", "--always", "--dirty", "--abbrev=12"],
+                Some(&crate::workloads::repo_root()),
+            ),
+            qemu_version: qemu_version(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collects_this_hosts_facts() {
+        let h = HostInfo::collect();
+        assert!(h.cpus >= 1);
+        assert!(!h.kernel.is_empty());
+        assert_eq!(h.kernel, std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap().trim());
+        // this machine family mounts cgroups somehow; "none" would be a detection bug
+        assert_ne!(h.cgroup_mode, CgroupMode::None);
+    }
+
+    #[test]
+    fn a_plain_directory_is_no_cgroup_root() {
+        let d = tempfile::tempdir().unwrap();
+        // tmpfs or ext4 without cgroup mounts below it
+        assert_eq!(cgroup_mode_at(d.path()), CgroupMode::None);
+    }
+}

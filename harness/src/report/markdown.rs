@@ -1,0 +1,222 @@
+//! report.md: what each isolation costs here, as tables of p50/p99 with the
+//! overhead against native (ratio and percent), the plots inline, and the
+//! caveats a reader needs (emulated guests, noise, truncated loops).
+
+use std::fmt::Write;
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::collect::{Measurement, Summary};
+
+use super::by_metric;
+
+/// Overhead of `value` against the native `base`, as "1.23× (+23.0 %)".
+pub fn overhead(value: f64, base: f64) -> String {
+    if base <= 0.0 {
+        return "n/a".into();
+    }
+    let r = value / base;
+    format!("{r:.2}× ({:+.1} %)", (r - 1.0) * 100.0)
+}
+
+/// Formats a value in a metric's display unit with sensible precision.
+pub fn num(v: f64) -> String {
+    if v >= 1000.0 {
+        format!("{v:.0}")
+    } else if v >= 100.0 {
+        format!("{v:.1}")
+    } else if v >= 10.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+fn s(v: &Value, path: &[&str]) -> Option<String> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(p)?;
+    }
+    match cur {
+        Value::String(x) => Some(x.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+/// Environments present in `ms`, in column order, with their labels.
+fn columns(ms: &[Measurement]) -> Vec<(String, String)> {
+    let mut cols: Vec<(String, String)> = Vec::new();
+    for m in ms {
+        if !cols.iter().any(|(e, _)| *e == m.env) {
+            cols.push((m.env.clone(), m.env_label.clone()));
+        }
+    }
+    cols.sort_by_key(|(e, _)| super::env_order(e));
+    cols
+}
+
+/// Renders report.md. `plots` are paths relative to the run folder.
+pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[String]) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "# isobench report: what isolation costs on {}\n", s(run, &["host", "hostname"]).unwrap_or_else(|| "this host".into()));
+    let _ = writeln!(o, "| | |\n|---|---|");
+    let rows = [
+        ("date (UTC)", s(run, &["started_utc"])),
+        ("CPU", s(run, &["host", "cpu_model"]).map(|m| format!("{m} ({} CPUs)", s(run, &["host", "cpus"]).unwrap_or_default()))),
+        ("kernel", s(run, &["host", "kernel"])),
+        ("cgroup mode", s(run, &["host", "cgroup_mode"])),
+        ("governor", s(run, &["host", "governor"]).or(Some("not exposed".into()))),
+        ("clocksource", s(run, &["host", "clocksource"])),
+        ("load average at start", s(run, &["host", "load_avg_1m"])),
+        ("isobench revision", s(run, &["host", "isobench_revision"])),
+        ("QEMU", s(run, &["host", "qemu_version"])),
+        ("vm accelerator", s(run, &["environments", "vm", "metadata", "accel"]).map(|a| {
+            format!("{a} — {}", s(run, &["environments", "vm", "metadata", "accel_reason"]).unwrap_or_default())
+        })),
+        ("driver", s(run, &["parameters", "driver"])),
+        ("parameters", run.get("parameters").map(|p| format!("`{p}`"))),
+    ];
+    for (k, v) in rows {
+        if let Some(v) = v {
+            let _ = writeln!(o, "| {k} | {} |", v.replace('|', "\\|"));
+        }
+    }
+    o.push('\n');
+
+    let mut notes: Vec<String> = warnings.to_vec();
+    if let Some(Value::Object(envs)) = run.get("environments") {
+        for (name, e) in envs {
+            if let Some(reason) = s(e, &["skipped"]) {
+                notes.push(format!("{name}: skipped: {reason}"));
+            }
+        }
+    }
+    if ms.iter().any(|m| m.env_label.contains("TCG")) {
+        notes.push(
+            "the vm ran under TCG: QEMU emulated the CPU, so its column measures emulation, not a hypervisor; \
+             its ratios are labelled \"emulated (TCG)\" and must not be read as KVM overhead"
+                .into(),
+        );
+    }
+    if ms.iter().any(|m| m.truncated) {
+        notes.push("some loops hit their time bound before their iteration count (marked †); their n is smaller".into());
+    }
+    if let Some(load) = run.pointer("/host/load_avg_1m").and_then(Value::as_f64) {
+        let cpus = run.pointer("/host/cpus").and_then(Value::as_f64).unwrap_or(1.0);
+        if load > 0.5 * cpus {
+            notes.push(format!("the machine was busy at start (load average {load:.2} on {cpus} CPUs): expect noise"));
+        }
+    }
+    if !notes.is_empty() {
+        let _ = writeln!(o, "**Caveats**\n");
+        for n in &notes {
+            let _ = writeln!(o, "- {n}");
+        }
+        o.push('\n');
+    }
+
+    let cols = columns(ms);
+    let groups = by_metric(ms);
+    let _ = writeln!(o, "## Summary: p50, and overhead vs native\n");
+    let _ = write!(o, "| metric | unit |");
+    for (_, label) in &cols {
+        let _ = write!(o, " {label} |");
+    }
+    let _ = write!(o, "\n|---|---|");
+    for _ in &cols {
+        o.push_str("---:|");
+    }
+    o.push('\n');
+    for ((_, name), group) in &groups {
+        let unit = group[0].unit().label();
+        let native = group.iter().find(|m| m.env == "native").map(|m| m.summary().p50);
+        let _ = write!(o, "| {name} | {unit} |");
+        for (env, _) in &cols {
+            match group.iter().find(|m| &m.env == env) {
+                None => o.push_str(" – |"),
+                Some(m) => {
+                    let p50 = m.summary().p50;
+                    let mark = if m.truncated { "†" } else { "" };
+                    match native {
+                        Some(b) if env != "native" => {
+                            let _ = write!(o, " {}{mark} ({}) |", num(p50), overhead(p50, b));
+                        }
+                        _ => {
+                            let _ = write!(o, " {}{mark} |", num(p50));
+                        }
+                    }
+                }
+            }
+        }
+        o.push('\n');
+    }
+    o.push('\n');
+
+    for ((_, name), group) in &groups {
+        let spec = group[0].metric;
+        let unit = spec.unit.label();
+        let _ = writeln!(o, "## {name}\n\n{} — method: {}.\n", spec.operation, spec.reference);
+        let _ = writeln!(o, "| environment | n | p50 ({unit}) | p90 | p99 | max | overhead vs native (p50) | overhead (p99) |");
+        let _ = writeln!(o, "|---|---:|---:|---:|---:|---:|---:|---:|");
+        let native: Option<Summary> = group.iter().find(|m| m.env == "native").map(|m| m.summary());
+        for m in group {
+            let sm = m.summary();
+            let (o50, o99) = match &native {
+                Some(b) if m.env != "native" => (overhead(sm.p50, b.p50), overhead(sm.p99, b.p99)),
+                Some(_) => ("baseline".into(), "baseline".into()),
+                None => ("no native run".into(), "".into()),
+            };
+            let mark = if m.truncated { " †" } else { "" };
+            let _ = writeln!(
+                o,
+                "| {}{mark} | {} | {} | {} | {} | {} | {o50} | {o99} |",
+                m.env_label,
+                sm.n,
+                num(sm.p50),
+                num(sm.p90),
+                num(sm.p99),
+                num(sm.max)
+            );
+        }
+        o.push('\n');
+        for p in plots.iter().filter(|p| p.file_stem().is_some_and(|st| st == *name) && p.extension().is_some_and(|e| e == "svg")) {
+            let _ = writeln!(o, "![{name}]({})\n", p.display());
+        }
+    }
+
+    if let Some(Value::Object(envs)) = run.get("environments") {
+        let starts: Vec<_> = envs.iter().filter_map(|(n, e)| e.get("start_ms").and_then(Value::as_f64).map(|v| (n, e, v))).collect();
+        if !starts.is_empty() {
+            let _ = writeln!(o, "## Environment start (host-timed: start → agent ready)\n");
+            let _ = writeln!(o, "| environment | start → agent ready (ms) |\n|---|---:|");
+            for (n, e, v) in starts {
+                let label = s(e, &["label"]).unwrap_or_else(|| n.clone());
+                let _ = writeln!(o, "| {label} | {} |", num(v));
+            }
+            o.push('\n');
+        }
+    }
+    if plots.iter().any(|p| p.file_stem().is_some_and(|s| s == "overhead")) {
+        let _ = writeln!(o, "## Overhead at a glance\n\n![overhead](plots/overhead.svg)\n");
+    }
+    let _ = writeln!(
+        o,
+        "---\nLatencies are per operation, recorded in HdrHistogram (3 significant digits); round trips are closed-loop. \
+         Overhead = environment p50 ÷ native p50 from the same run. Files: summary.csv, summary.json, histograms/ (HdrHistogram V2), run.json."
+    );
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overhead_formats_ratio_and_percent() {
+        assert_eq!(overhead(150.0, 100.0), "1.50× (+50.0 %)");
+        assert_eq!(overhead(90.0, 100.0), "0.90× (-10.0 %)");
+        assert_eq!(overhead(1.0, 0.0), "n/a");
+    }
+}

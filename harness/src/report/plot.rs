@@ -1,0 +1,252 @@
+//! Charts (plotters), each written as SVG and PNG at 900×500 px:
+//!
+//! - `plots/<metric>.svg|png`: one bar per environment, p50 with a p10–p90
+//!   whisker, in the metric's unit; the environment labels carry the vm's
+//!   accelerator ("vm (emulated (TCG))").
+//! - `plots/overhead.svg|png`: p50 ratio to native per metric and
+//!   environment on a log axis, bars growing from 1× (no overhead).
+//!
+//! Environment colours are fixed ([`env_color`]) so every chart agrees.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::{register_font, FontStyle};
+
+use crate::collect::{Measurement, Summary};
+
+use super::{by_metric, markdown::num, ReportError};
+
+/// Pixel size of every chart.
+pub const SIZE: (u32, u32) = (900, 500);
+
+/// TrueType fonts tried for chart text, in order (Debian's fonts-dejavu-core
+/// first; scripts/setup installs it).
+pub const FONT_CANDIDATES: [&str; 4] = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+];
+
+const FONT: &str = "sans-serif";
+
+fn ensure_font() -> Result<(), String> {
+    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let from_env = std::env::var("ISOBENCH_FONT").ok();
+        for path in from_env.iter().map(String::as_str).chain(FONT_CANDIDATES) {
+            if let Ok(bytes) = std::fs::read(path) {
+                // plotters keeps registered fonts for the life of the process.
+                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                return register_font(FONT, FontStyle::Normal, bytes).map_err(|_| format!("{path} is not a usable TrueType font"));
+            }
+        }
+        Err("no TrueType font found: install fonts-dejavu-core (scripts/setup does) or set ISOBENCH_FONT".into())
+    })
+    .clone()
+}
+
+/// The colour of an environment in every chart.
+pub fn env_color(env: &str) -> RGBColor {
+    match env {
+        "native" => RGBColor(31, 119, 180),
+        "container" => RGBColor(44, 160, 44),
+        "vm" => RGBColor(214, 39, 40),
+        _ => RGBColor(148, 103, 189),
+    }
+}
+
+struct Bar {
+    env: String,
+    label: String,
+    p10: f64,
+    p50: f64,
+    p90: f64,
+}
+
+fn draw_metric<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, unit: &str, bars: &[Bar]) -> Result<(), String> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let n = bars.len();
+    let ymax = bars.iter().map(|b| b.p90.max(b.p50)).fold(0.0, f64::max).max(f64::MIN_POSITIVE) * 1.2;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FONT, 22))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d((0..n).into_segmented(), 0f64..ymax)
+        .map_err(e)?;
+    let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n.max(1))
+        .x_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
+            _ => String::new(),
+        })
+        .y_desc(format!("{unit} per operation (bar p50, whisker p10–p90)"))
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 14))
+        .draw()
+        .map_err(e)?;
+    chart
+        .draw_series(bars.iter().enumerate().map(|(i, b)| {
+            let mut r = Rectangle::new([(SegmentValue::Exact(i), 0.0), (SegmentValue::Exact(i + 1), b.p50)], env_color(&b.env).mix(0.85).filled());
+            r.set_margin(0, 0, 25, 25);
+            r
+        }))
+        .map_err(e)?;
+    chart
+        .draw_series(bars.iter().enumerate().map(|(i, b)| {
+            PathElement::new(vec![(SegmentValue::CenterOf(i), b.p10), (SegmentValue::CenterOf(i), b.p90)], BLACK.stroke_width(2))
+        }))
+        .map_err(e)?;
+    chart
+        .draw_series(bars.iter().enumerate().map(|(i, b)| {
+            Text::new(format!("{} {unit}", num(b.p50)), (SegmentValue::CenterOf(i), b.p90.max(b.p50) * 1.03), (FONT, 14))
+        }))
+        .map_err(e)?;
+    root.present().map_err(e)
+}
+
+struct Group {
+    metric: String,
+    /// (env, label, ratio)
+    ratios: Vec<(String, String, f64)>,
+}
+
+fn draw_overhead<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, groups: &[Group]) -> Result<(), String> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let mut envs: Vec<(String, String)> = Vec::new();
+    for g in groups {
+        for (env, label, _) in &g.ratios {
+            if !envs.iter().any(|(x, _)| x == env) {
+                envs.push((env.clone(), label.clone()));
+            }
+        }
+    }
+    envs.sort_by_key(|(e, _)| super::env_order(e));
+    let k = envs.len().max(1);
+    let slots = groups.len() * (k + 1);
+    let all = groups.iter().flat_map(|g| g.ratios.iter().map(|r| r.2));
+    let (lo, hi) = all.fold((1.0f64, 1.0f64), |(lo, hi), r| (lo.min(r), hi.max(r)));
+    let (lo, hi) = ((lo / 1.5).min(0.5), (hi * 1.5).max(2.0));
+    let mut chart = ChartBuilder::on(&root)
+        .caption("overhead vs native (p50 ratio, log scale)", (FONT, 22))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d((0..slots).into_segmented(), (lo..hi).log_scale())
+        .map_err(e)?;
+    let names: Vec<String> = groups.iter().map(|g| g.metric.clone()).collect();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(slots.max(1))
+        .x_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) if i % (k + 1) == k / 2 => names.get(i / (k + 1)).cloned().unwrap_or_default(),
+            _ => String::new(),
+        })
+        .y_desc("× native (1 = no overhead)")
+        .y_label_formatter(&|v| format!("{v:.2}×"))
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 14))
+        .draw()
+        .map_err(e)?;
+    for (j, (env, label)) in envs.iter().enumerate() {
+        let color = env_color(env);
+        let bars: Vec<_> = groups
+            .iter()
+            .enumerate()
+            .filter_map(|(gi, g)| g.ratios.iter().find(|r| &r.0 == env).map(|r| (gi * (k + 1) + j, r.2)))
+            .collect();
+        chart
+            .draw_series(bars.into_iter().map(move |(slot, r)| {
+                let mut rect = Rectangle::new([(SegmentValue::Exact(slot), 1.0), (SegmentValue::Exact(slot + 1), r)], color.mix(0.85).filled());
+                rect.set_margin(0, 0, 3, 3);
+                rect
+            }))
+            .map_err(e)?
+            .label(label.clone())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled()));
+    }
+    chart
+        .draw_series(std::iter::once(PathElement::new(
+            vec![(SegmentValue::Exact(0), 1.0), (SegmentValue::Exact(slots), 1.0)],
+            BLACK.stroke_width(1),
+        )))
+        .map_err(e)?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font((FONT, 14))
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(e)?;
+    root.present().map_err(e)
+}
+
+fn both<F>(dir: &Path, stem: &str, out: &mut Vec<PathBuf>, draw: F) -> Result<(), ReportError>
+where
+    F: Fn(Option<&Path>, Option<&Path>) -> Result<(), String>,
+{
+    for ext in ["svg", "png"] {
+        let final_path = dir.join(format!("{stem}.{ext}"));
+        // Drawn to a temporary name, then renamed: no half-written chart.
+        let tmp = dir.join(format!(".tmp-{stem}.{ext}"));
+        let res = if ext == "svg" { draw(Some(&tmp), None) } else { draw(None, Some(&tmp)) };
+        res.map_err(|message| ReportError::Plot { path: final_path.clone(), message })?;
+        std::fs::rename(&tmp, &final_path).map_err(|source| ReportError::Io { path: final_path.clone(), source })?;
+        out.push(PathBuf::from("plots").join(format!("{stem}.{ext}")));
+    }
+    Ok(())
+}
+
+/// Draws every chart for `ms` into `dir`; returns their paths relative to the
+/// run folder (`plots/…`).
+pub fn render_all(dir: &Path, ms: &[Measurement]) -> Result<Vec<PathBuf>, ReportError> {
+    ensure_font().map_err(|message| ReportError::Plot { path: dir.to_path_buf(), message })?;
+    std::fs::create_dir_all(dir).map_err(|source| ReportError::Io { path: dir.to_path_buf(), source })?;
+    let mut out = Vec::new();
+    let mut groups = Vec::new();
+    for ((_, name), group) in by_metric(ms) {
+        let unit = group[0].unit().label();
+        let bars: Vec<Bar> = group
+            .iter()
+            .map(|m| Bar {
+                env: m.env.clone(),
+                label: m.env_label.clone(),
+                p10: Summary::quantile(m, 0.10),
+                p50: Summary::quantile(m, 0.50),
+                p90: Summary::quantile(m, 0.90),
+            })
+            .collect();
+        let title = format!("{name} ({unit})");
+        both(dir, name, &mut out, |svg, png| match (svg, png) {
+            (Some(p), _) => draw_metric(SVGBackend::new(p, SIZE).into_drawing_area(), &title, unit, &bars),
+            (_, Some(p)) => draw_metric(BitMapBackend::new(p, SIZE).into_drawing_area(), &title, unit, &bars),
+            _ => Ok(()),
+        })?;
+        if let Some(native) = bars.iter().find(|b| b.env == "native") {
+            let ratios: Vec<_> =
+                bars.iter().filter(|b| b.env != "native" && native.p50 > 0.0).map(|b| (b.env.clone(), b.label.clone(), b.p50 / native.p50)).collect();
+            if !ratios.is_empty() {
+                groups.push(Group { metric: name.to_string(), ratios });
+            }
+        }
+    }
+    if !groups.is_empty() {
+        both(dir, "overhead", &mut out, |svg, png| match (svg, png) {
+            (Some(p), _) => draw_overhead(SVGBackend::new(p, SIZE).into_drawing_area(), &groups),
+            (_, Some(p)) => draw_overhead(BitMapBackend::new(p, SIZE).into_drawing_area(), &groups),
+            _ => Ok(()),
+        })?;
+    }
+    Ok(out)
+}

@@ -1,0 +1,199 @@
+//! `isobench run`: every requested environment × metric measured without
+//! criterion, each measurement saved the moment it exists, then the report
+//! rendered. Environments run one after another (one instance each, started
+//! once), so a slow guest boot is paid once.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use isobench_workloads::catalog::MetricSpec;
+use isobench_workloads::protocol::RunRequest;
+use serde_json::json;
+
+use crate::collect::host::HostInfo;
+use crate::collect::{CollectError, Measurement};
+use crate::env::{self, EnvError, EnvKind, Environment, Instance, Options};
+use crate::report::{ReportError, RunDir};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error(transparent)]
+    Collect(#[from] CollectError),
+}
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub envs: Vec<EnvKind>,
+    pub metrics: Vec<&'static MetricSpec>,
+    /// Use each metric's `quick_iterations` (for tests and smoke runs).
+    pub quick: bool,
+    /// Overrides the catalogue's iteration count.
+    pub iterations: Option<u64>,
+    /// Time bound of one measurement, ms.
+    pub max_ms: u64,
+}
+
+impl Plan {
+    /// The request sent to the agent for `spec`.
+    pub fn request(&self, spec: &MetricSpec) -> RunRequest {
+        let iterations = self.iterations.unwrap_or(if self.quick { spec.quick_iterations } else { spec.iterations });
+        RunRequest { metric: spec.name.to_string(), iterations, max_ms: self.max_ms, warmup: (iterations / 20).min(1_000) }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Path of report.md.
+    pub report: Option<std::path::PathBuf>,
+    /// Environments that could not run, with the reason (one line each).
+    pub skipped: Vec<String>,
+    /// Measurements that failed, with the error.
+    pub failed: Vec<String>,
+    pub measured: usize,
+    pub interrupted: bool,
+}
+
+/// Writes the run.json facts every driver records (host, time, parameters).
+pub fn record_host(out: &RunDir, driver: &str, parameters: serde_json::Value) -> Result<(), ReportError> {
+    let existing = out.run_json()?;
+    let mut patch = json!({ "isobench_version": env!("CARGO_PKG_VERSION"), "parameters": parameters });
+    if existing.get("host").is_none() {
+        patch["host"] = serde_json::to_value(HostInfo::collect()).expect("host info serializes");
+        patch["started_utc"] = json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    }
+    patch["parameters"]["driver"] = json!(driver);
+    out.update_run_json(patch)
+}
+
+/// Records an environment that is running (label, metadata, start time,
+/// what its agent saw).
+pub fn record_env(out: &RunDir, env: &dyn Environment, inst: &dyn Instance) -> Result<(), ReportError> {
+    let name = env.kind().as_str();
+    out.update_run_json(json!({ "environments": { name: {
+        "label": env.label(),
+        "metadata": env.metadata(),
+        "start_ms": inst.ready_after().as_secs_f64() * 1e3,
+        "agent": inst.info(),
+    }}}))
+}
+
+/// Records an environment that could not run.
+pub fn record_skip(out: &RunDir, kind: EnvKind, reason: &str) -> Result<(), ReportError> {
+    out.update_run_json(json!({ "environments": { kind.as_str(): { "skipped": reason } } }))
+}
+
+/// Runs `plan` into `out`. `progress` receives one line per step;
+/// `interrupted` (set by a SIGINT handler) stops the run after the current
+/// measurement, keeping everything measured so far.
+pub fn execute(plan: &Plan, opts: &Options, out: &RunDir, interrupted: &AtomicBool, progress: &mut dyn FnMut(&str)) -> Result<Outcome, RunError> {
+    let mut outcome = Outcome::default();
+    record_host(
+        out,
+        "isobench run",
+        json!({
+            "envs": plan.envs.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
+            "metrics": plan.metrics.iter().map(|m| m.name).collect::<Vec<_>>(),
+            "quick": plan.quick,
+            "iterations": plan.iterations,
+            "max_ms": plan.max_ms,
+            "accel": format!("{:?}", opts.accel).to_lowercase(),
+        }),
+    )?;
+    let total = plan.envs.len() * plan.metrics.len();
+    let mut step = 0;
+    'envs: for &kind in &plan.envs {
+        if interrupted.load(Ordering::SeqCst) {
+            break;
+        }
+        progress(&format!("{kind}: preparing"));
+        let mut environment = match env::prepare(kind, opts) {
+            Ok(e) => e,
+            Err(e) => {
+                let line = e.to_string();
+                progress(&line);
+                record_skip(out, kind, &reason_of(&e))?;
+                outcome.skipped.push(line);
+                step += plan.metrics.len();
+                continue;
+            }
+        };
+        progress(&format!("{}: starting", environment.label()));
+        let mut inst = match environment.start() {
+            Ok(i) => i,
+            Err(e) => {
+                let line = e.to_string();
+                progress(&line);
+                record_skip(out, kind, &reason_of(&e))?;
+                outcome.skipped.push(line);
+                step += plan.metrics.len();
+                continue;
+            }
+        };
+        record_env(out, environment.as_ref(), inst.as_ref())?;
+        progress(&format!("{}: agent ready after {:.1} ms", environment.label(), inst.ready_after().as_secs_f64() * 1e3));
+        for spec in &plan.metrics {
+            step += 1;
+            if interrupted.load(Ordering::SeqCst) {
+                outcome.interrupted = true;
+                break 'envs;
+            }
+            let req = plan.request(spec);
+            progress(&format!("[{step}/{total}] {} {} ({} iterations, ≤{} ms)", environment.label(), spec.name, req.iterations, req.max_ms));
+            match inst.agent().run(&req) {
+                Ok(r) => {
+                    let mut m = Measurement::new(kind.as_str(), &environment.label(), spec);
+                    m.add(&r)?;
+                    out.save(&m)?;
+                    outcome.measured += 1;
+                    let sm = m.summary();
+                    progress(&format!(
+                        "[{step}/{total}] {} {}: p50 {:.3} {}, p99 {:.3} {} (n={})",
+                        environment.label(),
+                        spec.name,
+                        sm.p50,
+                        spec.unit.label(),
+                        sm.p99,
+                        spec.unit.label(),
+                        sm.n
+                    ));
+                }
+                Err(e) => {
+                    let line = format!("{}: {}: {e}", kind, spec.name);
+                    progress(&line);
+                    outcome.failed.push(line);
+                    if interrupted.load(Ordering::SeqCst) {
+                        outcome.interrupted = true;
+                        break 'envs;
+                    }
+                    if matches!(e, crate::agent::AgentError::Io(_) | crate::agent::AgentError::Closed(_)) {
+                        // The agent is gone; the next metric would fail the same way.
+                        continue 'envs;
+                    }
+                }
+            }
+        }
+        match inst.shutdown() {
+            Ok(d) => progress(&format!("{}: stopped in {:.1} ms", environment.label(), d.as_secs_f64() * 1e3)),
+            Err(e) => progress(&format!("{}: unclean stop: {e}", environment.label())),
+        }
+    }
+    if interrupted.load(Ordering::SeqCst) {
+        outcome.interrupted = true;
+    }
+    outcome.report = Some(out.render()?);
+    Ok(outcome)
+}
+
+fn reason_of(e: &EnvError) -> String {
+    match e {
+        EnvError::Unavailable { reason, .. } => reason.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Default time bound of one measurement.
+pub const DEFAULT_MAX: Duration = Duration::from_secs(10);
