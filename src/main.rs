@@ -1,1 +1,229 @@
-fn main() {}
+//! `isobench`: measure what isolation costs on this machine.
+//!
+//! A thin command line over `isobench-harness`: argument parsing, progress
+//! output and exit statuses live here, everything else in the library.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _, Result};
+use clap::{Parser, Subcommand};
+use isobench_harness::container::{self, ExecOptions, NamespaceSet};
+use isobench_harness::env::{EnvKind, Options};
+use isobench_harness::report::RunDir;
+use isobench_harness::runner::{self, Plan};
+use isobench_harness::vm::AccelChoice;
+use isobench_harness::{doctor, workloads};
+use isobench_workloads::catalog::{self, Family, MetricSpec};
+
+/// Exit status when the run finished but some environment or metric could
+/// not be measured (the results folder still holds everything else).
+const EXIT_INCOMPLETE: u8 = 3;
+/// Exit status after Ctrl-C (128 + SIGINT), results kept.
+const EXIT_INTERRUPTED: u8 = 130;
+
+#[derive(Parser)]
+#[command(name = "isobench", version, about = "Measure what isolation costs: the same workloads natively, in isobench's own namespace container and in a QEMU/KVM guest")]
+#[command(long_about = "Measure what isolation costs: the same static workloads natively, in isobench's own \
+namespace container and in a QEMU/KVM guest, with spawn, syscall, IPC and network metrics, and an \
+overhead report (ratio to native) with plots.\n\nEnvironments:\n  native     the agent as a plain child process (the baseline)\n  \
+container  isobench's launcher: new pid/mnt/uts/ipc/net namespaces, pivot_root into a minimal rootfs\n  \
+vm         a QEMU guest, KVM when a probe boot works, else TCG (emulation; labelled so everywhere)\n\n\
+`cargo bench` runs the same measurements through criterion.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Measure environments × metrics and write a results folder with report.md
+    Run(RunArgs),
+    /// Run a command in a new container (like unshare(1)); exits with its status
+    #[command(trailing_var_arg = true)]
+    Exec {
+        /// Namespaces to create: a comma list of pid,mnt,uts,ipc,net (and, where
+        /// supported, user,cgroup), or `all`, or `none` (a plain chroot)
+        #[arg(long = "ns", value_name = "LIST", default_value = "pid,mnt,uts,ipc,net")]
+        namespaces: String,
+        /// Root filesystem directory (never modified); default: a minimal
+        /// rootfs with the agent, noop and a static busybox
+        #[arg(long, value_name = "DIR")]
+        rootfs: Option<PathBuf>,
+        /// Host name inside the container (default isobench-XXXX)
+        #[arg(long)]
+        hostname: Option<String>,
+        /// The command and its arguments (put `--` before it)
+        #[arg(required = true, value_name = "CMD")]
+        command: Vec<OsString>,
+    },
+    /// Show what each environment needs and whether this host has it
+    Doctor,
+    /// List environments and metrics (with units and reference methods)
+    List,
+    /// Re-render summary.csv, plots and report.md of a results folder
+    Report {
+        /// The results folder (e.g. results/latest)
+        dir: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Environments, comma-separated: native, container, vm (or `all`)
+    #[arg(long = "env", value_name = "LIST", default_value = "all")]
+    envs: String,
+    /// Metrics, comma-separated: names (syscall.getpid), families (syscall) or `all`
+    #[arg(long = "metric", value_name = "LIST", default_value = "all")]
+    metrics: String,
+    /// Few iterations per metric: a smoke run in seconds, not a measurement to quote
+    #[arg(long)]
+    quick: bool,
+    /// Iterations per metric (overrides the catalogue's default and --quick)
+    #[arg(long, value_name = "N")]
+    iterations: Option<u64>,
+    /// Time bound of one measurement, milliseconds
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    max_ms: u64,
+    /// Results folder to write (default: results/<UTC timestamp>-<host>)
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// VM accelerator: auto (probe KVM with a real boot, else TCG), kvm, tcg
+    #[arg(long, value_name = "ACCEL", default_value = "auto")]
+    accel: AccelChoice,
+}
+
+fn parse_envs(s: &str) -> Result<Vec<EnvKind>> {
+    if s.trim() == "all" {
+        return Ok(EnvKind::ALL.to_vec());
+    }
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match EnvKind::parse(part) {
+            Some(k) if !out.contains(&k) => out.push(k),
+            Some(_) => {}
+            None => bail!("unknown environment {part:?}; choose from native, container, vm (see `isobench list`)"),
+        }
+    }
+    if out.is_empty() {
+        bail!("--env is empty; choose from native, container, vm");
+    }
+    Ok(out)
+}
+
+fn parse_metrics(s: &str) -> Result<Vec<&'static MetricSpec>> {
+    let mut out: Vec<&'static MetricSpec> = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let matched: Vec<&'static MetricSpec> = if part == "all" {
+            catalog::CATALOG.iter().collect()
+        } else if let Some(f) = Family::ALL.iter().find(|f| f.as_str() == part) {
+            catalog::CATALOG.iter().filter(|m| m.family == *f).collect()
+        } else if let Some(m) = catalog::lookup(part) {
+            vec![m]
+        } else {
+            bail!("unknown metric {part:?}; known: {} (or a family: spawn, syscall, ipc, net)", catalog::names().collect::<Vec<_>>().join(", "));
+        };
+        for m in matched {
+            if !out.iter().any(|x| x.name == m.name) {
+                out.push(m);
+            }
+        }
+    }
+    if out.is_empty() {
+        bail!("--metric matched no metric (see `isobench list`)");
+    }
+    Ok(out)
+}
+
+fn run(args: RunArgs) -> Result<ExitCode> {
+    let envs = parse_envs(&args.envs)?;
+    let metrics = parse_metrics(&args.metrics)?;
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&interrupted)).context("installing the Ctrl-C handler")?;
+    }
+    isobench_harness::cleanup::sweep();
+    let workloads = workloads::locate()?;
+    let out = match &args.out {
+        Some(dir) => RunDir::at(dir)?,
+        None => RunDir::create_in(&PathBuf::from("results"))?,
+    };
+    let opts = Options { workloads, accel: args.accel, log_dir: Some(out.path.clone()) };
+    let plan = Plan { envs, metrics, quick: args.quick, iterations: args.iterations, max_ms: args.max_ms };
+    eprintln!("isobench: writing {}", out.path.display());
+    let outcome = runner::execute(&plan, &opts, &out, &interrupted, &mut |line| eprintln!("isobench: {line}"))?;
+    if let Some(report) = &outcome.report {
+        println!("{}", report.display());
+    }
+    if outcome.interrupted {
+        eprintln!("isobench: interrupted; {} measurement(s) kept in {}", outcome.measured, out.path.display());
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
+    if !outcome.skipped.is_empty() || !outcome.failed.is_empty() {
+        eprintln!(
+            "isobench: incomplete: {} skipped environment(s), {} failed measurement(s); the rest is in {}",
+            outcome.skipped.len(),
+            outcome.failed.len(),
+            out.path.display()
+        );
+        return Ok(ExitCode::from(EXIT_INCOMPLETE));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list() {
+    println!("Environments:");
+    for k in EnvKind::ALL {
+        println!("  {:<10} {}", k.as_str(), k.describe());
+    }
+    println!("\nMetrics (histograms in ns per operation; shown in the unit below):");
+    for m in catalog::CATALOG {
+        println!("  {:<18} {:<3} {}\n  {:<18}     method: {}", m.name, m.unit.label(), m.operation, "", m.reference);
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run(args),
+        Command::Exec { namespaces, rootfs, hostname, command } => (|| {
+            let namespaces: NamespaceSet = namespaces.parse()?;
+            let workloads = workloads::locate()?;
+            isobench_harness::cleanup::sweep();
+            let opts = ExecOptions { namespaces, rootfs, command, hostname };
+            match container::exec(&opts, &workloads) {
+                Ok(status) => Ok(ExitCode::from(status.clamp(0, 255) as u8)),
+                Err(e) => {
+                    eprintln!("isobench exec: {e}");
+                    Ok(ExitCode::from(e.exit_status().clamp(0, 255) as u8))
+                }
+            }
+        })(),
+        Command::Doctor => {
+            let ok = doctor::print(&mut std::io::stdout());
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::List => {
+            list();
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report { dir } => (|| {
+            if !dir.join("measurements.json").is_file() {
+                bail!("{} is not an isobench results folder (no measurements.json)", dir.display());
+            }
+            let report = RunDir::at(&dir)?.render()?;
+            println!("{}", report.display());
+            Ok(ExitCode::SUCCESS)
+        })(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("isobench: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -3,8 +3,10 @@
 //! thin layers over this crate.
 
 pub mod agent;
+pub mod cleanup;
 pub mod collect;
 pub mod container;
+pub mod doctor;
 pub mod env;
 pub mod process;
 pub mod report;

@@ -11,13 +11,13 @@ use crate::collect::{Measurement, Summary};
 
 use super::by_metric;
 
-/// Overhead of `value` against the native `base`, as "1.23× (+23.0 %)".
+/// Overhead of `value` against the native `base`, as "1.23×, +23.0 %".
 pub fn overhead(value: f64, base: f64) -> String {
     if base <= 0.0 {
         return "n/a".into();
     }
     let r = value / base;
-    format!("{r:.2}× ({:+.1} %)", (r - 1.0) * 100.0)
+    format!("{r:.2}×, {:+.1} %", (r - 1.0) * 100.0)
 }
 
 /// Formats a value in a metric's display unit with sensible precision.
@@ -215,8 +215,8 @@ mod tests {
 
     #[test]
     fn overhead_formats_ratio_and_percent() {
-        assert_eq!(overhead(150.0, 100.0), "1.50× (+50.0 %)");
-        assert_eq!(overhead(90.0, 100.0), "0.90× (-10.0 %)");
+        assert_eq!(overhead(150.0, 100.0), "1.50×, +50.0 %");
+        assert_eq!(overhead(90.0, 100.0), "0.90×, -10.0 %");
         assert_eq!(overhead(1.0, 0.0), "n/a");
     }
 }

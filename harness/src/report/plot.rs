@@ -13,6 +13,7 @@ use std::sync::OnceLock;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{register_font, FontStyle};
 
 use crate::collect::{Measurement, Summary};
@@ -59,6 +60,12 @@ pub fn env_color(env: &str) -> RGBColor {
     }
 }
 
+/// Upper bound of a segmented axis holding `n` slots: plotters' segmented
+/// coordinates over `0..m` have m + 1 segments.
+fn last_slot(n: usize) -> usize {
+    n.saturating_sub(1).max(1)
+}
+
 struct Bar {
     env: String,
     label: String,
@@ -77,7 +84,7 @@ fn draw_metric<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, un
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(80)
-        .build_cartesian_2d((0..n).into_segmented(), 0f64..ymax)
+        .build_cartesian_2d((0..last_slot(n)).into_segmented(), 0f64..ymax)
         .map_err(e)?;
     let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
     chart
@@ -107,7 +114,11 @@ fn draw_metric<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, un
         .map_err(e)?;
     chart
         .draw_series(bars.iter().enumerate().map(|(i, b)| {
-            Text::new(format!("{} {unit}", num(b.p50)), (SegmentValue::CenterOf(i), b.p90.max(b.p50) * 1.03), (FONT, 14))
+            Text::new(
+                format!("{} {unit}", num(b.p50)),
+                (SegmentValue::CenterOf(i), b.p90.max(b.p50) * 1.02),
+                TextStyle::from((FONT, 14)).pos(Pos::new(HPos::Center, VPos::Bottom)),
+            )
         }))
         .map_err(e)?;
     root.present().map_err(e)
@@ -141,7 +152,7 @@ fn draw_overhead<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, groups: &[Gro
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d((0..slots).into_segmented(), (lo..hi).log_scale())
+        .build_cartesian_2d((0..last_slot(slots)).into_segmented(), (lo..hi).log_scale())
         .map_err(e)?;
     let names: Vec<String> = groups.iter().map(|g| g.metric.clone()).collect();
     chart

@@ -1,0 +1,8 @@
+//! Sweeping what an earlier, killed isobench left behind (DESIGN.md
+//! invariants): temp rootfs and VM folders whose owning process is gone.
+//! Called at every start; a live run's files are never touched.
+
+/// Removes leftovers of dead isobench processes and returns what was removed.
+pub fn sweep() -> Vec<std::path::PathBuf> {
+    crate::container::cleanup()
+}

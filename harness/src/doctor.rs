@@ -1,0 +1,66 @@
+//! `isobench doctor`: what each environment needs and whether this host has
+//! it, one line each, with the command that fixes what is missing.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::collect::host::{cgroup_mode, qemu_version};
+use crate::env::{self, EnvKind, Options};
+
+fn line(out: &mut dyn Write, what: &str, status: &str) {
+    let _ = writeln!(out, "  {what:<22} {status}");
+}
+
+/// Prints the checks; returns true when every environment can run.
+pub fn print(out: &mut dyn Write) -> bool {
+    let _ = writeln!(out, "isobench doctor");
+    let root = nix::unistd::geteuid().is_root();
+    line(out, "root", if root { "yes" } else { "no: the container and vm (tap) need root; run as root" });
+    line(out, "cgroup mode", &format!("{:?}", cgroup_mode()).to_lowercase());
+    let busybox = crate::container::rootfs::find_static_busybox();
+    line(
+        out,
+        "busybox (static)",
+        &busybox.map_or("missing: apt-get install busybox-static (isobench exec -- ps needs it)".into(), |p| p.display().to_string()),
+    );
+    line(out, "qemu", &qemu_version().unwrap_or_else(|| "missing: apt-get install qemu-system-x86 (scripts/setup)".into()));
+    line(
+        out,
+        "/dev/kvm",
+        match nix::unistd::access(Path::new("/dev/kvm"), nix::unistd::AccessFlags::R_OK | nix::unistd::AccessFlags::W_OK) {
+            Ok(()) => "present, read-write (whether a guest boots under it is the probe's verdict below)",
+            Err(nix::errno::Errno::ENOENT) => "missing: the vm runs under TCG (emulation)",
+            Err(_) => "present but not accessible: the vm runs under TCG (add yourself to group kvm)",
+        },
+    );
+    let workloads = match crate::workloads::locate() {
+        Ok(w) => {
+            line(out, "static workloads", &w.agent.display().to_string());
+            w
+        }
+        Err(e) => {
+            line(out, "static workloads", &e.to_string());
+            return false;
+        }
+    };
+    let opts = Options { workloads, accel: crate::vm::AccelChoice::Auto, log_dir: None };
+    let mut all = true;
+    for kind in EnvKind::ALL {
+        match env::prepare(kind, &opts) {
+            Ok(e) => {
+                let meta = e.metadata();
+                let extra = match (meta.get("accel").and_then(|v| v.as_str()), meta.get("accel_reason").and_then(|v| v.as_str())) {
+                    (Some(a), Some(r)) => format!(" — accelerator {a}: {r}"),
+                    (Some(a), None) => format!(" — accelerator {a}"),
+                    _ => String::new(),
+                };
+                line(out, kind.as_str(), &format!("ready as {}{extra}", e.label()));
+            }
+            Err(e) => {
+                all = false;
+                line(out, kind.as_str(), &e.to_string());
+            }
+        }
+    }
+    all
+}
