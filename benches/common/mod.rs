@@ -1,0 +1,117 @@
+//! Shared driver of the criterion benches: each environment is started once
+//! per bench binary (a guest boots once, not per sample), every metric of a
+//! family is one criterion group with one function per environment
+//! (`native`, `container`, `vm`), and `iter_custom` hands criterion the time
+//! measured *inside* the environment by the agent.
+//!
+//! Alongside criterion's own statistics, every operation's latency goes into
+//! an hdrhistogram; after each group it is saved into the run's results folder
+//! (shared by all bench binaries of one `cargo bench`) and the report is
+//! re-rendered, so an interrupted `cargo bench` keeps what it measured.
+//!
+//! Environment variables: `ISOBENCH_ENVS` (comma list, default all),
+//! `ISOBENCH_ACCEL` (auto|kvm|tcg), `ISOBENCH_RUN_DIR` (results folder).
+
+use std::time::Duration;
+
+use criterion::Criterion;
+use isobench_harness::env::{self, EnvKind, Environment, Instance, Options};
+use isobench_harness::report::RunDir;
+use isobench_harness::{collect::Measurement, runner, workloads};
+use isobench_workloads::catalog::{Family, CATALOG};
+use isobench_workloads::protocol::RunRequest;
+
+/// Time bound of one agent call; criterion asks for counts it expects to fit
+/// in its measurement time, so this only stops a runaway.
+const CALL_LIMIT_MS: u64 = 120_000;
+
+struct Running {
+    env: Box<dyn Environment>,
+    inst: Box<dyn Instance>,
+}
+
+fn envs_from_env() -> Vec<EnvKind> {
+    match std::env::var("ISOBENCH_ENVS") {
+        Ok(list) if !list.trim().is_empty() && list.trim() != "all" => list
+            .split(',')
+            .map(|s| EnvKind::parse(s.trim()).unwrap_or_else(|| panic!("ISOBENCH_ENVS: unknown environment {s:?} (native, container, vm)")))
+            .collect(),
+        _ => EnvKind::ALL.to_vec(),
+    }
+}
+
+/// Criterion settings sized for a 2-core machine and a TCG guest: the whole
+/// `cargo bench` stays within minutes. Command-line flags still override.
+pub fn criterion() -> Criterion {
+    Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(800))
+        .measurement_time(Duration::from_secs(3))
+        .configure_from_args()
+}
+
+/// Benchmarks every metric of `family` in every available environment.
+pub fn bench_family(c: &mut Criterion, family: Family) {
+    let results = workloads::repo_root().join("results");
+    let out = RunDir::for_cargo_bench(&results).expect("results folder");
+    runner::record_host(&out, "cargo bench", serde_json::json!({ "criterion": true })).expect("run.json");
+    let workloads = workloads::locate().unwrap_or_else(|e| panic!("{e}"));
+    let accel = std::env::var("ISOBENCH_ACCEL").ok().and_then(|a| a.parse().ok()).unwrap_or_default();
+    let opts = Options { workloads, accel, log_dir: Some(out.path.clone()) };
+    isobench_harness::cleanup::sweep();
+
+    let mut running: Vec<Running> = Vec::new();
+    for kind in envs_from_env() {
+        let started = env::prepare(kind, &opts).and_then(|mut env| env.start().map(|inst| Running { env, inst }));
+        match started {
+            Ok(r) => {
+                runner::record_env(&out, r.env.as_ref(), r.inst.as_ref()).expect("run.json");
+                running.push(r);
+            }
+            Err(e) => {
+                // One line, e.g. "vm: skipped: no guest image; run scripts/build-guest".
+                eprintln!("{e}");
+                let reason = match &e {
+                    env::EnvError::Unavailable { reason, .. } => reason.clone(),
+                    other => other.to_string(),
+                };
+                runner::record_skip(&out, kind, &reason).expect("run.json");
+            }
+        }
+    }
+
+    for spec in CATALOG.iter().filter(|m| m.family == family) {
+        let mut group = c.benchmark_group(spec.name);
+        let mut measured = Vec::new();
+        for r in running.iter_mut() {
+            let label = r.env.label();
+            let mut m = Measurement::new(r.env.kind().as_str(), &label, spec);
+            let agent = r.inst.agent();
+            group.bench_function(r.env.kind().as_str(), |b| {
+                b.iter_custom(|iters| {
+                    let req = RunRequest { metric: spec.name.to_string(), iterations: iters, max_ms: CALL_LIMIT_MS, warmup: 0 };
+                    let res = agent.run(&req).unwrap_or_else(|e| panic!("{label}: {}: {e}", spec.name));
+                    m.add(&res).expect("agent result matches its request");
+                    // The agent times whole samples; scale to what criterion asked for.
+                    let ns = res.elapsed_ns as u128 * iters as u128 / res.iterations.max(1) as u128;
+                    Duration::from_nanos(ns as u64)
+                })
+            });
+            measured.push(m);
+        }
+        group.finish();
+        for m in &measured {
+            out.save(m).expect("saving a measurement");
+        }
+        out.render().expect("rendering the report");
+    }
+
+    for r in running {
+        let label = r.env.label();
+        if let Err(e) = r.inst.shutdown() {
+            eprintln!("{label}: unclean stop: {e}");
+        }
+    }
+    let report = out.render().expect("rendering the report");
+    eprintln!("isobench: report: {}", report.display());
+}
