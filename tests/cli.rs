@@ -1,0 +1,135 @@
+//! The `isobench` command line as a user meets it: bad input gets one clear
+//! line and a non-zero exit; `run` writes a results folder whose files hold a
+//! row per environment × metric; Ctrl-C keeps what was measured.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+fn isobench() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_isobench"))
+}
+
+fn run(args: &[&str]) -> Output {
+    isobench().args(args).output().expect("isobench runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The text elements of an SVG, trimmed.
+fn svg_texts(svg: &str) -> Vec<String> {
+    svg.split("<text").skip(1).filter_map(|t| t.split_once('>').and_then(|(_, rest)| rest.split_once("</text>")).map(|(x, _)| x.trim().to_string())).collect()
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+#[test]
+fn unknown_environment_is_one_line_and_exit_2() {
+    let o = run(&["run", "--env", "native,kvmx", "--quick", "--out", "/nonexistent/never-created"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
+    assert!(e.contains("unknown environment \"kvmx\"") && e.contains("native, container, vm"), "{e}");
+    assert!(!Path::new("/nonexistent/never-created").exists());
+}
+
+#[test]
+fn unknown_metric_names_the_known_ones() {
+    let o = run(&["run", "--env", "native", "--metric", "syscall.getpidd"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
+    assert!(e.contains("unknown metric \"syscall.getpidd\"") && e.contains("syscall.getpid,"), "{e}");
+}
+
+#[test]
+fn report_of_a_folder_that_is_not_a_run_fails_clearly() {
+    let d = tempfile::tempdir().unwrap();
+    let o = run(&["report", d.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("is not an isobench results folder"), "{}", stderr(&o));
+}
+
+#[test]
+fn list_names_every_metric_with_unit_and_method() {
+    let o = run(&["list"]);
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    for m in isobench_workloads::catalog::CATALOG {
+        let line = out.lines().find(|l| l.trim_start().starts_with(m.name)).unwrap_or_else(|| panic!("{} missing:\n{out}", m.name));
+        assert!(line.contains(m.unit.label()), "{line}");
+    }
+    assert!(out.contains("lmbench lat_pipe"));
+}
+
+#[test]
+fn run_writes_a_report_with_a_row_per_env_and_metric() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("run");
+    let envs = if is_root() { "native,container" } else { "native" };
+    let o = run(&["run", "--env", envs, "--metric", "syscall.getpid,ipc.pipe_rtt", "--quick", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), out.join("report.md").to_str().unwrap());
+    let envs: Vec<&str> = envs.split(',').collect();
+
+    let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert!(lines.next().unwrap().starts_with("env,env_label,metric,unit,n,min,p50,p90,p99,p99_9,max,mean,stdev"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), envs.len() * 2, "{csv}");
+    for env in &envs {
+        for metric in ["syscall.getpid", "ipc.pipe_rtt"] {
+            let row = rows.iter().find(|r| r[0] == *env && r[2] == metric).unwrap_or_else(|| panic!("no {env} × {metric} row:\n{csv}"));
+            let p50: f64 = row[6].parse().unwrap();
+            assert!(p50 > 0.0, "{row:?}");
+        }
+    }
+
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("## syscall.getpid") && report.contains("## ipc.pipe_rtt"), "{report}");
+    assert!(report.contains("| native | ") && report.contains("baseline"));
+    if envs.contains(&"container") {
+        assert!(report.lines().any(|l| l.starts_with("| container | ") && l.contains('×')), "{report}");
+    }
+    for metric in ["syscall.getpid", "ipc.pipe_rtt"] {
+        let svg = std::fs::read_to_string(out.join(format!("plots/{metric}.svg"))).unwrap();
+        let texts = svg_texts(&svg);
+        assert!(texts.iter().any(|t| t.starts_with(metric)), "{metric}.svg has no title: {texts:?}");
+        for env in &envs {
+            assert!(texts.iter().any(|t| t == env), "{metric}.svg has no bar labelled {env}: {texts:?}");
+        }
+        assert!(std::fs::metadata(out.join(format!("plots/{metric}.png"))).unwrap().len() > 1000);
+        assert!(out.join(format!("histograms/native.{metric}.hdr")).is_file());
+    }
+    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["schema"], 1);
+    assert!(run["host"]["cpus"].as_u64().unwrap() >= 1);
+    assert!(run["environments"]["native"]["start_ms"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn ctrl_c_stops_after_the_current_measurement_and_keeps_results() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("run");
+    // Each metric runs until its 1.5 s bound; the interrupt comes during the second.
+    let child = isobench()
+        .args(["run", "--env", "native", "--metric", "all", "--iterations", "1000000000", "--max-ms", "1500", "--out"])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGINT).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert!(stderr(&o).contains("interrupted"), "{}", stderr(&o));
+    let records: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("measurements.json")).unwrap()).unwrap();
+    let n = records.as_array().unwrap().len();
+    assert!((1..isobench_workloads::catalog::CATALOG.len()).contains(&n), "{n} measurements kept");
+    assert!(out.join("report.md").is_file());
+}
