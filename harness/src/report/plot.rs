@@ -148,7 +148,13 @@ fn draw_overhead<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, groups: &[Gro
     let (lo, hi) = all.fold((1.0f64, 1.0f64), |(lo, hi), r| (lo.min(r), hi.max(r)));
     let (lo, hi) = ((lo / 1.5).min(0.5), (hi * 1.5).max(2.0));
     let mut chart = ChartBuilder::on(&root)
-        .caption("overhead vs native (p50 ratio, log scale)", (FONT, 22))
+        .caption(
+            match envs.iter().find(|(e, _)| e == "vm") {
+                Some((_, label)) => format!("overhead vs native (p50 ratio, log scale) — {label}"),
+                None => "overhead vs native (p50 ratio, log scale)".to_string(),
+            },
+            (FONT, 20),
+        )
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(70)
@@ -238,7 +244,9 @@ pub fn render_all(dir: &Path, ms: &[Measurement]) -> Result<Vec<PathBuf>, Report
                 p90: Summary::quantile(m, 0.90),
             })
             .collect();
-        let title = format!("{name} ({unit})");
+        // The vm's accelerator belongs on every figure that shows a vm bar.
+        let vm_note: Vec<&str> = bars.iter().filter(|b| b.env == "vm").map(|b| b.label.as_str()).collect();
+        let title = if vm_note.is_empty() { format!("{name} ({unit})") } else { format!("{name} ({unit}) — {}", vm_note.join(", ")) };
         both(dir, name, &mut out, |svg, png| match (svg, png) {
             (Some(p), _) => draw_metric(SVGBackend::new(p, SIZE).into_drawing_area(), &title, unit, &bars),
             (_, Some(p)) => draw_metric(BitMapBackend::new(p, SIZE).into_drawing_area(), &title, unit, &bars),
