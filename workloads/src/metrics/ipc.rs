@@ -4,7 +4,9 @@
 //! process reads it and writes one byte back on a second pipe, the parent
 //! reads it: one closed-loop round trip, two context switches when both
 //! processes share a CPU. Follows lmbench's lat_pipe and
-//! `perf bench sched pipe`.
+//! `perf bench sched pipe`. `ipc.unix_rtt` does the same over an AF_UNIX
+//! stream socketpair (lmbench lat_unix), `ipc.eventfd_rtt` over two eventfds
+//! (8-byte counter writes and reads).
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
@@ -26,7 +28,8 @@ pub(crate) struct Echo {
 impl Echo {
     /// Forks the echo process. `close_in_child` are the caller's ends, which
     /// the child must close so that end-of-file can reach it.
-    pub(crate) fn spawn(rx: RawFd, tx: RawFd, close_in_child: &[RawFd], metric: &'static str) -> Result<Echo, MetricError> {
+    pub(crate) fn spawn(rx: RawFd, tx: RawFd, close_in_child: &[RawFd], msg: usize, metric: &'static str) -> Result<Echo, MetricError> {
+        let msg = msg.min(8);
         // SAFETY: the child only calls close, read, write and _exit, all
         // async-signal-safe, so forking a multi-threaded caller is sound.
         match unsafe { fork() } {
@@ -34,12 +37,14 @@ impl Echo {
                 for &fd in close_in_child {
                     libc::close(fd);
                 }
-                let mut b = [0u8; 1];
+                let mut b = [1u8, 0, 0, 0, 0, 0, 0, 0];
                 loop {
-                    if libc::read(rx, b.as_mut_ptr().cast(), 1) != 1 {
+                    if libc::read(rx, b.as_mut_ptr().cast(), msg) != msg as isize {
                         libc::_exit(0);
                     }
-                    if libc::write(tx, b.as_ptr().cast(), 1) != 1 {
+                    // an eventfd counter read back as 1
+                    b[0] = 1;
+                    if libc::write(tx, b.as_ptr().cast(), msg) != msg as isize {
                         libc::_exit(1);
                     }
                 }
@@ -53,20 +58,27 @@ impl Echo {
     pub(crate) fn wait(self) {
         let _ = waitpid(self.pid, None);
     }
+
+    /// Kills and reaps the echo process (for channels without end of file).
+    pub(crate) fn kill(self) {
+        let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::SIGKILL);
+        let _ = waitpid(self.pid, None);
+    }
 }
 
 fn io_err(metric: &'static str, context: &'static str) -> impl Fn(nix::Error) -> MetricError {
     move |e| MetricError::Io { metric, context, source: e.into() }
 }
 
-/// One byte out on `tx`, one byte back on `rx`.
+/// `msg` bytes out on `tx`, `msg` bytes back on `rx` (1 for pipes and
+/// sockets, 8 for an eventfd counter whose value is 1).
 #[inline(always)]
-fn round_trip(tx: &OwnedFd, rx: &OwnedFd, metric: &'static str) -> Result<(), MetricError> {
-    let mut b = [0u8; 1];
-    if nix::unistd::write(tx, &b).map_err(io_err(metric, "write"))? != 1 {
+fn round_trip(tx: &OwnedFd, rx: &OwnedFd, msg: usize, metric: &'static str) -> Result<(), MetricError> {
+    let mut b = [1u8, 0, 0, 0, 0, 0, 0, 0];
+    if nix::unistd::write(tx, &b[..msg]).map_err(io_err(metric, "write"))? != msg {
         return Err(MetricError::Failed { metric, message: "short write".into() });
     }
-    if nix::unistd::read(rx.as_raw_fd(), &mut b).map_err(io_err(metric, "read"))? != 1 {
+    if nix::unistd::read(rx.as_raw_fd(), &mut b[..msg]).map_err(io_err(metric, "read"))? != msg {
         return Err(MetricError::Failed { metric, message: "echo process went away".into() });
     }
     Ok(())
@@ -76,12 +88,39 @@ pub fn pipe_rtt(spec: &'static MetricSpec, req: &RunRequest) -> Result<RunResult
     let m = spec.name;
     let (down_r, down_w) = pipe().map_err(io_err(m, "pipe"))?;
     let (up_r, up_w) = pipe().map_err(io_err(m, "pipe"))?;
-    let echo = Echo::spawn(down_r.as_raw_fd(), up_w.as_raw_fd(), &[down_w.as_raw_fd(), up_r.as_raw_fd()], m)?;
+    let echo = Echo::spawn(down_r.as_raw_fd(), up_w.as_raw_fd(), &[down_w.as_raw_fd(), up_r.as_raw_fd()], 1, m)?;
     drop(down_r);
     drop(up_w);
-    let result = time_loop(spec, req, || round_trip(&down_w, &up_r, m));
+    let result = time_loop(spec, req, || round_trip(&down_w, &up_r, 1, m));
     drop(down_w);
     echo.wait();
+    result
+}
+
+pub fn unix_rtt(spec: &'static MetricSpec, req: &RunRequest) -> Result<RunResult, MetricError> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    let m = spec.name;
+    let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC).map_err(io_err(m, "socketpair"))?;
+    let echo = Echo::spawn(theirs.as_raw_fd(), theirs.as_raw_fd(), &[ours.as_raw_fd()], 1, m)?;
+    drop(theirs);
+    let result = time_loop(spec, req, || round_trip(&ours, &ours, 1, m));
+    drop(ours);
+    echo.wait();
+    result
+}
+
+pub fn eventfd_rtt(spec: &'static MetricSpec, req: &RunRequest) -> Result<RunResult, MetricError> {
+    use nix::sys::eventfd::{EfdFlags, EventFd};
+    let m = spec.name;
+    let down = EventFd::from_flags(EfdFlags::EFD_CLOEXEC).map_err(io_err(m, "eventfd"))?;
+    let up = EventFd::from_flags(EfdFlags::EFD_CLOEXEC).map_err(io_err(m, "eventfd"))?;
+    let down: OwnedFd = down.into();
+    let up: OwnedFd = up.into();
+    // Both processes keep both eventfds (an eventfd has no end of file), so
+    // the echo process is stopped with a signal instead.
+    let echo = Echo::spawn(down.as_raw_fd(), up.as_raw_fd(), &[], 8, m)?;
+    let result = time_loop(spec, req, || round_trip(&down, &up, 8, m));
+    echo.kill();
     result
 }
 
@@ -91,13 +130,19 @@ mod tests {
     use crate::{catalog, hist};
 
     #[test]
-    fn pipe_rtt_measures_positive_round_trips() {
-        let spec = catalog::lookup("ipc.pipe_rtt").unwrap();
-        let r = pipe_rtt(spec, &RunRequest { metric: spec.name.into(), iterations: 200, max_ms: 10_000, warmup: 10 }).unwrap();
-        assert_eq!(r.iterations, 200);
-        let h = hist::decode(&r.histogram).unwrap();
-        assert_eq!(h.len(), 200);
-        // a round trip through two pipes and another process is > 100 ns
-        assert!(h.min() > 100, "min {} ns", h.min());
+    fn round_trips_between_two_processes_are_positive() {
+        for (name, f) in [
+            ("ipc.pipe_rtt", pipe_rtt as fn(&'static MetricSpec, &RunRequest) -> Result<RunResult, MetricError>),
+            ("ipc.unix_rtt", unix_rtt),
+            ("ipc.eventfd_rtt", eventfd_rtt),
+        ] {
+            let spec = catalog::lookup(name).unwrap();
+            let r = f(spec, &RunRequest { metric: spec.name.into(), iterations: 200, max_ms: 10_000, warmup: 10 }).unwrap();
+            assert_eq!(r.iterations, 200, "{name}");
+            let h = hist::decode(&r.histogram).unwrap();
+            assert_eq!(h.len(), 200, "{name}");
+            // a round trip through the kernel and another process is > 100 ns
+            assert!(h.min() > 100, "{name}: min {} ns", h.min());
+        }
     }
 }

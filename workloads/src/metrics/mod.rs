@@ -49,10 +49,22 @@ pub fn run(req: &RunRequest, ctx: &Context) -> Result<RunResult, MetricError> {
     let spec = catalog::lookup(&req.metric)
         .ok_or_else(|| MetricError::Unknown(req.metric.clone(), catalog::names().collect::<Vec<_>>().join(", ")))?;
     match spec.name {
+        "spawn.fork_exit" => spawn::fork_exit(spec, req),
         "spawn.fork_exec" => spawn::fork_exec(spec, req, ctx),
+        "spawn.posix_spawn" => spawn::posix_spawn(spec, req, ctx),
+        "spawn.thread" => spawn::thread(spec, req),
         "syscall.getpid" => syscall::getpid(spec, req),
+        "syscall.clock_gettime" => syscall::clock_gettime(spec, req),
+        "syscall.read_devnull" => syscall::read_devnull(spec, req),
+        "syscall.write_devnull" => syscall::write_devnull(spec, req),
+        "syscall.open_close" => syscall::open_close(spec, req),
+        "syscall.stat" => syscall::stat(spec, req),
+        "syscall.mmap_munmap" => syscall::mmap_munmap(spec, req),
         "ipc.pipe_rtt" => ipc::pipe_rtt(spec, req),
+        "ipc.unix_rtt" => ipc::unix_rtt(spec, req),
+        "ipc.eventfd_rtt" => ipc::eventfd_rtt(spec, req),
         "net.tcp_rr" => net::tcp_rr(spec, req),
+        "net.udp_rr" => net::udp_rr(spec, req),
         other => Err(MetricError::Failed { metric: spec.name, message: format!("{other} is in the catalogue but has no implementation") }),
     }
 }
