@@ -4,7 +4,8 @@
 //!   whisker, in the metric's unit; the environment labels carry the vm's
 //!   accelerator ("vm (emulated (TCG))").
 //! - `plots/overhead.svg|png`: p50 ratio to native per metric and
-//!   environment on a log axis, bars growing from 1× (no overhead).
+//!   environment, horizontal bars on a log axis growing from 1× (no
+//!   overhead); one row per metric × environment.
 //!
 //! Environment colours are fixed ([`env_color`]) so every chart agrees.
 
@@ -130,6 +131,12 @@ struct Group {
     ratios: Vec<(String, String, f64)>,
 }
 
+/// Height of the overhead chart: one row per metric × environment.
+fn overhead_height(groups: &[Group]) -> u32 {
+    let k = groups.iter().map(|g| g.ratios.len()).max().unwrap_or(1) as u32;
+    (120 + groups.len() as u32 * (k + 1) * 16).max(SIZE.1)
+}
+
 fn draw_overhead<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, groups: &[Group]) -> Result<(), String> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(e)?;
@@ -143,49 +150,53 @@ fn draw_overhead<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, groups: &[Gro
     }
     envs.sort_by_key(|(e, _)| super::env_order(e));
     let k = envs.len().max(1);
+    // Metrics top to bottom in catalogue order: row 0 is at the bottom.
     let slots = groups.len() * (k + 1);
+    let row = |gi: usize, j: usize| slots - 1 - (gi * (k + 1) + j);
     let all = groups.iter().flat_map(|g| g.ratios.iter().map(|r| r.2));
     let (lo, hi) = all.fold((1.0f64, 1.0f64), |(lo, hi), r| (lo.min(r), hi.max(r)));
     let (lo, hi) = ((lo / 1.5).min(0.5), (hi * 1.5).max(2.0));
+    let caption = match envs.iter().find(|(e, _)| e == "vm") {
+        Some((_, label)) => format!("overhead vs native (p50 ratio, log scale) — {label}"),
+        None => "overhead vs native (p50 ratio, log scale)".to_string(),
+    };
     let mut chart = ChartBuilder::on(&root)
-        .caption(
-            match envs.iter().find(|(e, _)| e == "vm") {
-                Some((_, label)) => format!("overhead vs native (p50 ratio, log scale) — {label}"),
-                None => "overhead vs native (p50 ratio, log scale)".to_string(),
-            },
-            (FONT, 20),
-        )
+        .caption(caption, (FONT, 20))
         .margin(15)
         .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d((0..last_slot(slots)).into_segmented(), (lo..hi).log_scale())
+        .y_label_area_size(170)
+        .build_cartesian_2d((lo..hi).log_scale(), (0..last_slot(slots)).into_segmented())
         .map_err(e)?;
     let names: Vec<String> = groups.iter().map(|g| g.metric.clone()).collect();
     chart
         .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(slots.max(1))
-        .x_label_formatter(&|v| match v {
-            SegmentValue::CenterOf(i) if i % (k + 1) == k / 2 => names.get(i / (k + 1)).cloned().unwrap_or_default(),
+        .disable_y_mesh()
+        .y_labels(slots.max(1))
+        .y_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) if *i < slots => {
+                let from_top = slots - 1 - i;
+                if from_top % (k + 1) == k / 2 {
+                    names.get(from_top / (k + 1)).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            }
             _ => String::new(),
         })
-        .y_desc("× native (1 = no overhead)")
-        .y_label_formatter(&|v| format!("{v:.2}×"))
+        .x_desc("× native (1 = no overhead; < 1 = faster than native)")
+        .x_label_formatter(&|v| format!("{v:.2}×"))
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 14))
         .draw()
         .map_err(e)?;
     for (j, (env, label)) in envs.iter().enumerate() {
         let color = env_color(env);
-        let bars: Vec<_> = groups
-            .iter()
-            .enumerate()
-            .filter_map(|(gi, g)| g.ratios.iter().find(|r| &r.0 == env).map(|r| (gi * (k + 1) + j, r.2)))
-            .collect();
+        let bars: Vec<_> =
+            groups.iter().enumerate().filter_map(|(gi, g)| g.ratios.iter().find(|r| &r.0 == env).map(|r| (row(gi, j), r.2))).collect();
         chart
             .draw_series(bars.into_iter().map(move |(slot, r)| {
-                let mut rect = Rectangle::new([(SegmentValue::Exact(slot), 1.0), (SegmentValue::Exact(slot + 1), r)], color.mix(0.85).filled());
-                rect.set_margin(0, 0, 3, 3);
+                let mut rect = Rectangle::new([(1.0, SegmentValue::Exact(slot)), (r, SegmentValue::Exact(slot + 1))], color.mix(0.85).filled());
+                rect.set_margin(1, 1, 0, 0);
                 rect
             }))
             .map_err(e)?
@@ -194,7 +205,7 @@ fn draw_overhead<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, groups: &[Gro
     }
     chart
         .draw_series(std::iter::once(PathElement::new(
-            vec![(SegmentValue::Exact(0), 1.0), (SegmentValue::Exact(slots), 1.0)],
+            vec![(1.0, SegmentValue::Exact(0)), (1.0, SegmentValue::Exact(last_slot(slots)))],
             BLACK.stroke_width(1),
         )))
         .map_err(e)?;
@@ -203,7 +214,7 @@ fn draw_overhead<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, groups: &[Gro
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
         .label_font((FONT, 14))
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(SeriesLabelPosition::LowerLeft)
         .draw()
         .map_err(e)?;
     root.present().map_err(e)
@@ -262,8 +273,8 @@ pub fn render_all(dir: &Path, ms: &[Measurement]) -> Result<Vec<PathBuf>, Report
     }
     if !groups.is_empty() {
         both(dir, "overhead", &mut out, |svg, png| match (svg, png) {
-            (Some(p), _) => draw_overhead(SVGBackend::new(p, SIZE).into_drawing_area(), &groups),
-            (_, Some(p)) => draw_overhead(BitMapBackend::new(p, SIZE).into_drawing_area(), &groups),
+            (Some(p), _) => draw_overhead(SVGBackend::new(p, (SIZE.0, overhead_height(&groups))).into_drawing_area(), &groups),
+            (_, Some(p)) => draw_overhead(BitMapBackend::new(p, (SIZE.0, overhead_height(&groups))).into_drawing_area(), &groups),
             _ => Ok(()),
         })?;
     }
