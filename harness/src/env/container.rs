@@ -1,12 +1,51 @@
-//! The container environment (placeholder until the launcher lands).
+//! The container environment: the agent as PID 1 of isobench's own container
+//! (new pid, mnt, uts, ipc and net namespaces, pivot_root into the minimal
+//! rootfs), driven over stdin/stdout pipes exactly like the native agent, so
+//! the difference between the two columns is what the namespaces cost.
+//!
+//! The rootfs is built once in `prepare` (copying binaries is not part of
+//! starting a container) and removed when the environment is dropped.
+
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use isobench_workloads::protocol::AgentInfo;
 
 use super::{EnvError, EnvKind, Environment, Instance, Options};
+use crate::agent::AgentClient;
+use crate::container::{self, ContainerProcess, LaunchSpec, MinimalRootfs, NamespaceSet, Stdio};
 
-pub struct Container;
+const ENV: &str = "container";
+
+pub struct Container {
+    namespaces: NamespaceSet,
+    rootfs: MinimalRootfs,
+    /// Canonical path of `rootfs`, what the mount plan binds.
+    root: PathBuf,
+}
 
 impl Container {
-    pub fn prepare(_opts: &Options) -> Result<Self, EnvError> {
-        Err(EnvError::Unavailable { env: "container", reason: "not built yet".into() })
+    /// Builds the minimal rootfs in a temp dir; `Unavailable` when not root.
+    pub fn prepare(opts: &Options) -> Result<Self, EnvError> {
+        Self::with_namespaces(opts, NamespaceSet::DEFAULT)
+    }
+
+    /// Like [`prepare`](Self::prepare), with another namespace set.
+    pub fn with_namespaces(opts: &Options, namespaces: NamespaceSet) -> Result<Self, EnvError> {
+        container::require_root().map_err(|e| EnvError::Unavailable { env: ENV, reason: e.to_string() })?;
+        let rootfs = MinimalRootfs::build(&opts.workloads).map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
+        let root = rootfs.path().canonicalize().map_err(|e| EnvError::Io { env: ENV, context: format!("rootfs {}", rootfs.path().display()), source: e })?;
+        Ok(Container { namespaces, rootfs, root })
+    }
+
+    pub fn rootfs(&self) -> &std::path::Path {
+        &self.root
+    }
+
+    pub fn namespaces(&self) -> NamespaceSet {
+        self.namespaces
     }
 }
 
@@ -14,7 +53,81 @@ impl Environment for Container {
     fn kind(&self) -> EnvKind {
         EnvKind::Container
     }
+
+    fn metadata(&self) -> serde_json::Value {
+        serde_json::json!({
+            "namespaces": self.namespaces.names(),
+            "rootfs": self.root,
+            "rootfs_kind": "minimal (isobench-agent, noop, busybox when installed)",
+            "busybox": self.rootfs.busybox(),
+            "launcher": "isobench (clone + pivot_root)",
+        })
+    }
+
+    /// Starts the agent (`/isobench-agent`, no arguments) as the container's
+    /// PID 1 and returns once it said `Ready`.
     fn start(&mut self) -> Result<Box<dyn Instance>, EnvError> {
-        unreachable!()
+        let t0 = Instant::now();
+        let io = |context: &str| {
+            let context = context.to_string();
+            move |e: nix::errno::Errno| EnvError::Io { env: ENV, context, source: e.into() }
+        };
+        let (stdin_r, stdin_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io("pipe for the agent's stdin"))?;
+        let (stdout_r, stdout_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io("pipe for the agent's stdout"))?;
+        let agent_path = format!("/{}", container::rootfs::AGENT_NAME);
+        let spec = LaunchSpec::new(self.namespaces, &self.root, &[agent_path.into()], Some(&container::default_hostname()))
+            .map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
+        let process = container::spawn(&spec, Stdio { stdin: Some(stdin_r.as_fd()), stdout: Some(stdout_w.as_fd()) })
+            .map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
+        // The container holds its own copies; ours would keep the pipes open
+        // after the agent exits.
+        drop(stdin_r);
+        drop(stdout_w);
+        let mut agent = AgentClient::new(Box::new(File::from(stdout_r)), Box::new(File::from(stdin_w)));
+        let info = agent.wait_ready().map_err(|e| EnvError::Agent { env: ENV, source: e })?;
+        let ready_after = t0.elapsed();
+        Ok(Box::new(ContainerInstance { process, agent, info, ready_after }))
+    }
+}
+
+/// The agent running as a container's PID 1. Dropping it kills the init
+/// (SIGKILL, taking the pid namespace with it) and reaps it.
+pub struct ContainerInstance {
+    // Field order: the agent's pipes close before the process is killed.
+    agent: AgentClient,
+    process: ContainerProcess,
+    info: AgentInfo,
+    ready_after: Duration,
+}
+
+impl ContainerInstance {
+    /// The host pid of the container's init (the agent).
+    pub fn host_pid(&self) -> i32 {
+        self.process.pid().as_raw()
+    }
+}
+
+impl Instance for ContainerInstance {
+    fn agent(&mut self) -> &mut AgentClient {
+        &mut self.agent
+    }
+
+    fn info(&self) -> &AgentInfo {
+        &self.info
+    }
+
+    fn ready_after(&self) -> Duration {
+        self.ready_after
+    }
+
+    fn shutdown(mut self: Box<Self>) -> Result<Duration, EnvError> {
+        let t0 = Instant::now();
+        self.agent.shutdown().map_err(|e| EnvError::Agent { env: ENV, source: e })?;
+        let status = self.process.wait().map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
+        let took = t0.elapsed();
+        if status != 0 {
+            return Err(EnvError::Start { env: ENV, reason: format!("agent exited with status {status}") });
+        }
+        Ok(took)
     }
 }

@@ -1,0 +1,394 @@
+//! The container's init: clone(2) into new namespaces, and what the child does
+//! before it execs the command, which then runs as the namespace's PID 1.
+//!
+//! The harness is multi-threaded (cargo test, criterion). A child cloned from
+//! a multi-threaded process holds a copy of memory in which another thread may
+//! have owned the allocator's lock, so the child must not allocate or lock:
+//! [`LaunchSpec`] prepares every C string, pointer array and the mount plan
+//! before the clone, and the child only makes system calls. A failure is
+//! reported to the parent as 8 bytes (stage, errno) on a close-on-exec pipe,
+//! whose end-of-file without data tells the parent the exec succeeded (the
+//! fork/exec error pipe of posix_spawn and Rust's std::process).
+//!
+//! Lifetime: the child sets PR_SET_PDEATHSIG(SIGKILL), so if isobench dies
+//! (even by SIGKILL) its container's PID 1 dies, and with it every process in
+//! the pid namespace, and with them the mount namespace and its mounts.
+
+use std::ffi::{CString, OsString};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::Path;
+use std::ptr;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::stat::{umask, Mode};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use super::ns::{Namespace, NamespaceSet};
+use super::rootfs::{self, Step, CONTAINER_PATH};
+use super::syscall::{Linux, Syscall};
+use super::ContainerError;
+
+/// Stack of the cloned child until it execs; it only runs the steps below.
+const CHILD_STACK_SIZE: usize = 256 * 1024;
+
+/// Stages reported by the child (a mount plan step is reported by index).
+const STAGE_PDEATHSIG: u32 = 0x1000_0000;
+const STAGE_HOSTNAME: u32 = 0x1000_0001;
+const STAGE_LOOPBACK: u32 = 0x1000_0002;
+const STAGE_STDIO: u32 = 0x1000_0003;
+const STAGE_EXEC: u32 = 0x1000_0004;
+
+/// Exit status of a child that failed before exec (the parent reports the
+/// real error from the pipe; this is only what waitpid sees).
+const SETUP_FAILED: i32 = 127;
+
+/// Everything the child needs, prepared before clone(2).
+pub struct LaunchSpec {
+    namespaces: NamespaceSet,
+    plan: Vec<Step>,
+    hostname: Option<CString>,
+    /// Absolute paths inside the container to try in turn (the `PATH` search).
+    candidates: Vec<CString>,
+    /// Owned strings behind `argv_ptrs` and `env_ptrs`.
+    argv: Vec<CString>,
+    #[allow(dead_code)] // read only through env_ptrs
+    env: Vec<CString>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    env_ptrs: Vec<*const libc::c_char>,
+}
+
+// SAFETY: the raw pointers point into `argv` and `env`, owned by the same
+// struct and never mutated after construction.
+unsafe impl Send for LaunchSpec {}
+unsafe impl Sync for LaunchSpec {}
+
+impl LaunchSpec {
+    /// Prepares the launch of `command` in `rootfs` (absolute, canonical).
+    /// A command without a `/` is looked up in [`CONTAINER_PATH`] inside the
+    /// container, as execvp(3) would there.
+    pub fn new(namespaces: NamespaceSet, rootfs: &Path, command: &[OsString], hostname: Option<&str>) -> Result<LaunchSpec, ContainerError> {
+        let first = command.first().ok_or(ContainerError::NoCommand)?;
+        let cstr = |s: &OsString| CString::new(s.as_bytes()).map_err(|_| ContainerError::Nul(s.clone()));
+        let argv = command.iter().map(cstr).collect::<Result<Vec<_>, _>>()?;
+        let candidates = if first.as_bytes().contains(&b'/') {
+            vec![argv[0].clone()]
+        } else {
+            let mut v = Vec::new();
+            for dir in CONTAINER_PATH.split(':') {
+                let mut p = dir.as_bytes().to_vec();
+                p.push(b'/');
+                p.extend_from_slice(first.as_bytes());
+                v.push(CString::new(p).map_err(|_| ContainerError::Nul(first.clone()))?);
+            }
+            v
+        };
+        let mut env = vec![format!("PATH={CONTAINER_PATH}"), "HOME=/".to_string()];
+        if let Ok(term) = std::env::var("TERM") {
+            env.push(format!("TERM={term}"));
+        }
+        let env = env.into_iter().map(|s| CString::new(s).map_err(|e| ContainerError::Nul(OsString::from_vec(e.into_vec())))).collect::<Result<Vec<_>, _>>()?;
+        let hostname = match hostname {
+            Some(h) if namespaces.contains(Namespace::Uts) => Some(CString::new(h).map_err(|_| ContainerError::Nul(h.into()))?),
+            _ => None,
+        };
+        let plan = rootfs::mount_plan(rootfs, namespaces.contains(Namespace::Mount))?;
+        let argv_ptrs = argv.iter().map(|a| a.as_ptr()).chain([ptr::null()]).collect();
+        let env_ptrs = env.iter().map(|a| a.as_ptr()).chain([ptr::null()]).collect();
+        Ok(LaunchSpec { namespaces, plan, hostname, candidates, argv, env, argv_ptrs, env_ptrs })
+    }
+
+    pub fn namespaces(&self) -> NamespaceSet {
+        self.namespaces
+    }
+
+    pub fn plan(&self) -> &[Step] {
+        &self.plan
+    }
+
+    fn describe(&self, stage: u32) -> String {
+        match stage {
+            STAGE_PDEATHSIG => "prctl(PR_SET_PDEATHSIG)".into(),
+            STAGE_HOSTNAME => "sethostname".into(),
+            STAGE_LOOPBACK => "bring up the loopback interface".into(),
+            STAGE_STDIO => "set up stdin/stdout".into(),
+            i => self.plan.get(i as usize).map_or_else(|| format!("stage {i}"), ToString::to_string),
+        }
+    }
+}
+
+/// File descriptors to install as the container's stdin and stdout; `None`
+/// inherits the harness's own.
+#[derive(Default, Clone, Copy)]
+pub struct Stdio<'a> {
+    pub stdin: Option<BorrowedFd<'a>>,
+    pub stdout: Option<BorrowedFd<'a>>,
+}
+
+/// The container's PID 1, seen from the host. Dropping it kills it
+/// (SIGKILL, which takes the whole pid namespace) and reaps it.
+#[derive(Debug)]
+pub struct ContainerProcess {
+    pid: Pid,
+    status: Option<i32>,
+}
+
+impl ContainerProcess {
+    /// The host pid of the container's init.
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// Waits for the init to exit; returns its exit status, or 128+n when a
+    /// signal n killed it (the shell's convention).
+    pub fn wait(&mut self) -> Result<i32, ContainerError> {
+        self.wait_flags(None).map(|s| s.expect("blocking wait returns a status"))
+    }
+
+    /// Like [`wait`](Self::wait), without blocking: `None` while it runs.
+    pub fn try_wait(&mut self) -> Result<Option<i32>, ContainerError> {
+        self.wait_flags(Some(WaitPidFlag::WNOHANG))
+    }
+
+    fn wait_flags(&mut self, flags: Option<WaitPidFlag>) -> Result<Option<i32>, ContainerError> {
+        if let Some(s) = self.status {
+            return Ok(Some(s));
+        }
+        loop {
+            match waitpid(self.pid, flags) {
+                Ok(WaitStatus::Exited(_, code)) => self.status = Some(code),
+                Ok(WaitStatus::Signaled(_, sig, _)) => self.status = Some(128 + sig as i32),
+                Ok(WaitStatus::StillAlive) => return Ok(None),
+                Ok(_) => continue,
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(ContainerError::Wait(e)),
+            }
+            return Ok(self.status);
+        }
+    }
+
+    /// SIGKILL to the init (and so to the whole pid namespace), then reap.
+    pub fn kill(&mut self) -> Result<i32, ContainerError> {
+        if self.status.is_none() {
+            let _ = kill(self.pid, Signal::SIGKILL);
+        }
+        self.wait()
+    }
+}
+
+impl Drop for ContainerProcess {
+    fn drop(&mut self) {
+        let _ = self.kill();
+    }
+}
+
+/// Clones the container's init into new namespaces and execs the command
+/// there. Returns once the command has been exec'd (or the setup failed, in
+/// which case the error names the step and the child is already reaped).
+pub fn spawn(spec: &LaunchSpec, stdio: Stdio<'_>) -> Result<ContainerProcess, ContainerError> {
+    let pipe = |what: &str| nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| ContainerError::Io { context: format!("pipe for {what}"), source: e.into() });
+    let (err_r, err_w) = pipe("setup errors")?;
+    let (alive_r, alive_w) = pipe("parent liveness")?;
+    let ctx = ChildCtx {
+        spec,
+        err_fd: err_w.as_raw_fd(),
+        alive_r: alive_r.as_raw_fd(),
+        alive_w: alive_w.as_raw_fd(),
+        stdin: stdio.stdin.map(|f| f.as_raw_fd()),
+        stdout: stdio.stdout.map(|f| f.as_raw_fd()),
+    };
+    let mut stack = vec![0u8; CHILD_STACK_SIZE];
+    // SAFETY: without CLONE_VM the child gets a copy of our memory, so the
+    // borrowed `ctx` stays valid in it; the callback only makes system calls
+    // (see the module comment) and never returns (execve or _exit).
+    let pid = unsafe {
+        nix::sched::clone(Box::new(|| child_main(&ctx)), &mut stack, spec.namespaces.clone_flags(), Some(libc::SIGCHLD))
+    }
+    .map_err(|errno| ContainerError::Clone { namespaces: spec.namespaces, errno })?;
+    let mut process = ContainerProcess { pid, status: None };
+    // Our copy of the write end must go, or the read below never ends.
+    drop(err_w);
+    let report = read_report(&err_r);
+    drop(alive_w);
+    match report {
+        Ok(None) => Ok(process),
+        Ok(Some((stage, errno))) => {
+            let _ = process.wait();
+            Err(match stage {
+                STAGE_EXEC => ContainerError::Exec { command: spec.argv[0].to_string_lossy().into_owned(), errno },
+                _ => ContainerError::Setup { step: spec.describe(stage), errno },
+            })
+        }
+        Err(e) => Err(ContainerError::Io { context: "read the container's setup report".into(), source: e }),
+    }
+}
+
+/// Reads the child's (stage, errno) report; `None` at end-of-file: it exec'd.
+fn read_report(fd: &OwnedFd) -> std::io::Result<Option<(u32, Errno)>> {
+    let mut buf = [0u8; 8];
+    let mut got = 0;
+    while got < buf.len() {
+        match nix::unistd::read(fd.as_raw_fd(), &mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if got < buf.len() {
+        return Ok(None);
+    }
+    let stage = u32::from_le_bytes(buf[..4].try_into().unwrap());
+    let errno = i32::from_le_bytes(buf[4..].try_into().unwrap());
+    Ok(Some((stage, Errno::from_raw(errno))))
+}
+
+struct ChildCtx<'a> {
+    spec: &'a LaunchSpec,
+    err_fd: RawFd,
+    alive_r: RawFd,
+    alive_w: RawFd,
+    stdin: Option<RawFd>,
+    stdout: Option<RawFd>,
+}
+
+/// Writes the failure report and exits; async-signal-safe.
+fn fail(ctx: &ChildCtx<'_>, stage: u32, errno: Errno) -> ! {
+    let mut buf = [0u8; 8];
+    buf[..4].copy_from_slice(&stage.to_le_bytes());
+    buf[4..].copy_from_slice(&(errno as i32).to_le_bytes());
+    // SAFETY: write(2) of a stack buffer and _exit(2) are async-signal-safe.
+    unsafe {
+        libc::write(ctx.err_fd, buf.as_ptr().cast(), buf.len());
+        libc::_exit(SETUP_FAILED)
+    }
+}
+
+/// Makes `target` a copy of `fd`, inheritable across exec.
+fn install_fd(fd: RawFd, target: RawFd) -> nix::Result<()> {
+    if fd == target {
+        // dup2 onto itself keeps FD_CLOEXEC: clear it instead.
+        // SAFETY: fcntl on an fd we own; no memory involved.
+        return Errno::result(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }).map(drop);
+    }
+    // SAFETY: as above; dup2 returns a new fd without FD_CLOEXEC.
+    Errno::result(unsafe { libc::dup2(fd, target) }).map(drop)
+}
+
+/// The child, from clone(2) to execve(2). System calls only: no allocation,
+/// no locks, no panics that could unwind (every error goes to `fail`).
+fn child_main(ctx: &ChildCtx<'_>) -> ! {
+    let spec = ctx.spec;
+    // SAFETY (whole block): plain system calls on fds and stack values
+    // prepared by the parent; nothing here allocates or takes a lock.
+    unsafe {
+        // Die with isobench. If it died before this prctl, its end of the
+        // liveness pipe is already closed and poll reports POLLHUP.
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+            fail(ctx, STAGE_PDEATHSIG, Errno::last());
+        }
+        libc::close(ctx.alive_w);
+        let mut pfd = libc::pollfd { fd: ctx.alive_r, events: libc::POLLIN, revents: 0 };
+        if libc::poll(&mut pfd, 1, 0) == 1 && pfd.revents & libc::POLLHUP != 0 {
+            libc::_exit(SETUP_FAILED);
+        }
+        // Rust ignores SIGPIPE in its own processes and ignored signals stay
+        // ignored across exec: give the command the default back, and no
+        // blocked signals.
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, ptr::null_mut());
+    }
+
+    // Device nodes and dirs get exactly the modes in the plan.
+    let old_umask = umask(Mode::empty());
+    if let Err((i, errno)) = rootfs::apply(&spec.plan, &Linux) {
+        fail(ctx, i as u32, errno);
+    }
+    umask(old_umask);
+
+    if let Some(name) = &spec.hostname {
+        if let Err(e) = Linux.sethostname(name) {
+            fail(ctx, STAGE_HOSTNAME, e);
+        }
+    }
+    // A new net namespace has only a loopback, and it starts down.
+    if spec.namespaces.contains(Namespace::Net) {
+        if let Err(e) = Linux.link_up(c"lo") {
+            fail(ctx, STAGE_LOOPBACK, e);
+        }
+    }
+    for (fd, target) in [(ctx.stdin, 0), (ctx.stdout, 1)] {
+        if let Some(fd) = fd {
+            if let Err(e) = install_fd(fd, target) {
+                fail(ctx, STAGE_STDIO, e);
+            }
+        }
+    }
+    // SAFETY: close_range(2) with CLOSE_RANGE_CLOEXEC only sets flags: no fd
+    // of the harness beyond stdio leaks into the container (the error pipe
+    // already is close-on-exec). Older kernels say ENOSYS/EINVAL: ignored.
+    unsafe {
+        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
+    }
+
+    let mut errno = Errno::ENOENT;
+    for path in &spec.candidates {
+        // SAFETY: path, argv and envp are NUL-terminated C strings and
+        // null-terminated pointer arrays owned by `spec`, alive in this copy
+        // of the parent's memory. execve returns only on failure.
+        unsafe { libc::execve(path.as_ptr(), spec.argv_ptrs.as_ptr(), spec.env_ptrs.as_ptr()) };
+        let e = Errno::last();
+        // Like execvp(3): a missing candidate moves on, anything else (EACCES
+        // and friends) is remembered as the more telling error.
+        if !matches!(e, Errno::ENOENT | Errno::ENOTDIR) || errno == Errno::ENOENT {
+            errno = e;
+        }
+    }
+    fail(ctx, STAGE_EXEC, errno)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn bare_command_is_searched_in_the_container_path() {
+        let spec = LaunchSpec::new(NamespaceSet::DEFAULT, Path::new("/r"), &argv(&["ps", "-o", "pid"]), Some("isobench-1")).unwrap();
+        let cands: Vec<_> = spec.candidates.iter().map(|c| c.to_str().unwrap()).collect();
+        assert_eq!(cands, ["/bin/ps", "/sbin/ps", "/usr/bin/ps", "/usr/sbin/ps"]);
+        assert_eq!(spec.argv_ptrs.len(), 4);
+        assert!(spec.argv_ptrs[3].is_null() && spec.env_ptrs.last().unwrap().is_null());
+        assert_eq!(spec.env[0].to_str().unwrap(), format!("PATH={CONTAINER_PATH}"));
+        assert_eq!(spec.hostname.as_deref(), Some(c"isobench-1"));
+    }
+
+    #[test]
+    fn path_commands_are_used_as_given_and_hostname_needs_uts() {
+        let ns: NamespaceSet = "pid,mnt".parse().unwrap();
+        let spec = LaunchSpec::new(ns, Path::new("/r"), &argv(&["/noop"]), Some("h")).unwrap();
+        assert_eq!(spec.candidates, [c"/noop".to_owned()]);
+        assert!(spec.hostname.is_none(), "no uts namespace: the host's name must not be changed");
+    }
+
+    #[test]
+    fn empty_command_and_nul_bytes_are_refused() {
+        assert!(matches!(LaunchSpec::new(NamespaceSet::DEFAULT, Path::new("/r"), &[], None), Err(ContainerError::NoCommand)));
+        assert!(matches!(LaunchSpec::new(NamespaceSet::DEFAULT, Path::new("/r"), &argv(&["a\0b"]), None), Err(ContainerError::Nul(_))));
+    }
+
+    #[test]
+    fn stages_are_described_by_the_plan_step() {
+        let spec = LaunchSpec::new(NamespaceSet::DEFAULT, Path::new("/r"), &argv(&["sh"]), None).unwrap();
+        assert_eq!(spec.describe(0), "make / and every mount under it private");
+        assert_eq!(spec.describe(STAGE_LOOPBACK), "bring up the loopback interface");
+    }
+}

@@ -1,0 +1,445 @@
+//! The container's root filesystem: the minimal one isobench builds from its
+//! static binaries, the checks on a rootfs the user gives, and the mount plan
+//! that turns a directory into the container's `/`.
+//!
+//! The plan follows runc's and bubblewrap's: make every mount private (so
+//! nothing mounted inside propagates to the host), bind the rootfs onto
+//! itself (pivot_root(2) wants a mount point), mount /proc, a small /dev and a
+//! read-only /sys inside it, then `pivot_root(".", ".")` and detach the old
+//! root, which leaves no path back to the host's filesystem.
+//!
+//! The plan is data ([`Step`]), built before clone(2) with every C string
+//! allocated, and applied in the child through [`Syscall`] without allocating.
+
+use std::ffi::{CStr, CString, OsStr};
+use std::fmt;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use nix::errno::Errno;
+use nix::mount::{MntFlags, MsFlags};
+use nix::sys::stat::{Mode, SFlag};
+
+use super::syscall::Syscall;
+use crate::workloads::Workloads;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RootfsError {
+    #[error("rootfs {0} is not a directory")]
+    NotADirectory(PathBuf),
+    #[error("rootfs {rootfs} has no /{dir} directory to mount on; isobench does not modify a given rootfs, so create the mount points first: mkdir -p {rootfs}/proc {rootfs}/dev {rootfs}/sys", rootfs = .rootfs.display())]
+    NoMountpoint { rootfs: PathBuf, dir: &'static str },
+    #[error("path {0:?} contains a NUL byte")]
+    Nul(PathBuf),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> RootfsError {
+    let context = context.into();
+    move |source| RootfsError::Io { context, source }
+}
+
+/// Where a static busybox may be installed (Debian's busybox-static: /bin).
+pub const BUSYBOX_CANDIDATES: [&str; 3] = ["/bin/busybox", "/usr/bin/busybox", "/usr/local/bin/busybox"];
+
+/// Name of the agent inside the rootfs (at its root, next to [`NOOP_NAME`]).
+pub const AGENT_NAME: &str = "isobench-agent";
+pub const NOOP_NAME: &str = "noop";
+
+/// `PATH` inside the container.
+pub const CONTAINER_PATH: &str = "/bin:/sbin:/usr/bin:/usr/sbin";
+
+/// Every temp dir isobench creates is named `isobench-<pid>-<what>-<random>`
+/// in [`std::env::temp_dir`], so [`cleanup`] can tell whose it is.
+pub const TEMP_PREFIX: &str = "isobench-";
+
+/// The prefix for a new temp dir of this process.
+pub fn temp_prefix(what: &str) -> String {
+    format!("{TEMP_PREFIX}{}-{what}-", std::process::id())
+}
+
+/// Removes temp dirs left by isobench processes that no longer exist (a run
+/// killed with SIGKILL cannot remove its own). Dirs of live processes are
+/// left alone, so concurrent runs are safe. Returns the dirs removed.
+///
+/// Call it at program start; [`MinimalRootfs::build`] calls it too.
+pub fn cleanup() -> Vec<PathBuf> {
+    cleanup_in(&std::env::temp_dir())
+}
+
+/// [`cleanup`] in another base directory.
+pub fn cleanup_in(base: &Path) -> Vec<PathBuf> {
+    sweep(base)
+}
+
+fn owner_pid(name: &OsStr) -> Option<i32> {
+    let rest = name.to_str()?.strip_prefix(TEMP_PREFIX)?;
+    let (pid, what) = rest.split_once('-')?;
+    if what.is_empty() {
+        return None;
+    }
+    pid.parse().ok().filter(|p| *p > 0)
+}
+
+fn alive(pid: i32) -> bool {
+    // EPERM means it exists but is not ours to signal: alive too.
+    !matches!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None), Err(Errno::ESRCH))
+}
+
+fn sweep(base: &Path) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(base) else { return removed };
+    for entry in entries.flatten() {
+        let Some(pid) = owner_pid(&entry.file_name()) else { continue };
+        // Only real directories: never follow a symlink someone planted.
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) || alive(pid) {
+            continue;
+        }
+        if std::fs::remove_dir_all(entry.path()).is_ok() {
+            removed.push(entry.path());
+        }
+    }
+    removed
+}
+
+/// Returns the first static busybox found, if any. A dynamically linked one
+/// would not run in a rootfs without a libc, so it does not count.
+pub fn find_static_busybox() -> Option<PathBuf> {
+    BUSYBOX_CANDIDATES.iter().map(PathBuf::from).find(|p| p.is_file() && is_static_elf(p).unwrap_or(false))
+}
+
+/// True when `path` is an ELF file with no program interpreter (PT_INTERP).
+pub fn is_static_elf(path: &Path) -> io::Result<bool> {
+    const PT_INTERP: u32 = 3;
+    let data = std::fs::read(path)?;
+    let u16_at = |o: usize| data.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
+    let u32_at = |o: usize| data.get(o..o + 4).map(|b| u32::from_le_bytes(b.try_into().unwrap()));
+    let u64_at = |o: usize| data.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()) as usize);
+    // 64-bit little-endian ELF only (the target isobench builds for).
+    if data.get(..6) != Some(b"\x7fELF\x02\x01".as_slice()) {
+        return Ok(false);
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38)) else {
+        return Ok(false);
+    };
+    for i in 0..phnum {
+        match u32_at(phoff + i * phentsize) {
+            Some(PT_INTERP) => return Ok(false),
+            Some(_) => {}
+            None => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
+/// The minimal rootfs, built once in a temp dir and removed on drop:
+///
+/// ```text
+/// /isobench-agent  /noop          the static workloads (the agent finds noop next to itself)
+/// /bin/busybox     /bin/<applet>  static busybox and its applet links, when installed
+/// /proc /dev /sys /tmp /mnt /etc  mount points and empty dirs
+/// ```
+///
+/// The binaries are copied, not hard-linked: the container's root is
+/// writable, and a write through a hard link would change the host's build.
+#[derive(Debug)]
+pub struct MinimalRootfs {
+    dir: tempfile::TempDir,
+    busybox: Option<PathBuf>,
+}
+
+impl MinimalRootfs {
+    pub fn build(workloads: &Workloads) -> Result<MinimalRootfs, RootfsError> {
+        cleanup();
+        let dir = tempfile::Builder::new()
+            .prefix(&temp_prefix("rootfs"))
+            .tempdir()
+            .map_err(io_err(format!("create a temp dir in {}", std::env::temp_dir().display())))?;
+        let root = dir.path();
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).map_err(io_err(format!("chmod {}", root.display())))?;
+        for (sub, mode) in [("bin", 0o755), ("proc", 0o555), ("dev", 0o755), ("sys", 0o555), ("tmp", 0o1777), ("mnt", 0o755), ("etc", 0o755)] {
+            let p = root.join(sub);
+            std::fs::create_dir(&p).map_err(io_err(format!("mkdir {}", p.display())))?;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).map_err(io_err(format!("chmod {}", p.display())))?;
+        }
+        for (src, name) in [(&workloads.agent, AGENT_NAME), (&workloads.noop, NOOP_NAME)] {
+            std::fs::copy(src, root.join(name)).map_err(io_err(format!("copy {} into the rootfs", src.display())))?;
+        }
+        let busybox = find_static_busybox();
+        if let Some(bb) = &busybox {
+            install_busybox(bb, &root.join("bin"))?;
+        }
+        Ok(MinimalRootfs { dir, busybox })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The host's busybox copied in, if one was found.
+    pub fn busybox(&self) -> Option<&Path> {
+        self.busybox.as_deref()
+    }
+}
+
+fn install_busybox(busybox: &Path, bin: &Path) -> Result<(), RootfsError> {
+    std::fs::copy(busybox, bin.join("busybox")).map_err(io_err(format!("copy {} into the rootfs", busybox.display())))?;
+    let out = Command::new(busybox).arg("--list").output().map_err(io_err(format!("run {} --list", busybox.display())))?;
+    for applet in out.stdout.split(|b| *b == b'\n') {
+        // An applet name is a plain file name; anything else is skipped.
+        if applet.is_empty() || applet == b"busybox" || applet.contains(&b'/') || applet.starts_with(b".") {
+            continue;
+        }
+        let link = bin.join(OsStr::from_bytes(applet));
+        symlink("busybox", &link).map_err(io_err(format!("symlink {}", link.display())))?;
+    }
+    Ok(())
+}
+
+/// Checks that a user-given rootfs can be used as is: a directory with the
+/// mount points the plan needs (only when a mount namespace is used).
+pub fn check_rootfs(rootfs: &Path, mount_ns: bool) -> Result<PathBuf, RootfsError> {
+    let abs = rootfs.canonicalize().map_err(io_err(format!("rootfs {}", rootfs.display())))?;
+    if !abs.is_dir() {
+        return Err(RootfsError::NotADirectory(rootfs.to_path_buf()));
+    }
+    if mount_ns {
+        for dir in MOUNTPOINTS {
+            if !abs.join(dir).is_dir() {
+                return Err(RootfsError::NoMountpoint { rootfs: rootfs.to_path_buf(), dir });
+            }
+        }
+    }
+    Ok(abs)
+}
+
+/// Directories the plan mounts on, which must exist in the rootfs.
+pub const MOUNTPOINTS: [&str; 3] = ["proc", "dev", "sys"];
+
+/// Character devices made in the container's /dev: (name, major, minor), the
+/// set the OCI runtime spec requires.
+pub const DEVICES: [(&str, u32, u32); 6] =
+    [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
+
+/// One step of the mount plan. Paths after [`Step::Chdir`] into the rootfs
+/// are relative to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Mount { source: Option<CString>, target: CString, fstype: Option<CString>, flags: MsFlags, data: Option<CString> },
+    Mkdir { path: CString, mode: u32 },
+    Mknod { path: CString, mode: u32, major: u32, minor: u32 },
+    Symlink { target: CString, link: CString },
+    Chdir(CString),
+    Chroot(CString),
+    /// `pivot_root(".", ".")`: the new root and the old one stacked on the same
+    /// directory, so no put_old directory is needed in the rootfs.
+    PivotRoot,
+    /// `umount2(".", MNT_DETACH)`: takes the old root (now on top) away.
+    DetachOldRoot,
+}
+
+fn c(s: &str) -> CString {
+    CString::new(s).expect("constant has no NUL")
+}
+
+fn c_path(p: &Path) -> Result<CString, RootfsError> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| RootfsError::Nul(p.to_path_buf()))
+}
+
+fn mount(source: &str, target: &str, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> Step {
+    Step::Mount { source: Some(c(source)), target: c(target), fstype: fstype.map(c), flags, data: data.map(c) }
+}
+
+/// The plan that makes `rootfs` (absolute, canonical) the container's `/`.
+///
+/// With a mount namespace: private propagation, bind, /proc, /dev, /sys,
+/// pivot_root. Without one nothing may be mounted (it would show on the
+/// host), so the plan is a plain chroot and the rootfs has no /proc, /dev or
+/// /sys of its own.
+pub fn mount_plan(rootfs: &Path, mount_ns: bool) -> Result<Vec<Step>, RootfsError> {
+    let root = c_path(rootfs)?;
+    if !mount_ns {
+        return Ok(vec![Step::Chroot(root), Step::Chdir(c("/"))]);
+    }
+    let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let mut plan = vec![
+        // The new mount namespace starts as a copy of the host's, with the
+        // host's propagation: on systemd hosts `/` is shared, and a mount made
+        // here would appear on the host. Private, recursively, before anything.
+        Step::Mount { source: None, target: c("/"), fstype: None, flags: MsFlags::MS_REC | MsFlags::MS_PRIVATE, data: None },
+        // pivot_root(2) needs the new root to be a mount point; binding the
+        // directory onto itself makes it one, without touching the host.
+        Step::Mount { source: Some(root.clone()), target: root.clone(), fstype: None, flags: MsFlags::MS_BIND | MsFlags::MS_REC, data: None },
+        // After the bind, so "." is the new mount and not the directory under it.
+        Step::Chdir(root),
+        // Mounted by the container's PID 1, so it shows the new pid namespace.
+        mount("proc", "proc", Some("proc"), nosuid_nodev_noexec, None),
+        // A small tmpfs /dev holding only the devices a container needs, not
+        // the host's devtmpfs (no disks, no /dev/kmsg). Not nodev, obviously.
+        mount("tmpfs", "dev", Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME, Some("mode=755,size=65536")),
+    ];
+    for (name, major, minor) in DEVICES {
+        plan.push(Step::Mknod { path: c(&format!("dev/{name}")), mode: 0o666, major, minor });
+    }
+    plan.extend([
+        Step::Mkdir { path: c("dev/pts"), mode: 0o755 },
+        // newinstance: the container's own ptys, not the host's.
+        mount("devpts", "dev/pts", Some("devpts"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("newinstance,ptmxmode=0666,mode=0620")),
+        Step::Symlink { target: c("pts/ptmx"), link: c("dev/ptmx") },
+        Step::Mkdir { path: c("dev/shm"), mode: 0o1777 },
+        mount("shm", "dev/shm", Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777,size=65536k")),
+        Step::Symlink { target: c("/proc/self/fd"), link: c("dev/fd") },
+        Step::Symlink { target: c("/proc/self/fd/0"), link: c("dev/stdin") },
+        Step::Symlink { target: c("/proc/self/fd/1"), link: c("dev/stdout") },
+        Step::Symlink { target: c("/proc/self/fd/2"), link: c("dev/stderr") },
+        // Read-only: a container must not write the host's kernel knobs.
+        mount("sysfs", "sys", Some("sysfs"), nosuid_nodev_noexec | MsFlags::MS_RDONLY, None),
+        Step::PivotRoot,
+        Step::DetachOldRoot,
+        Step::Chdir(c("/")),
+    ]);
+    Ok(plan)
+}
+
+/// Applies the plan; on failure returns the index of the failed step and its
+/// errno. Allocates nothing (runs in the cloned child).
+pub fn apply(plan: &[Step], sys: &dyn Syscall) -> Result<(), (usize, Errno)> {
+    for (i, step) in plan.iter().enumerate() {
+        apply_step(step, sys).map_err(|e| (i, e))?;
+    }
+    Ok(())
+}
+
+const DOT: &CStr = c".";
+
+fn apply_step(step: &Step, sys: &dyn Syscall) -> nix::Result<()> {
+    match step {
+        Step::Mount { source, target, fstype, flags, data } => sys.mount(source.as_deref(), target, fstype.as_deref(), *flags, data.as_deref()),
+        Step::Mkdir { path, mode } => sys.mkdir(path, Mode::from_bits_truncate(*mode)),
+        Step::Mknod { path, mode, major, minor } => sys.mknod(path, SFlag::S_IFCHR, Mode::from_bits_truncate(*mode), libc::makedev(*major, *minor)),
+        Step::Symlink { target, link } => sys.symlink(target, link),
+        Step::Chdir(path) => sys.chdir(path),
+        Step::Chroot(path) => sys.chroot(path),
+        Step::PivotRoot => sys.pivot_root(DOT, DOT),
+        Step::DetachOldRoot => sys.umount2(DOT, MntFlags::MNT_DETACH),
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = |c: &CString| c.to_string_lossy().into_owned();
+        match self {
+            Step::Mount { source: None, target, .. } => write!(f, "make {} and every mount under it private", s(target)),
+            Step::Mount { source: Some(src), target, fstype: None, .. } => write!(f, "bind-mount {} on {}", s(src), s(target)),
+            Step::Mount { fstype: Some(t), target, .. } => write!(f, "mount {} on {}", s(t), s(target)),
+            Step::Mkdir { path, .. } => write!(f, "mkdir {}", s(path)),
+            Step::Mknod { path, .. } => write!(f, "mknod {}", s(path)),
+            Step::Symlink { target, link } => write!(f, "symlink {} -> {}", s(link), s(target)),
+            Step::Chdir(p) => write!(f, "chdir {}", s(p)),
+            Step::Chroot(p) => write!(f, "chroot {}", s(p)),
+            Step::PivotRoot => f.write_str("pivot_root into the rootfs"),
+            Step::DetachOldRoot => f.write_str("detach the old root"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::syscall::recording::Recorder;
+    use super::*;
+
+    #[test]
+    fn plan_order_private_first_pivot_last() {
+        let plan = mount_plan(Path::new("/tmp/r"), true).unwrap();
+        let sys = Recorder::default();
+        apply(&plan, &sys).unwrap();
+        let lines = sys.lines();
+        let pos = |prefix: &str| lines.iter().position(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix} in {lines:#?}"));
+        assert_eq!(lines[0], "mount - / - MS_REC|MS_PRIVATE -", "propagation is made private before any other mount");
+        assert_eq!(lines[1], "mount /tmp/r /tmp/r - MS_BIND|MS_REC -");
+        assert_eq!(lines[2], "chdir /tmp/r");
+        assert!(pos("mount proc proc proc") > 2);
+        assert!(pos("mount tmpfs dev tmpfs") < pos("mknod dev/null 666 1,3"));
+        assert!(pos("mkdir dev/pts") < pos("mount devpts dev/pts devpts"));
+        assert!(pos("mount sysfs sys sysfs") < pos("pivot_root"));
+        assert!(lines.iter().find(|l| l.starts_with("mount sysfs")).unwrap().contains("MS_RDONLY"));
+        let n = lines.len();
+        assert_eq!(lines[n - 3..], ["pivot_root . .", "umount2 . MNT_DETACH", "chdir /"]);
+        for (name, _, _) in DEVICES {
+            pos(&format!("mknod dev/{name} 666"));
+        }
+    }
+
+    #[test]
+    fn without_mount_namespace_nothing_is_mounted() {
+        let plan = mount_plan(Path::new("/tmp/r"), false).unwrap();
+        let sys = Recorder::default();
+        apply(&plan, &sys).unwrap();
+        assert_eq!(sys.lines(), ["chroot /tmp/r", "chdir /"]);
+    }
+
+    #[test]
+    fn apply_stops_at_the_failing_step_and_names_it() {
+        let plan = mount_plan(Path::new("/tmp/r"), true).unwrap();
+        let sys = Recorder { fail_on: Some("mount sysfs"), ..Default::default() };
+        let (i, errno) = apply(&plan, &sys).unwrap_err();
+        assert_eq!(errno, Errno::EPERM);
+        assert_eq!(plan[i].to_string(), "mount sysfs on sys");
+        assert!(sys.lines().last().unwrap().starts_with("mount sysfs"));
+        assert!(!sys.lines().iter().any(|l| l.starts_with("pivot_root")), "nothing after a failed step");
+    }
+
+    #[test]
+    fn stale_temp_dirs_of_dead_pids_are_swept_live_ones_kept() {
+        let base = tempfile::tempdir().unwrap();
+        // A pid that cannot exist (above pid_max's hard limit of 2^22).
+        let dead = base.path().join("isobench-4194399-rootfs-abc");
+        let live = base.path().join(format!("isobench-{}-rootfs-xyz", std::process::id()));
+        let other = base.path().join("isobench-notapid-rootfs");
+        for d in [&dead, &live, &other] {
+            std::fs::create_dir_all(d.join("bin")).unwrap();
+        }
+        let removed = sweep(base.path());
+        assert_eq!(removed, std::slice::from_ref(&dead));
+        assert!(!dead.exists() && live.exists() && other.exists());
+    }
+
+    #[test]
+    fn owner_pid_parses_only_our_names() {
+        assert_eq!(owner_pid(OsStr::new("isobench-123-rootfs-x")), Some(123));
+        assert_eq!(owner_pid(OsStr::new("isobench-123-")), None);
+        assert_eq!(owner_pid(OsStr::new("isobench-0-rootfs")), None);
+        assert_eq!(owner_pid(OsStr::new("other-123-rootfs")), None);
+    }
+
+    #[test]
+    fn elf_check_tells_static_from_dynamic() {
+        assert!(!is_static_elf(Path::new("/bin/sh")).unwrap(), "/bin/sh is dynamically linked on Debian");
+        let not_elf = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(not_elf.path(), b"#!/bin/sh\n").unwrap();
+        assert!(!is_static_elf(not_elf.path()).unwrap());
+        if let Some(bb) = find_static_busybox() {
+            assert!(is_static_elf(&bb).unwrap());
+        }
+    }
+
+    #[test]
+    fn user_rootfs_without_mountpoints_is_refused_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("proc")).unwrap();
+        let err = check_rootfs(dir.path(), true).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, RootfsError::NoMountpoint { dir: "dev", .. }), "{msg}");
+        assert!(msg.contains("mkdir -p"), "{msg}");
+        // Without a mount namespace nothing is mounted, so nothing is needed.
+        assert!(check_rootfs(dir.path(), false).is_ok());
+    }
+}

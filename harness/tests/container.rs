@@ -1,0 +1,392 @@
+//! The container launcher, for real (root only; each test prints why it is
+//! skipped otherwise): the classic `unshare -pf --mount-proc` and `unshare -n`
+//! demonstrations, asserted, and the invariant that nothing a run creates
+//! (mounts, temp dirs, processes) outlives it.
+//!
+//! The tests take one lock: they count this process's temp dirs and look at
+//! the host's mount table, which concurrent containers would disturb.
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use isobench_harness::container::{self, ContainerError, ExecOptions, LaunchSpec, MinimalRootfs, NamespaceSet, RootfsError, Stdio};
+use isobench_harness::env::{self, EnvKind};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// The lock, or `None` (with the reason printed) when not root or when the
+/// static busybox the tests' commands need is missing.
+fn setup(test: &str) -> Option<MutexGuard<'static, ()>> {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping {test}: the container launcher needs root");
+        return None;
+    }
+    if container::rootfs::find_static_busybox().is_none() {
+        eprintln!("skipping {test}: no static busybox (apt-get install busybox-static)");
+        return None;
+    }
+    Some(SERIAL.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+fn workloads() -> isobench_harness::workloads::Workloads {
+    isobench_harness::workloads::locate().expect("static workloads")
+}
+
+fn args(v: &[&str]) -> Vec<OsString> {
+    v.iter().map(OsString::from).collect()
+}
+
+/// This process's temp dirs (`isobench-<pid>-*`).
+fn own_temp_dirs() -> Vec<PathBuf> {
+    let prefix = format!("isobench-{}-", std::process::id());
+    let mut v: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A container running `cmd` with its stdin and stdout as pipes to the test.
+struct Running {
+    process: container::ContainerProcess,
+    stdin: Option<std::fs::File>,
+    stdout: BufReader<std::fs::File>,
+}
+
+fn launch(rootfs: &Path, ns: NamespaceSet, cmd: &[&str], hostname: Option<&str>) -> Result<Running, ContainerError> {
+    let (in_r, in_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    let spec = LaunchSpec::new(ns, &rootfs.canonicalize().unwrap(), &args(cmd), hostname)?;
+    let process = container::spawn(&spec, Stdio { stdin: Some(in_r.as_fd()), stdout: Some(out_w.as_fd()) })?;
+    Ok(Running { process, stdin: Some(in_w.into()), stdout: BufReader::new(out_r.into()) })
+}
+
+/// Runs `cmd` to the end in the minimal rootfs: (exit status, stdout).
+fn run(rootfs: &Path, ns: NamespaceSet, cmd: &[&str]) -> (i32, String) {
+    let mut r = launch(rootfs, ns, cmd, Some("isobench-test")).unwrap();
+    r.stdin = None;
+    let mut out = String::new();
+    r.stdout.read_to_string(&mut out).unwrap();
+    (r.process.wait().unwrap(), out)
+}
+
+fn host_mountinfo() -> String {
+    std::fs::read_to_string("/proc/self/mountinfo").unwrap()
+}
+
+/// The inode of a process's pid namespace, from the host.
+fn pid_ns_of(pid: i32) -> Option<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok()
+}
+
+/// Host pids of every process in the pid namespace `ns`.
+fn members_of(ns: &Path) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| pid_ns_of(*pid).as_deref() == Some(ns))
+        .collect()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !cond() {
+        assert!(t0.elapsed() < timeout, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn command_is_pid_1_and_ps_shows_only_the_container() {
+    let Some(_l) = setup("command_is_pid_1_and_ps_shows_only_the_container") else { return };
+    let rootfs = MinimalRootfs::build(&workloads()).unwrap();
+    let (status, out) = run(rootfs.path(), NamespaceSet::DEFAULT, &["sh", "-c", "echo $$"]);
+    assert_eq!((status, out.trim()), (0, "1"));
+
+    // The seed's demonstration: `sh` is PID 1, `ps` its child is 2, nothing else.
+    let (status, out) = run(rootfs.path(), NamespaceSet::DEFAULT, &["sh", "-c", "ps -o pid,comm; true"]);
+    println!("isobench exec -- sh -c 'ps -o pid,comm':\n{out}");
+    assert_eq!(status, 0);
+    let rows: Vec<Vec<&str>> = out.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows, [vec!["1", "sh"], vec!["2", "ps"]], "{out}");
+
+    // Without a pid namespace the host's processes are there (the test itself).
+    let ns: NamespaceSet = "mnt,uts,ipc,net".parse().unwrap();
+    let (_, out) = run(rootfs.path(), ns, &["sh", "-c", "echo $$; ps -o pid | wc -l"]);
+    let mut it = out.split_whitespace().map(|s| s.parse::<u32>().unwrap());
+    assert_ne!(it.next(), Some(1));
+    assert!(it.next().unwrap() > 3, "{out}");
+}
+
+#[test]
+fn hostname_is_the_containers_own() {
+    let Some(_l) = setup("hostname_is_the_containers_own") else { return };
+    let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    let rootfs = MinimalRootfs::build(&workloads()).unwrap();
+    let (_, out) = run(rootfs.path(), NamespaceSet::DEFAULT, &["hostname"]);
+    assert_eq!(out.trim(), "isobench-test");
+    assert_ne!(out.trim(), host);
+    assert_eq!(nix::unistd::gethostname().unwrap().into_string().unwrap(), host, "the host's name is unchanged");
+}
+
+#[test]
+fn host_tcp_port_is_not_visible_and_loopback_is_up() {
+    let Some(_l) = setup("host_tcp_port_is_not_visible_and_loopback_is_up") else { return };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = format!(":{:04X} ", listener.local_addr().unwrap().port());
+    let host_tcp = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    assert!(host_tcp.contains(&port), "the host sees its own listener {port} in\n{host_tcp}");
+
+    let rootfs = MinimalRootfs::build(&workloads()).unwrap();
+    let (status, tcp) = run(rootfs.path(), NamespaceSet::DEFAULT, &["cat", "/proc/net/tcp"]);
+    assert_eq!(status, 0);
+    assert!(!tcp.contains(&port), "port {port} visible in the container:\n{tcp}");
+    assert_eq!(tcp.lines().count(), 1, "a new net namespace has no sockets:\n{tcp}");
+
+    // lo is up (IFF_UP = 0x1) so loopback benchmarks work, and is the only link.
+    let (_, out) = run(rootfs.path(), NamespaceSet::DEFAULT, &["sh", "-c", "cat /sys/class/net/lo/flags; ls /sys/class/net"]);
+    let mut lines = out.lines();
+    let flags = u32::from_str_radix(lines.next().unwrap().trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(flags & 1, 1, "lo is down: {out}");
+    assert_eq!(lines.collect::<Vec<_>>(), ["lo"]);
+
+    // Without a net namespace the host's socket is there.
+    let ns: NamespaceSet = "pid,mnt".parse().unwrap();
+    let (_, tcp) = run(rootfs.path(), ns, &["cat", "/proc/net/tcp"]);
+    assert!(tcp.contains(&port), "{tcp}");
+}
+
+#[test]
+fn mounts_made_inside_never_reach_the_host() {
+    let Some(_l) = setup("mounts_made_inside_never_reach_the_host") else { return };
+    let rootfs = MinimalRootfs::build(&workloads()).unwrap();
+    let root = rootfs.path().canonicalize().unwrap();
+    let before = host_mountinfo();
+    let mut r = launch(
+        &root,
+        NamespaceSet::DEFAULT,
+        &["sh", "-c", "mount -t tmpfs isobench-probe /mnt && grep -c isobench-probe /proc/self/mountinfo && cut -d' ' -f5 /proc/self/mountinfo | grep -cx / && read x"],
+        None,
+    )
+    .unwrap();
+    let mut line = String::new();
+    r.stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "1", "the mount is there inside");
+    // While the container runs: neither its tmpfs, nor its /proc, /dev, nor
+    // the rootfs bind are in the host's table.
+    let during = host_mountinfo();
+    assert!(!during.contains("isobench-probe"), "{during}");
+    assert!(!during.contains(root.to_str().unwrap()), "rootfs bind visible on the host:\n{during}");
+    assert_eq!(during, before);
+    line.clear();
+    r.stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "1", "exactly one root mount inside: the old root is detached");
+    r.stdin.take().unwrap().write_all(b"\n").unwrap();
+    assert_eq!(r.process.wait().unwrap(), 0);
+    assert_eq!(host_mountinfo(), before);
+    // The host-side rootfs directory was not written by the mounts.
+    assert_eq!(std::fs::read_dir(root.join("dev")).unwrap().count(), 0, "mknod went to the host's rootfs dir");
+}
+
+#[test]
+fn exec_returns_the_commands_status_and_leaves_no_temp_dir() {
+    let Some(_l) = setup("exec_returns_the_commands_status_and_leaves_no_temp_dir") else { return };
+    let w = workloads();
+    let before = own_temp_dirs();
+    assert_eq!(container::exec(&ExecOptions::new(args(&["sh", "-c", "exit 7"])), &w).unwrap(), 7);
+    assert_eq!(container::exec(&ExecOptions::new(args(&["/noop"])), &w).unwrap(), 0);
+    assert_eq!(container::exec(&ExecOptions::new(args(&["true"])), &w).unwrap(), 0);
+    // Every namespace combination the CLI offers launches.
+    for ns in ["none", "all", "pid", "net", "mnt", "uts,ipc"] {
+        let opts = ExecOptions { namespaces: ns.parse().unwrap(), ..ExecOptions::new(args(&["/noop"])) };
+        assert_eq!(container::exec(&opts, &w).unwrap(), 0, "--ns {ns}");
+    }
+    let err = container::exec(&ExecOptions::new(args(&["no-such-command"])), &w).unwrap_err();
+    assert!(matches!(err, ContainerError::Exec { errno: nix::errno::Errno::ENOENT, .. }), "{err}");
+    assert_eq!(err.exit_status(), 127);
+    assert_eq!(own_temp_dirs(), before, "a temp dir outlived exec");
+}
+
+#[test]
+fn killed_container_reports_128_plus_signal_and_leaves_no_process() {
+    let Some(_l) = setup("killed_container_reports_128_plus_signal_and_leaves_no_process") else { return };
+    let rootfs = MinimalRootfs::build(&workloads()).unwrap();
+    let mut r = launch(rootfs.path(), NamespaceSet::DEFAULT, &["sh", "-c", "sleep 1000 & sleep 1000 & echo up; wait"], None).unwrap();
+    let mut line = String::new();
+    r.stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "up");
+    let ns = pid_ns_of(r.process.pid().as_raw()).unwrap();
+    assert_eq!(members_of(&ns).len(), 3, "sh and two sleeps");
+    assert_eq!(r.process.kill().unwrap(), 128 + 9);
+    // PID 1 gone: the kernel kills the rest of its namespace.
+    wait_until("the sleeps are gone", Duration::from_secs(5), || members_of(&ns).is_empty());
+}
+
+#[test]
+fn given_rootfs_is_used_as_is_and_not_modified() {
+    let Some(_l) = setup("given_rootfs_is_used_as_is_and_not_modified") else { return };
+    let w = workloads();
+    let dir = tempfile::tempdir().unwrap();
+    // Without mount points: refused before anything is created.
+    let before = own_temp_dirs();
+    let opts = ExecOptions { rootfs: Some(dir.path().into()), ..ExecOptions::new(args(&["/bin/busybox", "true"])) };
+    let err = container::exec(&opts, &w).unwrap_err();
+    assert!(matches!(err, ContainerError::Rootfs(RootfsError::NoMountpoint { dir: "proc", .. })), "{err}");
+    assert!(err.to_string().contains("mkdir -p"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "the failing run wrote into the rootfs");
+    assert_eq!(own_temp_dirs(), before);
+
+    for d in ["proc", "dev", "sys", "bin"] {
+        std::fs::create_dir(dir.path().join(d)).unwrap();
+    }
+    std::fs::copy(container::rootfs::find_static_busybox().unwrap(), dir.path().join("bin/busybox")).unwrap();
+    let listing = |p: &Path| {
+        let mut v: Vec<_> = walk(p);
+        v.sort();
+        v
+    };
+    let tree = listing(dir.path());
+    let opts = ExecOptions { rootfs: Some(dir.path().into()), ..ExecOptions::new(args(&["/bin/busybox", "sh", "-c", "test -c /dev/null && test -r /proc/1/stat && exit 3"])) };
+    assert_eq!(container::exec(&opts, &w).unwrap(), 3);
+    assert_eq!(listing(dir.path()), tree, "the rootfs changed on the host");
+    assert_eq!(own_temp_dirs(), before, "a given rootfs needs no temp dir");
+}
+
+fn walk(p: &Path) -> Vec<PathBuf> {
+    let mut out = vec![p.to_path_buf()];
+    if p.is_dir() && !p.is_symlink() {
+        for e in std::fs::read_dir(p).unwrap().flatten() {
+            out.extend(walk(&e.path()));
+        }
+    }
+    out
+}
+
+#[test]
+fn minimal_rootfs_layout_and_removal() {
+    let Some(_l) = setup("minimal_rootfs_layout_and_removal") else { return };
+    let rootfs = MinimalRootfs::build(&workloads()).unwrap();
+    let p = rootfs.path().to_path_buf();
+    for f in ["isobench-agent", "noop", "bin/busybox"] {
+        assert!(container::rootfs::is_static_elf(&p.join(f)).unwrap(), "{f}");
+    }
+    assert_eq!(std::fs::read_link(p.join("bin/sh")).unwrap(), Path::new("busybox"));
+    assert!(p.join("bin/ps").is_symlink());
+    drop(rootfs);
+    assert!(!p.exists(), "rootfs temp dir outlived its owner");
+}
+
+/// A failing setup step is reported by name, and the child is reaped.
+#[test]
+fn failing_setup_names_the_step() {
+    let Some(_l) = setup("failing_setup_names_the_step") else { return };
+    let rootfs = MinimalRootfs::build(&workloads()).unwrap();
+    // An over-long host name: sethostname says EINVAL.
+    let long = "x".repeat(100);
+    let err = launch(rootfs.path(), NamespaceSet::DEFAULT, &["/noop"], Some(&long)).err().unwrap();
+    assert!(matches!(&err, ContainerError::Setup { step, errno: nix::errno::Errno::EINVAL } if step == "sethostname"), "{err}");
+}
+
+/// Helper for `kill_9_of_isobench_takes_the_container_and_cleanup_sweeps`:
+/// runs only when re-executed with ISOBENCH_TEST_HOLD=1.
+#[test]
+fn hold_a_container_for_the_kill_test() {
+    if std::env::var_os("ISOBENCH_TEST_HOLD").is_none() {
+        return;
+    }
+    let rootfs = MinimalRootfs::build(&workloads()).unwrap();
+    let r = launch(rootfs.path(), NamespaceSet::DEFAULT, &["sleep", "1000"], None).unwrap();
+    println!("HOLD {} {}", r.process.pid(), rootfs.path().display());
+    std::io::stdout().flush().unwrap();
+    std::thread::sleep(Duration::from_secs(1000));
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn kill_9_of_isobench_takes_the_container_and_cleanup_sweeps() {
+    let Some(_l) = setup("kill_9_of_isobench_takes_the_container_and_cleanup_sweeps") else { return };
+    // The holder's temp dirs go to a private base, where no concurrent
+    // isobench process (which sweeps dead owners' dirs) can reach them first.
+    let base = tempfile::tempdir().unwrap();
+    let mut holder = KillOnDrop(std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "hold_a_container_for_the_kill_test", "--nocapture", "--test-threads=1"])
+        .env("ISOBENCH_TEST_HOLD", "1")
+        .env("TMPDIR", base.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap());
+    let holder = &mut holder.0;
+    // libtest prints "test NAME ... " before the test's own output, on the
+    // same line: look for the marker anywhere, from a thread, with a timeout.
+    let out = BufReader::new(holder.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            if let Some(at) = line.find("HOLD ") {
+                let _ = tx.send(line[at + 5..].to_string());
+                return;
+            }
+        }
+    });
+    let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
+        let _ = holder.kill();
+        panic!("the holder never reported its container");
+    };
+    let (pid, rootfs) = line.split_once(' ').unwrap();
+    let (pid, rootfs) = (pid.parse::<i32>().unwrap(), PathBuf::from(rootfs));
+    let ns = pid_ns_of(pid).expect("container running");
+    assert!(rootfs.starts_with(base.path()) && rootfs.is_dir(), "{}", rootfs.display());
+    holder.kill().unwrap(); // SIGKILL: no destructor runs in the holder
+    holder.wait().unwrap();
+    wait_until("the container died with its launcher", Duration::from_secs(5), || members_of(&ns).is_empty());
+    assert!(rootfs.is_dir(), "a SIGKILLed run cannot clean up after itself");
+    let removed = container::rootfs::cleanup_in(base.path());
+    assert!(removed.contains(&rootfs), "cleanup removed {removed:?}, not {}", rootfs.display());
+    assert!(!rootfs.exists());
+}
+
+#[test]
+fn container_env_runs_the_agent_as_pid_1() {
+    let Some(_l) = setup("container_env_runs_the_agent_as_pid_1") else { return };
+    let opts = env::Options { workloads: workloads(), accel: Default::default(), log_dir: None };
+    let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    let env = env::prepare(EnvKind::Container, &opts).unwrap();
+    let meta = env.metadata();
+    let rootfs = PathBuf::from(meta["rootfs"].as_str().unwrap());
+    assert_eq!(meta["namespaces"], serde_json::json!(["pid", "net", "ipc", "uts", "mnt"]));
+    let mut env = env;
+    let mut inst = env.start().unwrap();
+    assert_eq!(inst.info().pid, 1, "{:?}", inst.info());
+    assert_ne!(inst.info().hostname, host);
+    assert!(inst.info().hostname.starts_with("isobench-"), "{}", inst.info().hostname);
+    assert_eq!(inst.agent().info().unwrap().pid, 1);
+    // Loopback works inside: the agent's TCP round trip on 127.0.0.1.
+    if inst.info().metrics.iter().any(|m| m == "net.tcp_rr") {
+        let req = isobench_workloads::protocol::RunRequest { metric: "net.tcp_rr".into(), iterations: 100, max_ms: 2000, warmup: 10 };
+        let res = inst.agent().run(&req).unwrap();
+        assert!(res.iterations > 0 && res.elapsed_ns > 0, "{res:?}");
+    }
+    inst.shutdown().unwrap();
+    // A second instance from the same prepared rootfs, dropped without shutdown.
+    let inst = env.start().unwrap();
+    assert_eq!(inst.info().pid, 1);
+    drop(inst);
+    drop(env);
+    assert!(!rootfs.exists(), "the environment's rootfs outlived it");
+}
