@@ -3,20 +3,74 @@
 //! loopback, open the virtio-serial port the harness talks on, and power the
 //! guest off when told.
 //!
-//! (Skeleton: filled in by the VM driver work.)
+//! The kernel starts /init with nothing mounted but the initramfs (a tmpfs) and
+//! /dev/console from the kernel's built-in initramfs. A distro kernel builds
+//! virtio as modules, so /init loads them itself (there is no udev or modprobe):
+//! scripts/build-guest resolves their dependencies with `modinfo -F depends` at
+//! image build time and writes the load order to [`MODULES_ORDER`]. Once
+//! virtio_console binds, the port appears asynchronously as
+//! /sys/class/virtio-ports/vportNpM with a `name` file, and devtmpfs creates
+//! /dev/vportNpM; both are polled for. A write to the port blocks until the host
+//! side (QEMU's chardev socket) is connected, which is what we want for the
+//! unprompted `ready` line.
 
-use std::fs::File;
+use std::ffi::CStr;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::kmod::{finit_module, ModuleInitFlags};
+use nix::mount::{mount, MsFlags};
+
+use crate::protocol::VIRTIO_PORT_NAME;
+
+/// The module list scripts/build-guest writes: one file name per line,
+/// relative to this file's folder, dependencies first.
+pub const MODULES_ORDER: &str = "/lib/modules/modules.order";
+
+/// How long to wait for the port (sysfs entry and device node) after the
+/// modules are loaded: it appears within milliseconds on KVM, tens of
+/// milliseconds under TCG.
+pub const PORT_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum GuestError {
     #[error("guest init: {0}")]
     Setup(String),
+    #[error("guest init: mount {fstype} on {target}: {source}")]
+    Mount { fstype: &'static str, target: &'static str, source: Errno },
+    #[error("guest init: read {}: {source}", path.display())]
+    ModuleList { path: PathBuf, source: std::io::Error },
+    #[error("guest init: load module {}: {source}", path.display())]
+    Module { path: PathBuf, source: ModuleError },
+    #[error("guest init: no virtio-serial port named {name} after {waited:?} (is virtio_console loaded and -device virtserialport,name={name} given?)")]
+    PortNotFound { name: &'static str, waited: Duration },
+    #[error("guest init: open {}: {source}", path.display())]
+    OpenPort { path: PathBuf, source: std::io::Error },
+}
+
+/// Why one module did not load.
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleError {
+    #[error("{0}")]
+    Open(std::io::Error),
+    #[error("finit_module: {0}")]
+    Init(Errno),
 }
 
 /// Prepares the guest and returns the agent's channel (the virtio-serial port
 /// named `protocol::VIRTIO_PORT_NAME`, opened read-write).
 pub fn setup() -> Result<File, GuestError> {
-    Err(GuestError::Setup("guest mode is not implemented yet".into()))
+    mount_pseudo_filesystems()?;
+    load_modules(Path::new(MODULES_ORDER))?;
+    // Loopback is a convenience for the net.* metrics inside the guest; the
+    // agent channel does not need it, so a failure is only reported.
+    if let Err(e) = crate::netif::loopback_up() {
+        eprintln!("isobench-agent: guest init: loopback up: {e}");
+    }
+    let path = find_port(VIRTIO_PORT_NAME, PORT_WAIT)?;
+    OpenOptions::new().read(true).write(true).open(&path).map_err(|source| GuestError::OpenPort { path, source })
 }
 
 /// Syncs and powers the guest off (reboot(RB_POWER_OFF)); never returns.
@@ -24,4 +78,102 @@ pub fn power_off() -> ! {
     nix::unistd::sync();
     let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
     std::process::exit(0)
+}
+
+/// /proc, /sys and /dev (devtmpfs: the kernel creates device nodes there as
+/// drivers bind, standing in for udev). Already mounted (EBUSY) is fine.
+fn mount_pseudo_filesystems() -> Result<(), GuestError> {
+    const MOUNTS: [(&str, &str); 3] = [("proc", "/proc"), ("sysfs", "/sys"), ("devtmpfs", "/dev")];
+    for (fstype, target) in MOUNTS {
+        let _ = std::fs::create_dir_all(target);
+        let flags = MsFlags::MS_NOSUID | if fstype == "devtmpfs" { MsFlags::empty() } else { MsFlags::MS_NOEXEC | MsFlags::MS_NODEV };
+        match mount(Some(fstype), target, Some(fstype), flags, None::<&str>) {
+            Ok(()) | Err(Errno::EBUSY) => {}
+            Err(source) => return Err(GuestError::Mount { fstype, target, source }),
+        }
+    }
+    Ok(())
+}
+
+/// Loads the modules named in `list` in its order. A missing list means a
+/// kernel with everything built in; a module already loaded (EEXIST) is fine.
+fn load_modules(list: &Path) -> Result<(), GuestError> {
+    let text = match std::fs::read_to_string(list) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(GuestError::ModuleList { path: list.to_path_buf(), source }),
+    };
+    let dir = list.parent().unwrap_or(Path::new("/"));
+    for name in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let path = dir.join(name);
+        load_module(&path).map_err(|source| GuestError::Module { path, source })?;
+    }
+    Ok(())
+}
+
+fn load_module(path: &Path) -> Result<(), ModuleError> {
+    let file = File::open(path).map_err(ModuleError::Open)?;
+    let no_params: &CStr = c"";
+    match finit_module(&file, no_params, ModuleInitFlags::empty()) {
+        Ok(()) | Err(Errno::EEXIST) => Ok(()),
+        Err(e) => Err(ModuleError::Init(e)),
+    }
+}
+
+/// Polls /sys/class/virtio-ports/*/name for `name` and returns the matching
+/// /dev node once devtmpfs has created it.
+fn find_port(name: &'static str, wait: Duration) -> Result<PathBuf, GuestError> {
+    let deadline = Instant::now() + wait;
+    loop {
+        if let Some(dev) = port_by_name(Path::new("/sys/class/virtio-ports"), name) {
+            let node = Path::new("/dev").join(dev);
+            if node.exists() {
+                return Ok(node);
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(GuestError::PortNotFound { name, waited: wait });
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The device name (e.g. `vport0p1`) of the port called `name` under `class`.
+fn port_by_name(class: &Path, name: &str) -> Option<String> {
+    let mut entries: Vec<_> = std::fs::read_dir(class).ok()?.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    entries.into_iter().find_map(|e| {
+        let port_name = std::fs::read_to_string(e.path().join("name")).ok()?;
+        (port_name.trim() == name).then(|| e.file_name().to_string_lossy().into_owned())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_port_by_name_in_sysfs_layout() {
+        let dir = tempfile_dir();
+        for (dev, name) in [("vport0p0", ""), ("vport0p1", "org.other"), ("vport1p1", VIRTIO_PORT_NAME)] {
+            std::fs::create_dir_all(dir.join(dev)).unwrap();
+            std::fs::write(dir.join(dev).join("name"), format!("{name}\n")).unwrap();
+        }
+        assert_eq!(port_by_name(&dir, VIRTIO_PORT_NAME).as_deref(), Some("vport1p1"));
+        assert_eq!(port_by_name(&dir, "missing"), None);
+        assert_eq!(port_by_name(&dir.join("nope"), VIRTIO_PORT_NAME), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn missing_module_list_means_built_in() {
+        assert!(load_modules(Path::new("/nonexistent/isobench/modules.order")).is_ok());
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("isobench-guest-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
 }

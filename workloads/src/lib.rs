@@ -11,4 +11,5 @@ pub mod catalog;
 pub mod guest;
 pub mod hist;
 pub mod metrics;
+pub mod netif;
 pub mod protocol;
