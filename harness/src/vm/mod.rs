@@ -1,5 +1,21 @@
-//! The VM side: guest image lookup, accelerator probe (kvm|tcg) and starting
-//! QEMU through scripts/vm-run.
+//! The VM side: guest image lookup ([`image`]), the accelerator verdict
+//! ([`accel`]: KVM only when a real probe boot under KVM reaches the agent,
+//! else TCG) and starting QEMU through scripts/vm-run ([`qemu`]).
+//!
+//! The guest is a kernel plus an initramfs whose /init is the static agent
+//! (scripts/build-guest); the agent talks over a virtio-serial port that QEMU
+//! exposes as a unix socket on the host. Its speed depends on the accelerator
+//! more than on anything else, so the verdict and its reason travel with every
+//! figure of the vm column.
+
+use std::path::PathBuf;
+
+pub mod accel;
+pub mod image;
+pub mod qemu;
+
+pub use accel::{Accel, Verdict};
+pub use image::GuestImage;
 
 /// `--accel`: what the user asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -21,4 +37,21 @@ impl std::str::FromStr for AccelChoice {
             other => Err(format!("unknown accelerator {other:?}; use auto, kvm or tcg")),
         }
     }
+}
+
+/// Overrides isobench's cache folder (guest images, downloaded kernels, the
+/// accelerator verdicts, logs of failed boots).
+pub const CACHE_ENV: &str = "ISOBENCH_CACHE";
+
+/// `$ISOBENCH_CACHE`, else `$XDG_CACHE_HOME/isobench`, else
+/// `$HOME/.cache/isobench`: the same rule as scripts/build-guest.
+pub fn cache_dir() -> PathBuf {
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(dir) = var(CACHE_ENV) {
+        return dir;
+    }
+    if let Some(xdg) = var("XDG_CACHE_HOME") {
+        return xdg.join("isobench");
+    }
+    var("HOME").unwrap_or_else(std::env::temp_dir).join(".cache").join("isobench")
 }

@@ -1,0 +1,290 @@
+//! The accelerator verdict: KVM or TCG, and why.
+//!
+//! A usable-looking /dev/kvm is not proof that KVM boots a guest: nested
+//! paravirtual KVM ("kvm-pvm", as in some cloud sandboxes) opens fine, then a
+//! stock guest kernel hangs in its decompressor. So `auto` boots the real
+//! guest image under KVM once and accepts KVM only when the agent answers
+//! within [`KVM_PROBE_TIMEOUT`]; otherwise the vm runs under TCG (QEMU's
+//! emulator, one or two orders of magnitude slower for guest-kernel work) and
+//! every figure says so. The verdict is cached per (host kernel, guest
+//! kernel, QEMU version) in `<cache>/accel.json`, since a probe costs its
+//! timeout when it fails.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::image::GuestImage;
+use super::qemu::{self, Machine, QemuError, QemuSpec};
+use super::AccelChoice;
+
+/// How long a KVM probe boot may take to reach the agent. A KVM guest with
+/// this image is up in well under a second; TCG needs about five.
+pub const KVM_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The verdict cache, in the cache folder.
+pub const CACHE_FILE: &str = "accel.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccelError {
+    #[error("--accel kvm: {0}; use --accel auto or tcg")]
+    KvmUnavailable(String),
+}
+
+/// The accelerator a guest runs under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+impl Accel {
+    /// QEMU's name (`-accel kvm|tcg`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        }
+    }
+
+    /// What a reader of a table or plot must see.
+    pub fn label(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "emulated (TCG)",
+        }
+    }
+}
+
+impl std::fmt::Display for Accel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How the verdict was reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// `--accel kvm|tcg`.
+    Requested,
+    /// /dev/kvm missing or not accessible: no probe needed.
+    Checked,
+    /// A probe boot just now.
+    Probed,
+    /// A probe boot earlier, read from the cache.
+    Cached,
+}
+
+/// KVM or TCG, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub accel: Accel,
+    pub reason: String,
+    pub source: Source,
+}
+
+/// What a probe verdict depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeKey {
+    pub host_kernel: String,
+    pub guest_kernel: String,
+    pub qemu_version: String,
+}
+
+impl ProbeKey {
+    /// Host `uname -r` and version string, the guest kernel's version and hash.
+    pub fn new(image: &GuestImage, qemu_version: &str) -> ProbeKey {
+        let uts = nix::sys::utsname::uname().ok();
+        let host_kernel = uts.map(|u| format!("{} {}", u.release().to_string_lossy(), u.version().to_string_lossy())).unwrap_or_else(|| "unknown".into());
+        let hash: String = image.kernel_sha256.chars().take(16).collect();
+        ProbeKey { host_kernel, guest_kernel: format!("{} {hash}", image.kernel_version), qemu_version: qemu_version.to_string() }
+    }
+
+    fn as_string(&self) -> String {
+        format!("host={} | guest={} | qemu={}", self.host_kernel, self.guest_kernel, self.qemu_version)
+    }
+}
+
+/// Why a probe boot did not give KVM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeFailure {
+    pub reason: String,
+    /// False when the failure may not be KVM's fault (the kernel ran but the
+    /// agent did not answer): such a verdict is not cached.
+    pub cacheable: bool,
+}
+
+/// Whether /dev/kvm exists and can be opened read-write.
+pub fn kvm_device() -> Result<(), String> {
+    let dev = Path::new("/dev/kvm");
+    if !dev.exists() {
+        return Err("no /dev/kvm".into());
+    }
+    std::fs::OpenOptions::new().read(true).write(true).open(dev).map(drop).map_err(|e| format!("/dev/kvm not accessible ({e})"))
+}
+
+/// Decides the accelerator for `choice`. `auto` may boot the image under KVM
+/// once (up to [`KVM_PROBE_TIMEOUT`]); the verdict is then cached.
+pub fn decide(choice: AccelChoice, image: &GuestImage, qemu_bin: &Path, qemu_version: &str) -> Result<Verdict, AccelError> {
+    let key = ProbeKey::new(image, qemu_version);
+    let cache = super::cache_dir().join(CACHE_FILE);
+    decide_with(choice, &key, &cache, kvm_device(), || probe_kvm(image, qemu_bin))
+}
+
+/// [`decide`] with its inputs given: the device check and the probe.
+pub fn decide_with(
+    choice: AccelChoice,
+    key: &ProbeKey,
+    cache: &Path,
+    device: Result<(), String>,
+    probe: impl FnOnce() -> Result<Duration, ProbeFailure>,
+) -> Result<Verdict, AccelError> {
+    match choice {
+        AccelChoice::Tcg => return Ok(Verdict { accel: Accel::Tcg, reason: "requested (--accel tcg)".into(), source: Source::Requested }),
+        AccelChoice::Kvm => {
+            device.map_err(AccelError::KvmUnavailable)?;
+            return Ok(Verdict { accel: Accel::Kvm, reason: "requested (--accel kvm), not probed".into(), source: Source::Requested });
+        }
+        AccelChoice::Auto => {}
+    }
+    if let Err(why) = device {
+        return Ok(Verdict { accel: Accel::Tcg, reason: why, source: Source::Checked });
+    }
+    let mut known = read_cache(cache);
+    if let Some(v) = known.get(&key.as_string()) {
+        return Ok(Verdict { source: Source::Cached, ..v.clone() });
+    }
+    let (verdict, cacheable) = match probe() {
+        Ok(took) => {
+            (Verdict { accel: Accel::Kvm, reason: format!("a KVM probe boot reached the agent in {:.2} s", took.as_secs_f64()), source: Source::Probed }, true)
+        }
+        Err(f) => (Verdict { accel: Accel::Tcg, reason: f.reason, source: Source::Probed }, f.cacheable),
+    };
+    if cacheable {
+        known.insert(key.as_string(), verdict.clone());
+        write_cache(cache, &known);
+    }
+    Ok(verdict)
+}
+
+fn read_cache(path: &Path) -> BTreeMap<String, Verdict> {
+    std::fs::read_to_string(path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
+}
+
+/// Best effort: a cache that cannot be written only costs a probe next time.
+fn write_cache(path: &Path, known: &BTreeMap<String, Verdict>) {
+    let Some(dir) = path.parent() else { return };
+    if std::fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    let tmp = dir.join(format!(".{CACHE_FILE}.{}", std::process::id()));
+    let text = serde_json::to_string_pretty(known).expect("verdicts serialize");
+    if std::fs::write(&tmp, text).is_ok() && std::fs::rename(&tmp, path).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}
+
+/// The console log of the last KVM probe (kept for the curious).
+pub fn probe_log() -> PathBuf {
+    super::cache_dir().join("logs").join("kvm-probe-console.log")
+}
+
+/// Boots `image` under KVM and returns the time to the agent's `ready`.
+pub fn probe_kvm(image: &GuestImage, qemu_bin: &Path) -> Result<Duration, ProbeFailure> {
+    let spec =
+        QemuSpec { kernel: image.kernel.clone(), initrd: image.initrd.clone(), accel: Accel::Kvm, machine: Machine::default(), memory_mib: 256, cpus: 1 };
+    let log = probe_log();
+    if let Some(dir) = log.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let secs = KVM_PROBE_TIMEOUT.as_secs();
+    match qemu::boot(qemu_bin, &spec, Some(&log), None, KVM_PROBE_TIMEOUT) {
+        Ok(mut booted) => {
+            let took = booted.ready_after;
+            if booted.agent.shutdown().is_ok() {
+                let _ = booted.qemu.wait_timeout(Duration::from_secs(5));
+            }
+            Ok(took)
+        }
+        Err(QemuError::Timeout { .. }) => {
+            // Did the kernel itself start (it prints "Linux version" first)?
+            let started = std::fs::read(&log).is_ok_and(|b| String::from_utf8_lossy(&b).contains("Linux version"));
+            if started {
+                Err(ProbeFailure {
+                    reason: format!("a KVM probe boot started the kernel but did not reach the agent within {secs} s (see {})", log.display()),
+                    cacheable: false,
+                })
+            } else {
+                Err(ProbeFailure { reason: format!("KVM probe boot did not reach the agent within {secs} s{}", pvm_hint()), cacheable: true })
+            }
+        }
+        Err(e @ QemuError::Exited { .. }) => Err(ProbeFailure { reason: format!("KVM probe boot failed: {e}"), cacheable: true }),
+        Err(e) => Err(ProbeFailure { reason: format!("KVM probe boot failed: {e}"), cacheable: false }),
+    }
+}
+
+/// The likely cause when the host's KVM is nested paravirtual KVM.
+fn pvm_hint() -> &'static str {
+    if Path::new("/sys/module/kvm_pvm").exists() {
+        " (the host's KVM is nested paravirtual KVM 'kvm-pvm', where a stock guest kernel hangs in its decompressor; \
+         a PVM guest kernel is needed: set ISOBENCH_KERNEL and rerun scripts/build-guest)"
+    } else {
+        " (the guest kernel never printed on the console)"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> ProbeKey {
+        ProbeKey { host_kernel: "6.18".into(), guest_kernel: "6.1.0-57-amd64 abcd".into(), qemu_version: "7.2.22".into() }
+    }
+
+    #[test]
+    fn requested_accelerators_are_not_probed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join(CACHE_FILE);
+        let v = decide_with(AccelChoice::Tcg, &key(), &cache, Ok(()), || panic!("no probe")).unwrap();
+        assert_eq!((v.accel, v.source), (Accel::Tcg, Source::Requested));
+        let e = decide_with(AccelChoice::Kvm, &key(), &cache, Err("no /dev/kvm".into()), || panic!("no probe")).unwrap_err();
+        assert_eq!(e.to_string(), "--accel kvm: no /dev/kvm; use --accel auto or tcg");
+    }
+
+    #[test]
+    fn no_device_means_tcg_without_probe() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = decide_with(AccelChoice::Auto, &key(), &dir.path().join(CACHE_FILE), Err("no /dev/kvm".into()), || panic!("no probe")).unwrap();
+        assert_eq!(v, Verdict { accel: Accel::Tcg, reason: "no /dev/kvm".into(), source: Source::Checked });
+    }
+
+    #[test]
+    fn probe_verdicts_are_cached_per_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join(CACHE_FILE);
+        let fail = || Err(ProbeFailure { reason: "KVM probe boot did not reach the agent within 10 s".into(), cacheable: true });
+        let v = decide_with(AccelChoice::Auto, &key(), &cache, Ok(()), fail).unwrap();
+        assert_eq!((v.accel, v.source), (Accel::Tcg, Source::Probed));
+        let again = decide_with(AccelChoice::Auto, &key(), &cache, Ok(()), || panic!("cached")).unwrap();
+        assert_eq!((again.accel, again.source, again.reason), (Accel::Tcg, Source::Cached, v.reason));
+        // another guest kernel: probed again
+        let other = ProbeKey { guest_kernel: "6.1.0-58-amd64 ef01".into(), ..key() };
+        let v = decide_with(AccelChoice::Auto, &other, &cache, Ok(()), || Ok(Duration::from_millis(700))).unwrap();
+        assert_eq!((v.accel, v.source), (Accel::Kvm, Source::Probed));
+        assert_eq!(v.reason, "a KVM probe boot reached the agent in 0.70 s");
+    }
+
+    #[test]
+    fn uncertain_failures_are_not_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join(CACHE_FILE);
+        let fail = || Err(ProbeFailure { reason: "kernel started, agent silent".into(), cacheable: false });
+        decide_with(AccelChoice::Auto, &key(), &cache, Ok(()), fail).unwrap();
+        let v = decide_with(AccelChoice::Auto, &key(), &cache, Ok(()), || Ok(Duration::from_secs(1))).unwrap();
+        assert_eq!(v.accel, Accel::Kvm);
+    }
+}

@@ -1,0 +1,388 @@
+//! Starting QEMU and reaching the guest's agent.
+//!
+//! QEMU is started through scripts/vm-run, which `exec`s it, so the child
+//! pid is QEMU's own and `PR_SET_PDEATHSIG` ([`crate::process::spawn_agent`])
+//! kills it when isobench dies. Each QEMU gets a temp dir
+//! (`isobench-<pid>-vm-*`, swept by name after a `kill -9`) for the agent's
+//! unix socket (`-chardev socket,server=on,wait=off`, the host end of the
+//! virtio-serial port) and, unless the caller keeps it elsewhere, the serial
+//! console log. [`boot`] connects to the socket as soon as QEMU creates it and
+//! waits for the agent's `ready` line under a deadline; a guest that misses it
+//! is killed and its console log kept and named in the error. Dropping a
+//! [`Qemu`] kills and reaps it and removes its temp dir.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use isobench_workloads::protocol::AgentInfo;
+
+use super::accel::Accel;
+use crate::agent::{AgentClient, AgentError};
+
+/// Overrides the QEMU binary (also read by scripts/vm-run).
+pub const QEMU_ENV: &str = "ISOBENCH_QEMU";
+pub const QEMU_BINARY: &str = "qemu-system-x86_64";
+
+/// Per-read/write timeout on the agent socket once the guest is up: longer
+/// than any bounded metric run (`max_ms`), short enough that a wedged guest
+/// cannot hang a run forever.
+pub const AGENT_IO_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// How often the socket and QEMU's state are polled while booting.
+const POLL: Duration = Duration::from_millis(5);
+
+/// Lines of QEMU's own stderr quoted in an error.
+const STDERR_TAIL_LINES: usize = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QemuError {
+    #[error("{QEMU_BINARY} not found; run scripts/setup (Debian: apt-get install qemu-system-x86)")]
+    NotFound,
+    #[error("{} not found or not executable; isobench needs its scripts/ folder", .0.display())]
+    Script(PathBuf),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("QEMU exited ({status}) before the agent was ready{stderr}; console log: {}", console.display())]
+    Exited { status: ExitStatus, stderr: String, console: PathBuf },
+    #[error("guest did not reach the agent within {:.1} s under {accel}; QEMU killed; last console line {last_line:?}; console log: {}", waited.as_secs_f64(), console.display())]
+    Timeout { waited: Duration, accel: &'static str, last_line: String, console: PathBuf },
+    #[error("agent: {source}; console log: {}", console.display())]
+    Agent {
+        #[source]
+        source: AgentError,
+        console: PathBuf,
+    },
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> QemuError {
+    let context = context.into();
+    move |source| QemuError::Io { context, source }
+}
+
+/// The board QEMU emulates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Machine {
+    /// A PC with PCIe, HPET and ACPI PM timer; virtio-serial-pci. Boots
+    /// every time under TCG.
+    #[default]
+    Q35,
+    /// No PCI, no firmware, virtio-mmio: 0.35 s faster under TCG, but with no
+    /// reference timer the guest kernel hangs when its PIT calibration of the
+    /// TSC fails, which happens under TCG on a loaded host (see scripts/vm-run).
+    Microvm,
+}
+
+impl Machine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Machine::Microvm => "microvm",
+            Machine::Q35 => "q35",
+        }
+    }
+}
+
+/// What to boot and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QemuSpec {
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub accel: Accel,
+    pub machine: Machine,
+    pub memory_mib: u32,
+    pub cpus: u32,
+}
+
+/// Finds QEMU: `$ISOBENCH_QEMU`, else `qemu-system-x86_64` on `PATH`.
+pub fn find_qemu() -> Result<PathBuf, QemuError> {
+    if let Some(q) = std::env::var_os(QEMU_ENV).filter(|v| !v.is_empty()) {
+        let q = PathBuf::from(q);
+        return if q.is_file() { Ok(q) } else { Err(QemuError::NotFound) };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    std::env::split_paths(&path).map(|d| d.join(QEMU_BINARY)).find(|p| p.is_file()).ok_or(QemuError::NotFound)
+}
+
+/// QEMU's version, e.g. `7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)`.
+pub fn qemu_version(qemu: &Path) -> Result<String, QemuError> {
+    let out = Command::new(qemu).arg("--version").stdin(Stdio::null()).output().map_err(io_err(format!("{} --version", qemu.display())))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let first = text.lines().next().unwrap_or("").trim();
+    Ok(first.strip_prefix("QEMU emulator version ").unwrap_or(first).to_string())
+}
+
+/// scripts/vm-run in the repository (`$ISOBENCH_VM_RUN` overrides).
+pub fn vm_run_script() -> Result<PathBuf, QemuError> {
+    let script = std::env::var_os("ISOBENCH_VM_RUN")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::workloads::repo_root().join("scripts").join("vm-run"));
+    let executable = std::fs::metadata(&script).is_ok_and(|m| {
+        use std::os::unix::fs::PermissionsExt;
+        m.is_file() && m.permissions().mode() & 0o111 != 0
+    });
+    if executable {
+        Ok(script)
+    } else {
+        Err(QemuError::Script(script))
+    }
+}
+
+/// The scripts/vm-run command line for `spec` (without spawning it).
+pub fn command(script: &Path, qemu: &Path, spec: &QemuSpec, socket: &Path, console: &Path) -> Command {
+    let mut cmd = Command::new(script);
+    cmd.env(QEMU_ENV, qemu)
+        .arg("--kernel")
+        .arg(&spec.kernel)
+        .arg("--initrd")
+        .arg(&spec.initrd)
+        .args(["--accel", spec.accel.as_str(), "--machine", spec.machine.as_str()])
+        .args(["--memory", &spec.memory_mib.to_string(), "--cpus", &spec.cpus.to_string()])
+        .arg("--socket")
+        .arg(socket)
+        .arg("--console")
+        .arg(console);
+    cmd
+}
+
+/// A running QEMU. Dropping it kills and reaps QEMU and removes its temp dir.
+pub struct Qemu {
+    child: Child,
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+    console: PathBuf,
+    stderr: PathBuf,
+    accel: Accel,
+    started: Instant,
+}
+
+impl Qemu {
+    /// Starts QEMU through scripts/vm-run. The console goes to `console` when
+    /// given, else into the temp dir (gone with the [`Qemu`]).
+    pub fn spawn(qemu: &Path, spec: &QemuSpec, console: Option<&Path>) -> Result<Qemu, QemuError> {
+        let script = vm_run_script()?;
+        let prefix = format!("isobench-{}-vm-", std::process::id());
+        let dir = tempfile::Builder::new().prefix(&prefix).tempdir().map_err(io_err("create the vm temp dir"))?;
+        let socket = dir.path().join("agent.sock");
+        let console = console.map(Path::to_path_buf).unwrap_or_else(|| dir.path().join("console.log"));
+        let stderr = dir.path().join("qemu.stderr");
+        let err_file = File::create(&stderr).map_err(io_err("create qemu.stderr"))?;
+        let out_file = err_file.try_clone().map_err(io_err("dup qemu.stderr"))?;
+        let mut cmd = command(&script, qemu, spec, &socket, &console);
+        cmd.stdin(Stdio::null()).stdout(out_file).stderr(err_file);
+        let started = Instant::now();
+        let child = crate::process::spawn_agent(&mut cmd).map_err(io_err(format!("start {}", script.display())))?;
+        Ok(Qemu { child, dir, socket, console, stderr, accel: spec.accel, started })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn console(&self) -> &Path {
+        &self.console
+    }
+
+    pub fn temp_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// When QEMU was started.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// The last lines QEMU itself printed (errors about options, KVM, files).
+    pub fn stderr_tail(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut f) = File::open(&self.stderr) {
+            let _ = f.read_to_string(&mut text);
+        }
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        lines[lines.len().saturating_sub(STDERR_TAIL_LINES)..].join(" | ")
+    }
+
+    pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        self.child.try_wait()
+    }
+
+    /// Waits up to `timeout` for QEMU to exit on its own.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(Some(status));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// SIGKILLs QEMU (if still running) and reaps it.
+    pub fn kill(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+
+    /// Connects to the agent socket, retrying until QEMU has created it.
+    fn connect(&mut self, deadline: Instant) -> Result<UnixStream, QemuError> {
+        loop {
+            if let Some(status) = self.child.try_wait().map_err(io_err("wait for QEMU"))? {
+                return Err(self.exited(status));
+            }
+            match UnixStream::connect(&self.socket) {
+                Ok(s) => return Ok(s),
+                Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused) => {}
+                Err(e) => return Err(io_err(format!("connect {}", self.socket.display()))(e)),
+            }
+            if Instant::now() >= deadline {
+                return Err(self.timeout());
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    fn exited(&self, status: ExitStatus) -> QemuError {
+        let tail = self.stderr_tail();
+        let stderr = if tail.is_empty() { String::new() } else { format!(": {tail}") };
+        QemuError::Exited { status, stderr, console: self.console.clone() }
+    }
+
+    fn timeout(&self) -> QemuError {
+        let last_line = console_tail(&self.console, 1).pop().unwrap_or_default();
+        QemuError::Timeout { waited: self.started.elapsed(), accel: self.accel.label(), last_line, console: self.console.clone() }
+    }
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        self.kill();
+        // self.dir (socket, stderr, a console log not kept elsewhere) goes with it
+    }
+}
+
+/// A guest whose agent said `ready`.
+pub struct Booted {
+    pub qemu: Qemu,
+    pub agent: AgentClient,
+    pub info: AgentInfo,
+    /// From spawning scripts/vm-run to the agent's `ready` line.
+    pub ready_after: Duration,
+}
+
+/// Starts QEMU and waits, at most `timeout`, for the agent's `ready`.
+///
+/// On failure QEMU is killed and reaped before this returns. When `console`
+/// is `None` the log would vanish with the temp dir, so a failed boot's log is
+/// copied to `failed_log` first (when given) and the error names that copy.
+pub fn boot(qemu_bin: &Path, spec: &QemuSpec, console: Option<&Path>, failed_log: Option<&Path>, timeout: Duration) -> Result<Booted, QemuError> {
+    let mut qemu = Qemu::spawn(qemu_bin, spec, console)?;
+    match wait_ready(&mut qemu, timeout) {
+        Ok((agent, info)) => {
+            let ready_after = qemu.started.elapsed();
+            Ok(Booted { qemu, agent, info, ready_after })
+        }
+        Err(mut e) => {
+            qemu.kill();
+            if console.is_none() {
+                if let Some(kept) = failed_log.and_then(|dst| keep_log(qemu.console(), dst)) {
+                    set_console(&mut e, kept);
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+fn wait_ready(qemu: &mut Qemu, timeout: Duration) -> Result<(AgentClient, AgentInfo), QemuError> {
+    let deadline = qemu.started + timeout;
+    let stream = qemu.connect(deadline)?;
+    let remaining = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+    stream.set_read_timeout(Some(remaining)).map_err(io_err("set socket timeout"))?;
+    stream.set_write_timeout(Some(AGENT_IO_TIMEOUT)).map_err(io_err("set socket timeout"))?;
+    let reader = stream.try_clone().map_err(io_err("dup the agent socket"))?;
+    let mut agent = AgentClient::new(Box::new(reader), Box::new(stream.try_clone().map_err(io_err("dup the agent socket"))?));
+    match agent.wait_ready() {
+        Ok(info) => {
+            stream.set_read_timeout(Some(AGENT_IO_TIMEOUT)).map_err(io_err("set socket timeout"))?;
+            Ok((agent, info))
+        }
+        Err(AgentError::Io(e)) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => Err(qemu.timeout()),
+        Err(e) => {
+            // The channel closing usually means QEMU is exiting (the guest's
+            // /init died, the kernel panicked): report its status if it has one.
+            if let Ok(Some(status)) = qemu.wait_timeout(Duration::from_millis(500)) {
+                return Err(qemu.exited(status));
+            }
+            Err(QemuError::Agent { source: e, console: qemu.console.clone() })
+        }
+    }
+}
+
+/// Copies a console log out of a temp dir that is about to go.
+fn keep_log(src: &Path, dst: &Path) -> Option<PathBuf> {
+    if let Some(parent) = dst.parent() {
+        std::fs::create_dir_all(parent).ok()?;
+    }
+    std::fs::copy(src, dst).ok()?;
+    Some(dst.to_path_buf())
+}
+
+fn set_console(e: &mut QemuError, kept: PathBuf) {
+    match e {
+        QemuError::Exited { console, .. } | QemuError::Timeout { console, .. } | QemuError::Agent { console, .. } => *console = kept,
+        _ => {}
+    }
+}
+
+/// The last `n` lines of a console log, for messages (empty when unreadable).
+pub fn console_tail(path: &Path, n: usize) -> Vec<String> {
+    let text = std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines[lines.len().saturating_sub(n)..].to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_passes_every_option_to_vm_run() {
+        let spec =
+            QemuSpec { kernel: "/g/vmlinuz".into(), initrd: "/g/initramfs.cpio".into(), accel: Accel::Tcg, machine: Machine::Q35, memory_mib: 256, cpus: 1 };
+        let cmd = command(Path::new("/r/scripts/vm-run"), Path::new("/usr/bin/qemu"), &spec, Path::new("/t/agent.sock"), Path::new("/t/c.log"));
+        let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        assert_eq!(
+            args.join(" "),
+            "--kernel /g/vmlinuz --initrd /g/initramfs.cpio --accel tcg --machine q35 --memory 256 --cpus 1 --socket /t/agent.sock --console /t/c.log"
+        );
+    }
+
+    #[test]
+    fn failed_boot_error_names_the_kept_log() {
+        let mut e = QemuError::Timeout {
+            waited: Duration::from_millis(1500),
+            accel: "emulated (TCG)",
+            last_line: "[    0.9] Run /init as init process".into(),
+            console: "/tmp/x/console.log".into(),
+        };
+        set_console(&mut e, "/cache/logs/vm-failed.log".into());
+        assert_eq!(
+            e.to_string(),
+            "guest did not reach the agent within 1.5 s under emulated (TCG); QEMU killed; \
+             last console line \"[    0.9] Run /init as init process\"; console log: /cache/logs/vm-failed.log"
+        );
+    }
+}

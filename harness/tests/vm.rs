@@ -1,0 +1,195 @@
+//! The vm environment end to end: a TCG guest boots, its agent answers, it
+//! powers off, and no QEMU process or temp dir of ours outlives a run, a
+//! failed boot or a `kill -9` of the process that started it.
+//!
+//! Needs qemu-system-x86_64 and a guest image (scripts/build-guest); skipped
+//! with a printed reason without them. scripts/test builds the image first.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use isobench_harness::env::vm::Vm;
+use isobench_harness::env::{EnvError, Environment, Options};
+use isobench_harness::vm::{image, qemu, Accel, AccelChoice};
+use isobench_workloads::protocol::RunRequest;
+
+/// One guest at a time: guests share the host's cores, and a TCG boot on a
+/// loaded host is slow. A mutex serializes the tests of one process (cargo
+/// test), an exclusive flock those in separate processes (cargo nextest).
+static SERIAL: Mutex<()> = Mutex::new(());
+
+struct OneGuest {
+    _thread: std::sync::MutexGuard<'static, ()>,
+    _process: nix::fcntl::Flock<std::fs::File>,
+}
+
+fn one_guest() -> OneGuest {
+    let thread = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let path = std::env::temp_dir().join("isobench-vm-tests.lock");
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).unwrap();
+    let process = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| e).unwrap();
+    OneGuest { _thread: thread, _process: process }
+}
+
+/// Set in the child of `kill_9_of_the_starter_takes_qemu_along`.
+const HELPER_ENV: &str = "ISOBENCH_VM_TEST_HELPER";
+
+fn prepared(log_dir: Option<PathBuf>) -> Option<Vm> {
+    if let Err(e) = qemu::find_qemu() {
+        eprintln!("skipped: {e}");
+        return None;
+    }
+    if let Err(e) = image::locate() {
+        eprintln!("skipped: {e}");
+        return None;
+    }
+    let workloads = isobench_harness::workloads::locate().expect("static workloads");
+    let opts = Options { workloads, accel: AccelChoice::Tcg, log_dir };
+    Some(Vm::prepare(&opts).expect("vm prepares when qemu and the image exist"))
+}
+
+/// Pids of QEMUs started by process `owner` (their socket lives in
+/// `isobench-<owner>-vm-*`).
+fn qemus_of(owner: u32) -> Vec<u32> {
+    let needle = format!("isobench-{owner}-vm-");
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        if cmdline.contains("qemu-system") && cmdline.contains(&needle) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn temp_dirs_of(owner: u32) -> Vec<PathBuf> {
+    let prefix = format!("isobench-{owner}-vm-");
+    std::fs::read_dir(std::env::temp_dir()).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with(&prefix)).map(|e| e.path()).collect()
+}
+
+fn assert_nothing_left(owner: u32) {
+    assert_eq!(qemus_of(owner), Vec::<u32>::new(), "QEMU processes left");
+    assert_eq!(temp_dirs_of(owner), Vec::<PathBuf>::new(), "vm temp dirs left");
+}
+
+#[test]
+fn boots_under_tcg_answers_and_powers_off() {
+    let _one = one_guest();
+    let logs = tempfile::tempdir().unwrap();
+    let Some(mut vm) = prepared(Some(logs.path().to_path_buf())) else { return };
+    assert_eq!(vm.verdict().accel, Accel::Tcg);
+    assert_eq!(vm.label(), "vm (emulated (TCG))");
+    let meta = vm.metadata();
+    assert_eq!(meta["accel"], "tcg");
+    assert_eq!(meta["machine"], "q35");
+    assert!(meta["accel_reason"].as_str().unwrap().contains("--accel tcg"));
+
+    let t0 = Instant::now();
+    let mut inst = match vm.start() {
+        Ok(i) => i,
+        Err(e) => {
+            let log = logs.path().join("vm-console-1.log");
+            panic!("guest did not boot: {e}\n--- console ---\n{}", std::fs::read_to_string(log).unwrap_or_default());
+        }
+    };
+    eprintln!("TCG guest ready after {:?} (host-measured), guest uptime {:.2} s", inst.ready_after(), inst.info().uptime_s);
+    assert!(inst.ready_after() <= t0.elapsed());
+    assert_eq!(inst.info().pid, 1, "the agent is the guest's init");
+    assert_eq!(qemus_of(std::process::id()).len(), 1);
+
+    let info = inst.agent().info().expect("info");
+    assert_eq!(info.pid, 1);
+    assert_eq!(info.kernel, vm.image().kernel_version);
+    if info.metrics.iter().any(|m| m == "syscall.getpid") {
+        let req = RunRequest { metric: "syscall.getpid".into(), iterations: 2000, max_ms: 2000, warmup: 100 };
+        let r = inst.agent().run(&req).expect("syscall.getpid runs in the guest");
+        assert!(r.iterations > 0 && r.elapsed_ns > 0, "{r:?}");
+    } else {
+        eprintln!("note: this agent does not implement syscall.getpid yet");
+    }
+
+    let took = inst.shutdown().expect("guest powers off");
+    eprintln!("power-off took {took:?}");
+    assert_nothing_left(std::process::id());
+    let console = logs.path().join("vm-console-1.log");
+    let text = std::fs::read_to_string(&console).expect("console log kept in log_dir");
+    assert!(text.contains("Linux version"), "console log has the kernel's messages");
+}
+
+#[test]
+fn a_guest_missing_its_timeout_is_killed_and_reported() {
+    let _one = one_guest();
+    let Some(mut vm) = prepared(None) else { return };
+    vm.set_boot_timeout(Duration::from_millis(500));
+    let t0 = Instant::now();
+    let err = match vm.start() {
+        Ok(_) => panic!("a TCG guest cannot boot in 0.5 s"),
+        Err(e) => e,
+    };
+    assert!(t0.elapsed() < Duration::from_secs(5), "the timeout is honoured: {:?}", t0.elapsed());
+    let msg = err.to_string();
+    assert!(matches!(err, EnvError::Start { .. }), "{msg}");
+    assert!(msg.starts_with("vm: start failed: guest did not reach the agent within"), "{msg}");
+    let log = PathBuf::from(msg.rsplit_once("console log: ").expect("names the log").1);
+    assert!(log.is_file(), "the console log of the failed boot is kept: {msg}");
+    let _ = std::fs::remove_file(&log);
+    assert_nothing_left(std::process::id());
+}
+
+#[test]
+fn dropping_a_running_guest_kills_qemu() {
+    let _one = one_guest();
+    let Some(mut vm) = prepared(None) else { return };
+    let inst = vm.start().expect("guest boots");
+    assert_eq!(qemus_of(std::process::id()).len(), 1);
+    drop(inst);
+    assert_nothing_left(std::process::id());
+}
+
+/// Not a test on its own: the child half of the kill -9 test. Boots a guest
+/// and waits to be killed.
+#[test]
+#[ignore = "helper process for kill_9_of_the_starter_takes_qemu_along"]
+fn helper_boot_and_wait() {
+    if std::env::var_os(HELPER_ENV).is_none() {
+        return;
+    }
+    let Some(mut vm) = prepared(None) else { return };
+    vm.set_boot_timeout(Duration::from_secs(300));
+    let _inst = vm.start();
+    std::thread::sleep(Duration::from_secs(300));
+}
+
+#[test]
+fn kill_9_of_the_starter_takes_qemu_along() {
+    let _one = one_guest();
+    if prepared(None).is_none() {
+        return;
+    }
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "helper_boot_and_wait", "--ignored", "--nocapture"])
+        .env(HELPER_ENV, "1")
+        .spawn()
+        .unwrap();
+    let owner = child.id();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while qemus_of(owner).is_empty() {
+        assert!(Instant::now() < deadline, "the helper never started QEMU");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !qemus_of(owner).is_empty() {
+        assert!(Instant::now() < deadline, "QEMU outlived a kill -9 of its starter: {:?}", qemus_of(owner));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Its temp dir cannot remove itself; the next start's sweep does.
+    isobench_harness::cleanup::sweep();
+    assert_eq!(temp_dirs_of(owner), Vec::<PathBuf>::new(), "the sweep removes a killed run's vm temp dir");
+}
