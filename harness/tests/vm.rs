@@ -193,3 +193,22 @@ fn kill_9_of_the_starter_takes_qemu_along() {
     isobench_harness::cleanup::sweep();
     assert_eq!(temp_dirs_of(owner), Vec::<PathBuf>::new(), "the sweep removes a killed run's vm temp dir");
 }
+
+#[test]
+fn auto_accel_gives_a_verdict_with_its_reason() {
+    let _one = one_guest();
+    let (Ok(qemu_bin), Ok(img)) = (qemu::find_qemu(), image::locate()) else {
+        eprintln!("skipped: no qemu or no guest image");
+        return;
+    };
+    let version = qemu::qemu_version(&qemu_bin).unwrap();
+    // Probes once per (host kernel, guest kernel, QEMU) and caches: up to
+    // KVM_PROBE_TIMEOUT the first time on a host where KVM cannot boot the guest.
+    let v = isobench_harness::vm::accel::decide(AccelChoice::Auto, &img, &qemu_bin, &version).unwrap();
+    eprintln!("auto: {} ({:?}): {}", v.accel, v.source, v.reason);
+    assert!(!v.reason.is_empty());
+    if v.accel == Accel::Tcg && std::path::Path::new("/sys/module/kvm_pvm").exists() && std::path::Path::new("/dev/kvm").exists() {
+        assert!(v.reason.contains("kvm-pvm") || v.reason.contains("started the kernel"), "{}", v.reason);
+    }
+    assert_nothing_left(std::process::id());
+}
