@@ -376,11 +376,16 @@ fn container_env_runs_the_agent_as_pid_1() {
     assert_ne!(inst.info().hostname, host);
     assert!(inst.info().hostname.starts_with("isobench-"), "{}", inst.info().hostname);
     assert_eq!(inst.agent().info().unwrap().pid, 1);
-    // Loopback works inside: the agent's TCP round trip on 127.0.0.1.
-    if inst.info().metrics.iter().any(|m| m == "net.tcp_rr") {
-        let req = isobench_workloads::protocol::RunRequest { metric: "net.tcp_rr".into(), iterations: 100, max_ms: 2000, warmup: 10 };
-        let res = inst.agent().run(&req).unwrap();
-        assert!(res.iterations > 0 && res.elapsed_ns > 0, "{res:?}");
+    // Every metric the agent has works inside: loopback is up for net.*,
+    // /dev/null is there for syscall.*_devnull, /noop for spawn.fork_exec.
+    let metrics = inst.info().metrics.clone();
+    for m in ["net.tcp_rr", "spawn.fork_exec", "syscall.read_devnull"] {
+        assert!(metrics.iter().any(|x| x == m), "agent lacks {m}: {metrics:?}");
+    }
+    for metric in metrics {
+        let req = isobench_workloads::protocol::RunRequest { metric: metric.clone(), iterations: 20, max_ms: 2000, warmup: 2 };
+        let res = inst.agent().run(&req).unwrap_or_else(|e| panic!("{metric} in the container: {e}"));
+        assert!(res.iterations > 0 && res.elapsed_ns > 0, "{metric}: {res:?}");
     }
     inst.shutdown().unwrap();
     // A second instance from the same prepared rootfs, dropped without shutdown.

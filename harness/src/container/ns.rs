@@ -92,8 +92,9 @@ impl Namespace {
         1 << (self as u8)
     }
 
+    /// The supported names, for messages.
     fn names() -> String {
-        CREATION_ORDER.map(Namespace::as_str).join(", ")
+        NamespaceSet::all().names().join(", ")
     }
 
     fn parse(name: &str) -> Option<Namespace> {
@@ -258,7 +259,7 @@ mod tests {
         let err = "pid,nett".parse::<NamespaceSet>().unwrap_err();
         assert_eq!(err, NsError::Unknown("nett".into()));
         let msg = err.to_string();
-        assert!(msg.starts_with("unknown namespace \"nett\"; use a comma-separated list of user, pid"), "{msg}");
+        assert_eq!(msg, "unknown namespace \"nett\"; use a comma-separated list of pid, net, ipc, uts, mnt, cgroup, or all, or none");
         assert!(!msg.ends_with('.'));
         assert_eq!("pid,user".parse::<NamespaceSet>().unwrap_err(), NsError::Unsupported(Namespace::User));
     }

@@ -145,7 +145,8 @@ pub fn is_static_elf(path: &Path) -> io::Result<bool> {
 /// ```text
 /// /isobench-agent  /noop          the static workloads (the agent finds noop next to itself)
 /// /bin/busybox     /bin/<applet>  static busybox and its applet links, when installed
-/// /proc /dev /sys /tmp /mnt /etc  mount points and empty dirs
+/// /proc /dev /sys /tmp /mnt       mount points and empty dirs
+/// /etc/passwd /etc/group          root and nobody
 /// ```
 ///
 /// The binaries are copied, not hard-linked: the container's root is
@@ -169,6 +170,10 @@ impl MinimalRootfs {
             let p = root.join(sub);
             std::fs::create_dir(&p).map_err(io_err(format!("mkdir {}", p.display())))?;
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).map_err(io_err(format!("chmod {}", p.display())))?;
+        }
+        // So that ps, ls -l and id print names instead of numbers.
+        for (file, text) in [("etc/passwd", "root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"), ("etc/group", "root:x:0:\nnogroup:x:65534:\n")] {
+            std::fs::write(root.join(file), text).map_err(io_err(format!("write {file} in the rootfs")))?;
         }
         for (src, name) in [(&workloads.agent, AGENT_NAME), (&workloads.noop, NOOP_NAME)] {
             std::fs::copy(src, root.join(name)).map_err(io_err(format!("copy {} into the rootfs", src.display())))?;
