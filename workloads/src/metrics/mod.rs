@@ -5,7 +5,8 @@
 //! wall-clock limit so a slow environment (TCG) still finishes. One
 //! histogram value per sample: the mean ns per operation of that sample. The
 //! loop body holds only the measured operation; allocation, formatting and
-//! process setup happen before the clock starts.
+//! process setup happen before the clock starts. Every metric runs pinned to
+//! one CPU, with the processes and threads it creates ([`CpuPin`]).
 
 use std::time::{Duration, Instant};
 
@@ -44,10 +45,49 @@ pub struct Context {
     pub noop: std::ffi::CString,
 }
 
-/// Runs the metric named in `req`.
+/// Pins the calling thread (and so every process or thread it then creates)
+/// to the CPU it is running on, and restores the previous affinity on drop.
+///
+/// A round trip between two processes on one CPU costs two context switches;
+/// on two CPUs it costs cross-CPU wake-ups, which in a virtual machine can be
+/// ten times slower (an IPI to a halted vCPU). Left to the scheduler, the pair
+/// lands either way from one run to the next and the figure is bimodal.
+/// Pinning makes it one well-defined quantity, the same one a 1-vCPU guest
+/// measures (`perf bench sched pipe` offers the same choice with `-T`).
+pub struct CpuPin {
+    saved: Option<nix::sched::CpuSet>,
+}
+
+impl CpuPin {
+    pub fn to_current_cpu() -> CpuPin {
+        use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+        use nix::unistd::Pid;
+        let saved = sched_getaffinity(Pid::from_raw(0)).ok();
+        // SAFETY: sched_getcpu has no arguments and only reads the current CPU.
+        let cpu = unsafe { libc::sched_getcpu() };
+        if cpu >= 0 {
+            let mut one = CpuSet::new();
+            if one.set(cpu as usize).is_ok() {
+                let _ = sched_setaffinity(Pid::from_raw(0), &one);
+            }
+        }
+        CpuPin { saved }
+    }
+}
+
+impl Drop for CpuPin {
+    fn drop(&mut self) {
+        if let Some(set) = &self.saved {
+            let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), set);
+        }
+    }
+}
+
+/// Runs the metric named in `req`, pinned to one CPU (see [`CpuPin`]).
 pub fn run(req: &RunRequest, ctx: &Context) -> Result<RunResult, MetricError> {
     let spec = catalog::lookup(&req.metric)
         .ok_or_else(|| MetricError::Unknown(req.metric.clone(), catalog::names().collect::<Vec<_>>().join(", ")))?;
+    let _pin = CpuPin::to_current_cpu();
     match spec.name {
         "spawn.fork_exit" => spawn::fork_exit(spec, req),
         "spawn.fork_exec" => spawn::fork_exec(spec, req, ctx),
@@ -159,6 +199,19 @@ mod tests {
         assert!(r.truncated);
         assert!(r.iterations >= 4 && r.iterations < 10, "{}", r.iterations);
         assert!(r.elapsed_ns >= 5_000_000 * r.iterations);
+    }
+
+    #[test]
+    fn pin_holds_one_cpu_and_restores_the_mask() {
+        use nix::sched::sched_getaffinity;
+        use nix::unistd::Pid;
+        let count = |s: &nix::sched::CpuSet| (0..nix::sched::CpuSet::count()).filter(|&i| s.is_set(i).unwrap_or(false)).count();
+        let before = sched_getaffinity(Pid::from_raw(0)).unwrap();
+        {
+            let _pin = CpuPin::to_current_cpu();
+            assert_eq!(count(&sched_getaffinity(Pid::from_raw(0)).unwrap()), 1);
+        }
+        assert_eq!(count(&sched_getaffinity(Pid::from_raw(0)).unwrap()), count(&before));
     }
 
     #[test]
