@@ -71,8 +71,25 @@ fn run_writes_a_report_with_a_row_per_env_and_metric() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("run");
     let envs = if is_root() { "native,container" } else { "native" };
-    let o = run(&["run", "--env", envs, "--metric", "syscall.getpid,ipc.pipe_rtt", "--quick", "--out", out.to_str().unwrap()]);
+    let child = isobench()
+        .args(["run", "--env", envs, "--metric", "syscall.getpid,ipc.pipe_rtt", "--quick", "--out", out.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
+    // Nothing the run created outlives it: no temp dir named after its pid.
+    let prefix = format!("isobench-{pid}-");
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert!(!std::fs::read_to_string("/proc/self/mountinfo").unwrap().contains(&prefix));
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), out.join("report.md").to_str().unwrap());
     let envs: Vec<&str> = envs.split(',').collect();
 

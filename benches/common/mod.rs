@@ -52,6 +52,10 @@ pub fn criterion() -> Criterion {
 
 /// Benchmarks every metric of `family` in every available environment.
 pub fn bench_family(c: &mut Criterion, family: Family) {
+    // criterion's own charts use the same plotters text backend as ours.
+    if let Err(e) = isobench_harness::report::plot::ensure_font() {
+        eprintln!("isobench: charts will fail: {e}");
+    }
     let results = workloads::repo_root().join("results");
     let out = RunDir::for_cargo_bench(&results).expect("results folder");
     runner::record_host(&out, "cargo bench", serde_json::json!({ "criterion": true })).expect("run.json");
@@ -82,7 +86,6 @@ pub fn bench_family(c: &mut Criterion, family: Family) {
 
     for spec in CATALOG.iter().filter(|m| m.family == family) {
         let mut group = c.benchmark_group(spec.name);
-        let mut measured = Vec::new();
         for r in running.iter_mut() {
             let label = r.env.label();
             let mut m = Measurement::new(r.env.kind().as_str(), &label, spec);
@@ -97,12 +100,13 @@ pub fn bench_family(c: &mut Criterion, family: Family) {
                     Duration::from_nanos(ns as u64)
                 })
             });
-            measured.push(m);
+            // Saved at once: a later failure must not lose it. (A benchmark
+            // filtered out on criterion's command line measured nothing.)
+            if m.iterations > 0 {
+                out.save(&m).expect("saving a measurement");
+            }
         }
         group.finish();
-        for m in &measured {
-            out.save(m).expect("saving a measurement");
-        }
         out.render().expect("rendering the report");
     }
 

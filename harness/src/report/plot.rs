@@ -35,7 +35,12 @@ pub const FONT_CANDIDATES: [&str; 4] = [
 
 const FONT: &str = "sans-serif";
 
-fn ensure_font() -> Result<(), String> {
+/// Registers the chart font with plotters (its `ab_glyph` text backend has no
+/// system font lookup). Every chart in the process needs it, criterion's own
+/// included, so the benches call this before criterion draws anything.
+///
+/// Errors: no usable TrueType font (the message names the package).
+pub fn ensure_font() -> Result<(), String> {
     static DONE: OnceLock<Result<(), String>> = OnceLock::new();
     DONE.get_or_init(|| {
         let from_env = std::env::var("ISOBENCH_FONT").ok();
@@ -43,7 +48,12 @@ fn ensure_font() -> Result<(), String> {
             if let Ok(bytes) = std::fs::read(path) {
                 // plotters keeps registered fonts for the life of the process.
                 let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                return register_font(FONT, FontStyle::Normal, bytes).map_err(|_| format!("{path} is not a usable TrueType font"));
+                for style in [FontStyle::Normal, FontStyle::Bold, FontStyle::Italic, FontStyle::Oblique] {
+                    for family in [FONT, "serif", "monospace"] {
+                        register_font(family, style, bytes).map_err(|_| format!("{path} is not a usable TrueType font"))?;
+                    }
+                }
+                return Ok(());
             }
         }
         Err("no TrueType font found: install fonts-dejavu-core (scripts/setup does) or set ISOBENCH_FONT".into())
