@@ -27,7 +27,8 @@ struct OneGuest {
 
 fn one_guest() -> OneGuest {
     let thread = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let path = std::env::temp_dir().join("isobench-vm-tests.lock");
+    // In the build tree, not /tmp: nothing of isobench outlives the run.
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("isobench-vm-tests.lock");
     let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).unwrap();
     let process = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| e).unwrap();
     OneGuest { _thread: thread, _process: process }
