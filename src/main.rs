@@ -151,7 +151,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         Some(dir) => RunDir::at(dir)?,
         None => RunDir::create_in(&PathBuf::from("results"))?,
     };
-    let opts = Options { workloads, accel: args.accel, log_dir: Some(out.path.clone()) };
+    let opts = Options { accel: args.accel, log_dir: Some(out.path.clone()), ..Options::new(workloads) };
     let plan = Plan { envs, metrics, quick: args.quick, iterations: args.iterations, max_ms: args.max_ms };
     eprintln!("isobench: writing {}", out.path.display());
     let outcome = runner::execute(&plan, &opts, &out, &interrupted, &mut |line| eprintln!("isobench: {line}"))?;

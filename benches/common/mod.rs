@@ -61,7 +61,7 @@ pub fn bench_family(c: &mut Criterion, family: Family) {
     runner::record_host(&out, "cargo bench", serde_json::json!({ "criterion": true })).expect("run.json");
     let workloads = workloads::locate().unwrap_or_else(|e| panic!("{e}"));
     let accel = std::env::var("ISOBENCH_ACCEL").ok().and_then(|a| a.parse().ok()).unwrap_or_default();
-    let opts = Options { workloads, accel, log_dir: Some(out.path.clone()) };
+    let opts = Options { accel, log_dir: Some(out.path.clone()), ..Options::new(workloads) };
     isobench_harness::cleanup::sweep();
 
     let mut running: Vec<Running> = Vec::new();

@@ -43,7 +43,7 @@ pub fn print(out: &mut dyn Write) -> bool {
             return false;
         }
     };
-    let opts = Options { workloads, accel: crate::vm::AccelChoice::Auto, log_dir: None };
+    let opts = Options::new(workloads);
     let mut all = true;
     for kind in EnvKind::ALL {
         match env::prepare(kind, &opts) {

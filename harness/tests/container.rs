@@ -364,7 +364,7 @@ fn kill_9_of_isobench_takes_the_container_and_cleanup_sweeps() {
 #[test]
 fn container_env_runs_the_agent_as_pid_1() {
     let Some(_l) = setup("container_env_runs_the_agent_as_pid_1") else { return };
-    let opts = env::Options { workloads: workloads(), accel: Default::default(), log_dir: None };
+    let opts = env::Options::new(workloads());
     let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
     let env = env::prepare(EnvKind::Container, &opts).unwrap();
     let meta = env.metadata();

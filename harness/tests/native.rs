@@ -10,7 +10,7 @@ use isobench_workloads::protocol::RunRequest;
 
 #[test]
 fn every_metric_returns_positive_latencies_natively() {
-    let opts = Options { workloads: workloads::locate().expect("static workloads"), accel: AccelChoice::Tcg, log_dir: None };
+    let opts = Options { accel: AccelChoice::Tcg, ..Options::new(workloads::locate().expect("static workloads")) };
     let mut native = env::prepare(EnvKind::Native, &opts).expect("native is always available");
     let mut inst = native.start().expect("agent starts");
     assert_eq!(inst.info().pid, {

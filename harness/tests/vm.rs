@@ -47,7 +47,7 @@ fn prepared(log_dir: Option<PathBuf>) -> Option<Vm> {
         return None;
     }
     let workloads = isobench_harness::workloads::locate().expect("static workloads");
-    let opts = Options { workloads, accel: AccelChoice::Tcg, log_dir };
+    let opts = Options { accel: AccelChoice::Tcg, log_dir, ..Options::new(workloads) };
     Some(Vm::prepare(&opts).expect("vm prepares when qemu and the image exist"))
 }
 

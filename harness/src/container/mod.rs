@@ -70,6 +70,14 @@ impl ContainerError {
     }
 }
 
+/// container-environment settings a user can choose; `None` keeps the
+/// environment's default.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerSettings {
+    /// Namespaces of the container environment (`--ns`).
+    pub namespaces: Option<NamespaceSet>,
+}
+
 /// What `isobench exec` runs, and where.
 #[derive(Debug, Clone)]
 pub struct ExecOptions {

@@ -29,7 +29,7 @@ pub struct Container {
 impl Container {
     /// Builds the minimal rootfs in a temp dir; `Unavailable` when not root.
     pub fn prepare(opts: &Options) -> Result<Self, EnvError> {
-        Self::with_namespaces(opts, NamespaceSet::DEFAULT)
+        Self::with_namespaces(opts, opts.container.namespaces.unwrap_or(NamespaceSet::DEFAULT))
     }
 
     /// Like [`prepare`](Self::prepare), with another namespace set.

@@ -89,6 +89,23 @@ pub struct Options {
     pub accel: crate::vm::AccelChoice,
     /// Where a vm keeps its console log (the results folder, when there is one).
     pub log_dir: Option<PathBuf>,
+    /// vm settings beyond the accelerator (machine type, size, ...).
+    pub vm: crate::vm::VmSettings,
+    /// container settings (namespaces, limits, ...).
+    pub container: crate::container::ContainerSettings,
+}
+
+impl Options {
+    /// Defaults for everything but the workload binaries.
+    pub fn new(workloads: Workloads) -> Options {
+        Options {
+            workloads,
+            accel: Default::default(),
+            log_dir: None,
+            vm: Default::default(),
+            container: Default::default(),
+        }
+    }
 }
 
 /// An environment, prepared and ready to start instances.

@@ -17,6 +17,20 @@ pub mod qemu;
 pub use accel::{Accel, Verdict};
 pub use image::GuestImage;
 
+/// vm settings a user can choose (`isobench run` flags); `None` keeps the
+/// environment's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VmSettings {
+    /// Machine type (`--machine`).
+    pub machine: Option<String>,
+    /// Guest memory, MiB.
+    pub memory_mib: Option<u32>,
+    /// vCPUs.
+    pub cpus: Option<u32>,
+    /// Fail instead of falling back to TCG (`--require-kvm`).
+    pub require_kvm: bool,
+}
+
 /// `--accel`: what the user asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AccelChoice {
