@@ -12,9 +12,10 @@
 //! Environment variables: `ISOBENCH_ENVS` (comma list, default all),
 //! `ISOBENCH_ACCEL` (auto|kvm|tcg), `ISOBENCH_RUN_DIR` (results folder).
 
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use criterion::Criterion;
+use criterion::{Criterion, SamplingMode};
 use isobench_harness::env::{self, EnvKind, Environment, Instance, Options};
 use isobench_harness::report::RunDir;
 use isobench_harness::{collect::Measurement, runner, workloads};
@@ -84,7 +85,7 @@ pub fn bench_family(c: &mut Criterion, family: Family) {
         }
     }
 
-    for spec in CATALOG.iter().filter(|m| m.family == family) {
+    for spec in CATALOG.iter().filter(|m| m.family == family && !m.host_timed) {
         let mut group = c.benchmark_group(spec.name);
         for r in running.iter_mut() {
             let label = r.env.label();
@@ -92,7 +93,7 @@ pub fn bench_family(c: &mut Criterion, family: Family) {
             let agent = r.inst.agent();
             group.bench_function(r.env.kind().as_str(), |b| {
                 b.iter_custom(|iters| {
-                    let req = RunRequest { metric: spec.name.to_string(), iterations: iters, max_ms: CALL_LIMIT_MS, warmup: 0 };
+                    let req = RunRequest { metric: spec.name.to_string(), iterations: iters, max_ms: CALL_LIMIT_MS, warmup: 0, bytes: runner::working_set(spec) };
                     let res = agent.run(&req).unwrap_or_else(|e| panic!("{label}: {}: {e}", spec.name));
                     m.add(&res).expect("agent result matches its request");
                     // The agent times whole samples; scale to what criterion asked for.
@@ -110,11 +111,38 @@ pub fn bench_family(c: &mut Criterion, family: Family) {
         out.render().expect("rendering the report");
     }
 
+    let mut envs = Vec::new();
     for r in running {
         let label = r.env.label();
         if let Err(e) = r.inst.shutdown() {
             eprintln!("{label}: unclean stop: {e}");
         }
+        envs.push(r.env);
+    }
+
+    // Host-timed metrics (env.start) run with no other instance alive: each
+    // iteration is a whole start → ready → shutdown → exit.
+    for spec in CATALOG.iter().filter(|m| m.family == family && m.host_timed) {
+        let mut group = c.benchmark_group(spec.name);
+        group.sampling_mode(SamplingMode::Flat);
+        for env in envs.iter_mut() {
+            let label = env.label();
+            let mut m = Measurement::new(env.kind().as_str(), &label, spec);
+            let kind = env.kind();
+            group.bench_function(kind.as_str(), |b| {
+                b.iter_custom(|iters| {
+                    let one = runner::measure_start(env.as_mut(), spec, iters, &AtomicBool::new(false)).unwrap_or_else(|e| panic!("{label}: {}: {e}", spec.name));
+                    m.histogram.add(&one.histogram).expect("auto-resizing histograms add");
+                    m.iterations += one.iterations;
+                    m.elapsed_ns += one.elapsed_ns;
+                    Duration::from_nanos(one.elapsed_ns)
+                })
+            });
+            if m.iterations > 0 {
+                out.save(&m).expect("saving a measurement");
+            }
+        }
+        group.finish();
     }
     let report = out.render().expect("rendering the report");
     eprintln!("isobench: report: {}", report.display());

@@ -40,8 +40,14 @@ impl Plan {
     /// The request sent to the agent for `spec`.
     pub fn request(&self, spec: &MetricSpec) -> RunRequest {
         let iterations = self.iterations.unwrap_or(if self.quick { spec.quick_iterations } else { spec.iterations });
-        RunRequest { metric: spec.name.to_string(), iterations, max_ms: self.max_ms, warmup: (iterations / 20).min(1_000) }
+        RunRequest { metric: spec.name.to_string(), iterations, max_ms: self.max_ms, warmup: (iterations / 20).min(1_000), bytes: working_set(spec) }
     }
+}
+
+/// The working-set size the harness chooses for `spec`, the same for every
+/// environment (mem.copy_bw: twice this host's last-level cache).
+pub fn working_set(spec: &MetricSpec) -> Option<u64> {
+    (spec.name == "mem.copy_bw").then(|| isobench_workloads::metrics::control::copy_bytes() as u64)
 }
 
 /// How a run ended.
@@ -135,7 +141,7 @@ pub fn execute(plan: &Plan, opts: &Options, out: &RunDir, interrupted: &AtomicBo
         };
         record_env(out, environment.as_ref(), inst.as_ref())?;
         progress(&format!("{}: agent ready after {:.1} ms", environment.label(), inst.ready_after().as_secs_f64() * 1e3));
-        for spec in &plan.metrics {
+        for spec in plan.metrics.iter().filter(|m| !m.host_timed) {
             step += 1;
             if interrupted.load(Ordering::SeqCst) {
                 outcome.interrupted = true;
@@ -180,12 +186,54 @@ pub fn execute(plan: &Plan, opts: &Options, out: &RunDir, interrupted: &AtomicBo
             Ok(d) => progress(&format!("{}: stopped in {:.1} ms", environment.label(), d.as_secs_f64() * 1e3)),
             Err(e) => progress(&format!("{}: unclean stop: {e}", environment.label())),
         }
+        for spec in plan.metrics.iter().filter(|m| m.host_timed) {
+            step += 1;
+            if interrupted.load(Ordering::SeqCst) {
+                outcome.interrupted = true;
+                break 'envs;
+            }
+            let n = plan.iterations.unwrap_or(if plan.quick { spec.quick_iterations } else { spec.iterations });
+            progress(&format!("[{step}/{total}] {} {} ({n} starts)", environment.label(), spec.name));
+            match measure_start(environment.as_mut(), spec, n, interrupted) {
+                Ok(m) => {
+                    out.save(&m)?;
+                    outcome.measured += 1;
+                    let sm = m.summary();
+                    progress(&format!("[{step}/{total}] {} {}: p50 {:.2} ms (n={})", environment.label(), spec.name, sm.p50, sm.n));
+                }
+                Err(e) => {
+                    let line = format!("{}: {}: {e}", kind, spec.name);
+                    progress(&line);
+                    outcome.failed.push(line);
+                }
+            }
+        }
     }
     if interrupted.load(Ordering::SeqCst) {
         outcome.interrupted = true;
     }
     outcome.report = Some(out.render()?);
     Ok(outcome)
+}
+
+/// `env.start`: starts `n` instances one after another, each timed from the
+/// host from "start" to its agent ready, shut down and its process gone
+/// (Firecracker's boot-time method, plus the exit).
+pub fn measure_start(environment: &mut dyn Environment, spec: &'static MetricSpec, n: u64, interrupted: &AtomicBool) -> Result<Measurement, EnvError> {
+    let mut m = Measurement::new(environment.kind().as_str(), &environment.label(), spec);
+    for _ in 0..n.max(1) {
+        if interrupted.load(Ordering::SeqCst) {
+            break;
+        }
+        let t0 = std::time::Instant::now();
+        let inst = environment.start()?;
+        inst.shutdown()?;
+        let ns = t0.elapsed().as_nanos() as u64;
+        m.histogram.record(ns.max(1)).expect("auto-resizing histogram");
+        m.iterations += 1;
+        m.elapsed_ns += ns;
+    }
+    Ok(m)
 }
 
 fn reason_of(e: &EnvError) -> String {

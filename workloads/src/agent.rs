@@ -36,7 +36,7 @@ pub fn info(timer_overhead_ns: f64) -> AgentInfo {
         uptime_s,
         timer_overhead_ns,
         version: env!("CARGO_PKG_VERSION").to_string(),
-        metrics: catalog::names().map(String::from).collect(),
+        metrics: catalog::CATALOG.iter().filter(|m| !m.host_timed).map(|m| m.name.to_string()).collect(),
     }
 }
 

@@ -13,10 +13,12 @@ pub enum Family {
     Syscall,
     Ipc,
     Net,
+    /// Sanity controls (cpu.spin, mem.copy_bw): near-zero overhead expected.
+    Control,
 }
 
 impl Family {
-    pub const ALL: [Family; 4] = [Family::Spawn, Family::Syscall, Family::Ipc, Family::Net];
+    pub const ALL: [Family; 5] = [Family::Spawn, Family::Syscall, Family::Ipc, Family::Net, Family::Control];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -24,12 +26,14 @@ impl Family {
             Family::Syscall => "syscall",
             Family::Ipc => "ipc",
             Family::Net => "net",
+            Family::Control => "control",
         }
     }
 }
 
 /// The unit a metric is *displayed* in. Histograms always hold nanoseconds per
-/// operation; [`Unit::from_ns`] converts a recorded value for display.
+/// operation; [`Unit::from_ns_per_op`] converts a recorded value for display
+/// (a rate needs the bytes one operation moves).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Unit {
     #[serde(rename = "ns")]
@@ -38,38 +42,49 @@ pub enum Unit {
     Us,
     #[serde(rename = "ms")]
     Ms,
+    /// Gibibytes (2^30 bytes) per second.
+    #[serde(rename = "GiB/s")]
+    GiBps,
+    /// Gigabits (10^9 bits) per second, as iperf3 and netperf report.
+    #[serde(rename = "Gbit/s")]
+    Gbitps,
 }
 
 impl Unit {
-    /// Nanoseconds in one of this unit.
-    pub fn ns_per_unit(self) -> f64 {
+    /// True for rates (bigger is better), false for times (smaller is better).
+    pub fn is_rate(self) -> bool {
+        matches!(self, Unit::GiBps | Unit::Gbitps)
+    }
+
+    /// Converts `ns` nanoseconds per operation into this unit; a rate divides
+    /// the `bytes_per_op` one operation moved by the time.
+    pub fn from_ns_per_op(self, ns: f64, bytes_per_op: u64) -> f64 {
         match self {
-            Unit::Ns => 1.0,
-            Unit::Us => 1e3,
-            Unit::Ms => 1e6,
+            Unit::Ns => ns,
+            Unit::Us => ns / 1e3,
+            Unit::Ms => ns / 1e6,
+            Unit::GiBps if ns > 0.0 => bytes_per_op as f64 / ns * 1e9 / (1u64 << 30) as f64,
+            Unit::Gbitps if ns > 0.0 => bytes_per_op as f64 * 8.0 / ns,
+            Unit::GiBps | Unit::Gbitps => 0.0,
         }
     }
 
-    /// Converts a value in nanoseconds to this unit.
-    pub fn from_ns(self, ns: f64) -> f64 {
-        ns / self.ns_per_unit()
-    }
-
-    /// ASCII name used in csv/json ("ns", "us", "ms").
+    /// ASCII name used in csv/json ("ns", "us", "ms", "GiB/s", "Gbit/s").
     pub fn as_str(self) -> &'static str {
         match self {
             Unit::Ns => "ns",
             Unit::Us => "us",
             Unit::Ms => "ms",
+            Unit::GiBps => "GiB/s",
+            Unit::Gbitps => "Gbit/s",
         }
     }
 
     /// Name for humans (report tables and plot axes).
     pub fn label(self) -> &'static str {
         match self {
-            Unit::Ns => "ns",
             Unit::Us => "µs",
-            Unit::Ms => "ms",
+            other => other.as_str(),
         }
     }
 }
@@ -93,10 +108,28 @@ pub struct MetricSpec {
     /// Iterations for a full run and for `--quick`.
     pub iterations: u64,
     pub quick_iterations: u64,
+    /// Bytes one operation moves (rates only; 0 for latencies). The agent
+    /// reports what it really moved in `RunResult::bytes_per_op`.
+    pub bytes_per_op: u64,
+    /// Timed by the harness from outside the environment (env.start), not by
+    /// the agent.
+    pub host_timed: bool,
 }
 
 /// Every metric the agent implements.
 pub const CATALOG: &[MetricSpec] = &[
+    MetricSpec {
+        name: "env.start",
+        family: Family::Spawn,
+        unit: Unit::Ms,
+        operation: "host-timed: start the environment → its agent ready → shut down → process exited",
+        reference: "Firecracker's boot-time method (host-side, process start to guest user space)",
+        ops_per_sample: 1,
+        iterations: 10,
+        quick_iterations: 3,
+        bytes_per_op: 0,
+        host_timed: true,
+    },
     MetricSpec {
         name: "spawn.fork_exit",
         family: Family::Spawn,
@@ -106,6 +139,8 @@ pub const CATALOG: &[MetricSpec] = &[
         ops_per_sample: 1,
         iterations: 5_000,
         quick_iterations: 200,
+        bytes_per_op: 0,
+        host_timed: false,
     },
     MetricSpec {
         name: "spawn.fork_exec",
@@ -116,6 +151,8 @@ pub const CATALOG: &[MetricSpec] = &[
         ops_per_sample: 1,
         iterations: 2_000,
         quick_iterations: 100,
+        bytes_per_op: 0,
+        host_timed: false,
     },
     MetricSpec {
         name: "spawn.posix_spawn",
@@ -126,6 +163,8 @@ pub const CATALOG: &[MetricSpec] = &[
         ops_per_sample: 1,
         iterations: 2_000,
         quick_iterations: 100,
+        bytes_per_op: 0,
+        host_timed: false,
     },
     MetricSpec {
         name: "spawn.thread",
@@ -136,6 +175,8 @@ pub const CATALOG: &[MetricSpec] = &[
         ops_per_sample: 1,
         iterations: 10_000,
         quick_iterations: 300,
+        bytes_per_op: 0,
+        host_timed: false,
     },
     MetricSpec {
         name: "syscall.getpid",
@@ -146,6 +187,8 @@ pub const CATALOG: &[MetricSpec] = &[
         ops_per_sample: 100,
         iterations: 2_000_000,
         quick_iterations: 50_000,
+        bytes_per_op: 0,
+        host_timed: false,
     },
     MetricSpec {
         name: "syscall.clock_gettime",
@@ -156,6 +199,8 @@ pub const CATALOG: &[MetricSpec] = &[
         ops_per_sample: 100,
         iterations: 2_000_000,
         quick_iterations: 50_000,
+        bytes_per_op: 0,
+        host_timed: false,
     },
     MetricSpec {
         name: "syscall.read_devnull",
@@ -166,6 +211,8 @@ pub const CATALOG: &[MetricSpec] = &[
         ops_per_sample: 100,
         iterations: 1_000_000,
         quick_iterations: 20_000,
+        bytes_per_op: 0,
+        host_timed: false,
     },
     MetricSpec {
         name: "syscall.write_devnull",
@@ -176,6 +223,8 @@ pub const CATALOG: &[MetricSpec] = &[
         ops_per_sample: 100,
         iterations: 1_000_000,
         quick_iterations: 20_000,
+        bytes_per_op: 0,
+        host_timed: false,
     },
     MetricSpec {
         name: "syscall.open_close",
@@ -186,6 +235,8 @@ pub const CATALOG: &[MetricSpec] = &[
         ops_per_sample: 20,
         iterations: 200_000,
         quick_iterations: 5_000,
+        bytes_per_op: 0,
+        host_timed: false,
     },
     MetricSpec {
         name: "syscall.stat",
@@ -196,6 +247,8 @@ pub const CATALOG: &[MetricSpec] = &[
         ops_per_sample: 20,
         iterations: 300_000,
         quick_iterations: 5_000,
+        bytes_per_op: 0,
+        host_timed: false,
     },
     MetricSpec {
         name: "syscall.mmap_munmap",
@@ -206,6 +259,8 @@ pub const CATALOG: &[MetricSpec] = &[
         ops_per_sample: 10,
         iterations: 100_000,
         quick_iterations: 2_000,
+        bytes_per_op: 0,
+        host_timed: false,
     },
     MetricSpec {
         name: "ipc.pipe_rtt",
@@ -216,6 +271,8 @@ pub const CATALOG: &[MetricSpec] = &[
         ops_per_sample: 1,
         iterations: 50_000,
         quick_iterations: 2_000,
+        bytes_per_op: 0,
+        host_timed: false,
     },
     MetricSpec {
         name: "ipc.unix_rtt",
@@ -226,6 +283,8 @@ pub const CATALOG: &[MetricSpec] = &[
         ops_per_sample: 1,
         iterations: 50_000,
         quick_iterations: 2_000,
+        bytes_per_op: 0,
+        host_timed: false,
     },
     MetricSpec {
         name: "ipc.eventfd_rtt",
@@ -236,6 +295,8 @@ pub const CATALOG: &[MetricSpec] = &[
         ops_per_sample: 1,
         iterations: 50_000,
         quick_iterations: 2_000,
+        bytes_per_op: 0,
+        host_timed: false,
     },
     MetricSpec {
         name: "net.tcp_rr",
@@ -246,6 +307,8 @@ pub const CATALOG: &[MetricSpec] = &[
         ops_per_sample: 1,
         iterations: 20_000,
         quick_iterations: 1_000,
+        bytes_per_op: 0,
+        host_timed: false,
     },
     MetricSpec {
         name: "net.udp_rr",
@@ -256,6 +319,68 @@ pub const CATALOG: &[MetricSpec] = &[
         ops_per_sample: 1,
         iterations: 20_000,
         quick_iterations: 1_000,
+        bytes_per_op: 0,
+        host_timed: false,
+    },
+    MetricSpec {
+        name: "ipc.pipe_bw",
+        family: Family::Ipc,
+        unit: Unit::GiBps,
+        operation: "64 KiB moved through a pipe from a writer process to the reader (the agent)",
+        reference: "lmbench bw_pipe",
+        ops_per_sample: 16,
+        iterations: 200_000,
+        quick_iterations: 2_000,
+        bytes_per_op: 64 * 1024,
+        host_timed: false,
+    },
+    MetricSpec {
+        name: "ipc.unix_bw",
+        family: Family::Ipc,
+        unit: Unit::GiBps,
+        operation: "64 KiB moved through an AF_UNIX stream socketpair from a writer process to the reader",
+        reference: "lmbench bw_unix",
+        ops_per_sample: 16,
+        iterations: 200_000,
+        quick_iterations: 2_000,
+        bytes_per_op: 64 * 1024,
+        host_timed: false,
+    },
+    MetricSpec {
+        name: "net.tcp_stream",
+        family: Family::Net,
+        unit: Unit::Gbitps,
+        operation: "128 KiB received over loopback TCP from a sender writing 128 KiB chunks (receiver-side throughput)",
+        reference: "iperf3 -c 127.0.0.1 (receiver side), netperf TCP_STREAM",
+        ops_per_sample: 8,
+        iterations: 400_000,
+        quick_iterations: 2_000,
+        bytes_per_op: 128 * 1024,
+        host_timed: false,
+    },
+    MetricSpec {
+        name: "cpu.spin",
+        family: Family::Control,
+        unit: Unit::Ns,
+        operation: "1000 rounds of a dependent xorshift64 arithmetic loop, no memory traffic, no system call",
+        reference: "control: pure user-mode compute, which no isolation should slow",
+        ops_per_sample: 10,
+        iterations: 200_000,
+        quick_iterations: 5_000,
+        bytes_per_op: 0,
+        host_timed: false,
+    },
+    MetricSpec {
+        name: "mem.copy_bw",
+        family: Family::Control,
+        unit: Unit::GiBps,
+        operation: "memcpy of a buffer twice the last-level cache (at least 16 MiB, at most a quarter of free memory)",
+        reference: "lmbench bw_mem bcopy; STREAM copy",
+        ops_per_sample: 1,
+        iterations: 200,
+        quick_iterations: 10,
+        bytes_per_op: 0,
+        host_timed: false,
     },
 ];
 
@@ -278,7 +403,10 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for m in CATALOG {
             assert!(seen.insert(m.name), "duplicate metric {}", m.name);
-            assert!(m.name.starts_with(m.family.as_str()), "{} is not in family {:?}", m.name, m.family);
+            if m.family != Family::Control && !m.host_timed {
+                assert!(m.name.starts_with(m.family.as_str()), "{} is not in family {:?}", m.name, m.family);
+            }
+            assert_eq!(m.unit.is_rate(), m.bytes_per_op > 0 || m.name == "mem.copy_bw", "{}", m.name);
             assert!(m.ops_per_sample >= 1 && m.quick_iterations >= m.ops_per_sample);
         }
         assert!(lookup("syscall.getpid").is_some());

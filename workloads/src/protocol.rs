@@ -43,6 +43,11 @@ pub struct RunRequest {
     /// Untimed operations run first (cache and branch-predictor warm-up).
     #[serde(default)]
     pub warmup: u64,
+    /// Working-set size in bytes for metrics that have one (mem.copy_bw): the
+    /// harness picks it from the host, so every environment copies the same
+    /// amount. `None`: the agent picks (`metrics::control::copy_bytes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
 }
 
 /// What the agent knows about where it runs.
@@ -81,6 +86,13 @@ pub struct RunResult {
     pub histogram: String,
     /// True when `max_ms` stopped the loop before `iterations`.
     pub truncated: bool,
+    /// Bytes one operation moved (rates: ipc.*_bw, net.tcp_stream,
+    /// mem.copy_bw); 0 for latencies.
+    #[serde(default)]
+    pub bytes_per_op: u64,
+    /// The clock-read cost subtracted from every sample, ns.
+    #[serde(default)]
+    pub timer_overhead_ns: f64,
 }
 
 /// A response from the agent.
@@ -110,7 +122,7 @@ mod tests {
 
     #[test]
     fn request_wire_format() {
-        let r = Request::Run(RunRequest { metric: "syscall.getpid".into(), iterations: 10, max_ms: 5, warmup: 0 });
+        let r = Request::Run(RunRequest { metric: "syscall.getpid".into(), iterations: 10, max_ms: 5, warmup: 0, bytes: None });
         let line = to_line(&r);
         assert!(line.ends_with('\n'));
         assert!(line.starts_with(r#"{"op":"run","metric":"syscall.getpid""#), "{line}");

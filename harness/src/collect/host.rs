@@ -7,53 +7,9 @@ use std::process::Command;
 
 use serde::Serialize;
 
-/// How the host mounts cgroups, detected by filesystem magic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CgroupMode {
-    /// cgroup2 mounted at /sys/fs/cgroup.
-    V2,
-    /// v1 controllers under a tmpfs at /sys/fs/cgroup, no cgroup2.
-    V1,
-    /// v1 controllers plus a cgroup2 at /sys/fs/cgroup/unified.
-    Hybrid,
-    /// Nothing recognisable at /sys/fs/cgroup.
-    None,
-}
-
-fn fs_type(path: &str) -> Option<nix::sys::statfs::FsType> {
-    nix::sys::statfs::statfs(path).ok().map(|s| s.filesystem_type())
-}
-
-/// Detects the cgroup mode of the host (by `statfs` magic, as systemd and
-/// runc do, not by guessing from paths).
-pub fn cgroup_mode() -> CgroupMode {
-    cgroup_mode_at(Path::new("/sys/fs/cgroup"))
-}
-
-/// [`cgroup_mode`] for a cgroup root other than /sys/fs/cgroup.
-pub fn cgroup_mode_at(root: &Path) -> CgroupMode {
-    use nix::sys::statfs::{CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC, TMPFS_MAGIC};
-    let root_s = root.to_string_lossy();
-    match fs_type(&root_s) {
-        Some(t) if t == CGROUP2_SUPER_MAGIC => CgroupMode::V2,
-        Some(t) if t == TMPFS_MAGIC => {
-            let unified = root.join("unified");
-            if fs_type(&unified.to_string_lossy()) == Some(CGROUP2_SUPER_MAGIC) {
-                CgroupMode::Hybrid
-            } else if std::fs::read_dir(root)
-                .map(|d| d.flatten().any(|e| fs_type(&e.path().to_string_lossy()) == Some(CGROUP_SUPER_MAGIC)))
-                .unwrap_or(false)
-            {
-                CgroupMode::V1
-            } else {
-                CgroupMode::None
-            }
-        }
-        Some(t) if t == CGROUP_SUPER_MAGIC => CgroupMode::V1,
-        _ => CgroupMode::None,
-    }
-}
+/// The cgroup mode detection lives with the launcher's cgroup code
+/// ([`crate::container::cgroup`]); re-exported here for the host facts.
+pub use crate::container::cgroup::{cgroup_mode, cgroup_mode_at, CgroupMode};
 
 /// Host metadata for run.json.
 #[derive(Debug, Clone, Serialize)]

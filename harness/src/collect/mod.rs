@@ -38,6 +38,8 @@ pub struct Measurement {
     pub elapsed_ns: u64,
     /// Some run stopped at its time bound before its iteration count.
     pub truncated: bool,
+    /// Bytes one operation moved (rates), as the agent reported it.
+    pub bytes_per_op: u64,
 }
 
 impl Measurement {
@@ -50,6 +52,7 @@ impl Measurement {
             iterations: 0,
             elapsed_ns: 0,
             truncated: false,
+            bytes_per_op: metric.bytes_per_op,
         }
     }
 
@@ -63,7 +66,30 @@ impl Measurement {
         self.iterations += r.iterations;
         self.elapsed_ns += r.elapsed_ns;
         self.truncated |= r.truncated;
+        if r.bytes_per_op > 0 {
+            self.bytes_per_op = r.bytes_per_op;
+        }
         Ok(())
+    }
+
+    /// A value in ns per operation, in the metric's display unit.
+    pub fn display(&self, ns_per_op: f64) -> f64 {
+        self.metric.unit.from_ns_per_op(ns_per_op, self.bytes_per_op)
+    }
+
+    /// Cost of this measurement relative to `base` at quantile `q` of time
+    /// per operation: > 1 means slower than `base`, for latencies and rates
+    /// alike (a rate at half the bandwidth costs 2×).
+    pub fn cost_ratio(&self, base: &Measurement, q: f64) -> Option<f64> {
+        let b = base.histogram.value_at_quantile(q) as f64;
+        let v = self.histogram.value_at_quantile(q) as f64;
+        // Rates are compared per byte: working sets may differ (mem.copy_bw in a small guest).
+        let (v, b) = if self.unit().is_rate() && self.bytes_per_op > 0 && base.bytes_per_op > 0 {
+            (v / self.bytes_per_op as f64, b / base.bytes_per_op as f64)
+        } else {
+            (v, b)
+        };
+        (b > 0.0 && v > 0.0).then(|| v / b)
     }
 
     pub fn unit(&self) -> Unit {
@@ -88,6 +114,7 @@ impl Measurement {
             iterations: self.iterations,
             elapsed_ns: self.elapsed_ns,
             truncated: self.truncated,
+            bytes_per_op: self.bytes_per_op,
             histogram: format!("histograms/{}.hdr", self.stem()),
         }
     }
@@ -103,6 +130,7 @@ impl Measurement {
             iterations: rec.iterations,
             elapsed_ns: rec.elapsed_ns,
             truncated: rec.truncated,
+            bytes_per_op: rec.bytes_per_op,
         })
     }
 }
@@ -118,6 +146,9 @@ pub struct MeasurementRecord {
     pub iterations: u64,
     pub elapsed_ns: u64,
     pub truncated: bool,
+    /// Bytes one operation moved (rates; 0 for latencies).
+    #[serde(default)]
+    pub bytes_per_op: u64,
     /// Relative path of the hdrhistogram V2 file.
     pub histogram: String,
 }

@@ -27,30 +27,45 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// Summarizes `m`. For a rate (GiB/s, Gbit/s) each percentile is that of
+    /// time per operation converted to a rate, so p90/p99 are the *slow*
+    /// tail (the bandwidth 90 %/99 % of samples exceeded), `min`/`max` are
+    /// the slowest/fastest sample, and `mean` is bytes moved ÷ time taken.
     pub fn of(m: &Measurement) -> Summary {
         let h = &m.histogram;
-        let u = m.unit();
-        let q = |p: f64| u.from_ns(h.value_at_quantile(p) as f64);
+        let q = |p: f64| m.display(h.value_at_quantile(p) as f64);
+        let rate = m.unit().is_rate();
+        let (min, max) = if rate { (m.display(h.max() as f64), m.display(h.min() as f64)) } else { (m.display(h.min() as f64), m.display(h.max() as f64)) };
+        let (mean, stdev) = if rate {
+            // Per-sample rates, weighted by how often each time was seen.
+            let n = h.len().max(1) as f64;
+            let rates: Vec<(f64, f64)> = h.iter_recorded().map(|v| (m.display(v.value_iterated_to() as f64), v.count_at_value() as f64)).collect();
+            let mean_rate = rates.iter().map(|(r, c)| r * c).sum::<f64>() / n;
+            let var = rates.iter().map(|(r, c)| c * (r - mean_rate).powi(2)).sum::<f64>() / n;
+            (m.display(h.mean()), var.sqrt())
+        } else {
+            (m.display(h.mean()), m.unit().from_ns_per_op(h.stdev(), m.bytes_per_op))
+        };
         Summary {
             env: m.env.clone(),
             env_label: m.env_label.clone(),
             metric: m.metric.name.to_string(),
-            unit: u.as_str().to_string(),
+            unit: m.unit().as_str().to_string(),
             n: h.len(),
-            min: u.from_ns(h.min() as f64),
+            min,
             p50: q(0.50),
             p90: q(0.90),
             p99: q(0.99),
             p999: q(0.999),
-            max: u.from_ns(h.max() as f64),
-            mean: u.from_ns(h.mean()),
-            stdev: u.from_ns(h.stdev()),
+            max,
+            mean,
+            stdev,
         }
     }
 
-    /// Value at an arbitrary quantile, display unit.
+    /// Value at an arbitrary quantile of time per operation, display unit.
     pub fn quantile(m: &Measurement, q: f64) -> f64 {
-        m.unit().from_ns(m.histogram.value_at_quantile(q) as f64)
+        m.display(m.histogram.value_at_quantile(q) as f64)
     }
 }
 
@@ -74,5 +89,30 @@ mod tests {
         assert!((s.p99 - 990.0).abs() / 990.0 < 0.002, "{}", s.p99);
         assert!((s.mean - 500.5).abs() / 500.5 < 0.002, "{}", s.mean);
         assert!(s.max >= 999.0);
+    }
+
+    #[test]
+    fn rates_are_bytes_over_time_with_the_slow_tail_at_p99() {
+        let spec = catalog::lookup("ipc.pipe_bw").unwrap(); // GiB/s, 64 KiB per op
+        let mut m = Measurement::new("native", "native", spec);
+        assert_eq!(m.bytes_per_op, 65536);
+        // 900 samples at 64 KiB per 10 µs, 100 at 64 KiB per 100 µs
+        m.histogram.record_n(10_000, 900).unwrap();
+        m.histogram.record_n(100_000, 100).unwrap();
+        let s = m.summary();
+        assert_eq!(s.unit, "GiB/s");
+        let fast = 65536.0 / 10_000.0 * 1e9 / (1u64 << 30) as f64; // 6.10 GiB/s
+        let slow = fast / 10.0;
+        assert!((s.p50 - fast).abs() / fast < 0.002, "{}", s.p50);
+        assert!((s.p99 - slow).abs() / slow < 0.002, "p99 is the slow tail: {}", s.p99);
+        assert!(s.min < s.p50 && s.max >= s.p50, "{s:?}");
+        // mean = bytes / time: 1000 × 64 KiB over 900×10 µs + 100×100 µs = 19 ms
+        let mean = 1000.0 * 65536.0 / 19e-3 / (1u64 << 30) as f64;
+        assert!((s.mean - mean).abs() / mean < 0.002, "{} vs {mean}", s.mean);
+        // cost ratio: half the bandwidth costs 2×
+        let mut slow_m = Measurement::new("vm", "vm", spec);
+        slow_m.histogram.record_n(20_000, 1000).unwrap();
+        let r = slow_m.cost_ratio(&m, 0.5).unwrap();
+        assert!((r - 2.0).abs() < 0.01, "{r}");
     }
 }

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+use isobench_workloads::catalog::Family;
+
 use crate::collect::{Measurement, Summary};
 
 use super::by_metric;
@@ -16,8 +18,26 @@ pub fn overhead(value: f64, base: f64) -> String {
     if base <= 0.0 {
         return "n/a".into();
     }
-    let r = value / base;
+    ratio(value / base)
+}
+
+/// A cost ratio (time per operation ÷ native's) as "1.23×, +23.0 %".
+pub fn ratio(r: f64) -> String {
     format!("{r:.2}×, {:+.1} %", (r - 1.0) * 100.0)
+}
+
+/// Families where a namespace container should cost nothing: the report
+/// flags a container/native p50 ratio outside [`SANE_RATIO`] there.
+pub const SANE_FAMILIES: [Family; 3] = [Family::Syscall, Family::Ipc, Family::Control];
+/// Container/native ratio band expected for [`SANE_FAMILIES`].
+pub const SANE_RATIO: (f64, f64) = (0.9, 1.1);
+
+/// The sanity gate: "suspicious: check noise" when a container figure of a
+/// family that namespaces cannot slow is more than 10 % off native.
+pub fn suspicious(m: &Measurement, native: &Measurement) -> bool {
+    m.env == "container"
+        && SANE_FAMILIES.contains(&m.metric.family)
+        && m.cost_ratio(native, 0.5).is_some_and(|r| r < SANE_RATIO.0 || r > SANE_RATIO.1)
 }
 
 /// Formats a value in a metric's display unit with sensible precision.
@@ -129,9 +149,10 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
         o.push_str("---:|");
     }
     o.push('\n');
+    let mut flagged = Vec::new();
     for ((_, name), group) in &groups {
         let unit = group[0].unit().label();
-        let native = group.iter().find(|m| m.env == "native").map(|m| m.summary().p50);
+        let native = group.iter().copied().find(|m| m.env == "native");
         let _ = write!(o, "| {name} | {unit} |");
         for (env, _) in &cols {
             match group.iter().find(|m| &m.env == env) {
@@ -139,9 +160,15 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
                 Some(m) => {
                     let p50 = m.summary().p50;
                     let mark = if m.truncated { "†" } else { "" };
-                    match native {
-                        Some(b) if env != "native" => {
-                            let _ = write!(o, " {}{mark} ({}) |", num(p50), overhead(p50, b));
+                    match native.and_then(|b| m.cost_ratio(b, 0.5).map(|r| (b, r))) {
+                        Some((b, r)) if env != "native" => {
+                            let flag = if suspicious(m, b) {
+                                flagged.push(format!("{name} ({})", m.env_label));
+                                " ‡ suspicious: check noise"
+                            } else {
+                                ""
+                            };
+                            let _ = write!(o, " {}{mark} ({}){flag} |", num(p50), ratio(r));
                         }
                         _ => {
                             let _ = write!(o, " {}{mark} |", num(p50));
@@ -153,6 +180,20 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
         o.push('\n');
     }
     o.push('\n');
+    let _ = writeln!(
+        o,
+        "Overhead is the cost ratio at p50: time per operation ÷ native's (for a rate, native's bandwidth ÷ this one's), so > 1× always means slower than native."
+    );
+    if !flagged.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n‡ Sanity gate: namespaces do not slow syscalls, IPC or plain compute, so a container/native ratio outside {:.1}–{:.1}× there means the machine was too noisy to trust this run: {}.",
+            SANE_RATIO.0,
+            SANE_RATIO.1,
+            flagged.join(", ")
+        );
+    }
+    o.push('\n');
 
     for ((_, name), group) in &groups {
         let spec = group[0].metric;
@@ -160,11 +201,12 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
         let _ = writeln!(o, "## {name}\n\n{} — method: {}.\n", spec.operation, spec.reference);
         let _ = writeln!(o, "| environment | n | p50 ({unit}) | p90 | p99 | max | overhead vs native (p50) | overhead (p99) |");
         let _ = writeln!(o, "|---|---:|---:|---:|---:|---:|---:|---:|");
-        let native: Option<Summary> = group.iter().find(|m| m.env == "native").map(|m| m.summary());
+        let native: Option<&Measurement> = group.iter().copied().find(|m| m.env == "native");
         for m in group {
-            let sm = m.summary();
-            let (o50, o99) = match &native {
-                Some(b) if m.env != "native" => (overhead(sm.p50, b.p50), overhead(sm.p99, b.p99)),
+            let sm: Summary = m.summary();
+            let r = |q: f64| native.and_then(|b| m.cost_ratio(b, q)).map_or_else(|| "n/a".to_string(), ratio);
+            let (o50, o99) = match native {
+                Some(_) if m.env != "native" => (r(0.5), r(0.99)),
                 Some(_) => ("baseline".into(), "baseline".into()),
                 None => ("no native run".into(), "".into()),
             };

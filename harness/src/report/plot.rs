@@ -85,11 +85,11 @@ struct Bar {
     p90: f64,
 }
 
-fn draw_metric<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, unit: &str, bars: &[Bar]) -> Result<(), String> {
+fn draw_metric<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, unit: &str, rate: bool, bars: &[Bar]) -> Result<(), String> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(e)?;
     let n = bars.len();
-    let ymax = bars.iter().map(|b| b.p90.max(b.p50)).fold(0.0, f64::max).max(f64::MIN_POSITIVE) * 1.2;
+    let ymax = bars.iter().map(|b| b.p10.max(b.p90).max(b.p50)).fold(0.0, f64::max).max(f64::MIN_POSITIVE) * 1.2;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, (FONT, 22))
         .margin(15)
@@ -106,7 +106,7 @@ fn draw_metric<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, un
             SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
             _ => String::new(),
         })
-        .y_desc(format!("{unit} per operation (bar p50, whisker p10–p90)"))
+        .y_desc(if rate { format!("{unit} (bar p50, whisker p10–p90 of per-sample rate)") } else { format!("{unit} per operation (bar p50, whisker p10–p90)") })
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 14))
         .draw()
@@ -127,7 +127,7 @@ fn draw_metric<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, un
         .draw_series(bars.iter().enumerate().map(|(i, b)| {
             Text::new(
                 format!("{} {unit}", num(b.p50)),
-                (SegmentValue::CenterOf(i), b.p90.max(b.p50) * 1.02),
+                (SegmentValue::CenterOf(i), b.p10.max(b.p90).max(b.p50) * 1.02),
                 TextStyle::from((FONT, 14)).pos(Pos::new(HPos::Center, VPos::Bottom)),
             )
         }))
@@ -255,6 +255,7 @@ pub fn render_all(dir: &Path, ms: &[Measurement]) -> Result<Vec<PathBuf>, Report
     let mut groups = Vec::new();
     for ((_, name), group) in by_metric(ms) {
         let unit = group[0].unit().label();
+        let rate = group[0].unit().is_rate();
         let bars: Vec<Bar> = group
             .iter()
             .map(|m| Bar {
@@ -269,13 +270,16 @@ pub fn render_all(dir: &Path, ms: &[Measurement]) -> Result<Vec<PathBuf>, Report
         let vm_note: Vec<&str> = bars.iter().filter(|b| b.env == "vm").map(|b| b.label.as_str()).collect();
         let title = if vm_note.is_empty() { format!("{name} ({unit})") } else { format!("{name} ({unit}) — {}", vm_note.join(", ")) };
         both(dir, name, &mut out, |svg, png| match (svg, png) {
-            (Some(p), _) => draw_metric(SVGBackend::new(p, SIZE).into_drawing_area(), &title, unit, &bars),
-            (_, Some(p)) => draw_metric(BitMapBackend::new(p, SIZE).into_drawing_area(), &title, unit, &bars),
+            (Some(p), _) => draw_metric(SVGBackend::new(p, SIZE).into_drawing_area(), &title, unit, rate, &bars),
+            (_, Some(p)) => draw_metric(BitMapBackend::new(p, SIZE).into_drawing_area(), &title, unit, rate, &bars),
             _ => Ok(()),
         })?;
-        if let Some(native) = bars.iter().find(|b| b.env == "native") {
-            let ratios: Vec<_> =
-                bars.iter().filter(|b| b.env != "native" && native.p50 > 0.0).map(|b| (b.env.clone(), b.label.clone(), b.p50 / native.p50)).collect();
+        if let Some(native) = group.iter().find(|m| m.env == "native") {
+            let ratios: Vec<_> = group
+                .iter()
+                .filter(|m| m.env != "native")
+                .filter_map(|m| m.cost_ratio(native, 0.5).map(|r| (m.env.clone(), m.env_label.clone(), r)))
+                .collect();
             if !ratios.is_empty() {
                 groups.push(Group { metric: name.to_string(), ratios });
             }

@@ -7,6 +7,10 @@
 //! `perf bench sched pipe`. `ipc.unix_rtt` does the same over an AF_UNIX
 //! stream socketpair (lmbench lat_unix), `ipc.eventfd_rtt` over two eventfds
 //! (8-byte counter writes and reads).
+//!
+//! `ipc.pipe_bw` and `ipc.unix_bw`: a forked writer sends 64 KiB writes as
+//! fast as it can; the agent times reading 64 KiB at a time (lmbench bw_pipe
+//! and bw_unix, which also move 64 KiB chunks).
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
@@ -124,6 +128,80 @@ pub fn eventfd_rtt(spec: &'static MetricSpec, req: &RunRequest) -> Result<RunRes
     result
 }
 
+/// Chunk of the bandwidth metrics (lmbench's bw_pipe default).
+pub const BW_CHUNK: usize = 64 * 1024;
+
+/// A forked process that writes `BW_CHUNK`-byte chunks to `tx` until the
+/// reader goes away (EPIPE; SIGPIPE is ignored in the agent and so here).
+fn spawn_writer(tx: RawFd, close_in_child: &[RawFd], buf: &[u8], metric: &'static str) -> Result<Echo, MetricError> {
+    // SAFETY: the child only calls close, write and _exit on memory that
+    // existed before the fork.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => unsafe {
+            for &fd in close_in_child {
+                libc::close(fd);
+            }
+            loop {
+                let mut off = 0;
+                while off < buf.len() {
+                    let n = libc::write(tx, buf.as_ptr().add(off).cast(), buf.len() - off);
+                    if n <= 0 {
+                        libc::_exit(0);
+                    }
+                    off += n as usize;
+                }
+            }
+        },
+        Ok(ForkResult::Parent { child }) => Ok(Echo { pid: child }),
+        Err(e) => Err(MetricError::Io { metric, context: "fork writer process", source: e.into() }),
+    }
+}
+
+/// Reads exactly one chunk from `rx`.
+#[inline(always)]
+fn read_chunk(rx: RawFd, buf: &mut [u8], metric: &'static str) -> Result<(), MetricError> {
+    let mut off = 0;
+    while off < buf.len() {
+        match nix::unistd::read(rx, &mut buf[off..]) {
+            Ok(0) => return Err(MetricError::Failed { metric, message: "writer process went away".into() }),
+            Ok(n) => off += n,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(MetricError::Io { metric, context: "read", source: e.into() }),
+        }
+    }
+    Ok(())
+}
+
+/// Times reading `BW_CHUNK` bytes per operation from a writer process on
+/// the other end of `ours`/`theirs`.
+fn bandwidth(spec: &'static MetricSpec, req: &RunRequest, rx: OwnedFd, tx: OwnedFd) -> Result<RunResult, MetricError> {
+    let m = spec.name;
+    let out = vec![0x5au8; BW_CHUNK];
+    let mut inb = vec![0u8; BW_CHUNK];
+    let writer = spawn_writer(tx.as_raw_fd(), &[rx.as_raw_fd()], &out, m)?;
+    drop(tx);
+    let result = time_loop(spec, req, || read_chunk(rx.as_raw_fd(), &mut inb, m));
+    // The writer sees EPIPE (or ECONNRESET) and exits.
+    drop(rx);
+    writer.wait();
+    let r = result?;
+    if inb.iter().any(|&b| b != 0x5a) {
+        return Err(MetricError::Failed { metric: m, message: "bytes arrived corrupted".into() });
+    }
+    Ok(r)
+}
+
+pub fn pipe_bw(spec: &'static MetricSpec, req: &RunRequest) -> Result<RunResult, MetricError> {
+    let (rx, tx) = pipe().map_err(io_err(spec.name, "pipe"))?;
+    bandwidth(spec, req, rx, tx)
+}
+
+pub fn unix_bw(spec: &'static MetricSpec, req: &RunRequest) -> Result<RunResult, MetricError> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    let (rx, tx) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC).map_err(io_err(spec.name, "socketpair"))?;
+    bandwidth(spec, req, rx, tx)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,12 +215,29 @@ mod tests {
             ("ipc.eventfd_rtt", eventfd_rtt),
         ] {
             let spec = catalog::lookup(name).unwrap();
-            let r = f(spec, &RunRequest { metric: spec.name.into(), iterations: 200, max_ms: 10_000, warmup: 10 }).unwrap();
+            let r = f(spec, &RunRequest { metric: spec.name.into(), iterations: 200, max_ms: 10_000, warmup: 10, bytes: None }).unwrap();
             assert_eq!(r.iterations, 200, "{name}");
             let h = hist::decode(&r.histogram).unwrap();
             assert_eq!(h.len(), 200, "{name}");
             // a round trip through the kernel and another process is > 100 ns
             assert!(h.min() > 100, "{name}: min {} ns", h.min());
+        }
+    }
+
+    #[test]
+    fn bandwidth_metrics_move_the_bytes_they_claim() {
+        for (name, f) in [
+            ("ipc.pipe_bw", pipe_bw as fn(&'static MetricSpec, &RunRequest) -> Result<RunResult, MetricError>),
+            ("ipc.unix_bw", unix_bw),
+        ] {
+            let spec = catalog::lookup(name).unwrap();
+            let r = f(spec, &RunRequest { metric: spec.name.into(), iterations: 320, max_ms: 10_000, warmup: 16, bytes: None }).unwrap();
+            assert_eq!(r.iterations, 320, "{name}");
+            assert_eq!(r.bytes_per_op, BW_CHUNK as u64, "{name}");
+            // 320 chunks of 64 KiB were read whole (read_chunk fails on a short stream)
+            assert_eq!(hist::decode(&r.histogram).unwrap().len(), 20, "{name}");
+            let gib_s = spec.unit.from_ns_per_op(r.elapsed_ns as f64 / r.iterations as f64, r.bytes_per_op);
+            assert!(gib_s.is_finite() && gib_s > 0.0, "{name}: {gib_s}");
         }
     }
 }

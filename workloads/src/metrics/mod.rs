@@ -16,6 +16,7 @@ use crate::catalog::{self, MetricSpec};
 use crate::hist;
 use crate::protocol::{RunRequest, RunResult};
 
+pub mod control;
 pub mod ipc;
 pub mod net;
 pub mod spawn;
@@ -87,6 +88,9 @@ impl Drop for CpuPin {
 pub fn run(req: &RunRequest, ctx: &Context) -> Result<RunResult, MetricError> {
     let spec = catalog::lookup(&req.metric)
         .ok_or_else(|| MetricError::Unknown(req.metric.clone(), catalog::names().collect::<Vec<_>>().join(", ")))?;
+    if spec.host_timed {
+        return Err(MetricError::Failed { metric: spec.name, message: "is timed by the harness from outside the environment, not by the agent".into() });
+    }
     let _pin = CpuPin::to_current_cpu();
     match spec.name {
         "spawn.fork_exit" => spawn::fork_exit(spec, req),
@@ -105,19 +109,29 @@ pub fn run(req: &RunRequest, ctx: &Context) -> Result<RunResult, MetricError> {
         "ipc.eventfd_rtt" => ipc::eventfd_rtt(spec, req),
         "net.tcp_rr" => net::tcp_rr(spec, req),
         "net.udp_rr" => net::udp_rr(spec, req),
+        "net.tcp_stream" => net::tcp_stream(spec, req),
+        "ipc.pipe_bw" => ipc::pipe_bw(spec, req),
+        "ipc.unix_bw" => ipc::unix_bw(spec, req),
+        "cpu.spin" => control::cpu_spin(spec, req),
+        "mem.copy_bw" => control::mem_copy_bw(spec, req),
         other => Err(MetricError::Failed { metric: spec.name, message: format!("{other} is in the catalogue but has no implementation") }),
     }
 }
 
 /// Times `op` as `req` asks and builds the [`RunResult`].
 ///
-/// `op` returns `Err` to abort the run (a failed syscall is never timed as if
-/// it had worked).
+/// Each sample's duration has the measured cost of one clock read
+/// ([`timer_overhead_ns`]) subtracted before it is divided by the operations
+/// in the sample, as lmbench subtracts its timing overhead. `op` returns
+/// `Err` to abort the run (a failed syscall is never timed as if it had
+/// worked).
 pub fn time_loop<E>(spec: &MetricSpec, req: &RunRequest, mut op: impl FnMut() -> Result<(), E>) -> Result<RunResult, E>
 where
     E: From<hist::HistError>,
 {
     let ops = spec.ops_per_sample.max(1);
+    let overhead = timer_overhead_ns();
+    let overhead_d = Duration::from_nanos(overhead as u64);
     for _ in 0..req.warmup {
         op()?;
     }
@@ -133,7 +147,7 @@ where
             op()?;
         }
         let t1 = Instant::now();
-        let d = t1 - t0;
+        let d = (t1 - t0).saturating_sub(overhead_d);
         busy += d;
         done += ops;
         let per_op = (d.as_nanos() / ops as u128).max(1) as u64;
@@ -149,21 +163,26 @@ where
         ops_per_sample: ops,
         histogram: hist::encode(&h)?,
         truncated: done < samples * ops,
+        bytes_per_op: spec.bytes_per_op,
+        timer_overhead_ns: overhead,
     })
 }
 
 /// Cost of one `Instant::now()` (clock_gettime(CLOCK_MONOTONIC)), ns: the
-/// median of many back-to-back pairs.
+/// median of many back-to-back pairs, measured once per process.
 pub fn timer_overhead_ns() -> f64 {
-    const N: usize = 2_001;
-    let mut v: Vec<u64> = Vec::with_capacity(N);
-    for _ in 0..N {
-        let a = Instant::now();
-        let b = Instant::now();
-        v.push((b - a).as_nanos() as u64);
-    }
-    v.sort_unstable();
-    v[N / 2] as f64
+    static OVERHEAD: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *OVERHEAD.get_or_init(|| {
+        const N: usize = 2_001;
+        let mut v: Vec<u64> = Vec::with_capacity(N);
+        for _ in 0..N {
+            let a = Instant::now();
+            let b = Instant::now();
+            v.push((b - a).as_nanos() as u64);
+        }
+        v.sort_unstable();
+        v[N / 2] as f64
+    })
 }
 
 #[cfg(test)]
@@ -171,7 +190,7 @@ mod tests {
     use super::*;
 
     fn req(metric: &str, iterations: u64, max_ms: u64) -> RunRequest {
-        RunRequest { metric: metric.into(), iterations, max_ms, warmup: 0 }
+        RunRequest { metric: metric.into(), iterations, max_ms, warmup: 0, bytes: None }
     }
 
     #[test]

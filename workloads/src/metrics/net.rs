@@ -8,6 +8,10 @@
 //!
 //! `net.udp_rr`: the same over a connected loopback UDP socket pair (netperf
 //! UDP_RR); an empty datagram tells the echo thread to stop.
+//!
+//! `net.tcp_stream`: a sender thread writes 128 KiB chunks into a loopback TCP
+//! connection; the agent times receiving 128 KiB at a time (receiver-side
+//! throughput, as iperf3 reports it).
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket};
@@ -95,6 +99,41 @@ pub fn udp_rr(spec: &'static MetricSpec, req: &RunRequest) -> Result<RunResult, 
     }
 }
 
+/// Write size of net.tcp_stream (iperf3's default TCP length).
+pub const STREAM_CHUNK: usize = 128 * 1024;
+
+pub fn tcp_stream(spec: &'static MetricSpec, req: &RunRequest) -> Result<RunResult, MetricError> {
+    let m = spec.name;
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(io(m, "bind 127.0.0.1 (is loopback up?)"))?;
+    let addr = listener.local_addr().map_err(io(m, "local_addr"))?;
+    // The sender stops when the receiver closes: its write fails.
+    let sender = std::thread::spawn(move || -> u64 {
+        let Ok((mut s, _)) = listener.accept() else { return 0 };
+        let chunk = vec![0xa5u8; STREAM_CHUNK];
+        let mut sent = 0u64;
+        while s.write_all(&chunk).is_ok() {
+            sent += STREAM_CHUNK as u64;
+        }
+        sent
+    });
+    let result = (|| {
+        let mut c = TcpStream::connect(addr).map_err(io(m, "connect"))?;
+        let mut b = vec![0u8; STREAM_CHUNK];
+        let r = time_loop(spec, req, || c.read_exact(&mut b).map_err(io(m, "read")))?;
+        if b.iter().any(|&x| x != 0xa5) {
+            return Err(MetricError::Failed { metric: m, message: "bytes arrived corrupted".into() });
+        }
+        Ok(r)
+    })();
+    let sent = sender.join().map_err(|_| MetricError::Failed { metric: m, message: "sender thread panicked".into() })?;
+    let r = result?;
+    let received = (r.iterations + req.warmup) * STREAM_CHUNK as u64;
+    if sent < received.saturating_sub(STREAM_CHUNK as u64) {
+        return Err(MetricError::Failed { metric: m, message: format!("received {received} bytes but the sender wrote only {sent}") });
+    }
+    Ok(r)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,7 +142,7 @@ mod tests {
     #[test]
     fn tcp_rr_on_loopback() {
         let spec = catalog::lookup("net.tcp_rr").unwrap();
-        let r = tcp_rr(spec, &RunRequest { metric: spec.name.into(), iterations: 300, max_ms: 10_000, warmup: 10 }).unwrap();
+        let r = tcp_rr(spec, &RunRequest { metric: spec.name.into(), iterations: 300, max_ms: 10_000, warmup: 10, bytes: None }).unwrap();
         assert_eq!(r.iterations, 300);
         let h = hist::decode(&r.histogram).unwrap();
         assert_eq!(h.len(), 300);
@@ -111,9 +150,20 @@ mod tests {
     }
 
     #[test]
+    fn tcp_stream_moves_the_bytes_it_claims() {
+        let spec = catalog::lookup("net.tcp_stream").unwrap();
+        let r = tcp_stream(spec, &RunRequest { metric: spec.name.into(), iterations: 160, max_ms: 10_000, warmup: 8, bytes: None }).unwrap();
+        assert_eq!(r.iterations, 160);
+        assert_eq!(r.bytes_per_op, STREAM_CHUNK as u64);
+        assert_eq!(hist::decode(&r.histogram).unwrap().len(), 20);
+        let gbit = spec.unit.from_ns_per_op(r.elapsed_ns as f64 / r.iterations as f64, r.bytes_per_op);
+        assert!(gbit.is_finite() && gbit > 0.0, "{gbit}");
+    }
+
+    #[test]
     fn udp_rr_on_loopback() {
         let spec = catalog::lookup("net.udp_rr").unwrap();
-        let r = udp_rr(spec, &RunRequest { metric: spec.name.into(), iterations: 300, max_ms: 10_000, warmup: 10 }).unwrap();
+        let r = udp_rr(spec, &RunRequest { metric: spec.name.into(), iterations: 300, max_ms: 10_000, warmup: 10, bytes: None }).unwrap();
         assert_eq!(r.iterations, 300);
         let h = hist::decode(&r.histogram).unwrap();
         assert_eq!(h.len(), 300);
