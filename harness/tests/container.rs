@@ -383,7 +383,7 @@ fn container_env_runs_the_agent_as_pid_1() {
         assert!(metrics.iter().any(|x| x == m), "agent lacks {m}: {metrics:?}");
     }
     for metric in metrics {
-        let req = isobench_workloads::protocol::RunRequest { metric: metric.clone(), iterations: 20, max_ms: 2000, warmup: 2 };
+        let req = isobench_workloads::protocol::RunRequest { metric: metric.clone(), iterations: 20, max_ms: 2000, warmup: 2, bytes: None };
         let res = inst.agent().run(&req).unwrap_or_else(|e| panic!("{metric} in the container: {e}"));
         assert!(res.iterations > 0 && res.elapsed_ns > 0, "{metric}: {res:?}");
     }
