@@ -29,6 +29,33 @@ pub struct HostInfo {
     /// `git describe` of the isobench checkout, when it is one.
     pub isobench_revision: Option<String>,
     pub qemu_version: Option<String>,
+    /// Simultaneous multithreading active (/sys/devices/system/cpu/smt/active).
+    pub smt: Option<bool>,
+    /// Turbo/boost enabled (cpufreq `boost`, or intel_pstate's `no_turbo` inverted).
+    pub boost: Option<bool>,
+    /// CPU vulnerability mitigations as the kernel reports them
+    /// (/sys/devices/system/cpu/vulnerabilities/*): name → status line.
+    pub mitigations: std::collections::BTreeMap<String, String>,
+    /// /sys/kernel/rcu_expedited (1 makes synchronize_rcu, hence namespace
+    /// teardown, faster).
+    pub rcu_expedited: Option<bool>,
+}
+
+fn read_bool(path: &str) -> Option<bool> {
+    read_trim(path).map(|s| s == "1" || s == "on")
+}
+
+/// name → status of every entry in /sys/devices/system/cpu/vulnerabilities.
+pub fn mitigations() -> std::collections::BTreeMap<String, String> {
+    let mut m = std::collections::BTreeMap::new();
+    if let Ok(dir) = std::fs::read_dir("/sys/devices/system/cpu/vulnerabilities") {
+        for e in dir.flatten() {
+            if let Some(v) = read_trim(&e.path().to_string_lossy()) {
+                m.insert(e.file_name().to_string_lossy().into_owned(), v);
+            }
+        }
+    }
+    m
 }
 
 fn read_trim(path: &str) -> Option<String> {
@@ -79,6 +106,11 @@ impl HostInfo {
                 Some(&crate::workloads::repo_root()),
             ),
             qemu_version: qemu_version(),
+            smt: read_bool("/sys/devices/system/cpu/smt/active"),
+            boost: read_bool("/sys/devices/system/cpu/cpufreq/boost")
+                .or_else(|| read_bool("/sys/devices/system/cpu/intel_pstate/no_turbo").map(|no| !no)),
+            mitigations: mitigations(),
+            rcu_expedited: read_bool("/sys/kernel/rcu_expedited"),
         }
     }
 }
@@ -93,6 +125,9 @@ mod tests {
         assert!(h.cpus >= 1);
         assert!(!h.kernel.is_empty());
         assert_eq!(h.kernel, std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap().trim());
+        // every vulnerability file the kernel lists is recorded
+        let listed = std::fs::read_dir("/sys/devices/system/cpu/vulnerabilities").map(|d| d.count()).unwrap_or(0);
+        assert_eq!(h.mitigations.len(), listed);
         // this machine family mounts cgroups somehow; "none" would be a detection bug
         assert_ne!(h.cgroup_mode, CgroupMode::None);
     }

@@ -88,6 +88,12 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
         ("kernel", s(run, &["host", "kernel"])),
         ("cgroup mode", s(run, &["host", "cgroup_mode"])),
         ("governor", s(run, &["host", "governor"]).or(Some("not exposed".into()))),
+        ("SMT / boost", Some(format!("{} / {}", s(run, &["host", "smt"]).unwrap_or_else(|| "?".into()), s(run, &["host", "boost"]).unwrap_or_else(|| "?".into())))),
+        ("rcu_expedited", s(run, &["host", "rcu_expedited"])),
+        ("mitigations", run.pointer("/host/mitigations").and_then(Value::as_object).filter(|m| !m.is_empty()).map(|m| {
+            let affected: Vec<&str> = m.iter().filter(|(_, v)| v.as_str().is_some_and(|v| v != "Not affected")).map(|(k, _)| k.as_str()).collect();
+            if affected.is_empty() { "not affected by any listed vulnerability".to_string() } else { format!("active for {} (run.json has the details)", affected.join(", ")) }
+        })),
         ("clocksource", s(run, &["host", "clocksource"])),
         ("load average at start", s(run, &["host", "load_avg_1m"])),
         ("isobench revision", s(run, &["host", "isobench_revision"])),
@@ -122,6 +128,11 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
     }
     if ms.iter().any(|m| m.truncated) {
         notes.push("some loops hit their time bound before their iteration count (marked †); their n is smaller".into());
+    }
+    if let Some(g) = s(run, &["host", "governor"]) {
+        if g != "performance" {
+            notes.push(format!("the CPU frequency governor is {g:?}, not \"performance\": frequency changes add noise (cpupower frequency-set -g performance)"));
+        }
     }
     if let Some(load) = run.pointer("/host/load_avg_1m").and_then(Value::as_f64) {
         let cpus = run.pointer("/host/cpus").and_then(Value::as_f64).unwrap_or(1.0);
