@@ -12,7 +12,25 @@
 //!
 //! Lifetime: the child sets PR_SET_PDEATHSIG(SIGKILL), so if isobench dies
 //! (even by SIGKILL) its container's PID 1 dies, and with it every process in
-//! the pid namespace, and with them the mount namespace and its mounts.
+//! the pid namespace, and with them the mount namespace and its mounts. With
+//! a cgroup ([`LaunchSpec::with_cgroup`]) the group is killed as a whole when
+//! the container ends, and a group left by a killed isobench is swept at the
+//! next start.
+//!
+//! cgroup placement: the child waits on a pipe until the parent has written
+//! its pid into the group, so it execs already limited and accounted, and it
+//! creates its cgroup namespace (unshare(CLONE_NEWCGROUP)) only then, so the
+//! namespace's root is the container's own group rather than isobench's.
+//!
+//! PID 1 ([`LaunchSpec::with_init`]): a command that was not written to be an
+//! init (a shell, `sleep`) neither reaps the orphans re-parented to it nor
+//! gets the default action of SIGTERM (the kernel protects a namespace's init
+//! from signals it has no handler for). In init mode the child forks once
+//! more after the setup: the copy that stays is a minimal init, as tini and
+//! `docker --init` provide, which forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT,
+//! SIGUSR1/2 and SIGWINCH to the command, reaps every zombie, and exits with
+//! the command's status (128+n when signal n killed it). It too only makes
+//! system calls: it is still the clone of a multi-threaded process.
 
 use std::ffi::{CString, OsString};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -27,6 +45,9 @@ use nix::sys::stat::{umask, Mode};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use nix::sched::CloneFlags;
+
+use super::cgroup::{Cgroup, Limits, Usage};
 use super::ns::{Namespace, NamespaceSet};
 use super::rootfs::{self, Step, CONTAINER_PATH};
 use super::syscall::{Linux, Syscall};
@@ -41,6 +62,14 @@ const STAGE_HOSTNAME: u32 = 0x1000_0001;
 const STAGE_LOOPBACK: u32 = 0x1000_0002;
 const STAGE_STDIO: u32 = 0x1000_0003;
 const STAGE_EXEC: u32 = 0x1000_0004;
+const STAGE_CGROUP_NS: u32 = 0x1000_0005;
+const STAGE_INIT_FORK: u32 = 0x1000_0006;
+
+/// Name of the init process (comm, at most 15 bytes), as `ps` shows it.
+const INIT_NAME: &std::ffi::CStr = c"isobench-init";
+
+/// Signals the init passes on to the command (SIGCHLD it handles itself).
+const FORWARDED_SIGNALS: [libc::c_int; 7] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGWINCH];
 
 /// Exit status of a child that failed before exec (the parent reports the
 /// real error from the pipe; this is only what waitpid sees).
@@ -59,6 +88,10 @@ pub struct LaunchSpec {
     env: Vec<CString>,
     argv_ptrs: Vec<*const libc::c_char>,
     env_ptrs: Vec<*const libc::c_char>,
+    /// `Some`: run in a new cgroup with these limits.
+    cgroup: Option<Limits>,
+    /// Fork a minimal init that stays PID 1 (see the module comment).
+    init: bool,
 }
 
 // SAFETY: the raw pointers point into `argv` and `env`, owned by the same
@@ -98,7 +131,43 @@ impl LaunchSpec {
         let plan = rootfs::mount_plan(rootfs, namespaces.contains(Namespace::Mount))?;
         let argv_ptrs = argv.iter().map(|a| a.as_ptr()).chain([ptr::null()]).collect();
         let env_ptrs = env.iter().map(|a| a.as_ptr()).chain([ptr::null()]).collect();
-        Ok(LaunchSpec { namespaces, plan, hostname, candidates, argv, env, argv_ptrs, env_ptrs })
+        Ok(LaunchSpec { namespaces, plan, hostname, candidates, argv, env, argv_ptrs, env_ptrs, cgroup: None, init: false })
+    }
+
+    /// Runs the container in a cgroup of its own with `limits` (possibly
+    /// none: the group still accounts usage and kills everything at the end).
+    pub fn with_cgroup(mut self, limits: Limits) -> LaunchSpec {
+        self.cgroup = Some(limits);
+        self
+    }
+
+    /// Puts a minimal init as PID 1 in front of the command (see the module
+    /// comment); without it the command itself is PID 1.
+    pub fn with_init(mut self, init: bool) -> LaunchSpec {
+        self.init = init;
+        self
+    }
+
+    pub fn cgroup(&self) -> Option<&Limits> {
+        self.cgroup.as_ref()
+    }
+
+    pub fn init(&self) -> bool {
+        self.init
+    }
+
+    /// The flags of the clone(2) itself: the cgroup namespace is left out
+    /// when the child must first be placed in its group (it unshares it then).
+    fn clone_flags(&self) -> CloneFlags {
+        let mut flags = self.namespaces.clone_flags();
+        if self.defer_cgroup_ns() {
+            flags.remove(CloneFlags::CLONE_NEWCGROUP);
+        }
+        flags
+    }
+
+    fn defer_cgroup_ns(&self) -> bool {
+        self.cgroup.is_some() && self.namespaces.contains(Namespace::Cgroup)
     }
 
     pub fn namespaces(&self) -> NamespaceSet {
@@ -115,6 +184,8 @@ impl LaunchSpec {
             STAGE_HOSTNAME => "sethostname".into(),
             STAGE_LOOPBACK => "bring up the loopback interface".into(),
             STAGE_STDIO => "set up stdin/stdout".into(),
+            STAGE_CGROUP_NS => "unshare the cgroup namespace".into(),
+            STAGE_INIT_FORK => "fork the command from the init".into(),
             i => self.plan.get(i as usize).map_or_else(|| format!("stage {i}"), ToString::to_string),
         }
     }
@@ -134,12 +205,45 @@ pub struct Stdio<'a> {
 pub struct ContainerProcess {
     pid: Pid,
     status: Option<i32>,
+    /// The container's group, destroyed once the init has exited.
+    cgroup: Option<Cgroup>,
+    /// What the group used, read just before it was destroyed.
+    usage: Option<Usage>,
+    /// In init mode, the init lingers after the command exited until this
+    /// pipe closes, so the namespaces can still be inspected
+    /// ([`ContainerProcess::namespaces`]); closed by any wait.
+    release: Option<OwnedFd>,
 }
 
 impl ContainerProcess {
     /// The host pid of the container's init.
     pub fn pid(&self) -> Pid {
         self.pid
+    }
+
+    /// The container's cgroup while it runs.
+    pub fn cgroup(&self) -> Option<&Cgroup> {
+        self.cgroup.as_ref()
+    }
+
+    /// What the container's cgroup used, once the container has ended and
+    /// been waited for; `None` without a cgroup or before that.
+    pub fn usage(&self) -> Option<&Usage> {
+        self.usage.as_ref()
+    }
+
+    /// The namespaces of the container's init next to isobench's own, one per
+    /// kind (`lsns` style). Reliable until the first wait in init mode; a
+    /// command-as-PID-1 may have exited already, and then the inodes are 0.
+    pub fn namespaces(&self) -> Vec<NsInfo> {
+        let inode = |pid: &str, ns: Namespace| -> u64 {
+            std::fs::read_link(format!("/proc/{pid}/ns/{}", ns.as_str()))
+                .ok()
+                .and_then(|l| l.to_str().and_then(|s| s.rsplit_once('[')).and_then(|(_, n)| n.trim_end_matches(']').parse().ok()))
+                .unwrap_or(0)
+        };
+        let pid = self.pid.to_string();
+        super::ns::CREATION_ORDER.into_iter().map(|ns| NsInfo { namespace: ns, host: inode("self", ns), container: inode(&pid, ns) }).collect()
     }
 
     /// Waits for the init to exit; returns its exit status, or 128+n when a
@@ -157,6 +261,7 @@ impl ContainerProcess {
         if let Some(s) = self.status {
             return Ok(Some(s));
         }
+        self.release = None;
         loop {
             match waitpid(self.pid, flags) {
                 Ok(WaitStatus::Exited(_, code)) => self.status = Some(code),
@@ -165,6 +270,12 @@ impl ContainerProcess {
                 Ok(_) => continue,
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(ContainerError::Wait(e)),
+            }
+            // The init is gone; whatever it left in the group (possible
+            // without a pid namespace) goes with the group.
+            if let Some(cgroup) = self.cgroup.take() {
+                self.usage = Some(cgroup.usage());
+                cgroup.destroy()?;
             }
             return Ok(self.status);
         }
@@ -185,18 +296,40 @@ impl Drop for ContainerProcess {
     }
 }
 
+/// One namespace of a container next to the host's (`isobench exec --show-ns`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NsInfo {
+    pub namespace: Namespace,
+    /// Inode of isobench's own namespace of this kind.
+    pub host: u64,
+    /// Inode of the container init's; equal to `host` when not new.
+    pub container: u64,
+}
+
+impl NsInfo {
+    pub fn is_new(&self) -> bool {
+        self.host != self.container
+    }
+}
+
 /// Clones the container's init into new namespaces and execs the command
 /// there. Returns once the command has been exec'd (or the setup failed, in
-/// which case the error names the step and the child is already reaped).
+/// which case the error names the step and the child is already reaped and
+/// its cgroup removed).
 pub fn spawn(spec: &LaunchSpec, stdio: Stdio<'_>) -> Result<ContainerProcess, ContainerError> {
     let pipe = |what: &str| nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| ContainerError::Io { context: format!("pipe for {what}"), source: e.into() });
     let (err_r, err_w) = pipe("setup errors")?;
     let (alive_r, alive_w) = pipe("parent liveness")?;
+    let cgroup = spec.cgroup.as_ref().map(Cgroup::create).transpose()?;
+    let go = if cgroup.is_some() { Some(pipe("cgroup placement")?) } else { None };
+    let release = if spec.init { Some(pipe("init release")?) } else { None };
     let ctx = ChildCtx {
         spec,
         err_fd: err_w.as_raw_fd(),
         alive_r: alive_r.as_raw_fd(),
         alive_w: alive_w.as_raw_fd(),
+        go_r: go.as_ref().map(|(r, _)| r.as_raw_fd()),
+        release_r: release.as_ref().map(|(r, _)| r.as_raw_fd()),
         stdin: stdio.stdin.map(|f| f.as_raw_fd()),
         stdout: stdio.stdout.map(|f| f.as_raw_fd()),
     };
@@ -204,11 +337,20 @@ pub fn spawn(spec: &LaunchSpec, stdio: Stdio<'_>) -> Result<ContainerProcess, Co
     // SAFETY: without CLONE_VM the child gets a copy of our memory, so the
     // borrowed `ctx` stays valid in it; the callback only makes system calls
     // (see the module comment) and never returns (execve or _exit).
-    let pid = unsafe {
-        nix::sched::clone(Box::new(|| child_main(&ctx)), &mut stack, spec.namespaces.clone_flags(), Some(libc::SIGCHLD))
+    let pid = unsafe { nix::sched::clone(Box::new(|| child_main(&ctx)), &mut stack, spec.clone_flags(), Some(libc::SIGCHLD)) }
+        .map_err(|errno| ContainerError::Clone { namespaces: spec.namespaces, errno })?;
+    let (release_r, release_w) = release.map_or((None, None), |(r, w)| (Some(r), Some(w)));
+    drop(release_r);
+    let mut process = ContainerProcess { pid, status: None, cgroup, usage: None, release: release_w };
+    if let Some((go_r, go_w)) = go {
+        drop(go_r);
+        // Place the child, then let it go on; if placement fails, dropping
+        // go_w unwritten makes it exit, and `process` reaps it.
+        if let Some(cgroup) = &process.cgroup {
+            cgroup.add(pid)?;
+        }
+        nix::unistd::write(&go_w, &[1]).map_err(|e| ContainerError::Io { context: "release the container after cgroup placement".into(), source: e.into() })?;
     }
-    .map_err(|errno| ContainerError::Clone { namespaces: spec.namespaces, errno })?;
-    let mut process = ContainerProcess { pid, status: None };
     // Our copy of the write end must go, or the read below never ends.
     drop(err_w);
     let report = read_report(&err_r);
@@ -251,6 +393,10 @@ struct ChildCtx<'a> {
     err_fd: RawFd,
     alive_r: RawFd,
     alive_w: RawFd,
+    /// Read end of the cgroup placement pipe: one byte once placed.
+    go_r: Option<RawFd>,
+    /// Read end of the init's release pipe (init mode).
+    release_r: Option<RawFd>,
     stdin: Option<RawFd>,
     stdout: Option<RawFd>,
 }
@@ -302,6 +448,24 @@ fn child_main(ctx: &ChildCtx<'_>) -> ! {
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, ptr::null_mut());
+        // Wait until the parent has put us in the cgroup. End of file
+        // without the byte: the parent gave up (or died); so do we.
+        if let Some(go) = ctx.go_r {
+            let mut b = 0u8;
+            loop {
+                let n = libc::read(go, (&mut b as *mut u8).cast(), 1);
+                if n == 1 {
+                    break;
+                }
+                if n < 0 && Errno::last() == Errno::EINTR {
+                    continue;
+                }
+                libc::_exit(SETUP_FAILED);
+            }
+        }
+        if spec.defer_cgroup_ns() && libc::unshare(libc::CLONE_NEWCGROUP) != 0 {
+            fail(ctx, STAGE_CGROUP_NS, Errno::last());
+        }
     }
 
     // Device nodes and dirs get exactly the modes in the plan.
@@ -336,6 +500,113 @@ fn child_main(ctx: &ChildCtx<'_>) -> ! {
         libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
     }
 
+    if spec.init {
+        become_init(ctx);
+    }
+    exec_command(ctx)
+}
+
+/// Forks the command off and stays behind as its init; returns in the
+/// command's process only.
+fn become_init(ctx: &ChildCtx<'_>) {
+    // SAFETY (whole function): system calls on stack values and fds prepared
+    // by the parent; no allocation, no lock (see the module comment).
+    unsafe {
+        // Block the signals the init waits for *before* forking, so that none
+        // is lost in between (an unblocked, unhandled signal to a namespace's
+        // init is dropped); the command unblocks them before exec.
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        for sig in FORWARDED_SIGNALS {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::sigprocmask(libc::SIG_BLOCK, &set, ptr::null_mut());
+        // Without a pid namespace the init is no namespace init: make it the
+        // reaper of the command's orphans all the same.
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0);
+        let init_pid = libc::getpid();
+        // A raw fork: glibc's fork(3) runs atfork handlers that take the
+        // allocator's locks, which another thread of isobench may have held
+        // when we were cloned.
+        let child = libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize);
+        if child < 0 {
+            fail(ctx, STAGE_INIT_FORK, Errno::last());
+        }
+        if child == 0 {
+            // The command: die with the init, default signal mask.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+            if libc::getppid() != init_pid {
+                libc::_exit(SETUP_FAILED);
+            }
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            libc::sigprocmask(libc::SIG_SETMASK, &empty, ptr::null_mut());
+            return;
+        }
+        let child = child as libc::pid_t;
+        // The command reports its own exec failure; the parent's read ends
+        // when the command has exec'd and this copy is closed. The init keeps
+        // no stdio of its own: a reader sees EOF when the command's side closes.
+        // Every other fd goes too (they are close-on-exec, but the init never
+        // execs): a pipe end held here would keep a reader from seeing EOF.
+        let keep = ctx.release_r.map_or(-1, |fd| fd);
+        libc::close(0);
+        libc::close(1);
+        if keep > 3 {
+            libc::syscall(libc::SYS_close_range, 3u32, (keep - 1) as u32, 0u32);
+        }
+        libc::syscall(libc::SYS_close_range, (keep.max(2) + 1) as u32, u32::MAX, 0u32);
+        libc::prctl(libc::PR_SET_NAME, INIT_NAME.as_ptr() as libc::c_ulong, 0, 0, 0);
+        let status = init_loop(child, &set);
+        // Linger until isobench lets go (or dies), so that it can still look
+        // at the namespaces of a command that exited at once.
+        if let Some(fd) = ctx.release_r {
+            let mut b = 0u8;
+            while libc::read(fd, (&mut b as *mut u8).cast(), 1) < 0 && Errno::last() == Errno::EINTR {}
+        }
+        libc::_exit(status)
+    }
+}
+
+/// Waits for signals: forwards the forwardable ones to `child`, reaps every
+/// zombie on SIGCHLD, and returns the exit status of `child` once it is
+/// reaped (128+n for a signal n). System calls only.
+fn init_loop(child: libc::pid_t, set: &libc::sigset_t) -> i32 {
+    loop {
+        // SAFETY: set is an initialised signal set; a null siginfo is allowed.
+        let sig = unsafe { libc::sigwaitinfo(set, ptr::null_mut()) };
+        if sig < 0 {
+            continue;
+        }
+        if sig != libc::SIGCHLD {
+            // SAFETY: kill(2) of our own child with a plain signal number.
+            unsafe { libc::kill(child, sig) };
+            continue;
+        }
+        // SIGCHLD coalesces: reap everything that has exited.
+        loop {
+            let mut status = 0;
+            // SAFETY: waitpid(2) on our children, status on our stack.
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if pid <= 0 {
+                break;
+            }
+            if pid == child {
+                if libc::WIFEXITED(status) {
+                    return libc::WEXITSTATUS(status);
+                }
+                if libc::WIFSIGNALED(status) {
+                    return 128 + libc::WTERMSIG(status);
+                }
+            }
+        }
+    }
+}
+
+/// execve(2) of the first command candidate that exists; never returns.
+fn exec_command(ctx: &ChildCtx<'_>) -> ! {
+    let spec = ctx.spec;
     let mut errno = Errno::ENOENT;
     for path in &spec.candidates {
         // SAFETY: path, argv and envp are NUL-terminated C strings and

@@ -9,6 +9,7 @@
 //! ([`crate::env::container`]) runs the agent that way.
 //!
 //! - [`ns`]: the namespace set, its parsing and clone(2) flags
+//! - [`cgroup`]: v1/v2/hybrid detection, per-container groups, limits, kill
 //! - [`rootfs`]: the minimal rootfs, the mount plan, temp-dir sweeping
 //! - [`init`]: clone(2) and the child's side up to execve(2)
 //! - [`syscall`]: the privileged calls behind a trait, recorded in unit tests
@@ -18,14 +19,16 @@ use std::path::PathBuf;
 
 use nix::errno::Errno;
 
+pub mod cgroup;
 pub mod init;
 pub mod ns;
 pub mod rootfs;
 pub mod syscall;
 
-pub use init::{spawn, ContainerProcess, LaunchSpec, Stdio};
+pub use init::{spawn, ContainerProcess, LaunchSpec, NsInfo, Stdio};
 pub use ns::{Namespace, NamespaceSet, NsError};
-pub use rootfs::{cleanup, MinimalRootfs, RootfsError};
+pub use cgroup::{Cgroup, CgroupError, CgroupMode, Limits, Usage};
+pub use rootfs::{MinimalRootfs, RootfsError};
 
 use crate::workloads::Workloads;
 
@@ -39,6 +42,8 @@ pub enum ContainerError {
     Ns(#[from] NsError),
     #[error(transparent)]
     Rootfs(#[from] RootfsError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
     #[error("{0:?} contains a NUL byte")]
     Nul(OsString),
     #[error("clone into new namespaces ({namespaces}) failed: {errno}")]
@@ -76,6 +81,30 @@ impl ContainerError {
 pub struct ContainerSettings {
     /// Namespaces of the container environment (`--ns`).
     pub namespaces: Option<NamespaceSet>,
+    /// cgroup limits of every container instance (`--cpus`, `--memory`,
+    /// `--pids`); any limit implies a cgroup.
+    pub limits: Limits,
+    /// Whether each instance gets a cgroup of its own (accounting, kill as a
+    /// whole); `None`: yes when the host has cgroups.
+    pub cgroup: Option<bool>,
+}
+
+impl ContainerSettings {
+    /// Whether a container gets a cgroup: explicitly asked, limits given, or
+    /// by default when cgroups are mounted. Refuses limits with `cgroup: false`.
+    pub fn wants_cgroup(&self) -> Result<bool, CgroupError> {
+        decide_cgroup(self.cgroup, &self.limits)
+    }
+}
+
+/// `explicit` (`--cgroup`/`--no-cgroup` or a setting), else yes when the host
+/// has cgroups; limits always need one.
+fn decide_cgroup(explicit: Option<bool>, limits: &Limits) -> Result<bool, CgroupError> {
+    match explicit {
+        Some(false) if !limits.is_empty() => Err(CgroupError::InvalidLimit { flag: "--cpus/--memory/--pids", value: "with no cgroup".into(), why: "limits need a cgroup" }),
+        Some(b) => Ok(b),
+        None => Ok(!limits.is_empty() || cgroup::cgroup_mode() != CgroupMode::None),
+    }
 }
 
 /// What `isobench exec` runs, and where.
@@ -93,13 +122,30 @@ pub struct ExecOptions {
     pub command: Vec<OsString>,
     /// Host name inside a new uts namespace; `None`: `isobench-XXXX`.
     pub hostname: Option<String>,
+    /// cgroup limits (`--cpus`, `--memory`, `--pids`).
+    pub limits: Limits,
+    /// A cgroup for the container; `None`: when the host has cgroups.
+    pub cgroup: Option<bool>,
+    /// Print the namespaces created, `lsns` style, on stderr (`--show-ns`).
+    pub show_ns: bool,
 }
 
 impl ExecOptions {
     /// The defaults for `command`: default namespaces, minimal rootfs.
     pub fn new(command: Vec<OsString>) -> ExecOptions {
-        ExecOptions { namespaces: NamespaceSet::DEFAULT, rootfs: None, command, hostname: None }
+        ExecOptions { namespaces: NamespaceSet::DEFAULT, rootfs: None, command, hostname: None, limits: Limits::default(), cgroup: None, show_ns: false }
     }
+}
+
+/// Removes what killed isobench runs left behind: temp rootfs dirs and
+/// cgroups (killing anything still in them) of processes that no longer
+/// exist. Called at every start. Returns what was removed.
+pub fn cleanup() -> Vec<PathBuf> {
+    let mut removed = rootfs::cleanup();
+    if nix::unistd::geteuid().is_root() {
+        removed.extend(cgroup::sweep());
+    }
+    removed
 }
 
 /// Fails with [`ContainerError::NotRoot`] unless running as root.
@@ -124,12 +170,15 @@ pub fn default_hostname() -> String {
 /// the other namespaces of the set, and returns its exit status (128+n when
 /// signal n killed it).
 ///
-/// The command is the container's PID 1; when it exits, the kernel kills
-/// whatever else runs in the pid namespace. While it runs, isobench ignores
-/// SIGINT and SIGQUIT as system(3) does: the terminal sends them to the
-/// command too, and the command decides. If isobench itself is killed, the
-/// container dies with it (PR_SET_PDEATHSIG) and the temp rootfs is swept by
-/// [`cleanup`] at the next start.
+/// PID 1 is the launcher's minimal init ([`init`]): it forwards signals to
+/// the command, reaps orphans and exits with the command's status; then the
+/// kernel kills whatever else runs in the pid namespace, and the cgroup (when
+/// there is one) is killed as a whole and removed. While it runs, isobench
+/// ignores SIGINT and SIGQUIT as system(3) does (the terminal sends them to
+/// the command too, and the command decides) and passes SIGTERM and SIGHUP on
+/// to the init. If isobench itself is killed, the container dies with it
+/// (PR_SET_PDEATHSIG) and the temp rootfs and cgroup are swept by [`cleanup`]
+/// at the next start.
 pub fn exec(opts: &ExecOptions, workloads: &Workloads) -> Result<i32, ContainerError> {
     require_root()?;
     if opts.command.is_empty() {
@@ -145,10 +194,82 @@ pub fn exec(opts: &ExecOptions, workloads: &Workloads) -> Result<i32, ContainerE
         }
     };
     let hostname = opts.hostname.clone().unwrap_or_else(default_hostname);
-    let spec = LaunchSpec::new(opts.namespaces, &rootfs, &opts.command, Some(&hostname))?;
-    let mut child = spawn(&spec, Stdio::default())?;
+    let mut spec = LaunchSpec::new(opts.namespaces, &rootfs, &opts.command, Some(&hostname))?.with_init(true);
+    if decide_cgroup(opts.cgroup, &opts.limits)? {
+        spec = spec.with_cgroup(opts.limits);
+    }
     let _ignore = IgnoreInteractiveSignals::new();
+    let mut child = spawn(&spec, Stdio::default())?;
+    let _forward = ForwardTermination::to(child.pid());
+    if opts.show_ns {
+        eprint!("{}", show_ns(&child, opts.namespaces));
+    }
     child.wait()
+}
+
+/// `lsns`-style lines for `--show-ns`: each kind, its inode on the host and
+/// in the container, and whether the container got a new one.
+pub fn show_ns(child: &ContainerProcess, asked: NamespaceSet) -> String {
+    let mut out = format!("{:<7} {:>12} {:>12}  {}\n", "NS", "HOST", "CONTAINER", "STATUS");
+    for info in child.namespaces() {
+        let status = match (info.is_new(), asked.contains(info.namespace)) {
+            (true, _) => "new",
+            (false, true) => "NOT NEW",
+            (false, false) => "shared with the host",
+        };
+        out.push_str(&format!("{:<7} {:>12} {:>12}  {}\n", info.namespace.as_str(), info.host, info.container, status));
+    }
+    if let Some(cg) = child.cgroup() {
+        for p in cg.paths() {
+            out.push_str(&format!("cgroup  {} ({})\n", p.display(), cg.mode()));
+        }
+    }
+    out
+}
+
+/// While alive, SIGTERM and SIGHUP to isobench are passed on to the container's
+/// init (which passes them on to the command), so `kill <isobench>` ends the
+/// command the way it would end it outside, and isobench can still remove the
+/// cgroup and exit with the command's status (143 after SIGTERM).
+struct ForwardTermination {
+    saved: Vec<(nix::sys::signal::Signal, nix::sys::signal::SigAction)>,
+}
+
+/// The pid signals are forwarded to; 0 when none.
+static FORWARD_TO: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn forward_signal(sig: libc::c_int) {
+    let pid = FORWARD_TO.load(std::sync::atomic::Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill(2) is async-signal-safe.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+impl ForwardTermination {
+    fn to(pid: nix::unistd::Pid) -> Self {
+        use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+        FORWARD_TO.store(pid.as_raw(), std::sync::atomic::Ordering::Relaxed);
+        let action = SigAction::new(SigHandler::Handler(forward_signal), SaFlags::SA_RESTART, SigSet::empty());
+        let mut saved = Vec::new();
+        for sig in [Signal::SIGTERM, Signal::SIGHUP] {
+            // SAFETY: the handler only reads an atomic and calls kill(2).
+            if let Ok(old) = unsafe { sigaction(sig, &action) } {
+                saved.push((sig, old));
+            }
+        }
+        ForwardTermination { saved }
+    }
+}
+
+impl Drop for ForwardTermination {
+    fn drop(&mut self) {
+        for (sig, old) in &self.saved {
+            // SAFETY: restores the action that was installed before.
+            let _ = unsafe { nix::sys::signal::sigaction(*sig, old) };
+        }
+        FORWARD_TO.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// SIGINT and SIGQUIT ignored for its lifetime, the previous actions restored

@@ -1,0 +1,523 @@
+//! Control groups: a per-container group of processes whose CPU, memory and
+//! process count the kernel limits and accounts, and that can be killed as a
+//! whole (cgroups(7)).
+//!
+//! A host mounts cgroups in one of three ways, told apart by the filesystem
+//! magic of what is mounted (statfs(2)), as systemd and runc do, never by
+//! guessing from path names:
+//!
+//! - **v2** (unified): one `cgroup2` hierarchy at /sys/fs/cgroup holding every
+//!   controller; limits are `cpu.max`, `memory.max`, `pids.max`, and
+//!   `cgroup.kill` kills every member at once ([`v2`]).
+//! - **v1** (legacy): a tmpfs at /sys/fs/cgroup with one `cgroup` hierarchy per
+//!   controller (cpu, cpuacct, memory, pids, freezer, ...), each with its own
+//!   tree; limits are `cpu.cfs_quota_us`, `memory.limit_in_bytes`,
+//!   `pids.max`, and killing everything means freezing the group first so
+//!   nothing forks while the members are signalled ([`v1`]).
+//! - **hybrid**: v1 controllers plus an (often controller-less) cgroup2 at
+//!   /sys/fs/cgroup/unified. The controllers live in v1, so limits go there.
+//!
+//! Every container gets its own group `isobench-<pid>-<seq>` under a parent
+//! `isobench` at the root of each hierarchy used; `<pid>` is the isobench
+//! process that made it, so [`sweep`] can remove the groups of runs that were
+//! killed before they could remove their own. The container's init is placed
+//! in the group before it execs (and before it creates a cgroup namespace, so
+//! that the namespace's root is the container's own group).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::unistd::Pid;
+use serde::Serialize;
+
+pub mod v1;
+pub mod v2;
+
+/// Where cgroup filesystems are mounted on every distribution.
+pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// The parent of every container group, at the root of each hierarchy.
+pub const PARENT: &str = "isobench";
+
+/// The CFS period isobench sets with `--cpus` (the kernel's default, 100 ms):
+/// `--cpus 1.5` is a quota of 150 ms of CPU time per 100 ms.
+pub const CPU_PERIOD_US: u64 = 100_000;
+
+/// How long removing a group may be retried while the kernel still tears down
+/// its last members (rmdir says EBUSY until then).
+const REMOVE_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Pause between two tries of a retried step.
+const RETRY_PAUSE: Duration = Duration::from_millis(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("no cgroup filesystem is mounted at {0}; mount cgroup2 there (mount -t cgroup2 none {0}) or run without --cpus/--memory/--pids")]
+    NotMounted(PathBuf),
+    #[error("the {controller} controller is not available in the {mode} hierarchy at {root}, so --{flag} cannot be applied; enable it (echo +{controller} > {root}/cgroup.subtree_control) or leave --{flag} out", root = .root.display())]
+    ControllerMissing { controller: &'static str, flag: &'static str, mode: CgroupMode, root: PathBuf },
+    #[error("invalid {flag} value {value:?}: {why}")]
+    InvalidLimit { flag: &'static str, value: String, why: &'static str },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> CgroupError {
+    let context = context.into();
+    move |source| CgroupError::Io { context, source }
+}
+
+/// How the host mounts cgroups, detected by filesystem magic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CgroupMode {
+    /// cgroup2 mounted at /sys/fs/cgroup.
+    V2,
+    /// v1 controllers under a tmpfs at /sys/fs/cgroup, no cgroup2.
+    V1,
+    /// v1 controllers plus a cgroup2 at /sys/fs/cgroup/unified.
+    Hybrid,
+    /// Nothing recognisable at /sys/fs/cgroup.
+    None,
+}
+
+impl CgroupMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CgroupMode::V2 => "v2",
+            CgroupMode::V1 => "v1",
+            CgroupMode::Hybrid => "hybrid",
+            CgroupMode::None => "none",
+        }
+    }
+}
+
+impl fmt::Display for CgroupMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn fs_type(path: &Path) -> Option<nix::sys::statfs::FsType> {
+    nix::sys::statfs::statfs(path).ok().map(|s| s.filesystem_type())
+}
+
+pub(crate) fn is_cgroup2(path: &Path) -> bool {
+    fs_type(path) == Some(nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+}
+
+pub(crate) fn is_cgroup1(path: &Path) -> bool {
+    fs_type(path) == Some(nix::sys::statfs::CGROUP_SUPER_MAGIC)
+}
+
+/// Detects the cgroup mode of the host (by `statfs` magic, as systemd and
+/// runc do, not by guessing from paths).
+pub fn cgroup_mode() -> CgroupMode {
+    cgroup_mode_at(Path::new(CGROUP_ROOT))
+}
+
+/// [`cgroup_mode`] for a cgroup root other than /sys/fs/cgroup.
+pub fn cgroup_mode_at(root: &Path) -> CgroupMode {
+    use nix::sys::statfs::{CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC, TMPFS_MAGIC};
+    match fs_type(root) {
+        Some(t) if t == CGROUP2_SUPER_MAGIC => CgroupMode::V2,
+        Some(t) if t == TMPFS_MAGIC => {
+            let v1 = std::fs::read_dir(root).map(|d| d.flatten().any(|e| is_cgroup1(&e.path()))).unwrap_or(false);
+            match (v1, is_cgroup2(&root.join("unified"))) {
+                (true, true) => CgroupMode::Hybrid,
+                (true, false) => CgroupMode::V1,
+                // Only a cgroup2 under a tmpfs: usable as v2, but not a layout
+                // any distribution ships; call it what it has.
+                (false, true) => CgroupMode::V2,
+                (false, false) => CgroupMode::None,
+            }
+        }
+        Some(t) if t == CGROUP_SUPER_MAGIC => CgroupMode::V1,
+        _ => CgroupMode::None,
+    }
+}
+
+/// Resource limits of a container (`--cpus`, `--memory`, `--pids`); `None`
+/// leaves a resource unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Limits {
+    /// CPUs' worth of time per period (1.5 = one and a half CPUs).
+    pub cpus: Option<f64>,
+    /// Memory in bytes, beyond which the kernel reclaims and then OOM-kills
+    /// inside the group. Swap is not allowed on top.
+    pub memory: Option<u64>,
+    /// Maximum number of tasks (processes and threads); fork fails with EAGAIN
+    /// beyond it.
+    pub pids: Option<u64>,
+}
+
+impl Limits {
+    pub fn is_empty(&self) -> bool {
+        self.cpus.is_none() && self.memory.is_none() && self.pids.is_none()
+    }
+
+    /// The CFS quota for [`CPU_PERIOD_US`].
+    pub fn cpu_quota_us(&self) -> Option<u64> {
+        self.cpus.map(|c| ((c * CPU_PERIOD_US as f64).round() as u64).max(1000))
+    }
+
+    /// Parses `--cpus`: a positive decimal number of CPUs (0.01 or more).
+    pub fn parse_cpus(s: &str) -> Result<f64, CgroupError> {
+        let bad = |why| CgroupError::InvalidLimit { flag: "--cpus", value: s.to_string(), why };
+        let v: f64 = s.trim().parse().map_err(|_| bad("expected a number of CPUs such as 0.5 or 2"))?;
+        if !v.is_finite() || v < 0.01 {
+            return Err(bad("must be at least 0.01 (the kernel's smallest quota is 1 ms per 100 ms period)"));
+        }
+        Ok(v)
+    }
+
+    /// Parses `--memory`: bytes, or a number with a binary suffix k, m, g
+    /// (`64m` = 64 MiB); at least 1 MiB.
+    pub fn parse_memory(s: &str) -> Result<u64, CgroupError> {
+        let bad = |why| CgroupError::InvalidLimit { flag: "--memory", value: s.to_string(), why };
+        let t = s.trim().to_ascii_lowercase();
+        let t = t.strip_suffix("ib").or_else(|| t.strip_suffix('b')).unwrap_or(&t);
+        let (num, shift) = match t.chars().last() {
+            Some('k') => (&t[..t.len() - 1], 10),
+            Some('m') => (&t[..t.len() - 1], 20),
+            Some('g') => (&t[..t.len() - 1], 30),
+            _ => (t, 0),
+        };
+        let n: u64 = num.parse().map_err(|_| bad("expected bytes or a size such as 64m or 1g"))?;
+        let bytes = n.checked_shl(shift).filter(|b| b >> shift == n).ok_or_else(|| bad("too large"))?;
+        if bytes < 1 << 20 {
+            return Err(bad("must be at least 1m (a smaller limit kills the container before it starts)"));
+        }
+        Ok(bytes)
+    }
+
+    /// Parses `--pids`: a positive number of tasks.
+    pub fn parse_pids(s: &str) -> Result<u64, CgroupError> {
+        let bad = |why| CgroupError::InvalidLimit { flag: "--pids", value: s.to_string(), why };
+        match s.trim().parse::<u64>() {
+            Ok(0) => Err(bad("must be at least 1 (the container's init is a task)")),
+            Ok(n) => Ok(n),
+            Err(_) => Err(bad("expected a number of tasks such as 64")),
+        }
+    }
+}
+
+/// What a container's group used, read when the container has ended.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Usage {
+    /// CPU time of all members, user + system, nanoseconds.
+    pub cpu_ns: Option<u64>,
+    /// Highest memory charged to the group at any time, bytes.
+    pub memory_peak_bytes: Option<u64>,
+    /// Members killed by the OOM killer because of the memory limit.
+    pub oom_kills: Option<u64>,
+    /// Forks refused because of the pids limit.
+    pub pids_limit_hits: Option<u64>,
+}
+
+/// One container's group, in whichever hierarchy the host has. Dropping it
+/// kills every member and removes the group.
+#[derive(Debug)]
+pub struct Cgroup {
+    mode: CgroupMode,
+    limits: Limits,
+    backend: Backend,
+    removed: bool,
+}
+
+#[derive(Debug)]
+enum Backend {
+    V1(v1::Group),
+    V2(v2::Group),
+}
+
+/// A fresh group name for this process: `isobench-<pid>-<seq>`.
+fn group_name() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    format!("{PARENT}-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The pid in a group name made by [`group_name`].
+fn owner_pid(name: &str) -> Option<i32> {
+    let rest = name.strip_prefix(PARENT)?.strip_prefix('-')?;
+    let (pid, seq) = rest.split_once('-')?;
+    seq.parse::<u32>().ok()?;
+    pid.parse().ok().filter(|p| *p > 0)
+}
+
+fn alive(pid: i32) -> bool {
+    !matches!(nix::sys::signal::kill(Pid::from_raw(pid), None), Err(Errno::ESRCH))
+}
+
+impl Cgroup {
+    /// Creates a group with `limits` under /sys/fs/cgroup.
+    pub fn create(limits: &Limits) -> Result<Cgroup, CgroupError> {
+        Self::create_at(Path::new(CGROUP_ROOT), limits)
+    }
+
+    /// Creates a group with `limits` under a cgroup root (a v2 mount, or a
+    /// tmpfs holding v1 controller mounts), detecting its mode.
+    pub fn create_at(root: &Path, limits: &Limits) -> Result<Cgroup, CgroupError> {
+        let mode = cgroup_mode_at(root);
+        let name = group_name();
+        let backend = match mode {
+            CgroupMode::V2 => {
+                let unified = if is_cgroup2(root) { root.to_path_buf() } else { root.join("unified") };
+                Backend::V2(v2::Group::create(&unified, &name, limits)?)
+            }
+            CgroupMode::V1 | CgroupMode::Hybrid => Backend::V1(v1::Group::create(root, mode, &name, limits)?),
+            CgroupMode::None => return Err(CgroupError::NotMounted(root.to_path_buf())),
+        };
+        Ok(Cgroup { mode, limits: *limits, backend, removed: false })
+    }
+
+    pub fn mode(&self) -> CgroupMode {
+        self.mode
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The group's directories (one in v2, one per controller in v1).
+    pub fn paths(&self) -> Vec<PathBuf> {
+        match &self.backend {
+            Backend::V1(g) => g.paths(),
+            Backend::V2(g) => vec![g.path().to_path_buf()],
+        }
+    }
+
+    /// Moves a process (with all its threads) into the group.
+    pub fn add(&self, pid: Pid) -> Result<(), CgroupError> {
+        match &self.backend {
+            Backend::V1(g) => g.add(pid),
+            Backend::V2(g) => g.add(pid),
+        }
+    }
+
+    /// Host pids of the group's members now.
+    pub fn members(&self) -> Vec<i32> {
+        match &self.backend {
+            Backend::V1(g) => g.members(),
+            Backend::V2(g) => g.members(),
+        }
+    }
+
+    /// What the group used so far (the kernel keeps the counters until the
+    /// group is removed).
+    pub fn usage(&self) -> Usage {
+        match &self.backend {
+            Backend::V1(g) => g.usage(),
+            Backend::V2(g) => g.usage(),
+        }
+    }
+
+    /// Kills every member (cgroup.kill in v2; freeze, SIGKILL, thaw in v1) and
+    /// waits until the group is empty.
+    pub fn kill(&self) -> Result<(), CgroupError> {
+        match &self.backend {
+            Backend::V1(g) => g.kill(),
+            Backend::V2(g) => g.kill(),
+        }
+    }
+
+    /// Kills the members and removes the group (and the `isobench` parent when
+    /// no other container uses it).
+    pub fn destroy(mut self) -> Result<(), CgroupError> {
+        self.remove()
+    }
+
+    fn remove(&mut self) -> Result<(), CgroupError> {
+        if self.removed {
+            return Ok(());
+        }
+        self.removed = true;
+        let killed = self.kill();
+        let removed = match &self.backend {
+            Backend::V1(g) => g.remove(),
+            Backend::V2(g) => g.remove(),
+        };
+        killed.and(removed)
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        let _ = self.remove();
+    }
+}
+
+/// Removes a group directory and any groups below it, deepest first, retrying
+/// while the kernel still says EBUSY (its last members are exiting); then the
+/// parent, when it has become empty.
+pub(crate) fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_tree(&e.path())?;
+            }
+        }
+    }
+    let t0 = std::time::Instant::now();
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && t0.elapsed() < REMOVE_PATIENCE => std::thread::sleep(RETRY_PAUSE),
+            Err(e) => return Err(io_err(format!("remove cgroup {}", dir.display()))(e)),
+        }
+    }
+}
+
+/// Removes the `isobench` parent if no container group is left in it. Another
+/// run may be creating its group at the same moment: rmdir then fails with
+/// EBUSY or ENOTEMPTY, which is fine, and [`make_group_dir`] retries when its
+/// parent vanished.
+pub(crate) fn remove_parent_if_empty(parent: &Path) {
+    let _ = std::fs::remove_dir(parent);
+}
+
+/// Creates `parent/name`, creating `parent` first; retries when a concurrent
+/// run removed the parent in between.
+pub(crate) fn make_group_dir(parent: &Path, name: &str, mut prepare_parent: impl FnMut(&Path) -> Result<(), CgroupError>) -> Result<PathBuf, CgroupError> {
+    let dir = parent.join(name);
+    for _ in 0..100 {
+        match std::fs::create_dir(parent) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_err(format!("create cgroup {}", parent.display()))(e)),
+        }
+        match prepare_parent(parent) {
+            Err(CgroupError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => continue,
+            r => r?,
+        }
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_err(format!("create cgroup {}", dir.display()))(e)),
+        }
+    }
+    Err(CgroupError::Io { context: format!("create cgroup {}", dir.display()), source: std::io::Error::other("its parent kept disappearing") })
+}
+
+/// Writes `value` to a control file of a group.
+pub(crate) fn write_file(dir: &Path, file: &str, value: &str) -> Result<(), CgroupError> {
+    let p = dir.join(file);
+    std::fs::write(&p, value).map_err(io_err(format!("write {value:?} to {}", p.display())))
+}
+
+pub(crate) fn read_u64(dir: &Path, file: &str) -> Option<u64> {
+    std::fs::read_to_string(dir.join(file)).ok()?.trim().parse().ok()
+}
+
+/// The value of `key` in a flat-keyed file (`key value` per line).
+pub(crate) fn read_keyed(dir: &Path, file: &str, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(dir.join(file)).ok()?;
+    text.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// The pids listed in a `cgroup.procs` file.
+pub(crate) fn read_procs(dir: &Path) -> Vec<i32> {
+    std::fs::read_to_string(dir.join("cgroup.procs")).map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect()).unwrap_or_default()
+}
+
+/// Removes the groups of isobench processes that no longer exist, killing
+/// anything still in them; the groups of live runs are left alone. Returns
+/// the directories removed. Called at every start ([`crate::container::cleanup`]).
+pub fn sweep() -> Vec<PathBuf> {
+    sweep_at(Path::new(CGROUP_ROOT))
+}
+
+/// [`sweep`] under another cgroup root.
+pub fn sweep_at(root: &Path) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let parents: Vec<(PathBuf, bool)> = match cgroup_mode_at(root) {
+        CgroupMode::None => return removed,
+        CgroupMode::V2 if is_cgroup2(root) => vec![(root.join(PARENT), true)],
+        mode => {
+            let mut v = v1::hierarchies(root).into_iter().map(|h| (h.join(PARENT), false)).collect::<Vec<_>>();
+            if mode != CgroupMode::V1 {
+                v.push((root.join("unified").join(PARENT), true));
+            }
+            v
+        }
+    };
+    for (parent, unified) in parents {
+        let Ok(entries) = std::fs::read_dir(&parent) else { continue };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let Some(pid) = name.to_str().and_then(owner_pid) else { continue };
+            if alive(pid) || !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let dir = e.path();
+            if unified {
+                v2::kill_dir(&dir);
+            } else {
+                v1::kill_dir(&dir);
+            }
+            if remove_tree(&dir).is_ok() {
+                removed.push(dir);
+            }
+        }
+        remove_parent_if_empty(&parent);
+    }
+    removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_limits() {
+        assert_eq!(Limits::parse_memory("64m").unwrap(), 64 << 20);
+        assert_eq!(Limits::parse_memory("1G").unwrap(), 1 << 30);
+        assert_eq!(Limits::parse_memory("2MiB").unwrap(), 2 << 20);
+        assert_eq!(Limits::parse_memory("1048576").unwrap(), 1 << 20);
+        let e = Limits::parse_memory("12x").unwrap_err().to_string();
+        assert_eq!(e, "invalid --memory value \"12x\": expected bytes or a size such as 64m or 1g");
+        assert!(Limits::parse_memory("4k").is_err(), "below 1 MiB");
+        assert!(Limits::parse_memory("99999999999g").is_err());
+        assert_eq!(Limits::parse_cpus("1.5").unwrap(), 1.5);
+        assert!(Limits::parse_cpus("0").is_err() && Limits::parse_cpus("x").is_err() && Limits::parse_cpus("NaN").is_err());
+        assert_eq!(Limits::parse_pids("64").unwrap(), 64);
+        assert!(Limits::parse_pids("0").is_err() && Limits::parse_pids("-1").is_err());
+        let l = Limits { cpus: Some(0.5), ..Default::default() };
+        assert_eq!(l.cpu_quota_us(), Some(50_000));
+        assert!(Limits::default().is_empty() && !l.is_empty());
+    }
+
+    #[test]
+    fn group_names_carry_the_owner_pid() {
+        let n = group_name();
+        assert_eq!(owner_pid(&n), Some(std::process::id() as i32), "{n}");
+        assert_eq!(owner_pid("isobench"), None);
+        assert_eq!(owner_pid("isobench-12"), None);
+        assert_eq!(owner_pid("isobench-12-x"), None);
+        assert_eq!(owner_pid("other-12-1"), None);
+    }
+
+    #[test]
+    fn modes_serialize_and_print_in_lower_case() {
+        for (m, s) in [(CgroupMode::V1, "v1"), (CgroupMode::V2, "v2"), (CgroupMode::Hybrid, "hybrid"), (CgroupMode::None, "none")] {
+            assert_eq!(serde_json::to_value(m).unwrap(), serde_json::json!(s));
+            assert_eq!(m.to_string(), s);
+        }
+    }
+
+    #[test]
+    fn a_plain_directory_is_no_cgroup_root() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(cgroup_mode_at(d.path()), CgroupMode::None);
+        assert!(matches!(Cgroup::create_at(d.path(), &Limits::default()), Err(CgroupError::NotMounted(_))));
+        assert!(sweep_at(d.path()).is_empty());
+    }
+}

@@ -1,0 +1,217 @@
+//! cgroup v1: one hierarchy per controller (or per group of co-mounted
+//! controllers, like Debian's `cpu,cpuacct`), each a tree of its own, so a
+//! container's group is one directory in each hierarchy isobench uses and the
+//! init is written into each one's `cgroup.procs`.
+//!
+//! Limits: `cpu.cfs_quota_us` per `cpu.cfs_period_us`, `memory.limit_in_bytes`
+//! (and `memory.memsw.limit_in_bytes`, memory + swap, set to the same value so
+//! that the limit is not stretched by swapping), `pids.max`. v1 has no
+//! `cgroup.kill`: the freezer stops every member (so none can fork a new one
+//! while they are being signalled), each gets SIGKILL, and the group is thawed
+//! so the kills are delivered.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use super::{io_err, is_cgroup1, make_group_dir, read_procs, read_u64, remove_parent_if_empty, remove_tree, write_file, CgroupError, CgroupMode, Limits, Usage, PARENT, REMOVE_PATIENCE, RETRY_PAUSE};
+
+/// The controllers isobench uses: limits (cpu, memory, pids), CPU accounting
+/// (cpuacct) and killing (freezer).
+pub const CONTROLLERS: [&str; 5] = ["freezer", "cpu", "cpuacct", "memory", "pids"];
+
+/// Mount points of the v1 hierarchies of [`CONTROLLERS`] under `root`,
+/// canonical and without duplicates (co-mounted controllers share one).
+pub fn hierarchies(root: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    for c in CONTROLLERS {
+        if let Some(h) = hierarchy(root, c) {
+            if !out.contains(&h) {
+                out.push(h);
+            }
+        }
+    }
+    out
+}
+
+fn hierarchy(root: &Path, controller: &str) -> Option<PathBuf> {
+    let p = root.join(controller);
+    if is_cgroup1(&p) {
+        p.canonicalize().ok()
+    } else {
+        None
+    }
+}
+
+/// One container's group: a directory in each hierarchy.
+#[derive(Debug)]
+pub struct Group {
+    /// (controller, its group directory), one entry per controller present;
+    /// co-mounted controllers share a directory.
+    dirs: Vec<(&'static str, PathBuf)>,
+}
+
+impl Group {
+    pub fn create(root: &Path, mode: CgroupMode, name: &str, limits: &Limits) -> Result<Group, CgroupError> {
+        for (wanted, controller, flag) in [(limits.cpus.is_some(), "cpu", "cpus"), (limits.memory.is_some(), "memory", "memory"), (limits.pids.is_some(), "pids", "pids")] {
+            if wanted && hierarchy(root, controller).is_none() {
+                return Err(CgroupError::ControllerMissing { controller, flag, mode, root: root.join(controller) });
+            }
+        }
+        let mut group = Group { dirs: Vec::new() };
+        for c in CONTROLLERS {
+            let Some(h) = hierarchy(root, c) else { continue };
+            let dir = h.join(PARENT).join(name);
+            if !group.dirs.iter().any(|(_, d)| *d == dir) {
+                let made = make_group_dir(&h.join(PARENT), name, |_| Ok(()));
+                if let Err(e) = made {
+                    let _ = group.remove();
+                    return Err(e);
+                }
+            }
+            group.dirs.push((c, dir));
+        }
+        if let Err(e) = group.apply(limits) {
+            let _ = group.remove();
+            return Err(e);
+        }
+        Ok(group)
+    }
+
+    fn dir(&self, controller: &str) -> Option<&Path> {
+        self.dirs.iter().find(|(c, _)| *c == controller).map(|(_, d)| d.as_path())
+    }
+
+    fn apply(&self, limits: &Limits) -> Result<(), CgroupError> {
+        if let (Some(quota), Some(dir)) = (limits.cpu_quota_us(), self.dir("cpu")) {
+            write_file(dir, "cpu.cfs_period_us", &super::CPU_PERIOD_US.to_string())?;
+            write_file(dir, "cpu.cfs_quota_us", &quota.to_string())?;
+        }
+        if let (Some(bytes), Some(dir)) = (limits.memory, self.dir("memory")) {
+            // memsw must stay >= memory: set memory first (it only grows from
+            // unlimited here), then memsw.
+            write_file(dir, "memory.limit_in_bytes", &bytes.to_string())?;
+            if dir.join("memory.memsw.limit_in_bytes").exists() {
+                write_file(dir, "memory.memsw.limit_in_bytes", &bytes.to_string())?;
+            }
+        }
+        if let (Some(n), Some(dir)) = (limits.pids, self.dir("pids")) {
+            write_file(dir, "pids.max", &n.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// The group's directories, one per hierarchy.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = Vec::new();
+        for (_, d) in &self.dirs {
+            if !v.contains(d) {
+                v.push(d.clone());
+            }
+        }
+        v
+    }
+
+    pub fn add(&self, pid: Pid) -> Result<(), CgroupError> {
+        for dir in self.paths() {
+            write_file(&dir, "cgroup.procs", &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    pub fn members(&self) -> Vec<i32> {
+        let mut pids: Vec<i32> = self.paths().iter().flat_map(|d| members_of(d)).collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+
+    pub fn usage(&self) -> Usage {
+        let memory = self.dir("memory");
+        Usage {
+            cpu_ns: self.dir("cpuacct").and_then(|d| read_u64(d, "cpuacct.usage")),
+            memory_peak_bytes: memory.and_then(|d| read_u64(d, "memory.max_usage_in_bytes")),
+            // The oom_kill counter in memory.oom_control exists since Linux 4.13.
+            oom_kills: memory.and_then(|d| super::read_keyed(d, "memory.oom_control", "oom_kill")),
+            pids_limit_hits: self.dir("pids").and_then(|d| super::read_keyed(d, "pids.events", "max")),
+        }
+    }
+
+    pub fn kill(&self) -> Result<(), CgroupError> {
+        match self.dir("freezer") {
+            Some(f) => kill_frozen(f, &self.paths()),
+            None => kill_dirs(&self.paths()),
+        }
+        let t0 = Instant::now();
+        loop {
+            let left = self.members();
+            if left.is_empty() {
+                return Ok(());
+            }
+            if t0.elapsed() >= REMOVE_PATIENCE {
+                return Err(io_err("kill the processes of the container's cgroup")(std::io::Error::other(format!("still running: {left:?}"))));
+            }
+            // Without a freezer a member may have forked after the signal.
+            kill_dirs(&self.paths());
+            std::thread::sleep(RETRY_PAUSE);
+        }
+    }
+
+    pub fn remove(&self) -> Result<(), CgroupError> {
+        let mut first_err = None;
+        for dir in self.paths() {
+            if let Err(e) = remove_tree(&dir) {
+                first_err.get_or_insert(e);
+            }
+            if let Some(parent) = dir.parent() {
+                remove_parent_if_empty(parent);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+/// Members of a group and the groups below it.
+fn members_of(dir: &Path) -> Vec<i32> {
+    let mut pids = read_procs(dir);
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                pids.extend(members_of(&e.path()));
+            }
+        }
+    }
+    pids
+}
+
+fn kill_dirs(dirs: &[PathBuf]) {
+    for d in dirs {
+        for pid in members_of(d) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+}
+
+/// Freeze, SIGKILL every member, thaw.
+fn kill_frozen(freezer: &Path, dirs: &[PathBuf]) {
+    if std::fs::write(freezer.join("freezer.state"), "FROZEN").is_ok() {
+        let t0 = Instant::now();
+        while std::fs::read_to_string(freezer.join("freezer.state")).map_or(false, |s| s.trim() != "FROZEN") && t0.elapsed() < REMOVE_PATIENCE {
+            std::thread::sleep(RETRY_PAUSE);
+        }
+    }
+    kill_dirs(dirs);
+    let _ = std::fs::write(freezer.join("freezer.state"), "THAWED");
+}
+
+/// Kills the members of a stale group found by [`super::sweep`] (one
+/// hierarchy's directory; the freezer hierarchy's is frozen first).
+pub fn kill_dir(dir: &Path) {
+    if dir.join("freezer.state").exists() {
+        kill_frozen(dir, &[dir.to_path_buf()]);
+    } else {
+        kill_dirs(&[dir.to_path_buf()]);
+    }
+}
