@@ -11,5 +11,7 @@ pub mod env;
 pub mod process;
 pub mod report;
 pub mod runner;
+pub mod startup;
 pub mod vm;
+pub mod validate;
 pub mod workloads;

@@ -221,6 +221,11 @@ impl RunDir {
         Ok(out)
     }
 
+    /// Saves the `isobench validate` table (validate.json); the report shows it.
+    pub fn save_validation(&self, checks: &[crate::validate::Check]) -> Result<(), ReportError> {
+        self.write_json("validate.json", &checks)
+    }
+
     /// Writes summary.csv, summary.json, plots/ and report.md from what is
     /// saved. Returns the path of report.md. A chart that cannot be drawn is a
     /// warning in the report, never a lost result.
@@ -238,7 +243,16 @@ impl RunDir {
                 Vec::new()
             }
         };
-        let md = markdown::report(&run, &ms, &plots, &warnings);
+        let mut md = markdown::report(&run, &ms, &plots, &warnings);
+        if let Some(v) = self.read_json("validate.json")? {
+            let path = self.path.join("validate.json");
+            let checks: Vec<crate::validate::Check> = serde_json::from_value(v).map_err(|source| ReportError::Json { path, source })?;
+            md.push_str(&format!(
+                "\n## Cross-check against independent tools (native, same session)\n\nMeans on both sides; \"within\" is ±{:.0} %. A difference comes with the method difference that explains it.\n\n{}",
+                crate::validate::TOLERANCE * 100.0,
+                crate::validate::table(&checks)
+            ));
+        }
         let path = self.path.join("report.md");
         write_atomic(&path, md.as_bytes())?;
         Ok(path)

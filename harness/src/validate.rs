@@ -1,0 +1,278 @@
+//! `isobench validate`: isobench's native figures beside independent tools
+//! run in the same session, so a reader can check the method before trusting
+//! the overhead ratios.
+//!
+//! | isobench metric | reference tool |
+//! |---|---|
+//! | syscall.getpid | `perf bench syscall basic` (getppid loop) |
+//! | ipc.pipe_rtt | `perf bench sched pipe`, pinned to one CPU with taskset as isobench pins |
+//! | net.tcp_stream | `iperf3` over loopback, 128 KiB writes, both ends pinned to one CPU |
+//! | spawn.fork_exec, spawn.posix_spawn | `hyperfine -N` of the same static noop |
+//!
+//! Each row compares means (what the tools report) and is "within" when the
+//! ratio is inside ±[`TOLERANCE`]; otherwise the note explains the method
+//! difference. Missing tools are listed, never fatal.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use isobench_workloads::catalog;
+use isobench_workloads::protocol::RunRequest;
+use serde::{Deserialize, Serialize};
+
+use crate::agent::{AgentClient, AgentError};
+
+/// Agreement band between isobench and a reference tool (±15 %).
+pub const TOLERANCE: f64 = 0.15;
+
+/// One comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    pub metric: String,
+    /// The reference command as run.
+    pub tool: String,
+    pub unit: String,
+    /// The tool's figure (mean), in `unit`; `None` when the tool is missing or failed.
+    pub tool_value: Option<f64>,
+    /// isobench's native figure (mean), in `unit`.
+    pub isobench_value: Option<f64>,
+    /// isobench ÷ tool.
+    pub ratio: Option<f64>,
+    pub within_tolerance: Option<bool>,
+    /// Why the methods differ, or why there is no figure.
+    pub note: String,
+}
+
+/// `usecs/op` from `perf bench syscall basic` or `perf bench sched pipe`.
+pub fn parse_perf_bench(out: &str) -> Option<f64> {
+    out.lines().find_map(|l| l.trim().strip_suffix("usecs/op").and_then(|v| v.trim().parse().ok()))
+}
+
+/// Receiver-side bits per second from `iperf3 -J`.
+pub fn parse_iperf3_json(json: &str) -> Option<f64> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    v.pointer("/end/sum_received/bits_per_second")?.as_f64()
+}
+
+/// Mean seconds of the first command in `hyperfine --export-json`.
+pub fn parse_hyperfine_json(json: &str) -> Option<f64> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    v.pointer("/results/0/mean")?.as_f64()
+}
+
+fn have(tool: &str) -> bool {
+    Command::new(tool).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+}
+
+/// The CPU this process runs on now (what the agent pins to is its own).
+fn cpu() -> String {
+    // SAFETY: sched_getcpu has no arguments.
+    let c = unsafe { libc::sched_getcpu() };
+    c.max(0).to_string()
+}
+
+fn output(cmd: &mut Command) -> Result<String, String> {
+    let o = cmd.stdin(Stdio::null()).output().map_err(|e| e.to_string())?;
+    if o.status.success() {
+        Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+    } else {
+        Err(format!("exited with {}: {}", o.status, String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("")))
+    }
+}
+
+/// isobench's native mean for `metric`, in the metric's unit.
+fn isobench_mean(agent: &mut AgentClient, metric: &str, quick: bool) -> Result<f64, AgentError> {
+    let spec = catalog::lookup(metric).expect("validate names catalogue metrics");
+    let iterations = if quick { spec.quick_iterations } else { spec.iterations };
+    let req = RunRequest {
+        metric: metric.into(),
+        iterations,
+        max_ms: 20_000,
+        warmup: (iterations / 20).min(1_000),
+        bytes: crate::runner::working_set(spec),
+    };
+    let r = agent.run(&req)?;
+    Ok(spec.unit.from_ns_per_op(r.elapsed_ns as f64 / r.iterations.max(1) as f64, r.bytes_per_op))
+}
+
+fn check(metric: &str, tool: String, unit: &str, tool_value: Result<f64, String>, isobench: Result<f64, AgentError>, method: &str) -> Check {
+    let (tool_value, err) = match tool_value {
+        Ok(v) => (Some(v), None),
+        Err(e) => (None, Some(e)),
+    };
+    let isobench_value = isobench.as_ref().ok().copied();
+    let ratio = tool_value.zip(isobench_value).filter(|(t, _)| *t > 0.0).map(|(t, i)| i / t);
+    let within = ratio.map(|r| (r - 1.0).abs() <= TOLERANCE);
+    let note = match (&err, &isobench, within) {
+        (Some(e), _, _) => e.clone(),
+        (_, Err(e), _) => format!("isobench: {e}"),
+        (_, _, Some(true)) => "agrees within ±15 %".into(),
+        _ => format!("differs: {method}"),
+    };
+    Check { metric: metric.into(), tool, unit: unit.into(), tool_value, isobench_value, ratio, within_tolerance: within, note }
+}
+
+/// Runs every cross-check. `agent` is a native agent; `noop` the static
+/// binary spawn metrics exec. `quick` shortens both sides.
+pub fn run(agent: &mut AgentClient, noop: &Path, quick: bool) -> Vec<Check> {
+    let mut out = Vec::new();
+    let cpu = cpu();
+    let perf = have("perf");
+    let missing = |tool: &str, pkg: &str| Err(format!("{tool} not installed (apt-get install {pkg}; scripts/setup installs it)"));
+
+    // perf bench syscall basic: 10M getppid() by default.
+    let loops = if quick { "200000" } else { "10000000" };
+    let cmd = format!("perf bench syscall basic --loop {loops}");
+    let tool = if perf {
+        output(Command::new("perf").args(["bench", "syscall", "basic", "--loop", loops])).and_then(|o| parse_perf_bench(&o).map(|us| us * 1e3).ok_or_else(|| "no usecs/op in perf's output".into()))
+    } else {
+        missing("perf", "linux-perf")
+    };
+    out.push(check(
+        "syscall.getpid",
+        cmd,
+        "ns",
+        tool,
+        isobench_mean(agent, "syscall.getpid", quick),
+        "perf calls getppid(), which takes an RCU read lock to read the parent; isobench calls getpid()",
+    ));
+
+    // perf bench sched pipe, pinned to one CPU as isobench pins.
+    let loops = if quick { "20000" } else { "200000" };
+    let cmd = format!("taskset -c {cpu} perf bench sched pipe --loop {loops}");
+    let tool = if perf {
+        output(Command::new("taskset").args(["-c", &cpu, "perf", "bench", "sched", "pipe", "--loop", loops]))
+            .and_then(|o| parse_perf_bench(&o).ok_or_else(|| "no usecs/op in perf's output".into()))
+    } else {
+        missing("perf", "linux-perf")
+    };
+    out.push(check(
+        "ipc.pipe_rtt",
+        cmd,
+        "us",
+        tool,
+        isobench_mean(agent, "ipc.pipe_rtt", quick),
+        "perf bench sched pipe passes 4-byte ints and counts its own loop; isobench 1 byte",
+    ));
+
+    // iperf3 over loopback, both ends on one CPU.
+    let secs = if quick { "1" } else { "5" };
+    let cmd = format!("taskset -c {cpu} iperf3 -c 127.0.0.1 -l 128K -t {secs} -J (server: taskset -c {cpu} iperf3 -s -1)");
+    let tool = if have("iperf3") { iperf3(&cpu, secs) } else { missing("iperf3", "iperf3") };
+    out.push(check(
+        "net.tcp_stream",
+        cmd,
+        "Gbit/s",
+        tool.map(|bps| bps / 1e9),
+        isobench_mean(agent, "net.tcp_stream", quick),
+        "iperf3 averages over its whole run with its own buffers and timers; isobench times 128 KiB reads",
+    ));
+
+    // hyperfine -N of the static noop.
+    let runs = if quick { "30" } else { "300" };
+    let cmd = format!("hyperfine -N --warmup 10 --runs {runs} {}", noop.display());
+    let tool = if have("hyperfine") { hyperfine(noop, runs) } else { missing("hyperfine", "hyperfine") };
+    let tool_us = tool.map(|s| s * 1e6);
+    out.push(check(
+        "spawn.fork_exec",
+        cmd.clone(),
+        "us",
+        tool_us.clone(),
+        isobench_mean(agent, "spawn.fork_exec", quick),
+        "hyperfine spawns with Rust's std::process (posix_spawn, pipes, wall clock around it), not fork + exec",
+    ));
+    out.push(check(
+        "spawn.posix_spawn",
+        cmd,
+        "us",
+        tool_us,
+        isobench_mean(agent, "spawn.posix_spawn", quick),
+        "hyperfine adds its own process bookkeeping and timing around each spawn",
+    ));
+    out
+}
+
+fn iperf3(cpu: &str, secs: &str) -> Result<f64, String> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port().to_string();
+    let mut server = crate::process::spawn_agent(
+        Command::new("taskset").args(["-c", cpu, "iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", &port]).stdout(Stdio::null()).stderr(Stdio::null()),
+    )
+    .map_err(|e| format!("iperf3 -s: {e}"))?;
+    let mut last = String::new();
+    let mut result = Err("iperf3 server did not come up".to_string());
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(100));
+        match output(Command::new("taskset").args(["-c", cpu, "iperf3", "-c", "127.0.0.1", "-p", &port, "-l", "128K", "-t", secs, "-J"])) {
+            Ok(json) => {
+                result = parse_iperf3_json(&json).ok_or_else(|| "no end.sum_received.bits_per_second in iperf3 -J".to_string());
+                break;
+            }
+            Err(e) => last = e,
+        }
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    result.map_err(|e| if last.is_empty() { e } else { format!("{e} ({last})") })
+}
+
+fn hyperfine(noop: &Path, runs: &str) -> Result<f64, String> {
+    let json = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+    output(Command::new("hyperfine").args(["-N", "--warmup", "10", "--runs", runs, "--style", "none", "--export-json"]).arg(json.path()).arg(noop))?;
+    let text = std::fs::read_to_string(json.path()).map_err(|e| e.to_string())?;
+    parse_hyperfine_json(&text).ok_or_else(|| "no results[0].mean in hyperfine's JSON".into())
+}
+
+/// The table as text (terminal and markdown alike).
+pub fn table(checks: &[Check]) -> String {
+    let mut s = String::from("| metric | reference tool | tool | isobench (native) | isobench ÷ tool | verdict |\n|---|---|---:|---:|---:|---|\n");
+    for c in checks {
+        let f = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{} {}", crate::report::markdown::num(v), c.unit));
+        s.push_str(&format!(
+            "| {} | `{}` | {} | {} | {} | {} |\n",
+            c.metric,
+            c.tool,
+            f(c.tool_value),
+            f(c.isobench_value),
+            c.ratio.map_or("–".into(), |r| format!("{r:.2}")),
+            c.note
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/validate").join(name)).unwrap()
+    }
+
+    #[test]
+    fn parses_the_tools_real_output() {
+        // recorded on the project's 2-core Debian 12 machine
+        assert_eq!(parse_perf_bench(&fixture("perf-syscall-basic.txt")), Some(0.155336));
+        assert_eq!(parse_perf_bench(&fixture("perf-sched-pipe.txt")), Some(2.3447));
+        let bps = parse_iperf3_json(&fixture("iperf3.json")).unwrap();
+        assert!((bps / 1e9 - 12.54).abs() < 0.01, "{bps}");
+        let mean = parse_hyperfine_json(&fixture("hyperfine.json")).unwrap();
+        assert!((mean - 0.00160193812).abs() < 1e-12, "{mean}");
+        assert_eq!(parse_perf_bench("nothing here"), None);
+        assert_eq!(parse_iperf3_json("{\"start\":{}}"), None);
+    }
+
+    #[test]
+    fn verdicts_follow_the_tolerance() {
+        let ok = check("m", "t".into(), "ns", Ok(100.0), Ok(110.0), "why");
+        assert_eq!(ok.within_tolerance, Some(true));
+        assert!((ok.ratio.unwrap() - 1.1).abs() < 1e-9);
+        let off = check("m", "t".into(), "ns", Ok(100.0), Ok(130.0), "perf calls getppid");
+        assert_eq!(off.within_tolerance, Some(false));
+        assert!(off.note.contains("perf calls getppid"));
+        let missing = check("m", "t".into(), "ns", Err("perf not installed".into()), Ok(1.0), "why");
+        assert_eq!(missing.ratio, None);
+        assert_eq!(missing.note, "perf not installed");
+        assert!(table(&[ok, off, missing]).lines().count() == 5);
+    }
+}
