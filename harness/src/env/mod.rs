@@ -16,8 +16,14 @@ use isobench_workloads::protocol::AgentInfo;
 use crate::agent::{AgentClient, AgentError};
 use crate::workloads::Workloads;
 
+pub mod bwrap;
 pub mod container;
+pub mod crun;
 pub mod native;
+pub mod oci;
+pub mod peer;
+pub mod runc;
+pub mod unshare;
 pub mod vm;
 
 #[derive(Debug, thiserror::Error)]
@@ -48,16 +54,29 @@ pub enum EnvKind {
     Native,
     Container,
     Vm,
+    /// Peer runtimes: optional columns, each skipped with one line when missing.
+    Runc,
+    Crun,
+    Bwrap,
+    Unshare,
 }
 
 impl EnvKind {
+    /// The core environments (`--env all`).
     pub const ALL: [EnvKind; 3] = [EnvKind::Native, EnvKind::Container, EnvKind::Vm];
+    /// The peer runtimes (`--env peers`): what users deploy instead of
+    /// isobench's launcher.
+    pub const PEERS: [EnvKind; 4] = [EnvKind::Runc, EnvKind::Crun, EnvKind::Bwrap, EnvKind::Unshare];
 
     pub fn as_str(self) -> &'static str {
         match self {
             EnvKind::Native => "native",
             EnvKind::Container => "container",
             EnvKind::Vm => "vm",
+            EnvKind::Runc => "runc",
+            EnvKind::Crun => "crun",
+            EnvKind::Bwrap => "bwrap",
+            EnvKind::Unshare => "unshare",
         }
     }
 
@@ -67,11 +86,15 @@ impl EnvKind {
             EnvKind::Native => "the agent as a plain child process on the host (the baseline)",
             EnvKind::Container => "isobench's own launcher: new pid/mnt/uts/ipc/net namespaces, pivot_root into a minimal rootfs",
             EnvKind::Vm => "a QEMU guest (KVM when a probe boot works, else TCG) with the agent as /init",
+            EnvKind::Runc => "runc (Docker's, Kubernetes' runtime) running an OCI bundle of the same rootfs and namespaces",
+            EnvKind::Crun => "crun (Podman's runtime) running the same OCI bundle; cgroups disabled on hybrid cgroup hosts",
+            EnvKind::Bwrap => "bubblewrap (Flatpak's sandbox) with the same rootfs bound as / and the same namespaces",
+            EnvKind::Unshare => "util-linux unshare -pfmnuiC --mount-proc around the agent, in the host's filesystem",
         }
     }
 
     pub fn parse(s: &str) -> Option<EnvKind> {
-        EnvKind::ALL.into_iter().find(|k| k.as_str() == s)
+        EnvKind::ALL.into_iter().chain(EnvKind::PEERS).find(|k| k.as_str() == s)
     }
 }
 
@@ -138,6 +161,14 @@ pub trait Instance: Send {
     /// Host-measured time from "start the environment" to the agent's `Ready`.
     fn ready_after(&self) -> Duration;
 
+    /// Host-measured start phases that have happened so far, in order:
+    /// (name, milliseconds from "start the environment"). The vm gives
+    /// `first_console_output` and `agent_ready` while running; environments
+    /// without phases give none.
+    fn phases(&self) -> Vec<(String, f64)> {
+        Vec::new()
+    }
+
     /// Asks the agent to exit (the guest to power off) and waits until the
     /// process (QEMU, container init) is gone. Returns the host-measured time
     /// from the shutdown request to the process having exited.
@@ -150,5 +181,9 @@ pub fn prepare(kind: EnvKind, opts: &Options) -> Result<Box<dyn Environment>, En
         EnvKind::Native => Ok(Box::new(native::Native::prepare(opts)?)),
         EnvKind::Container => Ok(Box::new(container::Container::prepare(opts)?)),
         EnvKind::Vm => Ok(Box::new(vm::Vm::prepare(opts)?)),
+        EnvKind::Runc => Ok(Box::new(runc::prepare(opts)?)),
+        EnvKind::Crun => Ok(Box::new(crun::prepare(opts)?)),
+        EnvKind::Bwrap => Ok(Box::new(bwrap::prepare(opts)?)),
+        EnvKind::Unshare => Ok(Box::new(unshare::prepare(opts)?)),
     }
 }

@@ -1,0 +1,106 @@
+//! The bwrap environment: the agent sandboxed by bubblewrap, Flatpak's
+//! sandbox, with the same minimal rootfs bound as `/` and the same
+//! namespaces as isobench's container:
+//!
+//! ```text
+//! bwrap --unshare-pid --unshare-net --unshare-uts --unshare-ipc
+//!       --bind ROOTFS / --proc /proc --dev /dev --die-with-parent /isobench-agent
+//! ```
+//!
+//! bubblewrap keeps a small reaper of its own as PID 1 of the pid namespace,
+//! so the agent is PID 2 there (Flatpak's way; `--as-pid-1` is not used).
+//! /sys is not mounted (bubblewrap mounts only what it is told).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use super::peer::{self, start_agent, NoopStart, PeerCommand, BWRAP};
+use super::{EnvError, EnvKind, Environment, Instance, Options};
+use crate::container::rootfs::{temp_prefix, AGENT_NAME, NOOP_NAME};
+use crate::container::{MinimalRootfs, Namespace, NamespaceSet};
+
+const ENV: &str = "bwrap";
+
+pub struct Bwrap {
+    binary: PathBuf,
+    version: Option<String>,
+    namespaces: NamespaceSet,
+    rootfs: MinimalRootfs,
+    root: PathBuf,
+    /// Holds the tool's stderr log.
+    work: tempfile::TempDir,
+}
+
+/// Prepares bubblewrap, or says in one line why it cannot run here.
+pub fn prepare(opts: &Options) -> Result<Bwrap, EnvError> {
+    let binary = BWRAP.locate().map_err(|reason| EnvError::Unavailable { env: ENV, reason })?;
+    Bwrap::with_binary(binary, opts)
+}
+
+impl Bwrap {
+    /// [`prepare`] with the bwrap binary given.
+    pub fn with_binary(binary: PathBuf, opts: &Options) -> Result<Bwrap, EnvError> {
+        crate::container::require_root().map_err(|e| EnvError::Unavailable { env: ENV, reason: e.to_string() })?;
+        let rootfs = MinimalRootfs::build(&opts.workloads).map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
+        let root = rootfs.path().canonicalize().map_err(|e| EnvError::Io { env: ENV, context: format!("rootfs {}", rootfs.path().display()), source: e })?;
+        let work = tempfile::Builder::new()
+            .prefix(&temp_prefix(ENV))
+            .tempdir()
+            .map_err(|e| EnvError::Io { env: ENV, context: "create a temp dir".into(), source: e })?;
+        let namespaces = opts.container.namespaces.unwrap_or(NamespaceSet::DEFAULT);
+        Ok(Bwrap { version: peer::version(&binary), binary, namespaces, rootfs, root, work })
+    }
+
+    /// The command line around `program` (a path inside the rootfs).
+    pub fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(&self.binary);
+        for (ns, flag) in [
+            (Namespace::Pid, "--unshare-pid"),
+            (Namespace::Net, "--unshare-net"),
+            (Namespace::Uts, "--unshare-uts"),
+            (Namespace::Ipc, "--unshare-ipc"),
+            (Namespace::Cgroup, "--unshare-cgroup"),
+            (Namespace::User, "--unshare-user"),
+        ] {
+            if self.namespaces.contains(ns) {
+                cmd.arg(flag);
+            }
+        }
+        cmd.arg("--bind").arg(&self.root).arg("/");
+        cmd.args(["--proc", "/proc", "--dev", "/dev", "--die-with-parent"]);
+        cmd.arg(OsString::from(program));
+        cmd
+    }
+}
+
+impl Environment for Bwrap {
+    fn kind(&self) -> EnvKind {
+        EnvKind::Bwrap
+    }
+
+    fn metadata(&self) -> serde_json::Value {
+        serde_json::json!({
+            "tool": self.binary,
+            "version": self.version,
+            "rootfs": self.root,
+            "rootfs_kind": "minimal (isobench-agent, noop, busybox when installed), bound as /",
+            "busybox": self.rootfs.busybox(),
+            "namespaces": self.namespaces.names(),
+            "launcher": "bwrap --bind ROOTFS / --proc /proc --dev /dev --die-with-parent (bubblewrap's reaper is PID 1, the agent PID 2; no /sys)",
+        })
+    }
+
+    fn start(&mut self) -> Result<Box<dyn Instance>, EnvError> {
+        let t0 = Instant::now();
+        let cmd = self.command(&format!("/{AGENT_NAME}"));
+        Ok(Box::new(start_agent(ENV, cmd, &self.work.path().join("stderr.log"), None, t0)?))
+    }
+}
+
+impl NoopStart for Bwrap {
+    fn noop_command(&mut self) -> Result<PeerCommand, EnvError> {
+        Ok(PeerCommand { cmd: self.command(&format!("/{NOOP_NAME}")), cleanup: None })
+    }
+}

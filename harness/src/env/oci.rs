@@ -1,0 +1,511 @@
+//! OCI bundles and runtimes (runc, crun): what Docker, Kubernetes and Podman
+//! run a container through, driven the way their shims do — a bundle (a
+//! rootfs and a `config.json`, runtime-spec 1.0) and `RUNTIME run --bundle
+//! DIR ID`, foreground, the container's stdio being the runtime's.
+//!
+//! The config is generated with the `oci-spec` crate's own types from what
+//! isobench's container uses: the same minimal rootfs (writable), the same
+//! namespaces (pid, mnt, uts, ipc, net by default), the same mounts (/proc,
+//! a tmpfs /dev with /dev/pts and /dev/shm, read-only /sys), `/isobench-agent`
+//! as the process. What a runtime adds on its own is what users get too:
+//! runc's and crun's default devices, masked and read-only /proc paths, the
+//! default capability set and no_new_privileges, a device cgroup. No seccomp
+//! profile (Docker would add one; it would change syscall costs, not start).
+//!
+//! State lives in the bundle's temp dir (`--root`), not in /run/runc, so a
+//! killed run leaves nothing a sweep cannot find; cgroups get names a sweep
+//! can tell ([`sweep_cgroups`]).
+//!
+//! crun on a hybrid cgroup host (v1 controllers plus a cgroup2 with a
+//! controller in it, as here) refuses to start anything: "cgroups in hybrid
+//! mode not supported, drop all controllers from cgroupv2". isobench then runs
+//! crun with `--cgroup-manager=disabled` in a private mount namespace where
+//! /sys/fs/cgroup/unified is unmounted ([`CgroupUse::DisabledHybridHidden`]),
+//! which changes nothing on the host, and labels the column so.
+
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use oci_spec::runtime::{
+    LinuxBuilder, LinuxDeviceCgroupBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxResourcesBuilder, Mount, Process, RootBuilder, Spec,
+};
+
+use std::time::Instant;
+
+use super::peer::{start_agent, Cleanup, NoopStart, PeerCommand, Tool, CRUN as CRUN_TOOL};
+use super::{EnvError, EnvKind, Environment, Instance, Options};
+use crate::collect::host::{cgroup_mode, CgroupMode};
+use crate::container::rootfs::{self, temp_prefix, MinimalRootfs, CONTAINER_PATH};
+use crate::container::{Namespace, NamespaceSet};
+use crate::workloads::Workloads;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OciError {
+    #[error("oci config: {0}")]
+    Spec(#[from] oci_spec::OciSpecError),
+    #[error(transparent)]
+    Rootfs(#[from] rootfs::RootfsError),
+    #[error("the {0} namespace has no OCI equivalent in isobench's mapping")]
+    Namespace(Namespace),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> OciError {
+    let context = context.into();
+    move |source| OciError::Io { context, source }
+}
+
+/// The OCI namespace type of one of isobench's namespaces.
+pub fn oci_namespace(ns: Namespace) -> LinuxNamespaceType {
+    match ns {
+        Namespace::User => LinuxNamespaceType::User,
+        Namespace::Pid => LinuxNamespaceType::Pid,
+        Namespace::Net => LinuxNamespaceType::Network,
+        Namespace::Ipc => LinuxNamespaceType::Ipc,
+        Namespace::Uts => LinuxNamespaceType::Uts,
+        Namespace::Mount => LinuxNamespaceType::Mount,
+        Namespace::Cgroup => LinuxNamespaceType::Cgroup,
+    }
+}
+
+/// Mount destinations isobench's own mount plan makes (see
+/// [`rootfs::mount_plan`]); the runtime-spec defaults also mount /dev/mqueue
+/// and a cgroup fs, which isobench's container does not.
+const MOUNTS: [&str; 5] = ["/proc", "/dev", "/dev/pts", "/dev/shm", "/sys"];
+
+/// What the generated config asks of cgroups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CgroupUse {
+    /// A cgroup at `cgroupsPath` (the runtime's cgroupfs manager) with
+    /// runc's default device rules, as Docker runs containers.
+    Path(String),
+    /// No cgroupsPath, no resources: for `--cgroup-manager=disabled`.
+    None,
+}
+
+/// The `config.json` of a bundle whose rootfs is `rootfs` (absolute).
+pub fn config(rootfs: &Path, namespaces: NamespaceSet, args: &[String], hostname: &str, cgroups: &CgroupUse) -> Result<Spec, OciError> {
+    let mut process = Process::default();
+    process.set_terminal(Some(false));
+    process.set_args(Some(args.to_vec()));
+    process.set_env(Some(vec![format!("PATH={CONTAINER_PATH}"), "HOME=/".to_string()]));
+    process.set_cwd("/".into());
+
+    let namespaces = namespaces
+        .iter()
+        .map(|ns| LinuxNamespaceBuilder::default().typ(oci_namespace(ns)).build())
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut linux = LinuxBuilder::default().namespaces(namespaces);
+    if let CgroupUse::Path(path) = cgroups {
+        // Deny every device, then the runtime appends its default allowed
+        // ones (null, zero, full, tty, random, urandom, pts): runc spec's
+        // default and Docker's.
+        let deny_all = LinuxDeviceCgroupBuilder::default().allow(false).access("rwm").build()?;
+        linux = linux.cgroups_path(PathBuf::from(path)).resources(LinuxResourcesBuilder::default().devices(vec![deny_all]).build()?);
+    }
+    // The default masked and read-only /proc and /sys paths, as runc spec.
+    let defaults = oci_spec::runtime::Linux::default();
+    if let Some(masked) = defaults.masked_paths() {
+        linux = linux.masked_paths(masked.clone());
+    }
+    if let Some(ro) = defaults.readonly_paths() {
+        linux = linux.readonly_paths(ro.clone());
+    }
+
+    let mounts: Vec<Mount> = oci_spec::runtime::get_default_mounts().into_iter().filter(|m| MOUNTS.iter().any(|d| m.destination() == Path::new(d))).collect();
+
+    let mut spec = Spec::default();
+    spec.set_root(Some(RootBuilder::default().path(rootfs).readonly(false).build()?));
+    spec.set_process(Some(process));
+    spec.set_hostname(Some(hostname.to_string()));
+    spec.set_mounts(Some(mounts));
+    spec.set_linux(Some(linux.build()?));
+    Ok(spec)
+}
+
+/// A bundle in a temp dir: `config.json`, the runtime's state (`state/`),
+/// and a minimal rootfs (its own temp dir). Removed on drop.
+pub struct OciBundle {
+    dir: tempfile::TempDir,
+    rootfs: MinimalRootfs,
+    root: PathBuf,
+}
+
+impl OciBundle {
+    /// `what` names the temp dir (`isobench-<pid>-<what>-…`).
+    pub fn build(workloads: &Workloads, what: &str) -> Result<OciBundle, OciError> {
+        let rootfs = MinimalRootfs::build(workloads)?;
+        let root = rootfs.path().canonicalize().map_err(io_err(format!("rootfs {}", rootfs.path().display())))?;
+        let dir = tempfile::Builder::new()
+            .prefix(&temp_prefix(what))
+            .tempdir()
+            .map_err(io_err(format!("create a temp dir in {}", std::env::temp_dir().display())))?;
+        std::fs::create_dir(dir.path().join("state")).map_err(io_err("create the runtime's state dir"))?;
+        Ok(OciBundle { dir, rootfs, root })
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The rootfs (canonical path).
+    pub fn rootfs(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn minimal_rootfs(&self) -> &MinimalRootfs {
+        &self.rootfs
+    }
+
+    /// The runtime's `--root` (container state).
+    pub fn state_root(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config.json")
+    }
+
+    /// Writes `config.json` (through a temp name and a rename).
+    pub fn write_config(&self, spec: &Spec) -> Result<(), OciError> {
+        let tmp = self.dir.path().join("config.json.tmp");
+        spec.save(&tmp)?;
+        std::fs::rename(&tmp, self.config_path()).map_err(io_err("rename config.json into place"))
+    }
+}
+
+/// A container ID of this process: `isobench-<pid>-<runtime>-<n>`, which
+/// [`sweep_cgroups`] can tell from others' (runc allows `[\w+-.]`).
+pub fn container_id(runtime: &str) -> String {
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    format!("{}{}", temp_prefix(runtime), SEQ.fetch_add(1, Ordering::Relaxed))
+}
+
+/// An OCI runtime binary and how isobench calls it.
+#[derive(Debug, Clone)]
+pub struct OciRuntime {
+    pub binary: PathBuf,
+    /// `--root`: where the runtime keeps container state.
+    pub state_root: PathBuf,
+    /// crun on a hybrid host: `--cgroup-manager=disabled`, cgroup2 hidden.
+    pub hybrid_workaround: bool,
+}
+
+impl OciRuntime {
+    fn base(&self) -> Command {
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("--root").arg(&self.state_root);
+        if self.hybrid_workaround {
+            cmd.arg("--cgroup-manager=disabled");
+            hide_cgroup2(&mut cmd);
+        }
+        cmd
+    }
+
+    /// `RUNTIME run --bundle DIR ID`: runs the container in the foreground
+    /// until its process exits, then deletes it.
+    pub fn run(&self, bundle: &Path, id: &str) -> Command {
+        let mut cmd = self.base();
+        cmd.arg("run").arg("--bundle").arg(bundle).arg(id);
+        cmd
+    }
+
+    /// True while the runtime has state for `id` (created, running or stopped
+    /// but not deleted).
+    pub fn has_state(&self, id: &str) -> bool {
+        self.state_root.join(id).exists()
+    }
+
+    /// `RUNTIME delete -f ID` when the runtime still has state for it: kills
+    /// the container's processes and removes its state and cgroup.
+    pub fn delete(&self, id: &str) {
+        if self.has_state(id) {
+            let _ = self.base().args(["delete", "-f", id]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        }
+    }
+
+    /// The IDs the runtime lists in its state root (`RUNTIME list -q`).
+    pub fn list(&self) -> Vec<String> {
+        match self.base().args(["list", "-q"]).stdin(Stdio::null()).stderr(Stdio::null()).output() {
+            Ok(out) => String::from_utf8_lossy(&out.stdout).lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+/// True on a host where crun refuses to run: v1 controllers and a cgroup2
+/// at /sys/fs/cgroup/unified with a controller enabled in it.
+pub fn hybrid_with_cgroup2_controllers() -> bool {
+    cgroup_mode() == CgroupMode::Hybrid
+        && std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers").is_ok_and(|c| !c.trim().is_empty())
+}
+
+/// Runs the command in a private mount namespace of its own where the
+/// hybrid cgroup2 mount is gone, so crun sees a v1-only host. The host's
+/// mount table is untouched: the umount happens in a copy of it.
+fn hide_cgroup2(cmd: &mut Command) {
+    // SAFETY: the closure runs between fork and exec; it makes only
+    // unshare(2), mount(2) and umount2(2) calls on static C strings (no
+    // allocation, no locks), and io::Error::last_os_error does not allocate.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Private first, or the umount would propagate to the host's
+            // shared mounts.
+            if libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::umount2(c"/sys/fs/cgroup/unified".as_ptr(), libc::MNT_DETACH) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Removes cgroups left by runc/crun containers of isobench processes that
+/// no longer exist (named `isobench-<pid>-…` at the root of each hierarchy;
+/// a killed `runc run` cannot delete its container's). Only empty cgroups go
+/// (rmdir fails on a populated one). Returns the cgroups removed.
+pub fn sweep_cgroups() -> Vec<PathBuf> {
+    sweep_cgroups_in(Path::new("/sys/fs/cgroup"))
+}
+
+/// [`sweep_cgroups`] under another cgroup root.
+pub fn sweep_cgroups_in(root: &Path) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    // v2 (or the hybrid's unified dir) holds them directly; v1 one level down.
+    let mut parents = vec![root.to_path_buf()];
+    if let Ok(entries) = std::fs::read_dir(root) {
+        parents.extend(entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()));
+    }
+    for parent in parents {
+        let Ok(entries) = std::fs::read_dir(&parent) else { continue };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = owner_pid(&name) else { continue };
+            if alive(pid) || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            if std::fs::remove_dir(entry.path()).is_ok() {
+                removed.push(entry.path());
+            }
+        }
+    }
+    removed
+}
+
+fn owner_pid(name: &std::ffi::OsStr) -> Option<i32> {
+    let rest = name.to_str()?.strip_prefix(rootfs::TEMP_PREFIX)?;
+    let (pid, what) = rest.split_once('-')?;
+    (!what.is_empty()).then_some(())?;
+    pid.parse().ok().filter(|p| *p > 0)
+}
+
+fn alive(pid: i32) -> bool {
+    !matches!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None), Err(nix::errno::Errno::ESRCH))
+}
+
+/// A peer environment through an OCI runtime (runc, crun): one bundle,
+/// prepared once; each start writes `config.json` for a new container ID and
+/// runs it in the foreground.
+pub struct OciEnvironment {
+    kind: EnvKind,
+    tool: Tool,
+    runtime: OciRuntime,
+    version: Option<String>,
+    namespaces: NamespaceSet,
+    // Dropped last: the runtime's state lives in it.
+    bundle: OciBundle,
+}
+
+impl OciEnvironment {
+    /// Finds the runtime, builds the bundle and runs `/noop` in it once, so
+    /// a runtime that cannot work here is `Unavailable` with its own words
+    /// ("unsupported here: …"), not a failure later.
+    pub fn prepare(kind: EnvKind, tool: Tool, opts: &Options) -> Result<OciEnvironment, EnvError> {
+        let env = kind.as_str();
+        let binary = tool.locate().map_err(|reason| EnvError::Unavailable { env, reason })?;
+        Self::with_binary(kind, tool, binary, opts)
+    }
+
+    /// [`prepare`](Self::prepare) with the runtime binary given.
+    pub fn with_binary(kind: EnvKind, tool: Tool, binary: PathBuf, opts: &Options) -> Result<OciEnvironment, EnvError> {
+        let env = kind.as_str();
+        crate::container::require_root().map_err(|e| EnvError::Unavailable { env, reason: e.to_string() })?;
+        let bundle = OciBundle::build(&opts.workloads, env).map_err(|e| EnvError::Start { env, reason: e.to_string() })?;
+        // Only crun refuses hybrid hosts; runc handles them.
+        let hybrid_workaround = tool == CRUN_TOOL && hybrid_with_cgroup2_controllers();
+        let runtime = OciRuntime { binary: binary.clone(), state_root: bundle.state_root(), hybrid_workaround };
+        let namespaces = opts.container.namespaces.unwrap_or(NamespaceSet::DEFAULT);
+        let mut e = OciEnvironment { kind, tool, runtime, version: super::peer::version(&binary), namespaces, bundle };
+        e.probe()?;
+        Ok(e)
+    }
+
+    fn cgroups(&self, id: &str) -> CgroupUse {
+        if self.runtime.hybrid_workaround {
+            CgroupUse::None
+        } else {
+            CgroupUse::Path(format!("/{id}"))
+        }
+    }
+
+    /// Writes the config for a new container running `args`; returns its ID.
+    fn prepare_container(&mut self, args: &[String]) -> Result<String, EnvError> {
+        let env = self.kind.as_str();
+        let id = container_id(env);
+        let spec = config(self.bundle.rootfs(), self.namespaces, args, &crate::container::default_hostname(), &self.cgroups(&id))
+            .map_err(|e| EnvError::Start { env, reason: e.to_string() })?;
+        self.bundle.write_config(&spec).map_err(|e| EnvError::Start { env, reason: e.to_string() })?;
+        Ok(id)
+    }
+
+    fn probe(&mut self) -> Result<(), EnvError> {
+        let env = self.kind.as_str();
+        let id = self.prepare_container(&noop_args())?;
+        let out = self.runtime.run(self.bundle.dir(), &id).stdin(Stdio::null()).stdout(Stdio::null()).output();
+        self.runtime.delete(&id);
+        let out = out.map_err(|e| EnvError::Io { env, context: format!("run {}", self.runtime.binary.display()), source: e })?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let msg = String::from_utf8_lossy(&out.stderr).split_whitespace().collect::<Vec<_>>().join(" ");
+        Err(EnvError::Unavailable { env, reason: format!("unsupported here: {msg}") })
+    }
+
+    pub fn runtime(&self) -> &OciRuntime {
+        &self.runtime
+    }
+
+    pub fn bundle(&self) -> &OciBundle {
+        &self.bundle
+    }
+}
+
+impl Environment for OciEnvironment {
+    fn kind(&self) -> EnvKind {
+        self.kind
+    }
+
+    fn label(&self) -> String {
+        if self.runtime.hybrid_workaround {
+            format!("{} (cgroups disabled)", self.kind)
+        } else {
+            self.kind.to_string()
+        }
+    }
+
+    fn metadata(&self) -> serde_json::Value {
+        serde_json::json!({
+            "runtime": self.runtime.binary,
+            "version": self.version,
+            "bundle": self.bundle.dir(),
+            "rootfs": self.bundle.rootfs(),
+            "rootfs_kind": "minimal (isobench-agent, noop, busybox when installed)",
+            "namespaces": self.namespaces.names(),
+            "cgroups": if self.runtime.hybrid_workaround {
+                "disabled (--cgroup-manager=disabled): crun refuses hybrid cgroup hosts, so it runs in a private mount namespace without /sys/fs/cgroup/unified"
+            } else {
+                "cgroupfs, one cgroup per container (/isobench-<pid>-<runtime>-<n>), default device rules"
+            },
+            "launcher": format!("{} run --bundle (foreground; no seccomp profile)", self.tool.name),
+        })
+    }
+
+    fn start(&mut self) -> Result<Box<dyn Instance>, EnvError> {
+        let t0 = Instant::now();
+        let id = self.prepare_container(&agent_args())?;
+        let cmd = self.runtime.run(self.bundle.dir(), &id);
+        let runtime = self.runtime.clone();
+        let cleanup: Cleanup = Box::new(move || runtime.delete(&id));
+        let log = self.bundle.dir().join("stderr.log");
+        Ok(Box::new(start_agent(self.kind.as_str(), cmd, &log, Some(cleanup), t0)?))
+    }
+}
+
+impl NoopStart for OciEnvironment {
+    fn noop_command(&mut self) -> Result<PeerCommand, EnvError> {
+        let id = self.prepare_container(&noop_args())?;
+        let runtime = self.runtime.clone();
+        let cmd = self.runtime.run(self.bundle.dir(), &id);
+        Ok(PeerCommand { cmd, cleanup: Some(Box::new(move || runtime.delete(&id))) })
+    }
+}
+
+/// Arguments of the agent inside a bundle.
+pub fn agent_args() -> Vec<String> {
+    vec![format!("/{}", rootfs::AGENT_NAME)]
+}
+
+/// Arguments of `noop` inside a bundle (what env.start measures).
+pub fn noop_args() -> Vec<String> {
+    vec![format!("/{}", rootfs::NOOP_NAME)]
+}
+
+/// For `Command::args`.
+pub fn os(v: &[String]) -> Vec<OsString> {
+    v.iter().map(OsString::from).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_has_isobench_namespaces_mounts_and_the_agent() {
+        let spec = config(Path::new("/tmp/r"), NamespaceSet::DEFAULT, &agent_args(), "isobench-1", &CgroupUse::Path("/isobench-1-runc-0".into())).unwrap();
+        let v = serde_json::to_value(&spec).unwrap();
+        assert_eq!(v["process"]["args"], serde_json::json!(["/isobench-agent"]));
+        assert_eq!(v["process"]["terminal"], false);
+        assert_eq!(v["root"]["path"], "/tmp/r");
+        assert_eq!(v["root"]["readonly"], false);
+        let mut ns: Vec<_> = v["linux"]["namespaces"].as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap().to_string()).collect();
+        ns.sort();
+        assert_eq!(ns, ["ipc", "mount", "network", "pid", "uts"]);
+        let dests: Vec<_> = v["mounts"].as_array().unwrap().iter().map(|m| m["destination"].as_str().unwrap()).collect();
+        assert_eq!(dests, MOUNTS);
+        assert_eq!(v["linux"]["cgroupsPath"], "/isobench-1-runc-0");
+        assert_eq!(v["linux"]["resources"]["devices"][0]["allow"], false);
+    }
+
+    #[test]
+    fn config_round_trips_through_oci_spec_types() {
+        let spec = config(Path::new("/tmp/r"), NamespaceSet::DEFAULT, &noop_args(), "h", &CgroupUse::None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.json");
+        spec.save(&p).unwrap();
+        let back = Spec::load(&p).unwrap();
+        assert_eq!(back, spec);
+        let linux = back.linux().as_ref().unwrap();
+        assert!(linux.cgroups_path().is_none() && linux.resources().is_none(), "no cgroups for --cgroup-manager=disabled");
+    }
+
+    #[test]
+    fn stale_cgroups_of_dead_pids_are_swept_live_ones_kept() {
+        let root = tempfile::tempdir().unwrap();
+        let dead = root.path().join("memory/isobench-4194399-runc-0");
+        let live = root.path().join(format!("memory/isobench-{}-runc-1", std::process::id()));
+        let v2 = root.path().join("isobench-4194399-crun-3");
+        let other = root.path().join("memory/docker");
+        for d in [&dead, &live, &v2, &other] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let mut removed = sweep_cgroups_in(root.path());
+        removed.sort();
+        let mut want = vec![v2.clone(), dead.clone()];
+        want.sort();
+        assert_eq!(removed, want);
+        assert!(live.exists() && other.exists());
+    }
+}

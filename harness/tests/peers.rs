@@ -1,0 +1,278 @@
+//! The peer environments for real (runc, crun, bubblewrap, unshare(1)), as
+//! root: each installed peer runs the same agent and measures syscall.getpid
+//! and net.tcp_rr, its agent is PID 1 of a new pid namespace (PID 2 under
+//! bubblewrap's reaper), the generated OCI config round-trips through
+//! oci-spec's types and runc runs it, a missing tool is skipped with its
+//! exact line, crun on a hybrid cgroup host is labelled or reported (never a
+//! failed run), and nothing (runtime state, cgroup, process, temp dir)
+//! outlives an instance. A test prints why it is skipped (not root, tool not
+//! installed: scripts/setup installs them).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+
+use isobench_harness::env::oci::{self, CgroupUse, OciBundle, OciEnvironment};
+use isobench_harness::env::peer::{self, Tool, BWRAP, CRUN, RUNC, UNSHARE};
+use isobench_harness::env::{self, EnvError, EnvKind, Environment, Options};
+use isobench_harness::container::NamespaceSet;
+use isobench_workloads::protocol::RunRequest;
+
+/// Tests that count this process's temp dirs take it.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn lock() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn opts() -> Options {
+    Options::new(isobench_harness::workloads::locate().expect("static workloads"))
+}
+
+/// The tool's path, or `None` with the reason printed.
+fn installed(test: &str, tool: Tool) -> Option<std::path::PathBuf> {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping {test}: the peers need root");
+        return None;
+    }
+    match tool.locate() {
+        Ok(p) => Some(p),
+        Err(reason) => {
+            eprintln!("skipping {test}: {reason}");
+            None
+        }
+    }
+}
+
+fn own_temp_dirs() -> Vec<std::path::PathBuf> {
+    let prefix = format!("isobench-{}-", std::process::id());
+    let mut v: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect();
+    v.sort();
+    v
+}
+
+/// cgroups named after this process, at the root of any hierarchy.
+fn own_cgroups() -> Vec<std::path::PathBuf> {
+    let prefix = format!("isobench-{}-", std::process::id());
+    let mut found = Vec::new();
+    let root = Path::new("/sys/fs/cgroup");
+    let mut parents = vec![root.to_path_buf()];
+    parents.extend(std::fs::read_dir(root).into_iter().flatten().flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+    for parent in parents {
+        for e in std::fs::read_dir(&parent).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                found.push(e.path());
+            }
+        }
+    }
+    found
+}
+
+/// Children of this process still alive (a peer's command or container).
+fn own_children() -> Vec<String> {
+    let me = std::process::id().to_string();
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        // pid (comm) state ppid ...
+        let Some(after) = stat.rsplit_once(") ") else { continue };
+        let mut f = after.1.split_whitespace();
+        let state = f.next().unwrap_or("");
+        if f.next() == Some(me.as_str()) && state != "Z" {
+            v.push(stat.split(") ").next().unwrap_or("").to_string());
+        }
+    }
+    v
+}
+
+/// Starts `kind`, checks the agent's view and two metrics, shuts it down.
+/// Returns the label, or `None` when the peer is not usable here.
+fn agent_round_trip(kind: EnvKind, want_pid: u32) -> Option<String> {
+    let before = own_temp_dirs();
+    let mut e = match env::prepare(kind, &opts()) {
+        Ok(e) => e,
+        Err(EnvError::Unavailable { reason, .. }) => {
+            eprintln!("skipping {kind}: {reason}");
+            return None;
+        }
+        Err(e) => panic!("{kind}: prepare failed: {e}"),
+    };
+    let label = e.label();
+    let mut inst = e.start().unwrap_or_else(|err| panic!("{label}: {err}"));
+    let info = inst.info().clone();
+    assert_eq!(info.pid, want_pid, "{label}: the agent's pid as it sees it");
+    let host_hostname = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    if kind != EnvKind::Unshare && kind != EnvKind::Bwrap {
+        assert_ne!(info.hostname, host_hostname, "{label}: a uts namespace with its own name");
+    }
+    for metric in ["syscall.getpid", "net.tcp_rr"] {
+        // Built from JSON so that optional fields keep their defaults.
+        let req: RunRequest = serde_json::from_value(serde_json::json!({ "metric": metric, "iterations": 200, "max_ms": 5_000, "warmup": 10 })).unwrap();
+        let r = inst.agent().run(&req).unwrap_or_else(|err| panic!("{label}: {metric}: {err}"));
+        assert_eq!(r.metric, metric);
+        assert!(r.iterations > 0 && r.elapsed_ns > 0, "{label}: {metric} measured nothing: {r:?}");
+    }
+    inst.shutdown().unwrap_or_else(|err| panic!("{label}: shutdown: {err}"));
+    drop(e);
+    assert_eq!(own_temp_dirs(), before, "{label}: temp dirs left");
+    assert!(own_cgroups().is_empty(), "{label}: cgroups left: {:?}", own_cgroups());
+    assert!(own_children().is_empty(), "{label}: processes left: {:?}", own_children());
+    Some(label)
+}
+
+#[test]
+fn runc_runs_the_agent_as_pid_1() {
+    let _g = lock();
+    if installed("runc_runs_the_agent_as_pid_1", RUNC).is_some() {
+        assert_eq!(agent_round_trip(EnvKind::Runc, 1).as_deref(), Some("runc"), "runc is installed, so it must run");
+    }
+}
+
+#[test]
+fn bwrap_runs_the_agent_under_its_reaper() {
+    let _g = lock();
+    if installed("bwrap_runs_the_agent_under_its_reaper", BWRAP).is_some() {
+        assert!(agent_round_trip(EnvKind::Bwrap, 2).is_some(), "bwrap is installed, so it must run");
+    }
+}
+
+#[test]
+fn unshare_runs_the_agent_as_pid_1() {
+    let _g = lock();
+    if installed("unshare_runs_the_agent_as_pid_1", UNSHARE).is_some() {
+        assert!(agent_round_trip(EnvKind::Unshare, 1).is_some(), "unshare is installed, so it must run");
+    }
+}
+
+/// crun runs, or (on a host where even the workaround fails) is skipped with
+/// "unsupported here: <its message>": never a failed run. On a hybrid host
+/// the column says cgroups are disabled, and the host's cgroup2 mount is
+/// still there afterwards.
+#[test]
+fn crun_runs_the_agent_or_says_why_not() {
+    let _g = lock();
+    if installed("crun_runs_the_agent_or_says_why_not", CRUN).is_none() {
+        return;
+    }
+    let hybrid = oci::hybrid_with_cgroup2_controllers();
+    match env::prepare(EnvKind::Crun, &opts()) {
+        Ok(e) => {
+            let label = e.label();
+            eprintln!("crun: ready as {label}; metadata: {}", e.metadata());
+            assert_eq!(label, if hybrid { "crun (cgroups disabled)" } else { "crun" });
+            drop(e);
+            assert_eq!(agent_round_trip(EnvKind::Crun, 1), Some(label));
+        }
+        Err(EnvError::Unavailable { reason, .. }) => {
+            eprintln!("crun: reported, not fatal: {reason}");
+            assert!(reason.starts_with("unsupported here: "), "{reason}");
+        }
+        Err(e) => panic!("crun must be ready or unavailable, never a failure: {e}"),
+    }
+    if hybrid {
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(mounts.lines().any(|l| l.contains(" /sys/fs/cgroup/unified ")), "the host's cgroup2 must stay mounted");
+    }
+}
+
+/// The generated config is valid OCI runtime-spec as oci-spec reads it, and
+/// runc runs it: `/noop` exits 0, the container is gone from runc's state.
+#[test]
+fn oci_config_round_trips_and_runc_runs_it() {
+    let _g = lock();
+    let Some(runc) = installed("oci_config_round_trips_and_runc_runs_it", RUNC) else { return };
+    let before = own_temp_dirs();
+    let bundle = OciBundle::build(&opts().workloads, "runc-test").unwrap();
+    let id = oci::container_id("runc");
+    let spec = oci::config(bundle.rootfs(), NamespaceSet::DEFAULT, &oci::noop_args(), "isobench-oci", &CgroupUse::Path(format!("/{id}"))).unwrap();
+    bundle.write_config(&spec).unwrap();
+    let back = oci_spec::runtime::Spec::load(bundle.config_path()).unwrap();
+    assert_eq!(back, spec, "config.json round-trips through oci-spec's types");
+
+    let runtime = oci::OciRuntime { binary: runc, state_root: bundle.state_root(), hybrid_workaround: false };
+    let out = runtime.run(bundle.dir(), &id).stdin(Stdio::null()).output().unwrap();
+    assert!(out.status.success(), "runc refused the config: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(runtime.list().is_empty(), "runc deletes a foreground container when it exits");
+    assert!(!runtime.has_state(&id));
+    drop(bundle);
+    assert!(own_cgroups().is_empty(), "cgroups left: {:?}", own_cgroups());
+    assert_eq!(own_temp_dirs(), before);
+}
+
+/// Dropping a running runc instance without shutdown (an error path, a
+/// panic) kills the container and removes its state and cgroup.
+#[test]
+fn dropping_a_runc_instance_deletes_its_container() {
+    let _g = lock();
+    let Some(runc) = installed("dropping_a_runc_instance_deletes_its_container", RUNC) else { return };
+    let mut e = OciEnvironment::with_binary(EnvKind::Runc, RUNC, runc, &opts()).unwrap();
+    let inst = e.start().unwrap();
+    assert_eq!(e.runtime().list().len(), 1, "one container while the agent runs");
+    assert!(!own_cgroups().is_empty(), "runc made a cgroup named after this process");
+    drop(inst);
+    assert!(e.runtime().list().is_empty(), "runc list is empty after the drop");
+    assert!(own_cgroups().is_empty(), "cgroups left: {:?}", own_cgroups());
+    assert!(own_children().is_empty(), "processes left: {:?}", own_children());
+}
+
+/// A tool that is not there gives exactly one line naming the package.
+#[test]
+fn missing_peer_is_skipped_with_the_exact_message() {
+    let empty = tempfile::tempdir().unwrap();
+    let cases = [
+        (RUNC, "runc: skipped: runc not found; apt-get install runc (scripts/setup installs it)"),
+        (CRUN, "crun: skipped: crun not found; apt-get install crun (scripts/setup installs it)"),
+        (BWRAP, "bwrap: skipped: bwrap not found; apt-get install bubblewrap (scripts/setup installs it)"),
+        (UNSHARE, "unshare: skipped: unshare not found; apt-get install util-linux"),
+    ];
+    for (tool, want) in cases {
+        let reason = tool.locate_with(None, empty.path().as_os_str()).unwrap_err();
+        let env = EnvKind::parse(tool.name).unwrap().as_str();
+        assert_eq!(EnvError::Unavailable { env, reason }.to_string(), want);
+        let bad = tool.locate_with(Some("/nonexistent".as_ref()), empty.path().as_os_str()).unwrap_err();
+        assert_eq!(bad, format!("{} not found at /nonexistent ({}); unset it or apt-get install {}", tool.name, tool.env_var, tool.package));
+    }
+}
+
+/// Through the real entry point (`env::prepare`) with the override variable
+/// pointing nowhere: the test binary runs itself with ISOBENCH_RUNC set.
+#[test]
+fn prepare_with_runc_overridden_to_nowhere_is_skipped() {
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new(exe)
+        .args(["--exact", "prepare_runc_helper", "--ignored", "--nocapture"])
+        .env("ISOBENCH_RUNC", "/nonexistent")
+        .env("ISOBENCH_PEERS_HELPER", "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("PREPARE: runc: skipped: runc not found at /nonexistent (ISOBENCH_RUNC); unset it or apt-get install runc"), "{text}");
+}
+
+#[test]
+#[ignore = "run by prepare_with_runc_overridden_to_nowhere_is_skipped"]
+fn prepare_runc_helper() {
+    if std::env::var_os("ISOBENCH_PEERS_HELPER").is_none() {
+        return;
+    }
+    match env::prepare(EnvKind::Runc, &opts()) {
+        Ok(_) => println!("PREPARE: ready"),
+        Err(e) => println!("PREPARE: {e}"),
+    }
+}
+
+#[test]
+fn peers_parse_by_name_and_stay_out_of_all() {
+    for k in EnvKind::PEERS {
+        assert_eq!(EnvKind::parse(k.as_str()), Some(k));
+        assert!(!EnvKind::ALL.contains(&k));
+        assert!(!k.describe().is_empty());
+    }
+    assert_eq!(peer::RUNC.missing(), "runc not found; apt-get install runc (scripts/setup installs it)");
+}
