@@ -4,7 +4,9 @@
 //! the difference between the two columns is what the namespaces cost.
 //!
 //! The rootfs is built once in `prepare` (copying binaries is not part of
-//! starting a container) and removed when the environment is dropped.
+//! starting a container) and removed when the environment is dropped. Each
+//! instance gets a cgroup of its own when the host has cgroups (with the
+//! `--cpus`/`--memory`/`--pids` limits, if any), killed and removed with it.
 
 use std::fs::File;
 use std::os::fd::AsFd;
@@ -15,12 +17,15 @@ use isobench_workloads::protocol::AgentInfo;
 
 use super::{EnvError, EnvKind, Environment, Instance, Options};
 use crate::agent::AgentClient;
-use crate::container::{self, ContainerProcess, LaunchSpec, MinimalRootfs, NamespaceSet, Stdio};
+use crate::container::{self, Cgroup, CgroupMode, ContainerProcess, LaunchSpec, Limits, MinimalRootfs, NamespaceSet, Stdio, Usage};
 
 const ENV: &str = "container";
 
 pub struct Container {
     namespaces: NamespaceSet,
+    /// `Some(limits)`: every instance in a cgroup of its own with them.
+    cgroup: Option<Limits>,
+    cgroup_mode: CgroupMode,
     rootfs: MinimalRootfs,
     /// Canonical path of `rootfs`, what the mount plan binds.
     root: PathBuf,
@@ -35,9 +40,19 @@ impl Container {
     /// Like [`prepare`](Self::prepare), with another namespace set.
     pub fn with_namespaces(opts: &Options, namespaces: NamespaceSet) -> Result<Self, EnvError> {
         container::require_root().map_err(|e| EnvError::Unavailable { env: ENV, reason: e.to_string() })?;
+        let settings = &opts.container;
+        let cgroup = match settings.wants_cgroup().map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })? {
+            true => {
+                // One trial group now, so a limit the host cannot express is
+                // reported before any measurement, not at the first start.
+                Cgroup::create(&settings.limits).and_then(Cgroup::destroy).map_err(|e| EnvError::Unavailable { env: ENV, reason: e.to_string() })?;
+                Some(settings.limits)
+            }
+            false => None,
+        };
         let rootfs = MinimalRootfs::build(&opts.workloads).map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
         let root = rootfs.path().canonicalize().map_err(|e| EnvError::Io { env: ENV, context: format!("rootfs {}", rootfs.path().display()), source: e })?;
-        Ok(Container { namespaces, rootfs, root })
+        Ok(Container { namespaces, cgroup, cgroup_mode: container::cgroup::cgroup_mode(), rootfs, root })
     }
 
     pub fn rootfs(&self) -> &std::path::Path {
@@ -46,6 +61,11 @@ impl Container {
 
     pub fn namespaces(&self) -> NamespaceSet {
         self.namespaces
+    }
+
+    /// The limits of each instance's cgroup; `None` when instances get none.
+    pub fn cgroup_limits(&self) -> Option<&Limits> {
+        self.cgroup.as_ref()
     }
 }
 
@@ -61,6 +81,12 @@ impl Environment for Container {
             "rootfs_kind": "minimal (isobench-agent, noop, busybox when installed)",
             "busybox": self.rootfs.busybox(),
             "launcher": "isobench (clone + pivot_root)",
+            "pid1": "agent",
+            "cgroup": self.cgroup.map(|limits| serde_json::json!({
+                "mode": self.cgroup_mode,
+                "limits": limits,
+                "cpu_period_us": container::cgroup::CPU_PERIOD_US,
+            })),
         })
     }
 
@@ -75,8 +101,11 @@ impl Environment for Container {
         let (stdin_r, stdin_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io("pipe for the agent's stdin"))?;
         let (stdout_r, stdout_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io("pipe for the agent's stdout"))?;
         let agent_path = format!("/{}", container::rootfs::AGENT_NAME);
-        let spec = LaunchSpec::new(self.namespaces, &self.root, &[agent_path.into()], Some(&container::default_hostname()))
+        let mut spec = LaunchSpec::new(self.namespaces, &self.root, &[agent_path.into()], Some(&container::default_hostname()))
             .map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
+        if let Some(limits) = self.cgroup {
+            spec = spec.with_cgroup(limits);
+        }
         let process = container::spawn(&spec, Stdio { stdin: Some(stdin_r.as_fd()), stdout: Some(stdout_w.as_fd()) })
             .map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
         // The container holds its own copies; ours would keep the pipes open
@@ -104,6 +133,17 @@ impl ContainerInstance {
     /// The host pid of the container's init (the agent).
     pub fn host_pid(&self) -> i32 {
         self.process.pid().as_raw()
+    }
+
+    /// What the instance's cgroup has used so far (CPU time, peak memory,
+    /// OOM kills, refused forks); `None` without a cgroup.
+    pub fn cgroup_usage(&self) -> Option<Usage> {
+        self.process.cgroup().map(Cgroup::usage)
+    }
+
+    /// The instance's cgroup directories (one per v1 hierarchy, one in v2).
+    pub fn cgroup_paths(&self) -> Vec<PathBuf> {
+        self.process.cgroup().map(Cgroup::paths).unwrap_or_default()
     }
 }
 
