@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context as _, Result};
 use clap::{Parser, Subcommand};
-use isobench_harness::container::{self, ContainerSettings, ExecOptions, Limits, NamespaceSet};
+use isobench_harness::container::{self, ExecOptions, NamespaceSet};
 use isobench_harness::env::{EnvKind, Options};
 use isobench_harness::report::RunDir;
 use isobench_harness::runner::{self, Plan};
@@ -56,15 +56,21 @@ enum Command {
         /// Host name inside the container (default isobench-XXXX)
         #[arg(long)]
         hostname: Option<String>,
-        #[command(flatten)]
-        limits: LimitArgs,
-        /// Print what was created, lsns style, on stderr: each namespace type
-        /// with its inode on the host and in the container
-        #[arg(long)]
-        show_ns: bool,
         /// The command and its arguments (put `--` before it)
         #[arg(required = true, value_name = "CMD")]
         command: Vec<OsString>,
+    },
+    /// Time env.start: noop started and exited through isobench's launcher and each peer runtime, interleaved
+    Startup {
+        /// Kept rounds per column (after 3 warm-up rounds)
+        #[arg(long, value_name = "N", default_value_t = isobench_harness::startup::DEFAULT_N)]
+        n: usize,
+        /// Columns, comma-separated: clone, exec, isobench, runc, crun, bwrap, unshare (or `all`, `peers`)
+        #[arg(long = "env", value_name = "LIST", default_value = "all")]
+        envs: String,
+        /// Also write every sample as JSON to FILE
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
     },
     /// Show what each environment needs and whether this host has it
     Doctor,
@@ -79,7 +85,7 @@ enum Command {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// Environments, comma-separated: native, container, vm (or `all`)
+    /// Environments, comma-separated: native, container, vm, runc, crun, bwrap, unshare (or `all`: the first three, `peers`: the last four)
     #[arg(long = "env", value_name = "LIST", default_value = "all")]
     envs: String,
     /// Metrics, comma-separated: names (syscall.getpid), families (syscall) or `all`
@@ -100,56 +106,23 @@ struct RunArgs {
     /// VM accelerator: auto (probe KVM with a real boot, else TCG), kvm, tcg
     #[arg(long, value_name = "ACCEL", default_value = "auto")]
     accel: AccelChoice,
-    /// Namespaces of the container environment: a comma list of
-    /// pid,mnt,uts,ipc,net,cgroup, or `all`, or `none` (default pid,mnt,uts,ipc,net)
-    #[arg(long = "ns", value_name = "LIST")]
-    container_ns: Option<String>,
-    #[command(flatten)]
-    container_limits: LimitArgs,
-}
-
-/// cgroup limits of a container (`isobench exec`, the container environment).
-#[derive(clap::Args)]
-struct LimitArgs {
-    /// CPU limit in CPUs, e.g. 0.5 (a cgroup CPU quota per 100 ms period)
-    #[arg(long, value_name = "N")]
-    cpus: Option<String>,
-    /// Memory limit: bytes or 64m, 1g (over it the kernel OOM-kills inside; no swap)
-    #[arg(long, value_name = "SIZE")]
-    memory: Option<String>,
-    /// Most tasks (processes + threads) in the container; fork fails beyond
-    #[arg(long, value_name = "N")]
-    pids: Option<String>,
-    /// No cgroup for the container (no accounting, no kill-all; no limits)
-    #[arg(long)]
-    no_cgroup: bool,
-}
-
-impl LimitArgs {
-    fn limits(&self) -> Result<Limits> {
-        Ok(Limits {
-            cpus: self.cpus.as_deref().map(Limits::parse_cpus).transpose()?,
-            memory: self.memory.as_deref().map(Limits::parse_memory).transpose()?,
-            pids: self.pids.as_deref().map(Limits::parse_pids).transpose()?,
-        })
-    }
-
-    /// `Some(false)` with --no-cgroup, else the default (a cgroup when the host has them).
-    fn cgroup(&self) -> Option<bool> {
-        self.no_cgroup.then_some(false)
-    }
 }
 
 fn parse_envs(s: &str) -> Result<Vec<EnvKind>> {
-    if s.trim() == "all" {
-        return Ok(EnvKind::ALL.to_vec());
-    }
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        match EnvKind::parse(part) {
-            Some(k) if !out.contains(&k) => out.push(k),
-            Some(_) => {}
-            None => bail!("unknown environment {part:?}; choose from native, container, vm (see `isobench list`)"),
+        let kinds = match part {
+            "all" => EnvKind::ALL.to_vec(),
+            "peers" => EnvKind::PEERS.to_vec(),
+            _ => match EnvKind::parse(part) {
+                Some(k) => vec![k],
+                None => bail!("unknown environment {part:?}; choose from native, container, vm, runc, crun, bwrap, unshare, all or peers (see `isobench list`)"),
+            },
+        };
+        for k in kinds {
+            if !out.contains(&k) {
+                out.push(k);
+            }
         }
     }
     if out.is_empty() {
@@ -185,11 +158,6 @@ fn parse_metrics(s: &str) -> Result<Vec<&'static MetricSpec>> {
 fn run(args: RunArgs) -> Result<ExitCode> {
     let envs = parse_envs(&args.envs)?;
     let metrics = parse_metrics(&args.metrics)?;
-    let container_settings = ContainerSettings {
-        namespaces: args.container_ns.as_deref().map(str::parse::<NamespaceSet>).transpose()?,
-        limits: args.container_limits.limits()?,
-        cgroup: args.container_limits.cgroup(),
-    };
     let interrupted = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&interrupted)).context("installing the Ctrl-C handler")?;
@@ -200,7 +168,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         Some(dir) => RunDir::at(dir)?,
         None => RunDir::create_in(&PathBuf::from("results"))?,
     };
-    let opts = Options { accel: args.accel, log_dir: Some(out.path.clone()), container: container_settings, ..Options::new(workloads) };
+    let opts = Options { accel: args.accel, log_dir: Some(out.path.clone()), ..Options::new(workloads) };
     let plan = Plan { envs, metrics, quick: args.quick, iterations: args.iterations, max_ms: args.max_ms };
     eprintln!("isobench: writing {}", out.path.display());
     let outcome = runner::execute(&plan, &opts, &out, &interrupted, &mut |line| eprintln!("isobench: {line}"))?;
@@ -228,21 +196,39 @@ fn list() {
     for k in EnvKind::ALL {
         println!("  {:<10} {}", k.as_str(), k.describe());
     }
+    println!("Peer runtimes (--env peers, or by name; skipped with one line when not installed):");
+    for k in EnvKind::PEERS {
+        println!("  {:<10} {}", k.as_str(), k.describe());
+    }
     println!("\nMetrics (histograms in ns per operation; shown in the unit below):");
     for m in catalog::CATALOG {
         println!("  {:<18} {:<3} {}\n  {:<18}     method: {}", m.name, m.unit.label(), m.operation, "", m.reference);
     }
 }
 
+/// `isobench startup`: env.start of isobench's launcher beside the peers.
+fn startup(n: usize, envs: &str, json: Option<PathBuf>) -> Result<ExitCode> {
+    use isobench_harness::startup::{self, Column};
+    let columns = Column::parse_list(envs)?;
+    isobench_harness::cleanup::sweep();
+    let opts = Options::new(workloads::locate()?);
+    let run = startup::measure(&columns, &opts, n, startup::DEFAULT_WARMUP, &mut |line| eprintln!("isobench: {line}"))?;
+    print!("{}", run.table());
+    if let Some(path) = json {
+        std::fs::write(&path, serde_json::to_vec_pretty(&run)?).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(args),
-        Command::Exec { namespaces, rootfs, hostname, limits, show_ns, command } => (|| {
+        Command::Exec { namespaces, rootfs, hostname, command } => (|| {
             let namespaces: NamespaceSet = namespaces.parse()?;
             let workloads = workloads::locate()?;
             isobench_harness::cleanup::sweep();
-            let opts = ExecOptions { namespaces, rootfs, command, hostname, limits: limits.limits()?, cgroup: limits.cgroup(), show_ns };
+            let opts = ExecOptions { namespaces, rootfs, command, hostname };
             match container::exec(&opts, &workloads) {
                 Ok(status) => Ok(ExitCode::from(status.clamp(0, 255) as u8)),
                 Err(e) => {
@@ -251,6 +237,7 @@ fn main() -> ExitCode {
                 }
             }
         })(),
+        Command::Startup { n, envs, json } => startup(n, &envs, json),
         Command::Doctor => {
             let ok = doctor::print(&mut std::io::stdout());
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })

@@ -1,0 +1,366 @@
+//! `env.start` side by side: how long starting an isolated `noop` takes, from
+//! "start it" to "it ran and exited", through isobench's own launcher and
+//! through each peer the way each is really used — runc and crun: `run` of
+//! an OCI bundle in the foreground; bubblewrap and unshare(1): the command to
+//! its exit — with two floors below them: a raw clone(2) into the same new
+//! namespaces whose child exits at once (what the kernel alone costs), and a
+//! plain fork+exec of `noop` on the host (what any process start costs).
+//!
+//! Samples are interleaved, A B C A B C …, so drift of the machine (frequency,
+//! page cache, another tenant) hits every column alike, after a few warm-up
+//! rounds that are not kept (the first runc pays its binary's page-ins).
+//! Preparation (a rootfs, a bundle, config.json for the next container ID) is
+//! outside the timed region; each timed region is spawn → wait, nothing else.
+//! The method follows Firecracker's boot-time test (time to the workload, on
+//! the host clock) and hyperfine's (repeat, interleave, report percentiles).
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::container::{self, ContainerError, LaunchSpec, MinimalRootfs, NamespaceSet};
+use crate::env::peer::{NoopStart, PeerCommand};
+use crate::env::{self, EnvError, EnvKind, Options};
+
+/// Rounds run before the kept ones, per column.
+pub const DEFAULT_WARMUP: usize = 3;
+/// Kept rounds of `isobench startup` without `--n`.
+pub const DEFAULT_N: usize = 50;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+    #[error("unknown start column {0:?}; choose from {names} (or all, peers)", names = Column::names())]
+    Unknown(String),
+    #[error("--n must be at least 1")]
+    NoRounds,
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One column of the startup table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Column {
+    /// clone(2) with the container's namespace flags, child `_exit(0)`, waitpid.
+    Clone,
+    /// fork+exec of `noop` on the host, wait: any process start.
+    Exec,
+    /// isobench's launcher: clone into new namespaces, pivot_root into the
+    /// minimal rootfs, /proc /dev /sys, exec `/noop`, wait.
+    Isobench,
+    /// A peer runtime.
+    Peer(EnvKind),
+}
+
+impl Column {
+    /// Every column, in table order.
+    pub fn all() -> Vec<Column> {
+        let mut v = vec![Column::Clone, Column::Exec, Column::Isobench];
+        v.extend(EnvKind::PEERS.map(Column::Peer));
+        v
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Column::Clone => "clone",
+            Column::Exec => "exec",
+            Column::Isobench => "isobench",
+            Column::Peer(k) => k.as_str(),
+        }
+    }
+
+    pub fn names() -> String {
+        Column::all().iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
+    }
+
+    /// A comma list of names, `all`, or `peers` (also `container` for
+    /// `isobench`).
+    pub fn parse_list(s: &str) -> Result<Vec<Column>, StartupError> {
+        let mut out: Vec<Column> = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let cols = match part {
+                "all" => Column::all(),
+                "peers" => EnvKind::PEERS.map(Column::Peer).to_vec(),
+                "container" => vec![Column::Isobench],
+                _ => vec![Column::all().into_iter().find(|c| c.name() == part).ok_or_else(|| StartupError::Unknown(part.to_string()))?],
+            };
+            for c in cols {
+                if !out.contains(&c) {
+                    out.push(c);
+                }
+            }
+        }
+        if out.is_empty() {
+            return Err(StartupError::Unknown(s.to_string()));
+        }
+        Ok(out)
+    }
+}
+
+/// One column's samples.
+#[derive(Debug, Clone, Serialize)]
+pub struct StartupRow {
+    /// Column name: clone, exec, isobench, runc, crun, bwrap, unshare.
+    pub env: String,
+    /// With caveats, e.g. `crun (cgroups disabled)`.
+    pub label: String,
+    /// What one sample runs.
+    pub command: String,
+    /// Start-to-exit times, ns, in the order measured.
+    pub samples_ns: Vec<u64>,
+}
+
+impl StartupRow {
+    /// Quantile `q` (0..=1) of the samples, ns (nearest rank).
+    pub fn quantile_ns(&self, q: f64) -> u64 {
+        let mut v = self.samples_ns.clone();
+        v.sort_unstable();
+        if v.is_empty() {
+            return 0;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * v.len() as f64).ceil() as usize).clamp(1, v.len());
+        v[rank - 1]
+    }
+
+    /// The samples as an hdrhistogram (ns, 3 significant digits), as the
+    /// agent's metrics are recorded.
+    pub fn histogram(&self) -> Histogram<u64> {
+        let mut h = isobench_workloads::hist::new_ns();
+        for &s in &self.samples_ns {
+            h.saturating_record(s.max(1));
+        }
+        h
+    }
+}
+
+/// A whole `isobench startup` run.
+#[derive(Debug, Clone, Serialize)]
+pub struct StartupRun {
+    /// Kept rounds (samples per row).
+    pub n: usize,
+    pub warmup: usize,
+    pub rows: Vec<StartupRow>,
+    /// Columns that could not run here: (name, one line why).
+    pub skipped: Vec<(String, String)>,
+}
+
+impl StartupRun {
+    pub fn row(&self, env: &str) -> Option<&StartupRow> {
+        self.rows.iter().find(|r| r.env == env)
+    }
+
+    /// `env`'s quantile `q` over `base`'s (e.g. runc's p50 / isobench's p50).
+    pub fn ratio(&self, env: &str, base: &str, q: f64) -> Option<f64> {
+        let (a, b) = (self.row(env)?.quantile_ns(q), self.row(base)?.quantile_ns(q));
+        (b > 0).then(|| a as f64 / b as f64)
+    }
+
+    /// The table `isobench startup` prints.
+    pub fn table(&self) -> String {
+        let ms = |ns: u64| ns as f64 / 1e6;
+        let ratio = |env: &str, base: &str| self.ratio(env, base, 0.5).map_or("-".to_string(), |r| format!("{r:.2}×"));
+        let mut s = format!("env.start: start to exit of noop, {} interleaved rounds (+{} warm-up)\n", self.n, self.warmup);
+        s += &format!("{:<26} {:>9} {:>9} {:>12} {:>9}\n", "env", "p50 ms", "p90 ms", "vs isobench", "vs clone");
+        for r in &self.rows {
+            s += &format!(
+                "{:<26} {:>9.3} {:>9.3} {:>12} {:>9}\n",
+                r.label,
+                ms(r.quantile_ns(0.5)),
+                ms(r.quantile_ns(0.9)),
+                ratio(&r.env, "isobench"),
+                ratio(&r.env, "clone")
+            );
+        }
+        for (env, why) in &self.skipped {
+            s += &format!("{env}: skipped: {why}\n");
+        }
+        s
+    }
+}
+
+/// One column ready to be sampled.
+struct Starter {
+    row: StartupRow,
+    kind: StarterKind,
+}
+
+enum StarterKind {
+    Clone { flags: nix::sched::CloneFlags, stack: Vec<u8> },
+    Exec { noop: PathBuf },
+    Isobench { spec: LaunchSpec, _rootfs: MinimalRootfs },
+    Peer { env: Box<dyn NoopStart>, log: PathBuf, _dir: tempfile::TempDir },
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartupError {
+    let context = context.into();
+    move |source| StartupError::Io { context, source }
+}
+
+fn devnull() -> Result<File, StartupError> {
+    File::options().read(true).write(true).open("/dev/null").map_err(io_err("open /dev/null"))
+}
+
+impl Starter {
+    /// One sample: ns from spawn to reaped exit, or why it failed.
+    fn sample(&mut self) -> Result<u64, String> {
+        match &mut self.kind {
+            StarterKind::Clone { flags, stack } => {
+                let t0 = Instant::now();
+                // SAFETY: the child runs only the closure, which returns at
+                // once (the child exits with 0); without CLONE_VM it has its
+                // own copy of memory, so the stack is not shared.
+                let pid = unsafe { nix::sched::clone(Box::new(|| 0), stack, *flags, Some(libc::SIGCHLD)) }.map_err(|e| format!("clone: {e}"))?;
+                nix::sys::wait::waitpid(pid, None).map_err(|e| format!("waitpid: {e}"))?;
+                Ok(t0.elapsed().as_nanos() as u64)
+            }
+            StarterKind::Exec { noop } => {
+                let t0 = Instant::now();
+                let status = Command::new(&*noop).stdin(Stdio::null()).stdout(Stdio::null()).status().map_err(|e| format!("exec {}: {e}", noop.display()))?;
+                let ns = t0.elapsed().as_nanos() as u64;
+                status.success().then_some(ns).ok_or_else(|| format!("noop exited with {status}"))
+            }
+            StarterKind::Isobench { spec, .. } => {
+                let null = devnull().map_err(|e| e.to_string())?;
+                let stdio = container::Stdio { stdin: Some(null.as_fd()), stdout: Some(null.as_fd()) };
+                let t0 = Instant::now();
+                let mut p = container::spawn(spec, stdio).map_err(|e| e.to_string())?;
+                let status = p.wait().map_err(|e| e.to_string())?;
+                let ns = t0.elapsed().as_nanos() as u64;
+                (status == 0).then_some(ns).ok_or_else(|| format!("noop exited with status {status}"))
+            }
+            StarterKind::Peer { env, log, .. } => {
+                let PeerCommand { mut cmd, cleanup } = env.noop_command().map_err(|e| e.to_string())?;
+                let err = File::create(&*log).map_err(|e| format!("create {}: {e}", log.display()))?;
+                cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(err);
+                let t0 = Instant::now();
+                let status = crate::process::spawn_agent(&mut cmd).and_then(|mut c| c.wait());
+                let ns = t0.elapsed().as_nanos() as u64;
+                if let Some(c) = cleanup {
+                    c();
+                }
+                match status {
+                    Ok(s) if s.success() => Ok(ns),
+                    Ok(s) => Err(format!("{} ({s})", crate::env::peer::stderr_tail(log))),
+                    Err(e) => Err(format!("spawn {}: {e}", cmd.get_program().to_string_lossy())),
+                }
+            }
+        }
+    }
+}
+
+fn describe(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program()).chain(cmd.get_args()).map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
+}
+
+fn prepare_peer(kind: EnvKind, opts: &Options) -> Result<(Box<dyn NoopStart>, String), EnvError> {
+    Ok(match kind {
+        EnvKind::Runc | EnvKind::Crun => {
+            let e = if kind == EnvKind::Runc { env::runc::prepare(opts)? } else { env::crun::prepare(opts)? };
+            let label = env::Environment::label(&e);
+            (Box::new(e), label)
+        }
+        EnvKind::Bwrap => (Box::new(env::bwrap::prepare(opts)?), "bwrap".into()),
+        EnvKind::Unshare => (Box::new(env::unshare::prepare(opts)?), "unshare".into()),
+        other => return Err(EnvError::Unavailable { env: other.as_str(), reason: "not a peer runtime".into() }),
+    })
+}
+
+/// Measures `columns` (`n` kept rounds after `warmup`), interleaved.
+/// `progress` gets one line per step. A column that cannot run here, or
+/// fails during the run, lands in `skipped` with its reason; only isobench's
+/// own launcher failing to prepare is an error.
+pub fn measure(columns: &[Column], opts: &Options, n: usize, warmup: usize, progress: &mut dyn FnMut(&str)) -> Result<StartupRun, StartupError> {
+    if n == 0 {
+        return Err(StartupError::NoRounds);
+    }
+    container::require_root()?;
+    let namespaces = opts.container.namespaces.unwrap_or(NamespaceSet::DEFAULT);
+    let noop = format!("/{}", container::rootfs::NOOP_NAME);
+    let mut starters = Vec::new();
+    let mut skipped = Vec::new();
+    for &col in columns {
+        let row = |label: String, command: String| StartupRow { env: col.name().to_string(), label, command, samples_ns: Vec::with_capacity(n) };
+        match col {
+            Column::Clone => starters.push(Starter {
+                row: row("clone (floor)".into(), format!("clone({}) + _exit + waitpid", namespaces.names().join(","))),
+                kind: StarterKind::Clone { flags: namespaces.clone_flags(), stack: vec![0u8; 64 * 1024] },
+            }),
+            Column::Exec => starters.push(Starter {
+                row: row("exec (host)".into(), format!("fork+exec {} + wait", opts.workloads.noop.display())),
+                kind: StarterKind::Exec { noop: opts.workloads.noop.clone() },
+            }),
+            Column::Isobench => {
+                let rootfs = MinimalRootfs::build(&opts.workloads).map_err(ContainerError::from)?;
+                let root = rootfs.path().canonicalize().map_err(io_err("canonicalize the rootfs"))?;
+                let spec = LaunchSpec::new(namespaces, &root, &[OsString::from(&noop)], Some(&container::default_hostname()))?;
+                starters.push(Starter {
+                    row: row("isobench".into(), format!("isobench launcher ({}) {noop}", namespaces.names().join(","))),
+                    kind: StarterKind::Isobench { spec, _rootfs: rootfs },
+                });
+            }
+            Column::Peer(kind) => match prepare_peer(kind, opts) {
+                Ok((mut e, label)) => {
+                    let command = match e.noop_command() {
+                        Ok(PeerCommand { cmd, cleanup }) => {
+                            let d = describe(&cmd);
+                            if let Some(c) = cleanup {
+                                c();
+                            }
+                            d
+                        }
+                        Err(err) => {
+                            skipped.push((kind.as_str().to_string(), err.to_string()));
+                            continue;
+                        }
+                    };
+                    let dir = tempfile::Builder::new()
+                        .prefix(&container::rootfs::temp_prefix("startup"))
+                        .tempdir()
+                        .map_err(io_err("create a temp dir"))?;
+                    let log = dir.path().join("stderr.log");
+                    starters.push(Starter { row: row(label, command), kind: StarterKind::Peer { env: e, log, _dir: dir } });
+                }
+                Err(err) => {
+                    let why = match err {
+                        EnvError::Unavailable { reason, .. } => reason,
+                        other => other.to_string(),
+                    };
+                    progress(&format!("{}: skipped: {why}", kind.as_str()));
+                    skipped.push((kind.as_str().to_string(), why));
+                }
+            },
+        }
+    }
+    progress(&format!("{} columns, {n} rounds (+{warmup} warm-up), interleaved", starters.len()));
+    for round in 0..warmup + n {
+        let mut failed = Vec::new();
+        for (i, s) in starters.iter_mut().enumerate() {
+            match s.sample() {
+                Ok(ns) if round >= warmup => s.row.samples_ns.push(ns),
+                Ok(_) => {}
+                Err(why) => failed.push((i, why)),
+            }
+        }
+        // A column that fails once is dropped (with its reason): the others go on.
+        for (i, why) in failed.into_iter().rev() {
+            let s = starters.remove(i);
+            progress(&format!("{}: failed: {why}", s.row.env));
+            skipped.push((s.row.env, format!("failed: {why}")));
+        }
+        if (round + 1) % 10 == 0 {
+            progress(&format!("round {}/{}", round + 1, warmup + n));
+        }
+    }
+    Ok(StartupRun { n, warmup, rows: starters.into_iter().map(|s| s.row).collect(), skipped })
+}
