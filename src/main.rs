@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context as _, Result};
 use clap::{Parser, Subcommand};
-use isobench_harness::container::{self, ExecOptions, NamespaceSet};
+use isobench_harness::container::{self, ContainerSettings, ExecOptions, Limits, NamespaceSet};
 use isobench_harness::env::{EnvKind, Options};
 use isobench_harness::report::RunDir;
 use isobench_harness::runner::{self, Plan};
@@ -56,6 +56,12 @@ enum Command {
         /// Host name inside the container (default isobench-XXXX)
         #[arg(long)]
         hostname: Option<String>,
+        #[command(flatten)]
+        limits: LimitArgs,
+        /// Print what was created, lsns style, on stderr: each namespace type
+        /// with its inode on the host and in the container
+        #[arg(long)]
+        show_ns: bool,
         /// The command and its arguments (put `--` before it)
         #[arg(required = true, value_name = "CMD")]
         command: Vec<OsString>,
@@ -106,6 +112,44 @@ struct RunArgs {
     /// VM accelerator: auto (probe KVM with a real boot, else TCG), kvm, tcg
     #[arg(long, value_name = "ACCEL", default_value = "auto")]
     accel: AccelChoice,
+    /// Namespaces of the container environment: a comma list of
+    /// pid,mnt,uts,ipc,net,cgroup, or `all`, or `none` (default pid,mnt,uts,ipc,net)
+    #[arg(long = "ns", value_name = "LIST")]
+    container_ns: Option<String>,
+    #[command(flatten)]
+    container_limits: LimitArgs,
+}
+
+/// cgroup limits of a container (`isobench exec`, the container environment).
+#[derive(clap::Args)]
+struct LimitArgs {
+    /// CPU limit in CPUs, e.g. 0.5 (a cgroup CPU quota per 100 ms period)
+    #[arg(long, value_name = "N")]
+    cpus: Option<String>,
+    /// Memory limit: bytes or 64m, 1g (over it the kernel OOM-kills inside; no swap)
+    #[arg(long, value_name = "SIZE")]
+    memory: Option<String>,
+    /// Most tasks (processes + threads) in the container; fork fails beyond
+    #[arg(long, value_name = "N")]
+    pids: Option<String>,
+    /// No cgroup for the container (no accounting, no kill-all; no limits)
+    #[arg(long)]
+    no_cgroup: bool,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Result<Limits> {
+        Ok(Limits {
+            cpus: self.cpus.as_deref().map(Limits::parse_cpus).transpose()?,
+            memory: self.memory.as_deref().map(Limits::parse_memory).transpose()?,
+            pids: self.pids.as_deref().map(Limits::parse_pids).transpose()?,
+        })
+    }
+
+    /// `Some(false)` with --no-cgroup, else the default (a cgroup when the host has them).
+    fn cgroup(&self) -> Option<bool> {
+        self.no_cgroup.then_some(false)
+    }
 }
 
 fn parse_envs(s: &str) -> Result<Vec<EnvKind>> {
@@ -158,6 +202,11 @@ fn parse_metrics(s: &str) -> Result<Vec<&'static MetricSpec>> {
 fn run(args: RunArgs) -> Result<ExitCode> {
     let envs = parse_envs(&args.envs)?;
     let metrics = parse_metrics(&args.metrics)?;
+    let container_settings = ContainerSettings {
+        namespaces: args.container_ns.as_deref().map(str::parse::<NamespaceSet>).transpose()?,
+        limits: args.container_limits.limits()?,
+        cgroup: args.container_limits.cgroup(),
+    };
     let interrupted = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&interrupted)).context("installing the Ctrl-C handler")?;
@@ -168,7 +217,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         Some(dir) => RunDir::at(dir)?,
         None => RunDir::create_in(&PathBuf::from("results"))?,
     };
-    let opts = Options { accel: args.accel, log_dir: Some(out.path.clone()), ..Options::new(workloads) };
+    let opts = Options { accel: args.accel, log_dir: Some(out.path.clone()), container: container_settings, ..Options::new(workloads) };
     let plan = Plan { envs, metrics, quick: args.quick, iterations: args.iterations, max_ms: args.max_ms };
     eprintln!("isobench: writing {}", out.path.display());
     let outcome = runner::execute(&plan, &opts, &out, &interrupted, &mut |line| eprintln!("isobench: {line}"))?;
@@ -224,11 +273,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(args),
-        Command::Exec { namespaces, rootfs, hostname, command } => (|| {
+        Command::Exec { namespaces, rootfs, hostname, limits, show_ns, command } => (|| {
             let namespaces: NamespaceSet = namespaces.parse()?;
             let workloads = workloads::locate()?;
             isobench_harness::cleanup::sweep();
-            let opts = ExecOptions { namespaces, rootfs, command, hostname };
+            let opts = ExecOptions { namespaces, rootfs, command, hostname, limits: limits.limits()?, cgroup: limits.cgroup(), show_ns };
             match container::exec(&opts, &workloads) {
                 Ok(status) => Ok(ExitCode::from(status.clamp(0, 255) as u8)),
                 Err(e) => {
