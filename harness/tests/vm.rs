@@ -1,6 +1,9 @@
-//! The vm environment end to end: a TCG guest boots, its agent answers, it
-//! powers off, and no QEMU process or temp dir of ours outlives a run, a
-//! failed boot or a `kill -9` of the process that started it.
+//! The vm environment end to end: a TCG guest boots (microvm through PVH by
+//! default, q35 through the bzImage as the fallback), its agent answers, it
+//! powers off, its boot phases are recorded in order, and no QEMU process or
+//! temp dir of ours outlives a run, a failed boot or a `kill -9` of the
+//! process that started it. `--require-kvm` on a host where KVM cannot boot
+//! the guest fails with the reason instead of falling back.
 //!
 //! Needs qemu-system-x86_64 and a guest image (scripts/build-guest); skipped
 //! with a printed reason without them. scripts/test builds the image first.
@@ -11,8 +14,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use isobench_harness::env::vm::Vm;
-use isobench_harness::env::{EnvError, Environment, Options};
-use isobench_harness::vm::{image, qemu, Accel, AccelChoice};
+use isobench_harness::env::{EnvError, Environment, Instance, Options};
+use isobench_harness::vm::{image, qemu, Accel, AccelChoice, BootProtocol, Machine, VmSettings};
 use isobench_workloads::protocol::RunRequest;
 
 /// One guest at a time: guests share the host's cores, and a TCG boot on a
@@ -38,6 +41,10 @@ fn one_guest() -> OneGuest {
 const HELPER_ENV: &str = "ISOBENCH_VM_TEST_HELPER";
 
 fn prepared(log_dir: Option<PathBuf>) -> Option<Vm> {
+    prepared_with(log_dir, VmSettings::default())
+}
+
+fn prepared_with(log_dir: Option<PathBuf>, vm: VmSettings) -> Option<Vm> {
     if let Err(e) = qemu::find_qemu() {
         eprintln!("skipped: {e}");
         return None;
@@ -47,8 +54,40 @@ fn prepared(log_dir: Option<PathBuf>) -> Option<Vm> {
         return None;
     }
     let workloads = isobench_harness::workloads::locate().expect("static workloads");
-    let opts = Options { accel: AccelChoice::Tcg, log_dir, ..Options::new(workloads) };
+    let opts = Options { accel: AccelChoice::Tcg, log_dir, vm, ..Options::new(workloads) };
     Some(Vm::prepare(&opts).expect("vm prepares when qemu and the image exist"))
+}
+
+/// Starts a guest, panicking with its console log when it does not come up.
+fn start_or_show_console(vm: &mut Vm, logs: &std::path::Path, n: u32) -> Box<dyn Instance> {
+    match vm.start() {
+        Ok(i) => i,
+        Err(e) => {
+            let log = logs.join(format!("vm-console-{n}.log"));
+            panic!("guest did not boot: {e}\n--- console ---\n{}", std::fs::read_to_string(log).unwrap_or_default());
+        }
+    }
+}
+
+/// The phases of a running guest are the expected ones, positive and in
+/// order, and end at the host-measured ready time.
+fn assert_running_phases(inst: &dyn Instance) {
+    let phases = inst.phases();
+    let names: Vec<&str> = phases.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["first_console_output", "agent_ready"], "{phases:?}");
+    assert!(phases[0].1 > 0.0 && phases[0].1 <= phases[1].1, "{phases:?}");
+    assert!((phases[1].1 - inst.ready_after().as_secs_f64() * 1e3).abs() < 1e-6, "agent_ready is ready_after: {phases:?}");
+}
+
+/// After a clean shutdown the environment's record has all four phases, in order.
+fn assert_full_record(vm: &Vm, start: u32) {
+    let meta = vm.metadata();
+    let boot = meta["boots"].as_array().unwrap().iter().find(|b| b["start"] == start).expect("a record of the boot").clone();
+    let at = |k: &str| boot[k].as_f64().unwrap_or_else(|| panic!("{k} missing in {boot}"));
+    let order = ["first_console_output_ms", "agent_ready_ms", "shutdown_requested_ms", "qemu_exited_ms"].map(at);
+    assert!(order[0] > 0.0 && order.windows(2).all(|w| w[0] <= w[1]), "phases out of order: {boot}");
+    assert!(at("guest_uptime_at_ready_ms") > 0.0, "{boot}");
+    assert!(at("guest_uptime_at_ready_ms") < order[1] * 1.5 + 1000.0, "guest uptime is of the order of the boot: {boot}");
 }
 
 /// Pids of QEMUs started by process `owner` (their socket lives in
@@ -86,19 +125,23 @@ fn boots_under_tcg_answers_and_powers_off() {
     assert_eq!(vm.label(), "vm (emulated (TCG))");
     let meta = vm.metadata();
     assert_eq!(meta["accel"], "tcg");
-    assert_eq!(meta["machine"], "q35");
+    assert_eq!(meta["machine"], "microvm", "microvm is the default");
+    assert_eq!(meta["memory_mib"], 256);
+    assert_eq!(meta["cpus"], 1);
+    let pvh = vm.image().vmlinux.is_some();
+    assert_eq!(meta["boot_protocol"], if pvh { "pvh" } else { "bzimage" }, "PVH whenever the image has a vmlinux");
+    assert!(meta["tsc_khz"].as_u64().is_some_and(|k| k > 100_000), "a TCG guest is told the TSC rate: {}", meta["tsc_khz"]);
     assert!(meta["accel_reason"].as_str().unwrap().contains("--accel tcg"));
 
     let t0 = Instant::now();
-    let mut inst = match vm.start() {
-        Ok(i) => i,
-        Err(e) => {
-            let log = logs.path().join("vm-console-1.log");
-            panic!("guest did not boot: {e}\n--- console ---\n{}", std::fs::read_to_string(log).unwrap_or_default());
-        }
-    };
-    eprintln!("TCG guest ready after {:?} (host-measured), guest uptime {:.2} s", inst.ready_after(), inst.info().uptime_s);
+    let mut inst = start_or_show_console(&mut vm, logs.path(), 1);
+    eprintln!("TCG guest ready after {:?} (host-measured), guest uptime {:.2} s, phases {:?}", inst.ready_after(), inst.info().uptime_s, inst.phases());
     assert!(inst.ready_after() <= t0.elapsed());
+    assert_running_phases(inst.as_ref());
+    // The TSC hints keep the guest on a fine-grained clock even on a loaded
+    // host, where the watchdog would otherwise demote it to jiffies (4 ms).
+    let cs = inst.info().clocksource.clone().expect("the guest's clocksource");
+    assert!(cs.starts_with("tsc"), "guest clocksource {cs}");
     assert_eq!(inst.info().pid, 1, "the agent is the guest's init");
     assert_eq!(qemus_of(std::process::id()).len(), 1);
 
@@ -116,9 +159,30 @@ fn boots_under_tcg_answers_and_powers_off() {
     let took = inst.shutdown().expect("guest powers off");
     eprintln!("power-off took {took:?}");
     assert_nothing_left(std::process::id());
+    assert_full_record(&vm, 1);
+    assert_eq!(vm.metadata()["clocksource"], cs.as_str());
     let console = logs.path().join("vm-console-1.log");
     let text = std::fs::read_to_string(&console).expect("console log kept in log_dir");
     assert!(text.contains("Linux version"), "console log has the kernel's messages");
+    assert!(text.contains("tsc_early_khz="), "the TCG guest's command line carries the TSC rate");
+}
+
+#[test]
+fn q35_with_the_bzimage_boots_too() {
+    let _one = one_guest();
+    let logs = tempfile::tempdir().unwrap();
+    let settings = VmSettings { machine: Some(Machine::Q35), boot: Some(BootProtocol::Bzimage), memory_mib: Some(192), ..Default::default() };
+    let Some(mut vm) = prepared_with(Some(logs.path().to_path_buf()), settings) else { return };
+    let meta = vm.metadata();
+    assert_eq!((meta["machine"].as_str(), meta["boot_protocol"].as_str(), meta["memory_mib"].as_u64()), (Some("q35"), Some("bzimage"), Some(192)));
+    assert!(meta["kernel_booted"].as_str().unwrap().ends_with("vmlinuz"), "{}", meta["kernel_booted"]);
+    let mut inst = start_or_show_console(&mut vm, logs.path(), 1);
+    eprintln!("q35/bzImage TCG guest ready after {:?}, phases {:?}", inst.ready_after(), inst.phases());
+    assert_running_phases(inst.as_ref());
+    assert_eq!(inst.agent().info().expect("info").pid, 1);
+    inst.shutdown().expect("guest powers off");
+    assert_full_record(&vm, 1);
+    assert_nothing_left(std::process::id());
 }
 
 #[test]
@@ -210,6 +274,37 @@ fn auto_accel_gives_a_verdict_with_its_reason() {
     assert!(!v.reason.is_empty());
     if v.accel == Accel::Tcg && std::path::Path::new("/sys/module/kvm_pvm").exists() && std::path::Path::new("/dev/kvm").exists() {
         assert!(v.reason.contains("kvm-pvm") || v.reason.contains("started the kernel"), "{}", v.reason);
+    }
+    assert_nothing_left(std::process::id());
+}
+
+#[test]
+fn require_kvm_fails_with_the_reason_instead_of_falling_back() {
+    let _one = one_guest();
+    if qemu::find_qemu().is_err() || image::locate().is_err() {
+        eprintln!("skipped: no qemu or no guest image");
+        return;
+    }
+    let workloads = isobench_harness::workloads::locate().expect("static workloads");
+    let require = VmSettings { require_kvm: true, ..Default::default() };
+    let opts = Options { accel: AccelChoice::Tcg, vm: require.clone(), ..Options::new(workloads.clone()) };
+    let e = Vm::prepare(&opts).err().expect("--require-kvm with --accel tcg is refused");
+    assert_eq!(e.to_string(), "vm: skipped: --require-kvm contradicts --accel tcg; drop one of them");
+
+    let opts = Options { accel: AccelChoice::Auto, vm: require, ..Options::new(workloads) };
+    match Vm::prepare(&opts) {
+        // A host where KVM really boots the guest: the requirement is met.
+        Ok(vm) => assert_eq!(vm.verdict().accel, Accel::Kvm),
+        Err(e) => {
+            let msg = e.to_string();
+            eprintln!("{msg}");
+            assert!(matches!(e, EnvError::Unavailable { .. }), "{msg}");
+            assert!(msg.starts_with("vm: skipped: --require-kvm: KVM not usable: "), "{msg}");
+            assert!(!msg.contains('\n'), "one line: {msg}");
+            if std::path::Path::new("/sys/module/kvm_pvm").exists() && std::path::Path::new("/dev/kvm").exists() {
+                assert!(msg.contains("kvm-pvm") && msg.contains("ISOBENCH_KERNEL"), "names kvm-pvm and the remedy: {msg}");
+            }
+        }
     }
     assert_nothing_left(std::process::id());
 }

@@ -4,8 +4,17 @@
 //! `start` boots a fresh guest and returns once its agent said `ready`, so the
 //! host-side start time is a full boot (Firecracker's boot-time method: from
 //! process start to the guest's first sign of life in user space).
+//!
+//! Each boot is also split into phases measured from the host, all in ms from
+//! QEMU's start: the console's first byte (the kernel is running), the agent's
+//! `ready` (/init reached), the shutdown request (the workload is done) and
+//! QEMU having exited; beside them the guest's own view (its uptime at
+//! `ready`) and its clocksource, since in-guest timings are only as good as
+//! its clock. [`Instance::phases`] gives those known while the guest runs;
+//! `metadata()["boots"]` every boot's full record.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use isobench_workloads::protocol::AgentInfo;
@@ -14,7 +23,7 @@ use super::{EnvError, EnvKind, Environment, Instance, Options};
 use crate::agent::AgentClient;
 use crate::vm::accel::{self, Accel, Verdict};
 use crate::vm::image::{self, GuestImage};
-use crate::vm::qemu::{self, Machine, Qemu, QemuError, QemuSpec};
+use crate::vm::qemu::{self, BootProtocol, Machine, Qemu, QemuError, QemuSpec};
 
 const ENV: &str = "vm";
 
@@ -29,14 +38,63 @@ pub const BOOT_TIMEOUT_TCG: Duration = Duration::from_secs(90);
 /// From the agent's `bye` to QEMU having exited after the guest powered off.
 pub const POWER_OFF_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Boot records kept for `metadata()["boots"]`; older ones are dropped.
+pub const MAX_BOOT_RECORDS: usize = 100;
+
+/// One boot's phases, ms from QEMU's start; serialized into run.json as
+/// `environments.vm.metadata.boots[]`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BootRecord {
+    /// 1 for the environment's first start, then 2, 3, ...
+    pub start: u32,
+    /// The console log's first byte: the kernel runs (with a bzImage, its
+    /// decompressor may be what printed).
+    pub first_console_output_ms: Option<f64>,
+    /// The agent's `ready` line: /init reached and the channel up.
+    pub agent_ready_ms: f64,
+    /// The shutdown request: the workload done, as the instance sees it.
+    pub shutdown_requested_ms: Option<f64>,
+    /// QEMU exited after the guest powered off.
+    pub qemu_exited_ms: Option<f64>,
+    /// The guest's CLOCK_BOOTTIME at `ready`: its own view of its boot.
+    pub guest_uptime_at_ready_ms: f64,
+    /// The guest's clocksource at `ready` (`tsc`, `kvm-clock`, ...).
+    pub clocksource: Option<String>,
+}
+
+impl BootRecord {
+    /// The host-measured phases, in order, that have happened.
+    pub fn phases(&self) -> Vec<(String, f64)> {
+        [
+            ("first_console_output", self.first_console_output_ms),
+            ("agent_ready", Some(self.agent_ready_ms)),
+            ("shutdown_requested", self.shutdown_requested_ms),
+            ("qemu_exited", self.qemu_exited_ms),
+        ]
+        .into_iter()
+        .filter_map(|(name, ms)| ms.map(|ms| (name.to_string(), ms)))
+        .collect()
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+type Boots = Arc<Mutex<Vec<BootRecord>>>;
+
 pub struct Vm {
     image: GuestImage,
     qemu_bin: PathBuf,
     qemu_version: String,
     verdict: Verdict,
     machine: Machine,
+    boot: BootProtocol,
     memory_mib: u32,
     cpus: u32,
+    /// The TSC rate a TCG guest is told (`tsc_early_khz=`).
+    tsc_khz: Option<u64>,
+    boots: Boots,
     boot_timeout: Duration,
     log_dir: Option<PathBuf>,
     starts: u32,
@@ -62,7 +120,14 @@ impl Vm {
         if let Some(w) = &warning {
             eprintln!("vm: warning: {w}");
         }
-        let verdict = accel::decide(opts.accel, &image, &qemu_bin, &qemu_version).map_err(unavailable)?;
+        let settings = &opts.vm;
+        let boot = settings.boot.unwrap_or_else(|| image.preferred_boot());
+        image.kernel_for(boot).map_err(unavailable)?;
+        if settings.require_kvm && opts.accel == crate::vm::AccelChoice::Tcg {
+            return Err(unavailable(accel::AccelError::RequireKvmWithTcg));
+        }
+        let verdict = accel::decide(opts.accel, &image, &qemu_bin, &qemu_version);
+        let verdict = if settings.require_kvm { accel::require_kvm(opts.accel, verdict) } else { verdict }.map_err(unavailable)?;
         let boot_timeout = match verdict.accel {
             Accel::Kvm => BOOT_TIMEOUT_KVM,
             Accel::Tcg => BOOT_TIMEOUT_TCG,
@@ -71,10 +136,16 @@ impl Vm {
             image,
             qemu_bin,
             qemu_version,
+            tsc_khz: match verdict.accel {
+                Accel::Tcg => crate::vm::tsc::host_khz(),
+                Accel::Kvm => None,
+            },
             verdict,
-            machine: Machine::default(),
-            memory_mib: DEFAULT_MEMORY_MIB,
-            cpus: DEFAULT_CPUS,
+            machine: settings.machine.unwrap_or_default(),
+            boot,
+            memory_mib: settings.memory_mib.unwrap_or(DEFAULT_MEMORY_MIB),
+            cpus: settings.cpus.unwrap_or(DEFAULT_CPUS),
+            boots: Boots::default(),
             boot_timeout,
             log_dir: opts.log_dir.clone(),
             starts: 0,
@@ -104,14 +175,35 @@ impl Vm {
         self.memory_mib = mib;
     }
 
+    /// How the kernel is entered; `prepare` checked the default exists.
+    pub fn set_boot(&mut self, boot: BootProtocol) -> Result<(), EnvError> {
+        self.image.kernel_for(boot).map_err(unavailable)?;
+        self.boot = boot;
+        Ok(())
+    }
+
+    pub fn machine(&self) -> Machine {
+        self.machine
+    }
+
+    pub fn boot(&self) -> BootProtocol {
+        self.boot
+    }
+
+    /// Every boot's phases so far (the last [`MAX_BOOT_RECORDS`]).
+    pub fn boots(&self) -> Vec<BootRecord> {
+        self.boots.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     fn spec(&self) -> QemuSpec {
         QemuSpec {
-            kernel: self.image.kernel.clone(),
+            kernel: self.image.kernel_for(self.boot).unwrap_or(&self.image.kernel).to_path_buf(),
             initrd: self.image.initrd.clone(),
             accel: self.verdict.accel,
             machine: self.machine,
             memory_mib: self.memory_mib,
             cpus: self.cpus,
+            tsc_khz: self.tsc_khz,
         }
     }
 
@@ -132,12 +224,16 @@ impl Environment for Vm {
     }
 
     fn metadata(&self) -> serde_json::Value {
+        let boots = self.boots();
         serde_json::json!({
             "accel": self.verdict.accel.as_str(),
             "accel_label": self.verdict.accel.label(),
             "accel_reason": self.verdict.reason,
             "accel_source": self.verdict.source,
             "machine": self.machine.as_str(),
+            "boot_protocol": self.boot.as_str(),
+            "kernel_booted": self.spec().kernel,
+            "tsc_khz": self.tsc_khz,
             "memory_mib": self.memory_mib,
             "cpus": self.cpus,
             "qemu": self.qemu_bin,
@@ -147,11 +243,15 @@ impl Environment for Vm {
             "kernel": self.image.kernel,
             "initrd": self.image.initrd,
             "kernel_sha256": self.image.kernel_sha256,
+            "vmlinux": self.image.vmlinux,
+            "vmlinux_sha256": self.image.vmlinux_sha256,
             "initrd_sha256": self.image.initrd_sha256,
             "modules": self.image.modules,
             "boot_timeout_s": self.boot_timeout.as_secs_f64(),
             "console_logs": self.log_dir,
             "warning": self.warning,
+            "clocksource": boots.last().and_then(|b| b.clocksource.clone()),
+            "boots": boots,
         })
     }
 
@@ -169,7 +269,30 @@ impl Environment for Vm {
             QemuError::NotFound | QemuError::Script(_) => unavailable(e),
             e => EnvError::Start { env: ENV, reason: e.to_string() },
         })?;
-        Ok(Box::new(VmInstance { qemu: booted.qemu, agent: booted.agent, info: booted.info, ready_after: booted.ready_after }))
+        let record = BootRecord {
+            start: self.starts,
+            first_console_output_ms: booted.first_output.map(ms),
+            agent_ready_ms: ms(booted.ready_after),
+            shutdown_requested_ms: None,
+            qemu_exited_ms: None,
+            guest_uptime_at_ready_ms: booted.info.uptime_s * 1e3,
+            clocksource: booted.info.clocksource.clone(),
+        };
+        {
+            let mut boots = self.boots.lock().unwrap_or_else(|e| e.into_inner());
+            if boots.len() >= MAX_BOOT_RECORDS {
+                boots.remove(0);
+            }
+            boots.push(record.clone());
+        }
+        Ok(Box::new(VmInstance {
+            qemu: booted.qemu,
+            agent: booted.agent,
+            info: booted.info,
+            ready_after: booted.ready_after,
+            record,
+            boots: Arc::clone(&self.boots),
+        }))
     }
 }
 
@@ -179,12 +302,28 @@ pub struct VmInstance {
     agent: AgentClient,
     info: AgentInfo,
     ready_after: Duration,
+    /// This boot's phases; copied into the environment's list as they happen.
+    record: BootRecord,
+    boots: Boots,
 }
 
 impl VmInstance {
     /// QEMU's pid (tests check that it is gone afterwards).
     pub fn qemu_pid(&self) -> u32 {
         self.qemu.pid()
+    }
+
+    /// This boot's record (phases known so far).
+    pub fn record(&self) -> &BootRecord {
+        &self.record
+    }
+
+    /// Writes this boot's record back into the environment's list.
+    fn publish(&self) {
+        let mut boots = self.boots.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = boots.iter_mut().rev().find(|b| b.start == self.record.start) {
+            *b = self.record.clone();
+        }
     }
 }
 
@@ -201,11 +340,21 @@ impl Instance for VmInstance {
         self.ready_after
     }
 
+    fn phases(&self) -> Vec<(String, f64)> {
+        self.record.phases()
+    }
+
     fn shutdown(mut self: Box<Self>) -> Result<Duration, EnvError> {
         let t0 = Instant::now();
+        self.record.shutdown_requested_ms = Some(ms(t0 - self.qemu.started()));
+        self.publish();
         self.agent.shutdown().map_err(|e| EnvError::Agent { env: ENV, source: e })?;
         let exited = self.qemu.wait_timeout(POWER_OFF_TIMEOUT).map_err(|e| EnvError::Io { env: ENV, context: "wait for QEMU".into(), source: e })?;
         let took = t0.elapsed();
+        if matches!(exited, Some(status) if status.success()) {
+            self.record.qemu_exited_ms = Some(ms(self.qemu.started().elapsed()));
+            self.publish();
+        }
         match exited {
             Some(status) if status.success() => Ok(took),
             Some(status) => Err(EnvError::Start { env: ENV, reason: format!("QEMU exited with {status} after the guest powered off") }),

@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::image::GuestImage;
-use super::qemu::{self, Machine, QemuError, QemuSpec};
+use super::qemu::{self, BootProtocol, Machine, QemuError, QemuSpec};
 use super::AccelChoice;
 
 /// How long a KVM probe boot may take to reach the agent. A KVM guest with
@@ -31,6 +31,11 @@ pub const CACHE_FILE: &str = "accel.json";
 pub enum AccelError {
     #[error("--accel kvm: {0}; use --accel auto or tcg")]
     KvmUnavailable(String),
+    /// `--require-kvm` and the verdict is TCG: the reason, not a fallback.
+    #[error("--require-kvm: KVM not usable: {0}; drop --require-kvm to run the vm emulated (TCG)")]
+    KvmRequired(String),
+    #[error("--require-kvm contradicts --accel tcg; drop one of them")]
+    RequireKvmWithTcg,
 }
 
 /// The accelerator a guest runs under.
@@ -100,8 +105,14 @@ impl ProbeKey {
     pub fn new(image: &GuestImage, qemu_version: &str) -> ProbeKey {
         let uts = nix::sys::utsname::uname().ok();
         let host_kernel = uts.map(|u| format!("{} {}", u.release().to_string_lossy(), u.version().to_string_lossy())).unwrap_or_else(|| "unknown".into());
-        let hash: String = image.kernel_sha256.chars().take(16).collect();
-        ProbeKey { host_kernel, guest_kernel: format!("{} {hash}", image.kernel_version), qemu_version: qemu_version.to_string() }
+        // The probe boots the preferred kernel file: a verdict for the bzImage
+        // says nothing about the PVH vmlinux, so the key names which one.
+        let (sha, boot) = match (&image.vmlinux_sha256, image.preferred_boot()) {
+            (Some(v), BootProtocol::Pvh) => (v.as_str(), " pvh"),
+            _ => (image.kernel_sha256.as_str(), ""),
+        };
+        let hash: String = sha.chars().take(16).collect();
+        ProbeKey { host_kernel, guest_kernel: format!("{} {hash}{boot}", image.kernel_version), qemu_version: qemu_version.to_string() }
     }
 
     fn as_string(&self) -> String {
@@ -133,6 +144,20 @@ pub fn decide(choice: AccelChoice, image: &GuestImage, qemu_bin: &Path, qemu_ver
     let key = ProbeKey::new(image, qemu_version);
     let cache = super::cache_dir().join(CACHE_FILE);
     decide_with(choice, &key, &cache, kvm_device(), || probe_kvm(image, qemu_bin))
+}
+
+/// `--require-kvm`: the verdict itself when it is KVM, else an error naming
+/// why KVM is not usable here.
+pub fn require_kvm(choice: AccelChoice, verdict: Result<Verdict, AccelError>) -> Result<Verdict, AccelError> {
+    if choice == AccelChoice::Tcg {
+        return Err(AccelError::RequireKvmWithTcg);
+    }
+    match verdict {
+        Ok(v) if v.accel == Accel::Kvm => Ok(v),
+        Ok(v) => Err(AccelError::KvmRequired(v.reason)),
+        Err(AccelError::KvmUnavailable(why)) => Err(AccelError::KvmRequired(why)),
+        Err(e) => Err(e),
+    }
 }
 
 /// [`decide`] with its inputs given: the device check and the probe.
@@ -195,8 +220,9 @@ pub fn probe_log() -> PathBuf {
 
 /// Boots `image` under KVM and returns the time to the agent's `ready`.
 pub fn probe_kvm(image: &GuestImage, qemu_bin: &Path) -> Result<Duration, ProbeFailure> {
-    let spec =
-        QemuSpec { kernel: image.kernel.clone(), initrd: image.initrd.clone(), accel: Accel::Kvm, machine: Machine::default(), memory_mib: 256, cpus: 1 };
+    // The way the vm boots by default: PVH when the image has a vmlinux.
+    let kernel = image.kernel_for(image.preferred_boot()).unwrap_or(&image.kernel).to_path_buf();
+    let spec = QemuSpec { kernel, initrd: image.initrd.clone(), accel: Accel::Kvm, machine: Machine::default(), memory_mib: 256, cpus: 1, tsc_khz: None };
     let log = probe_log();
     if let Some(dir) = log.parent() {
         let _ = std::fs::create_dir_all(dir);
@@ -230,8 +256,9 @@ pub fn probe_kvm(image: &GuestImage, qemu_bin: &Path) -> Result<Duration, ProbeF
 /// The likely cause when the host's KVM is nested paravirtual KVM.
 fn pvm_hint() -> &'static str {
     if Path::new("/sys/module/kvm_pvm").exists() {
-        " (the host's KVM is nested paravirtual KVM 'kvm-pvm', where a stock guest kernel hangs in its decompressor; \
-         a PVM guest kernel is needed: set ISOBENCH_KERNEL and rerun scripts/build-guest)"
+        " (the host's KVM is nested paravirtual KVM 'kvm-pvm', where a stock guest kernel never starts, \
+         neither through its bzImage decompressor nor through PVH; a PVM guest kernel is needed: \
+         set ISOBENCH_KERNEL and rerun scripts/build-guest)"
     } else {
         " (the guest kernel never printed on the console)"
     }
@@ -253,6 +280,21 @@ mod tests {
         assert_eq!((v.accel, v.source), (Accel::Tcg, Source::Requested));
         let e = decide_with(AccelChoice::Kvm, &key(), &cache, Err("no /dev/kvm".into()), || panic!("no probe")).unwrap_err();
         assert_eq!(e.to_string(), "--accel kvm: no /dev/kvm; use --accel auto or tcg");
+    }
+
+    #[test]
+    fn require_kvm_turns_a_tcg_verdict_into_its_reason() {
+        let tcg = Verdict { accel: Accel::Tcg, reason: "KVM probe boot did not reach the agent within 10 s (kvm-pvm)".into(), source: Source::Cached };
+        let e = require_kvm(AccelChoice::Auto, Ok(tcg)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--require-kvm: KVM not usable: KVM probe boot did not reach the agent within 10 s (kvm-pvm); drop --require-kvm to run the vm emulated (TCG)"
+        );
+        let e = require_kvm(AccelChoice::Kvm, Err(AccelError::KvmUnavailable("no /dev/kvm".into()))).unwrap_err();
+        assert!(e.to_string().starts_with("--require-kvm: KVM not usable: no /dev/kvm;"), "{e}");
+        let kvm = Verdict { accel: Accel::Kvm, reason: "probed".into(), source: Source::Probed };
+        assert_eq!(require_kvm(AccelChoice::Auto, Ok(kvm.clone())).unwrap(), kvm);
+        assert!(matches!(require_kvm(AccelChoice::Tcg, Ok(kvm)), Err(AccelError::RequireKvmWithTcg)));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The guest image: a kernel and an initramfs (agent as /init, virtio modules,
+//! The guest image: a kernel (the bzImage, and the uncompressed vmlinux
+//! extracted from it for PVH direct boot when it has the PVH note) and an initramfs (agent as /init, virtio modules,
 //! their load order) that scripts/build-guest writes into the cache as
 //! `guest/<kver>/` with a `guest.json` describing it, and points
 //! `guest/current` at. The harness never builds it: fetching a kernel is a
@@ -7,6 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use super::qemu::BootProtocol;
 
 /// Overrides where the image is looked for: a folder holding `guest.json`.
 pub const GUEST_DIR_ENV: &str = "ISOBENCH_GUEST";
@@ -29,9 +32,14 @@ struct Manifest {
     #[serde(default)]
     kernel_source: String,
     kernel: String,
+    /// The PVH-capable ELF kernel, when build-guest could extract one.
+    #[serde(default)]
+    vmlinux: Option<String>,
     initrd: String,
     #[serde(default)]
     kernel_sha256: String,
+    #[serde(default)]
+    vmlinux_sha256: Option<String>,
     #[serde(default)]
     initrd_sha256: String,
     #[serde(default)]
@@ -44,13 +52,17 @@ struct Manifest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GuestImage {
     pub dir: PathBuf,
+    /// The kernel as built (a bzImage for the distro kernel).
     pub kernel: PathBuf,
+    /// The uncompressed ELF kernel with the PVH entry note, when there is one.
+    pub vmlinux: Option<PathBuf>,
     pub initrd: PathBuf,
     /// `uname -r` of the guest kernel, e.g. `6.1.0-57-amd64`.
     pub kernel_version: String,
     /// Where the kernel came from (distro package and version, or ISOBENCH_KERNEL).
     pub kernel_source: String,
     pub kernel_sha256: String,
+    pub vmlinux_sha256: Option<String>,
     pub initrd_sha256: String,
     pub agent_sha256: String,
     /// Modules the agent loads, in load order.
@@ -71,21 +83,44 @@ impl GuestImage {
         let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
         let image = GuestImage {
             kernel: dir.join(&m.kernel),
+            vmlinux: m.vmlinux.map(|v| dir.join(v)),
             initrd: dir.join(&m.initrd),
             dir,
             kernel_version: m.kernel_version,
             kernel_source: m.kernel_source,
             kernel_sha256: m.kernel_sha256,
+            vmlinux_sha256: m.vmlinux_sha256,
             initrd_sha256: m.initrd_sha256,
             agent_sha256: m.agent_sha256,
             modules: m.modules,
         };
-        for f in [&image.kernel, &image.initrd] {
+        for f in [Some(&image.kernel), image.vmlinux.as_ref(), Some(&image.initrd)].into_iter().flatten() {
             if !f.is_file() {
                 return Err(ImageError::Bad { path: f.clone(), reason: "missing".into() });
             }
         }
         Ok(image)
+    }
+
+    /// The fastest way in: PVH through the vmlinux when the image has one,
+    /// else the bzImage.
+    pub fn preferred_boot(&self) -> BootProtocol {
+        if self.vmlinux.is_some() {
+            BootProtocol::Pvh
+        } else {
+            BootProtocol::Bzimage
+        }
+    }
+
+    /// The kernel file QEMU gets for `boot`, or why there is none.
+    pub fn kernel_for(&self, boot: BootProtocol) -> Result<&Path, ImageError> {
+        match boot {
+            BootProtocol::Bzimage => Ok(&self.kernel),
+            BootProtocol::Pvh => self.vmlinux.as_deref().ok_or_else(|| ImageError::Bad {
+                path: self.dir.clone(),
+                reason: "no PVH vmlinux (the kernel lacks CONFIG_PVH or its payload could not be extracted); boot the bzImage".into(),
+            }),
+        }
     }
 
     /// True when `agent` (the static agent binary) is newer than the
@@ -132,6 +167,27 @@ mod tests {
         assert_eq!(img.kernel_version, "6.1.0-57-amd64");
         assert!(img.kernel.ends_with("vmlinuz") && img.kernel.is_absolute());
         assert_eq!(img.modules, ["virtio_ring", "virtio"]);
+        assert_eq!((img.vmlinux.as_ref(), img.preferred_boot()), (None, BootProtocol::Bzimage));
+        assert!(img.kernel_for(BootProtocol::Pvh).unwrap_err().to_string().contains("no PVH vmlinux"));
+    }
+
+    #[test]
+    fn prefers_the_pvh_vmlinux_when_there_is_one() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["vmlinuz", "vmlinux", "initramfs.cpio"] {
+            std::fs::write(dir.path().join(f), b"x").unwrap();
+        }
+        std::fs::write(
+            dir.path().join(MANIFEST_FILE),
+            r#"{"kernel_version":"6.1","kernel":"vmlinuz","vmlinux":"vmlinux","initrd":"initramfs.cpio","vmlinux_sha256":"cd"}"#,
+        )
+        .unwrap();
+        let img = GuestImage::load(dir.path()).unwrap();
+        assert_eq!(img.preferred_boot(), BootProtocol::Pvh);
+        assert!(img.kernel_for(BootProtocol::Pvh).unwrap().ends_with("vmlinux"));
+        assert!(img.kernel_for(BootProtocol::Bzimage).unwrap().ends_with("vmlinuz"));
+        std::fs::remove_file(dir.path().join("vmlinux")).unwrap();
+        assert!(matches!(GuestImage::load(dir.path()), Err(ImageError::Bad { .. })), "a vmlinux named but missing is an error");
     }
 
     #[test]

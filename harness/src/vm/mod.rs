@@ -1,6 +1,7 @@
 //! The VM side: guest image lookup ([`image`]), the accelerator verdict
 //! ([`accel`]: KVM only when a real probe boot under KVM reaches the agent,
-//! else TCG) and starting QEMU through scripts/vm-run ([`qemu`]).
+//! else TCG), starting QEMU through scripts/vm-run ([`qemu`]) and the host's
+//! TSC rate that a TCG guest is told ([`tsc`]).
 //!
 //! The guest is a kernel plus an initramfs whose /init is the static agent
 //! (scripts/build-guest); the agent talks over a virtio-serial port that QEMU
@@ -13,16 +14,20 @@ use std::path::PathBuf;
 pub mod accel;
 pub mod image;
 pub mod qemu;
+pub mod tsc;
 
 pub use accel::{Accel, Verdict};
 pub use image::GuestImage;
+pub use qemu::{BootProtocol, Machine};
 
 /// vm settings a user can choose (`isobench run` flags); `None` keeps the
 /// environment's default.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VmSettings {
-    /// Machine type (`--machine`).
-    pub machine: Option<String>,
+    /// Machine type (`--machine`; default microvm).
+    pub machine: Option<Machine>,
+    /// How the kernel is entered (default: PVH when the image has a vmlinux).
+    pub boot: Option<BootProtocol>,
     /// Guest memory, MiB.
     pub memory_mib: Option<u32>,
     /// vCPUs.

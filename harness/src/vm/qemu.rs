@@ -8,14 +8,18 @@
 //! virtio-serial port) and, unless the caller keeps it elsewhere, the serial
 //! console log. [`boot`] connects to the socket as soon as QEMU creates it and
 //! waits for the agent's `ready` line under a deadline; a guest that misses it
-//! is killed and its console log kept and named in the error. Dropping a
-//! [`Qemu`] kills and reaps it and removes its temp dir.
+//! is killed and its console log kept and named in the error. Meanwhile a
+//! watcher thread notes when the console log first grows (the kernel's first
+//! line), one of the boot phases. Dropping a [`Qemu`] kills and reaps it and
+//! removes its temp dir.
 
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use isobench_workloads::protocol::AgentInfo;
@@ -34,6 +38,9 @@ pub const AGENT_IO_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// How often the socket and QEMU's state are polled while booting.
 const POLL: Duration = Duration::from_millis(5);
+
+/// How often the console log is looked at for its first byte while booting.
+const CONSOLE_POLL: Duration = Duration::from_millis(1);
 
 /// Lines of QEMU's own stderr quoted in an error.
 const STDERR_TAIL_LINES: usize = 5;
@@ -71,21 +78,69 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> QemuError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Machine {
-    /// A PC with PCIe, HPET and ACPI PM timer; virtio-serial-pci. Boots
-    /// every time under TCG.
+    /// No PCI, qboot instead of SeaBIOS, no option ROMs, virtio-mmio: what
+    /// Firecracker-style VMMs offer. It has no HPET or ACPI PM timer, so under
+    /// TCG the guest is told the TSC rate (`--tsc-khz`; see scripts/vm-run),
+    /// without which a loaded host makes its TSC calibration hang.
     #[default]
-    Q35,
-    /// No PCI, no firmware, virtio-mmio: 0.35 s faster under TCG, but with no
-    /// reference timer the guest kernel hangs when its PIT calibration of the
-    /// TSC fails, which happens under TCG on a loaded host (see scripts/vm-run).
     Microvm,
+    /// A PC with PCIe, HPET and ACPI PM timer; virtio-serial-pci; SeaBIOS.
+    Q35,
 }
 
 impl Machine {
+    pub const ALL: [Machine; 2] = [Machine::Microvm, Machine::Q35];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Machine::Microvm => "microvm",
             Machine::Q35 => "q35",
+        }
+    }
+}
+
+impl std::fmt::Display for Machine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Machine {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Machine::ALL.into_iter().find(|m| m.as_str() == s).ok_or_else(|| format!("unknown machine type {s:?}; use microvm or q35"))
+    }
+}
+
+/// How QEMU enters the guest kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BootProtocol {
+    /// The uncompressed ELF vmlinux through its PVH entry note: no real-mode
+    /// setup, no decompressor (under TCG, 3 s less than a bzImage here).
+    #[default]
+    Pvh,
+    /// The distro's bzImage through the Linux boot protocol (the fallback
+    /// when the image has no PVH vmlinux).
+    Bzimage,
+}
+
+impl BootProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BootProtocol::Pvh => "pvh",
+            BootProtocol::Bzimage => "bzimage",
+        }
+    }
+}
+
+impl std::str::FromStr for BootProtocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "pvh" => Ok(BootProtocol::Pvh),
+            "bzimage" => Ok(BootProtocol::Bzimage),
+            other => Err(format!("unknown boot protocol {other:?}; use pvh or bzimage")),
         }
     }
 }
@@ -99,6 +154,9 @@ pub struct QemuSpec {
     pub machine: Machine,
     pub memory_mib: u32,
     pub cpus: u32,
+    /// The guest's TSC rate under TCG (`tsc_early_khz=`); vm-run reads the
+    /// host's when `None`.
+    pub tsc_khz: Option<u64>,
 }
 
 /// Finds QEMU: `$ISOBENCH_QEMU`, else `qemu-system-x86_64` on `PATH`.
@@ -150,6 +208,9 @@ pub fn command(script: &Path, qemu: &Path, spec: &QemuSpec, socket: &Path, conso
         .arg(socket)
         .arg("--console")
         .arg(console);
+    if let Some(khz) = spec.tsc_khz {
+        cmd.args(["--tsc-khz", &khz.to_string()]);
+    }
     cmd
 }
 
@@ -280,6 +341,41 @@ pub struct Booted {
     pub info: AgentInfo,
     /// From spawning scripts/vm-run to the agent's `ready` line.
     pub ready_after: Duration,
+    /// From spawning scripts/vm-run to the console log's first byte (the
+    /// kernel's first line; a bzImage's decompressor may print before it),
+    /// never later than `ready_after`; `None` when the console stayed empty.
+    pub first_output: Option<Duration>,
+}
+
+/// Notes when a console log first has a byte in it, from a thread polling
+/// its size every [`CONSOLE_POLL`] until told to stop.
+struct ConsoleWatch {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Option<Duration>>,
+}
+
+impl ConsoleWatch {
+    fn start(console: &Path, since: Instant) -> ConsoleWatch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (flag, path) = (Arc::clone(&stop), console.to_path_buf());
+        let thread = std::thread::spawn(move || loop {
+            let stopping = flag.load(Ordering::Acquire);
+            if std::fs::metadata(&path).is_ok_and(|m| m.len() > 0) {
+                return Some(since.elapsed());
+            }
+            if stopping {
+                return None;
+            }
+            std::thread::sleep(CONSOLE_POLL);
+        });
+        ConsoleWatch { stop, thread }
+    }
+
+    /// Stops the watcher and returns when it saw the first byte.
+    fn finish(self) -> Option<Duration> {
+        self.stop.store(true, Ordering::Release);
+        self.thread.join().ok().flatten()
+    }
 }
 
 /// Starts QEMU and waits, at most `timeout`, for the agent's `ready`.
@@ -289,11 +385,12 @@ pub struct Booted {
 /// copied to `failed_log` first (when given) and the error names that copy.
 pub fn boot(qemu_bin: &Path, spec: &QemuSpec, console: Option<&Path>, failed_log: Option<&Path>, timeout: Duration) -> Result<Booted, QemuError> {
     let mut qemu = Qemu::spawn(qemu_bin, spec, console)?;
-    match wait_ready(&mut qemu, timeout) {
-        Ok((agent, info)) => {
-            let ready_after = qemu.started.elapsed();
-            Ok(Booted { qemu, agent, info, ready_after })
-        }
+    let watch = ConsoleWatch::start(qemu.console(), qemu.started);
+    let ready = wait_ready(&mut qemu, timeout);
+    let ready_after = qemu.started.elapsed();
+    let first_output = watch.finish().map(|d| d.min(ready_after));
+    match ready {
+        Ok((agent, info)) => Ok(Booted { qemu, agent, info, ready_after, first_output }),
         Err(mut e) => {
             qemu.kill();
             if console.is_none() {
@@ -360,14 +457,37 @@ mod tests {
 
     #[test]
     fn command_passes_every_option_to_vm_run() {
-        let spec =
-            QemuSpec { kernel: "/g/vmlinuz".into(), initrd: "/g/initramfs.cpio".into(), accel: Accel::Tcg, machine: Machine::Q35, memory_mib: 256, cpus: 1 };
-        let cmd = command(Path::new("/r/scripts/vm-run"), Path::new("/usr/bin/qemu"), &spec, Path::new("/t/agent.sock"), Path::new("/t/c.log"));
-        let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        let mut spec = QemuSpec {
+            kernel: "/g/vmlinuz".into(),
+            initrd: "/g/initramfs.cpio".into(),
+            accel: Accel::Tcg,
+            machine: Machine::Q35,
+            memory_mib: 256,
+            cpus: 1,
+            tsc_khz: None,
+        };
+        let args = |spec: &QemuSpec| {
+            let cmd = command(Path::new("/r/scripts/vm-run"), Path::new("/usr/bin/qemu"), spec, Path::new("/t/agent.sock"), Path::new("/t/c.log"));
+            cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
+        };
         assert_eq!(
-            args.join(" "),
+            args(&spec),
             "--kernel /g/vmlinuz --initrd /g/initramfs.cpio --accel tcg --machine q35 --memory 256 --cpus 1 --socket /t/agent.sock --console /t/c.log"
         );
+        spec.machine = Machine::Microvm;
+        spec.tsc_khz = Some(2_600_000);
+        assert!(args(&spec).contains("--machine microvm "), "{}", args(&spec));
+        assert!(args(&spec).ends_with(" --tsc-khz 2600000"), "{}", args(&spec));
+    }
+
+    #[test]
+    fn machine_and_boot_protocol_parse() {
+        assert_eq!("microvm".parse::<Machine>(), Ok(Machine::Microvm));
+        assert_eq!("q35".parse::<Machine>(), Ok(Machine::Q35));
+        assert_eq!("pc".parse::<Machine>(), Err("unknown machine type \"pc\"; use microvm or q35".into()));
+        assert_eq!(Machine::default(), Machine::Microvm);
+        assert_eq!("bzimage".parse::<BootProtocol>(), Ok(BootProtocol::Bzimage));
+        assert!("elf".parse::<BootProtocol>().is_err());
     }
 
     #[test]
