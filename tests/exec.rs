@@ -1,0 +1,225 @@
+//! `isobench exec` as a user meets it (root only; each test prints why it is
+//! skipped otherwise): the launcher's init is PID 1 and reaps orphans,
+//! SIGTERM to isobench ends the command with 143, SIGKILL to isobench takes
+//! the container with it and the next start sweeps its cgroup, `--show-ns`
+//! lists what was created, the limits are enforced, and bad input is one line.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn isobench() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_isobench"))
+}
+
+fn ready(test: &str) -> bool {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping {test}: the container launcher needs root");
+        return false;
+    }
+    if isobench_harness::container::rootfs::find_static_busybox().is_none() {
+        eprintln!("skipping {test}: no static busybox (apt-get install busybox-static)");
+        return false;
+    }
+    true
+}
+
+fn exec(args: &[&str]) -> Output {
+    isobench().arg("exec").args(args).output().expect("isobench runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !cond() {
+        assert!(t0.elapsed() < timeout, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Kills and reaps on drop, so a failed assertion leaves no isobench behind.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn children(pid: i32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default().split_whitespace().filter_map(|p| p.parse().ok()).collect()
+}
+
+fn ns_of(pid: i32, kind: &str) -> Option<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).ok()
+}
+
+/// (pid, state) of every process in the pid namespace `ns`.
+fn members_of(ns: &Path) -> Vec<(i32, char)> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| ns_of(*pid, "pid").as_deref() == Some(ns))
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let state = stat.rsplit_once(") ")?.1.chars().next()?;
+            Some((pid, state))
+        })
+        .collect()
+}
+
+/// The cgroup directories isobench process `pid` made (`isobench-<pid>-*`).
+fn cgroups_of(pid: u32) -> Vec<PathBuf> {
+    let prefix = format!("isobench-{pid}-");
+    let mut found = Vec::new();
+    let mut parents = vec![PathBuf::from("/sys/fs/cgroup/isobench")];
+    if let Ok(d) = std::fs::read_dir("/sys/fs/cgroup") {
+        parents.extend(d.flatten().map(|e| e.path().join("isobench")));
+    }
+    for p in parents {
+        if let Ok(d) = std::fs::read_dir(&p) {
+            found.extend(d.flatten().filter(|e| e.file_name().to_string_lossy().starts_with(&prefix)).map(|e| e.path()));
+        }
+    }
+    found
+}
+
+/// Starts `isobench exec -- ARGS` and returns it with its container init's
+/// host pid once the init has a child (the command).
+fn start(args: &[&str]) -> (Reaped, i32) {
+    let child = Reaped(isobench().arg("exec").arg("--").args(args).stdout(Stdio::null()).spawn().unwrap());
+    let pid = child.0.id() as i32;
+    let mut init = 0;
+    wait_until("the container's command runs", Duration::from_secs(30), || {
+        init = children(pid).into_iter().find(|c| !children(*c).is_empty()).unwrap_or(0);
+        init != 0
+    });
+    (child, init)
+}
+
+#[test]
+fn ps_shows_the_init_as_pid_1_and_only_the_container() {
+    if !ready("ps_shows_the_init_as_pid_1_and_only_the_container") {
+        return;
+    }
+    let o = exec(&["--", "ps", "-o", "pid,comm"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    println!("isobench exec -- ps -o pid,comm\n{out}");
+    let rows: Vec<Vec<&str>> = out.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows, [vec!["1", "isobench-init"], vec!["2", "ps"]], "{out}");
+    // A different host name, no host port: the other two seed demonstrations.
+    let o = exec(&["--hostname", "box", "--", "sh", "-c", "hostname; wc -l < /proc/net/tcp"]);
+    assert_eq!(text(&o.stdout).split_whitespace().collect::<Vec<_>>(), ["box", "1"]);
+}
+
+#[test]
+fn orphans_are_reaped_and_sigterm_to_isobench_gives_143() {
+    if !ready("orphans_are_reaped_and_sigterm_to_isobench_gives_143") {
+        return;
+    }
+    let (mut isob, init) = start(&["sh", "-c", "(sleep 0.2 &); exec sleep 30"]);
+    let ns = ns_of(init, "pid").unwrap();
+    // The orphaned `sleep 0.2` was re-parented to the init, which reaps it:
+    // left are the init and `sleep 30`, neither a zombie.
+    wait_until("the orphan is reaped", Duration::from_secs(10), || {
+        let m = members_of(&ns);
+        m.len() == 2 && m.iter().all(|(_, s)| *s != 'Z')
+    });
+    let isobench_pid = isob.0.id();
+    assert!(!cgroups_of(isobench_pid).is_empty(), "exec runs in a cgroup of its own");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(isobench_pid as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = isob.0.wait().unwrap();
+    assert_eq!(status.code(), Some(143), "{status:?}");
+    assert!(members_of(&ns).is_empty(), "something outlived the container");
+    assert_eq!(cgroups_of(isobench_pid), Vec::<PathBuf>::new(), "the cgroup outlived the container");
+}
+
+#[test]
+fn sigkill_of_isobench_kills_the_container_and_the_next_start_sweeps_its_cgroup() {
+    if !ready("sigkill_of_isobench_kills_the_container_and_the_next_start_sweeps_its_cgroup") {
+        return;
+    }
+    // The payload ignores SIGTERM; only the kill-all of the cgroup and
+    // PDEATHSIG can end it.
+    let (mut isob, init) = start(&["sh", "-c", "trap '' TERM; sleep 1000 & sleep 1000"]);
+    let ns = ns_of(init, "pid").unwrap();
+    let isobench_pid = isob.0.id();
+    let groups = cgroups_of(isobench_pid);
+    assert!(!groups.is_empty());
+    isob.0.kill().unwrap();
+    isob.0.wait().unwrap();
+    wait_until("the container died with isobench", Duration::from_secs(10), || members_of(&ns).is_empty());
+    // The next isobench sweeps the dead run's group (as does any concurrent one).
+    let o = exec(&["--no-cgroup", "--", "true"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    for g in groups {
+        assert!(!g.exists(), "{} survived the next start", g.display());
+    }
+}
+
+#[test]
+fn show_ns_lists_each_namespace_host_vs_container() {
+    if !ready("show_ns_lists_each_namespace_host_vs_container") {
+        return;
+    }
+    let o = exec(&["--ns", "pid,net,cgroup", "--show-ns", "--", "true"]);
+    assert_eq!(o.status.code(), Some(0));
+    let err = text(&o.stderr);
+    println!("{err}");
+    let row = |kind: &str| -> Vec<String> {
+        err.lines().find(|l| l.split_whitespace().next() == Some(kind)).unwrap_or_else(|| panic!("no {kind} row in\n{err}")).split_whitespace().map(String::from).collect()
+    };
+    assert_eq!(err.lines().next().unwrap().split_whitespace().collect::<Vec<_>>(), ["NS", "HOST", "CONTAINER", "STATUS"]);
+    for kind in ["pid", "net", "cgroup"] {
+        let r = row(kind);
+        let mine = ns_of(std::process::id() as i32, kind).unwrap().to_string_lossy().into_owned();
+        assert!(mine.contains(&format!("[{}]", r[1])), "host inode of {kind}: {mine} vs {r:?}");
+        assert_ne!(r[1], r[2], "{kind}");
+        assert_eq!(r[3], "new", "{r:?}");
+    }
+    for kind in ["mnt", "uts", "ipc", "user"] {
+        let r = row(kind);
+        assert_eq!(r[1], r[2], "{kind} is shared with the host");
+        assert_eq!(r[3..].join(" "), "shared with the host");
+    }
+    assert!(err.lines().any(|l| l.starts_with("cgroup  /sys/fs/cgroup/")), "{err}");
+}
+
+#[test]
+fn limits_from_the_command_line_are_enforced() {
+    if !ready("limits_from_the_command_line_are_enforced") {
+        return;
+    }
+    let o = exec(&["--memory", "32m", "--", "sh", "-c", "dd if=/dev/zero of=/dev/null bs=128M count=1 2>/dev/null; echo $?"]);
+    assert_eq!(text(&o.stdout).trim(), "137", "{}", text(&o.stderr));
+    let o = exec(&["--pids", "4", "--", "sh", "-c", "sleep 5 & sleep 5 & sleep 5 & sleep 5 & echo $?"]);
+    assert!(text(&o.stderr).contains("can't fork"), "{}", text(&o.stderr));
+    let o = exec(&["--cpus", "0.5", "--", "sh", "-c", "exit 4"]);
+    assert_eq!(o.status.code(), Some(4));
+}
+
+#[test]
+fn bad_input_is_one_line_and_a_non_zero_exit() {
+    for (args, needle) in [
+        (&["--memory", "12x", "--", "true"][..], "invalid --memory value \"12x\""),
+        (&["--cpus", "0", "--", "true"][..], "invalid --cpus value \"0\""),
+        (&["--pids", "0", "--", "true"][..], "invalid --pids value \"0\""),
+        (&["--ns", "pid,nett", "--", "true"][..], "unknown namespace \"nett\""),
+        (&["--rootfs", "/nonexistent/rootfs", "--", "true"][..], "/nonexistent/rootfs"),
+        (&["--no-cgroup", "--pids", "5", "--", "true"][..], "limits need a cgroup"),
+    ] {
+        let o = exec(args);
+        let e = text(&o.stderr);
+        assert!(!o.status.success(), "{args:?}");
+        assert_eq!(e.trim().lines().count(), 1, "{args:?}: {e}");
+        if nix::unistd::geteuid().is_root() || !needle.starts_with('/') && !needle.starts_with("limits") {
+            assert!(e.contains(needle), "{args:?}: {e}");
+        }
+    }
+}
