@@ -80,6 +80,43 @@ enum Command {
     },
     /// Show what each environment needs and whether this host has it
     Doctor,
+    /// Cross-check isobench's native figures against perf bench, iperf3 and hyperfine
+    Validate {
+        /// Fewer iterations on both sides (a smoke check, not a verdict)
+        #[arg(long)]
+        quick: bool,
+        /// Results folder to add the table to (validate.json, report.md)
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Compare two results folders: per env × metric change with a significance verdict
+    #[command(long_about = "Compare two results folders: per environment × metric, the cost ratio of B's median to A's \
+(> 1 = slower), significant when the 95 % confidence intervals of the medians (order statistics) do not overlap \
+and the change exceeds --noise. Exits 1 when a significant regression exceeds --threshold, so it can gate CI.")]
+    Compare {
+        /// The baseline results folder
+        a: PathBuf,
+        /// The results folder to judge
+        b: PathBuf,
+        /// Fail (exit 1) on a significant regression larger than this fraction
+        #[arg(long, default_value_t = 0.05)]
+        threshold: f64,
+        /// Changes smaller than this fraction are noise
+        #[arg(long, default_value_t = isobench_harness::report::compare::DEFAULT_NOISE)]
+        noise: f64,
+        /// Also write the table as markdown to this file
+        #[arg(long, value_name = "FILE")]
+        markdown: Option<PathBuf>,
+    },
+    /// Merge results folders (hosts, configurations) into one report, columns named env@host
+    Merge {
+        /// Results folders to merge
+        #[arg(required = true, num_args = 2..)]
+        runs: Vec<PathBuf>,
+        /// The merged results folder to write
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
     /// List environments and metrics (with units and reference methods)
     List,
     /// Re-render summary.csv, plots and report.md of a results folder
@@ -240,6 +277,54 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A results folder, or one clear error naming it.
+fn results_folder(dir: &std::path::Path) -> Result<RunDir> {
+    if !dir.join("measurements.json").is_file() {
+        bail!("{} is not an isobench results folder (no measurements.json)", dir.display());
+    }
+    Ok(RunDir { path: dir.to_path_buf() })
+}
+
+fn compare(a: &std::path::Path, b: &std::path::Path, threshold: f64, noise: f64, markdown: Option<PathBuf>) -> Result<ExitCode> {
+    use isobench_harness::report::compare;
+    let (ra, rb) = (results_folder(a)?, results_folder(b)?);
+    let changes = compare::compare(&ra.measurements()?, &rb.measurements()?, noise);
+    if changes.is_empty() {
+        bail!("{} and {} have no environment × metric in common", a.display(), b.display());
+    }
+    let name = |p: &std::path::Path| p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let table = compare::table(&changes, &name(a), &name(b));
+    print!("{table}");
+    if let Some(file) = markdown {
+        std::fs::write(&file, &table).with_context(|| format!("writing {}", file.display()))?;
+    }
+    let bad = compare::regressions(&changes, threshold);
+    if bad.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        let list: Vec<String> = bad.iter().map(|c| format!("{} {} {:.2}×", c.env, c.metric, c.ratio)).collect();
+        eprintln!("isobench compare: {} significant regression(s) beyond {:.0} %: {}", bad.len(), threshold * 100.0, list.join(", "));
+        Ok(ExitCode::from(1))
+    }
+}
+
+fn validate(quick: bool, out: Option<PathBuf>) -> Result<ExitCode> {
+    let workloads = workloads::locate()?;
+    let noop = workloads.noop.clone();
+    let mut native = isobench_harness::env::prepare(EnvKind::Native, &Options::new(workloads))?;
+    let mut inst = native.start()?;
+    eprintln!("isobench: validating against independent tools (perf bench, iperf3, hyperfine){}", if quick { ", quick" } else { "" });
+    let checks = isobench_harness::validate::run(inst.agent(), &noop, quick);
+    inst.shutdown()?;
+    print!("{}", isobench_harness::validate::table(&checks));
+    if let Some(dir) = out {
+        let run = RunDir::at(&dir)?;
+        run.save_validation(&checks)?;
+        println!("{}", run.render()?.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn list() {
     println!("Environments:");
     for k in EnvKind::ALL {
@@ -291,15 +376,22 @@ fn main() -> ExitCode {
             let ok = doctor::print(&mut std::io::stdout());
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
+        Command::Validate { quick, out } => validate(quick, out),
+        Command::Compare { a, b, threshold, noise, markdown } => compare(&a, &b, threshold, noise, markdown),
+        Command::Merge { runs, out } => (|| {
+            for r in &runs {
+                results_folder(r)?;
+            }
+            let report = isobench_harness::report::merge::merge(&runs, &out)?;
+            println!("{}", report.display());
+            Ok(ExitCode::SUCCESS)
+        })(),
         Command::List => {
             list();
             Ok(ExitCode::SUCCESS)
         }
         Command::Report { dir } => (|| {
-            if !dir.join("measurements.json").is_file() {
-                bail!("{} is not an isobench results folder (no measurements.json)", dir.display());
-            }
-            let report = RunDir::at(&dir)?.render()?;
+            let report = results_folder(&dir)?.render()?;
             println!("{}", report.display());
             Ok(ExitCode::SUCCESS)
         })(),

@@ -150,3 +150,60 @@ fn ctrl_c_stops_after_the_current_measurement_and_keeps_results() {
     assert!((1..isobench_workloads::catalog::CATALOG.len()).contains(&n), "{n} measurements kept");
     assert!(out.join("report.md").is_file());
 }
+
+/// A results folder holding one constructed measurement per (env, metric,
+/// median ns), each a tight ±1 % distribution of 1000 samples.
+fn constructed_run(dir: &Path, rows: &[(&str, &str, u64)]) {
+    use isobench_harness::collect::Measurement;
+    let run = isobench_harness::report::RunDir::at(dir).unwrap();
+    for &(env, metric, center) in rows {
+        let mut m = Measurement::new(env, env, isobench_workloads::catalog::lookup(metric).unwrap());
+        for i in 0..1000u64 {
+            m.histogram.record(center - center / 100 + i * center / 50 / 1000).unwrap();
+        }
+        m.iterations = 1000;
+        run.save(&m).unwrap();
+    }
+    run.render().unwrap();
+}
+
+#[test]
+fn compare_gates_on_a_significant_regression() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = (d.path().join("a"), d.path().join("b"));
+    constructed_run(&a, &[("native", "syscall.getpid", 100_000), ("container", "syscall.getpid", 101_000), ("native", "ipc.pipe_rtt", 2_000_000)]);
+    constructed_run(&b, &[("native", "syscall.getpid", 100_000), ("container", "syscall.getpid", 202_000), ("native", "ipc.pipe_rtt", 2_000_000)]);
+    let o = run(&["compare", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "a 2× regression fails the gate: {}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let row = |env: &str, metric: &str| out.lines().find(|l| l.starts_with(&format!("| {env} | {metric} |"))).unwrap_or_else(|| panic!("no {env} {metric} row:\n{out}")).to_string();
+    assert!(row("container", "syscall.getpid").contains("regressed"), "{out}");
+    assert!(row("native", "syscall.getpid").contains("no change"), "{out}");
+    assert!(row("native", "ipc.pipe_rtt").contains("no change"), "{out}");
+    assert!(stderr(&o).contains("container syscall.getpid"), "{}", stderr(&o));
+    // the other way round it is an improvement, and a 150 % threshold lets 2× pass
+    assert_eq!(run(&["compare", b.to_str().unwrap(), a.to_str().unwrap()]).status.code(), Some(0));
+    assert_eq!(run(&["compare", "--threshold", "1.5", a.to_str().unwrap(), b.to_str().unwrap()]).status.code(), Some(0));
+    let bad = run(&["compare", a.to_str().unwrap(), d.path().to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("is not an isobench results folder"));
+}
+
+#[test]
+fn merge_names_columns_by_run_and_keeps_each_runs_baseline() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b, out) = (d.path().join("laptop"), d.path().join("server"), d.path().join("merged"));
+    constructed_run(&a, &[("native", "syscall.getpid", 100_000), ("vm", "syscall.getpid", 400_000)]);
+    constructed_run(&b, &[("native", "syscall.getpid", 50_000), ("vm", "syscall.getpid", 100_000)]);
+    let o = run(&["merge", a.to_str().unwrap(), b.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    for env in ["native@laptop", "vm@laptop", "native@server", "vm@server"] {
+        assert!(csv.lines().any(|l| l.starts_with(&format!("{env},"))), "{env} missing:\n{csv}");
+    }
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    // each vm is compared with its own host's native: 4× on the laptop, 2× on the server
+    let line = report.lines().find(|l| l.starts_with("| syscall.getpid |")).unwrap();
+    assert!(line.contains("4.00×") && line.contains("2.00×"), "{line}");
+    assert!(report.contains("merged from"), "{report}");
+}

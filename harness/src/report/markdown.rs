@@ -35,7 +35,7 @@ pub const SANE_RATIO: (f64, f64) = (0.9, 1.1);
 /// The sanity gate: "suspicious: check noise" when a container figure of a
 /// family that namespaces cannot slow is more than 10 % off native.
 pub fn suspicious(m: &Measurement, native: &Measurement) -> bool {
-    m.env == "container"
+    super::split_env(&m.env).0 == "container"
         && SANE_FAMILIES.contains(&m.metric.family)
         && m.cost_ratio(native, 0.5).is_some_and(|r| r < SANE_RATIO.0 || r > SANE_RATIO.1)
 }
@@ -102,6 +102,12 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
             format!("{a} — {}", s(run, &["environments", "vm", "metadata", "accel_reason"]).unwrap_or_default())
         })),
         ("driver", s(run, &["parameters", "driver"])),
+        ("merged from", run.get("merged_from").and_then(Value::as_array).map(|a| {
+            a.iter()
+                .map(|r| format!("{} ({}, {})", s(r, &["name"]).unwrap_or_default(), s(r, &["host", "cpu_model"]).unwrap_or_default(), s(r, &["host", "kernel"]).unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })),
         ("parameters", run.get("parameters").map(|p| format!("`{p}`"))),
     ];
     for (k, v) in rows {
@@ -163,7 +169,6 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
     let mut flagged = Vec::new();
     for ((_, name), group) in &groups {
         let unit = group[0].unit().label();
-        let native = group.iter().copied().find(|m| m.env == "native");
         let _ = write!(o, "| {name} | {unit} |");
         for (env, _) in &cols {
             match group.iter().find(|m| &m.env == env) {
@@ -171,8 +176,9 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
                 Some(m) => {
                     let p50 = m.summary().p50;
                     let mark = if m.truncated { "†" } else { "" };
+                    let native = super::baseline_for(group, m);
                     match native.and_then(|b| m.cost_ratio(b, 0.5).map(|r| (b, r))) {
-                        Some((b, r)) if env != "native" => {
+                        Some((b, r)) if !super::is_baseline(env) => {
                             let flag = if suspicious(m, b) {
                                 flagged.push(format!("{name} ({})", m.env_label));
                                 " ‡ suspicious: check noise"
@@ -212,12 +218,12 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
         let _ = writeln!(o, "## {name}\n\n{} — method: {}.\n", spec.operation, spec.reference);
         let _ = writeln!(o, "| environment | n | p50 ({unit}) | p90 | p99 | max | overhead vs native (p50) | overhead (p99) |");
         let _ = writeln!(o, "|---|---:|---:|---:|---:|---:|---:|---:|");
-        let native: Option<&Measurement> = group.iter().copied().find(|m| m.env == "native");
         for m in group {
+            let native = super::baseline_for(group, m);
             let sm: Summary = m.summary();
             let r = |q: f64| native.and_then(|b| m.cost_ratio(b, q)).map_or_else(|| "n/a".to_string(), ratio);
             let (o50, o99) = match native {
-                Some(_) if m.env != "native" => (r(0.5), r(0.99)),
+                Some(_) if !super::is_baseline(&m.env) => (r(0.5), r(0.99)),
                 Some(_) => ("baseline".into(), "baseline".into()),
                 None => ("no native run".into(), "".into()),
             };

@@ -17,8 +17,10 @@
 //! Measurements are saved as soon as they exist; the derived files are
 //! re-rendered from them.
 
+pub mod compare;
 mod csv;
 pub mod markdown;
+pub mod merge;
 pub mod plot;
 
 use std::collections::BTreeMap;
@@ -264,10 +266,30 @@ pub fn catalog_index(metric: &str) -> usize {
     isobench_workloads::catalog::CATALOG.iter().position(|m| m.name == metric).unwrap_or(usize::MAX)
 }
 
-/// Report column order of an environment name (native first).
+/// Report column order of an environment name (native first). A merged
+/// report names columns `<env>@<host or config>`; they sort by environment,
+/// then by that suffix.
 pub fn env_order(env: &str) -> (usize, String) {
-    let i = crate::env::EnvKind::ALL.iter().position(|k| k.as_str() == env).unwrap_or(usize::MAX);
-    (i, env.to_string())
+    let (kind, suffix) = split_env(env);
+    let i = crate::env::EnvKind::ALL.iter().position(|k| k.as_str() == kind).unwrap_or(usize::MAX);
+    (i, format!("{suffix}\u{0}{kind}"))
+}
+
+/// `vm@laptop` → ("vm", "laptop"); `vm` → ("vm", "").
+pub fn split_env(env: &str) -> (&str, &str) {
+    env.split_once('@').unwrap_or((env, ""))
+}
+
+/// True for a baseline column (`native`, or `native@…` in a merged report).
+pub fn is_baseline(env: &str) -> bool {
+    split_env(env).0 == "native"
+}
+
+/// The native measurement `m` is compared with: the one of the same host or
+/// configuration (same `@suffix`).
+pub fn baseline_for<'a>(group: &[&'a Measurement], m: &Measurement) -> Option<&'a Measurement> {
+    let suffix = split_env(&m.env).1;
+    group.iter().copied().find(|b| is_baseline(&b.env) && split_env(&b.env).1 == suffix)
 }
 
 /// Deep-merges `patch` into `base`: objects merge key by key, anything else

@@ -63,7 +63,7 @@ pub fn ensure_font() -> Result<(), String> {
 
 /// The colour of an environment in every chart.
 pub fn env_color(env: &str) -> RGBColor {
-    match env {
+    match super::split_env(env).0 {
         "native" => RGBColor(31, 119, 180),
         "container" => RGBColor(44, 160, 44),
         "vm" => RGBColor(214, 39, 40),
@@ -166,7 +166,7 @@ fn draw_overhead<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, groups: &[Gro
     let all = groups.iter().flat_map(|g| g.ratios.iter().map(|r| r.2));
     let (lo, hi) = all.fold((1.0f64, 1.0f64), |(lo, hi), r| (lo.min(r), hi.max(r)));
     let (lo, hi) = ((lo / 1.5).min(0.5), (hi * 1.5).max(2.0));
-    let caption = match envs.iter().find(|(e, _)| e == "vm") {
+    let caption = match envs.iter().find(|(e, _)| super::split_env(e).0 == "vm") {
         Some((_, label)) => format!("overhead vs native (p50 ratio, log scale) — {label}"),
         None => "overhead vs native (p50 ratio, log scale)".to_string(),
     };
@@ -267,22 +267,20 @@ pub fn render_all(dir: &Path, ms: &[Measurement]) -> Result<Vec<PathBuf>, Report
             })
             .collect();
         // The vm's accelerator belongs on every figure that shows a vm bar.
-        let vm_note: Vec<&str> = bars.iter().filter(|b| b.env == "vm").map(|b| b.label.as_str()).collect();
+        let vm_note: Vec<&str> = bars.iter().filter(|b| super::split_env(&b.env).0 == "vm").map(|b| b.label.as_str()).collect();
         let title = if vm_note.is_empty() { format!("{name} ({unit})") } else { format!("{name} ({unit}) — {}", vm_note.join(", ")) };
         both(dir, name, &mut out, |svg, png| match (svg, png) {
             (Some(p), _) => draw_metric(SVGBackend::new(p, SIZE).into_drawing_area(), &title, unit, rate, &bars),
             (_, Some(p)) => draw_metric(BitMapBackend::new(p, SIZE).into_drawing_area(), &title, unit, rate, &bars),
             _ => Ok(()),
         })?;
-        if let Some(native) = group.iter().find(|m| m.env == "native") {
-            let ratios: Vec<_> = group
-                .iter()
-                .filter(|m| m.env != "native")
-                .filter_map(|m| m.cost_ratio(native, 0.5).map(|r| (m.env.clone(), m.env_label.clone(), r)))
-                .collect();
-            if !ratios.is_empty() {
-                groups.push(Group { metric: name.to_string(), ratios });
-            }
+        let ratios: Vec<_> = group
+            .iter()
+            .filter(|m| !super::is_baseline(&m.env))
+            .filter_map(|m| super::baseline_for(&group, m).and_then(|b| m.cost_ratio(b, 0.5)).map(|r| (m.env.clone(), m.env_label.clone(), r)))
+            .collect();
+        if !ratios.is_empty() {
+            groups.push(Group { metric: name.to_string(), ratios });
         }
     }
     if !groups.is_empty() {

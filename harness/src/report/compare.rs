@@ -1,0 +1,198 @@
+//! `isobench compare RUN_A RUN_B`: what changed between two results folders,
+//! per environment × metric, with a significance verdict that can gate CI.
+//!
+//! Method (criterion's shape, with a distribution-free interval): the change
+//! is the cost ratio of the medians (B ÷ A in time per operation, per byte for
+//! rates, so > 1 is slower). It is *significant* when the 95 % confidence
+//! intervals of the two medians do not overlap and the change exceeds the
+//! noise threshold. The interval of a median needs no distribution: it spans
+//! the order statistics at ranks n/2 ± 1.96·√n/2 (the binomial argument; see
+//! J.-Y. Le Boudec, *Performance Evaluation of Computer and Communication
+//! Systems*, 2010, Thm. 2.1), read here from the HdrHistogram.
+
+use std::fmt::Write;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::collect::Measurement;
+
+/// Changes smaller than this are noise whatever the intervals say
+/// (criterion's default noise threshold).
+pub const DEFAULT_NOISE: f64 = 0.02;
+
+/// z for a two-sided 95 % interval.
+const Z95: f64 = 1.96;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Significantly slower in B.
+    Regressed,
+    /// Significantly faster in B.
+    Improved,
+    /// Intervals overlap: no detectable change.
+    NoChange,
+    /// Intervals apart but the change is below the noise threshold.
+    WithinNoise,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Regressed => "regressed",
+            Verdict::Improved => "improved",
+            Verdict::NoChange => "no change",
+            Verdict::WithinNoise => "within noise",
+        }
+    }
+}
+
+/// One env × metric present in both runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    pub env: String,
+    pub metric: String,
+    pub unit: String,
+    /// p50 of A and B in the metric's display unit.
+    pub a_p50: f64,
+    pub b_p50: f64,
+    /// Cost ratio B ÷ A at the median (> 1: B is slower).
+    pub ratio: f64,
+    pub verdict: Verdict,
+}
+
+/// 95 % confidence interval of the median (ns per operation), from order
+/// statistics.
+pub fn median_ci(h: &Histogram<u64>) -> (f64, f64) {
+    let n = h.len().max(1) as f64;
+    let d = Z95 * n.sqrt() / 2.0 / n;
+    (h.value_at_quantile((0.5 - d).max(0.0)) as f64, h.value_at_quantile((0.5 + d).min(1.0)) as f64)
+}
+
+/// Per-byte scale for rates, so runs with different working sets compare.
+fn scale(m: &Measurement) -> f64 {
+    if m.unit().is_rate() && m.bytes_per_op > 0 {
+        1.0 / m.bytes_per_op as f64
+    } else {
+        1.0
+    }
+}
+
+/// Compares every env × metric present in both `a` and `b`.
+pub fn compare(a: &[Measurement], b: &[Measurement], noise: f64) -> Vec<Change> {
+    let mut out = Vec::new();
+    for ma in a {
+        let Some(mb) = b.iter().find(|m| m.env == ma.env && m.metric.name == ma.metric.name) else { continue };
+        let Some(ratio) = mb.cost_ratio(ma, 0.5) else { continue };
+        let (alo, ahi) = median_ci(&ma.histogram);
+        let (blo, bhi) = median_ci(&mb.histogram);
+        let (sa, sb) = (scale(ma), scale(mb));
+        let apart = blo * sb > ahi * sa || bhi * sb < alo * sa;
+        let verdict = match (apart, (ratio - 1.0).abs() > noise) {
+            (false, _) => Verdict::NoChange,
+            (true, false) => Verdict::WithinNoise,
+            (true, true) if ratio > 1.0 => Verdict::Regressed,
+            (true, true) => Verdict::Improved,
+        };
+        out.push(Change {
+            env: ma.env.clone(),
+            metric: ma.metric.name.to_string(),
+            unit: ma.unit().label().to_string(),
+            a_p50: ma.summary().p50,
+            b_p50: mb.summary().p50,
+            ratio,
+            verdict,
+        });
+    }
+    out
+}
+
+/// Regressions beyond `threshold` (e.g. 0.05: more than 5 % slower).
+pub fn regressions(changes: &[Change], threshold: f64) -> Vec<&Change> {
+    changes.iter().filter(|c| c.verdict == Verdict::Regressed && c.ratio > 1.0 + threshold).collect()
+}
+
+/// The comparison as a markdown table (readable in a terminal too).
+pub fn table(changes: &[Change], a_name: &str, b_name: &str) -> String {
+    let mut o = format!("| environment | metric | A: {a_name} p50 | B: {b_name} p50 | B ÷ A (cost) | verdict |\n|---|---|---:|---:|---:|---|\n");
+    for c in changes {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} {} | {} {} | {:.3}× ({:+.1} %) | {} |",
+            c.env,
+            c.metric,
+            super::markdown::num(c.a_p50),
+            c.unit,
+            super::markdown::num(c.b_p50),
+            c.unit,
+            c.ratio,
+            (c.ratio - 1.0) * 100.0,
+            c.verdict.as_str()
+        );
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use isobench_workloads::catalog;
+
+    fn m(env: &str, metric: &str, values: impl IntoIterator<Item = u64>) -> Measurement {
+        let mut m = Measurement::new(env, env, catalog::lookup(metric).unwrap());
+        for v in values {
+            m.histogram.record(v).unwrap();
+        }
+        m
+    }
+
+    /// A tight distribution around `center` ns: ±1 % uniform.
+    fn tight(center: u64) -> Vec<u64> {
+        (0..1000).map(|i| center - center / 100 + (i * center / 50) / 1000).collect()
+    }
+
+    #[test]
+    fn same_distribution_is_no_change() {
+        let a = [m("native", "syscall.getpid", tight(100_000))];
+        let b = [m("native", "syscall.getpid", tight(100_000))];
+        let c = compare(&a, &b, DEFAULT_NOISE);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].verdict, Verdict::NoChange, "{c:?}");
+        assert!(regressions(&c, 0.05).is_empty());
+    }
+
+    #[test]
+    fn twice_as_slow_is_a_regression_and_twice_as_fast_an_improvement() {
+        let a = [m("vm", "ipc.pipe_rtt", tight(50_000))];
+        let b = [m("vm", "ipc.pipe_rtt", tight(100_000))];
+        let c = compare(&a, &b, DEFAULT_NOISE);
+        assert_eq!(c[0].verdict, Verdict::Regressed);
+        assert!((c[0].ratio - 2.0).abs() < 0.01, "{}", c[0].ratio);
+        assert_eq!(regressions(&c, 0.05).len(), 1);
+        assert!(regressions(&c, 1.5).is_empty(), "a 2× change is under a 150 % threshold");
+        let back = compare(&b, &a, DEFAULT_NOISE);
+        assert_eq!(back[0].verdict, Verdict::Improved);
+        // for a rate, lower bandwidth is the regression
+        let fast = [m("native", "ipc.pipe_bw", tight(10_000))];
+        let slow = [m("native", "ipc.pipe_bw", tight(20_000))];
+        let c = compare(&fast, &slow, DEFAULT_NOISE);
+        assert_eq!(c[0].verdict, Verdict::Regressed);
+        assert!(c[0].b_p50 < c[0].a_p50, "half the bandwidth: {c:?}");
+    }
+
+    #[test]
+    fn overlapping_noise_is_not_significant() {
+        // wide distributions whose medians differ by 5 %: intervals overlap at n = 30
+        let wide = |c: u64| (0..30).map(move |i| c / 2 + i * c / 30).collect::<Vec<_>>();
+        let a = [m("container", "net.tcp_rr", wide(100_000))];
+        let b = [m("container", "net.tcp_rr", wide(105_000))];
+        let c = compare(&a, &b, DEFAULT_NOISE);
+        assert_eq!(c[0].verdict, Verdict::NoChange, "{c:?}");
+        // tight and apart, but only 1 % off: within noise
+        let a = [m("native", "syscall.getpid", tight(100_000))];
+        let b = [m("native", "syscall.getpid", tight(101_500))];
+        let c = compare(&a, &b, DEFAULT_NOISE);
+        assert_eq!(c[0].verdict, Verdict::WithinNoise, "{c:?}");
+    }
+}
