@@ -240,8 +240,10 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
             );
         }
         o.push('\n');
-        for p in plots.iter().filter(|p| p.file_stem().is_some_and(|st| st == *name) && p.extension().is_some_and(|e| e == "svg")) {
-            let _ = writeln!(o, "![{name}]({})\n", p.display());
+        for stem in [name.to_string(), format!("{name}.percentiles")] {
+            for p in plots.iter().filter(|p| p.file_stem().is_some_and(|st| *st == *stem) && p.extension().is_some_and(|e| e == "svg")) {
+                let _ = writeln!(o, "![{stem}]({})\n", p.display());
+            }
         }
     }
 

@@ -9,6 +9,7 @@
 //!   histograms/         hdrhistogram V2 files, ns per operation
 //!   plots/              SVG and PNG charts
 //!   report.md           overhead vs native per metric, plots inline, caveats
+//!   report.html         the same, self-contained (charts inlined)
 //! results/latest -> <newest folder>
 //! ```
 //!
@@ -19,6 +20,7 @@
 
 pub mod compare;
 mod csv;
+pub mod html;
 pub mod markdown;
 pub mod merge;
 pub mod plot;
@@ -70,6 +72,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(io_err(dir))?;
     tmp.write_all(bytes).map_err(io_err(path))?;
+    // Results are for reading by anyone (tempfile creates 0600).
+    use std::os::unix::fs::PermissionsExt;
+    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(io_err(path))?;
     tmp.as_file().sync_data().map_err(io_err(path))?;
     tmp.persist(path).map_err(|e| ReportError::Io { path: path.to_path_buf(), source: e.error })?;
     Ok(())
@@ -257,6 +262,7 @@ impl RunDir {
         }
         let path = self.path.join("report.md");
         write_atomic(&path, md.as_bytes())?;
+        write_atomic(&self.path.join("report.html"), html::render(&md, &self.path).as_bytes())?;
         Ok(path)
     }
 }

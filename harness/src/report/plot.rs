@@ -3,6 +3,8 @@
 //! - `plots/<metric>.svg|png`: one bar per environment, p50 with a p10–p90
 //!   whisker, in the metric's unit; the environment labels carry the vm's
 //!   accelerator ("vm (emulated (TCG))").
+//! - `plots/<metric>.percentiles.svg|png`: latency by percentile, one line per
+//!   environment, x on HdrHistogram's "nines" axis (p90, p99, p99.9, …).
 //! - `plots/overhead.svg|png`: p50 ratio to native per metric and
 //!   environment, horizontal bars on a log axis growing from 1× (no
 //!   overhead); one row per metric × environment.
@@ -131,6 +133,74 @@ fn draw_metric<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, un
                 TextStyle::from((FONT, 14)).pos(Pos::new(HPos::Center, VPos::Bottom)),
             )
         }))
+        .map_err(e)?;
+    root.present().map_err(e)
+}
+
+/// "Nines" of the percentile axis: x = −log10(1 − q), so 1 = p90, 2 = p99,
+/// 3 = p99.9 (HdrHistogram's percentile-distribution plot).
+const MAX_NINES: f64 = 4.0;
+
+struct Curve {
+    env: String,
+    label: String,
+    /// (nines, value in the display unit)
+    points: Vec<(f64, f64)>,
+}
+
+fn curve(m: &Measurement) -> Curve {
+    let n = m.histogram.len().max(1) as f64;
+    // No point beyond what the sample count can resolve.
+    let top = n.log10().min(MAX_NINES);
+    let steps = 200;
+    let points = (0..=steps)
+        .map(|i| top * i as f64 / steps as f64)
+        .map(|x| (x, Summary::quantile(m, 1.0 - 10f64.powf(-x))))
+        .collect();
+    Curve { env: m.env.clone(), label: m.env_label.clone(), points }
+}
+
+fn draw_percentiles<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, unit: &str, curves: &[Curve]) -> Result<(), String> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let all = curves.iter().flat_map(|c| c.points.iter().map(|p| p.1)).filter(|v| *v > 0.0);
+    let (lo, hi) = all.fold((f64::MAX, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let (lo, hi) = if hi > 0.0 { (lo / 1.3, hi * 1.3) } else { (0.1, 1.0) };
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FONT, 20))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0f64..MAX_NINES, (lo..hi).log_scale())
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .x_labels(5)
+        .x_label_formatter(&|x| {
+            let p = 100.0 * (1.0 - 10f64.powf(-x));
+            if p < 99.0 { format!("p{p:.0}") } else { format!("p{}", format!("{p:.4}").trim_end_matches('0').trim_end_matches('.')) }
+        })
+        .x_desc("percentile (log scale of nines)")
+        .y_desc(format!("{unit} per operation (log scale)"))
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 14))
+        .draw()
+        .map_err(e)?;
+    for c in curves {
+        let color = env_color(&c.env);
+        chart
+            .draw_series(LineSeries::new(c.points.iter().copied(), color.stroke_width(2)))
+            .map_err(e)?
+            .label(c.label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(3)));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font((FONT, 14))
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
         .map_err(e)?;
     root.present().map_err(e)
 }
@@ -274,6 +344,19 @@ pub fn render_all(dir: &Path, ms: &[Measurement]) -> Result<Vec<PathBuf>, Report
             (_, Some(p)) => draw_metric(BitMapBackend::new(p, SIZE).into_drawing_area(), &title, unit, rate, &bars),
             _ => Ok(()),
         })?;
+        // Latency distributions as HdrHistogram percentile curves (rates have
+        // no meaningful tail plot of this kind).
+        if !rate {
+            let curves: Vec<Curve> = group.iter().filter(|m| m.histogram.len() >= 10).map(|m| curve(m)).collect();
+            if !curves.is_empty() {
+                let title = format!("{name}: latency by percentile");
+                both(dir, &format!("{name}.percentiles"), &mut out, |svg, png| match (svg, png) {
+                    (Some(p), _) => draw_percentiles(SVGBackend::new(p, SIZE).into_drawing_area(), &title, unit, &curves),
+                    (_, Some(p)) => draw_percentiles(BitMapBackend::new(p, SIZE).into_drawing_area(), &title, unit, &curves),
+                    _ => Ok(()),
+                })?;
+            }
+        }
         let ratios: Vec<_> = group
             .iter()
             .filter(|m| !super::is_baseline(&m.env))
