@@ -15,7 +15,7 @@ use isobench_harness::container::{self, ContainerSettings, ExecOptions, Limits, 
 use isobench_harness::env::{EnvKind, Options};
 use isobench_harness::report::RunDir;
 use isobench_harness::runner::{self, Plan};
-use isobench_harness::vm::AccelChoice;
+use isobench_harness::vm::{AccelChoice, BootProtocol, Machine, VmSettings};
 use isobench_harness::{doctor, workloads};
 use isobench_workloads::catalog::{self, Family, MetricSpec};
 
@@ -149,6 +149,21 @@ struct RunArgs {
     /// VM accelerator: auto (probe KVM with a real boot, else TCG), kvm, tcg
     #[arg(long, value_name = "ACCEL", default_value = "auto")]
     accel: AccelChoice,
+    /// VM machine type: microvm (default: virtio-mmio, no PCI, no firmware ROMs) or q35
+    #[arg(long, value_name = "TYPE")]
+    machine: Option<Machine>,
+    /// VM kernel entry: pvh (default when the image has a vmlinux) or bzimage
+    #[arg(long = "vm-boot", value_name = "PROTOCOL")]
+    vm_boot: Option<BootProtocol>,
+    /// VM guest memory in MiB (default 256)
+    #[arg(long = "vm-memory", value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..))]
+    vm_memory: Option<u32>,
+    /// VM vCPUs (default 1)
+    #[arg(long = "vm-cpus", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    vm_cpus: Option<u32>,
+    /// Exit non-zero (vm skipped, with the reason) instead of running the vm under TCG
+    #[arg(long)]
+    require_kvm: bool,
     /// Namespaces of the container environment: a comma list of
     /// pid,mnt,uts,ipc,net,cgroup, or `all`, or `none` (default pid,mnt,uts,ipc,net)
     #[arg(long = "ns", value_name = "LIST")]
@@ -254,7 +269,8 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         Some(dir) => RunDir::at(dir)?,
         None => RunDir::create_in(&PathBuf::from("results"))?,
     };
-    let opts = Options { accel: args.accel, log_dir: Some(out.path.clone()), container: container_settings, ..Options::new(workloads) };
+    let vm = VmSettings { machine: args.machine, boot: args.vm_boot, memory_mib: args.vm_memory, cpus: args.vm_cpus, require_kvm: args.require_kvm };
+    let opts = Options { accel: args.accel, log_dir: Some(out.path.clone()), container: container_settings, vm, ..Options::new(workloads) };
     let plan = Plan { envs, metrics, quick: args.quick, iterations: args.iterations, max_ms: args.max_ms };
     eprintln!("isobench: writing {}", out.path.display());
     let outcome = runner::execute(&plan, &opts, &out, &interrupted, &mut |line| eprintln!("isobench: {line}"))?;
