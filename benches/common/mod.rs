@@ -10,7 +10,8 @@
 //! re-rendered, so an interrupted `cargo bench` keeps what it measured.
 //!
 //! Environment variables: `ISOBENCH_ENVS` (comma list, default all),
-//! `ISOBENCH_ACCEL` (auto|kvm|tcg), `ISOBENCH_RUN_DIR` (results folder).
+//! `ISOBENCH_ACCEL` (auto|kvm|tcg), `ISOBENCH_MACHINE` (microvm|q35),
+//! `ISOBENCH_RUN_DIR` (results folder).
 
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -62,7 +63,8 @@ pub fn bench_family(c: &mut Criterion, family: Family) {
     runner::record_host(&out, "cargo bench", serde_json::json!({ "criterion": true })).expect("run.json");
     let workloads = workloads::locate().unwrap_or_else(|e| panic!("{e}"));
     let accel = std::env::var("ISOBENCH_ACCEL").ok().and_then(|a| a.parse().ok()).unwrap_or_default();
-    let opts = Options { accel, log_dir: Some(out.path.clone()), ..Options::new(workloads) };
+    let mut opts = Options { accel, log_dir: Some(out.path.clone()), ..Options::new(workloads) };
+    opts.vm.machine = std::env::var("ISOBENCH_MACHINE").ok().and_then(|m| m.parse().ok());
     isobench_harness::cleanup::sweep();
 
     let mut running: Vec<Running> = Vec::new();
