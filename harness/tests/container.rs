@@ -395,3 +395,77 @@ fn container_env_runs_the_agent_as_pid_1() {
     drop(env);
     assert!(!rootfs.exists(), "the environment's rootfs outlived it");
 }
+
+#[test]
+fn user_namespace_as_root_maps_every_id_to_itself_and_owns_the_others() {
+    let Some(_l) = setup("user_namespace_as_root_maps_every_id_to_itself_and_owns_the_others") else { return };
+    let rootfs = MinimalRootfs::build(&workloads()).unwrap();
+    let ns: NamespaceSet = "user,pid,mnt,uts,ipc,net".parse().unwrap();
+    let mut r = launch(
+        rootfs.path(),
+        ns,
+        &["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups; id -u; test -c /dev/null && echo x > /dev/null && echo devnull-ok; hostname; read x"],
+        Some("userns"),
+    )
+    .unwrap();
+    let mut lines = Vec::new();
+    for _ in 0..6 {
+        let mut l = String::new();
+        r.stdout.read_line(&mut l).unwrap();
+        lines.push(l.split_whitespace().collect::<Vec<_>>().join(" "));
+    }
+    assert_eq!(lines, ["0 0 4294967295", "0 0 4294967295", "allow", "0", "devnull-ok", "userns"], "setgroups stays allowed for root");
+    let pid = r.process.pid().as_raw();
+    let host_user = std::fs::read_link("/proc/self/ns/user").unwrap();
+    assert_ne!(std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap(), host_user, "a new user namespace");
+    r.stdin.take().unwrap().write_all(b"\n").unwrap();
+    assert_eq!(r.process.wait().unwrap(), 0);
+}
+
+/// Helper for `rootless_exec_runs_through_a_user_namespace`: runs only when
+/// re-executed, as nobody, with ISOBENCH_TEST_ROOTLESS=1.
+#[test]
+fn rootless_helper() {
+    if std::env::var_os("ISOBENCH_TEST_ROOTLESS").is_none() {
+        return;
+    }
+    assert!(!nix::unistd::geteuid().is_root());
+    let w = workloads();
+    let opts = ExecOptions::new(args(&["sh", "-c", "echo uid=$(id -u) pid=$$; cat /proc/self/uid_map; cat /proc/self/setgroups; ps -o pid | wc -l"]));
+    let status = container::exec(&opts, &w).unwrap();
+    println!("status={status}");
+    let limited = ExecOptions { limits: container::Limits { pids: Some(10), ..Default::default() }, ..ExecOptions::new(args(&["true"])) };
+    let err = container::exec(&limited, &w).unwrap_err();
+    println!("limits: {err}");
+    std::io::stdout().flush().unwrap();
+}
+
+#[test]
+fn rootless_exec_runs_through_a_user_namespace() {
+    let Some(_l) = setup("rootless_exec_runs_through_a_user_namespace") else { return };
+    if std::fs::read_to_string("/proc/sys/user/max_user_namespaces").map_or(true, |v| v.trim() == "0") {
+        eprintln!("skipping rootless_exec_runs_through_a_user_namespace: user namespaces are disabled (user.max_user_namespaces=0)");
+        return;
+    }
+    // The rootless run's temp dir in a base nobody may write.
+    let base = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(base.path(), std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", "rootless_helper", "--nocapture", "--test-threads=1"])
+        .env("ISOBENCH_TEST_ROOTLESS", "1")
+        .env("TMPDIR", base.path())
+        .output()
+        .expect("setpriv(1) from util-linux");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    println!("{text}");
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("uid=0 pid=2"), "root inside, the command under the init: {text}");
+    let map: Vec<&str> = text.lines().find(|l| l.trim().starts_with("0 ") && l.contains(" 65534 ")).expect("uid_map line").split_whitespace().collect();
+    assert_eq!(map, ["0", "65534", "1"], "root inside is nobody outside");
+    assert!(text.contains("deny"), "setgroups denied for an unprivileged writer: {text}");
+    assert!(text.contains("status=0"), "{text}");
+    assert!(text.contains("limits: cgroup limits are unavailable in rootless mode"), "{text}");
+    assert_eq!(std::fs::read_dir(base.path()).unwrap().count(), 0, "the rootless run left a temp dir");
+}

@@ -92,6 +92,49 @@ pub struct LaunchSpec {
     cgroup: Option<Limits>,
     /// Fork a minimal init that stays PID 1 (see the module comment).
     init: bool,
+    /// The uid/gid maps the parent writes for a new user namespace.
+    id_maps: Option<IdMaps>,
+}
+
+/// The uid and gid maps of a container's user namespace
+/// (user_namespaces(7)): lines `inside outside count`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdMaps {
+    pub uid_map: String,
+    pub gid_map: String,
+    /// Write `deny` to /proc/PID/setgroups before the gid map. The kernel
+    /// requires it when the writer lacks CAP_SETGID over the parent namespace
+    /// (an unprivileged caller): otherwise a process could drop a group with
+    /// setgroups(2) that was denying it access. Root keeps setgroups allowed.
+    pub deny_setgroups: bool,
+}
+
+impl IdMaps {
+    /// As root: every id maps to itself, so the container's root is the
+    /// host's root and files keep their owners (the user namespace is there
+    /// to be measured and to own the other namespaces). As another user:
+    /// root inside is the caller outside, one id each (rootless mode).
+    pub fn for_caller() -> IdMaps {
+        let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
+        if uid.is_root() {
+            IdMaps { uid_map: "0 0 4294967295\n".into(), gid_map: "0 0 4294967295\n".into(), deny_setgroups: false }
+        } else {
+            IdMaps { uid_map: format!("0 {uid} 1\n"), gid_map: format!("0 {gid} 1\n"), deny_setgroups: true }
+        }
+    }
+
+    /// Writes the maps of process `pid` (once, before it goes on).
+    fn write(&self, pid: Pid) -> Result<(), ContainerError> {
+        let write = |file: &str, text: &str| {
+            let path = format!("/proc/{pid}/{file}");
+            std::fs::write(&path, text).map_err(|e| ContainerError::Io { context: format!("write {:?} to {path}", text.trim()), source: e })
+        };
+        write("uid_map", &self.uid_map)?;
+        if self.deny_setgroups {
+            write("setgroups", "deny")?;
+        }
+        write("gid_map", &self.gid_map)
+    }
 }
 
 // SAFETY: the raw pointers point into `argv` and `env`, owned by the same
@@ -128,10 +171,11 @@ impl LaunchSpec {
             Some(h) if namespaces.contains(Namespace::Uts) => Some(CString::new(h).map_err(|_| ContainerError::Nul(h.into()))?),
             _ => None,
         };
-        let plan = rootfs::mount_plan(rootfs, namespaces.contains(Namespace::Mount))?;
+        let plan = rootfs::mount_plan_for(rootfs, namespaces)?;
+        let id_maps = namespaces.contains(Namespace::User).then(IdMaps::for_caller);
         let argv_ptrs = argv.iter().map(|a| a.as_ptr()).chain([ptr::null()]).collect();
         let env_ptrs = env.iter().map(|a| a.as_ptr()).chain([ptr::null()]).collect();
-        Ok(LaunchSpec { namespaces, plan, hostname, candidates, argv, env, argv_ptrs, env_ptrs, cgroup: None, init: false })
+        Ok(LaunchSpec { namespaces, plan, hostname, candidates, argv, env, argv_ptrs, env_ptrs, cgroup: None, init: false, id_maps })
     }
 
     /// Runs the container in a cgroup of its own with `limits` (possibly
@@ -321,7 +365,7 @@ pub fn spawn(spec: &LaunchSpec, stdio: Stdio<'_>) -> Result<ContainerProcess, Co
     let (err_r, err_w) = pipe("setup errors")?;
     let (alive_r, alive_w) = pipe("parent liveness")?;
     let cgroup = spec.cgroup.as_ref().map(Cgroup::create).transpose()?;
-    let go = if cgroup.is_some() { Some(pipe("cgroup placement")?) } else { None };
+    let go = if cgroup.is_some() || spec.id_maps.is_some() { Some(pipe("uid/gid maps and cgroup placement")?) } else { None };
     let release = if spec.init { Some(pipe("init release")?) } else { None };
     let ctx = ChildCtx {
         spec,
@@ -344,8 +388,11 @@ pub fn spawn(spec: &LaunchSpec, stdio: Stdio<'_>) -> Result<ContainerProcess, Co
     let mut process = ContainerProcess { pid, status: None, cgroup, usage: None, release: release_w };
     if let Some((go_r, go_w)) = go {
         drop(go_r);
-        // Place the child, then let it go on; if placement fails, dropping
-        // go_w unwritten makes it exit, and `process` reaps it.
+        // Map its ids and place it, then let it go on; if either fails,
+        // dropping go_w unwritten makes it exit, and `process` reaps it.
+        if let Some(maps) = &spec.id_maps {
+            maps.write(pid)?;
+        }
         if let Some(cgroup) = &process.cgroup {
             cgroup.add(pid)?;
         }
@@ -448,8 +495,10 @@ fn child_main(ctx: &ChildCtx<'_>) -> ! {
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, ptr::null_mut());
-        // Wait until the parent has put us in the cgroup. End of file
-        // without the byte: the parent gave up (or died); so do we.
+        // Wait until the parent has written our uid/gid maps (until then we
+        // are nobody in our user namespace, and files we create would belong
+        // to no one) and put us in the cgroup. End of file without the byte:
+        // the parent gave up (or died); so do we.
         if let Some(go) = ctx.go_r {
             let mut b = 0u8;
             loop {

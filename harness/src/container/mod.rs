@@ -100,6 +100,13 @@ impl ContainerSettings {
 /// `explicit` (`--cgroup`/`--no-cgroup` or a setting), else yes when the host
 /// has cgroups; limits always need one.
 fn decide_cgroup(explicit: Option<bool>, limits: &Limits) -> Result<bool, CgroupError> {
+    if !nix::unistd::geteuid().is_root() {
+        // Rootless: the cgroup tree belongs to root (no delegation is assumed).
+        return match limits.is_empty() && explicit != Some(true) {
+            true => Ok(false),
+            false => Err(CgroupError::Rootless),
+        };
+    }
     match explicit {
         Some(false) if !limits.is_empty() => Err(CgroupError::InvalidLimit { flag: "--cpus/--memory/--pids", value: "with no cgroup".into(), why: "limits need a cgroup" }),
         Some(b) => Ok(b),
@@ -148,6 +155,23 @@ pub fn cleanup() -> Vec<PathBuf> {
     removed
 }
 
+/// The namespaces a container really gets: as root, `asked`; as another
+/// user (rootless mode), `asked` plus a user namespace, which owns the others
+/// and in which the caller is root.
+pub fn effective_namespaces(asked: NamespaceSet) -> NamespaceSet {
+    let mut ns = asked;
+    if !nix::unistd::geteuid().is_root() {
+        ns.insert(Namespace::User);
+    }
+    ns
+}
+
+/// True when isobench runs without root (the container then runs in a user
+/// namespace, without cgroup, see [`effective_namespaces`]).
+pub fn rootless() -> bool {
+    !nix::unistd::geteuid().is_root()
+}
+
 /// Fails with [`ContainerError::NotRoot`] unless running as root.
 pub fn require_root() -> Result<(), ContainerError> {
     if nix::unistd::geteuid().is_root() {
@@ -168,7 +192,8 @@ pub fn default_hostname() -> String {
 
 /// Runs a command in a new container, like `unshare -fp --mount-proc` with
 /// the other namespaces of the set, and returns its exit status (128+n when
-/// signal n killed it).
+/// signal n killed it). Without root it runs rootless: in a user namespace
+/// where the caller is root, without cgroup (limits are refused).
 ///
 /// PID 1 is the launcher's minimal init ([`init`]): it forwards signals to
 /// the command, reaps orphans and exits with the command's status; then the
@@ -180,11 +205,12 @@ pub fn default_hostname() -> String {
 /// (PR_SET_PDEATHSIG) and the temp rootfs and cgroup are swept by [`cleanup`]
 /// at the next start.
 pub fn exec(opts: &ExecOptions, workloads: &Workloads) -> Result<i32, ContainerError> {
-    require_root()?;
     if opts.command.is_empty() {
         return Err(ContainerError::NoCommand);
     }
-    let mount_ns = opts.namespaces.contains(Namespace::Mount);
+    let namespaces = effective_namespaces(opts.namespaces);
+    let with_cgroup = decide_cgroup(opts.cgroup, &opts.limits)?;
+    let mount_ns = namespaces.contains(Namespace::Mount);
     let minimal;
     let rootfs = match &opts.rootfs {
         Some(dir) => rootfs::check_rootfs(dir, mount_ns)?,
@@ -194,15 +220,15 @@ pub fn exec(opts: &ExecOptions, workloads: &Workloads) -> Result<i32, ContainerE
         }
     };
     let hostname = opts.hostname.clone().unwrap_or_else(default_hostname);
-    let mut spec = LaunchSpec::new(opts.namespaces, &rootfs, &opts.command, Some(&hostname))?.with_init(true);
-    if decide_cgroup(opts.cgroup, &opts.limits)? {
+    let mut spec = LaunchSpec::new(namespaces, &rootfs, &opts.command, Some(&hostname))?.with_init(true);
+    if with_cgroup {
         spec = spec.with_cgroup(opts.limits);
     }
     let _ignore = IgnoreInteractiveSignals::new();
     let mut child = spawn(&spec, Stdio::default())?;
     let _forward = ForwardTermination::to(child.pid());
     if opts.show_ns {
-        eprint!("{}", show_ns(&child, opts.namespaces));
+        eprint!("{}", show_ns(&child, namespaces));
     }
     child.wait()
 }

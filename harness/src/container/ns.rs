@@ -17,8 +17,6 @@ use nix::sched::CloneFlags;
 pub enum NsError {
     #[error("unknown namespace {0:?}; use a comma-separated list of {names}, or all, or none", names = Namespace::names())]
     Unknown(String),
-    #[error("the {0} namespace is not supported by the launcher yet (it needs the uid/gid map handshake of rootless mode); leave it out of --ns")]
-    Unsupported(Namespace),
 }
 
 /// One kind of namespace, named as in `/proc/<pid>/ns/` and `lsns`.
@@ -50,9 +48,11 @@ pub enum Namespace {
 ///    in when it is created, so it comes after the process has been moved
 ///    into the container's cgroup.
 ///
-/// A single clone(2), as used today, creates all of them at once (the kernel
-/// itself creates the user namespace first); the order above is what a
-/// stepwise launcher must follow.
+/// The launcher's single clone(2) creates all but the cgroup namespace at
+/// once (the kernel itself creates the user namespace first and makes it the
+/// owner of the others); the child then waits until the parent has written
+/// its uid/gid maps and placed it in its cgroup, and unshares the cgroup
+/// namespace last.
 pub const CREATION_ORDER: [Namespace; 7] =
     [Namespace::User, Namespace::Pid, Namespace::Net, Namespace::Ipc, Namespace::Uts, Namespace::Mount, Namespace::Cgroup];
 
@@ -81,11 +81,6 @@ impl Namespace {
             Namespace::Mount => CloneFlags::CLONE_NEWNS,
             Namespace::Cgroup => CloneFlags::CLONE_NEWCGROUP,
         }
-    }
-
-    /// Whether the launcher can create it today.
-    pub fn supported(self) -> bool {
-        self != Namespace::User
     }
 
     fn bit(self) -> u8 {
@@ -132,9 +127,9 @@ impl NamespaceSet {
             | (1 << Namespace::Net as u8),
     );
 
-    /// Every namespace the launcher supports today (`--ns all`).
+    /// All seven (`--ns all`).
     pub fn all() -> NamespaceSet {
-        CREATION_ORDER.into_iter().filter(|ns| ns.supported()).collect()
+        CREATION_ORDER.into_iter().collect()
     }
 
     pub fn contains(self, ns: Namespace) -> bool {
@@ -191,9 +186,6 @@ impl FromStr for NamespaceSet {
         let mut set = NamespaceSet::NONE;
         for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             let ns = Namespace::parse(name).ok_or_else(|| NsError::Unknown(name.to_string()))?;
-            if !ns.supported() {
-                return Err(NsError::Unsupported(ns));
-            }
             set.insert(ns);
         }
         Ok(set)
@@ -246,8 +238,7 @@ mod tests {
     #[test]
     fn all_and_none() {
         let all: NamespaceSet = "all".parse().unwrap();
-        assert_eq!(all.to_string(), "pid,net,ipc,uts,mnt,cgroup");
-        assert!(!all.contains(Namespace::User), "user needs the uid map handshake first");
+        assert_eq!(all.to_string(), "user,pid,net,ipc,uts,mnt,cgroup");
         let none: NamespaceSet = "none".parse().unwrap();
         assert!(none.is_empty());
         assert_eq!(none.clone_flags(), CloneFlags::empty());
@@ -255,13 +246,13 @@ mod tests {
     }
 
     #[test]
-    fn unknown_and_unsupported_names_are_refused_by_name() {
+    fn unknown_names_are_refused_by_name_and_user_is_accepted() {
         let err = "pid,nett".parse::<NamespaceSet>().unwrap_err();
         assert_eq!(err, NsError::Unknown("nett".into()));
         let msg = err.to_string();
-        assert_eq!(msg, "unknown namespace \"nett\"; use a comma-separated list of pid, net, ipc, uts, mnt, cgroup, or all, or none");
+        assert_eq!(msg, "unknown namespace \"nett\"; use a comma-separated list of user, pid, net, ipc, uts, mnt, cgroup, or all, or none");
         assert!(!msg.ends_with('.'));
-        assert_eq!("pid,user".parse::<NamespaceSet>().unwrap_err(), NsError::Unsupported(Namespace::User));
+        assert_eq!("pid,user".parse::<NamespaceSet>().unwrap().names(), ["user", "pid"]);
     }
 
     #[test]

@@ -23,6 +23,7 @@ use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 use nix::sys::stat::{Mode, SFlag};
 
+use super::ns::{Namespace, NamespaceSet};
 use super::syscall::Syscall;
 use crate::workloads::Workloads;
 
@@ -241,6 +242,8 @@ pub enum Step {
     Mount { source: Option<CString>, target: CString, fstype: Option<CString>, flags: MsFlags, data: Option<CString> },
     Mkdir { path: CString, mode: u32 },
     Mknod { path: CString, mode: u32, major: u32, minor: u32 },
+    /// An empty regular file (a mount point for a bind-mounted device).
+    Touch { path: CString, mode: u32 },
     Symlink { target: CString, link: CString },
     Chdir(CString),
     Chroot(CString),
@@ -259,6 +262,11 @@ fn c_path(p: &Path) -> Result<CString, RootfsError> {
     CString::new(p.as_os_str().as_bytes()).map_err(|_| RootfsError::Nul(p.to_path_buf()))
 }
 
+/// A recursive bind of a host directory (the host's own mounts under it come along).
+fn rbind(source: &str, target: &str) -> Step {
+    Step::Mount { source: Some(c(source)), target: c(target), fstype: None, flags: MsFlags::MS_BIND | MsFlags::MS_REC, data: None }
+}
+
 fn mount(source: &str, target: &str, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> Step {
     Step::Mount { source: Some(c(source)), target: c(target), fstype: fstype.map(c), flags, data: data.map(c) }
 }
@@ -270,6 +278,21 @@ fn mount(source: &str, target: &str, fstype: Option<&str>, flags: MsFlags, data:
 /// host), so the plan is a plain chroot and the rootfs has no /proc, /dev or
 /// /sys of its own.
 pub fn mount_plan(rootfs: &Path, mount_ns: bool) -> Result<Vec<Step>, RootfsError> {
+    let ns = if mount_ns { [Namespace::Mount, Namespace::Pid, Namespace::Net].into_iter().collect() } else { NamespaceSet::NONE };
+    mount_plan_for(rootfs, ns)
+}
+
+/// The plan for a container with the namespaces `ns`.
+///
+/// Inside a user namespace the kernel refuses what would give more than the
+/// owner of the namespace has (user_namespaces(7)): mknod(2) of a device
+/// (so each device is an empty file with the host's node bind-mounted on it,
+/// as runc and bubblewrap do), and a fresh proc or sysfs unless the user
+/// namespace also owns the pid or net namespace they show (then the host's
+/// are bind-mounted, recursively, instead).
+pub fn mount_plan_for(rootfs: &Path, ns: NamespaceSet) -> Result<Vec<Step>, RootfsError> {
+    let mount_ns = ns.contains(Namespace::Mount);
+    let user_ns = ns.contains(Namespace::User);
     let root = c_path(rootfs)?;
     if !mount_ns {
         return Ok(vec![Step::Chroot(root), Step::Chdir(c("/"))]);
@@ -286,13 +309,23 @@ pub fn mount_plan(rootfs: &Path, mount_ns: bool) -> Result<Vec<Step>, RootfsErro
         // After the bind, so "." is the new mount and not the directory under it.
         Step::Chdir(root),
         // Mounted by the container's PID 1, so it shows the new pid namespace.
-        mount("proc", "proc", Some("proc"), nosuid_nodev_noexec, None),
+        if user_ns && !ns.contains(Namespace::Pid) {
+            rbind("/proc", "proc")
+        } else {
+            mount("proc", "proc", Some("proc"), nosuid_nodev_noexec, None)
+        },
         // A small tmpfs /dev holding only the devices a container needs, not
         // the host's devtmpfs (no disks, no /dev/kmsg). Not nodev, obviously.
         mount("tmpfs", "dev", Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME, Some("mode=755,size=65536")),
     ];
     for (name, major, minor) in DEVICES {
-        plan.push(Step::Mknod { path: c(&format!("dev/{name}")), mode: 0o666, major, minor });
+        let path = c(&format!("dev/{name}"));
+        if user_ns {
+            plan.push(Step::Touch { path: path.clone(), mode: 0o666 });
+            plan.push(Step::Mount { source: Some(c(&format!("/dev/{name}"))), target: path, fstype: None, flags: MsFlags::MS_BIND, data: None });
+        } else {
+            plan.push(Step::Mknod { path, mode: 0o666, major, minor });
+        }
     }
     plan.extend([
         Step::Mkdir { path: c("dev/pts"), mode: 0o755 },
@@ -306,7 +339,11 @@ pub fn mount_plan(rootfs: &Path, mount_ns: bool) -> Result<Vec<Step>, RootfsErro
         Step::Symlink { target: c("/proc/self/fd/1"), link: c("dev/stdout") },
         Step::Symlink { target: c("/proc/self/fd/2"), link: c("dev/stderr") },
         // Read-only: a container must not write the host's kernel knobs.
-        mount("sysfs", "sys", Some("sysfs"), nosuid_nodev_noexec | MsFlags::MS_RDONLY, None),
+        if user_ns && !ns.contains(Namespace::Net) {
+            rbind("/sys", "sys")
+        } else {
+            mount("sysfs", "sys", Some("sysfs"), nosuid_nodev_noexec | MsFlags::MS_RDONLY, None)
+        },
         Step::PivotRoot,
         Step::DetachOldRoot,
         Step::Chdir(c("/")),
@@ -330,6 +367,7 @@ fn apply_step(step: &Step, sys: &dyn Syscall) -> nix::Result<()> {
         Step::Mount { source, target, fstype, flags, data } => sys.mount(source.as_deref(), target, fstype.as_deref(), *flags, data.as_deref()),
         Step::Mkdir { path, mode } => sys.mkdir(path, Mode::from_bits_truncate(*mode)),
         Step::Mknod { path, mode, major, minor } => sys.mknod(path, SFlag::S_IFCHR, Mode::from_bits_truncate(*mode), libc::makedev(*major, *minor)),
+        Step::Touch { path, mode } => sys.mknod(path, SFlag::S_IFREG, Mode::from_bits_truncate(*mode), 0),
         Step::Symlink { target, link } => sys.symlink(target, link),
         Step::Chdir(path) => sys.chdir(path),
         Step::Chroot(path) => sys.chroot(path),
@@ -347,6 +385,7 @@ impl fmt::Display for Step {
             Step::Mount { fstype: Some(t), target, .. } => write!(f, "mount {} on {}", s(t), s(target)),
             Step::Mkdir { path, .. } => write!(f, "mkdir {}", s(path)),
             Step::Mknod { path, .. } => write!(f, "mknod {}", s(path)),
+            Step::Touch { path, .. } => write!(f, "create {}", s(path)),
             Step::Symlink { target, link } => write!(f, "symlink {} -> {}", s(link), s(target)),
             Step::Chdir(p) => write!(f, "chdir {}", s(p)),
             Step::Chroot(p) => write!(f, "chroot {}", s(p)),
@@ -381,6 +420,24 @@ mod tests {
         for (name, _, _) in DEVICES {
             pos(&format!("mknod dev/{name} 666"));
         }
+    }
+
+    #[test]
+    fn in_a_user_namespace_devices_are_bound_not_made() {
+        let ns: NamespaceSet = "user,mnt,pid,net".parse().unwrap();
+        let sys = Recorder::default();
+        apply(&mount_plan_for(Path::new("/tmp/r"), ns).unwrap(), &sys).unwrap();
+        let lines = sys.lines();
+        assert!(!lines.iter().any(|l| l.contains(" 1,3")), "no mknod of a device in a user namespace: {lines:#?}");
+        let touch = lines.iter().position(|l| l == "mknod dev/null 666 0,0").unwrap();
+        assert_eq!(lines[touch + 1], "mount /dev/null dev/null - MS_BIND -");
+        assert!(lines.iter().any(|l| l.starts_with("mount proc proc proc")) && lines.iter().any(|l| l.starts_with("mount sysfs sys sysfs")));
+        // Without its own pid and net namespaces, proc and sysfs are the host's, bound.
+        let sys = Recorder::default();
+        apply(&mount_plan_for(Path::new("/tmp/r"), "user,mnt".parse().unwrap()).unwrap(), &sys).unwrap();
+        let lines = sys.lines();
+        assert!(lines.contains(&"mount /proc proc - MS_BIND|MS_REC -".to_string()), "{lines:#?}");
+        assert!(lines.contains(&"mount /sys sys - MS_BIND|MS_REC -".to_string()), "{lines:#?}");
     }
 
     #[test]

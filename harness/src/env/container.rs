@@ -39,7 +39,7 @@ impl Container {
 
     /// Like [`prepare`](Self::prepare), with another namespace set.
     pub fn with_namespaces(opts: &Options, namespaces: NamespaceSet) -> Result<Self, EnvError> {
-        container::require_root().map_err(|e| EnvError::Unavailable { env: ENV, reason: e.to_string() })?;
+        let namespaces = container::effective_namespaces(namespaces);
         let settings = &opts.container;
         let cgroup = match settings.wants_cgroup().map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })? {
             true => {
@@ -82,6 +82,7 @@ impl Environment for Container {
             "busybox": self.rootfs.busybox(),
             "launcher": "isobench (clone + pivot_root)",
             "pid1": "agent",
+            "rootless": container::rootless(),
             "cgroup": self.cgroup.map(|limits| serde_json::json!({
                 "mode": self.cgroup_mode,
                 "limits": limits,

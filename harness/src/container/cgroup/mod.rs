@@ -58,6 +58,8 @@ pub enum CgroupError {
     NotMounted(PathBuf),
     #[error("the {controller} controller is not available in the {mode} hierarchy at {root}, so --{flag} cannot be applied; enable it (echo +{controller} > {root}/cgroup.subtree_control) or leave --{flag} out", root = .root.display())]
     ControllerMissing { controller: &'static str, flag: &'static str, mode: CgroupMode, root: PathBuf },
+    #[error("cgroup limits are unavailable in rootless mode (the cgroup tree belongs to root and isobench assumes no delegation); run as root, e.g. with sudo, or leave out --cpus/--memory/--pids")]
+    Rootless,
     #[error("invalid {flag} value {value:?}: {why}")]
     InvalidLimit { flag: &'static str, value: String, why: &'static str },
     #[error("{context}: {source}")]
