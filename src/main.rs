@@ -146,6 +146,12 @@ struct RunArgs {
     /// Results folder to write (default: results/<UTC timestamp>-<host>)
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Print only problems (skipped environments, failed measurements) and the report path
+    #[arg(long, short)]
+    quiet: bool,
+    /// Print the summary rows as JSON on stdout at the end (instead of the report path)
+    #[arg(long)]
+    json: bool,
     /// VM accelerator: auto (probe KVM with a real boot, else TCG), kvm, tcg
     #[arg(long, value_name = "ACCEL", default_value = "auto")]
     accel: AccelChoice,
@@ -272,9 +278,15 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     let vm = VmSettings { machine: args.machine, boot: args.vm_boot, memory_mib: args.vm_memory, cpus: args.vm_cpus, require_kvm: args.require_kvm };
     let opts = Options { accel: args.accel, log_dir: Some(out.path.clone()), container: container_settings, vm, ..Options::new(workloads) };
     let plan = Plan { envs, metrics, quick: args.quick, iterations: args.iterations, max_ms: args.max_ms };
-    eprintln!("isobench: writing {}", out.path.display());
-    let outcome = runner::execute(&plan, &opts, &out, &interrupted, &mut |line| eprintln!("isobench: {line}"))?;
-    if let Some(report) = &outcome.report {
+    if !args.quiet {
+        eprintln!("isobench: writing {}", out.path.display());
+    }
+    let mut display = Progress::new(args.quiet);
+    let outcome = runner::execute(&plan, &opts, &out, &interrupted, &mut |ev| display.show(ev))?;
+    display.finish();
+    if args.json {
+        println!("{}", std::fs::read_to_string(out.path.join("summary.json")).context("reading summary.json")?.trim());
+    } else if let Some(report) = &outcome.report {
         println!("{}", report.display());
     }
     if outcome.interrupted {
@@ -339,6 +351,66 @@ fn validate(quick: bool, out: Option<PathBuf>) -> Result<ExitCode> {
         println!("{}", run.render()?.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Progress of `isobench run` on stderr: a bar with the current env × metric
+/// and an ETA on a terminal, one line per step otherwise (logs, CI).
+struct Progress {
+    quiet: bool,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn new(quiet: bool) -> Progress {
+        Progress { quiet, bar: None }
+    }
+
+    fn bar(&mut self, total: usize) -> Option<&indicatif::ProgressBar> {
+        use std::io::IsTerminal;
+        if self.quiet || !std::io::stderr().is_terminal() {
+            return None;
+        }
+        Some(self.bar.get_or_insert_with(|| {
+            let b = indicatif::ProgressBar::new(total as u64);
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}, ETA {eta}] {msg}")
+                    .expect("a valid template"),
+            );
+            b
+        }))
+    }
+
+    fn show(&mut self, ev: runner::Event<'_>) {
+        use runner::Event;
+        match ev {
+            Event::Problem(line) => match &self.bar {
+                Some(b) => b.println(format!("isobench: {line}")),
+                None => eprintln!("isobench: {line}"),
+            },
+            _ if self.quiet => {}
+            Event::Note(line) => match &self.bar {
+                Some(b) => b.set_message(line.to_string()),
+                None => eprintln!("isobench: {line}"),
+            },
+            Event::Begin { step, total, what } => match self.bar(total) {
+                Some(b) => b.set_message(what.to_string()),
+                None => eprintln!("isobench: [{step}/{total}] {what}"),
+            },
+            Event::Done { step, total, line } => match self.bar(total) {
+                Some(b) => {
+                    b.set_position(step as u64);
+                    b.println(format!("  {line}"));
+                }
+                None => eprintln!("isobench: [{step}/{total}] {line}"),
+            },
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
 }
 
 fn list() {

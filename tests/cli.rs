@@ -207,3 +207,20 @@ fn merge_names_columns_by_run_and_keeps_each_runs_baseline() {
     assert!(line.contains("4.00×") && line.contains("2.00×"), "{line}");
     assert!(report.contains("merged from"), "{report}");
 }
+
+#[test]
+fn quiet_json_run_prints_only_the_summary_rows() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("run");
+    let o = run(&["run", "--env", "native", "--metric", "syscall.getpid", "--quick", "--quiet", "--json", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).trim().is_empty(), "quiet prints nothing on success: {}", stderr(&o));
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is the summary JSON");
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["env"], "native");
+    assert_eq!(rows[0]["metric"], "syscall.getpid");
+    assert_eq!(rows[0]["unit"], "ns");
+    assert!(rows[0]["p50"].as_f64().unwrap() > 0.0);
+    assert!(out.join("report.html").is_file());
+}

@@ -50,6 +50,19 @@ pub fn working_set(spec: &MetricSpec) -> Option<u64> {
     (spec.name == "mem.copy_bw").then(|| isobench_workloads::metrics::control::copy_bytes() as u64)
 }
 
+/// What the run is doing, for a progress display.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// A step of environment life cycle (preparing, started, stopped).
+    Note(&'a str),
+    /// Measurement `step` of `total` begins.
+    Begin { step: usize, total: usize, what: &'a str },
+    /// Measurement `step` of `total` ended; `line` has its p50/p99.
+    Done { step: usize, total: usize, line: &'a str },
+    /// An environment was skipped or a measurement failed (shown even when quiet).
+    Problem(&'a str),
+}
+
 /// How a run ended.
 #[derive(Debug, Default)]
 pub struct Outcome {
@@ -95,7 +108,7 @@ pub fn record_skip(out: &RunDir, kind: EnvKind, reason: &str) -> Result<(), Repo
 /// Runs `plan` into `out`. `progress` receives one line per step;
 /// `interrupted` (set by a SIGINT handler) stops the run after the current
 /// measurement, keeping everything measured so far.
-pub fn execute(plan: &Plan, opts: &Options, out: &RunDir, interrupted: &AtomicBool, progress: &mut dyn FnMut(&str)) -> Result<Outcome, RunError> {
+pub fn execute(plan: &Plan, opts: &Options, out: &RunDir, interrupted: &AtomicBool, progress: &mut dyn FnMut(Event<'_>)) -> Result<Outcome, RunError> {
     let mut outcome = Outcome::default();
     record_host(
         out,
@@ -115,24 +128,24 @@ pub fn execute(plan: &Plan, opts: &Options, out: &RunDir, interrupted: &AtomicBo
         if interrupted.load(Ordering::SeqCst) {
             break;
         }
-        progress(&format!("{kind}: preparing"));
+        progress(Event::Note(&format!("{kind}: preparing")));
         let mut environment = match env::prepare(kind, opts) {
             Ok(e) => e,
             Err(e) => {
                 let line = e.to_string();
-                progress(&line);
+                progress(Event::Problem(&line));
                 record_skip(out, kind, &reason_of(&e))?;
                 outcome.skipped.push(line);
                 step += plan.metrics.len();
                 continue;
             }
         };
-        progress(&format!("{}: starting", environment.label()));
+        progress(Event::Note(&format!("{}: starting", environment.label())));
         let mut inst = match environment.start() {
             Ok(i) => i,
             Err(e) => {
                 let line = e.to_string();
-                progress(&line);
+                progress(Event::Problem(&line));
                 record_skip(out, kind, &reason_of(&e))?;
                 outcome.skipped.push(line);
                 step += plan.metrics.len();
@@ -140,7 +153,7 @@ pub fn execute(plan: &Plan, opts: &Options, out: &RunDir, interrupted: &AtomicBo
             }
         };
         record_env(out, environment.as_ref(), inst.as_ref())?;
-        progress(&format!("{}: agent ready after {:.1} ms", environment.label(), inst.ready_after().as_secs_f64() * 1e3));
+        progress(Event::Note(&format!("{}: agent ready after {:.1} ms", environment.label(), inst.ready_after().as_secs_f64() * 1e3)));
         for spec in plan.metrics.iter().filter(|m| !m.host_timed) {
             step += 1;
             if interrupted.load(Ordering::SeqCst) {
@@ -148,7 +161,8 @@ pub fn execute(plan: &Plan, opts: &Options, out: &RunDir, interrupted: &AtomicBo
                 break 'envs;
             }
             let req = plan.request(spec);
-            progress(&format!("[{step}/{total}] {} {} ({} iterations, ≤{} ms)", environment.label(), spec.name, req.iterations, req.max_ms));
+            let what = format!("{} {} ({} iterations, ≤{} ms)", environment.label(), spec.name, req.iterations, req.max_ms);
+            progress(Event::Begin { step, total, what: &what });
             match inst.agent().run(&req) {
                 Ok(r) => {
                     let mut m = Measurement::new(kind.as_str(), &environment.label(), spec);
@@ -156,8 +170,8 @@ pub fn execute(plan: &Plan, opts: &Options, out: &RunDir, interrupted: &AtomicBo
                     out.save(&m)?;
                     outcome.measured += 1;
                     let sm = m.summary();
-                    progress(&format!(
-                        "[{step}/{total}] {} {}: p50 {:.3} {}, p99 {:.3} {} (n={})",
+                    let line = format!(
+                        "{} {}: p50 {:.3} {}, p99 {:.3} {} (n={})",
                         environment.label(),
                         spec.name,
                         sm.p50,
@@ -165,11 +179,12 @@ pub fn execute(plan: &Plan, opts: &Options, out: &RunDir, interrupted: &AtomicBo
                         sm.p99,
                         spec.unit.label(),
                         sm.n
-                    ));
+                    );
+                    progress(Event::Done { step, total, line: &line });
                 }
                 Err(e) => {
                     let line = format!("{}: {}: {e}", kind, spec.name);
-                    progress(&line);
+                    progress(Event::Problem(&line));
                     outcome.failed.push(line);
                     if interrupted.load(Ordering::SeqCst) {
                         outcome.interrupted = true;
@@ -183,8 +198,8 @@ pub fn execute(plan: &Plan, opts: &Options, out: &RunDir, interrupted: &AtomicBo
             }
         }
         match inst.shutdown() {
-            Ok(d) => progress(&format!("{}: stopped in {:.1} ms", environment.label(), d.as_secs_f64() * 1e3)),
-            Err(e) => progress(&format!("{}: unclean stop: {e}", environment.label())),
+            Ok(d) => progress(Event::Note(&format!("{}: stopped in {:.1} ms", environment.label(), d.as_secs_f64() * 1e3))),
+            Err(e) => progress(Event::Problem(&format!("{}: unclean stop: {e}", environment.label()))),
         }
         for spec in plan.metrics.iter().filter(|m| m.host_timed) {
             step += 1;
@@ -193,17 +208,19 @@ pub fn execute(plan: &Plan, opts: &Options, out: &RunDir, interrupted: &AtomicBo
                 break 'envs;
             }
             let n = plan.iterations.unwrap_or(if plan.quick { spec.quick_iterations } else { spec.iterations });
-            progress(&format!("[{step}/{total}] {} {} ({n} starts)", environment.label(), spec.name));
+            let what = format!("{} {} ({n} starts)", environment.label(), spec.name);
+            progress(Event::Begin { step, total, what: &what });
             match measure_start(environment.as_mut(), spec, n, interrupted) {
                 Ok(m) => {
                     out.save(&m)?;
                     outcome.measured += 1;
                     let sm = m.summary();
-                    progress(&format!("[{step}/{total}] {} {}: p50 {:.2} ms (n={})", environment.label(), spec.name, sm.p50, sm.n));
+                    let line = format!("{} {}: p50 {:.2} ms (n={})", environment.label(), spec.name, sm.p50, sm.n);
+                    progress(Event::Done { step, total, line: &line });
                 }
                 Err(e) => {
                     let line = format!("{}: {}: {e}", kind, spec.name);
-                    progress(&line);
+                    progress(Event::Problem(&line));
                     outcome.failed.push(line);
                 }
             }
