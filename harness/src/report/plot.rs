@@ -87,19 +87,36 @@ struct Bar {
     p90: f64,
 }
 
+/// Environments whose p50s differ by more than this factor are drawn on a
+/// log axis, so native's bar stays visible beside an emulated guest's.
+pub const LOG_AXIS_SPREAD: f64 = 20.0;
+
 fn draw_metric<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, unit: &str, rate: bool, bars: &[Bar]) -> Result<(), String> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(e)?;
     let n = bars.len();
-    let ymax = bars.iter().map(|b| b.p10.max(b.p90).max(b.p50)).fold(0.0, f64::max).max(f64::MIN_POSITIVE) * 1.2;
+    let positive = |v: f64| v.max(f64::MIN_POSITIVE);
+    let (pmin, pmax) = bars.iter().fold((f64::MAX, 0f64), |(lo, hi), b| (lo.min(b.p50), hi.max(b.p50)));
+    let log = pmin > 0.0 && pmax / pmin > LOG_AXIS_SPREAD;
+    // On a log axis the drawing works in log10 space on a linear axis and the
+    // labels print 10^y: one code path for both scales.
+    let tf = |v: f64| if log { positive(v).log10() } else { v };
+    let top = bars.iter().map(|b| b.p10.max(b.p90).max(b.p50)).fold(0.0, f64::max);
+    let (y0, y1) = if log {
+        let low = bars.iter().map(|b| b.p10.min(b.p90).min(b.p50)).fold(f64::MAX, f64::min);
+        (positive(low).log10().floor(), tf(top) + 0.3)
+    } else {
+        (0.0, positive(top) * 1.2)
+    };
     let mut chart = ChartBuilder::on(&root)
         .caption(title, (FONT, 22))
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(80)
-        .build_cartesian_2d((0..last_slot(n)).into_segmented(), 0f64..ymax)
+        .build_cartesian_2d((0..last_slot(n)).into_segmented(), y0..y1)
         .map_err(e)?;
     let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
+    let scale = if log { " (log scale)" } else { "" };
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -108,28 +125,34 @@ fn draw_metric<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, un
             SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
             _ => String::new(),
         })
-        .y_desc(if rate { format!("{unit} (bar p50, whisker p10–p90 of per-sample rate)") } else { format!("{unit} per operation (bar p50, whisker p10–p90)") })
+        .y_label_formatter(&|y| if log { num(10f64.powf(*y)) } else { num(*y) })
+        .y_desc(if rate {
+            format!("{unit}{scale} (bar p50, whisker p10–p90 of per-sample rate)")
+        } else {
+            format!("{unit} per operation{scale} (bar p50, whisker p10–p90)")
+        })
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 14))
         .draw()
         .map_err(e)?;
     chart
         .draw_series(bars.iter().enumerate().map(|(i, b)| {
-            let mut r = Rectangle::new([(SegmentValue::Exact(i), 0.0), (SegmentValue::Exact(i + 1), b.p50)], env_color(&b.env).mix(0.85).filled());
+            let mut r = Rectangle::new([(SegmentValue::Exact(i), y0), (SegmentValue::Exact(i + 1), tf(b.p50))], env_color(&b.env).mix(0.85).filled());
             r.set_margin(0, 0, 25, 25);
             r
         }))
         .map_err(e)?;
     chart
         .draw_series(bars.iter().enumerate().map(|(i, b)| {
-            PathElement::new(vec![(SegmentValue::CenterOf(i), b.p10), (SegmentValue::CenterOf(i), b.p90)], BLACK.stroke_width(2))
+            PathElement::new(vec![(SegmentValue::CenterOf(i), tf(b.p10)), (SegmentValue::CenterOf(i), tf(b.p90))], BLACK.stroke_width(2))
         }))
         .map_err(e)?;
     chart
         .draw_series(bars.iter().enumerate().map(|(i, b)| {
+            let above = tf(b.p10.max(b.p90).max(b.p50));
             Text::new(
                 format!("{} {unit}", num(b.p50)),
-                (SegmentValue::CenterOf(i), b.p10.max(b.p90).max(b.p50) * 1.02),
+                (SegmentValue::CenterOf(i), if log { above + 0.05 } else { above * 1.02 }),
                 TextStyle::from((FONT, 14)).pos(Pos::new(HPos::Center, VPos::Bottom)),
             )
         }))
