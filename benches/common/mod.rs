@@ -60,7 +60,10 @@ pub fn bench_family(c: &mut Criterion, family: Family) {
     }
     let results = workloads::repo_root().join("results");
     let out = RunDir::for_cargo_bench(&results).expect("results folder");
-    runner::record_host(&out, "cargo bench", serde_json::json!({ "criterion": true })).expect("run.json");
+    // criterion's own HTML report of the same run (CARGO_TARGET_DIR aware).
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workloads::repo_root().join("target"), std::path::PathBuf::from);
+    let criterion_report = target.join("criterion").join("report").join("index.html");
+    runner::record_host(&out, "cargo bench", serde_json::json!({ "criterion": true, "criterion_report": criterion_report })).expect("run.json");
     let workloads = workloads::locate().unwrap_or_else(|e| panic!("{e}"));
     let accel = std::env::var("ISOBENCH_ACCEL").ok().and_then(|a| a.parse().ok()).unwrap_or_default();
     let mut opts = Options { accel, log_dir: Some(out.path.clone()), ..Options::new(workloads) };

@@ -102,6 +102,7 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
             format!("{a} — {}", s(run, &["environments", "vm", "metadata", "accel_reason"]).unwrap_or_default())
         })),
         ("driver", s(run, &["parameters", "driver"])),
+        ("criterion's report", s(run, &["parameters", "criterion_report"]).map(|p| format!("[{p}](file://{p}) (statistics of the same samples; baselines: `cargo bench -- --save-baseline NAME`)"))),
         ("merged from", run.get("merged_from").and_then(Value::as_array).map(|a| {
             a.iter()
                 .map(|r| format!("{} ({}, {})", s(r, &["name"]).unwrap_or_default(), s(r, &["host", "cpu_model"]).unwrap_or_default(), s(r, &["host", "kernel"]).unwrap_or_default()))
@@ -239,6 +240,9 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
                 num(sm.max)
             );
         }
+        if spec.unit.is_rate() {
+            let _ = writeln!(o, "\nFor a rate, p90 and p99 are the slow tail (the bandwidth 90 % and 99 % of samples exceeded) and max is the fastest sample.");
+        }
         o.push('\n');
         for stem in [name.to_string(), format!("{name}.percentiles")] {
             for p in plots.iter().filter(|p| p.file_stem().is_some_and(|st| *st == *stem) && p.extension().is_some_and(|e| e == "svg")) {
@@ -248,7 +252,8 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
     }
 
     if let Some(Value::Object(envs)) = run.get("environments") {
-        let starts: Vec<_> = envs.iter().filter_map(|(n, e)| e.get("start_ms").and_then(Value::as_f64).map(|v| (n, e, v))).collect();
+        let mut starts: Vec<_> = envs.iter().filter_map(|(n, e)| e.get("start_ms").and_then(Value::as_f64).map(|v| (n, e, v))).collect();
+        starts.sort_by_key(|(n, _, _)| super::env_order(n));
         if !starts.is_empty() {
             let _ = writeln!(o, "## Environment start (host-timed: start → agent ready)\n");
             let _ = writeln!(o, "| environment | start → agent ready (ms) |\n|---|---:|");

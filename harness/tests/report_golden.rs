@@ -1,0 +1,52 @@
+//! Golden-file test of report.md: a fixed run.json and fixed histograms must
+//! give exactly harness/tests/golden/report.md (numbers → table text). Run
+//! with UPDATE_GOLDEN=1 to accept a deliberate change, then review the diff.
+
+use std::path::{Path, PathBuf};
+
+use isobench_harness::collect::Measurement;
+use isobench_harness::report::markdown;
+use isobench_workloads::catalog;
+
+/// 1000 samples spread evenly over ±10 % of `center` ns.
+fn measurement(env: &str, label: &str, metric: &str, center: u64) -> Measurement {
+    let mut m = Measurement::new(env, label, catalog::lookup(metric).unwrap());
+    for i in 0..1000u64 {
+        m.histogram.record(center - center / 10 + i * center / 5 / 1000).unwrap();
+    }
+    m.iterations = 1000 * m.metric.ops_per_sample;
+    m.elapsed_ns = center * m.iterations;
+    m
+}
+
+#[test]
+fn report_md_matches_the_golden_file() {
+    let run = serde_json::json!({
+        "schema": 1,
+        "started_utc": "2026-11-30T00:00:00Z",
+        "host": { "hostname": "golden", "cpu_model": "Test CPU", "cpus": 2, "kernel": "6.1.0-test", "cgroup_mode": "hybrid",
+                  "governor": "performance", "clocksource": "tsc", "load_avg_1m": 0.1, "isobench_revision": "abc123",
+                  "smt": false, "boost": null, "rcu_expedited": false, "mitigations": { "meltdown": "Not affected" } },
+        "parameters": { "driver": "isobench run", "quick": true },
+        "environments": {
+            "native": { "label": "native", "start_ms": 1.5 },
+            "container": { "label": "container", "start_ms": 2.5 },
+            "vm": { "label": "vm (emulated (TCG))", "start_ms": 4700.0, "metadata": { "accel": "tcg", "accel_reason": "forced by --accel tcg" } }
+        }
+    });
+    let ms = vec![
+        measurement("native", "native", "syscall.getpid", 100),
+        measurement("container", "container", "syscall.getpid", 150),
+        measurement("vm", "vm (emulated (TCG))", "syscall.getpid", 400),
+        measurement("native", "native", "ipc.pipe_bw", 10_000),
+        measurement("vm", "vm (emulated (TCG))", "ipc.pipe_bw", 40_000),
+    ];
+    let plots = vec![PathBuf::from("plots/syscall.getpid.svg"), PathBuf::from("plots/overhead.svg")];
+    let md = markdown::report(&run, &ms, &plots, &[]);
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/report.md");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, &md).unwrap();
+    }
+    let want = std::fs::read_to_string(&golden).expect("golden file (UPDATE_GOLDEN=1 creates it)");
+    assert_eq!(md, want, "report.md changed; if deliberate, rerun with UPDATE_GOLDEN=1 and review the diff");
+}
