@@ -343,6 +343,9 @@ impl OciEnvironment {
     pub fn with_binary(kind: EnvKind, tool: Tool, binary: PathBuf, opts: &Options) -> Result<OciEnvironment, EnvError> {
         let env = kind.as_str();
         crate::container::require_root().map_err(|e| EnvError::Unavailable { env, reason: e.to_string() })?;
+        // Cgroups of runs killed with SIGKILL (building the bundle sweeps
+        // their temp dirs, and with them the runtime's state).
+        sweep_cgroups();
         let bundle = OciBundle::build(&opts.workloads, env).map_err(|e| EnvError::Start { env, reason: e.to_string() })?;
         // Only crun refuses hybrid hosts; runc handles them.
         let hybrid_workaround = tool == CRUN_TOOL && hybrid_with_cgroup2_controllers();
