@@ -198,7 +198,7 @@ struct Starter {
 enum StarterKind {
     Clone { flags: nix::sched::CloneFlags, stack: Vec<u8> },
     Exec { noop: PathBuf },
-    Isobench { spec: LaunchSpec, _rootfs: MinimalRootfs },
+    Isobench { spec: Box<LaunchSpec>, _rootfs: MinimalRootfs },
     Peer { env: Box<dyn NoopStart>, log: PathBuf, _dir: tempfile::TempDir },
 }
 
@@ -306,7 +306,7 @@ pub fn measure(columns: &[Column], opts: &Options, n: usize, warmup: usize, prog
                 let spec = LaunchSpec::new(namespaces, &root, &[OsString::from(&noop)], Some(&container::default_hostname()))?;
                 starters.push(Starter {
                     row: row("isobench".into(), format!("isobench launcher ({}) {noop}", namespaces.names().join(","))),
-                    kind: StarterKind::Isobench { spec, _rootfs: rootfs },
+                    kind: StarterKind::Isobench { spec: Box::new(spec), _rootfs: rootfs },
                 });
             }
             Column::Peer(kind) => match prepare_peer(kind, opts) {
