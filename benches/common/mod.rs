@@ -122,6 +122,7 @@ pub fn bench_family(c: &mut Criterion, family: Family) {
         if let Err(e) = r.inst.shutdown() {
             eprintln!("{label}: unclean stop: {e}");
         }
+        runner::record_metadata(&out, r.env.as_ref()).expect("run.json");
         envs.push(r.env);
     }
 
@@ -146,6 +147,7 @@ pub fn bench_family(c: &mut Criterion, family: Family) {
             if m.iterations > 0 {
                 out.save(&m).expect("saving a measurement");
             }
+            runner::record_metadata(&out, env.as_ref()).expect("run.json");
         }
         group.finish();
     }

@@ -100,6 +100,12 @@ pub fn record_env(out: &RunDir, env: &dyn Environment, inst: &dyn Instance) -> R
     }}}))
 }
 
+/// Re-records an environment's metadata (after shutdowns and env.start
+/// loops, when it holds every boot's full phases).
+pub fn record_metadata(out: &RunDir, env: &dyn Environment) -> Result<(), ReportError> {
+    out.update_run_json(json!({ "environments": { env.kind().as_str(): { "metadata": env.metadata() } } }))
+}
+
 /// Records an environment that could not run.
 pub fn record_skip(out: &RunDir, kind: EnvKind, reason: &str) -> Result<(), ReportError> {
     out.update_run_json(json!({ "environments": { kind.as_str(): { "skipped": reason } } }))
@@ -201,6 +207,7 @@ pub fn execute(plan: &Plan, opts: &Options, out: &RunDir, interrupted: &AtomicBo
             Ok(d) => progress(Event::Note(&format!("{}: stopped in {:.1} ms", environment.label(), d.as_secs_f64() * 1e3))),
             Err(e) => progress(Event::Problem(&format!("{}: unclean stop: {e}", environment.label()))),
         }
+        record_metadata(out, environment.as_ref())?;
         for spec in plan.metrics.iter().filter(|m| m.host_timed) {
             step += 1;
             if interrupted.load(Ordering::SeqCst) {
@@ -224,6 +231,7 @@ pub fn execute(plan: &Plan, opts: &Options, out: &RunDir, interrupted: &AtomicBo
                     outcome.failed.push(line);
                 }
             }
+            record_metadata(out, environment.as_ref())?;
         }
     }
     if interrupted.load(Ordering::SeqCst) {

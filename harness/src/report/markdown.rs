@@ -264,6 +264,7 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
             o.push('\n');
         }
     }
+    o.push_str(&super::phases::section(run));
     if plots.iter().any(|p| p.file_stem().is_some_and(|s| s == "overhead")) {
         let _ = writeln!(o, "## Overhead at a glance\n\n![overhead](plots/overhead.svg)\n");
     }

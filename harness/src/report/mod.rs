@@ -23,6 +23,7 @@ mod csv;
 pub mod html;
 pub mod markdown;
 pub mod merge;
+pub mod phases;
 pub mod plot;
 
 use std::collections::BTreeMap;
@@ -243,7 +244,7 @@ impl RunDir {
         self.write_json("summary.json", &summaries)?;
         let run = self.run_json()?;
         let mut warnings = Vec::new();
-        let plots = match plot::render_all(&self.path.join("plots"), &ms) {
+        let plots = match plot::render_all(&self.path.join("plots"), &ms, &phases::from_run(&run)) {
             Ok(p) => p,
             Err(e) => {
                 warnings.push(format!("plots were not drawn: {e}"));

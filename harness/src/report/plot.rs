@@ -228,6 +228,74 @@ fn draw_percentiles<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &st
     root.present().map_err(e)
 }
 
+/// Colours of the boot-phase segments, in order.
+const PHASE_COLORS: [RGBColor; 4] = [RGBColor(158, 202, 225), RGBColor(49, 130, 189), RGBColor(253, 174, 107), RGBColor(150, 150, 150)];
+
+fn draw_phases<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, phases: &[super::phases::Phases]) -> Result<(), String> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let total = phases.iter().map(|p| p.segments.iter().map(|s| s.1).sum::<f64>()).fold(0.0, f64::max).max(1.0);
+    let n = phases.len();
+    let mut chart = ChartBuilder::on(&root)
+        .caption("boot phases (host-measured medians, ms from QEMU start)", (FONT, 20))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(170)
+        // One slot more than bars: the top one holds the legend.
+        .build_cartesian_2d(0f64..total * 1.05, (0..n).into_segmented())
+        .map_err(e)?;
+    let labels: Vec<String> = phases.iter().map(|p| p.label.clone()).collect();
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(n.max(1))
+        .y_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
+            _ => String::new(),
+        })
+        .x_desc("ms")
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 14))
+        .draw()
+        .map_err(e)?;
+    let names: Vec<&str> = phases.iter().flat_map(|p| p.segments.iter().map(|s| s.0)).fold(Vec::new(), |mut v, n| {
+        if !v.contains(&n) {
+            v.push(n);
+        }
+        v
+    });
+    for (k, name) in names.iter().enumerate() {
+        let color = PHASE_COLORS[k % PHASE_COLORS.len()];
+        let rects: Vec<_> = phases
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                let pos = p.segments.iter().position(|s| s.0 == *name)?;
+                let start: f64 = p.segments[..pos].iter().map(|s| s.1).sum();
+                Some((i, start, start + p.segments[pos].1))
+            })
+            .collect();
+        chart
+            .draw_series(rects.into_iter().map(move |(i, a, b)| {
+                let mut r = Rectangle::new([(a, SegmentValue::Exact(i)), (b, SegmentValue::Exact(i + 1))], color.filled());
+                r.set_margin(12, 12, 0, 0);
+                r
+            }))
+            .map_err(e)?
+            .label(name.to_string())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font((FONT, 13))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(e)?;
+    root.present().map_err(e)
+}
+
 struct Group {
     metric: String,
     /// (env, label, ratio)
@@ -341,7 +409,7 @@ where
 
 /// Draws every chart for `ms` into `dir`; returns their paths relative to the
 /// run folder (`plots/…`).
-pub fn render_all(dir: &Path, ms: &[Measurement]) -> Result<Vec<PathBuf>, ReportError> {
+pub fn render_all(dir: &Path, ms: &[Measurement], phases: &[super::phases::Phases]) -> Result<Vec<PathBuf>, ReportError> {
     ensure_font().map_err(|message| ReportError::Plot { path: dir.to_path_buf(), message })?;
     std::fs::create_dir_all(dir).map_err(|source| ReportError::Io { path: dir.to_path_buf(), source })?;
     let mut out = Vec::new();
@@ -389,6 +457,13 @@ pub fn render_all(dir: &Path, ms: &[Measurement]) -> Result<Vec<PathBuf>, Report
             groups.push(Group { metric: name.to_string(), ratios });
         }
     }
+    if !phases.is_empty() {
+        both(dir, "boot-phases", &mut out, |svg, png| match (svg, png) {
+            (Some(p), _) => draw_phases(SVGBackend::new(p, (SIZE.0, 260 + 70 * phases.len() as u32)).into_drawing_area(), phases),
+            (_, Some(p)) => draw_phases(BitMapBackend::new(p, (SIZE.0, 260 + 70 * phases.len() as u32)).into_drawing_area(), phases),
+            _ => Ok(()),
+        })?;
+    }
     if !groups.is_empty() {
         both(dir, "overhead", &mut out, |svg, png| match (svg, png) {
             (Some(p), _) => draw_overhead(SVGBackend::new(p, (SIZE.0, overhead_height(&groups))).into_drawing_area(), &groups),
@@ -426,7 +501,7 @@ mod tests {
             m("native", "native", "net.tcp_stream", 10_000),
             m("vm", "vm (emulated (TCG))", "net.tcp_stream", 90_000),
         ];
-        let plots = render_all(d.path(), &ms).unwrap();
+        let plots = render_all(d.path(), &ms, &[]).unwrap();
         let names: Vec<String> = plots.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
         for want in [
             "syscall.getpid.svg",
