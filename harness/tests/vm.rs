@@ -168,24 +168,6 @@ fn boots_under_tcg_answers_and_powers_off() {
 }
 
 #[test]
-fn q35_with_the_bzimage_boots_too() {
-    let _one = one_guest();
-    let logs = tempfile::tempdir().unwrap();
-    let settings = VmSettings { machine: Some(Machine::Q35), boot: Some(BootProtocol::Bzimage), memory_mib: Some(192), ..Default::default() };
-    let Some(mut vm) = prepared_with(Some(logs.path().to_path_buf()), settings) else { return };
-    let meta = vm.metadata();
-    assert_eq!((meta["machine"].as_str(), meta["boot_protocol"].as_str(), meta["memory_mib"].as_u64()), (Some("q35"), Some("bzimage"), Some(192)));
-    assert!(meta["kernel_booted"].as_str().unwrap().ends_with("vmlinuz"), "{}", meta["kernel_booted"]);
-    let mut inst = start_or_show_console(&mut vm, logs.path(), 1);
-    eprintln!("q35/bzImage TCG guest ready after {:?}, phases {:?}", inst.ready_after(), inst.phases());
-    assert_running_phases(inst.as_ref());
-    assert_eq!(inst.agent().info().expect("info").pid, 1);
-    inst.shutdown().expect("guest powers off");
-    assert_full_record(&vm, 1);
-    assert_nothing_left(std::process::id());
-}
-
-#[test]
 fn a_guest_missing_its_timeout_is_killed_and_reported() {
     let _one = one_guest();
     let Some(mut vm) = prepared(None) else { return };
@@ -307,4 +289,125 @@ fn require_kvm_fails_with_the_reason_instead_of_falling_back() {
         }
     }
     assert_nothing_left(std::process::id());
+}
+
+/// Set (to a folder holding a guest.json) in the child of the custom-image tests.
+const CUSTOM_IMAGE_ENV: &str = "ISOBENCH_VM_TEST_CUSTOM";
+
+/// Writes a guest.json into `dir` naming these files (absolute paths work:
+/// they are joined onto the folder).
+fn write_manifest(dir: &std::path::Path, kernel: &std::path::Path, vmlinux: Option<&std::path::Path>, initrd: &std::path::Path) {
+    let manifest = serde_json::json!({
+        "kernel_version": image::locate().unwrap().kernel_version,
+        "kernel_source": "test",
+        "kernel": kernel, "vmlinux": vmlinux, "initrd": initrd,
+    });
+    std::fs::write(dir.join(image::MANIFEST_FILE), manifest.to_string()).unwrap();
+}
+
+/// Runs `test` (an ignored helper below) in a child process whose guest
+/// image is `dir`, and fails with its output unless it passes.
+fn run_with_image(test: &str, dir: &std::path::Path) {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--ignored", "--nocapture", "--test-threads=1"])
+        .env(image::GUEST_DIR_ENV, dir)
+        .env(CUSTOM_IMAGE_ENV, "1")
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!("{text}");
+    assert!(out.status.success() && text.contains("1 passed"), "{test} failed in the child:\n{text}");
+}
+
+#[test]
+#[ignore = "helper process for a_vmlinux_qemu_refuses_falls_back_to_the_bzimage_on_q35"]
+fn helper_fallback() {
+    if std::env::var_os(CUSTOM_IMAGE_ENV).is_none() {
+        return;
+    }
+    // q35 and a memory size: the settings reach QEMU, and the fallback is
+    // the bzImage through q35's firmware, the other boot path there is.
+    let settings = VmSettings { machine: Some(Machine::Q35), memory_mib: Some(192), ..Default::default() };
+    let logs = tempfile::tempdir().unwrap();
+    let mut vm = prepared_with(Some(logs.path().to_path_buf()), settings).expect("the test image");
+    assert_eq!(vm.boot(), BootProtocol::Pvh, "an image with a vmlinux boots PVH by default");
+    let meta = vm.metadata();
+    assert_eq!((meta["machine"].as_str(), meta["memory_mib"].as_u64()), (Some("q35"), Some(192)));
+    let mut inst = start_or_show_console(&mut vm, logs.path(), 1);
+    eprintln!("q35/bzImage TCG guest ready after {:?}, phases {:?}", inst.ready_after(), inst.phases());
+    let meta = vm.metadata();
+    assert_eq!(meta["boot_protocol"], "bzimage");
+    assert!(meta["kernel_booted"].as_str().unwrap().ends_with("vmlinuz"), "{}", meta["kernel_booted"]);
+    assert!(meta["warning"].as_str().unwrap().contains("booting the bzImage instead"), "{meta}");
+    assert_running_phases(inst.as_ref());
+    assert_eq!(inst.agent().info().expect("info").pid, 1);
+    inst.shutdown().expect("powers off");
+    assert_full_record(&vm, 1);
+    assert_nothing_left(std::process::id());
+}
+
+#[test]
+fn a_vmlinux_qemu_refuses_falls_back_to_the_bzimage_on_q35() {
+    let _one = one_guest();
+    let Ok(real) = image::locate() else {
+        eprintln!("skipped: no guest image");
+        return;
+    };
+    if qemu::find_qemu().is_err() {
+        eprintln!("skipped: no qemu");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("vmlinux");
+    std::fs::write(&bogus, vec![0x5au8; 8192]).unwrap();
+    write_manifest(dir.path(), &real.kernel, Some(&bogus), &real.initrd);
+    run_with_image("helper_fallback", dir.path());
+}
+
+#[test]
+#[ignore = "helper process for a_guest_whose_init_dies_is_reported_at_once"]
+fn helper_dead_init() {
+    if std::env::var_os(CUSTOM_IMAGE_ENV).is_none() {
+        return;
+    }
+    let mut vm = prepared(None).expect("the test image");
+    let t0 = Instant::now();
+    let err = vm.start().err().expect("an /init that exits cannot answer");
+    let msg = err.to_string();
+    eprintln!("{msg} (after {:?})", t0.elapsed());
+    // panic=-1 reboot=t: the kernel's panic ends QEMU long before the boot timeout.
+    assert!(msg.starts_with("vm: start failed: QEMU exited"), "{msg}");
+    let log = PathBuf::from(msg.rsplit_once("console log: ").expect("names the log").1);
+    let console = std::fs::read_to_string(&log).expect("the failed boot's console log is kept");
+    assert!(console.contains("Attempted to kill init"), "{console}");
+    let _ = std::fs::remove_file(&log);
+    assert_nothing_left(std::process::id());
+}
+
+#[test]
+fn a_guest_whose_init_dies_is_reported_at_once() {
+    let _one = one_guest();
+    let (Ok(real), Ok(workloads)) = (image::locate(), isobench_harness::workloads::locate()) else {
+        eprintln!("skipped: no guest image or workloads");
+        return;
+    };
+    if qemu::find_qemu().is_err() || Command::new("cpio").arg("--version").output().is_err() {
+        eprintln!("skipped: no qemu or no cpio");
+        return;
+    }
+    // An initramfs whose /init is the static `noop`: it exits at once, and
+    // the kernel panics ("Attempted to kill init").
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("dev")).unwrap();
+    std::fs::copy(&workloads.noop, root.join("init")).unwrap();
+    let cpio = dir.path().join("dead-init.cpio");
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!("cd '{}' && printf 'init\\ndev\\n' | cpio -o -H newc -R 0:0 --quiet > '{}'", root.display(), cpio.display()))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    write_manifest(dir.path(), &real.kernel, real.vmlinux.as_deref(), &cpio);
+    run_with_image("helper_dead_init", dir.path());
 }

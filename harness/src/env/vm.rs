@@ -90,6 +90,8 @@ pub struct Vm {
     verdict: Verdict,
     machine: Machine,
     boot: BootProtocol,
+    /// The user chose `boot` (no fallback to the bzImage then).
+    boot_requested: bool,
     memory_mib: u32,
     cpus: u32,
     /// The TSC rate a TCG guest is told (`tsc_early_khz=`).
@@ -143,6 +145,7 @@ impl Vm {
             verdict,
             machine: settings.machine.unwrap_or_default(),
             boot,
+            boot_requested: settings.boot.is_some(),
             memory_mib: settings.memory_mib.unwrap_or(DEFAULT_MEMORY_MIB),
             cpus: settings.cpus.unwrap_or(DEFAULT_CPUS),
             boots: Boots::default(),
@@ -179,6 +182,7 @@ impl Vm {
     pub fn set_boot(&mut self, boot: BootProtocol) -> Result<(), EnvError> {
         self.image.kernel_for(boot).map_err(unavailable)?;
         self.boot = boot;
+        self.boot_requested = true;
         Ok(())
     }
 
@@ -265,7 +269,25 @@ impl Environment for Vm {
             None => None,
         };
         let failed_log = self.failed_log();
-        let booted = qemu::boot(&self.qemu_bin, &self.spec(), console.as_deref(), Some(&failed_log), self.boot_timeout).map_err(|e| match e {
+        let mut booted = qemu::boot(&self.qemu_bin, &self.spec(), console.as_deref(), Some(&failed_log), self.boot_timeout);
+        // QEMU refusing the vmlinux (no PVH note, a kernel it cannot load)
+        // exits before the guest printed anything: the bzImage is the
+        // fallback, for this and every later start, with a warning.
+        if let Err(QemuError::Exited { console: log, .. }) = &booted {
+            let silent = std::fs::metadata(log).map_or(true, |m| m.len() == 0);
+            if silent && self.boot == BootProtocol::Pvh && !self.boot_requested {
+                let why = booted.as_ref().err().map(ToString::to_string).unwrap_or_default();
+                let w = format!("PVH boot of {} failed ({why}); booting the bzImage instead", self.spec().kernel.display());
+                eprintln!("vm: warning: {w}");
+                self.warning = Some(match self.warning.take() {
+                    Some(earlier) => format!("{earlier}; {w}"),
+                    None => w,
+                });
+                self.boot = BootProtocol::Bzimage;
+                booted = qemu::boot(&self.qemu_bin, &self.spec(), console.as_deref(), Some(&failed_log), self.boot_timeout);
+            }
+        }
+        let booted = booted.map_err(|e| match e {
             QemuError::NotFound | QemuError::Script(_) => unavailable(e),
             e => EnvError::Start { env: ENV, reason: e.to_string() },
         })?;

@@ -135,7 +135,7 @@ pub fn kvm_device() -> Result<(), String> {
     if !dev.exists() {
         return Err("no /dev/kvm".into());
     }
-    std::fs::OpenOptions::new().read(true).write(true).open(dev).map(drop).map_err(|e| format!("/dev/kvm not accessible ({e})"))
+    std::fs::OpenOptions::new().read(true).write(true).open(dev).map(drop).map_err(|e| format!("/dev/kvm not accessible ({e}); add the user to group kvm or run as root"))
 }
 
 /// Decides the accelerator for `choice`. `auto` may boot the image under KVM
