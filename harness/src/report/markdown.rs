@@ -40,6 +40,10 @@ pub fn suspicious(m: &Measurement, native: &Measurement) -> bool {
         && m.cost_ratio(native, 0.5).is_some_and(|r| r < SANE_RATIO.0 || r > SANE_RATIO.1)
 }
 
+/// x86 clocksources whose clock_gettime is answered in the vDSO, without a
+/// system call (others, e.g. hpet or acpi_pm, trap into the kernel).
+pub const VDSO_CLOCKSOURCES: [&str; 3] = ["tsc", "kvm-clock", "hyperv_clocksource_tsc_page"];
+
 /// Formats a value in a metric's display unit with sensible precision.
 pub fn num(v: f64) -> String {
     if v >= 1000.0 {
@@ -132,6 +136,17 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
              its ratios are labelled \"emulated (TCG)\" and must not be read as KVM overhead"
                 .into(),
         );
+    }
+    if let Some(Value::Object(envs)) = run.get("environments") {
+        for (name, e) in envs {
+            if let Some(cs) = s(e, &["agent", "clocksource"]) {
+                if !VDSO_CLOCKSOURCES.contains(&cs.as_str()) {
+                    notes.push(format!(
+                        "{name}: clocksource {cs} has no vDSO path, so syscall.clock_gettime there is a real system call and every in-environment timing pays it"
+                    ));
+                }
+            }
+        }
     }
     if ms.iter().any(|m| m.truncated) {
         notes.push("some loops hit their time bound before their iteration count (marked †); their n is smaller".into());
