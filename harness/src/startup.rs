@@ -59,6 +59,9 @@ pub enum Column {
     /// isobench's launcher: clone into new namespaces, pivot_root into the
     /// minimal rootfs, /proc /dev /sys, exec `/noop`, wait.
     Isobench,
+    /// The same with a cgroup of its own (no limits), created before the
+    /// exec and removed after the exit, as runc does for every container.
+    IsobenchCgroup,
     /// A peer runtime.
     Peer(EnvKind),
 }
@@ -66,7 +69,7 @@ pub enum Column {
 impl Column {
     /// Every column, in table order.
     pub fn all() -> Vec<Column> {
-        let mut v = vec![Column::Clone, Column::Exec, Column::Isobench];
+        let mut v = vec![Column::Clone, Column::Exec, Column::Isobench, Column::IsobenchCgroup];
         v.extend(EnvKind::PEERS.map(Column::Peer));
         v
     }
@@ -76,6 +79,7 @@ impl Column {
             Column::Clone => "clone",
             Column::Exec => "exec",
             Column::Isobench => "isobench",
+            Column::IsobenchCgroup => "isobench+cgroup",
             Column::Peer(k) => k.as_str(),
         }
     }
@@ -300,12 +304,21 @@ pub fn measure(columns: &[Column], opts: &Options, n: usize, warmup: usize, prog
                 row: row("exec (host)".into(), format!("fork+exec {} + wait", opts.workloads.noop.display())),
                 kind: StarterKind::Exec { noop: opts.workloads.noop.clone() },
             }),
-            Column::Isobench => {
+            Column::Isobench | Column::IsobenchCgroup => {
                 let rootfs = MinimalRootfs::build(&opts.workloads).map_err(ContainerError::from)?;
                 let root = rootfs.path().canonicalize().map_err(io_err("canonicalize the rootfs"))?;
-                let spec = LaunchSpec::new(namespaces, &root, &[OsString::from(&noop)], Some(&container::default_hostname()))?;
+                let mut spec = LaunchSpec::new(namespaces, &root, &[OsString::from(&noop)], Some(&container::default_hostname()))?;
+                let mut what = format!("isobench launcher ({})", namespaces.names().join(","));
+                if col == Column::IsobenchCgroup {
+                    if container::cgroup::cgroup_mode() == container::cgroup::CgroupMode::None {
+                        skipped.push((col.name().to_string(), "no cgroup fs mounted at /sys/fs/cgroup".to_string()));
+                        continue;
+                    }
+                    spec = spec.with_cgroup(container::cgroup::Limits::default());
+                    what += " + a cgroup";
+                }
                 starters.push(Starter {
-                    row: row("isobench".into(), format!("isobench launcher ({}) {noop}", namespaces.names().join(","))),
+                    row: row(col.name().into(), format!("{what} {noop}")),
                     kind: StarterKind::Isobench { spec: Box::new(spec), _rootfs: rootfs },
                 });
             }

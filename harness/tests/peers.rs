@@ -434,5 +434,5 @@ fn startup_columns_parse() {
     assert_eq!(Column::parse_list("peers").unwrap(), EnvKind::PEERS.map(Column::Peer).to_vec());
     assert_eq!(Column::parse_list("container, runc,isobench").unwrap(), [Column::Isobench, Column::Peer(EnvKind::Runc)]);
     let e = Column::parse_list("kata").unwrap_err().to_string();
-    assert_eq!(e, "unknown start column \"kata\"; choose from clone, exec, isobench, runc, crun, bwrap, unshare (or all, peers)");
+    assert_eq!(e, "unknown start column \"kata\"; choose from clone, exec, isobench, isobench+cgroup, runc, crun, bwrap, unshare (or all, peers)");
 }
