@@ -135,20 +135,12 @@ pub fn execute(plan: &Plan, opts: &Options, out: &RunDir, interrupted: &AtomicBo
             break;
         }
         progress(Event::Note(&format!("{kind}: preparing")));
-        let mut environment = match env::prepare(kind, opts) {
-            Ok(e) => e,
-            Err(e) => {
-                let line = e.to_string();
-                progress(Event::Problem(&line));
-                record_skip(out, kind, &reason_of(&e))?;
-                outcome.skipped.push(line);
-                step += plan.metrics.len();
-                continue;
-            }
-        };
-        progress(Event::Note(&format!("{}: starting", environment.label())));
-        let mut inst = match environment.start() {
-            Ok(i) => i,
+        let started = env::prepare(kind, opts).and_then(|mut environment| {
+            progress(Event::Note(&format!("{}: starting", environment.label())));
+            environment.start().map(|inst| (environment, inst))
+        });
+        let (mut environment, mut inst) = match started {
+            Ok(pair) => pair,
             Err(e) => {
                 let line = e.to_string();
                 progress(Event::Problem(&line));
