@@ -30,7 +30,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use oci_spec::runtime::{
-    LinuxBuilder, LinuxDeviceCgroupBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxResourcesBuilder, Mount, Process, RootBuilder, Spec,
+    LinuxDeviceCgroupBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxResourcesBuilder, Mount, Process, RootBuilder, Spec,
 };
 
 use std::time::Instant;
@@ -103,21 +103,23 @@ pub fn config(rootfs: &Path, namespaces: NamespaceSet, args: &[String], hostname
         .iter()
         .map(|ns| LinuxNamespaceBuilder::default().typ(oci_namespace(ns)).build())
         .collect::<Result<Vec<_>, _>>()?;
-    let mut linux = LinuxBuilder::default().namespaces(namespaces);
-    if let CgroupUse::Path(path) = cgroups {
-        // Deny every device, then the runtime appends its default allowed
-        // ones (null, zero, full, tty, random, urandom, pts): runc spec's
-        // default and Docker's.
-        let deny_all = LinuxDeviceCgroupBuilder::default().allow(false).access("rwm").build()?;
-        linux = linux.cgroups_path(PathBuf::from(path)).resources(LinuxResourcesBuilder::default().devices(vec![deny_all]).build()?);
-    }
-    // The default masked and read-only /proc and /sys paths, as runc spec.
-    let defaults = oci_spec::runtime::Linux::default();
-    if let Some(masked) = defaults.masked_paths() {
-        linux = linux.masked_paths(masked.clone());
-    }
-    if let Some(ro) = defaults.readonly_paths() {
-        linux = linux.readonly_paths(ro.clone());
+    // oci-spec's defaults are runc spec's: the masked and read-only /proc
+    // and /sys paths stay; namespaces and cgroups are ours.
+    let mut linux = oci_spec::runtime::Linux::default();
+    linux.set_namespaces(Some(namespaces));
+    match cgroups {
+        CgroupUse::Path(path) => {
+            // Deny every device, then the runtime appends its default allowed
+            // ones (null, zero, full, tty, random, urandom, pts): runc spec's
+            // default and Docker's.
+            let deny_all = LinuxDeviceCgroupBuilder::default().allow(false).access("rwm").build()?;
+            linux.set_cgroups_path(Some(PathBuf::from(path)));
+            linux.set_resources(Some(LinuxResourcesBuilder::default().devices(vec![deny_all]).build()?));
+        }
+        CgroupUse::None => {
+            linux.set_cgroups_path(None);
+            linux.set_resources(None);
+        }
     }
 
     let mounts: Vec<Mount> = oci_spec::runtime::get_default_mounts().into_iter().filter(|m| MOUNTS.iter().any(|d| m.destination() == Path::new(d))).collect();
@@ -127,7 +129,7 @@ pub fn config(rootfs: &Path, namespaces: NamespaceSet, args: &[String], hostname
     spec.set_process(Some(process));
     spec.set_hostname(Some(hostname.to_string()));
     spec.set_mounts(Some(mounts));
-    spec.set_linux(Some(linux.build()?));
+    spec.set_linux(Some(linux));
     Ok(spec)
 }
 
