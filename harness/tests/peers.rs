@@ -258,10 +258,9 @@ fn prepare_with_runc_overridden_to_nowhere_is_skipped() {
 #[test]
 #[ignore = "run by prepare_with_runc_overridden_to_nowhere_is_skipped"]
 fn prepare_runc_helper() {
-    if std::env::var_os("ISOBENCH_PEERS_HELPER").is_none() {
-        return;
-    }
-    match env::prepare(EnvKind::Runc, &opts()) {
+    let Some(name) = std::env::var_os("ISOBENCH_PEERS_HELPER") else { return };
+    let kind = EnvKind::parse(&name.to_string_lossy()).unwrap_or(EnvKind::Runc);
+    match env::prepare(kind, &opts()) {
         Ok(_) => println!("PREPARE: ready"),
         Err(e) => println!("PREPARE: {e}"),
     }
@@ -435,4 +434,40 @@ fn startup_columns_parse() {
     assert_eq!(Column::parse_list("container, runc,isobench").unwrap(), [Column::Isobench, Column::Peer(EnvKind::Runc)]);
     let e = Column::parse_list("kata").unwrap_err().to_string();
     assert_eq!(e, "unknown start column \"kata\"; choose from clone, exec, isobench, isobench+cgroup, runc, crun, bwrap, unshare (or all, peers)");
+}
+
+/// A runtime that refuses to run here (crun on a hybrid cgroup host when
+/// even the workaround fails; simulated by a stand-in that answers with
+/// crun's words) makes the environment `Unavailable` with "unsupported here:
+/// <its message>", which a run records as skipped: never a failed run.
+#[test]
+fn a_runtime_refusing_this_host_is_reported_unsupported() {
+    let _g = lock();
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping a_runtime_refusing_this_host_is_reported_unsupported: needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("crun");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = run ] && { echo 'cgroups in hybrid mode not supported, drop all controllers from cgroupv2' >&2; exit 1; }; done\nexit 0\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let before = own_temp_dirs();
+    let err = OciEnvironment::with_binary(EnvKind::Crun, CRUN, fake.clone(), &opts()).err().expect("a refusing runtime is not ready");
+    assert_eq!(err.to_string(), "crun: skipped: unsupported here: cgroups in hybrid mode not supported, drop all controllers from cgroupv2");
+    assert!(matches!(err, EnvError::Unavailable { .. }));
+    assert_eq!(own_temp_dirs(), before, "the bundle is removed");
+
+    // Through env::prepare, as `isobench run --env crun` calls it.
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "prepare_runc_helper", "--ignored", "--nocapture"])
+        .env("ISOBENCH_CRUN", &fake)
+        .env("ISOBENCH_PEERS_HELPER", "crun")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("PREPARE: crun: skipped: unsupported here: cgroups in hybrid mode not supported"), "{text}");
 }
