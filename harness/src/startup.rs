@@ -170,6 +170,37 @@ impl StartupRun {
         (b > 0).then(|| a as f64 / b as f64)
     }
 
+    /// The same table for report.md: one row per column with p50, p90 (ms)
+    /// and the p50 ratios to isobench's launcher and to the clone floor,
+    /// then the skipped columns and their reasons.
+    pub fn markdown(&self) -> String {
+        let ms = |ns: u64| ns as f64 / 1e6;
+        let ratio = |env: &str, base: &str| self.ratio(env, base, 0.5).map_or("–".to_string(), |r| format!("{r:.2}×"));
+        let mut s = format!(
+            "env.start: host-side time from starting `noop` isolated to its exit, {} interleaved rounds after {} warm-up; lower is better.\n\n",
+            self.n, self.warmup
+        );
+        s += "| env | what runs | p50 ms | p90 ms | p50 / isobench | p50 / clone floor |\n|---|---|---:|---:|---:|---:|\n";
+        for r in &self.rows {
+            s += &format!(
+                "| {} | `{}` | {:.3} | {:.3} | {} | {} |\n",
+                r.label,
+                r.command.replace('|', "\\|"),
+                ms(r.quantile_ns(0.5)),
+                ms(r.quantile_ns(0.9)),
+                ratio(&r.env, "isobench"),
+                ratio(&r.env, "clone")
+            );
+        }
+        for (env, why) in &self.skipped {
+            s += &format!("\n- {env}: skipped: {why}");
+        }
+        if !self.skipped.is_empty() {
+            s += "\n";
+        }
+        s
+    }
+
     /// The table `isobench startup` prints.
     pub fn table(&self) -> String {
         let ms = |ns: u64| ns as f64 / 1e6;

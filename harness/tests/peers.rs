@@ -410,6 +410,13 @@ fn startup_measures_every_available_column() {
         assert!(run.row(must).is_some(), "{must} always runs as root: skipped {:?}", run.skipped);
     }
     assert_eq!(run.ratio("isobench", "isobench", 0.5), Some(1.0));
+    let md = run.markdown();
+    assert_eq!(md.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| env")).count(), run.rows.len(), "{md}");
+    // The JSON `isobench startup --json` writes: rows with every sample.
+    let json = serde_json::to_value(&run).unwrap();
+    assert_eq!(json["n"], 3);
+    assert_eq!(json["rows"].as_array().unwrap().len(), run.rows.len());
+    assert_eq!(json["rows"][0]["samples_ns"].as_array().unwrap().len(), 3);
     for kind in EnvKind::PEERS {
         let installed = [RUNC, CRUN, BWRAP, UNSHARE].iter().any(|t| t.name == kind.as_str() && t.locate().is_ok());
         let skipped = run.skipped.iter().find(|(e, _)| e == kind.as_str());
