@@ -389,3 +389,31 @@ impl Instance for VmInstance {
         // Drop kills QEMU if it is still there and removes its temp dir.
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boot_record_phases_are_those_that_happened_in_order() {
+        let mut r = BootRecord {
+            start: 1,
+            first_console_output_ms: Some(350.0),
+            agent_ready_ms: 2000.0,
+            shutdown_requested_ms: None,
+            qemu_exited_ms: None,
+            guest_uptime_at_ready_ms: 1500.0,
+            clocksource: Some("tsc".into()),
+        };
+        let names = |r: &BootRecord| r.phases().into_iter().map(|(n, _)| n).collect::<Vec<_>>().join(",");
+        assert_eq!(names(&r), "first_console_output,agent_ready");
+        r.shutdown_requested_ms = Some(2500.0);
+        r.qemu_exited_ms = Some(2560.0);
+        assert_eq!(names(&r), "first_console_output,agent_ready,shutdown_requested,qemu_exited");
+        r.first_console_output_ms = None;
+        assert_eq!(r.phases()[0], ("agent_ready".to_string(), 2000.0));
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["qemu_exited_ms"], 2560.0);
+        assert_eq!(json["first_console_output_ms"], serde_json::Value::Null);
+    }
+}
