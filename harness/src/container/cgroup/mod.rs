@@ -49,8 +49,34 @@ pub const CPU_PERIOD_US: u64 = 100_000;
 /// its last members (rmdir says EBUSY until then).
 const REMOVE_PATIENCE: Duration = Duration::from_secs(5);
 
-/// Pause between two tries of a retried step.
-const RETRY_PAUSE: Duration = Duration::from_millis(5);
+/// Pauses between two tries of a retried step: from [`FIRST_PAUSE`],
+/// doubling up to [`LONGEST_PAUSE`]. Most waits (a task leaving its group
+/// just after it was reaped) end within microseconds, and a fixed
+/// millisecond pause would be most of a container's start-to-exit time.
+const FIRST_PAUSE: Duration = Duration::from_micros(20);
+const LONGEST_PAUSE: Duration = Duration::from_millis(5);
+
+/// Retries with exponential pauses for at most [`REMOVE_PATIENCE`].
+pub(crate) struct Backoff {
+    t0: std::time::Instant,
+    pause: Duration,
+}
+
+impl Backoff {
+    pub(crate) fn new() -> Backoff {
+        Backoff { t0: std::time::Instant::now(), pause: FIRST_PAUSE }
+    }
+
+    /// Sleeps before the next try; false once patience has run out.
+    pub(crate) fn pause(&mut self) -> bool {
+        if self.t0.elapsed() >= REMOVE_PATIENCE {
+            return false;
+        }
+        std::thread::sleep(self.pause);
+        self.pause = (self.pause * 2).min(LONGEST_PAUSE);
+        true
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
@@ -367,12 +393,12 @@ pub(crate) fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
             }
         }
     }
-    let t0 = std::time::Instant::now();
+    let mut backoff = Backoff::new();
     loop {
         match std::fs::remove_dir(dir) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && t0.elapsed() < REMOVE_PATIENCE => std::thread::sleep(RETRY_PAUSE),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && backoff.pause() => {}
             Err(e) => return Err(io_err(format!("remove cgroup {}", dir.display()))(e)),
         }
     }

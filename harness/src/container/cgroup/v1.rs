@@ -11,12 +11,11 @@
 //! so the kills are delivered.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use super::{io_err, is_cgroup1, make_group_dir, read_procs, read_u64, remove_parent_if_empty, remove_tree, write_file, CgroupError, CgroupMode, Limits, Usage, PARENT, REMOVE_PATIENCE, RETRY_PAUSE};
+use super::{io_err, is_cgroup1, make_group_dir, read_procs, read_u64, remove_parent_if_empty, remove_tree, write_file, CgroupError, CgroupMode, Limits, Usage, PARENT, Backoff};
 
 /// The controllers isobench uses: limits (cpu, memory, pids), CPU accounting
 /// (cpuacct) and killing (freezer).
@@ -62,6 +61,12 @@ impl Group {
         }
         let mut group = Group { dirs: Vec::new() };
         for c in CONTROLLERS {
+            // Every hierarchy costs a mkdir, a write and an rmdir per
+            // container: cpu and pids only when limited (freezer to kill,
+            // cpuacct and memory to account are always used).
+            if (c == "cpu" && limits.cpus.is_none()) || (c == "pids" && limits.pids.is_none()) {
+                continue;
+            }
             let Some(h) = hierarchy(root, c) else { continue };
             let dir = h.join(PARENT).join(name);
             if !group.dirs.iter().any(|(_, d)| *d == dir) {
@@ -140,22 +145,24 @@ impl Group {
     }
 
     pub fn kill(&self) -> Result<(), CgroupError> {
+        if self.members().is_empty() {
+            return Ok(());
+        }
         match self.dir("freezer") {
             Some(f) => kill_frozen(f, &self.paths()),
             None => kill_dirs(&self.paths()),
         }
-        let t0 = Instant::now();
+        let mut backoff = Backoff::new();
         loop {
             let left = self.members();
             if left.is_empty() {
                 return Ok(());
             }
-            if t0.elapsed() >= REMOVE_PATIENCE {
+            if !backoff.pause() {
                 return Err(io_err("kill the processes of the container's cgroup")(std::io::Error::other(format!("still running: {left:?}"))));
             }
             // Without a freezer a member may have forked after the signal.
             kill_dirs(&self.paths());
-            std::thread::sleep(RETRY_PAUSE);
         }
     }
 
@@ -197,10 +204,8 @@ fn kill_dirs(dirs: &[PathBuf]) {
 /// Freeze, SIGKILL every member, thaw.
 fn kill_frozen(freezer: &Path, dirs: &[PathBuf]) {
     if std::fs::write(freezer.join("freezer.state"), "FROZEN").is_ok() {
-        let t0 = Instant::now();
-        while std::fs::read_to_string(freezer.join("freezer.state")).map_or(false, |s| s.trim() != "FROZEN") && t0.elapsed() < REMOVE_PATIENCE {
-            std::thread::sleep(RETRY_PAUSE);
-        }
+        let mut backoff = Backoff::new();
+        while std::fs::read_to_string(freezer.join("freezer.state")).is_ok_and(|s| s.trim() != "FROZEN") && backoff.pause() {}
     }
     kill_dirs(dirs);
     let _ = std::fs::write(freezer.join("freezer.state"), "THAWED");

@@ -10,12 +10,11 @@
 //! signalled, so nothing can fork in between.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use super::{io_err, make_group_dir, read_keyed, read_procs, read_u64, remove_parent_if_empty, remove_tree, write_file, CgroupError, CgroupMode, Limits, Usage, PARENT, REMOVE_PATIENCE, RETRY_PAUSE};
+use super::{io_err, make_group_dir, read_keyed, read_procs, read_u64, remove_parent_if_empty, remove_tree, write_file, CgroupError, CgroupMode, Limits, Usage, PARENT, Backoff};
 
 /// The controllers isobench hands down to container groups.
 pub const CONTROLLERS: [&str; 3] = ["cpu", "memory", "pids"];
@@ -104,6 +103,9 @@ impl Group {
     }
 
     pub fn kill(&self) -> Result<(), CgroupError> {
+        if read_keyed(&self.dir, "cgroup.events", "populated") == Some(0) {
+            return Ok(());
+        }
         kill_dir(&self.dir);
         wait_empty(&self.dir)
     }
@@ -138,10 +140,8 @@ pub fn kill_dir(dir: &Path) {
     }
     let frozen = std::fs::write(dir.join("cgroup.freeze"), "1").is_ok();
     if frozen {
-        let t0 = Instant::now();
-        while read_keyed(dir, "cgroup.events", "frozen") != Some(1) && t0.elapsed() < REMOVE_PATIENCE {
-            std::thread::sleep(RETRY_PAUSE);
-        }
+        let mut backoff = Backoff::new();
+        while read_keyed(dir, "cgroup.events", "frozen") != Some(1) && backoff.pause() {}
     }
     for pid in members_of(dir) {
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
@@ -154,15 +154,14 @@ pub fn kill_dir(dir: &Path) {
 
 /// Waits until no process is left in the group (`populated 0`).
 fn wait_empty(dir: &Path) -> Result<(), CgroupError> {
-    let t0 = Instant::now();
+    let mut backoff = Backoff::new();
     loop {
         let populated = read_keyed(dir, "cgroup.events", "populated").map_or_else(|| !members_of(dir).is_empty(), |p| p != 0);
         if !populated || !dir.exists() {
             return Ok(());
         }
-        if t0.elapsed() >= REMOVE_PATIENCE {
+        if !backoff.pause() {
             return Err(io_err(format!("kill the processes of cgroup {}", dir.display()))(std::io::Error::other(format!("still running: {:?}", members_of(dir)))));
         }
-        std::thread::sleep(RETRY_PAUSE);
     }
 }
