@@ -469,3 +469,70 @@ fn rootless_exec_runs_through_a_user_namespace() {
     assert!(text.contains("limits: cgroup limits are unavailable in rootless mode"), "{text}");
     assert_eq!(std::fs::read_dir(base.path()).unwrap().count(), 0, "the rootless run left a temp dir");
 }
+
+/// Without a pid namespace nothing kills the command's background children
+/// when it exits; the cgroup does, and then it is gone.
+#[test]
+fn daemon_that_ignores_sigterm_dies_with_the_cgroup() {
+    let Some(_l) = setup("daemon_that_ignores_sigterm_dies_with_the_cgroup") else { return };
+    if container::cgroup::cgroup_mode() == container::CgroupMode::None {
+        eprintln!("skipping daemon_that_ignores_sigterm_dies_with_the_cgroup: no cgroups here");
+        return;
+    }
+    let rootfs = MinimalRootfs::build(&workloads()).unwrap();
+    let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    let ns: NamespaceSet = "mnt,uts".parse().unwrap();
+    let spec = LaunchSpec::new(ns, &rootfs.path().canonicalize().unwrap(), &args(&["sh", "-c", "trap '' TERM HUP; sleep 1000 >/dev/null & echo $!"]), None)
+        .unwrap()
+        .with_cgroup(container::Limits::default())
+        .with_init(true);
+    let mut process = container::spawn(&spec, Stdio { stdin: None, stdout: Some(out_w.as_fd()) }).unwrap();
+    drop(out_w);
+    let mut line = String::new();
+    BufReader::new(std::fs::File::from(out_r)).read_line(&mut line).unwrap();
+    let daemon: i32 = line.trim().parse().unwrap();
+    let paths = process.cgroup().unwrap().paths();
+    assert!(process.cgroup().unwrap().members().contains(&daemon));
+    assert_eq!(process.wait().unwrap(), 0);
+    for p in &paths {
+        assert!(!p.exists(), "{} outlived the container", p.display());
+    }
+    wait_until("the daemon is gone", Duration::from_secs(10), || {
+        std::fs::read_to_string(format!("/proc/{daemon}/stat")).map_or(true, |s| s.contains(") Z "))
+    });
+}
+
+/// The child after clone(2) must not allocate: with threads allocating and
+/// freeing all the time, one of them is likely to hold the allocator's lock
+/// at the moment of some clone, and a child that allocated would hang.
+#[test]
+fn launching_from_a_process_with_busy_threads_works() {
+    let Some(_l) = setup("launching_from_a_process_with_busy_threads_works") else { return };
+    let rootfs = MinimalRootfs::build(&workloads()).unwrap();
+    let root = rootfs.path().canonicalize().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut n = 0usize;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let v: Vec<String> = (0..64).map(|i| format!("{i}")).collect();
+                    n += v.len();
+                }
+                n
+            })
+        })
+        .collect();
+    for ns in ["pid,mnt,uts,ipc,net", "all", "none"] {
+        for _ in 0..10 {
+            let spec = LaunchSpec::new(ns.parse().unwrap(), &root, &args(&["/noop"]), Some("t")).unwrap().with_cgroup(container::Limits::default()).with_init(true);
+            let mut p = container::spawn(&spec, Stdio::default()).unwrap();
+            assert_eq!(p.wait().unwrap(), 0, "--ns {ns}");
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in threads {
+        assert!(t.join().unwrap() > 0);
+    }
+}
