@@ -243,6 +243,7 @@ fn missing_peer_is_skipped_with_the_exact_message() {
 /// pointing nowhere: the test binary runs itself with ISOBENCH_RUNC set.
 #[test]
 fn prepare_with_runc_overridden_to_nowhere_is_skipped() {
+    let _g = lock();
     let exe = std::env::current_exe().unwrap();
     let out = Command::new(exe)
         .args(["--exact", "prepare_runc_helper", "--ignored", "--nocapture"])
