@@ -45,8 +45,9 @@ enum Command {
     /// Run a command in a new container (like unshare(1)); exits with its status
     #[command(trailing_var_arg = true)]
     Exec {
-        /// Namespaces to create: a comma list of pid,mnt,uts,ipc,net (and, where
-        /// supported, user,cgroup), or `all`, or `none` (a plain chroot)
+        /// Namespaces to create: a comma list of user,pid,net,ipc,uts,mnt,cgroup,
+        /// or `all`, or `none` (a plain chroot); without root a user namespace
+        /// is always added (rootless mode)
         #[arg(long = "ns", value_name = "LIST", default_value = "pid,mnt,uts,ipc,net")]
         namespaces: String,
         /// Root filesystem directory (never modified); default: a minimal
@@ -171,7 +172,7 @@ struct RunArgs {
     #[arg(long)]
     require_kvm: bool,
     /// Namespaces of the container environment: a comma list of
-    /// pid,mnt,uts,ipc,net,cgroup, or `all`, or `none` (default pid,mnt,uts,ipc,net)
+    /// user,pid,net,ipc,uts,mnt,cgroup, or `all`, or `none` (default pid,mnt,uts,ipc,net)
     #[arg(long = "ns", value_name = "LIST")]
     container_ns: Option<String>,
     #[command(flatten)]
