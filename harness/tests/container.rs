@@ -536,3 +536,42 @@ fn launching_from_a_process_with_busy_threads_works() {
         assert!(t.join().unwrap() > 0);
     }
 }
+
+/// Helper for `shared_propagation_on_the_host_does_not_leak_container_mounts`:
+/// runs only when re-executed by `unshare --mount --propagation shared`.
+#[test]
+fn rshared_host_helper() {
+    if std::env::var_os("ISOBENCH_TEST_RSHARED").is_none() {
+        return;
+    }
+    let own = host_mountinfo();
+    assert!(own.lines().next().unwrap().contains("shared:"), "/ is not shared here:\n{own}");
+    let rootfs = MinimalRootfs::build(&workloads()).unwrap();
+    let root = rootfs.path().canonicalize().unwrap();
+    let before = host_mountinfo();
+    let mut r = launch(&root, NamespaceSet::DEFAULT, &["sh", "-c", "mount -t tmpfs isobench-probe /mnt && echo mounted && read x"], None).unwrap();
+    let mut line = String::new();
+    r.stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "mounted");
+    let during = host_mountinfo();
+    assert!(!during.contains("isobench-probe"), "the container's mount propagated to the shared host:\n{during}");
+    assert_eq!(during, before, "no mount of the container (proc, dev, rootfs bind) reached the host");
+    r.stdin.take().unwrap().write_all(b"\n").unwrap();
+    assert_eq!(r.process.wait().unwrap(), 0);
+    assert_eq!(host_mountinfo(), before);
+    println!("RSHARED OK");
+}
+
+#[test]
+fn shared_propagation_on_the_host_does_not_leak_container_mounts() {
+    let Some(_l) = setup("shared_propagation_on_the_host_does_not_leak_container_mounts") else { return };
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "shared"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", "rshared_host_helper", "--nocapture", "--test-threads=1"])
+        .env("ISOBENCH_TEST_RSHARED", "1")
+        .output()
+        .expect("unshare(1) from util-linux");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("RSHARED OK"), "{text}");
+}
