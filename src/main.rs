@@ -78,6 +78,10 @@ enum Command {
         /// Also write every sample as JSON to FILE
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
+        /// Namespaces for the clone floor, isobench, runc, crun and bwrap (unshare
+        /// always runs -pfmnuiC): a comma list of pid,mnt,uts,ipc,net (default all five)
+        #[arg(long = "ns", value_name = "LIST")]
+        ns: Option<String>,
     },
     /// Show what each environment needs and whether this host has it
     Doctor,
@@ -430,11 +434,13 @@ fn list() {
 }
 
 /// `isobench startup`: env.start of isobench's launcher beside the peers.
-fn startup(n: usize, envs: &str, json: Option<PathBuf>) -> Result<ExitCode> {
+fn startup(n: usize, envs: &str, json: Option<PathBuf>, ns: Option<String>) -> Result<ExitCode> {
     use isobench_harness::startup::{self, Column};
     let columns = Column::parse_list(envs)?;
+    let namespaces = ns.as_deref().map(str::parse::<NamespaceSet>).transpose()?;
     isobench_harness::cleanup::sweep();
-    let opts = Options::new(workloads::locate()?);
+    let mut opts = Options::new(workloads::locate()?);
+    opts.container.namespaces = namespaces;
     let run = startup::measure(&columns, &opts, n, startup::DEFAULT_WARMUP, &mut |line| eprintln!("isobench: {line}"))?;
     print!("{}", run.table());
     if let Some(path) = json {
@@ -460,7 +466,7 @@ fn main() -> ExitCode {
                 }
             }
         })(),
-        Command::Startup { n, envs, json } => startup(n, &envs, json),
+        Command::Startup { n, envs, json, ns } => startup(n, &envs, json, ns),
         Command::Doctor => {
             let ok = doctor::print(&mut std::io::stdout());
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
