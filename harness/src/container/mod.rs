@@ -1,7 +1,11 @@
-//! isobench's container launcher: a process cloned into new pid, mount, uts,
-//! ipc and net namespaces (each switchable), pivot_root'ed into a rootfs
-//! built from the static workload binaries, with /proc mounted inside its own
-//! pid namespace, where it runs as PID 1.
+//! isobench's container launcher: a process cloned into new namespaces (pid,
+//! mount, uts, ipc and net by default; user and cgroup too, each switchable),
+//! placed in a cgroup of its own with optional CPU, memory and pids limits,
+//! pivot_root'ed into a rootfs built from the static workload binaries, with
+//! /proc mounted inside its own pid namespace. `isobench exec` puts a minimal
+//! init in front of the command as PID 1; the container environment runs the
+//! agent itself as PID 1. Without root it runs rootless, through a user
+//! namespace in which the caller is root.
 //!
 //! It is what `unshare --fork --pid --mount-proc --mount --uts --ipc --net
 //! chroot DIR CMD` does, made measurable: [`exec`] runs any command that way
@@ -11,7 +15,8 @@
 //! - [`ns`]: the namespace set, its parsing and clone(2) flags
 //! - [`cgroup`]: v1/v2/hybrid detection, per-container groups, limits, kill
 //! - [`rootfs`]: the minimal rootfs, the mount plan, temp-dir sweeping
-//! - [`init`]: clone(2) and the child's side up to execve(2)
+//! - [`init`]: clone(2), the uid/gid map and cgroup handshake, the child's
+//!   side up to execve(2), and the minimal PID 1
 //! - [`syscall`]: the privileged calls behind a trait, recorded in unit tests
 
 use std::ffi::OsString;
@@ -34,7 +39,7 @@ use crate::workloads::Workloads;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
-    #[error("the container launcher needs root (rootless mode through a user namespace is not implemented yet); run isobench as root, e.g. with sudo")]
+    #[error("this needs root; run isobench as root, e.g. with sudo")]
     NotRoot,
     #[error("no command given; usage: isobench exec [--ns LIST] [--rootfs DIR] -- CMD ARGS...")]
     NoCommand,
