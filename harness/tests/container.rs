@@ -575,3 +575,40 @@ fn shared_propagation_on_the_host_does_not_leak_container_mounts() {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && text.contains("RSHARED OK"), "{text}");
 }
+
+#[test]
+fn container_env_records_its_cgroup_and_runs_in_all_seven_namespaces() {
+    let Some(_l) = setup("container_env_records_its_cgroup_and_runs_in_all_seven_namespaces") else { return };
+    let mut opts = env::Options::new(workloads());
+    opts.container.namespaces = Some(NamespaceSet::all());
+    opts.container.limits = container::Limits { pids: Some(64), memory: Some(256 << 20), cpus: None };
+    let mut c = env::container::Container::prepare(&opts).unwrap();
+    let meta = env::Environment::metadata(&c);
+    println!("{}", serde_json::to_string_pretty(&meta).unwrap());
+    assert_eq!(meta["namespaces"], serde_json::json!(["user", "pid", "net", "ipc", "uts", "mnt", "cgroup"]));
+    let mode = container::cgroup::cgroup_mode();
+    assert_eq!(meta["cgroup"]["mode"], serde_json::json!(mode.as_str()));
+    assert_eq!(meta["cgroup"]["limits"], serde_json::json!({"cpus": null, "memory": 256u64 << 20, "pids": 64}));
+    assert_eq!(meta["rootless"], serde_json::json!(false));
+    let mut inst = c.start_instance().unwrap();
+    let paths = inst.cgroup_paths();
+    assert!(!paths.is_empty());
+    let host_pid = inst.host_pid();
+    let user_ns = std::fs::read_link(format!("/proc/{host_pid}/ns/user")).unwrap();
+    assert_ne!(user_ns, std::fs::read_link("/proc/self/ns/user").unwrap());
+    let cgroup_ns = std::fs::read_link(format!("/proc/{host_pid}/ns/cgroup")).unwrap();
+    assert_ne!(cgroup_ns, std::fs::read_link("/proc/self/ns/cgroup").unwrap());
+    // The cgroup namespace was made after placement: inside, the group is "/".
+    let own = std::fs::read_to_string(format!("/proc/{host_pid}/cgroup")).unwrap();
+    assert!(own.contains("/isobench/isobench-"), "seen from the host it is in its group: {own}");
+    let req = isobench_workloads::protocol::RunRequest { metric: "spawn.fork_exec".into(), iterations: 20, max_ms: 2000, warmup: 2, bytes: None };
+    let res = env::Instance::agent(&mut inst).run(&req).unwrap();
+    assert!(res.iterations > 0);
+    let usage = inst.cgroup_usage().unwrap();
+    println!("{usage:?}");
+    assert!(usage.cpu_ns.unwrap() > 0 && usage.memory_peak_bytes.unwrap() > 0, "{usage:?}");
+    env::Instance::shutdown(Box::new(inst)).unwrap();
+    for p in &paths {
+        assert!(!p.exists(), "{} outlived the instance", p.display());
+    }
+}

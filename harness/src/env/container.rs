@@ -94,6 +94,14 @@ impl Environment for Container {
     /// Starts the agent (`/isobench-agent`, no arguments) as the container's
     /// PID 1 and returns once it said `Ready`.
     fn start(&mut self) -> Result<Box<dyn Instance>, EnvError> {
+        Ok(Box::new(self.start_instance()?))
+    }
+}
+
+impl Container {
+    /// [`Environment::start`] with the concrete type, for callers that want
+    /// the instance's cgroup usage ([`ContainerInstance::cgroup_usage`]).
+    pub fn start_instance(&mut self) -> Result<ContainerInstance, EnvError> {
         let t0 = Instant::now();
         let io = |context: &str| {
             let context = context.to_string();
@@ -116,7 +124,7 @@ impl Environment for Container {
         let mut agent = AgentClient::new(Box::new(File::from(stdout_r)), Box::new(File::from(stdin_w)));
         let info = agent.wait_ready().map_err(|e| EnvError::Agent { env: ENV, source: e })?;
         let ready_after = t0.elapsed();
-        Ok(Box::new(ContainerInstance { process, agent, info, ready_after }))
+        Ok(ContainerInstance { process, agent, info, ready_after })
     }
 }
 
