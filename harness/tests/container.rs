@@ -559,7 +559,64 @@ fn rshared_host_helper() {
     r.stdin.take().unwrap().write_all(b"\n").unwrap();
     assert_eq!(r.process.wait().unwrap(), 0);
     assert_eq!(host_mountinfo(), before);
+
+    // A launcher killed with SIGKILL in the middle of launching containers
+    // (some child is between clone and exec, mounting): no mount of it shows
+    // here, and the next container still pivots.
+    let base = tempfile::tempdir().unwrap();
+    let mut looper = KillOnDrop(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "launch_loop_helper", "--nocapture", "--test-threads=1"])
+            .env("ISOBENCH_TEST_LAUNCH_LOOP", "1")
+            .env("TMPDIR", base.path())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let looper_pid = looper.0.id();
+    let mut out = BufReader::new(looper.0.stdout.take().unwrap());
+    let mut launched = 0;
+    let mut line = String::new();
+    while launched < 20 && out.read_line(&mut line).unwrap() > 0 {
+        launched += line.matches("LAUNCHED").count();
+        line.clear();
+    }
+    assert_eq!(launched, 20, "the launch loop stopped early");
+    looper.0.kill().unwrap();
+    looper.0.wait().unwrap();
+    assert_eq!(host_mountinfo(), before, "a killed launcher's mounts reached the host");
+    let (status, out) = run(&root, NamespaceSet::all(), &["sh", "-c", "cut -d' ' -f5 /proc/self/mountinfo | grep -cx /"]);
+    assert_eq!((status, out.trim()), (0, "1"), "pivot_root still works after the kill");
+    // What the killed launcher could not remove, the next start's sweep does.
+    container::rootfs::cleanup_in(base.path());
+    assert_eq!(std::fs::read_dir(base.path()).unwrap().count(), 0);
+    container::cgroup::sweep();
+    let prefix = format!("isobench-{looper_pid}-");
+    for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        for dir in [h.path().join("isobench"), h.path()] {
+            if let Ok(d) = std::fs::read_dir(dir) {
+                assert!(!d.flatten().any(|e| e.file_name().to_string_lossy().starts_with(&prefix)), "a group of the killed launcher survived the sweep");
+            }
+        }
+    }
     println!("RSHARED OK");
+}
+
+/// Helper for the rshared test: launches containers until killed.
+#[test]
+fn launch_loop_helper() {
+    if std::env::var_os("ISOBENCH_TEST_LAUNCH_LOOP").is_none() {
+        return;
+    }
+    let rootfs = MinimalRootfs::build(&workloads()).unwrap();
+    let root = rootfs.path().canonicalize().unwrap();
+    loop {
+        let spec = LaunchSpec::new(NamespaceSet::all(), &root, &args(&["/noop"]), Some("loop")).unwrap().with_cgroup(container::Limits::default()).with_init(true);
+        let mut p = container::spawn(&spec, Stdio::default()).unwrap();
+        p.wait().unwrap();
+        println!("LAUNCHED");
+        std::io::stdout().flush().unwrap();
+    }
 }
 
 #[test]
