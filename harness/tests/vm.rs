@@ -411,3 +411,23 @@ fn a_guest_whose_init_dies_is_reported_at_once() {
     write_manifest(dir.path(), &real.kernel, real.vmlinux.as_deref(), &cpio);
     run_with_image("helper_dead_init", dir.path());
 }
+
+#[test]
+fn a_kvm_probe_whose_guest_stays_silent_gives_up_early() {
+    let _one = one_guest();
+    let kvm_pvm = std::path::Path::new("/sys/module/kvm_pvm").exists();
+    let (Ok(qemu_bin), Ok(img)) = (qemu::find_qemu(), image::locate()) else {
+        eprintln!("skipped: no qemu or no guest image");
+        return;
+    };
+    if isobench_harness::vm::accel::kvm_device().is_err() || !kvm_pvm {
+        eprintln!("skipped: needs a kvm-pvm host, where a stock guest kernel never prints under KVM");
+        return;
+    }
+    // Not through the cache: a real probe boot now.
+    let failure = isobench_harness::vm::accel::probe_kvm(&img, &qemu_bin).expect_err("a stock kernel does not boot under kvm-pvm");
+    eprintln!("{}", failure.reason);
+    assert!(failure.reason.contains("printed nothing on the guest console"), "the silence check ended it: {}", failure.reason);
+    assert!(failure.reason.contains("kvm-pvm") && failure.cacheable, "{failure:?}");
+    assert_nothing_left(std::process::id());
+}

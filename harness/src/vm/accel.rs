@@ -4,7 +4,8 @@
 //! paravirtual KVM ("kvm-pvm", as in some cloud sandboxes) opens fine, then a
 //! stock guest kernel hangs in its decompressor. So `auto` boots the real
 //! guest image under KVM once and accepts KVM only when the agent answers
-//! within [`KVM_PROBE_TIMEOUT`]; otherwise the vm runs under TCG (QEMU's
+//! within [`KVM_PROBE_TIMEOUT`] (giving up after [`KVM_PROBE_SILENCE`] when
+//! the guest has not printed a line by then); otherwise the vm runs under TCG (QEMU's
 //! emulator, one or two orders of magnitude slower for guest-kernel work) and
 //! every figure says so. The verdict is cached per (host kernel, guest
 //! kernel, QEMU version) in `<cache>/accel.json`, since a probe costs its
@@ -23,6 +24,11 @@ use super::AccelChoice;
 /// How long a KVM probe boot may take to reach the agent. A KVM guest with
 /// this image is up in well under a second; TCG needs about five.
 pub const KVM_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A KVM probe whose guest has printed nothing on its console by then is
+/// given up on: under KVM the kernel's banner comes within milliseconds of
+/// QEMU's start (PVH) or after a sub-second decompression (bzImage).
+pub const KVM_PROBE_SILENCE: Duration = Duration::from_secs(4);
 
 /// The verdict cache, in the cache folder.
 pub const CACHE_FILE: &str = "accel.json";
@@ -228,7 +234,7 @@ pub fn probe_kvm(image: &GuestImage, qemu_bin: &Path) -> Result<Duration, ProbeF
         let _ = std::fs::create_dir_all(dir);
     }
     let secs = KVM_PROBE_TIMEOUT.as_secs();
-    match qemu::boot(qemu_bin, &spec, Some(&log), None, KVM_PROBE_TIMEOUT) {
+    match qemu::boot_with(qemu_bin, &spec, Some(&log), None, KVM_PROBE_TIMEOUT, Some(KVM_PROBE_SILENCE)) {
         Ok(mut booted) => {
             let took = booted.ready_after;
             if booted.agent.shutdown().is_ok() {
@@ -248,6 +254,10 @@ pub fn probe_kvm(image: &GuestImage, qemu_bin: &Path) -> Result<Duration, ProbeF
                 Err(ProbeFailure { reason: format!("KVM probe boot did not reach the agent within {secs} s{}", pvm_hint()), cacheable: true })
             }
         }
+        Err(QemuError::Silent { waited, .. }) => Err(ProbeFailure {
+            reason: format!("a KVM probe boot printed nothing on the guest console within {:.0} s{}", waited.as_secs_f64(), pvm_hint()),
+            cacheable: true,
+        }),
         Err(e @ QemuError::Exited { .. }) => Err(ProbeFailure { reason: format!("KVM probe boot failed: {e}"), cacheable: true }),
         Err(e) => Err(ProbeFailure { reason: format!("KVM probe boot failed: {e}"), cacheable: false }),
     }

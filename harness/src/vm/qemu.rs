@@ -61,6 +61,8 @@ pub enum QemuError {
     Exited { status: ExitStatus, stderr: String, console: PathBuf },
     #[error("guest did not reach the agent within {:.1} s under {accel}; QEMU killed; last console line {last_line:?}; console log: {}", waited.as_secs_f64(), console.display())]
     Timeout { waited: Duration, accel: &'static str, last_line: String, console: PathBuf },
+    #[error("guest printed nothing on its console within {:.1} s under {accel}; QEMU killed; console log: {}", waited.as_secs_f64(), console.display())]
+    Silent { waited: Duration, accel: &'static str, console: PathBuf },
     #[error("agent: {source}; console log: {}", console.display())]
     Agent {
         #[source]
@@ -384,9 +386,24 @@ impl ConsoleWatch {
 /// is `None` the log would vanish with the temp dir, so a failed boot's log is
 /// copied to `failed_log` first (when given) and the error names that copy.
 pub fn boot(qemu_bin: &Path, spec: &QemuSpec, console: Option<&Path>, failed_log: Option<&Path>, timeout: Duration) -> Result<Booted, QemuError> {
+    boot_with(qemu_bin, spec, console, failed_log, timeout, None)
+}
+
+/// [`boot`], and when `silence` is given, a guest whose console is still
+/// empty that long after QEMU's start is given up on early
+/// ([`QemuError::Silent`]): a kernel that runs prints its banner within
+/// milliseconds under KVM, so a KVM probe need not wait its whole timeout.
+pub fn boot_with(
+    qemu_bin: &Path,
+    spec: &QemuSpec,
+    console: Option<&Path>,
+    failed_log: Option<&Path>,
+    timeout: Duration,
+    silence: Option<Duration>,
+) -> Result<Booted, QemuError> {
     let mut qemu = Qemu::spawn(qemu_bin, spec, console)?;
     let watch = ConsoleWatch::start(qemu.console(), qemu.started);
-    let ready = wait_ready(&mut qemu, timeout);
+    let ready = wait_ready(&mut qemu, timeout, silence);
     let ready_after = qemu.started.elapsed();
     let first_output = watch.finish().map(|d| d.min(ready_after));
     match ready {
@@ -403,15 +420,30 @@ pub fn boot(qemu_bin: &Path, spec: &QemuSpec, console: Option<&Path>, failed_log
     }
 }
 
-fn wait_ready(qemu: &mut Qemu, timeout: Duration) -> Result<(AgentClient, AgentInfo), QemuError> {
+fn wait_ready(qemu: &mut Qemu, timeout: Duration, silence: Option<Duration>) -> Result<(AgentClient, AgentInfo), QemuError> {
     let deadline = qemu.started + timeout;
+    // First wait until the silence check (when there is one), then the rest.
+    let mut check_at = silence.map(|s| qemu.started + s).filter(|&at| at < deadline);
     let stream = qemu.connect(deadline)?;
-    let remaining = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-    stream.set_read_timeout(Some(remaining)).map_err(io_err("set socket timeout"))?;
+    let until = |at: Instant| Some(at.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)));
+    stream.set_read_timeout(until(check_at.unwrap_or(deadline))).map_err(io_err("set socket timeout"))?;
     stream.set_write_timeout(Some(AGENT_IO_TIMEOUT)).map_err(io_err("set socket timeout"))?;
     let reader = stream.try_clone().map_err(io_err("dup the agent socket"))?;
     let mut agent = AgentClient::new(Box::new(reader), Box::new(stream.try_clone().map_err(io_err("dup the agent socket"))?));
-    match agent.wait_ready() {
+    let ready = loop {
+        match agent.wait_ready() {
+            Err(AgentError::Io(e)) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) && check_at.take().is_some() => {
+                // Nothing from the agent yet, and nothing can have come
+                // from it while the console is still empty.
+                if std::fs::metadata(&qemu.console).map_or(true, |m| m.len() == 0) {
+                    return Err(QemuError::Silent { waited: qemu.started.elapsed(), accel: qemu.accel.label(), console: qemu.console.clone() });
+                }
+                stream.set_read_timeout(until(deadline)).map_err(io_err("set socket timeout"))?;
+            }
+            other => break other,
+        }
+    };
+    match ready {
         Ok(info) => {
             stream.set_read_timeout(Some(AGENT_IO_TIMEOUT)).map_err(io_err("set socket timeout"))?;
             Ok((agent, info))
@@ -439,7 +471,10 @@ fn keep_log(src: &Path, dst: &Path) -> Option<PathBuf> {
 
 fn set_console(e: &mut QemuError, kept: PathBuf) {
     match e {
-        QemuError::Exited { console, .. } | QemuError::Timeout { console, .. } | QemuError::Agent { console, .. } => *console = kept,
+        QemuError::Exited { console, .. }
+        | QemuError::Timeout { console, .. }
+        | QemuError::Silent { console, .. }
+        | QemuError::Agent { console, .. } => *console = kept,
         _ => {}
     }
 }
