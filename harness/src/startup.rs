@@ -32,6 +32,8 @@ use crate::env::{self, EnvError, EnvKind, Options};
 pub const DEFAULT_WARMUP: usize = 3;
 /// Kept rounds of `isobench startup` without `--n`.
 pub const DEFAULT_N: usize = 50;
+/// Stack of the clone floor's child, which only returns.
+const CLONE_STACK_SIZE: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -329,7 +331,7 @@ pub fn measure(columns: &[Column], opts: &Options, n: usize, warmup: usize, prog
         match col {
             Column::Clone => starters.push(Starter {
                 row: row("clone (floor)".into(), format!("clone({}) + _exit + waitpid", namespaces.names().join(","))),
-                kind: StarterKind::Clone { flags: namespaces.clone_flags(), stack: vec![0u8; 64 * 1024] },
+                kind: StarterKind::Clone { flags: namespaces.clone_flags(), stack: vec![0u8; CLONE_STACK_SIZE] },
             }),
             Column::Exec => starters.push(Starter {
                 row: row("exec (host)".into(), format!("fork+exec {} + wait", opts.workloads.noop.display())),

@@ -24,6 +24,10 @@ use crate::agent::AgentClient;
 /// How much of a failed tool's stderr an error message quotes.
 const STDERR_TAIL_BYTES: usize = 600;
 
+/// How long a tool whose agent never said `Ready` gets to exit on its own
+/// (and so to have written its error) before it is killed.
+const EXIT_GRACE: Duration = Duration::from_millis(50);
+
 /// A peer tool: its command name, the Debian package that provides it, and
 /// the environment variable that overrides where it is (a path).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,7 +143,7 @@ pub fn start_agent(env: &'static str, mut cmd: Command, stderr_log: &Path, clean
             let status = match child.try_wait() {
                 Ok(Some(s)) => Some(s),
                 _ => {
-                    std::thread::sleep(Duration::from_millis(50));
+                    std::thread::sleep(EXIT_GRACE);
                     child.try_wait().ok().flatten()
                 }
             };
