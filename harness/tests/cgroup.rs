@@ -241,7 +241,7 @@ fn this_hosts_mode_is_detected() {
 fn cgroup_fs(path: &Path) -> &'static str {
     let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let p = path.to_str().unwrap();
-    let fs = table.lines().filter(|l| l.split(' ').nth(4) == Some(p)).last().and_then(|l| l.split(" - ").nth(1)?.split(' ').next().map(String::from));
+    let fs = table.lines().rfind(|l| l.split(' ').nth(4) == Some(p)).and_then(|l| l.split(" - ").nth(1)?.split(' ').next().map(String::from));
     match fs.as_deref() {
         Some("cgroup2") => "cgroup2",
         Some("tmpfs") => "tmpfs",
@@ -357,6 +357,9 @@ fn hold_a_group_for_the_sweep_test() {
         return;
     }
     let group = Cgroup::create(&Limits { pids: Some(50), ..Default::default() }).unwrap();
+    // Never waited for: this process is SIGKILLed with the sleep still in
+    // the group, which is the point.
+    #[allow(clippy::zombie_processes)]
     let sleeper = Command::new("sleep").arg("1000").spawn().unwrap();
     group.add(nix::unistd::Pid::from_raw(sleeper.id() as i32)).unwrap();
     let paths: Vec<String> = group.paths().iter().map(|p| p.display().to_string()).collect();
