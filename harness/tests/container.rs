@@ -669,3 +669,22 @@ fn container_env_records_its_cgroup_and_runs_in_all_seven_namespaces() {
         assert!(!p.exists(), "{} outlived the instance", p.display());
     }
 }
+
+/// The kernel shields a pid namespace's init from signals it has no handler
+/// for, so a shell as PID 1 survives `kill -TERM $$`; behind the launcher's
+/// init it is an ordinary process and dies, and the status says so (143).
+#[test]
+fn sigterm_kills_the_command_behind_the_init_but_not_a_command_as_pid_1() {
+    let Some(_l) = setup("sigterm_kills_the_command_behind_the_init_but_not_a_command_as_pid_1") else { return };
+    let rootfs = MinimalRootfs::build(&workloads()).unwrap();
+    let root = rootfs.path().canonicalize().unwrap();
+    let cmd = args(&["sh", "-c", "kill -TERM $$; exit 3"]);
+    for (init, expected) in [(false, 3), (true, 143)] {
+        let spec = LaunchSpec::new(NamespaceSet::DEFAULT, &root, &cmd, None).unwrap().with_init(init);
+        let mut p = container::spawn(&spec, Stdio::default()).unwrap();
+        assert_eq!(p.wait().unwrap(), expected, "with_init({init})");
+    }
+    // And a command killed by a signal behind the init: 128 + 9.
+    let spec = LaunchSpec::new(NamespaceSet::DEFAULT, &root, &args(&["sh", "-c", "kill -KILL $$"]), None).unwrap().with_init(true);
+    assert_eq!(container::spawn(&spec, Stdio::default()).unwrap().wait().unwrap(), 137);
+}

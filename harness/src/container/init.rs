@@ -115,8 +115,12 @@ impl IdMaps {
     /// to be measured and to own the other namespaces). As another user:
     /// root inside is the caller outside, one id each (rootless mode).
     pub fn for_caller() -> IdMaps {
-        let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
-        if uid.is_root() {
+        Self::for_ids(nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw())
+    }
+
+    /// The maps for a caller with effective ids `uid` and `gid`.
+    pub fn for_ids(uid: u32, gid: u32) -> IdMaps {
+        if uid == 0 {
             IdMaps { uid_map: "0 0 4294967295\n".into(), gid_map: "0 0 4294967295\n".into(), deny_setgroups: false }
         } else {
             IdMaps { uid_map: format!("0 {uid} 1\n"), gid_map: format!("0 {gid} 1\n"), deny_setgroups: true }
@@ -703,6 +707,27 @@ mod tests {
     fn empty_command_and_nul_bytes_are_refused() {
         assert!(matches!(LaunchSpec::new(NamespaceSet::DEFAULT, Path::new("/r"), &[], None), Err(ContainerError::NoCommand)));
         assert!(matches!(LaunchSpec::new(NamespaceSet::DEFAULT, Path::new("/r"), &argv(&["a\0b"]), None), Err(ContainerError::Nul(_))));
+    }
+
+    #[test]
+    fn id_maps_identity_for_root_one_id_and_no_setgroups_otherwise() {
+        let root = IdMaps::for_ids(0, 0);
+        assert_eq!((root.uid_map.as_str(), root.gid_map.as_str(), root.deny_setgroups), ("0 0 4294967295\n", "0 0 4294967295\n", false));
+        let user = IdMaps::for_ids(1000, 100);
+        assert_eq!((user.uid_map.as_str(), user.gid_map.as_str(), user.deny_setgroups), ("0 1000 1\n", "0 100 1\n", true));
+        let spec = LaunchSpec::new("user,pid".parse().unwrap(), Path::new("/r"), &argv(&["sh"]), None).unwrap();
+        assert!(spec.id_maps.is_some());
+        assert!(LaunchSpec::new(NamespaceSet::DEFAULT, Path::new("/r"), &argv(&["sh"]), None).unwrap().id_maps.is_none());
+    }
+
+    #[test]
+    fn cgroup_namespace_is_left_out_of_clone_only_with_a_cgroup() {
+        let ns: NamespaceSet = "pid,cgroup".parse().unwrap();
+        let spec = LaunchSpec::new(ns, Path::new("/r"), &argv(&["sh"]), None).unwrap();
+        assert!(spec.clone_flags().contains(CloneFlags::CLONE_NEWCGROUP), "no group to be placed in: created by clone");
+        let spec = spec.with_cgroup(Limits::default());
+        assert!(!spec.clone_flags().contains(CloneFlags::CLONE_NEWCGROUP), "unshared after placement");
+        assert!(spec.clone_flags().contains(CloneFlags::CLONE_NEWPID));
     }
 
     #[test]
