@@ -437,6 +437,16 @@ fn rootless_helper() {
     let limited = ExecOptions { limits: container::Limits { pids: Some(10), ..Default::default() }, ..ExecOptions::new(args(&["true"])) };
     let err = container::exec(&limited, &w).unwrap_err();
     println!("limits: {err}");
+    // The container environment too: the agent as PID 1 of a rootless container.
+    let opts = env::Options::new(w);
+    let mut c = env::container::Container::prepare(&opts).unwrap();
+    let meta = env::Environment::metadata(&c);
+    println!("rootless={} cgroup={} namespaces={}", meta["rootless"], meta["cgroup"], meta["namespaces"]);
+    let mut inst = c.start_instance().unwrap();
+    let req = isobench_workloads::protocol::RunRequest { metric: "syscall.getpid".into(), iterations: 100, max_ms: 2000, warmup: 2, bytes: None };
+    let res = env::Instance::agent(&mut inst).run(&req).unwrap();
+    println!("agent pid={} iterations={}", env::Instance::info(&inst).pid, res.iterations);
+    env::Instance::shutdown(Box::new(inst)).unwrap();
     std::io::stdout().flush().unwrap();
 }
 
@@ -467,6 +477,8 @@ fn rootless_exec_runs_through_a_user_namespace() {
     assert!(text.contains("deny"), "setgroups denied for an unprivileged writer: {text}");
     assert!(text.contains("status=0"), "{text}");
     assert!(text.contains("limits: cgroup limits are unavailable in rootless mode"), "{text}");
+    assert!(text.contains("rootless=true cgroup=null namespaces=[\"user\",\"pid\",\"net\",\"ipc\",\"uts\",\"mnt\"]"), "{text}");
+    assert!(text.contains("agent pid=1 iterations="), "{text}");
     assert_eq!(std::fs::read_dir(base.path()).unwrap().count(), 0, "the rootless run left a temp dir");
 }
 
