@@ -139,6 +139,9 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
     }
     if let Some(Value::Object(envs)) = run.get("environments") {
         for (name, e) in envs {
+            if let Some(w) = s(e, &["metadata", "warning"]) {
+                notes.push(format!("{name}: {w}"));
+            }
             if let Some(cs) = s(e, &["agent", "clocksource"]) {
                 if !VDSO_CLOCKSOURCES.contains(&cs.as_str()) {
                     notes.push(format!(

@@ -216,7 +216,8 @@ mod tests {
         })
         .unwrap();
         assert!(r.truncated);
-        assert!(r.iterations >= 4 && r.iterations < 10, "{}", r.iterations);
+        // every sample sleeps ≥ 5 ms, so the 20 ms bound is crossed by the 4th
+        assert!((1..=4).contains(&r.iterations), "{}", r.iterations);
         assert!(r.elapsed_ns >= 5_000_000 * r.iterations);
     }
 
