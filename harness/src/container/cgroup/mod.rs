@@ -463,9 +463,24 @@ pub fn sweep() -> Vec<PathBuf> {
     sweep_at(Path::new(CGROUP_ROOT))
 }
 
+/// The inode of the initial pid namespace (PROC_PID_INIT_INO in the kernel).
+const INITIAL_PID_NS_INODE: u64 = 0xEFFF_FFFC;
+
+/// Whether this process sees the host's pids. Inside another pid namespace
+/// (isobench itself in a container that sees the host's cgroups) the owner
+/// pid in a group's name may belong to a live process we cannot see, so
+/// nothing is swept there.
+fn in_initial_pid_namespace() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self/ns/pid").is_ok_and(|m| m.ino() == INITIAL_PID_NS_INODE)
+}
+
 /// [`sweep`] under another cgroup root.
 pub fn sweep_at(root: &Path) -> Vec<PathBuf> {
     let mut removed = Vec::new();
+    if !in_initial_pid_namespace() {
+        return removed;
+    }
     let parents: Vec<(PathBuf, bool)> = match cgroup_mode_at(root) {
         CgroupMode::None => return removed,
         CgroupMode::V2 if is_cgroup2(root) => vec![(root.join(PARENT), true)],
