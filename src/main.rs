@@ -418,18 +418,34 @@ impl Progress {
     }
 }
 
+/// Whether `kind` can run here: "available" or the one-line reason.
+fn availability(kind: EnvKind, workloads: &Option<workloads::Workloads>) -> String {
+    let Some(w) = workloads else { return "unknown: static workloads not built (scripts/build-workloads)".into() };
+    match isobench_harness::env::prepare(kind, &Options::new(w.clone())) {
+        Ok(e) => format!("available as {}", e.label()),
+        Err(isobench_harness::env::EnvError::Unavailable { reason, .. }) => format!("unavailable: {reason}"),
+        Err(e) => format!("unavailable: {e}"),
+    }
+}
+
 fn list() {
-    println!("Environments:");
+    // A closed pipe (`isobench list | head`) ends the listing quietly.
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let workloads = workloads::locate().ok();
+    let _ = writeln!(out, "Environments:");
     for k in EnvKind::ALL {
-        println!("  {:<10} {}", k.as_str(), k.describe());
+        let _ = writeln!(out, "  {:<10} {}
+  {:<10} → {}", k.as_str(), k.describe(), "", availability(k, &workloads));
     }
-    println!("Peer runtimes (--env peers, or by name; skipped with one line when not installed):");
+    let _ = writeln!(out, "Peer runtimes (--env peers, or by name; skipped with one line when not installed):");
     for k in EnvKind::PEERS {
-        println!("  {:<10} {}", k.as_str(), k.describe());
+        let _ = writeln!(out, "  {:<10} {}
+  {:<10} → {}", k.as_str(), k.describe(), "", availability(k, &workloads));
     }
-    println!("\nMetrics (histograms in ns per operation; shown in the unit below):");
+    let _ = writeln!(out, "\nMetrics (histograms in ns per operation; shown in the unit below):");
     for m in catalog::CATALOG {
-        println!("  {:<18} {:<3} {}\n  {:<18}     method: {}", m.name, m.unit.label(), m.operation, "", m.reference);
+        let _ = writeln!(out, "  {:<18} {:<3} {}\n  {:<18}     method: {}", m.name, m.unit.label(), m.operation, "", m.reference);
     }
 }
 
