@@ -78,6 +78,9 @@ enum Command {
         /// Also write every sample as JSON to FILE
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
+        /// Results folder to add the table to (startup.json, report.md)
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
         /// Namespaces for the clone floor, isobench, runc, crun and bwrap (unshare
         /// always runs -pfmnuiC): a comma list of pid,mnt,uts,ipc,net (default all five)
         #[arg(long = "ns", value_name = "LIST")]
@@ -450,7 +453,7 @@ fn list() {
 }
 
 /// `isobench startup`: env.start of isobench's launcher beside the peers.
-fn startup(n: usize, envs: &str, json: Option<PathBuf>, ns: Option<String>) -> Result<ExitCode> {
+fn startup(n: usize, envs: &str, json: Option<PathBuf>, ns: Option<String>, out: Option<PathBuf>) -> Result<ExitCode> {
     use isobench_harness::startup::{self, Column};
     let columns = Column::parse_list(envs)?;
     let namespaces = ns.as_deref().map(str::parse::<NamespaceSet>).transpose()?;
@@ -461,6 +464,11 @@ fn startup(n: usize, envs: &str, json: Option<PathBuf>, ns: Option<String>) -> R
     print!("{}", run.table());
     if let Some(path) = json {
         std::fs::write(&path, serde_json::to_vec_pretty(&run)?).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(dir) = out {
+        let dir = RunDir::at(&dir)?;
+        dir.save_startup(&run)?;
+        println!("{}", dir.render()?.display());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -482,7 +490,7 @@ fn main() -> ExitCode {
                 }
             }
         })(),
-        Command::Startup { n, envs, json, ns } => startup(n, &envs, json, ns),
+        Command::Startup { n, envs, json, ns, out } => startup(n, &envs, json, ns, out),
         Command::Doctor => {
             let ok = doctor::print(&mut std::io::stdout());
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })

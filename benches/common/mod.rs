@@ -9,7 +9,8 @@
 //! (shared by all bench binaries of one `cargo bench`) and the report is
 //! re-rendered, so an interrupted `cargo bench` keeps what it measured.
 //!
-//! Environment variables: `ISOBENCH_ENVS` (comma list, default all),
+//! Environment variables: `ISOBENCH_ENVS` (comma list of environments or
+//! `peers`; default the core three: native, container, vm),
 //! `ISOBENCH_ACCEL` (auto|kvm|tcg), `ISOBENCH_MACHINE` (microvm|q35),
 //! `ISOBENCH_RUN_DIR` (results folder).
 
@@ -36,7 +37,11 @@ fn envs_from_env() -> Vec<EnvKind> {
     match std::env::var("ISOBENCH_ENVS") {
         Ok(list) if !list.trim().is_empty() && list.trim() != "all" => list
             .split(',')
-            .map(|s| EnvKind::parse(s.trim()).unwrap_or_else(|| panic!("ISOBENCH_ENVS: unknown environment {s:?} (native, container, vm)")))
+            .flat_map(|s| match s.trim() {
+                "peers" => EnvKind::PEERS.to_vec(),
+                name => vec![EnvKind::parse(name)
+                    .unwrap_or_else(|| panic!("ISOBENCH_ENVS: unknown environment {s:?} (native, container, vm, runc, crun, bwrap, unshare, peers)"))],
+            })
             .collect(),
         _ => EnvKind::ALL.to_vec(),
     }

@@ -115,7 +115,7 @@ impl Column {
 }
 
 /// One column's samples.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct StartupRow {
     /// Column name: clone, exec, isobench, runc, crun, bwrap, unshare.
     pub env: String,
@@ -151,7 +151,7 @@ impl StartupRow {
 }
 
 /// A whole `isobench startup` run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct StartupRun {
     /// Kept rounds (samples per row).
     pub n: usize,

@@ -229,6 +229,11 @@ impl RunDir {
         Ok(out)
     }
 
+    /// Saves an `isobench startup` run (startup.json); the report shows it.
+    pub fn save_startup(&self, run: &crate::startup::StartupRun) -> Result<(), ReportError> {
+        self.write_json("startup.json", run)
+    }
+
     /// Saves the `isobench validate` table (validate.json); the report shows it.
     pub fn save_validation(&self, checks: &[crate::validate::Check]) -> Result<(), ReportError> {
         self.write_json("validate.json", &checks)
@@ -252,6 +257,16 @@ impl RunDir {
             }
         };
         let mut md = markdown::report(&run, &ms, &plots, &warnings);
+        if let Some(v) = self.read_json("startup.json")? {
+            let path = self.path.join("startup.json");
+            let run: crate::startup::StartupRun = serde_json::from_value(v).map_err(|source| ReportError::Json { path, source })?;
+            md.push_str(&format!(
+                "\n## Container start: isobench's launcher beside the runtimes people deploy\n\nStart-to-exit of a static no-op, interleaved rounds (A B C A B C …) so machine drift hits every column alike; {} rounds after {} warm-up.\n\n{}",
+                run.n,
+                run.warmup,
+                run.markdown()
+            ));
+        }
         if let Some(v) = self.read_json("validate.json")? {
             let path = self.path.join("validate.json");
             let checks: Vec<crate::validate::Check> = serde_json::from_value(v).map_err(|source| ReportError::Json { path, source })?;
@@ -278,7 +293,7 @@ pub fn catalog_index(metric: &str) -> usize {
 /// then by that suffix.
 pub fn env_order(env: &str) -> (usize, String) {
     let (kind, suffix) = split_env(env);
-    let i = crate::env::EnvKind::ALL.iter().position(|k| k.as_str() == kind).unwrap_or(usize::MAX);
+    let i = crate::env::EnvKind::ALL.iter().chain(crate::env::EnvKind::PEERS.iter()).position(|k| k.as_str() == kind).unwrap_or(usize::MAX);
     (i, format!("{suffix}\u{0}{kind}"))
 }
 
