@@ -193,6 +193,12 @@ fn fake_layouts_in_a_private_mount_namespace() {
     assert_eq!(group.mode(), CgroupMode::Hybrid);
     assert!(group.paths().iter().all(|p| !p.starts_with(v1root.join("unified"))), "limits live in the v1 controllers");
     group.destroy().unwrap();
+    // A controller neither v1 nor the unified hierarchy has: the v1 error.
+    if !v2::available(&v1root.join("unified")).iter().any(|c| c == "cpu") {
+        let err = Cgroup::create_at(&v1root, &Limits { cpus: Some(1.0), ..Default::default() }).unwrap_err();
+        assert!(matches!(err, CgroupError::ControllerMissing { controller: "cpu", mode: CgroupMode::Hybrid, .. }), "{err}");
+    }
+    assert!(!v1root.join("unified").join("isobench").exists(), "the failed try left a group in the unified hierarchy");
 
     for m in v1_mounts.iter().chain(mounted.iter().rev()) {
         nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH).unwrap();

@@ -300,12 +300,27 @@ impl Cgroup {
                 let unified = if is_cgroup2(root) { root.to_path_buf() } else { root.join("unified") };
                 Backend::V2(v2::Group::create(&unified, &name, limits)?)
             }
-            CgroupMode::V1 | CgroupMode::Hybrid => Backend::V1(v1::Group::create(root, mode, &name, limits)?),
+            CgroupMode::V1 => Backend::V1(v1::Group::create(root, mode, &name, limits)?),
+            // Limits live in the v1 controllers; a controller the host left
+            // to the unified hierarchy is used there, when v1 lacks it.
+            CgroupMode::Hybrid => match v1::Group::create(root, mode, &name, limits) {
+                Ok(g) => Backend::V1(g),
+                Err(e @ CgroupError::ControllerMissing { .. }) => {
+                    let unified = root.join("unified");
+                    return match v2::Group::create(&unified, &name, limits) {
+                        Ok(g) => Ok(Cgroup { mode: CgroupMode::V2, limits: *limits, backend: Backend::V2(g), removed: false }),
+                        Err(_) => Err(e),
+                    };
+                }
+                Err(e) => return Err(e),
+            },
             CgroupMode::None => return Err(CgroupError::NotMounted(root.to_path_buf())),
         };
         Ok(Cgroup { mode, limits: *limits, backend, removed: false })
     }
 
+    /// The kind of hierarchy the group lives in: the host's mode, except on a
+    /// hybrid host whose unified hierarchy holds a controller v1 lacks (`v2`).
     pub fn mode(&self) -> CgroupMode {
         self.mode
     }
