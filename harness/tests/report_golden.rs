@@ -39,6 +39,7 @@ fn report_md_matches_the_golden_file() {
         measurement("container", "container", "syscall.getpid", 150),
         measurement("vm", "vm (emulated (TCG))", "syscall.getpid", 400),
         measurement("native", "native", "ipc.pipe_bw", 10_000),
+        measurement("container", "container", "ipc.pipe_bw", 10_000),
         measurement("vm", "vm (emulated (TCG))", "ipc.pipe_bw", 40_000),
     ];
     let plots = vec![PathBuf::from("plots/syscall.getpid.svg"), PathBuf::from("plots/overhead.svg")];

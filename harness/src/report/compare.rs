@@ -79,22 +79,30 @@ fn scale(m: &Measurement) -> f64 {
     }
 }
 
+/// The cost ratio of `b` to `a` at the median and whether it is a
+/// significant change (see the module documentation); `None` when either is
+/// empty.
+pub fn judge(a: &Measurement, b: &Measurement, noise: f64) -> Option<(f64, Verdict)> {
+    let ratio = b.cost_ratio(a, 0.5)?;
+    let (alo, ahi) = median_ci(&a.histogram);
+    let (blo, bhi) = median_ci(&b.histogram);
+    let (sa, sb) = (scale(a), scale(b));
+    let apart = blo * sb > ahi * sa || bhi * sb < alo * sa;
+    let verdict = match (apart, (ratio - 1.0).abs() > noise) {
+        (false, _) => Verdict::NoChange,
+        (true, false) => Verdict::WithinNoise,
+        (true, true) if ratio > 1.0 => Verdict::Regressed,
+        (true, true) => Verdict::Improved,
+    };
+    Some((ratio, verdict))
+}
+
 /// Compares every env × metric present in both `a` and `b`.
 pub fn compare(a: &[Measurement], b: &[Measurement], noise: f64) -> Vec<Change> {
     let mut out = Vec::new();
     for ma in a {
         let Some(mb) = b.iter().find(|m| m.env == ma.env && m.metric.name == ma.metric.name) else { continue };
-        let Some(ratio) = mb.cost_ratio(ma, 0.5) else { continue };
-        let (alo, ahi) = median_ci(&ma.histogram);
-        let (blo, bhi) = median_ci(&mb.histogram);
-        let (sa, sb) = (scale(ma), scale(mb));
-        let apart = blo * sb > ahi * sa || bhi * sb < alo * sa;
-        let verdict = match (apart, (ratio - 1.0).abs() > noise) {
-            (false, _) => Verdict::NoChange,
-            (true, false) => Verdict::WithinNoise,
-            (true, true) if ratio > 1.0 => Verdict::Regressed,
-            (true, true) => Verdict::Improved,
-        };
+        let Some((ratio, verdict)) = judge(ma, mb, noise) else { continue };
         out.push(Change {
             env: ma.env.clone(),
             metric: ma.metric.name.to_string(),

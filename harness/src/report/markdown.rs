@@ -204,7 +204,13 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
                             } else {
                                 ""
                             };
-                            let _ = write!(o, " {}{mark} ({}){flag} |", num(p50), ratio(r));
+                            // Significance against native: median CIs apart and beyond noise.
+                            let sig = match super::compare::judge(b, m, super::compare::DEFAULT_NOISE) {
+                                Some((_, super::compare::Verdict::Regressed | super::compare::Verdict::Improved)) => " *",
+                                Some(_) => " ≈",
+                                None => "",
+                            };
+                            let _ = write!(o, " {}{mark} ({}){sig}{flag} |", num(p50), ratio(r));
                         }
                         _ => {
                             let _ = write!(o, " {}{mark} |", num(p50));
@@ -218,7 +224,9 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
     o.push('\n');
     let _ = writeln!(
         o,
-        "Overhead is the cost ratio at p50: time per operation ÷ native's (for a rate, native's bandwidth ÷ this one's), so > 1× always means slower than native."
+        "Overhead is the cost ratio at p50: time per operation ÷ native's (for a rate, native's bandwidth ÷ this one's), so > 1× always means slower than native. \
+         `*` significant: the 95 % confidence intervals of the two medians do not overlap (distribution-free, from the order statistics at ranks n/2 ± 1.96·√n/2) and the difference exceeds {:.0} %; `≈` within noise.",
+        super::compare::DEFAULT_NOISE * 100.0
     );
     if !flagged.is_empty() {
         let _ = writeln!(
