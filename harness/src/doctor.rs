@@ -16,7 +16,11 @@ fn line(out: &mut dyn Write, what: &str, status: &str) {
 pub fn print(out: &mut dyn Write) -> bool {
     let _ = writeln!(out, "isobench doctor");
     let root = nix::unistd::geteuid().is_root();
-    line(out, "root", if root { "yes" } else { "no: the container and vm (tap) need root; run as root" });
+    line(
+        out,
+        "root",
+        if root { "yes" } else { "no: the container runs rootless through a user namespace (no cgroup limits); run as root for limits" },
+    );
     line(out, "cgroup mode", &format!("{:?}", cgroup_mode()).to_lowercase());
     let busybox = crate::container::rootfs::find_static_busybox();
     line(

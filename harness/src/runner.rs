@@ -195,6 +195,10 @@ pub fn execute(plan: &Plan, opts: &Options, out: &RunDir, interrupted: &AtomicBo
                 }
             }
         }
+        let usage = inst.resource_usage();
+        if !usage.is_null() {
+            out.update_run_json(json!({ "environments": { kind.as_str(): { "usage": usage } } }))?;
+        }
         match inst.shutdown() {
             Ok(d) => progress(Event::Note(&format!("{}: stopped in {:.1} ms", environment.label(), d.as_secs_f64() * 1e3))),
             Err(e) => progress(Event::Problem(&format!("{}: unclean stop: {e}", environment.label()))),

@@ -169,6 +169,10 @@ impl Instance for ContainerInstance {
         self.ready_after
     }
 
+    fn resource_usage(&self) -> serde_json::Value {
+        self.cgroup_usage().map_or(serde_json::Value::Null, |u| serde_json::to_value(u).expect("usage serializes"))
+    }
+
     fn shutdown(mut self: Box<Self>) -> Result<Duration, EnvError> {
         let t0 = Instant::now();
         self.agent.shutdown().map_err(|e| EnvError::Agent { env: ENV, source: e })?;

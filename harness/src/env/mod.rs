@@ -169,6 +169,13 @@ pub trait Instance: Send {
         Vec::new()
     }
 
+    /// What the instance has used so far, as its cgroup accounts it
+    /// (`cpu_ns`, `memory_peak_bytes`, `oom_kills`, `pids_limit_hits`);
+    /// `Null` where the environment has no such accounting.
+    fn resource_usage(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+
     /// Asks the agent to exit (the guest to power off) and waits until the
     /// process (QEMU, container init) is gone. Returns the host-measured time
     /// from the shutdown request to the process having exited.

@@ -290,6 +290,20 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
             o.push('\n');
         }
     }
+    if let Some(Value::Object(envs)) = run.get("environments") {
+        let used: Vec<_> = envs.iter().filter_map(|(n, e)| e.get("usage").filter(|u| u.is_object()).map(|u| (n, e, u))).collect();
+        if !used.is_empty() {
+            let _ = writeln!(o, "## Resources the measured instance used (its cgroup's accounting)\n");
+            let _ = writeln!(o, "| environment | CPU time (s) | peak memory (MiB) | OOM kills | forks refused (pids limit) |\n|---|---:|---:|---:|---:|");
+            for (n, e, u) in used {
+                let f = |k: &str, scale: f64| u.get(k).and_then(Value::as_f64).map_or("–".to_string(), |v| num(v / scale));
+                let count = |k: &str| u.get(k).and_then(Value::as_u64).map_or("–".to_string(), |v| v.to_string());
+                let label = s(e, &["label"]).unwrap_or_else(|| n.clone());
+                let _ = writeln!(o, "| {label} | {} | {} | {} | {} |", f("cpu_ns", 1e9), f("memory_peak_bytes", 1048576.0), count("oom_kills"), count("pids_limit_hits"));
+            }
+            o.push('\n');
+        }
+    }
     o.push_str(&super::phases::section(run));
     if plots.iter().any(|p| p.file_stem().is_some_and(|s| s == "overhead")) {
         let _ = writeln!(o, "## Overhead at a glance\n\n![overhead](plots/overhead.svg)\n");
