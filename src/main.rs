@@ -81,6 +81,9 @@ enum Command {
         /// Results folder to add the table to (startup.json, report.md)
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// Instead: the launcher's cost per namespace (none, each alone, all)
+        #[arg(long)]
+        per_namespace: bool,
         /// Namespaces for the clone floor, isobench, runc, crun and bwrap (unshare
         /// always runs -pfmnuiC): a comma list of pid,mnt,uts,ipc,net (default all five)
         #[arg(long = "ns", value_name = "LIST")]
@@ -453,13 +456,26 @@ fn list() {
 }
 
 /// `isobench startup`: env.start of isobench's launcher beside the peers.
-fn startup(n: usize, envs: &str, json: Option<PathBuf>, ns: Option<String>, out: Option<PathBuf>) -> Result<ExitCode> {
+fn startup(n: usize, envs: &str, json: Option<PathBuf>, ns: Option<String>, out: Option<PathBuf>, per_namespace: bool) -> Result<ExitCode> {
     use isobench_harness::startup::{self, Column};
     let columns = Column::parse_list(envs)?;
     let namespaces = ns.as_deref().map(str::parse::<NamespaceSet>).transpose()?;
     isobench_harness::cleanup::sweep();
     let mut opts = Options::new(workloads::locate()?);
     opts.container.namespaces = namespaces;
+    if per_namespace {
+        let run = startup::per_namespace(&opts, n, startup::DEFAULT_WARMUP, &mut |line| eprintln!("isobench: {line}"))?;
+        print!("{}", run.per_namespace_markdown());
+        if let Some(path) = json {
+            std::fs::write(&path, serde_json::to_vec_pretty(&run)?).with_context(|| format!("writing {}", path.display()))?;
+        }
+        if let Some(dir) = out {
+            let dir = RunDir::at(&dir)?;
+            dir.save_startup_per_namespace(&run)?;
+            println!("{}", dir.render()?.display());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let run = startup::measure(&columns, &opts, n, startup::DEFAULT_WARMUP, &mut |line| eprintln!("isobench: {line}"))?;
     print!("{}", run.table());
     if let Some(path) = json {
@@ -490,7 +506,7 @@ fn main() -> ExitCode {
                 }
             }
         })(),
-        Command::Startup { n, envs, json, ns, out } => startup(n, &envs, json, ns, out),
+        Command::Startup { n, envs, json, ns, out, per_namespace } => startup(n, &envs, json, ns, out, per_namespace),
         Command::Doctor => {
             let ok = doctor::print(&mut std::io::stdout());
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })

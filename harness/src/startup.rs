@@ -66,6 +66,9 @@ pub enum Column {
     IsobenchCgroup,
     /// A peer runtime.
     Peer(EnvKind),
+    /// isobench's launcher with this namespace set instead of the options'
+    /// (the per-namespace breakdown).
+    IsobenchWith(NamespaceSet),
 }
 
 impl Column {
@@ -76,13 +79,14 @@ impl Column {
         v
     }
 
-    pub fn name(self) -> &'static str {
+    pub fn name(self) -> String {
         match self {
-            Column::Clone => "clone",
-            Column::Exec => "exec",
-            Column::Isobench => "isobench",
-            Column::IsobenchCgroup => "isobench+cgroup",
-            Column::Peer(k) => k.as_str(),
+            Column::Clone => "clone".into(),
+            Column::Exec => "exec".into(),
+            Column::Isobench => "isobench".into(),
+            Column::IsobenchCgroup => "isobench+cgroup".into(),
+            Column::Peer(k) => k.as_str().into(),
+            Column::IsobenchWith(set) => format!("isobench[{set}]"),
         }
     }
 
@@ -327,7 +331,7 @@ pub fn measure(columns: &[Column], opts: &Options, n: usize, warmup: usize, prog
     let mut starters = Vec::new();
     let mut skipped = Vec::new();
     for &col in columns {
-        let row = |label: String, command: String| StartupRow { env: col.name().to_string(), label, command, samples_ns: Vec::with_capacity(n) };
+        let row = |label: String, command: String| StartupRow { env: col.name(), label, command, samples_ns: Vec::with_capacity(n) };
         match col {
             Column::Clone => starters.push(Starter {
                 row: row("clone (floor)".into(), format!("clone({}) + _exit + waitpid", namespaces.names().join(","))),
@@ -337,21 +341,22 @@ pub fn measure(columns: &[Column], opts: &Options, n: usize, warmup: usize, prog
                 row: row("exec (host)".into(), format!("fork+exec {} + wait", opts.workloads.noop.display())),
                 kind: StarterKind::Exec { noop: opts.workloads.noop.clone() },
             }),
-            Column::Isobench | Column::IsobenchCgroup => {
+            Column::Isobench | Column::IsobenchCgroup | Column::IsobenchWith(_) => {
+                let namespaces = if let Column::IsobenchWith(set) = col { set } else { namespaces };
                 let rootfs = MinimalRootfs::build(&opts.workloads).map_err(ContainerError::from)?;
                 let root = rootfs.path().canonicalize().map_err(io_err("canonicalize the rootfs"))?;
                 let mut spec = LaunchSpec::new(namespaces, &root, &[OsString::from(&noop)], Some(&container::default_hostname()))?;
                 let mut what = format!("isobench launcher ({})", namespaces.names().join(","));
                 if col == Column::IsobenchCgroup {
                     if container::cgroup::cgroup_mode() == container::cgroup::CgroupMode::None {
-                        skipped.push((col.name().to_string(), "no cgroup fs mounted at /sys/fs/cgroup".to_string()));
+                        skipped.push((col.name(), "no cgroup fs mounted at /sys/fs/cgroup".to_string()));
                         continue;
                     }
                     spec = spec.with_cgroup(container::cgroup::Limits::default());
                     what += " + a cgroup";
                 }
                 starters.push(Starter {
-                    row: row(col.name().into(), format!("{what} {noop}")),
+                    row: row(if let Column::IsobenchWith(set) = col { set.to_string() } else { col.name() }, format!("{what} {noop}")),
                     kind: StarterKind::Isobench { spec: Box::new(spec), _rootfs: rootfs },
                 });
             }
@@ -409,4 +414,42 @@ pub fn measure(columns: &[Column], opts: &Options, n: usize, warmup: usize, prog
         }
     }
     Ok(StartupRun { n, warmup, rows: starters.into_iter().map(|s| s.row).collect(), skipped })
+}
+
+/// The per-namespace cost breakdown of isobench's launcher: start-to-exit of
+/// `/noop` with no namespace, with each namespace alone (in
+/// [`container::ns::CREATION_ORDER`]), and with all of them, interleaved
+/// round by round like every startup column.
+pub fn per_namespace(opts: &Options, n: usize, warmup: usize, progress: &mut dyn FnMut(&str)) -> Result<StartupRun, StartupError> {
+    let mut columns = vec![Column::IsobenchWith(NamespaceSet::NONE)];
+    for ns in container::ns::CREATION_ORDER {
+        let mut one = NamespaceSet::NONE;
+        one.insert(ns);
+        columns.push(Column::IsobenchWith(one));
+    }
+    columns.push(Column::IsobenchWith(NamespaceSet::all()));
+    measure(&columns, opts, n, warmup, progress)
+}
+
+impl StartupRun {
+    /// The per-namespace table: each set's p50/p90 and its cost over no
+    /// namespace at all.
+    pub fn per_namespace_markdown(&self) -> String {
+        let ms = |ns: u64| ns as f64 / 1e6;
+        let base = self.rows.iter().find(|r| r.label == "none").map(|r| ms(r.quantile_ns(0.5)));
+        let mut s = format!(
+            "isobench's launcher starting `/noop` with one namespace at a time; {} interleaved rounds after {} warm-up.\n\n\
+             | namespaces | p50 ms | p90 ms | p50 − no namespace (ms) |\n|---|---:|---:|---:|\n",
+            self.n, self.warmup
+        );
+        for r in &self.rows {
+            let p50 = ms(r.quantile_ns(0.5));
+            let delta = base.map_or("–".to_string(), |b| format!("{:+.3}", p50 - b));
+            s += &format!("| {} | {:.3} | {:.3} | {delta} |\n", r.label, p50, ms(r.quantile_ns(0.9)));
+        }
+        for (what, why) in &self.skipped {
+            s += &format!("\n- {what}: skipped: {why}");
+        }
+        s
+    }
 }

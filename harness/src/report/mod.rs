@@ -234,6 +234,11 @@ impl RunDir {
         self.write_json("startup.json", run)
     }
 
+    /// Saves an `isobench startup --per-namespace` run (startup-ns.json).
+    pub fn save_startup_per_namespace(&self, run: &crate::startup::StartupRun) -> Result<(), ReportError> {
+        self.write_json("startup-ns.json", run)
+    }
+
     /// Saves the `isobench validate` table (validate.json); the report shows it.
     pub fn save_validation(&self, checks: &[crate::validate::Check]) -> Result<(), ReportError> {
         self.write_json("validate.json", &checks)
@@ -266,6 +271,14 @@ impl RunDir {
                 run.warmup,
                 run.markdown()
             ));
+        }
+        if let Some(v) = self.read_json("startup-ns.json")? {
+            let path = self.path.join("startup-ns.json");
+            let run: crate::startup::StartupRun = serde_json::from_value(v).map_err(|source| ReportError::Json { path, source })?;
+            md.push_str(&format!("\n## Per-namespace start cost\n\n{}\n", run.per_namespace_markdown()));
+            if plot::per_namespace(&self.path.join("plots"), &run).is_ok() {
+                md.push_str("\n![per-namespace start cost](plots/start-per-namespace.svg)\n");
+            }
         }
         if let Some(v) = self.read_json("validate.json")? {
             let path = self.path.join("validate.json");

@@ -160,6 +160,24 @@ fn draw_metric<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, un
     root.present().map_err(e)
 }
 
+/// `plots/start-per-namespace.svg|png`: the launcher's start-to-exit p50
+/// per namespace set (whisker p10–p90), from `isobench startup --per-namespace`.
+pub fn per_namespace(dir: &Path, run: &crate::startup::StartupRun) -> Result<Vec<PathBuf>, ReportError> {
+    ensure_font().map_err(|message| ReportError::Plot { path: dir.to_path_buf(), message })?;
+    std::fs::create_dir_all(dir).map_err(|source| ReportError::Io { path: dir.to_path_buf(), source })?;
+    let q = |r: &crate::startup::StartupRow, q: f64| r.quantile_ns(q) as f64 / 1e6;
+    let bars: Vec<Bar> =
+        run.rows.iter().map(|r| Bar { env: "container".into(), label: r.label.clone(), p10: q(r, 0.1), p50: q(r, 0.5), p90: q(r, 0.9) }).collect();
+    let mut out = Vec::new();
+    let title = "isobench launcher: start → exit by namespace (ms)";
+    both(dir, "start-per-namespace", &mut out, |svg, png| match (svg, png) {
+        (Some(p), _) => draw_metric(SVGBackend::new(p, SIZE).into_drawing_area(), title, "ms", false, &bars),
+        (_, Some(p)) => draw_metric(BitMapBackend::new(p, SIZE).into_drawing_area(), title, "ms", false, &bars),
+        _ => Ok(()),
+    })?;
+    Ok(out)
+}
+
 /// "Nines" of the percentile axis: x = −log10(1 − q), so 1 = p90, 2 = p99,
 /// 3 = p99.9 (HdrHistogram's percentile-distribution plot).
 const MAX_NINES: f64 = 4.0;

@@ -1,0 +1,33 @@
+//! The per-namespace breakdown of the launcher's start: one interleaved
+//! column per namespace set (none, each alone, all), every one with its
+//! samples, and the report section and chart drawn from it.
+
+use isobench_harness::env::Options;
+use isobench_harness::report::RunDir;
+use isobench_harness::{startup, workloads};
+
+#[test]
+fn every_namespace_set_gets_its_samples_and_a_report_section() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: the launcher's namespaces need root here");
+        return;
+    }
+    let opts = Options::new(workloads::locate().unwrap());
+    let run = startup::per_namespace(&opts, 5, 1, &mut |_| {}).unwrap();
+    let labels: Vec<&str> = run.rows.iter().map(|r| r.label.as_str()).collect();
+    assert_eq!(labels.first(), Some(&"none"), "{labels:?}");
+    for ns in ["user", "pid", "net", "ipc", "uts", "mnt", "cgroup"] {
+        assert!(labels.contains(&ns), "{ns} missing: {labels:?}");
+    }
+    assert_eq!(run.rows.len(), 9, "{labels:?}");
+    for r in &run.rows {
+        assert_eq!(r.samples_ns.len(), 5, "{}", r.label);
+        assert!(r.samples_ns.iter().all(|&s| s > 0), "{}", r.label);
+    }
+    let d = tempfile::tempdir().unwrap();
+    let dir = RunDir::at(d.path()).unwrap();
+    dir.save_startup_per_namespace(&run).unwrap();
+    let md = std::fs::read_to_string(dir.render().unwrap()).unwrap();
+    assert!(md.contains("## Per-namespace start cost") && md.contains("| none |"), "{md}");
+    assert!(d.path().join("plots/start-per-namespace.svg").is_file());
+}
