@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context as _, Result};
 use clap::{Parser, Subcommand};
-use isobench_harness::container::{self, ContainerSettings, ExecOptions, Limits, NamespaceSet};
+use isobench_harness::container::{self, ContainerSettings, ExecOptions, Limits, NamespaceSet, RootfsChoice};
 use isobench_harness::env::{EnvKind, Options};
 use isobench_harness::report::RunDir;
 use isobench_harness::runner::{self, Plan};
@@ -50,10 +50,12 @@ enum Command {
         /// is always added (rootless mode)
         #[arg(long = "ns", value_name = "LIST", default_value = "pid,mnt,uts,ipc,net")]
         namespaces: String,
-        /// Root filesystem directory (never modified); default: a minimal
-        /// rootfs with the agent, noop and a static busybox
-        #[arg(long, value_name = "DIR")]
-        rootfs: Option<PathBuf>,
+        /// Root filesystem: `minimal` (default: the agent, noop and a static
+        /// busybox), `debian` (the host distribution's, built once with
+        /// debootstrap into the cache, mounted read-only) or a directory
+        /// (never modified)
+        #[arg(long, value_name = "minimal|debian|DIR", default_value = "minimal")]
+        rootfs: RootfsChoice,
         /// Host name inside the container (default isobench-XXXX)
         #[arg(long)]
         hostname: Option<String>,
@@ -185,6 +187,10 @@ struct RunArgs {
     /// user,pid,net,ipc,uts,mnt,cgroup, or `all`, or `none` (default pid,mnt,uts,ipc,net)
     #[arg(long = "ns", value_name = "LIST")]
     container_ns: Option<String>,
+    /// Rootfs of the container, runc, crun and bwrap environments: `minimal`
+    /// (default), `debian` (built once with debootstrap, read-only) or a directory
+    #[arg(long, value_name = "minimal|debian|DIR", default_value = "minimal")]
+    rootfs: RootfsChoice,
     #[command(flatten)]
     container_limits: LimitArgs,
 }
@@ -275,6 +281,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         namespaces: args.container_ns.as_deref().map(str::parse::<NamespaceSet>).transpose()?,
         limits: args.container_limits.limits()?,
         cgroup: args.container_limits.cgroup(),
+        rootfs: args.rootfs.clone(),
     };
     let interrupted = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

@@ -237,7 +237,7 @@ fn given_rootfs_is_used_as_is_and_not_modified() {
     let dir = tempfile::tempdir().unwrap();
     // Without mount points: refused before anything is created.
     let before = own_temp_dirs();
-    let opts = ExecOptions { rootfs: Some(dir.path().into()), ..ExecOptions::new(args(&["/bin/busybox", "true"])) };
+    let opts = ExecOptions { rootfs: container::RootfsChoice::Dir(dir.path().into()), ..ExecOptions::new(args(&["/bin/busybox", "true"])) };
     let err = container::exec(&opts, &w).unwrap_err();
     assert!(matches!(err, ContainerError::Rootfs(RootfsError::NoMountpoint { dir: "proc", .. })), "{err}");
     assert!(err.to_string().contains("mkdir -p"), "{err}");
@@ -254,7 +254,7 @@ fn given_rootfs_is_used_as_is_and_not_modified() {
         v
     };
     let tree = listing(dir.path());
-    let opts = ExecOptions { rootfs: Some(dir.path().into()), ..ExecOptions::new(args(&["/bin/busybox", "sh", "-c", "test -c /dev/null && test -r /proc/1/stat && exit 3"])) };
+    let opts = ExecOptions { rootfs: container::RootfsChoice::Dir(dir.path().into()), ..ExecOptions::new(args(&["/bin/busybox", "sh", "-c", "test -c /dev/null && test -r /proc/1/stat && exit 3"])) };
     assert_eq!(container::exec(&opts, &w).unwrap(), 3);
     assert_eq!(listing(dir.path()), tree, "the rootfs changed on the host");
     assert_eq!(own_temp_dirs(), before, "a given rootfs needs no temp dir");

@@ -189,6 +189,14 @@ impl LaunchSpec {
         self
     }
 
+    /// Mounts `rootfs` (the one given to [`new`](Self::new)) read-only, with
+    /// a tmpfs on /tmp: for a rootfs shared between containers
+    /// ([`rootfs::mount_plan_with`]).
+    pub fn with_read_only_root(mut self, rootfs: &Path) -> Result<LaunchSpec, ContainerError> {
+        self.plan = rootfs::mount_plan_with(rootfs, self.namespaces, true)?;
+        Ok(self)
+    }
+
     /// Puts a minimal init as PID 1 in front of the command (see the module
     /// comment); without it the command itself is PID 1.
     pub fn with_init(mut self, init: bool) -> LaunchSpec {

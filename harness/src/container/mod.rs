@@ -15,6 +15,7 @@
 //! - [`ns`]: the namespace set, its parsing and clone(2) flags
 //! - [`cgroup`]: v1/v2/hybrid detection, per-container groups, limits, kill
 //! - [`rootfs`]: the minimal rootfs, the mount plan, temp-dir sweeping
+//! - [`distro`]: a distribution's rootfs from debootstrap (`--rootfs debian`)
 //! - [`init`]: clone(2), the uid/gid map and cgroup handshake, the child's
 //!   side up to execve(2), and the minimal PID 1
 //! - [`syscall`]: the privileged calls behind a trait, recorded in unit tests
@@ -25,6 +26,7 @@ use std::path::PathBuf;
 use nix::errno::Errno;
 
 pub mod cgroup;
+pub mod distro;
 pub mod init;
 pub mod ns;
 pub mod rootfs;
@@ -33,7 +35,7 @@ pub mod syscall;
 pub use init::{spawn, ContainerProcess, LaunchSpec, NsInfo, Stdio};
 pub use ns::{Namespace, NamespaceSet, NsError};
 pub use cgroup::{Cgroup, CgroupError, CgroupMode, Limits, Usage};
-pub use rootfs::{MinimalRootfs, RootfsError};
+pub use rootfs::{MinimalRootfs, PreparedRootfs, RootfsChoice, RootfsError};
 
 use crate::workloads::Workloads;
 
@@ -92,6 +94,9 @@ pub struct ContainerSettings {
     /// Whether each instance gets a cgroup of its own (accounting, kill as a
     /// whole); `None`: yes when the host has cgroups.
     pub cgroup: Option<bool>,
+    /// The rootfs of the container environment and of the runc, crun and
+    /// bwrap peers (`--rootfs minimal|debian|DIR`).
+    pub rootfs: RootfsChoice,
 }
 
 impl ContainerSettings {
@@ -124,11 +129,13 @@ fn decide_cgroup(explicit: Option<bool>, limits: &Limits) -> Result<bool, Cgroup
 pub struct ExecOptions {
     /// Namespaces to create (`--ns`); [`NamespaceSet::DEFAULT`] unless told.
     pub namespaces: NamespaceSet,
-    /// `--rootfs DIR`: run in DIR (never modified on the host; it must hold
+    /// `--rootfs DIR`: run in DIR (never modified by isobench; it must hold
     /// /proc, /dev and /sys directories when a mount namespace is used).
-    /// `None`: the minimal rootfs (the agent, noop and a static busybox when
+    /// `--rootfs debian`: the host distribution's rootfs, built once with
+    /// debootstrap into the cache and mounted read-only.
+    /// Default: the minimal rootfs (the agent, noop and a static busybox when
     /// installed), built in a temp dir for this run and removed after it.
-    pub rootfs: Option<PathBuf>,
+    pub rootfs: RootfsChoice,
     /// The command and its arguments; a bare name is searched in the
     /// container's PATH (/bin:/sbin:/usr/bin:/usr/sbin).
     pub command: Vec<OsString>,
@@ -145,7 +152,7 @@ pub struct ExecOptions {
 impl ExecOptions {
     /// The defaults for `command`: default namespaces, minimal rootfs.
     pub fn new(command: Vec<OsString>) -> ExecOptions {
-        ExecOptions { namespaces: NamespaceSet::DEFAULT, rootfs: None, command, hostname: None, limits: Limits::default(), cgroup: None, show_ns: false }
+        ExecOptions { namespaces: NamespaceSet::DEFAULT, rootfs: RootfsChoice::Minimal, command, hostname: None, limits: Limits::default(), cgroup: None, show_ns: false }
     }
 }
 
@@ -216,16 +223,12 @@ pub fn exec(opts: &ExecOptions, workloads: &Workloads) -> Result<i32, ContainerE
     let namespaces = effective_namespaces(opts.namespaces);
     let with_cgroup = decide_cgroup(opts.cgroup, &opts.limits)?;
     let mount_ns = namespaces.contains(Namespace::Mount);
-    let minimal;
-    let rootfs = match &opts.rootfs {
-        Some(dir) => rootfs::check_rootfs(dir, mount_ns)?,
-        None => {
-            minimal = MinimalRootfs::build(workloads)?;
-            minimal.path().canonicalize().map_err(|e| ContainerError::Io { context: format!("rootfs {}", minimal.path().display()), source: e })?
-        }
-    };
+    let rootfs = PreparedRootfs::prepare(&opts.rootfs, workloads, mount_ns)?;
     let hostname = opts.hostname.clone().unwrap_or_else(default_hostname);
-    let mut spec = LaunchSpec::new(namespaces, &rootfs, &opts.command, Some(&hostname))?.with_init(true);
+    let mut spec = LaunchSpec::new(namespaces, rootfs.path(), &opts.command, Some(&hostname))?.with_init(true);
+    if rootfs.read_only() {
+        spec = spec.with_read_only_root(rootfs.path())?;
+    }
     if with_cgroup {
         spec = spec.with_cgroup(opts.limits);
     }

@@ -1,6 +1,7 @@
 //! The container's root filesystem: the minimal one isobench builds from its
-//! static binaries, the checks on a rootfs the user gives, and the mount plan
-//! that turns a directory into the container's `/`.
+//! static binaries, a distribution's (see [`super::distro`]), the checks on a
+//! rootfs the user gives, and the mount plan that turns a directory into the
+//! container's `/`.
 //!
 //! The plan follows runc's and bubblewrap's: make every mount private (so
 //! nothing mounted inside propagates to the host), bind the rootfs onto
@@ -18,11 +19,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::str::FromStr;
 
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 use nix::sys::stat::{Mode, SFlag};
 
+use super::distro::{DistroError, DistroRootfs};
 use super::ns::{Namespace, NamespaceSet};
 use super::syscall::Syscall;
 use crate::workloads::Workloads;
@@ -35,6 +38,10 @@ pub enum RootfsError {
     NoMountpoint { rootfs: PathBuf, dir: &'static str },
     #[error("path {0:?} contains a NUL byte")]
     Nul(PathBuf),
+    #[error("the {0} rootfs is shared and mounted read-only, which needs a mount namespace; add mnt to --ns")]
+    ReadOnlyNeedsMountNs(String),
+    #[error(transparent)]
+    Distro(#[from] DistroError),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -210,6 +217,104 @@ fn install_busybox(busybox: &Path, bin: &Path) -> Result<(), RootfsError> {
     Ok(())
 }
 
+/// Which root filesystem a container gets (`--rootfs minimal|debian|DIR`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum RootfsChoice {
+    /// [`MinimalRootfs`]: built in a temp dir per run, writable.
+    #[default]
+    Minimal,
+    /// The host distribution's rootfs from debootstrap ([`DistroRootfs`]),
+    /// cached and shared, mounted read-only (`--rootfs debian`).
+    Distro,
+    /// A directory of the user's, used as it is (`--rootfs DIR`; write
+    /// `./debian` for a directory of that name).
+    Dir(PathBuf),
+}
+
+impl FromStr for RootfsChoice {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "minimal" => RootfsChoice::Minimal,
+            "debian" => RootfsChoice::Distro,
+            dir => RootfsChoice::Dir(PathBuf::from(dir)),
+        })
+    }
+}
+
+/// A rootfs ready for containers: what [`RootfsChoice`] became. A minimal
+/// one is removed on drop; the others stay.
+#[derive(Debug)]
+pub enum PreparedRootfs {
+    Minimal { rootfs: MinimalRootfs, path: PathBuf },
+    Distro(DistroRootfs),
+    Dir(PathBuf),
+}
+
+impl PreparedRootfs {
+    /// Builds the minimal rootfs, builds or reuses the distribution one, or
+    /// checks the user's directory (its mount points, when `mount_ns`).
+    pub fn prepare(choice: &RootfsChoice, workloads: &Workloads, mount_ns: bool) -> Result<PreparedRootfs, RootfsError> {
+        match choice {
+            RootfsChoice::Minimal => {
+                let rootfs = MinimalRootfs::build(workloads)?;
+                let path = rootfs.path().canonicalize().map_err(io_err(format!("rootfs {}", rootfs.path().display())))?;
+                Ok(PreparedRootfs::Minimal { rootfs, path })
+            }
+            RootfsChoice::Distro => {
+                let distro = DistroRootfs::prepare(workloads)?;
+                if !mount_ns {
+                    return Err(RootfsError::ReadOnlyNeedsMountNs(distro.name()));
+                }
+                Ok(PreparedRootfs::Distro(distro))
+            }
+            RootfsChoice::Dir(dir) => Ok(PreparedRootfs::Dir(check_rootfs(dir, mount_ns)?)),
+        }
+    }
+
+    /// The directory (absolute, canonical).
+    pub fn path(&self) -> &Path {
+        match self {
+            PreparedRootfs::Minimal { path, .. } | PreparedRootfs::Dir(path) => path,
+            PreparedRootfs::Distro(d) => d.path(),
+        }
+    }
+
+    /// Which image, for the results: `minimal`, `debian-bookworm` or the path.
+    pub fn label(&self) -> String {
+        match self {
+            PreparedRootfs::Minimal { .. } => "minimal".into(),
+            PreparedRootfs::Distro(d) => d.name(),
+            PreparedRootfs::Dir(p) => p.display().to_string(),
+        }
+    }
+
+    /// A longer description, for the metadata's `rootfs_kind`.
+    pub fn description(&self) -> String {
+        match self {
+            PreparedRootfs::Minimal { .. } => "minimal (isobench-agent, noop, busybox when installed)".into(),
+            PreparedRootfs::Distro(d) => {
+                format!("{} (debootstrap --variant=minbase {} from {}, isobench-agent and noop added; shared, read-only)", d.name(), d.source().suite, d.source().mirror)
+            }
+            PreparedRootfs::Dir(_) => "a directory given with --rootfs".into(),
+        }
+    }
+
+    /// Shared between containers, so mounted read-only.
+    pub fn read_only(&self) -> bool {
+        matches!(self, PreparedRootfs::Distro(_))
+    }
+
+    /// The host's busybox copied into a minimal rootfs, if one was found.
+    pub fn busybox(&self) -> Option<&Path> {
+        match self {
+            PreparedRootfs::Minimal { rootfs, .. } => rootfs.busybox(),
+            _ => None,
+        }
+    }
+}
+
 /// Checks that a user-given rootfs can be used as is: a directory with the
 /// mount points the plan needs (only when a mount namespace is used).
 pub fn check_rootfs(rootfs: &Path, mount_ns: bool) -> Result<PathBuf, RootfsError> {
@@ -291,10 +396,24 @@ pub fn mount_plan(rootfs: &Path, mount_ns: bool) -> Result<Vec<Step>, RootfsErro
 /// namespace also owns the pid or net namespace they show (then the host's
 /// are bind-mounted, recursively, instead).
 pub fn mount_plan_for(rootfs: &Path, ns: NamespaceSet) -> Result<Vec<Step>, RootfsError> {
+    mount_plan_with(rootfs, ns, false)
+}
+
+/// [`mount_plan_for`], with the rootfs bound read-only when `read_only` (a
+/// rootfs shared between containers, see [`PreparedRootfs::read_only`]):
+/// the bind is remounted read-only right after it is made, keeping the flags
+/// of the mount it comes from (the kernel refuses to clear them inside a user
+/// namespace), and a tmpfs goes on /tmp when the rootfs has one, so programs
+/// still find a writable scratch directory. Refused without a mount
+/// namespace: a chroot cannot be made read-only.
+pub fn mount_plan_with(rootfs: &Path, ns: NamespaceSet, read_only: bool) -> Result<Vec<Step>, RootfsError> {
     let mount_ns = ns.contains(Namespace::Mount);
     let user_ns = ns.contains(Namespace::User);
     let root = c_path(rootfs)?;
     if !mount_ns {
+        if read_only {
+            return Err(RootfsError::ReadOnlyNeedsMountNs(rootfs.display().to_string()));
+        }
         return Ok(vec![Step::Chroot(root), Step::Chdir(c("/"))]);
     }
     let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
@@ -306,6 +425,13 @@ pub fn mount_plan_for(rootfs: &Path, ns: NamespaceSet) -> Result<Vec<Step>, Root
         // pivot_root(2) needs the new root to be a mount point; binding the
         // directory onto itself makes it one, without touching the host.
         Step::Mount { source: Some(root.clone()), target: root.clone(), fstype: None, flags: MsFlags::MS_BIND | MsFlags::MS_REC, data: None },
+    ];
+    if read_only {
+        // A bind mount takes MS_RDONLY only through a remount of the bind.
+        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked_flags(rootfs);
+        plan.push(Step::Mount { source: Some(root.clone()), target: root.clone(), fstype: None, flags, data: None });
+    }
+    plan.extend([
         // After the bind, so "." is the new mount and not the directory under it.
         Step::Chdir(root),
         // Mounted by the container's PID 1, so it shows the new pid namespace.
@@ -317,7 +443,10 @@ pub fn mount_plan_for(rootfs: &Path, ns: NamespaceSet) -> Result<Vec<Step>, Root
         // A small tmpfs /dev holding only the devices a container needs, not
         // the host's devtmpfs (no disks, no /dev/kmsg). Not nodev, obviously.
         mount("tmpfs", "dev", Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME, Some("mode=755,size=65536")),
-    ];
+    ]);
+    if read_only && rootfs.join("tmp").is_dir() {
+        plan.push(mount("tmpfs", "tmp", Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777,size=65536k")));
+    }
     for (name, major, minor) in DEVICES {
         let path = c(&format!("dev/{name}"));
         if user_ns {
@@ -351,6 +480,28 @@ pub fn mount_plan_for(rootfs: &Path, ns: NamespaceSet) -> Result<Vec<Step>, Root
     Ok(plan)
 }
 
+/// The per-mount flags of the mount holding `dir`, which a read-only remount
+/// of a bind of it must repeat (runc does the same): inside a user namespace
+/// they are locked, and a remount that would clear one fails with EPERM.
+fn locked_flags(dir: &Path) -> MsFlags {
+    use nix::sys::statvfs::FsFlags;
+    let Ok(st) = nix::sys::statvfs::statvfs(dir) else { return MsFlags::empty() };
+    let mut flags = MsFlags::empty();
+    for (fs, ms) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if st.flags().contains(fs) {
+            flags |= ms;
+        }
+    }
+    flags
+}
+
 /// Applies the plan; on failure returns the index of the failed step and its
 /// errno. Allocates nothing (runs in the cloned child).
 pub fn apply(plan: &[Step], sys: &dyn Syscall) -> Result<(), (usize, Errno)> {
@@ -381,6 +532,7 @@ impl fmt::Display for Step {
         let s = |c: &CString| c.to_string_lossy().into_owned();
         match self {
             Step::Mount { source: None, target, .. } => write!(f, "make {} and every mount under it private", s(target)),
+            Step::Mount { target, flags, .. } if flags.contains(MsFlags::MS_REMOUNT) => write!(f, "remount {} read-only", s(target)),
             Step::Mount { source: Some(src), target, fstype: None, .. } => write!(f, "bind-mount {} on {}", s(src), s(target)),
             Step::Mount { fstype: Some(t), target, .. } => write!(f, "mount {} on {}", s(t), s(target)),
             Step::Mkdir { path, .. } => write!(f, "mkdir {}", s(path)),
@@ -438,6 +590,39 @@ mod tests {
         let lines = sys.lines();
         assert!(lines.contains(&"mount /proc proc - MS_BIND|MS_REC -".to_string()), "{lines:#?}");
         assert!(lines.contains(&"mount /sys sys - MS_BIND|MS_REC -".to_string()), "{lines:#?}");
+    }
+
+    #[test]
+    fn a_shared_rootfs_is_remounted_read_only_with_a_tmpfs_on_tmp() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("tmp")).unwrap();
+        let plan = mount_plan_with(dir.path(), NamespaceSet::DEFAULT, true).unwrap();
+        let sys = Recorder::default();
+        apply(&plan, &sys).unwrap();
+        let lines = sys.lines();
+        let root = dir.path().display().to_string();
+        assert_eq!(lines[1], format!("mount {root} {root} - MS_BIND|MS_REC -"));
+        assert!(lines[2].starts_with(&format!("mount {root} {root} - ")), "{lines:#?}");
+        for flag in ["MS_RDONLY", "MS_REMOUNT", "MS_BIND"] {
+            assert!(lines[2].contains(flag), "{flag} missing: {}", lines[2]);
+        }
+        assert_eq!(plan[2].to_string(), format!("remount {root} read-only"));
+        assert_eq!(lines[3], format!("chdir {root}"));
+        let tmp = lines.iter().position(|l| l.starts_with("mount tmpfs tmp tmpfs")).expect("a tmpfs on /tmp");
+        assert!(tmp < lines.iter().position(|l| l == "pivot_root . .").unwrap());
+        // Writable plans are as before: no remount, no /tmp mount.
+        let lines = { let sys = Recorder::default(); apply(&mount_plan_with(dir.path(), NamespaceSet::DEFAULT, false).unwrap(), &sys).unwrap(); sys.lines() };
+        assert!(!lines.iter().any(|l| l.contains("MS_REMOUNT") || l.starts_with("mount tmpfs tmp")), "{lines:#?}");
+        // And a chroot cannot be read-only.
+        assert!(matches!(mount_plan_with(dir.path(), NamespaceSet::NONE, true), Err(RootfsError::ReadOnlyNeedsMountNs(_))));
+    }
+
+    #[test]
+    fn rootfs_choice_parses_names_and_paths() {
+        assert_eq!("minimal".parse::<RootfsChoice>().unwrap(), RootfsChoice::Minimal);
+        assert_eq!("debian".parse::<RootfsChoice>().unwrap(), RootfsChoice::Distro);
+        assert_eq!("./debian".parse::<RootfsChoice>().unwrap(), RootfsChoice::Dir("./debian".into()));
+        assert_eq!("/srv/r".parse::<RootfsChoice>().unwrap(), RootfsChoice::Dir("/srv/r".into()));
     }
 
     #[test]

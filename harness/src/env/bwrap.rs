@@ -19,7 +19,7 @@ use std::time::Instant;
 use super::peer::{self, start_agent, NoopStart, PeerCommand, BWRAP};
 use super::{EnvError, EnvKind, Environment, Instance, Options};
 use crate::container::rootfs::{temp_prefix, AGENT_NAME, NOOP_NAME};
-use crate::container::{MinimalRootfs, Namespace, NamespaceSet};
+use crate::container::{Namespace, NamespaceSet, PreparedRootfs};
 
 const ENV: &str = "bwrap";
 
@@ -27,7 +27,7 @@ pub struct Bwrap {
     binary: PathBuf,
     version: Option<String>,
     namespaces: NamespaceSet,
-    rootfs: MinimalRootfs,
+    rootfs: PreparedRootfs,
     root: PathBuf,
     /// Holds the tool's stderr log.
     work: tempfile::TempDir,
@@ -43,8 +43,8 @@ impl Bwrap {
     /// [`prepare`] with the bwrap binary given.
     pub fn with_binary(binary: PathBuf, opts: &Options) -> Result<Bwrap, EnvError> {
         crate::container::require_root().map_err(|e| EnvError::Unavailable { env: ENV, reason: e.to_string() })?;
-        let rootfs = MinimalRootfs::build(&opts.workloads).map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
-        let root = rootfs.path().canonicalize().map_err(|e| EnvError::Io { env: ENV, context: format!("rootfs {}", rootfs.path().display()), source: e })?;
+        let rootfs = PreparedRootfs::prepare(&opts.container.rootfs, &opts.workloads, true).map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
+        let root = rootfs.path().to_path_buf();
         let work = tempfile::Builder::new()
             .prefix(&temp_prefix(ENV))
             .tempdir()
@@ -68,7 +68,12 @@ impl Bwrap {
                 cmd.arg(flag);
             }
         }
-        cmd.arg("--bind").arg(&self.root).arg("/");
+        if self.rootfs.read_only() {
+            // A shared rootfs: read-only, with a scratch /tmp (as isobench's launcher).
+            cmd.arg("--ro-bind").arg(&self.root).arg("/").args(["--tmpfs", "/tmp"]);
+        } else {
+            cmd.arg("--bind").arg(&self.root).arg("/");
+        }
         cmd.args(["--proc", "/proc", "--dev", "/dev", "--die-with-parent"]);
         cmd.arg(OsString::from(program));
         cmd
@@ -85,7 +90,9 @@ impl Environment for Bwrap {
             "tool": self.binary,
             "version": self.version,
             "rootfs": self.root,
-            "rootfs_kind": "minimal (isobench-agent, noop, busybox when installed), bound as /",
+            "rootfs_image": self.rootfs.label(),
+            "rootfs_kind": format!("{}, bound as /", self.rootfs.description()),
+            "rootfs_read_only": self.rootfs.read_only(),
             "busybox": self.rootfs.busybox(),
             "namespaces": self.namespaces.names(),
             "launcher": "bwrap --bind ROOTFS / --proc /proc --dev /dev --die-with-parent (bubblewrap's reaper is PID 1, the agent PID 2; no /sys)",

@@ -4,7 +4,8 @@
 //! the difference between the two columns is what the namespaces cost.
 //!
 //! The rootfs is built once in `prepare` (copying binaries is not part of
-//! starting a container) and removed when the environment is dropped. Each
+//! starting a container) and removed when the environment is dropped; with
+//! `--rootfs debian` it is the cached distribution rootfs, mounted read-only. Each
 //! instance gets a cgroup of its own when the host has cgroups (with the
 //! `--cpus`/`--memory`/`--pids` limits, if any), killed and removed with it.
 
@@ -17,7 +18,7 @@ use isobench_workloads::protocol::AgentInfo;
 
 use super::{EnvError, EnvKind, Environment, Instance, Options};
 use crate::agent::AgentClient;
-use crate::container::{self, Cgroup, CgroupMode, ContainerProcess, LaunchSpec, Limits, MinimalRootfs, NamespaceSet, Stdio, Usage};
+use crate::container::{self, Cgroup, CgroupMode, ContainerProcess, LaunchSpec, Limits, Namespace, NamespaceSet, PreparedRootfs, Stdio, Usage};
 
 const ENV: &str = "container";
 
@@ -26,7 +27,7 @@ pub struct Container {
     /// `Some(limits)`: every instance in a cgroup of its own with them.
     cgroup: Option<Limits>,
     cgroup_mode: CgroupMode,
-    rootfs: MinimalRootfs,
+    rootfs: PreparedRootfs,
     /// Canonical path of `rootfs`, what the mount plan binds.
     root: PathBuf,
 }
@@ -50,8 +51,9 @@ impl Container {
             }
             false => None,
         };
-        let rootfs = MinimalRootfs::build(&opts.workloads).map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
-        let root = rootfs.path().canonicalize().map_err(|e| EnvError::Io { env: ENV, context: format!("rootfs {}", rootfs.path().display()), source: e })?;
+        let rootfs = PreparedRootfs::prepare(&settings.rootfs, &opts.workloads, namespaces.contains(Namespace::Mount))
+            .map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
+        let root = rootfs.path().to_path_buf();
         Ok(Container { namespaces, cgroup, cgroup_mode: container::cgroup::cgroup_mode(), rootfs, root })
     }
 
@@ -78,7 +80,9 @@ impl Environment for Container {
         serde_json::json!({
             "namespaces": self.namespaces.names(),
             "rootfs": self.root,
-            "rootfs_kind": "minimal (isobench-agent, noop, busybox when installed)",
+            "rootfs_image": self.rootfs.label(),
+            "rootfs_kind": self.rootfs.description(),
+            "rootfs_read_only": self.rootfs.read_only(),
             "busybox": self.rootfs.busybox(),
             "launcher": "isobench (clone + pivot_root)",
             "pid1": "agent",
@@ -114,6 +118,9 @@ impl Container {
             .map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
         if let Some(limits) = self.cgroup {
             spec = spec.with_cgroup(limits);
+        }
+        if self.rootfs.read_only() {
+            spec = spec.with_read_only_root(&self.root).map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
         }
         let process = container::spawn(&spec, Stdio { stdin: Some(stdin_r.as_fd()), stdout: Some(stdout_w.as_fd()) })
             .map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;

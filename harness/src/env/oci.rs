@@ -38,7 +38,7 @@ use std::time::Instant;
 use super::peer::{start_agent, Cleanup, NoopStart, PeerCommand, Tool, CRUN as CRUN_TOOL};
 use super::{EnvError, EnvKind, Environment, Instance, Options};
 use crate::collect::host::{cgroup_mode, CgroupMode};
-use crate::container::rootfs::{self, temp_prefix, MinimalRootfs, CONTAINER_PATH};
+use crate::container::rootfs::{self, temp_prefix, PreparedRootfs, RootfsChoice, CONTAINER_PATH};
 use crate::container::{Namespace, NamespaceSet};
 use crate::workloads::Workloads;
 
@@ -133,19 +133,42 @@ pub fn config(rootfs: &Path, namespaces: NamespaceSet, args: &[String], hostname
     Ok(spec)
 }
 
+/// Makes `spec`'s root read-only with a tmpfs on /tmp, as isobench's launcher
+/// mounts a shared rootfs ([`rootfs::mount_plan_with`]).
+pub fn read_only_root(spec: &mut Spec) -> Result<(), OciError> {
+    let path = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_default();
+    spec.set_root(Some(RootBuilder::default().path(path).readonly(true).build()?));
+    let tmp = oci_spec::runtime::MountBuilder::default()
+        .destination("/tmp")
+        .typ("tmpfs")
+        .source("tmpfs")
+        .options(vec!["nosuid".into(), "nodev".into(), "mode=1777".into(), "size=65536k".into()])
+        .build()?;
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    mounts.push(tmp);
+    spec.set_mounts(Some(mounts));
+    Ok(())
+}
+
 /// A bundle in a temp dir: `config.json`, the runtime's state (`state/`),
 /// and a minimal rootfs (its own temp dir). Removed on drop.
 pub struct OciBundle {
     dir: tempfile::TempDir,
-    rootfs: MinimalRootfs,
+    rootfs: PreparedRootfs,
     root: PathBuf,
 }
 
 impl OciBundle {
     /// `what` names the temp dir (`isobench-<pid>-<what>-…`).
     pub fn build(workloads: &Workloads, what: &str) -> Result<OciBundle, OciError> {
-        let rootfs = MinimalRootfs::build(workloads)?;
-        let root = rootfs.path().canonicalize().map_err(io_err(format!("rootfs {}", rootfs.path().display())))?;
+        Self::build_with(workloads, what, &RootfsChoice::Minimal)
+    }
+
+    /// [`build`](Self::build) with another rootfs; a shared one (`debian`) is
+    /// used in place as an absolute `root.path`, with `root.readonly`.
+    pub fn build_with(workloads: &Workloads, what: &str, choice: &RootfsChoice) -> Result<OciBundle, OciError> {
+        let rootfs = PreparedRootfs::prepare(choice, workloads, true)?;
+        let root = rootfs.path().to_path_buf();
         let dir = tempfile::Builder::new()
             .prefix(&temp_prefix(what))
             .tempdir()
@@ -163,7 +186,7 @@ impl OciBundle {
         &self.root
     }
 
-    pub fn minimal_rootfs(&self) -> &MinimalRootfs {
+    pub fn prepared_rootfs(&self) -> &PreparedRootfs {
         &self.rootfs
     }
 
@@ -348,7 +371,7 @@ impl OciEnvironment {
         // Cgroups of runs killed with SIGKILL (building the bundle sweeps
         // their temp dirs, and with them the runtime's state).
         sweep_cgroups();
-        let bundle = OciBundle::build(&opts.workloads, env).map_err(|e| EnvError::Start { env, reason: e.to_string() })?;
+        let bundle = OciBundle::build_with(&opts.workloads, env, &opts.container.rootfs).map_err(|e| EnvError::Start { env, reason: e.to_string() })?;
         // Only crun refuses hybrid hosts; runc handles them.
         let hybrid_workaround = tool == CRUN_TOOL && hybrid_with_cgroup2_controllers();
         let runtime = OciRuntime { binary: binary.clone(), state_root: bundle.state_root(), hybrid_workaround };
@@ -370,8 +393,11 @@ impl OciEnvironment {
     fn prepare_container(&mut self, args: &[String]) -> Result<String, EnvError> {
         let env = self.kind.as_str();
         let id = container_id(env);
-        let spec = config(self.bundle.rootfs(), self.namespaces, args, &crate::container::default_hostname(), &self.cgroups(&id))
+        let mut spec = config(self.bundle.rootfs(), self.namespaces, args, &crate::container::default_hostname(), &self.cgroups(&id))
             .map_err(|e| EnvError::Start { env, reason: e.to_string() })?;
+        if self.bundle.prepared_rootfs().read_only() {
+            read_only_root(&mut spec).map_err(|e| EnvError::Start { env, reason: e.to_string() })?;
+        }
         self.bundle.write_config(&spec).map_err(|e| EnvError::Start { env, reason: e.to_string() })?;
         Ok(id)
     }
@@ -417,7 +443,9 @@ impl Environment for OciEnvironment {
             "version": self.version,
             "bundle": self.bundle.dir(),
             "rootfs": self.bundle.rootfs(),
-            "rootfs_kind": "minimal (isobench-agent, noop, busybox when installed)",
+            "rootfs_image": self.bundle.prepared_rootfs().label(),
+            "rootfs_kind": self.bundle.prepared_rootfs().description(),
+            "rootfs_read_only": self.bundle.prepared_rootfs().read_only(),
             "namespaces": self.namespaces.names(),
             "cgroups": if self.runtime.hybrid_workaround {
                 "disabled (--cgroup-manager=disabled): crun refuses hybrid cgroup hosts, so it runs in a private mount namespace without /sys/fs/cgroup/unified"

@@ -1,0 +1,310 @@
+//! A real distribution rootfs (`--rootfs debian`): Debian's own minimal
+//! system, built once with `debootstrap --variant=minbase SUITE DIR MIRROR`
+//! from the host's package mirror into the cache
+//! (`<cache>/rootfs/<id>-<suite>/`, e.g. `debian-bookworm`), with isobench's
+//! static agent and noop at `/isobench-agent` and `/noop` as in the minimal
+//! rootfs. It shows the numbers inside the kind of image users deploy (a
+//! dynamically linked /bin/sh, a full /etc), not only isobench's own.
+//!
+//! The build runs in a temp dir next to the final one and is renamed into
+//! place, so an interrupted build leaves nothing half-made; a lock file makes
+//! concurrent first uses wait for one build. The result is shared by every
+//! container and is never written by one: isobench's launcher binds it
+//! read-only (with a tmpfs on /tmp), runc and crun get `root.readonly`,
+//! bubblewrap `--ro-bind`. Only the agent and noop are refreshed (by rename)
+//! when the workload build changed.
+
+use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use nix::fcntl::{Flock, FlockArg};
+
+use super::rootfs::{AGENT_NAME, NOOP_NAME};
+use crate::workloads::Workloads;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DistroError {
+    #[error("debootstrap is not installed; install it (apt-get install debootstrap, or run scripts/setup)")]
+    NoDebootstrap,
+    #[error("building a distribution rootfs needs root (debootstrap creates device nodes and chroots); run isobench as root")]
+    NotRoot,
+    #[error("no apt source for suite {suite:?} found in /etc/apt/sources.list or /etc/apt/sources.list.d/; set ISOBENCH_ROOTFS_MIRROR=URL")]
+    NoMirror { suite: String },
+    #[error("cannot tell the host's distribution suite (no VERSION_CODENAME in /etc/os-release); set ISOBENCH_ROOTFS_SUITE")]
+    NoSuite,
+    #[error("debootstrap {suite} from {mirror} failed ({status}); its log: {log}")]
+    Debootstrap { suite: String, mirror: String, status: String, log: PathBuf },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> DistroError {
+    let context = context.into();
+    move |source| DistroError::Io { context, source }
+}
+
+/// Overrides of the suite and mirror read from the host's apt sources.
+pub const SUITE_ENV: &str = "ISOBENCH_ROOTFS_SUITE";
+pub const MIRROR_ENV: &str = "ISOBENCH_ROOTFS_MIRROR";
+
+/// Where the distribution and its mirror come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// `ID` of /etc/os-release (`debian`), the first half of the name.
+    pub distro: String,
+    /// The suite debootstrap installs (`bookworm`).
+    pub suite: String,
+    pub mirror: String,
+}
+
+impl Source {
+    /// The host's: its os-release codename and the apt source serving it.
+    pub fn host() -> Result<Source, DistroError> {
+        let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+        let field = |key: &str| {
+            os_release.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix('=')).map(|v| v.trim_matches('"').to_string()).filter(|v| !v.is_empty())
+        };
+        let distro = field("ID").unwrap_or_else(|| "debian".into());
+        let suite = std::env::var(SUITE_ENV).ok().filter(|s| !s.is_empty()).or_else(|| field("VERSION_CODENAME")).ok_or(DistroError::NoSuite)?;
+        let mirror = match std::env::var(MIRROR_ENV).ok().filter(|s| !s.is_empty()) {
+            Some(m) => m,
+            None => mirror_for(&apt_sources_text(), &suite).ok_or_else(|| DistroError::NoMirror { suite: suite.clone() })?,
+        };
+        Ok(Source { distro, suite, mirror })
+    }
+
+    /// `debian-bookworm`: the directory name in the cache and the label in
+    /// the results.
+    pub fn name(&self) -> String {
+        format!("{}-{}", self.distro, self.suite)
+    }
+}
+
+/// The text of every apt source file (one-line `.list` and deb822 `.sources`).
+fn apt_sources_text() -> String {
+    let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
+    if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        let mut more: Vec<PathBuf> = dir.flatten().map(|e| e.path()).collect();
+        more.sort();
+        files.extend(more);
+    }
+    let mut text = String::new();
+    for f in files.iter().filter(|f| f.extension().is_some_and(|e| e == "list" || e == "sources") || f.ends_with("sources.list")) {
+        if let Ok(t) = std::fs::read_to_string(f) {
+            text.push_str(&t);
+            // deb822 stanzas end at a blank line; files must not run together.
+            text.push_str("\n\n");
+        }
+    }
+    text
+}
+
+/// The URI of the first `deb` source serving `suite`, from apt source text in
+/// either format: `deb [opts] URI SUITE COMPONENTS` lines or deb822 stanzas
+/// (`Types: deb`, `URIs:`, `Suites:`).
+pub fn mirror_for(sources: &str, suite: &str) -> Option<String> {
+    let mut stanza: Vec<&str> = Vec::new();
+    for line in sources.lines().chain([""]) {
+        let line = line.trim();
+        if line.starts_with('#') {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("deb ") {
+            let mut words = rest.split_whitespace();
+            let mut uri = words.next()?;
+            if uri.starts_with('[') {
+                // Options may hold spaces: skip to the closing bracket.
+                let mut w = uri;
+                while !w.ends_with(']') {
+                    w = words.next()?;
+                }
+                uri = words.next()?;
+            }
+            if words.next() == Some(suite) {
+                return Some(uri.to_string());
+            }
+            continue;
+        }
+        if !line.is_empty() {
+            stanza.push(line);
+            continue;
+        }
+        let get = |key: &str| stanza.iter().find_map(|l| l.strip_prefix(key)).map(str::trim);
+        let is_deb = get("Types:").is_some_and(|t| t.split_whitespace().any(|t| t == "deb"));
+        let serves = get("Suites:").is_some_and(|s| s.split_whitespace().any(|s| s == suite));
+        if let (true, true, Some(uris)) = (is_deb, serves, get("URIs:")) {
+            if let Some(uri) = uris.split_whitespace().next() {
+                return Some(uri.to_string());
+            }
+        }
+        stanza.clear();
+    }
+    None
+}
+
+/// The distribution rootfs in the cache, ready to be used read-only.
+#[derive(Debug, Clone)]
+pub struct DistroRootfs {
+    path: PathBuf,
+    source: Source,
+}
+
+impl DistroRootfs {
+    /// The host distribution's rootfs: built on first use (minutes, once per
+    /// machine: its progress goes to stderr), then reused; the agent and
+    /// noop are refreshed when the workload build changed.
+    pub fn prepare(workloads: &Workloads) -> Result<DistroRootfs, DistroError> {
+        Self::prepare_in(&crate::vm::cache_dir().join("rootfs"), Source::host()?, workloads)
+    }
+
+    /// [`prepare`](Self::prepare) with the cache directory and source given.
+    pub fn prepare_in(cache: &Path, source: Source, workloads: &Workloads) -> Result<DistroRootfs, DistroError> {
+        std::fs::create_dir_all(cache).map_err(io_err(format!("create {}", cache.display())))?;
+        let name = source.name();
+        let path = cache.join(&name);
+        let lock_path = cache.join(format!(".{name}.lock"));
+        let lock_file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io_err(format!("open {}", lock_path.display())))?;
+        // Held until the end of this function: one build, and agent refreshes
+        // that do not race.
+        let _lock = Flock::lock(lock_file, FlockArg::LockExclusive).map_err(|(_, e)| DistroError::Io { context: format!("lock {}", lock_path.display()), source: e.into() })?;
+        if !path.join("etc").is_dir() {
+            build(cache, &name, &source)?;
+        }
+        for (src, dest) in [(&workloads.agent, AGENT_NAME), (&workloads.noop, NOOP_NAME)] {
+            refresh(src, &path.join(dest))?;
+        }
+        Ok(DistroRootfs { path, source })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// `debian-bookworm`.
+    pub fn name(&self) -> String {
+        self.source.name()
+    }
+}
+
+/// Temp build dirs are `.tmp-<name>-<pid>` in the cache dir.
+fn temp_name(name: &str) -> String {
+    format!(".tmp-{name}-{}", std::process::id())
+}
+
+/// debootstrap into a temp dir, then rename. Called with the lock held, so
+/// any temp dir already there is from a build that was killed: it is removed
+/// first, after detaching what debootstrap had mounted in it (/proc, /sys).
+fn build(cache: &Path, name: &str, source: &Source) -> Result<(), DistroError> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(DistroError::NotRoot);
+    }
+    let debootstrap = ["/usr/sbin/debootstrap", "/usr/bin/debootstrap", "/sbin/debootstrap"].into_iter().map(PathBuf::from).find(|p| p.is_file()).ok_or(DistroError::NoDebootstrap)?;
+    let stale_prefix = format!(".tmp-{name}-");
+    for entry in std::fs::read_dir(cache).map_err(io_err(format!("read {}", cache.display())))?.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&stale_prefix) {
+            remove_build_dir(&entry.path())?;
+        }
+    }
+    let tmp = cache.join(temp_name(name));
+    let log = cache.join(format!("{name}.debootstrap.log"));
+    eprintln!("isobench: building the {name} rootfs once: debootstrap --variant=minbase {} {} {} (log: {})", source.suite, tmp.display(), source.mirror, log.display());
+    let t0 = Instant::now();
+    let log_file = std::fs::File::create(&log).map_err(io_err(format!("create {}", log.display())))?;
+    let status = Command::new(&debootstrap)
+        .args(["--variant=minbase", &source.suite])
+        .arg(&tmp)
+        .arg(&source.mirror)
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().map_err(io_err("dup the log"))?)
+        .stderr(log_file)
+        .status()
+        .map_err(io_err(format!("run {}", debootstrap.display())));
+    let failed = |status: String| {
+        let _ = remove_build_dir(&tmp);
+        DistroError::Debootstrap { suite: source.suite.clone(), mirror: source.mirror.clone(), status, log: log.clone() }
+    };
+    match status {
+        Ok(s) if s.success() => {}
+        Ok(s) => return Err(failed(s.to_string())),
+        Err(e) => return Err(failed(e.to_string())),
+    }
+    // What the image is, for whoever looks at the cache.
+    let about = format!("built by isobench: debootstrap --variant=minbase {} DIR {}\n", source.suite, source.mirror);
+    std::fs::write(tmp.join("isobench-rootfs.txt"), about).map_err(io_err("write isobench-rootfs.txt"))?;
+    std::fs::rename(&tmp, cache.join(name)).map_err(io_err(format!("rename {} into place", tmp.display())))?;
+    eprintln!("isobench: {name} rootfs built in {:.0} s", t0.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Detaches every mount at or under `dir` (deepest first), then removes it.
+fn remove_build_dir(dir: &Path) -> Result<(), DistroError> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut under: Vec<PathBuf> = mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|p| PathBuf::from(p.replace("\\040", " ")))
+        .filter(|p| p.starts_with(dir))
+        .collect();
+    under.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for m in &under {
+        nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH).map_err(|e| DistroError::Io { context: format!("unmount {}", m.display()), source: e.into() })?;
+    }
+    std::fs::remove_dir_all(dir).map_err(io_err(format!("remove {}", dir.display())))
+}
+
+/// Puts a copy of `src` at `dest` unless the same bytes are there: written
+/// to a temp name and renamed, so a container running the old one keeps it.
+fn refresh(src: &Path, dest: &Path) -> Result<(), DistroError> {
+    let new = std::fs::read(src).map_err(io_err(format!("read {}", src.display())))?;
+    if std::fs::read(dest).is_ok_and(|old| old == new) {
+        return Ok(());
+    }
+    let tmp = dest.with_extension(format!("new-{}", std::process::id()));
+    let mut f = std::fs::File::create(&tmp).map_err(io_err(format!("create {}", tmp.display())))?;
+    f.write_all(&new).map_err(io_err(format!("write {}", tmp.display())))?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o755)).map_err(io_err(format!("chmod {}", tmp.display())))?;
+    drop(f);
+    std::fs::rename(&tmp, dest).map_err(io_err(format!("rename {} to {}", tmp.display(), dest.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirror_from_deb822_skips_other_suites_and_types() {
+        let text = "Types: deb-src\nURIs: http://src.example/debian\nSuites: bookworm\n\n\
+                    Types: deb\n# a comment\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\n\
+                    Types: deb\nURIs: http://deb.debian.org/debian-security\nSuites: bookworm-security\n";
+        assert_eq!(mirror_for(text, "bookworm").as_deref(), Some("http://deb.debian.org/debian"));
+        assert_eq!(mirror_for(text, "bookworm-security").as_deref(), Some("http://deb.debian.org/debian-security"));
+        assert_eq!(mirror_for(text, "trixie"), None);
+    }
+
+    #[test]
+    fn mirror_from_one_line_sources_with_options() {
+        let text = "# deb http://old.example/debian bookworm main\n\
+                    deb [arch=amd64 signed-by=/k.gpg] https://packages.cloud.google.com/apt cloud-sdk-bookworm main\n\
+                    deb [ arch=amd64 ] http://mirror.example/debian bookworm main contrib\n";
+        assert_eq!(mirror_for(text, "bookworm").as_deref(), Some("http://mirror.example/debian"));
+        assert_eq!(mirror_for("deb http://a/ubuntu jammy main\n", "jammy").as_deref(), Some("http://a/ubuntu"));
+    }
+
+    #[test]
+    fn the_name_is_distro_and_suite() {
+        let s = Source { distro: "debian".into(), suite: "bookworm".into(), mirror: "http://x".into() };
+        assert_eq!(s.name(), "debian-bookworm");
+        assert_eq!(temp_name("debian-bookworm"), format!(".tmp-debian-bookworm-{}", std::process::id()));
+    }
+}
