@@ -247,6 +247,26 @@ fn build(cache: &Path, name: &str, source: &Source) -> Result<(), DistroError> {
     Ok(())
 }
 
+/// Removes the build dirs of builds whose isobench process is gone (a run
+/// killed while debootstrap ran), unmounting what debootstrap had mounted in
+/// them first. Called at every start through [`super::cleanup`].
+pub fn sweep() -> Vec<PathBuf> {
+    sweep_in(&crate::vm::cache_dir().join("rootfs"))
+}
+
+fn sweep_in(cache: &Path) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(cache) else { return removed };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(".tmp-")).and_then(|n| n.rsplit_once('-')).and_then(|(_, pid)| pid.parse::<i32>().ok()) else { continue };
+        if pid > 0 && !super::rootfs::alive(pid) && entry.file_type().is_ok_and(|t| t.is_dir()) && remove_build_dir(&entry.path()).is_ok() {
+            removed.push(entry.path());
+        }
+    }
+    removed
+}
+
 /// Detaches every mount at or under `dir` (deepest first), then removes it.
 fn remove_build_dir(dir: &Path) -> Result<(), DistroError> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
@@ -299,6 +319,27 @@ mod tests {
                     deb [ arch=amd64 ] http://mirror.example/debian bookworm main contrib\n";
         assert_eq!(mirror_for(text, "bookworm").as_deref(), Some("http://mirror.example/debian"));
         assert_eq!(mirror_for("deb http://a/ubuntu jammy main\n", "jammy").as_deref(), Some("http://a/ubuntu"));
+    }
+
+    #[test]
+    fn a_killed_builds_dir_is_unmounted_then_removed() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipping a_killed_builds_dir_is_unmounted_then_removed: mounting needs root");
+            return;
+        }
+        // What debootstrap leaves when killed mid-build: its target with
+        // /proc mounted inside (and a file system under it).
+        let cache = tempfile::tempdir().unwrap();
+        let tmp = cache.path().join(".tmp-debian-test-4194399");
+        std::fs::create_dir_all(tmp.join("proc")).unwrap();
+        std::fs::create_dir_all(tmp.join("usr/bin")).unwrap();
+        nix::mount::mount(Some("proc"), &tmp.join("proc"), Some("proc"), nix::mount::MsFlags::empty(), None::<&str>).unwrap();
+        let live = cache.path().join(format!(".tmp-debian-test-{}", std::process::id()));
+        std::fs::create_dir(&live).unwrap();
+        assert_eq!(sweep_in(cache.path()), std::slice::from_ref(&tmp), "only the dead build's dir");
+        assert!(!tmp.exists() && live.exists());
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(!mountinfo.contains(cache.path().to_str().unwrap()), "left mounted:\n{mountinfo}");
     }
 
     #[test]

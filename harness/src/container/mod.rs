@@ -156,12 +156,13 @@ impl ExecOptions {
     }
 }
 
-/// Removes what killed isobench runs left behind: temp rootfs dirs and
-/// cgroups (killing anything still in them) of processes that no longer
+/// Removes what killed isobench runs left behind: temp rootfs dirs,
+/// half-made distribution rootfs builds ([`distro::sweep`]) and cgroups (killing anything still in them) of processes that no longer
 /// exist. Called at every start. Returns what was removed.
 pub fn cleanup() -> Vec<PathBuf> {
     let mut removed = rootfs::cleanup();
     if nix::unistd::geteuid().is_root() {
+        removed.extend(distro::sweep());
         removed.extend(cgroup::sweep());
     }
     removed

@@ -97,7 +97,7 @@ fn owner_pid(name: &OsStr) -> Option<i32> {
     pid.parse().ok().filter(|p| *p > 0)
 }
 
-fn alive(pid: i32) -> bool {
+pub(crate) fn alive(pid: i32) -> bool {
     // EPERM means it exists but is not ours to signal: alive too.
     !matches!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None), Err(Errno::ESRCH))
 }
