@@ -221,15 +221,19 @@ fn build(cache: &Path, name: &str, source: &Source) -> Result<(), DistroError> {
     eprintln!("isobench: building the {name} rootfs once: debootstrap --variant=minbase {} {} {} (log: {})", source.suite, tmp.display(), source.mirror, log.display());
     let t0 = Instant::now();
     let log_file = std::fs::File::create(&log).map_err(io_err(format!("create {}", log.display())))?;
-    let status = Command::new(&debootstrap)
-        .args(["--variant=minbase", &source.suite])
-        .arg(&tmp)
-        .arg(&source.mirror)
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone().map_err(io_err("dup the log"))?)
-        .stderr(log_file)
-        .status()
-        .map_err(io_err(format!("run {}", debootstrap.display())));
+    // debootstrap dies with isobench (PR_SET_PDEATHSIG); a half-built dir is
+    // swept at the next start.
+    let status = crate::process::spawn_agent(
+        Command::new(&debootstrap)
+            .args(["--variant=minbase", &source.suite])
+            .arg(&tmp)
+            .arg(&source.mirror)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().map_err(io_err("dup the log"))?)
+            .stderr(log_file),
+    )
+    .and_then(|mut child| child.wait())
+    .map_err(io_err(format!("run {}", debootstrap.display())));
     let failed = |status: String| {
         let _ = remove_build_dir(&tmp);
         DistroError::Debootstrap { suite: source.suite.clone(), mirror: source.mirror.clone(), status, log: log.clone() }
