@@ -28,6 +28,15 @@ pub fn print(out: &mut dyn Write) -> bool {
         "busybox (static)",
         &busybox.map_or("missing: apt-get install busybox-static (isobench exec -- ps needs it)".into(), |p| p.display().to_string()),
     );
+    line(
+        out,
+        "debootstrap",
+        if std::process::Command::new("debootstrap").arg("--version").output().is_ok_and(|o| o.status.success()) {
+            "present (--rootfs debian builds a Debian rootfs once into the cache)"
+        } else {
+            "missing: apt-get install debootstrap for --rootfs debian (optional)"
+        },
+    );
     line(out, "qemu", &qemu_version().unwrap_or_else(|| "missing: apt-get install qemu-system-x86 (scripts/setup)".into()));
     line(
         out,

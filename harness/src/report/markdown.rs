@@ -105,6 +105,7 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
         ("vm accelerator", s(run, &["environments", "vm", "metadata", "accel"]).map(|a| {
             format!("{a} — {}", s(run, &["environments", "vm", "metadata", "accel_reason"]).unwrap_or_default())
         })),
+        ("container rootfs", s(run, &["environments", "container", "metadata", "rootfs_image"])),
         ("driver", s(run, &["parameters", "driver"])),
         ("criterion's report", s(run, &["parameters", "criterion_report"]).map(|p| format!("[{p}](file://{p}) (statistics of the same samples; baselines: `cargo bench -- --save-baseline NAME`)"))),
         ("merged from", run.get("merged_from").and_then(Value::as_array).map(|a| {
