@@ -102,8 +102,29 @@ pub fn record_env(out: &RunDir, env: &dyn Environment, inst: &dyn Instance) -> R
 
 /// Re-records an environment's metadata (after shutdowns and env.start
 /// loops, when it holds every boot's full phases).
+///
+/// Boot records (`metadata.boots`) also accumulate in
+/// `environments.<env>.boots_all`, across every process that writes this run
+/// (each bench binary boots its own guests), keyed by boot and replaced when a
+/// later record of the same boot knows more.
 pub fn record_metadata(out: &RunDir, env: &dyn Environment) -> Result<(), ReportError> {
-    out.update_run_json(json!({ "environments": { env.kind().as_str(): { "metadata": env.metadata() } } }))
+    let name = env.kind().as_str();
+    let meta = env.metadata();
+    let mut patch = json!({ "environments": { name: { "metadata": meta.clone() } } });
+    if let Some(boots) = meta.get("boots").and_then(serde_json::Value::as_array) {
+        let run = out.run_json()?;
+        let mut all: Vec<serde_json::Value> =
+            run.pointer(&format!("/environments/{name}/boots_all")).and_then(serde_json::Value::as_array).cloned().unwrap_or_default();
+        let key = |b: &serde_json::Value| (b.get("start").cloned(), b.get("agent_ready_ms").and_then(serde_json::Value::as_f64).map(f64::to_bits));
+        for b in boots {
+            match all.iter_mut().find(|x| key(x) == key(b)) {
+                Some(slot) => *slot = b.clone(),
+                None => all.push(b.clone()),
+            }
+        }
+        patch["environments"][name]["boots_all"] = serde_json::Value::Array(all);
+    }
+    out.update_run_json(patch)
 }
 
 /// Records an environment that could not run.
@@ -266,3 +287,40 @@ fn reason_of(e: &EnvError) -> String {
 
 /// Default time bound of one measurement.
 pub const DEFAULT_MAX: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct FakeVm(serde_json::Value);
+
+    impl Environment for FakeVm {
+        fn kind(&self) -> EnvKind {
+            EnvKind::Vm
+        }
+        fn metadata(&self) -> serde_json::Value {
+            self.0.clone()
+        }
+        fn start(&mut self) -> Result<Box<dyn Instance>, EnvError> {
+            Err(EnvError::Start { env: "vm", reason: "fake".into() })
+        }
+    }
+
+    #[test]
+    fn boots_of_every_process_accumulate_and_later_records_win() {
+        let d = tempfile::tempdir().unwrap();
+        let out = RunDir::at(d.path()).unwrap();
+        let boot = |start: u32, ready: f64, exited: Option<f64>| json!({ "start": start, "agent_ready_ms": ready, "qemu_exited_ms": exited });
+        // one bench binary: boot 1 seen while running, then complete
+        record_metadata(&out, &FakeVm(json!({ "boots": [boot(1, 2000.0, None)] }))).unwrap();
+        record_metadata(&out, &FakeVm(json!({ "boots": [boot(1, 2000.0, Some(2100.0)), boot(2, 1900.0, Some(1990.0))] }))).unwrap();
+        // the next bench binary starts counting at 1 again
+        record_metadata(&out, &FakeVm(json!({ "boots": [boot(1, 2050.0, Some(2150.0))] }))).unwrap();
+        let run = out.run_json().unwrap();
+        let all = run.pointer("/environments/vm/boots_all").unwrap().as_array().unwrap();
+        assert_eq!(all.len(), 3, "{all:?}");
+        assert_eq!(all[0]["qemu_exited_ms"], 2100.0, "the complete record replaced the partial one");
+        // metadata itself is the last process's view
+        assert_eq!(run.pointer("/environments/vm/metadata/boots").unwrap().as_array().unwrap().len(), 1);
+    }
+}

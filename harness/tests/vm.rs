@@ -63,7 +63,7 @@ fn start_or_show_console(vm: &mut Vm, logs: &std::path::Path, n: u32) -> Box<dyn
     match vm.start() {
         Ok(i) => i,
         Err(e) => {
-            let log = logs.join(format!("vm-console-{n}.log"));
+            let log = logs.join(format!("vm-console-{}-{n}.log", std::process::id()));
             panic!("guest did not boot: {e}\n--- console ---\n{}", std::fs::read_to_string(log).unwrap_or_default());
         }
     }
@@ -161,7 +161,7 @@ fn boots_under_tcg_answers_and_powers_off() {
     assert_nothing_left(std::process::id());
     assert_full_record(&vm, 1);
     assert_eq!(vm.metadata()["clocksource"], cs.as_str());
-    let console = logs.path().join("vm-console-1.log");
+    let console = logs.path().join(format!("vm-console-{}-1.log", std::process::id()));
     let text = std::fs::read_to_string(&console).expect("console log kept in log_dir");
     assert!(text.contains("Linux version"), "console log has the kernel's messages");
     assert!(text.contains("tsc_early_khz="), "the TCG guest's command line carries the TSC rate");

@@ -264,7 +264,7 @@ impl Environment for Vm {
         let console = match &self.log_dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir).map_err(|e| EnvError::Io { env: ENV, context: format!("create {}", dir.display()), source: e })?;
-                Some(dir.join(format!("vm-console-{}.log", self.starts)))
+                Some(dir.join(format!("vm-console-{}-{}.log", std::process::id(), self.starts)))
             }
             None => None,
         };

@@ -42,7 +42,15 @@ pub fn from_run(run: &Value) -> Vec<Phases> {
     let Some(envs) = run.get("environments").and_then(Value::as_object) else { return Vec::new() };
     let mut out = Vec::new();
     for (env, e) in envs {
-        let Some(boots) = e.pointer("/metadata/boots").and_then(Value::as_array).filter(|b| !b.is_empty()) else { continue };
+        // Every boot of the run when several processes wrote it, else the last one's.
+        let Some(boots) = e
+            .get("boots_all")
+            .and_then(Value::as_array)
+            .filter(|b| !b.is_empty())
+            .or_else(|| e.pointer("/metadata/boots").and_then(Value::as_array).filter(|b| !b.is_empty()))
+        else {
+            continue;
+        };
         let f = |b: &Value, k: &str| b.get(k).and_then(Value::as_f64);
         let diffs = |a: &str, b: &str| -> Vec<f64> {
             boots.iter().filter_map(|x| Some(f(x, b)? - f(x, a).unwrap_or(0.0))).filter(|d| *d >= 0.0).collect()
