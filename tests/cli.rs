@@ -148,7 +148,9 @@ fn ctrl_c_stops_after_the_current_measurement_and_keeps_results() {
     let records: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("measurements.json")).unwrap()).unwrap();
     let n = records.as_array().unwrap().len();
     assert!((1..isobench_workloads::catalog::CATALOG.len()).contains(&n), "{n} measurements kept");
-    assert!(out.join("report.md").is_file());
+    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["interrupted"], true);
+    assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("the run was interrupted"));
 }
 
 /// A results folder holding one constructed measurement per (env, metric,

@@ -254,6 +254,9 @@ pub fn execute(plan: &Plan, opts: &Options, out: &RunDir, interrupted: &AtomicBo
     if interrupted.load(Ordering::SeqCst) {
         outcome.interrupted = true;
     }
+    if outcome.interrupted {
+        out.update_run_json(json!({ "interrupted": true }))?;
+    }
     outcome.report = Some(out.render()?);
     Ok(outcome)
 }

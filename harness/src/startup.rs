@@ -186,6 +186,8 @@ impl StartupRun {
             "env.start: host-side time from starting `noop` isolated to its exit, {} interleaved rounds after {} warm-up; lower is better.\n\n",
             self.n, self.warmup
         );
+        s += "The clone floor and exec (host) fork the harness process itself, whose page tables are larger than the agent's: \
+              they are dearer than the agent's own spawn.fork_exit / spawn.fork_exec, and are floors for the columns here only.\n\n";
         s += "| env | what runs | p50 ms | p90 ms | p50 / isobench | p50 / clone floor |\n|---|---|---:|---:|---:|---:|\n";
         for r in &self.rows {
             s += &format!(

@@ -20,6 +20,8 @@ pub struct Summary {
     pub p50: f64,
     pub p90: f64,
     pub p99: f64,
+    /// p99.9 (`p99_9` in summary.csv and summary.json).
+    #[serde(rename = "p99_9")]
     pub p999: f64,
     pub max: f64,
     pub mean: f64,

@@ -84,7 +84,7 @@ fn columns(ms: &[Measurement]) -> Vec<(String, String)> {
 /// Renders report.md. `plots` are paths relative to the run folder.
 pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[String]) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "# isobench report: what isolation costs on {}\n", s(run, &["host", "hostname"]).unwrap_or_else(|| "this host".into()));
+    let _ = writeln!(o, "# isobench report: what isolation costs on host {}\n", s(run, &["host", "hostname"]).unwrap_or_else(|| "(unnamed)".into()));
     let _ = writeln!(o, "| | |\n|---|---|");
     let rows = [
         ("date (UTC)", s(run, &["started_utc"])),
@@ -124,6 +124,9 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
     o.push('\n');
 
     let mut notes: Vec<String> = warnings.to_vec();
+    if run.get("interrupted").and_then(Value::as_bool) == Some(true) {
+        notes.push("the run was interrupted (Ctrl-C): only what finished before is here; missing columns were never measured".into());
+    }
     if let Some(Value::Object(envs)) = run.get("environments") {
         for (name, e) in envs {
             if let Some(reason) = s(e, &["skipped"]) {
@@ -282,7 +285,11 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
         let mut starts: Vec<_> = envs.iter().filter_map(|(n, e)| e.get("start_ms").and_then(Value::as_f64).map(|v| (n, e, v))).collect();
         starts.sort_by_key(|(n, _, _)| super::env_order(n));
         if !starts.is_empty() {
-            let _ = writeln!(o, "## Environment start (host-timed: start → agent ready)\n");
+            let _ = writeln!(o, "## First start of each measured instance (host-timed: start → agent ready)\n");
+            let _ = writeln!(
+                o,
+                "One cold sample per environment (first page-cache, cgroup and rootfs touches included); `env.start` above has the distribution of warm starts.\n"
+            );
             let _ = writeln!(o, "| environment | start → agent ready (ms) |\n|---|---:|");
             for (n, e, v) in starts {
                 let label = s(e, &["label"]).unwrap_or_else(|| n.clone());
