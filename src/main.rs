@@ -341,6 +341,19 @@ fn compare(a: &std::path::Path, b: &std::path::Path, threshold: f64, noise: f64,
     let name = |p: &std::path::Path| p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned());
     let table = compare::table(&changes, &name(a), &name(b));
     print!("{table}");
+    println!(
+        "\nregressed/improved: the 95 % confidence intervals of the medians do not overlap and the change exceeds {:.0} %; \
+         within noise: intervals apart but the change is smaller; no change: the intervals overlap. \
+         Only regressions beyond --threshold ({:.0} %) fail the comparison.",
+        noise * 100.0,
+        threshold * 100.0
+    );
+    let quick = |r: &RunDir| r.run_json().ok().and_then(|v| v.pointer("/parameters/quick").and_then(|q| q.as_bool()));
+    if let (Some(qa), Some(qb)) = (quick(&ra), quick(&rb)) {
+        if qa != qb {
+            eprintln!("isobench compare: warning: one run used --quick and the other did not; their iteration counts and warm-ups differ");
+        }
+    }
     if let Some(file) = markdown {
         std::fs::write(&file, &table).with_context(|| format!("writing {}", file.display()))?;
     }
