@@ -9,7 +9,8 @@
 //! | net.tcp_stream | `iperf3` over loopback, 128 KiB writes, both ends pinned to one CPU |
 //! | spawn.fork_exec, spawn.posix_spawn | `hyperfine -N` of the same static noop |
 //!
-//! Each row compares means (what the tools report) and is "within" when the
+//! Each side runs [`ROUNDS`] times (once with `--quick`) and keeps its median
+//! round. Each row compares means (what the tools report) and is "within" when the
 //! ratio is inside ±[`TOLERANCE`]; otherwise the note explains the method
 //! difference. Missing tools are listed, never fatal.
 
@@ -113,9 +114,31 @@ fn check(metric: &str, tool: String, unit: &str, tool_value: Result<f64, String>
     Check { metric: metric.into(), tool, unit: unit.into(), tool_value, isobench_value, ratio, within_tolerance: within, note }
 }
 
+/// Rounds of each side in a full (not `--quick`) validation; the median is
+/// kept, so one noisy round on a shared machine does not flip a verdict.
+pub const ROUNDS: usize = 3;
+
+/// The median of `rounds` results of `f` (errors only when every round failed).
+fn median_of<E>(rounds: usize, mut f: impl FnMut() -> Result<f64, E>) -> Result<f64, E> {
+    let mut ok = Vec::new();
+    let mut last_err = None;
+    for _ in 0..rounds.max(1) {
+        match f() {
+            Ok(v) => ok.push(v),
+            Err(e) => last_err = Some(e),
+        }
+    }
+    if ok.is_empty() {
+        return Err(last_err.expect("at least one round ran"));
+    }
+    ok.sort_by(f64::total_cmp);
+    Ok(ok[ok.len() / 2])
+}
+
 /// Runs every cross-check. `agent` is a native agent; `noop` the static
 /// binary spawn metrics exec. `quick` shortens both sides.
 pub fn run(agent: &mut AgentClient, noop: &Path, quick: bool) -> Vec<Check> {
+    let rounds = if quick { 1 } else { ROUNDS };
     let mut out = Vec::new();
     let cpu = cpu();
     let perf = have("perf");
@@ -125,7 +148,10 @@ pub fn run(agent: &mut AgentClient, noop: &Path, quick: bool) -> Vec<Check> {
     let loops = if quick { "200000" } else { "10000000" };
     let cmd = format!("perf bench syscall basic --loop {loops}");
     let tool = if perf {
-        output(Command::new("perf").args(["bench", "syscall", "basic", "--loop", loops])).and_then(|o| parse_perf_bench(&o).map(|us| us * 1e3).ok_or_else(|| "no usecs/op in perf's output".into()))
+        median_of(rounds, || {
+            output(Command::new("perf").args(["bench", "syscall", "basic", "--loop", loops]))
+                .and_then(|o| parse_perf_bench(&o).map(|us| us * 1e3).ok_or_else(|| "no usecs/op in perf's output".into()))
+        })
     } else {
         missing("perf", "linux-perf")
     };
@@ -134,7 +160,7 @@ pub fn run(agent: &mut AgentClient, noop: &Path, quick: bool) -> Vec<Check> {
         cmd,
         "ns",
         tool,
-        isobench_mean(agent, "syscall.getpid", quick),
+        median_of(rounds, || isobench_mean(agent, "syscall.getpid", quick)),
         "perf calls getppid(), which takes an RCU read lock to read the parent; isobench calls getpid()",
     ));
 
@@ -142,8 +168,10 @@ pub fn run(agent: &mut AgentClient, noop: &Path, quick: bool) -> Vec<Check> {
     let loops = if quick { "20000" } else { "200000" };
     let cmd = format!("taskset -c {cpu} perf bench sched pipe --loop {loops}");
     let tool = if perf {
-        output(Command::new("taskset").args(["-c", &cpu, "perf", "bench", "sched", "pipe", "--loop", loops]))
-            .and_then(|o| parse_perf_bench(&o).ok_or_else(|| "no usecs/op in perf's output".into()))
+        median_of(rounds, || {
+            output(Command::new("taskset").args(["-c", &cpu, "perf", "bench", "sched", "pipe", "--loop", loops]))
+                .and_then(|o| parse_perf_bench(&o).ok_or_else(|| "no usecs/op in perf's output".into()))
+        })
     } else {
         missing("perf", "linux-perf")
     };
@@ -152,34 +180,34 @@ pub fn run(agent: &mut AgentClient, noop: &Path, quick: bool) -> Vec<Check> {
         cmd,
         "us",
         tool,
-        isobench_mean(agent, "ipc.pipe_rtt", quick),
+        median_of(rounds, || isobench_mean(agent, "ipc.pipe_rtt", quick)),
         "perf bench sched pipe passes 4-byte ints and counts its own loop; isobench 1 byte",
     ));
 
     // iperf3 over loopback, both ends on one CPU.
     let secs = if quick { "1" } else { "5" };
     let cmd = format!("taskset -c {cpu} iperf3 -c 127.0.0.1 -l 128K -t {secs} -J (server: taskset -c {cpu} iperf3 -s -1)");
-    let tool = if have("iperf3") { iperf3(&cpu, secs) } else { missing("iperf3", "iperf3") };
+    let tool = if have("iperf3") { median_of(rounds, || iperf3(&cpu, secs)) } else { missing("iperf3", "iperf3") };
     out.push(check(
         "net.tcp_stream",
         cmd,
         "Gbit/s",
         tool.map(|bps| bps / 1e9),
-        isobench_mean(agent, "net.tcp_stream", quick),
+        median_of(rounds, || isobench_mean(agent, "net.tcp_stream", quick)),
         "iperf3 averages over its whole run with its own buffers and timers; isobench times 128 KiB reads",
     ));
 
     // hyperfine -N of the static noop.
     let runs = if quick { "30" } else { "300" };
     let cmd = format!("hyperfine -N --warmup 10 --runs {runs} {}", noop.display());
-    let tool = if have("hyperfine") { hyperfine(noop, runs) } else { missing("hyperfine", "hyperfine") };
+    let tool = if have("hyperfine") { median_of(rounds, || hyperfine(noop, runs)) } else { missing("hyperfine", "hyperfine") };
     let tool_us = tool.map(|s| s * 1e6);
     out.push(check(
         "spawn.fork_exec",
         cmd.clone(),
         "us",
         tool_us.clone(),
-        isobench_mean(agent, "spawn.fork_exec", quick),
+        median_of(rounds, || isobench_mean(agent, "spawn.fork_exec", quick)),
         "hyperfine spawns with Rust's std::process (posix_spawn, pipes, wall clock around it), not fork + exec",
     ));
     out.push(check(
@@ -187,7 +215,7 @@ pub fn run(agent: &mut AgentClient, noop: &Path, quick: bool) -> Vec<Check> {
         cmd,
         "us",
         tool_us,
-        isobench_mean(agent, "spawn.posix_spawn", quick),
+        median_of(rounds, || isobench_mean(agent, "spawn.posix_spawn", quick)),
         "hyperfine adds its own process bookkeeping and timing around each spawn",
     ));
     out
@@ -260,6 +288,15 @@ mod tests {
         assert!((mean - 0.00160193812).abs() < 1e-12, "{mean}");
         assert_eq!(parse_perf_bench("nothing here"), None);
         assert_eq!(parse_iperf3_json("{\"start\":{}}"), None);
+    }
+
+    #[test]
+    fn the_median_round_is_kept_and_errors_only_when_all_fail() {
+        let mut v = [30.0, 10.0, 20.0].into_iter();
+        assert_eq!(median_of::<String>(3, || Ok(v.next().unwrap())), Ok(20.0));
+        let mut n = 0;
+        assert_eq!(median_of(3, || { n += 1; if n == 2 { Ok(5.0) } else { Err("noisy") } }), Ok(5.0));
+        assert_eq!(median_of::<&str>(2, || Err("gone")), Err("gone"));
     }
 
     #[test]
