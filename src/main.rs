@@ -26,7 +26,11 @@ const EXIT_INCOMPLETE: u8 = 3;
 const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Parser)]
-#[command(name = "isobench", version, about = "Measure what isolation costs: the same workloads natively, in isobench's own namespace container and in a QEMU/KVM guest")]
+#[command(
+    name = "isobench",
+    version,
+    about = "Measure what isolation costs: the same workloads natively, in isobench's own namespace container and in a QEMU/KVM guest"
+)]
 #[command(long_about = "Measure what isolation costs: the same static workloads natively, in isobench's own \
 namespace container and in a QEMU/KVM guest, with spawn, syscall, IPC and network metrics, and an \
 overhead report (ratio to native) with plots.\n\nEnvironments:\n  native     the agent as a plain child process (the baseline)\n  \
@@ -235,7 +239,9 @@ fn parse_envs(s: &str) -> Result<Vec<EnvKind>> {
             "peers" => EnvKind::PEERS.to_vec(),
             _ => match EnvKind::parse(part) {
                 Some(k) => vec![k],
-                None => bail!("unknown environment {part:?}; choose from native, container, vm, runc, crun, bwrap, unshare, all or peers (see `isobench list`)"),
+                None => bail!(
+                    "unknown environment {part:?}; choose from native, container, vm, runc, crun, bwrap, unshare, all or peers (see `isobench list`)"
+                ),
             },
         };
         for k in kinds {
@@ -404,8 +410,7 @@ impl Progress {
         Some(self.bar.get_or_insert_with(|| {
             let b = indicatif::ProgressBar::new(total as u64);
             b.set_style(
-                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}, ETA {eta}] {msg}")
-                    .expect("a valid template"),
+                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}, ETA {eta}] {msg}").expect("a valid template"),
             );
             b
         }))
@@ -461,13 +466,27 @@ fn list() {
     let workloads = workloads::locate().ok();
     let _ = writeln!(out, "Environments:");
     for k in EnvKind::ALL {
-        let _ = writeln!(out, "  {:<10} {}
-  {:<10} → {}", k.as_str(), k.describe(), "", availability(k, &workloads));
+        let _ = writeln!(
+            out,
+            "  {:<10} {}
+  {:<10} → {}",
+            k.as_str(),
+            k.describe(),
+            "",
+            availability(k, &workloads)
+        );
     }
     let _ = writeln!(out, "Peer runtimes (--env peers, or by name; skipped with one line when not installed):");
     for k in EnvKind::PEERS {
-        let _ = writeln!(out, "  {:<10} {}
-  {:<10} → {}", k.as_str(), k.describe(), "", availability(k, &workloads));
+        let _ = writeln!(
+            out,
+            "  {:<10} {}
+  {:<10} → {}",
+            k.as_str(),
+            k.describe(),
+            "",
+            availability(k, &workloads)
+        );
     }
     let _ = writeln!(out, "\nMetrics (histograms in ns per operation; shown in the unit below):");
     for m in catalog::CATALOG {

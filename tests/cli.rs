@@ -20,7 +20,10 @@ fn stderr(o: &Output) -> String {
 
 /// The text elements of an SVG, trimmed.
 fn svg_texts(svg: &str) -> Vec<String> {
-    svg.split("<text").skip(1).filter_map(|t| t.split_once('>').and_then(|(_, rest)| rest.split_once("</text>")).map(|(x, _)| x.trim().to_string())).collect()
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|t| t.split_once('>').and_then(|(_, rest)| rest.split_once("</text>")).map(|(x, _)| x.trim().to_string()))
+        .collect()
 }
 
 fn is_root() -> bool {
@@ -178,7 +181,9 @@ fn compare_gates_on_a_significant_regression() {
     let o = run(&["compare", a.to_str().unwrap(), b.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "a 2× regression fails the gate: {}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
-    let row = |env: &str, metric: &str| out.lines().find(|l| l.starts_with(&format!("| {env} | {metric} |"))).unwrap_or_else(|| panic!("no {env} {metric} row:\n{out}")).to_string();
+    let row = |env: &str, metric: &str| {
+        out.lines().find(|l| l.starts_with(&format!("| {env} | {metric} |"))).unwrap_or_else(|| panic!("no {env} {metric} row:\n{out}")).to_string()
+    };
     assert!(row("container", "syscall.getpid").contains("regressed"), "{out}");
     assert!(row("native", "syscall.getpid").contains("no change"), "{out}");
     assert!(row("native", "ipc.pipe_rtt").contains("no change"), "{out}");

@@ -51,7 +51,11 @@ impl Drop for Reaped {
 }
 
 fn children(pid: i32) -> Vec<i32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default().split_whitespace().filter_map(|p| p.parse().ok()).collect()
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
 }
 
 fn ns_of(pid: i32, kind: &str) -> Option<PathBuf> {
@@ -173,7 +177,12 @@ fn show_ns_lists_each_namespace_host_vs_container() {
     let err = text(&o.stderr);
     println!("{err}");
     let row = |kind: &str| -> Vec<String> {
-        err.lines().find(|l| l.split_whitespace().next() == Some(kind)).unwrap_or_else(|| panic!("no {kind} row in\n{err}")).split_whitespace().map(String::from).collect()
+        err.lines()
+            .find(|l| l.split_whitespace().next() == Some(kind))
+            .unwrap_or_else(|| panic!("no {kind} row in\n{err}"))
+            .split_whitespace()
+            .map(String::from)
+            .collect()
     };
     assert_eq!(err.lines().next().unwrap().split_whitespace().collect::<Vec<_>>(), ["NS", "HOST", "CONTAINER", "STATUS"]);
     for kind in ["pid", "net", "cgroup"] {

@@ -39,8 +39,9 @@ fn envs_from_env() -> Vec<EnvKind> {
             .split(',')
             .flat_map(|s| match s.trim() {
                 "peers" => EnvKind::PEERS.to_vec(),
-                name => vec![EnvKind::parse(name)
-                    .unwrap_or_else(|| panic!("ISOBENCH_ENVS: unknown environment {s:?} (native, container, vm, runc, crun, bwrap, unshare, peers)"))],
+                name => vec![EnvKind::parse(name).unwrap_or_else(|| {
+                    panic!("ISOBENCH_ENVS: unknown environment {s:?} (native, container, vm, runc, crun, bwrap, unshare, peers)")
+                })],
             })
             .collect(),
         _ => EnvKind::ALL.to_vec(),
@@ -50,11 +51,7 @@ fn envs_from_env() -> Vec<EnvKind> {
 /// Criterion settings sized for a 2-core machine and a TCG guest: the whole
 /// `cargo bench` stays within minutes. Command-line flags still override.
 pub fn criterion() -> Criterion {
-    Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(800))
-        .measurement_time(Duration::from_secs(3))
-        .configure_from_args()
+    Criterion::default().sample_size(10).warm_up_time(Duration::from_millis(800)).measurement_time(Duration::from_secs(3)).configure_from_args()
 }
 
 /// Benchmarks every metric of `family` in every available environment.
@@ -103,7 +100,13 @@ pub fn bench_family(c: &mut Criterion, family: Family) {
             let agent = r.inst.agent();
             group.bench_function(r.env.kind().as_str(), |b| {
                 b.iter_custom(|iters| {
-                    let req = RunRequest { metric: spec.name.to_string(), iterations: iters, max_ms: CALL_LIMIT_MS, warmup: 0, bytes: runner::working_set(spec) };
+                    let req = RunRequest {
+                        metric: spec.name.to_string(),
+                        iterations: iters,
+                        max_ms: CALL_LIMIT_MS,
+                        warmup: 0,
+                        bytes: runner::working_set(spec),
+                    };
                     let res = agent.run(&req).unwrap_or_else(|e| panic!("{label}: {}: {e}", spec.name));
                     m.add(&res).expect("agent result matches its request");
                     // The agent times whole samples; scale to what criterion asked for.
@@ -142,7 +145,8 @@ pub fn bench_family(c: &mut Criterion, family: Family) {
             let kind = env.kind();
             group.bench_function(kind.as_str(), |b| {
                 b.iter_custom(|iters| {
-                    let one = runner::measure_start(env.as_mut(), spec, iters, &AtomicBool::new(false)).unwrap_or_else(|e| panic!("{label}: {}: {e}", spec.name));
+                    let one = runner::measure_start(env.as_mut(), spec, iters, &AtomicBool::new(false))
+                        .unwrap_or_else(|e| panic!("{label}: {}: {e}", spec.name));
                     m.histogram.add(&one.histogram).expect("auto-resizing histograms add");
                     m.iterations += one.iterations;
                     m.elapsed_ns += one.elapsed_ns;

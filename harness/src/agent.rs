@@ -48,9 +48,7 @@ impl AgentClient {
             }
             match serde_json::from_str::<Response>(trimmed) {
                 Ok(r) => return Ok(r),
-                Err(err) if self.noise_budget == 0 || trimmed.starts_with('{') => {
-                    return Err(AgentError::BadLine { line: trimmed.to_string(), err })
-                }
+                Err(err) if self.noise_budget == 0 || trimmed.starts_with('{') => return Err(AgentError::BadLine { line: trimmed.to_string(), err }),
                 Err(_) => self.noise_budget -= 1,
             }
         }

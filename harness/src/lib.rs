@@ -12,6 +12,6 @@ pub mod process;
 pub mod report;
 pub mod runner;
 pub mod startup;
-pub mod vm;
 pub mod validate;
+pub mod vm;
 pub mod workloads;

@@ -135,7 +135,13 @@ pub fn record_skip(out: &RunDir, kind: EnvKind, reason: &str) -> Result<(), Repo
 /// Runs `plan` into `out`. `progress` receives one line per step;
 /// `interrupted` (set by a SIGINT handler) stops the run after the current
 /// measurement, keeping everything measured so far.
-pub fn execute(plan: &Plan, opts: &Options, out: &RunDir, interrupted: &AtomicBool, progress: &mut dyn FnMut(Event<'_>)) -> Result<Outcome, RunError> {
+pub fn execute(
+    plan: &Plan,
+    opts: &Options,
+    out: &RunDir,
+    interrupted: &AtomicBool,
+    progress: &mut dyn FnMut(Event<'_>),
+) -> Result<Outcome, RunError> {
     let mut outcome = Outcome::default();
     record_host(
         out,
@@ -264,7 +270,12 @@ pub fn execute(plan: &Plan, opts: &Options, out: &RunDir, interrupted: &AtomicBo
 /// `env.start`: starts `n` instances one after another, each timed from the
 /// host from "start" to its agent ready, shut down and its process gone
 /// (Firecracker's boot-time method, plus the exit).
-pub fn measure_start(environment: &mut dyn Environment, spec: &'static MetricSpec, n: u64, interrupted: &AtomicBool) -> Result<Measurement, EnvError> {
+pub fn measure_start(
+    environment: &mut dyn Environment,
+    spec: &'static MetricSpec,
+    n: u64,
+    interrupted: &AtomicBool,
+) -> Result<Measurement, EnvError> {
     let mut m = Measurement::new(environment.kind().as_str(), &environment.label(), spec);
     for _ in 0..n.max(1) {
         if interrupted.load(Ordering::SeqCst) {

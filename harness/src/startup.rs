@@ -269,7 +269,8 @@ impl Starter {
             }
             StarterKind::Exec { noop } => {
                 let t0 = Instant::now();
-                let status = Command::new(&*noop).stdin(Stdio::null()).stdout(Stdio::null()).status().map_err(|e| format!("exec {}: {e}", noop.display()))?;
+                let status =
+                    Command::new(&*noop).stdin(Stdio::null()).stdout(Stdio::null()).status().map_err(|e| format!("exec {}: {e}", noop.display()))?;
                 let ns = t0.elapsed().as_nanos() as u64;
                 status.success().then_some(ns).ok_or_else(|| format!("noop exited with {status}"))
             }
@@ -377,10 +378,8 @@ pub fn measure(columns: &[Column], opts: &Options, n: usize, warmup: usize, prog
                             continue;
                         }
                     };
-                    let dir = tempfile::Builder::new()
-                        .prefix(&container::rootfs::temp_prefix("startup"))
-                        .tempdir()
-                        .map_err(io_err("create a temp dir"))?;
+                    let dir =
+                        tempfile::Builder::new().prefix(&container::rootfs::temp_prefix("startup")).tempdir().map_err(io_err("create a temp dir"))?;
                     let log = dir.path().join("stderr.log");
                     starters.push(Starter { row: row(label, command), kind: StarterKind::Peer { env: e, log, _dir: dir } });
                 }

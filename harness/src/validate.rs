@@ -295,7 +295,17 @@ mod tests {
         let mut v = [30.0, 10.0, 20.0].into_iter();
         assert_eq!(median_of::<String>(3, || Ok(v.next().unwrap())), Ok(20.0));
         let mut n = 0;
-        assert_eq!(median_of(3, || { n += 1; if n == 2 { Ok(5.0) } else { Err("noisy") } }), Ok(5.0));
+        assert_eq!(
+            median_of(3, || {
+                n += 1;
+                if n == 2 {
+                    Ok(5.0)
+                } else {
+                    Err("noisy")
+                }
+            }),
+            Ok(5.0)
+        );
         assert_eq!(median_of::<&str>(2, || Err("gone")), Err("gone"));
     }
 

@@ -16,7 +16,10 @@ fn script() -> PathBuf {
 
 /// True when the script's own tool check would pass (scripts/setup installs them).
 fn tools_here(test: &str) -> bool {
-    let missing: Vec<&str> = ["cpio", "modinfo", "sha256sum"].into_iter().filter(|t| Command::new("sh").args(["-c", &format!("command -v {t}")]).output().map_or(true, |o| !o.status.success())).collect();
+    let missing: Vec<&str> = ["cpio", "modinfo", "sha256sum"]
+        .into_iter()
+        .filter(|t| Command::new("sh").args(["-c", &format!("command -v {t}")]).output().map_or(true, |o| !o.status.success()))
+        .collect();
     if !missing.is_empty() {
         eprintln!("skipping {test}: {} not installed (scripts/setup)", missing.join(", "));
     }
@@ -49,7 +52,12 @@ fn fake_root(kernel: Option<&[u8]>, modules: &[&str], config: &str) -> tempfile:
 /// `build-guest --select` with the host root at `root`: its one line.
 fn select(root: &Path, env: &[(&str, &str)]) -> String {
     let mut cmd = Command::new("bash");
-    cmd.arg(script()).arg("--select").env("ISOBENCH_HOST_ROOT", root).env("ISOBENCH_HOST_KVER", KVER).env_remove("ISOBENCH_KERNEL").env_remove("ISOBENCH_NO_HOST_KERNEL");
+    cmd.arg(script())
+        .arg("--select")
+        .env("ISOBENCH_HOST_ROOT", root)
+        .env("ISOBENCH_HOST_KVER", KVER)
+        .env_remove("ISOBENCH_KERNEL")
+        .env_remove("ISOBENCH_NO_HOST_KERNEL");
     cmd.envs(env.iter().copied());
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "build-guest --select failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -65,7 +73,10 @@ fn a_usable_host_kernel_comes_before_the_distro_package() {
     }
     let root = fake_root(None, &VIRTIO, "");
     let kernel = root.path().join(format!("boot/vmlinuz-{KVER}"));
-    assert_eq!(select(root.path(), &[]), format!("host kernel {} (modules {})", kernel.display(), root.path().join("lib/modules").join(KVER).display()));
+    assert_eq!(
+        select(root.path(), &[]),
+        format!("host kernel {} (modules {})", kernel.display(), root.path().join("lib/modules").join(KVER).display())
+    );
     // ISOBENCH_KERNEL still comes first, and the host step can be switched off.
     assert_eq!(select(root.path(), &[("ISOBENCH_KERNEL", kernel.to_str().unwrap())]), format!("ISOBENCH_KERNEL={}", kernel.display()));
     let off = select(root.path(), &[("ISOBENCH_NO_HOST_KERNEL", "1")]);

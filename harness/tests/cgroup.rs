@@ -70,7 +70,8 @@ impl Drop for Sleeper {
 
 fn mount(fstype: &str, target: &Path, data: Option<&str>) {
     std::fs::create_dir_all(target).unwrap();
-    nix::mount::mount(Some(fstype), target, Some(fstype), nix::mount::MsFlags::empty(), data).unwrap_or_else(|e| panic!("mount -t {fstype} -o {data:?} {}: {e}", target.display()));
+    nix::mount::mount(Some(fstype), target, Some(fstype), nix::mount::MsFlags::empty(), data)
+        .unwrap_or_else(|e| panic!("mount -t {fstype} -o {data:?} {}: {e}", target.display()));
 }
 
 /// Runs in a private mount namespace (`unshare -m`, started by
@@ -272,7 +273,11 @@ fn memory_hog_over_the_limit_is_oom_killed() {
     let rootfs = MinimalRootfs::build(&workloads()).unwrap();
     let limit = 32u64 << 20;
     // dd's 128 MiB buffer, filled from /dev/zero, is charged to the group.
-    let (mut p, mut out) = launch(&rootfs, &["sh", "-c", "dd if=/dev/zero of=/dev/null bs=128M count=1 2>/dev/null; echo $?"], Limits { memory: Some(limit), ..Default::default() });
+    let (mut p, mut out) = launch(
+        &rootfs,
+        &["sh", "-c", "dd if=/dev/zero of=/dev/null bs=128M count=1 2>/dev/null; echo $?"],
+        Limits { memory: Some(limit), ..Default::default() },
+    );
     let paths = p.cgroup().unwrap().paths();
     let mut text = String::new();
     out.read_to_string(&mut text).unwrap();
@@ -295,7 +300,8 @@ fn fork_bomb_stops_at_the_pids_limit() {
     }
     let rootfs = MinimalRootfs::build(&workloads()).unwrap();
     let max = 16;
-    let (mut p, mut out) = launch(&rootfs, &["sh", "-c", "echo up; exec 2>/dev/null; b() { b | b & }; b; sleep 1000"], Limits { pids: Some(max), ..Default::default() });
+    let (mut p, mut out) =
+        launch(&rootfs, &["sh", "-c", "echo up; exec 2>/dev/null; b() { b | b & }; b; sleep 1000"], Limits { pids: Some(max), ..Default::default() });
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "up");
@@ -322,11 +328,11 @@ fn cpu_limit_is_written_and_cpu_time_is_accounted() {
         return;
     }
     let rootfs = MinimalRootfs::build(&workloads()).unwrap();
-    let (mut p, mut out) = launch(&rootfs, &["sh", "-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; echo $i"], Limits { cpus: Some(0.5), ..Default::default() });
+    let (mut p, mut out) =
+        launch(&rootfs, &["sh", "-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; echo $i"], Limits { cpus: Some(0.5), ..Default::default() });
     let paths = p.cgroup().unwrap().paths();
-    let quota = paths.iter().find_map(|d| {
-        std::fs::read_to_string(d.join("cpu.cfs_quota_us")).or_else(|_| std::fs::read_to_string(d.join("cpu.max"))).ok()
-    });
+    let quota =
+        paths.iter().find_map(|d| std::fs::read_to_string(d.join("cpu.cfs_quota_us")).or_else(|_| std::fs::read_to_string(d.join("cpu.max"))).ok());
     assert!(matches!(quota.as_deref().map(str::trim), Some("50000" | "50000 100000")), "{quota:?}");
     let mut text = String::new();
     out.read_to_string(&mut text).unwrap();

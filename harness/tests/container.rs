@@ -254,7 +254,10 @@ fn given_rootfs_is_used_as_is_and_not_modified() {
         v
     };
     let tree = listing(dir.path());
-    let opts = ExecOptions { rootfs: container::RootfsChoice::Dir(dir.path().into()), ..ExecOptions::new(args(&["/bin/busybox", "sh", "-c", "test -c /dev/null && test -r /proc/1/stat && exit 3"])) };
+    let opts = ExecOptions {
+        rootfs: container::RootfsChoice::Dir(dir.path().into()),
+        ..ExecOptions::new(args(&["/bin/busybox", "sh", "-c", "test -c /dev/null && test -r /proc/1/stat && exit 3"]))
+    };
     assert_eq!(container::exec(&opts, &w).unwrap(), 3);
     assert_eq!(listing(dir.path()), tree, "the rootfs changed on the host");
     assert_eq!(own_temp_dirs(), before, "a given rootfs needs no temp dir");
@@ -324,13 +327,15 @@ fn kill_9_of_isobench_takes_the_container_and_cleanup_sweeps() {
     // The holder's temp dirs go to a private base, where no concurrent
     // isobench process (which sweeps dead owners' dirs) can reach them first.
     let base = tempfile::tempdir().unwrap();
-    let mut holder = KillOnDrop(std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "hold_a_container_for_the_kill_test", "--nocapture", "--test-threads=1"])
-        .env("ISOBENCH_TEST_HOLD", "1")
-        .env("TMPDIR", base.path())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap());
+    let mut holder = KillOnDrop(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "hold_a_container_for_the_kill_test", "--nocapture", "--test-threads=1"])
+            .env("ISOBENCH_TEST_HOLD", "1")
+            .env("TMPDIR", base.path())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let holder = &mut holder.0;
     // libtest prints "test NAME ... " before the test's own output, on the
     // same line: look for the marker anywhere, from a thread, with a timeout.
@@ -472,7 +477,8 @@ fn rootless_exec_runs_through_a_user_namespace() {
     println!("{text}");
     assert!(out.status.success(), "{text}");
     assert!(text.contains("uid=0 pid=2"), "root inside, the command under the init: {text}");
-    let map: Vec<&str> = text.lines().find(|l| l.trim().starts_with("0 ") && l.contains(" 65534 ")).expect("uid_map line").split_whitespace().collect();
+    let map: Vec<&str> =
+        text.lines().find(|l| l.trim().starts_with("0 ") && l.contains(" 65534 ")).expect("uid_map line").split_whitespace().collect();
     assert_eq!(map, ["0", "65534", "1"], "root inside is nobody outside");
     assert!(text.contains("deny"), "setgroups denied for an unprivileged writer: {text}");
     assert!(text.contains("status=0"), "{text}");
@@ -494,10 +500,11 @@ fn daemon_that_ignores_sigterm_dies_with_the_cgroup() {
     let rootfs = MinimalRootfs::build(&workloads()).unwrap();
     let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
     let ns: NamespaceSet = "mnt,uts".parse().unwrap();
-    let spec = LaunchSpec::new(ns, &rootfs.path().canonicalize().unwrap(), &args(&["sh", "-c", "trap '' TERM HUP; sleep 1000 >/dev/null & echo $!"]), None)
-        .unwrap()
-        .with_cgroup(container::Limits::default())
-        .with_init(true);
+    let spec =
+        LaunchSpec::new(ns, &rootfs.path().canonicalize().unwrap(), &args(&["sh", "-c", "trap '' TERM HUP; sleep 1000 >/dev/null & echo $!"]), None)
+            .unwrap()
+            .with_cgroup(container::Limits::default())
+            .with_init(true);
     let mut process = container::spawn(&spec, Stdio { stdin: None, stdout: Some(out_w.as_fd()) }).unwrap();
     drop(out_w);
     let mut line = String::new();
@@ -538,7 +545,10 @@ fn launching_from_a_process_with_busy_threads_works() {
         .collect();
     for ns in ["pid,mnt,uts,ipc,net", "all", "none"] {
         for _ in 0..10 {
-            let spec = LaunchSpec::new(ns.parse().unwrap(), &root, &args(&["/noop"]), Some("t")).unwrap().with_cgroup(container::Limits::default()).with_init(true);
+            let spec = LaunchSpec::new(ns.parse().unwrap(), &root, &args(&["/noop"]), Some("t"))
+                .unwrap()
+                .with_cgroup(container::Limits::default())
+                .with_init(true);
             let mut p = container::spawn(&spec, Stdio::default()).unwrap();
             assert_eq!(p.wait().unwrap(), 0, "--ns {ns}");
         }
@@ -607,7 +617,10 @@ fn rshared_host_helper() {
     for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
         for dir in [h.path().join("isobench"), h.path()] {
             if let Ok(d) = std::fs::read_dir(dir) {
-                assert!(!d.flatten().any(|e| e.file_name().to_string_lossy().starts_with(&prefix)), "a group of the killed launcher survived the sweep");
+                assert!(
+                    !d.flatten().any(|e| e.file_name().to_string_lossy().starts_with(&prefix)),
+                    "a group of the killed launcher survived the sweep"
+                );
             }
         }
     }
@@ -623,7 +636,10 @@ fn launch_loop_helper() {
     let rootfs = MinimalRootfs::build(&workloads()).unwrap();
     let root = rootfs.path().canonicalize().unwrap();
     loop {
-        let spec = LaunchSpec::new(NamespaceSet::all(), &root, &args(&["/noop"]), Some("loop")).unwrap().with_cgroup(container::Limits::default()).with_init(true);
+        let spec = LaunchSpec::new(NamespaceSet::all(), &root, &args(&["/noop"]), Some("loop"))
+            .unwrap()
+            .with_cgroup(container::Limits::default())
+            .with_init(true);
         let mut p = container::spawn(&spec, Stdio::default()).unwrap();
         p.wait().unwrap();
         println!("LAUNCHED");

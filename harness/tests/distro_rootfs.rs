@@ -72,8 +72,12 @@ fn mounted_under(root: &Path) -> Vec<String> {
 
 fn own_temp_dirs() -> Vec<PathBuf> {
     let prefix = format!("isobench-{}-", std::process::id());
-    let mut v: Vec<_> =
-        std::fs::read_dir(std::env::temp_dir()).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with(&prefix)).map(|e| e.path()).collect();
+    let mut v: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect();
     v.sort();
     v
 }
@@ -138,7 +142,8 @@ fn agent_in(kind: EnvKind, debian: &DistroRootfs) -> Option<()> {
     assert_eq!(meta["rootfs"], debian.path().to_str().unwrap(), "{kind}: {meta}");
     assert_eq!(meta["rootfs_read_only"], true);
     let mut inst = e.start().unwrap_or_else(|err| panic!("{kind}: start: {err}"));
-    let req: RunRequest = serde_json::from_value(serde_json::json!({ "metric": "syscall.getpid", "iterations": 200, "max_ms": 5_000, "warmup": 10 })).unwrap();
+    let req: RunRequest =
+        serde_json::from_value(serde_json::json!({ "metric": "syscall.getpid", "iterations": 200, "max_ms": 5_000, "warmup": 10 })).unwrap();
     let r = inst.agent().run(&req).unwrap_or_else(|err| panic!("{kind}: syscall.getpid: {err}"));
     assert_eq!(r.metric, "syscall.getpid");
     assert!(r.iterations > 0 && r.elapsed_ns > 0, "{kind}: measured nothing: {r:?}");

@@ -12,10 +12,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 
+use isobench_harness::container::NamespaceSet;
 use isobench_harness::env::oci::{self, CgroupUse, OciBundle, OciEnvironment};
 use isobench_harness::env::peer::{self, Tool, BWRAP, CRUN, RUNC, UNSHARE};
 use isobench_harness::env::{self, EnvError, EnvKind, Environment, Options};
-use isobench_harness::container::NamespaceSet;
 use isobench_workloads::protocol::RunRequest;
 
 /// Tests that count this process's temp dirs take it.
@@ -112,7 +112,8 @@ fn agent_round_trip(kind: EnvKind, want_pid: u32) -> Option<String> {
     }
     for metric in ["syscall.getpid", "net.tcp_rr"] {
         // Built from JSON so that optional fields keep their defaults.
-        let req: RunRequest = serde_json::from_value(serde_json::json!({ "metric": metric, "iterations": 200, "max_ms": 5_000, "warmup": 10 })).unwrap();
+        let req: RunRequest =
+            serde_json::from_value(serde_json::json!({ "metric": metric, "iterations": 200, "max_ms": 5_000, "warmup": 10 })).unwrap();
         let r = inst.agent().run(&req).unwrap_or_else(|err| panic!("{label}: {metric}: {err}"));
         assert_eq!(r.metric, metric);
         assert!(r.iterations > 0 && r.elapsed_ns > 0, "{label}: {metric} measured nothing: {r:?}");
@@ -357,10 +358,17 @@ fn kill_9_of_the_harness_leaves_nothing_the_sweep_misses() {
         isobench_harness::cleanup::sweep();
         oci::sweep_cgroups();
         let prefix = format!("isobench-{helper_pid}-");
-        let temp_left: Vec<_> = std::fs::read_dir(std::env::temp_dir()).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with(&prefix)).map(|e| e.path()).collect();
+        let temp_left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .map(|e| e.path())
+            .collect();
         assert!(temp_left.is_empty(), "{kind}: temp dirs left after the sweep: {temp_left:?}");
         let mut cg_left = Vec::new();
-        for parent in std::iter::once(std::path::PathBuf::from("/sys/fs/cgroup")).chain(std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten().map(|e| e.path())) {
+        for parent in std::iter::once(std::path::PathBuf::from("/sys/fs/cgroup"))
+            .chain(std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten().map(|e| e.path()))
+        {
             for e in std::fs::read_dir(&parent).into_iter().flatten().flatten() {
                 if e.file_name().to_string_lossy().starts_with(&prefix) {
                     cg_left.push(e.path());

@@ -108,7 +108,12 @@ fn qemus_of(owner: u32) -> Vec<u32> {
 
 fn temp_dirs_of(owner: u32) -> Vec<PathBuf> {
     let prefix = format!("isobench-{owner}-vm-");
-    std::fs::read_dir(std::env::temp_dir()).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with(&prefix)).map(|e| e.path()).collect()
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect()
 }
 
 fn assert_nothing_left(owner: u32) {
@@ -135,7 +140,12 @@ fn boots_under_tcg_answers_and_powers_off() {
 
     let t0 = Instant::now();
     let mut inst = start_or_show_console(&mut vm, logs.path(), 1);
-    eprintln!("TCG guest ready after {:?} (host-measured), guest uptime {:.2} s, phases {:?}", inst.ready_after(), inst.info().uptime_s, inst.phases());
+    eprintln!(
+        "TCG guest ready after {:?} (host-measured), guest uptime {:.2} s, phases {:?}",
+        inst.ready_after(),
+        inst.info().uptime_s,
+        inst.phases()
+    );
     assert!(inst.ready_after() <= t0.elapsed());
     assert_running_phases(inst.as_ref());
     // The TSC hints keep the guest on a fine-grained clock even on a loaded

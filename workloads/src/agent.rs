@@ -23,16 +23,12 @@ pub enum Exit {
 /// Where the agent runs, as seen from inside.
 pub fn info(timer_overhead_ns: f64) -> AgentInfo {
     let uname = nix::sys::utsname::uname().ok();
-    let uptime_s = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
-        .map(|t| t.tv_sec() as f64 + t.tv_nsec() as f64 * 1e-9)
-        .unwrap_or(0.0);
+    let uptime_s = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME).map(|t| t.tv_sec() as f64 + t.tv_nsec() as f64 * 1e-9).unwrap_or(0.0);
     AgentInfo {
         pid: std::process::id(),
         hostname: nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default(),
         kernel: uname.map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default(),
-        clocksource: std::fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")
-            .ok()
-            .map(|s| s.trim().to_string()),
+        clocksource: std::fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource").ok().map(|s| s.trim().to_string()),
         uptime_s,
         timer_overhead_ns,
         version: env!("CARGO_PKG_VERSION").to_string(),

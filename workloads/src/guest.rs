@@ -44,7 +44,9 @@ pub enum GuestError {
     ModuleList { path: PathBuf, source: std::io::Error },
     #[error("guest init: load module {}: {source}", path.display())]
     Module { path: PathBuf, source: ModuleError },
-    #[error("guest init: no virtio-serial port named {name} after {waited:?} (is virtio_console loaded and -device virtserialport,name={name} given?)")]
+    #[error(
+        "guest init: no virtio-serial port named {name} after {waited:?} (is virtio_console loaded and -device virtserialport,name={name} given?)"
+    )]
     PortNotFound { name: &'static str, waited: Duration },
     #[error("guest init: open {}: {source}", path.display())]
     OpenPort { path: PathBuf, source: std::io::Error },

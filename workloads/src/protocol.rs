@@ -104,7 +104,9 @@ pub enum Response {
     Info(AgentInfo),
     Result(RunResult),
     /// The request failed; the agent keeps serving.
-    Error { message: String },
+    Error {
+        message: String,
+    },
     /// Answer to `Shutdown`.
     Bye,
 }

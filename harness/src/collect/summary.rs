@@ -37,7 +37,8 @@ impl Summary {
         let h = &m.histogram;
         let q = |p: f64| m.display(h.value_at_quantile(p) as f64);
         let rate = m.unit().is_rate();
-        let (min, max) = if rate { (m.display(h.max() as f64), m.display(h.min() as f64)) } else { (m.display(h.min() as f64), m.display(h.max() as f64)) };
+        let (min, max) =
+            if rate { (m.display(h.max() as f64), m.display(h.min() as f64)) } else { (m.display(h.min() as f64), m.display(h.max() as f64)) };
         let (mean, stdev) = if rate {
             // Per-sample rates, weighted by how often each time was seen.
             let n = h.len().max(1) as f64;

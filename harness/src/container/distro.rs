@@ -170,10 +170,16 @@ impl DistroRootfs {
         let name = source.name();
         let path = cache.join(&name);
         let lock_path = cache.join(format!(".{name}.lock"));
-        let lock_file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io_err(format!("open {}", lock_path.display())))?;
+        let lock_file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(format!("open {}", lock_path.display())))?;
         // Held until the end of this function: one build, and agent refreshes
         // that do not race.
-        let _lock = Flock::lock(lock_file, FlockArg::LockExclusive).map_err(|(_, e)| DistroError::Io { context: format!("lock {}", lock_path.display()), source: e.into() })?;
+        let _lock = Flock::lock(lock_file, FlockArg::LockExclusive)
+            .map_err(|(_, e)| DistroError::Io { context: format!("lock {}", lock_path.display()), source: e.into() })?;
         if !path.join("etc").is_dir() {
             build(cache, &name, &source)?;
         }
@@ -209,7 +215,11 @@ fn build(cache: &Path, name: &str, source: &Source) -> Result<(), DistroError> {
     if !nix::unistd::geteuid().is_root() {
         return Err(DistroError::NotRoot);
     }
-    let debootstrap = ["/usr/sbin/debootstrap", "/usr/bin/debootstrap", "/sbin/debootstrap"].into_iter().map(PathBuf::from).find(|p| p.is_file()).ok_or(DistroError::NoDebootstrap)?;
+    let debootstrap = ["/usr/sbin/debootstrap", "/usr/bin/debootstrap", "/sbin/debootstrap"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .ok_or(DistroError::NoDebootstrap)?;
     let stale_prefix = format!(".tmp-{name}-");
     for entry in std::fs::read_dir(cache).map_err(io_err(format!("read {}", cache.display())))?.flatten() {
         if entry.file_name().to_string_lossy().starts_with(&stale_prefix) {
@@ -218,7 +228,13 @@ fn build(cache: &Path, name: &str, source: &Source) -> Result<(), DistroError> {
     }
     let tmp = cache.join(temp_name(name));
     let log = cache.join(format!("{name}.debootstrap.log"));
-    eprintln!("isobench: building the {name} rootfs once: debootstrap --variant=minbase {} {} {} (log: {})", source.suite, tmp.display(), source.mirror, log.display());
+    eprintln!(
+        "isobench: building the {name} rootfs once: debootstrap --variant=minbase {} {} {} (log: {})",
+        source.suite,
+        tmp.display(),
+        source.mirror,
+        log.display()
+    );
     let t0 = Instant::now();
     let log_file = std::fs::File::create(&log).map_err(io_err(format!("create {}", log.display())))?;
     // debootstrap dies with isobench (PR_SET_PDEATHSIG); a half-built dir is
@@ -263,7 +279,11 @@ fn sweep_in(cache: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(cache) else { return removed };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(".tmp-")).and_then(|n| n.rsplit_once('-')).and_then(|(_, pid)| pid.parse::<i32>().ok()) else { continue };
+        let Some(pid) =
+            name.to_str().and_then(|n| n.strip_prefix(".tmp-")).and_then(|n| n.rsplit_once('-')).and_then(|(_, pid)| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
         if pid > 0 && !super::rootfs::alive(pid) && entry.file_type().is_ok_and(|t| t.is_dir()) && remove_build_dir(&entry.path()).is_ok() {
             removed.push(entry.path());
         }
@@ -282,7 +302,8 @@ fn remove_build_dir(dir: &Path) -> Result<(), DistroError> {
         .collect();
     under.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
     for m in &under {
-        nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH).map_err(|e| DistroError::Io { context: format!("unmount {}", m.display()), source: e.into() })?;
+        nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH)
+            .map_err(|e| DistroError::Io { context: format!("unmount {}", m.display()), source: e.into() })?;
     }
     std::fs::remove_dir_all(dir).map_err(io_err(format!("remove {}", dir.display())))
 }

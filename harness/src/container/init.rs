@@ -170,7 +170,10 @@ impl LaunchSpec {
         if let Ok(term) = std::env::var("TERM") {
             env.push(format!("TERM={term}"));
         }
-        let env = env.into_iter().map(|s| CString::new(s).map_err(|e| ContainerError::Nul(OsString::from_vec(e.into_vec())))).collect::<Result<Vec<_>, _>>()?;
+        let env = env
+            .into_iter()
+            .map(|s| CString::new(s).map_err(|e| ContainerError::Nul(OsString::from_vec(e.into_vec()))))
+            .collect::<Result<Vec<_>, _>>()?;
         let hostname = match hostname {
             Some(h) if namespaces.contains(Namespace::Uts) => Some(CString::new(h).map_err(|_| ContainerError::Nul(h.into()))?),
             _ => None,
@@ -373,7 +376,8 @@ impl NsInfo {
 /// which case the error names the step and the child is already reaped and
 /// its cgroup removed).
 pub fn spawn(spec: &LaunchSpec, stdio: Stdio<'_>) -> Result<ContainerProcess, ContainerError> {
-    let pipe = |what: &str| nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| ContainerError::Io { context: format!("pipe for {what}"), source: e.into() });
+    let pipe =
+        |what: &str| nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| ContainerError::Io { context: format!("pipe for {what}"), source: e.into() });
     let (err_r, err_w) = pipe("setup errors")?;
     let (alive_r, alive_w) = pipe("parent liveness")?;
     let cgroup = spec.cgroup.as_ref().map(Cgroup::create).transpose()?;
@@ -408,7 +412,8 @@ pub fn spawn(spec: &LaunchSpec, stdio: Stdio<'_>) -> Result<ContainerProcess, Co
         if let Some(cgroup) = &process.cgroup {
             cgroup.add(pid)?;
         }
-        nix::unistd::write(&go_w, &[1]).map_err(|e| ContainerError::Io { context: "release the container after cgroup placement".into(), source: e.into() })?;
+        nix::unistd::write(&go_w, &[1])
+            .map_err(|e| ContainerError::Io { context: "release the container after cgroup placement".into(), source: e.into() })?;
     }
     // Our copy of the write end must go, or the read below never ends.
     drop(err_w);

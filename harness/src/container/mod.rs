@@ -32,9 +32,9 @@ pub mod ns;
 pub mod rootfs;
 pub mod syscall;
 
+pub use cgroup::{Cgroup, CgroupError, CgroupMode, Limits, Usage};
 pub use init::{spawn, ContainerProcess, LaunchSpec, NsInfo, Stdio};
 pub use ns::{Namespace, NamespaceSet, NsError};
-pub use cgroup::{Cgroup, CgroupError, CgroupMode, Limits, Usage};
 pub use rootfs::{MinimalRootfs, PreparedRootfs, RootfsChoice, RootfsError};
 
 use crate::workloads::Workloads;
@@ -118,7 +118,9 @@ fn decide_cgroup(explicit: Option<bool>, limits: &Limits) -> Result<bool, Cgroup
         };
     }
     match explicit {
-        Some(false) if !limits.is_empty() => Err(CgroupError::InvalidLimit { flag: "--cpus/--memory/--pids", value: "with no cgroup".into(), why: "limits need a cgroup" }),
+        Some(false) if !limits.is_empty() => {
+            Err(CgroupError::InvalidLimit { flag: "--cpus/--memory/--pids", value: "with no cgroup".into(), why: "limits need a cgroup" })
+        }
         Some(b) => Ok(b),
         None => Ok(!limits.is_empty() || cgroup::cgroup_mode() != CgroupMode::None),
     }
@@ -152,7 +154,15 @@ pub struct ExecOptions {
 impl ExecOptions {
     /// The defaults for `command`: default namespaces, minimal rootfs.
     pub fn new(command: Vec<OsString>) -> ExecOptions {
-        ExecOptions { namespaces: NamespaceSet::DEFAULT, rootfs: RootfsChoice::Minimal, command, hostname: None, limits: Limits::default(), cgroup: None, show_ns: false }
+        ExecOptions {
+            namespaces: NamespaceSet::DEFAULT,
+            rootfs: RootfsChoice::Minimal,
+            command,
+            hostname: None,
+            limits: Limits::default(),
+            cgroup: None,
+            show_ns: false,
+        }
     }
 }
 

@@ -226,11 +226,7 @@ mod tests {
         assert_eq!(set, NamespaceSet::DEFAULT);
         assert_eq!(
             NamespaceSet::DEFAULT.clone_flags(),
-            CloneFlags::CLONE_NEWPID
-                | CloneFlags::CLONE_NEWNS
-                | CloneFlags::CLONE_NEWUTS
-                | CloneFlags::CLONE_NEWIPC
-                | CloneFlags::CLONE_NEWNET
+            CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWNET
         );
         assert_eq!("mount,network,pid,uts,ipc".parse::<NamespaceSet>().unwrap(), NamespaceSet::DEFAULT);
     }

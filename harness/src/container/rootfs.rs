@@ -180,7 +180,9 @@ impl MinimalRootfs {
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).map_err(io_err(format!("chmod {}", p.display())))?;
         }
         // So that ps, ls -l and id print names instead of numbers.
-        for (file, text) in [("etc/passwd", "root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"), ("etc/group", "root:x:0:\nnogroup:x:65534:\n")] {
+        for (file, text) in
+            [("etc/passwd", "root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"), ("etc/group", "root:x:0:\nnogroup:x:65534:\n")]
+        {
             std::fs::write(root.join(file), text).map_err(io_err(format!("write {file} in the rootfs")))?;
         }
         for (src, name) in [(&workloads.agent, AGENT_NAME), (&workloads.noop, NOOP_NAME)] {
@@ -295,7 +297,12 @@ impl PreparedRootfs {
         match self {
             PreparedRootfs::Minimal { .. } => "minimal (isobench-agent, noop, busybox when installed)".into(),
             PreparedRootfs::Distro(d) => {
-                format!("{} (debootstrap --variant=minbase {} from {}, isobench-agent and noop added; shared, read-only)", d.name(), d.source().suite, d.source().mirror)
+                format!(
+                    "{} (debootstrap --variant=minbase {} from {}, isobench-agent and noop added; shared, read-only)",
+                    d.name(),
+                    d.source().suite,
+                    d.source().mirror
+                )
             }
             PreparedRootfs::Dir(_) => "a directory given with --rootfs".into(),
         }
@@ -337,19 +344,38 @@ pub const MOUNTPOINTS: [&str; 3] = ["proc", "dev", "sys"];
 
 /// Character devices made in the container's /dev: (name, major, minor), the
 /// set the OCI runtime spec requires.
-pub const DEVICES: [(&str, u32, u32); 6] =
-    [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
+pub const DEVICES: [(&str, u32, u32); 6] = [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
 
 /// One step of the mount plan. Paths after [`Step::Chdir`] into the rootfs
 /// are relative to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    Mount { source: Option<CString>, target: CString, fstype: Option<CString>, flags: MsFlags, data: Option<CString> },
-    Mkdir { path: CString, mode: u32 },
-    Mknod { path: CString, mode: u32, major: u32, minor: u32 },
+    Mount {
+        source: Option<CString>,
+        target: CString,
+        fstype: Option<CString>,
+        flags: MsFlags,
+        data: Option<CString>,
+    },
+    Mkdir {
+        path: CString,
+        mode: u32,
+    },
+    Mknod {
+        path: CString,
+        mode: u32,
+        major: u32,
+        minor: u32,
+    },
     /// An empty regular file (a mount point for a bind-mounted device).
-    Touch { path: CString, mode: u32 },
-    Symlink { target: CString, link: CString },
+    Touch {
+        path: CString,
+        mode: u32,
+    },
+    Symlink {
+        target: CString,
+        link: CString,
+    },
     Chdir(CString),
     Chroot(CString),
     /// `pivot_root(".", ".")`: the new root and the old one stacked on the same
@@ -435,11 +461,7 @@ pub fn mount_plan_with(rootfs: &Path, ns: NamespaceSet, read_only: bool) -> Resu
         // After the bind, so "." is the new mount and not the directory under it.
         Step::Chdir(root),
         // Mounted by the container's PID 1, so it shows the new pid namespace.
-        if user_ns && !ns.contains(Namespace::Pid) {
-            rbind("/proc", "proc")
-        } else {
-            mount("proc", "proc", Some("proc"), nosuid_nodev_noexec, None)
-        },
+        if user_ns && !ns.contains(Namespace::Pid) { rbind("/proc", "proc") } else { mount("proc", "proc", Some("proc"), nosuid_nodev_noexec, None) },
         // A small tmpfs /dev holding only the devices a container needs, not
         // the host's devtmpfs (no disks, no /dev/kmsg). Not nodev, obviously.
         mount("tmpfs", "dev", Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME, Some("mode=755,size=65536")),
@@ -611,7 +633,11 @@ mod tests {
         let tmp = lines.iter().position(|l| l.starts_with("mount tmpfs tmp tmpfs")).expect("a tmpfs on /tmp");
         assert!(tmp < lines.iter().position(|l| l == "pivot_root . .").unwrap());
         // Writable plans are as before: no remount, no /tmp mount.
-        let lines = { let sys = Recorder::default(); apply(&mount_plan_with(dir.path(), NamespaceSet::DEFAULT, false).unwrap(), &sys).unwrap(); sys.lines() };
+        let lines = {
+            let sys = Recorder::default();
+            apply(&mount_plan_with(dir.path(), NamespaceSet::DEFAULT, false).unwrap(), &sys).unwrap();
+            sys.lines()
+        };
         assert!(!lines.iter().any(|l| l.contains("MS_REMOUNT") || l.starts_with("mount tmpfs tmp")), "{lines:#?}");
         // And a chroot cannot be read-only.
         assert!(matches!(mount_plan_with(dir.path(), NamespaceSet::NONE, true), Err(RootfsError::ReadOnlyNeedsMountNs(_))));

@@ -43,12 +43,14 @@ impl Bwrap {
     /// [`prepare`] with the bwrap binary given.
     pub fn with_binary(binary: PathBuf, opts: &Options) -> Result<Bwrap, EnvError> {
         crate::container::require_root().map_err(|e| EnvError::Unavailable { env: ENV, reason: e.to_string() })?;
-        let rootfs = PreparedRootfs::prepare(&opts.container.rootfs, &opts.workloads, true).map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
+        let rootfs = PreparedRootfs::prepare(&opts.container.rootfs, &opts.workloads, true)
+            .map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
         let root = rootfs.path().to_path_buf();
-        let work = tempfile::Builder::new()
-            .prefix(&temp_prefix(ENV))
-            .tempdir()
-            .map_err(|e| EnvError::Io { env: ENV, context: "create a temp dir".into(), source: e })?;
+        let work = tempfile::Builder::new().prefix(&temp_prefix(ENV)).tempdir().map_err(|e| EnvError::Io {
+            env: ENV,
+            context: "create a temp dir".into(),
+            source: e,
+        })?;
         let namespaces = opts.container.namespaces.unwrap_or(NamespaceSet::DEFAULT);
         Ok(Bwrap { version: peer::version(&binary), binary, namespaces, rootfs, root, work })
     }

@@ -121,13 +121,7 @@ pub struct Options {
 impl Options {
     /// Defaults for everything but the workload binaries.
     pub fn new(workloads: Workloads) -> Options {
-        Options {
-            workloads,
-            accel: Default::default(),
-            log_dir: None,
-            vm: Default::default(),
-            container: Default::default(),
-        }
+        Options { workloads, accel: Default::default(), log_dir: None, vm: Default::default(), container: Default::default() }
     }
 }
 

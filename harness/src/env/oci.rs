@@ -99,10 +99,7 @@ pub fn config(rootfs: &Path, namespaces: NamespaceSet, args: &[String], hostname
     process.set_env(Some(vec![format!("PATH={CONTAINER_PATH}"), "HOME=/".to_string()]));
     process.set_cwd("/".into());
 
-    let namespaces = namespaces
-        .iter()
-        .map(|ns| LinuxNamespaceBuilder::default().typ(oci_namespace(ns)).build())
-        .collect::<Result<Vec<_>, _>>()?;
+    let namespaces = namespaces.iter().map(|ns| LinuxNamespaceBuilder::default().typ(oci_namespace(ns)).build()).collect::<Result<Vec<_>, _>>()?;
     // oci-spec's defaults are runc spec's: the masked and read-only /proc
     // and /sys paths stay; namespaces and cgroups are ours.
     let mut linux = oci_spec::runtime::Linux::default();
@@ -122,7 +119,8 @@ pub fn config(rootfs: &Path, namespaces: NamespaceSet, args: &[String], hostname
         }
     }
 
-    let mounts: Vec<Mount> = oci_spec::runtime::get_default_mounts().into_iter().filter(|m| MOUNTS.iter().any(|d| m.destination() == Path::new(d))).collect();
+    let mounts: Vec<Mount> =
+        oci_spec::runtime::get_default_mounts().into_iter().filter(|m| MOUNTS.iter().any(|d| m.destination() == Path::new(d))).collect();
 
     let mut spec = Spec::default();
     spec.set_root(Some(RootBuilder::default().path(rootfs).readonly(false).build()?));
@@ -269,8 +267,7 @@ impl OciRuntime {
 /// True on a host where crun refuses to run: v1 controllers and a cgroup2
 /// at /sys/fs/cgroup/unified with a controller enabled in it.
 pub fn hybrid_with_cgroup2_controllers() -> bool {
-    cgroup_mode() == CgroupMode::Hybrid
-        && std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers").is_ok_and(|c| !c.trim().is_empty())
+    cgroup_mode() == CgroupMode::Hybrid && std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers").is_ok_and(|c| !c.trim().is_empty())
 }
 
 /// Runs the command in a private mount namespace of its own where the
@@ -371,7 +368,8 @@ impl OciEnvironment {
         // Cgroups of runs killed with SIGKILL (building the bundle sweeps
         // their temp dirs, and with them the runtime's state).
         sweep_cgroups();
-        let bundle = OciBundle::build_with(&opts.workloads, env, &opts.container.rootfs).map_err(|e| EnvError::Start { env, reason: e.to_string() })?;
+        let bundle =
+            OciBundle::build_with(&opts.workloads, env, &opts.container.rootfs).map_err(|e| EnvError::Start { env, reason: e.to_string() })?;
         // Only crun refuses hybrid hosts; runc handles them.
         let hybrid_workaround = tool == CRUN_TOOL && hybrid_with_cgroup2_controllers();
         let runtime = OciRuntime { binary: binary.clone(), state_root: bundle.state_root(), hybrid_workaround };
@@ -497,7 +495,8 @@ mod tests {
 
     #[test]
     fn config_has_isobench_namespaces_mounts_and_the_agent() {
-        let spec = config(Path::new("/tmp/r"), NamespaceSet::DEFAULT, &agent_args(), "isobench-1", &CgroupUse::Path("/isobench-1-runc-0".into())).unwrap();
+        let spec =
+            config(Path::new("/tmp/r"), NamespaceSet::DEFAULT, &agent_args(), "isobench-1", &CgroupUse::Path("/isobench-1-runc-0".into())).unwrap();
         let v = serde_json::to_value(&spec).unwrap();
         assert_eq!(v["process"]["args"], serde_json::json!(["/isobench-agent"]));
         assert_eq!(v["process"]["terminal"], false);

@@ -48,10 +48,11 @@ impl Unshare {
     /// [`prepare`] with the unshare binary given.
     pub fn with_binary(binary: PathBuf, opts: &Options) -> Result<Unshare, EnvError> {
         crate::container::require_root().map_err(|e| EnvError::Unavailable { env: ENV, reason: e.to_string() })?;
-        let work = tempfile::Builder::new()
-            .prefix(&temp_prefix(ENV))
-            .tempdir()
-            .map_err(|e| EnvError::Io { env: ENV, context: "create a temp dir".into(), source: e })?;
+        let work = tempfile::Builder::new().prefix(&temp_prefix(ENV)).tempdir().map_err(|e| EnvError::Io {
+            env: ENV,
+            context: "create a temp dir".into(),
+            source: e,
+        })?;
         let ip = peer::Tool { name: "ip", package: "iproute2", env_var: "ISOBENCH_IP", by_setup: true }.locate().ok();
         Ok(Unshare { version: peer::version(&binary), binary, workloads: opts.workloads.clone(), ip, work })
     }

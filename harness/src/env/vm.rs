@@ -383,7 +383,10 @@ impl Instance for VmInstance {
             None => Err(EnvError::Io {
                 env: ENV,
                 context: format!("guest power-off (console log: {})", self.qemu.console().display()),
-                source: std::io::Error::new(std::io::ErrorKind::TimedOut, format!("QEMU still running {} s after bye; killed", POWER_OFF_TIMEOUT.as_secs())),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("QEMU still running {} s after bye; killed", POWER_OFF_TIMEOUT.as_secs()),
+                ),
             }),
         }
         // Drop kills QEMU if it is still there and removes its temp dir.

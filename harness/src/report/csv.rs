@@ -6,8 +6,7 @@ use crate::collect::Summary;
 use super::ReportError;
 
 /// Column order of summary.csv.
-pub const COLUMNS: [&str; 14] =
-    ["env", "env_label", "metric", "unit", "n", "min", "p50", "p90", "p99", "p99_9", "max", "mean", "stdev", "schema"];
+pub const COLUMNS: [&str; 14] = ["env", "env_label", "metric", "unit", "n", "min", "p50", "p90", "p99", "p99_9", "max", "mean", "stdev", "schema"];
 
 pub fn summary_csv(rows: &[Summary]) -> Result<Vec<u8>, ReportError> {
     let mut w = ::csv::Writer::from_writer(Vec::new());

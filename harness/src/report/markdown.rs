@@ -92,28 +92,59 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
         ("kernel", s(run, &["host", "kernel"])),
         ("cgroup mode", s(run, &["host", "cgroup_mode"])),
         ("governor", s(run, &["host", "governor"]).or(Some("not exposed".into()))),
-        ("SMT / boost", Some(format!("{} / {}", s(run, &["host", "smt"]).unwrap_or_else(|| "?".into()), s(run, &["host", "boost"]).unwrap_or_else(|| "?".into())))),
+        (
+            "SMT / boost",
+            Some(format!(
+                "{} / {}",
+                s(run, &["host", "smt"]).unwrap_or_else(|| "?".into()),
+                s(run, &["host", "boost"]).unwrap_or_else(|| "?".into())
+            )),
+        ),
         ("rcu_expedited", s(run, &["host", "rcu_expedited"])),
-        ("mitigations", run.pointer("/host/mitigations").and_then(Value::as_object).filter(|m| !m.is_empty()).map(|m| {
-            let affected: Vec<&str> = m.iter().filter(|(_, v)| v.as_str().is_some_and(|v| v != "Not affected")).map(|(k, _)| k.as_str()).collect();
-            if affected.is_empty() { "not affected by any listed vulnerability".to_string() } else { format!("active for {} (run.json has the details)", affected.join(", ")) }
-        })),
+        (
+            "mitigations",
+            run.pointer("/host/mitigations").and_then(Value::as_object).filter(|m| !m.is_empty()).map(|m| {
+                let affected: Vec<&str> =
+                    m.iter().filter(|(_, v)| v.as_str().is_some_and(|v| v != "Not affected")).map(|(k, _)| k.as_str()).collect();
+                if affected.is_empty() {
+                    "not affected by any listed vulnerability".to_string()
+                } else {
+                    format!("active for {} (run.json has the details)", affected.join(", "))
+                }
+            }),
+        ),
         ("clocksource", s(run, &["host", "clocksource"])),
         ("load average at start", s(run, &["host", "load_avg_1m"])),
         ("isobench revision", s(run, &["host", "isobench_revision"])),
         ("QEMU", s(run, &["host", "qemu_version"])),
-        ("vm accelerator", s(run, &["environments", "vm", "metadata", "accel"]).map(|a| {
-            format!("{a} — {}", s(run, &["environments", "vm", "metadata", "accel_reason"]).unwrap_or_default())
-        })),
+        (
+            "vm accelerator",
+            s(run, &["environments", "vm", "metadata", "accel"])
+                .map(|a| format!("{a} — {}", s(run, &["environments", "vm", "metadata", "accel_reason"]).unwrap_or_default())),
+        ),
         ("container rootfs", s(run, &["environments", "container", "metadata", "rootfs_image"])),
         ("driver", s(run, &["parameters", "driver"])),
-        ("criterion's report", s(run, &["parameters", "criterion_report"]).map(|p| format!("[{p}](file://{p}) (statistics of the same samples; baselines: `cargo bench -- --save-baseline NAME`)"))),
-        ("merged from", run.get("merged_from").and_then(Value::as_array).map(|a| {
-            a.iter()
-                .map(|r| format!("{} ({}, {})", s(r, &["name"]).unwrap_or_default(), s(r, &["host", "cpu_model"]).unwrap_or_default(), s(r, &["host", "kernel"]).unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join("; ")
-        })),
+        (
+            "criterion's report",
+            s(run, &["parameters", "criterion_report"])
+                .map(|p| format!("[{p}](file://{p}) (statistics of the same samples; baselines: `cargo bench -- --save-baseline NAME`)")),
+        ),
+        (
+            "merged from",
+            run.get("merged_from").and_then(Value::as_array).map(|a| {
+                a.iter()
+                    .map(|r| {
+                        format!(
+                            "{} ({}, {})",
+                            s(r, &["name"]).unwrap_or_default(),
+                            s(r, &["host", "cpu_model"]).unwrap_or_default(),
+                            s(r, &["host", "kernel"]).unwrap_or_default()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }),
+        ),
         ("parameters", run.get("parameters").map(|p| format!("`{p}`"))),
     ];
     for (k, v) in rows {
@@ -160,7 +191,9 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
     }
     if let Some(g) = s(run, &["host", "governor"]) {
         if g != "performance" {
-            notes.push(format!("the CPU frequency governor is {g:?}, not \"performance\": frequency changes add noise (cpupower frequency-set -g performance)"));
+            notes.push(format!(
+                "the CPU frequency governor is {g:?}, not \"performance\": frequency changes add noise (cpupower frequency-set -g performance)"
+            ));
         }
     }
     if let Some(load) = run.pointer("/host/load_avg_1m").and_then(Value::as_f64) {
@@ -271,7 +304,10 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
             );
         }
         if spec.unit.is_rate() {
-            let _ = writeln!(o, "\nFor a rate, p90 and p99 are the slow tail (the bandwidth 90 % and 99 % of samples exceeded) and max is the fastest sample.");
+            let _ = writeln!(
+                o,
+                "\nFor a rate, p90 and p99 are the slow tail (the bandwidth 90 % and 99 % of samples exceeded) and max is the fastest sample."
+            );
         }
         o.push('\n');
         for stem in [name.to_string(), format!("{name}.percentiles")] {
@@ -302,12 +338,20 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
         let used: Vec<_> = envs.iter().filter_map(|(n, e)| e.get("usage").filter(|u| u.is_object()).map(|u| (n, e, u))).collect();
         if !used.is_empty() {
             let _ = writeln!(o, "## Resources the measured instance used (its cgroup's accounting)\n");
-            let _ = writeln!(o, "| environment | CPU time (s) | peak memory (MiB) | OOM kills | forks refused (pids limit) |\n|---|---:|---:|---:|---:|");
+            let _ =
+                writeln!(o, "| environment | CPU time (s) | peak memory (MiB) | OOM kills | forks refused (pids limit) |\n|---|---:|---:|---:|---:|");
             for (n, e, u) in used {
                 let f = |k: &str, scale: f64| u.get(k).and_then(Value::as_f64).map_or("–".to_string(), |v| num(v / scale));
                 let count = |k: &str| u.get(k).and_then(Value::as_u64).map_or("–".to_string(), |v| v.to_string());
                 let label = s(e, &["label"]).unwrap_or_else(|| n.clone());
-                let _ = writeln!(o, "| {label} | {} | {} | {} | {} |", f("cpu_ns", 1e9), f("memory_peak_bytes", 1048576.0), count("oom_kills"), count("pids_limit_hits"));
+                let _ = writeln!(
+                    o,
+                    "| {label} | {} | {} | {} | {} |",
+                    f("cpu_ns", 1e9),
+                    f("memory_peak_bytes", 1048576.0),
+                    count("oom_kills"),
+                    count("pids_limit_hits")
+                );
             }
             o.push('\n');
         }

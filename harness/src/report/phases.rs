@@ -52,9 +52,8 @@ pub fn from_run(run: &Value) -> Vec<Phases> {
             continue;
         };
         let f = |b: &Value, k: &str| b.get(k).and_then(Value::as_f64);
-        let diffs = |a: &str, b: &str| -> Vec<f64> {
-            boots.iter().filter_map(|x| Some(f(x, b)? - f(x, a).unwrap_or(0.0))).filter(|d| *d >= 0.0).collect()
-        };
+        let diffs =
+            |a: &str, b: &str| -> Vec<f64> { boots.iter().filter_map(|x| Some(f(x, b)? - f(x, a).unwrap_or(0.0))).filter(|d| *d >= 0.0).collect() };
         let console: Vec<f64> = boots.iter().filter_map(|b| f(b, "first_console_output_ms")).collect();
         let mut segments = Vec::new();
         if let Some(m) = median(console) {

@@ -194,10 +194,7 @@ fn curve(m: &Measurement) -> Curve {
     // No point beyond what the sample count can resolve.
     let top = n.log10().min(MAX_NINES);
     let steps = 200;
-    let points = (0..=steps)
-        .map(|i| top * i as f64 / steps as f64)
-        .map(|x| (x, Summary::quantile(m, 1.0 - 10f64.powf(-x))))
-        .collect();
+    let points = (0..=steps).map(|i| top * i as f64 / steps as f64).map(|x| (x, Summary::quantile(m, 1.0 - 10f64.powf(-x)))).collect();
     Curve { env: m.env.clone(), label: m.env_label.clone(), points }
 }
 
@@ -219,7 +216,11 @@ fn draw_percentiles<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &st
         .x_labels(5)
         .x_label_formatter(&|x| {
             let p = 100.0 * (1.0 - 10f64.powf(-x));
-            if p < 99.0 { format!("p{p:.0}") } else { format!("p{}", format!("{p:.4}").trim_end_matches('0').trim_end_matches('.')) }
+            if p < 99.0 {
+                format!("p{p:.0}")
+            } else {
+                format!("p{}", format!("{p:.4}").trim_end_matches('0').trim_end_matches('.'))
+            }
         })
         .x_desc("percentile (log scale of nines)")
         .y_desc(format!("{unit} per operation (log scale)"))
@@ -380,8 +381,7 @@ fn draw_overhead<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, groups: &[Gro
         .map_err(e)?;
     for (j, (env, label)) in envs.iter().enumerate() {
         let color = env_color(env);
-        let bars: Vec<_> =
-            groups.iter().enumerate().filter_map(|(gi, g)| g.ratios.iter().find(|r| &r.0 == env).map(|r| (row(gi, j), r.2))).collect();
+        let bars: Vec<_> = groups.iter().enumerate().filter_map(|(gi, g)| g.ratios.iter().find(|r| &r.0 == env).map(|r| (row(gi, j), r.2))).collect();
         chart
             .draw_series(bars.into_iter().map(move |(slot, r)| {
                 let mut rect = Rectangle::new([(1.0, SegmentValue::Exact(slot)), (r, SegmentValue::Exact(slot + 1))], color.mix(0.85).filled());
@@ -506,7 +506,10 @@ mod tests {
     }
 
     fn texts(svg: &str) -> Vec<String> {
-        svg.split("<text").skip(1).filter_map(|t| t.split_once('>').and_then(|(_, r)| r.split_once("</text>")).map(|(x, _)| x.trim().to_string())).collect()
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|t| t.split_once('>').and_then(|(_, r)| r.split_once("</text>")).map(|(x, _)| x.trim().to_string()))
+            .collect()
     }
 
     #[test]
@@ -521,14 +524,9 @@ mod tests {
         ];
         let plots = render_all(d.path(), &ms, &[]).unwrap();
         let names: Vec<String> = plots.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
-        for want in [
-            "syscall.getpid.svg",
-            "syscall.getpid.png",
-            "syscall.getpid.percentiles.svg",
-            "net.tcp_stream.svg",
-            "overhead.svg",
-            "overhead.png",
-        ] {
+        for want in
+            ["syscall.getpid.svg", "syscall.getpid.png", "syscall.getpid.percentiles.svg", "net.tcp_stream.svg", "overhead.svg", "overhead.png"]
+        {
             assert!(names.iter().any(|n| n == want), "{want} not drawn: {names:?}");
         }
         assert!(!names.iter().any(|n| n == "net.tcp_stream.percentiles.svg"), "no percentile curve for a rate");

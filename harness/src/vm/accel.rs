@@ -110,7 +110,8 @@ impl ProbeKey {
     /// Host `uname -r` and version string, the guest kernel's version and hash.
     pub fn new(image: &GuestImage, qemu_version: &str) -> ProbeKey {
         let uts = nix::sys::utsname::uname().ok();
-        let host_kernel = uts.map(|u| format!("{} {}", u.release().to_string_lossy(), u.version().to_string_lossy())).unwrap_or_else(|| "unknown".into());
+        let host_kernel =
+            uts.map(|u| format!("{} {}", u.release().to_string_lossy(), u.version().to_string_lossy())).unwrap_or_else(|| "unknown".into());
         // The probe boots the preferred kernel file: a verdict for the bzImage
         // says nothing about the PVH vmlinux, so the key names which one.
         let (sha, boot) = match (&image.vmlinux_sha256, image.preferred_boot()) {
@@ -141,7 +142,12 @@ pub fn kvm_device() -> Result<(), String> {
     if !dev.exists() {
         return Err("no /dev/kvm".into());
     }
-    std::fs::OpenOptions::new().read(true).write(true).open(dev).map(drop).map_err(|e| format!("/dev/kvm not accessible ({e}); add the user to group kvm or run as root"))
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dev)
+        .map(drop)
+        .map_err(|e| format!("/dev/kvm not accessible ({e}); add the user to group kvm or run as root"))
 }
 
 /// Decides the accelerator for `choice`. `auto` may boot the image under KVM
@@ -190,9 +196,14 @@ pub fn decide_with(
         return Ok(Verdict { source: Source::Cached, ..v.clone() });
     }
     let (verdict, cacheable) = match probe() {
-        Ok(took) => {
-            (Verdict { accel: Accel::Kvm, reason: format!("a KVM probe boot reached the agent in {:.2} s", took.as_secs_f64()), source: Source::Probed }, true)
-        }
+        Ok(took) => (
+            Verdict {
+                accel: Accel::Kvm,
+                reason: format!("a KVM probe boot reached the agent in {:.2} s", took.as_secs_f64()),
+                source: Source::Probed,
+            },
+            true,
+        ),
         Err(f) => (Verdict { accel: Accel::Tcg, reason: f.reason, source: Source::Probed }, f.cacheable),
     };
     if cacheable {
@@ -228,7 +239,8 @@ pub fn probe_log() -> PathBuf {
 pub fn probe_kvm(image: &GuestImage, qemu_bin: &Path) -> Result<Duration, ProbeFailure> {
     // The way the vm boots by default: PVH when the image has a vmlinux.
     let kernel = image.kernel_for(image.preferred_boot()).unwrap_or(&image.kernel).to_path_buf();
-    let spec = QemuSpec { kernel, initrd: image.initrd.clone(), accel: Accel::Kvm, machine: Machine::default(), memory_mib: 256, cpus: 1, tsc_khz: None };
+    let spec =
+        QemuSpec { kernel, initrd: image.initrd.clone(), accel: Accel::Kvm, machine: Machine::default(), memory_mib: 256, cpus: 1, tsc_khz: None };
     let log = probe_log();
     if let Some(dir) = log.parent() {
         let _ = std::fs::create_dir_all(dir);
@@ -294,7 +306,8 @@ mod tests {
 
     #[test]
     fn require_kvm_turns_a_tcg_verdict_into_its_reason() {
-        let tcg = Verdict { accel: Accel::Tcg, reason: "KVM probe boot did not reach the agent within 10 s (kvm-pvm)".into(), source: Source::Cached };
+        let tcg =
+            Verdict { accel: Accel::Tcg, reason: "KVM probe boot did not reach the agent within 10 s (kvm-pvm)".into(), source: Source::Cached };
         let e = require_kvm(AccelChoice::Auto, Ok(tcg)).unwrap_err();
         assert_eq!(
             e.to_string(),

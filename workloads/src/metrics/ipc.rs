@@ -226,10 +226,9 @@ mod tests {
 
     #[test]
     fn bandwidth_metrics_move_the_bytes_they_claim() {
-        for (name, f) in [
-            ("ipc.pipe_bw", pipe_bw as fn(&'static MetricSpec, &RunRequest) -> Result<RunResult, MetricError>),
-            ("ipc.unix_bw", unix_bw),
-        ] {
+        for (name, f) in
+            [("ipc.pipe_bw", pipe_bw as fn(&'static MetricSpec, &RunRequest) -> Result<RunResult, MetricError>), ("ipc.unix_bw", unix_bw)]
+        {
             let spec = catalog::lookup(name).unwrap();
             let r = f(spec, &RunRequest { metric: spec.name.into(), iterations: 320, max_ms: 10_000, warmup: 16, bytes: None }).unwrap();
             assert_eq!(r.iterations, 320, "{name}");

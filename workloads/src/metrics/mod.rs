@@ -86,10 +86,13 @@ impl Drop for CpuPin {
 
 /// Runs the metric named in `req`, pinned to one CPU (see [`CpuPin`]).
 pub fn run(req: &RunRequest, ctx: &Context) -> Result<RunResult, MetricError> {
-    let spec = catalog::lookup(&req.metric)
-        .ok_or_else(|| MetricError::Unknown(req.metric.clone(), catalog::names().collect::<Vec<_>>().join(", ")))?;
+    let spec =
+        catalog::lookup(&req.metric).ok_or_else(|| MetricError::Unknown(req.metric.clone(), catalog::names().collect::<Vec<_>>().join(", ")))?;
     if spec.host_timed {
-        return Err(MetricError::Failed { metric: spec.name, message: "is timed by the harness from outside the environment, not by the agent".into() });
+        return Err(MetricError::Failed {
+            metric: spec.name,
+            message: "is timed by the harness from outside the environment, not by the agent".into(),
+        });
     }
     let _pin = CpuPin::to_current_cpu();
     match spec.name {

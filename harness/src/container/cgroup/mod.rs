@@ -429,7 +429,11 @@ pub(crate) fn remove_parent_if_empty(parent: &Path) {
 
 /// Creates `parent/name`, creating `parent` first; retries when a concurrent
 /// run removed the parent in between.
-pub(crate) fn make_group_dir(parent: &Path, name: &str, mut prepare_parent: impl FnMut(&Path) -> Result<(), CgroupError>) -> Result<PathBuf, CgroupError> {
+pub(crate) fn make_group_dir(
+    parent: &Path,
+    name: &str,
+    mut prepare_parent: impl FnMut(&Path) -> Result<(), CgroupError>,
+) -> Result<PathBuf, CgroupError> {
     let dir = parent.join(name);
     for _ in 0..100 {
         match std::fs::create_dir(parent) {

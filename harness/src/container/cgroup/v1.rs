@@ -15,7 +15,10 @@ use std::path::{Path, PathBuf};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use super::{io_err, is_cgroup1, make_group_dir, read_procs, read_u64, remove_parent_if_empty, remove_tree, write_file, CgroupError, CgroupMode, Limits, Usage, PARENT, Backoff};
+use super::{
+    io_err, is_cgroup1, make_group_dir, read_procs, read_u64, remove_parent_if_empty, remove_tree, write_file, Backoff, CgroupError, CgroupMode,
+    Limits, Usage, PARENT,
+};
 
 /// The controllers isobench uses: limits (cpu, memory, pids), CPU accounting
 /// (cpuacct) and killing (freezer).
@@ -54,7 +57,9 @@ pub struct Group {
 
 impl Group {
     pub fn create(root: &Path, mode: CgroupMode, name: &str, limits: &Limits) -> Result<Group, CgroupError> {
-        for (wanted, controller, flag) in [(limits.cpus.is_some(), "cpu", "cpus"), (limits.memory.is_some(), "memory", "memory"), (limits.pids.is_some(), "pids", "pids")] {
+        for (wanted, controller, flag) in
+            [(limits.cpus.is_some(), "cpu", "cpus"), (limits.memory.is_some(), "memory", "memory"), (limits.pids.is_some(), "pids", "pids")]
+        {
             if wanted && hierarchy(root, controller).is_none() {
                 return Err(CgroupError::ControllerMissing { controller, flag, mode, root: root.join(controller) });
             }

@@ -14,7 +14,10 @@ use std::path::{Path, PathBuf};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use super::{io_err, make_group_dir, read_keyed, read_procs, read_u64, remove_parent_if_empty, remove_tree, write_file, CgroupError, CgroupMode, Limits, Usage, PARENT, Backoff};
+use super::{
+    io_err, make_group_dir, read_keyed, read_procs, read_u64, remove_parent_if_empty, remove_tree, write_file, Backoff, CgroupError, CgroupMode,
+    Limits, Usage, PARENT,
+};
 
 /// The controllers isobench hands down to container groups.
 pub const CONTROLLERS: [&str; 3] = ["cpu", "memory", "pids"];
@@ -35,7 +38,9 @@ impl Group {
     /// whose controller the hierarchy does not have.
     pub fn create(root: &Path, name: &str, limits: &Limits) -> Result<Group, CgroupError> {
         let have = available(root);
-        for (wanted, controller, flag) in [(limits.cpus.is_some(), "cpu", "cpus"), (limits.memory.is_some(), "memory", "memory"), (limits.pids.is_some(), "pids", "pids")] {
+        for (wanted, controller, flag) in
+            [(limits.cpus.is_some(), "cpu", "cpus"), (limits.memory.is_some(), "memory", "memory"), (limits.pids.is_some(), "pids", "pids")]
+        {
             if wanted && !have.iter().any(|c| c == controller) {
                 return Err(CgroupError::ControllerMissing { controller, flag, mode: CgroupMode::V2, root: root.to_path_buf() });
             }
@@ -161,7 +166,10 @@ fn wait_empty(dir: &Path) -> Result<(), CgroupError> {
             return Ok(());
         }
         if !backoff.pause() {
-            return Err(io_err(format!("kill the processes of cgroup {}", dir.display()))(std::io::Error::other(format!("still running: {:?}", members_of(dir)))));
+            return Err(io_err(format!("kill the processes of cgroup {}", dir.display()))(std::io::Error::other(format!(
+                "still running: {:?}",
+                members_of(dir)
+            ))));
         }
     }
 }
