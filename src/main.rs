@@ -34,8 +34,10 @@ const EXIT_INTERRUPTED: u8 = 130;
 #[command(long_about = "Measure what isolation costs: the same static workloads natively, in isobench's own \
 namespace container and in a QEMU/KVM guest, with spawn, syscall, IPC and network metrics, and an \
 overhead report (ratio to native) with plots.\n\nEnvironments:\n  native     the agent as a plain child process (the baseline)\n  \
-container  isobench's launcher: new pid/mnt/uts/ipc/net namespaces, pivot_root into a minimal rootfs\n  \
-vm         a QEMU guest, KVM when a probe boot works, else TCG (emulation; labelled so everywhere)\n\n\
+container  isobench's launcher: new namespaces, pivot_root into a rootfs, a cgroup\n  \
+vm         a QEMU guest, KVM when a probe boot works, else TCG (emulation;\n             labelled so everywhere)\n  \
+runc, crun, bwrap, unshare\n             peer runtimes around the same agent (--env peers)\n\n\
+Metric families: spawn, syscall, ipc, net, control (see `isobench list`).\n\
 `cargo bench` runs the same measurements through criterion.")]
 struct Cli {
     #[command(subcommand)]
@@ -464,33 +466,19 @@ fn list() {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let workloads = workloads::locate().ok();
-    let _ = writeln!(out, "Environments:");
-    for k in EnvKind::ALL {
-        let _ = writeln!(
-            out,
-            "  {:<10} {}
-  {:<10} → {}",
-            k.as_str(),
-            k.describe(),
-            "",
-            availability(k, &workloads)
-        );
-    }
-    let _ = writeln!(out, "Peer runtimes (--env peers, or by name; skipped with one line when not installed):");
-    for k in EnvKind::PEERS {
-        let _ = writeln!(
-            out,
-            "  {:<10} {}
-  {:<10} → {}",
-            k.as_str(),
-            k.describe(),
-            "",
-            availability(k, &workloads)
-        );
+    let sections: [(&str, &[EnvKind]); 2] = [
+        ("Environments:", &EnvKind::ALL),
+        ("Peer runtimes (--env peers, or by name; skipped with one line when not installed):", &EnvKind::PEERS),
+    ];
+    for (title, kinds) in sections {
+        let _ = writeln!(out, "{title}");
+        for &k in kinds {
+            let _ = writeln!(out, "  {:<10} {}\n  {:<10} → {}", k.as_str(), k.describe(), "", availability(k, &workloads));
+        }
     }
     let _ = writeln!(out, "\nMetrics (histograms in ns per operation; shown in the unit below):");
     for m in catalog::CATALOG {
-        let _ = writeln!(out, "  {:<18} {:<3} {}\n  {:<18}     method: {}", m.name, m.unit.label(), m.operation, "", m.reference);
+        let _ = writeln!(out, "  {:<22} {:<6} {}\n  {:<22} {:<6} method: {}", m.name, m.unit.label(), m.operation, "", "", m.reference);
     }
 }
 
