@@ -6,6 +6,9 @@
 //! The tests take one lock: they count this process's temp dirs and look at
 //! the host's mount table, which concurrent containers would disturb.
 
+mod common;
+use common::own_temp_dirs;
+
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsFd;
@@ -38,19 +41,6 @@ fn workloads() -> isobench_harness::workloads::Workloads {
 
 fn args(v: &[&str]) -> Vec<OsString> {
     v.iter().map(OsString::from).collect()
-}
-
-/// This process's temp dirs (`isobench-<pid>-*`).
-fn own_temp_dirs() -> Vec<PathBuf> {
-    let prefix = format!("isobench-{}-", std::process::id());
-    let mut v: Vec<_> = std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .map(|e| e.path())
-        .collect();
-    v.sort();
-    v
 }
 
 /// A container running `cmd` with its stdin and stdout as pipes to the test.

@@ -4,6 +4,9 @@
 //! others wait on its lock), runs commands and the agent in isobench's
 //! container and in the peers, and is never written by them.
 
+mod common;
+use common::own_temp_dirs;
+
 use std::ffi::OsString;
 use std::io::Read;
 use std::os::fd::AsFd;
@@ -68,18 +71,6 @@ fn listing(root: &Path) -> Vec<PathBuf> {
 fn mounted_under(root: &Path) -> Vec<String> {
     let root = root.to_str().unwrap();
     std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().filter(|l| l.contains(root)).map(String::from).collect()
-}
-
-fn own_temp_dirs() -> Vec<PathBuf> {
-    let prefix = format!("isobench-{}-", std::process::id());
-    let mut v: Vec<_> = std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .map(|e| e.path())
-        .collect();
-    v.sort();
-    v
 }
 
 #[test]

@@ -8,6 +8,9 @@
 //! outlives an instance. A test prints why it is skipped (not root, tool not
 //! installed: scripts/setup installs them).
 
+mod common;
+use common::own_temp_dirs;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
@@ -42,18 +45,6 @@ fn installed(test: &str, tool: Tool) -> Option<std::path::PathBuf> {
             None
         }
     }
-}
-
-fn own_temp_dirs() -> Vec<std::path::PathBuf> {
-    let prefix = format!("isobench-{}-", std::process::id());
-    let mut v: Vec<_> = std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .map(|e| e.path())
-        .collect();
-    v.sort();
-    v
 }
 
 /// cgroups named after this process, at the root of any hierarchy.

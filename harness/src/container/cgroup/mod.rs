@@ -475,6 +475,19 @@ pub(crate) fn read_procs(dir: &Path) -> Vec<i32> {
     std::fs::read_to_string(dir.join("cgroup.procs")).map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect()).unwrap_or_default()
 }
 
+/// Members of a group and the groups below it.
+pub(crate) fn members_of(dir: &Path) -> Vec<i32> {
+    let mut pids = read_procs(dir);
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                pids.extend(members_of(&e.path()));
+            }
+        }
+    }
+    pids
+}
+
 /// Removes the groups of isobench processes that no longer exist, killing
 /// anything still in them; the groups of live runs are left alone. Returns
 /// the directories removed. Called at every start ([`crate::container::cleanup`]).

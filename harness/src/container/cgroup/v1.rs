@@ -16,7 +16,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use super::{
-    io_err, is_cgroup1, make_group_dir, read_procs, read_u64, remove_parent_if_empty, remove_tree, write_file, Backoff, CgroupError, CgroupMode,
+    io_err, is_cgroup1, make_group_dir, members_of, read_u64, remove_parent_if_empty, remove_tree, write_file, Backoff, CgroupError, CgroupMode,
     Limits, Usage, PARENT,
 };
 
@@ -183,19 +183,6 @@ impl Group {
         }
         first_err.map_or(Ok(()), Err)
     }
-}
-
-/// Members of a group and the groups below it.
-fn members_of(dir: &Path) -> Vec<i32> {
-    let mut pids = read_procs(dir);
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                pids.extend(members_of(&e.path()));
-            }
-        }
-    }
-    pids
 }
 
 fn kill_dirs(dirs: &[PathBuf]) {

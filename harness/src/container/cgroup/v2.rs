@@ -15,7 +15,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use super::{
-    io_err, make_group_dir, read_keyed, read_procs, read_u64, remove_parent_if_empty, remove_tree, write_file, Backoff, CgroupError, CgroupMode,
+    io_err, make_group_dir, members_of, read_keyed, read_u64, remove_parent_if_empty, remove_tree, write_file, Backoff, CgroupError, CgroupMode,
     Limits, Usage, PARENT,
 };
 
@@ -122,19 +122,6 @@ impl Group {
         }
         Ok(())
     }
-}
-
-/// Members of a group and the groups below it.
-fn members_of(dir: &Path) -> Vec<i32> {
-    let mut pids = read_procs(dir);
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                pids.extend(members_of(&e.path()));
-            }
-        }
-    }
-    pids
 }
 
 /// SIGKILL to every member of the group at `dir` and below: cgroup.kill when
