@@ -466,10 +466,8 @@ fn list() {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let workloads = workloads::locate().ok();
-    let sections: [(&str, &[EnvKind]); 2] = [
-        ("Environments:", &EnvKind::ALL),
-        ("Peer runtimes (--env peers, or by name; skipped with one line when not installed):", &EnvKind::PEERS),
-    ];
+    let sections: [(&str, &[EnvKind]); 2] =
+        [("Environments:", &EnvKind::ALL), ("Peer runtimes (--env peers, or by name; skipped with one line when not installed):", &EnvKind::PEERS)];
     for (title, kinds) in sections {
         let _ = writeln!(out, "{title}");
         for &k in kinds {
