@@ -92,6 +92,8 @@ fn isobench_mean(agent: &mut AgentClient, metric: &str, quick: bool) -> Result<f
         max_ms: 20_000,
         warmup: (iterations / 20).min(1_000),
         bytes: crate::runner::working_set(spec),
+        target: None,
+        cpu: None,
     };
     let r = agent.run(&req)?;
     Ok(spec.unit.from_ns_per_op(r.elapsed_ns as f64 / r.iterations.max(1) as f64, r.bytes_per_op))

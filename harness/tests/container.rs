@@ -378,7 +378,15 @@ fn container_env_runs_the_agent_as_pid_1() {
         assert!(metrics.iter().any(|x| x == m), "agent lacks {m}: {metrics:?}");
     }
     for metric in metrics {
-        let req = isobench_workloads::protocol::RunRequest { metric: metric.clone(), iterations: 20, max_ms: 2000, warmup: 2, bytes: None };
+        let req = isobench_workloads::protocol::RunRequest {
+            metric: metric.clone(),
+            iterations: 20,
+            max_ms: 2000,
+            warmup: 2,
+            bytes: None,
+            target: None,
+            cpu: None,
+        };
         let res = inst.agent().run(&req).unwrap_or_else(|e| panic!("{metric} in the container: {e}"));
         assert!(res.iterations > 0 && res.elapsed_ns > 0, "{metric}: {res:?}");
     }
@@ -438,7 +446,15 @@ fn rootless_helper() {
     let meta = env::Environment::metadata(&c);
     println!("rootless={} cgroup={} namespaces={}", meta["rootless"], meta["cgroup"], meta["namespaces"]);
     let mut inst = c.start_instance().unwrap();
-    let req = isobench_workloads::protocol::RunRequest { metric: "syscall.getpid".into(), iterations: 100, max_ms: 2000, warmup: 2, bytes: None };
+    let req = isobench_workloads::protocol::RunRequest {
+        metric: "syscall.getpid".into(),
+        iterations: 100,
+        max_ms: 2000,
+        warmup: 2,
+        bytes: None,
+        target: None,
+        cpu: None,
+    };
     let res = env::Instance::agent(&mut inst).run(&req).unwrap();
     println!("agent pid={} iterations={}", env::Instance::info(&inst).pid, res.iterations);
     env::Instance::shutdown(Box::new(inst)).unwrap();
@@ -676,7 +692,15 @@ fn container_env_records_its_cgroup_and_runs_in_all_seven_namespaces() {
     // The cgroup namespace was made after placement: inside, the group is "/".
     let own = std::fs::read_to_string(format!("/proc/{host_pid}/cgroup")).unwrap();
     assert!(own.contains("/isobench/isobench-"), "seen from the host it is in its group: {own}");
-    let req = isobench_workloads::protocol::RunRequest { metric: "spawn.fork_exec".into(), iterations: 20, max_ms: 2000, warmup: 2, bytes: None };
+    let req = isobench_workloads::protocol::RunRequest {
+        metric: "spawn.fork_exec".into(),
+        iterations: 20,
+        max_ms: 2000,
+        warmup: 2,
+        bytes: None,
+        target: None,
+        cpu: None,
+    };
     let res = env::Instance::agent(&mut inst).run(&req).unwrap();
     assert!(res.iterations > 0);
     let usage = inst.cgroup_usage().unwrap();

@@ -21,7 +21,15 @@ fn every_metric_returns_positive_latencies_natively() {
     });
     assert!(inst.ready_after().as_nanos() > 0);
     for spec in CATALOG.iter().filter(|m| !m.host_timed) {
-        let req = RunRequest { metric: spec.name.into(), iterations: spec.quick_iterations, max_ms: 20_000, warmup: 5, bytes: Some(4 << 20) };
+        let req = RunRequest {
+            metric: spec.name.into(),
+            iterations: spec.quick_iterations,
+            max_ms: 20_000,
+            warmup: 5,
+            bytes: Some(4 << 20),
+            target: None,
+            cpu: None,
+        };
         let r = inst.agent().run(&req).unwrap_or_else(|e| panic!("{}: {e}", spec.name));
         assert_eq!(r.metric, spec.name);
         assert!(r.iterations >= spec.quick_iterations, "{}: {} iterations", spec.name, r.iterations);
@@ -42,7 +50,10 @@ fn every_metric_returns_positive_latencies_natively() {
         let hist_mean_ns = m.histogram.mean();
         assert!(hist_mean_ns / loop_mean_ns < 2.0 && loop_mean_ns / hist_mean_ns < 2.0, "{}: {hist_mean_ns} vs {loop_mean_ns}", spec.name);
     }
-    let err = inst.agent().run(&RunRequest { metric: "syscall.nope".into(), iterations: 1, max_ms: 1, warmup: 0, bytes: None }).unwrap_err();
+    let err = inst
+        .agent()
+        .run(&RunRequest { metric: "syscall.nope".into(), iterations: 1, max_ms: 1, warmup: 0, bytes: None, target: None, cpu: None })
+        .unwrap_err();
     assert!(err.to_string().contains("unknown metric"), "{err}");
     inst.shutdown().expect("agent exits 0 on shutdown");
 
@@ -54,7 +65,10 @@ fn every_metric_returns_positive_latencies_natively() {
     assert!(m.summary().p50 > 0.0, "{:?}", m.summary());
     // the agent refuses to time it itself
     let mut inst = native.start().unwrap();
-    let err = inst.agent().run(&RunRequest { metric: "env.start".into(), iterations: 1, max_ms: 1, warmup: 0, bytes: None }).unwrap_err();
+    let err = inst
+        .agent()
+        .run(&RunRequest { metric: "env.start".into(), iterations: 1, max_ms: 1, warmup: 0, bytes: None, target: None, cpu: None })
+        .unwrap_err();
     assert!(err.to_string().contains("timed by the harness"), "{err}");
     inst.shutdown().unwrap();
 }

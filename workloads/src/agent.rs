@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use crate::catalog;
 use crate::metrics::{self, Context};
-use crate::protocol::{to_line, AgentInfo, Request, Response};
+use crate::protocol::{to_line, AgentInfo, Request, Response, ServeRequest};
 
 /// Why [`serve`] returned.
 #[derive(Debug, PartialEq, Eq)]
@@ -59,12 +59,21 @@ fn reap_orphans() {
     }
 }
 
+/// Starts the server end of a `*.boundary` metric (see `metrics::net`).
+fn start_server(req: &ServeRequest) -> Result<metrics::net::Server, String> {
+    let spec = catalog::lookup(&req.metric).ok_or_else(|| format!("unknown metric {:?}", req.metric))?;
+    let bind = req.bind.parse().map_err(|e| format!("{}: bad bind address {:?}: {e}", req.metric, req.bind))?;
+    metrics::net::serve(spec, bind, req.cpu).map_err(|e| e.to_string())
+}
+
 /// Sends `Ready`, then serves requests until `Shutdown` or end of file.
 pub fn serve(input: impl BufRead, mut output: impl Write) -> std::io::Result<Exit> {
     let overhead = metrics::timer_overhead_ns();
     let noop = noop_path();
     let ctx = Context { noop: CString::new(noop.into_os_string().into_encoded_bytes()).unwrap_or_default() };
     let is_init = std::process::id() == 1;
+    // The server thread of a cross-boundary metric, between Serve and Join.
+    let mut server: Option<metrics::net::Server> = None;
     output.write_all(to_line(&Response::Ready(info(overhead))).as_bytes())?;
     output.flush()?;
     for line in input.lines() {
@@ -80,9 +89,26 @@ pub fn serve(input: impl BufRead, mut output: impl Write) -> std::io::Result<Exi
                 output.flush()?;
                 return Ok(Exit::Shutdown);
             }
+            Ok(Request::Run(req)) if server.is_some() => {
+                Response::Error { message: format!("{}: a boundary server is still running; send join first", req.metric) }
+            }
             Ok(Request::Run(req)) => match metrics::run(&req, &ctx) {
                 Ok(r) => Response::Result(r),
                 Err(e) => Response::Error { message: e.to_string() },
+            },
+            Ok(Request::Serve(_)) if server.is_some() => Response::Error { message: "a boundary server is already running; send join first".into() },
+            Ok(Request::Serve(req)) => match start_server(&req) {
+                Ok(s) => {
+                    let addr = s.addr.to_string();
+                    server = Some(s);
+                    Response::Serving { addr }
+                }
+                Err(message) => Response::Error { message },
+            },
+            Ok(Request::Join) => match server.take().map(metrics::net::Server::join) {
+                None => Response::Error { message: "join: no boundary server is running".into() },
+                Some(Ok(bytes)) => Response::Served { bytes },
+                Some(Err(e)) => Response::Error { message: e.to_string() },
             },
         };
         if is_init {
@@ -140,6 +166,38 @@ mod tests {
         assert!(matches!(&r[3], Response::Error { message } if message.contains("unknown metric")));
         assert!(matches!(&r[4], Response::Info(_)));
         assert_eq!(r[5], Response::Bye);
+    }
+
+    #[test]
+    fn serve_and_join_bracket_a_boundary_server() {
+        use std::io::{Read, Write};
+        // The host side is this test: it connects to the address the agent
+        // reports between serve and join.
+        let (to_agent_r, mut to_agent_w) = std::io::pipe().unwrap();
+        let (from_agent_r, from_agent_w) = std::io::pipe().unwrap();
+        let agent = std::thread::spawn(move || serve(std::io::BufReader::new(to_agent_r), from_agent_w).unwrap());
+        let mut lines = std::io::BufReader::new(from_agent_r).lines();
+        let mut next = || serde_json::from_str::<Response>(&lines.next().unwrap().unwrap()).unwrap();
+        assert!(matches!(next(), Response::Ready(_)));
+        to_agent_w.write_all(b"{\"op\":\"join\"}\n").unwrap();
+        assert!(matches!(next(), Response::Error { message } if message.contains("no boundary server")));
+        to_agent_w.write_all(b"{\"op\":\"serve\",\"metric\":\"net.tcp_rr.boundary\",\"bind\":\"127.0.0.1:0\"}\n").unwrap();
+        let Response::Serving { addr } = next() else { panic!("serving expected") };
+        to_agent_w.write_all(b"{\"op\":\"run\",\"metric\":\"syscall.getpid\",\"iterations\":10,\"max_ms\":100}\n").unwrap();
+        assert!(matches!(next(), Response::Error { message } if message.contains("send join first")), "no fork metric beside a live thread");
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        for _ in 0..5 {
+            c.write_all(b"x").unwrap();
+            let mut b = [0u8; 1];
+            c.read_exact(&mut b).unwrap();
+            assert_eq!(&b, b"x");
+        }
+        drop(c);
+        to_agent_w.write_all(b"{\"op\":\"join\"}\n").unwrap();
+        assert_eq!(next(), Response::Served { bytes: 5 });
+        to_agent_w.write_all(b"{\"op\":\"shutdown\"}\n").unwrap();
+        assert_eq!(next(), Response::Bye);
+        assert_eq!(agent.join().unwrap(), Exit::Shutdown);
     }
 
     #[test]

@@ -114,7 +114,22 @@ pub struct MetricSpec {
     /// Timed by the harness from outside the environment (env.start), not by
     /// the agent.
     pub host_timed: bool,
+    /// Measured across the environment's boundary: the environment's agent
+    /// serves (`Request::Serve`), an agent on the host side times the client
+    /// end (`RunRequest::target`). See [`MetricSpec::inside`].
+    pub boundary: bool,
 }
+
+impl MetricSpec {
+    /// For a `*.boundary` metric, the same metric measured inside the
+    /// environment on its loopback (`net.tcp_rr.boundary` → `net.tcp_rr`).
+    pub fn inside(&self) -> Option<&'static MetricSpec> {
+        self.name.strip_suffix(BOUNDARY_SUFFIX).and_then(lookup)
+    }
+}
+
+/// Name suffix of the cross-boundary metrics.
+pub const BOUNDARY_SUFFIX: &str = ".boundary";
 
 /// Every metric the agent implements.
 pub const CATALOG: &[MetricSpec] = &[
@@ -129,6 +144,7 @@ pub const CATALOG: &[MetricSpec] = &[
         quick_iterations: 3,
         bytes_per_op: 0,
         host_timed: true,
+        boundary: false,
     },
     MetricSpec {
         name: "spawn.fork_exit",
@@ -141,6 +157,7 @@ pub const CATALOG: &[MetricSpec] = &[
         quick_iterations: 200,
         bytes_per_op: 0,
         host_timed: false,
+        boundary: false,
     },
     MetricSpec {
         name: "spawn.fork_exec",
@@ -153,6 +170,7 @@ pub const CATALOG: &[MetricSpec] = &[
         quick_iterations: 100,
         bytes_per_op: 0,
         host_timed: false,
+        boundary: false,
     },
     MetricSpec {
         name: "spawn.posix_spawn",
@@ -165,6 +183,7 @@ pub const CATALOG: &[MetricSpec] = &[
         quick_iterations: 100,
         bytes_per_op: 0,
         host_timed: false,
+        boundary: false,
     },
     MetricSpec {
         name: "spawn.thread",
@@ -177,6 +196,7 @@ pub const CATALOG: &[MetricSpec] = &[
         quick_iterations: 300,
         bytes_per_op: 0,
         host_timed: false,
+        boundary: false,
     },
     MetricSpec {
         name: "syscall.getpid",
@@ -189,6 +209,7 @@ pub const CATALOG: &[MetricSpec] = &[
         quick_iterations: 50_000,
         bytes_per_op: 0,
         host_timed: false,
+        boundary: false,
     },
     MetricSpec {
         name: "syscall.clock_gettime",
@@ -201,6 +222,7 @@ pub const CATALOG: &[MetricSpec] = &[
         quick_iterations: 50_000,
         bytes_per_op: 0,
         host_timed: false,
+        boundary: false,
     },
     MetricSpec {
         name: "syscall.read_devnull",
@@ -213,6 +235,7 @@ pub const CATALOG: &[MetricSpec] = &[
         quick_iterations: 20_000,
         bytes_per_op: 0,
         host_timed: false,
+        boundary: false,
     },
     MetricSpec {
         name: "syscall.write_devnull",
@@ -225,6 +248,7 @@ pub const CATALOG: &[MetricSpec] = &[
         quick_iterations: 20_000,
         bytes_per_op: 0,
         host_timed: false,
+        boundary: false,
     },
     MetricSpec {
         name: "syscall.open_close",
@@ -237,6 +261,7 @@ pub const CATALOG: &[MetricSpec] = &[
         quick_iterations: 5_000,
         bytes_per_op: 0,
         host_timed: false,
+        boundary: false,
     },
     MetricSpec {
         name: "syscall.stat",
@@ -249,6 +274,7 @@ pub const CATALOG: &[MetricSpec] = &[
         quick_iterations: 5_000,
         bytes_per_op: 0,
         host_timed: false,
+        boundary: false,
     },
     MetricSpec {
         name: "syscall.mmap_munmap",
@@ -261,6 +287,7 @@ pub const CATALOG: &[MetricSpec] = &[
         quick_iterations: 2_000,
         bytes_per_op: 0,
         host_timed: false,
+        boundary: false,
     },
     MetricSpec {
         name: "ipc.pipe_rtt",
@@ -273,6 +300,7 @@ pub const CATALOG: &[MetricSpec] = &[
         quick_iterations: 2_000,
         bytes_per_op: 0,
         host_timed: false,
+        boundary: false,
     },
     MetricSpec {
         name: "ipc.unix_rtt",
@@ -285,6 +313,7 @@ pub const CATALOG: &[MetricSpec] = &[
         quick_iterations: 2_000,
         bytes_per_op: 0,
         host_timed: false,
+        boundary: false,
     },
     MetricSpec {
         name: "ipc.eventfd_rtt",
@@ -297,6 +326,7 @@ pub const CATALOG: &[MetricSpec] = &[
         quick_iterations: 2_000,
         bytes_per_op: 0,
         host_timed: false,
+        boundary: false,
     },
     MetricSpec {
         name: "net.tcp_rr",
@@ -309,6 +339,7 @@ pub const CATALOG: &[MetricSpec] = &[
         quick_iterations: 1_000,
         bytes_per_op: 0,
         host_timed: false,
+        boundary: false,
     },
     MetricSpec {
         name: "net.udp_rr",
@@ -321,6 +352,7 @@ pub const CATALOG: &[MetricSpec] = &[
         quick_iterations: 1_000,
         bytes_per_op: 0,
         host_timed: false,
+        boundary: false,
     },
     MetricSpec {
         name: "ipc.pipe_bw",
@@ -333,6 +365,7 @@ pub const CATALOG: &[MetricSpec] = &[
         quick_iterations: 2_000,
         bytes_per_op: 64 * 1024,
         host_timed: false,
+        boundary: false,
     },
     MetricSpec {
         name: "ipc.unix_bw",
@@ -345,6 +378,7 @@ pub const CATALOG: &[MetricSpec] = &[
         quick_iterations: 2_000,
         bytes_per_op: 64 * 1024,
         host_timed: false,
+        boundary: false,
     },
     MetricSpec {
         name: "net.tcp_stream",
@@ -357,6 +391,46 @@ pub const CATALOG: &[MetricSpec] = &[
         quick_iterations: 2_000,
         bytes_per_op: 128 * 1024,
         host_timed: false,
+        boundary: false,
+    },
+    MetricSpec {
+        name: "net.tcp_rr.boundary",
+        family: Family::Net,
+        unit: Unit::Us,
+        operation: "one byte from the host side + one byte echoed by the environment, across its boundary (veth, tap, slirp; loopback between two processes natively); TCP_NODELAY, closed-loop round trip timed on the host side",
+        reference: "netperf TCP_RR (netperf on the host, netserver in the container or guest)",
+        ops_per_sample: 1,
+        iterations: 20_000,
+        quick_iterations: 500,
+        bytes_per_op: 0,
+        host_timed: false,
+        boundary: true,
+    },
+    MetricSpec {
+        name: "net.udp_rr.boundary",
+        family: Family::Net,
+        unit: Unit::Us,
+        operation: "one byte datagram from the host side + its echo from the environment, across its boundary; closed-loop round trip timed on the host side",
+        reference: "netperf UDP_RR (netperf on the host, netserver in the container or guest)",
+        ops_per_sample: 1,
+        iterations: 20_000,
+        quick_iterations: 500,
+        bytes_per_op: 0,
+        host_timed: false,
+        boundary: true,
+    },
+    MetricSpec {
+        name: "net.tcp_stream.boundary",
+        family: Family::Net,
+        unit: Unit::Gbitps,
+        operation: "128 KiB received on the host side from a sender in the environment writing 128 KiB chunks, across its boundary (environment → host; receiver-side throughput)",
+        reference: "iperf3 -R against a server in the container or guest (receiver side), netperf TCP_STREAM",
+        ops_per_sample: 8,
+        iterations: 400_000,
+        quick_iterations: 800,
+        bytes_per_op: 128 * 1024,
+        host_timed: false,
+        boundary: true,
     },
     MetricSpec {
         name: "cpu.spin",
@@ -369,6 +443,7 @@ pub const CATALOG: &[MetricSpec] = &[
         quick_iterations: 5_000,
         bytes_per_op: 0,
         host_timed: false,
+        boundary: false,
     },
     MetricSpec {
         name: "mem.copy_bw",
@@ -381,6 +456,7 @@ pub const CATALOG: &[MetricSpec] = &[
         quick_iterations: 10,
         bytes_per_op: 0,
         host_timed: false,
+        boundary: false,
     },
 ];
 
@@ -408,6 +484,11 @@ mod tests {
             }
             assert_eq!(m.unit.is_rate(), m.bytes_per_op > 0 || m.name == "mem.copy_bw", "{}", m.name);
             assert!(m.ops_per_sample >= 1 && m.quick_iterations >= m.ops_per_sample);
+            assert_eq!(m.boundary, m.name.ends_with(BOUNDARY_SUFFIX), "{}", m.name);
+            if m.boundary {
+                let inside = m.inside().unwrap_or_else(|| panic!("{} has no inside twin", m.name));
+                assert_eq!((inside.unit, inside.bytes_per_op, inside.family), (m.unit, m.bytes_per_op, m.family));
+            }
         }
         assert!(lookup("syscall.getpid").is_some());
         assert!(lookup("syscall.nope").is_none());

@@ -71,8 +71,43 @@ pub fn setup() -> Result<File, GuestError> {
     if let Err(e) = crate::netif::loopback_up() {
         eprintln!("isobench-agent: guest init: loopback up: {e}");
     }
+    // The guest's end of the boundary: eth0 (virtio-net) with the static
+    // address the harness put on the kernel command line. Without it only
+    // the cross-boundary metrics fail, each with this reason.
+    if let Some(cidr) = kernel_param(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default(), NET_PARAM) {
+        if let Err(e) = configure_eth0(&cidr) {
+            eprintln!("isobench-agent: guest init: eth0 {cidr}: {e}");
+        }
+    }
     let path = find_port(VIRTIO_PORT_NAME, PORT_WAIT)?;
     OpenOptions::new().read(true).write(true).open(&path).map_err(|source| GuestError::OpenPort { path, source })
+}
+
+/// Kernel command line parameter with the guest's address on the boundary
+/// network, `A.B.C.D/N` (set by the harness through scripts/vm-run --net).
+pub const NET_PARAM: &str = "isobench.ip";
+
+/// The network interface the guest's virtio-net device shows up as.
+pub const NET_IF: &str = "eth0";
+
+/// The value of `name=value` on a kernel command line.
+fn kernel_param(cmdline: &str, name: &str) -> Option<String> {
+    cmdline.split_whitespace().find_map(|w| w.strip_prefix(name)?.strip_prefix('=').map(str::to_string))
+}
+
+/// Waits for eth0 (virtio_net binds asynchronously, like the port), then sets
+/// its address and brings it up.
+fn configure_eth0(cidr: &str) -> Result<(), String> {
+    let (addr, prefix) = crate::netif::parse_cidr(cidr).ok_or("not an A.B.C.D/N address")?;
+    let sys = Path::new("/sys/class/net").join(NET_IF);
+    let deadline = Instant::now() + PORT_WAIT;
+    while !sys.exists() {
+        if Instant::now() >= deadline {
+            return Err(format!("no {NET_IF} after {PORT_WAIT:?} (is virtio_net loaded and a virtio-net device given?)"));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    crate::netif::set_ipv4(NET_IF, addr, prefix).map_err(|e| e.to_string())
 }
 
 /// Syncs and powers the guest off (reboot(RB_POWER_OFF)); never returns.
@@ -165,6 +200,13 @@ mod tests {
         assert_eq!(port_by_name(&dir, "missing"), None);
         assert_eq!(port_by_name(&dir.join("nope"), VIRTIO_PORT_NAME), None);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn kernel_param_is_found_by_exact_name() {
+        let cmdline = "console=ttyS0 isobench.ipx=1 isobench.ip=10.199.2.2/24 quiet\n";
+        assert_eq!(kernel_param(cmdline, NET_PARAM).as_deref(), Some("10.199.2.2/24"));
+        assert_eq!(kernel_param("console=ttyS0", NET_PARAM), None);
     }
 
     #[test]

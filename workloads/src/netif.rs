@@ -1,7 +1,10 @@
-//! Network interface flags: bringing `lo` up in a fresh network namespace or a
-//! guest, where every interface starts down. This is what `ip link set lo up`
-//! does, through the classic SIOCGIFFLAGS/SIOCSIFFLAGS ioctls on any socket
-//! (netdevice(7)), so no netlink code is needed for this one flag.
+//! Network interface flags and IPv4 addresses: bringing `lo` up in a fresh
+//! network namespace or a guest, where every interface starts down, and
+//! giving a guest's virtio-net `eth0` its static address. This is what
+//! `ip link set lo up` and `ip addr add A/N dev eth0` do, through the classic
+//! netdevice(7) ioctls on any socket (SIOCSIFFLAGS, SIOCSIFADDR,
+//! SIOCSIFNETMASK), so the static agent needs no netlink code. (The harness
+//! configures veth and tap devices on the host side through netlink.)
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -26,6 +29,34 @@ fn set_up(name: &str) -> io::Result<()> {
     }
     req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
     ioctl_ifreq(&sock, libc::SIOCSIFFLAGS, &mut req)
+}
+
+/// Gives interface `name` the IPv4 address `addr/prefix_len` and sets it up,
+/// as `ip addr add addr/prefix_len dev name; ip link set name up` would.
+/// Needs CAP_NET_ADMIN. Errors: no such interface (ENODEV), a prefix over 32.
+pub fn set_ipv4(name: &str, addr: std::net::Ipv4Addr, prefix_len: u8) -> io::Result<()> {
+    if prefix_len > 32 {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("prefix length {prefix_len} is over 32")));
+    }
+    let sock = socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;
+    let mask = if prefix_len == 0 { 0 } else { u32::MAX << (32 - prefix_len) };
+    for (request, value) in [(libc::SIOCSIFADDR, u32::from(addr)), (libc::SIOCSIFNETMASK, mask)] {
+        let mut req = ifreq_named(name)?;
+        // SAFETY: sockaddr_in fits in the ifreq union (it holds a sockaddr of
+        // the same size), and all-zero is a valid sockaddr_in.
+        let sin = unsafe { &mut *(&mut req.ifr_ifru.ifru_addr as *mut libc::sockaddr as *mut libc::sockaddr_in) };
+        sin.sin_family = libc::AF_INET as libc::sa_family_t;
+        sin.sin_addr.s_addr = value.to_be();
+        ioctl_ifreq(&sock, request, &mut req)?;
+    }
+    set_up(name)
+}
+
+/// Parses `A.B.C.D/N` (an IPv4 address with its prefix length).
+pub fn parse_cidr(s: &str) -> Option<(std::net::Ipv4Addr, u8)> {
+    let (a, n) = s.split_once('/')?;
+    let n: u8 = n.parse().ok().filter(|n| *n <= 32)?;
+    Some((a.parse().ok()?, n))
 }
 
 fn ifreq_named(name: &str) -> io::Result<libc::ifreq> {
@@ -64,6 +95,23 @@ mod tests {
         assert!(ifreq_named("").is_err());
         assert!(ifreq_named("a-name-much-too-long-for-ifnamsiz").is_err());
         assert!(ifreq_named("lo").is_ok());
+    }
+
+    #[test]
+    fn cidr_parsing() {
+        assert_eq!(parse_cidr("10.199.2.2/24"), Some((std::net::Ipv4Addr::new(10, 199, 2, 2), 24)));
+        assert_eq!(parse_cidr("10.199.2.2/33"), None);
+        assert_eq!(parse_cidr("10.199.2.2"), None);
+        assert_eq!(parse_cidr("x/24"), None);
+    }
+
+    #[test]
+    fn set_ipv4_on_a_missing_interface_says_enodev() {
+        if nix::unistd::geteuid().is_root() {
+            let e = set_ipv4("isobench-nope0", std::net::Ipv4Addr::new(10, 199, 9, 2), 24).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ENODEV), "{e}");
+        }
+        assert_eq!(set_ipv4("lo", std::net::Ipv4Addr::LOCALHOST, 40).unwrap_err().kind(), io::ErrorKind::InvalidInput);
     }
 
     #[test]

@@ -23,8 +23,17 @@ pub const VIRTIO_PORT_NAME: &str = "org.isobench.agent";
 pub enum Request {
     /// Ask for [`AgentInfo`] again.
     Info,
-    /// Run one metric.
+    /// Run one metric. For a metric measured across the environment's
+    /// boundary this is sent to the *host-side* agent, with
+    /// [`RunRequest::target`] naming the environment agent's server.
     Run(RunRequest),
+    /// Start the environment's end of a cross-boundary metric: a server thread
+    /// (echo for round trips, sender for streams) bound to
+    /// [`ServeRequest::bind`]. Answered with `Response::Serving`.
+    Serve(ServeRequest),
+    /// Wait for the server thread of the last `Serve` to end (the host side
+    /// closed its connection) and report what it moved (`Response::Served`).
+    Join,
     /// Exit (native, container) or power the guest off (vm). The agent answers
     /// `Response::Bye` first.
     Shutdown,
@@ -48,6 +57,36 @@ pub struct RunRequest {
     /// amount. `None`: the agent picks (`metrics::control::copy_bytes`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
+    /// Cross-boundary metrics only: the `ip:port` of the environment agent's
+    /// server (what `Response::Serving` said, mapped to an address the host
+    /// side can reach).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Pin the measuring thread (and what it creates) to this CPU instead of
+    /// the one it happens to run on (see `metrics::CpuPin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<u32>,
+}
+
+impl RunRequest {
+    /// A request for `iterations` operations of `metric`, at most `max_ms`
+    /// ms, no warm-up, no working set, no target, no CPU choice.
+    pub fn new(metric: impl Into<String>, iterations: u64, max_ms: u64) -> RunRequest {
+        RunRequest { metric: metric.into(), iterations, max_ms, warmup: 0, bytes: None, target: None, cpu: None }
+    }
+}
+
+/// "Serve the environment's end of cross-boundary metric M on this address".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServeRequest {
+    /// A `*.boundary` metric of the catalogue.
+    pub metric: String,
+    /// `ip:port` to bind; port 0 picks a free one (user-mode networking
+    /// forwards fixed ports, so it names them).
+    pub bind: String,
+    /// Pin the server thread to this CPU (else the one it runs on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<u32>,
 }
 
 /// What the agent knows about where it runs.
@@ -103,6 +142,16 @@ pub enum Response {
     Ready(AgentInfo),
     Info(AgentInfo),
     Result(RunResult),
+    /// Answer to `Serve`: the server is bound and accepting.
+    Serving {
+        /// The bound `ip:port` (the real port when 0 was asked).
+        addr: String,
+    },
+    /// Answer to `Join`: the server thread ended cleanly.
+    Served {
+        /// Bytes the server wrote to the host side (echoes or stream).
+        bytes: u64,
+    },
     /// The request failed; the agent keeps serving.
     Error {
         message: String,
@@ -124,7 +173,7 @@ mod tests {
 
     #[test]
     fn request_wire_format() {
-        let r = Request::Run(RunRequest { metric: "syscall.getpid".into(), iterations: 10, max_ms: 5, warmup: 0, bytes: None });
+        let r = Request::Run(RunRequest::new("syscall.getpid", 10, 5));
         let line = to_line(&r);
         assert!(line.ends_with('\n'));
         assert!(line.starts_with(r#"{"op":"run","metric":"syscall.getpid""#), "{line}");
@@ -134,13 +183,17 @@ mod tests {
         assert_eq!(s, Request::Shutdown);
         // warmup is optional on the wire
         let r: Request = serde_json::from_str(r#"{"op":"run","metric":"m","iterations":1,"max_ms":1}"#).unwrap();
-        assert!(matches!(r, Request::Run(RunRequest { warmup: 0, .. })));
+        assert!(matches!(r, Request::Run(RunRequest { warmup: 0, target: None, cpu: None, .. })));
+        let s: Request = serde_json::from_str(r#"{"op":"serve","metric":"net.tcp_rr.boundary","bind":"10.199.1.2:0"}"#).unwrap();
+        assert_eq!(s, Request::Serve(ServeRequest { metric: "net.tcp_rr.boundary".into(), bind: "10.199.1.2:0".into(), cpu: None }));
+        assert_eq!(to_line(&Request::Join), "{\"op\":\"join\"}\n");
     }
 
     #[test]
     fn response_wire_format() {
         let line = to_line(&Response::Error { message: "unknown metric".into() });
         assert_eq!(line, "{\"kind\":\"error\",\"message\":\"unknown metric\"}\n");
+        assert_eq!(to_line(&Response::Serving { addr: "10.199.1.2:4000".into() }), "{\"kind\":\"serving\",\"addr\":\"10.199.1.2:4000\"}\n");
         let r: Response = serde_json::from_str(r#"{"kind":"bye"}"#).unwrap();
         assert_eq!(r, Response::Bye);
     }

@@ -61,11 +61,21 @@ pub struct CpuPin {
 
 impl CpuPin {
     pub fn to_current_cpu() -> CpuPin {
+        CpuPin::to(None)
+    }
+
+    /// Pins to `cpu`, or to the current CPU when `None` (or when `cpu` is not
+    /// one this thread may run on: the pin is then to the current CPU too).
+    pub fn to(cpu: Option<u32>) -> CpuPin {
         use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
         use nix::unistd::Pid;
         let saved = sched_getaffinity(Pid::from_raw(0)).ok();
-        // SAFETY: sched_getcpu has no arguments and only reads the current CPU.
-        let cpu = unsafe { libc::sched_getcpu() };
+        let allowed = |c: u32| saved.as_ref().is_some_and(|set| set.is_set(c as usize).unwrap_or(false));
+        let cpu = match cpu {
+            Some(c) if allowed(c) => c as i32,
+            // SAFETY: sched_getcpu has no arguments and only reads the current CPU.
+            _ => unsafe { libc::sched_getcpu() },
+        };
         if cpu >= 0 {
             let mut one = CpuSet::new();
             if one.set(cpu as usize).is_ok() {
@@ -94,7 +104,19 @@ pub fn run(req: &RunRequest, ctx: &Context) -> Result<RunResult, MetricError> {
             message: "is timed by the harness from outside the environment, not by the agent".into(),
         });
     }
-    let _pin = CpuPin::to_current_cpu();
+    if spec.boundary != req.target.is_some() {
+        let message = match spec.boundary {
+            true => "is measured across the boundary: the harness runs it on a host-side agent with a target (isobench run does)".to_string(),
+            false => format!("takes no target (got {:?})", req.target),
+        };
+        return Err(MetricError::Failed { metric: spec.name, message });
+    }
+    let _pin = CpuPin::to(req.cpu);
+    if let Some(target) = &req.target {
+        let target: std::net::SocketAddr =
+            target.parse().map_err(|e| MetricError::Failed { metric: spec.name, message: format!("bad target {target:?}: {e}") })?;
+        return net::boundary_client(spec, req, target);
+    }
     match spec.name {
         "spawn.fork_exit" => spawn::fork_exit(spec, req),
         "spawn.fork_exec" => spawn::fork_exec(spec, req, ctx),
@@ -193,7 +215,7 @@ mod tests {
     use super::*;
 
     fn req(metric: &str, iterations: u64, max_ms: u64) -> RunRequest {
-        RunRequest { metric: metric.into(), iterations, max_ms, warmup: 0, bytes: None }
+        RunRequest::new(metric, iterations, max_ms)
     }
 
     #[test]

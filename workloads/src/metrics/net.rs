@@ -12,9 +12,20 @@
 //! `net.tcp_stream`: a sender thread writes 128 KiB chunks into a loopback TCP
 //! connection; the agent times receiving 128 KiB at a time (receiver-side
 //! throughput, as iperf3 reports it).
+//!
+//! `net.*.boundary`: the same three across the environment's boundary. The
+//! environment's agent runs the server end ([`serve`]: echo, or sender) on a
+//! thread bound to its address on the veth, tap or slirp network; an agent
+//! on the host side (in the run's private network namespace) runs the
+//! client end ([`boundary_client`]) and times it with the host's clock, which
+//! stays trustworthy when a guest's does not. Natively both ends are agents
+//! on the host's loopback: the same two processes and code with no boundary
+//! in between, the baseline of the ratio.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsFd;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::catalog::MetricSpec;
@@ -134,6 +145,148 @@ pub fn tcp_stream(spec: &'static MetricSpec, req: &RunRequest) -> Result<RunResu
     Ok(r)
 }
 
+/// How long a boundary server waits for the host side to connect, and how
+/// long either end waits for a datagram, before giving up with an error.
+pub const BOUNDARY_WAIT: Duration = Duration::from_secs(20);
+
+/// The environment's end of a cross-boundary metric, running on a thread of
+/// its own until the host side is done.
+pub struct Server {
+    /// Where it listens (the real port when port 0 was asked).
+    pub addr: SocketAddr,
+    handle: JoinHandle<Result<u64, MetricError>>,
+}
+
+impl Server {
+    /// Waits for the thread: the host side closed its connection (TCP) or
+    /// sent the empty stop datagram (UDP). Returns the bytes the server wrote.
+    pub fn join(self) -> Result<u64, MetricError> {
+        self.handle.join().unwrap_or(Err(MetricError::Failed { metric: "net.*.boundary", message: "server thread panicked".into() }))
+    }
+}
+
+/// Binds the server end of `spec` (a `*.boundary` metric) to `bind` and
+/// starts its thread, pinned to `cpu` (or the CPU it starts on).
+///
+/// Errors: `spec` is not a boundary metric, or binding fails (e.g. the
+/// address is not on any interface of this namespace yet).
+pub fn serve(spec: &'static MetricSpec, bind: SocketAddr, cpu: Option<u32>) -> Result<Server, MetricError> {
+    let m = spec.name;
+    match m {
+        "net.tcp_rr.boundary" | "net.tcp_stream.boundary" => {
+            let listener = TcpListener::bind(bind).map_err(io(m, "bind the boundary server"))?;
+            let addr = listener.local_addr().map_err(io(m, "local_addr"))?;
+            let stream = m == "net.tcp_stream.boundary";
+            let handle = std::thread::spawn(move || -> Result<u64, MetricError> {
+                let _pin = super::CpuPin::to(cpu);
+                let mut s = accept_within(&listener, BOUNDARY_WAIT).map_err(io(m, "accept the host side"))?;
+                drop(listener);
+                if stream {
+                    // Until the receiver closes: then a write fails.
+                    let chunk = vec![0xa5u8; STREAM_CHUNK];
+                    let mut sent = 0u64;
+                    while s.write_all(&chunk).is_ok() {
+                        sent += STREAM_CHUNK as u64;
+                    }
+                    return Ok(sent);
+                }
+                s.set_nodelay(true).map_err(io(m, "TCP_NODELAY"))?;
+                let mut b = [0u8; 1];
+                let mut echoed = 0u64;
+                loop {
+                    match s.read(&mut b).map_err(io(m, "read"))? {
+                        0 => return Ok(echoed),
+                        _ => s.write_all(&b).map_err(io(m, "write"))?,
+                    }
+                    echoed += 1;
+                }
+            });
+            Ok(Server { addr, handle })
+        }
+        "net.udp_rr.boundary" => {
+            let sock = UdpSocket::bind(bind).map_err(io(m, "bind the boundary server"))?;
+            let addr = sock.local_addr().map_err(io(m, "local_addr"))?;
+            sock.set_read_timeout(Some(BOUNDARY_WAIT)).map_err(io(m, "SO_RCVTIMEO"))?;
+            let handle = std::thread::spawn(move || -> Result<u64, MetricError> {
+                let _pin = super::CpuPin::to(cpu);
+                let mut b = [0u8; 1];
+                let mut echoed = 0u64;
+                loop {
+                    let (n, from) = sock.recv_from(&mut b).map_err(io(m, "recv_from (no datagram from the host side)"))?;
+                    if n == 0 {
+                        return Ok(echoed);
+                    }
+                    sock.send_to(&b[..n], from).map_err(io(m, "send_to"))?;
+                    echoed += n as u64;
+                }
+            });
+            Ok(Server { addr, handle })
+        }
+        _ => Err(MetricError::Failed { metric: m, message: "is not a metric measured across a boundary".into() }),
+    }
+}
+
+/// accept(2) that gives up after `wait` (a host side that never comes must
+/// not leave the agent blocked forever).
+fn accept_within(listener: &TcpListener, wait: Duration) -> std::io::Result<TcpStream> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let ms = PollTimeout::try_from(wait.as_millis().min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX);
+    let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+    match poll(&mut fds, ms).map_err(std::io::Error::from)? {
+        0 => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, format!("nobody connected within {wait:?}"))),
+        _ => listener.accept().map(|(s, _)| s),
+    }
+}
+
+/// The host side's end of a `*.boundary` metric against the server at
+/// `target`, timed here (see the module docs).
+pub fn boundary_client(spec: &'static MetricSpec, req: &RunRequest, target: SocketAddr) -> Result<RunResult, MetricError> {
+    let m = spec.name;
+    match m {
+        "net.tcp_rr.boundary" => {
+            let mut c = TcpStream::connect_timeout(&target, BOUNDARY_WAIT).map_err(io(m, "connect to the environment"))?;
+            c.set_nodelay(true).map_err(io(m, "TCP_NODELAY"))?;
+            let mut b = [0u8; 1];
+            time_loop(spec, req, || {
+                c.write_all(&b).map_err(io(m, "write"))?;
+                c.read_exact(&mut b).map_err(io(m, "read"))
+            })
+        }
+        "net.udp_rr.boundary" => {
+            let any = match target {
+                SocketAddr::V4(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+                SocketAddr::V6(_) => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),
+            };
+            let c = UdpSocket::bind(any).map_err(io(m, "bind"))?;
+            c.connect(target).map_err(io(m, "connect"))?;
+            c.set_read_timeout(Some(BOUNDARY_WAIT)).map_err(io(m, "SO_RCVTIMEO"))?;
+            let mut b = [0u8; 1];
+            let r = time_loop(spec, req, || {
+                c.send(&b).map_err(io(m, "send"))?;
+                match c.recv(&mut b).map_err(io(m, "recv (datagram lost?)"))? {
+                    1 => Ok(()),
+                    n => Err(MetricError::Failed { metric: m, message: format!("echo answered {n} bytes") }),
+                }
+            });
+            // The empty datagram stops the echo thread, also after an error.
+            let stop = c.send(&[]);
+            let r = r?;
+            stop.map_err(io(m, "stopping the environment's echo"))?;
+            Ok(r)
+        }
+        "net.tcp_stream.boundary" => {
+            let mut c = TcpStream::connect_timeout(&target, BOUNDARY_WAIT).map_err(io(m, "connect to the environment"))?;
+            let mut b = vec![0u8; STREAM_CHUNK];
+            let r = time_loop(spec, req, || c.read_exact(&mut b).map_err(io(m, "read")))?;
+            if b.iter().any(|&x| x != 0xa5) {
+                return Err(MetricError::Failed { metric: m, message: "bytes arrived corrupted".into() });
+            }
+            Ok(r)
+        }
+        _ => Err(MetricError::Failed { metric: m, message: "is not a metric measured across a boundary".into() }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,7 +295,9 @@ mod tests {
     #[test]
     fn tcp_rr_on_loopback() {
         let spec = catalog::lookup("net.tcp_rr").unwrap();
-        let r = tcp_rr(spec, &RunRequest { metric: spec.name.into(), iterations: 300, max_ms: 10_000, warmup: 10, bytes: None }).unwrap();
+        let r =
+            tcp_rr(spec, &RunRequest { metric: spec.name.into(), iterations: 300, max_ms: 10_000, warmup: 10, bytes: None, target: None, cpu: None })
+                .unwrap();
         assert_eq!(r.iterations, 300);
         let h = hist::decode(&r.histogram).unwrap();
         assert_eq!(h.len(), 300);
@@ -152,7 +307,11 @@ mod tests {
     #[test]
     fn tcp_stream_moves_the_bytes_it_claims() {
         let spec = catalog::lookup("net.tcp_stream").unwrap();
-        let r = tcp_stream(spec, &RunRequest { metric: spec.name.into(), iterations: 160, max_ms: 10_000, warmup: 8, bytes: None }).unwrap();
+        let r = tcp_stream(
+            spec,
+            &RunRequest { metric: spec.name.into(), iterations: 160, max_ms: 10_000, warmup: 8, bytes: None, target: None, cpu: None },
+        )
+        .unwrap();
         assert_eq!(r.iterations, 160);
         assert_eq!(r.bytes_per_op, STREAM_CHUNK as u64);
         assert_eq!(hist::decode(&r.histogram).unwrap().len(), 20);
@@ -160,10 +319,49 @@ mod tests {
         assert!(gbit.is_finite() && gbit > 0.0, "{gbit}");
     }
 
+    /// Both ends as the harness drives them, here on loopback: serve, run the
+    /// client against it, join; byte counts match what was timed.
+    fn across(name: &str, iterations: u64, warmup: u64) -> (RunResult, u64) {
+        let spec = catalog::lookup(name).unwrap();
+        let server = serve(spec, (Ipv4Addr::LOCALHOST, 0).into(), None).unwrap();
+        assert_ne!(server.addr.port(), 0);
+        let mut req = RunRequest::new(name, iterations, 10_000);
+        req.warmup = warmup;
+        req.target = Some(server.addr.to_string());
+        let r = boundary_client(spec, &req, server.addr).unwrap();
+        let bytes = server.join().unwrap();
+        (r, bytes)
+    }
+
+    #[test]
+    fn boundary_round_trips_echo_every_byte() {
+        for name in ["net.tcp_rr.boundary", "net.udp_rr.boundary"] {
+            let (r, echoed) = across(name, 200, 10);
+            assert_eq!(r.iterations, 200, "{name}");
+            assert_eq!(echoed, 210, "{name}: one byte echoed per round trip, warm-up included");
+            assert!(hist::decode(&r.histogram).unwrap().min() > 500, "{name}");
+        }
+    }
+
+    #[test]
+    fn boundary_stream_sender_wrote_at_least_what_was_received() {
+        let (r, sent) = across("net.tcp_stream.boundary", 80, 8);
+        assert_eq!(r.iterations, 80);
+        assert!(sent >= 88 * STREAM_CHUNK as u64, "sent {sent}");
+    }
+
+    #[test]
+    fn an_inside_metric_has_no_server_end() {
+        let spec = catalog::lookup("net.tcp_rr").unwrap();
+        assert!(serve(spec, (Ipv4Addr::LOCALHOST, 0).into(), None).is_err(), "an inside metric has no server end");
+    }
+
     #[test]
     fn udp_rr_on_loopback() {
         let spec = catalog::lookup("net.udp_rr").unwrap();
-        let r = udp_rr(spec, &RunRequest { metric: spec.name.into(), iterations: 300, max_ms: 10_000, warmup: 10, bytes: None }).unwrap();
+        let r =
+            udp_rr(spec, &RunRequest { metric: spec.name.into(), iterations: 300, max_ms: 10_000, warmup: 10, bytes: None, target: None, cpu: None })
+                .unwrap();
         assert_eq!(r.iterations, 300);
         let h = hist::decode(&r.histogram).unwrap();
         assert_eq!(h.len(), 300);
