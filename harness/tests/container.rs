@@ -288,6 +288,51 @@ fn failing_setup_names_the_step() {
     assert!(matches!(&err, ContainerError::Setup { step, errno: nix::errno::Errno::EINVAL } if step == "sethostname"), "{err}");
 }
 
+/// The parent-side setup runs with the child's pid while the child is in its
+/// new network namespace, and before the command: what the hook writes into
+/// the rootfs, the command reads. A failing hook aborts the launch by name
+/// and leaves nothing running; a spec's hook runs once.
+#[test]
+fn parent_setup_runs_in_the_childs_namespaces_before_the_command() {
+    let Some(_l) = setup("parent_setup_runs_in_the_childs_namespaces_before_the_command") else { return };
+    let rootfs = MinimalRootfs::build(&workloads()).unwrap();
+    let root = rootfs.path().canonicalize().unwrap();
+    let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let seen = std::sync::Arc::new(Mutex::new(None));
+    let (seen2, marker) = (seen.clone(), root.join("parent-setup"));
+    let hook: container::ParentSetup = Box::new(move |pid| {
+        let theirs = std::fs::read_link(format!("/proc/{pid}/ns/net")).map_err(|e| format!("read its netns: {e}"))?;
+        *seen2.lock().unwrap() = Some((pid, theirs));
+        std::fs::write(&marker, format!("ran for {pid}\n")).map_err(|e| e.to_string())
+    });
+    let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    let spec = LaunchSpec::new(NamespaceSet::DEFAULT, &root, &args(&["cat", "/parent-setup"]), None).unwrap().with_parent_setup(hook);
+    let mut p = container::spawn(&spec, Stdio { stdin: None, stdout: Some(out_w.as_fd()) }).unwrap();
+    drop(out_w);
+    let mut out = String::new();
+    std::fs::File::from(out_r).read_to_string(&mut out).unwrap();
+    assert_eq!(p.wait().unwrap(), 0, "the command found the hook's file: it started after the hook");
+    let (pid, theirs) = seen.lock().unwrap().take().expect("the hook ran");
+    assert_eq!(pid, p.pid());
+    assert_ne!(theirs, ours, "the hook saw the child already in its new net namespace");
+    assert_eq!(out, format!("ran for {pid}\n"));
+    // The hook is taken by the first spawn: a second one refuses to start without it.
+    let again = container::spawn(&spec, Stdio::default()).err().unwrap();
+    assert!(matches!(again, ContainerError::ParentSetup(_)), "{again}");
+
+    // A failing hook aborts the launch, by name, and the child is gone.
+    let child = std::sync::Arc::new(Mutex::new(None));
+    let child2 = child.clone();
+    let spec = LaunchSpec::new(NamespaceSet::DEFAULT, &root, &args(&["/noop"]), None).unwrap().with_parent_setup(Box::new(move |pid| {
+        *child2.lock().unwrap() = Some(pid);
+        Err("veth: no such device".into())
+    }));
+    let err = container::spawn(&spec, Stdio::default()).err().unwrap();
+    assert_eq!(err.to_string(), "container setup failed: parent setup: veth: no such device");
+    let pid = child.lock().unwrap().expect("the hook ran");
+    assert!(nix::sys::signal::kill(pid, None).is_err(), "the child of a failed launch is reaped");
+}
+
 /// Helper for `kill_9_of_isobench_takes_the_container_and_cleanup_sweeps`:
 /// runs only when re-executed with ISOBENCH_TEST_HOLD=1.
 #[test]

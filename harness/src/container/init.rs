@@ -21,6 +21,9 @@
 //! its pid into the group, so it execs already limited and accounted, and it
 //! creates its cgroup namespace (unshare(CLONE_NEWCGROUP)) only then, so the
 //! namespace's root is the container's own group rather than isobench's.
+//! The same wait serves the uid/gid maps and a parent-side setup
+//! ([`LaunchSpec::with_parent_setup`], e.g. a veth into the child's network
+//! namespace); without any of the three there is no wait at all.
 //!
 //! PID 1 ([`LaunchSpec::with_init`]): a command that was not written to be an
 //! init (a shell, `sleep`) neither reaps the orphans re-parented to it nor
@@ -94,7 +97,17 @@ pub struct LaunchSpec {
     init: bool,
     /// The uid/gid maps the parent writes for a new user namespace.
     id_maps: Option<IdMaps>,
+    /// `Some`: the parent runs a setup while the child waits in its new
+    /// namespaces ([`LaunchSpec::with_parent_setup`]); the inner `None` once
+    /// the first spawn has taken it.
+    parent_setup: Option<std::sync::Mutex<Option<ParentSetup>>>,
 }
+
+/// What the parent does to a child that is in its new namespaces but has not
+/// gone on to its setup yet (e.g. move one end of a veth pair into
+/// `/proc/<pid>/ns/net`); the argument is the child's host pid. An `Err` is
+/// one line saying what failed, and aborts the launch.
+pub type ParentSetup = Box<dyn FnOnce(Pid) -> Result<(), String> + Send>;
 
 /// The uid and gid maps of a container's user namespace
 /// (user_namespaces(7)): lines `inside outside count`.
@@ -182,7 +195,20 @@ impl LaunchSpec {
         let id_maps = namespaces.contains(Namespace::User).then(IdMaps::for_caller);
         let argv_ptrs = argv.iter().map(|a| a.as_ptr()).chain([ptr::null()]).collect();
         let env_ptrs = env.iter().map(|a| a.as_ptr()).chain([ptr::null()]).collect();
-        Ok(LaunchSpec { namespaces, plan, hostname, candidates, argv, env, argv_ptrs, env_ptrs, cgroup: None, init: false, id_maps })
+        Ok(LaunchSpec {
+            namespaces,
+            plan,
+            hostname,
+            candidates,
+            argv,
+            env,
+            argv_ptrs,
+            env_ptrs,
+            cgroup: None,
+            init: false,
+            id_maps,
+            parent_setup: None,
+        })
     }
 
     /// Runs the container in a cgroup of its own with `limits` (possibly
@@ -198,6 +224,23 @@ impl LaunchSpec {
     pub fn with_read_only_root(mut self, rootfs: &Path) -> Result<LaunchSpec, ContainerError> {
         self.plan = rootfs::mount_plan_with(rootfs, self.namespaces, true)?;
         Ok(self)
+    }
+
+    /// Runs `setup` in the parent with the child's host pid, once the child
+    /// is in its new namespaces (all but a cgroup namespace deferred behind
+    /// cgroup placement) and its uid/gid maps are written and it is in its
+    /// cgroup, but before it mounts anything, sets its hostname, brings up
+    /// its loopback or execs: the place to create a veth into its network
+    /// namespace (`/proc/<pid>/ns/net`). It rides on the handshake the maps
+    /// and the cgroup already use, so a spec without it costs nothing more.
+    ///
+    /// Runs in the first [`spawn`] of this spec only; a later spawn of the
+    /// same spec fails with [`ContainerError::ParentSetup`] rather than start
+    /// a container without it. An `Err` from `setup` aborts the launch with
+    /// [`ContainerError::ParentSetup`] (the child is killed and reaped).
+    pub fn with_parent_setup(mut self, setup: ParentSetup) -> LaunchSpec {
+        self.parent_setup = Some(std::sync::Mutex::new(Some(setup)));
+        self
     }
 
     /// Puts a minimal init as PID 1 in front of the command (see the module
@@ -381,7 +424,16 @@ pub fn spawn(spec: &LaunchSpec, stdio: Stdio<'_>) -> Result<ContainerProcess, Co
     let (err_r, err_w) = pipe("setup errors")?;
     let (alive_r, alive_w) = pipe("parent liveness")?;
     let cgroup = spec.cgroup.as_ref().map(Cgroup::create).transpose()?;
-    let go = if cgroup.is_some() || spec.id_maps.is_some() { Some(pipe("uid/gid maps and cgroup placement")?) } else { None };
+    // Taken before the clone: a spec whose hook already ran fails here, with
+    // nothing started yet.
+    let parent_setup = match &spec.parent_setup {
+        Some(slot) => Some(slot.lock().unwrap_or_else(|e| e.into_inner()).take().ok_or_else(|| {
+            ContainerError::ParentSetup("the parent setup of this launch spec already ran in an earlier spawn; build a new spec".into())
+        })?),
+        None => None,
+    };
+    let handshake = cgroup.is_some() || spec.id_maps.is_some() || parent_setup.is_some();
+    let go = if handshake { Some(pipe("uid/gid maps, cgroup placement and parent setup")?) } else { None };
     let release = if spec.init { Some(pipe("init release")?) } else { None };
     let ctx = ChildCtx {
         spec,
@@ -404,16 +456,20 @@ pub fn spawn(spec: &LaunchSpec, stdio: Stdio<'_>) -> Result<ContainerProcess, Co
     let mut process = ContainerProcess { pid, status: None, cgroup, usage: None, release: release_w };
     if let Some((go_r, go_w)) = go {
         drop(go_r);
-        // Map its ids and place it, then let it go on; if either fails,
-        // dropping go_w unwritten makes it exit, and `process` reaps it.
+        // Map its ids, place it, run the parent setup, then let it go on; if
+        // any fails, dropping go_w unwritten makes it exit, and `process`
+        // (dropped on the way out) kills and reaps it.
         if let Some(maps) = &spec.id_maps {
             maps.write(pid)?;
         }
         if let Some(cgroup) = &process.cgroup {
             cgroup.add(pid)?;
         }
+        if let Some(setup) = parent_setup {
+            setup(pid).map_err(ContainerError::ParentSetup)?;
+        }
         nix::unistd::write(&go_w, &[1])
-            .map_err(|e| ContainerError::Io { context: "release the container after cgroup placement".into(), source: e.into() })?;
+            .map_err(|e| ContainerError::Io { context: "release the container after its parent-side setup".into(), source: e.into() })?;
     }
     // Our copy of the write end must go, or the read below never ends.
     drop(err_w);

@@ -33,7 +33,7 @@ pub mod rootfs;
 pub mod syscall;
 
 pub use cgroup::{Cgroup, CgroupError, CgroupMode, Limits, Usage};
-pub use init::{spawn, ContainerProcess, LaunchSpec, NsInfo, Stdio};
+pub use init::{spawn, ContainerProcess, LaunchSpec, NsInfo, ParentSetup, Stdio};
 pub use ns::{Namespace, NamespaceSet, NsError};
 pub use rootfs::{MinimalRootfs, PreparedRootfs, RootfsChoice, RootfsError};
 
@@ -57,6 +57,9 @@ pub enum ContainerError {
     Clone { namespaces: NamespaceSet, errno: Errno },
     #[error("container setup failed: {step}: {errno}")]
     Setup { step: String, errno: Errno },
+    /// The hook of [`LaunchSpec::with_parent_setup`] failed (its own words).
+    #[error("container setup failed: parent setup: {0}")]
+    ParentSetup(String),
     #[error("cannot execute {command:?} in the container: {errno}")]
     Exec { command: String, errno: Errno },
     #[error("wait for the container: {0}")]
