@@ -28,6 +28,7 @@ use nix::errno::Errno;
 pub mod cgroup;
 pub mod distro;
 pub mod init;
+pub mod net;
 pub mod ns;
 pub mod rootfs;
 pub mod syscall;
@@ -177,6 +178,7 @@ pub fn cleanup() -> Vec<PathBuf> {
     if nix::unistd::geteuid().is_root() {
         removed.extend(distro::sweep());
         removed.extend(cgroup::sweep());
+        removed.extend(net::sweep());
     }
     removed
 }

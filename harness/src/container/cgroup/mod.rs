@@ -273,14 +273,14 @@ fn group_name() -> String {
 }
 
 /// The pid in a group name made by [`group_name`].
-fn owner_pid(name: &str) -> Option<i32> {
+pub(crate) fn owner_pid(name: &str) -> Option<i32> {
     let rest = name.strip_prefix(PARENT)?.strip_prefix('-')?;
     let (pid, seq) = rest.split_once('-')?;
     seq.parse::<u32>().ok()?;
     pid.parse().ok().filter(|p| *p > 0)
 }
 
-fn alive(pid: i32) -> bool {
+pub(crate) fn alive(pid: i32) -> bool {
     !matches!(nix::sys::signal::kill(Pid::from_raw(pid), None), Err(Errno::ESRCH))
 }
 
@@ -502,7 +502,7 @@ const INITIAL_PID_NS_INODE: u64 = 0xEFFF_FFFC;
 /// (isobench itself in a container that sees the host's cgroups) the owner
 /// pid in a group's name may belong to a live process we cannot see, so
 /// nothing is swept there.
-fn in_initial_pid_namespace() -> bool {
+pub(crate) fn in_initial_pid_namespace() -> bool {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self/ns/pid").is_ok_and(|m| m.ino() == INITIAL_PID_NS_INODE)
 }
