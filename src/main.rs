@@ -71,6 +71,11 @@ enum Command {
         /// with its inode on the host and in the container
         #[arg(long)]
         show_ns: bool,
+        /// Network of a container with a net namespace: `loopback` (lo only)
+        /// or `veth` (also eth0 at 10.199.N.2/24, its peer at .1 in a private
+        /// network namespace isobench creates for the run; root only)
+        #[arg(long, value_name = "loopback|veth", default_value = "loopback")]
+        net: container::NetMode,
         /// The command and its arguments (put `--` before it)
         #[arg(required = true, value_name = "CMD")]
         command: Vec<OsString>,
@@ -518,11 +523,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(args),
-        Command::Exec { namespaces, rootfs, hostname, limits, show_ns, command } => (|| {
+        Command::Exec { namespaces, rootfs, hostname, limits, show_ns, net, command } => (|| {
             let namespaces: NamespaceSet = namespaces.parse()?;
             let workloads = workloads::locate()?;
             isobench_harness::cleanup::sweep();
-            let opts = ExecOptions { namespaces, rootfs, command, hostname, limits: limits.limits()?, cgroup: limits.cgroup(), show_ns };
+            let opts = ExecOptions { namespaces, rootfs, command, hostname, limits: limits.limits()?, cgroup: limits.cgroup(), show_ns, net };
             match container::exec(&opts, &workloads) {
                 Ok(status) => Ok(ExitCode::from(status.clamp(0, 255) as u8)),
                 Err(e) => {

@@ -92,22 +92,31 @@ pub fn bench_family(c: &mut Criterion, family: Family) {
         }
     }
 
+    // Host-side agents of the *.boundary metrics, one per network namespace.
+    let mut hosts = isobench_harness::boundary::HostSides::new(&opts.workloads);
     for spec in CATALOG.iter().filter(|m| m.family == family && !m.host_timed) {
         let mut group = c.benchmark_group(spec.name);
         for r in running.iter_mut() {
             let label = r.env.label();
+            if spec.boundary {
+                if let Err(e) = r.inst.endpoint() {
+                    // e.g. a peer runtime, or veth without root: one line, no column.
+                    eprintln!("{label}: {}: {e}", spec.name);
+                    continue;
+                }
+            }
             let mut m = Measurement::new(r.env.kind().as_str(), &label, spec);
-            let agent = r.inst.agent();
-            group.bench_function(r.env.kind().as_str(), |b| {
+            let kind = r.env.kind();
+            let inst = r.inst.as_mut();
+            let hosts = &mut hosts;
+            group.bench_function(kind.as_str(), |b| {
                 b.iter_custom(|iters| {
-                    let req = RunRequest {
-                        metric: spec.name.to_string(),
-                        iterations: iters,
-                        max_ms: CALL_LIMIT_MS,
-                        warmup: 0,
-                        bytes: runner::working_set(spec),
+                    let req = RunRequest { bytes: runner::working_set(spec), ..RunRequest::new(spec.name, iters, CALL_LIMIT_MS) };
+                    let res = match spec.boundary {
+                        false => inst.agent().run(&req).map_err(runner::MeasureError::Agent),
+                        true => runner::measure_boundary(&out, kind, &mut *inst, hosts, spec, &req),
                     };
-                    let res = agent.run(&req).unwrap_or_else(|e| panic!("{label}: {}: {e}", spec.name));
+                    let res = res.unwrap_or_else(|e| panic!("{label}: {}: {e}", spec.name));
                     m.add(&res).expect("agent result matches its request");
                     // The agent times whole samples; scale to what criterion asked for.
                     let ns = res.elapsed_ns as u128 * iters as u128 / res.iterations.max(1) as u128;
@@ -124,6 +133,7 @@ pub fn bench_family(c: &mut Criterion, family: Family) {
         out.render().expect("rendering the report");
     }
 
+    drop(hosts);
     let mut envs = Vec::new();
     for r in running {
         let label = r.env.label();

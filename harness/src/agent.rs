@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 
-use isobench_workloads::protocol::{to_line, AgentInfo, Request, Response, RunRequest, RunResult};
+use isobench_workloads::protocol::{to_line, AgentInfo, Request, Response, RunRequest, RunResult, ServeRequest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -86,6 +86,28 @@ impl AgentClient {
             Response::Result(r) => Ok(r),
             Response::Error { message } => Err(AgentError::Remote(message)),
             other => Err(AgentError::Unexpected { expected: "result", got: format!("{other:?}") }),
+        }
+    }
+
+    /// Starts the environment's end of a cross-boundary metric and returns
+    /// the address its server is bound to.
+    pub fn serve(&mut self, req: &ServeRequest) -> Result<std::net::SocketAddr, AgentError> {
+        self.send(&Request::Serve(req.clone()))?;
+        match self.read_response()? {
+            Response::Serving { addr } => addr.parse().map_err(|_| AgentError::Unexpected { expected: "serving ip:port", got: addr }),
+            Response::Error { message } => Err(AgentError::Remote(message)),
+            other => Err(AgentError::Unexpected { expected: "serving", got: format!("{other:?}") }),
+        }
+    }
+
+    /// Waits for the server started by [`serve`](Self::serve) to end; returns
+    /// the bytes it wrote.
+    pub fn join(&mut self) -> Result<u64, AgentError> {
+        self.send(&Request::Join)?;
+        match self.read_response()? {
+            Response::Served { bytes } => Ok(bytes),
+            Response::Error { message } => Err(AgentError::Remote(message)),
+            other => Err(AgentError::Unexpected { expected: "served", got: format!("{other:?}") }),
         }
     }
 

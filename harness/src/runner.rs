@@ -40,7 +40,15 @@ impl Plan {
     /// The request sent to the agent for `spec`.
     pub fn request(&self, spec: &MetricSpec) -> RunRequest {
         let iterations = self.iterations.unwrap_or(if self.quick { spec.quick_iterations } else { spec.iterations });
-        RunRequest { metric: spec.name.to_string(), iterations, max_ms: self.max_ms, warmup: (iterations / 20).min(1_000), bytes: working_set(spec) }
+        RunRequest {
+            metric: spec.name.to_string(),
+            iterations,
+            max_ms: self.max_ms,
+            warmup: (iterations / 20).min(1_000),
+            bytes: working_set(spec),
+            target: None,
+            cpu: None,
+        }
     }
 }
 
@@ -157,6 +165,8 @@ pub fn execute(
     )?;
     let total = plan.envs.len() * plan.metrics.len();
     let mut step = 0;
+    // Host-side agents of the *.boundary metrics, one per network namespace.
+    let mut hosts = crate::boundary::HostSides::new(&opts.workloads);
     'envs: for &kind in &plan.envs {
         if interrupted.load(Ordering::SeqCst) {
             break;
@@ -188,7 +198,11 @@ pub fn execute(
             let req = plan.request(spec);
             let what = format!("{} {} ({} iterations, ≤{} ms)", environment.label(), spec.name, req.iterations, req.max_ms);
             progress(Event::Begin { step, total, what: &what });
-            match inst.agent().run(&req) {
+            let result = match spec.boundary {
+                false => inst.agent().run(&req).map_err(MeasureError::Agent),
+                true => measure_boundary(out, kind, inst.as_mut(), &mut hosts, spec, &req),
+            };
+            match result {
                 Ok(r) => {
                     let mut m = Measurement::new(kind.as_str(), &environment.label(), spec);
                     m.add(&r)?;
@@ -215,7 +229,7 @@ pub fn execute(
                         outcome.interrupted = true;
                         break 'envs;
                     }
-                    if matches!(e, crate::agent::AgentError::Io(_) | crate::agent::AgentError::Closed(_)) {
+                    if e.agent_gone() {
                         // The agent is gone; the next metric would fail the same way.
                         continue 'envs;
                     }
@@ -290,6 +304,44 @@ pub fn measure_start(
         m.elapsed_ns += ns;
     }
     Ok(m)
+}
+
+/// Why one measurement failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MeasureError {
+    #[error(transparent)]
+    Agent(crate::agent::AgentError),
+    #[error(transparent)]
+    Boundary(#[from] crate::boundary::BoundaryError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
+}
+
+impl MeasureError {
+    /// True when the environment's agent is gone (its channel broke), so
+    /// every further request to it would fail the same way.
+    pub fn agent_gone(&self) -> bool {
+        use crate::agent::AgentError::{Closed, Io};
+        use crate::boundary::BoundaryError::Server;
+        matches!(self, MeasureError::Agent(Io(_) | Closed(_)) | MeasureError::Boundary(Server(Io(_) | Closed(_))))
+    }
+}
+
+/// One `*.boundary` measurement (see [`crate::boundary`]); the path it took
+/// is recorded in run.json as `environments.<env>.boundary`.
+pub fn measure_boundary(
+    out: &RunDir,
+    kind: EnvKind,
+    inst: &mut dyn Instance,
+    hosts: &mut crate::boundary::HostSides,
+    spec: &'static MetricSpec,
+    req: &RunRequest,
+) -> Result<isobench_workloads::protocol::RunResult, MeasureError> {
+    let r = crate::boundary::measure(inst, hosts, spec, req)?;
+    if let Ok(ep) = inst.endpoint() {
+        out.update_run_json(json!({ "environments": { kind.as_str(): { "boundary": ep.metadata() } } }))?;
+    }
+    Ok(r)
 }
 
 fn reason_of(e: &EnvError) -> String {

@@ -63,6 +63,8 @@ pub enum ContainerError {
     ParentSetup(String),
     #[error("cannot execute {command:?} in the container: {errno}")]
     Exec { command: String, errno: Errno },
+    #[error("{0}")]
+    Net(String),
     #[error("wait for the container: {0}")]
     Wait(Errno),
     #[error("{context}: {source}")]
@@ -153,6 +155,31 @@ pub struct ExecOptions {
     pub cgroup: Option<bool>,
     /// Print the namespaces created, `lsns` style, on stderr (`--show-ns`).
     pub show_ns: bool,
+    /// The container's network (`--net`): loopback only, or a veth pair too.
+    pub net: NetMode,
+}
+
+/// What network a container with a network namespace gets (`--net`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NetMode {
+    /// Only its loopback, up (the default).
+    #[default]
+    Loopback,
+    /// Loopback plus `eth0`, one end of a veth pair whose other end is in
+    /// the run's private network namespace ([`net::RunNetns`]), addresses
+    /// .2 (container) and .1 of a /24 that exists only there. Root only.
+    Veth,
+}
+
+impl std::str::FromStr for NetMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<NetMode, String> {
+        match s {
+            "loopback" => Ok(NetMode::Loopback),
+            "veth" => Ok(NetMode::Veth),
+            other => Err(format!("unknown network {other:?}; use loopback or veth")),
+        }
+    }
 }
 
 impl ExecOptions {
@@ -166,6 +193,7 @@ impl ExecOptions {
             limits: Limits::default(),
             cgroup: None,
             show_ns: false,
+            net: NetMode::Loopback,
         }
     }
 }
@@ -248,6 +276,12 @@ pub fn exec(opts: &ExecOptions, workloads: &Workloads) -> Result<i32, ContainerE
     if with_cgroup {
         spec = spec.with_cgroup(opts.limits);
     }
+    // The veth's host end lives as long as this call; the kernel also removes
+    // the pair when the container's network namespace goes.
+    let veth: std::sync::Arc<std::sync::Mutex<Option<net::Link>>> = Default::default();
+    if opts.net == NetMode::Veth {
+        spec = spec.with_parent_setup(veth_setup(namespaces, std::sync::Arc::clone(&veth))?);
+    }
     let _ignore = IgnoreInteractiveSignals::new();
     let mut child = spawn(&spec, Stdio::default())?;
     let _forward = ForwardTermination::to(child.pid());
@@ -255,6 +289,27 @@ pub fn exec(opts: &ExecOptions, workloads: &Workloads) -> Result<i32, ContainerE
         eprint!("{}", show_ns(&child, namespaces));
     }
     child.wait()
+}
+
+/// The parent-side hook that gives a container `eth0`: a veth pair from the
+/// run's network namespace, created directly in the child's (see
+/// [`NetMode::Veth`]). Refused without root or without a network namespace.
+fn veth_setup(namespaces: NamespaceSet, keep: std::sync::Arc<std::sync::Mutex<Option<net::Link>>>) -> Result<init::ParentSetup, ContainerError> {
+    if rootless() {
+        return Err(ContainerError::Net("--net veth needs root (CAP_NET_ADMIN on the host); use --net loopback".into()));
+    }
+    if !namespaces.contains(Namespace::Net) {
+        return Err(ContainerError::Net("--net veth needs a network namespace: add net to --ns".into()));
+    }
+    let netns = net::RunNetns::shared().map_err(|e| ContainerError::Net(e.to_string()))?;
+    Ok(Box::new(move |pid: nix::unistd::Pid| {
+        let subnet = netns.try_allocate_subnet().map_err(|e| e.to_string())?;
+        let path = format!("/proc/{pid}/ns/net");
+        let peer = std::fs::File::open(&path).map_err(|e| format!("open {path}: {e}"))?;
+        let link = netns.add_veth(&format!("ibv{pid}"), std::os::fd::AsFd::as_fd(&peer), "eth0", &subnet, None).map_err(|e| e.to_string())?;
+        *keep.lock().unwrap_or_else(|e| e.into_inner()) = Some(link);
+        Ok(())
+    }))
 }
 
 /// `lsns`-style lines for `--show-ns`: each kind, its inode on the host and

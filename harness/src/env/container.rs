@@ -18,6 +18,8 @@ use isobench_workloads::protocol::AgentInfo;
 
 use super::{EnvError, EnvKind, Environment, Instance, Options};
 use crate::agent::AgentClient;
+use crate::boundary::{Endpoint, PathKind};
+use crate::container::net::{Link, RunNetns};
 use crate::container::{self, Cgroup, CgroupMode, ContainerProcess, LaunchSpec, Limits, Namespace, NamespaceSet, PreparedRootfs, Stdio, Usage};
 
 const ENV: &str = "container";
@@ -124,6 +126,11 @@ impl Container {
         }
         let process = container::spawn(&spec, Stdio { stdin: Some(stdin_r.as_fd()), stdout: Some(stdout_w.as_fd()) })
             .map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
+        let net = match (self.namespaces.contains(Namespace::Net), container::rootless()) {
+            (false, _) => NetState::Host,
+            (true, true) => NetState::Unavailable("veth needs root (CAP_NET_ADMIN on the host); the container runs rootless".into()),
+            (true, false) => NetState::Pending,
+        };
         // The container holds its own copies; ours would keep the pipes open
         // after the agent exits.
         drop(stdin_r);
@@ -131,7 +138,7 @@ impl Container {
         let mut agent = AgentClient::new(Box::new(File::from(stdout_r)), Box::new(File::from(stdin_w)));
         let info = agent.wait_ready().map_err(|e| EnvError::Agent { env: ENV, source: e })?;
         let ready_after = t0.elapsed();
-        Ok(ContainerInstance { process, agent, info, ready_after })
+        Ok(ContainerInstance { process, agent, info, ready_after, net })
     }
 }
 
@@ -143,6 +150,24 @@ pub struct ContainerInstance {
     process: ContainerProcess,
     info: AgentInfo,
     ready_after: Duration,
+    net: NetState,
+}
+
+/// The instance's end of the boundary network.
+enum NetState {
+    /// No network namespace: the container shares the host's network.
+    Host,
+    /// Not set up yet (on the first `*.boundary` metric, so `env.start`
+    /// times what a container start costs without a network device).
+    Pending,
+    /// `eth0` in the container, the veth's other end in the run's network
+    /// namespace (deleted on drop; the kernel would also delete it with the
+    /// container's namespace).
+    Veth {
+        endpoint: Endpoint,
+        _link: Link,
+    },
+    Unavailable(String),
 }
 
 impl ContainerInstance {
@@ -163,6 +188,29 @@ impl ContainerInstance {
     }
 }
 
+impl ContainerInstance {
+    fn add_veth(&self) -> Result<NetState, String> {
+        let netns = RunNetns::shared().map_err(|e| e.to_string())?;
+        let subnet = netns.try_allocate_subnet().map_err(|e| e.to_string())?;
+        let ns_path = format!("/proc/{}/ns/net", self.host_pid());
+        let peer_ns = File::open(&ns_path).map_err(|e| format!("open {ns_path}: {e}"))?;
+        let host_if = format!("ibv{}", self.host_pid());
+        let link = netns.add_veth(&host_if, peer_ns.as_fd(), CONTAINER_IF, &subnet, None).map_err(|e| e.to_string())?;
+        let endpoint = Endpoint {
+            path: PathKind::Veth,
+            netns: Some(netns),
+            bind: subnet.peer.into(),
+            connect: subnet.peer.into(),
+            forwards: None,
+            same_cpu: true,
+        };
+        Ok(NetState::Veth { endpoint, _link: link })
+    }
+}
+
+/// The container's end of its veth pair.
+pub const CONTAINER_IF: &str = "eth0";
+
 impl Instance for ContainerInstance {
     fn agent(&mut self) -> &mut AgentClient {
         &mut self.agent
@@ -174,6 +222,25 @@ impl Instance for ContainerInstance {
 
     fn ready_after(&self) -> Duration {
         self.ready_after
+    }
+
+    /// A veth pair on first call: `eth0` inside the container with the
+    /// .2 address of a /24 of the run's private network namespace, where the
+    /// other end has .1 (DESIGN.md's networking rule); created through
+    /// netlink directly in the container's namespace.
+    fn endpoint(&mut self) -> Result<Endpoint, EnvError> {
+        if let NetState::Pending = self.net {
+            self.net = match self.add_veth() {
+                Ok(state) => state,
+                Err(reason) => NetState::Unavailable(reason),
+            };
+        }
+        match &self.net {
+            NetState::Host => Ok(Endpoint::loopback(PathKind::HostNetwork)),
+            NetState::Veth { endpoint, .. } => Ok(endpoint.clone()),
+            NetState::Unavailable(reason) => Err(EnvError::Unavailable { env: ENV, reason: reason.clone() }),
+            NetState::Pending => unreachable!("resolved above"),
+        }
     }
 
     fn resource_usage(&self) -> serde_json::Value {

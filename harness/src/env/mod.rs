@@ -170,6 +170,14 @@ pub trait Instance: Send {
         serde_json::Value::Null
     }
 
+    /// How the host side reaches this instance's agent for the
+    /// `*.boundary` metrics (see [`crate::boundary`]); set up on first call
+    /// (a container's veth), the same afterwards. `Unavailable` with the
+    /// reason where there is no boundary to measure (peers, rootless veth).
+    fn endpoint(&mut self) -> Result<crate::boundary::Endpoint, EnvError> {
+        Err(EnvError::Unavailable { env: "this environment", reason: "its boundary is not measured (only isobench's own environments are)".into() })
+    }
+
     /// Asks the agent to exit (the guest to power off) and waits until the
     /// process (QEMU, container init) is gone. Returns the host-measured time
     /// from the shutdown request to the process having exited.

@@ -67,6 +67,12 @@ impl Instance for ChildInstance {
         self.ready_after
     }
 
+    /// Natively there is no boundary: the baseline is a host-side agent
+    /// talking to this one over the host's loopback.
+    fn endpoint(&mut self) -> Result<crate::boundary::Endpoint, EnvError> {
+        Ok(crate::boundary::Endpoint::loopback(crate::boundary::PathKind::Loopback))
+    }
+
     fn shutdown(mut self: Box<Self>) -> Result<Duration, EnvError> {
         let t0 = Instant::now();
         self.agent.shutdown().map_err(|e| EnvError::Agent { env: self.env, source: e })?;

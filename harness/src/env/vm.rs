@@ -21,9 +21,11 @@ use isobench_workloads::protocol::AgentInfo;
 
 use super::{EnvError, EnvKind, Environment, Instance, Options};
 use crate::agent::AgentClient;
+use crate::boundary::{Endpoint, Forwards, PathKind};
+use crate::container::net::{Link, RunNetns};
 use crate::vm::accel::{self, Accel, Verdict};
 use crate::vm::image::{self, GuestImage};
-use crate::vm::qemu::{self, BootProtocol, Machine, Qemu, QemuError, QemuSpec};
+use crate::vm::qemu::{self, BootProtocol, GuestNet, Machine, Qemu, QemuError, QemuSpec};
 
 const ENV: &str = "vm";
 
@@ -102,6 +104,96 @@ pub struct Vm {
     starts: u32,
     /// A caveat for run.json, e.g. an image older than the agent.
     warning: Option<String>,
+    /// The guest's end of the boundary network, set up on the first start.
+    net: GuestNetState,
+}
+
+/// The network every boot of this environment is attached to.
+enum GuestNetState {
+    /// Decided on the first start.
+    Pending,
+    /// As root: a tap in the run's private network namespace, held for the
+    /// environment's life (deleted with it), the guest at .2 of its /24.
+    Tap { endpoint: Endpoint, net: GuestNet, _tap: Link },
+    /// Without root: QEMU's user-mode network with forwarded loopback ports.
+    User { endpoint: Endpoint, net: GuestNet },
+}
+
+/// Guest ports of the boundary servers under user-mode networking (forwarded
+/// from free host loopback ports).
+const SLIRP_GUEST_PORTS: (u16, u16) = (5201, 5202);
+/// The address QEMU's user-mode network gives a guest (its built-in DHCP's).
+const SLIRP_GUEST_CIDR: &str = "10.0.2.15/24";
+
+impl GuestNetState {
+    fn setup() -> Result<(GuestNetState, Option<String>), String> {
+        if nix::unistd::geteuid().is_root() {
+            match Self::tap() {
+                Ok(state) => return Ok((state, None)),
+                Err(e) => {
+                    let w = format!("no tap in the run's network namespace ({e}); using user-mode networking (slirp) instead");
+                    eprintln!("vm: warning: {w}");
+                    return Self::user().map(|s| (s, Some(w)));
+                }
+            }
+        }
+        Self::user().map(|s| (s, None))
+    }
+
+    fn tap() -> Result<GuestNetState, String> {
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let netns = RunNetns::shared().map_err(|e| e.to_string())?;
+        let subnet = netns.try_allocate_subnet().map_err(|e| e.to_string())?;
+        let ifname = format!("ibt{}-{}", std::process::id(), SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 100);
+        let tap = netns.add_tap(&ifname, &subnet).map_err(|e| e.to_string())?;
+        let net = GuestNet::Tap { ifname, netns: netns.path().to_path_buf(), guest_cidr: format!("{}/{}", subnet.peer, subnet.prefix_len) };
+        let endpoint = Endpoint {
+            path: PathKind::Tap,
+            netns: Some(netns),
+            bind: subnet.peer.into(),
+            connect: subnet.peer.into(),
+            forwards: None,
+            same_cpu: false,
+        };
+        Ok(GuestNetState::Tap { endpoint, net, _tap: tap })
+    }
+
+    fn user() -> Result<GuestNetState, String> {
+        let free_port = |udp: bool| -> Result<u16, String> {
+            let lo = (std::net::Ipv4Addr::LOCALHOST, 0);
+            let port = match udp {
+                false => std::net::TcpListener::bind(lo).and_then(|l| l.local_addr()),
+                true => std::net::UdpSocket::bind(lo).and_then(|s| s.local_addr()),
+            };
+            port.map(|a| a.port()).map_err(|e| format!("no free loopback port for user-mode networking: {e}"))
+        };
+        let forwards = Forwards { tcp: (SLIRP_GUEST_PORTS.0, free_port(false)?), udp: (SLIRP_GUEST_PORTS.1, free_port(true)?) };
+        let net = GuestNet::User { forwards, guest_cidr: SLIRP_GUEST_CIDR.into() };
+        let any = std::net::IpAddr::from(std::net::Ipv4Addr::UNSPECIFIED);
+        let endpoint = Endpoint {
+            path: PathKind::Slirp,
+            netns: None,
+            bind: any,
+            connect: std::net::Ipv4Addr::LOCALHOST.into(),
+            forwards: Some(forwards),
+            same_cpu: false,
+        };
+        Ok(GuestNetState::User { endpoint, net })
+    }
+
+    fn spec(&self) -> Option<GuestNet> {
+        match self {
+            GuestNetState::Pending => None,
+            GuestNetState::Tap { net, .. } | GuestNetState::User { net, .. } => Some(net.clone()),
+        }
+    }
+
+    fn endpoint(&self) -> Option<Endpoint> {
+        match self {
+            GuestNetState::Pending => None,
+            GuestNetState::Tap { endpoint, .. } | GuestNetState::User { endpoint, .. } => Some(endpoint.clone()),
+        }
+    }
 }
 
 fn unavailable(reason: impl std::fmt::Display) -> EnvError {
@@ -153,6 +245,7 @@ impl Vm {
             log_dir: opts.log_dir.clone(),
             starts: 0,
             warning,
+            net: GuestNetState::Pending,
         })
     }
 
@@ -208,6 +301,7 @@ impl Vm {
             memory_mib: self.memory_mib,
             cpus: self.cpus,
             tsc_khz: self.tsc_khz,
+            net: self.net.spec(),
         }
     }
 
@@ -255,12 +349,23 @@ impl Environment for Vm {
             "console_logs": self.log_dir,
             "warning": self.warning,
             "clocksource": boots.last().and_then(|b| b.clocksource.clone()),
+            "network": self.net.endpoint().map(|e| e.metadata()),
             "boots": boots,
         })
     }
 
     fn start(&mut self) -> Result<Box<dyn Instance>, EnvError> {
         self.starts += 1;
+        if let GuestNetState::Pending = self.net {
+            let (net, warning) = GuestNetState::setup().map_err(|reason| EnvError::Start { env: ENV, reason })?;
+            self.net = net;
+            if let Some(w) = warning {
+                self.warning = Some(match self.warning.take() {
+                    Some(earlier) => format!("{earlier}; {w}"),
+                    None => w,
+                });
+            }
+        }
         let console = match &self.log_dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir).map_err(|e| EnvError::Io { env: ENV, context: format!("create {}", dir.display()), source: e })?;
@@ -314,6 +419,7 @@ impl Environment for Vm {
             ready_after: booted.ready_after,
             record,
             boots: Arc::clone(&self.boots),
+            endpoint: self.net.endpoint(),
         }))
     }
 }
@@ -327,6 +433,7 @@ pub struct VmInstance {
     /// This boot's phases; copied into the environment's list as they happen.
     record: BootRecord,
     boots: Boots,
+    endpoint: Option<Endpoint>,
 }
 
 impl VmInstance {
@@ -364,6 +471,12 @@ impl Instance for VmInstance {
 
     fn phases(&self) -> Vec<(String, f64)> {
         self.record.phases()
+    }
+
+    /// The guest's virtio-net eth0: on a tap in the run's network namespace
+    /// (root) or behind user-mode networking's forwarded ports.
+    fn endpoint(&mut self) -> Result<Endpoint, EnvError> {
+        self.endpoint.clone().ok_or_else(|| unavailable("the guest has no network device"))
     }
 
     fn shutdown(mut self: Box<Self>) -> Result<Duration, EnvError> {

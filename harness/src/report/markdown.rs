@@ -82,6 +82,24 @@ fn columns(ms: &[Measurement]) -> Vec<(String, String)> {
 }
 
 /// Renders report.md. `plots` are paths relative to the run folder.
+/// "env: path (address, netns)" for every environment whose boundary was
+/// measured, from run.json's `environments.<env>.boundary`.
+fn boundary_paths(run: &Value) -> Option<String> {
+    let envs = run.get("environments")?.as_object()?;
+    let parts: Vec<String> = envs
+        .iter()
+        .filter_map(|(name, e)| {
+            let b = e.get("boundary")?;
+            let mut line = format!("{name}: {}", s(b, &["description"])?);
+            if let Some(ns) = s(b, &["netns"]) {
+                line.push_str(&format!(" (host side in netns {ns}, environment at {})", s(b, &["environment_address"]).unwrap_or_default()));
+            }
+            Some(line)
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
 pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[String]) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "# isobench report: what isolation costs on host {}\n", s(run, &["host", "hostname"]).unwrap_or_else(|| "(unnamed)".into()));
@@ -123,6 +141,7 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
                 .map(|a| format!("{a} — {}", s(run, &["environments", "vm", "metadata", "accel_reason"]).unwrap_or_default())),
         ),
         ("container rootfs", s(run, &["environments", "container", "metadata", "rootfs_image"])),
+        ("cross-boundary paths (net.*.boundary)", boundary_paths(run)),
         ("driver", s(run, &["parameters", "driver"])),
         (
             "criterion's report",
@@ -183,6 +202,16 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
                         "{name}: clocksource {cs} has no vDSO path, so syscall.clock_gettime there is a real system call and every in-environment timing pays it"
                     ));
                 }
+            }
+        }
+    }
+    if let Some(Value::Object(envs)) = run.get("environments") {
+        for (name, e) in envs {
+            if s(e, &["boundary", "path"]).as_deref() == Some("slirp") {
+                notes.push(format!(
+                    "{name}: the net.*.boundary figures went through QEMU's user-mode networking (slirp, no root), a userspace TCP/IP stack: \
+                     a different data path from a tap device, not comparable with a tap run"
+                ));
             }
         }
     }

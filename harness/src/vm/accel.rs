@@ -239,8 +239,16 @@ pub fn probe_log() -> PathBuf {
 pub fn probe_kvm(image: &GuestImage, qemu_bin: &Path) -> Result<Duration, ProbeFailure> {
     // The way the vm boots by default: PVH when the image has a vmlinux.
     let kernel = image.kernel_for(image.preferred_boot()).unwrap_or(&image.kernel).to_path_buf();
-    let spec =
-        QemuSpec { kernel, initrd: image.initrd.clone(), accel: Accel::Kvm, machine: Machine::default(), memory_mib: 256, cpus: 1, tsc_khz: None };
+    let spec = QemuSpec {
+        kernel,
+        initrd: image.initrd.clone(),
+        accel: Accel::Kvm,
+        machine: Machine::default(),
+        memory_mib: 256,
+        cpus: 1,
+        tsc_khz: None,
+        net: None,
+    };
     let log = probe_log();
     if let Some(dir) = log.parent() {
         let _ = std::fs::create_dir_all(dir);

@@ -159,6 +159,34 @@ pub struct QemuSpec {
     /// The guest's TSC rate under TCG (`tsc_early_khz=`); vm-run reads the
     /// host's when `None`.
     pub tsc_khz: Option<u64>,
+    /// The guest's network device (its end of the boundary); `None`: none.
+    pub net: Option<GuestNet>,
+}
+
+/// The guest's virtio-net device and what it is connected to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GuestNet {
+    /// A tap device that exists in the network namespace bound at `netns`
+    /// (the run's private one); QEMU is started inside that namespace.
+    Tap { ifname: String, netns: PathBuf, guest_cidr: String },
+    /// QEMU's user-mode network (slirp, restrict=on) forwarding these host
+    /// loopback ports to these guest ports: used without root.
+    User { forwards: crate::boundary::Forwards, guest_cidr: String },
+}
+
+impl GuestNet {
+    /// scripts/vm-run's arguments for it.
+    pub fn args(&self) -> Vec<String> {
+        match self {
+            GuestNet::Tap { ifname, guest_cidr, .. } => vec!["--tap".into(), ifname.clone(), "--guest-ip".into(), guest_cidr.clone()],
+            GuestNet::User { forwards: f, guest_cidr } => vec![
+                "--user-net".into(),
+                format!("tcp:127.0.0.1:{}-:{},udp:127.0.0.1:{}-:{}", f.tcp.1, f.tcp.0, f.udp.1, f.udp.0),
+                "--guest-ip".into(),
+                guest_cidr.clone(),
+            ],
+        }
+    }
 }
 
 /// Finds QEMU: `$ISOBENCH_QEMU`, else `qemu-system-x86_64` on `PATH`.
@@ -213,6 +241,9 @@ pub fn command(script: &Path, qemu: &Path, spec: &QemuSpec, socket: &Path, conso
     if let Some(khz) = spec.tsc_khz {
         cmd.args(["--tsc-khz", &khz.to_string()]);
     }
+    if let Some(net) = &spec.net {
+        cmd.args(net.args());
+    }
     cmd
 }
 
@@ -241,6 +272,25 @@ impl Qemu {
         let out_file = err_file.try_clone().map_err(io_err("dup qemu.stderr"))?;
         let mut cmd = command(&script, qemu, spec, &socket, &console);
         cmd.stdin(Stdio::null()).stdout(out_file).stderr(err_file);
+        // Kept open until the spawn: the child enters it before exec.
+        let _netns = match &spec.net {
+            Some(GuestNet::Tap { netns, .. }) => {
+                let file = File::open(netns).map_err(io_err(format!("open network namespace {}", netns.display())))?;
+                let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+                // SAFETY: runs between fork and exec; setns(2) is
+                // async-signal-safe and `fd` is open until after the spawn.
+                unsafe {
+                    std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                        if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                            return Err(io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
+                Some(file)
+            }
+            _ => None,
+        };
         let started = Instant::now();
         let child = crate::process::spawn_agent(&mut cmd).map_err(io_err(format!("start {}", script.display())))?;
         Ok(Qemu { child, dir, socket, console, stderr, accel: spec.accel, started })
@@ -500,6 +550,7 @@ mod tests {
             memory_mib: 256,
             cpus: 1,
             tsc_khz: None,
+            net: None,
         };
         let args = |spec: &QemuSpec| {
             let cmd = command(Path::new("/r/scripts/vm-run"), Path::new("/usr/bin/qemu"), spec, Path::new("/t/agent.sock"), Path::new("/t/c.log"));
@@ -513,6 +564,11 @@ mod tests {
         spec.tsc_khz = Some(2_600_000);
         assert!(args(&spec).contains("--machine microvm "), "{}", args(&spec));
         assert!(args(&spec).ends_with(" --tsc-khz 2600000"), "{}", args(&spec));
+        spec.net = Some(GuestNet::Tap { ifname: "ibt1".into(), netns: "/run/netns/x".into(), guest_cidr: "10.199.2.2/24".into() });
+        assert!(args(&spec).ends_with(" --tap ibt1 --guest-ip 10.199.2.2/24"), "{}", args(&spec));
+        let forwards = crate::boundary::Forwards { tcp: (5201, 40001), udp: (5202, 40002) };
+        spec.net = Some(GuestNet::User { forwards, guest_cidr: "10.0.2.15/24".into() });
+        assert!(args(&spec).ends_with(" --user-net tcp:127.0.0.1:40001-:5201,udp:127.0.0.1:40002-:5202 --guest-ip 10.0.2.15/24"), "{}", args(&spec));
     }
 
     #[test]
