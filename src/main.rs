@@ -194,6 +194,10 @@ struct RunArgs {
     /// Exit non-zero (vm skipped, with the reason) instead of running the vm under TCG
     #[arg(long)]
     require_kvm: bool,
+    /// VM network for net.*.boundary: tap (default as root: a tap in the run's private
+    /// network namespace) or user (QEMU's slirp with loopback port forwards; default without root)
+    #[arg(long = "vm-net", value_name = "tap|user")]
+    vm_net: Option<isobench_harness::vm::VmNet>,
     /// Namespaces of the container environment: a comma list of
     /// user,pid,net,ipc,uts,mnt,cgroup, or `all`, or `none` (default pid,mnt,uts,ipc,net)
     #[arg(long = "ns", value_name = "LIST")]
@@ -306,7 +310,14 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         Some(dir) => RunDir::at(dir)?,
         None => RunDir::create_in(&PathBuf::from("results"))?,
     };
-    let vm = VmSettings { machine: args.machine, boot: args.vm_boot, memory_mib: args.vm_memory, cpus: args.vm_cpus, require_kvm: args.require_kvm };
+    let vm = VmSettings {
+        machine: args.machine,
+        boot: args.vm_boot,
+        memory_mib: args.vm_memory,
+        cpus: args.vm_cpus,
+        require_kvm: args.require_kvm,
+        net: args.vm_net,
+    };
     let opts = Options { accel: args.accel, log_dir: Some(out.path.clone()), container: container_settings, vm, ..Options::new(workloads) };
     let plan = Plan { envs, metrics, quick: args.quick, iterations: args.iterations, max_ms: args.max_ms };
     if !args.quiet {

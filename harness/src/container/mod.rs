@@ -264,6 +264,11 @@ pub fn exec(opts: &ExecOptions, workloads: &Workloads) -> Result<i32, ContainerE
     if opts.command.is_empty() {
         return Err(ContainerError::NoCommand);
     }
+    // Installed before anything is created: a SIGTERM that arrives while the
+    // container is being set up is held and delivered to its init once it
+    // exists, so every clean-up below still runs.
+    let _ignore = IgnoreInteractiveSignals::new();
+    let forward = ForwardTermination::install();
     let namespaces = effective_namespaces(opts.namespaces);
     let with_cgroup = decide_cgroup(opts.cgroup, &opts.limits)?;
     let mount_ns = namespaces.contains(Namespace::Mount);
@@ -278,13 +283,12 @@ pub fn exec(opts: &ExecOptions, workloads: &Workloads) -> Result<i32, ContainerE
     }
     // The veth's host end lives as long as this call; the kernel also removes
     // the pair when the container's network namespace goes.
-    let veth: std::sync::Arc<std::sync::Mutex<Option<net::Link>>> = Default::default();
+    let veth: VethSlot = Default::default();
     if opts.net == NetMode::Veth {
         spec = spec.with_parent_setup(veth_setup(namespaces, std::sync::Arc::clone(&veth))?);
     }
-    let _ignore = IgnoreInteractiveSignals::new();
     let mut child = spawn(&spec, Stdio::default())?;
-    let _forward = ForwardTermination::to(child.pid());
+    forward.to(child.pid());
     if opts.show_ns {
         eprint!("{}", show_ns(&child, namespaces));
     }
@@ -294,7 +298,11 @@ pub fn exec(opts: &ExecOptions, workloads: &Workloads) -> Result<i32, ContainerE
 /// The parent-side hook that gives a container `eth0`: a veth pair from the
 /// run's network namespace, created directly in the child's (see
 /// [`NetMode::Veth`]). Refused without root or without a network namespace.
-fn veth_setup(namespaces: NamespaceSet, keep: std::sync::Arc<std::sync::Mutex<Option<net::Link>>>) -> Result<init::ParentSetup, ContainerError> {
+/// Where the hook leaves the veth's host end and the run's namespace it is
+/// in, both kept for as long as the container runs.
+type VethSlot = std::sync::Arc<std::sync::Mutex<Option<(net::Link, std::sync::Arc<net::RunNetns>)>>>;
+
+fn veth_setup(namespaces: NamespaceSet, keep: VethSlot) -> Result<init::ParentSetup, ContainerError> {
     if rootless() {
         return Err(ContainerError::Net("--net veth needs root (CAP_NET_ADMIN on the host); use --net loopback".into()));
     }
@@ -307,7 +315,7 @@ fn veth_setup(namespaces: NamespaceSet, keep: std::sync::Arc<std::sync::Mutex<Op
         let path = format!("/proc/{pid}/ns/net");
         let peer = std::fs::File::open(&path).map_err(|e| format!("open {path}: {e}"))?;
         let link = netns.add_veth(&format!("ibv{pid}"), std::os::fd::AsFd::as_fd(&peer), "eth0", &subnet, None).map_err(|e| e.to_string())?;
-        *keep.lock().unwrap_or_else(|e| e.into_inner()) = Some(link);
+        *keep.lock().unwrap_or_else(|e| e.into_inner()) = Some((link, netns));
         Ok(())
     }))
 }
@@ -342,19 +350,28 @@ struct ForwardTermination {
 
 /// The pid signals are forwarded to; 0 when none.
 static FORWARD_TO: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+/// A signal that arrived before there was a pid to forward it to.
+static PENDING: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
 extern "C" fn forward_signal(sig: libc::c_int) {
-    let pid = FORWARD_TO.load(std::sync::atomic::Ordering::Relaxed);
+    use std::sync::atomic::Ordering::SeqCst;
+    let pid = FORWARD_TO.load(SeqCst);
     if pid > 0 {
         // SAFETY: kill(2) is async-signal-safe.
         unsafe { libc::kill(pid, sig) };
+    } else {
+        PENDING.store(sig, SeqCst);
     }
 }
 
 impl ForwardTermination {
-    fn to(pid: nix::unistd::Pid) -> Self {
+    /// Catches SIGTERM and SIGHUP from now on; until [`to`](Self::to) names
+    /// the target, the last one is held.
+    fn install() -> Self {
         use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-        FORWARD_TO.store(pid.as_raw(), std::sync::atomic::Ordering::Relaxed);
+        use std::sync::atomic::Ordering::SeqCst;
+        FORWARD_TO.store(0, SeqCst);
+        PENDING.store(0, SeqCst);
         let action = SigAction::new(SigHandler::Handler(forward_signal), SaFlags::SA_RESTART, SigSet::empty());
         let mut saved = Vec::new();
         for sig in [Signal::SIGTERM, Signal::SIGHUP] {
@@ -364,6 +381,18 @@ impl ForwardTermination {
             }
         }
         ForwardTermination { saved }
+    }
+
+    /// Forwards to `pid` from now on, and delivers a held signal.
+    fn to(&self, pid: nix::unistd::Pid) {
+        use std::sync::atomic::Ordering::SeqCst;
+        FORWARD_TO.store(pid.as_raw(), SeqCst);
+        let held = PENDING.swap(0, SeqCst);
+        if held != 0 {
+            // SAFETY: kill(2) with a pid we own and a signal number that was
+            // delivered to us.
+            unsafe { libc::kill(pid.as_raw(), held) };
+        }
     }
 }
 

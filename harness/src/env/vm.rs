@@ -26,6 +26,7 @@ use crate::container::net::{Link, RunNetns};
 use crate::vm::accel::{self, Accel, Verdict};
 use crate::vm::image::{self, GuestImage};
 use crate::vm::qemu::{self, BootProtocol, GuestNet, Machine, Qemu, QemuError, QemuSpec};
+use crate::vm::VmNet;
 
 const ENV: &str = "vm";
 
@@ -106,6 +107,7 @@ pub struct Vm {
     warning: Option<String>,
     /// The guest's end of the boundary network, set up on the first start.
     net: GuestNetState,
+    net_choice: Option<VmNet>,
 }
 
 /// The network every boot of this environment is attached to.
@@ -126,8 +128,15 @@ const SLIRP_GUEST_PORTS: (u16, u16) = (5201, 5202);
 const SLIRP_GUEST_CIDR: &str = "10.0.2.15/24";
 
 impl GuestNetState {
-    fn setup() -> Result<(GuestNetState, Option<String>), String> {
-        if nix::unistd::geteuid().is_root() {
+    fn setup(choice: Option<VmNet>) -> Result<(GuestNetState, Option<String>), String> {
+        let root = nix::unistd::geteuid().is_root();
+        match choice {
+            Some(VmNet::User) => return Self::user().map(|s| (s, None)),
+            Some(VmNet::Tap) if !root => return Err("--vm-net tap needs root (CAP_NET_ADMIN); use --vm-net user".into()),
+            Some(VmNet::Tap) => return Self::tap().map(|s| (s, None)),
+            None => {}
+        }
+        if root {
             match Self::tap() {
                 Ok(state) => return Ok((state, None)),
                 Err(e) => {
@@ -246,6 +255,7 @@ impl Vm {
             starts: 0,
             warning,
             net: GuestNetState::Pending,
+            net_choice: settings.net,
         })
     }
 
@@ -357,7 +367,7 @@ impl Environment for Vm {
     fn start(&mut self) -> Result<Box<dyn Instance>, EnvError> {
         self.starts += 1;
         if let GuestNetState::Pending = self.net {
-            let (net, warning) = GuestNetState::setup().map_err(|reason| EnvError::Start { env: ENV, reason })?;
+            let (net, warning) = GuestNetState::setup(self.net_choice).map_err(|reason| EnvError::Start { env: ENV, reason })?;
             self.net = net;
             if let Some(w) = warning {
                 self.warning = Some(match self.warning.take() {

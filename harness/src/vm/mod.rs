@@ -34,6 +34,28 @@ pub struct VmSettings {
     pub cpus: Option<u32>,
     /// Fail instead of falling back to TCG (`--require-kvm`).
     pub require_kvm: bool,
+    /// The guest's network (`--vm-net`); default: a tap as root, slirp without.
+    pub net: Option<VmNet>,
+}
+
+/// `--vm-net`: what the guest's virtio-net device is connected to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VmNet {
+    /// A tap device in the run's private network namespace (root only).
+    Tap,
+    /// QEMU's user-mode network (slirp) with forwarded loopback ports.
+    User,
+}
+
+impl std::str::FromStr for VmNet {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "tap" => Ok(VmNet::Tap),
+            "user" | "slirp" => Ok(VmNet::User),
+            other => Err(format!("unknown vm network {other:?}; use tap or user")),
+        }
+    }
 }
 
 /// `--accel`: what the user asked for.

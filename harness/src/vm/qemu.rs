@@ -169,7 +169,7 @@ pub enum GuestNet {
     /// A tap device that exists in the network namespace bound at `netns`
     /// (the run's private one); QEMU is started inside that namespace.
     Tap { ifname: String, netns: PathBuf, guest_cidr: String },
-    /// QEMU's user-mode network (slirp, restrict=on) forwarding these host
+    /// QEMU's user-mode network (slirp) forwarding these host
     /// loopback ports to these guest ports: used without root.
     User { forwards: crate::boundary::Forwards, guest_cidr: String },
 }

@@ -1,0 +1,191 @@
+//! The network boundary as a user meets it: `isobench run` measures
+//! net.*.boundary through a veth (container) and a tap (vm) in a private
+//! network namespace of the run, `isobench exec --net veth` gives the command
+//! an eth0, and nothing of it (namespace, veth, tap) outlives the run, even a
+//! killed one, after the next start's sweep.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BOUNDARY: &str = "net.tcp_rr.boundary,net.udp_rr.boundary,net.tcp_stream.boundary";
+
+fn isobench() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_isobench"))
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn root_or_skip(test: &str) -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        eprintln!("{test}: skipped: needs root (veth, tap and network namespaces)");
+    }
+    root
+}
+
+/// /run/netns entries of isobench process `pid`.
+fn netns_of(pid: u32) -> Vec<PathBuf> {
+    let prefix = format!("isobench-{pid}-");
+    std::fs::read_dir("/run/netns")
+        .map(|d| d.flatten().filter(|e| e.file_name().to_string_lossy().starts_with(&prefix)).map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+/// Links of the host's own network namespace (through /proc/net/dev, which
+/// shows the namespace of the reading process, unlike a sysfs mounted long ago).
+fn host_links() -> Vec<String> {
+    std::fs::read_to_string("/proc/net/dev").unwrap().lines().skip(2).filter_map(|l| l.split(':').next()).map(|s| s.trim().to_string()).collect()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(t0.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs `isobench run --env ENVS --metric BOUNDARY --quick` and returns its
+/// pid, output and results folder.
+fn run_boundary(envs: &str, dir: &Path, extra: &[&str]) -> (u32, Output) {
+    let child = isobench()
+        .args(["run", "--env", envs, "--metric", BOUNDARY, "--quick", "--out", dir.to_str().unwrap()])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    (pid, child.wait_with_output().unwrap())
+}
+
+/// Every env × boundary metric has a positive p50 in summary.csv.
+fn assert_rows(dir: &Path, envs: &[&str]) {
+    let csv = std::fs::read_to_string(dir.join("summary.csv")).unwrap();
+    for env in envs {
+        for metric in BOUNDARY.split(',') {
+            let row: Vec<&str> = csv
+                .lines()
+                .map(|l| l.split(',').collect::<Vec<_>>())
+                .find(|r| r[0] == *env && r[2] == metric)
+                .unwrap_or_else(|| panic!("no {env} × {metric} row:\n{csv}"));
+            let p50: f64 = row[6].parse().unwrap();
+            assert!(p50.is_finite() && p50 > 0.0, "{row:?}");
+        }
+    }
+}
+
+#[test]
+fn container_boundary_goes_through_a_veth_that_is_gone_afterwards() {
+    if !root_or_skip("container_boundary_goes_through_a_veth_that_is_gone_afterwards") {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let (pid, o) = run_boundary("native,container", d.path(), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_rows(d.path(), &["native", "container"]);
+    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(d.path().join("run.json")).unwrap()).unwrap();
+    let b = &run["environments"]["container"]["boundary"];
+    assert_eq!(b["path"], "veth", "{b}");
+    assert!(b["netns"].as_str().unwrap().starts_with(&format!("isobench-{pid}-")), "{b}");
+    assert!(b["environment_address"].as_str().unwrap().starts_with("10.199."), "{b}");
+    assert_eq!(run["environments"]["native"]["boundary"]["path"], "loopback");
+    let report = std::fs::read_to_string(d.path().join("report.md")).unwrap();
+    assert!(report.contains("cross-boundary paths") && report.contains("## net.tcp_rr.boundary"), "{report}");
+    assert!(netns_of(pid).is_empty(), "left behind: {:?}", netns_of(pid));
+    let veths: Vec<String> = host_links().into_iter().filter(|l| l.starts_with("ibv")).collect();
+    assert!(veths.is_empty(), "veth ends in the host's namespace: {veths:?}");
+}
+
+#[test]
+fn vm_boundary_goes_through_a_tap_or_slirp_and_leaves_no_qemu_or_namespace() {
+    if !root_or_skip("vm_boundary_goes_through_a_tap_or_slirp_and_leaves_no_qemu_or_namespace") {
+        return;
+    }
+    for (net, path) in [("tap", "tap"), ("user", "slirp")] {
+        let d = tempfile::tempdir().unwrap();
+        let (pid, o) = run_boundary("vm", d.path(), &["--vm-net", net]);
+        let err = stderr(&o);
+        if err.contains("vm: skipped") {
+            eprintln!("vm skipped here: {err}");
+            return;
+        }
+        assert!(o.status.success(), "{err}");
+        assert_rows(d.path(), &["vm"]);
+        let run: serde_json::Value = serde_json::from_slice(&std::fs::read(d.path().join("run.json")).unwrap()).unwrap();
+        assert_eq!(run["environments"]["vm"]["boundary"]["path"], path, "{}", run["environments"]["vm"]);
+        if path == "slirp" {
+            let report = std::fs::read_to_string(d.path().join("report.md")).unwrap();
+            assert!(report.contains("user-mode networking (slirp"), "the report names the other data path: {report}");
+        }
+        assert!(netns_of(pid).is_empty(), "left behind: {:?}", netns_of(pid));
+        assert!(!host_links().iter().any(|l| l.starts_with("ibt")), "a tap in the host's namespace: {:?}", host_links());
+        // QEMU's console log lives in the results folder: no process names it now.
+        let qemus = std::process::Command::new("pgrep").args(["-f", d.path().to_str().unwrap()]).output().unwrap();
+        assert!(qemus.stdout.is_empty(), "QEMU still running: {}", String::from_utf8_lossy(&qemus.stdout));
+    }
+}
+
+#[test]
+fn exec_with_veth_gives_the_command_eth0_on_the_runs_subnet() {
+    if !root_or_skip("exec_with_veth_gives_the_command_eth0_on_the_runs_subnet") {
+        return;
+    }
+    // After a pause: the pair must outlive the launch, not only be there at exec.
+    let o = isobench().args(["exec", "--net", "veth", "--", "sh", "-c", "sleep 0.3; cat /proc/net/fib_trie /proc/net/dev"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("10.199.") && out.contains("eth0:"), "{out}");
+    assert!(!out.contains(" ibv"), "the host end stays in the run's namespace: {out}");
+    // Loopback only without --net veth.
+    let o = isobench().args(["exec", "--", "cat", "/proc/net/dev"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("eth0"));
+}
+
+#[test]
+fn veth_without_a_network_namespace_is_one_clear_line() {
+    if !root_or_skip("veth_without_a_network_namespace_is_one_clear_line") {
+        return;
+    }
+    let o = isobench().args(["exec", "--ns", "pid,mnt", "--net", "veth", "--", "true"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(125));
+    let err = stderr(&o);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("--net veth needs a network namespace"), "{err}");
+    let o = isobench().args(["exec", "--net", "bridge", "--", "true"]).output().unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("use loopback or veth"), "{}", stderr(&o));
+}
+
+#[test]
+fn sigterm_and_sigkill_of_a_veth_exec_leave_nothing_after_the_next_start() {
+    if !root_or_skip("sigterm_and_sigkill_of_a_veth_exec_leave_nothing_after_the_next_start") {
+        return;
+    }
+    for signal in [nix::sys::signal::Signal::SIGTERM, nix::sys::signal::Signal::SIGKILL] {
+        let mut child = isobench().args(["exec", "--net", "veth", "--", "sleep", "30"]).stderr(Stdio::piped()).spawn().unwrap();
+        let pid = child.id();
+        wait_until("the run's network namespace", Duration::from_secs(20), || !netns_of(pid).is_empty());
+        let ns = netns_of(pid);
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).unwrap();
+        let status = child.wait().unwrap();
+        match signal {
+            nix::sys::signal::Signal::SIGTERM => {
+                assert_eq!(status.code(), Some(143), "SIGTERM reaches sleep through the init");
+                assert!(netns_of(pid).is_empty(), "a clean exit removes its namespace: {ns:?}");
+            }
+            _ => {
+                // Nothing could run on SIGKILL: the mount stays until a sweep.
+                assert!(ns.iter().all(|p| p.exists()), "{ns:?}");
+                let o = isobench().args(["exec", "--ns", "none", "--", "true"]).output().unwrap();
+                assert!(o.status.success(), "{}", stderr(&o));
+                assert!(ns.iter().all(|p| !p.exists()), "the next start sweeps a killed run's namespace: {ns:?}");
+            }
+        }
+        assert!(!std::fs::read_to_string("/proc/self/mountinfo").unwrap().contains(&format!("isobench-{pid}-")));
+    }
+}
