@@ -422,6 +422,7 @@ fn container_env_runs_the_agent_as_pid_1() {
     for m in ["net.tcp_rr", "spawn.fork_exec", "syscall.read_devnull"] {
         assert!(metrics.iter().any(|x| x == m), "agent lacks {m}: {metrics:?}");
     }
+    let mut hosts = isobench_harness::boundary::HostSides::new(&workloads());
     for metric in metrics {
         let req = isobench_workloads::protocol::RunRequest {
             metric: metric.clone(),
@@ -432,7 +433,13 @@ fn container_env_runs_the_agent_as_pid_1() {
             target: None,
             cpu: None,
         };
-        let res = inst.agent().run(&req).unwrap_or_else(|e| panic!("{metric} in the container: {e}"));
+        let spec = isobench_workloads::catalog::lookup(&metric).unwrap();
+        // Across the boundary: over a veth from the run's network namespace.
+        let res = match spec.boundary {
+            false => inst.agent().run(&req).map_err(|e| e.to_string()),
+            true => isobench_harness::boundary::measure(inst.as_mut(), &mut hosts, spec, &req).map_err(|e| e.to_string()),
+        };
+        let res = res.unwrap_or_else(|e| panic!("{metric} in the container: {e}"));
         assert!(res.iterations > 0 && res.elapsed_ns > 0, "{metric}: {res:?}");
     }
     inst.shutdown().unwrap();

@@ -20,6 +20,7 @@ fn every_metric_returns_positive_latencies_natively() {
         p
     });
     assert!(inst.ready_after().as_nanos() > 0);
+    let mut hosts = isobench_harness::boundary::HostSides::new(&workloads::locate().unwrap());
     for spec in CATALOG.iter().filter(|m| !m.host_timed) {
         let req = RunRequest {
             metric: spec.name.into(),
@@ -30,7 +31,12 @@ fn every_metric_returns_positive_latencies_natively() {
             target: None,
             cpu: None,
         };
-        let r = inst.agent().run(&req).unwrap_or_else(|e| panic!("{}: {e}", spec.name));
+        // Across the boundary: a host-side agent times it against this one.
+        let r = match spec.boundary {
+            false => inst.agent().run(&req).map_err(|e| e.to_string()),
+            true => isobench_harness::boundary::measure(inst.as_mut(), &mut hosts, spec, &req).map_err(|e| e.to_string()),
+        };
+        let r = r.unwrap_or_else(|e| panic!("{}: {e}", spec.name));
         assert_eq!(r.metric, spec.name);
         assert!(r.iterations >= spec.quick_iterations, "{}: {} iterations", spec.name, r.iterations);
         assert!(r.elapsed_ns > 0);
