@@ -121,6 +121,18 @@ fn assert_nothing_left(owner: u32) {
     assert_eq!(temp_dirs_of(owner), Vec::<PathBuf>::new(), "vm temp dirs left");
 }
 
+/// Once the environment is dropped: no network namespace of `owner` (and so
+/// no tap, which lives only inside it), and no tap in the host's namespace.
+fn assert_no_network_left(owner: u32) {
+    let prefix = format!("isobench-{owner}-");
+    let netns: Vec<_> = std::fs::read_dir("/run/netns")
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with(&prefix)).collect())
+        .unwrap_or_default();
+    assert_eq!(netns, Vec::<String>::new(), "network namespaces left");
+    let dev = std::fs::read_to_string("/proc/net/dev").unwrap();
+    assert!(!dev.lines().any(|l| l.trim_start().starts_with(&format!("ibt{owner}-"))), "a tap in the host's namespace: {dev}");
+}
+
 #[test]
 fn boots_under_tcg_answers_and_powers_off() {
     let _one = one_guest();
@@ -195,6 +207,8 @@ fn a_guest_missing_its_timeout_is_killed_and_reported() {
     assert!(log.is_file(), "the console log of the failed boot is kept: {msg}");
     let _ = std::fs::remove_file(&log);
     assert_nothing_left(std::process::id());
+    drop(vm);
+    assert_no_network_left(std::process::id());
 }
 
 #[test]
@@ -205,6 +219,8 @@ fn dropping_a_running_guest_kills_qemu() {
     assert_eq!(qemus_of(std::process::id()).len(), 1);
     drop(inst);
     assert_nothing_left(std::process::id());
+    drop(vm);
+    assert_no_network_left(std::process::id());
 }
 
 /// Not a test on its own: the child half of the kill -9 test. Boots a guest
@@ -249,6 +265,7 @@ fn kill_9_of_the_starter_takes_qemu_along() {
     // Its temp dir cannot remove itself; the next start's sweep does.
     isobench_harness::cleanup::sweep();
     assert_eq!(temp_dirs_of(owner), Vec::<PathBuf>::new(), "the sweep removes a killed run's vm temp dir");
+    assert_no_network_left(owner);
 }
 
 #[test]
@@ -392,6 +409,8 @@ fn helper_dead_init() {
     assert!(console.contains("Attempted to kill init"), "{console}");
     let _ = std::fs::remove_file(&log);
     assert_nothing_left(std::process::id());
+    drop(vm);
+    assert_no_network_left(std::process::id());
 }
 
 #[test]
