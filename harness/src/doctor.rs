@@ -11,6 +11,23 @@ fn line(out: &mut dyn Write, what: &str, status: &str) {
     let _ = writeln!(out, "  {what:<22} {status}");
 }
 
+/// Whether the net.*.boundary metrics can use a veth and a tap: a real
+/// check, creating (and removing) the run's network namespace and a tap.
+fn boundary_network(root: bool) -> String {
+    use crate::container::net::RunNetns;
+    if !root {
+        return "no root: no veth for the container (its boundary is skipped); the vm uses user-mode networking (slirp)".into();
+    }
+    let check = || -> Result<String, String> {
+        let ns = RunNetns::create().map_err(|e| e.to_string())?;
+        let subnet = ns.try_allocate_subnet().map_err(|e| e.to_string())?;
+        let tap = ns.add_tap(&format!("ibt{}-doc", std::process::id() % 100_000), &subnet).map_err(|e| format!("tap: {e}"))?;
+        drop(tap);
+        Ok(format!("ready: a private network namespace per run (like {}), veth for the container, tap for the vm", ns.name()))
+    };
+    check().unwrap_or_else(|e| format!("unavailable ({e}): the container's boundary is skipped and the vm uses user-mode networking (slirp)"))
+}
+
 /// Prints the checks; returns true when every core environment (native,
 /// container, vm) can run; the peer runtimes are listed, never required.
 pub fn print(out: &mut dyn Write) -> bool {
@@ -47,6 +64,7 @@ pub fn print(out: &mut dyn Write) -> bool {
             Err(_) => "present but not accessible: the vm runs under TCG (add yourself to group kvm)",
         },
     );
+    line(out, "boundary network", &boundary_network(root));
     let workloads = match crate::workloads::locate() {
         Ok(w) => {
             line(out, "static workloads", &w.agent.display().to_string());
