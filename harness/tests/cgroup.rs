@@ -4,6 +4,8 @@
 //! hog is OOM-killed, a fork bomb stops at the pids limit), and the groups
 //! really gone after a container ends or after its isobench was SIGKILLed.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -384,25 +386,11 @@ fn sigkilled_owner_leaves_a_group_that_sweep_removes() {
     if !root_or_skip("sigkilled_owner_leaves_a_group_that_sweep_removes") {
         return;
     }
-    let mut holder = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "hold_a_group_for_the_sweep_test", "--nocapture", "--test-threads=1"])
-        .env("ISOBENCH_TEST_CGROUP_HOLD", "1")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = BufReader::new(holder.stdout.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in out.lines().map_while(Result::ok) {
-            if let Some(at) = line.find("HOLD ") {
-                let _ = tx.send(line[at + 5..].to_string());
-                return;
-            }
-        }
-    });
-    let line = rx.recv_timeout(Duration::from_secs(60));
-    holder.kill().unwrap(); // SIGKILL: no destructor runs in the holder
-    holder.wait().unwrap();
+    let line = common::hold_then_kill(
+        Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "hold_a_group_for_the_sweep_test", "--nocapture", "--test-threads=1"])
+            .env("ISOBENCH_TEST_CGROUP_HOLD", "1"),
+    );
     let line = line.expect("the holder never reported its group");
     let mut it = line.split(' ');
     let sleeper: i32 = it.next().unwrap().parse().unwrap();

@@ -424,15 +424,7 @@ fn container_env_runs_the_agent_as_pid_1() {
     }
     let mut hosts = isobench_harness::boundary::HostSides::new(&workloads());
     for metric in metrics {
-        let req = isobench_workloads::protocol::RunRequest {
-            metric: metric.clone(),
-            iterations: 20,
-            max_ms: 2000,
-            warmup: 2,
-            bytes: None,
-            target: None,
-            cpu: None,
-        };
+        let req = isobench_workloads::protocol::RunRequest { warmup: 2, ..isobench_workloads::protocol::RunRequest::new(metric.clone(), 20, 2000) };
         let spec = isobench_workloads::catalog::lookup(&metric).unwrap();
         // Across the boundary: over a veth from the run's network namespace.
         let res = match spec.boundary {
@@ -498,15 +490,7 @@ fn rootless_helper() {
     let meta = env::Environment::metadata(&c);
     println!("rootless={} cgroup={} namespaces={}", meta["rootless"], meta["cgroup"], meta["namespaces"]);
     let mut inst = c.start_instance().unwrap();
-    let req = isobench_workloads::protocol::RunRequest {
-        metric: "syscall.getpid".into(),
-        iterations: 100,
-        max_ms: 2000,
-        warmup: 2,
-        bytes: None,
-        target: None,
-        cpu: None,
-    };
+    let req = isobench_workloads::protocol::RunRequest { warmup: 2, ..isobench_workloads::protocol::RunRequest::new("syscall.getpid", 100, 2000) };
     let res = env::Instance::agent(&mut inst).run(&req).unwrap();
     println!("agent pid={} iterations={}", env::Instance::info(&inst).pid, res.iterations);
     env::Instance::shutdown(Box::new(inst)).unwrap();
@@ -744,15 +728,7 @@ fn container_env_records_its_cgroup_and_runs_in_all_seven_namespaces() {
     // The cgroup namespace was made after placement: inside, the group is "/".
     let own = std::fs::read_to_string(format!("/proc/{host_pid}/cgroup")).unwrap();
     assert!(own.contains("/isobench/isobench-"), "seen from the host it is in its group: {own}");
-    let req = isobench_workloads::protocol::RunRequest {
-        metric: "spawn.fork_exec".into(),
-        iterations: 20,
-        max_ms: 2000,
-        warmup: 2,
-        bytes: None,
-        target: None,
-        cpu: None,
-    };
+    let req = isobench_workloads::protocol::RunRequest { warmup: 2, ..isobench_workloads::protocol::RunRequest::new("spawn.fork_exec", 20, 2000) };
     let res = env::Instance::agent(&mut inst).run(&req).unwrap();
     assert!(res.iterations > 0);
     let usage = inst.cgroup_usage().unwrap();

@@ -56,10 +56,7 @@ fn every_metric_returns_positive_latencies_natively() {
         let hist_mean_ns = m.histogram.mean();
         assert!(hist_mean_ns / loop_mean_ns < 2.0 && loop_mean_ns / hist_mean_ns < 2.0, "{}: {hist_mean_ns} vs {loop_mean_ns}", spec.name);
     }
-    let err = inst
-        .agent()
-        .run(&RunRequest { metric: "syscall.nope".into(), iterations: 1, max_ms: 1, warmup: 0, bytes: None, target: None, cpu: None })
-        .unwrap_err();
+    let err = inst.agent().run(&RunRequest::new("syscall.nope", 1, 1)).unwrap_err();
     assert!(err.to_string().contains("unknown metric"), "{err}");
     inst.shutdown().expect("agent exits 0 on shutdown");
 
@@ -71,10 +68,7 @@ fn every_metric_returns_positive_latencies_natively() {
     assert!(m.summary().p50 > 0.0, "{:?}", m.summary());
     // the agent refuses to time it itself
     let mut inst = native.start().unwrap();
-    let err = inst
-        .agent()
-        .run(&RunRequest { metric: "env.start".into(), iterations: 1, max_ms: 1, warmup: 0, bytes: None, target: None, cpu: None })
-        .unwrap_err();
+    let err = inst.agent().run(&RunRequest::new("env.start", 1, 1)).unwrap_err();
     assert!(err.to_string().contains("timed by the harness"), "{err}");
     inst.shutdown().unwrap();
 }

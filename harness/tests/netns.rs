@@ -4,7 +4,9 @@
 //! real TCP connection, a tap, and the sweep of a SIGKILLed run's namespace.
 //! The host's own namespace must never see any of it.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
@@ -283,24 +285,13 @@ fn sigkilled_run_leaves_a_namespace_that_sweep_removes() {
     if !root_or_skip("sigkilled_run_leaves_a_namespace_that_sweep_removes") {
         return;
     }
-    let mut holder = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "hold_a_netns_for_the_sweep_test", "--nocapture", "--test-threads=1"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = BufReader::new(holder.stdout.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in out.lines().map_while(Result::ok) {
-            if let Some(at) = line.find("HOLD ") {
-                let _ = tx.send(line[at + 5..].to_string());
-                return;
-            }
-        }
-    });
-    let line = rx.recv_timeout(Duration::from_secs(60));
-    holder.kill().unwrap(); // SIGKILL: no destructor runs in the holder
-    holder.wait().unwrap();
+    let line = common::hold_then_kill(Command::new(std::env::current_exe().unwrap()).args([
+        "--ignored",
+        "--exact",
+        "hold_a_netns_for_the_sweep_test",
+        "--nocapture",
+        "--test-threads=1",
+    ]));
     let path = PathBuf::from(line.expect("the holder never reported its namespace"));
     assert!(path.exists(), "the killed run's namespace should still be bound");
     let id = ino(&path);

@@ -1,7 +1,11 @@
 //! Helpers shared by the integration tests (each test binary includes this
-//! module with `mod common;`).
+//! module with `mod common;`; each uses some of it).
+#![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
 
 /// This process's temp dirs (`isobench-<pid>-*`): what a test must not leave.
 pub fn own_temp_dirs() -> Vec<PathBuf> {
@@ -14,4 +18,26 @@ pub fn own_temp_dirs() -> Vec<PathBuf> {
         .collect();
     v.sort();
     v
+}
+
+/// Runs `holder` (this test binary with `--ignored --exact HELPER`), waits
+/// for the line `HOLD <value>` it prints once it holds something (a cgroup, a
+/// network namespace), then SIGKILLs it, so no destructor of the holder runs,
+/// and returns `<value>`; `None` when it never said HOLD within a minute.
+pub fn hold_then_kill(holder: &mut Command) -> Option<String> {
+    let mut holder = holder.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let out = BufReader::new(holder.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            if let Some(at) = line.find("HOLD ") {
+                let _ = tx.send(line[at + 5..].to_string());
+                return;
+            }
+        }
+    });
+    let line = rx.recv_timeout(Duration::from_secs(60)).ok();
+    holder.kill().unwrap(); // SIGKILL
+    holder.wait().unwrap();
+    line
 }
