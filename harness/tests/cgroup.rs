@@ -5,12 +5,13 @@
 //! really gone after a container ends or after its isobench was SIGKILLed.
 
 mod common;
+use common::wait_until;
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use isobench_harness::container::cgroup::{self, v2, Cgroup, CgroupError, CgroupMode, Limits};
 use isobench_harness::container::{self, LaunchSpec, MinimalRootfs, NamespaceSet, Stdio};
@@ -33,14 +34,6 @@ fn busybox_or_skip(test: &str) -> bool {
         return false;
     }
     true
-}
-
-fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !cond() {
-        assert!(t0.elapsed() < timeout, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 fn workloads() -> isobench_harness::workloads::Workloads {

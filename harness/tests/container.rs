@@ -8,13 +8,14 @@
 
 mod common;
 use common::own_temp_dirs;
+use common::wait_until;
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use isobench_harness::container::{self, ContainerError, ExecOptions, LaunchSpec, MinimalRootfs, NamespaceSet, RootfsError, Stdio};
 use isobench_harness::env::{self, EnvKind};
@@ -84,14 +85,6 @@ fn members_of(ns: &Path) -> Vec<i32> {
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| pid_ns_of(*pid).as_deref() == Some(ns))
         .collect()
-}
-
-fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !cond() {
-        assert!(t0.elapsed() < timeout, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 #[test]
@@ -372,19 +365,7 @@ fn kill_9_of_isobench_takes_the_container_and_cleanup_sweeps() {
             .unwrap(),
     );
     let holder = &mut holder.0;
-    // libtest prints "test NAME ... " before the test's own output, on the
-    // same line: look for the marker anywhere, from a thread, with a timeout.
-    let out = BufReader::new(holder.stdout.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in out.lines().map_while(Result::ok) {
-            if let Some(at) = line.find("HOLD ") {
-                let _ = tx.send(line[at + 5..].to_string());
-                return;
-            }
-        }
-    });
-    let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
+    let Some(line) = common::hold_line(holder) else {
         let _ = holder.kill();
         panic!("the holder never reported its container");
     };

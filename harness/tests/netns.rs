@@ -5,6 +5,7 @@
 //! The host's own namespace must never see any of it.
 
 mod common;
+use common::wait_until;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -13,7 +14,7 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use isobench_harness::container::net::{self, NetError, RunNetns};
 
@@ -23,14 +24,6 @@ fn root_or_skip(test: &str) -> bool {
         return false;
     }
     true
-}
-
-fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !cond() {
-        assert!(t0.elapsed() < timeout, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// The nsfs inode of a namespace file.

@@ -26,6 +26,17 @@ pub fn own_temp_dirs() -> Vec<PathBuf> {
 /// and returns `<value>`; `None` when it never said HOLD within a minute.
 pub fn hold_then_kill(holder: &mut Command) -> Option<String> {
     let mut holder = holder.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let line = hold_line(&mut holder);
+    holder.kill().unwrap(); // SIGKILL
+    holder.wait().unwrap();
+    line
+}
+
+/// The `<value>` of the first `HOLD <value>` line on `holder`'s piped
+/// stdout, within a minute. libtest prints "test NAME ... " before the
+/// test's own output on the same line, so the marker is looked for anywhere,
+/// from a thread, with a timeout.
+pub fn hold_line(holder: &mut std::process::Child) -> Option<String> {
     let out = BufReader::new(holder.stdout.take().unwrap());
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -36,8 +47,14 @@ pub fn hold_then_kill(holder: &mut Command) -> Option<String> {
             }
         }
     });
-    let line = rx.recv_timeout(Duration::from_secs(60)).ok();
-    holder.kill().unwrap(); // SIGKILL
-    holder.wait().unwrap();
-    line
+    rx.recv_timeout(Duration::from_secs(60)).ok()
+}
+
+/// Polls `cond` every 10 ms; fails the test after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !cond() {
+        assert!(t0.elapsed() < timeout, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
