@@ -147,8 +147,8 @@ fn exec_with_veth_gives_the_command_eth0_on_the_runs_subnet() {
 }
 
 #[test]
-fn veth_without_a_network_namespace_is_one_clear_line() {
-    if !root_or_skip("veth_without_a_network_namespace_is_one_clear_line") {
+fn veth_refusals_are_one_clear_line() {
+    if !root_or_skip("veth_refusals_are_one_clear_line") {
         return;
     }
     let o = isobench().args(["exec", "--ns", "pid,mnt", "--net", "veth", "--", "true"]).output().unwrap();
@@ -156,6 +156,13 @@ fn veth_without_a_network_namespace_is_one_clear_line() {
     let err = stderr(&o);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("--net veth needs a network namespace"), "{err}");
+    // Without root (here: as nobody), a veth is refused before anything starts.
+    let o = {
+        use std::os::unix::process::CommandExt;
+        isobench().args(["exec", "--net", "veth", "--", "true"]).uid(65534).gid(65534).output().unwrap()
+    };
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert_eq!(stderr(&o).trim(), "isobench exec: --net veth needs root (CAP_NET_ADMIN on the host); use --net loopback");
     let o = isobench().args(["exec", "--net", "bridge", "--", "true"]).output().unwrap();
     assert!(!o.status.success());
     assert!(stderr(&o).contains("use loopback or veth"), "{}", stderr(&o));
