@@ -196,6 +196,14 @@ pub fn execute(
                 break 'envs;
             }
             let req = plan.request(spec);
+            if spec.boundary {
+                if let Err(EnvError::Unavailable { reason, .. }) = inst.endpoint() {
+                    // Not a failure: this environment has no boundary to measure.
+                    progress(Event::Note(&format!("{}: {}: not measured: {reason}", environment.label(), spec.name)));
+                    out.update_run_json(json!({ "environments": { kind.as_str(): { "boundary_not_measured": reason } } }))?;
+                    continue;
+                }
+            }
             let what = format!("{} {} ({} iterations, ≤{} ms)", environment.label(), spec.name, req.iterations, req.max_ms);
             progress(Event::Begin { step, total, what: &what });
             let result = match spec.boundary {

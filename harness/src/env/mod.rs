@@ -175,7 +175,10 @@ pub trait Instance: Send {
     /// (a container's veth), the same afterwards. `Unavailable` with the
     /// reason where there is no boundary to measure (peers, rootless veth).
     fn endpoint(&mut self) -> Result<crate::boundary::Endpoint, EnvError> {
-        Err(EnvError::Unavailable { env: "this environment", reason: "its boundary is not measured (only isobench's own environments are)".into() })
+        Err(EnvError::Unavailable {
+            env: "peer",
+            reason: "a peer runtime's boundary is not measured: its networking is the deployer's (CNI, slirp4netns, ...)".into(),
+        })
     }
 
     /// Asks the agent to exit (the guest to power off) and waits until the

@@ -207,6 +207,9 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
     }
     if let Some(Value::Object(envs)) = run.get("environments") {
         for (name, e) in envs {
+            if let Some(reason) = s(e, &["boundary_not_measured"]) {
+                notes.push(format!("{name}: net.*.boundary not measured: {reason}"));
+            }
             if s(e, &["boundary", "path"]).as_deref() == Some("slirp") {
                 notes.push(format!(
                     "{name}: the net.*.boundary figures went through QEMU's user-mode networking (slirp, no root), a userspace TCP/IP stack: \
