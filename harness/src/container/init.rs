@@ -40,6 +40,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 use std::ptr;
+use std::sync::Arc;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -52,7 +53,7 @@ use nix::sched::CloneFlags;
 
 use super::cgroup::{Cgroup, Limits, Usage};
 use super::ns::{Namespace, NamespaceSet};
-use super::rootfs::{self, Step, CONTAINER_PATH};
+use super::rootfs::{self, DevTemplate, Step, CONTAINER_PATH};
 use super::syscall::{Linux, Syscall};
 use super::ContainerError;
 
@@ -101,6 +102,9 @@ pub struct LaunchSpec {
     /// namespaces ([`LaunchSpec::with_parent_setup`]); the inner `None` once
     /// the first spawn has taken it.
     parent_setup: Option<std::sync::Mutex<Option<ParentSetup>>>,
+    /// The /dev every container of this spec binds (see [`DevTemplate`]);
+    /// each [`ContainerProcess`] holds it too, so it outlives them.
+    dev: Option<Arc<DevTemplate>>,
 }
 
 /// What the parent does to a child that is in its new namespaces but has not
@@ -191,7 +195,13 @@ impl LaunchSpec {
             Some(h) if namespaces.contains(Namespace::Uts) => Some(CString::new(h).map_err(|_| ContainerError::Nul(h.into()))?),
             _ => None,
         };
-        let plan = rootfs::mount_plan_for(rootfs, namespaces)?;
+        // Root can make the nodes once on the host; rootless, each container
+        // binds the host's nodes one by one.
+        let dev = match namespaces.contains(Namespace::Mount) {
+            true => DevTemplate::build()?.map(Arc::new),
+            false => None,
+        };
+        let plan = rootfs::mount_plan_dev(rootfs, namespaces, false, dev.as_ref().map(|d| d.path()))?;
         let id_maps = namespaces.contains(Namespace::User).then(IdMaps::for_caller);
         let argv_ptrs = argv.iter().map(|a| a.as_ptr()).chain([ptr::null()]).collect();
         let env_ptrs = env.iter().map(|a| a.as_ptr()).chain([ptr::null()]).collect();
@@ -208,6 +218,7 @@ impl LaunchSpec {
             init: false,
             id_maps,
             parent_setup: None,
+            dev,
         })
     }
 
@@ -222,7 +233,7 @@ impl LaunchSpec {
     /// a tmpfs on /tmp: for a rootfs shared between containers
     /// ([`rootfs::mount_plan_with`]).
     pub fn with_read_only_root(mut self, rootfs: &Path) -> Result<LaunchSpec, ContainerError> {
-        self.plan = rootfs::mount_plan_with(rootfs, self.namespaces, true)?;
+        self.plan = rootfs::mount_plan_dev(rootfs, self.namespaces, true, self.dev.as_ref().map(|d| d.path()))?;
         Ok(self)
     }
 
@@ -315,6 +326,8 @@ pub struct ContainerProcess {
     /// pipe closes, so the namespaces can still be inspected
     /// ([`ContainerProcess::namespaces`]); closed by any wait.
     release: Option<OwnedFd>,
+    /// Keeps the spec's /dev template alive while the container runs.
+    _dev: Option<Arc<DevTemplate>>,
 }
 
 impl ContainerProcess {
@@ -453,7 +466,7 @@ pub fn spawn(spec: &LaunchSpec, stdio: Stdio<'_>) -> Result<ContainerProcess, Co
         .map_err(|errno| ContainerError::Clone { namespaces: spec.namespaces, errno })?;
     let (release_r, release_w) = release.map_or((None, None), |(r, w)| (Some(r), Some(w)));
     drop(release_r);
-    let mut process = ContainerProcess { pid, status: None, cgroup, usage: None, release: release_w };
+    let mut process = ContainerProcess { pid, status: None, cgroup, usage: None, release: release_w, _dev: spec.dev.clone() };
     if let Some((go_r, go_w)) = go {
         drop(go_r);
         // Map its ids, place it, run the parent setup, then let it go on; if
