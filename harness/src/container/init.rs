@@ -51,7 +51,7 @@ use nix::unistd::Pid;
 
 use nix::sched::CloneFlags;
 
-use super::cgroup::{Cgroup, Limits, Usage};
+use super::cgroup::{Cgroup, CgroupHold, Limits, Usage};
 use super::ns::{Namespace, NamespaceSet};
 use super::rootfs::{self, DevTemplate, Step, CONTAINER_PATH};
 use super::syscall::{Linux, Syscall};
@@ -94,6 +94,8 @@ pub struct LaunchSpec {
     env_ptrs: Vec<*const libc::c_char>,
     /// `Some`: run in a new cgroup with these limits.
     cgroup: Option<Limits>,
+    /// The cgroup layout and parents, resolved by [`LaunchSpec::with_cgroup`].
+    cgroup_hold: Option<Arc<CgroupHold>>,
     /// Fork a minimal init that stays PID 1 (see the module comment).
     init: bool,
     /// The uid/gid maps the parent writes for a new user namespace.
@@ -215,6 +217,7 @@ impl LaunchSpec {
             argv_ptrs,
             env_ptrs,
             cgroup: None,
+            cgroup_hold: None,
             init: false,
             id_maps,
             parent_setup: None,
@@ -224,8 +227,11 @@ impl LaunchSpec {
 
     /// Runs the container in a cgroup of its own with `limits` (possibly
     /// none: the group still accounts usage and kills everything at the end).
+    /// The host's cgroup layout is detected here, once, and the `isobench`
+    /// parent groups stay while the spec does ([`CgroupHold`]).
     pub fn with_cgroup(mut self, limits: Limits) -> LaunchSpec {
         self.cgroup = Some(limits);
+        self.cgroup_hold = Some(Arc::new(CgroupHold::new()));
         self
     }
 
@@ -487,7 +493,11 @@ pub fn spawn(spec: &LaunchSpec, stdio: Stdio<'_>) -> Result<ContainerProcess, Co
         |what: &str| nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| ContainerError::Io { context: format!("pipe for {what}"), source: e.into() });
     let (err_r, err_w) = pipe("setup errors")?;
     let (alive_r, alive_w) = pipe("parent liveness")?;
-    let cgroup = spec.cgroup.as_ref().map(Cgroup::create).transpose()?;
+    let cgroup = match (&spec.cgroup, &spec.cgroup_hold) {
+        (Some(limits), Some(hold)) => Some(Cgroup::create_in(hold.layout(), limits)?),
+        (Some(limits), None) => Some(Cgroup::create(limits)?),
+        (None, _) => None,
+    };
     // Taken before the clone: a spec whose hook already ran fails here, with
     // nothing started yet.
     let parent_setup = match &spec.parent_setup {
