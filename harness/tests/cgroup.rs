@@ -433,6 +433,7 @@ fn a_specs_containers_share_held_parents_and_groups_go_after_release() {
     for _ in 0..2 {
         let mut p = container::spawn(&spec, Stdio::default()).unwrap();
         let groups = p.cgroup().unwrap().paths();
+        assert!(!groups.iter().any(|g| g.starts_with("/sys/fs/cgroup/freezer")), "a pid namespace needs no freezer group: {groups:?}");
         assert_eq!(p.wait_exit().unwrap(), 0);
         assert!(groups.iter().all(|g| g.is_dir()), "wait_exit leaves the group: {groups:?}");
         p.release_cgroup().unwrap();

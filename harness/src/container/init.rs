@@ -231,7 +231,8 @@ impl LaunchSpec {
     /// parent groups stay while the spec does ([`CgroupHold`]).
     pub fn with_cgroup(mut self, limits: Limits) -> LaunchSpec {
         self.cgroup = Some(limits);
-        self.cgroup_hold = Some(Arc::new(CgroupHold::new()));
+        let hold = if self.namespaces.contains(Namespace::Pid) { CgroupHold::for_pid_namespace() } else { CgroupHold::new() };
+        self.cgroup_hold = Some(Arc::new(hold));
         self
     }
 

@@ -489,6 +489,9 @@ impl Layout {
 #[derive(Debug)]
 pub struct CgroupHold {
     layout: Layout,
+    /// Every hierarchy's parent, freezer included (another group of this
+    /// process may have used it while removals were held).
+    parents: Vec<PathBuf>,
 }
 
 impl CgroupHold {
@@ -496,7 +499,22 @@ impl CgroupHold {
     /// the parents (made by the first container's group, as before).
     pub fn new() -> CgroupHold {
         PARENT_HOLDS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        CgroupHold { layout: Layout::detect(Path::new(CGROUP_ROOT)) }
+        let layout = Layout::detect(Path::new(CGROUP_ROOT));
+        CgroupHold { parents: layout.parents(), layout }
+    }
+
+    /// The same for containers with a pid namespace of their own: on v1 their
+    /// groups skip the freezer hierarchy (one mkdir, attach and rmdir less
+    /// per container). The freezer is there so that killing a group's members
+    /// one by one races no fork; with a pid namespace the kernel itself kills
+    /// every process in it when its init dies, and the init dies with
+    /// isobench (PR_SET_PDEATHSIG) or by isobench's SIGKILL, so a whole-group
+    /// kill never depends on it. Limits and accounting (cpu, cpuacct,
+    /// memory, pids) are unchanged.
+    pub fn for_pid_namespace() -> CgroupHold {
+        let mut hold = Self::new();
+        hold.layout.v1.retain(|(c, _)| *c != "freezer");
+        hold
     }
 
     pub fn layout(&self) -> &Layout {
@@ -513,7 +531,7 @@ impl Default for CgroupHold {
 impl Drop for CgroupHold {
     fn drop(&mut self) {
         if PARENT_HOLDS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
-            for parent in self.layout.parents() {
+            for parent in &self.parents {
                 let _ = std::fs::remove_dir(parent);
             }
         }
