@@ -256,10 +256,10 @@ impl StartupRun {
 /// report.
 pub const CGROUP_METHOD: &str = "isobench+cgroup times creating the container's groups (one per cgroup v1 hierarchy used, or one v2 group), \
 placing the init in them before it execs, and the container's run to its reaped exit. Removing the emptied groups (rmdir) and reading \
-their usage happen after the timed region, before the next sample starts: nothing outlives the run. On cgroup v1 and hybrid hosts the \
-first move into a group after an idle spell waits for an RCU grace period (the cgroup_threadgroup_rwsem write lock, several ms), \
-which shows in p90; a host whose cgroup hierarchies are mounted with `favordynmods` does not pay it, and isobench does not change the \
-host's mounts.";
+their usage happen after the timed region, before the next sample starts: nothing outlives the run. Moving a process into a group \
+takes the kernel's cgroup_threadgroup_rwsem for writing, which, when no move happened for a while, first waits for an RCU grace \
+period (several ms); that shows in p90. A kernel booted with cgroup_favordynmods=true (v1 and v2) or built with \
+CONFIG_CGROUP_FAVOR_DYNMODS, or a cgroup2 mounted with favordynmods, does not wait; isobench does not change the host's settings.";
 
 /// One column ready to be sampled.
 struct Starter {
