@@ -85,7 +85,12 @@ impl Group {
             let Some(h) = hierarchy(root, c) else { continue };
             let dir = h.join(PARENT).join(name);
             if !group.dirs.iter().any(|(_, d)| *d == dir) {
-                let made = make_group_dir(&h.join(PARENT), name, |_| Ok(()));
+                // The parent usually exists (a CgroupHold keeps it between
+                // containers): one mkdir, and the parent's only when missing.
+                let made = match std::fs::create_dir(&dir) {
+                    Ok(()) => Ok(dir.clone()),
+                    Err(_) => make_group_dir(&h.join(PARENT), name, |_| Ok(())),
+                };
                 if let Err(e) = made {
                     let _ = group.remove();
                     return Err(e);
