@@ -3,7 +3,10 @@
 //!
 //! The harness is multi-threaded (cargo test, criterion). A child cloned from
 //! a multi-threaded process holds a copy of memory in which another thread may
-//! have owned the allocator's lock, so the child must not allocate or lock:
+//! have owned the allocator's lock (or, with CLONE_VM, which the launcher
+//! uses unless an init is put in front, shares that memory while the other
+//! threads run: see `LaunchSpec::shares_memory`), so the child must not
+//! allocate or lock:
 //! [`LaunchSpec`] prepares every C string, pointer array and the mount plan
 //! before the clone, and the child only makes system calls. A failure is
 //! reported to the parent as 8 bytes (stage, errno) on a close-on-exec pipe,
