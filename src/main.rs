@@ -85,7 +85,7 @@ enum Command {
         /// Kept rounds per column (after 3 warm-up rounds)
         #[arg(long, value_name = "N", default_value_t = isobench_harness::startup::DEFAULT_N)]
         n: usize,
-        /// Columns, comma-separated: clone, exec, isobench, isobench+cgroup, runc, crun, bwrap, unshare (or `all`, `peers`)
+        /// Columns, comma-separated: clone, clone+exec, exec, isobench, isobench+cgroup, runc, crun, bwrap, unshare (or `all`, `peers`)
         #[arg(long = "env", value_name = "LIST", default_value = "all")]
         envs: String,
         /// Also write every sample as JSON to FILE

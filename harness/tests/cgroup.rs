@@ -398,3 +398,34 @@ fn sigkilled_owner_leaves_a_group_that_sweep_removes() {
         std::fs::read_to_string(format!("/proc/{sleeper}/stat")).map_or(true, |s| s.contains(") Z "))
     });
 }
+
+/// One spec's containers share the `isobench` parents, which stay between
+/// them and go with the spec; `wait_exit` returns with the container gone
+/// and its emptied group still there until `release_cgroup`.
+#[test]
+fn a_specs_containers_share_held_parents_and_groups_go_after_release() {
+    if !root_or_skip("a_specs_containers_share_held_parents_and_groups_go_after_release") || cgroup::cgroup_mode() == CgroupMode::None {
+        return;
+    }
+    let rootfs = MinimalRootfs::build(&workloads()).unwrap();
+    let root = rootfs.path().canonicalize().unwrap();
+    let spec = LaunchSpec::new(NamespaceSet::DEFAULT, &root, &args(&["/noop"]), None).unwrap().with_cgroup(Limits::default());
+    let mut parents = Vec::new();
+    for _ in 0..2 {
+        let mut p = container::spawn(&spec, Stdio::default()).unwrap();
+        let groups = p.cgroup().unwrap().paths();
+        assert!(!groups.iter().any(|g| g.starts_with("/sys/fs/cgroup/freezer")), "a pid namespace needs no freezer group: {groups:?}");
+        assert_eq!(p.wait_exit().unwrap(), 0);
+        assert!(groups.iter().all(|g| g.is_dir()), "wait_exit leaves the group: {groups:?}");
+        p.release_cgroup().unwrap();
+        assert!(groups.iter().all(|g| !g.exists()), "release_cgroup removes it: {groups:?}");
+        parents = groups.iter().map(|g| g.parent().unwrap().to_path_buf()).collect();
+        assert!(parents.iter().all(|d| d.is_dir()), "the spec holds the parents: {parents:?}");
+    }
+    drop(spec);
+    // Another run's groups may keep a parent; ours is gone unless one is there.
+    for d in &parents {
+        let others = std::fs::read_dir(d).map(|e| e.flatten().any(|e| e.file_type().is_ok_and(|t| t.is_dir()))).unwrap_or(false);
+        assert!(!d.exists() || others, "{} outlived the spec", d.display());
+    }
+}

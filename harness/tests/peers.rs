@@ -406,7 +406,7 @@ fn startup_measures_every_available_column() {
         assert_eq!(r.histogram().len(), 3);
         assert!(run.table().contains(&r.label));
     }
-    for must in ["clone", "exec", "isobench"] {
+    for must in ["clone", "clone+exec", "exec", "isobench"] {
         assert!(run.row(must).is_some(), "{must} always runs as root: skipped {:?}", run.skipped);
     }
     assert_eq!(run.ratio("isobench", "isobench", 0.5), Some(1.0));
@@ -440,7 +440,10 @@ fn startup_columns_parse() {
     assert_eq!(Column::parse_list("peers").unwrap(), EnvKind::PEERS.map(Column::Peer).to_vec());
     assert_eq!(Column::parse_list("container, runc,isobench").unwrap(), [Column::Isobench, Column::Peer(EnvKind::Runc)]);
     let e = Column::parse_list("kata").unwrap_err().to_string();
-    assert_eq!(e, "unknown start column \"kata\"; choose from clone, exec, isobench, isobench+cgroup, runc, crun, bwrap, unshare (or all, peers)");
+    assert_eq!(
+        e,
+        "unknown start column \"kata\"; choose from clone, clone+exec, exec, isobench, isobench+cgroup, runc, crun, bwrap, unshare (or all, peers)"
+    );
 }
 
 /// A runtime that refuses to run here (crun on a hybrid cgroup host when

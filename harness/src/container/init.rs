@@ -3,7 +3,10 @@
 //!
 //! The harness is multi-threaded (cargo test, criterion). A child cloned from
 //! a multi-threaded process holds a copy of memory in which another thread may
-//! have owned the allocator's lock, so the child must not allocate or lock:
+//! have owned the allocator's lock (or, with CLONE_VM, which the launcher
+//! uses unless an init is put in front, shares that memory while the other
+//! threads run: see `LaunchSpec::shares_memory`), so the child must not
+//! allocate or lock:
 //! [`LaunchSpec`] prepares every C string, pointer array and the mount plan
 //! before the clone, and the child only makes system calls. A failure is
 //! reported to the parent as 8 bytes (stage, errno) on a close-on-exec pipe,
@@ -40,6 +43,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 use std::ptr;
+use std::sync::Arc;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -50,9 +54,9 @@ use nix::unistd::Pid;
 
 use nix::sched::CloneFlags;
 
-use super::cgroup::{Cgroup, Limits, Usage};
+use super::cgroup::{Cgroup, CgroupHold, Limits, Usage};
 use super::ns::{Namespace, NamespaceSet};
-use super::rootfs::{self, Step, CONTAINER_PATH};
+use super::rootfs::{self, DevTemplate, Step, CONTAINER_PATH};
 use super::syscall::{Linux, Syscall};
 use super::ContainerError;
 
@@ -93,6 +97,8 @@ pub struct LaunchSpec {
     env_ptrs: Vec<*const libc::c_char>,
     /// `Some`: run in a new cgroup with these limits.
     cgroup: Option<Limits>,
+    /// The cgroup layout and parents, resolved by [`LaunchSpec::with_cgroup`].
+    cgroup_hold: Option<Arc<CgroupHold>>,
     /// Fork a minimal init that stays PID 1 (see the module comment).
     init: bool,
     /// The uid/gid maps the parent writes for a new user namespace.
@@ -101,6 +107,9 @@ pub struct LaunchSpec {
     /// namespaces ([`LaunchSpec::with_parent_setup`]); the inner `None` once
     /// the first spawn has taken it.
     parent_setup: Option<std::sync::Mutex<Option<ParentSetup>>>,
+    /// The /dev every container of this spec binds (see [`DevTemplate`]);
+    /// each [`ContainerProcess`] holds it too, so it outlives them.
+    dev: Option<Arc<DevTemplate>>,
 }
 
 /// What the parent does to a child that is in its new namespaces but has not
@@ -191,7 +200,13 @@ impl LaunchSpec {
             Some(h) if namespaces.contains(Namespace::Uts) => Some(CString::new(h).map_err(|_| ContainerError::Nul(h.into()))?),
             _ => None,
         };
-        let plan = rootfs::mount_plan_for(rootfs, namespaces)?;
+        // Root can make the nodes once on the host; rootless, each container
+        // binds the host's nodes one by one.
+        let dev = match namespaces.contains(Namespace::Mount) {
+            true => DevTemplate::build()?.map(Arc::new),
+            false => None,
+        };
+        let plan = rootfs::mount_plan_dev(rootfs, namespaces, false, dev.as_ref().map(|d| d.path()))?;
         let id_maps = namespaces.contains(Namespace::User).then(IdMaps::for_caller);
         let argv_ptrs = argv.iter().map(|a| a.as_ptr()).chain([ptr::null()]).collect();
         let env_ptrs = env.iter().map(|a| a.as_ptr()).chain([ptr::null()]).collect();
@@ -205,16 +220,22 @@ impl LaunchSpec {
             argv_ptrs,
             env_ptrs,
             cgroup: None,
+            cgroup_hold: None,
             init: false,
             id_maps,
             parent_setup: None,
+            dev,
         })
     }
 
     /// Runs the container in a cgroup of its own with `limits` (possibly
     /// none: the group still accounts usage and kills everything at the end).
+    /// The host's cgroup layout is detected here, once, and the `isobench`
+    /// parent groups stay while the spec does ([`CgroupHold`]).
     pub fn with_cgroup(mut self, limits: Limits) -> LaunchSpec {
         self.cgroup = Some(limits);
+        let hold = if self.namespaces.contains(Namespace::Pid) { CgroupHold::for_pid_namespace() } else { CgroupHold::new() };
+        self.cgroup_hold = Some(Arc::new(hold));
         self
     }
 
@@ -222,7 +243,7 @@ impl LaunchSpec {
     /// a tmpfs on /tmp: for a rootfs shared between containers
     /// ([`rootfs::mount_plan_with`]).
     pub fn with_read_only_root(mut self, rootfs: &Path) -> Result<LaunchSpec, ContainerError> {
-        self.plan = rootfs::mount_plan_with(rootfs, self.namespaces, true)?;
+        self.plan = rootfs::mount_plan_dev(rootfs, self.namespaces, true, self.dev.as_ref().map(|d| d.path()))?;
         Ok(self)
     }
 
@@ -266,6 +287,24 @@ impl LaunchSpec {
             flags.remove(CloneFlags::CLONE_NEWCGROUP);
         }
         flags
+    }
+
+    /// Whether the child runs in the parent's memory (CLONE_VM, as
+    /// posix_spawn(3) does) until it execs, rather than in a copy: the copy
+    /// (page tables of the whole harness, write-protected for copy-on-write,
+    /// and torn down again at execve) is most of what a fork of a large
+    /// process costs. Not in init mode: the init never execs and would keep
+    /// running in isobench's memory. Unlike posix_spawn the parent is not
+    /// suspended (no CLONE_VFORK: it writes the uid/gid maps and places the
+    /// child while the child waits), so both run at once on one thread's
+    /// thread-local storage: the child's libc calls write the errno of the
+    /// thread that called [`spawn`]. The parent only reads errno right after
+    /// its own failed calls, and the only ones that overlap the child's
+    /// setup are a blocking read (EINTR at worst) and writes that do not fail,
+    /// so the shared errno can at worst garble the errno of an error message
+    /// in a launch that fails anyway.
+    fn shares_memory(&self) -> bool {
+        !self.init
     }
 
     fn defer_cgroup_ns(&self) -> bool {
@@ -315,6 +354,11 @@ pub struct ContainerProcess {
     /// pipe closes, so the namespaces can still be inspected
     /// ([`ContainerProcess::namespaces`]); closed by any wait.
     release: Option<OwnedFd>,
+    /// Keeps the spec's /dev template alive while the container runs.
+    _dev: Option<Arc<DevTemplate>>,
+    /// Whether the init has a pid namespace of its own (then its exit ends
+    /// every process of the container).
+    pid_ns: bool,
 }
 
 impl ContainerProcess {
@@ -350,13 +394,20 @@ impl ContainerProcess {
 
     /// Waits for the init to exit; returns its exit status, or 128+n when a
     /// signal n killed it (the shell's convention).
+    /// Its cgroup is removed before this returns (see [`wait_exit`](Self::wait_exit)).
     pub fn wait(&mut self) -> Result<i32, ContainerError> {
-        self.wait_flags(None).map(|s| s.expect("blocking wait returns a status"))
+        let status = self.wait_exit()?;
+        self.release_cgroup()?;
+        Ok(status)
     }
 
     /// Like [`wait`](Self::wait), without blocking: `None` while it runs.
     pub fn try_wait(&mut self) -> Result<Option<i32>, ContainerError> {
-        self.wait_flags(Some(WaitPidFlag::WNOHANG))
+        let status = self.wait_flags(Some(WaitPidFlag::WNOHANG))?;
+        if status.is_some() {
+            self.release_cgroup()?;
+        }
+        Ok(status)
     }
 
     fn wait_flags(&mut self, flags: Option<WaitPidFlag>) -> Result<Option<i32>, ContainerError> {
@@ -373,14 +424,37 @@ impl ContainerProcess {
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(ContainerError::Wait(e)),
             }
-            // The init is gone; whatever it left in the group (possible
-            // without a pid namespace) goes with the group.
-            if let Some(cgroup) = self.cgroup.take() {
-                self.usage = Some(cgroup.usage());
-                cgroup.destroy()?;
+            // The init is gone. With a pid namespace the kernel has killed
+            // and waited for every other member before the init could be
+            // reaped (zap_pid_ns_processes); without one, whatever it left in
+            // the group is killed now: the container has exited only when
+            // nothing of it runs.
+            if let (false, Some(cgroup)) = (self.pid_ns, &self.cgroup) {
+                cgroup.kill()?;
             }
             return Ok(self.status);
         }
+    }
+
+    /// Waits until the container has exited, like [`wait`](Self::wait), but
+    /// leaves its emptied cgroup in place (and its usage unread) until
+    /// [`release_cgroup`](Self::release_cgroup), a later wait, or drop:
+    /// `isobench startup` times spawn → exit with this and removes the group
+    /// after the timed region, as it says in its report.
+    pub fn wait_exit(&mut self) -> Result<i32, ContainerError> {
+        self.wait_flags(None).map(|s| s.expect("blocking wait returns a status"))
+    }
+
+    /// Reads the exited container's cgroup usage ([`usage`](Self::usage)) and
+    /// removes the group (killing anything still in it). Does nothing
+    /// without a group or once done. Errors: the group could not be emptied
+    /// or removed.
+    pub fn release_cgroup(&mut self) -> Result<(), ContainerError> {
+        if let Some(cgroup) = self.cgroup.take() {
+            self.usage = Some(cgroup.usage());
+            cgroup.destroy()?;
+        }
+        Ok(())
     }
 
     /// SIGKILL to the init (and so to the whole pid namespace), then reap.
@@ -423,7 +497,11 @@ pub fn spawn(spec: &LaunchSpec, stdio: Stdio<'_>) -> Result<ContainerProcess, Co
         |what: &str| nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| ContainerError::Io { context: format!("pipe for {what}"), source: e.into() });
     let (err_r, err_w) = pipe("setup errors")?;
     let (alive_r, alive_w) = pipe("parent liveness")?;
-    let cgroup = spec.cgroup.as_ref().map(Cgroup::create).transpose()?;
+    let cgroup = match (&spec.cgroup, &spec.cgroup_hold) {
+        (Some(limits), Some(hold)) => Some(Cgroup::create_in(hold.layout(), limits)?),
+        (Some(limits), None) => Some(Cgroup::create(limits)?),
+        (None, _) => None,
+    };
     // Taken before the clone: a spec whose hook already ran fails here, with
     // nothing started yet.
     let parent_setup = match &spec.parent_setup {
@@ -446,14 +524,31 @@ pub fn spawn(spec: &LaunchSpec, stdio: Stdio<'_>) -> Result<ContainerProcess, Co
         stdout: stdio.stdout.map(|f| f.as_raw_fd()),
     };
     let mut stack = vec![0u8; CHILD_STACK_SIZE];
-    // SAFETY: without CLONE_VM the child gets a copy of our memory, so the
-    // borrowed `ctx` stays valid in it; the callback only makes system calls
-    // (see the module comment) and never returns (execve or _exit).
-    let pid = unsafe { nix::sched::clone(Box::new(|| child_main(&ctx)), &mut stack, spec.clone_flags(), Some(libc::SIGCHLD)) }
-        .map_err(|errno| ContainerError::Clone { namespaces: spec.namespaces, errno })?;
+    let mut flags = spec.clone_flags();
+    if spec.shares_memory() {
+        flags |= CloneFlags::CLONE_VM;
+    }
+    // SAFETY: the callback only makes system calls (see the module comment)
+    // and never returns (execve or _exit). Without CLONE_VM the child gets a
+    // copy of our memory, so the borrowed `ctx` stays valid in it. With
+    // CLONE_VM (see `shares_memory`) it runs in our memory, on `stack`, and
+    // reads `spec` and `ctx`, which outlive its pre-exec life: this function
+    // returns only after the error pipe's end-of-file (the child exec'd or
+    // died) or, on every error path, after `process` is dropped, which kills
+    // and reaps the child, and `process` is declared after `stack` and `ctx`
+    // so it is dropped first.
+    let pid = unsafe { clone_child(&ctx, &mut stack, flags) }.map_err(|errno| ContainerError::Clone { namespaces: spec.namespaces, errno })?;
     let (release_r, release_w) = release.map_or((None, None), |(r, w)| (Some(r), Some(w)));
     drop(release_r);
-    let mut process = ContainerProcess { pid, status: None, cgroup, usage: None, release: release_w };
+    let mut process = ContainerProcess {
+        pid,
+        status: None,
+        cgroup,
+        usage: None,
+        release: release_w,
+        _dev: spec.dev.clone(),
+        pid_ns: spec.namespaces.contains(Namespace::Pid),
+    };
     if let Some((go_r, go_w)) = go {
         drop(go_r);
         // Map its ids, place it, run the parent setup, then let it go on; if
@@ -486,6 +581,32 @@ pub fn spawn(spec: &LaunchSpec, stdio: Stdio<'_>) -> Result<ContainerProcess, Co
         }
         Err(e) => Err(ContainerError::Io { context: "read the container's setup report".into(), source: e }),
     }
+}
+
+/// clone(2) of a child that runs [`child_main`]`(ctx)` on `stack`.
+///
+/// Not nix's `clone`, which passes the child a pointer to a boxed closure
+/// that lives in its own stack frame and is freed when it returns: harmless
+/// in a copy of memory, a use-after-free with CLONE_VM. Here the child gets
+/// `ctx` itself, which the caller keeps alive.
+///
+/// # Safety
+/// With CLONE_VM in `flags`, `ctx`, what it borrows and `stack` must stay
+/// alive and unmoved until the child has exec'd or exited.
+unsafe fn clone_child(ctx: &ChildCtx<'_>, stack: &mut [u8], flags: CloneFlags) -> Result<Pid, Errno> {
+    extern "C" fn entry(data: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: `data` is the `ctx` passed below, alive for the child's
+        // pre-exec life (the caller's contract).
+        let ctx = unsafe { &*(data as *const ChildCtx<'_>) };
+        child_main(ctx)
+    }
+    // The stack grows down: pass its 16-byte aligned top.
+    let top = stack.as_mut_ptr_range().end;
+    let top = top.wrapping_sub(top as usize % 16);
+    // SAFETY: entry never returns (child_main execs or exits); the stack is
+    // ours and unused by anything else; ctx outlives the child's use of it.
+    let pid = unsafe { libc::clone(entry, top.cast(), flags.bits() | libc::SIGCHLD, ctx as *const ChildCtx<'_> as *mut libc::c_void) };
+    Errno::result(pid).map(Pid::from_raw)
 }
 
 /// Reads the child's (stage, errno) report; `None` at end-of-file: it exec'd.

@@ -33,7 +33,7 @@ pub mod ns;
 pub mod rootfs;
 pub mod syscall;
 
-pub use cgroup::{Cgroup, CgroupError, CgroupMode, Limits, Usage};
+pub use cgroup::{Cgroup, CgroupError, CgroupHold, CgroupMode, Limits, Usage};
 pub use init::{spawn, ContainerProcess, LaunchSpec, NsInfo, ParentSetup, Stdio};
 pub use ns::{Namespace, NamespaceSet, NsError};
 pub use rootfs::{MinimalRootfs, PreparedRootfs, RootfsChoice, RootfsError};

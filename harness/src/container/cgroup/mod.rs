@@ -23,6 +23,20 @@
 //! killed before they could remove their own. The container's init is placed
 //! in the group before it execs (and before it creates a cgroup namespace, so
 //! that the namespace's root is the container's own group).
+//!
+//! What a group costs a container's start (measured by `isobench startup`'s
+//! isobench+cgroup column): the layout is detected once per launch spec and
+//! the `isobench` parents stay while it lives ([`CgroupHold`]), so a start
+//! pays a mkdir and a `cgroup.procs` write per hierarchy used (v1: cpuacct and
+//! memory, the freezer without a pid namespace, cpu and pids with limits),
+//! about 0.1 ms on a v1 host; the rmdir after the exit is outside the timed
+//! region. The write takes the kernel's `cgroup_threadgroup_rwsem`, a
+//! per-cpu rwsem whose writer waits for an RCU grace period (several ms)
+//! unless another move happened just before: the multi-ms outliers on an
+//! otherwise idle host. `cgroup_favordynmods=true` on the kernel command line
+//! (v1 and v2), CONFIG_CGROUP_FAVOR_DYNMODS, or a cgroup2 mount with
+//! `favordynmods` remove that wait; clone3(CLONE_INTO_CGROUP) avoids the
+//! write in v2. isobench changes none of the host's settings.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -293,17 +307,24 @@ impl Cgroup {
     /// Creates a group with `limits` under a cgroup root (a v2 mount, or a
     /// tmpfs holding v1 controller mounts), detecting its mode.
     pub fn create_at(root: &Path, limits: &Limits) -> Result<Cgroup, CgroupError> {
-        let mode = cgroup_mode_at(root);
+        Self::create_in(&Layout::detect(root), limits)
+    }
+
+    /// Creates a group with `limits` in a layout detected before (by
+    /// [`CgroupHold::new`], so that a container's start does not pay for
+    /// statfs(2) of every hierarchy and the canonical paths of their mounts).
+    pub fn create_in(layout: &Layout, limits: &Limits) -> Result<Cgroup, CgroupError> {
+        let (root, mode) = (layout.root.as_path(), layout.mode);
         let name = group_name();
         let backend = match mode {
             CgroupMode::V2 => {
                 let unified = if is_cgroup2(root) { root.to_path_buf() } else { root.join("unified") };
                 Backend::V2(v2::Group::create(&unified, &name, limits)?)
             }
-            CgroupMode::V1 => Backend::V1(v1::Group::create(root, mode, &name, limits)?),
+            CgroupMode::V1 => Backend::V1(v1::Group::create(root, mode, &layout.v1, &name, limits)?),
             // Limits live in the v1 controllers; a controller the host left
             // to the unified hierarchy is used there, when v1 lacks it.
-            CgroupMode::Hybrid => match v1::Group::create(root, mode, &name, limits) {
+            CgroupMode::Hybrid => match v1::Group::create(root, mode, &layout.v1, &name, limits) {
                 Ok(g) => Backend::V1(g),
                 Err(e @ CgroupError::ControllerMissing { .. }) => {
                     let unified = root.join("unified");
@@ -419,12 +440,116 @@ pub(crate) fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
     }
 }
 
-/// Removes the `isobench` parent if no container group is left in it. Another
-/// run may be creating its group at the same moment: rmdir then fails with
-/// EBUSY or ENOTEMPTY, which is fine, and [`make_group_dir`] retries when its
-/// parent vanished.
+/// Removes the `isobench` parent if no container group is left in it, unless
+/// a [`CgroupHold`] of this process keeps it. Another run may be creating
+/// its group at the same moment: rmdir then fails with EBUSY or ENOTEMPTY,
+/// which is fine, and [`make_group_dir`] retries when its parent vanished.
 pub(crate) fn remove_parent_if_empty(parent: &Path) {
-    let _ = std::fs::remove_dir(parent);
+    if PARENT_HOLDS.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        let _ = std::fs::remove_dir(parent);
+    }
+}
+
+/// Live [`CgroupHold`]s of this process.
+static PARENT_HOLDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A host's cgroup layout, detected once: its mode and, for v1 and hybrid,
+/// the mount of each controller's hierarchy.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    root: PathBuf,
+    mode: CgroupMode,
+    v1: Vec<(&'static str, PathBuf)>,
+}
+
+impl Layout {
+    /// Detects the layout under `root` (statfs(2) magic, see [`cgroup_mode_at`]).
+    pub fn detect(root: &Path) -> Layout {
+        let mode = cgroup_mode_at(root);
+        let v1 = if matches!(mode, CgroupMode::V1 | CgroupMode::Hybrid) { v1::controller_mounts(root) } else { Vec::new() };
+        Layout { root: root.to_path_buf(), mode, v1 }
+    }
+
+    pub fn mode(&self) -> CgroupMode {
+        self.mode
+    }
+
+    /// The `isobench` parent directory of every hierarchy the layout has.
+    fn parents(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = Vec::new();
+        for (_, h) in &self.v1 {
+            if !v.contains(&h.join(PARENT)) {
+                v.push(h.join(PARENT));
+            }
+        }
+        match self.mode {
+            CgroupMode::V2 if is_cgroup2(&self.root) => v.push(self.root.join(PARENT)),
+            CgroupMode::V2 | CgroupMode::Hybrid => v.push(self.root.join("unified").join(PARENT)),
+            _ => {}
+        }
+        v
+    }
+}
+
+/// What the containers of one launch spec share in the cgroup tree: the
+/// [`Layout`], detected when the spec is made, and the `isobench` parent
+/// groups, which stay between its containers rather than be removed after
+/// each and made again before the next (a container's own group is still
+/// made and removed per container). While any hold of this process lives,
+/// no container's removal takes a parent away; when the last one is
+/// dropped, the parents go if no group is left in them (another run's may
+/// be). A run killed before that leaves only empty parents, which the next
+/// start's [`sweep`] removes.
+#[derive(Debug)]
+pub struct CgroupHold {
+    layout: Layout,
+    /// Every hierarchy's parent, freezer included (another group of this
+    /// process may have used it while removals were held).
+    parents: Vec<PathBuf>,
+}
+
+impl CgroupHold {
+    /// Detects the host's layout under /sys/fs/cgroup and starts holding
+    /// the parents (made by the first container's group, as before).
+    pub fn new() -> CgroupHold {
+        PARENT_HOLDS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let layout = Layout::detect(Path::new(CGROUP_ROOT));
+        CgroupHold { parents: layout.parents(), layout }
+    }
+
+    /// The same for containers with a pid namespace of their own: on v1 their
+    /// groups skip the freezer hierarchy (one mkdir, attach and rmdir less
+    /// per container). The freezer is there so that killing a group's members
+    /// one by one races no fork; with a pid namespace the kernel itself kills
+    /// every process in it when its init dies, and the init dies with
+    /// isobench (PR_SET_PDEATHSIG) or by isobench's SIGKILL, so a whole-group
+    /// kill never depends on it. Limits and accounting (cpu, cpuacct,
+    /// memory, pids) are unchanged.
+    pub fn for_pid_namespace() -> CgroupHold {
+        let mut hold = Self::new();
+        hold.layout.v1.retain(|(c, _)| *c != "freezer");
+        hold
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+}
+
+impl Default for CgroupHold {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for CgroupHold {
+    fn drop(&mut self) {
+        if PARENT_HOLDS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+            for parent in &self.parents {
+                let _ = std::fs::remove_dir(parent);
+            }
+        }
+    }
 }
 
 /// Creates `parent/name`, creating `parent` first; retries when a concurrent

@@ -38,6 +38,12 @@ pub fn hierarchies(root: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// (controller, mount point of its hierarchy) for each of [`CONTROLLERS`]
+/// mounted under `root`; resolved once per [`super::Layout`].
+pub fn controller_mounts(root: &Path) -> Vec<(&'static str, PathBuf)> {
+    CONTROLLERS.into_iter().filter_map(|c| hierarchy(root, c).map(|h| (c, h))).collect()
+}
+
 fn hierarchy(root: &Path, controller: &str) -> Option<PathBuf> {
     let p = root.join(controller);
     if is_cgroup1(&p) {
@@ -56,7 +62,11 @@ pub struct Group {
 }
 
 impl Group {
-    pub fn create(root: &Path, mode: CgroupMode, name: &str, limits: &Limits) -> Result<Group, CgroupError> {
+    /// Creates the group `name` under the `isobench` parent of each
+    /// hierarchy in `mounts` ([`controller_mounts`] of `root`, whose mode is
+    /// `mode`) that it needs, with `limits` applied.
+    pub fn create(root: &Path, mode: CgroupMode, mounts: &[(&'static str, PathBuf)], name: &str, limits: &Limits) -> Result<Group, CgroupError> {
+        let hierarchy = |_: &Path, controller: &str| mounts.iter().find(|(c, _)| *c == controller).map(|(_, h)| h.clone());
         for (wanted, controller, flag) in
             [(limits.cpus.is_some(), "cpu", "cpus"), (limits.memory.is_some(), "memory", "memory"), (limits.pids.is_some(), "pids", "pids")]
         {
@@ -75,7 +85,12 @@ impl Group {
             let Some(h) = hierarchy(root, c) else { continue };
             let dir = h.join(PARENT).join(name);
             if !group.dirs.iter().any(|(_, d)| *d == dir) {
-                let made = make_group_dir(&h.join(PARENT), name, |_| Ok(()));
+                // The parent usually exists (a CgroupHold keeps it between
+                // containers): one mkdir, and the parent's only when missing.
+                let made = match std::fs::create_dir(&dir) {
+                    Ok(()) => Ok(dir.clone()),
+                    Err(_) => make_group_dir(&h.join(PARENT), name, |_| Ok(())),
+                };
                 if let Err(e) = made {
                     let _ = group.remove();
                     return Err(e);
