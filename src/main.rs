@@ -71,10 +71,11 @@ enum Command {
         /// with its inode on the host and in the container
         #[arg(long)]
         show_ns: bool,
-        /// Network of a container with a net namespace: `loopback` (lo only)
-        /// or `veth` (also eth0 at 10.199.N.2/24, its peer at .1 in a private
-        /// network namespace isobench creates for the run; root only)
-        #[arg(long, value_name = "loopback|veth", default_value = "loopback")]
+        /// Network of a container with a net namespace: `none` (lo down),
+        /// `loopback` (lo up) or `veth` (also eth0 at 10.199.N.2/24, its peer
+        /// at .1 in a private network namespace isobench creates for the run;
+        /// root only)
+        #[arg(long, value_name = "none|loopback|veth", default_value = "loopback")]
         net: container::NetMode,
         /// The command and its arguments (put `--` before it)
         #[arg(required = true, value_name = "CMD")]

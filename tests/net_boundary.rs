@@ -130,8 +130,8 @@ fn vm_boundary_goes_through_a_tap_or_slirp_and_leaves_no_qemu_or_namespace() {
 }
 
 #[test]
-fn exec_with_veth_gives_the_command_eth0_on_the_runs_subnet() {
-    if !root_or_skip("exec_with_veth_gives_the_command_eth0_on_the_runs_subnet") {
+fn exec_net_modes_none_loopback_and_veth() {
+    if !root_or_skip("exec_net_modes_none_loopback_and_veth") {
         return;
     }
     // After a pause: the pair must outlive the launch, not only be there at exec.
@@ -140,10 +140,16 @@ fn exec_with_veth_gives_the_command_eth0_on_the_runs_subnet() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("10.199.") && out.contains("eth0:"), "{out}");
     assert!(!out.contains(" ibv"), "the host end stays in the run's namespace: {out}");
-    // Loopback only without --net veth.
-    let o = isobench().args(["exec", "--", "cat", "/proc/net/dev"]).output().unwrap();
+    // Loopback only without --net veth; with --net none not even that is up.
+    let o = isobench().args(["exec", "--", "cat", "/proc/net/dev", "/sys/class/net/lo/operstate", "/sys/class/net/lo/flags"]).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(!String::from_utf8_lossy(&o.stdout).contains("eth0"));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(!out.contains("eth0") && out.contains("lo:"), "{out}");
+    let up = |out: &str| u32::from_str_radix(out.trim().lines().last().unwrap().trim_start_matches("0x"), 16).unwrap() & 1 == 1;
+    assert!(up(&out), "lo is up by default: {out}");
+    let o = isobench().args(["exec", "--net", "none", "--", "cat", "/sys/class/net/lo/flags"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!up(&String::from_utf8_lossy(&o.stdout)), "--net none leaves lo down");
 }
 
 #[test]
@@ -165,7 +171,7 @@ fn veth_refusals_are_one_clear_line() {
     assert_eq!(stderr(&o).trim(), "isobench exec: --net veth needs root (CAP_NET_ADMIN on the host); use --net loopback");
     let o = isobench().args(["exec", "--net", "bridge", "--", "true"]).output().unwrap();
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("use loopback or veth"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("use none, loopback or veth"), "{}", stderr(&o));
 }
 
 #[test]

@@ -101,6 +101,8 @@ pub struct LaunchSpec {
     cgroup_hold: Option<Arc<CgroupHold>>,
     /// Fork a minimal init that stays PID 1 (see the module comment).
     init: bool,
+    /// Bring the new network namespace's loopback up (`--net none`: no).
+    loopback: bool,
     /// The uid/gid maps the parent writes for a new user namespace.
     id_maps: Option<IdMaps>,
     /// `Some`: the parent runs a setup while the child waits in its new
@@ -222,6 +224,7 @@ impl LaunchSpec {
             cgroup: None,
             cgroup_hold: None,
             init: false,
+            loopback: true,
             id_maps,
             parent_setup: None,
             dev,
@@ -268,6 +271,13 @@ impl LaunchSpec {
     /// comment); without it the command itself is PID 1.
     pub fn with_init(mut self, init: bool) -> LaunchSpec {
         self.init = init;
+        self
+    }
+
+    /// With `false`, a new network namespace's loopback stays down, as the
+    /// kernel creates it (`--net none`: no network at all). Default: up.
+    pub fn with_loopback(mut self, up: bool) -> LaunchSpec {
+        self.loopback = up;
         self
     }
 
@@ -724,7 +734,7 @@ fn child_main(ctx: &ChildCtx<'_>) -> ! {
         }
     }
     // A new net namespace has only a loopback, and it starts down.
-    if spec.namespaces.contains(Namespace::Net) {
+    if spec.namespaces.contains(Namespace::Net) && spec.loopback {
         if let Err(e) = Linux.link_up(c"lo") {
             fail(ctx, STAGE_LOOPBACK, e);
         }

@@ -162,6 +162,8 @@ pub struct ExecOptions {
 /// What network a container with a network namespace gets (`--net`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum NetMode {
+    /// Nothing: the loopback stays down, as the kernel creates it.
+    None,
     /// Only its loopback, up (the default).
     #[default]
     Loopback,
@@ -175,9 +177,10 @@ impl std::str::FromStr for NetMode {
     type Err = String;
     fn from_str(s: &str) -> Result<NetMode, String> {
         match s {
+            "none" => Ok(NetMode::None),
             "loopback" => Ok(NetMode::Loopback),
             "veth" => Ok(NetMode::Veth),
-            other => Err(format!("unknown network {other:?}; use loopback or veth")),
+            other => Err(format!("unknown network {other:?}; use none, loopback or veth")),
         }
     }
 }
@@ -284,6 +287,9 @@ pub fn exec(opts: &ExecOptions, workloads: &Workloads) -> Result<i32, ContainerE
     // The veth's host end lives as long as this call; the kernel also removes
     // the pair when the container's network namespace goes.
     let veth: VethSlot = Default::default();
+    if opts.net == NetMode::None {
+        spec = spec.with_loopback(false);
+    }
     if opts.net == NetMode::Veth {
         spec = spec.with_parent_setup(veth_setup(namespaces, std::sync::Arc::clone(&veth))?);
     }
