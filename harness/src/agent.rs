@@ -94,7 +94,7 @@ impl AgentClient {
     pub fn serve(&mut self, req: &ServeRequest) -> Result<std::net::SocketAddr, AgentError> {
         self.send(&Request::Serve(req.clone()))?;
         match self.read_response()? {
-            Response::Serving { addr } => addr.parse().map_err(|_| AgentError::Unexpected { expected: "serving ip:port", got: addr }),
+            Response::Serving { addr, .. } => addr.parse().map_err(|_| AgentError::Unexpected { expected: "serving ip:port", got: addr }),
             Response::Error { message } => Err(AgentError::Remote(message)),
             other => Err(AgentError::Unexpected { expected: "serving", got: format!("{other:?}") }),
         }

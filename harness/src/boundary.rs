@@ -224,7 +224,7 @@ pub fn measure(inst: &mut dyn Instance, hosts: &mut HostSides, spec: &'static Me
     };
     let cpu = ep.same_cpu.then(current_cpu).flatten();
     let host = hosts.get(ep.netns.as_deref())?;
-    let serve = ServeRequest { metric: spec.name.to_string(), bind: SocketAddr::new(ep.bind, bind_port).to_string(), cpu };
+    let serve = ServeRequest { metric: spec.name.to_string(), bind: SocketAddr::new(ep.bind, bind_port).to_string(), cpu, pin: Default::default() };
     let served: SocketAddr = inst.agent().serve(&serve).map_err(BoundaryError::Server)?;
     let target = SocketAddr::new(ep.connect, host_port.unwrap_or(served.port()));
     let client = RunRequest { target: Some(target.to_string()), cpu, ..req.clone() };

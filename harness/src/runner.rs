@@ -48,6 +48,7 @@ impl Plan {
             bytes: working_set(spec),
             target: None,
             cpu: None,
+            pin: Default::default(),
         }
     }
 }

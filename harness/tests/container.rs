@@ -431,6 +431,7 @@ fn container_env_runs_the_agent_as_pid_1() {
             bytes: None,
             target: None,
             cpu: None,
+            pin: Default::default(),
         };
         let res = inst.agent().run(&req).unwrap_or_else(|e| panic!("{metric} in the container: {e}"));
         assert!(res.iterations > 0 && res.elapsed_ns > 0, "{metric}: {res:?}");
@@ -499,6 +500,7 @@ fn rootless_helper() {
         bytes: None,
         target: None,
         cpu: None,
+        pin: Default::default(),
     };
     let res = env::Instance::agent(&mut inst).run(&req).unwrap();
     println!("agent pid={} iterations={}", env::Instance::info(&inst).pid, res.iterations);
@@ -745,6 +747,7 @@ fn container_env_records_its_cgroup_and_runs_in_all_seven_namespaces() {
         bytes: None,
         target: None,
         cpu: None,
+        pin: Default::default(),
     };
     let res = env::Instance::agent(&mut inst).run(&req).unwrap();
     assert!(res.iterations > 0);

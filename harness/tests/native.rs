@@ -29,6 +29,7 @@ fn every_metric_returns_positive_latencies_natively() {
             bytes: Some(4 << 20),
             target: None,
             cpu: None,
+            pin: Default::default(),
         };
         let r = inst.agent().run(&req).unwrap_or_else(|e| panic!("{}: {e}", spec.name));
         assert_eq!(r.metric, spec.name);
@@ -52,7 +53,16 @@ fn every_metric_returns_positive_latencies_natively() {
     }
     let err = inst
         .agent()
-        .run(&RunRequest { metric: "syscall.nope".into(), iterations: 1, max_ms: 1, warmup: 0, bytes: None, target: None, cpu: None })
+        .run(&RunRequest {
+            metric: "syscall.nope".into(),
+            iterations: 1,
+            max_ms: 1,
+            warmup: 0,
+            bytes: None,
+            target: None,
+            cpu: None,
+            pin: Default::default(),
+        })
         .unwrap_err();
     assert!(err.to_string().contains("unknown metric"), "{err}");
     inst.shutdown().expect("agent exits 0 on shutdown");
@@ -67,7 +77,16 @@ fn every_metric_returns_positive_latencies_natively() {
     let mut inst = native.start().unwrap();
     let err = inst
         .agent()
-        .run(&RunRequest { metric: "env.start".into(), iterations: 1, max_ms: 1, warmup: 0, bytes: None, target: None, cpu: None })
+        .run(&RunRequest {
+            metric: "env.start".into(),
+            iterations: 1,
+            max_ms: 1,
+            warmup: 0,
+            bytes: None,
+            target: None,
+            cpu: None,
+            pin: Default::default(),
+        })
         .unwrap_err();
     assert!(err.to_string().contains("timed by the harness"), "{err}");
     inst.shutdown().unwrap();

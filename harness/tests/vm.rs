@@ -159,7 +159,16 @@ fn boots_under_tcg_answers_and_powers_off() {
     assert_eq!(info.pid, 1);
     assert_eq!(info.kernel, vm.image().kernel_version);
     if info.metrics.iter().any(|m| m == "syscall.getpid") {
-        let req = RunRequest { metric: "syscall.getpid".into(), iterations: 2000, max_ms: 2000, warmup: 100, bytes: None, target: None, cpu: None };
+        let req = RunRequest {
+            metric: "syscall.getpid".into(),
+            iterations: 2000,
+            max_ms: 2000,
+            warmup: 100,
+            bytes: None,
+            target: None,
+            cpu: None,
+            pin: Default::default(),
+        };
         let r = inst.agent().run(&req).expect("syscall.getpid runs in the guest");
         assert!(r.iterations > 0 && r.elapsed_ns > 0, "{r:?}");
     } else {
