@@ -18,6 +18,7 @@ use isobench_harness::runner::{self, Plan};
 use isobench_harness::vm::{AccelChoice, BootProtocol, Machine, VmSettings};
 use isobench_harness::{doctor, workloads};
 use isobench_workloads::catalog::{self, Family, MetricSpec};
+use isobench_workloads::protocol::PinMode;
 
 /// Exit status when the run finished but some environment or metric could
 /// not be measured (the results folder still holds everything else).
@@ -168,6 +169,14 @@ struct RunArgs {
     /// Time bound of one measurement, milliseconds
     #[arg(long, value_name = "MS", default_value_t = 10_000)]
     max_ms: u64,
+    /// CPU pinning, the same in every environment: `same` (default: the measuring
+    /// thread and its peer — echo, writer or sender, boundary server — on one CPU:
+    /// round trips are context switches), `split` (the peer on another CPU: cross-CPU
+    /// wake-ups; recorded as `same` where only one CPU is allowed, e.g. a 1-vCPU guest),
+    /// `none` (no pinning: the scheduler decides, so figures may be bimodal).
+    /// One-party metrics (spawn, syscall, control) stay on one CPU under `split`
+    #[arg(long, value_name = "same|split|none", default_value = "same")]
+    pin: String,
     /// Results folder to write (default: results/<UTC timestamp>-<host>)
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -295,6 +304,7 @@ fn parse_metrics(s: &str) -> Result<Vec<&'static MetricSpec>> {
 fn run(args: RunArgs) -> Result<ExitCode> {
     let envs = parse_envs(&args.envs)?;
     let metrics = parse_metrics(&args.metrics)?;
+    let pin: PinMode = args.pin.parse().map_err(anyhow::Error::msg)?;
     let container_settings = ContainerSettings {
         namespaces: args.container_ns.as_deref().map(str::parse::<NamespaceSet>).transpose()?,
         limits: args.container_limits.limits()?,
@@ -320,7 +330,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         net: args.vm_net,
     };
     let opts = Options { accel: args.accel, log_dir: Some(out.path.clone()), container: container_settings, vm, ..Options::new(workloads) };
-    let plan = Plan { envs, metrics, quick: args.quick, iterations: args.iterations, max_ms: args.max_ms };
+    let plan = Plan { envs, metrics, quick: args.quick, iterations: args.iterations, max_ms: args.max_ms, pin };
     if !args.quiet {
         eprintln!("isobench: writing {}", out.path.display());
     }

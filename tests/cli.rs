@@ -50,6 +50,41 @@ fn unknown_metric_names_the_known_ones() {
 }
 
 #[test]
+fn a_bad_pinning_mode_is_one_line() {
+    let o = run(&["run", "--env", "native", "--metric", "ipc.pipe_rtt", "--pin", "bogus", "--out", "/nonexistent/never-created"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
+    assert!(e.contains("unknown pinning mode \"bogus\"") && e.contains("same") && e.contains("split") && e.contains("none"), "{e}");
+}
+
+#[test]
+fn pin_split_is_recorded_in_run_json_with_a_measured_row() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("run");
+    let o = run(&["run", "--pin", "split", "--env", "native", "--metric", "ipc.pipe_rtt", "--quick", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["parameters"]["pin"], "split");
+    let pin = &run["environments"]["native"]["pinning"]["ipc.pipe_rtt"];
+    assert_eq!(pin["requested"], "split", "{run}");
+    let cpus: Vec<u64> = pin["cpus"].as_array().unwrap().iter().map(|c| c.as_u64().unwrap()).collect();
+    let allowed = std::fs::read_to_string("/proc/self/status").unwrap();
+    let one_cpu = allowed.lines().any(|l| l.starts_with("Cpus_allowed_list:") && !l.contains(['-', ',']));
+    if one_cpu {
+        assert_eq!((pin["applied"].as_str(), cpus.len()), (Some("same"), 1), "{pin}");
+        assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("--pin split could not be applied to ipc.pipe_rtt"));
+    } else {
+        assert_eq!(pin["applied"], "split", "{pin}");
+        assert!(cpus.len() == 2 && cpus[0] != cpus[1], "{pin}");
+    }
+    let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    let row: Vec<&str> = csv.lines().find(|l| l.starts_with("native,") && l.contains(",ipc.pipe_rtt,")).expect("a native row").split(',').collect();
+    assert!(row[6].parse::<f64>().unwrap() > 0.0, "{row:?}");
+    assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("| CPU pinning (ipc.*, net.*) | split:"));
+}
+
+#[test]
 fn report_of_a_folder_that_is_not_a_run_fails_clearly() {
     let d = tempfile::tempdir().unwrap();
     let o = run(&["report", d.path().to_str().unwrap()]);

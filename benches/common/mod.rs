@@ -12,7 +12,8 @@
 //! Environment variables: `ISOBENCH_ENVS` (comma list of environments or
 //! `peers`; default the core three: native, container, vm),
 //! `ISOBENCH_ACCEL` (auto|kvm|tcg), `ISOBENCH_MACHINE` (microvm|q35),
-//! `ISOBENCH_RUN_DIR` (results folder).
+//! `ISOBENCH_PIN` (same|split|none: CPU pinning of two-party metrics, as
+//! `isobench run --pin`; default same), `ISOBENCH_RUN_DIR` (results folder).
 
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -22,7 +23,7 @@ use isobench_harness::env::{self, EnvKind, Environment, Instance, Options};
 use isobench_harness::report::RunDir;
 use isobench_harness::{collect::Measurement, runner, workloads};
 use isobench_workloads::catalog::{Family, CATALOG};
-use isobench_workloads::protocol::RunRequest;
+use isobench_workloads::protocol::{PinMode, RunRequest};
 
 /// Time bound of one agent call; criterion asks for counts it expects to fit
 /// in its measurement time, so this only stops a runaway.
@@ -31,6 +32,15 @@ const CALL_LIMIT_MS: u64 = 120_000;
 struct Running {
     env: Box<dyn Environment>,
     inst: Box<dyn Instance>,
+}
+
+/// `ISOBENCH_PIN`, default `same`; a bad value stops the bench with the
+/// choices.
+fn pin_from_env() -> PinMode {
+    match std::env::var("ISOBENCH_PIN") {
+        Ok(v) if !v.trim().is_empty() => v.parse().unwrap_or_else(|e| panic!("ISOBENCH_PIN: {e}")),
+        _ => PinMode::Same,
+    }
 }
 
 fn envs_from_env() -> Vec<EnvKind> {
@@ -65,7 +75,9 @@ pub fn bench_family(c: &mut Criterion, family: Family) {
     // criterion's own HTML report of the same run (CARGO_TARGET_DIR aware).
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workloads::repo_root().join("target"), std::path::PathBuf::from);
     let criterion_report = target.join("criterion").join("report").join("index.html");
-    runner::record_host(&out, "cargo bench", serde_json::json!({ "criterion": true, "criterion_report": criterion_report })).expect("run.json");
+    let pin = pin_from_env();
+    runner::record_host(&out, "cargo bench", serde_json::json!({ "criterion": true, "criterion_report": criterion_report, "pin": pin }))
+        .expect("run.json");
     let workloads = workloads::locate().unwrap_or_else(|e| panic!("{e}"));
     let accel = std::env::var("ISOBENCH_ACCEL").ok().and_then(|a| a.parse().ok()).unwrap_or_default();
     let mut opts = Options { accel, log_dir: Some(out.path.clone()), ..Options::new(workloads) };
@@ -111,13 +123,14 @@ pub fn bench_family(c: &mut Criterion, family: Family) {
             let hosts = &mut hosts;
             group.bench_function(kind.as_str(), |b| {
                 b.iter_custom(|iters| {
-                    let req = RunRequest { bytes: runner::working_set(spec), ..RunRequest::new(spec.name, iters, CALL_LIMIT_MS) };
+                    let req = RunRequest { bytes: runner::working_set(spec), pin, ..RunRequest::new(spec.name, iters, CALL_LIMIT_MS) };
                     let res = match spec.boundary {
                         false => inst.agent().run(&req).map_err(runner::MeasureError::Agent),
                         true => runner::measure_boundary(&out, kind, &mut *inst, hosts, spec, &req),
                     };
                     let res = res.unwrap_or_else(|e| panic!("{label}: {}: {e}", spec.name));
                     m.add(&res).expect("agent result matches its request");
+                    runner::record_pinning(&out, kind, spec, pin, &res).expect("run.json");
                     // The agent times whole samples; scale to what criterion asked for.
                     let ns = res.elapsed_ns as u128 * iters as u128 / res.iterations.max(1) as u128;
                     Duration::from_nanos(ns as u64)

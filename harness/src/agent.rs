@@ -90,11 +90,14 @@ impl AgentClient {
     }
 
     /// Starts the environment's end of a cross-boundary metric and returns
-    /// the address its server is bound to.
-    pub fn serve(&mut self, req: &ServeRequest) -> Result<std::net::SocketAddr, AgentError> {
+    /// the address its server is bound to and the CPU its thread is pinned
+    /// to (`None`: unpinned, or an agent too old to say).
+    pub fn serve(&mut self, req: &ServeRequest) -> Result<(std::net::SocketAddr, Option<u32>), AgentError> {
         self.send(&Request::Serve(req.clone()))?;
         match self.read_response()? {
-            Response::Serving { addr } => addr.parse().map_err(|_| AgentError::Unexpected { expected: "serving ip:port", got: addr }),
+            Response::Serving { addr, cpu } => {
+                addr.parse().map(|a| (a, cpu)).map_err(|_| AgentError::Unexpected { expected: "serving ip:port", got: addr })
+            }
             Response::Error { message } => Err(AgentError::Remote(message)),
             other => Err(AgentError::Unexpected { expected: "serving", got: format!("{other:?}") }),
         }

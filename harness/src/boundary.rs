@@ -14,9 +14,17 @@
 //! for the native baseline (two processes on the host's loopback, the same
 //! code with no boundary in between).
 //!
-//! Both ends run pinned to one CPU when they share the host's scheduler
-//! (native, container), as every in-environment round trip is; a guest's end
-//! is pinned inside the guest to its vCPU.
+//! CPU placement follows the run's pinning mode ([`PinMode`]). When both
+//! ends share the host's scheduler (native, container) the harness picks
+//! their CPUs from its own allowed set: one CPU for both (`same`), the CPU it
+//! runs on for the host side and the lowest other allowed CPU for the
+//! environment's server (`split`), none (`none`). The server reports the CPU
+//! it really got (a container's cpuset may refuse it), and the result's
+//! `pinning` says what was applied: `same` when both ends ended up on one
+//! CPU. A guest's end is pinned inside the guest to the vCPU it runs on and
+//! the host side to the host CPU it runs on (`same`, `split` alike: the two
+//! kernels do not share CPU numbers and QEMU's vCPU threads are not pinned on
+//! the host), or neither (`none`); its `pinning` is the requested mode.
 
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
@@ -26,7 +34,8 @@ use std::sync::Arc;
 
 use isobench_workloads::catalog::MetricSpec;
 use isobench_workloads::metrics::net::STREAM_CHUNK;
-use isobench_workloads::protocol::{RunRequest, RunResult, ServeRequest};
+use isobench_workloads::metrics::Placement;
+use isobench_workloads::protocol::{PinMode, RunRequest, RunResult, ServeRequest};
 
 use crate::agent::{AgentClient, AgentError};
 use crate::container::net::RunNetns;
@@ -102,16 +111,17 @@ pub struct Endpoint {
     pub connect: IpAddr,
     /// Fixed forwarded ports (slirp); `None`: the server picks a free port.
     pub forwards: Option<Forwards>,
-    /// Pin both ends to the CPU the harness runs on (they share the host's
-    /// scheduler); false for a guest.
-    pub same_cpu: bool,
+    /// Both ends share the host's scheduler (native, container), so the
+    /// harness picks their CPUs by the pinning mode; false for a guest, whose
+    /// end pins itself inside the guest (see the module docs).
+    pub host_scheduler: bool,
 }
 
 impl Endpoint {
     /// The native baseline: both ends on 127.0.0.1 in the host's namespace.
     pub fn loopback(path: PathKind) -> Endpoint {
         let lo = IpAddr::from(std::net::Ipv4Addr::LOCALHOST);
-        Endpoint { path, netns: None, bind: lo, connect: lo, forwards: None, same_cpu: true }
+        Endpoint { path, netns: None, bind: lo, connect: lo, forwards: None, host_scheduler: true }
     }
 
     /// For run.json: the path, addresses and namespace.
@@ -123,7 +133,7 @@ impl Endpoint {
             "environment_address": self.bind,
             "host_side_connects_to": self.connect,
             "forwards": self.forwards,
-            "same_cpu": self.same_cpu,
+            "host_scheduler": self.host_scheduler,
         })
     }
 }
@@ -222,13 +232,20 @@ pub fn measure(inst: &mut dyn Instance, hosts: &mut HostSides, spec: &'static Me
         Some(f) => (f.tcp.0, Some(f.tcp.1)),
         None => (0, None),
     };
-    let cpu = ep.same_cpu.then(current_cpu).flatten();
+    // (host side, environment's server); a guest's end picks its own vCPU.
+    let (client_cpu, server_cpu) = match ep.host_scheduler {
+        true => {
+            let p = Placement::choose(req.pin, None, true);
+            (p.own, p.peer)
+        }
+        false => (None, None),
+    };
     let host = hosts.get(ep.netns.as_deref())?;
-    let serve = ServeRequest { metric: spec.name.to_string(), bind: SocketAddr::new(ep.bind, bind_port).to_string(), cpu };
-    let served: SocketAddr = inst.agent().serve(&serve).map_err(BoundaryError::Server)?;
+    let serve = ServeRequest { metric: spec.name.to_string(), bind: SocketAddr::new(ep.bind, bind_port).to_string(), cpu: server_cpu, pin: req.pin };
+    let (served, served_cpu) = inst.agent().serve(&serve).map_err(BoundaryError::Server)?;
     let target = SocketAddr::new(ep.connect, host_port.unwrap_or(served.port()));
-    let client = RunRequest { target: Some(target.to_string()), cpu, ..req.clone() };
-    let result = host.agent.run(&client);
+    let client = RunRequest { target: Some(target.to_string()), cpu: client_cpu, ..req.clone() };
+    let result = host.agent.run(&client).map(|r| applied(r, req.pin, ep.host_scheduler, served_cpu));
     // Joined whatever happened, so the environment's agent serves again.
     let written = inst.agent().join();
     let result = result.map_err(BoundaryError::Client)?;
@@ -245,9 +262,60 @@ pub fn measure(inst: &mut dyn Instance, hosts: &mut HostSides, spec: &'static Me
     Ok(result)
 }
 
-/// The CPU the calling thread runs on.
-fn current_cpu() -> Option<u32> {
-    // SAFETY: sched_getcpu has no arguments and only reads the current CPU.
-    let cpu = unsafe { libc::sched_getcpu() };
-    u32::try_from(cpu).ok()
+/// Sets what a boundary measurement really applied, from the host side's
+/// CPU (`r.cpus`, as its agent pinned it) and the server's (`served_cpu`):
+/// on the host's scheduler `split` only when they differ, `same` when they
+/// are one CPU; for a guest the requested mode (see the module docs).
+fn applied(mut r: RunResult, requested: PinMode, host_scheduler: bool, served_cpu: Option<u32>) -> RunResult {
+    let client_cpu = r.cpus.first().copied();
+    r.pinning = match (requested, host_scheduler, client_cpu, served_cpu) {
+        (PinMode::None, ..) => PinMode::None,
+        (_, true, Some(a), Some(b)) if a != b => PinMode::Split,
+        (_, true, Some(_), Some(_)) => PinMode::Same,
+        (mode, ..) => mode,
+    };
+    if host_scheduler {
+        r.cpus = match (client_cpu, served_cpu) {
+            (Some(a), Some(b)) if a != b => vec![a, b],
+            (Some(a), _) => vec![a],
+            _ => Vec::new(),
+        };
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(cpus: Vec<u32>) -> RunResult {
+        RunResult {
+            metric: "net.tcp_rr.boundary".into(),
+            iterations: 1,
+            elapsed_ns: 1,
+            ops_per_sample: 1,
+            histogram: String::new(),
+            truncated: false,
+            bytes_per_op: 0,
+            timer_overhead_ns: 0.0,
+            pinning: PinMode::Same,
+            cpus,
+        }
+    }
+
+    #[test]
+    fn what_a_boundary_measurement_applied() {
+        // host scheduler: the two CPUs decide
+        let r = applied(result(vec![0]), PinMode::Split, true, Some(1));
+        assert_eq!((r.pinning, r.cpus), (PinMode::Split, vec![0, 1]));
+        let r = applied(result(vec![0]), PinMode::Split, true, Some(0));
+        assert_eq!((r.pinning, r.cpus), (PinMode::Same, vec![0]), "a cpuset refused the other CPU");
+        let r = applied(result(vec![1]), PinMode::Same, true, Some(1));
+        assert_eq!((r.pinning, r.cpus), (PinMode::Same, vec![1]));
+        let r = applied(result(vec![]), PinMode::None, true, None);
+        assert_eq!((r.pinning, r.cpus), (PinMode::None, vec![]));
+        // a guest: what was asked, the host side's CPU only
+        let r = applied(result(vec![1]), PinMode::Split, false, Some(0));
+        assert_eq!((r.pinning, r.cpus), (PinMode::Split, vec![1]));
+    }
 }

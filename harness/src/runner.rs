@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use isobench_workloads::catalog::MetricSpec;
-use isobench_workloads::protocol::RunRequest;
+use isobench_workloads::protocol::{PinMode, RunRequest, RunResult};
 use serde_json::json;
 
 use crate::collect::host::HostInfo;
@@ -34,6 +34,8 @@ pub struct Plan {
     pub iterations: Option<u64>,
     /// Time bound of one measurement, ms.
     pub max_ms: u64,
+    /// Where two-party metrics put their two ends (`isobench run --pin`).
+    pub pin: PinMode,
 }
 
 impl Plan {
@@ -48,8 +50,22 @@ impl Plan {
             bytes: working_set(spec),
             target: None,
             cpu: None,
+            pin: self.pin,
         }
     }
+}
+
+/// Records in run.json what pinning a measurement really had, as
+/// `environments.<env>.pinning.<metric>`: `{ requested, applied, cpus }`.
+/// `applied` differs from `requested` where `split` was impossible (one
+/// allowed CPU) or the metric has no peer; report.md turns the first case
+/// into a caveat.
+pub fn record_pinning(out: &RunDir, kind: EnvKind, spec: &MetricSpec, requested: PinMode, r: &RunResult) -> Result<(), ReportError> {
+    out.update_run_json(json!({ "environments": { kind.as_str(): { "pinning": { spec.name: {
+        "requested": requested,
+        "applied": r.pinning,
+        "cpus": r.cpus,
+    }}}}}))
 }
 
 /// The working-set size the harness chooses for `spec`, the same for every
@@ -160,6 +176,7 @@ pub fn execute(
             "quick": plan.quick,
             "iterations": plan.iterations,
             "max_ms": plan.max_ms,
+            "pin": plan.pin,
             "accel": format!("{:?}", opts.accel).to_lowercase(),
         }),
     )?;
@@ -215,6 +232,7 @@ pub fn execute(
                     let mut m = Measurement::new(kind.as_str(), &environment.label(), spec);
                     m.add(&r)?;
                     out.save(&m)?;
+                    record_pinning(out, kind, spec, plan.pin, &r)?;
                     outcome.measured += 1;
                     let sm = m.summary();
                     let line = format!(

@@ -63,7 +63,7 @@ fn reap_orphans() {
 fn start_server(req: &ServeRequest) -> Result<metrics::net::Server, String> {
     let spec = catalog::lookup(&req.metric).ok_or_else(|| format!("unknown metric {:?}", req.metric))?;
     let bind = req.bind.parse().map_err(|e| format!("{}: bad bind address {:?}: {e}", req.metric, req.bind))?;
-    metrics::net::serve(spec, bind, req.cpu).map_err(|e| e.to_string())
+    metrics::net::serve(spec, bind, req.cpu, req.pin).map_err(|e| e.to_string())
 }
 
 /// Sends `Ready`, then serves requests until `Shutdown` or end of file.
@@ -99,9 +99,9 @@ pub fn serve(input: impl BufRead, mut output: impl Write) -> std::io::Result<Exi
             Ok(Request::Serve(_)) if server.is_some() => Response::Error { message: "a boundary server is already running; send join first".into() },
             Ok(Request::Serve(req)) => match start_server(&req) {
                 Ok(s) => {
-                    let addr = s.addr.to_string();
+                    let (addr, cpu) = (s.addr.to_string(), s.cpu);
                     server = Some(s);
-                    Response::Serving { addr }
+                    Response::Serving { addr, cpu }
                 }
                 Err(message) => Response::Error { message },
             },
@@ -182,7 +182,7 @@ mod tests {
         to_agent_w.write_all(b"{\"op\":\"join\"}\n").unwrap();
         assert!(matches!(next(), Response::Error { message } if message.contains("no boundary server")));
         to_agent_w.write_all(b"{\"op\":\"serve\",\"metric\":\"net.tcp_rr.boundary\",\"bind\":\"127.0.0.1:0\"}\n").unwrap();
-        let Response::Serving { addr } = next() else { panic!("serving expected") };
+        let Response::Serving { addr, .. } = next() else { panic!("serving expected") };
         to_agent_w.write_all(b"{\"op\":\"run\",\"metric\":\"syscall.getpid\",\"iterations\":10,\"max_ms\":100}\n").unwrap();
         assert!(matches!(next(), Response::Error { message } if message.contains("send join first")), "no fork metric beside a live thread");
         let mut c = std::net::TcpStream::connect(&addr).unwrap();

@@ -121,6 +121,13 @@ pub struct MetricSpec {
 }
 
 impl MetricSpec {
+    /// True for a metric with two ends, a measuring thread and a peer (the
+    /// ipc.* and net.* families: echo or writer process, echo or sender
+    /// thread, boundary server), which `PinMode::Split` puts on two CPUs.
+    pub fn two_party(&self) -> bool {
+        matches!(self.family, Family::Ipc | Family::Net)
+    }
+
     /// For a `*.boundary` metric, the same metric measured inside the
     /// environment on its loopback (`net.tcp_rr.boundary` → `net.tcp_rr`).
     pub fn inside(&self) -> Option<&'static MetricSpec> {

@@ -63,16 +63,82 @@ pub struct RunRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
     /// Pin the measuring thread (and what it creates) to this CPU instead of
-    /// the one it happens to run on (see `metrics::CpuPin`).
+    /// the one it happens to run on (see `metrics::CpuPin`). Ignored under
+    /// [`PinMode::None`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<u32>,
+    /// Where the measuring thread's peer runs (see [`PinMode`]); absent on
+    /// the wire means [`PinMode::Same`], what agents did before the field.
+    #[serde(default, skip_serializing_if = "PinMode::is_default")]
+    pub pin: PinMode,
 }
 
 impl RunRequest {
     /// A request for `iterations` operations of `metric`, at most `max_ms`
-    /// ms, no warm-up, no working set, no target, no CPU choice.
+    /// ms, no warm-up, no working set, no target, no CPU choice, pinning
+    /// [`PinMode::Same`].
     pub fn new(metric: impl Into<String>, iterations: u64, max_ms: u64) -> RunRequest {
-        RunRequest { metric: metric.into(), iterations, max_ms, warmup: 0, bytes: None, target: None, cpu: None }
+        RunRequest { metric: metric.into(), iterations, max_ms, warmup: 0, bytes: None, target: None, cpu: None, pin: PinMode::Same }
+    }
+}
+
+/// How a two-party metric places its two ends (the measuring thread and its
+/// peer: the forked echo or writer process, the echo or sender thread, or a
+/// boundary server) on CPUs. One-party metrics (spawn.*, syscall.*, cpu.spin,
+/// mem.copy_bw) run pinned to one CPU under `Same` and `Split` alike, and
+/// unpinned under `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PinMode {
+    /// Both ends on one CPU: a round trip is two context switches, the same
+    /// quantity a 1-vCPU guest measures (the default).
+    #[default]
+    Same,
+    /// The measuring thread on one CPU, its peer on another (the lowest
+    /// allowed CPU other than the measuring one): cross-CPU wake-ups. Falls
+    /// back to `Same`, and says so in [`RunResult::pinning`], where only one
+    /// CPU is allowed.
+    Split,
+    /// No pinning: the scheduler places both ends, so a figure may be a
+    /// bimodal mix of same-CPU and cross-CPU round trips.
+    None,
+}
+
+impl PinMode {
+    /// Every mode, in the order the command line lists them.
+    pub const ALL: [PinMode; 3] = [PinMode::Same, PinMode::Split, PinMode::None];
+
+    /// The name on the command line and in run.json: "same", "split", "none".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PinMode::Same => "same",
+            PinMode::Split => "split",
+            PinMode::None => "none",
+        }
+    }
+
+    /// True for [`PinMode::Same`] (serde's `skip_serializing_if`).
+    pub fn is_default(&self) -> bool {
+        *self == PinMode::Same
+    }
+}
+
+impl std::fmt::Display for PinMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for PinMode {
+    type Err = String;
+
+    /// Parses "same", "split" or "none". Errors: one line naming the bad
+    /// value and the choices.
+    fn from_str(s: &str) -> Result<PinMode, String> {
+        PinMode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s.trim())
+            .ok_or_else(|| format!("unknown pinning mode {s:?}; choose same (both ends on one CPU), split (on two CPUs) or none (unpinned)"))
     }
 }
 
@@ -84,9 +150,15 @@ pub struct ServeRequest {
     /// `ip:port` to bind; port 0 picks a free one (user-mode networking
     /// forwards fixed ports, so it names them).
     pub bind: String,
-    /// Pin the server thread to this CPU (else the one it runs on).
+    /// Pin the server thread to this CPU (else the one it runs on). Ignored
+    /// under [`PinMode::None`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<u32>,
+    /// `Same` and `Split`: the server thread is pinned to one CPU (`cpu`, or
+    /// the one it starts on; the harness picks `cpu` so that the host side's
+    /// end is on the same or another CPU). `None`: not pinned.
+    #[serde(default, skip_serializing_if = "PinMode::is_default")]
+    pub pin: PinMode,
 }
 
 /// What the agent knows about where it runs.
@@ -132,6 +204,17 @@ pub struct RunResult {
     /// The clock-read cost subtracted from every sample, ns.
     #[serde(default)]
     pub timer_overhead_ns: f64,
+    /// The pinning really applied: the requested [`RunRequest::pin`], or
+    /// `Same` when `Split` was asked but only one CPU is allowed here (a
+    /// 1-vCPU guest, a cpuset) or the metric has no peer. Agents older than
+    /// the field always pinned `Same`, its default.
+    #[serde(default)]
+    pub pinning: PinMode,
+    /// The CPUs the measuring thread and its peer were pinned to: one entry
+    /// when they shared one CPU, two under `Split` (measuring, peer), none
+    /// when unpinned. The host side's own CPU for a `*.boundary` client.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpus: Vec<u32>,
 }
 
 /// A response from the agent.
@@ -146,6 +229,10 @@ pub enum Response {
     Serving {
         /// The bound `ip:port` (the real port when 0 was asked).
         addr: String,
+        /// The CPU the server thread is pinned to (as the environment's
+        /// kernel numbers it); `None` when unpinned (or an older agent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cpu: Option<u32>,
     },
     /// Answer to `Join`: the server thread ended cleanly.
     Served {
@@ -185,7 +272,10 @@ mod tests {
         let r: Request = serde_json::from_str(r#"{"op":"run","metric":"m","iterations":1,"max_ms":1}"#).unwrap();
         assert!(matches!(r, Request::Run(RunRequest { warmup: 0, target: None, cpu: None, .. })));
         let s: Request = serde_json::from_str(r#"{"op":"serve","metric":"net.tcp_rr.boundary","bind":"10.199.1.2:0"}"#).unwrap();
-        assert_eq!(s, Request::Serve(ServeRequest { metric: "net.tcp_rr.boundary".into(), bind: "10.199.1.2:0".into(), cpu: None }));
+        assert_eq!(
+            s,
+            Request::Serve(ServeRequest { metric: "net.tcp_rr.boundary".into(), bind: "10.199.1.2:0".into(), cpu: None, pin: PinMode::Same })
+        );
         assert_eq!(to_line(&Request::Join), "{\"op\":\"join\"}\n");
     }
 
@@ -193,7 +283,10 @@ mod tests {
     fn response_wire_format() {
         let line = to_line(&Response::Error { message: "unknown metric".into() });
         assert_eq!(line, "{\"kind\":\"error\",\"message\":\"unknown metric\"}\n");
-        assert_eq!(to_line(&Response::Serving { addr: "10.199.1.2:4000".into() }), "{\"kind\":\"serving\",\"addr\":\"10.199.1.2:4000\"}\n");
+        assert_eq!(
+            to_line(&Response::Serving { addr: "10.199.1.2:4000".into(), cpu: None }),
+            "{\"kind\":\"serving\",\"addr\":\"10.199.1.2:4000\"}\n"
+        );
         let r: Response = serde_json::from_str(r#"{"kind":"bye"}"#).unwrap();
         assert_eq!(r, Response::Bye);
     }

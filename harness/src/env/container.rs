@@ -202,7 +202,7 @@ impl ContainerInstance {
             bind: subnet.peer.into(),
             connect: subnet.peer.into(),
             forwards: None,
-            same_cpu: true,
+            host_scheduler: true,
         };
         Ok(NetState::Veth { endpoint, _link: link })
     }

@@ -162,7 +162,7 @@ impl GuestNetState {
             bind: subnet.peer.into(),
             connect: subnet.peer.into(),
             forwards: None,
-            same_cpu: false,
+            host_scheduler: false,
         };
         Ok(GuestNetState::Tap { endpoint, net, _tap: tap })
     }
@@ -185,7 +185,7 @@ impl GuestNetState {
             bind: any,
             connect: std::net::Ipv4Addr::LOCALHOST.into(),
             forwards: Some(forwards),
-            same_cpu: false,
+            host_scheduler: false,
         };
         Ok(GuestNetState::User { endpoint, net })
     }

@@ -100,6 +100,52 @@ fn boundary_paths(run: &Value) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join("; "))
 }
 
+/// What a `--pin` mode means, for the report's header.
+fn pin_description(mode: &str) -> String {
+    let words = match mode {
+        "same" => "the measuring thread and its peer on one CPU (round trips are context switches)",
+        "split" => "the measuring thread on one CPU, its peer on another (cross-CPU wake-ups)",
+        "none" => "not pinned: the scheduler placed both ends",
+        _ => "unknown mode",
+    };
+    format!("{mode}: {words}")
+}
+
+/// Caveats from run.json's `environments.<env>.pinning`: where `split` was
+/// asked for a two-party metric but `same` was applied (one allowed CPU),
+/// and that `none` may give bimodal figures.
+fn pinning_notes(run: &Value) -> Vec<String> {
+    let mut notes = Vec::new();
+    if s(run, &["parameters", "pin"]).as_deref() == Some("none") {
+        notes.push(
+            "CPU pinning was off (--pin none): a round trip's two ends landed on one CPU or two as the scheduler chose, \
+             so ipc.* and net.* figures may be a bimodal mix of both"
+                .into(),
+        );
+    }
+    let Some(envs) = run.get("environments").and_then(Value::as_object) else { return notes };
+    for (name, e) in envs {
+        let Some(pins) = e.get("pinning").and_then(Value::as_object) else { continue };
+        let fell_back: Vec<&str> = pins
+            .iter()
+            .filter(|(metric, p)| {
+                isobench_workloads::catalog::lookup(metric).is_some_and(|m| m.two_party())
+                    && s(p, &["requested"]).as_deref() == Some("split")
+                    && s(p, &["applied"]).as_deref() == Some("same")
+            })
+            .map(|(metric, _)| metric.as_str())
+            .collect();
+        if !fell_back.is_empty() {
+            notes.push(format!(
+                "{name}: --pin split could not be applied to {}: only one CPU is allowed there (a 1-vCPU guest or a cpuset), \
+                 so both ends ran on one CPU (same); compare them with same-CPU figures, not split ones",
+                fell_back.join(", ")
+            ));
+        }
+    }
+    notes
+}
+
 pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[String]) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "# isobench report: what isolation costs on host {}\n", s(run, &["host", "hostname"]).unwrap_or_else(|| "(unnamed)".into()));
@@ -143,6 +189,7 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
         ("container rootfs", s(run, &["environments", "container", "metadata", "rootfs_image"])),
         ("cross-boundary paths (net.*.boundary)", boundary_paths(run)),
         ("driver", s(run, &["parameters", "driver"])),
+        ("CPU pinning (ipc.*, net.*)", s(run, &["parameters", "pin"]).map(|p| pin_description(&p))),
         (
             "criterion's report",
             s(run, &["parameters", "criterion_report"])
@@ -218,6 +265,7 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
             }
         }
     }
+    notes.extend(pinning_notes(run));
     if ms.iter().any(|m| m.truncated) {
         notes.push("some loops hit their time bound before their iteration count (marked †); their n is smaller".into());
     }
@@ -403,6 +451,29 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_split_that_fell_back_to_same_is_a_caveat() {
+        let run = serde_json::json!({
+            "parameters": { "pin": "split" },
+            "environments": {
+                "native": { "pinning": { "ipc.pipe_rtt": { "requested": "split", "applied": "split", "cpus": [0, 1] } } },
+                "vm": { "pinning": {
+                    "ipc.pipe_rtt": { "requested": "split", "applied": "same", "cpus": [0] },
+                    "syscall.getpid": { "requested": "split", "applied": "same", "cpus": [0] },
+                } },
+            },
+        });
+        let notes = pinning_notes(&run);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].starts_with("vm: --pin split could not be applied to ipc.pipe_rtt:"), "{notes:?}");
+        assert!(!notes[0].contains("syscall.getpid"), "a one-party metric has nothing to split");
+        let md = report(&run, &[], &[], &[]);
+        assert!(md.contains("| CPU pinning (ipc.*, net.*) | split: the measuring thread on one CPU"), "{md}");
+        assert!(md.contains("- vm: --pin split could not be applied"), "{md}");
+        let none = pinning_notes(&serde_json::json!({ "parameters": { "pin": "none" } }));
+        assert!(none[0].contains("bimodal"), "{none:?}");
+    }
 
     #[test]
     fn overhead_formats_ratio_and_percent() {

@@ -104,7 +104,16 @@ mod tests {
         let spec = catalog::lookup("cpu.spin").unwrap();
         let r = cpu_spin(
             spec,
-            &RunRequest { metric: spec.name.into(), iterations: 100, max_ms: 10_000, warmup: 1, bytes: None, target: None, cpu: None },
+            &RunRequest {
+                metric: spec.name.into(),
+                iterations: 100,
+                max_ms: 10_000,
+                warmup: 1,
+                bytes: None,
+                target: None,
+                cpu: None,
+                pin: Default::default(),
+            },
         )
         .unwrap();
         let h = hist::decode(&r.histogram).unwrap();
@@ -116,7 +125,16 @@ mod tests {
         let spec = catalog::lookup("mem.copy_bw").unwrap();
         let r = mem_copy_bw(
             spec,
-            &RunRequest { metric: spec.name.into(), iterations: 3, max_ms: 10_000, warmup: 0, bytes: Some(4 << 20), target: None, cpu: None },
+            &RunRequest {
+                metric: spec.name.into(),
+                iterations: 3,
+                max_ms: 10_000,
+                warmup: 0,
+                bytes: Some(4 << 20),
+                target: None,
+                cpu: None,
+                pin: Default::default(),
+            },
         )
         .unwrap();
         assert_eq!(r.iterations, 3);

@@ -11,16 +11,20 @@
 //! `ipc.pipe_bw` and `ipc.unix_bw`: a forked writer sends 64 KiB writes as
 //! fast as it can; the agent times reading 64 KiB at a time (lmbench bw_pipe
 //! and bw_unix, which also move 64 KiB chunks).
+//!
+//! The echo or writer process is forked through [`Placement::spawn_peer`]:
+//! on the measuring thread's CPU (`same`), on another CPU (`split`), or
+//! wherever the scheduler puts it (`none`).
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use nix::sys::wait::waitpid;
-use nix::unistd::{fork, pipe, ForkResult, Pid};
+use nix::unistd::{pipe, ForkResult, Pid};
 
 use crate::catalog::MetricSpec;
 use crate::protocol::{RunRequest, RunResult};
 
-use super::{time_loop, MetricError};
+use super::{time_loop, MetricError, Placement};
 
 /// A forked process that echoes every byte it reads on `rx` back on `tx`
 /// and exits when `rx` reaches end of file. Dropping it closes nothing: the
@@ -30,13 +34,22 @@ pub(crate) struct Echo {
 }
 
 impl Echo {
-    /// Forks the echo process. `close_in_child` are the caller's ends, which
-    /// the child must close so that end-of-file can reach it.
-    pub(crate) fn spawn(rx: RawFd, tx: RawFd, close_in_child: &[RawFd], msg: usize, metric: &'static str) -> Result<Echo, MetricError> {
+    /// Forks the echo process on the peer CPU of `place`. `close_in_child`
+    /// are the caller's ends, which the child must close so that end-of-file
+    /// can reach it.
+    pub(crate) fn spawn(
+        rx: RawFd,
+        tx: RawFd,
+        close_in_child: &[RawFd],
+        msg: usize,
+        metric: &'static str,
+        place: &Placement,
+    ) -> Result<Echo, MetricError> {
         let msg = msg.min(8);
         // SAFETY: the child only calls close, read, write and _exit, all
-        // async-signal-safe, so forking a multi-threaded caller is sound.
-        match unsafe { fork() } {
+        // async-signal-safe, so forking a multi-threaded caller is sound
+        // (fork_peer leaves the child's mask as it inherited it).
+        match unsafe { place.fork_peer() } {
             Ok(ForkResult::Child) => unsafe {
                 for &fd in close_in_child {
                     libc::close(fd);
@@ -53,7 +66,11 @@ impl Echo {
                     }
                 }
             },
-            Ok(ForkResult::Parent { child }) => Ok(Echo { pid: child }),
+            Ok(ForkResult::Parent { child }) => {
+                #[cfg(test)]
+                super::observe::peer_process(child.as_raw());
+                Ok(Echo { pid: child })
+            }
             Err(e) => Err(MetricError::Io { metric, context: "fork echo process", source: e.into() }),
         }
     }
@@ -88,11 +105,11 @@ fn round_trip(tx: &OwnedFd, rx: &OwnedFd, msg: usize, metric: &'static str) -> R
     Ok(())
 }
 
-pub fn pipe_rtt(spec: &'static MetricSpec, req: &RunRequest) -> Result<RunResult, MetricError> {
+pub fn pipe_rtt(spec: &'static MetricSpec, req: &RunRequest, place: &Placement) -> Result<RunResult, MetricError> {
     let m = spec.name;
     let (down_r, down_w) = pipe().map_err(io_err(m, "pipe"))?;
     let (up_r, up_w) = pipe().map_err(io_err(m, "pipe"))?;
-    let echo = Echo::spawn(down_r.as_raw_fd(), up_w.as_raw_fd(), &[down_w.as_raw_fd(), up_r.as_raw_fd()], 1, m)?;
+    let echo = Echo::spawn(down_r.as_raw_fd(), up_w.as_raw_fd(), &[down_w.as_raw_fd(), up_r.as_raw_fd()], 1, m, place)?;
     drop(down_r);
     drop(up_w);
     let result = time_loop(spec, req, || round_trip(&down_w, &up_r, 1, m));
@@ -101,11 +118,11 @@ pub fn pipe_rtt(spec: &'static MetricSpec, req: &RunRequest) -> Result<RunResult
     result
 }
 
-pub fn unix_rtt(spec: &'static MetricSpec, req: &RunRequest) -> Result<RunResult, MetricError> {
+pub fn unix_rtt(spec: &'static MetricSpec, req: &RunRequest, place: &Placement) -> Result<RunResult, MetricError> {
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
     let m = spec.name;
     let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC).map_err(io_err(m, "socketpair"))?;
-    let echo = Echo::spawn(theirs.as_raw_fd(), theirs.as_raw_fd(), &[ours.as_raw_fd()], 1, m)?;
+    let echo = Echo::spawn(theirs.as_raw_fd(), theirs.as_raw_fd(), &[ours.as_raw_fd()], 1, m, place)?;
     drop(theirs);
     let result = time_loop(spec, req, || round_trip(&ours, &ours, 1, m));
     drop(ours);
@@ -113,7 +130,7 @@ pub fn unix_rtt(spec: &'static MetricSpec, req: &RunRequest) -> Result<RunResult
     result
 }
 
-pub fn eventfd_rtt(spec: &'static MetricSpec, req: &RunRequest) -> Result<RunResult, MetricError> {
+pub fn eventfd_rtt(spec: &'static MetricSpec, req: &RunRequest, place: &Placement) -> Result<RunResult, MetricError> {
     use nix::sys::eventfd::{EfdFlags, EventFd};
     let m = spec.name;
     let down = EventFd::from_flags(EfdFlags::EFD_CLOEXEC).map_err(io_err(m, "eventfd"))?;
@@ -122,7 +139,7 @@ pub fn eventfd_rtt(spec: &'static MetricSpec, req: &RunRequest) -> Result<RunRes
     let up: OwnedFd = up.into();
     // Both processes keep both eventfds (an eventfd has no end of file), so
     // the echo process is stopped with a signal instead.
-    let echo = Echo::spawn(down.as_raw_fd(), up.as_raw_fd(), &[], 8, m)?;
+    let echo = Echo::spawn(down.as_raw_fd(), up.as_raw_fd(), &[], 8, m, place)?;
     let result = time_loop(spec, req, || round_trip(&down, &up, 8, m));
     echo.kill();
     result
@@ -133,10 +150,10 @@ pub const BW_CHUNK: usize = 64 * 1024;
 
 /// A forked process that writes `BW_CHUNK`-byte chunks to `tx` until the
 /// reader goes away (EPIPE; SIGPIPE is ignored in the agent and so here).
-fn spawn_writer(tx: RawFd, close_in_child: &[RawFd], buf: &[u8], metric: &'static str) -> Result<Echo, MetricError> {
+fn spawn_writer(tx: RawFd, close_in_child: &[RawFd], buf: &[u8], metric: &'static str, place: &Placement) -> Result<Echo, MetricError> {
     // SAFETY: the child only calls close, write and _exit on memory that
     // existed before the fork.
-    match unsafe { fork() } {
+    match unsafe { place.fork_peer() } {
         Ok(ForkResult::Child) => unsafe {
             for &fd in close_in_child {
                 libc::close(fd);
@@ -152,7 +169,11 @@ fn spawn_writer(tx: RawFd, close_in_child: &[RawFd], buf: &[u8], metric: &'stati
                 }
             }
         },
-        Ok(ForkResult::Parent { child }) => Ok(Echo { pid: child }),
+        Ok(ForkResult::Parent { child }) => {
+            #[cfg(test)]
+            super::observe::peer_process(child.as_raw());
+            Ok(Echo { pid: child })
+        }
         Err(e) => Err(MetricError::Io { metric, context: "fork writer process", source: e.into() }),
     }
 }
@@ -174,11 +195,11 @@ fn read_chunk(rx: RawFd, buf: &mut [u8], metric: &'static str) -> Result<(), Met
 
 /// Times reading `BW_CHUNK` bytes per operation from a writer process on
 /// the other end of `ours`/`theirs`.
-fn bandwidth(spec: &'static MetricSpec, req: &RunRequest, rx: OwnedFd, tx: OwnedFd) -> Result<RunResult, MetricError> {
+fn bandwidth(spec: &'static MetricSpec, req: &RunRequest, rx: OwnedFd, tx: OwnedFd, place: &Placement) -> Result<RunResult, MetricError> {
     let m = spec.name;
     let out = vec![0x5au8; BW_CHUNK];
     let mut inb = vec![0u8; BW_CHUNK];
-    let writer = spawn_writer(tx.as_raw_fd(), &[rx.as_raw_fd()], &out, m)?;
+    let writer = spawn_writer(tx.as_raw_fd(), &[rx.as_raw_fd()], &out, m, place)?;
     drop(tx);
     let result = time_loop(spec, req, || read_chunk(rx.as_raw_fd(), &mut inb, m));
     // The writer sees EPIPE (or ECONNRESET) and exits.
@@ -191,15 +212,15 @@ fn bandwidth(spec: &'static MetricSpec, req: &RunRequest, rx: OwnedFd, tx: Owned
     Ok(r)
 }
 
-pub fn pipe_bw(spec: &'static MetricSpec, req: &RunRequest) -> Result<RunResult, MetricError> {
+pub fn pipe_bw(spec: &'static MetricSpec, req: &RunRequest, place: &Placement) -> Result<RunResult, MetricError> {
     let (rx, tx) = pipe().map_err(io_err(spec.name, "pipe"))?;
-    bandwidth(spec, req, rx, tx)
+    bandwidth(spec, req, rx, tx, place)
 }
 
-pub fn unix_bw(spec: &'static MetricSpec, req: &RunRequest) -> Result<RunResult, MetricError> {
+pub fn unix_bw(spec: &'static MetricSpec, req: &RunRequest, place: &Placement) -> Result<RunResult, MetricError> {
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
     let (rx, tx) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC).map_err(io_err(spec.name, "socketpair"))?;
-    bandwidth(spec, req, rx, tx)
+    bandwidth(spec, req, rx, tx, place)
 }
 
 #[cfg(test)]
@@ -210,14 +231,26 @@ mod tests {
     #[test]
     fn round_trips_between_two_processes_are_positive() {
         for (name, f) in [
-            ("ipc.pipe_rtt", pipe_rtt as fn(&'static MetricSpec, &RunRequest) -> Result<RunResult, MetricError>),
+            ("ipc.pipe_rtt", pipe_rtt as fn(&'static MetricSpec, &RunRequest, &Placement) -> Result<RunResult, MetricError>),
             ("ipc.unix_rtt", unix_rtt),
             ("ipc.eventfd_rtt", eventfd_rtt),
         ] {
             let spec = catalog::lookup(name).unwrap();
-            let r =
-                f(spec, &RunRequest { metric: spec.name.into(), iterations: 200, max_ms: 10_000, warmup: 10, bytes: None, target: None, cpu: None })
-                    .unwrap();
+            let r = f(
+                spec,
+                &RunRequest {
+                    metric: spec.name.into(),
+                    iterations: 200,
+                    max_ms: 10_000,
+                    warmup: 10,
+                    bytes: None,
+                    target: None,
+                    cpu: None,
+                    pin: Default::default(),
+                },
+                &Placement::UNPINNED,
+            )
+            .unwrap();
             assert_eq!(r.iterations, 200, "{name}");
             let h = hist::decode(&r.histogram).unwrap();
             assert_eq!(h.len(), 200, "{name}");
@@ -229,12 +262,24 @@ mod tests {
     #[test]
     fn bandwidth_metrics_move_the_bytes_they_claim() {
         for (name, f) in
-            [("ipc.pipe_bw", pipe_bw as fn(&'static MetricSpec, &RunRequest) -> Result<RunResult, MetricError>), ("ipc.unix_bw", unix_bw)]
+            [("ipc.pipe_bw", pipe_bw as fn(&'static MetricSpec, &RunRequest, &Placement) -> Result<RunResult, MetricError>), ("ipc.unix_bw", unix_bw)]
         {
             let spec = catalog::lookup(name).unwrap();
-            let r =
-                f(spec, &RunRequest { metric: spec.name.into(), iterations: 320, max_ms: 10_000, warmup: 16, bytes: None, target: None, cpu: None })
-                    .unwrap();
+            let r = f(
+                spec,
+                &RunRequest {
+                    metric: spec.name.into(),
+                    iterations: 320,
+                    max_ms: 10_000,
+                    warmup: 16,
+                    bytes: None,
+                    target: None,
+                    cpu: None,
+                    pin: Default::default(),
+                },
+                &Placement::UNPINNED,
+            )
+            .unwrap();
             assert_eq!(r.iterations, 320, "{name}");
             assert_eq!(r.bytes_per_op, BW_CHUNK as u64, "{name}");
             // 320 chunks of 64 KiB were read whole (read_chunk fails on a short stream)

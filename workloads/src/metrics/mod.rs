@@ -5,8 +5,13 @@
 //! wall-clock limit so a slow environment (TCG) still finishes. One
 //! histogram value per sample: the mean ns per operation of that sample. The
 //! loop body holds only the measured operation; allocation, formatting and
-//! process setup happen before the clock starts. Every metric runs pinned to
-//! one CPU, with the processes and threads it creates ([`CpuPin`]).
+//! process setup happen before the clock starts.
+//!
+//! CPU placement ([`Placement`], chosen by [`RunRequest::pin`]): by default
+//! every metric runs pinned to one CPU with the processes and threads it
+//! creates ([`CpuPin`]); `split` puts a two-party metric's peer (echo or
+//! writer process, echo or sender thread) on another CPU; `none` pins
+//! nothing. The result says what was applied ([`RunResult::pinning`]).
 
 use std::time::{Duration, Instant};
 
@@ -14,7 +19,7 @@ use hdrhistogram::Histogram;
 
 use crate::catalog::{self, MetricSpec};
 use crate::hist;
-use crate::protocol::{RunRequest, RunResult};
+use crate::protocol::{PinMode, RunRequest, RunResult};
 
 pub mod control;
 pub mod ipc;
@@ -57,9 +62,15 @@ pub struct Context {
 /// measures (`perf bench sched pipe` offers the same choice with `-T`).
 pub struct CpuPin {
     saved: Option<nix::sched::CpuSet>,
+    cpu: Option<u32>,
 }
 
 impl CpuPin {
+    /// The CPU this thread is pinned to (`None` when pinning failed).
+    pub fn cpu(&self) -> Option<u32> {
+        self.cpu
+    }
+
     pub fn to_current_cpu() -> CpuPin {
         CpuPin::to(None)
     }
@@ -67,7 +78,7 @@ impl CpuPin {
     /// Pins to `cpu`, or to the current CPU when `None` (or when `cpu` is not
     /// one this thread may run on: the pin is then to the current CPU too).
     pub fn to(cpu: Option<u32>) -> CpuPin {
-        use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+        use nix::sched::sched_getaffinity;
         use nix::unistd::Pid;
         let saved = sched_getaffinity(Pid::from_raw(0)).ok();
         let allowed = |c: u32| saved.as_ref().is_some_and(|set| set.is_set(c as usize).unwrap_or(false));
@@ -76,13 +87,183 @@ impl CpuPin {
             // SAFETY: sched_getcpu has no arguments and only reads the current CPU.
             _ => unsafe { libc::sched_getcpu() },
         };
-        if cpu >= 0 {
-            let mut one = CpuSet::new();
-            if one.set(cpu as usize).is_ok() {
-                let _ = sched_setaffinity(Pid::from_raw(0), &one);
-            }
+        let pinned = u32::try_from(cpu).ok().filter(|&c| set_affinity(&[c]));
+        CpuPin { saved, cpu: pinned }
+    }
+}
+
+/// Restricts the calling thread to `cpus`; false when the kernel refused.
+fn set_affinity(cpus: &[u32]) -> bool {
+    let mut set = nix::sched::CpuSet::new();
+    for &c in cpus {
+        if set.set(c as usize).is_err() {
+            return false;
         }
-        CpuPin { saved }
+    }
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).is_ok()
+}
+
+/// The CPUs the calling thread may run on (its affinity mask, which a
+/// cgroup cpuset or a guest's vCPU count bounds), lowest first.
+pub fn allowed_cpus() -> Vec<u32> {
+    let Ok(set) = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)) else { return Vec::new() };
+    (0..nix::sched::CpuSet::count()).filter(|&i| set.is_set(i).unwrap_or(false)).map(|i| i as u32).collect()
+}
+
+/// The CPU the calling thread runs on now.
+pub fn current_cpu() -> Option<u32> {
+    // SAFETY: sched_getcpu has no arguments and only reads the current CPU.
+    u32::try_from(unsafe { libc::sched_getcpu() }).ok()
+}
+
+/// Where a metric's two ends run: the measuring thread on `own`, its peer
+/// (the process or thread it creates) on `peer`. Chosen once per run from
+/// the request and the CPUs this thread may use, before anything is pinned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    /// What is really applied (`Same` when `Split` was impossible).
+    pub applied: PinMode,
+    /// The measuring thread's CPU; `None`: unpinned.
+    pub own: Option<u32>,
+    /// The peer's CPU; `None`: unpinned (or a metric without a peer).
+    pub peer: Option<u32>,
+}
+
+impl Placement {
+    /// Nothing pinned: what `PinMode::None` applies, and what a metric
+    /// called directly (not through [`run`]) gets in tests.
+    pub const UNPINNED: Placement = Placement { applied: PinMode::None, own: None, peer: None };
+
+    /// Chooses CPUs for `mode`. `cpu` is the measuring thread's CPU when it
+    /// is allowed here, else the current one. Under `Split` the peer gets the
+    /// lowest allowed CPU other than that; with one allowed CPU, or for a
+    /// metric without a peer (`has_peer` false), `Split` becomes `Same`.
+    pub fn choose(mode: PinMode, cpu: Option<u32>, has_peer: bool) -> Placement {
+        if mode == PinMode::None {
+            return Placement::UNPINNED;
+        }
+        let allowed = allowed_cpus();
+        let own = cpu.filter(|c| allowed.contains(c)).or_else(current_cpu).or_else(|| allowed.first().copied());
+        let other = allowed.iter().copied().find(|&c| Some(c) != own);
+        match (mode, has_peer, other) {
+            (PinMode::Split, true, Some(peer)) if own.is_some() => Placement { applied: PinMode::Split, own, peer: Some(peer) },
+            _ => Placement { applied: PinMode::Same, own, peer: if has_peer { own } else { None } },
+        }
+    }
+
+    /// Pins the calling (measuring) thread to `own` until the guard drops;
+    /// no-op when unpinned.
+    pub fn pin_own(&self) -> Option<CpuPin> {
+        self.own.map(|c| CpuPin::to(Some(c)))
+    }
+
+    /// Runs `create` (a thread spawn: a new thread inherits its creator's
+    /// mask) with the calling thread's affinity set to the peer's CPU, so
+    /// that the thread starts there, then restores the measuring CPU. Under
+    /// `Same` the masks already agree and under `None` nothing is pinned, so
+    /// `create` just runs. Not for fork, which returns twice: see
+    /// [`Placement::fork_peer`].
+    pub fn spawn_peer<T>(&self, create: impl FnOnce() -> T) -> T {
+        match (self.own, self.peer) {
+            (Some(own), Some(peer)) if own != peer => {
+                set_affinity(&[peer]);
+                let out = create();
+                set_affinity(&[own]);
+                out
+            }
+            _ => create(),
+        }
+    }
+
+    /// fork(2) with the child on the peer's CPU: the calling thread's mask is
+    /// set to the peer's CPU around the fork and restored in the parent only,
+    /// so the child inherits it and never touches its mask itself.
+    ///
+    /// # Safety
+    /// As [`nix::unistd::fork`]: in a multi-threaded caller the child may only
+    /// call async-signal-safe functions until it execs or exits.
+    pub unsafe fn fork_peer(&self) -> nix::Result<nix::unistd::ForkResult> {
+        match (self.own, self.peer) {
+            (Some(own), Some(peer)) if own != peer => {
+                set_affinity(&[peer]);
+                // SAFETY: the caller upholds fork's contract (see above).
+                let out = unsafe { nix::unistd::fork() };
+                if matches!(out, Ok(nix::unistd::ForkResult::Parent { .. }) | Err(_)) {
+                    set_affinity(&[own]);
+                }
+                out
+            }
+            // SAFETY: as above.
+            _ => unsafe { nix::unistd::fork() },
+        }
+    }
+
+    /// The CPUs for `RunResult::cpus`: measuring then peer, one entry when
+    /// they share one, none when unpinned.
+    pub fn cpus(&self) -> Vec<u32> {
+        match (self.own, self.peer) {
+            (Some(a), Some(b)) if a != b => vec![a, b],
+            (Some(a), _) => vec![a],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Test-only record of where the ends of a metric really ran: the
+/// measuring thread's mask, each peer's mask (read from
+/// /proc/<pid>/status for a process, from the thread itself for a thread),
+/// keyed by the test thread that ran the metric.
+#[cfg(test)]
+pub(crate) mod observe {
+    use std::sync::Mutex;
+    use std::thread::ThreadId;
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Seen {
+        pub role: &'static str,
+        pub mask: Vec<u32>,
+        /// sched_getcpu of a peer thread (it ran there).
+        pub ran_on: Option<u32>,
+    }
+
+    static LOG: Mutex<Vec<(ThreadId, Seen)>> = Mutex::new(Vec::new());
+
+    fn push(owner: ThreadId, seen: Seen) {
+        LOG.lock().unwrap().push((owner, seen));
+    }
+
+    /// The id a peer thread records under (call before spawning it).
+    pub fn creator() -> ThreadId {
+        std::thread::current().id()
+    }
+
+    pub fn measuring() {
+        push(creator(), Seen { role: "measuring", mask: super::allowed_cpus(), ran_on: super::current_cpu() });
+    }
+
+    pub fn peer_thread(owner: ThreadId) {
+        push(owner, Seen { role: "peer thread", mask: super::allowed_cpus(), ran_on: super::current_cpu() });
+    }
+
+    /// A forked peer's mask as the kernel shows it (Cpus_allowed_list).
+    pub fn peer_process(pid: i32) {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let list = status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).unwrap_or("").trim().to_string();
+        let mut mask = Vec::new();
+        for part in list.split(',').filter(|p| !p.is_empty()) {
+            let (a, b) = part.split_once('-').unwrap_or((part, part));
+            mask.extend(a.parse::<u32>().unwrap()..=b.parse::<u32>().unwrap());
+        }
+        push(creator(), Seen { role: "peer process", mask, ran_on: None });
+    }
+
+    /// What the calling test thread's metric runs recorded, emptied.
+    pub fn take() -> Vec<Seen> {
+        let me = creator();
+        let mut log = LOG.lock().unwrap();
+        let (mine, rest): (Vec<_>, Vec<_>) = log.drain(..).partition(|(t, _)| *t == me);
+        *log = rest;
+        mine.into_iter().map(|(_, s)| s).collect()
     }
 }
 
@@ -94,7 +275,11 @@ impl Drop for CpuPin {
     }
 }
 
-/// Runs the metric named in `req`, pinned to one CPU (see [`CpuPin`]).
+/// Runs the metric named in `req`, placed on CPUs as `req.pin` asks (see
+/// [`Placement`]); the result's `pinning` and `cpus` say what was applied.
+///
+/// Errors: an unknown or host-timed metric, a target given to an inside
+/// metric or missing for a `*.boundary` one, or the metric failing.
 pub fn run(req: &RunRequest, ctx: &Context) -> Result<RunResult, MetricError> {
     let spec =
         catalog::lookup(&req.metric).ok_or_else(|| MetricError::Unknown(req.metric.clone(), catalog::names().collect::<Vec<_>>().join(", ")))?;
@@ -111,13 +296,22 @@ pub fn run(req: &RunRequest, ctx: &Context) -> Result<RunResult, MetricError> {
         };
         return Err(MetricError::Failed { metric: spec.name, message });
     }
-    let _pin = CpuPin::to(req.cpu);
+    // A boundary client's peer is the environment's server, which the
+    // harness places (it picks both CPUs); here only the client is pinned.
+    let place = Placement::choose(req.pin, req.cpu, spec.two_party() && !spec.boundary);
+    let _pin = place.pin_own();
+    let applied = |mut r: RunResult| {
+        r.pinning = place.applied;
+        r.cpus = place.cpus();
+        r
+    };
     if let Some(target) = &req.target {
         let target: std::net::SocketAddr =
             target.parse().map_err(|e| MetricError::Failed { metric: spec.name, message: format!("bad target {target:?}: {e}") })?;
-        return net::boundary_client(spec, req, target);
+        return net::boundary_client(spec, req, target).map(applied);
     }
-    match spec.name {
+    let p = &place;
+    let r = match spec.name {
         "spawn.fork_exit" => spawn::fork_exit(spec, req),
         "spawn.fork_exec" => spawn::fork_exec(spec, req, ctx),
         "spawn.posix_spawn" => spawn::posix_spawn(spec, req, ctx),
@@ -129,18 +323,19 @@ pub fn run(req: &RunRequest, ctx: &Context) -> Result<RunResult, MetricError> {
         "syscall.open_close" => syscall::open_close(spec, req),
         "syscall.stat" => syscall::stat(spec, req),
         "syscall.mmap_munmap" => syscall::mmap_munmap(spec, req),
-        "ipc.pipe_rtt" => ipc::pipe_rtt(spec, req),
-        "ipc.unix_rtt" => ipc::unix_rtt(spec, req),
-        "ipc.eventfd_rtt" => ipc::eventfd_rtt(spec, req),
-        "net.tcp_rr" => net::tcp_rr(spec, req),
-        "net.udp_rr" => net::udp_rr(spec, req),
-        "net.tcp_stream" => net::tcp_stream(spec, req),
-        "ipc.pipe_bw" => ipc::pipe_bw(spec, req),
-        "ipc.unix_bw" => ipc::unix_bw(spec, req),
+        "ipc.pipe_rtt" => ipc::pipe_rtt(spec, req, p),
+        "ipc.unix_rtt" => ipc::unix_rtt(spec, req, p),
+        "ipc.eventfd_rtt" => ipc::eventfd_rtt(spec, req, p),
+        "net.tcp_rr" => net::tcp_rr(spec, req, p),
+        "net.udp_rr" => net::udp_rr(spec, req, p),
+        "net.tcp_stream" => net::tcp_stream(spec, req, p),
+        "ipc.pipe_bw" => ipc::pipe_bw(spec, req, p),
+        "ipc.unix_bw" => ipc::unix_bw(spec, req, p),
         "cpu.spin" => control::cpu_spin(spec, req),
         "mem.copy_bw" => control::mem_copy_bw(spec, req),
         other => Err(MetricError::Failed { metric: spec.name, message: format!("{other} is in the catalogue but has no implementation") }),
-    }
+    };
+    r.map(applied)
 }
 
 /// Times `op` as `req` asks and builds the [`RunResult`].
@@ -155,6 +350,8 @@ where
     E: From<hist::HistError>,
 {
     let ops = spec.ops_per_sample.max(1);
+    #[cfg(test)]
+    observe::measuring();
     let overhead = timer_overhead_ns();
     let overhead_d = Duration::from_nanos(overhead as u64);
     for _ in 0..req.warmup {
@@ -190,6 +387,8 @@ where
         truncated: done < samples * ops,
         bytes_per_op: spec.bytes_per_op,
         timer_overhead_ns: overhead,
+        pinning: PinMode::None,
+        cpus: Vec::new(),
     })
 }
 
@@ -257,6 +456,101 @@ mod tests {
             assert_eq!(count(&sched_getaffinity(Pid::from_raw(0)).unwrap()), 1);
         }
         assert_eq!(count(&sched_getaffinity(Pid::from_raw(0)).unwrap()), count(&before));
+    }
+
+    /// Every two-party metric of the agent (no boundary ones: their peer is
+    /// placed by the harness).
+    const TWO_PARTY: [&str; 8] =
+        ["ipc.pipe_rtt", "ipc.unix_rtt", "ipc.eventfd_rtt", "ipc.pipe_bw", "ipc.unix_bw", "net.tcp_rr", "net.udp_rr", "net.tcp_stream"];
+
+    fn ctx() -> Context {
+        Context { noop: std::ffi::CString::new("/bin/true").unwrap() }
+    }
+
+    /// Runs `metric` under `pin` through [`run`] and returns the result with
+    /// what the test observer saw: the measuring thread's mask and the peers'.
+    fn run_observed(metric: &str, pin: PinMode) -> (RunResult, Vec<u32>, Vec<observe::Seen>) {
+        observe::take();
+        let r = run(&RunRequest { pin, warmup: 16, ..req(metric, 64, 10_000) }, &ctx()).unwrap_or_else(|e| panic!("{metric}: {e}"));
+        let seen = observe::take();
+        let measuring: Vec<_> = seen.iter().filter(|s| s.role == "measuring").collect();
+        assert_eq!(measuring.len(), 1, "{metric}: {seen:?}");
+        let peers: Vec<_> = seen.iter().filter(|s| s.role != "measuring").cloned().collect();
+        assert_eq!(peers.len(), 1, "{metric}: one peer: {seen:?}");
+        for p in &peers {
+            if let Some(cpu) = p.ran_on {
+                assert!(p.mask.contains(&cpu), "{metric}: a peer thread ran on {cpu}, outside its mask {:?}", p.mask);
+            }
+        }
+        (r, measuring[0].mask.clone(), peers)
+    }
+
+    #[test]
+    fn split_puts_the_peer_on_another_cpu() {
+        let allowed = allowed_cpus();
+        if allowed.len() < 2 {
+            eprintln!("skipped: only CPU {allowed:?} is allowed here, so split cannot be tested");
+            return;
+        }
+        for metric in TWO_PARTY {
+            let (r, own, peers) = run_observed(metric, PinMode::Split);
+            assert_eq!(r.pinning, PinMode::Split, "{metric}");
+            assert_eq!(r.cpus.len(), 2, "{metric}: {:?}", r.cpus);
+            assert_ne!(r.cpus[0], r.cpus[1], "{metric}");
+            assert_eq!(own, vec![r.cpus[0]], "{metric}: the measuring thread holds one CPU");
+            assert_eq!(peers[0].mask, vec![r.cpus[1]], "{metric}: the {} holds the other", peers[0].role);
+            assert_eq!(r.cpus[1], *allowed.iter().find(|&&c| c != r.cpus[0]).unwrap(), "{metric}: the lowest other allowed CPU");
+        }
+        assert_eq!(allowed_cpus(), allowed, "the test thread's mask is restored");
+    }
+
+    #[test]
+    fn same_puts_both_ends_on_one_cpu() {
+        for metric in TWO_PARTY {
+            let (r, own, peers) = run_observed(metric, PinMode::Same);
+            assert_eq!(r.pinning, PinMode::Same, "{metric}");
+            assert_eq!(r.cpus.len(), 1, "{metric}: {:?}", r.cpus);
+            assert_eq!(own, r.cpus, "{metric}");
+            assert_eq!(peers[0].mask, r.cpus, "{metric}: the {} shares the CPU", peers[0].role);
+        }
+    }
+
+    #[test]
+    fn none_leaves_the_inherited_mask() {
+        let inherited = allowed_cpus();
+        for metric in TWO_PARTY {
+            let (r, own, peers) = run_observed(metric, PinMode::None);
+            assert_eq!(r.pinning, PinMode::None, "{metric}");
+            assert!(r.cpus.is_empty(), "{metric}: {:?}", r.cpus);
+            assert_eq!(own, inherited, "{metric}");
+            assert_eq!(peers[0].mask, inherited, "{metric}");
+        }
+    }
+
+    #[test]
+    fn one_allowed_cpu_turns_split_into_a_reported_same() {
+        // A thread of its own, so the narrowed mask dies with it.
+        std::thread::spawn(|| {
+            let only = *allowed_cpus().last().unwrap();
+            assert!(set_affinity(&[only]));
+            for metric in TWO_PARTY {
+                let (r, own, peers) = run_observed(metric, PinMode::Split);
+                assert_eq!(r.pinning, PinMode::Same, "{metric}: split was impossible and is reported as same");
+                assert_eq!(r.cpus, vec![only], "{metric}");
+                assert_eq!((own, peers[0].mask.clone()), (vec![only], vec![only]), "{metric}");
+            }
+            assert_eq!(allowed_cpus(), vec![only]);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_one_party_metric_is_pinned_under_split_and_free_under_none() {
+        let r = run(&RunRequest { pin: PinMode::Split, ..req("syscall.getpid", 1000, 10_000) }, &ctx()).unwrap();
+        assert_eq!((r.pinning, r.cpus.len()), (PinMode::Same, 1), "nothing to split: one CPU, reported as same");
+        let r = run(&RunRequest { pin: PinMode::None, ..req("syscall.getpid", 1000, 10_000) }, &ctx()).unwrap();
+        assert_eq!((r.pinning, r.cpus.len()), (PinMode::None, 0));
     }
 
     #[test]

@@ -21,6 +21,11 @@
 //! stays trustworthy when a guest's does not. Natively both ends are agents
 //! on the host's loopback: the same two processes and code with no boundary
 //! in between, the baseline of the ratio.
+//!
+//! The echo and sender threads are spawned through
+//! [`Placement::spawn_peer`] (a thread inherits its creator's CPU mask), so
+//! `split` puts them on another CPU than the measuring thread. A boundary
+//! server is pinned where the `Serve` request says ([`serve`]).
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -29,28 +34,26 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::catalog::MetricSpec;
-use crate::protocol::{RunRequest, RunResult};
+use crate::protocol::{PinMode, RunRequest, RunResult};
 
-use super::{time_loop, MetricError};
+use super::{time_loop, MetricError, Placement};
 
 fn io(metric: &'static str, context: &'static str) -> impl Fn(std::io::Error) -> MetricError {
     move |source| MetricError::Io { metric, context, source }
 }
 
-pub fn tcp_rr(spec: &'static MetricSpec, req: &RunRequest) -> Result<RunResult, MetricError> {
+pub fn tcp_rr(spec: &'static MetricSpec, req: &RunRequest, place: &Placement) -> Result<RunResult, MetricError> {
     let m = spec.name;
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(io(m, "bind 127.0.0.1 (is loopback up?)"))?;
     let addr = listener.local_addr().map_err(io(m, "local_addr"))?;
-    let server = std::thread::spawn(move || -> std::io::Result<()> {
-        let (mut s, _) = listener.accept()?;
-        s.set_nodelay(true)?;
-        let mut b = [0u8; 1];
-        loop {
-            match s.read(&mut b)? {
-                0 => return Ok(()),
-                _ => s.write_all(&b)?,
-            }
-        }
+    #[cfg(test)]
+    let creator = super::observe::creator();
+    let server = place.spawn_peer(|| {
+        std::thread::spawn(move || -> std::io::Result<()> {
+            #[cfg(test)]
+            super::observe::peer_thread(creator);
+            tcp_echo(listener)
+        })
     });
     let result = (|| {
         let mut c = TcpStream::connect(addr).map_err(io(m, "connect"))?;
@@ -71,7 +74,21 @@ pub fn tcp_rr(spec: &'static MetricSpec, req: &RunRequest) -> Result<RunResult, 
     }
 }
 
-pub fn udp_rr(spec: &'static MetricSpec, req: &RunRequest) -> Result<RunResult, MetricError> {
+/// The echo end of net.tcp_rr: one connection, every byte back, until end
+/// of file.
+fn tcp_echo(listener: TcpListener) -> std::io::Result<()> {
+    let (mut s, _) = listener.accept()?;
+    s.set_nodelay(true)?;
+    let mut b = [0u8; 1];
+    loop {
+        match s.read(&mut b)? {
+            0 => return Ok(()),
+            _ => s.write_all(&b)?,
+        }
+    }
+}
+
+pub fn udp_rr(spec: &'static MetricSpec, req: &RunRequest, place: &Placement) -> Result<RunResult, MetricError> {
     let m = spec.name;
     let server = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).map_err(io(m, "bind 127.0.0.1 (is loopback up?)"))?;
     let client = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).map_err(io(m, "bind 127.0.0.1"))?;
@@ -80,16 +97,22 @@ pub fn udp_rr(spec: &'static MetricSpec, req: &RunRequest) -> Result<RunResult, 
     // Loopback does not drop datagrams unless a buffer overflows, which a
     // closed loop cannot cause; the timeout only turns a loss into an error.
     client.set_read_timeout(Some(Duration::from_secs(5))).map_err(io(m, "SO_RCVTIMEO"))?;
-    let echo = std::thread::spawn(move || -> std::io::Result<()> {
-        let mut b = [0u8; 1];
-        loop {
-            match server.recv(&mut b)? {
-                0 => return Ok(()),
-                n => {
-                    server.send(&b[..n])?;
+    #[cfg(test)]
+    let creator = super::observe::creator();
+    let echo = place.spawn_peer(|| {
+        std::thread::spawn(move || -> std::io::Result<()> {
+            #[cfg(test)]
+            super::observe::peer_thread(creator);
+            let mut b = [0u8; 1];
+            loop {
+                match server.recv(&mut b)? {
+                    0 => return Ok(()),
+                    n => {
+                        server.send(&b[..n])?;
+                    }
                 }
             }
-        }
+        })
     });
     let mut b = [0u8; 1];
     let result = time_loop(spec, req, || {
@@ -113,19 +136,25 @@ pub fn udp_rr(spec: &'static MetricSpec, req: &RunRequest) -> Result<RunResult, 
 /// Write size of net.tcp_stream (iperf3's default TCP length).
 pub const STREAM_CHUNK: usize = 128 * 1024;
 
-pub fn tcp_stream(spec: &'static MetricSpec, req: &RunRequest) -> Result<RunResult, MetricError> {
+pub fn tcp_stream(spec: &'static MetricSpec, req: &RunRequest, place: &Placement) -> Result<RunResult, MetricError> {
     let m = spec.name;
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(io(m, "bind 127.0.0.1 (is loopback up?)"))?;
     let addr = listener.local_addr().map_err(io(m, "local_addr"))?;
     // The sender stops when the receiver closes: its write fails.
-    let sender = std::thread::spawn(move || -> u64 {
-        let Ok((mut s, _)) = listener.accept() else { return 0 };
-        let chunk = vec![0xa5u8; STREAM_CHUNK];
-        let mut sent = 0u64;
-        while s.write_all(&chunk).is_ok() {
-            sent += STREAM_CHUNK as u64;
-        }
-        sent
+    #[cfg(test)]
+    let creator = super::observe::creator();
+    let sender = place.spawn_peer(|| {
+        std::thread::spawn(move || -> u64 {
+            #[cfg(test)]
+            super::observe::peer_thread(creator);
+            let Ok((mut s, _)) = listener.accept() else { return 0 };
+            let chunk = vec![0xa5u8; STREAM_CHUNK];
+            let mut sent = 0u64;
+            while s.write_all(&chunk).is_ok() {
+                sent += STREAM_CHUNK as u64;
+            }
+            sent
+        })
     });
     let result = (|| {
         let mut c = TcpStream::connect(addr).map_err(io(m, "connect"))?;
@@ -154,6 +183,8 @@ pub const BOUNDARY_WAIT: Duration = Duration::from_secs(20);
 pub struct Server {
     /// Where it listens (the real port when port 0 was asked).
     pub addr: SocketAddr,
+    /// The CPU the server thread is pinned to; `None`: unpinned.
+    pub cpu: Option<u32>,
     handle: JoinHandle<Result<u64, MetricError>>,
 }
 
@@ -166,19 +197,29 @@ impl Server {
 }
 
 /// Binds the server end of `spec` (a `*.boundary` metric) to `bind` and
-/// starts its thread, pinned to `cpu` (or the CPU it starts on).
+/// starts its thread, pinned to `cpu` (or the CPU it starts on, or another
+/// allowed one when `cpu` is not allowed here) under `PinMode::Same` and
+/// `Split`, unpinned under `None`. Returns once the thread has pinned
+/// itself, with the CPU it got in [`Server::cpu`].
 ///
 /// Errors: `spec` is not a boundary metric, or binding fails (e.g. the
 /// address is not on any interface of this namespace yet).
-pub fn serve(spec: &'static MetricSpec, bind: SocketAddr, cpu: Option<u32>) -> Result<Server, MetricError> {
+pub fn serve(spec: &'static MetricSpec, bind: SocketAddr, cpu: Option<u32>, pin: PinMode) -> Result<Server, MetricError> {
     let m = spec.name;
+    let (pinned_tx, pinned_rx) = std::sync::mpsc::channel::<Option<u32>>();
+    // Run first on the server thread: pins it and says where.
+    let pin_here = move || {
+        let guard = (pin != PinMode::None).then(|| super::CpuPin::to(cpu));
+        let _ = pinned_tx.send(guard.as_ref().and_then(super::CpuPin::cpu));
+        guard
+    };
     match m {
         "net.tcp_rr.boundary" | "net.tcp_stream.boundary" => {
             let listener = TcpListener::bind(bind).map_err(io(m, "bind the boundary server"))?;
             let addr = listener.local_addr().map_err(io(m, "local_addr"))?;
             let stream = m == "net.tcp_stream.boundary";
             let handle = std::thread::spawn(move || -> Result<u64, MetricError> {
-                let _pin = super::CpuPin::to(cpu);
+                let _pin = pin_here();
                 let mut s = accept_within(&listener, BOUNDARY_WAIT).map_err(io(m, "accept the host side"))?;
                 drop(listener);
                 if stream {
@@ -201,14 +242,15 @@ pub fn serve(spec: &'static MetricSpec, bind: SocketAddr, cpu: Option<u32>) -> R
                     echoed += 1;
                 }
             });
-            Ok(Server { addr, handle })
+            let cpu = pinned_rx.recv().unwrap_or(None);
+            Ok(Server { addr, cpu, handle })
         }
         "net.udp_rr.boundary" => {
             let sock = UdpSocket::bind(bind).map_err(io(m, "bind the boundary server"))?;
             let addr = sock.local_addr().map_err(io(m, "local_addr"))?;
             sock.set_read_timeout(Some(BOUNDARY_WAIT)).map_err(io(m, "SO_RCVTIMEO"))?;
             let handle = std::thread::spawn(move || -> Result<u64, MetricError> {
-                let _pin = super::CpuPin::to(cpu);
+                let _pin = pin_here();
                 let mut b = [0u8; 1];
                 let mut echoed = 0u64;
                 loop {
@@ -220,7 +262,8 @@ pub fn serve(spec: &'static MetricSpec, bind: SocketAddr, cpu: Option<u32>) -> R
                     echoed += n as u64;
                 }
             });
-            Ok(Server { addr, handle })
+            let cpu = pinned_rx.recv().unwrap_or(None);
+            Ok(Server { addr, cpu, handle })
         }
         _ => Err(MetricError::Failed { metric: m, message: "is not a metric measured across a boundary".into() }),
     }
@@ -295,9 +338,21 @@ mod tests {
     #[test]
     fn tcp_rr_on_loopback() {
         let spec = catalog::lookup("net.tcp_rr").unwrap();
-        let r =
-            tcp_rr(spec, &RunRequest { metric: spec.name.into(), iterations: 300, max_ms: 10_000, warmup: 10, bytes: None, target: None, cpu: None })
-                .unwrap();
+        let r = tcp_rr(
+            spec,
+            &RunRequest {
+                metric: spec.name.into(),
+                iterations: 300,
+                max_ms: 10_000,
+                warmup: 10,
+                bytes: None,
+                target: None,
+                cpu: None,
+                pin: Default::default(),
+            },
+            &Placement::UNPINNED,
+        )
+        .unwrap();
         assert_eq!(r.iterations, 300);
         let h = hist::decode(&r.histogram).unwrap();
         assert_eq!(h.len(), 300);
@@ -309,7 +364,17 @@ mod tests {
         let spec = catalog::lookup("net.tcp_stream").unwrap();
         let r = tcp_stream(
             spec,
-            &RunRequest { metric: spec.name.into(), iterations: 160, max_ms: 10_000, warmup: 8, bytes: None, target: None, cpu: None },
+            &RunRequest {
+                metric: spec.name.into(),
+                iterations: 160,
+                max_ms: 10_000,
+                warmup: 8,
+                bytes: None,
+                target: None,
+                cpu: None,
+                pin: Default::default(),
+            },
+            &Placement::UNPINNED,
         )
         .unwrap();
         assert_eq!(r.iterations, 160);
@@ -323,7 +388,7 @@ mod tests {
     /// client against it, join; byte counts match what was timed.
     fn across(name: &str, iterations: u64, warmup: u64) -> (RunResult, u64) {
         let spec = catalog::lookup(name).unwrap();
-        let server = serve(spec, (Ipv4Addr::LOCALHOST, 0).into(), None).unwrap();
+        let server = serve(spec, (Ipv4Addr::LOCALHOST, 0).into(), None, PinMode::Same).unwrap();
         assert_ne!(server.addr.port(), 0);
         let mut req = RunRequest::new(name, iterations, 10_000);
         req.warmup = warmup;
@@ -345,23 +410,50 @@ mod tests {
 
     #[test]
     fn boundary_stream_sender_wrote_at_least_what_was_received() {
-        let (r, sent) = across("net.tcp_stream.boundary", 128, 8);
+        let (r, sent) = across("net.tcp_stream.boundary", 80, 8);
+        // 80 rounded up to whole samples of 64 chunks
         assert_eq!(r.iterations, 128);
         assert!(sent >= 136 * STREAM_CHUNK as u64, "sent {sent}");
     }
 
     #[test]
+    fn a_boundary_server_pins_where_it_is_asked_and_says_so() {
+        let spec = catalog::lookup("net.udp_rr.boundary").unwrap();
+        let allowed = super::super::allowed_cpus();
+        let want = *allowed.last().unwrap();
+        for (pin, expected) in [(PinMode::Same, Some(want)), (PinMode::Split, Some(want)), (PinMode::None, None)] {
+            let server = serve(spec, (Ipv4Addr::LOCALHOST, 0).into(), Some(want), pin).unwrap();
+            assert_eq!(server.cpu, expected, "{pin}");
+            let c = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+            c.send_to(&[], server.addr).unwrap();
+            assert_eq!(server.join().unwrap(), 0);
+        }
+    }
+
+    #[test]
     fn an_inside_metric_has_no_server_end() {
         let spec = catalog::lookup("net.tcp_rr").unwrap();
-        assert!(serve(spec, (Ipv4Addr::LOCALHOST, 0).into(), None).is_err(), "an inside metric has no server end");
+        assert!(serve(spec, (Ipv4Addr::LOCALHOST, 0).into(), None, PinMode::Same).is_err(), "an inside metric has no server end");
     }
 
     #[test]
     fn udp_rr_on_loopback() {
         let spec = catalog::lookup("net.udp_rr").unwrap();
-        let r =
-            udp_rr(spec, &RunRequest { metric: spec.name.into(), iterations: 300, max_ms: 10_000, warmup: 10, bytes: None, target: None, cpu: None })
-                .unwrap();
+        let r = udp_rr(
+            spec,
+            &RunRequest {
+                metric: spec.name.into(),
+                iterations: 300,
+                max_ms: 10_000,
+                warmup: 10,
+                bytes: None,
+                target: None,
+                cpu: None,
+                pin: Default::default(),
+            },
+            &Placement::UNPINNED,
+        )
+        .unwrap();
         assert_eq!(r.iterations, 300);
         let h = hist::decode(&r.histogram).unwrap();
         assert_eq!(h.len(), 300);

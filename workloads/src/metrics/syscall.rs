@@ -170,6 +170,7 @@ mod tests {
                     bytes: None,
                     target: None,
                     cpu: None,
+                    pin: Default::default(),
                 },
             )
             .unwrap();
