@@ -102,20 +102,7 @@ mod tests {
     #[test]
     fn spin_and_copy_report_positive_figures_and_the_bytes_they_moved() {
         let spec = catalog::lookup("cpu.spin").unwrap();
-        let r = cpu_spin(
-            spec,
-            &RunRequest {
-                metric: spec.name.into(),
-                iterations: 100,
-                max_ms: 10_000,
-                warmup: 1,
-                bytes: None,
-                target: None,
-                cpu: None,
-                pin: Default::default(),
-            },
-        )
-        .unwrap();
+        let r = cpu_spin(spec, &RunRequest { warmup: 1, ..RunRequest::new(spec.name, 100, 10_000) }).unwrap();
         let h = hist::decode(&r.histogram).unwrap();
         assert_eq!(h.len(), 10);
         // 3000 dependent ALU operations take more than 300 ns on any CPU
@@ -123,20 +110,7 @@ mod tests {
         assert_eq!(r.bytes_per_op, 0);
 
         let spec = catalog::lookup("mem.copy_bw").unwrap();
-        let r = mem_copy_bw(
-            spec,
-            &RunRequest {
-                metric: spec.name.into(),
-                iterations: 3,
-                max_ms: 10_000,
-                warmup: 0,
-                bytes: Some(4 << 20),
-                target: None,
-                cpu: None,
-                pin: Default::default(),
-            },
-        )
-        .unwrap();
+        let r = mem_copy_bw(spec, &RunRequest { warmup: 0, bytes: Some(4 << 20), ..RunRequest::new(spec.name, 3, 10_000) }).unwrap();
         assert_eq!(r.iterations, 3);
         assert_eq!(r.bytes_per_op, 4 << 20, "the requested working set is what was copied");
         assert!(r.elapsed_ns > 0);

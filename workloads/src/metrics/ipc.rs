@@ -236,21 +236,7 @@ mod tests {
             ("ipc.eventfd_rtt", eventfd_rtt),
         ] {
             let spec = catalog::lookup(name).unwrap();
-            let r = f(
-                spec,
-                &RunRequest {
-                    metric: spec.name.into(),
-                    iterations: 200,
-                    max_ms: 10_000,
-                    warmup: 10,
-                    bytes: None,
-                    target: None,
-                    cpu: None,
-                    pin: Default::default(),
-                },
-                &Placement::UNPINNED,
-            )
-            .unwrap();
+            let r = f(spec, &RunRequest { warmup: 10, ..RunRequest::new(spec.name, 200, 10_000) }, &Placement::UNPINNED).unwrap();
             assert_eq!(r.iterations, 200, "{name}");
             let h = hist::decode(&r.histogram).unwrap();
             assert_eq!(h.len(), 200, "{name}");
@@ -265,21 +251,7 @@ mod tests {
             [("ipc.pipe_bw", pipe_bw as fn(&'static MetricSpec, &RunRequest, &Placement) -> Result<RunResult, MetricError>), ("ipc.unix_bw", unix_bw)]
         {
             let spec = catalog::lookup(name).unwrap();
-            let r = f(
-                spec,
-                &RunRequest {
-                    metric: spec.name.into(),
-                    iterations: 320,
-                    max_ms: 10_000,
-                    warmup: 16,
-                    bytes: None,
-                    target: None,
-                    cpu: None,
-                    pin: Default::default(),
-                },
-                &Placement::UNPINNED,
-            )
-            .unwrap();
+            let r = f(spec, &RunRequest { warmup: 16, ..RunRequest::new(spec.name, 320, 10_000) }, &Placement::UNPINNED).unwrap();
             assert_eq!(r.iterations, 320, "{name}");
             assert_eq!(r.bytes_per_op, BW_CHUNK as u64, "{name}");
             // 320 chunks of 64 KiB were read whole (read_chunk fails on a short stream)

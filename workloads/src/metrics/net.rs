@@ -338,21 +338,7 @@ mod tests {
     #[test]
     fn tcp_rr_on_loopback() {
         let spec = catalog::lookup("net.tcp_rr").unwrap();
-        let r = tcp_rr(
-            spec,
-            &RunRequest {
-                metric: spec.name.into(),
-                iterations: 300,
-                max_ms: 10_000,
-                warmup: 10,
-                bytes: None,
-                target: None,
-                cpu: None,
-                pin: Default::default(),
-            },
-            &Placement::UNPINNED,
-        )
-        .unwrap();
+        let r = tcp_rr(spec, &RunRequest { warmup: 10, ..RunRequest::new(spec.name, 300, 10_000) }, &Placement::UNPINNED).unwrap();
         assert_eq!(r.iterations, 300);
         let h = hist::decode(&r.histogram).unwrap();
         assert_eq!(h.len(), 300);
@@ -362,21 +348,7 @@ mod tests {
     #[test]
     fn tcp_stream_moves_the_bytes_it_claims() {
         let spec = catalog::lookup("net.tcp_stream").unwrap();
-        let r = tcp_stream(
-            spec,
-            &RunRequest {
-                metric: spec.name.into(),
-                iterations: 160,
-                max_ms: 10_000,
-                warmup: 8,
-                bytes: None,
-                target: None,
-                cpu: None,
-                pin: Default::default(),
-            },
-            &Placement::UNPINNED,
-        )
-        .unwrap();
+        let r = tcp_stream(spec, &RunRequest { warmup: 8, ..RunRequest::new(spec.name, 160, 10_000) }, &Placement::UNPINNED).unwrap();
         assert_eq!(r.iterations, 160);
         assert_eq!(r.bytes_per_op, STREAM_CHUNK as u64);
         assert_eq!(hist::decode(&r.histogram).unwrap().len(), 20);
@@ -439,21 +411,7 @@ mod tests {
     #[test]
     fn udp_rr_on_loopback() {
         let spec = catalog::lookup("net.udp_rr").unwrap();
-        let r = udp_rr(
-            spec,
-            &RunRequest {
-                metric: spec.name.into(),
-                iterations: 300,
-                max_ms: 10_000,
-                warmup: 10,
-                bytes: None,
-                target: None,
-                cpu: None,
-                pin: Default::default(),
-            },
-            &Placement::UNPINNED,
-        )
-        .unwrap();
+        let r = udp_rr(spec, &RunRequest { warmup: 10, ..RunRequest::new(spec.name, 300, 10_000) }, &Placement::UNPINNED).unwrap();
         assert_eq!(r.iterations, 300);
         let h = hist::decode(&r.histogram).unwrap();
         assert_eq!(h.len(), 300);

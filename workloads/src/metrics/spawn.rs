@@ -114,16 +114,7 @@ mod tests {
     use crate::{catalog, hist};
 
     fn req(spec: &MetricSpec, n: u64) -> RunRequest {
-        RunRequest {
-            metric: spec.name.into(),
-            iterations: n,
-            max_ms: 10_000,
-            warmup: 1,
-            bytes: None,
-            target: None,
-            cpu: None,
-            pin: Default::default(),
-        }
+        RunRequest { warmup: 1, ..RunRequest::new(spec.name, n, 10_000) }
     }
 
     #[test]

@@ -160,20 +160,7 @@ mod tests {
             ("syscall.mmap_munmap", mmap_munmap),
         ] {
             let spec = catalog::lookup(name).unwrap();
-            let r = f(
-                spec,
-                &RunRequest {
-                    metric: name.into(),
-                    iterations: spec.ops_per_sample * 50,
-                    max_ms: 10_000,
-                    warmup: 10,
-                    bytes: None,
-                    target: None,
-                    cpu: None,
-                    pin: Default::default(),
-                },
-            )
-            .unwrap();
+            let r = f(spec, &RunRequest { warmup: 10, ..RunRequest::new(name, spec.ops_per_sample * 50, 10_000) }).unwrap();
             assert_eq!(r.iterations, spec.ops_per_sample * 50, "{name}");
             let h = hist::decode(&r.histogram).unwrap();
             assert_eq!(h.len(), 50, "{name}");
