@@ -42,7 +42,10 @@ pub fn suspicious(m: &Measurement, native: &Measurement) -> bool {
 
 /// x86 clocksources whose clock_gettime is answered in the vDSO, without a
 /// system call (others, e.g. hpet or acpi_pm, trap into the kernel).
-pub const VDSO_CLOCKSOURCES: [&str; 3] = ["tsc", "kvm-clock", "hyperv_clocksource_tsc_page"];
+/// `tsc-early` is the TSC before its refined calibration (what a guest told
+/// `tsc_early_khz` still runs on when its agent starts): the same
+/// VDSO_CLOCKMODE_TSC read as `tsc`.
+pub const VDSO_CLOCKSOURCES: [&str; 4] = ["tsc", "tsc-early", "kvm-clock", "hyperv_clocksource_tsc_page"];
 
 /// Formats a value in a metric's display unit with sensible precision.
 pub fn num(v: f64) -> String {
