@@ -202,3 +202,29 @@ fn sigterm_and_sigkill_of_a_veth_exec_leave_nothing_after_the_next_start() {
         assert!(!std::fs::read_to_string("/proc/self/mountinfo").unwrap().contains(&format!("isobench-{pid}-")));
     }
 }
+
+#[test]
+fn ctrl_c_during_a_veth_measurement_keeps_results_and_leaves_no_namespace() {
+    if !root_or_skip("ctrl_c_during_a_veth_measurement_keeps_results_and_leaves_no_namespace") {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    // Each metric runs until its 1.5 s bound; the interrupt comes during the boundary ones.
+    let child = isobench()
+        .args(["run", "--env", "container", "--metric", BOUNDARY, "--iterations", "1000000000", "--max-ms", "1500", "--out"])
+        .arg(d.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    wait_until("the run's network namespace", Duration::from_secs(20), || !netns_of(pid).is_empty());
+    std::thread::sleep(Duration::from_millis(300));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::SIGINT).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert!(netns_of(pid).is_empty(), "left behind: {:?}", netns_of(pid));
+    assert!(!host_links().iter().any(|l| l.starts_with("ibv")), "{:?}", host_links());
+    let records: serde_json::Value = serde_json::from_slice(&std::fs::read(d.path().join("measurements.json")).unwrap()).unwrap();
+    assert!(!records.as_array().unwrap().is_empty(), "the measurement that finished is kept");
+}
