@@ -77,7 +77,7 @@ enum Command {
         /// at .1 in a private network namespace isobench creates for the run;
         /// root only)
         #[arg(long, value_name = "none|loopback|veth", default_value = "loopback")]
-        net: container::NetMode,
+        net: String,
         /// The command and its arguments (put `--` before it)
         #[arg(required = true, value_name = "CMD")]
         command: Vec<OsString>,
@@ -207,7 +207,7 @@ struct RunArgs {
     /// VM network for net.*.boundary: tap (default as root: a tap in the run's private
     /// network namespace) or user (QEMU's slirp with loopback port forwards; default without root)
     #[arg(long = "vm-net", value_name = "tap|user")]
-    vm_net: Option<isobench_harness::vm::VmNet>,
+    vm_net: Option<String>,
     /// Namespaces of the container environment: a comma list of
     /// user,pid,net,ipc,uts,mnt,cgroup, or `all`, or `none` (default pid,mnt,uts,ipc,net)
     #[arg(long = "ns", value_name = "LIST")]
@@ -305,6 +305,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     let envs = parse_envs(&args.envs)?;
     let metrics = parse_metrics(&args.metrics)?;
     let pin: PinMode = args.pin.parse().map_err(anyhow::Error::msg)?;
+    let vm_net: Option<isobench_harness::vm::VmNet> = args.vm_net.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?;
     let container_settings = ContainerSettings {
         namespaces: args.container_ns.as_deref().map(str::parse::<NamespaceSet>).transpose()?,
         limits: args.container_limits.limits()?,
@@ -327,7 +328,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         memory_mib: args.vm_memory,
         cpus: args.vm_cpus,
         require_kvm: args.require_kvm,
-        net: args.vm_net,
+        net: vm_net,
     };
     let opts = Options { accel: args.accel, log_dir: Some(out.path.clone()), container: container_settings, vm, ..Options::new(workloads) };
     let plan = Plan { envs, metrics, quick: args.quick, iterations: args.iterations, max_ms: args.max_ms, pin };
@@ -547,6 +548,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::Exec { namespaces, rootfs, hostname, limits, show_ns, net, command } => (|| {
             let namespaces: NamespaceSet = namespaces.parse()?;
+            let net: container::NetMode = net.parse().map_err(anyhow::Error::msg)?;
             let workloads = workloads::locate()?;
             isobench_harness::cleanup::sweep();
             let opts = ExecOptions { namespaces, rootfs, command, hostname, limits: limits.limits()?, cgroup: limits.cgroup(), show_ns, net };

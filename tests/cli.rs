@@ -266,3 +266,18 @@ fn quiet_json_run_prints_only_the_summary_rows() {
     assert!(rows[0]["p50"].as_f64().unwrap() > 0.0);
     assert!(out.join("report.html").is_file());
 }
+
+#[test]
+fn exec_leaves_sigint_and_sigquit_to_the_command() {
+    if !is_root() || isobench_harness::container::rootfs::find_static_busybox().is_none() {
+        eprintln!("skipped: needs root and a static busybox");
+        return;
+    }
+    // isobench exec ignores them itself (as system(3) does); a ^C must still
+    // reach the command: neither may be ignored inside.
+    let o = run(&["exec", "--", "grep", "SigIgn", "/proc/self/status"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let mask = u64::from_str_radix(out.split_whitespace().last().unwrap(), 16).unwrap();
+    assert_eq!(mask & (1 << (nix::libc::SIGINT - 1) | 1 << (nix::libc::SIGQUIT - 1)), 0, "{out}");
+}

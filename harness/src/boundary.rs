@@ -82,10 +82,10 @@ impl PathKind {
     /// Words for reports: "veth", "tap + virtio-net", ...
     pub fn describe(self) -> &'static str {
         match self {
-            PathKind::Loopback => "loopback between two host processes (no boundary)",
+            PathKind::Loopback => "loopback (MTU 65536) between two host processes (no boundary)",
             PathKind::HostNetwork => "the host's network (no network namespace)",
-            PathKind::Veth => "veth pair from the run's network namespace",
-            PathKind::Tap => "tap in the run's network namespace + virtio-net",
+            PathKind::Veth => "veth pair (MTU 1500) from the run's network namespace",
+            PathKind::Tap => "tap (MTU 1500) in the run's network namespace + virtio-net (QEMU's userspace backend, no vhost-net)",
             PathKind::Slirp => "user-mode networking (slirp)",
         }
     }

@@ -76,6 +76,10 @@ pub fn print(out: &mut dyn Write) -> bool {
         }
     };
     let opts = Options::new(workloads);
+    if crate::vm::accel::cached_verdict_missing() {
+        let _ = writeln!(out, "  (checking the vm boots a probe guest under KVM first: up to ~40 s, once per host and kernel)");
+        let _ = out.flush();
+    }
     let mut all = true;
     for kind in EnvKind::ALL.into_iter().chain(EnvKind::PEERS) {
         let peer = EnvKind::PEERS.contains(&kind);

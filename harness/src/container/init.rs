@@ -696,6 +696,10 @@ fn child_main(ctx: &ChildCtx<'_>) -> ! {
         // ignored across exec: give the command the default back, and no
         // blocked signals.
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        // isobench exec ignores SIGINT and SIGQUIT while the command runs, as
+        // system(3) does; the command itself gets them (a ^C ends it).
+        libc::signal(libc::SIGINT, libc::SIG_DFL);
+        libc::signal(libc::SIGQUIT, libc::SIG_DFL);
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, ptr::null_mut());

@@ -288,6 +288,9 @@ pub fn exec(opts: &ExecOptions, workloads: &Workloads) -> Result<i32, ContainerE
     // the pair when the container's network namespace goes.
     let veth: VethSlot = Default::default();
     if opts.net == NetMode::None {
+        if !namespaces.contains(Namespace::Net) {
+            return Err(ContainerError::Net("--net none needs a network namespace: add net to --ns".into()));
+        }
         spec = spec.with_loopback(false);
     }
     if opts.net == NetMode::Veth {

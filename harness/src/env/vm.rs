@@ -217,9 +217,13 @@ impl Vm {
         qemu::vm_run_script().map_err(unavailable)?;
         let image = image::locate().map_err(unavailable)?;
         let qemu_version = qemu::qemu_version(&qemu_bin).map_err(unavailable)?;
-        let warning = image
-            .older_than(&opts.workloads.agent)
-            .then(|| format!("the guest image ({}) is older than the agent binary; run scripts/build-guest", image.dir.display()));
+        let warning = image.older_than(&opts.workloads.agent).then(|| {
+            format!(
+                "the guest image ({}) holds another agent build than {}; run scripts/build-guest",
+                image.dir.display(),
+                opts.workloads.agent.display()
+            )
+        });
         if let Some(w) = &warning {
             eprintln!("vm: warning: {w}");
         }

@@ -262,7 +262,7 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
             }
             if s(e, &["boundary", "path"]).as_deref() == Some("slirp") {
                 notes.push(format!(
-                    "{name}: the net.*.boundary figures went through QEMU's user-mode networking (slirp, no root), a userspace TCP/IP stack: \
+                    "{name}: the net.*.boundary figures went through QEMU's user-mode networking (slirp: without root, or --vm-net user), a userspace TCP/IP stack: \
                      a different data path from a tap device, not comparable with a tap run"
                 ));
             }
@@ -405,10 +405,11 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
         starts.sort_by_key(|(n, _, _)| super::env_order(n));
         if !starts.is_empty() {
             let _ = writeln!(o, "## First start of each measured instance (host-timed: start → agent ready)\n");
-            let _ = writeln!(
-                o,
-                "One cold sample per environment (first page-cache, cgroup and rootfs touches included); `env.start` above has the distribution of warm starts.\n"
-            );
+            let warm = match ms.iter().any(|m| m.metric.name == "env.start") {
+                true => "; `env.start` above has the distribution of warm starts",
+                false => "",
+            };
+            let _ = writeln!(o, "One cold sample per environment (first page-cache, cgroup and rootfs touches included){warm}.\n");
             let _ = writeln!(o, "| environment | start → agent ready (ms) |\n|---|---:|");
             for (n, e, v) in starts {
                 let label = s(e, &["label"]).unwrap_or_else(|| n.clone());

@@ -158,6 +158,15 @@ pub fn decide(choice: AccelChoice, image: &GuestImage, qemu_bin: &Path, qemu_ver
     decide_with(choice, &key, &cache, kvm_device(), || probe_kvm(image, qemu_bin))
 }
 
+/// True when an `auto` decision would boot a KVM probe guest now: /dev/kvm
+/// is usable, a guest image and QEMU are there, and no verdict is cached for
+/// them (so a caller can say why the next step may take a while).
+pub fn cached_verdict_missing() -> bool {
+    let (Ok(image), Ok(qemu)) = (super::image::locate(), super::qemu::find_qemu()) else { return false };
+    let Ok(version) = super::qemu::qemu_version(&qemu) else { return false };
+    kvm_device().is_ok() && !read_cache(&super::cache_dir().join(CACHE_FILE)).contains_key(&ProbeKey::new(&image, &version).as_string())
+}
+
 /// `--require-kvm`: the verdict itself when it is KVM, else an error naming
 /// why KVM is not usable here.
 pub fn require_kvm(choice: AccelChoice, verdict: Result<Verdict, AccelError>) -> Result<Verdict, AccelError> {

@@ -123,15 +123,30 @@ impl GuestImage {
         }
     }
 
-    /// True when `agent` (the static agent binary) is newer than the
-    /// initramfs, i.e. the guest would run an older agent than the host.
+    /// True when the guest would run another agent than `agent` (the static
+    /// agent binary on the host): its sha256 differs from the one
+    /// scripts/build-guest recorded in guest.json. An image without that
+    /// record is compared by time (older than the binary).
     pub fn older_than(&self, agent: &Path) -> bool {
+        if !self.agent_sha256.is_empty() {
+            return sha256_hex(agent).is_some_and(|sha| sha != self.agent_sha256);
+        }
         let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
         match (mtime(&self.initrd), mtime(agent)) {
             (Some(img), Some(bin)) => bin > img,
             _ => false,
         }
     }
+}
+
+/// sha256 of a file as lowercase hex (what sha256sum(1) prints); `None` when
+/// it cannot be read.
+fn sha256_hex(path: &Path) -> Option<String> {
+    use sha2::Digest;
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut file, &mut hasher).ok()?;
+    Some(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The folder the harness looks in: `$ISOBENCH_GUEST`, else

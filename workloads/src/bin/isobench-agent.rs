@@ -67,6 +67,14 @@ fn main() {
         guest::power_off();
     }
 
+    // Driven by the harness, ended by `shutdown` or end of file: a ^C at the
+    // terminal (which reaches the whole process group) is the harness's to
+    // handle, so a measurement in progress finishes.
+    // SAFETY: installs SIG_IGN, which runs no code in a handler.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+    }
     let stdin = std::io::stdin().lock();
     let stdout = std::io::stdout().lock();
     match agent::serve(stdin, stdout) {
