@@ -103,7 +103,15 @@ pub fn config(rootfs: &Path, namespaces: NamespaceSet, args: &[String], hostname
     // oci-spec's defaults are runc spec's: the masked and read-only /proc
     // and /sys paths stay; namespaces and cgroups are ours.
     let mut linux = oci_spec::runtime::Linux::default();
+    // A user namespace needs its maps in the spec (runc refuses one without):
+    // every id to itself, as isobench's launcher maps them as root.
+    let user_ns = namespaces.iter().any(|n| n.typ() == LinuxNamespaceType::User);
     linux.set_namespaces(Some(namespaces));
+    if user_ns {
+        let identity = || oci_spec::runtime::LinuxIdMappingBuilder::default().container_id(0u32).host_id(0u32).size(u32::MAX).build();
+        linux.set_uid_mappings(Some(vec![identity()?]));
+        linux.set_gid_mappings(Some(vec![identity()?]));
+    }
     match cgroups {
         CgroupUse::Path(path) => {
             // Deny every device, then the runtime appends its default allowed
@@ -509,6 +517,17 @@ mod tests {
         assert_eq!(dests, MOUNTS);
         assert_eq!(v["linux"]["cgroupsPath"], "/isobench-1-runc-0");
         assert_eq!(v["linux"]["resources"]["devices"][0]["allow"], false);
+    }
+
+    #[test]
+    fn a_user_namespace_comes_with_identity_maps() {
+        let all: NamespaceSet = "all".parse().unwrap();
+        let v = serde_json::to_value(config(Path::new("/tmp/r"), all, &noop_args(), "h", &CgroupUse::None).unwrap()).unwrap();
+        for key in ["uidMappings", "gidMappings"] {
+            assert_eq!(v["linux"][key], serde_json::json!([{ "containerID": 0, "hostID": 0, "size": u32::MAX }]), "{key}");
+        }
+        let v = serde_json::to_value(config(Path::new("/tmp/r"), NamespaceSet::DEFAULT, &noop_args(), "h", &CgroupUse::None).unwrap()).unwrap();
+        assert!(v["linux"].get("uidMappings").is_none(), "no user namespace, no maps: {}", v["linux"]);
     }
 
     #[test]
