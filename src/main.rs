@@ -306,6 +306,9 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     let metrics = parse_metrics(&args.metrics)?;
     let pin: PinMode = args.pin.parse().map_err(anyhow::Error::msg)?;
     let vm_net: Option<isobench_harness::vm::VmNet> = args.vm_net.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?;
+    if vm_net.is_some() && !envs.contains(&EnvKind::Vm) {
+        eprintln!("isobench: note: --vm-net has no effect without the vm environment (--env)");
+    }
     let container_settings = ContainerSettings {
         namespaces: args.container_ns.as_deref().map(str::parse::<NamespaceSet>).transpose()?,
         limits: args.container_limits.limits()?,
@@ -349,9 +352,10 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     }
     if !outcome.skipped.is_empty() || !outcome.failed.is_empty() {
         eprintln!(
-            "isobench: incomplete: {} skipped environment(s), {} failed measurement(s); the rest is in {}",
+            "isobench: incomplete: {} skipped environment(s), {} failed measurement(s), {} not measured (no boundary); the rest is in {}",
             outcome.skipped.len(),
             outcome.failed.len(),
+            outcome.not_measured.len(),
             out.path.display()
         );
         return Ok(ExitCode::from(EXIT_INCOMPLETE));

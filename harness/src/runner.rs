@@ -96,6 +96,9 @@ pub struct Outcome {
     pub skipped: Vec<String>,
     /// Measurements that failed, with the error.
     pub failed: Vec<String>,
+    /// `*.boundary` metrics an environment has no boundary for (peers,
+    /// rootless veth), with the reason: not failures, but not measured.
+    pub not_measured: Vec<String>,
     pub measured: usize,
     pub interrupted: bool,
 }
@@ -216,7 +219,9 @@ pub fn execute(
             if spec.boundary {
                 if let Err(EnvError::Unavailable { reason, .. }) = inst.endpoint() {
                     // Not a failure: this environment has no boundary to measure.
-                    progress(Event::Note(&format!("{}: {}: not measured: {reason}", environment.label(), spec.name)));
+                    let line = format!("{}: {}: not measured: {reason}", environment.label(), spec.name);
+                    progress(Event::Note(&line));
+                    outcome.not_measured.push(line);
                     out.update_run_json(json!({ "environments": { kind.as_str(): { "boundary_not_measured": reason } } }))?;
                     continue;
                 }
