@@ -42,6 +42,24 @@ fn io(metric: &'static str, context: &'static str) -> impl Fn(std::io::Error) ->
     move |source| MetricError::Io { metric, context, source }
 }
 
+/// One closed-loop TCP round trip of one byte: the measured operation of
+/// net.tcp_rr and net.tcp_rr.boundary alike.
+fn tcp_round_trip(m: &'static str, c: &mut TcpStream, b: &mut [u8; 1]) -> Result<(), MetricError> {
+    c.write_all(b).map_err(io(m, "write"))?;
+    c.read_exact(b).map_err(io(m, "read"))
+}
+
+/// One closed-loop UDP round trip of one byte over a connected socket: the
+/// measured operation of net.udp_rr and net.udp_rr.boundary alike. A lost
+/// datagram ends as the socket's read timeout.
+fn udp_round_trip(m: &'static str, c: &UdpSocket, b: &mut [u8; 1]) -> Result<(), MetricError> {
+    c.send(b).map_err(io(m, "send"))?;
+    match c.recv(b).map_err(io(m, "recv (no answer within the timeout: datagram lost?)"))? {
+        1 => Ok(()),
+        n => Err(MetricError::Failed { metric: m, message: format!("echo answered {n} bytes") }),
+    }
+}
+
 pub fn tcp_rr(spec: &'static MetricSpec, req: &RunRequest, place: &Placement) -> Result<RunResult, MetricError> {
     let m = spec.name;
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(io(m, "bind 127.0.0.1 (is loopback up?)"))?;
@@ -59,10 +77,7 @@ pub fn tcp_rr(spec: &'static MetricSpec, req: &RunRequest, place: &Placement) ->
         let mut c = TcpStream::connect(addr).map_err(io(m, "connect"))?;
         c.set_nodelay(true).map_err(io(m, "TCP_NODELAY"))?;
         let mut b = [0u8; 1];
-        time_loop(spec, req, || {
-            c.write_all(&b).map_err(io(m, "write"))?;
-            c.read_exact(&mut b).map_err(io(m, "read"))
-        })
+        time_loop(spec, req, || tcp_round_trip(m, &mut c, &mut b))
     })();
     // The client stream is dropped above, so the server sees EOF and ends.
     let joined = server.join();
@@ -115,13 +130,7 @@ pub fn udp_rr(spec: &'static MetricSpec, req: &RunRequest, place: &Placement) ->
         })
     });
     let mut b = [0u8; 1];
-    let result = time_loop(spec, req, || {
-        client.send(&b).map_err(io(m, "send"))?;
-        match client.recv(&mut b).map_err(io(m, "recv"))? {
-            1 => Ok(()),
-            n => Err(MetricError::Failed { metric: m, message: format!("echo answered {n} bytes") }),
-        }
-    });
+    let result = time_loop(spec, req, || udp_round_trip(m, &client, &mut b));
     let stop = client.send(&[]);
     let joined = echo.join();
     match (result, stop, joined) {
@@ -290,10 +299,7 @@ pub fn boundary_client(spec: &'static MetricSpec, req: &RunRequest, target: Sock
             let mut c = TcpStream::connect_timeout(&target, BOUNDARY_WAIT).map_err(io(m, "connect to the environment"))?;
             c.set_nodelay(true).map_err(io(m, "TCP_NODELAY"))?;
             let mut b = [0u8; 1];
-            time_loop(spec, req, || {
-                c.write_all(&b).map_err(io(m, "write"))?;
-                c.read_exact(&mut b).map_err(io(m, "read"))
-            })
+            time_loop(spec, req, || tcp_round_trip(m, &mut c, &mut b))
         }
         "net.udp_rr.boundary" => {
             let any = match target {
@@ -304,13 +310,7 @@ pub fn boundary_client(spec: &'static MetricSpec, req: &RunRequest, target: Sock
             c.connect(target).map_err(io(m, "connect"))?;
             c.set_read_timeout(Some(BOUNDARY_WAIT)).map_err(io(m, "SO_RCVTIMEO"))?;
             let mut b = [0u8; 1];
-            let r = time_loop(spec, req, || {
-                c.send(&b).map_err(io(m, "send"))?;
-                match c.recv(&mut b).map_err(io(m, "recv (datagram lost?)"))? {
-                    1 => Ok(()),
-                    n => Err(MetricError::Failed { metric: m, message: format!("echo answered {n} bytes") }),
-                }
-            });
+            let r = time_loop(spec, req, || udp_round_trip(m, &c, &mut b));
             // The empty datagram stops the echo thread, also after an error.
             let stop = c.send(&[]);
             let r = r?;
