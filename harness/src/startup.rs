@@ -256,10 +256,12 @@ impl StartupRun {
 /// report.
 pub const CGROUP_METHOD: &str = "isobench+cgroup times creating the container's groups (one per cgroup v1 hierarchy used, or one v2 group), \
 placing the init in them before it execs, and the container's run to its reaped exit. Removing the emptied groups (rmdir) and reading \
-their usage happen after the timed region, before the next sample starts: nothing outlives the run. Moving a process into a group \
-takes the kernel's cgroup_threadgroup_rwsem for writing, which, when no move happened for a while, first waits for an RCU grace \
-period (several ms); that shows in p90. A kernel booted with cgroup_favordynmods=true (v1 and v2) or built with \
-CONFIG_CGROUP_FAVOR_DYNMODS, or a cgroup2 mounted with favordynmods, does not wait; isobench does not change the host's settings.";
+their usage happen after the timed region, before the next sample starts: nothing outlives the run. On v1 and hybrid hosts the \
+groups are made while the init sets up its mounts and the init moves itself in (0 written to each hierarchy's tasks file), which \
+the kernel does without its global cgroup_threadgroup_rwsem. On v2 isobench writes the init's pid into cgroup.procs, which takes \
+that rwsem for writing and, when no move happened for a while, first waits for an RCU grace period (several ms): that shows in p90. \
+A kernel booted with cgroup_favordynmods=true or built with CONFIG_CGROUP_FAVOR_DYNMODS, or a cgroup2 mounted with favordynmods, \
+does not wait; isobench does not change the host's settings.";
 
 /// One column ready to be sampled.
 struct Starter {

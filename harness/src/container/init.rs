@@ -20,13 +20,24 @@
 //! the container ends, and a group left by a killed isobench is swept at the
 //! next start.
 //!
-//! cgroup placement: the child waits on a pipe until the parent has written
-//! its pid into the group, so it execs already limited and accounted, and it
-//! creates its cgroup namespace (unshare(CLONE_NEWCGROUP)) only then, so the
-//! namespace's root is the container's own group rather than isobench's.
-//! The same wait serves the uid/gid maps and a parent-side setup
+//! The handshake: after the clone the parent writes the child's uid/gid
+//! maps, makes its cgroup and runs a parent-side setup
 //! ([`LaunchSpec::with_parent_setup`], e.g. a veth into the child's network
-//! namespace); without any of the three there is no wait at all.
+//! namespace), then sends one byte on a socket pair; without any of the
+//! three there is no handshake at all. The child meanwhile mounts its
+//! rootfs, sets its hostname and brings its loopback up, and waits for the
+//! byte only before it execs, so the two halves overlap (it waits before
+//! its mounts instead when they need its ids mapped or a parent setup is
+//! promised first: [`LaunchSpec::waits_before_setup`]).
+//!
+//! cgroup placement: on v1 and hybrid hosts the byte carries the group's
+//! `tasks` files (SCM_RIGHTS) and the child moves itself by writing `0` to
+//! each, which the kernel does without the global lock a parent's
+//! `cgroup.procs` write takes (see [`Placement`]); on v2 the parent writes
+//! the child's pid into `cgroup.procs`. Either way the child execs already
+//! limited and accounted, and creates its cgroup namespace
+//! (unshare(CLONE_NEWCGROUP)) only after, so the namespace's root is the
+//! container's own group rather than isobench's.
 //!
 //! PID 1 ([`LaunchSpec::with_init`]): a command that was not written to be an
 //! init (a shell, `sleep`) neither reaps the orphans re-parented to it nor
@@ -54,7 +65,7 @@ use nix::unistd::Pid;
 
 use nix::sched::CloneFlags;
 
-use super::cgroup::{Cgroup, CgroupHold, Limits, Usage};
+use super::cgroup::{Cgroup, CgroupHold, CgroupMode, Limits, Placement, Usage};
 use super::ns::{Namespace, NamespaceSet};
 use super::rootfs::{self, DevTemplate, Step, CONTAINER_PATH};
 use super::syscall::{Linux, Syscall};
@@ -71,6 +82,7 @@ const STAGE_STDIO: u32 = 0x1000_0003;
 const STAGE_EXEC: u32 = 0x1000_0004;
 const STAGE_CGROUP_NS: u32 = 0x1000_0005;
 const STAGE_INIT_FORK: u32 = 0x1000_0006;
+const STAGE_CGROUP_MOVE: u32 = 0x1000_0007;
 
 /// Name of the init process (comm, at most 15 bytes), as `ps` shows it.
 const INIT_NAME: &std::ffi::CStr = c"isobench-init";
@@ -252,11 +264,12 @@ impl LaunchSpec {
 
     /// Runs `setup` in the parent with the child's host pid, once the child
     /// is in its new namespaces (all but a cgroup namespace deferred behind
-    /// cgroup placement) and its uid/gid maps are written and it is in its
-    /// cgroup, but before it mounts anything, sets its hostname, brings up
-    /// its loopback or execs: the place to create a veth into its network
-    /// namespace (`/proc/<pid>/ns/net`). It rides on the handshake the maps
-    /// and the cgroup already use, so a spec without it costs nothing more.
+    /// cgroup placement), its uid/gid maps are written and its cgroup is
+    /// made, but before it moves into that group, mounts anything, sets its
+    /// hostname, brings up its loopback or execs: the place to create a veth
+    /// into its network namespace (`/proc/<pid>/ns/net`). It rides on the
+    /// handshake the maps and the cgroup already use, so a spec without it
+    /// costs nothing more.
     ///
     /// Runs in the first [`spawn`] of this spec only; a later spawn of the
     /// same spec fails with [`ContainerError::ParentSetup`] rather than start
@@ -317,6 +330,22 @@ impl LaunchSpec {
         !self.init
     }
 
+    /// Whether the child waits for the parent's handshake (uid/gid maps,
+    /// cgroup placement, parent setup) before its mount plan, rather than
+    /// after its whole setup, just before it execs. Late is the default:
+    /// the parent's map writes and mkdirs of the cgroup then overlap the
+    /// child's mounts instead of preceding them. Early when the plan creates files (rootless: a tmpfs /dev with
+    /// bind-mount targets), which must belong to a mapped id in a new user
+    /// namespace, and with a parent setup, which is promised to run before
+    /// the child's setup ([`with_parent_setup`](Self::with_parent_setup)).
+    /// Either way the child is mapped, placed and set up before it unshares
+    /// its cgroup namespace and execs.
+    fn waits_before_setup(&self) -> bool {
+        self.parent_setup.is_some()
+            || (self.id_maps.is_some()
+                && self.plan.iter().any(|s| matches!(s, Step::Mkdir { .. } | Step::Mknod { .. } | Step::Touch { .. } | Step::Symlink { .. })))
+    }
+
     fn defer_cgroup_ns(&self) -> bool {
         self.cgroup.is_some() && self.namespaces.contains(Namespace::Cgroup)
     }
@@ -337,6 +366,7 @@ impl LaunchSpec {
             STAGE_STDIO => "set up stdin/stdout".into(),
             STAGE_CGROUP_NS => "unshare the cgroup namespace".into(),
             STAGE_INIT_FORK => "fork the command from the init".into(),
+            STAGE_CGROUP_MOVE => "move itself into its cgroup (0 written to tasks)".into(),
             i => self.plan.get(i as usize).map_or_else(|| format!("stage {i}"), ToString::to_string),
         }
     }
@@ -507,11 +537,19 @@ pub fn spawn(spec: &LaunchSpec, stdio: Stdio<'_>) -> Result<ContainerProcess, Co
         |what: &str| nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| ContainerError::Io { context: format!("pipe for {what}"), source: e.into() });
     let (err_r, err_w) = pipe("setup errors")?;
     let (alive_r, alive_w) = pipe("parent liveness")?;
-    let cgroup = match (&spec.cgroup, &spec.cgroup_hold) {
-        (Some(limits), Some(hold)) => Some(Cgroup::create_in(hold.layout(), limits)?),
-        (Some(limits), None) => Some(Cgroup::create(limits)?),
-        (None, _) => None,
+    // A v1 (or hybrid) group is made after the clone, while the child sets
+    // up, and the child moves itself in (see `Placement`); a v2 group is
+    // made before, and the parent writes the child's pid into it.
+    let make_cgroup = || match (&spec.cgroup, &spec.cgroup_hold) {
+        (Some(limits), Some(hold)) => Cgroup::create_in(hold.layout(), limits).map(Some),
+        (Some(limits), None) => Cgroup::create(limits).map(Some),
+        (None, _) => Ok(None),
     };
+    let cgroup_after_clone = match &spec.cgroup_hold {
+        Some(hold) => matches!(hold.layout().mode(), CgroupMode::V1 | CgroupMode::Hybrid),
+        None => false,
+    };
+    let cgroup = if cgroup_after_clone { None } else { make_cgroup()? };
     // Taken before the clone: a spec whose hook already ran fails here, with
     // nothing started yet.
     let parent_setup = match &spec.parent_setup {
@@ -520,8 +558,22 @@ pub fn spawn(spec: &LaunchSpec, stdio: Stdio<'_>) -> Result<ContainerProcess, Co
         })?),
         None => None,
     };
-    let handshake = cgroup.is_some() || spec.id_maps.is_some() || parent_setup.is_some();
-    let go = if handshake { Some(pipe("uid/gid maps, cgroup placement and parent setup")?) } else { None };
+    let handshake = spec.cgroup.is_some() || spec.id_maps.is_some() || parent_setup.is_some();
+    // A datagram socket rather than a pipe: the go byte can carry the
+    // group's `tasks` files (SCM_RIGHTS), opened after the clone.
+    let go = if handshake {
+        Some(
+            nix::sys::socket::socketpair(
+                nix::sys::socket::AddressFamily::Unix,
+                nix::sys::socket::SockType::SeqPacket,
+                None,
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            )
+            .map_err(|e| ContainerError::Io { context: "socket pair for the uid/gid maps, cgroup placement and parent setup".into(), source: e.into() })?,
+        )
+    } else {
+        None
+    };
     let release = if spec.init { Some(pipe("init release")?) } else { None };
     let ctx = ChildCtx {
         spec,
@@ -529,11 +581,12 @@ pub fn spawn(spec: &LaunchSpec, stdio: Stdio<'_>) -> Result<ContainerProcess, Co
         alive_r: alive_r.as_raw_fd(),
         alive_w: alive_w.as_raw_fd(),
         go_r: go.as_ref().map(|(r, _)| r.as_raw_fd()),
+        go_w: go.as_ref().map(|(_, w)| w.as_raw_fd()),
         release_r: release.as_ref().map(|(r, _)| r.as_raw_fd()),
         stdin: stdio.stdin.map(|f| f.as_raw_fd()),
         stdout: stdio.stdout.map(|f| f.as_raw_fd()),
     };
-    let mut stack = vec![0u8; CHILD_STACK_SIZE];
+    let mut stack = ChildStack::new().map_err(|e| ContainerError::Io { context: "map the child's stack".into(), source: e.into() })?;
     let mut flags = spec.clone_flags();
     if spec.shares_memory() {
         flags |= CloneFlags::CLONE_VM;
@@ -547,7 +600,10 @@ pub fn spawn(spec: &LaunchSpec, stdio: Stdio<'_>) -> Result<ContainerProcess, Co
     // died) or, on every error path, after `process` is dropped, which kills
     // and reaps the child, and `process` is declared after `stack` and `ctx`
     // so it is dropped first.
-    let pid = unsafe { clone_child(&ctx, &mut stack, flags) }.map_err(|errno| ContainerError::Clone { namespaces: spec.namespaces, errno })?;
+    let into_cgroup = cgroup.as_ref().map(Cgroup::clone_into_fd).transpose()?.flatten();
+    let (pid, born_in_group) = unsafe { clone_child(&ctx, stack.as_mut_slice(), flags, into_cgroup.as_ref().map(|f| f.as_raw_fd())) }
+        .map_err(|errno| ContainerError::Clone { namespaces: spec.namespaces, errno })?;
+    drop(into_cgroup);
     let (release_r, release_w) = release.map_or((None, None), |(r, w)| (Some(r), Some(w)));
     drop(release_r);
     let mut process = ContainerProcess {
@@ -559,29 +615,52 @@ pub fn spawn(spec: &LaunchSpec, stdio: Stdio<'_>) -> Result<ContainerProcess, Co
         _dev: spec.dev.clone(),
         pid_ns: spec.namespaces.contains(Namespace::Pid),
     };
+    let mut parent_error = None;
     if let Some((go_r, go_w)) = go {
         drop(go_r);
         // Map its ids, place it, run the parent setup, then let it go on; if
         // any fails, dropping go_w unwritten makes it exit, and `process`
-        // (dropped on the way out) kills and reaps it.
-        if let Some(maps) = &spec.id_maps {
-            maps.write(pid)?;
+        // (dropped on the way out) kills and reaps it. The child may be in
+        // its own setup meanwhile (see `waits_before_setup`) and fail there:
+        // its report, read below, is then the error that counts.
+        let handshake = || -> Result<(), ContainerError> {
+            if let Some(maps) = &spec.id_maps {
+                maps.write(pid)?;
+            }
+            let mut tasks = Vec::new();
+            if cgroup_after_clone {
+                process.cgroup = make_cgroup()?;
+            }
+            if let (false, Some(cgroup)) = (born_in_group, &process.cgroup) {
+                match cgroup.placement()? {
+                    Some(Placement::MoveSelf(fds)) => tasks = fds,
+                    None => cgroup.add(pid)?,
+                }
+            }
+            if let Some(setup) = parent_setup {
+                setup(pid).map_err(ContainerError::ParentSetup)?;
+            }
+            let raw: Vec<RawFd> = tasks.iter().map(|f| f.as_raw_fd()).collect();
+            let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&raw)];
+            let cmsgs: &[nix::sys::socket::ControlMessage] = if raw.is_empty() { &[] } else { &cmsg };
+            nix::sys::socket::sendmsg::<()>(go_w.as_raw_fd(), &[std::io::IoSlice::new(&[1])], cmsgs, nix::sys::socket::MsgFlags::empty(), None)
+                .map_err(|e| ContainerError::Io { context: "release the container after its parent-side setup".into(), source: e.into() })?;
+            Ok(())
+        };
+        parent_error = handshake().err();
+        if parent_error.is_some() {
+            // Not waiting for the child to notice: its report, if it failed
+            // first, is already in the pipe.
+            let _ = kill(pid, Signal::SIGKILL);
         }
-        if let Some(cgroup) = &process.cgroup {
-            cgroup.add(pid)?;
-        }
-        if let Some(setup) = parent_setup {
-            setup(pid).map_err(ContainerError::ParentSetup)?;
-        }
-        nix::unistd::write(&go_w, &[1])
-            .map_err(|e| ContainerError::Io { context: "release the container after its parent-side setup".into(), source: e.into() })?;
     }
     // Our copy of the write end must go, or the read below never ends.
     drop(err_w);
     let report = read_report(&err_r);
     drop(alive_w);
     match report {
-        Ok(None) => Ok(process),
+        Ok(None) if parent_error.is_none() => Ok(process),
+        Ok(None) => Err(parent_error.expect("checked above")),
         Ok(Some((stage, errno))) => {
             let _ = process.wait();
             Err(match stage {
@@ -590,6 +669,60 @@ pub fn spawn(spec: &LaunchSpec, stdio: Stdio<'_>) -> Result<ContainerProcess, Co
             })
         }
         Err(e) => Err(ContainerError::Io { context: "read the container's setup report".into(), source: e }),
+    }
+}
+
+/// The child's stack until it execs: [`CHILD_STACK_SIZE`] bytes of fresh
+/// anonymous memory with a PROT_NONE guard page below, so an overflow faults
+/// instead of writing into the harness's heap (with CLONE_VM it is the
+/// harness's memory). Only the pages the child touches are ever faulted in:
+/// a zeroed heap buffer of the same size cost ~0.1 ms per start in page
+/// faults or memset.
+struct ChildStack {
+    base: *mut libc::c_void,
+    len: usize,
+    guard: usize,
+}
+
+impl ChildStack {
+    fn new() -> Result<ChildStack, Errno> {
+        // SAFETY: sysconf has no memory effects.
+        let guard = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        let len = CHILD_STACK_SIZE + guard;
+        // SAFETY: a new private anonymous mapping, owned by the returned
+        // value and unmapped by its Drop.
+        let base = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(Errno::last());
+        }
+        let stack = ChildStack { base, len, guard };
+        // SAFETY: the lowest page of the mapping just made.
+        if unsafe { libc::mprotect(base, guard, libc::PROT_NONE) } != 0 {
+            return Err(Errno::last());
+        }
+        Ok(stack)
+    }
+
+    /// The usable part, above the guard page.
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: [base+guard, base+len) is mapped read-write and owned by self.
+        unsafe { std::slice::from_raw_parts_mut(self.base.cast::<u8>().add(self.guard), self.len - self.guard) }
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, no longer used (see spawn).
+        unsafe { libc::munmap(self.base, self.len) };
     }
 }
 
@@ -603,20 +736,124 @@ pub fn spawn(spec: &LaunchSpec, stdio: Stdio<'_>) -> Result<ContainerProcess, Co
 /// # Safety
 /// With CLONE_VM in `flags`, `ctx`, what it borrows and `stack` must stay
 /// alive and unmoved until the child has exec'd or exited.
-unsafe fn clone_child(ctx: &ChildCtx<'_>, stack: &mut [u8], flags: CloneFlags) -> Result<Pid, Errno> {
+///
+/// With `cgroup` (an fd of a cgroup v2 directory) the child is created in
+/// that group, by clone3(2) with CLONE_INTO_CGROUP (Linux 5.7): no move
+/// afterwards, so no global lock (see [`Placement`]). Returns the pid and
+/// whether the child was born in the group; `false` where clone3 or the flag
+/// is not there (another architecture, an older kernel), after a plain clone.
+unsafe fn clone_child(ctx: &ChildCtx<'_>, stack: &mut [u8], flags: CloneFlags, cgroup: Option<RawFd>) -> Result<(Pid, bool), Errno> {
     extern "C" fn entry(data: *mut libc::c_void) -> libc::c_int {
         // SAFETY: `data` is the `ctx` passed below, alive for the child's
         // pre-exec life (the caller's contract).
         let ctx = unsafe { &*(data as *const ChildCtx<'_>) };
         child_main(ctx)
     }
+    let data = ctx as *const ChildCtx<'_> as *mut libc::c_void;
+    #[cfg(target_arch = "x86_64")]
+    if let Some(fd) = cgroup {
+        if !CLONE3_INTO_CGROUP_MISSING.load(std::sync::atomic::Ordering::Relaxed) {
+            // SAFETY: the caller's contract, as for clone(2) below.
+            match unsafe { clone3_into_cgroup(entry, data, stack, flags, fd) } {
+                Ok(pid) => return Ok((pid, true)),
+                // No clone3 (before 5.3), no CLONE_INTO_CGROUP (before 5.7).
+                Err(Errno::ENOSYS | Errno::E2BIG | Errno::EINVAL) => CLONE3_INTO_CGROUP_MISSING.store(true, std::sync::atomic::Ordering::Relaxed),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = cgroup;
     // The stack grows down: pass its 16-byte aligned top.
     let top = stack.as_mut_ptr_range().end;
     let top = top.wrapping_sub(top as usize % 16);
     // SAFETY: entry never returns (child_main execs or exits); the stack is
     // ours and unused by anything else; ctx outlives the child's use of it.
-    let pid = unsafe { libc::clone(entry, top.cast(), flags.bits() | libc::SIGCHLD, ctx as *const ChildCtx<'_> as *mut libc::c_void) };
-    Errno::result(pid).map(Pid::from_raw)
+    let pid = unsafe { libc::clone(entry, top.cast(), flags.bits() | libc::SIGCHLD, data) };
+    Errno::result(pid).map(|p| (Pid::from_raw(p), false))
+}
+
+/// Set once clone3 with CLONE_INTO_CGROUP has failed as unsupported.
+#[cfg(target_arch = "x86_64")]
+static CLONE3_INTO_CGROUP_MISSING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `struct clone_args` of clone3(2), as far as `cgroup` (CLONE_ARGS_SIZE_VER2).
+#[cfg(target_arch = "x86_64")]
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// linux/sched.h: create the child in the cgroup v2 directory `cgroup`.
+#[cfg(target_arch = "x86_64")]
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// clone3(2) with CLONE_INTO_CGROUP, the child running `entry(data)` on
+/// `stack`. glibc has no clone3 wrapper, and a child on a new stack cannot
+/// return into the caller's frames, so the child's side is a few
+/// instructions of assembly: with rax = 0 and rsp at the top of `stack`
+/// (the kernel adds the size), it clears the frame pointer, aligns the
+/// stack and calls `entry`, which never returns (it execs or _exits).
+///
+/// # Safety
+/// As [`clone_child`]; `entry` must never return.
+#[cfg(target_arch = "x86_64")]
+unsafe fn clone3_into_cgroup(
+    entry: extern "C" fn(*mut libc::c_void) -> libc::c_int,
+    data: *mut libc::c_void,
+    stack: &mut [u8],
+    flags: CloneFlags,
+    cgroup: RawFd,
+) -> Result<Pid, Errno> {
+    let args = CloneArgs {
+        // clone3 takes the exit signal apart from the flags.
+        flags: flags.bits() as u32 as u64 | CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: stack.as_mut_ptr() as u64,
+        stack_size: stack.len() as u64 & !15,
+        cgroup: cgroup as u64,
+        ..Default::default()
+    };
+    let ret: i64;
+    // SAFETY: the syscall reads `args` (alive across it); in the parent only
+    // rax, rcx and r11 change. In the child nothing after the call runs:
+    // `entry` ends in execve or _exit, and `ud2` traps should it return.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "xor ebp, ebp",
+            "and rsp, -16",
+            "mov rdi, r12",
+            "call r13",
+            "ud2",
+            "2:",
+            inlateout("rax") libc::SYS_clone3 => ret,
+            in("rdi") &args as *const CloneArgs,
+            in("rsi") std::mem::size_of::<CloneArgs>(),
+            in("r12") data,
+            in("r13") entry,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    if ret < 0 {
+        return Err(Errno::from_raw(-ret as i32));
+    }
+    Ok(Pid::from_raw(ret as i32))
 }
 
 /// Reads the child's (stage, errno) report; `None` at end-of-file: it exec'd.
@@ -644,8 +881,13 @@ struct ChildCtx<'a> {
     err_fd: RawFd,
     alive_r: RawFd,
     alive_w: RawFd,
-    /// Read end of the cgroup placement pipe: one byte once placed.
+    /// The child's end of the handshake socket: one byte once the parent is
+    /// done, with the group's v1 `tasks` files to which the child writes
+    /// `0` ([`Placement::MoveSelf`]), or none when the parent placed it.
     go_r: Option<RawFd>,
+    /// The parent's end of that socket, which the child closes (its copy
+    /// would keep the socket open: no end-of-file when the parent gives up).
+    go_w: Option<RawFd>,
     /// Read end of the init's release pipe (init mode).
     release_r: Option<RawFd>,
     stdin: Option<RawFd>,
@@ -688,10 +930,14 @@ fn child_main(ctx: &ChildCtx<'_>) -> ! {
             fail(ctx, STAGE_PDEATHSIG, Errno::last());
         }
         libc::close(ctx.alive_w);
+        if let Some(fd) = ctx.go_w {
+            libc::close(fd);
+        }
         let mut pfd = libc::pollfd { fd: ctx.alive_r, events: libc::POLLIN, revents: 0 };
         if libc::poll(&mut pfd, 1, 0) == 1 && pfd.revents & libc::POLLHUP != 0 {
             libc::_exit(SETUP_FAILED);
         }
+
         // Rust ignores SIGPIPE in its own processes and ignored signals stay
         // ignored across exec: give the command the default back, and no
         // blocked signals.
@@ -703,25 +949,8 @@ fn child_main(ctx: &ChildCtx<'_>) -> ! {
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, ptr::null_mut());
-        // Wait until the parent has written our uid/gid maps (until then we
-        // are nobody in our user namespace, and files we create would belong
-        // to no one) and put us in the cgroup. End of file without the byte:
-        // the parent gave up (or died); so do we.
-        if let Some(go) = ctx.go_r {
-            let mut b = 0u8;
-            loop {
-                let n = libc::read(go, (&mut b as *mut u8).cast(), 1);
-                if n == 1 {
-                    break;
-                }
-                if n < 0 && Errno::last() == Errno::EINTR {
-                    continue;
-                }
-                libc::_exit(SETUP_FAILED);
-            }
-        }
-        if spec.defer_cgroup_ns() && libc::unshare(libc::CLONE_NEWCGROUP) != 0 {
-            fail(ctx, STAGE_CGROUP_NS, Errno::last());
+        if spec.waits_before_setup() {
+            wait_for_parent(ctx);
         }
     }
 
@@ -743,6 +972,13 @@ fn child_main(ctx: &ChildCtx<'_>) -> ! {
             fail(ctx, STAGE_LOOPBACK, e);
         }
     }
+    if !spec.waits_before_setup() {
+        wait_for_parent(ctx);
+    }
+    // SAFETY: unshare(2) with a flag; no memory involved.
+    if spec.defer_cgroup_ns() && unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } != 0 {
+        fail(ctx, STAGE_CGROUP_NS, Errno::last());
+    }
     for (fd, target) in [(ctx.stdin, 0), (ctx.stdout, 1)] {
         if let Some(fd) = fd {
             if let Err(e) = install_fd(fd, target) {
@@ -761,6 +997,72 @@ fn child_main(ctx: &ChildCtx<'_>) -> ! {
         become_init(ctx);
     }
     exec_command(ctx)
+}
+
+/// Most `tasks` files the parent sends: one per v1 hierarchy isobench uses.
+const MAX_TASKS_FDS: usize = 8;
+
+/// Waits until the parent has written our uid/gid maps, made our cgroup and
+/// run its setup (the byte on the handshake socket), then moves into the
+/// group through the `tasks` files that came with it; without a handshake
+/// there is nothing to wait for. End of file without the byte: the parent
+/// gave up (or died); so do we. System calls only (recvmsg into buffers on
+/// the stack).
+fn wait_for_parent(ctx: &ChildCtx<'_>) {
+    let Some(go) = ctx.go_r else { return };
+    /// Control-message buffer, aligned for `cmsghdr`.
+    #[repr(C, align(8))]
+    struct Cmsg([u8; 128]);
+    const _: () = assert!(std::mem::size_of::<libc::cmsghdr>() + MAX_TASKS_FDS * std::mem::size_of::<RawFd>() <= 128);
+    let mut b = 0u8;
+    let mut cbuf = Cmsg([0; 128]);
+    let n = loop {
+        let mut iov = libc::iovec { iov_base: (&mut b as *mut u8).cast(), iov_len: 1 };
+        // SAFETY: msghdr is plain data; every pointer in it points to a
+        // buffer on this stack frame that outlives the call.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.0.as_mut_ptr().cast();
+        msg.msg_controllen = cbuf.0.len() as _;
+        // SAFETY: recvmsg(2) into the buffers described by msg; the received
+        // fds are close-on-exec (MSG_CMSG_CLOEXEC).
+        let n = unsafe { libc::recvmsg(go, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n < 0 && Errno::last() == Errno::EINTR {
+            continue;
+        }
+        if n == 1 {
+            // SAFETY: walking the control messages the kernel wrote into
+            // cbuf with the CMSG_* accessors; each SCM_RIGHTS payload is
+            // an array of ints of the length its header says.
+            unsafe {
+                let mut c = libc::CMSG_FIRSTHDR(&msg);
+                while !c.is_null() {
+                    if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                        let data = libc::CMSG_DATA(c).cast::<RawFd>();
+                        let count = ((*c).cmsg_len as usize - (data as usize - c as usize)) / std::mem::size_of::<RawFd>();
+                        for i in 0..count {
+                            let fd = data.add(i).read_unaligned();
+                            // A single thread moving itself: no global lock
+                            // (see `Placement`).
+                            let moved = libc::write(fd, b"0".as_ptr().cast(), 1);
+                            let errno = Errno::last();
+                            libc::close(fd);
+                            if moved != 1 {
+                                fail(ctx, STAGE_CGROUP_MOVE, errno);
+                            }
+                        }
+                    }
+                    c = libc::CMSG_NXTHDR(&msg, c);
+                }
+            }
+        }
+        break n;
+    };
+    if n != 1 {
+        // SAFETY: _exit(2) is async-signal-safe.
+        unsafe { libc::_exit(SETUP_FAILED) }
+    }
 }
 
 /// Forks the command off and stays behind as its init; returns in the

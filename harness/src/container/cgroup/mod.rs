@@ -27,16 +27,17 @@
 //! What a group costs a container's start (measured by `isobench startup`'s
 //! isobench+cgroup column): the layout is detected once per launch spec and
 //! the `isobench` parents stay while it lives ([`CgroupHold`]), so a start
-//! pays a mkdir and a `cgroup.procs` write per hierarchy used (v1: cpuacct and
-//! memory, the freezer without a pid namespace, cpu and pids with limits),
-//! about 0.1 ms on a v1 host; the rmdir after the exit is outside the timed
-//! region. The write takes the kernel's `cgroup_threadgroup_rwsem`, a
-//! per-cpu rwsem whose writer waits for an RCU grace period (several ms)
-//! unless another move happened just before: the multi-ms outliers on an
-//! otherwise idle host. `cgroup_favordynmods=true` on the kernel command line
-//! (v1 and v2), CONFIG_CGROUP_FAVOR_DYNMODS, or a cgroup2 mount with
-//! `favordynmods` remove that wait; clone3(CLONE_INTO_CGROUP) avoids the
-//! write in v2. isobench changes none of the host's settings.
+//! pays a mkdir per hierarchy used (v1: cpuacct and memory, the freezer
+//! without a pid namespace, cpu and pids with limits) and the move of the
+//! init into it; the rmdir after the exit is outside the timed region. On v1
+//! and hybrid hosts the launcher makes the group while the child sets up its
+//! mounts, and the child moves itself ([`Placement`]). A parent writing a
+//! pid into `cgroup.procs` (v2) takes the kernel's `cgroup_threadgroup_rwsem`,
+//! a per-cpu rwsem whose writer waits for an RCU grace period (several ms)
+//! unless another move happened just before; `cgroup_favordynmods=true` on
+//! the kernel command line, CONFIG_CGROUP_FAVOR_DYNMODS, or a cgroup2 mount
+//! with `favordynmods` remove that wait. isobench changes none of the
+//! host's settings.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -279,6 +280,24 @@ enum Backend {
     V2(v2::Group),
 }
 
+/// How a new container process enters its group without the parent writing
+/// its pid to `cgroup.procs` ([`Cgroup::placement`]). The parent's write
+/// moves a whole thread group, so the kernel takes the global
+/// `cgroup_threadgroup_rwsem` for writing, and that writer waits for an RCU
+/// grace period unless another move happened just before: ~6 ms on a
+/// 2-CPU v1 host, most of a container's start. A single thread that moves
+/// itself (`0` written to a v1 hierarchy's `tasks`) is stable without that
+/// lock, which the kernel then skips (cgroup_procs_write_start in
+/// kernel/cgroup/cgroup.c): tens of microseconds.
+#[derive(Debug)]
+pub enum Placement {
+    /// v1: the group's `tasks` file in each hierarchy, opened for writing by
+    /// the parent (the kernel checks the opener's credentials, so a child in
+    /// a new user namespace may write) and passed to the child, which, still
+    /// single-threaded, writes `0` to each. Close-on-exec.
+    MoveSelf(Vec<std::os::fd::OwnedFd>),
+}
+
 /// A fresh group name for this process: `isobench-<pid>-<seq>`.
 fn group_name() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -355,6 +374,33 @@ impl Cgroup {
         match &self.backend {
             Backend::V1(g) => g.paths(),
             Backend::V2(g) => vec![g.path().to_path_buf()],
+        }
+    }
+
+    /// How a process about to be cloned gets into the group without the
+    /// parent writing its pid ([`Placement`]); `None` where it cannot (the
+    /// parent then calls [`add`](Self::add)). Errors: opening the group's
+    /// `tasks` files.
+    pub fn placement(&self) -> Result<Option<Placement>, CgroupError> {
+        match &self.backend {
+            Backend::V1(g) => g.tasks_files().map(|fds| Some(Placement::MoveSelf(fds))),
+            Backend::V2(_) => Ok(None),
+        }
+    }
+
+    /// A v2 group's directory, open (O_PATH) for clone3(2)'s
+    /// CLONE_INTO_CGROUP, which creates a child in the group rather than
+    /// moving it there; `None` for a v1 group. Errors: the open.
+    pub fn clone_into_fd(&self) -> Result<Option<std::os::fd::OwnedFd>, CgroupError> {
+        match &self.backend {
+            Backend::V1(_) => Ok(None),
+            Backend::V2(g) => {
+                let flags = nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC;
+                let fd = nix::fcntl::open(g.path(), flags, nix::sys::stat::Mode::empty())
+                    .map_err(|e| io_err(format!("open {}", g.path().display()))(e.into()))?;
+                // SAFETY: open(2) just returned this fd, owned by no one else.
+                Ok(Some(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }))
+            }
         }
     }
 

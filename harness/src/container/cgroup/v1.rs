@@ -139,6 +139,18 @@ impl Group {
         v
     }
 
+    /// Each hierarchy's `tasks` file of the group, open for writing
+    /// (close-on-exec), for [`super::Placement::MoveSelf`].
+    pub fn tasks_files(&self) -> Result<Vec<std::os::fd::OwnedFd>, CgroupError> {
+        self.paths()
+            .into_iter()
+            .map(|dir| {
+                let p = dir.join("tasks");
+                std::fs::OpenOptions::new().write(true).open(&p).map(Into::into).map_err(io_err(format!("open {} for writing", p.display())))
+            })
+            .collect()
+    }
+
     pub fn add(&self, pid: Pid) -> Result<(), CgroupError> {
         for dir in self.paths() {
             write_file(&dir, "cgroup.procs", &pid.to_string())?;
