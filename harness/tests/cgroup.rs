@@ -463,7 +463,9 @@ fn assert_in_group(out: &str, paths: &[PathBuf]) {
 
 #[test]
 fn the_command_is_in_its_group_from_exec_on_with_and_without_a_user_namespace() {
-    if !root_or_skip("the_command_is_in_its_group_from_exec_on_with_and_without_a_user_namespace") || !busybox_or_skip("the_command_is_in_its_group_from_exec_on_with_and_without_a_user_namespace") {
+    if !root_or_skip("the_command_is_in_its_group_from_exec_on_with_and_without_a_user_namespace")
+        || !busybox_or_skip("the_command_is_in_its_group_from_exec_on_with_and_without_a_user_namespace")
+    {
         return;
     }
     let with_user: NamespaceSet = "user,pid,mnt,uts,ipc,net".parse().unwrap();

@@ -569,7 +569,10 @@ pub fn spawn(spec: &LaunchSpec, stdio: Stdio<'_>) -> Result<ContainerProcess, Co
                 None,
                 nix::sys::socket::SockFlag::SOCK_CLOEXEC,
             )
-            .map_err(|e| ContainerError::Io { context: "socket pair for the uid/gid maps, cgroup placement and parent setup".into(), source: e.into() })?,
+            .map_err(|e| ContainerError::Io {
+                context: "socket pair for the uid/gid maps, cgroup placement and parent setup".into(),
+                source: e.into(),
+            })?,
         )
     } else {
         None
