@@ -258,10 +258,11 @@ pub const CGROUP_METHOD: &str = "isobench+cgroup times creating the container's 
 placing the init in them before it execs, and the container's run to its reaped exit. Removing the emptied groups (rmdir) and reading \
 their usage happen after the timed region, before the next sample starts: nothing outlives the run. On v1 and hybrid hosts the \
 groups are made while the init sets up its mounts and the init moves itself in (0 written to each hierarchy's tasks file), which \
-the kernel does without its global cgroup_threadgroup_rwsem. On v2 isobench writes the init's pid into cgroup.procs, which takes \
-that rwsem for writing and, when no move happened for a while, first waits for an RCU grace period (several ms): that shows in p90. \
-A kernel booted with cgroup_favordynmods=true or built with CONFIG_CGROUP_FAVOR_DYNMODS, or a cgroup2 mounted with favordynmods, \
-does not wait; isobench does not change the host's settings.";
+the kernel does without its global cgroup_threadgroup_rwsem. On v2 the group is made first and the init is cloned into it \
+(clone3 with CLONE_INTO_CGROUP, Linux 5.7, x86-64). Only where neither applies does isobench write the init's pid into cgroup.procs, \
+which takes that rwsem for writing and, when no move happened for a while, first waits for an RCU grace period (several ms) unless \
+the kernel was booted with cgroup_favordynmods=true or built with CONFIG_CGROUP_FAVOR_DYNMODS, or the cgroup2 is mounted with \
+favordynmods; isobench does not change the host's settings.";
 
 /// One column ready to be sampled.
 struct Starter {

@@ -33,8 +33,10 @@
 //! cgroup placement: on v1 and hybrid hosts the byte carries the group's
 //! `tasks` files (SCM_RIGHTS) and the child moves itself by writing `0` to
 //! each, which the kernel does without the global lock a parent's
-//! `cgroup.procs` write takes (see [`Placement`]); on v2 the parent writes
-//! the child's pid into `cgroup.procs`. Either way the child execs already
+//! `cgroup.procs` write takes (see [`Placement`]); on v2 the group is made
+//! before the clone and the child is born in it (clone3 with
+//! CLONE_INTO_CGROUP), and only without that does the parent write the
+//! child's pid into `cgroup.procs`. Either way the child execs already
 //! limited and accounted, and creates its cgroup namespace
 //! (unshare(CLONE_NEWCGROUP)) only after, so the namespace's root is the
 //! container's own group rather than isobench's.

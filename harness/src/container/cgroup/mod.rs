@@ -31,13 +31,15 @@
 //! without a pid namespace, cpu and pids with limits) and the move of the
 //! init into it; the rmdir after the exit is outside the timed region. On v1
 //! and hybrid hosts the launcher makes the group while the child sets up its
-//! mounts, and the child moves itself ([`Placement`]). A parent writing a
-//! pid into `cgroup.procs` (v2) takes the kernel's `cgroup_threadgroup_rwsem`,
-//! a per-cpu rwsem whose writer waits for an RCU grace period (several ms)
-//! unless another move happened just before; `cgroup_favordynmods=true` on
-//! the kernel command line, CONFIG_CGROUP_FAVOR_DYNMODS, or a cgroup2 mount
-//! with `favordynmods` remove that wait. isobench changes none of the
-//! host's settings.
+//! mounts, and the child moves itself ([`Placement`]); on v2 the group is
+//! made first and the child cloned into it ([`Cgroup::clone_into_fd`]).
+//! Only where neither works (another architecture, a kernel before 5.7)
+//! does the parent write the pid into `cgroup.procs`, which takes the
+//! kernel's `cgroup_threadgroup_rwsem`, a per-cpu rwsem whose writer waits
+//! for an RCU grace period (several ms) unless another move happened just
+//! before; `cgroup_favordynmods=true` on the kernel command line,
+//! CONFIG_CGROUP_FAVOR_DYNMODS, or a cgroup2 mount with `favordynmods`
+//! remove that wait. isobench changes none of the host's settings.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
