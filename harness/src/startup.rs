@@ -8,9 +8,14 @@
 //! the launcher is held to: issue #3 asks for within 1.3× of it), and a
 //! plain fork+exec of `noop` on the host (what any process start costs).
 //!
-//! Samples are interleaved, A B C A B C …, so drift of the machine (frequency,
-//! page cache, another tenant) hits every column alike, after a few warm-up
-//! rounds that are not kept (the first runc pays its binary's page-ins).
+//! Samples are interleaved in rounds, one sample of every column per round,
+//! so drift of the machine (frequency, page cache, another tenant) hits every
+//! column alike, after a few warm-up rounds that are not kept (the first runc
+//! pays its binary's page-ins). Each round runs the columns in a new random
+//! order (a fixed seed: the same order on every run): a start leaves work
+//! behind that the kernel finishes later (a network namespace is torn down
+//! by a kworker, runc's exit is followed by its cgroup's removal), and in a
+//! fixed order the same column would always pay for its predecessor's.
 //! Preparation (a rootfs, a bundle, config.json for the next container ID) is
 //! outside the timed region; each timed region is spawn → wait, nothing else,
 //! except that the isobench+cgroup column removes the container's emptied
@@ -32,6 +37,9 @@ use serde::Serialize;
 use crate::container::{self, ContainerError, LaunchSpec, MinimalRootfs, NamespaceSet};
 use crate::env::peer::{NoopStart, PeerCommand};
 use crate::env::{self, EnvError, EnvKind, Options};
+
+/// Seed of the per-round column order (see the module comment).
+const ORDER_SEED: u64 = 0x1503_b0c4;
 
 /// Rounds run before the kept ones, per column.
 pub const DEFAULT_WARMUP: usize = 3;
@@ -485,10 +493,14 @@ pub fn measure(columns: &[Column], opts: &Options, n: usize, warmup: usize, prog
             },
         }
     }
-    progress(&format!("{} columns, {n} rounds (+{warmup} warm-up), interleaved", starters.len()));
+    progress(&format!("{} columns, {n} rounds (+{warmup} warm-up), interleaved in random order", starters.len()));
+    let mut rng = fastrand::Rng::with_seed(ORDER_SEED);
     for round in 0..warmup + n {
         let mut failed = Vec::new();
-        for (i, s) in starters.iter_mut().enumerate() {
+        let mut order: Vec<usize> = (0..starters.len()).collect();
+        rng.shuffle(&mut order);
+        for i in order {
+            let s = &mut starters[i];
             match s.sample() {
                 Ok(ns) if round >= warmup => s.row.samples_ns.push(ns),
                 Ok(_) => {}
@@ -496,6 +508,7 @@ pub fn measure(columns: &[Column], opts: &Options, n: usize, warmup: usize, prog
             }
         }
         // A column that fails once is dropped (with its reason): the others go on.
+        failed.sort_by_key(|(i, _)| *i);
         for (i, why) in failed.into_iter().rev() {
             let s = starters.remove(i);
             progress(&format!("{}: failed: {why}", s.row.env));
