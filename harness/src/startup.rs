@@ -206,7 +206,7 @@ impl StartupRun {
         let ms = |ns: u64| ns as f64 / 1e6;
         let ratio = |env: &str, base: &str| self.ratio(env, base, 0.5).map_or("–".to_string(), |r| format!("{r:.2}×"));
         let mut s = format!(
-            "env.start: host-side time from starting `noop` isolated to its exit, {} interleaved rounds after {} warm-up; lower is better.\n\n",
+            "env.start: host-side time from starting `noop` isolated to its exit, {} interleaved rounds after {} warm-up (the columns in a new random order each round, so none always follows the same one); lower is better.\n\n",
             self.n, self.warmup
         );
         s += "The two clone floors run their child in the harness's memory until it exits or execs (CLONE_VM|CLONE_VFORK, as \
@@ -240,7 +240,7 @@ impl StartupRun {
     pub fn table(&self) -> String {
         let ms = |ns: u64| ns as f64 / 1e6;
         let ratio = |env: &str, base: &str| self.ratio(env, base, 0.5).map_or("-".to_string(), |r| format!("{r:.2}×"));
-        let mut s = format!("env.start: start to exit of noop, {} interleaved rounds (+{} warm-up)\n", self.n, self.warmup);
+        let mut s = format!("env.start: start to exit of noop, {} interleaved rounds in random order (+{} warm-up)\n", self.n, self.warmup);
         s += &format!("{:<26} {:>9} {:>9} {:>12} {:>9} {:>14}\n", "env", "p50 ms", "p90 ms", "vs isobench", "vs clone", "vs clone+exec");
         for r in &self.rows {
             s += &format!(
