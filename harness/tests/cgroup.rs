@@ -207,18 +207,25 @@ fn detection_and_groups_on_fake_layouts() {
     if !root_or_skip("detection_and_groups_on_fake_layouts") {
         return;
     }
+    in_a_private_mount_namespace("fake_layouts_in_a_private_mount_namespace", "ISOBENCH_TEST_FAKE_CGROUP", "FAKE LAYOUTS OK");
+}
+
+/// Runs the helper test `helper` of this binary (ignored ones included) with
+/// `env_var`=1 under `unshare --mount --propagation private`, and asserts it
+/// succeeded, printed `ok_line`, and left the host's mount table as it was.
+fn in_a_private_mount_namespace(helper: &str, env_var: &str, ok_line: &str) {
     let before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let out = Command::new("unshare")
         .args(["--mount", "--propagation", "private"])
         .arg(std::env::current_exe().unwrap())
-        .args(["--exact", "fake_layouts_in_a_private_mount_namespace", "--nocapture", "--test-threads=1"])
-        .env("ISOBENCH_TEST_FAKE_CGROUP", "1")
+        .args(["--exact", helper, "--include-ignored", "--nocapture", "--test-threads=1"])
+        .env(env_var, "1")
         .output()
         .expect("unshare(1) from util-linux");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     println!("{text}");
-    assert!(out.status.success() && text.contains("FAKE LAYOUTS OK"), "{text}");
-    assert_eq!(std::fs::read_to_string("/proc/self/mountinfo").unwrap(), before, "a fake layout's mount reached the host");
+    assert!(out.status.success() && text.contains(ok_line), "{text}");
+    assert_eq!(std::fs::read_to_string("/proc/self/mountinfo").unwrap(), before, "a mount of {helper} reached the host");
 }
 
 #[test]
@@ -512,16 +519,5 @@ fn clone_into_cgroup_on_a_v2_layout() {
     if !root_or_skip("clone_into_cgroup_on_a_v2_layout") || !busybox_or_skip("clone_into_cgroup_on_a_v2_layout") {
         return;
     }
-    let before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let out = Command::new("unshare")
-        .args(["--mount", "--propagation", "private"])
-        .arg(std::env::current_exe().unwrap())
-        .args(["--exact", "launch_on_a_v2_layout_in_a_private_mount_namespace", "--include-ignored", "--nocapture", "--test-threads=1"])
-        .env("ISOBENCH_TEST_V2_LAUNCH", "1")
-        .output()
-        .expect("unshare(1) from util-linux");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    println!("{text}");
-    assert!(out.status.success() && text.contains("V2 LAUNCH OK"), "{text}");
-    assert_eq!(std::fs::read_to_string("/proc/self/mountinfo").unwrap(), before, "the v2 mount reached the host");
+    in_a_private_mount_namespace("launch_on_a_v2_layout_in_a_private_mount_namespace", "ISOBENCH_TEST_V2_LAUNCH", "V2 LAUNCH OK");
 }
