@@ -336,10 +336,11 @@ impl LaunchSpec {
     /// cgroup placement, parent setup) before its mount plan, rather than
     /// after its whole setup, just before it execs. Late is the default:
     /// the parent's map writes and mkdirs of the cgroup then overlap the
-    /// child's mounts instead of preceding them. Early when the plan creates files (rootless: a tmpfs /dev with
-    /// bind-mount targets), which must belong to a mapped id in a new user
-    /// namespace, and with a parent setup, which is promised to run before
-    /// the child's setup ([`with_parent_setup`](Self::with_parent_setup)).
+    /// child's mounts instead of preceding them. Early when the plan creates
+    /// files (rootless: a tmpfs /dev with bind-mount targets), which must
+    /// belong to a mapped id in a new user namespace, and with a parent
+    /// setup, which is promised to run before the child's setup
+    /// ([`with_parent_setup`](Self::with_parent_setup)).
     /// Either way the child is mapped, placed and set up before it unshares
     /// its cgroup namespace and execs.
     fn waits_before_setup(&self) -> bool {
@@ -541,7 +542,7 @@ pub fn spawn(spec: &LaunchSpec, stdio: Stdio<'_>) -> Result<ContainerProcess, Co
     let (alive_r, alive_w) = pipe("parent liveness")?;
     // A v1 (or hybrid) group is made after the clone, while the child sets
     // up, and the child moves itself in (see `Placement`); a v2 group is
-    // made before, and the parent writes the child's pid into it.
+    // made before, and the child is cloned into it (`clone_child`).
     let make_cgroup = || match (&spec.cgroup, &spec.cgroup_hold) {
         (Some(limits), Some(hold)) => Cgroup::create_in(hold.layout(), limits).map(Some),
         (Some(limits), None) => Cgroup::create(limits).map(Some),
@@ -561,7 +562,7 @@ pub fn spawn(spec: &LaunchSpec, stdio: Stdio<'_>) -> Result<ContainerProcess, Co
         None => None,
     };
     let handshake = spec.cgroup.is_some() || spec.id_maps.is_some() || parent_setup.is_some();
-    // A datagram socket rather than a pipe: the go byte can carry the
+    // A unix socket pair rather than a pipe: the go byte can carry the
     // group's `tasks` files (SCM_RIGHTS), opened after the clone.
     let go = if handshake {
         Some(
@@ -761,8 +762,12 @@ unsafe fn clone_child(ctx: &ChildCtx<'_>, stack: &mut [u8], flags: CloneFlags, c
             // SAFETY: the caller's contract, as for clone(2) below.
             match unsafe { clone3_into_cgroup(entry, data, stack, flags, fd) } {
                 Ok(pid) => return Ok((pid, true)),
-                // No clone3 (before 5.3), no CLONE_INTO_CGROUP (before 5.7).
-                Err(Errno::ENOSYS | Errno::E2BIG | Errno::EINVAL) => CLONE3_INTO_CGROUP_MISSING.store(true, std::sync::atomic::Ordering::Relaxed),
+                // No clone3 (before 5.3), no CLONE_INTO_CGROUP (before 5.7:
+                // its field is past the size those kernels know).
+                Err(Errno::ENOSYS | Errno::E2BIG) => CLONE3_INTO_CGROUP_MISSING.store(true, std::sync::atomic::Ordering::Relaxed),
+                // Refused for this group or these flags: a plain clone, and
+                // the parent places the child (or clone says why not).
+                Err(Errno::EINVAL | Errno::EOPNOTSUPP | Errno::EBUSY) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -942,7 +947,6 @@ fn child_main(ctx: &ChildCtx<'_>) -> ! {
         if libc::poll(&mut pfd, 1, 0) == 1 && pfd.revents & libc::POLLHUP != 0 {
             libc::_exit(SETUP_FAILED);
         }
-
         // Rust ignores SIGPIPE in its own processes and ignored signals stay
         // ignored across exec: give the command the default back, and no
         // blocked signals.
