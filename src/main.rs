@@ -522,7 +522,7 @@ fn startup(n: usize, envs: &str, json: Option<PathBuf>, ns: Option<String>, out:
     opts.container.namespaces = namespaces;
     if per_namespace {
         let run = startup::per_namespace(&opts, n, startup::DEFAULT_WARMUP, &mut |line| eprintln!("isobench: {line}"))?;
-        print!("{}", run.per_namespace_markdown());
+        print!("{}", run.per_namespace_table());
         if let Some(path) = json {
             std::fs::write(&path, serde_json::to_vec_pretty(&run)?).with_context(|| format!("writing {}", path.display()))?;
         }

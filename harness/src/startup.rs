@@ -171,10 +171,26 @@ impl StartupRow {
     pub fn histogram(&self) -> Histogram<u64> {
         let mut h = isobench_workloads::hist::new_ns();
         for &s in &self.samples_ns {
-            h.saturating_record(s.max(1));
+            // `record`, not `saturating_record`: only record grows an
+            // auto-resizing histogram (saturating would clamp at its start).
+            h.record(s.max(1)).expect("an auto-resizing histogram takes any value");
         }
         h
     }
+}
+
+/// One namespace set's start cost in a per-namespace run (ms).
+struct NamespaceCost {
+    label: String,
+    p50: f64,
+    p90: f64,
+    /// 95 % confidence interval of the p50: distribution-free, the order
+    /// statistics at ranks n/2 ± 1.96·√n/2, as `isobench compare` judges
+    /// changes ([`crate::report::compare::median_ci`]).
+    ci: (f64, f64),
+    /// p50 − the `none` row's p50, and whether that is within noise (the two
+    /// intervals overlap); `None` without a `none` row.
+    over_none: Option<(f64, bool)>,
 }
 
 /// A whole `isobench startup` run.
@@ -537,24 +553,103 @@ pub fn per_namespace(opts: &Options, n: usize, warmup: usize, progress: &mut dyn
 }
 
 impl StartupRun {
-    /// The per-namespace table: each set's p50/p90 and its cost over no
-    /// namespace at all.
+    /// One [`NamespaceCost`] per row, compared with the row `none`.
+    fn per_namespace_rows(&self) -> Vec<NamespaceCost> {
+        let ms = |ns: f64| ns / 1e6;
+        let ci = |r: &StartupRow| {
+            let (lo, hi) = crate::report::compare::median_ci(&r.histogram());
+            (ms(lo), ms(hi))
+        };
+        let base = self.rows.iter().find(|r| r.label == "none").map(|r| (ms(r.quantile_ns(0.5) as f64), ci(r)));
+        self.rows
+            .iter()
+            .map(|r| {
+                let (p50, interval) = (ms(r.quantile_ns(0.5) as f64), ci(r));
+                let over_none = base.map(|(b, (blo, bhi))| (p50 - b, interval.0 <= bhi && blo <= interval.1));
+                NamespaceCost { label: r.label.clone(), p50, p90: ms(r.quantile_ns(0.9) as f64), ci: interval, over_none }
+            })
+            .collect()
+    }
+
+    /// The per-namespace table for report.md: each set's p50/p90, the p50's
+    /// confidence interval and its cost over no namespace at all.
     pub fn per_namespace_markdown(&self) -> String {
-        let ms = |ns: u64| ns as f64 / 1e6;
-        let base = self.rows.iter().find(|r| r.label == "none").map(|r| ms(r.quantile_ns(0.5)));
         let mut s = format!(
-            "isobench's launcher starting `/noop` with one namespace at a time; {} interleaved rounds after {} warm-up.\n\n\
-             | namespaces | p50 ms | p90 ms | p50 − no namespace (ms) |\n|---|---:|---:|---:|\n",
+            "isobench's launcher starting `/noop` with one namespace at a time; {} interleaved rounds in random order after {} warm-up.\n\n\
+             | namespaces | p50 ms | p50 95 % CI | p90 ms | p50 − no namespace (ms) |\n|---|---:|---:|---:|---:|\n",
             self.n, self.warmup
         );
-        for r in &self.rows {
-            let p50 = ms(r.quantile_ns(0.5));
-            let delta = base.map_or("–".to_string(), |b| format!("{:+.3}", p50 - b));
-            s += &format!("| {} | {:.3} | {:.3} | {delta} |\n", r.label, p50, ms(r.quantile_ns(0.9)));
+        for NamespaceCost { label, p50, p90, ci: (lo, hi), over_none } in self.per_namespace_rows() {
+            let delta = over_none.map_or("–".to_string(), |(d, noise)| format!("{d:+.3}{}", if noise { " ≈" } else { "" }));
+            s += &format!("| {label} | {p50:.3} | {lo:.3}–{hi:.3} | {p90:.3} | {delta} |\n");
         }
+        s += "\n≈: within noise, the 95 % confidence intervals of this median and of no namespace's overlap (distribution-free, \
+              from the order statistics at ranks n/2 ± 1.96·√n/2).\n";
         for (what, why) in &self.skipped {
             s += &format!("\n- {what}: skipped: {why}");
         }
         s
+    }
+
+    /// The same as a plain table, as `isobench startup --per-namespace`
+    /// prints it.
+    pub fn per_namespace_table(&self) -> String {
+        let mut s =
+            format!("env.start per namespace: start to exit of /noop, {} interleaved rounds in random order (+{} warm-up)\n", self.n, self.warmup);
+        s += &format!("{:<34} {:>9} {:>15} {:>9} {:>14}\n", "namespaces", "p50 ms", "p50 95% CI", "p90 ms", "- none (ms)");
+        for NamespaceCost { label, p50, p90, ci: (lo, hi), over_none } in self.per_namespace_rows() {
+            let delta = over_none.map_or("-".to_string(), |(d, noise)| format!("{d:+.3}{}", if noise { " ~" } else { "  " }));
+            s += &format!("{label:<34} {p50:>9.3} {:>15} {p90:>9.3} {delta:>14}\n", format!("{lo:.3}-{hi:.3}"));
+        }
+        s += "~: within noise (the two medians' 95% confidence intervals overlap)\n";
+        for (what, why) in &self.skipped {
+            s += &format!("{what}: skipped: {why}\n");
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(label: &str, samples_ns: Vec<u64>) -> StartupRow {
+        StartupRow { env: label.into(), label: label.into(), command: String::new(), samples_ns }
+    }
+
+    /// 200 samples spread evenly over [base, base + 100 µs).
+    fn spread(base: u64) -> Vec<u64> {
+        (0..200).map(|i| base + i * 500).collect()
+    }
+
+    #[test]
+    fn a_rows_histogram_keeps_its_values() {
+        let r = row("x", spread(1_000_000));
+        let h = r.histogram();
+        assert_eq!(h.len(), 200);
+        let p50 = h.value_at_quantile(0.5) as f64;
+        assert!((p50 - r.quantile_ns(0.5) as f64).abs() / p50 < 0.002, "{p50} vs {}", r.quantile_ns(0.5));
+        let (lo, hi) = crate::report::compare::median_ci(&h);
+        assert!(lo < p50 && p50 < hi && hi - lo < 20_000.0, "{lo}..{hi} around {p50}");
+    }
+
+    #[test]
+    fn per_namespace_deltas_say_when_they_are_within_noise() {
+        let run = StartupRun {
+            n: 200,
+            warmup: 3,
+            rows: vec![row("none", spread(1_000_000)), row("uts", spread(1_001_000)), row("net", spread(1_400_000))],
+            skipped: vec![],
+        };
+        let rows = run.per_namespace_rows();
+        let delta = |label: &str| rows.iter().find(|r| r.label == label).unwrap().over_none.unwrap();
+        assert!(delta("uts").1, "1 µs over a 100 µs spread is noise");
+        let (d, noise) = delta("net");
+        assert!(!noise && (d - 0.4).abs() < 0.001, "{d}");
+        let table = run.per_namespace_table();
+        assert!(table.lines().any(|l| l.starts_with("uts") && l.trim_end().ends_with('~')), "{table}");
+        assert!(table.lines().any(|l| l.starts_with("net") && l.contains("+0.400") && !l.trim_end().ends_with('~')), "{table}");
+        let md = run.per_namespace_markdown();
+        assert!(md.contains("| uts | 1.050 |") && md.contains(" ≈ |"), "{md}");
     }
 }
