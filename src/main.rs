@@ -96,11 +96,12 @@ enum Command {
         /// Results folder to add the table to (startup.json, report.md)
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
-        /// Instead: the launcher's cost per namespace (none, each alone, all)
-        #[arg(long)]
+        /// Instead: the launcher's cost per namespace (none, each alone, all seven)
+        #[arg(long, conflicts_with_all = ["ns", "envs"])]
         per_namespace: bool,
-        /// Namespaces for the clone floor, isobench, runc, crun and bwrap (unshare
-        /// always runs -pfmnuiC): a comma list of pid,mnt,uts,ipc,net (default all five)
+        /// Namespaces for the clone floors, isobench, runc, crun and bwrap (unshare
+        /// always runs -pfmnuiC): a comma list of user,pid,net,ipc,uts,mnt,cgroup, or
+        /// `all` (default pid,mnt,uts,ipc,net)
         #[arg(long = "ns", value_name = "LIST")]
         ns: Option<String>,
     },

@@ -166,6 +166,24 @@ impl StartupRow {
         v[rank - 1]
     }
 
+    /// 95 % confidence interval of the median, ns: the samples at ranks
+    /// n/2 ∓ 1.96·√n/2 (distribution-free, the binomial argument; J.-Y. Le
+    /// Boudec, *Performance Evaluation of Computer and Communication
+    /// Systems*, 2010, Thm. 2.1 — as `isobench compare`, here from the exact
+    /// samples so it agrees with [`quantile_ns`](Self::quantile_ns)). With
+    /// fewer than ~10 samples it is the whole range.
+    pub fn median_ci_ns(&self) -> (u64, u64) {
+        let mut v = self.samples_ns.clone();
+        v.sort_unstable();
+        if v.is_empty() {
+            return (0, 0);
+        }
+        let n = v.len() as f64;
+        let d = 1.96 * n.sqrt() / 2.0;
+        let at = |rank: f64| v[(rank.clamp(1.0, n) as usize) - 1];
+        (at((n / 2.0 - d).floor()), at((n / 2.0 + d).ceil()))
+    }
+
     /// The samples as an hdrhistogram (ns, 3 significant digits), as the
     /// agent's metrics are recorded.
     pub fn histogram(&self) -> Histogram<u64> {
@@ -189,7 +207,7 @@ struct NamespaceCost {
     /// changes ([`crate::report::compare::median_ci`]).
     ci: (f64, f64),
     /// p50 − the `none` row's p50, and whether that is within noise (the two
-    /// intervals overlap); `None` without a `none` row.
+    /// intervals overlap); `None` for the `none` row itself or without one.
     over_none: Option<(f64, bool)>,
 }
 
@@ -198,6 +216,11 @@ struct NamespaceCost {
 pub struct StartupRun {
     /// Kept rounds (samples per row).
     pub n: usize,
+    /// The namespaces of the clone floors, isobench and the OCI/bwrap peers
+    /// (`user,pid,…`); `None` in a per-namespace run, where each row has its
+    /// own, and in files written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespaces: Option<String>,
     pub warmup: usize,
     pub rows: Vec<StartupRow>,
     /// Columns that could not run here: (name, one line why).
@@ -257,6 +280,9 @@ impl StartupRun {
         let ms = |ns: u64| ns as f64 / 1e6;
         let ratio = |env: &str, base: &str| self.ratio(env, base, 0.5).map_or("-".to_string(), |r| format!("{r:.2}×"));
         let mut s = format!("env.start: start to exit of noop, {} interleaved rounds in random order (+{} warm-up)\n", self.n, self.warmup);
+        if let Some(ns) = &self.namespaces {
+            s += &format!("namespaces: {ns} (unshare: pid,mnt,net,uts,ipc,cgroup)\n");
+        }
         s += &format!("{:<26} {:>9} {:>9} {:>12} {:>9} {:>14}\n", "env", "p50 ms", "p90 ms", "vs isobench", "vs clone", "vs clone+exec");
         for r in &self.rows {
             s += &format!(
@@ -534,7 +560,8 @@ pub fn measure(columns: &[Column], opts: &Options, n: usize, warmup: usize, prog
             progress(&format!("round {}/{}", round + 1, warmup + n));
         }
     }
-    Ok(StartupRun { n, warmup, rows: starters.into_iter().map(|s| s.row).collect(), skipped })
+    let namespaces = columns.iter().all(|c| !matches!(c, Column::IsobenchWith(_))).then(|| namespaces.names().join(","));
+    Ok(StartupRun { n, warmup, namespaces, rows: starters.into_iter().map(|s| s.row).collect(), skipped })
 }
 
 /// The per-namespace cost breakdown of isobench's launcher: start-to-exit of
@@ -557,15 +584,15 @@ impl StartupRun {
     fn per_namespace_rows(&self) -> Vec<NamespaceCost> {
         let ms = |ns: f64| ns / 1e6;
         let ci = |r: &StartupRow| {
-            let (lo, hi) = crate::report::compare::median_ci(&r.histogram());
-            (ms(lo), ms(hi))
+            let (lo, hi) = r.median_ci_ns();
+            (ms(lo as f64), ms(hi as f64))
         };
         let base = self.rows.iter().find(|r| r.label == "none").map(|r| (ms(r.quantile_ns(0.5) as f64), ci(r)));
         self.rows
             .iter()
             .map(|r| {
                 let (p50, interval) = (ms(r.quantile_ns(0.5) as f64), ci(r));
-                let over_none = base.map(|(b, (blo, bhi))| (p50 - b, interval.0 <= bhi && blo <= interval.1));
+                let over_none = base.filter(|_| r.label != "none").map(|(b, (blo, bhi))| (p50 - b, interval.0 <= bhi && blo <= interval.1));
                 NamespaceCost { label: r.label.clone(), p50, p90: ms(r.quantile_ns(0.9) as f64), ci: interval, over_none }
             })
             .collect()
@@ -584,7 +611,7 @@ impl StartupRun {
             s += &format!("| {label} | {p50:.3} | {lo:.3}–{hi:.3} | {p90:.3} | {delta} |\n");
         }
         s += "\n≈: within noise, the 95 % confidence intervals of this median and of no namespace's overlap (distribution-free, \
-              from the order statistics at ranks n/2 ± 1.96·√n/2).\n";
+              from the order statistics at ranks n/2 ± 1.96·√n/2; with fewer than ~10 rounds an interval is the whole range).\n";
         for (what, why) in &self.skipped {
             s += &format!("\n- {what}: skipped: {why}");
         }
@@ -596,12 +623,12 @@ impl StartupRun {
     pub fn per_namespace_table(&self) -> String {
         let mut s =
             format!("env.start per namespace: start to exit of /noop, {} interleaved rounds in random order (+{} warm-up)\n", self.n, self.warmup);
-        s += &format!("{:<34} {:>9} {:>15} {:>9} {:>14}\n", "namespaces", "p50 ms", "p50 95% CI", "p90 ms", "- none (ms)");
+        s += &format!("{:<34} {:>9} {:>15} {:>9} {:>14}\n", "namespaces", "p50 ms", "p50 95% CI", "p90 ms", "Δ vs none (ms)");
         for NamespaceCost { label, p50, p90, ci: (lo, hi), over_none } in self.per_namespace_rows() {
             let delta = over_none.map_or("-".to_string(), |(d, noise)| format!("{d:+.3}{}", if noise { " ~" } else { "  " }));
             s += &format!("{label:<34} {p50:>9.3} {:>15} {p90:>9.3} {delta:>14}\n", format!("{lo:.3}-{hi:.3}"));
         }
-        s += "~: within noise (the two medians' 95% confidence intervals overlap)\n";
+        s += "~: within noise (the two medians' 95% confidence intervals overlap; with fewer than ~10 rounds an interval is the whole range)\n";
         for (what, why) in &self.skipped {
             s += &format!("{what}: skipped: {why}\n");
         }
@@ -629,8 +656,12 @@ mod tests {
         assert_eq!(h.len(), 200);
         let p50 = h.value_at_quantile(0.5) as f64;
         assert!((p50 - r.quantile_ns(0.5) as f64).abs() / p50 < 0.002, "{p50} vs {}", r.quantile_ns(0.5));
-        let (lo, hi) = crate::report::compare::median_ci(&h);
-        assert!(lo < p50 && p50 < hi && hi - lo < 20_000.0, "{lo}..{hi} around {p50}");
+        // Ranks 100 ∓ 13.9: samples 86 and 114 (1-based), inside p10..p90.
+        let (lo, hi) = r.median_ci_ns();
+        assert_eq!((lo, hi), (1_000_000 + 85 * 500, 1_000_000 + 113 * 500));
+        assert!(lo >= r.quantile_ns(0.1) && hi <= r.quantile_ns(0.9));
+        let few = row("x", vec![5, 1, 3]);
+        assert_eq!(few.median_ci_ns(), (1, 5), "three samples: the whole range");
     }
 
     #[test]
@@ -638,16 +669,19 @@ mod tests {
         let run = StartupRun {
             n: 200,
             warmup: 3,
+            namespaces: None,
             rows: vec![row("none", spread(1_000_000)), row("uts", spread(1_001_000)), row("net", spread(1_400_000))],
             skipped: vec![],
         };
         let rows = run.per_namespace_rows();
         let delta = |label: &str| rows.iter().find(|r| r.label == label).unwrap().over_none.unwrap();
+        assert!(rows[0].over_none.is_none(), "none is not compared with itself");
         assert!(delta("uts").1, "1 µs over a 100 µs spread is noise");
         let (d, noise) = delta("net");
         assert!(!noise && (d - 0.4).abs() < 0.001, "{d}");
         let table = run.per_namespace_table();
         assert!(table.lines().any(|l| l.starts_with("uts") && l.trim_end().ends_with('~')), "{table}");
+        assert!(table.lines().any(|l| l.starts_with("none") && l.trim_end().ends_with(" -")), "{table}");
         assert!(table.lines().any(|l| l.starts_with("net") && l.contains("+0.400") && !l.trim_end().ends_with('~')), "{table}");
         let md = run.per_namespace_markdown();
         assert!(md.contains("| uts | 1.050 |") && md.contains(" ≈ |"), "{md}");

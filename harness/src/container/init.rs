@@ -649,7 +649,10 @@ pub fn spawn(spec: &LaunchSpec, stdio: Stdio<'_>) -> Result<ContainerProcess, Co
             let raw: Vec<RawFd> = tasks.iter().map(|f| f.as_raw_fd()).collect();
             let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&raw)];
             let cmsgs: &[nix::sys::socket::ControlMessage] = if raw.is_empty() { &[] } else { &cmsg };
-            nix::sys::socket::sendmsg::<()>(go_w.as_raw_fd(), &[std::io::IoSlice::new(&[1])], cmsgs, nix::sys::socket::MsgFlags::empty(), None)
+            // The byte says how many fds come with it, so that the child
+            // can tell a truncated message from none.
+            let count = [raw.len() as u8];
+            nix::sys::socket::sendmsg::<()>(go_w.as_raw_fd(), &[std::io::IoSlice::new(&count)], cmsgs, nix::sys::socket::MsgFlags::empty(), None)
                 .map_err(|e| ContainerError::Io { context: "release the container after its parent-side setup".into(), source: e.into() })?;
             Ok(())
         };
@@ -1012,8 +1015,8 @@ fn child_main(ctx: &ChildCtx<'_>) -> ! {
 const MAX_TASKS_FDS: usize = 8;
 
 /// Waits until the parent has written our uid/gid maps, made our cgroup and
-/// run its setup (the byte on the handshake socket), then moves into the
-/// group through the `tasks` files that came with it; without a handshake
+/// run its setup (the byte on the handshake socket: the number of `tasks`
+/// files that come with it), then moves into the group through them; without a handshake
 /// there is nothing to wait for. End of file without the byte: the parent
 /// gave up (or died); so do we. System calls only (recvmsg into buffers on
 /// the stack).
@@ -1041,6 +1044,12 @@ fn wait_for_parent(ctx: &ChildCtx<'_>) {
             continue;
         }
         if n == 1 {
+            // Fds the kernel could not pass (MSG_CTRUNC: no room in cbuf or
+            // no free fd slot) would leave us outside our group, silently.
+            if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+                fail(ctx, STAGE_CGROUP_MOVE, Errno::EMFILE);
+            }
+            let mut moved_into = 0u8;
             // SAFETY: walking the control messages the kernel wrote into
             // cbuf with the CMSG_* accessors; each SCM_RIGHTS payload is
             // an array of ints of the length its header says.
@@ -1060,10 +1069,14 @@ fn wait_for_parent(ctx: &ChildCtx<'_>) {
                             if moved != 1 {
                                 fail(ctx, STAGE_CGROUP_MOVE, errno);
                             }
+                            moved_into += 1;
                         }
                     }
                     c = libc::CMSG_NXTHDR(&msg, c);
                 }
+            }
+            if moved_into != b {
+                fail(ctx, STAGE_CGROUP_MOVE, Errno::EBADMSG);
             }
         }
         break n;
