@@ -337,15 +337,8 @@ impl RunNetns {
                 _ => io_err(what, format!("create {host_if} with its peer {peer_if}"))(e),
             })?;
             let index = rtnl.index_of(host_if, &self.name).map_err(io_err(what, format!("find {host_if}")))??;
-            // From here on, a failure deletes the pair again.
-            let configured = rtnl
-                .add_ipv4(index, subnet.host, subnet.prefix_len)
-                .map_err(io_err(what, format!("add {}/{} to {host_if}", subnet.host, subnet.prefix_len)))
-                .and_then(|()| rtnl.set_up(index, None).map_err(io_err(what, format!("set {host_if} up"))));
-            if let Err(e) = configured {
-                let _ = rtnl.del_link(index);
-                return Err(e);
-            }
+            // A failure from here on deletes the pair again.
+            rtnl.address_and_up_or_delete(index, host_if, subnet.host, subnet.prefix_len, what)?;
             Ok(index)
         })??;
         let link = Link { name: host_if.to_string(), index, ns_path: self.path.clone(), ns_ino: self.ino };
@@ -376,14 +369,7 @@ impl RunNetns {
             }
             make_persistent_tap(name)?;
             let index = rtnl.index_of(name, &self.name).map_err(io_err(what, format!("find {name}")))??;
-            let configured = rtnl
-                .add_ipv4(index, subnet.host, subnet.prefix_len)
-                .map_err(io_err(what, format!("add {}/{} to {name}", subnet.host, subnet.prefix_len)))
-                .and_then(|()| rtnl.set_up(index, None).map_err(io_err(what, format!("set {name} up"))));
-            if let Err(e) = configured {
-                let _ = rtnl.del_link(index);
-                return Err(e);
-            }
+            rtnl.address_and_up_or_delete(index, name, subnet.host, subnet.prefix_len, what)?;
             Ok(index)
         })??;
         Ok(Link { name: name.to_string(), index, ns_path: self.path.clone(), ns_ino: self.ino })
@@ -718,6 +704,20 @@ impl Rtnl {
         m.attributes.extend(mtu.map(LinkAttribute::Mtu));
         m.attributes.push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Veth), LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer_msg)))]));
         self.request(RouteNetlinkMessage::NewLink(m), NLM_F_CREATE | NLM_F_EXCL).map(drop)
+    }
+
+    /// Adds `addr/prefix_len` to link `index` (named `name` in errors) and
+    /// sets it up; if either fails, deletes the link (a half-configured
+    /// interface this run made must not stay) and returns that error.
+    fn address_and_up_or_delete(&mut self, index: u32, name: &str, addr: Ipv4Addr, prefix_len: u8, what: &'static str) -> Result<(), NetError> {
+        let configured = self
+            .add_ipv4(index, addr, prefix_len)
+            .map_err(io_err(what, format!("add {addr}/{prefix_len} to {name}")))
+            .and_then(|()| self.set_up(index, None).map_err(io_err(what, format!("set {name} up"))));
+        if configured.is_err() {
+            let _ = self.del_link(index);
+        }
+        configured
     }
 
     fn del_link(&mut self, index: u32) -> io::Result<()> {
