@@ -39,6 +39,51 @@ pub struct HostInfo {
     /// /sys/kernel/rcu_expedited (1 makes synchronize_rcu, hence namespace
     /// teardown, faster).
     pub rcu_expedited: Option<bool>,
+    /// The CPU flags include `hypervisor`: this host is itself a guest.
+    pub hypervisor: bool,
+    /// What one CPUID instruction costs here, ns ([`cpuid_ns`]); `None` off x86-64.
+    pub cpuid_ns: Option<f64>,
+}
+
+/// CPUID instructions the static glibc `noop` executes before it exits:
+/// counted by single-stepping it under ptrace (glibc 2.36, Debian 12, on the
+/// development host: `init_cpu_features` and the cache-descriptor leaves);
+/// another glibc or CPU runs a few more or fewer. The nolibc no-op runs none.
+pub const GLIBC_START_CPUIDS: u32 = 68;
+
+/// Batches of CPUID instructions [`cpuid_ns`] times; the fastest counts.
+const CPUID_BATCHES: usize = 5;
+/// CPUID instructions per batch.
+const CPUID_PER_BATCH: u32 = 100;
+/// Above this a CPUID is taken to exit to a hypervisor: a native CPUID costs
+/// tens to a couple of hundred ns, an exit to KVM about a microsecond.
+pub const CPUID_TRAP_NS: f64 = 500.0;
+
+/// The cost of one CPUID (leaf 0), ns: the fastest of [`CPUID_BATCHES`]
+/// batches of [`CPUID_PER_BATCH`], so an interrupt inflates one batch only.
+/// It matters to start-up figures: glibc probes the CPU with dozens of CPUIDs
+/// before `main` ([`GLIBC_START_CPUIDS`] in the static `noop`), so
+/// where each exits to a hypervisor (≈1 µs under KVM, 11–13 µs measured in a
+/// nested paravirtual guest) a static binary's own start is slow and `isobench
+/// startup --noop nolibc` shows the isolation without it. `None` off x86-64.
+pub fn cpuid_ns() -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut best = f64::INFINITY;
+        for _ in 0..CPUID_BATCHES {
+            let t0 = std::time::Instant::now();
+            for _ in 0..CPUID_PER_BATCH {
+                // SAFETY: CPUID exists on every x86-64 CPU and only writes
+                // registers (the intrinsic is safe in newer Rust).
+                #[allow(unused_unsafe)]
+                std::hint::black_box(unsafe { std::arch::x86_64::__cpuid(std::hint::black_box(0)) });
+            }
+            best = best.min(t0.elapsed().as_nanos() as f64 / f64::from(CPUID_PER_BATCH));
+        }
+        Some(best)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    None
 }
 
 fn read_bool(path: &str) -> Option<bool> {
@@ -105,6 +150,8 @@ impl HostInfo {
                 .or_else(|| read_bool("/sys/devices/system/cpu/intel_pstate/no_turbo").map(|no| !no)),
             mitigations: mitigations(),
             rcu_expedited: read_bool("/sys/kernel/rcu_expedited"),
+            hypervisor: cpuinfo.lines().filter(|l| l.starts_with("flags")).any(|l| l.split_whitespace().any(|f| f == "hypervisor")),
+            cpuid_ns: cpuid_ns(),
         }
     }
 }
@@ -124,6 +171,26 @@ mod tests {
         assert_eq!(h.mitigations.len(), listed);
         // this machine family mounts cgroups somehow; "none" would be a detection bug
         assert_ne!(h.cgroup_mode, CgroupMode::None);
+        assert_eq!(h.hypervisor, std::fs::read_to_string("/proc/cpuinfo").unwrap().contains(" hypervisor"));
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn cpuid_costs_what_a_timed_loop_of_it_says() {
+        // An independent measurement: 2000 CPUIDs timed as one block. The
+        // fastest-batch figure can only be below that mean (plus timer noise).
+        let t0 = std::time::Instant::now();
+        for _ in 0..2000 {
+            #[allow(unused_unsafe)]
+            // SAFETY: as in cpuid_ns.
+            std::hint::black_box(unsafe { std::arch::x86_64::__cpuid(std::hint::black_box(0)) });
+        }
+        let mean = t0.elapsed().as_nanos() as f64 / 2000.0;
+        let best = cpuid_ns().unwrap();
+        assert!(best > 0.0 && best <= mean * 1.5 + 50.0, "cpuid_ns {best} ns vs a plain loop's mean {mean} ns");
+        // A guest whose CPUID does not exit would be a surprise worth knowing;
+        // a bare-metal CPU never takes 100 µs for one.
+        assert!(best < 100_000.0, "{best} ns per CPUID");
     }
 
     #[test]

@@ -149,6 +149,18 @@ fn pinning_notes(run: &Value) -> Vec<String> {
     notes
 }
 
+/// The host row for run.json's `host.cpuid_ns`: its cost, and whether that
+/// is an exit to a hypervisor.
+fn cpuid_description(run: &Value) -> Option<String> {
+    let ns = run.pointer("/host/cpuid_ns").and_then(Value::as_f64)?;
+    let guest = run.pointer("/host/hypervisor").and_then(Value::as_bool).unwrap_or(false);
+    Some(match (ns > crate::collect::host::CPUID_TRAP_NS, guest) {
+        (true, _) => format!("{:.1} µs each: exits to the hypervisor (the host is a guest)", ns / 1e3),
+        (false, true) => format!("{ns:.0} ns each (a guest whose hypervisor does not trap CPUID)"),
+        (false, false) => format!("{ns:.0} ns each (bare metal)"),
+    })
+}
+
 pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[String]) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "# isobench report: what isolation costs on host {}\n", s(run, &["host", "hostname"]).unwrap_or_else(|| "(unnamed)".into()));
@@ -181,6 +193,7 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
             }),
         ),
         ("clocksource", s(run, &["host", "clocksource"])),
+        ("CPUID", cpuid_description(run)),
         ("load average at start", s(run, &["host", "load_avg_1m"])),
         ("isobench revision", s(run, &["host", "isobench_revision"])),
         ("QEMU", s(run, &["host", "qemu_version"])),
@@ -278,6 +291,16 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
                 "the CPU frequency governor is {g:?}, not \"performance\": frequency changes add noise (cpupower frequency-set -g performance)"
             ));
         }
+    }
+    if let Some(ns) = run.pointer("/host/cpuid_ns").and_then(Value::as_f64).filter(|&ns| ns > crate::collect::host::CPUID_TRAP_NS) {
+        notes.push(format!(
+            "a CPUID instruction costs {:.1} µs here: it exits to a hypervisor. glibc runs dozens before main (the static noop: {}), so \
+             spawn.fork_exec, spawn.posix_spawn and every env.start carry ≈{:.1} ms of the static no-op's own start-up; \
+             `isobench startup --noop nolibc` measures the starts without it",
+            ns / 1e3,
+            crate::collect::host::GLIBC_START_CPUIDS,
+            f64::from(crate::collect::host::GLIBC_START_CPUIDS) * ns / 1e6
+        ));
     }
     if let Some(load) = run.pointer("/host/load_avg_1m").and_then(Value::as_f64) {
         let cpus = run.pointer("/host/cpus").and_then(Value::as_f64).unwrap_or(1.0);
