@@ -1,5 +1,5 @@
 //! Finds (and when needed builds) the static workload binaries: the
-//! `isobench-agent` and `noop` from crate `isobench-workloads`, linked with
+//! `isobench-agent`, `noop` and `noop-nolibc` from crate `isobench-workloads`, linked with
 //! `-C target-feature=+crt-static` so the very same files run on the host, in
 //! a rootfs with no libc and as a guest's /init.
 
@@ -16,7 +16,7 @@ pub const DIR_ENV: &str = "ISOBENCH_WORKLOADS_DIR";
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkloadsError {
-    #[error("static workloads not found in {0}; run scripts/build-workloads (or set ISOBENCH_WORKLOADS_DIR)")]
+    #[error("static workloads (isobench-agent, noop, noop-nolibc) not found in {0}; run scripts/build-workloads (or set ISOBENCH_WORKLOADS_DIR)")]
     Missing(PathBuf),
     #[error("building the static workloads failed ({0}); run scripts/build-workloads to see why")]
     Build(String),
@@ -26,16 +26,19 @@ pub enum WorkloadsError {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Workloads {
     pub agent: PathBuf,
+    /// The static glibc no-op the spawn metrics and `isobench startup` exec.
     pub noop: PathBuf,
+    /// The no-op without C library start-up (`isobench startup --noop nolibc`).
+    pub noop_nolibc: PathBuf,
 }
 
 impl Workloads {
     fn in_dir(dir: &Path) -> Workloads {
-        Workloads { agent: dir.join("isobench-agent"), noop: dir.join("noop") }
+        Workloads { agent: dir.join("isobench-agent"), noop: dir.join("noop"), noop_nolibc: dir.join("noop-nolibc") }
     }
 
     fn exist(&self) -> bool {
-        self.agent.is_file() && self.noop.is_file()
+        self.agent.is_file() && self.noop.is_file() && self.noop_nolibc.is_file()
     }
 }
 
