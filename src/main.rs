@@ -93,7 +93,8 @@ enum Command {
         /// Also write every sample as JSON to FILE
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
-        /// Results folder to add the table to (startup.json, report.md)
+        /// Results folder to add the table to (startup.json, or startup-nolibc.json with
+        /// `--noop nolibc`; report.md)
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
         /// Instead: the launcher's cost per namespace (none, each alone, all seven)
@@ -104,6 +105,11 @@ enum Command {
         /// `all` (default pid,mnt,uts,ipc,net)
         #[arg(long = "ns", value_name = "LIST")]
         ns: Option<String>,
+        /// The no-op every column runs: `static` (glibc, as lmbench's static hello), or
+        /// `nolibc` (exit_group at the entry point: no C library start-up, which on a
+        /// guest whose CPUID exits to the hypervisor is most of a start)
+        #[arg(long, value_name = "KIND", default_value = "static")]
+        noop: String,
     },
     /// Show what each environment needs and whether this host has it
     Doctor,
@@ -514,15 +520,24 @@ fn list() {
 }
 
 /// `isobench startup`: env.start of isobench's launcher beside the peers.
-fn startup(n: usize, envs: &str, json: Option<PathBuf>, ns: Option<String>, out: Option<PathBuf>, per_namespace: bool) -> Result<ExitCode> {
-    use isobench_harness::startup::{self, Column};
+fn startup(
+    n: usize,
+    envs: &str,
+    json: Option<PathBuf>,
+    ns: Option<String>,
+    out: Option<PathBuf>,
+    per_namespace: bool,
+    noop: &str,
+) -> Result<ExitCode> {
+    use isobench_harness::startup::{self, Column, Noop};
     let columns = Column::parse_list(envs)?;
+    let noop: Noop = noop.parse()?;
     let namespaces = ns.as_deref().map(str::parse::<NamespaceSet>).transpose()?;
     isobench_harness::cleanup::sweep();
     let mut opts = Options::new(workloads::locate()?);
     opts.container.namespaces = namespaces;
     if per_namespace {
-        let run = startup::per_namespace(&opts, n, startup::DEFAULT_WARMUP, &mut |line| eprintln!("isobench: {line}"))?;
+        let run = startup::per_namespace(&opts, noop, n, startup::DEFAULT_WARMUP, &mut |line| eprintln!("isobench: {line}"))?;
         print!("{}", run.per_namespace_table());
         if let Some(path) = json {
             std::fs::write(&path, serde_json::to_vec_pretty(&run)?).with_context(|| format!("writing {}", path.display()))?;
@@ -534,7 +549,7 @@ fn startup(n: usize, envs: &str, json: Option<PathBuf>, ns: Option<String>, out:
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let run = startup::measure(&columns, &opts, n, startup::DEFAULT_WARMUP, &mut |line| eprintln!("isobench: {line}"))?;
+    let run = startup::measure(&columns, &opts, noop, n, startup::DEFAULT_WARMUP, &mut |line| eprintln!("isobench: {line}"))?;
     print!("{}", run.table());
     if let Some(path) = json {
         std::fs::write(&path, serde_json::to_vec_pretty(&run)?).with_context(|| format!("writing {}", path.display()))?;
@@ -565,7 +580,7 @@ fn main() -> ExitCode {
                 }
             }
         })(),
-        Command::Startup { n, envs, json, ns, out, per_namespace } => startup(n, &envs, json, ns, out, per_namespace),
+        Command::Startup { n, envs, json, ns, out, per_namespace, noop } => startup(n, &envs, json, ns, out, per_namespace, &noop),
         Command::Doctor => {
             let ok = doctor::print(&mut std::io::stdout());
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })

@@ -60,6 +60,8 @@ pub enum StartupError {
     Unknown(String),
     #[error("--n must be at least 1")]
     NoRounds,
+    #[error("unknown no-op {0:?}; use static (glibc, the default) or nolibc")]
+    UnknownNoop(String),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -138,6 +140,58 @@ impl Column {
             return Err(StartupError::Unknown(s.to_string()));
         }
         Ok(out)
+    }
+}
+
+/// The no-op every column of a run executes (`--noop`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Noop {
+    /// `noop`: a static glibc binary, as lmbench's lat_proc execs a static
+    /// "hello". Before `main` glibc probes the CPU
+    /// ([`GLIBC_START_CPUIDS`](crate::collect::host::GLIBC_START_CPUIDS)
+    /// CPUID instructions), which is cheap on bare metal and costs a VM exit
+    /// each in a guest (run.json's `host.cpuid_ns`).
+    #[default]
+    Static,
+    /// `noop-nolibc`: `exit_group(0)` at the ELF entry point; no C library
+    /// start-up, so a column's time is the isolation's and the kernel's.
+    Nolibc,
+}
+
+impl Noop {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Noop::Static => "static",
+            Noop::Nolibc => "nolibc",
+        }
+    }
+
+    /// What the no-op is, for tables and reports.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Noop::Static => "noop, a static glibc binary (its libc start-up runs dozens of CPUID instructions)",
+            Noop::Nolibc => "noop-nolibc, exit_group(0) at the entry point (no C library start-up)",
+        }
+    }
+
+    /// The binary among `workloads`.
+    pub fn path(self, workloads: &crate::workloads::Workloads) -> &std::path::Path {
+        match self {
+            Noop::Static => &workloads.noop,
+            Noop::Nolibc => &workloads.noop_nolibc,
+        }
+    }
+}
+
+impl std::str::FromStr for Noop {
+    type Err = StartupError;
+    fn from_str(s: &str) -> Result<Noop, StartupError> {
+        match s {
+            "static" => Ok(Noop::Static),
+            "nolibc" => Ok(Noop::Nolibc),
+            other => Err(StartupError::UnknownNoop(other.to_string())),
+        }
     }
 }
 
@@ -222,6 +276,16 @@ pub struct StartupRun {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespaces: Option<String>,
     pub warmup: usize,
+    /// The no-op every column ran; files written before it was recorded ran
+    /// the static one.
+    #[serde(default)]
+    pub noop: Noop,
+    /// One CPUID's cost on this host when the run started, ns
+    /// ([`crate::collect::host::cpuid_ns`]): above
+    /// [`CPUID_TRAP_NS`](crate::collect::host::CPUID_TRAP_NS) the static
+    /// no-op's own start-up is slow (see [`Noop::Static`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpuid_ns: Option<f64>,
     pub rows: Vec<StartupRow>,
     /// Columns that could not run here: (name, one line why).
     pub skipped: Vec<(String, String)>,
@@ -245,8 +309,10 @@ impl StartupRun {
         let ms = |ns: u64| ns as f64 / 1e6;
         let ratio = |env: &str, base: &str| self.ratio(env, base, 0.5).map_or("–".to_string(), |r| format!("{r:.2}×"));
         let mut s = format!(
-            "env.start: host-side time from starting `noop` isolated to its exit, {} interleaved rounds after {} warm-up (the columns in a new random order each round, so none always follows the same one); lower is better.\n\n",
-            self.n, self.warmup
+            "env.start: host-side time from starting a no-op isolated to its exit, {} interleaved rounds after {} warm-up (the columns in a new random order each round, so none always follows the same one); lower is better. The no-op: {}.\n\n",
+            self.n,
+            self.warmup,
+            self.noop.describe()
         );
         s += "The two clone floors run their child in the harness's memory until it exits or execs (CLONE_VM|CLONE_VFORK, as \
               posix_spawn(3) does, and as isobench's launcher runs its child with CLONE_VM), so neither pays for a copy of the harness's \
@@ -272,14 +338,31 @@ impl StartupRun {
         if !self.skipped.is_empty() {
             s += "\n";
         }
+        if let Some(note) = self.cpuid_note() {
+            s += &format!("\nNote: {note}.\n");
+        }
         s
+    }
+
+    /// One line when this host's CPUID exits to a hypervisor and the run used
+    /// the static no-op, whose libc start-up then weighs on every column.
+    pub fn cpuid_note(&self) -> Option<String> {
+        let ns = self.cpuid_ns.filter(|&ns| ns > crate::collect::host::CPUID_TRAP_NS && self.noop == Noop::Static)?;
+        let cpuids = crate::collect::host::GLIBC_START_CPUIDS;
+        Some(format!(
+            "CPUID costs {:.1} µs here (it exits to the hypervisor): the static no-op's {cpuids} CPUIDs add ≈{:.2} ms to every column \
+             that execs it, which pulls every ratio towards 1; `--noop nolibc` measures without them",
+            ns / 1e3,
+            f64::from(cpuids) * ns / 1e6
+        ))
     }
 
     /// The table `isobench startup` prints.
     pub fn table(&self) -> String {
         let ms = |ns: u64| ns as f64 / 1e6;
         let ratio = |env: &str, base: &str| self.ratio(env, base, 0.5).map_or("-".to_string(), |r| format!("{r:.2}×"));
-        let mut s = format!("env.start: start to exit of noop, {} interleaved rounds in random order (+{} warm-up)\n", self.n, self.warmup);
+        let mut s = format!("env.start: start to exit of a no-op, {} interleaved rounds in random order (+{} warm-up)\n", self.n, self.warmup);
+        s += &format!("no-op: {}\n", self.noop.describe());
         if let Some(ns) = &self.namespaces {
             s += &format!("namespaces: {ns} (unshare: pid,mnt,net,uts,ipc,cgroup)\n");
         }
@@ -297,6 +380,9 @@ impl StartupRun {
         }
         for (env, why) in &self.skipped {
             s += &format!("{env}: skipped: {why}\n");
+        }
+        if let Some(note) = self.cpuid_note() {
+            s += &format!("note: {note}\n");
         }
         s
     }
@@ -454,15 +540,30 @@ fn prepare_peer(kind: EnvKind, opts: &Options) -> Result<(Box<dyn NoopStart>, St
 /// `progress` gets one line per step. A column that cannot run here, or
 /// fails during the run, lands in `skipped` with its reason; only isobench's
 /// own launcher failing to prepare is an error.
-pub fn measure(columns: &[Column], opts: &Options, n: usize, warmup: usize, progress: &mut dyn FnMut(&str)) -> Result<StartupRun, StartupError> {
+///
+/// Every column execs `noop`: the floors and unshare(1) the host's copy, the
+/// others the copy in their rootfs (the minimal rootfs and the OCI bundles
+/// are built from it here).
+pub fn measure(
+    columns: &[Column],
+    opts: &Options,
+    noop_kind: Noop,
+    n: usize,
+    warmup: usize,
+    progress: &mut dyn FnMut(&str),
+) -> Result<StartupRun, StartupError> {
     if n == 0 {
         return Err(StartupError::NoRounds);
     }
     container::require_root()?;
+    let mut opts = opts.clone();
+    opts.workloads.noop = noop_kind.path(&opts.workloads).to_path_buf();
+    let opts = &opts;
     let namespaces = opts.container.namespaces.unwrap_or(NamespaceSet::DEFAULT);
     let noop = format!("/{}", container::rootfs::NOOP_NAME);
     let mut starters = Vec::new();
     let mut skipped = Vec::new();
+    progress(&format!("no-op: {}", noop_kind.describe()));
     for &col in columns {
         let row = |label: String, command: String| StartupRow { env: col.name(), label, command, samples_ns: Vec::with_capacity(n) };
         match col {
@@ -561,14 +662,66 @@ pub fn measure(columns: &[Column], opts: &Options, n: usize, warmup: usize, prog
         }
     }
     let namespaces = columns.iter().all(|c| !matches!(c, Column::IsobenchWith(_))).then(|| namespaces.names().join(","));
-    Ok(StartupRun { n, warmup, namespaces, rows: starters.into_iter().map(|s| s.row).collect(), skipped })
+    Ok(StartupRun {
+        n,
+        warmup,
+        namespaces,
+        noop: noop_kind,
+        cpuid_ns: crate::collect::host::cpuid_ns(),
+        rows: starters.into_iter().map(|s| s.row).collect(),
+        skipped,
+    })
+}
+
+/// The peer column with the lowest p50 in `run`, if any ran.
+pub fn fastest_peer(run: &StartupRun) -> Option<&StartupRow> {
+    let peers: Vec<&str> = EnvKind::PEERS.iter().map(|k| k.as_str()).collect();
+    run.rows.iter().filter(|r| peers.contains(&r.env.as_str())).min_by_key(|r| r.quantile_ns(0.5))
+}
+
+/// The report's side-by-side of a run with the static no-op and one with
+/// `noop-nolibc` (two runs, one after the other, so drift between them is
+/// not cancelled as it is within a run): each column's p50 with both, their
+/// difference (what the static no-op's own start adds to that column), and
+/// the launcher's ratios to the floor and to the fastest peer with each.
+pub fn noop_share_markdown(with_static: &StartupRun, with_nolibc: &StartupRun) -> String {
+    let ms = |r: &StartupRow| r.quantile_ns(0.5) as f64 / 1e6;
+    let mut s = String::from(
+        "\n## What the no-op's own start adds\n\nThe same columns once with the static glibc `noop` and once with `noop-nolibc` \
+         (two runs, one after the other). The difference is the static no-op's own start-up, which every column pays alike; where \
+         CPUID exits to a hypervisor (run.json `host.cpuid_ns`) it can be most of a start, and it shrinks every ratio towards 1.\n\n\
+         | env | p50 ms, static noop | p50 ms, noop-nolibc | difference ms |\n|---|---:|---:|---:|\n",
+    );
+    for a in &with_static.rows {
+        if let Some(b) = with_nolibc.row(&a.env) {
+            s += &format!("| {} | {:.3} | {:.3} | {:+.3} |\n", a.label, ms(a), ms(b), ms(a) - ms(b));
+        }
+    }
+    let ratio = |run: &StartupRun, env: &str, base: &str| run.ratio(env, base, 0.5).map_or("–".to_string(), |r| format!("{r:.2}×"));
+    let peer = |run: &StartupRun| match (fastest_peer(run), run.row("isobench")) {
+        (Some(p), Some(i)) if i.quantile_ns(0.5) > 0 => format!("{:.2}× ({})", p.quantile_ns(0.5) as f64 / i.quantile_ns(0.5) as f64, p.label),
+        _ => "–".to_string(),
+    };
+    s += "\n| ratio of p50s | static noop | noop-nolibc |\n|---|---:|---:|\n";
+    s += &format!(
+        "| isobench / clone+exec floor | {} | {} |\n",
+        ratio(with_static, "isobench", "clone+exec"),
+        ratio(with_nolibc, "isobench", "clone+exec")
+    );
+    s += &format!(
+        "| isobench+cgroup / clone+exec floor | {} | {} |\n",
+        ratio(with_static, "isobench+cgroup", "clone+exec"),
+        ratio(with_nolibc, "isobench+cgroup", "clone+exec")
+    );
+    s += &format!("| fastest peer / isobench | {} | {} |\n", peer(with_static), peer(with_nolibc));
+    s
 }
 
 /// The per-namespace cost breakdown of isobench's launcher: start-to-exit of
 /// `/noop` with no namespace, with each namespace alone (in
 /// [`container::ns::CREATION_ORDER`]), and with all of them, interleaved
 /// round by round like every startup column.
-pub fn per_namespace(opts: &Options, n: usize, warmup: usize, progress: &mut dyn FnMut(&str)) -> Result<StartupRun, StartupError> {
+pub fn per_namespace(opts: &Options, noop: Noop, n: usize, warmup: usize, progress: &mut dyn FnMut(&str)) -> Result<StartupRun, StartupError> {
     let mut columns = vec![Column::IsobenchWith(NamespaceSet::NONE)];
     for ns in container::ns::CREATION_ORDER {
         let mut one = NamespaceSet::NONE;
@@ -576,7 +729,7 @@ pub fn per_namespace(opts: &Options, n: usize, warmup: usize, progress: &mut dyn
         columns.push(Column::IsobenchWith(one));
     }
     columns.push(Column::IsobenchWith(NamespaceSet::all()));
-    measure(&columns, opts, n, warmup, progress)
+    measure(&columns, opts, noop, n, warmup, progress)
 }
 
 impl StartupRun {
@@ -602,9 +755,11 @@ impl StartupRun {
     /// confidence interval and its cost over no namespace at all.
     pub fn per_namespace_markdown(&self) -> String {
         let mut s = format!(
-            "isobench's launcher starting `/noop` with one namespace at a time; {} interleaved rounds in random order after {} warm-up.\n\n\
+            "isobench's launcher starting a no-op with one namespace at a time; {} interleaved rounds in random order after {} warm-up. The no-op: {}.\n\n\
              | namespaces | p50 ms | p50 95 % CI | p90 ms | p50 − no namespace (ms) |\n|---|---:|---:|---:|---:|\n",
-            self.n, self.warmup
+            self.n,
+            self.warmup,
+            self.noop.describe()
         );
         for NamespaceCost { label, p50, p90, ci: (lo, hi), over_none } in self.per_namespace_rows() {
             let delta = over_none.map_or("–".to_string(), |(d, noise)| format!("{d:+.3}{}", if noise { " ≈" } else { "" }));
@@ -622,7 +777,8 @@ impl StartupRun {
     /// prints it.
     pub fn per_namespace_table(&self) -> String {
         let mut s =
-            format!("env.start per namespace: start to exit of /noop, {} interleaved rounds in random order (+{} warm-up)\n", self.n, self.warmup);
+            format!("env.start per namespace: start to exit of a no-op, {} interleaved rounds in random order (+{} warm-up)\n", self.n, self.warmup);
+        s += &format!("no-op: {}\n", self.noop.describe());
         s += &format!("{:<34} {:>9} {:>15} {:>9} {:>14}\n", "namespaces", "p50 ms", "p50 95% CI", "p90 ms", "Δ vs none (ms)");
         for NamespaceCost { label, p50, p90, ci: (lo, hi), over_none } in self.per_namespace_rows() {
             let delta = over_none.map_or("-".to_string(), |(d, noise)| format!("{d:+.3}{}", if noise { " ~" } else { "  " }));
@@ -670,6 +826,8 @@ mod tests {
             n: 200,
             warmup: 3,
             namespaces: None,
+            noop: Noop::Static,
+            cpuid_ns: None,
             rows: vec![row("none", spread(1_000_000)), row("uts", spread(1_001_000)), row("net", spread(1_400_000))],
             skipped: vec![],
         };

@@ -398,7 +398,7 @@ fn startup_measures_every_available_column() {
     }
     let before = own_temp_dirs();
     let mut lines = Vec::new();
-    let run = startup::measure(&Column::all(), &opts(), 3, 1, &mut |l| lines.push(l.to_string())).unwrap();
+    let run = startup::measure(&Column::all(), &opts(), startup::Noop::Static, 3, 1, &mut |l| lines.push(l.to_string())).unwrap();
     eprint!("{}", run.table());
     for r in &run.rows {
         assert_eq!(r.samples_ns.len(), 3, "{}: {:?}", r.env, r.samples_ns);
@@ -431,6 +431,51 @@ fn startup_measures_every_available_column() {
     assert_eq!(own_temp_dirs(), before, "temp dirs left");
     assert!(own_cgroups().is_empty(), "cgroups left: {:?}", own_cgroups());
     assert!(own_children().is_empty(), "processes left: {:?}", own_children());
+}
+
+/// `--noop nolibc`: every column, peers included, runs `noop-nolibc` (the
+/// host's copy or the one its rootfs or bundle was built with) to a clean
+/// exit, the run says so, and a results folder holding a run with each no-op
+/// gets the side-by-side section with a row per column both ran.
+#[test]
+fn startup_with_the_nolibc_noop_runs_it_everywhere_and_reports_both() {
+    use isobench_harness::startup::{self, Column, Noop};
+    let _g = lock();
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping startup_with_the_nolibc_noop_runs_it_everywhere_and_reports_both: needs root");
+        return;
+    }
+    let before = own_temp_dirs();
+    let nolibc = startup::measure(&Column::all(), &opts(), Noop::Nolibc, 2, 1, &mut |_| {}).unwrap();
+    assert_eq!(nolibc.noop, Noop::Nolibc);
+    for must in ["clone+exec", "exec"] {
+        let row = nolibc.row(must).unwrap();
+        assert!(row.command.contains("noop-nolibc"), "{must} runs {}", row.command);
+    }
+    assert!(nolibc.row("isobench").is_some() && nolibc.row("isobench+cgroup").is_some(), "skipped: {:?}", nolibc.skipped);
+    // A column whose no-op did not exit 0 is dropped with "failed: …".
+    assert!(nolibc.skipped.iter().all(|(_, why)| !why.starts_with("failed")), "{:?}", nolibc.skipped);
+    assert!(nolibc.table().contains("no-op: noop-nolibc"), "{}", nolibc.table());
+    let json = serde_json::to_value(&nolibc).unwrap();
+    assert_eq!(json["noop"], "nolibc");
+
+    let with_static =
+        startup::measure(&[Column::CloneExec, Column::Isobench, Column::Peer(EnvKind::Unshare)], &opts(), Noop::Static, 2, 1, &mut |_| {}).unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let dir = isobench_harness::report::RunDir::at(d.path()).unwrap();
+    dir.save_startup(&with_static).unwrap();
+    dir.save_startup(&nolibc).unwrap();
+    assert!(d.path().join("startup.json").is_file() && d.path().join("startup-nolibc.json").is_file());
+    let md = std::fs::read_to_string(dir.render().unwrap()).unwrap();
+    assert!(md.contains("(no-op without C library start-up)"), "{md}");
+    let share = &md[md.find("## What the no-op's own start adds").expect("the side-by-side section")..];
+    for r in &with_static.rows {
+        assert!(share.contains(&format!("| {} |", r.label)), "{} missing from:\n{share}", r.label);
+    }
+    assert!(share.contains("| isobench / clone+exec floor |"), "{share}");
+    drop((nolibc, with_static));
+    assert_eq!(own_temp_dirs(), before, "temp dirs left");
+    assert!(own_cgroups().is_empty(), "cgroups left: {:?}", own_cgroups());
 }
 
 #[test]

@@ -13,7 +13,7 @@ fn every_namespace_set_gets_its_samples_and_a_report_section() {
         return;
     }
     let opts = Options::new(workloads::locate().unwrap());
-    let run = startup::per_namespace(&opts, 5, 1, &mut |_| {}).unwrap();
+    let run = startup::per_namespace(&opts, startup::Noop::Static, 5, 1, &mut |_| {}).unwrap();
     let labels: Vec<&str> = run.rows.iter().map(|r| r.label.as_str()).collect();
     assert_eq!(labels.first(), Some(&"none"), "{labels:?}");
     for ns in ["user", "pid", "net", "ipc", "uts", "mnt", "cgroup"] {

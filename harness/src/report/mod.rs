@@ -33,6 +33,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::collect::{CollectError, Measurement, MeasurementRecord};
+use crate::startup::Noop;
 
 /// Version of the results schema (run.json `schema`; csv columns are stable
 /// within a version).
@@ -229,14 +230,23 @@ impl RunDir {
         Ok(out)
     }
 
-    /// Saves an `isobench startup` run (startup.json); the report shows it.
+    /// Saves an `isobench startup` run (startup.json, or startup-nolibc.json
+    /// for `--noop nolibc`); the report shows each.
     pub fn save_startup(&self, run: &crate::startup::StartupRun) -> Result<(), ReportError> {
-        self.write_json("startup.json", run)
+        self.write_json(&startup_file("startup", run.noop), run)
     }
 
-    /// Saves an `isobench startup --per-namespace` run (startup-ns.json).
+    /// Saves an `isobench startup --per-namespace` run (startup-ns.json, or
+    /// startup-ns-nolibc.json).
     pub fn save_startup_per_namespace(&self, run: &crate::startup::StartupRun) -> Result<(), ReportError> {
-        self.write_json("startup-ns.json", run)
+        self.write_json(&startup_file("startup-ns", run.noop), run)
+    }
+
+    /// The saved startup run in `file`, if there is one.
+    fn startup_run(&self, file: &str) -> Result<Option<crate::startup::StartupRun>, ReportError> {
+        let Some(v) = self.read_json(file)? else { return Ok(None) };
+        let path = self.path.join(file);
+        serde_json::from_value(v).map(Some).map_err(|source| ReportError::Json { path, source })
     }
 
     /// Saves the `isobench validate` table (validate.json); the report shows it.
@@ -262,22 +272,30 @@ impl RunDir {
             }
         };
         let mut md = markdown::report(&run, &ms, &plots, &warnings);
-        if let Some(v) = self.read_json("startup.json")? {
-            let path = self.path.join("startup.json");
-            let run: crate::startup::StartupRun = serde_json::from_value(v).map_err(|source| ReportError::Json { path, source })?;
-            md.push_str(&format!(
-                "\n## Container start: isobench's launcher beside the runtimes people deploy\n\nStart-to-exit of a static no-op, interleaved rounds (A B C A B C …) so machine drift hits every column alike; {} rounds after {} warm-up.\n\n{}",
-                run.n,
-                run.warmup,
-                run.markdown()
-            ));
+        for noop in [Noop::Static, Noop::Nolibc] {
+            if let Some(run) = self.startup_run(&startup_file("startup", noop))? {
+                md.push_str(&format!(
+                    "\n## Container start: isobench's launcher beside the runtimes people deploy{}\n\nStart-to-exit of a static no-op, interleaved rounds (A B C A B C …) so machine drift hits every column alike; {} rounds after {} warm-up.\n\n{}",
+                    noop_heading(noop),
+                    run.n,
+                    run.warmup,
+                    run.markdown()
+                ));
+            }
         }
-        if let Some(v) = self.read_json("startup-ns.json")? {
-            let path = self.path.join("startup-ns.json");
-            let run: crate::startup::StartupRun = serde_json::from_value(v).map_err(|source| ReportError::Json { path, source })?;
-            md.push_str(&format!("\n## Per-namespace start cost\n\n{}\n", run.per_namespace_markdown()));
-            if plot::per_namespace(&self.path.join("plots"), &run).is_ok() {
-                md.push_str("\n![per-namespace start cost](plots/start-per-namespace.svg)\n");
+        if let (Some(a), Some(b)) =
+            (self.startup_run(&startup_file("startup", Noop::Static))?, self.startup_run(&startup_file("startup", Noop::Nolibc))?)
+        {
+            md.push_str(&crate::startup::noop_share_markdown(&a, &b));
+        }
+        for noop in [Noop::Static, Noop::Nolibc] {
+            if let Some(run) = self.startup_run(&startup_file("startup-ns", noop))? {
+                md.push_str(&format!("\n## Per-namespace start cost{}\n\n{}\n", noop_heading(noop), run.per_namespace_markdown()));
+                if let Ok(files) = plot::per_namespace(&self.path.join("plots"), &run) {
+                    if let Some(svg) = files.iter().find(|p| p.extension().is_some_and(|e| e == "svg")).and_then(|p| p.file_name()) {
+                        md.push_str(&format!("\n![per-namespace start cost](plots/{})\n", svg.to_string_lossy()));
+                    }
+                }
             }
         }
         if let Some(v) = self.read_json("validate.json")? {
@@ -293,6 +311,23 @@ impl RunDir {
         write_atomic(&path, md.as_bytes())?;
         write_atomic(&self.path.join("report.html"), html::render(&md, &self.path).as_bytes())?;
         Ok(path)
+    }
+}
+
+/// `startup.json`, `startup-nolibc.json`, `startup-ns.json`, …: one file per
+/// kind of run and no-op.
+fn startup_file(stem: &str, noop: Noop) -> String {
+    match noop {
+        Noop::Static => format!("{stem}.json"),
+        other => format!("{stem}-{}.json", other.as_str()),
+    }
+}
+
+/// The heading suffix that tells the two no-ops' sections apart.
+fn noop_heading(noop: Noop) -> &'static str {
+    match noop {
+        Noop::Static => "",
+        Noop::Nolibc => " (no-op without C library start-up)",
     }
 }
 

@@ -160,8 +160,9 @@ fn draw_metric<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, un
     root.present().map_err(e)
 }
 
-/// `plots/start-per-namespace.svg|png`: the launcher's start-to-exit p50
-/// per namespace set (whisker p10–p90), from `isobench startup --per-namespace`.
+/// `plots/start-per-namespace.svg|png` (`start-per-namespace-nolibc.*` for a
+/// run with the nolibc no-op): the launcher's start-to-exit p50 per namespace
+/// set (whisker p10–p90), from `isobench startup --per-namespace`.
 pub fn per_namespace(dir: &Path, run: &crate::startup::StartupRun) -> Result<Vec<PathBuf>, ReportError> {
     ensure_font().map_err(|message| ReportError::Plot { path: dir.to_path_buf(), message })?;
     std::fs::create_dir_all(dir).map_err(|source| ReportError::Io { path: dir.to_path_buf(), source })?;
@@ -169,8 +170,11 @@ pub fn per_namespace(dir: &Path, run: &crate::startup::StartupRun) -> Result<Vec
     let bars: Vec<Bar> =
         run.rows.iter().map(|r| Bar { env: "container".into(), label: r.label.clone(), p10: q(r, 0.1), p50: q(r, 0.5), p90: q(r, 0.9) }).collect();
     let mut out = Vec::new();
-    let title = "isobench launcher: start → exit by namespace (ms)";
-    both(dir, "start-per-namespace", &mut out, |svg, png| match (svg, png) {
+    let (name, title) = match run.noop {
+        crate::startup::Noop::Static => ("start-per-namespace", "isobench launcher: start → exit by namespace (ms)"),
+        crate::startup::Noop::Nolibc => ("start-per-namespace-nolibc", "isobench launcher: start → exit by namespace, nolibc no-op (ms)"),
+    };
+    both(dir, name, &mut out, |svg, png| match (svg, png) {
         (Some(p), _) => draw_metric(SVGBackend::new(p, SIZE).into_drawing_area(), title, "ms", false, &bars),
         (_, Some(p)) => draw_metric(BitMapBackend::new(p, SIZE).into_drawing_area(), title, "ms", false, &bars),
         _ => Ok(()),
