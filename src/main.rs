@@ -82,7 +82,7 @@ enum Command {
         #[arg(required = true, value_name = "CMD")]
         command: Vec<OsString>,
     },
-    /// Time env.start: noop started and exited through isobench's launcher and each peer runtime, interleaved
+    /// Time env.start: a no-op started and exited through isobench's launcher and each peer runtime, interleaved
     Startup {
         /// Kept rounds per column (after 3 warm-up rounds)
         #[arg(long, value_name = "N", default_value_t = isobench_harness::startup::DEFAULT_N)]
@@ -108,7 +108,7 @@ enum Command {
         /// The no-op every column runs: `static` (glibc, as lmbench's static hello), or
         /// `nolibc` (exit_group at the entry point: no C library start-up, which on a
         /// guest whose CPUID exits to the hypervisor is most of a start)
-        #[arg(long, value_name = "KIND", default_value = "static")]
+        #[arg(long, value_name = "KIND", default_value = "static", value_parser = clap::builder::PossibleValuesParser::new(["static", "nolibc"]))]
         noop: String,
     },
     /// Show what each environment needs and whether this host has it
@@ -531,7 +531,7 @@ fn startup(
 ) -> Result<ExitCode> {
     use isobench_harness::startup::{self, Column, Noop};
     let columns = Column::parse_list(envs)?;
-    let noop: Noop = noop.parse()?;
+    let noop: Noop = noop.parse().map_err(anyhow::Error::msg)?;
     let namespaces = ns.as_deref().map(str::parse::<NamespaceSet>).transpose()?;
     isobench_harness::cleanup::sweep();
     let mut opts = Options::new(workloads::locate()?);

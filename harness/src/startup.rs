@@ -4,9 +4,11 @@
 //! an OCI bundle in the foreground; bubblewrap and unshare(1): the command to
 //! its exit — with three floors below them: a raw clone(2) into the same new
 //! namespaces whose child exits at once (what the kernel alone costs), the
-//! same clone whose child execs the static `noop` (the raw clone+exec floor
+//! same clone whose child execs the no-op (the raw clone+exec floor
 //! the launcher is held to: issue #3 asks for within 1.3× of it), and a
-//! plain fork+exec of `noop` on the host (what any process start costs).
+//! plain fork+exec of the no-op on the host (what any process start costs).
+//! The no-op is `noop`, a static glibc binary, or with `--noop nolibc`
+//! `noop-nolibc`, which runs no C library start-up ([`Noop`]).
 //!
 //! Samples are interleaved in rounds, one sample of every column per round,
 //! so drift of the machine (frequency, page cache, another tenant) hits every
@@ -37,6 +39,7 @@ use serde::Serialize;
 use crate::container::{self, ContainerError, LaunchSpec, MinimalRootfs, NamespaceSet};
 use crate::env::peer::{NoopStart, PeerCommand};
 use crate::env::{self, EnvError, EnvKind, Options};
+pub use crate::workloads::Noop;
 
 /// Seed of the per-round column order (see the module comment).
 const ORDER_SEED: u64 = 0x1503_b0c4;
@@ -60,8 +63,6 @@ pub enum StartupError {
     Unknown(String),
     #[error("--n must be at least 1")]
     NoRounds,
-    #[error("unknown no-op {0:?}; use static (glibc, the default) or nolibc")]
-    UnknownNoop(String),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -76,14 +77,14 @@ pub enum Column {
     /// clone(2) with the container's namespace flags, child `_exit(0)`, waitpid:
     /// what creating and destroying the namespaces alone costs.
     Clone,
-    /// clone(2) with the same flags, child execve(2) of the static `noop`
+    /// clone(2) with the same flags, child execve(2) of the no-op
     /// (the host's copy, no rootfs), waitpid: the raw floor the launcher is
     /// held to (issue #3: within 1.3× of it).
     CloneExec,
-    /// fork+exec of `noop` on the host, wait: any process start.
+    /// fork+exec of the no-op on the host, wait: any process start.
     Exec,
     /// isobench's launcher: clone into new namespaces, pivot_root into the
-    /// minimal rootfs, /proc /dev /sys, exec `/noop`, wait.
+    /// minimal rootfs, /proc /dev /sys, exec the no-op, wait.
     Isobench,
     /// The same with a cgroup of its own (no limits), created before the
     /// exec and removed after the exit, as runc does for every container.
@@ -140,58 +141,6 @@ impl Column {
             return Err(StartupError::Unknown(s.to_string()));
         }
         Ok(out)
-    }
-}
-
-/// The no-op every column of a run executes (`--noop`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Noop {
-    /// `noop`: a static glibc binary, as lmbench's lat_proc execs a static
-    /// "hello". Before `main` glibc probes the CPU
-    /// ([`GLIBC_START_CPUIDS`](crate::collect::host::GLIBC_START_CPUIDS)
-    /// CPUID instructions), which is cheap on bare metal and costs a VM exit
-    /// each in a guest (run.json's `host.cpuid_ns`).
-    #[default]
-    Static,
-    /// `noop-nolibc`: `exit_group(0)` at the ELF entry point; no C library
-    /// start-up, so a column's time is the isolation's and the kernel's.
-    Nolibc,
-}
-
-impl Noop {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Noop::Static => "static",
-            Noop::Nolibc => "nolibc",
-        }
-    }
-
-    /// What the no-op is, for tables and reports.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Noop::Static => "noop, a static glibc binary (its libc start-up runs dozens of CPUID instructions)",
-            Noop::Nolibc => "noop-nolibc, exit_group(0) at the entry point (no C library start-up)",
-        }
-    }
-
-    /// The binary among `workloads`.
-    pub fn path(self, workloads: &crate::workloads::Workloads) -> &std::path::Path {
-        match self {
-            Noop::Static => &workloads.noop,
-            Noop::Nolibc => &workloads.noop_nolibc,
-        }
-    }
-}
-
-impl std::str::FromStr for Noop {
-    type Err = StartupError;
-    fn from_str(s: &str) -> Result<Noop, StartupError> {
-        match s {
-            "static" => Ok(Noop::Static),
-            "nolibc" => Ok(Noop::Nolibc),
-            other => Err(StartupError::UnknownNoop(other.to_string())),
-        }
     }
 }
 
@@ -280,10 +229,9 @@ pub struct StartupRun {
     /// the static one.
     #[serde(default)]
     pub noop: Noop,
-    /// One CPUID's cost on this host when the run started, ns
-    /// ([`crate::collect::host::cpuid_ns`]): above
-    /// [`CPUID_TRAP_NS`](crate::collect::host::CPUID_TRAP_NS) the static
-    /// no-op's own start-up is slow (see [`Noop::Static`]).
+    /// One CPUID's cost on this host before the rounds, ns
+    /// ([`crate::collect::host::cpuid_ns`]): where it exits to a hypervisor
+    /// the static no-op's own start-up is slow (see [`Noop::Static`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpuid_ns: Option<f64>,
     pub rows: Vec<StartupRow>,
@@ -347,13 +295,14 @@ impl StartupRun {
     /// One line when this host's CPUID exits to a hypervisor and the run used
     /// the static no-op, whose libc start-up then weighs on every column.
     pub fn cpuid_note(&self) -> Option<String> {
-        let ns = self.cpuid_ns.filter(|&ns| ns > crate::collect::host::CPUID_TRAP_NS && self.noop == Noop::Static)?;
-        let cpuids = crate::collect::host::GLIBC_START_CPUIDS;
+        use crate::collect::host::{start_cpuid_us, GLIBC_START_CPUIDS, START_CPUID_CAVEAT_US};
+        let ns = self.cpuid_ns.filter(|&ns| start_cpuid_us(ns) >= START_CPUID_CAVEAT_US && self.noop == Noop::Static)?;
         Some(format!(
-            "CPUID costs {:.1} µs here (it exits to the hypervisor): the static no-op's {cpuids} CPUIDs add ≈{:.2} ms to every column \
-             that execs it, which pulls every ratio towards 1; `--noop nolibc` measures without them",
+            "CPUID costs {:.1} µs here (it exits to the hypervisor): the static no-op's {GLIBC_START_CPUIDS} CPUIDs add ≈{:.2} ms to \
+             every column that execs it, which pulls every ratio towards 1 (the peers, glibc programs themselves, pay them in their \
+             own start too, with either no-op); `--noop nolibc` measures without them",
             ns / 1e3,
-            f64::from(cpuids) * ns / 1e6
+            start_cpuid_us(ns) / 1e3
         ))
     }
 
@@ -411,7 +360,7 @@ enum StarterKind {
     CloneExec { flags: nix::sched::CloneFlags, stack: Vec<u8>, exec: ExecArgs },
     Exec { noop: PathBuf },
     Isobench { spec: Box<LaunchSpec>, _rootfs: MinimalRootfs },
-    Peer { env: Box<dyn NoopStart>, log: PathBuf, _dir: tempfile::TempDir },
+    Peer { env: Box<dyn NoopStart>, noop: Noop, log: PathBuf, _dir: tempfile::TempDir },
 }
 
 /// execve(2) arguments of the clone+exec floor, prepared before the clone.
@@ -499,8 +448,8 @@ impl Starter {
                 p.release_cgroup().map_err(|e| e.to_string())?;
                 (status == 0).then_some(ns).ok_or_else(|| format!("noop exited with status {status}"))
             }
-            StarterKind::Peer { env, log, .. } => {
-                let PeerCommand { mut cmd, cleanup } = env.noop_command().map_err(|e| e.to_string())?;
+            StarterKind::Peer { env, noop, log, .. } => {
+                let PeerCommand { mut cmd, cleanup } = env.noop_command(*noop).map_err(|e| e.to_string())?;
                 let err = File::create(&*log).map_err(|e| format!("create {}: {e}", log.display()))?;
                 cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(err);
                 let t0 = Instant::now();
@@ -556,11 +505,11 @@ pub fn measure(
         return Err(StartupError::NoRounds);
     }
     container::require_root()?;
-    let mut opts = opts.clone();
-    opts.workloads.noop = noop_kind.path(&opts.workloads).to_path_buf();
-    let opts = &opts;
+    // Before the rounds, so that it is the host the rounds start on.
+    let cpuid_ns = crate::collect::host::cpuid_ns();
+    let host_noop = noop_kind.path(&opts.workloads);
     let namespaces = opts.container.namespaces.unwrap_or(NamespaceSet::DEFAULT);
-    let noop = format!("/{}", container::rootfs::NOOP_NAME);
+    let noop = format!("/{}", noop_kind.name_in_rootfs());
     let mut starters = Vec::new();
     let mut skipped = Vec::new();
     progress(&format!("no-op: {}", noop_kind.describe()));
@@ -572,19 +521,16 @@ pub fn measure(
                 kind: StarterKind::Clone { flags: namespaces.clone_flags() | FLOOR_CLONE_FLAGS, stack: vec![0u8; CLONE_STACK_SIZE] },
             }),
             Column::CloneExec => starters.push(Starter {
-                row: row(
-                    "clone+exec (floor)".into(),
-                    format!("clone({}) + execve {} + waitpid", namespaces.names().join(","), opts.workloads.noop.display()),
-                ),
+                row: row("clone+exec (floor)".into(), format!("clone({}) + execve {} + waitpid", namespaces.names().join(","), host_noop.display())),
                 kind: StarterKind::CloneExec {
                     flags: namespaces.clone_flags() | FLOOR_CLONE_FLAGS,
                     stack: vec![0u8; CLONE_STACK_SIZE],
-                    exec: ExecArgs::new(&opts.workloads.noop)?,
+                    exec: ExecArgs::new(host_noop)?,
                 },
             }),
             Column::Exec => starters.push(Starter {
-                row: row("exec (host)".into(), format!("fork+exec {} + wait", opts.workloads.noop.display())),
-                kind: StarterKind::Exec { noop: opts.workloads.noop.clone() },
+                row: row("exec (host)".into(), format!("fork+exec {} + wait", host_noop.display())),
+                kind: StarterKind::Exec { noop: host_noop.to_path_buf() },
             }),
             Column::Isobench | Column::IsobenchCgroup | Column::IsobenchWith(_) => {
                 let namespaces = if let Column::IsobenchWith(set) = col { set } else { namespaces };
@@ -607,9 +553,14 @@ pub fn measure(
             }
             Column::Peer(kind) => match prepare_peer(kind, opts) {
                 Ok((mut e, label)) => {
-                    let command = match e.noop_command() {
+                    let command = match e.noop_command(noop_kind) {
                         Ok(PeerCommand { cmd, cleanup }) => {
-                            let d = describe(&cmd);
+                            let mut d = describe(&cmd);
+                            // An OCI runtime's command line names the bundle,
+                            // whose config.json names the no-op.
+                            if !d.contains(noop.as_str()) {
+                                d += &format!(" (process: {noop})");
+                            }
                             if let Some(c) = cleanup {
                                 c();
                             }
@@ -623,7 +574,7 @@ pub fn measure(
                     let dir =
                         tempfile::Builder::new().prefix(&container::rootfs::temp_prefix("startup")).tempdir().map_err(io_err("create a temp dir"))?;
                     let log = dir.path().join("stderr.log");
-                    starters.push(Starter { row: row(label, command), kind: StarterKind::Peer { env: e, log, _dir: dir } });
+                    starters.push(Starter { row: row(label, command), kind: StarterKind::Peer { env: e, noop: noop_kind, log, _dir: dir } });
                 }
                 Err(err) => {
                     let why = match err {
@@ -662,15 +613,7 @@ pub fn measure(
         }
     }
     let namespaces = columns.iter().all(|c| !matches!(c, Column::IsobenchWith(_))).then(|| namespaces.names().join(","));
-    Ok(StartupRun {
-        n,
-        warmup,
-        namespaces,
-        noop: noop_kind,
-        cpuid_ns: crate::collect::host::cpuid_ns(),
-        rows: starters.into_iter().map(|s| s.row).collect(),
-        skipped,
-    })
+    Ok(StartupRun { n, warmup, namespaces, noop: noop_kind, cpuid_ns, rows: starters.into_iter().map(|s| s.row).collect(), skipped })
 }
 
 /// The peer column with the lowest p50 in `run`, if any ran.
@@ -681,17 +624,30 @@ pub fn fastest_peer(run: &StartupRun) -> Option<&StartupRow> {
 
 /// The report's side-by-side of a run with the static no-op and one with
 /// `noop-nolibc` (two runs, one after the other, so drift between them is
-/// not cancelled as it is within a run): each column's p50 with both, their
-/// difference (what the static no-op's own start adds to that column), and
-/// the launcher's ratios to the floor and to the fastest peer with each.
+/// not cancelled as it is within a run; the `clone` row, which execs
+/// nothing, shows how large that drift was): each column's p50 with both,
+/// their difference (what the static no-op's own start adds to that column),
+/// and the launcher's ratios to the floor and to the fastest peer with each.
+/// Runs with different namespaces are not compared: one line says so.
 pub fn noop_share_markdown(with_static: &StartupRun, with_nolibc: &StartupRun) -> String {
+    let mut s = String::from("\n## What the no-op's own start adds\n\n");
+    if with_static.namespaces != with_nolibc.namespaces {
+        let ns = |r: &StartupRun| r.namespaces.clone().unwrap_or_else(|| "not recorded".into());
+        s += &format!(
+            "Not compared: the two runs have different namespaces (static no-op: {}; noop-nolibc: {}). Run both with the same --ns.\n",
+            ns(with_static),
+            ns(with_nolibc)
+        );
+        return s;
+    }
     let ms = |r: &StartupRow| r.quantile_ns(0.5) as f64 / 1e6;
-    let mut s = String::from(
-        "\n## What the no-op's own start adds\n\nThe same columns once with the static glibc `noop` and once with `noop-nolibc` \
-         (two runs, one after the other). The difference is the static no-op's own start-up, which every column pays alike; where \
-         CPUID exits to a hypervisor (run.json `host.cpuid_ns`) it can be most of a start, and it shrinks every ratio towards 1.\n\n\
-         | env | p50 ms, static noop | p50 ms, noop-nolibc | difference ms |\n|---|---:|---:|---:|\n",
-    );
+    s += "The same columns once with the static glibc `noop` and once with `noop-nolibc` (two runs, one after the other; the clone \
+          floor execs nothing, so its difference is the drift between the runs). The difference is the static no-op's own start-up, \
+          which every column pays alike; where CPUID exits to a hypervisor (`cpuid_ns` in run.json and startup.json) it can be most \
+          of a start, and it pulls every ratio towards 1. The peers are themselves glibc programs (runc a Go one): their own start-up \
+          is in their columns with either no-op, so their ratios to isobench, which starts from a running process, depend on the \
+          host as much as on the isolation.\n\n\
+          | env | p50 ms, static noop | p50 ms, noop-nolibc | difference ms |\n|---|---:|---:|---:|\n";
     for a in &with_static.rows {
         if let Some(b) = with_nolibc.row(&a.env) {
             s += &format!("| {} | {:.3} | {:.3} | {:+.3} |\n", a.label, ms(a), ms(b), ms(a) - ms(b));
@@ -843,5 +799,67 @@ mod tests {
         assert!(table.lines().any(|l| l.starts_with("net") && l.contains("+0.400") && !l.trim_end().ends_with('~')), "{table}");
         let md = run.per_namespace_markdown();
         assert!(md.contains("| uts | 1.050 |") && md.contains(" ≈ |"), "{md}");
+    }
+
+    fn run_of(noop: Noop, namespaces: Option<&str>, rows: Vec<StartupRow>) -> StartupRun {
+        StartupRun { n: 200, warmup: 3, namespaces: namespaces.map(str::to_string), noop, cpuid_ns: None, rows, skipped: vec![] }
+    }
+
+    #[test]
+    fn a_startup_file_from_before_the_noop_was_recorded_ran_the_static_one() {
+        let old = r#"{"n":2,"namespaces":"pid,mnt","warmup":1,"rows":[{"env":"isobench","label":"isobench","command":"/noop","samples_ns":[1,2]}],"skipped":[]}"#;
+        let run: StartupRun = serde_json::from_str(old).unwrap();
+        assert_eq!((run.noop, run.cpuid_ns), (Noop::Static, None));
+        let json = serde_json::to_value(run_of(Noop::Nolibc, None, vec![])).unwrap();
+        assert_eq!(json["noop"], "nolibc");
+        assert_eq!("nolibc".parse::<Noop>(), Ok(Noop::Nolibc));
+        assert_eq!("glibc".parse::<Noop>().unwrap_err(), "unknown no-op \"glibc\"; use static (glibc, the default) or nolibc");
+    }
+
+    #[test]
+    fn the_side_by_side_subtracts_per_column_and_refuses_other_namespaces() {
+        let rows = |floor: u64, iso: u64, unshare: u64| {
+            vec![
+                row("clone+exec", spread(floor)),
+                row("isobench", spread(iso)),
+                StartupRow { env: "unshare".into(), label: "unshare".into(), command: String::new(), samples_ns: spread(unshare) },
+            ]
+        };
+        let a = run_of(Noop::Static, Some("user,pid"), rows(1_800_000, 2_200_000, 4_200_000));
+        let b = run_of(Noop::Nolibc, Some("user,pid"), rows(800_000, 1_200_000, 3_200_000));
+        let md = noop_share_markdown(&a, &b);
+        // The p50 of each row is its base + 49.5 µs: every difference is 1 ms.
+        let p50 = |base: u64| (base + 49_500) as f64 / 1e6;
+        assert!(md.contains(&format!("| isobench | {:.3} | {:.3} | +1.000 |", p50(2_200_000), p50(1_200_000))), "{md}");
+        assert!(md.contains(&format!("| clone+exec | {:.3} | {:.3} | +1.000 |", p50(1_800_000), p50(800_000))), "{md}");
+        let ratio = |a: u64, b: u64| p50(a) / p50(b);
+        assert!(
+            md.contains(&format!("| isobench / clone+exec floor | {:.2}× | {:.2}× |", ratio(2_200_000, 1_800_000), ratio(1_200_000, 800_000))),
+            "{md}"
+        );
+        assert!(
+            md.contains(&format!(
+                "| fastest peer / isobench | {:.2}× (unshare) | {:.2}× (unshare) |",
+                ratio(4_200_000, 2_200_000),
+                ratio(3_200_000, 1_200_000)
+            )),
+            "{md}"
+        );
+        let other = run_of(Noop::Nolibc, Some("pid"), rows(800_000, 1_200_000, 3_200_000));
+        let md = noop_share_markdown(&a, &other);
+        assert!(md.contains("Not compared") && !md.contains("| isobench |"), "{md}");
+    }
+
+    #[test]
+    fn the_cpuid_note_needs_a_static_run_on_a_host_whose_cpuid_exits() {
+        let mut run = run_of(Noop::Static, None, vec![]);
+        run.cpuid_ns = Some(40.0);
+        assert_eq!(run.cpuid_note(), None, "native CPUID");
+        run.cpuid_ns = Some(10_000.0);
+        let note = run.cpuid_note().unwrap();
+        assert!(note.starts_with("CPUID costs 10.0 µs here") && note.contains("≈0.68 ms"), "{note}");
+        assert!(run.table().contains(&note));
+        run.noop = Noop::Nolibc;
+        assert_eq!(run.cpuid_note(), None, "the nolibc no-op runs no CPUID");
     }
 }

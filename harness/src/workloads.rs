@@ -11,13 +11,13 @@ use std::time::SystemTime;
 /// Target triple the static binaries are built for.
 pub const TARGET: &str = "x86_64-unknown-linux-gnu";
 
-/// Overrides where the binaries are looked for (a folder holding both).
+/// Overrides where the binaries are looked for (a folder holding all three).
 pub const DIR_ENV: &str = "ISOBENCH_WORKLOADS_DIR";
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkloadsError {
-    #[error("static workloads (isobench-agent, noop, noop-nolibc) not found in {0}; run scripts/build-workloads (or set ISOBENCH_WORKLOADS_DIR)")]
-    Missing(PathBuf),
+    #[error("static workloads not found: {}; run scripts/build-workloads (or point ISOBENCH_WORKLOADS_DIR at a folder with isobench-agent, noop and noop-nolibc)", .0.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    Missing(Vec<PathBuf>),
     #[error("building the static workloads failed ({0}); run scripts/build-workloads to see why")]
     Build(String),
 }
@@ -37,8 +37,71 @@ impl Workloads {
         Workloads { agent: dir.join("isobench-agent"), noop: dir.join("noop"), noop_nolibc: dir.join("noop-nolibc") }
     }
 
-    fn exist(&self) -> bool {
-        self.agent.is_file() && self.noop.is_file() && self.noop_nolibc.is_file()
+    /// The binaries that are not there (empty: all are).
+    fn missing(&self) -> Vec<PathBuf> {
+        [&self.agent, &self.noop, &self.noop_nolibc].into_iter().filter(|p| !p.is_file()).cloned().collect()
+    }
+}
+
+/// The no-op a start measurement execs (`isobench startup --noop`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Noop {
+    /// `noop`: a static Rust binary with glibc, as lmbench's lat_proc execs
+    /// a static "hello". Before `main`, glibc probes the CPU
+    /// ([`GLIBC_START_CPUIDS`](crate::collect::host::GLIBC_START_CPUIDS)
+    /// CPUID instructions) and Rust's runtime sets up (a poll of fds 0–2,
+    /// signal handlers, the main thread's guard): cheap on bare metal, while
+    /// in a guest each CPUID exits to the hypervisor (run.json's
+    /// `host.cpuid_ns`).
+    #[default]
+    Static,
+    /// `noop-nolibc`: `exit_group(0)` at the ELF entry point, three
+    /// instructions; no C library or Rust runtime start-up.
+    Nolibc,
+}
+
+impl Noop {
+    /// Every kind, in report order.
+    pub const ALL: [Noop; 2] = [Noop::Static, Noop::Nolibc];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Noop::Static => "static",
+            Noop::Nolibc => "nolibc",
+        }
+    }
+
+    /// What the no-op is, for tables and reports.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Noop::Static => "noop, a static glibc binary (its start-up before main runs dozens of CPUID instructions)",
+            Noop::Nolibc => "noop-nolibc, exit_group(0) at the entry point (no C library start-up)",
+        }
+    }
+
+    /// The host's copy among `workloads`.
+    pub fn path(self, workloads: &Workloads) -> &Path {
+        match self {
+            Noop::Static => &workloads.noop,
+            Noop::Nolibc => &workloads.noop_nolibc,
+        }
+    }
+
+    /// Its file name at the root of a container's rootfs
+    /// ([`crate::container::rootfs::NOOP_NAME`] and `NOOP_NOLIBC_NAME`).
+    pub fn name_in_rootfs(self) -> &'static str {
+        match self {
+            Noop::Static => crate::container::rootfs::NOOP_NAME,
+            Noop::Nolibc => crate::container::rootfs::NOOP_NOLIBC_NAME,
+        }
+    }
+}
+
+impl std::str::FromStr for Noop {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Noop, String> {
+        Noop::ALL.into_iter().find(|n| n.as_str() == s).ok_or_else(|| format!("unknown no-op {s:?}; use static (glibc, the default) or nolibc"))
     }
 }
 
@@ -70,28 +133,34 @@ pub fn locate() -> Result<Workloads, WorkloadsError> {
     static BUILD: Mutex<()> = Mutex::new(());
     if let Some(dir) = std::env::var_os(DIR_ENV) {
         let w = Workloads::in_dir(Path::new(&dir));
-        return if w.exist() { Ok(w) } else { Err(WorkloadsError::Missing(dir.into())) };
+        let missing = w.missing();
+        return if missing.is_empty() { Ok(w) } else { Err(WorkloadsError::Missing(missing)) };
     }
     let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     let root = repo_root();
     let out = static_target_dir().join(TARGET).join("release");
     let w = Workloads::in_dir(&out);
     let src = root.join("workloads");
-    let stale = match (std::fs::metadata(&w.agent).and_then(|m| m.modified()), newest_mtime(&src)) {
-        (Ok(bin), Some(srct)) => srct > bin,
-        (Ok(_), None) => false,
-        (Err(_), _) => true,
+    // Cargo relinks only the binaries a change reaches (an edit to one bin's
+    // source leaves the others' mtimes alone), so the sources are compared
+    // with the newest binary; cargo's own fingerprints decide the rest.
+    let built = [&w.agent, &w.noop, &w.noop_nolibc].into_iter().filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok()).max();
+    let stale = match (built, newest_mtime(&src)) {
+        (Some(bin), Some(srct)) => srct > bin,
+        (Some(_), None) => false,
+        (None, _) => true,
     };
-    if stale || !w.exist() {
+    if stale || !w.missing().is_empty() {
         if !src.is_dir() {
-            return Err(WorkloadsError::Missing(out));
+            return Err(WorkloadsError::Missing(w.missing()));
         }
         build(&root)?;
     }
-    if w.exist() {
+    let missing = w.missing();
+    if missing.is_empty() {
         Ok(w)
     } else {
-        Err(WorkloadsError::Missing(out))
+        Err(WorkloadsError::Missing(missing))
     }
 }
 
@@ -109,5 +178,30 @@ fn build(root: &Path) -> Result<(), WorkloadsError> {
         Ok(())
     } else {
         Err(WorkloadsError::Build(format!("cargo exited with {status}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_without_every_binary_is_named_with_what_it_lacks() {
+        let d = tempfile::tempdir().unwrap();
+        for b in ["isobench-agent", "noop"] {
+            std::fs::write(d.path().join(b), "").unwrap();
+        }
+        let w = Workloads::in_dir(d.path());
+        assert_eq!(w.missing(), [d.path().join("noop-nolibc")]);
+        let e = WorkloadsError::Missing(w.missing()).to_string();
+        assert!(
+            e.starts_with(&format!("static workloads not found: {}; run scripts/build-workloads", d.path().join("noop-nolibc").display())),
+            "{e}"
+        );
+        std::fs::write(d.path().join("noop-nolibc"), "").unwrap();
+        assert!(w.missing().is_empty());
+        assert_eq!(Noop::Nolibc.path(&w), d.path().join("noop-nolibc"));
+        assert_eq!(Noop::Nolibc.name_in_rootfs(), "noop-nolibc");
+        assert_eq!(Noop::Static.name_in_rootfs(), "noop");
     }
 }

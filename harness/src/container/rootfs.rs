@@ -64,6 +64,9 @@ pub const BUSYBOX_CANDIDATES: [&str; 3] = ["/bin/busybox", "/usr/bin/busybox", "
 /// Name of the agent inside the rootfs (at its root, next to [`NOOP_NAME`]).
 pub const AGENT_NAME: &str = "isobench-agent";
 pub const NOOP_NAME: &str = "noop";
+/// Name of the no-op without C library start-up inside the rootfs
+/// (`isobench startup --noop nolibc`).
+pub const NOOP_NOLIBC_NAME: &str = "noop-nolibc";
 
 /// `PATH` inside the container.
 pub const CONTAINER_PATH: &str = "/bin:/sbin:/usr/bin:/usr/sbin";
@@ -155,6 +158,7 @@ pub fn is_static_elf(path: &Path) -> io::Result<bool> {
 ///
 /// ```text
 /// /isobench-agent  /noop          the static workloads (the agent finds noop next to itself)
+/// /noop-nolibc                    the no-op without C library start-up
 /// /bin/busybox     /bin/<applet>  static busybox and its applet links, when installed
 /// /proc /dev /sys /tmp /mnt       mount points and empty dirs
 /// /etc/passwd /etc/group          root and nobody
@@ -188,7 +192,7 @@ impl MinimalRootfs {
         {
             std::fs::write(root.join(file), text).map_err(io_err(format!("write {file} in the rootfs")))?;
         }
-        for (src, name) in [(&workloads.agent, AGENT_NAME), (&workloads.noop, NOOP_NAME)] {
+        for (src, name) in [(&workloads.agent, AGENT_NAME), (&workloads.noop, NOOP_NAME), (&workloads.noop_nolibc, NOOP_NOLIBC_NAME)] {
             std::fs::copy(src, root.join(name)).map_err(io_err(format!("copy {} into the rootfs", src.display())))?;
         }
         let busybox = find_static_busybox();

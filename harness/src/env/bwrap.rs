@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use super::peer::{self, start_agent, NoopStart, PeerCommand, BWRAP};
 use super::{EnvError, EnvKind, Environment, Instance, Options};
-use crate::container::rootfs::{temp_prefix, AGENT_NAME, NOOP_NAME};
+use crate::container::rootfs::{temp_prefix, AGENT_NAME};
 use crate::container::{Namespace, NamespaceSet, PreparedRootfs};
 
 const ENV: &str = "bwrap";
@@ -109,7 +109,7 @@ impl Environment for Bwrap {
 }
 
 impl NoopStart for Bwrap {
-    fn noop_command(&mut self) -> Result<PeerCommand, EnvError> {
-        Ok(PeerCommand { cmd: self.command(&format!("/{NOOP_NAME}")), cleanup: None })
+    fn noop_command(&mut self, noop: crate::workloads::Noop) -> Result<PeerCommand, EnvError> {
+        Ok(PeerCommand { cmd: self.command(&format!("/{}", noop.name_in_rootfs())), cleanup: None })
     }
 }

@@ -40,6 +40,7 @@ use super::{EnvError, EnvKind, Environment, Instance, Options};
 use crate::collect::host::{cgroup_mode, CgroupMode};
 use crate::container::rootfs::{self, temp_prefix, PreparedRootfs, RootfsChoice, CONTAINER_PATH};
 use crate::container::{Namespace, NamespaceSet};
+use crate::workloads::Noop;
 use crate::workloads::Workloads;
 
 #[derive(Debug, thiserror::Error)]
@@ -410,7 +411,7 @@ impl OciEnvironment {
 
     fn probe(&mut self) -> Result<(), EnvError> {
         let env = self.kind.as_str();
-        let id = self.prepare_container(&noop_args())?;
+        let id = self.prepare_container(&noop_args(Noop::Static))?;
         let out = self.runtime.run(self.bundle.dir(), &id).stdin(Stdio::null()).stdout(Stdio::null()).output();
         self.runtime.delete(&id);
         let out = out.map_err(|e| EnvError::Io { env, context: format!("run {}", self.runtime.binary.display()), source: e })?;
@@ -474,8 +475,8 @@ impl Environment for OciEnvironment {
 }
 
 impl NoopStart for OciEnvironment {
-    fn noop_command(&mut self) -> Result<PeerCommand, EnvError> {
-        let id = self.prepare_container(&noop_args())?;
+    fn noop_command(&mut self, noop: Noop) -> Result<PeerCommand, EnvError> {
+        let id = self.prepare_container(&noop_args(noop))?;
         let runtime = self.runtime.clone();
         let cmd = self.runtime.run(self.bundle.dir(), &id);
         Ok(PeerCommand { cmd, cleanup: Some(Box::new(move || runtime.delete(&id))) })
@@ -487,9 +488,9 @@ pub fn agent_args() -> Vec<String> {
     vec![format!("/{}", rootfs::AGENT_NAME)]
 }
 
-/// Arguments of `noop` inside a bundle (what env.start measures).
-pub fn noop_args() -> Vec<String> {
-    vec![format!("/{}", rootfs::NOOP_NAME)]
+/// Arguments of a no-op inside a bundle (what env.start measures).
+pub fn noop_args(noop: Noop) -> Vec<String> {
+    vec![format!("/{}", noop.name_in_rootfs())]
 }
 
 /// For `Command::args`.
@@ -522,17 +523,18 @@ mod tests {
     #[test]
     fn a_user_namespace_comes_with_identity_maps() {
         let all: NamespaceSet = "all".parse().unwrap();
-        let v = serde_json::to_value(config(Path::new("/tmp/r"), all, &noop_args(), "h", &CgroupUse::None).unwrap()).unwrap();
+        let v = serde_json::to_value(config(Path::new("/tmp/r"), all, &noop_args(Noop::Static), "h", &CgroupUse::None).unwrap()).unwrap();
         for key in ["uidMappings", "gidMappings"] {
             assert_eq!(v["linux"][key], serde_json::json!([{ "containerID": 0, "hostID": 0, "size": u32::MAX }]), "{key}");
         }
-        let v = serde_json::to_value(config(Path::new("/tmp/r"), NamespaceSet::DEFAULT, &noop_args(), "h", &CgroupUse::None).unwrap()).unwrap();
+        let v = serde_json::to_value(config(Path::new("/tmp/r"), NamespaceSet::DEFAULT, &noop_args(Noop::Static), "h", &CgroupUse::None).unwrap())
+            .unwrap();
         assert!(v["linux"].get("uidMappings").is_none(), "no user namespace, no maps: {}", v["linux"]);
     }
 
     #[test]
     fn config_round_trips_through_oci_spec_types() {
-        let spec = config(Path::new("/tmp/r"), NamespaceSet::DEFAULT, &noop_args(), "h", &CgroupUse::None).unwrap();
+        let spec = config(Path::new("/tmp/r"), NamespaceSet::DEFAULT, &noop_args(Noop::Static), "h", &CgroupUse::None).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("config.json");
         spec.save(&p).unwrap();

@@ -214,19 +214,19 @@ impl Drop for PeerInstance {
     }
 }
 
-/// A command that starts an environment with `noop` as its only workload
-/// and exits when noop does: what `isobench startup` times, start to exit.
+/// A command that starts an environment with a no-op as its only workload
+/// and exits when the no-op does: what `isobench startup` times, start to exit.
 pub struct PeerCommand {
     pub cmd: Command,
     /// Runs after the command exited (removes what the tool left, if any).
     pub cleanup: Option<Cleanup>,
 }
 
-/// An environment whose start can be timed with `noop` (the peers).
+/// An environment whose start can be timed with a no-op (the peers).
 pub trait NoopStart {
-    /// Prepares one start (e.g. writes config.json); the caller times
-    /// running the command to its exit.
-    fn noop_command(&mut self) -> Result<PeerCommand, EnvError>;
+    /// Prepares one start of `noop` (e.g. writes config.json); the caller
+    /// times running the command to its exit.
+    fn noop_command(&mut self, noop: crate::workloads::Noop) -> Result<PeerCommand, EnvError>;
 }
 
 /// Arguments as owned strings, for `Command::args`.

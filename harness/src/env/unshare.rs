@@ -63,10 +63,11 @@ impl Unshare {
         cmd
     }
 
-    /// `unshare FLAGS NOOP`: what env.start times.
-    pub fn noop(&self) -> Command {
+    /// `unshare FLAGS NOOP`: what env.start times (the host's copy of the
+    /// no-op: unshare(1) keeps the host's filesystem).
+    pub fn noop(&self, noop: crate::workloads::Noop) -> Command {
         let mut cmd = self.base();
-        cmd.arg(&self.workloads.noop);
+        cmd.arg(noop.path(&self.workloads));
         cmd
     }
 }
@@ -111,7 +112,7 @@ impl Environment for Unshare {
 }
 
 impl NoopStart for Unshare {
-    fn noop_command(&mut self) -> Result<PeerCommand, EnvError> {
-        Ok(PeerCommand { cmd: self.noop(), cleanup: None })
+    fn noop_command(&mut self, noop: crate::workloads::Noop) -> Result<PeerCommand, EnvError> {
+        Ok(PeerCommand { cmd: self.noop(noop), cleanup: None })
     }
 }
