@@ -30,4 +30,16 @@ fn every_namespace_set_gets_its_samples_and_a_report_section() {
     let md = std::fs::read_to_string(dir.render().unwrap()).unwrap();
     assert!(md.contains("## Per-namespace start cost") && md.contains("| none |"), "{md}");
     assert!(d.path().join("plots/start-per-namespace.svg").is_file());
+
+    // With the nolibc no-op too: its own file, section and chart, and both
+    // headings say which no-op they are.
+    let nolibc = startup::per_namespace(&opts, startup::Noop::Nolibc, 3, 1, &mut |_| {}).unwrap();
+    assert_eq!(nolibc.rows.len(), 9);
+    dir.save_startup_per_namespace(&nolibc).unwrap();
+    assert!(d.path().join("startup-ns.json").is_file() && d.path().join("startup-ns-nolibc.json").is_file());
+    let md = std::fs::read_to_string(dir.render().unwrap()).unwrap();
+    assert!(md.contains("## Per-namespace start cost (static glibc no-op)"), "{md}");
+    assert!(md.contains("## Per-namespace start cost (no-op without C library start-up)"), "{md}");
+    assert!(md.contains("(plots/start-per-namespace-nolibc.svg)") && md.contains("(plots/start-per-namespace.svg)"), "{md}");
+    assert!(d.path().join("plots/start-per-namespace-nolibc.svg").is_file());
 }

@@ -149,15 +149,30 @@ fn pinning_notes(run: &Value) -> Vec<String> {
     notes
 }
 
+/// The caveat for a host whose CPUID costs `ns`, when the static no-op's
+/// CPUIDs add at least [`START_CPUID_CAVEAT_US`](crate::collect::host::START_CPUID_CAVEAT_US).
+pub fn cpuid_caveat(ns: f64) -> Option<String> {
+    use crate::collect::host::{start_cpuid_us, GLIBC_START_CPUIDS, START_CPUID_CAVEAT_US};
+    (start_cpuid_us(ns) >= START_CPUID_CAVEAT_US).then(|| {
+        format!(
+            "a CPUID instruction costs {:.1} µs here: it exits to a hypervisor. glibc runs dozens before main (the static noop: \
+             {GLIBC_START_CPUIDS}), so spawn.fork_exec, spawn.posix_spawn and every env.start carry ≈{:.2} ms of CPUID in the static \
+             no-op's own start-up; `isobench startup --noop nolibc` measures the starts without it",
+            ns / 1e3,
+            start_cpuid_us(ns) / 1e3
+        )
+    })
+}
+
 /// The host row for run.json's `host.cpuid_ns`: its cost, and whether that
 /// is an exit to a hypervisor.
 fn cpuid_description(run: &Value) -> Option<String> {
     let ns = run.pointer("/host/cpuid_ns").and_then(Value::as_f64)?;
     let guest = run.pointer("/host/hypervisor").and_then(Value::as_bool).unwrap_or(false);
-    Some(match (ns > crate::collect::host::CPUID_TRAP_NS, guest) {
+    Some(match (ns > crate::collect::host::CPUID_EXIT_NS, guest) {
         (true, _) => format!("{:.1} µs each: exits to the hypervisor (the host is a guest)", ns / 1e3),
-        (false, true) => format!("{ns:.0} ns each (a guest whose hypervisor does not trap CPUID)"),
-        (false, false) => format!("{ns:.0} ns each (bare metal)"),
+        (false, true) => format!("{ns:.0} ns each: a guest whose CPUID exits are cheap"),
+        (false, false) => format!("{ns:.0} ns each: native"),
     })
 }
 
@@ -292,15 +307,10 @@ pub fn report(run: &Value, ms: &[Measurement], plots: &[PathBuf], warnings: &[St
             ));
         }
     }
-    if let Some(ns) = run.pointer("/host/cpuid_ns").and_then(Value::as_f64).filter(|&ns| ns > crate::collect::host::CPUID_TRAP_NS) {
-        notes.push(format!(
-            "a CPUID instruction costs {:.1} µs here: it exits to a hypervisor. glibc runs dozens before main (the static noop: {}), so \
-             spawn.fork_exec, spawn.posix_spawn and every env.start carry ≈{:.1} ms of the static no-op's own start-up; \
-             `isobench startup --noop nolibc` measures the starts without it",
-            ns / 1e3,
-            crate::collect::host::GLIBC_START_CPUIDS,
-            f64::from(crate::collect::host::GLIBC_START_CPUIDS) * ns / 1e6
-        ));
+    if let Some(ns) = run.pointer("/host/cpuid_ns").and_then(Value::as_f64) {
+        if let Some(note) = cpuid_caveat(ns) {
+            notes.push(note);
+        }
     }
     if let Some(load) = run.pointer("/host/load_avg_1m").and_then(Value::as_f64) {
         let cpus = run.pointer("/host/cpus").and_then(Value::as_f64).unwrap_or(1.0);
@@ -507,5 +517,17 @@ mod tests {
         assert_eq!(overhead(150.0, 100.0), "1.50×, +50.0 %");
         assert_eq!(overhead(90.0, 100.0), "0.90×, -10.0 %");
         assert_eq!(overhead(1.0, 0.0), "n/a");
+    }
+
+    #[test]
+    fn cpuid_row_and_caveat_follow_its_cost() {
+        let host = |ns: f64, guest: bool| serde_json::json!({ "host": { "cpuid_ns": ns, "hypervisor": guest } });
+        assert_eq!(cpuid_description(&host(45.0, false)).unwrap(), "45 ns each: native");
+        assert_eq!(cpuid_description(&host(180.0, true)).unwrap(), "180 ns each: a guest whose CPUID exits are cheap");
+        assert_eq!(cpuid_description(&host(12_300.0, true)).unwrap(), "12.3 µs each: exits to the hypervisor (the host is a guest)");
+        assert_eq!(cpuid_description(&serde_json::json!({ "host": {} })), None, "not recorded (older run.json)");
+        assert_eq!(cpuid_caveat(300.0), None, "68 × 0.3 µs is noise next to a start");
+        let c = cpuid_caveat(12_300.0).unwrap();
+        assert!(c.contains("12.3 µs") && c.contains("≈0.84 ms") && c.contains("--noop nolibc"), "{c}");
     }
 }

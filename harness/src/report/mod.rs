@@ -272,29 +272,27 @@ impl RunDir {
             }
         };
         let mut md = markdown::report(&run, &ms, &plots, &warnings);
-        for noop in [Noop::Static, Noop::Nolibc] {
-            if let Some(run) = self.startup_run(&startup_file("startup", noop))? {
-                md.push_str(&format!(
-                    "\n## Container start: isobench's launcher beside the runtimes people deploy{}\n\nStart-to-exit of a static no-op, interleaved rounds (A B C A B C …) so machine drift hits every column alike; {} rounds after {} warm-up.\n\n{}",
-                    noop_heading(noop),
-                    run.n,
-                    run.warmup,
-                    run.markdown()
-                ));
-            }
+        let starts: Vec<_> = Noop::ALL.into_iter().map(|noop| self.startup_run(&startup_file("startup", noop))).collect::<Result<_, _>>()?;
+        let both = starts.iter().all(Option::is_some);
+        for run in starts.iter().flatten() {
+            md.push_str(&format!(
+                "\n## Container start: isobench's launcher beside the runtimes people deploy{}\n\nStart-to-exit of a no-op, interleaved rounds (A B C A B C …) so machine drift hits every column alike; {} rounds after {} warm-up.\n\n{}",
+                noop_heading(run.noop, both),
+                run.n,
+                run.warmup,
+                run.markdown()
+            ));
         }
-        if let (Some(a), Some(b)) =
-            (self.startup_run(&startup_file("startup", Noop::Static))?, self.startup_run(&startup_file("startup", Noop::Nolibc))?)
-        {
-            md.push_str(&crate::startup::noop_share_markdown(&a, &b));
+        if let [Some(a), Some(b)] = &starts[..] {
+            md.push_str(&crate::startup::noop_share_markdown(a, b));
         }
-        for noop in [Noop::Static, Noop::Nolibc] {
-            if let Some(run) = self.startup_run(&startup_file("startup-ns", noop))? {
-                md.push_str(&format!("\n## Per-namespace start cost{}\n\n{}\n", noop_heading(noop), run.per_namespace_markdown()));
-                if let Ok(files) = plot::per_namespace(&self.path.join("plots"), &run) {
-                    if let Some(svg) = files.iter().find(|p| p.extension().is_some_and(|e| e == "svg")).and_then(|p| p.file_name()) {
-                        md.push_str(&format!("\n![per-namespace start cost](plots/{})\n", svg.to_string_lossy()));
-                    }
+        let per_ns: Vec<_> = Noop::ALL.into_iter().map(|noop| self.startup_run(&startup_file("startup-ns", noop))).collect::<Result<_, _>>()?;
+        let both = per_ns.iter().all(Option::is_some);
+        for run in per_ns.iter().flatten() {
+            md.push_str(&format!("\n## Per-namespace start cost{}\n\n{}\n", noop_heading(run.noop, both), run.per_namespace_markdown()));
+            if let Ok(files) = plot::per_namespace(&self.path.join("plots"), run) {
+                if let Some(svg) = files.iter().find(|p| p.extension().is_some_and(|e| e == "svg")).and_then(|p| p.file_name()) {
+                    md.push_str(&format!("\n![per-namespace start cost, {} no-op](plots/{})\n", run.noop.as_str(), svg.to_string_lossy()));
                 }
             }
         }
@@ -323,11 +321,13 @@ fn startup_file(stem: &str, noop: Noop) -> String {
     }
 }
 
-/// The heading suffix that tells the two no-ops' sections apart.
-fn noop_heading(noop: Noop) -> &'static str {
-    match noop {
-        Noop::Static => "",
-        Noop::Nolibc => " (no-op without C library start-up)",
+/// The heading suffix that tells the two no-ops' sections apart; the static
+/// one is named only when the other is there too.
+fn noop_heading(noop: Noop, both: bool) -> &'static str {
+    match (noop, both) {
+        (Noop::Static, false) => "",
+        (Noop::Static, true) => " (static glibc no-op)",
+        (Noop::Nolibc, _) => " (no-op without C library start-up)",
     }
 }
 
