@@ -108,7 +108,7 @@ enum Command {
         /// The no-op every column runs: `static` (glibc, as lmbench's static hello), or
         /// `nolibc` (exit_group at the entry point: no C library start-up, which on a
         /// guest whose CPUID exits to the hypervisor is most of a start)
-        #[arg(long, value_name = "KIND", default_value = "static", value_parser = clap::builder::PossibleValuesParser::new(["static", "nolibc"]))]
+        #[arg(long, value_name = "KIND", default_value = "static", value_parser = clap::builder::PossibleValuesParser::new(isobench_harness::startup::Noop::ALL.map(|n| n.as_str())))]
         noop: String,
     },
     /// Show what each environment needs and whether this host has it

@@ -490,9 +490,9 @@ fn prepare_peer(kind: EnvKind, opts: &Options) -> Result<(Box<dyn NoopStart>, St
 /// fails during the run, lands in `skipped` with its reason; only isobench's
 /// own launcher failing to prepare is an error.
 ///
-/// Every column execs `noop`: the floors and unshare(1) the host's copy, the
-/// others the copy in their rootfs (the minimal rootfs and the OCI bundles
-/// are built from it here).
+/// Every column execs the `noop_kind` no-op: the floors and unshare(1) the
+/// host's copy, the launcher, the OCI bundles and bwrap the copy at the root
+/// of their rootfs (`/noop` or `/noop-nolibc`, both always installed there).
 pub fn measure(
     columns: &[Column],
     opts: &Options,
@@ -654,9 +654,8 @@ pub fn noop_share_markdown(with_static: &StartupRun, with_nolibc: &StartupRun) -
         }
     }
     let ratio = |run: &StartupRun, env: &str, base: &str| run.ratio(env, base, 0.5).map_or("–".to_string(), |r| format!("{r:.2}×"));
-    let peer = |run: &StartupRun| match (fastest_peer(run), run.row("isobench")) {
-        (Some(p), Some(i)) if i.quantile_ns(0.5) > 0 => format!("{:.2}× ({})", p.quantile_ns(0.5) as f64 / i.quantile_ns(0.5) as f64, p.label),
-        _ => "–".to_string(),
+    let peer = |run: &StartupRun| {
+        fastest_peer(run).and_then(|p| Some(format!("{:.2}× ({})", run.ratio(&p.env, "isobench", 0.5)?, p.label))).unwrap_or_else(|| "–".into())
     };
     s += "\n| ratio of p50s | static noop | noop-nolibc |\n|---|---:|---:|\n";
     s += &format!(
@@ -674,7 +673,7 @@ pub fn noop_share_markdown(with_static: &StartupRun, with_nolibc: &StartupRun) -
 }
 
 /// The per-namespace cost breakdown of isobench's launcher: start-to-exit of
-/// `/noop` with no namespace, with each namespace alone (in
+/// the `noop` no-op with no namespace, with each namespace alone (in
 /// [`container::ns::CREATION_ORDER`]), and with all of them, interleaved
 /// round by round like every startup column.
 pub fn per_namespace(opts: &Options, noop: Noop, n: usize, warmup: usize, progress: &mut dyn FnMut(&str)) -> Result<StartupRun, StartupError> {
