@@ -70,10 +70,10 @@ pub fn bench_family(c: &mut Criterion, family: Family) {
     if let Err(e) = isobench_harness::report::plot::ensure_font() {
         eprintln!("isobench: charts will fail: {e}");
     }
-    let results = workloads::repo_root().join("results");
+    let results = isobench_harness::paths::repo_root().join("results");
     let out = RunDir::for_cargo_bench(&results).expect("results folder");
     // criterion's own HTML report of the same run (CARGO_TARGET_DIR aware).
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workloads::repo_root().join("target"), std::path::PathBuf::from);
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| isobench_harness::paths::repo_root().join("target"), std::path::PathBuf::from);
     let criterion_report = target.join("criterion").join("report").join("index.html");
     let pin = pin_from_env();
     runner::record_host(&out, "cargo bench", serde_json::json!({ "criterion": true, "criterion_report": criterion_report, "pin": pin }))

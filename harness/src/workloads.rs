@@ -105,14 +105,9 @@ impl std::str::FromStr for Noop {
     }
 }
 
-/// The repository root (this crate lives in `<root>/harness`).
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("harness has a parent").to_path_buf()
-}
-
 /// Cargo target dir of the static build.
 pub fn static_target_dir() -> PathBuf {
-    repo_root().join("target").join("static")
+    crate::paths::repo_root().join("target").join("static")
 }
 
 fn newest_mtime(dir: &Path) -> Option<SystemTime> {
@@ -137,7 +132,7 @@ pub fn locate() -> Result<Workloads, WorkloadsError> {
         return if missing.is_empty() { Ok(w) } else { Err(WorkloadsError::Missing(missing)) };
     }
     let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let root = repo_root();
+    let root = crate::paths::repo_root();
     let out = static_target_dir().join(TARGET).join("release");
     let w = Workloads::in_dir(&out);
     let src = root.join("workloads");

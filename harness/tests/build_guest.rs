@@ -108,7 +108,7 @@ fn an_unusable_host_kernel_falls_back_to_the_distro_package_and_says_why() {
 /// The unpacked distro package in the cache (scripts/build-guest leaves it
 /// there): (its root, its kernel version).
 fn cached_distro_kernel() -> Option<(PathBuf, String)> {
-    for e in std::fs::read_dir(isobench_harness::vm::cache_dir().join("kernel")).ok()?.flatten() {
+    for e in std::fs::read_dir(isobench_harness::paths::cache_dir().join("kernel")).ok()?.flatten() {
         if !e.path().join(".complete").exists() {
             continue;
         }

@@ -35,7 +35,7 @@ fn debian(test: &str) -> Option<DistroRootfs> {
             return None;
         }
     };
-    let cached = isobench_harness::vm::cache_dir().join("rootfs").join(source.name()).join("etc").is_dir();
+    let cached = isobench_harness::paths::cache_dir().join("rootfs").join(source.name()).join("etc").is_dir();
     if !cached && !Path::new("/usr/sbin/debootstrap").exists() {
         eprintln!("skipping {test}: no debootstrap (apt-get install debootstrap, or scripts/setup) and no {} rootfs cached", source.name());
         return None;

@@ -154,7 +154,7 @@ impl HostInfo {
             clocksource: read_trim("/sys/devices/system/clocksource/clocksource0/current_clocksource"),
             cgroup_mode: cgroup_mode(),
             load_avg_1m: read_trim("/proc/loadavg").and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok())).unwrap_or(0.0),
-            isobench_revision: first_line_of("git", &["describe", "--always", "--dirty", "--abbrev=12"], Some(&crate::workloads::repo_root())),
+            isobench_revision: first_line_of("git", &["describe", "--always", "--dirty", "--abbrev=12"], Some(&crate::paths::repo_root())),
             qemu_version: qemu_version(),
             smt: read_bool("/sys/devices/system/cpu/smt/active"),
             boost: read_bool("/sys/devices/system/cpu/cpufreq/boost")

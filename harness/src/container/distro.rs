@@ -161,7 +161,7 @@ impl DistroRootfs {
     /// machine: its progress goes to stderr), then reused; the agent and
     /// noop are refreshed when the workload build changed.
     pub fn prepare(workloads: &Workloads) -> Result<DistroRootfs, DistroError> {
-        Self::prepare_in(&crate::vm::cache_dir().join("rootfs"), Source::host()?, workloads)
+        Self::prepare_in(&crate::paths::cache_dir().join("rootfs"), Source::host()?, workloads)
     }
 
     /// [`prepare`](Self::prepare) with the cache directory and source given.
@@ -271,7 +271,7 @@ fn build(cache: &Path, name: &str, source: &Source) -> Result<(), DistroError> {
 /// killed while debootstrap ran), unmounting what debootstrap had mounted in
 /// them first. Called at every start through [`super::cleanup`].
 pub fn sweep() -> Vec<PathBuf> {
-    sweep_in(&crate::vm::cache_dir().join("rootfs"))
+    sweep_in(&crate::paths::cache_dir().join("rootfs"))
 }
 
 fn sweep_in(cache: &Path) -> Vec<PathBuf> {

@@ -322,7 +322,7 @@ impl Vm {
     /// Where a failed boot's console log is kept when there is no log dir.
     fn failed_log(&self) -> PathBuf {
         let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        crate::vm::cache_dir().join("logs").join(format!("vm-console-failed-{stamp}-{}.log", std::process::id()))
+        crate::paths::cache_dir().join("logs").join(format!("vm-console-failed-{stamp}-{}.log", std::process::id()))
     }
 }
 

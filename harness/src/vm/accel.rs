@@ -154,7 +154,7 @@ pub fn kvm_device() -> Result<(), String> {
 /// once (up to [`KVM_PROBE_TIMEOUT`]); the verdict is then cached.
 pub fn decide(choice: AccelChoice, image: &GuestImage, qemu_bin: &Path, qemu_version: &str) -> Result<Verdict, AccelError> {
     let key = ProbeKey::new(image, qemu_version);
-    let cache = super::cache_dir().join(CACHE_FILE);
+    let cache = crate::paths::cache_dir().join(CACHE_FILE);
     decide_with(choice, &key, &cache, kvm_device(), || probe_kvm(image, qemu_bin))
 }
 
@@ -164,7 +164,7 @@ pub fn decide(choice: AccelChoice, image: &GuestImage, qemu_bin: &Path, qemu_ver
 pub fn cached_verdict_missing() -> bool {
     let (Ok(image), Ok(qemu)) = (super::image::locate(), super::qemu::find_qemu()) else { return false };
     let Ok(version) = super::qemu::qemu_version(&qemu) else { return false };
-    kvm_device().is_ok() && !read_cache(&super::cache_dir().join(CACHE_FILE)).contains_key(&ProbeKey::new(&image, &version).as_string())
+    kvm_device().is_ok() && !read_cache(&crate::paths::cache_dir().join(CACHE_FILE)).contains_key(&ProbeKey::new(&image, &version).as_string())
 }
 
 /// `--require-kvm`: the verdict itself when it is KVM, else an error naming
@@ -241,7 +241,7 @@ fn write_cache(path: &Path, known: &BTreeMap<String, Verdict>) {
 
 /// The console log of the last KVM probe (kept for the curious).
 pub fn probe_log() -> PathBuf {
-    super::cache_dir().join("logs").join("kvm-probe-console.log")
+    crate::paths::cache_dir().join("logs").join("kvm-probe-console.log")
 }
 
 /// Boots `image` under KVM and returns the time to the agent's `ready`.

@@ -154,7 +154,7 @@ fn sha256_hex(path: &Path) -> Option<String> {
 pub fn default_dir() -> PathBuf {
     match std::env::var_os(GUEST_DIR_ENV).filter(|v| !v.is_empty()) {
         Some(dir) => PathBuf::from(dir),
-        None => super::cache_dir().join("guest").join("current"),
+        None => crate::paths::cache_dir().join("guest").join("current"),
     }
 }
 

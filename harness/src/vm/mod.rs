@@ -9,8 +9,6 @@
 //! more than on anything else, so the verdict and its reason travel with every
 //! figure of the vm column.
 
-use std::path::PathBuf;
-
 pub mod accel;
 pub mod image;
 pub mod qemu;
@@ -78,21 +76,4 @@ impl std::str::FromStr for AccelChoice {
             other => Err(format!("unknown accelerator {other:?}; use auto, kvm or tcg")),
         }
     }
-}
-
-/// Overrides isobench's cache folder (guest images, downloaded kernels, the
-/// accelerator verdicts, logs of failed boots).
-pub const CACHE_ENV: &str = "ISOBENCH_CACHE";
-
-/// `$ISOBENCH_CACHE`, else `$XDG_CACHE_HOME/isobench`, else
-/// `$HOME/.cache/isobench`: the same rule as scripts/build-guest.
-pub fn cache_dir() -> PathBuf {
-    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-    if let Some(dir) = var(CACHE_ENV) {
-        return dir;
-    }
-    if let Some(xdg) = var("XDG_CACHE_HOME") {
-        return xdg.join("isobench");
-    }
-    var("HOME").unwrap_or_else(std::env::temp_dir).join(".cache").join("isobench")
 }

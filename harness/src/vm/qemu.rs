@@ -212,7 +212,7 @@ pub fn vm_run_script() -> Result<PathBuf, QemuError> {
     let script = std::env::var_os("ISOBENCH_VM_RUN")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(|| crate::workloads::repo_root().join("scripts").join("vm-run"));
+        .unwrap_or_else(|| crate::paths::repo_root().join("scripts").join("vm-run"));
     let executable = std::fs::metadata(&script).is_ok_and(|m| {
         use std::os::unix::fs::PermissionsExt;
         m.is_file() && m.permissions().mode() & 0o111 != 0
