@@ -22,6 +22,16 @@ pub enum WorkloadsError {
     Build(String),
 }
 
+/// Name of the agent at the root of a container's rootfs (`/isobench-agent`),
+/// next to [`NOOP_NAME`] and [`NOOP_NOLIBC_NAME`]: the minimal rootfs, the
+/// distribution rootfs and the OCI bundles carry the binaries there.
+pub const AGENT_NAME: &str = "isobench-agent";
+/// Name of the static glibc no-op at the root of a container's rootfs.
+pub const NOOP_NAME: &str = "noop";
+/// Name of the no-op without C library start-up at the root of a container's
+/// rootfs (`isobench startup --noop nolibc`).
+pub const NOOP_NOLIBC_NAME: &str = "noop-nolibc";
+
 /// Paths of the static workload binaries.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Workloads {
@@ -37,6 +47,11 @@ impl Workloads {
         Workloads { agent: dir.join("isobench-agent"), noop: dir.join("noop"), noop_nolibc: dir.join("noop-nolibc") }
     }
 
+    /// Each binary with its name at the root of a container's rootfs.
+    pub fn rootfs_files(&self) -> [(&Path, &'static str); 3] {
+        [(&self.agent, AGENT_NAME), (&self.noop, NOOP_NAME), (&self.noop_nolibc, NOOP_NOLIBC_NAME)]
+    }
+
     /// The binaries that are not there (empty: all are).
     fn missing(&self) -> Vec<PathBuf> {
         [&self.agent, &self.noop, &self.noop_nolibc].into_iter().filter(|p| !p.is_file()).cloned().collect()
@@ -48,12 +63,11 @@ impl Workloads {
 #[serde(rename_all = "lowercase")]
 pub enum Noop {
     /// `noop`: a static Rust binary with glibc, as lmbench's lat_proc execs
-    /// a static "hello". Before `main`, glibc probes the CPU
-    /// ([`GLIBC_START_CPUIDS`](crate::collect::host::GLIBC_START_CPUIDS)
-    /// CPUID instructions) and Rust's runtime sets up (a poll of fds 0–2,
-    /// signal handlers, the main thread's guard): cheap on bare metal, while
-    /// in a guest each CPUID exits to the hypervisor (run.json's
-    /// `host.cpuid_ns`).
+    /// a static "hello". Before `main`, glibc probes the CPU (dozens of CPUID
+    /// instructions, counted in `collect::host::GLIBC_START_CPUIDS`) and
+    /// Rust's runtime sets up (a poll of fds 0–2, signal handlers, the main
+    /// thread's guard): cheap on bare metal, while in a guest each CPUID
+    /// exits to the hypervisor (run.json's `host.cpuid_ns`).
     #[default]
     Static,
     /// `noop-nolibc`: `exit_group(0)` at the ELF entry point, three
@@ -88,12 +102,12 @@ impl Noop {
         }
     }
 
-    /// Its file name at the root of a container's rootfs
-    /// ([`crate::container::rootfs::NOOP_NAME`] and `NOOP_NOLIBC_NAME`).
+    /// Its file name at the root of a container's rootfs ([`NOOP_NAME`],
+    /// [`NOOP_NOLIBC_NAME`]).
     pub fn name_in_rootfs(self) -> &'static str {
         match self {
-            Noop::Static => crate::container::rootfs::NOOP_NAME,
-            Noop::Nolibc => crate::container::rootfs::NOOP_NOLIBC_NAME,
+            Noop::Static => NOOP_NAME,
+            Noop::Nolibc => NOOP_NOLIBC_NAME,
         }
     }
 }

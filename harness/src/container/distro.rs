@@ -22,7 +22,6 @@ use std::time::Instant;
 
 use nix::fcntl::{Flock, FlockArg};
 
-use super::rootfs::{AGENT_NAME, NOOP_NAME, NOOP_NOLIBC_NAME};
 use crate::workloads::Workloads;
 
 #[derive(Debug, thiserror::Error)]
@@ -183,7 +182,7 @@ impl DistroRootfs {
         if !path.join("etc").is_dir() {
             build(cache, &name, &source)?;
         }
-        for (src, dest) in [(&workloads.agent, AGENT_NAME), (&workloads.noop, NOOP_NAME), (&workloads.noop_nolibc, NOOP_NOLIBC_NAME)] {
+        for (src, dest) in workloads.rootfs_files() {
             refresh(src, &path.join(dest))?;
         }
         Ok(DistroRootfs { path, source })

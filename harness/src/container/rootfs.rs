@@ -61,13 +61,6 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> RootfsError {
 /// Where a static busybox may be installed (Debian's busybox-static: /bin).
 pub const BUSYBOX_CANDIDATES: [&str; 3] = ["/bin/busybox", "/usr/bin/busybox", "/usr/local/bin/busybox"];
 
-/// Name of the agent inside the rootfs (at its root, next to [`NOOP_NAME`]).
-pub const AGENT_NAME: &str = "isobench-agent";
-pub const NOOP_NAME: &str = "noop";
-/// Name of the no-op without C library start-up inside the rootfs
-/// (`isobench startup --noop nolibc`).
-pub const NOOP_NOLIBC_NAME: &str = "noop-nolibc";
-
 /// `PATH` inside the container.
 pub const CONTAINER_PATH: &str = "/bin:/sbin:/usr/bin:/usr/sbin";
 
@@ -192,7 +185,7 @@ impl MinimalRootfs {
         {
             std::fs::write(root.join(file), text).map_err(io_err(format!("write {file} in the rootfs")))?;
         }
-        for (src, name) in [(&workloads.agent, AGENT_NAME), (&workloads.noop, NOOP_NAME), (&workloads.noop_nolibc, NOOP_NOLIBC_NAME)] {
+        for (src, name) in workloads.rootfs_files() {
             std::fs::copy(src, root.join(name)).map_err(io_err(format!("copy {} into the rootfs", src.display())))?;
         }
         let busybox = find_static_busybox();

@@ -115,7 +115,7 @@ impl Container {
         };
         let (stdin_r, stdin_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io("pipe for the agent's stdin"))?;
         let (stdout_r, stdout_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io("pipe for the agent's stdout"))?;
-        let agent_path = format!("/{}", container::rootfs::AGENT_NAME);
+        let agent_path = format!("/{}", crate::workloads::AGENT_NAME);
         let mut spec = LaunchSpec::new(self.namespaces, &self.root, &[agent_path.into()], Some(&container::default_hostname()))
             .map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
         if let Some(limits) = self.cgroup {

@@ -485,7 +485,7 @@ impl NoopStart for OciEnvironment {
 
 /// Arguments of the agent inside a bundle.
 pub fn agent_args() -> Vec<String> {
-    vec![format!("/{}", rootfs::AGENT_NAME)]
+    vec![format!("/{}", crate::workloads::AGENT_NAME)]
 }
 
 /// Arguments of a no-op inside a bundle (what env.start measures).
