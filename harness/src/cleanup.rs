@@ -1,11 +1,24 @@
-//! Sweeping what an earlier, killed isobench left behind (DESIGN.md
-//! invariants): temp rootfs and VM folders, container cgroups and the peer
-//! runtimes' cgroups whose owning process is gone.
-//! Called at every start; a live run's files are never touched.
+//! The start-of-run sweep: removes what an earlier, killed isobench left
+//! behind, each kind by the module that makes it, all of them told apart by
+//! their pid-stamped names ([`crate::leftovers`]): temp dirs (rootfs, /dev
+//! templates, peer runtimes' bundles), half-made distribution rootfs builds,
+//! container cgroups (killing anything still in them), the run's network
+//! namespaces, and the peer runtimes' cgroups, of processes that no longer
+//! exist. Called at every start; a live run's things are never touched.
+
+use std::path::PathBuf;
+
+use crate::container::{cgroup, distro, net};
+use crate::leftovers;
 
 /// Removes leftovers of dead isobench processes and returns what was removed.
-pub fn sweep() -> Vec<std::path::PathBuf> {
-    let mut removed = crate::container::cleanup();
+pub fn sweep() -> Vec<PathBuf> {
+    let mut removed = leftovers::sweep_temp_dirs(&std::env::temp_dir());
+    if nix::unistd::geteuid().is_root() {
+        removed.extend(distro::sweep());
+        removed.extend(cgroup::sweep());
+        removed.extend(net::sweep());
+    }
     removed.extend(crate::env::oci::sweep_cgroups());
     removed
 }

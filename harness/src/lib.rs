@@ -9,6 +9,7 @@ pub mod collect;
 pub mod container;
 pub mod doctor;
 pub mod env;
+pub mod leftovers;
 pub mod paths;
 pub mod process;
 pub mod report;

@@ -572,7 +572,7 @@ pub fn measure(
                         }
                     };
                     let dir =
-                        tempfile::Builder::new().prefix(&container::rootfs::temp_prefix("startup")).tempdir().map_err(io_err("create a temp dir"))?;
+                        tempfile::Builder::new().prefix(&crate::leftovers::temp_prefix("startup")).tempdir().map_err(io_err("create a temp dir"))?;
                     let log = dir.path().join("stderr.log");
                     starters.push(Starter { row: row(label, command), kind: StarterKind::Peer { env: e, noop: noop_kind, log, _dir: dir } });
                 }

@@ -377,7 +377,7 @@ fn kill_9_of_isobench_takes_the_container_and_cleanup_sweeps() {
     holder.wait().unwrap();
     wait_until("the container died with its launcher", Duration::from_secs(5), || members_of(&ns).is_empty());
     assert!(rootfs.is_dir(), "a SIGKILLed run cannot clean up after itself");
-    let removed = container::rootfs::cleanup_in(base.path());
+    let removed = isobench_harness::leftovers::sweep_temp_dirs(base.path());
     assert!(removed.contains(&rootfs), "cleanup removed {removed:?}, not {}", rootfs.display());
     assert!(!rootfs.exists());
 }
@@ -633,7 +633,7 @@ fn rshared_host_helper() {
     let (status, out) = run(&root, NamespaceSet::all(), &["sh", "-c", "cut -d' ' -f5 /proc/self/mountinfo | grep -cx /"]);
     assert_eq!((status, out.trim()), (0, "1"), "pivot_root still works after the kill");
     // What the killed launcher could not remove, the next start's sweep does.
-    container::rootfs::cleanup_in(base.path());
+    isobench_harness::leftovers::sweep_temp_dirs(base.path());
     assert_eq!(std::fs::read_dir(base.path()).unwrap().count(), 0);
     container::cgroup::sweep();
     let prefix = format!("isobench-{looper_pid}-");

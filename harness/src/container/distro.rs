@@ -268,26 +268,18 @@ fn build(cache: &Path, name: &str, source: &Source) -> Result<(), DistroError> {
 
 /// Removes the build dirs of builds whose isobench process is gone (a run
 /// killed while debootstrap ran), unmounting what debootstrap had mounted in
-/// them first. Called at every start through [`super::cleanup`].
+/// them first. Called at every start (`cleanup::sweep`).
 pub fn sweep() -> Vec<PathBuf> {
     sweep_in(&crate::paths::cache_dir().join("rootfs"))
 }
 
 fn sweep_in(cache: &Path) -> Vec<PathBuf> {
-    let mut removed = Vec::new();
-    let Ok(entries) = std::fs::read_dir(cache) else { return removed };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) =
-            name.to_str().and_then(|n| n.strip_prefix(".tmp-")).and_then(|n| n.rsplit_once('-')).and_then(|(_, pid)| pid.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if pid > 0 && !super::rootfs::alive(pid) && entry.file_type().is_ok_and(|t| t.is_dir()) && remove_build_dir(&entry.path()).is_ok() {
-            removed.push(entry.path());
-        }
-    }
-    removed
+    crate::leftovers::sweep(cache, build_owner_pid, |e| e.file_type().is_ok_and(|t| t.is_dir()) && remove_build_dir(&e.path()).is_ok())
+}
+
+/// The pid in a build dir's name ([`temp_name`]).
+fn build_owner_pid(name: &str) -> Option<i32> {
+    name.strip_prefix(".tmp-")?.rsplit_once('-')?.1.parse().ok()
 }
 
 /// Detaches every mount at or under `dir` (deepest first), then removes it.
@@ -371,5 +363,6 @@ mod tests {
         let s = Source { distro: "debian".into(), suite: "bookworm".into(), mirror: "http://x".into() };
         assert_eq!(s.name(), "debian-bookworm");
         assert_eq!(temp_name("debian-bookworm"), format!(".tmp-debian-bookworm-{}", std::process::id()));
+        assert_eq!(build_owner_pid(&temp_name("debian-bookworm")), Some(std::process::id() as i32));
     }
 }

@@ -9,21 +9,19 @@
 //!
 //! It is what `unshare --fork --pid --mount-proc --mount --uts --ipc --net
 //! chroot DIR CMD` does, made measurable: [`exec`] runs any command that way
-//! (`isobench exec`), and the container environment
-//! ([`crate::env::container`]) runs the agent that way.
+//! (`isobench exec`), and the container environment (`env::container`)
+//! runs the agent that way.
 //!
 //! - [`ns`]: the namespace set, its parsing and clone(2) flags
 //! - [`cgroup`]: v1/v2/hybrid detection, per-container groups, limits, kill
-//! - [`rootfs`]: the minimal rootfs, the mount plan, temp-dir sweeping
+//! - [`rootfs`]: the minimal rootfs, the mount plan
 //! - [`distro`]: a distribution's rootfs from debootstrap (`--rootfs debian`)
 //! - [`init`]: clone(2), the uid/gid map and cgroup handshake, the child's
 //!   side up to execve(2), and the minimal PID 1
 //! - [`syscall`]: the privileged calls behind a trait, recorded in unit tests
 
-use std::ffi::OsString;
-use std::path::PathBuf;
-
 use nix::errno::Errno;
+use std::ffi::OsString;
 
 pub mod cgroup;
 pub mod distro;
@@ -201,19 +199,6 @@ impl ExecOptions {
     }
 }
 
-/// Removes what killed isobench runs left behind: temp rootfs dirs,
-/// half-made distribution rootfs builds ([`distro::sweep`]) and cgroups (killing anything still in them) of processes that no longer
-/// exist. Called at every start. Returns what was removed.
-pub fn cleanup() -> Vec<PathBuf> {
-    let mut removed = rootfs::cleanup();
-    if nix::unistd::geteuid().is_root() {
-        removed.extend(distro::sweep());
-        removed.extend(cgroup::sweep());
-        removed.extend(net::sweep());
-    }
-    removed
-}
-
 /// The namespaces a container really gets: as root, `asked`; as another
 /// user (rootless mode), `asked` plus a user namespace, which owns the others
 /// and in which the caller is root.
@@ -261,8 +246,8 @@ pub fn default_hostname() -> String {
 /// ignores SIGINT and SIGQUIT as system(3) does (the terminal sends them to
 /// the command too, and the command decides) and passes SIGTERM and SIGHUP on
 /// to the init. If isobench itself is killed, the container dies with it
-/// (PR_SET_PDEATHSIG) and the temp rootfs and cgroup are swept by [`cleanup`]
-/// at the next start.
+/// (PR_SET_PDEATHSIG) and the temp rootfs and cgroup are swept at the next
+/// start (`cleanup::sweep`).
 pub fn exec(opts: &ExecOptions, workloads: &Workloads) -> Result<i32, ContainerError> {
     if opts.command.is_empty() {
         return Err(ContainerError::NoCommand);

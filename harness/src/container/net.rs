@@ -2,7 +2,7 @@
 //! tap devices live, so that no test traffic touches the host's own network
 //! (network_namespaces(7), veth(4), the kernel's Documentation/networking/tuntap.rst).
 //!
-//! **The networking rule** (DESIGN.md): isobench never changes the host's
+//! **The networking rule**: isobench never changes the host's
 //! network configuration. Per run it creates one network namespace,
 //! `isobench-<pid>-<seq>`, that plays "the host side": the host end of each
 //! container's veth pair and each VM's tap device are made inside it, with
@@ -51,7 +51,7 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
 
-use super::cgroup::{alive, in_initial_pid_namespace, owner_pid, PARENT};
+use crate::leftovers;
 
 /// Where network namespaces are bound by name (iproute2's NETNS_RUN_DIR), so
 /// that `ip netns` sees them.
@@ -239,7 +239,7 @@ impl RunNetns {
         // An empty file to bind the namespace onto. `create_new` skips a name
         // left by an earlier, killed process that had our pid.
         let (name, path) = loop {
-            let name = format!("{PARENT}-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
+            let name = leftovers::name(SEQ.fetch_add(1, Ordering::Relaxed));
             let path = Path::new(NETNS_DIR).join(&name);
             match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(_) => break (name, path),
@@ -553,22 +553,10 @@ pub fn sweep() -> Vec<PathBuf> {
 
 /// [`sweep`] in another directory than /run/netns.
 pub fn sweep_at(dir: &Path) -> Vec<PathBuf> {
-    let mut removed = Vec::new();
-    if !in_initial_pid_namespace() {
-        return removed;
+    if !leftovers::in_initial_pid_namespace() {
+        return Vec::new();
     }
-    let Ok(entries) = std::fs::read_dir(dir) else { return removed };
-    for e in entries.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(owner_pid) else { continue };
-        if alive(pid) {
-            continue;
-        }
-        let path = e.path();
-        if unbind(&path) {
-            removed.push(path);
-        }
-    }
-    removed
+    leftovers::sweep(dir, leftovers::counted_owner_pid, |e| unbind(&e.path()))
 }
 
 /// An rtnetlink socket of the calling thread's network namespace, and the
@@ -764,14 +752,14 @@ mod tests {
     fn sweep_removes_entries_of_dead_pids_only() {
         let dir = tempfile::tempdir().unwrap();
         // i32::MAX is above any pid_max, so never a live process.
-        let dead = dir.path().join(format!("{PARENT}-{}-0", i32::MAX));
-        let ours = dir.path().join(format!("{PARENT}-{}-0", std::process::id()));
+        let dead = dir.path().join(format!("isobench-{}-0", i32::MAX));
+        let ours = dir.path().join(leftovers::name(0));
         let other = dir.path().join("someone-elses");
         for p in [&dead, &ours, &other] {
             std::fs::write(p, "").unwrap();
         }
         let removed = sweep_at(dir.path());
-        if !in_initial_pid_namespace() {
+        if !leftovers::in_initial_pid_namespace() {
             assert!(removed.is_empty());
             return;
         }

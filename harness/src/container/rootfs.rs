@@ -31,6 +31,7 @@ use nix::sys::stat::{Mode, SFlag};
 use super::distro::{DistroError, DistroRootfs};
 use super::ns::{Namespace, NamespaceSet};
 use super::syscall::Syscall;
+use crate::leftovers;
 use crate::workloads::Workloads;
 
 #[derive(Debug, thiserror::Error)]
@@ -63,59 +64,6 @@ pub const BUSYBOX_CANDIDATES: [&str; 3] = ["/bin/busybox", "/usr/bin/busybox", "
 
 /// `PATH` inside the container.
 pub const CONTAINER_PATH: &str = "/bin:/sbin:/usr/bin:/usr/sbin";
-
-/// Every temp dir isobench creates is named `isobench-<pid>-<what>-<random>`
-/// in [`std::env::temp_dir`], so [`cleanup`] can tell whose it is.
-pub const TEMP_PREFIX: &str = "isobench-";
-
-/// The prefix for a new temp dir of this process.
-pub fn temp_prefix(what: &str) -> String {
-    format!("{TEMP_PREFIX}{}-{what}-", std::process::id())
-}
-
-/// Removes temp dirs left by isobench processes that no longer exist (a run
-/// killed with SIGKILL cannot remove its own). Dirs of live processes are
-/// left alone, so concurrent runs are safe. Returns the dirs removed.
-///
-/// Call it at program start; [`MinimalRootfs::build`] calls it too.
-pub fn cleanup() -> Vec<PathBuf> {
-    cleanup_in(&std::env::temp_dir())
-}
-
-/// [`cleanup`] in another base directory.
-pub fn cleanup_in(base: &Path) -> Vec<PathBuf> {
-    sweep(base)
-}
-
-fn owner_pid(name: &OsStr) -> Option<i32> {
-    let rest = name.to_str()?.strip_prefix(TEMP_PREFIX)?;
-    let (pid, what) = rest.split_once('-')?;
-    if what.is_empty() {
-        return None;
-    }
-    pid.parse().ok().filter(|p| *p > 0)
-}
-
-pub(crate) fn alive(pid: i32) -> bool {
-    // EPERM means it exists but is not ours to signal: alive too.
-    !matches!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None), Err(Errno::ESRCH))
-}
-
-fn sweep(base: &Path) -> Vec<PathBuf> {
-    let mut removed = Vec::new();
-    let Ok(entries) = std::fs::read_dir(base) else { return removed };
-    for entry in entries.flatten() {
-        let Some(pid) = owner_pid(&entry.file_name()) else { continue };
-        // Only real directories: never follow a symlink someone planted.
-        if !entry.file_type().is_ok_and(|t| t.is_dir()) || alive(pid) {
-            continue;
-        }
-        if std::fs::remove_dir_all(entry.path()).is_ok() {
-            removed.push(entry.path());
-        }
-    }
-    removed
-}
 
 /// Returns the first static busybox found, if any. A dynamically linked one
 /// would not run in a rootfs without a libc, so it does not count.
@@ -167,9 +115,9 @@ pub struct MinimalRootfs {
 
 impl MinimalRootfs {
     pub fn build(workloads: &Workloads) -> Result<MinimalRootfs, RootfsError> {
-        cleanup();
+        leftovers::sweep_temp_dirs(&std::env::temp_dir());
         let dir = tempfile::Builder::new()
-            .prefix(&temp_prefix("rootfs"))
+            .prefix(&leftovers::temp_prefix("rootfs"))
             .tempdir()
             .map_err(io_err(format!("create a temp dir in {}", std::env::temp_dir().display())))?;
         let root = dir.path();
@@ -536,7 +484,7 @@ fn sysfs_step(ns: NamespaceSet) -> Step {
 }
 
 /// A container /dev made once on the host, in a temp dir
-/// `isobench-<pid>-dev-*` (swept by [`cleanup`] if isobench is killed): the
+/// `isobench-<pid>-dev-*` (swept by [`leftovers::sweep_temp_dirs`] if isobench is killed): the
 /// [`DEVICES`] as real nodes, `pts/` and `shm/` as mount points, and the
 /// [`DEV_LINKS`]. Each container binds it read-only on its /dev and mounts
 /// its own devpts and shm tmpfs on top ([`mount_plan_dev`]), which costs 4
@@ -560,7 +508,7 @@ impl DevTemplate {
             return Ok(None);
         }
         let dir = tempfile::Builder::new()
-            .prefix(&temp_prefix("dev"))
+            .prefix(&leftovers::temp_prefix("dev"))
             .tempdir()
             .map_err(io_err(format!("create a temp dir in {}", std::env::temp_dir().display())))?;
         let root = dir.path();
@@ -793,29 +741,6 @@ mod tests {
         assert_eq!(plan[i].to_string(), "mount sysfs on sys");
         assert!(sys.lines().last().unwrap().starts_with("mount sysfs"));
         assert!(!sys.lines().iter().any(|l| l.starts_with("pivot_root")), "nothing after a failed step");
-    }
-
-    #[test]
-    fn stale_temp_dirs_of_dead_pids_are_swept_live_ones_kept() {
-        let base = tempfile::tempdir().unwrap();
-        // A pid that cannot exist (above pid_max's hard limit of 2^22).
-        let dead = base.path().join("isobench-4194399-rootfs-abc");
-        let live = base.path().join(format!("isobench-{}-rootfs-xyz", std::process::id()));
-        let other = base.path().join("isobench-notapid-rootfs");
-        for d in [&dead, &live, &other] {
-            std::fs::create_dir_all(d.join("bin")).unwrap();
-        }
-        let removed = sweep(base.path());
-        assert_eq!(removed, std::slice::from_ref(&dead));
-        assert!(!dead.exists() && live.exists() && other.exists());
-    }
-
-    #[test]
-    fn owner_pid_parses_only_our_names() {
-        assert_eq!(owner_pid(OsStr::new("isobench-123-rootfs-x")), Some(123));
-        assert_eq!(owner_pid(OsStr::new("isobench-123-")), None);
-        assert_eq!(owner_pid(OsStr::new("isobench-0-rootfs")), None);
-        assert_eq!(owner_pid(OsStr::new("other-123-rootfs")), None);
     }
 
     #[test]

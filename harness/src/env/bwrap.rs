@@ -18,8 +18,8 @@ use std::time::Instant;
 
 use super::peer::{self, start_agent, NoopStart, PeerCommand, BWRAP};
 use super::{EnvError, EnvKind, Environment, Instance, Options};
-use crate::container::rootfs::temp_prefix;
 use crate::container::{Namespace, NamespaceSet, PreparedRootfs};
+use crate::leftovers::temp_prefix;
 use crate::workloads::AGENT_NAME;
 
 const ENV: &str = "bwrap";

@@ -38,8 +38,9 @@ use std::time::Instant;
 use super::peer::{start_agent, Cleanup, NoopStart, PeerCommand, Tool, CRUN as CRUN_TOOL};
 use super::{EnvError, EnvKind, Environment, Instance, Options};
 use crate::collect::host::{cgroup_mode, CgroupMode};
-use crate::container::rootfs::{self, temp_prefix, PreparedRootfs, RootfsChoice, CONTAINER_PATH};
+use crate::container::rootfs::{self, PreparedRootfs, RootfsChoice, CONTAINER_PATH};
 use crate::container::{Namespace, NamespaceSet};
+use crate::leftovers::{self, temp_prefix};
 use crate::workloads::Noop;
 use crate::workloads::Workloads;
 
@@ -321,30 +322,11 @@ pub fn sweep_cgroups_in(root: &Path) -> Vec<PathBuf> {
         parents.extend(entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()));
     }
     for parent in parents {
-        let Ok(entries) = std::fs::read_dir(&parent) else { continue };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(pid) = owner_pid(&name) else { continue };
-            if alive(pid) || !entry.file_type().is_ok_and(|t| t.is_dir()) {
-                continue;
-            }
-            if std::fs::remove_dir(entry.path()).is_ok() {
-                removed.push(entry.path());
-            }
-        }
+        removed.extend(leftovers::sweep(&parent, leftovers::owner_pid, |e| {
+            e.file_type().is_ok_and(|t| t.is_dir()) && std::fs::remove_dir(e.path()).is_ok()
+        }));
     }
     removed
-}
-
-fn owner_pid(name: &std::ffi::OsStr) -> Option<i32> {
-    let rest = name.to_str()?.strip_prefix(rootfs::TEMP_PREFIX)?;
-    let (pid, what) = rest.split_once('-')?;
-    (!what.is_empty()).then_some(())?;
-    pid.parse().ok().filter(|p| *p > 0)
-}
-
-fn alive(pid: i32) -> bool {
-    !matches!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None), Err(nix::errno::Errno::ESRCH))
 }
 
 /// A peer environment through an OCI runtime (runc, crun): one bundle,

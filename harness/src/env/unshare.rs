@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use super::peer::{self, start_agent, NoopStart, PeerCommand, UNSHARE};
 use super::{EnvError, EnvKind, Environment, Instance, Options};
-use crate::container::rootfs::temp_prefix;
+use crate::leftovers::temp_prefix;
 use crate::workloads::Workloads;
 
 const ENV: &str = "unshare";

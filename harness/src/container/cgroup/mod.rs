@@ -45,9 +45,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use nix::errno::Errno;
 use nix::unistd::Pid;
 use serde::Serialize;
+
+use crate::leftovers;
 
 pub mod v1;
 pub mod v2;
@@ -300,23 +301,12 @@ pub enum Placement {
     MoveSelf(Vec<std::os::fd::OwnedFd>),
 }
 
-/// A fresh group name for this process: `isobench-<pid>-<seq>`.
+/// A fresh group name for this process: `isobench-<pid>-<seq>`
+/// ([`leftovers::name`], which [`sweep`] tells by its owner pid).
 fn group_name() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static SEQ: AtomicU32 = AtomicU32::new(0);
-    format!("{PARENT}-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed))
-}
-
-/// The pid in a group name made by [`group_name`].
-pub(crate) fn owner_pid(name: &str) -> Option<i32> {
-    let rest = name.strip_prefix(PARENT)?.strip_prefix('-')?;
-    let (pid, seq) = rest.split_once('-')?;
-    seq.parse::<u32>().ok()?;
-    pid.parse().ok().filter(|p| *p > 0)
-}
-
-pub(crate) fn alive(pid: i32) -> bool {
-    !matches!(nix::sys::signal::kill(Pid::from_raw(pid), None), Err(Errno::ESRCH))
+    leftovers::name(SEQ.fetch_add(1, Ordering::Relaxed))
 }
 
 impl Cgroup {
@@ -663,27 +653,15 @@ pub(crate) fn members_of(dir: &Path) -> Vec<i32> {
 
 /// Removes the groups of isobench processes that no longer exist, killing
 /// anything still in them; the groups of live runs are left alone. Returns
-/// the directories removed. Called at every start ([`crate::container::cleanup`]).
+/// the directories removed. Called at every start (`cleanup::sweep`).
 pub fn sweep() -> Vec<PathBuf> {
     sweep_at(Path::new(CGROUP_ROOT))
-}
-
-/// The inode of the initial pid namespace (PROC_PID_INIT_INO in the kernel).
-const INITIAL_PID_NS_INODE: u64 = 0xEFFF_FFFC;
-
-/// Whether this process sees the host's pids. Inside another pid namespace
-/// (isobench itself in a container that sees the host's cgroups) the owner
-/// pid in a group's name may belong to a live process we cannot see, so
-/// nothing is swept there.
-pub(crate) fn in_initial_pid_namespace() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self/ns/pid").is_ok_and(|m| m.ino() == INITIAL_PID_NS_INODE)
 }
 
 /// [`sweep`] under another cgroup root.
 pub fn sweep_at(root: &Path) -> Vec<PathBuf> {
     let mut removed = Vec::new();
-    if !in_initial_pid_namespace() {
+    if !leftovers::in_initial_pid_namespace() {
         return removed;
     }
     let parents: Vec<(PathBuf, bool)> = match cgroup_mode_at(root) {
@@ -698,12 +676,12 @@ pub fn sweep_at(root: &Path) -> Vec<PathBuf> {
         }
     };
     for (parent, unified) in parents {
-        let Ok(entries) = std::fs::read_dir(&parent) else { continue };
-        for e in entries.flatten() {
-            let name = e.file_name();
-            let Some(pid) = name.to_str().and_then(owner_pid) else { continue };
-            if alive(pid) || !e.file_type().is_ok_and(|t| t.is_dir()) {
-                continue;
+        if !parent.is_dir() {
+            continue;
+        }
+        removed.extend(leftovers::sweep(&parent, leftovers::counted_owner_pid, |e| {
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                return false;
             }
             let dir = e.path();
             if unified {
@@ -711,10 +689,8 @@ pub fn sweep_at(root: &Path) -> Vec<PathBuf> {
             } else {
                 v1::kill_dir(&dir);
             }
-            if remove_tree(&dir).is_ok() {
-                removed.push(dir);
-            }
-        }
+            remove_tree(&dir).is_ok()
+        }));
         remove_parent_if_empty(&parent);
     }
     removed
@@ -746,11 +722,7 @@ mod tests {
     #[test]
     fn group_names_carry_the_owner_pid() {
         let n = group_name();
-        assert_eq!(owner_pid(&n), Some(std::process::id() as i32), "{n}");
-        assert_eq!(owner_pid("isobench"), None);
-        assert_eq!(owner_pid("isobench-12"), None);
-        assert_eq!(owner_pid("isobench-12-x"), None);
-        assert_eq!(owner_pid("other-12-1"), None);
+        assert_eq!(leftovers::counted_owner_pid(&n), Some(std::process::id() as i32), "{n}");
     }
 
     #[test]

@@ -1,0 +1,157 @@
+//! Pid-stamped names of what isobench creates outside its own process, so
+//! that what a killed run leaves behind can be found and removed by a later
+//! start while a live run's things are never touched.
+//!
+//! A run killed with SIGKILL cannot remove its temp dirs, its cgroups, its
+//! network namespace or an OCI runtime's cgroups. So each is named after the
+//! process that made it: `isobench-<pid>-<rest>`, [`temp_prefix`] for temp
+//! dirs (`isobench-<pid>-<what>-<random>`), [`name`] for counted things
+//! (`isobench-<pid>-<seq>`: cgroups, network namespaces). At the next start
+//! (`cleanup::sweep`) each owner of these sweeps its directory with
+//! [`sweep`], which removes the entries whose owner pid no longer runs
+//! ([`alive`]). Concurrent runs are safe: an entry of a live process stays.
+//! The names are an on-disk format: a run killed by an older isobench is
+//! swept by a newer one, so they do not change.
+
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+
+/// What every pid-stamped name starts with.
+pub const PREFIX: &str = "isobench-";
+
+/// `isobench-<pid>-<rest>` for this process.
+pub fn name(rest: impl Display) -> String {
+    format!("{PREFIX}{}-{rest}", std::process::id())
+}
+
+/// `isobench-<pid>-<what>-`: the prefix of a new temp dir of this process
+/// (tempfile adds random characters), in [`std::env::temp_dir`], which
+/// [`sweep_temp_dirs`] can tell whose it is.
+pub fn temp_prefix(what: &str) -> String {
+    format!("{}-", name(what))
+}
+
+/// The owner pid and the rest of a name `isobench-<pid>-<rest>`: the pid a
+/// positive number, the rest not empty.
+pub fn owner(name: &str) -> Option<(i32, &str)> {
+    let rest = name.strip_prefix(PREFIX)?;
+    let (pid, rest) = rest.split_once('-')?;
+    if rest.is_empty() {
+        return None;
+    }
+    Some((pid.parse().ok().filter(|p| *p > 0)?, rest))
+}
+
+/// The owner pid of any pid-stamped name (`isobench-<pid>-<rest>`).
+pub fn owner_pid(name: &str) -> Option<i32> {
+    owner(name).map(|(pid, _)| pid)
+}
+
+/// The owner pid of a counted name `isobench-<pid>-<seq>` (a cgroup, a
+/// network namespace), whose rest is a number.
+pub fn counted_owner_pid(name: &str) -> Option<i32> {
+    owner(name).filter(|(_, seq)| seq.parse::<u32>().is_ok()).map(|(pid, _)| pid)
+}
+
+/// Whether process `pid` exists. EPERM means it exists but is not ours to
+/// signal: alive too.
+pub fn alive(pid: i32) -> bool {
+    !matches!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None), Err(Errno::ESRCH))
+}
+
+/// The inode of the initial pid namespace (PROC_PID_INIT_INO in the kernel).
+const INITIAL_PID_NS_INODE: u64 = 0xEFFF_FFFC;
+
+/// Whether this process sees the host's pids. Inside another pid namespace
+/// (isobench itself in a container that sees the host's cgroups) the owner
+/// pid in a name may belong to a live process we cannot see, so the sweeps
+/// of host-wide things (cgroups, network namespaces) touch nothing there.
+pub fn in_initial_pid_namespace() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self/ns/pid").is_ok_and(|m| m.ino() == INITIAL_PID_NS_INODE)
+}
+
+/// Removes the entries of `dir` whose owner is dead: `owner` reads the owner
+/// pid from an entry's name (`None`: not one of ours, left alone), and
+/// `remove` removes an entry of a dead owner, saying whether it did. Returns
+/// the paths removed; nothing when `dir` cannot be read.
+pub fn sweep(dir: &Path, owner: impl Fn(&str) -> Option<i32>, mut remove: impl FnMut(&std::fs::DirEntry) -> bool) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return removed };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(&owner).filter(|p| *p > 0) else { continue };
+        if alive(pid) {
+            continue;
+        }
+        if remove(&entry) {
+            removed.push(entry.path());
+        }
+    }
+    removed
+}
+
+/// Removes the temp dirs ([`temp_prefix`]) of isobench processes that no
+/// longer exist from `base` (the temp dir, [`std::env::temp_dir`], unless a
+/// test says otherwise): rootfs, /dev templates, peer runtimes' bundles and
+/// work dirs. Only real directories: never a symlink someone planted.
+pub fn sweep_temp_dirs(base: &Path) -> Vec<PathBuf> {
+    sweep(base, owner_pid, |entry| entry.file_type().is_ok_and(|t| t.is_dir()) && std::fs::remove_dir_all(entry.path()).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pid that cannot exist (above pid_max's hard limit of 2^22).
+    const DEAD: i32 = 4_194_399;
+
+    #[test]
+    fn names_carry_the_owner_pid() {
+        let me = std::process::id() as i32;
+        assert_eq!(owner_pid(&name("rootfs-x")), Some(me));
+        assert_eq!(temp_prefix("rootfs"), format!("isobench-{me}-rootfs-"));
+        assert_eq!(owner("isobench-123-rootfs-x"), Some((123, "rootfs-x")));
+        assert_eq!(owner_pid("isobench-123-"), None);
+        assert_eq!(owner_pid("isobench-0-rootfs"), None);
+        assert_eq!(owner_pid("isobench-notapid-rootfs"), None);
+        assert_eq!(owner_pid("other-123-rootfs"), None);
+        assert_eq!(owner_pid("isobench"), None);
+    }
+
+    #[test]
+    fn counted_names_need_a_number_after_the_pid() {
+        let n = name(7);
+        assert_eq!(counted_owner_pid(&n), Some(std::process::id() as i32), "{n}");
+        assert_eq!(counted_owner_pid("isobench"), None);
+        assert_eq!(counted_owner_pid("isobench-12"), None);
+        assert_eq!(counted_owner_pid("isobench-12-x"), None);
+        assert_eq!(counted_owner_pid("other-12-1"), None);
+    }
+
+    #[test]
+    fn only_entries_of_dead_owners_are_swept() {
+        assert!(alive(std::process::id() as i32) && !alive(DEAD));
+        let base = tempfile::tempdir().unwrap();
+        let dead = base.path().join(format!("isobench-{DEAD}-rootfs-abc"));
+        let live = base.path().join(format!("isobench-{}-rootfs-xyz", std::process::id()));
+        let other = base.path().join("isobench-notapid-rootfs");
+        let file = base.path().join(format!("isobench-{DEAD}-file-abc"));
+        for d in [&dead, &live, &other] {
+            std::fs::create_dir_all(d.join("bin")).unwrap();
+        }
+        std::fs::write(&file, "").unwrap();
+        let removed = sweep_temp_dirs(base.path());
+        assert_eq!(removed, std::slice::from_ref(&dead));
+        assert!(!dead.exists() && live.exists() && other.exists() && file.exists(), "only directories are temp dirs");
+        // The generic sweep asks `remove` about dead owners' entries only.
+        let mut asked = Vec::new();
+        let removed = sweep(base.path(), owner_pid, |e| {
+            asked.push(e.path());
+            false
+        });
+        assert!(removed.is_empty());
+        assert_eq!(asked, [file]);
+    }
+}
