@@ -8,11 +8,12 @@
 //! it with the host's clock, then the environment's agent is told to `join`
 //! and says how many bytes it wrote, which must match what the host side
 //! received. Where the host side is depends on the environment's
-//! [`Endpoint`]: in the run's private network namespace for a container's
-//! veth or a guest's tap (DESIGN.md's networking rule), in the host's own
-//! namespace for user-mode networking (slirp's forwarded loopback ports) and
-//! for the native baseline (two processes on the host's loopback, the same
-//! code with no boundary in between).
+//! [`Endpoint`](crate::env::Endpoint): in the run's private network namespace
+//! for a container's veth or a guest's tap (the networking rule: isobench
+//! never changes the host's network, see [`crate::container::net`]), in the
+//! host's own namespace for user-mode networking (slirp's forwarded loopback
+//! ports) and for the native baseline (two processes on the host's loopback,
+//! the same code with no boundary in between).
 //!
 //! CPU placement follows the run's pinning mode ([`PinMode`]). When both
 //! ends share the host's scheduler (native, container) the harness picks
@@ -26,11 +27,10 @@
 //! kernels do not share CPU numbers and QEMU's vCPU threads are not pinned on
 //! the host), or neither (`none`); its `pinning` is the requested mode.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 
 use isobench_workloads::catalog::MetricSpec;
 use isobench_workloads::metrics::net::STREAM_CHUNK;
@@ -58,84 +58,6 @@ pub enum BoundaryError {
     },
     #[error("{metric}: the host side received {received} bytes but the environment wrote {written}")]
     Bytes { metric: &'static str, received: u64, written: u64 },
-}
-
-/// The data path between the host side and an environment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PathKind {
-    /// Native: two processes on the host's loopback (no boundary).
-    Loopback,
-    /// A container without its own network namespace: the host's network.
-    HostNetwork,
-    /// A veth pair between the run's network namespace and the container's.
-    Veth,
-    /// A tap device in the run's network namespace, virtio-net in the guest.
-    Tap,
-    /// QEMU's user-mode network (slirp) with ports forwarded on loopback: a
-    /// different data path (a userspace TCP/IP stack in QEMU), used without
-    /// root.
-    Slirp,
-}
-
-impl PathKind {
-    /// Words for reports: "veth", "tap + virtio-net", ...
-    pub fn describe(self) -> &'static str {
-        match self {
-            PathKind::Loopback => "loopback (MTU 65536) between two host processes (no boundary)",
-            PathKind::HostNetwork => "the host's network (no network namespace)",
-            PathKind::Veth => "veth pair (MTU 1500) from the run's network namespace",
-            PathKind::Tap => "tap (MTU 1500) in the run's network namespace + virtio-net (QEMU's userspace backend, no vhost-net)",
-            PathKind::Slirp => "user-mode networking (slirp)",
-        }
-    }
-}
-
-/// Ports QEMU's user-mode network forwards: (port in the guest, port on the
-/// host's loopback).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct Forwards {
-    pub tcp: (u16, u16),
-    pub udp: (u16, u16),
-}
-
-/// How the host side reaches an environment's agent.
-#[derive(Debug, Clone)]
-pub struct Endpoint {
-    pub path: PathKind,
-    /// Where the host-side agent runs; `None`: the host's own namespace.
-    pub netns: Option<Arc<RunNetns>>,
-    /// The address the environment's agent binds.
-    pub bind: IpAddr,
-    /// The address the host side connects to.
-    pub connect: IpAddr,
-    /// Fixed forwarded ports (slirp); `None`: the server picks a free port.
-    pub forwards: Option<Forwards>,
-    /// Both ends share the host's scheduler (native, container), so the
-    /// harness picks their CPUs by the pinning mode; false for a guest, whose
-    /// end pins itself inside the guest (see the module docs).
-    pub host_scheduler: bool,
-}
-
-impl Endpoint {
-    /// The native baseline: both ends on 127.0.0.1 in the host's namespace.
-    pub fn loopback(path: PathKind) -> Endpoint {
-        let lo = IpAddr::from(std::net::Ipv4Addr::LOCALHOST);
-        Endpoint { path, netns: None, bind: lo, connect: lo, forwards: None, host_scheduler: true }
-    }
-
-    /// For run.json: the path, addresses and namespace.
-    pub fn metadata(&self) -> serde_json::Value {
-        serde_json::json!({
-            "path": self.path,
-            "description": self.path.describe(),
-            "netns": self.netns.as_ref().map(|n| n.name().to_string()),
-            "environment_address": self.bind,
-            "host_side_connects_to": self.connect,
-            "forwards": self.forwards,
-            "host_scheduler": self.host_scheduler,
-        })
-    }
 }
 
 /// An agent on the host side of a boundary: the native agent binary, started

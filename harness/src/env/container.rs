@@ -16,9 +16,8 @@ use std::time::{Duration, Instant};
 
 use isobench_workloads::protocol::AgentInfo;
 
-use super::{EnvError, EnvKind, Environment, Instance, Options};
+use super::{Endpoint, EnvError, EnvKind, Environment, Instance, Options, PathKind};
 use crate::agent::AgentClient;
-use crate::boundary::{Endpoint, PathKind};
 use crate::container::net::{Link, RunNetns};
 use crate::container::{self, Cgroup, CgroupMode, ContainerProcess, LaunchSpec, Limits, Namespace, NamespaceSet, PreparedRootfs, Stdio, Usage};
 

@@ -19,12 +19,15 @@ use crate::workloads::Workloads;
 pub mod bwrap;
 pub mod container;
 pub mod crun;
+mod endpoint;
 pub mod native;
 pub mod oci;
 pub mod peer;
 pub mod runc;
 pub mod unshare;
 pub mod vm;
+
+pub use endpoint::{Endpoint, PathKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnvError {
@@ -171,10 +174,10 @@ pub trait Instance: Send {
     }
 
     /// How the host side reaches this instance's agent for the
-    /// `*.boundary` metrics (see [`crate::boundary`]); set up on first call
+    /// `*.boundary` metrics (the `boundary` module); set up on first call
     /// (a container's veth), the same afterwards. `Unavailable` with the
     /// reason where there is no boundary to measure (peers, rootless veth).
-    fn endpoint(&mut self) -> Result<crate::boundary::Endpoint, EnvError> {
+    fn endpoint(&mut self) -> Result<Endpoint, EnvError> {
         Err(EnvError::Unavailable {
             env: "peer",
             reason: "a peer runtime's boundary is not measured: its networking is the deployer's (CNI, slirp4netns, ...)".into(),

@@ -69,8 +69,8 @@ impl Instance for ChildInstance {
 
     /// Natively there is no boundary: the baseline is a host-side agent
     /// talking to this one over the host's loopback.
-    fn endpoint(&mut self) -> Result<crate::boundary::Endpoint, EnvError> {
-        Ok(crate::boundary::Endpoint::loopback(crate::boundary::PathKind::Loopback))
+    fn endpoint(&mut self) -> Result<crate::env::Endpoint, EnvError> {
+        Ok(crate::env::Endpoint::loopback(crate::env::PathKind::Loopback))
     }
 
     fn shutdown(mut self: Box<Self>) -> Result<Duration, EnvError> {

@@ -19,12 +19,12 @@ use std::time::{Duration, Instant};
 
 use isobench_workloads::protocol::AgentInfo;
 
-use super::{EnvError, EnvKind, Environment, Instance, Options};
+use super::{Endpoint, EnvError, EnvKind, Environment, Instance, Options, PathKind};
 use crate::agent::AgentClient;
-use crate::boundary::{Endpoint, Forwards, PathKind};
 use crate::container::net::{Link, RunNetns};
 use crate::vm::accel::{self, Accel, Verdict};
 use crate::vm::image::{self, GuestImage};
+use crate::vm::qemu::Forwards;
 use crate::vm::qemu::{self, BootProtocol, GuestNet, Machine, Qemu, QemuError, QemuSpec};
 use crate::vm::VmNet;
 

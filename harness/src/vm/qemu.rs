@@ -163,6 +163,15 @@ pub struct QemuSpec {
     pub net: Option<GuestNet>,
 }
 
+/// Ports QEMU's user-mode network forwards (its `hostfwd` rules, passed as
+/// scripts/vm-run's `--user-net`): (port in the guest, port on the host's
+/// loopback).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Forwards {
+    pub tcp: (u16, u16),
+    pub udp: (u16, u16),
+}
+
 /// The guest's virtio-net device and what it is connected to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GuestNet {
@@ -171,7 +180,7 @@ pub enum GuestNet {
     Tap { ifname: String, netns: PathBuf, guest_cidr: String },
     /// QEMU's user-mode network (slirp) forwarding these host
     /// loopback ports to these guest ports: used without root.
-    User { forwards: crate::boundary::Forwards, guest_cidr: String },
+    User { forwards: Forwards, guest_cidr: String },
 }
 
 impl GuestNet {
@@ -566,7 +575,7 @@ mod tests {
         assert!(args(&spec).ends_with(" --tsc-khz 2600000"), "{}", args(&spec));
         spec.net = Some(GuestNet::Tap { ifname: "ibt1".into(), netns: "/run/netns/x".into(), guest_cidr: "10.199.2.2/24".into() });
         assert!(args(&spec).ends_with(" --tap ibt1 --guest-ip 10.199.2.2/24"), "{}", args(&spec));
-        let forwards = crate::boundary::Forwards { tcp: (5201, 40001), udp: (5202, 40002) };
+        let forwards = Forwards { tcp: (5201, 40001), udp: (5202, 40002) };
         spec.net = Some(GuestNet::User { forwards, guest_cidr: "10.0.2.15/24".into() });
         assert!(args(&spec).ends_with(" --user-net tcp:127.0.0.1:40001-:5201,udp:127.0.0.1:40002-:5202 --guest-ip 10.0.2.15/24"), "{}", args(&spec));
     }
