@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use super::{
-    io_err, is_cgroup1, make_group_dir, members_of, read_u64, remove_parent_if_empty, remove_tree, write_file, Backoff, CgroupError, CgroupMode,
-    Limits, Usage, PARENT,
-};
+use super::detect::is_cgroup1;
+use super::fs::{make_group_dir, members_of, read_u64, remove_tree, write_file, Backoff};
+use super::hold::remove_parent_if_empty;
+use super::{io_err, CgroupError, CgroupMode, Limits, Usage, PARENT};
 
 /// The controllers isobench uses: limits (cpu, memory, pids), CPU accounting
 /// (cpuacct) and killing (freezer).
@@ -171,8 +171,8 @@ impl Group {
             cpu_ns: self.dir("cpuacct").and_then(|d| read_u64(d, "cpuacct.usage")),
             memory_peak_bytes: memory.and_then(|d| read_u64(d, "memory.max_usage_in_bytes")),
             // The oom_kill counter in memory.oom_control exists since Linux 4.13.
-            oom_kills: memory.and_then(|d| super::read_keyed(d, "memory.oom_control", "oom_kill")),
-            pids_limit_hits: self.dir("pids").and_then(|d| super::read_keyed(d, "pids.events", "max")),
+            oom_kills: memory.and_then(|d| super::fs::read_keyed(d, "memory.oom_control", "oom_kill")),
+            pids_limit_hits: self.dir("pids").and_then(|d| super::fs::read_keyed(d, "pids.events", "max")),
         }
     }
 

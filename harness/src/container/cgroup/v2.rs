@@ -14,10 +14,9 @@ use std::path::{Path, PathBuf};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use super::{
-    io_err, make_group_dir, members_of, read_keyed, read_u64, remove_parent_if_empty, remove_tree, write_file, Backoff, CgroupError, CgroupMode,
-    Limits, Usage, PARENT,
-};
+use super::fs::{make_group_dir, members_of, read_keyed, read_u64, remove_tree, write_file, Backoff};
+use super::hold::remove_parent_if_empty;
+use super::{io_err, CgroupError, CgroupMode, Limits, Usage, PARENT};
 
 /// The controllers isobench hands down to container groups.
 pub const CONTROLLERS: [&str; 3] = ["cpu", "memory", "pids"];
