@@ -8,7 +8,8 @@
 
 use std::path::PathBuf;
 
-use crate::container::{cgroup, distro, net};
+use crate::container::rootfs::distro;
+use crate::container::{cgroup, net};
 use crate::leftovers;
 
 /// Removes leftovers of dead isobench processes and returns what was removed.

@@ -12,7 +12,7 @@ use std::io::Read;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use isobench_harness::container::distro::{DistroRootfs, Source};
+use isobench_harness::container::rootfs::distro::{DistroRootfs, Source};
 use isobench_harness::container::{self, ExecOptions, LaunchSpec, NamespaceSet, RootfsChoice, Stdio};
 use isobench_harness::env::{self, EnvError, EnvKind, Options};
 use isobench_workloads::protocol::RunRequest;

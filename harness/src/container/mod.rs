@@ -14,17 +14,18 @@
 //!
 //! - [`ns`]: the namespace set, its parsing and clone(2) flags
 //! - [`cgroup`]: v1/v2/hybrid detection, per-container groups, limits, kill
-//! - [`rootfs`]: the minimal rootfs, the mount plan
-//! - [`distro`]: a distribution's rootfs from debootstrap (`--rootfs debian`)
+//! - [`rootfs`]: the minimal rootfs, a distribution's (debootstrap), the
+//!   user's choice, the mount plan
+//! - [`net`]: the run's private network namespace, veth pairs and taps
 //! - [`init`]: clone(2), the uid/gid map and cgroup handshake, the child's
 //!   side up to execve(2), and the minimal PID 1
 //! - [`syscall`]: the privileged calls behind a trait, recorded in unit tests
 
-use nix::errno::Errno;
 use std::ffi::OsString;
 
+use nix::errno::Errno;
+
 pub mod cgroup;
-pub mod distro;
 pub mod init;
 pub mod net;
 pub mod ns;

@@ -1,291 +1,21 @@
-//! The container's root filesystem: the minimal one isobench builds from its
-//! static binaries, a distribution's (see [`super::distro`]), the checks on a
-//! rootfs the user gives, and the mount plan that turns a directory into the
-//! container's `/`.
-//!
-//! The plan follows runc's and bubblewrap's: make every mount private (so
-//! nothing mounted inside propagates to the host), bind the rootfs onto
-//! itself (pivot_root(2) wants a mount point), mount /proc, a small /dev and a
-//! read-only /sys inside it, then `pivot_root(".", ".")` and detach the old
-//! root, which leaves no path back to the host's filesystem. As root, /dev
-//! is a [`DevTemplate`] made once per launch spec on the host and bound
-//! read-only (with the container's own devpts and shm tmpfs on top): 4 mount
-//! calls per container instead of a tmpfs and 20-odd nodes, links and binds.
-//!
-//! The plan is data ([`Step`]), built before clone(2) with every C string
-//! allocated, and applied in the child through [`Syscall`] without allocating.
+//! The mount plan that turns a directory into the container's `/` (runc's
+//! and bubblewrap's order: private propagation, bind, /proc, /dev, /sys,
+//! pivot_root): data ([`Step`]) built before clone(2) with every C string
+//! allocated, and applied in the child through [`Syscall`] without
+//! allocating ([`apply`]).
 
-use std::ffi::{CStr, CString, OsStr};
+use std::ffi::{CStr, CString};
 use std::fmt;
-use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{symlink, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::str::FromStr;
+use std::path::Path;
 
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 use nix::sys::stat::{Mode, SFlag};
 
-use super::distro::{DistroError, DistroRootfs};
-use super::ns::{Namespace, NamespaceSet};
-use super::syscall::Syscall;
-use crate::leftovers;
-use crate::workloads::Workloads;
-
-#[derive(Debug, thiserror::Error)]
-pub enum RootfsError {
-    #[error("rootfs {0} is not a directory")]
-    NotADirectory(PathBuf),
-    #[error("rootfs {rootfs} has no /{dir} directory to mount on; isobench does not modify a given rootfs, so create the mount points first: mkdir -p {rootfs}/proc {rootfs}/dev {rootfs}/sys", rootfs = .rootfs.display())]
-    NoMountpoint { rootfs: PathBuf, dir: &'static str },
-    #[error("path {0:?} contains a NUL byte")]
-    Nul(PathBuf),
-    #[error("the {0} rootfs is shared and mounted read-only, which needs a mount namespace; add mnt to --ns")]
-    ReadOnlyNeedsMountNs(String),
-    #[error(transparent)]
-    Distro(#[from] DistroError),
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        #[source]
-        source: io::Error,
-    },
-}
-
-fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> RootfsError {
-    let context = context.into();
-    move |source| RootfsError::Io { context, source }
-}
-
-/// Where a static busybox may be installed (Debian's busybox-static: /bin).
-pub const BUSYBOX_CANDIDATES: [&str; 3] = ["/bin/busybox", "/usr/bin/busybox", "/usr/local/bin/busybox"];
-
-/// `PATH` inside the container.
-pub const CONTAINER_PATH: &str = "/bin:/sbin:/usr/bin:/usr/sbin";
-
-/// Returns the first static busybox found, if any. A dynamically linked one
-/// would not run in a rootfs without a libc, so it does not count.
-pub fn find_static_busybox() -> Option<PathBuf> {
-    BUSYBOX_CANDIDATES.iter().map(PathBuf::from).find(|p| p.is_file() && is_static_elf(p).unwrap_or(false))
-}
-
-/// True when `path` is an ELF file with no program interpreter (PT_INTERP).
-pub fn is_static_elf(path: &Path) -> io::Result<bool> {
-    const PT_INTERP: u32 = 3;
-    let data = std::fs::read(path)?;
-    let u16_at = |o: usize| data.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
-    let u32_at = |o: usize| data.get(o..o + 4).map(|b| u32::from_le_bytes(b.try_into().unwrap()));
-    let u64_at = |o: usize| data.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()) as usize);
-    // 64-bit little-endian ELF only (the target isobench builds for).
-    if data.get(..6) != Some(b"\x7fELF\x02\x01".as_slice()) {
-        return Ok(false);
-    }
-    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38)) else {
-        return Ok(false);
-    };
-    for i in 0..phnum {
-        match u32_at(phoff + i * phentsize) {
-            Some(PT_INTERP) => return Ok(false),
-            Some(_) => {}
-            None => return Ok(false),
-        }
-    }
-    Ok(true)
-}
-
-/// The minimal rootfs, built once in a temp dir and removed on drop:
-///
-/// ```text
-/// /isobench-agent  /noop          the static workloads (the agent finds noop next to itself)
-/// /noop-nolibc                    the no-op without C library start-up
-/// /bin/busybox     /bin/<applet>  static busybox and its applet links, when installed
-/// /proc /dev /sys /tmp /mnt       mount points and empty dirs
-/// /etc/passwd /etc/group          root and nobody
-/// ```
-///
-/// The binaries are copied, not hard-linked: the container's root is
-/// writable, and a write through a hard link would change the host's build.
-#[derive(Debug)]
-pub struct MinimalRootfs {
-    dir: tempfile::TempDir,
-    busybox: Option<PathBuf>,
-}
-
-impl MinimalRootfs {
-    pub fn build(workloads: &Workloads) -> Result<MinimalRootfs, RootfsError> {
-        leftovers::sweep_temp_dirs(&std::env::temp_dir());
-        let dir = tempfile::Builder::new()
-            .prefix(&leftovers::temp_prefix("rootfs"))
-            .tempdir()
-            .map_err(io_err(format!("create a temp dir in {}", std::env::temp_dir().display())))?;
-        let root = dir.path();
-        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).map_err(io_err(format!("chmod {}", root.display())))?;
-        for (sub, mode) in [("bin", 0o755), ("proc", 0o555), ("dev", 0o755), ("sys", 0o555), ("tmp", 0o1777), ("mnt", 0o755), ("etc", 0o755)] {
-            let p = root.join(sub);
-            std::fs::create_dir(&p).map_err(io_err(format!("mkdir {}", p.display())))?;
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).map_err(io_err(format!("chmod {}", p.display())))?;
-        }
-        // So that ps, ls -l and id print names instead of numbers.
-        for (file, text) in
-            [("etc/passwd", "root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"), ("etc/group", "root:x:0:\nnogroup:x:65534:\n")]
-        {
-            std::fs::write(root.join(file), text).map_err(io_err(format!("write {file} in the rootfs")))?;
-        }
-        for (src, name) in workloads.rootfs_files() {
-            std::fs::copy(src, root.join(name)).map_err(io_err(format!("copy {} into the rootfs", src.display())))?;
-        }
-        let busybox = find_static_busybox();
-        if let Some(bb) = &busybox {
-            install_busybox(bb, &root.join("bin"))?;
-        }
-        Ok(MinimalRootfs { dir, busybox })
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// The host's busybox copied in, if one was found.
-    pub fn busybox(&self) -> Option<&Path> {
-        self.busybox.as_deref()
-    }
-}
-
-fn install_busybox(busybox: &Path, bin: &Path) -> Result<(), RootfsError> {
-    std::fs::copy(busybox, bin.join("busybox")).map_err(io_err(format!("copy {} into the rootfs", busybox.display())))?;
-    let out = Command::new(busybox).arg("--list").output().map_err(io_err(format!("run {} --list", busybox.display())))?;
-    for applet in out.stdout.split(|b| *b == b'\n') {
-        // An applet name is a plain file name; anything else is skipped.
-        if applet.is_empty() || applet == b"busybox" || applet.contains(&b'/') || applet.starts_with(b".") {
-            continue;
-        }
-        let link = bin.join(OsStr::from_bytes(applet));
-        symlink("busybox", &link).map_err(io_err(format!("symlink {}", link.display())))?;
-    }
-    Ok(())
-}
-
-/// Which root filesystem a container gets (`--rootfs minimal|debian|DIR`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum RootfsChoice {
-    /// [`MinimalRootfs`]: built in a temp dir per run, writable.
-    #[default]
-    Minimal,
-    /// The host distribution's rootfs from debootstrap ([`DistroRootfs`]),
-    /// cached and shared, mounted read-only (`--rootfs debian`).
-    Distro,
-    /// A directory of the user's, used as it is (`--rootfs DIR`; write
-    /// `./debian` for a directory of that name).
-    Dir(PathBuf),
-}
-
-impl FromStr for RootfsChoice {
-    type Err = std::convert::Infallible;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s {
-            "minimal" => RootfsChoice::Minimal,
-            "debian" => RootfsChoice::Distro,
-            dir => RootfsChoice::Dir(PathBuf::from(dir)),
-        })
-    }
-}
-
-/// A rootfs ready for containers: what [`RootfsChoice`] became. A minimal
-/// one is removed on drop; the others stay.
-#[derive(Debug)]
-pub enum PreparedRootfs {
-    Minimal { rootfs: MinimalRootfs, path: PathBuf },
-    Distro(DistroRootfs),
-    Dir(PathBuf),
-}
-
-impl PreparedRootfs {
-    /// Builds the minimal rootfs, builds or reuses the distribution one, or
-    /// checks the user's directory (its mount points, when `mount_ns`).
-    pub fn prepare(choice: &RootfsChoice, workloads: &Workloads, mount_ns: bool) -> Result<PreparedRootfs, RootfsError> {
-        match choice {
-            RootfsChoice::Minimal => {
-                let rootfs = MinimalRootfs::build(workloads)?;
-                let path = rootfs.path().canonicalize().map_err(io_err(format!("rootfs {}", rootfs.path().display())))?;
-                Ok(PreparedRootfs::Minimal { rootfs, path })
-            }
-            RootfsChoice::Distro => {
-                let distro = DistroRootfs::prepare(workloads)?;
-                if !mount_ns {
-                    return Err(RootfsError::ReadOnlyNeedsMountNs(distro.name()));
-                }
-                Ok(PreparedRootfs::Distro(distro))
-            }
-            RootfsChoice::Dir(dir) => Ok(PreparedRootfs::Dir(check_rootfs(dir, mount_ns)?)),
-        }
-    }
-
-    /// The directory (absolute, canonical).
-    pub fn path(&self) -> &Path {
-        match self {
-            PreparedRootfs::Minimal { path, .. } | PreparedRootfs::Dir(path) => path,
-            PreparedRootfs::Distro(d) => d.path(),
-        }
-    }
-
-    /// Which image, for the results: `minimal`, `debian-bookworm` or the path.
-    pub fn label(&self) -> String {
-        match self {
-            PreparedRootfs::Minimal { .. } => "minimal".into(),
-            PreparedRootfs::Distro(d) => d.name(),
-            PreparedRootfs::Dir(p) => p.display().to_string(),
-        }
-    }
-
-    /// A longer description, for the metadata's `rootfs_kind`.
-    pub fn description(&self) -> String {
-        match self {
-            PreparedRootfs::Minimal { .. } => "minimal (isobench-agent, noop, busybox when installed)".into(),
-            PreparedRootfs::Distro(d) => {
-                format!(
-                    "{} (debootstrap --variant=minbase {} from {}, isobench-agent and noop added; shared, read-only)",
-                    d.name(),
-                    d.source().suite,
-                    d.source().mirror
-                )
-            }
-            PreparedRootfs::Dir(_) => "a directory given with --rootfs".into(),
-        }
-    }
-
-    /// Shared between containers, so mounted read-only.
-    pub fn read_only(&self) -> bool {
-        matches!(self, PreparedRootfs::Distro(_))
-    }
-
-    /// The host's busybox copied into a minimal rootfs, if one was found.
-    pub fn busybox(&self) -> Option<&Path> {
-        match self {
-            PreparedRootfs::Minimal { rootfs, .. } => rootfs.busybox(),
-            _ => None,
-        }
-    }
-}
-
-/// Checks that a user-given rootfs can be used as is: a directory with the
-/// mount points the plan needs (only when a mount namespace is used).
-pub fn check_rootfs(rootfs: &Path, mount_ns: bool) -> Result<PathBuf, RootfsError> {
-    let abs = rootfs.canonicalize().map_err(io_err(format!("rootfs {}", rootfs.display())))?;
-    if !abs.is_dir() {
-        return Err(RootfsError::NotADirectory(rootfs.to_path_buf()));
-    }
-    if mount_ns {
-        for dir in MOUNTPOINTS {
-            if !abs.join(dir).is_dir() {
-                return Err(RootfsError::NoMountpoint { rootfs: rootfs.to_path_buf(), dir });
-            }
-        }
-    }
-    Ok(abs)
-}
+use super::RootfsError;
+use crate::container::ns::{Namespace, NamespaceSet};
+use crate::container::syscall::Syscall;
 
 /// Directories the plan mounts on, which must exist in the rootfs.
 pub const MOUNTPOINTS: [&str; 3] = ["proc", "dev", "sys"];
@@ -374,7 +104,7 @@ pub fn mount_plan_for(rootfs: &Path, ns: NamespaceSet) -> Result<Vec<Step>, Root
 }
 
 /// [`mount_plan_for`], with the rootfs bound read-only when `read_only` (a
-/// rootfs shared between containers, see [`PreparedRootfs::read_only`]):
+/// rootfs shared between containers, see [`PreparedRootfs::read_only`](super::PreparedRootfs::read_only)):
 /// the bind is remounted read-only right after it is made, keeping the flags
 /// of the mount it comes from (the kernel refuses to clear them inside a user
 /// namespace), and a tmpfs goes on /tmp when the rootfs has one, so programs
@@ -385,7 +115,7 @@ pub fn mount_plan_with(rootfs: &Path, ns: NamespaceSet, read_only: bool) -> Resu
 }
 
 /// [`mount_plan_with`], with the container's /dev bound read-only from a
-/// [`DevTemplate`] made on the host when `dev` is given (4 steps: bind,
+/// [`DevTemplate`](super::DevTemplate) made on the host when `dev` is given (4 steps: bind,
 /// remount read-only, devpts, shm) instead of built per container on a fresh
 /// tmpfs (up to 22 steps: tmpfs, 6 mknod or 6 create + bind inside a user
 /// namespace, 2 mkdir, 5 symlinks, devpts, shm).
@@ -483,64 +213,6 @@ fn sysfs_step(ns: NamespaceSet) -> Step {
     }
 }
 
-/// A container /dev made once on the host, in a temp dir
-/// `isobench-<pid>-dev-*` (swept by [`leftovers::sweep_temp_dirs`] if isobench is killed): the
-/// [`DEVICES`] as real nodes, `pts/` and `shm/` as mount points, and the
-/// [`DEV_LINKS`]. Each container binds it read-only on its /dev and mounts
-/// its own devpts and shm tmpfs on top ([`mount_plan_dev`]), which costs 4
-/// mount calls instead of building the same tree on a tmpfs in every
-/// container (the nodes would be bind mounts of the host's inside a user
-/// namespace, where mknod(2) of a device is refused). The directory must
-/// outlive every container bound to it: removing a directory detaches the
-/// mounts on it in every namespace.
-#[derive(Debug)]
-pub struct DevTemplate {
-    dir: tempfile::TempDir,
-}
-
-impl DevTemplate {
-    /// Makes the template; `Ok(None)` when it cannot serve: not root
-    /// (mknod(2) of a device needs CAP_MKNOD in the initial user namespace)
-    /// or the temp dir is on a nodev mount (the nodes would not open).
-    /// Errors: creating the temp dir or a node, link or directory in it.
-    pub fn build() -> Result<Option<DevTemplate>, RootfsError> {
-        if !nix::unistd::geteuid().is_root() {
-            return Ok(None);
-        }
-        let dir = tempfile::Builder::new()
-            .prefix(&leftovers::temp_prefix("dev"))
-            .tempdir()
-            .map_err(io_err(format!("create a temp dir in {}", std::env::temp_dir().display())))?;
-        let root = dir.path();
-        if nix::sys::statvfs::statvfs(root).is_ok_and(|st| st.flags().contains(nix::sys::statvfs::FsFlags::ST_NODEV)) {
-            return Ok(None);
-        }
-        let chmod = |p: &Path, mode: u32| {
-            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).map_err(io_err(format!("chmod {}", p.display())))
-        };
-        chmod(root, 0o755)?;
-        for (name, major, minor) in DEVICES {
-            let p = root.join(name);
-            nix::sys::stat::mknod(&p, SFlag::S_IFCHR, Mode::from_bits_truncate(0o666), libc::makedev(major, minor))
-                .map_err(|e| RootfsError::Io { context: format!("mknod {}", p.display()), source: e.into() })?;
-            chmod(&p, 0o666)?;
-        }
-        for (sub, mode) in [("pts", 0o755), ("shm", 0o1777)] {
-            let p = root.join(sub);
-            std::fs::create_dir(&p).map_err(io_err(format!("mkdir {}", p.display())))?;
-            chmod(&p, mode)?;
-        }
-        for (name, target) in DEV_LINKS {
-            symlink(target, root.join(name)).map_err(io_err(format!("symlink {name} in {}", root.display())))?;
-        }
-        Ok(Some(DevTemplate { dir }))
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
 /// The per-mount flags of the mount holding `dir`, which a read-only remount
 /// of a bind of it must repeat (runc does the same): inside a user namespace
 /// they are locked, and a remount that would clear one fails with EPERM.
@@ -610,8 +282,8 @@ impl fmt::Display for Step {
 
 #[cfg(test)]
 mod tests {
-    use super::super::syscall::recording::Recorder;
     use super::*;
+    use crate::container::syscall::recording::Recorder;
 
     #[test]
     fn plan_order_private_first_pivot_last() {
@@ -669,25 +341,6 @@ mod tests {
     }
 
     #[test]
-    fn the_dev_template_holds_the_nodes_links_and_mount_points() {
-        if !nix::unistd::geteuid().is_root() {
-            return;
-        }
-        let Some(t) = DevTemplate::build().unwrap() else { return };
-        use std::os::unix::fs::FileTypeExt;
-        for (name, _, _) in DEVICES {
-            assert!(std::fs::symlink_metadata(t.path().join(name)).unwrap().file_type().is_char_device(), "{name}");
-        }
-        for (name, target) in DEV_LINKS {
-            assert_eq!(std::fs::read_link(t.path().join(name)).unwrap(), Path::new(target));
-        }
-        assert!(t.path().join("pts").is_dir() && t.path().join("shm").is_dir());
-        let dir = t.path().to_path_buf();
-        drop(t);
-        assert!(!dir.exists(), "removed on drop");
-    }
-
-    #[test]
     fn a_shared_rootfs_is_remounted_read_only_with_a_tmpfs_on_tmp() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("tmp")).unwrap();
@@ -717,14 +370,6 @@ mod tests {
     }
 
     #[test]
-    fn rootfs_choice_parses_names_and_paths() {
-        assert_eq!("minimal".parse::<RootfsChoice>().unwrap(), RootfsChoice::Minimal);
-        assert_eq!("debian".parse::<RootfsChoice>().unwrap(), RootfsChoice::Distro);
-        assert_eq!("./debian".parse::<RootfsChoice>().unwrap(), RootfsChoice::Dir("./debian".into()));
-        assert_eq!("/srv/r".parse::<RootfsChoice>().unwrap(), RootfsChoice::Dir("/srv/r".into()));
-    }
-
-    #[test]
     fn without_mount_namespace_nothing_is_mounted() {
         let plan = mount_plan(Path::new("/tmp/r"), false).unwrap();
         let sys = Recorder::default();
@@ -741,28 +386,5 @@ mod tests {
         assert_eq!(plan[i].to_string(), "mount sysfs on sys");
         assert!(sys.lines().last().unwrap().starts_with("mount sysfs"));
         assert!(!sys.lines().iter().any(|l| l.starts_with("pivot_root")), "nothing after a failed step");
-    }
-
-    #[test]
-    fn elf_check_tells_static_from_dynamic() {
-        assert!(!is_static_elf(Path::new("/bin/sh")).unwrap(), "/bin/sh is dynamically linked on Debian");
-        let not_elf = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(not_elf.path(), b"#!/bin/sh\n").unwrap();
-        assert!(!is_static_elf(not_elf.path()).unwrap());
-        if let Some(bb) = find_static_busybox() {
-            assert!(is_static_elf(&bb).unwrap());
-        }
-    }
-
-    #[test]
-    fn user_rootfs_without_mountpoints_is_refused_with_the_fix() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("proc")).unwrap();
-        let err = check_rootfs(dir.path(), true).unwrap_err();
-        let msg = err.to_string();
-        assert!(matches!(err, RootfsError::NoMountpoint { dir: "dev", .. }), "{msg}");
-        assert!(msg.contains("mkdir -p"), "{msg}");
-        // Without a mount namespace nothing is mounted, so nothing is needed.
-        assert!(check_rootfs(dir.path(), false).is_ok());
     }
 }
