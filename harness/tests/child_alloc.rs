@@ -1,5 +1,5 @@
 //! The launcher's child must not allocate between clone(2) and execve(2)
-//! (container::init's module comment): it runs in the harness's memory
+//! (container::process's module comment): it runs in the harness's memory
 //! (CLONE_VM) or in a copy of a multi-threaded process, where another thread
 //! may hold the allocator's lock. A `String` built there once corrupted the
 //! heap; this test catches the next one.

@@ -17,8 +17,8 @@
 //! - [`rootfs`]: the minimal rootfs, a distribution's (debootstrap), the
 //!   user's choice, the mount plan
 //! - [`net`]: the run's private network namespace, veth pairs and taps
-//! - [`init`]: clone(2), the uid/gid map and cgroup handshake, the child's
-//!   side up to execve(2), and the minimal PID 1
+//! - [`process`]: clone(2), the uid/gid map and cgroup handshake, the
+//!   child's side up to execve(2), and the minimal PID 1
 //! - [`syscall`]: the privileged calls behind a trait, recorded in unit tests
 
 use std::ffi::OsString;
@@ -26,15 +26,15 @@ use std::ffi::OsString;
 use nix::errno::Errno;
 
 pub mod cgroup;
-pub mod init;
 pub mod net;
 pub mod ns;
+pub mod process;
 pub mod rootfs;
 pub mod syscall;
 
 pub use cgroup::{Cgroup, CgroupError, CgroupHold, CgroupMode, Limits, Usage};
-pub use init::{spawn, ContainerProcess, LaunchSpec, NsInfo, ParentSetup, Stdio};
 pub use ns::{Namespace, NamespaceSet, NsError};
+pub use process::{spawn, ContainerProcess, LaunchSpec, NsInfo, ParentSetup, Stdio};
 pub use rootfs::{MinimalRootfs, PreparedRootfs, RootfsChoice, RootfsError};
 
 use crate::workloads::Workloads;
@@ -240,7 +240,7 @@ pub fn default_hostname() -> String {
 /// signal n killed it). Without root it runs rootless: in a user namespace
 /// where the caller is root, without cgroup (limits are refused).
 ///
-/// PID 1 is the launcher's minimal init ([`init`]): it forwards signals to
+/// PID 1 is the launcher's minimal init ([`process`]): it forwards signals to
 /// the command, reaps orphans and exits with the command's status; then the
 /// kernel kills whatever else runs in the pid namespace, and the cgroup (when
 /// there is one) is killed as a whole and removed. While it runs, isobench
@@ -297,7 +297,7 @@ pub fn exec(opts: &ExecOptions, workloads: &Workloads) -> Result<i32, ContainerE
 /// in, both kept for as long as the container runs.
 type VethSlot = std::sync::Arc<std::sync::Mutex<Option<(net::Link, std::sync::Arc<net::RunNetns>)>>>;
 
-fn veth_setup(namespaces: NamespaceSet, keep: VethSlot) -> Result<init::ParentSetup, ContainerError> {
+fn veth_setup(namespaces: NamespaceSet, keep: VethSlot) -> Result<ParentSetup, ContainerError> {
     if rootless() {
         return Err(ContainerError::Net("--net veth needs root (CAP_NET_ADMIN on the host); use --net loopback".into()));
     }

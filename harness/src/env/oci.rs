@@ -20,8 +20,9 @@
 //! controller in it, as here) refuses to start anything: "cgroups in hybrid
 //! mode not supported, drop all controllers from cgroupv2". isobench then runs
 //! crun with `--cgroup-manager=disabled` in a private mount namespace where
-//! /sys/fs/cgroup/unified is unmounted ([`CgroupUse::DisabledHybridHidden`]),
-//! which changes nothing on the host, and labels the column so.
+//! /sys/fs/cgroup/unified is unmounted ([`CgroupUse::None`],
+//! [`OciRuntime::hybrid_workaround`]), which changes nothing on the host, and
+//! labels the column so.
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
@@ -38,7 +39,8 @@ use std::time::Instant;
 use super::peer::{start_agent, Cleanup, NoopStart, PeerCommand, Tool, CRUN as CRUN_TOOL};
 use super::{EnvError, EnvKind, Environment, Instance, Options};
 use crate::collect::host::{cgroup_mode, CgroupMode};
-use crate::container::rootfs::{self, PreparedRootfs, RootfsChoice, CONTAINER_PATH};
+use crate::container::process::CONTAINER_PATH;
+use crate::container::rootfs::{self, PreparedRootfs, RootfsChoice};
 use crate::container::{Namespace, NamespaceSet};
 use crate::leftovers::{self, temp_prefix};
 use crate::workloads::Noop;

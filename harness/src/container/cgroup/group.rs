@@ -47,7 +47,7 @@ pub enum Placement {
 }
 
 /// A fresh group name for this process: `isobench-<pid>-<seq>`
-/// ([`leftovers::name`], which [`sweep`] tells by its owner pid).
+/// ([`leftovers::name`], which [`sweep`](super::sweep) tells by its owner pid).
 fn group_name() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static SEQ: AtomicU32 = AtomicU32::new(0);

@@ -11,7 +11,7 @@ use super::CGROUP_ROOT;
 /// Removes the `isobench` parent if no container group is left in it, unless
 /// a [`CgroupHold`] of this process keeps it. Another run may be creating
 /// its group at the same moment: rmdir then fails with EBUSY or ENOTEMPTY,
-/// which is fine, and [`make_group_dir`] retries when its parent vanished.
+/// which is fine, and [`make_group_dir`](super::fs::make_group_dir) retries when its parent vanished.
 pub(crate) fn remove_parent_if_empty(parent: &Path) {
     if PARENT_HOLDS.load(std::sync::atomic::Ordering::SeqCst) == 0 {
         let _ = std::fs::remove_dir(parent);

@@ -62,6 +62,3 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> RootfsError {
     let context = context.into();
     move |source| RootfsError::Io { context, source }
 }
-
-/// `PATH` inside the container.
-pub const CONTAINER_PATH: &str = "/bin:/sbin:/usr/bin:/usr/sbin";
