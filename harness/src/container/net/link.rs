@@ -98,7 +98,7 @@ impl TunState {
 impl RunNetns {
     /// A veth pair: `host_if` in this namespace with `subnet.host`, its peer
     /// `peer_if` created directly in the namespace `peer_ns` (an open
-    /// /proc/<pid>/ns/net of a container, say) with `subnet.peer`, both up,
+    /// `/proc/<pid>/ns/net` of a container, say) with `subnet.peer`, both up,
     /// and loopback up in `peer_ns`. `mtu` in bytes for both ends; `None`
     /// keeps the kernel's default (1500).
     ///

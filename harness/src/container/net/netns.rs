@@ -41,7 +41,7 @@ static SHARED: Mutex<Weak<RunNetns>> = Mutex::new(Weak::new());
 
 impl RunNetns {
     /// Creates a fresh network namespace bound at
-    /// /run/netns/isobench-<pid>-<seq> (visible to `ip netns list`), with
+    /// `/run/netns/isobench-<pid>-<seq>` (visible to `ip netns list`), with
     /// loopback up inside. Root only ([`NetError::NotRoot`] otherwise).
     pub fn create() -> Result<RunNetns, NetError> {
         static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -138,7 +138,7 @@ fn unbind(path: &Path) -> bool {
 }
 
 /// Runs `f` on a new thread that has setns(2)'d into the network namespace
-/// `ns` (any open nsfs file of one, e.g. /proc/<pid>/ns/net), and returns its
+/// `ns` (any open nsfs file of one, e.g. `/proc/<pid>/ns/net`), and returns its
 /// result; sockets `f` creates stay in that namespace. A panic in `f` is
 /// resumed on the caller's thread.
 pub fn run_in_ns<T: Send>(ns: BorrowedFd<'_>, f: impl FnOnce() -> T + Send) -> Result<T, NetError> {
@@ -153,7 +153,7 @@ pub fn run_in_ns<T: Send>(ns: BorrowedFd<'_>, f: impl FnOnce() -> T + Send) -> R
     })
 }
 
-/// Removes the /run/netns/isobench-<pid>-<seq> entries whose pid no longer
+/// Removes the `/run/netns/isobench-<pid>-<seq>` entries whose pid no longer
 /// runs (namespaces of killed runs); the kernel then frees each namespace
 /// and every link in it. Returns what was removed. Called at every start;
 /// touches nothing when isobench itself runs in a pid namespace other than

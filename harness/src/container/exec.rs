@@ -1,0 +1,183 @@
+//! `isobench exec`: any command in a new container ([`exec`]), with what it
+//! runs and where ([`ExecOptions`]), its network ([`NetMode`]: none,
+//! loopback, or a veth from the run's namespace) and the namespaces it got
+//! (`--show-ns`, [`show_ns`]).
+
+use std::ffi::OsString;
+
+use super::signals::{ForwardTermination, IgnoreInteractiveSignals};
+use super::{
+    decide_cgroup, default_hostname, effective_namespaces, net, rootless, spawn, ContainerError, ContainerProcess, Limits, Namespace, NamespaceSet,
+    ParentSetup, PreparedRootfs, RootfsChoice, Stdio,
+};
+use crate::container::process::LaunchSpec;
+use crate::workloads::Workloads;
+
+/// What `isobench exec` runs, and where.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    /// Namespaces to create (`--ns`); [`NamespaceSet::DEFAULT`] unless told.
+    pub namespaces: NamespaceSet,
+    /// `--rootfs DIR`: run in DIR (never modified by isobench; it must hold
+    /// /proc, /dev and /sys directories when a mount namespace is used).
+    /// `--rootfs debian`: the host distribution's rootfs, built once with
+    /// debootstrap into the cache and mounted read-only.
+    /// Default: the minimal rootfs (the agent, noop and a static busybox when
+    /// installed), built in a temp dir for this run and removed after it.
+    pub rootfs: RootfsChoice,
+    /// The command and its arguments; a bare name is searched in the
+    /// container's PATH (/bin:/sbin:/usr/bin:/usr/sbin).
+    pub command: Vec<OsString>,
+    /// Host name inside a new uts namespace; `None`: `isobench-XXXX`.
+    pub hostname: Option<String>,
+    /// cgroup limits (`--cpus`, `--memory`, `--pids`).
+    pub limits: Limits,
+    /// A cgroup for the container; `None`: when the host has cgroups.
+    pub cgroup: Option<bool>,
+    /// Print the namespaces created, `lsns` style, on stderr (`--show-ns`).
+    pub show_ns: bool,
+    /// The container's network (`--net`): loopback only, or a veth pair too.
+    pub net: NetMode,
+}
+
+/// What network a container with a network namespace gets (`--net`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NetMode {
+    /// Nothing: the loopback stays down, as the kernel creates it.
+    None,
+    /// Only its loopback, up (the default).
+    #[default]
+    Loopback,
+    /// Loopback plus `eth0`, one end of a veth pair whose other end is in
+    /// the run's private network namespace ([`net::RunNetns`]), addresses
+    /// .2 (container) and .1 of a /24 that exists only there. Root only.
+    Veth,
+}
+
+impl std::str::FromStr for NetMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<NetMode, String> {
+        match s {
+            "none" => Ok(NetMode::None),
+            "loopback" => Ok(NetMode::Loopback),
+            "veth" => Ok(NetMode::Veth),
+            other => Err(format!("unknown network {other:?}; use none, loopback or veth")),
+        }
+    }
+}
+
+impl ExecOptions {
+    /// The defaults for `command`: default namespaces, minimal rootfs.
+    pub fn new(command: Vec<OsString>) -> ExecOptions {
+        ExecOptions {
+            namespaces: NamespaceSet::DEFAULT,
+            rootfs: RootfsChoice::Minimal,
+            command,
+            hostname: None,
+            limits: Limits::default(),
+            cgroup: None,
+            show_ns: false,
+            net: NetMode::Loopback,
+        }
+    }
+}
+
+/// Runs a command in a new container, like `unshare -fp --mount-proc` with
+/// the other namespaces of the set, and returns its exit status (128+n when
+/// signal n killed it). Without root it runs rootless: in a user namespace
+/// where the caller is root, without cgroup (limits are refused).
+///
+/// PID 1 is the launcher's minimal init ([`process`](super::process)): it forwards signals to
+/// the command, reaps orphans and exits with the command's status; then the
+/// kernel kills whatever else runs in the pid namespace, and the cgroup (when
+/// there is one) is killed as a whole and removed. While it runs, isobench
+/// ignores SIGINT and SIGQUIT as system(3) does (the terminal sends them to
+/// the command too, and the command decides) and passes SIGTERM and SIGHUP on
+/// to the init. If isobench itself is killed, the container dies with it
+/// (PR_SET_PDEATHSIG) and the temp rootfs and cgroup are swept at the next
+/// start (`cleanup::sweep`).
+pub fn exec(opts: &ExecOptions, workloads: &Workloads) -> Result<i32, ContainerError> {
+    if opts.command.is_empty() {
+        return Err(ContainerError::NoCommand);
+    }
+    // Installed before anything is created: a SIGTERM that arrives while the
+    // container is being set up is held and delivered to its init once it
+    // exists, so every clean-up below still runs.
+    let _ignore = IgnoreInteractiveSignals::new();
+    let forward = ForwardTermination::install();
+    let namespaces = effective_namespaces(opts.namespaces);
+    let with_cgroup = decide_cgroup(opts.cgroup, &opts.limits)?;
+    let mount_ns = namespaces.contains(Namespace::Mount);
+    let rootfs = PreparedRootfs::prepare(&opts.rootfs, workloads, mount_ns)?;
+    let hostname = opts.hostname.clone().unwrap_or_else(default_hostname);
+    let mut spec = LaunchSpec::new(namespaces, rootfs.path(), &opts.command, Some(&hostname))?.with_init(true);
+    if rootfs.read_only() {
+        spec = spec.with_read_only_root(rootfs.path())?;
+    }
+    if with_cgroup {
+        spec = spec.with_cgroup(opts.limits);
+    }
+    // The veth's host end lives as long as this call; the kernel also removes
+    // the pair when the container's network namespace goes.
+    let veth: VethSlot = Default::default();
+    if opts.net == NetMode::None {
+        if !namespaces.contains(Namespace::Net) {
+            return Err(ContainerError::Net("--net none needs a network namespace: add net to --ns".into()));
+        }
+        spec = spec.with_loopback(false);
+    }
+    if opts.net == NetMode::Veth {
+        spec = spec.with_parent_setup(veth_setup(namespaces, std::sync::Arc::clone(&veth))?);
+    }
+    let mut child = spawn(&spec, Stdio::default())?;
+    forward.to(child.pid());
+    if opts.show_ns {
+        eprint!("{}", show_ns(&child, namespaces));
+    }
+    child.wait()
+}
+
+/// The parent-side hook that gives a container `eth0`: a veth pair from the
+/// run's network namespace, created directly in the child's (see
+/// [`NetMode::Veth`]). Refused without root or without a network namespace.
+/// Where the hook leaves the veth's host end and the run's namespace it is
+/// in, both kept for as long as the container runs.
+type VethSlot = std::sync::Arc<std::sync::Mutex<Option<(net::Link, std::sync::Arc<net::RunNetns>)>>>;
+
+fn veth_setup(namespaces: NamespaceSet, keep: VethSlot) -> Result<ParentSetup, ContainerError> {
+    if rootless() {
+        return Err(ContainerError::Net("--net veth needs root (CAP_NET_ADMIN on the host); use --net loopback".into()));
+    }
+    if !namespaces.contains(Namespace::Net) {
+        return Err(ContainerError::Net("--net veth needs a network namespace: add net to --ns".into()));
+    }
+    let netns = net::RunNetns::shared().map_err(|e| ContainerError::Net(e.to_string()))?;
+    Ok(Box::new(move |pid: nix::unistd::Pid| {
+        let subnet = netns.try_allocate_subnet().map_err(|e| e.to_string())?;
+        let path = format!("/proc/{pid}/ns/net");
+        let peer = std::fs::File::open(&path).map_err(|e| format!("open {path}: {e}"))?;
+        let link = netns.add_veth(&format!("ibv{pid}"), std::os::fd::AsFd::as_fd(&peer), "eth0", &subnet, None).map_err(|e| e.to_string())?;
+        *keep.lock().unwrap_or_else(|e| e.into_inner()) = Some((link, netns));
+        Ok(())
+    }))
+}
+
+/// `lsns`-style lines for `--show-ns`: each kind, its inode on the host and
+/// in the container, and whether the container got a new one.
+pub fn show_ns(child: &ContainerProcess, asked: NamespaceSet) -> String {
+    let mut out = format!("{:<7} {:>12} {:>12}  {}\n", "NS", "HOST", "CONTAINER", "STATUS");
+    for info in child.namespaces() {
+        let status = match (info.is_new(), asked.contains(info.namespace)) {
+            (true, _) => "new",
+            (false, true) => "NOT NEW",
+            (false, false) => "shared with the host",
+        };
+        out.push_str(&format!("{:<7} {:>12} {:>12}  {}\n", info.namespace.as_str(), info.host, info.container, status));
+    }
+    if let Some(cg) = child.cgroup() {
+        for p in cg.paths() {
+            out.push_str(&format!("cgroup  {} ({})\n", p.display(), cg.mode()));
+        }
+    }
+    out
+}
