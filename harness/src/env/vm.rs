@@ -22,10 +22,10 @@ use isobench_workloads::protocol::AgentInfo;
 use super::{Endpoint, EnvError, EnvKind, Environment, Instance, Options, PathKind};
 use crate::agent::AgentClient;
 use crate::container::net::{Link, RunNetns};
-use crate::vm::accel::{self, Accel, Verdict};
+use crate::vm::accel::{self, Verdict};
 use crate::vm::image::{self, GuestImage};
 use crate::vm::qemu::Forwards;
-use crate::vm::qemu::{self, BootProtocol, GuestNet, Machine, Qemu, QemuError, QemuSpec};
+use crate::vm::qemu::{self, Accel, BootProtocol, GuestNet, Machine, Qemu, QemuError, QemuSpec};
 use crate::vm::VmNet;
 
 const ENV: &str = "vm";

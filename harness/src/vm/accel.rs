@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::image::GuestImage;
-use super::qemu::{self, BootProtocol, Machine, QemuError, QemuSpec};
+use super::qemu::{self, Accel, BootProtocol, Machine, QemuError, QemuSpec};
 use super::AccelChoice;
 
 /// How long a KVM probe boot may take to reach the agent. A KVM guest with
@@ -42,38 +42,6 @@ pub enum AccelError {
     KvmRequired(String),
     #[error("--require-kvm contradicts --accel tcg; drop one of them")]
     RequireKvmWithTcg,
-}
-
-/// The accelerator a guest runs under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Accel {
-    Kvm,
-    Tcg,
-}
-
-impl Accel {
-    /// QEMU's name (`-accel kvm|tcg`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Accel::Kvm => "kvm",
-            Accel::Tcg => "tcg",
-        }
-    }
-
-    /// What a reader of a table or plot must see.
-    pub fn label(self) -> &'static str {
-        match self {
-            Accel::Kvm => "kvm",
-            Accel::Tcg => "emulated (TCG)",
-        }
-    }
-}
-
-impl std::fmt::Display for Accel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// How the verdict was reached.

@@ -14,9 +14,9 @@ pub mod image;
 pub mod qemu;
 pub mod tsc;
 
-pub use accel::{Accel, Verdict};
+pub use accel::Verdict;
 pub use image::GuestImage;
-pub use qemu::{BootProtocol, Machine};
+pub use qemu::{Accel, BootProtocol, Machine};
 
 /// vm settings a user can choose (`isobench run` flags); `None` keeps the
 /// environment's default.

@@ -23,8 +23,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use isobench_workloads::protocol::AgentInfo;
+use serde::{Deserialize, Serialize};
 
-use super::accel::Accel;
 use crate::agent::{AgentClient, AgentError};
 
 /// Overrides the QEMU binary (also read by scripts/vm-run).
@@ -161,6 +161,39 @@ pub struct QemuSpec {
     pub tsc_khz: Option<u64>,
     /// The guest's network device (its end of the boundary); `None`: none.
     pub net: Option<GuestNet>,
+}
+
+/// The accelerator a guest runs under (QEMU's `-accel`); which one a run
+/// gets is the `accel` module's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+impl Accel {
+    /// QEMU's name (`-accel kvm|tcg`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        }
+    }
+
+    /// What a reader of a table or plot must see.
+    pub fn label(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "emulated (TCG)",
+        }
+    }
+}
+
+impl std::fmt::Display for Accel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Ports QEMU's user-mode network forwards (its `hostfwd` rules, passed as
