@@ -225,8 +225,9 @@ impl Instance for ContainerInstance {
 
     /// A veth pair on first call: `eth0` inside the container with the
     /// .2 address of a /24 of the run's private network namespace, where the
-    /// other end has .1 (DESIGN.md's networking rule); created through
-    /// netlink directly in the container's namespace.
+    /// other end has .1 (the networking rule: nothing of isobench's on the
+    /// host's network); created through netlink directly in the container's
+    /// namespace.
     fn endpoint(&mut self) -> Result<Endpoint, EnvError> {
         if let NetState::Pending = self.net {
             self.net = match self.add_veth() {
