@@ -11,6 +11,7 @@ pub mod doctor;
 pub mod env;
 pub mod process;
 pub mod report;
+pub mod results;
 pub mod runner;
 pub mod startup;
 pub mod validate;

@@ -1,11 +1,13 @@
 //! Golden-file test of report.md: a fixed run.json and fixed histograms must
-//! give exactly harness/tests/golden/report.md (numbers → table text). Run
-//! with UPDATE_GOLDEN=1 to accept a deliberate change, then review the diff.
+//! give exactly harness/tests/golden/report.md (numbers → table text), read
+//! through the run record as any run.json is. Run with UPDATE_GOLDEN=1 to
+//! accept a deliberate change, then review the diff.
 
 use std::path::{Path, PathBuf};
 
 use isobench_harness::collect::Measurement;
-use isobench_harness::report::markdown;
+use isobench_harness::report::section::{self, Context};
+use isobench_harness::results::{RunDir, RunRecord};
 use isobench_workloads::catalog;
 
 /// 1000 samples spread evenly over ±10 % of `center` ns.
@@ -21,7 +23,7 @@ fn measurement(env: &str, label: &str, metric: &str, center: u64) -> Measurement
 
 #[test]
 fn report_md_matches_the_golden_file() {
-    let run = serde_json::json!({
+    let run: RunRecord = serde_json::from_value(serde_json::json!({
         "schema": 1,
         "started_utc": "2026-11-30T00:00:00Z",
         "host": { "hostname": "golden", "cpu_model": "Test CPU", "cpus": 2, "kernel": "6.1.0-test", "cgroup_mode": "hybrid",
@@ -33,7 +35,8 @@ fn report_md_matches_the_golden_file() {
             "container": { "label": "container", "start_ms": 2.5 },
             "vm": { "label": "vm (emulated (TCG))", "start_ms": 4700.0, "metadata": { "accel": "tcg", "accel_reason": "forced by --accel tcg" } }
         }
-    });
+    }))
+    .expect("the golden run.json reads as a run record");
     let ms = vec![
         measurement("native", "native", "syscall.getpid", 100),
         measurement("container", "container", "syscall.getpid", 150),
@@ -43,7 +46,10 @@ fn report_md_matches_the_golden_file() {
         measurement("vm", "vm (emulated (TCG))", "ipc.pipe_bw", 40_000),
     ];
     let plots = vec![PathBuf::from("plots/syscall.getpid.svg"), PathBuf::from("plots/overhead.svg")];
-    let md = markdown::report(&run, &ms, &plots, &[]);
+    // An empty folder: no startup or validate records of its own.
+    let d = tempfile::tempdir().unwrap();
+    let dir = RunDir::at(d.path()).unwrap();
+    let md = section::markdown(&Context { dir: &dir, run: &run, measurements: &ms, plots: &plots, warnings: &[] }).unwrap();
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/report.md");
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&golden, &md).unwrap();
