@@ -57,3 +57,53 @@ fn report_md_matches_the_golden_file() {
     let want = std::fs::read_to_string(&golden).expect("golden file (UPDATE_GOLDEN=1 creates it)");
     assert_eq!(md, want, "report.md changed; if deliberate, rerun with UPDATE_GOLDEN=1 and review the diff");
 }
+
+/// Results folders written before run.json had a type (schema 1, by the
+/// `isobench` binary of that time: a run with every section, a run with a
+/// skipped vm and `--pin split`, and their merge), trimmed, each with the
+/// report.md that binary rendered from it: the typed record reads them and
+/// the report comes out the same, byte for byte.
+#[test]
+fn results_folders_from_before_the_typed_record_render_as_they_did() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schema1");
+    for name in ["run-a", "run-b", "merged"] {
+        let src = fixtures.join(name);
+        let d = tempfile::tempdir().unwrap();
+        copy_dir(&src, d.path());
+        let dir = RunDir { path: d.path().to_path_buf() };
+        let md = std::fs::read_to_string(isobench_harness::report::render(&dir).unwrap()).unwrap();
+        let want = std::fs::read_to_string(src.join("report.md")).unwrap();
+        assert!(md == want, "{name}: report.md differs from the one rendered before:\n{}", first_difference(&want, &md));
+
+        // The record holds everything the file held (an explicit null aside).
+        let raw: serde_json::Value = serde_json::from_slice(&std::fs::read(src.join("run.json")).unwrap()).unwrap();
+        let record: RunRecord = serde_json::from_value(raw.clone()).unwrap();
+        assert_eq!(without_nulls(serde_json::to_value(&record).unwrap()), without_nulls(raw), "{name}: run.json lost something");
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+fn first_difference(want: &str, got: &str) -> String {
+    let line = want.lines().zip(got.lines()).position(|(a, b)| a != b).unwrap_or(want.lines().count().min(got.lines().count()));
+    format!("line {}:\n- {}\n+ {}", line + 1, want.lines().nth(line).unwrap_or(""), got.lines().nth(line).unwrap_or(""))
+}
+
+/// `v` without the object keys whose value is null.
+fn without_nulls(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(m) => m.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, without_nulls(v))).collect(),
+        serde_json::Value::Array(a) => a.into_iter().map(without_nulls).collect(),
+        other => other,
+    }
+}
