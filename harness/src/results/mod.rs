@@ -15,6 +15,8 @@
 //! results/latest -> <newest folder>
 //! ```
 //!
+//! results/README.md describes every field.
+//!
 //! Every file is written to a temporary name and renamed into place, so an
 //! interrupted run leaves what it finished and never a half-written file.
 //! Measurements are saved as soon as they exist, run.json is updated the same
