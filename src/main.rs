@@ -13,7 +13,6 @@ use anyhow::{bail, Context as _, Result};
 use clap::{Parser, Subcommand};
 use isobench_harness::container::{self, ContainerSettings, ExecOptions, Limits, NamespaceSet, RootfsChoice};
 use isobench_harness::env::{EnvKind, Options};
-use isobench_harness::report;
 use isobench_harness::results::RunDir;
 use isobench_harness::runner::{self, Plan};
 use isobench_harness::vm::{AccelChoice, BootProtocol, Machine, VmSettings};
@@ -136,7 +135,7 @@ and the change exceeds --noise. Exits 1 when a significant regression exceeds --
         #[arg(long, default_value_t = 0.05)]
         threshold: f64,
         /// Changes smaller than this fraction are noise
-        #[arg(long, default_value_t = report::compare::DEFAULT_NOISE)]
+        #[arg(long, default_value_t = isobench_harness::report::compare::DEFAULT_NOISE)]
         noise: f64,
         /// Also write the table as markdown to this file
         #[arg(long, value_name = "FILE")]
@@ -380,9 +379,9 @@ fn results_folder(dir: &std::path::Path) -> Result<RunDir> {
 }
 
 fn compare(a: &std::path::Path, b: &std::path::Path, threshold: f64, noise: f64, markdown: Option<PathBuf>) -> Result<ExitCode> {
-    use report::compare;
+    use isobench_harness::report::compare;
     let (ra, rb) = (results_folder(a)?, results_folder(b)?);
-    let changes = compare::compare(&report::measurements(&ra)?, &report::measurements(&rb)?, noise);
+    let changes = compare::compare(&isobench_harness::report::measurements(&ra)?, &isobench_harness::report::measurements(&rb)?, noise);
     if changes.is_empty() {
         bail!("{} and {} have no environment × metric in common", a.display(), b.display());
     }
@@ -423,11 +422,11 @@ fn validate(quick: bool, out: Option<PathBuf>) -> Result<ExitCode> {
     eprintln!("isobench: validating against independent tools (perf bench, iperf3, hyperfine){}", if quick { ", quick" } else { "" });
     let checks = isobench_harness::validate::run(inst.agent(), &noop, quick);
     inst.shutdown()?;
-    print!("{}", report::section::cross_check::table(&checks));
+    print!("{}", isobench_harness::report::section::cross_check::table(&checks));
     if let Some(dir) = out {
         let run = RunDir::at(&dir)?;
         run.save_validation(&checks)?;
-        println!("{}", report::render(&run)?.display());
+        println!("{}", isobench_harness::report::render(&run)?.display());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -539,26 +538,26 @@ fn startup(
     opts.container.namespaces = namespaces;
     if per_namespace {
         let run = startup::per_namespace(&opts, noop, n, startup::DEFAULT_WARMUP, &mut |line| eprintln!("isobench: {line}"))?;
-        print!("{}", report::section::startup::per_namespace_table(&run));
+        print!("{}", isobench_harness::report::section::startup::per_namespace_table(&run));
         if let Some(path) = json {
             std::fs::write(&path, serde_json::to_vec_pretty(&run)?).with_context(|| format!("writing {}", path.display()))?;
         }
         if let Some(dir) = out {
             let dir = RunDir::at(&dir)?;
             dir.save_startup_per_namespace(&run)?;
-            println!("{}", report::render(&dir)?.display());
+            println!("{}", isobench_harness::report::render(&dir)?.display());
         }
         return Ok(ExitCode::SUCCESS);
     }
     let run = startup::measure(&columns, &opts, noop, n, startup::DEFAULT_WARMUP, &mut |line| eprintln!("isobench: {line}"))?;
-    print!("{}", report::section::startup::table(&run));
+    print!("{}", isobench_harness::report::section::startup::table(&run));
     if let Some(path) = json {
         std::fs::write(&path, serde_json::to_vec_pretty(&run)?).with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(dir) = out {
         let dir = RunDir::at(&dir)?;
         dir.save_startup(&run)?;
-        println!("{}", report::render(&dir)?.display());
+        println!("{}", isobench_harness::report::render(&dir)?.display());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -592,8 +591,8 @@ fn main() -> ExitCode {
             for r in &runs {
                 results_folder(r)?;
             }
-            let path = report::merge::merge(&runs, &out)?;
-            println!("{}", path.display());
+            let report = isobench_harness::report::merge::merge(&runs, &out)?;
+            println!("{}", report.display());
             Ok(ExitCode::SUCCESS)
         })(),
         Command::List => {
@@ -601,8 +600,8 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Report { dir } => (|| {
-            let path = report::render(&results_folder(&dir)?)?;
-            println!("{}", path.display());
+            let report = isobench_harness::report::render(&results_folder(&dir)?)?;
+            println!("{}", report.display());
             Ok(ExitCode::SUCCESS)
         })(),
     };

@@ -51,7 +51,7 @@ impl Context<'_> {
 }
 
 /// One part of report.md.
-pub trait Section: Sync {
+pub trait Section {
     /// The section's markdown, ending with its blank line; empty when it has
     /// nothing to show.
     fn markdown(&self, cx: &Context<'_>) -> Result<String, ReportError>;
