@@ -13,7 +13,7 @@ use anyhow::{bail, Context as _, Result};
 use clap::{Parser, Subcommand};
 use isobench_harness::container::{self, ContainerSettings, ExecOptions, Limits, NamespaceSet, RootfsChoice};
 use isobench_harness::env::{EnvKind, Options};
-use isobench_harness::report::RunDir;
+use isobench_harness::results::RunDir;
 use isobench_harness::runner::{self, Plan};
 use isobench_harness::vm::{AccelChoice, BootProtocol, Machine, VmSettings};
 use isobench_harness::{doctor, workloads};
@@ -381,7 +381,7 @@ fn results_folder(dir: &std::path::Path) -> Result<RunDir> {
 fn compare(a: &std::path::Path, b: &std::path::Path, threshold: f64, noise: f64, markdown: Option<PathBuf>) -> Result<ExitCode> {
     use isobench_harness::report::compare;
     let (ra, rb) = (results_folder(a)?, results_folder(b)?);
-    let changes = compare::compare(&ra.measurements()?, &rb.measurements()?, noise);
+    let changes = compare::compare(&isobench_harness::report::measurements(&ra)?, &isobench_harness::report::measurements(&rb)?, noise);
     if changes.is_empty() {
         bail!("{} and {} have no environment × metric in common", a.display(), b.display());
     }
@@ -395,7 +395,7 @@ fn compare(a: &std::path::Path, b: &std::path::Path, threshold: f64, noise: f64,
         noise * 100.0,
         threshold * 100.0
     );
-    let quick = |r: &RunDir| r.run_json().ok().and_then(|v| v.pointer("/parameters/quick").and_then(|q| q.as_bool()));
+    let quick = |r: &RunDir| r.run_record().ok().and_then(|v| v.parameters?.quick);
     if let (Some(qa), Some(qb)) = (quick(&ra), quick(&rb)) {
         if qa != qb {
             eprintln!("isobench compare: warning: one run used --quick and the other did not; their iteration counts and warm-ups differ");
@@ -422,11 +422,11 @@ fn validate(quick: bool, out: Option<PathBuf>) -> Result<ExitCode> {
     eprintln!("isobench: validating against independent tools (perf bench, iperf3, hyperfine){}", if quick { ", quick" } else { "" });
     let checks = isobench_harness::validate::run(inst.agent(), &noop, quick);
     inst.shutdown()?;
-    print!("{}", isobench_harness::validate::table(&checks));
+    print!("{}", isobench_harness::report::section::cross_check::table(&checks));
     if let Some(dir) = out {
         let run = RunDir::at(&dir)?;
         run.save_validation(&checks)?;
-        println!("{}", run.render()?.display());
+        println!("{}", isobench_harness::report::render(&run)?.display());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -538,26 +538,26 @@ fn startup(
     opts.container.namespaces = namespaces;
     if per_namespace {
         let run = startup::per_namespace(&opts, noop, n, startup::DEFAULT_WARMUP, &mut |line| eprintln!("isobench: {line}"))?;
-        print!("{}", run.per_namespace_table());
+        print!("{}", isobench_harness::report::section::startup::per_namespace_table(&run));
         if let Some(path) = json {
             std::fs::write(&path, serde_json::to_vec_pretty(&run)?).with_context(|| format!("writing {}", path.display()))?;
         }
         if let Some(dir) = out {
             let dir = RunDir::at(&dir)?;
             dir.save_startup_per_namespace(&run)?;
-            println!("{}", dir.render()?.display());
+            println!("{}", isobench_harness::report::render(&dir)?.display());
         }
         return Ok(ExitCode::SUCCESS);
     }
     let run = startup::measure(&columns, &opts, noop, n, startup::DEFAULT_WARMUP, &mut |line| eprintln!("isobench: {line}"))?;
-    print!("{}", run.table());
+    print!("{}", isobench_harness::report::section::startup::table(&run));
     if let Some(path) = json {
         std::fs::write(&path, serde_json::to_vec_pretty(&run)?).with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(dir) = out {
         let dir = RunDir::at(&dir)?;
         dir.save_startup(&run)?;
-        println!("{}", dir.render()?.display());
+        println!("{}", isobench_harness::report::render(&dir)?.display());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -600,7 +600,7 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Report { dir } => (|| {
-            let report = results_folder(&dir)?.render()?;
+            let report = isobench_harness::report::render(&results_folder(&dir)?)?;
             println!("{}", report.display());
             Ok(ExitCode::SUCCESS)
         })(),

@@ -195,7 +195,7 @@ fn ctrl_c_stops_after_the_current_measurement_and_keeps_results() {
 /// median ns), each a tight ±1 % distribution of 1000 samples.
 fn constructed_run(dir: &Path, rows: &[(&str, &str, u64)]) {
     use isobench_harness::collect::Measurement;
-    let run = isobench_harness::report::RunDir::at(dir).unwrap();
+    let run = isobench_harness::results::RunDir::at(dir).unwrap();
     for &(env, metric, center) in rows {
         let mut m = Measurement::new(env, env, isobench_workloads::catalog::lookup(metric).unwrap());
         for i in 0..1000u64 {
@@ -204,7 +204,7 @@ fn constructed_run(dir: &Path, rows: &[(&str, &str, u64)]) {
         m.iterations = 1000;
         run.save(&m).unwrap();
     }
-    run.render().unwrap();
+    isobench_harness::report::render(&run).unwrap();
 }
 
 #[test]

@@ -20,7 +20,9 @@ use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode};
 use isobench_harness::env::{self, EnvKind, Environment, Instance, Options};
-use isobench_harness::report::RunDir;
+use isobench_harness::report;
+use isobench_harness::results::run::Parameters;
+use isobench_harness::results::RunDir;
 use isobench_harness::{collect::Measurement, runner, workloads};
 use isobench_workloads::catalog::{Family, CATALOG};
 use isobench_workloads::protocol::{PinMode, RunRequest};
@@ -67,7 +69,7 @@ pub fn criterion() -> Criterion {
 /// Benchmarks every metric of `family` in every available environment.
 pub fn bench_family(c: &mut Criterion, family: Family) {
     // criterion's own charts use the same plotters text backend as ours.
-    if let Err(e) = isobench_harness::report::plot::ensure_font() {
+    if let Err(e) = report::plot::ensure_font() {
         eprintln!("isobench: charts will fail: {e}");
     }
     let results = isobench_harness::paths::repo_root().join("results");
@@ -76,8 +78,8 @@ pub fn bench_family(c: &mut Criterion, family: Family) {
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| isobench_harness::paths::repo_root().join("target"), std::path::PathBuf::from);
     let criterion_report = target.join("criterion").join("report").join("index.html");
     let pin = pin_from_env();
-    runner::record_host(&out, "cargo bench", serde_json::json!({ "criterion": true, "criterion_report": criterion_report, "pin": pin }))
-        .expect("run.json");
+    let parameters = Parameters { criterion: Some(true), criterion_report: Some(criterion_report), pin: Some(pin), ..Parameters::default() };
+    runner::record_host(&out, "cargo bench", parameters).expect("run.json");
     let workloads = workloads::locate().unwrap_or_else(|e| panic!("{e}"));
     let accel = std::env::var("ISOBENCH_ACCEL").ok().and_then(|a| a.parse().ok()).unwrap_or_default();
     let mut opts = Options { accel, log_dir: Some(out.path.clone()), ..Options::new(workloads) };
@@ -143,7 +145,7 @@ pub fn bench_family(c: &mut Criterion, family: Family) {
             }
         }
         group.finish();
-        out.render().expect("rendering the report");
+        report::render(&out).expect("rendering the report");
     }
 
     drop(hosts);
@@ -183,6 +185,6 @@ pub fn bench_family(c: &mut Criterion, family: Family) {
         }
         group.finish();
     }
-    let report = out.render().expect("rendering the report");
-    eprintln!("isobench: report: {}", report.display());
+    let path = report::render(&out).expect("rendering the report");
+    eprintln!("isobench: report: {}", path.display());
 }

@@ -13,6 +13,7 @@ pub mod leftovers;
 pub mod paths;
 pub mod process;
 pub mod report;
+pub mod results;
 pub mod runner;
 pub mod startup;
 pub mod validate;

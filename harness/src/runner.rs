@@ -8,15 +8,18 @@ use std::time::Duration;
 
 use isobench_workloads::catalog::MetricSpec;
 use isobench_workloads::protocol::{PinMode, RunRequest, RunResult};
-use serde_json::json;
 
 use crate::collect::host::HostInfo;
 use crate::collect::{CollectError, Measurement};
 use crate::env::{self, EnvError, EnvKind, Environment, Instance, Options};
-use crate::report::{ReportError, RunDir};
+use crate::report::ReportError;
+use crate::results::run::{from_env_value, BootRecord, EnvMetadata, Parameters, PinRecord};
+use crate::results::{ResultsError, RunDir};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    #[error(transparent)]
+    Results(#[from] ResultsError),
     #[error(transparent)]
     Report(#[from] ReportError),
     #[error(transparent)]
@@ -60,12 +63,11 @@ impl Plan {
 /// `applied` differs from `requested` where `split` was impossible (one
 /// allowed CPU) or the metric has no peer; report.md turns the first case
 /// into a caveat.
-pub fn record_pinning(out: &RunDir, kind: EnvKind, spec: &MetricSpec, requested: PinMode, r: &RunResult) -> Result<(), ReportError> {
-    out.update_run_json(json!({ "environments": { kind.as_str(): { "pinning": { spec.name: {
-        "requested": requested,
-        "applied": r.pinning,
-        "cpus": r.cpus,
-    }}}}}))
+pub fn record_pinning(out: &RunDir, kind: EnvKind, spec: &MetricSpec, requested: PinMode, r: &RunResult) -> Result<(), ResultsError> {
+    let pin = PinRecord { requested, applied: r.pinning, cpus: r.cpus.clone() };
+    out.update_run(|run| {
+        run.env_mut(kind.as_str()).pinning.insert(spec.name.to_string(), pin);
+    })
 }
 
 /// The working-set size the harness chooses for `spec`, the same for every
@@ -103,28 +105,35 @@ pub struct Outcome {
     pub interrupted: bool,
 }
 
-/// Writes the run.json facts every driver records (host, time, parameters).
-pub fn record_host(out: &RunDir, driver: &str, parameters: serde_json::Value) -> Result<(), ReportError> {
-    let existing = out.run_json()?;
-    let mut patch = json!({ "isobench_version": env!("CARGO_PKG_VERSION"), "parameters": parameters });
-    if existing.get("host").is_none() {
-        patch["host"] = serde_json::to_value(HostInfo::collect()).expect("host info serializes");
-        patch["started_utc"] = json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-    }
-    patch["parameters"]["driver"] = json!(driver);
-    out.update_run_json(patch)
+/// Writes the run.json facts every driver records (host, time, parameters):
+/// `parameters` (with `driver` set) is added to what earlier writers
+/// recorded; host facts and the start time are the first writer's.
+pub fn record_host(out: &RunDir, driver: &str, parameters: Parameters) -> Result<(), ResultsError> {
+    let first = out.run_record()?.host.is_none();
+    let host = first.then(HostInfo::collect);
+    out.update_run(|run| {
+        run.isobench_version = Some(env!("CARGO_PKG_VERSION").into());
+        if let Some(host) = host {
+            run.host = Some(host);
+            run.started_utc = Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        }
+        let p = run.parameters_mut();
+        p.update(parameters);
+        p.driver = Some(driver.into());
+    })
 }
 
 /// Records an environment that is running (label, metadata, start time,
 /// what its agent saw).
-pub fn record_env(out: &RunDir, env: &dyn Environment, inst: &dyn Instance) -> Result<(), ReportError> {
-    let name = env.kind().as_str();
-    out.update_run_json(json!({ "environments": { name: {
-        "label": env.label(),
-        "metadata": env.metadata(),
-        "start_ms": inst.ready_after().as_secs_f64() * 1e3,
-        "agent": inst.info(),
-    }}}))
+pub fn record_env(out: &RunDir, env: &dyn Environment, inst: &dyn Instance) -> Result<(), ResultsError> {
+    let metadata: Option<EnvMetadata> = from_env_value("metadata", env.metadata())?;
+    out.update_run(|run| {
+        let e = run.env_mut(env.kind().as_str());
+        e.label = Some(env.label());
+        e.metadata = metadata;
+        e.start_ms = Some(inst.ready_after().as_secs_f64() * 1e3);
+        e.agent = Some(inst.info().clone());
+    })
 }
 
 /// Re-records an environment's metadata (after shutdowns and env.start
@@ -134,29 +143,26 @@ pub fn record_env(out: &RunDir, env: &dyn Environment, inst: &dyn Instance) -> R
 /// `environments.<env>.boots_all`, across every process that writes this run
 /// (each bench binary boots its own guests), keyed by boot and replaced when a
 /// later record of the same boot knows more.
-pub fn record_metadata(out: &RunDir, env: &dyn Environment) -> Result<(), ReportError> {
-    let name = env.kind().as_str();
-    let meta = env.metadata();
-    let mut patch = json!({ "environments": { name: { "metadata": meta.clone() } } });
-    if let Some(boots) = meta.get("boots").and_then(serde_json::Value::as_array) {
-        let run = out.run_json()?;
-        let mut all: Vec<serde_json::Value> =
-            run.pointer(&format!("/environments/{name}/boots_all")).and_then(serde_json::Value::as_array).cloned().unwrap_or_default();
-        let key = |b: &serde_json::Value| (b.get("start").cloned(), b.get("agent_ready_ms").and_then(serde_json::Value::as_f64).map(f64::to_bits));
-        for b in boots {
-            match all.iter_mut().find(|x| key(x) == key(b)) {
-                Some(slot) => *slot = b.clone(),
-                None => all.push(b.clone()),
+pub fn record_metadata(out: &RunDir, env: &dyn Environment) -> Result<(), ResultsError> {
+    let metadata: Option<EnvMetadata> = from_env_value("metadata", env.metadata())?;
+    out.update_run(|run| {
+        let e = run.env_mut(env.kind().as_str());
+        if let Some(boots) = metadata.as_ref().and_then(|m| m.boots.as_ref()) {
+            let all: &mut Vec<BootRecord> = e.boots_all.get_or_insert_with(Vec::new);
+            for b in boots {
+                match all.iter_mut().find(|x| x.key() == b.key()) {
+                    Some(slot) => *slot = b.clone(),
+                    None => all.push(b.clone()),
+                }
             }
         }
-        patch["environments"][name]["boots_all"] = serde_json::Value::Array(all);
-    }
-    out.update_run_json(patch)
+        e.metadata = metadata;
+    })
 }
 
 /// Records an environment that could not run.
-pub fn record_skip(out: &RunDir, kind: EnvKind, reason: &str) -> Result<(), ReportError> {
-    out.update_run_json(json!({ "environments": { kind.as_str(): { "skipped": reason } } }))
+pub fn record_skip(out: &RunDir, kind: EnvKind, reason: &str) -> Result<(), ResultsError> {
+    out.update_run(|run| run.env_mut(kind.as_str()).skipped = Some(reason.into()))
 }
 
 /// Runs `plan` into `out`. `progress` receives one line per step;
@@ -173,15 +179,16 @@ pub fn execute(
     record_host(
         out,
         "isobench run",
-        json!({
-            "envs": plan.envs.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
-            "metrics": plan.metrics.iter().map(|m| m.name).collect::<Vec<_>>(),
-            "quick": plan.quick,
-            "iterations": plan.iterations,
-            "max_ms": plan.max_ms,
-            "pin": plan.pin,
-            "accel": format!("{:?}", opts.accel).to_lowercase(),
-        }),
+        Parameters {
+            envs: Some(plan.envs.iter().map(|e| e.as_str().to_string()).collect()),
+            metrics: Some(plan.metrics.iter().map(|m| m.name.to_string()).collect()),
+            quick: Some(plan.quick),
+            iterations: Some(plan.iterations),
+            max_ms: Some(plan.max_ms),
+            pin: Some(plan.pin),
+            accel: Some(format!("{:?}", opts.accel).to_lowercase()),
+            ..Parameters::default()
+        },
     )?;
     let total = plan.envs.len() * plan.metrics.len();
     let mut step = 0;
@@ -222,7 +229,7 @@ pub fn execute(
                     let line = format!("{}: {}: not measured: {reason}", environment.label(), spec.name);
                     progress(Event::Note(&line));
                     outcome.not_measured.push(line);
-                    out.update_run_json(json!({ "environments": { kind.as_str(): { "boundary_not_measured": reason } } }))?;
+                    out.update_run(|run| run.env_mut(kind.as_str()).boundary_not_measured = Some(reason))?;
                     continue;
                 }
             }
@@ -267,9 +274,8 @@ pub fn execute(
                 }
             }
         }
-        let usage = inst.resource_usage();
-        if !usage.is_null() {
-            out.update_run_json(json!({ "environments": { kind.as_str(): { "usage": usage } } }))?;
+        if let Some(usage) = from_env_value("usage", inst.resource_usage())? {
+            out.update_run(|run| run.env_mut(kind.as_str()).usage = Some(usage))?;
         }
         match inst.shutdown() {
             Ok(d) => progress(Event::Note(&format!("{}: stopped in {:.1} ms", environment.label(), d.as_secs_f64() * 1e3))),
@@ -306,9 +312,9 @@ pub fn execute(
         outcome.interrupted = true;
     }
     if outcome.interrupted {
-        out.update_run_json(json!({ "interrupted": true }))?;
+        out.update_run(|run| run.interrupted = true)?;
     }
-    outcome.report = Some(out.render()?);
+    outcome.report = Some(crate::report::render(out)?);
     Ok(outcome)
 }
 
@@ -345,7 +351,7 @@ pub enum MeasureError {
     #[error(transparent)]
     Boundary(#[from] crate::boundary::BoundaryError),
     #[error(transparent)]
-    Report(#[from] ReportError),
+    Results(#[from] ResultsError),
 }
 
 impl MeasureError {
@@ -370,7 +376,8 @@ pub fn measure_boundary(
 ) -> Result<isobench_workloads::protocol::RunResult, MeasureError> {
     let r = crate::boundary::measure(inst, hosts, spec, req)?;
     if let Ok(ep) = inst.endpoint() {
-        out.update_run_json(json!({ "environments": { kind.as_str(): { "boundary": ep.metadata() } } }))?;
+        let boundary = from_env_value("boundary", ep.metadata())?;
+        out.update_run(|run| run.env_mut(kind.as_str()).boundary = boundary)?;
     }
     Ok(r)
 }
@@ -388,6 +395,7 @@ pub const DEFAULT_MAX: Duration = Duration::from_secs(10);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     struct FakeVm(serde_json::Value);
 
@@ -407,17 +415,32 @@ mod tests {
     fn boots_of_every_process_accumulate_and_later_records_win() {
         let d = tempfile::tempdir().unwrap();
         let out = RunDir::at(d.path()).unwrap();
-        let boot = |start: u32, ready: f64, exited: Option<f64>| json!({ "start": start, "agent_ready_ms": ready, "qemu_exited_ms": exited });
+        let boot = |start: u32, ready: f64, exited: Option<f64>| json!({ "start": start, "agent_ready_ms": ready, "qemu_exited_ms": exited, "guest_uptime_at_ready_ms": 1.0 });
         // one bench binary: boot 1 seen while running, then complete
         record_metadata(&out, &FakeVm(json!({ "boots": [boot(1, 2000.0, None)] }))).unwrap();
         record_metadata(&out, &FakeVm(json!({ "boots": [boot(1, 2000.0, Some(2100.0)), boot(2, 1900.0, Some(1990.0))] }))).unwrap();
         // the next bench binary starts counting at 1 again
         record_metadata(&out, &FakeVm(json!({ "boots": [boot(1, 2050.0, Some(2150.0))] }))).unwrap();
-        let run = out.run_json().unwrap();
-        let all = run.pointer("/environments/vm/boots_all").unwrap().as_array().unwrap();
+        let run = out.run_record().unwrap();
+        let vm = &run.environments["vm"];
+        let all = vm.boots_all.as_ref().unwrap();
         assert_eq!(all.len(), 3, "{all:?}");
-        assert_eq!(all[0]["qemu_exited_ms"], 2100.0, "the complete record replaced the partial one");
+        assert_eq!(all[0].qemu_exited_ms, Some(2100.0), "the complete record replaced the partial one");
         // metadata itself is the last process's view
-        assert_eq!(run.pointer("/environments/vm/metadata/boots").unwrap().as_array().unwrap().len(), 1);
+        assert_eq!(vm.meta(|m| m.boots.as_ref().map(Vec::len)), Some(1));
+    }
+
+    #[test]
+    fn each_writer_adds_its_parameters_and_the_first_one_the_host() {
+        let d = tempfile::tempdir().unwrap();
+        let out = RunDir::at(d.path()).unwrap();
+        record_host(&out, "cargo bench", Parameters { criterion: Some(true), pin: Some(PinMode::Split), ..Parameters::default() }).unwrap();
+        let first = out.run_record().unwrap();
+        record_host(&out, "cargo bench", Parameters { criterion: Some(true), ..Parameters::default() }).unwrap();
+        let run = out.run_record().unwrap();
+        assert_eq!((run.host.as_ref(), run.started_utc.as_ref()), (first.host.as_ref(), first.started_utc.as_ref()));
+        let p = run.parameters.unwrap();
+        assert_eq!((p.driver.as_deref(), p.pin, p.criterion), (Some("cargo bench"), Some(PinMode::Split), Some(true)));
+        assert_eq!(run.schema, crate::results::SCHEMA_VERSION);
     }
 }

@@ -12,38 +12,18 @@
 //! Each side runs [`ROUNDS`] times (once with `--quick`) and keeps its median
 //! round. Each row compares means (what the tools report) and is "within" when the
 //! ratio is inside ±[`TOLERANCE`]; otherwise the note explains the method
-//! difference. Missing tools are listed, never fatal.
+//! difference. Missing tools are listed, never fatal. The rows are
+//! [`Check`] records (validate.json); report.md's section and the table
+//! printed here are the report's.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::agent::{AgentClient, AgentError};
+use crate::results::validate::{Check, TOLERANCE};
 use isobench_workloads::catalog;
 use isobench_workloads::protocol::RunRequest;
-use serde::{Deserialize, Serialize};
-
-use crate::agent::{AgentClient, AgentError};
-
-/// Agreement band between isobench and a reference tool (±15 %).
-pub const TOLERANCE: f64 = 0.15;
-
-/// One comparison.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Check {
-    pub metric: String,
-    /// The reference command as run.
-    pub tool: String,
-    pub unit: String,
-    /// The tool's figure (mean), in `unit`; `None` when the tool is missing or failed.
-    pub tool_value: Option<f64>,
-    /// isobench's native figure (mean), in `unit`.
-    pub isobench_value: Option<f64>,
-    /// isobench ÷ tool.
-    pub ratio: Option<f64>,
-    pub within_tolerance: Option<bool>,
-    /// Why the methods differ, or why there is no figure.
-    pub note: String,
-}
 
 /// `usecs/op` from `perf bench syscall basic` or `perf bench sched pipe`.
 pub fn parse_perf_bench(out: &str) -> Option<f64> {
@@ -254,24 +234,6 @@ fn hyperfine(noop: &Path, runs: &str) -> Result<f64, String> {
     parse_hyperfine_json(&text).ok_or_else(|| "no results[0].mean in hyperfine's JSON".into())
 }
 
-/// The table as text (terminal and markdown alike).
-pub fn table(checks: &[Check]) -> String {
-    let mut s = String::from("| metric | reference tool | tool | isobench (native) | isobench ÷ tool | verdict |\n|---|---|---:|---:|---:|---|\n");
-    for c in checks {
-        let f = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{} {}", crate::report::markdown::num(v), c.unit));
-        s.push_str(&format!(
-            "| {} | `{}` | {} | {} | {} | {} |\n",
-            c.metric,
-            c.tool,
-            f(c.tool_value),
-            f(c.isobench_value),
-            c.ratio.map_or("–".into(), |r| format!("{r:.2}")),
-            c.note
-        ));
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,6 +285,7 @@ mod tests {
         let missing = check("m", "t".into(), "ns", Err("perf not installed".into()), Ok(1.0), "why");
         assert_eq!(missing.ratio, None);
         assert_eq!(missing.note, "perf not installed");
-        assert!(table(&[ok, off, missing]).lines().count() == 5);
+        let table = crate::report::section::cross_check::table(&[ok, off, missing]);
+        assert_eq!(table.lines().count(), 5, "{table}");
     }
 }

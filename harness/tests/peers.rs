@@ -406,18 +406,18 @@ fn startup_measures_every_available_column() {
     let before = own_temp_dirs();
     let mut lines = Vec::new();
     let run = startup::measure(&Column::all(), &opts(), startup::Noop::Static, 3, 1, &mut |l| lines.push(l.to_string())).unwrap();
-    eprint!("{}", run.table());
+    eprint!("{}", isobench_harness::report::section::startup::table(&run));
     for r in &run.rows {
         assert_eq!(r.samples_ns.len(), 3, "{}: {:?}", r.env, r.samples_ns);
         assert!(r.samples_ns.iter().all(|&s| s > 0), "{}", r.env);
         assert_eq!(r.histogram().len(), 3);
-        assert!(run.table().contains(&r.label));
+        assert!(isobench_harness::report::section::startup::table(&run).contains(&r.label));
     }
     for must in ["clone", "clone+exec", "exec", "isobench"] {
         assert!(run.row(must).is_some(), "{must} always runs as root: skipped {:?}", run.skipped);
     }
     assert_eq!(run.ratio("isobench", "isobench", 0.5), Some(1.0));
-    let md = run.markdown();
+    let md = isobench_harness::report::section::startup::markdown(&run);
     assert_eq!(md.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| env")).count(), run.rows.len(), "{md}");
     // The JSON `isobench startup --json` writes: rows with every sample.
     let json = serde_json::to_value(&run).unwrap();
@@ -465,18 +465,19 @@ fn startup_with_the_nolibc_noop_runs_it_everywhere_and_reports_both() {
     assert!(nolibc.row("isobench").is_some(), "skipped: {:?}", nolibc.skipped);
     // A column whose no-op did not exit 0 is dropped with "failed: …".
     assert!(nolibc.skipped.iter().all(|(_, why)| !why.starts_with("failed")), "{:?}", nolibc.skipped);
-    assert!(nolibc.table().contains("no-op: noop-nolibc"), "{}", nolibc.table());
+    let table = isobench_harness::report::section::startup::table(&nolibc);
+    assert!(table.contains("no-op: noop-nolibc"), "{table}");
     let json = serde_json::to_value(&nolibc).unwrap();
     assert_eq!(json["noop"], "nolibc");
 
     let with_static =
         startup::measure(&[Column::CloneExec, Column::Isobench, Column::Peer(EnvKind::Unshare)], &opts(), Noop::Static, 2, 1, &mut |_| {}).unwrap();
     let d = tempfile::tempdir().unwrap();
-    let dir = isobench_harness::report::RunDir::at(d.path()).unwrap();
+    let dir = isobench_harness::results::RunDir::at(d.path()).unwrap();
     dir.save_startup(&with_static).unwrap();
     dir.save_startup(&nolibc).unwrap();
     assert!(d.path().join("startup.json").is_file() && d.path().join("startup-nolibc.json").is_file());
-    let md = std::fs::read_to_string(dir.render().unwrap()).unwrap();
+    let md = std::fs::read_to_string(isobench_harness::report::render(&dir).unwrap()).unwrap();
     assert!(md.contains("(no-op without C library start-up)"), "{md}");
     let share = &md[md.find("## What the no-op's own start adds").expect("the side-by-side section")..];
     for r in &with_static.rows {

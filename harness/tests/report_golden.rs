@@ -1,11 +1,13 @@
 //! Golden-file test of report.md: a fixed run.json and fixed histograms must
-//! give exactly harness/tests/golden/report.md (numbers → table text). Run
-//! with UPDATE_GOLDEN=1 to accept a deliberate change, then review the diff.
+//! give exactly harness/tests/golden/report.md (numbers → table text), read
+//! through the run record as any run.json is. Run with UPDATE_GOLDEN=1 to
+//! accept a deliberate change, then review the diff.
 
 use std::path::{Path, PathBuf};
 
 use isobench_harness::collect::Measurement;
-use isobench_harness::report::markdown;
+use isobench_harness::report::section::{self, Context};
+use isobench_harness::results::{RunDir, RunRecord};
 use isobench_workloads::catalog;
 
 /// 1000 samples spread evenly over ±10 % of `center` ns.
@@ -21,7 +23,7 @@ fn measurement(env: &str, label: &str, metric: &str, center: u64) -> Measurement
 
 #[test]
 fn report_md_matches_the_golden_file() {
-    let run = serde_json::json!({
+    let run: RunRecord = serde_json::from_value(serde_json::json!({
         "schema": 1,
         "started_utc": "2026-11-30T00:00:00Z",
         "host": { "hostname": "golden", "cpu_model": "Test CPU", "cpus": 2, "kernel": "6.1.0-test", "cgroup_mode": "hybrid",
@@ -33,7 +35,8 @@ fn report_md_matches_the_golden_file() {
             "container": { "label": "container", "start_ms": 2.5 },
             "vm": { "label": "vm (emulated (TCG))", "start_ms": 4700.0, "metadata": { "accel": "tcg", "accel_reason": "forced by --accel tcg" } }
         }
-    });
+    }))
+    .expect("the golden run.json reads as a run record");
     let ms = vec![
         measurement("native", "native", "syscall.getpid", 100),
         measurement("container", "container", "syscall.getpid", 150),
@@ -43,11 +46,64 @@ fn report_md_matches_the_golden_file() {
         measurement("vm", "vm (emulated (TCG))", "ipc.pipe_bw", 40_000),
     ];
     let plots = vec![PathBuf::from("plots/syscall.getpid.svg"), PathBuf::from("plots/overhead.svg")];
-    let md = markdown::report(&run, &ms, &plots, &[]);
+    // An empty folder: no startup or validate records of its own.
+    let d = tempfile::tempdir().unwrap();
+    let dir = RunDir::at(d.path()).unwrap();
+    let md = section::markdown(&Context { dir: &dir, run: &run, measurements: &ms, plots: &plots, warnings: &[] }).unwrap();
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/report.md");
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&golden, &md).unwrap();
     }
     let want = std::fs::read_to_string(&golden).expect("golden file (UPDATE_GOLDEN=1 creates it)");
     assert_eq!(md, want, "report.md changed; if deliberate, rerun with UPDATE_GOLDEN=1 and review the diff");
+}
+
+/// Results folders written before run.json had a type (schema 1, by the
+/// `isobench` binary of that time: a run with every section, a run with a
+/// skipped vm and `--pin split`, and their merge), trimmed, each with the
+/// report.md that binary rendered from it: the typed record reads them and
+/// the report comes out the same, byte for byte.
+#[test]
+fn results_folders_from_before_the_typed_record_render_as_they_did() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schema1");
+    for name in ["run-a", "run-b", "merged"] {
+        let src = fixtures.join(name);
+        let d = tempfile::tempdir().unwrap();
+        copy_dir(&src, d.path());
+        let dir = RunDir { path: d.path().to_path_buf() };
+        let md = std::fs::read_to_string(isobench_harness::report::render(&dir).unwrap()).unwrap();
+        let want = std::fs::read_to_string(src.join("report.md")).unwrap();
+        assert!(md == want, "{name}: report.md differs from the one rendered before:\n{}", first_difference(&want, &md));
+
+        // The record holds everything the file held (an explicit null aside).
+        let raw: serde_json::Value = serde_json::from_slice(&std::fs::read(src.join("run.json")).unwrap()).unwrap();
+        let record: RunRecord = serde_json::from_value(raw.clone()).unwrap();
+        assert_eq!(without_nulls(serde_json::to_value(&record).unwrap()), without_nulls(raw), "{name}: run.json lost something");
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+fn first_difference(want: &str, got: &str) -> String {
+    let line = want.lines().zip(got.lines()).position(|(a, b)| a != b).unwrap_or(want.lines().count().min(got.lines().count()));
+    format!("line {}:\n- {}\n+ {}", line + 1, want.lines().nth(line).unwrap_or(""), got.lines().nth(line).unwrap_or(""))
+}
+
+/// `v` without the object keys whose value is null.
+fn without_nulls(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(m) => m.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, without_nulls(v))).collect(),
+        serde_json::Value::Array(a) => a.into_iter().map(without_nulls).collect(),
+        other => other,
+    }
 }

@@ -3,8 +3,8 @@
 //! samples, and the report section and chart drawn from it.
 
 use isobench_harness::env::Options;
-use isobench_harness::report::RunDir;
-use isobench_harness::{startup, workloads};
+use isobench_harness::results::RunDir;
+use isobench_harness::{report, startup, workloads};
 
 #[test]
 fn every_namespace_set_gets_its_samples_and_a_report_section() {
@@ -27,7 +27,7 @@ fn every_namespace_set_gets_its_samples_and_a_report_section() {
     let d = tempfile::tempdir().unwrap();
     let dir = RunDir::at(d.path()).unwrap();
     dir.save_startup_per_namespace(&run).unwrap();
-    let md = std::fs::read_to_string(dir.render().unwrap()).unwrap();
+    let md = std::fs::read_to_string(report::render(&dir).unwrap()).unwrap();
     assert!(md.contains("## Per-namespace start cost") && md.contains("| none |"), "{md}");
     assert!(d.path().join("plots/start-per-namespace.svg").is_file());
 
@@ -37,7 +37,7 @@ fn every_namespace_set_gets_its_samples_and_a_report_section() {
     assert_eq!(nolibc.rows.len(), 9);
     dir.save_startup_per_namespace(&nolibc).unwrap();
     assert!(d.path().join("startup-ns.json").is_file() && d.path().join("startup-ns-nolibc.json").is_file());
-    let md = std::fs::read_to_string(dir.render().unwrap()).unwrap();
+    let md = std::fs::read_to_string(report::render(&dir).unwrap()).unwrap();
     assert!(md.contains("## Per-namespace start cost (static glibc no-op)"), "{md}");
     assert!(md.contains("## Per-namespace start cost (no-op without C library start-up)"), "{md}");
     assert!(md.contains("(plots/start-per-namespace-nolibc.svg)") && md.contains("(plots/start-per-namespace.svg)"), "{md}");

@@ -5,24 +5,27 @@
 use std::path::Path;
 use std::process::Command;
 
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// The cgroup mode detection lives with the launcher's cgroup code
 /// ([`crate::container::cgroup`]); re-exported here for the host facts.
 pub use crate::container::cgroup::{cgroup_mode, cgroup_mode_at, CgroupMode};
 
-/// Host metadata for run.json.
-#[derive(Debug, Clone, Serialize)]
+/// Host metadata for run.json (read back by the report; fields added after
+/// the first version default when an older file lacks them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostInfo {
     pub hostname: String,
     pub cpu_model: String,
     /// Online logical CPUs.
     pub cpus: usize,
     pub kernel: String,
+    #[serde(default)]
     pub kernel_cmdline: String,
     /// cpufreq governor of cpu0, when the host exposes cpufreq.
     pub governor: Option<String>,
     pub clocksource: Option<String>,
+    #[serde(deserialize_with = "cgroup_mode_named")]
     pub cgroup_mode: CgroupMode,
     /// 1-minute load average at the start of the run.
     pub load_avg_1m: f64,
@@ -35,14 +38,25 @@ pub struct HostInfo {
     pub boost: Option<bool>,
     /// CPU vulnerability mitigations as the kernel reports them
     /// (/sys/devices/system/cpu/vulnerabilities/*): name → status line.
+    #[serde(default)]
     pub mitigations: std::collections::BTreeMap<String, String>,
     /// /sys/kernel/rcu_expedited (1 makes synchronize_rcu, hence namespace
     /// teardown, faster).
     pub rcu_expedited: Option<bool>,
     /// The CPU flags include `hypervisor`: this host is itself a guest.
+    #[serde(default)]
     pub hypervisor: bool,
     /// What one CPUID instruction costs here, ns ([`cpuid_ns`]); `None` off x86-64.
     pub cpuid_ns: Option<f64>,
+}
+
+/// Reads a [`CgroupMode`] by the name it is written with (`v2`, `hybrid`, ...).
+fn cgroup_mode_named<'de, D: Deserializer<'de>>(d: D) -> Result<CgroupMode, D::Error> {
+    let name = String::deserialize(d)?;
+    [CgroupMode::V2, CgroupMode::V1, CgroupMode::Hybrid, CgroupMode::None]
+        .into_iter()
+        .find(|m| m.as_str() == name)
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown cgroup mode {name:?}")))
 }
 
 /// CPUID instructions the static glibc `noop` executes before it exits:

@@ -22,6 +22,7 @@ use isobench_workloads::protocol::AgentInfo;
 use super::{Endpoint, EnvError, EnvKind, Environment, Instance, Options, PathKind};
 use crate::agent::AgentClient;
 use crate::container::net::{Link, RunNetns};
+use crate::results::run::BootRecord;
 use crate::vm::accel::{self, Verdict};
 use crate::vm::image::{self, GuestImage};
 use crate::vm::qemu::Forwards;
@@ -43,42 +44,6 @@ pub const POWER_OFF_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Boot records kept for `metadata()["boots"]`; older ones are dropped.
 pub const MAX_BOOT_RECORDS: usize = 100;
-
-/// One boot's phases, ms from QEMU's start; serialized into run.json as
-/// `environments.vm.metadata.boots[]`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct BootRecord {
-    /// 1 for the environment's first start, then 2, 3, ...
-    pub start: u32,
-    /// The console log's first byte: the kernel runs (with a bzImage, its
-    /// decompressor may be what printed).
-    pub first_console_output_ms: Option<f64>,
-    /// The agent's `ready` line: /init reached and the channel up.
-    pub agent_ready_ms: f64,
-    /// The shutdown request: the workload done, as the instance sees it.
-    pub shutdown_requested_ms: Option<f64>,
-    /// QEMU exited after the guest powered off.
-    pub qemu_exited_ms: Option<f64>,
-    /// The guest's CLOCK_BOOTTIME at `ready`: its own view of its boot.
-    pub guest_uptime_at_ready_ms: f64,
-    /// The guest's clocksource at `ready` (`tsc`, `kvm-clock`, ...).
-    pub clocksource: Option<String>,
-}
-
-impl BootRecord {
-    /// The host-measured phases, in order, that have happened.
-    pub fn phases(&self) -> Vec<(String, f64)> {
-        [
-            ("first_console_output", self.first_console_output_ms),
-            ("agent_ready", Some(self.agent_ready_ms)),
-            ("shutdown_requested", self.shutdown_requested_ms),
-            ("qemu_exited", self.qemu_exited_ms),
-        ]
-        .into_iter()
-        .filter_map(|(name, ms)| ms.map(|ms| (name.to_string(), ms)))
-        .collect()
-    }
-}
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3

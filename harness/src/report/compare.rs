@@ -17,6 +17,8 @@ use serde::Serialize;
 
 use crate::collect::Measurement;
 
+use super::format::{change, num};
+
 /// Changes smaller than this are noise whatever the intervals say
 /// (criterion's default noise threshold).
 pub const DEFAULT_NOISE: f64 = 0.02;
@@ -127,15 +129,14 @@ pub fn table(changes: &[Change], a_name: &str, b_name: &str) -> String {
     for c in changes {
         let _ = writeln!(
             o,
-            "| {} | {} | {} {} | {} {} | {:.3}× ({:+.1} %) | {} |",
+            "| {} | {} | {} {} | {} {} | {} | {} |",
             c.env,
             c.metric,
-            super::markdown::num(c.a_p50),
+            num(c.a_p50),
             c.unit,
-            super::markdown::num(c.b_p50),
+            num(c.b_p50),
             c.unit,
-            c.ratio,
-            (c.ratio - 1.0) * 100.0,
+            change(c.ratio),
             c.verdict.as_str()
         );
     }

@@ -27,7 +27,7 @@ pub fn summary_csv(rows: &[Summary]) -> Result<Vec<u8>, ReportError> {
             f(s.max),
             f(s.mean),
             f(s.stdev),
-            super::SCHEMA_VERSION.to_string(),
+            crate::results::SCHEMA_VERSION.to_string(),
         ])?;
     }
     w.into_inner().map_err(|e| ReportError::Csv(e.into_error().into()))

@@ -5,7 +5,7 @@
 //! (Firecracker's boot-time method: measured from the host, from VMM start
 //! to the guest's user space).
 
-use serde_json::Value;
+use crate::results::run::{BootRecord, RunRecord};
 
 /// Firecracker's published target: guest boot to /init in ≤ 125 ms on KVM
 /// (firecracker SPECIFICATION.md).
@@ -38,75 +38,47 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 }
 
 /// Phases of every environment in run.json that recorded boots.
-pub fn from_run(run: &Value) -> Vec<Phases> {
-    let Some(envs) = run.get("environments").and_then(Value::as_object) else { return Vec::new() };
+pub fn from_run(run: &RunRecord) -> Vec<Phases> {
     let mut out = Vec::new();
-    for (env, e) in envs {
+    for (env, e) in &run.environments {
         // Every boot of the run when several processes wrote it, else the last one's.
-        let Some(boots) = e
-            .get("boots_all")
-            .and_then(Value::as_array)
-            .filter(|b| !b.is_empty())
-            .or_else(|| e.pointer("/metadata/boots").and_then(Value::as_array).filter(|b| !b.is_empty()))
-        else {
+        let Some(boots) = e.boots_all.as_ref().filter(|b| !b.is_empty()).or_else(|| e.meta(|m| m.boots.as_ref()).filter(|b| !b.is_empty())) else {
             continue;
         };
-        let f = |b: &Value, k: &str| b.get(k).and_then(Value::as_f64);
-        let diffs =
-            |a: &str, b: &str| -> Vec<f64> { boots.iter().filter_map(|x| Some(f(x, b)? - f(x, a).unwrap_or(0.0))).filter(|d| *d >= 0.0).collect() };
-        let console: Vec<f64> = boots.iter().filter_map(|b| f(b, "first_console_output_ms")).collect();
+        let diffs = |a: fn(&BootRecord) -> Option<f64>, b: fn(&BootRecord) -> Option<f64>| -> Vec<f64> {
+            boots.iter().filter_map(|x| Some(b(x)? - a(x).unwrap_or(0.0))).filter(|d| *d >= 0.0).collect()
+        };
+        let console = |b: &BootRecord| b.first_console_output_ms;
+        let ready = |b: &BootRecord| Some(b.agent_ready_ms);
+        let shutdown = |b: &BootRecord| b.shutdown_requested_ms;
+        let exited = |b: &BootRecord| b.qemu_exited_ms;
         let mut segments = Vec::new();
-        if let Some(m) = median(console) {
+        if let Some(m) = median(boots.iter().filter_map(console).collect()) {
             segments.push(("QEMU start → first console output", m));
-            if let Some(m) = median(diffs("first_console_output_ms", "agent_ready_ms")) {
+            if let Some(m) = median(diffs(console, ready)) {
                 segments.push(("console → agent ready (/init)", m));
             }
-        } else if let Some(m) = median(boots.iter().filter_map(|b| f(b, "agent_ready_ms")).collect()) {
+        } else if let Some(m) = median(boots.iter().filter_map(ready).collect()) {
             segments.push(("QEMU start → agent ready (/init)", m));
         }
-        if let Some(m) = median(diffs("agent_ready_ms", "shutdown_requested_ms")) {
+        if let Some(m) = median(diffs(ready, shutdown)) {
             segments.push(("agent ready → workload done", m));
         }
-        if let Some(m) = median(diffs("shutdown_requested_ms", "qemu_exited_ms")) {
+        if let Some(m) = median(diffs(shutdown, exited)) {
             segments.push(("shutdown → QEMU exited", m));
         }
-        let Some(ready_ms) = median(boots.iter().filter_map(|b| f(b, "agent_ready_ms")).collect()) else { continue };
+        let Some(ready_ms) = median(boots.iter().filter_map(ready).collect()) else { continue };
         out.push(Phases {
             env: env.clone(),
-            label: e.get("label").and_then(Value::as_str).unwrap_or(env).to_string(),
+            label: e.label_or(env).to_string(),
             n: boots.len(),
             segments,
             ready_ms,
-            guest_uptime_ms: median(boots.iter().filter_map(|b| f(b, "guest_uptime_at_ready_ms")).collect()),
-            clocksource: boots.iter().rev().find_map(|b| b.get("clocksource").and_then(Value::as_str)).map(String::from),
+            guest_uptime_ms: median(boots.iter().map(|b| b.guest_uptime_at_ready_ms).collect()),
+            clocksource: boots.iter().rev().find_map(|b| b.clocksource.clone()),
         });
     }
     out
-}
-
-/// The report section (empty when nothing recorded boots).
-pub fn section(run: &Value) -> String {
-    let mut o = String::new();
-    for p in from_run(run) {
-        o.push_str(&format!("## Boot phases: {} ({} boots, host-measured medians)\n\n| phase | ms |\n|---|---:|\n", p.label, p.n));
-        for (name, ms) in &p.segments {
-            o.push_str(&format!("| {name} | {} |\n", super::markdown::num(*ms)));
-        }
-        o.push_str(&format!("| **QEMU start → agent ready** | **{}** |\n", super::markdown::num(p.ready_ms)));
-        if let Some(u) = p.guest_uptime_ms {
-            o.push_str(&format!("| guest's own uptime at ready (CLOCK_BOOTTIME) | {} |\n", super::markdown::num(u)));
-        }
-        o.push_str(&format!(
-            "\nReference: Firecracker boots a microVM to /init in ≤ {FIRECRACKER_BOOT_MS:.0} ms on KVM (its SPECIFICATION.md); this guest took {} ms as {}.",
-            super::markdown::num(p.ready_ms),
-            p.label
-        ));
-        if let Some(c) = &p.clocksource {
-            o.push_str(&format!(" Guest clocksource: {c} (in-guest timings are only as good as this clock)."));
-        }
-        o.push_str("\n\n![boot phases](plots/boot-phases.svg)\n\n");
-    }
-    o
 }
 
 #[cfg(test)]
@@ -116,13 +88,14 @@ mod tests {
     #[test]
     fn medians_of_each_segment() {
         let boot = |c: f64, r: f64, s: f64, q: f64| {
-            serde_json::json!({"first_console_output_ms": c, "agent_ready_ms": r, "shutdown_requested_ms": s, "qemu_exited_ms": q,
+            serde_json::json!({"start": 1, "first_console_output_ms": c, "agent_ready_ms": r, "shutdown_requested_ms": s, "qemu_exited_ms": q,
                                "guest_uptime_at_ready_ms": r / 4.0, "clocksource": "tsc"})
         };
-        let run = serde_json::json!({"environments": {
+        let run: RunRecord = serde_json::from_value(serde_json::json!({"environments": {
             "vm": {"label": "vm (emulated (TCG))", "metadata": {"boots": [boot(100.0, 3000.0, 3010.0, 3030.0), boot(120.0, 3200.0, 3205.0, 3225.0), boot(110.0, 3100.0, 9000.0, 9020.0)]}},
             "native": {"label": "native"}
-        }});
+        }}))
+        .unwrap();
         let p = from_run(&run);
         assert_eq!(p.len(), 1);
         let p = &p[0];
@@ -133,8 +106,6 @@ mod tests {
         assert_eq!(p.segments[2], ("agent ready → workload done", 10.0));
         assert_eq!(p.segments[3], ("shutdown → QEMU exited", 20.0));
         assert_eq!(p.guest_uptime_ms, Some(775.0));
-        let s = section(&run);
-        assert!(s.contains("| **QEMU start → agent ready** | **3100** |") && s.contains("125 ms"), "{s}");
-        assert!(section(&serde_json::json!({})).is_empty());
+        assert!(from_run(&RunRecord::default()).is_empty());
     }
 }

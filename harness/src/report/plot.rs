@@ -20,8 +20,13 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{register_font, FontStyle};
 
 use crate::collect::{Measurement, Summary};
+use crate::results::startup::{StartupRow, StartupRun};
+use crate::workloads::Noop;
 
-use super::{by_metric, markdown::num, ReportError};
+use super::columns::{baseline_for, by_metric, env_order, is_baseline, split_env};
+use super::format::num;
+use super::phases::Phases;
+use super::ReportError;
 
 /// Pixel size of every chart.
 pub const SIZE: (u32, u32) = (900, 500);
@@ -65,7 +70,7 @@ pub fn ensure_font() -> Result<(), String> {
 
 /// The colour of an environment in every chart.
 pub fn env_color(env: &str) -> RGBColor {
-    match super::split_env(env).0 {
+    match split_env(env).0 {
         "native" => RGBColor(31, 119, 180),
         "container" => RGBColor(44, 160, 44),
         "vm" => RGBColor(214, 39, 40),
@@ -163,16 +168,16 @@ fn draw_metric<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, un
 /// `plots/start-per-namespace.svg|png` (`start-per-namespace-nolibc.*` for a
 /// run with the nolibc no-op): the launcher's start-to-exit p50 per namespace
 /// set (whisker p10–p90), from `isobench startup --per-namespace`.
-pub fn per_namespace(dir: &Path, run: &crate::startup::StartupRun) -> Result<Vec<PathBuf>, ReportError> {
+pub fn per_namespace(dir: &Path, run: &StartupRun) -> Result<Vec<PathBuf>, ReportError> {
     ensure_font().map_err(|message| ReportError::Plot { path: dir.to_path_buf(), message })?;
     std::fs::create_dir_all(dir).map_err(|source| ReportError::Io { path: dir.to_path_buf(), source })?;
-    let q = |r: &crate::startup::StartupRow, q: f64| r.quantile_ns(q) as f64 / 1e6;
+    let q = |r: &StartupRow, q: f64| r.quantile_ns(q) as f64 / 1e6;
     let bars: Vec<Bar> =
         run.rows.iter().map(|r| Bar { env: "container".into(), label: r.label.clone(), p10: q(r, 0.1), p50: q(r, 0.5), p90: q(r, 0.9) }).collect();
     let mut out = Vec::new();
     let (name, title) = match run.noop {
-        crate::startup::Noop::Static => ("start-per-namespace", "isobench launcher: start → exit by namespace (ms)"),
-        crate::startup::Noop::Nolibc => ("start-per-namespace-nolibc", "isobench launcher: start → exit by namespace, nolibc no-op (ms)"),
+        Noop::Static => ("start-per-namespace", "isobench launcher: start → exit by namespace (ms)"),
+        Noop::Nolibc => ("start-per-namespace-nolibc", "isobench launcher: start → exit by namespace, nolibc no-op (ms)"),
     };
     both(dir, name, &mut out, |svg, png| match (svg, png) {
         (Some(p), _) => draw_metric(SVGBackend::new(p, SIZE).into_drawing_area(), title, "ms", false, &bars),
@@ -254,7 +259,7 @@ fn draw_percentiles<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &st
 /// Colours of the boot-phase segments, in order.
 const PHASE_COLORS: [RGBColor; 4] = [RGBColor(158, 202, 225), RGBColor(49, 130, 189), RGBColor(253, 174, 107), RGBColor(150, 150, 150)];
 
-fn draw_phases<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, phases: &[super::phases::Phases]) -> Result<(), String> {
+fn draw_phases<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, phases: &[Phases]) -> Result<(), String> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(e)?;
     let total = phases.iter().map(|p| p.segments.iter().map(|s| s.1).sum::<f64>()).fold(0.0, f64::max).max(1.0);
@@ -342,7 +347,7 @@ fn draw_overhead<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, groups: &[Gro
             }
         }
     }
-    envs.sort_by_key(|(e, _)| super::env_order(e));
+    envs.sort_by_key(|(e, _)| env_order(e));
     let k = envs.len().max(1);
     // Metrics top to bottom in catalogue order: row 0 is at the bottom.
     let slots = groups.len() * (k + 1);
@@ -350,7 +355,7 @@ fn draw_overhead<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, groups: &[Gro
     let all = groups.iter().flat_map(|g| g.ratios.iter().map(|r| r.2));
     let (lo, hi) = all.fold((1.0f64, 1.0f64), |(lo, hi), r| (lo.min(r), hi.max(r)));
     let (lo, hi) = ((lo / 1.5).min(0.5), (hi * 1.5).max(2.0));
-    let caption = match envs.iter().find(|(e, _)| super::split_env(e).0 == "vm") {
+    let caption = match envs.iter().find(|(e, _)| split_env(e).0 == "vm") {
         Some((_, label)) => format!("overhead vs native (p50 ratio, log scale) — {label}"),
         None => "overhead vs native (p50 ratio, log scale)".to_string(),
     };
@@ -431,7 +436,7 @@ where
 
 /// Draws every chart for `ms` into `dir`; returns their paths relative to the
 /// run folder (`plots/…`).
-pub fn render_all(dir: &Path, ms: &[Measurement], phases: &[super::phases::Phases]) -> Result<Vec<PathBuf>, ReportError> {
+pub fn render_all(dir: &Path, ms: &[Measurement], phases: &[Phases]) -> Result<Vec<PathBuf>, ReportError> {
     ensure_font().map_err(|message| ReportError::Plot { path: dir.to_path_buf(), message })?;
     std::fs::create_dir_all(dir).map_err(|source| ReportError::Io { path: dir.to_path_buf(), source })?;
     let mut out = Vec::new();
@@ -450,7 +455,7 @@ pub fn render_all(dir: &Path, ms: &[Measurement], phases: &[super::phases::Phase
             })
             .collect();
         // The vm's accelerator belongs on every figure that shows a vm bar.
-        let vm_note: Vec<&str> = bars.iter().filter(|b| super::split_env(&b.env).0 == "vm").map(|b| b.label.as_str()).collect();
+        let vm_note: Vec<&str> = bars.iter().filter(|b| split_env(&b.env).0 == "vm").map(|b| b.label.as_str()).collect();
         let title = if vm_note.is_empty() { format!("{name} ({unit})") } else { format!("{name} ({unit}) — {}", vm_note.join(", ")) };
         both(dir, name, &mut out, |svg, png| match (svg, png) {
             (Some(p), _) => draw_metric(SVGBackend::new(p, SIZE).into_drawing_area(), &title, unit, rate, &bars),
@@ -472,8 +477,8 @@ pub fn render_all(dir: &Path, ms: &[Measurement], phases: &[super::phases::Phase
         }
         let ratios: Vec<_> = group
             .iter()
-            .filter(|m| !super::is_baseline(&m.env))
-            .filter_map(|m| super::baseline_for(&group, m).and_then(|b| m.cost_ratio(b, 0.5)).map(|r| (m.env.clone(), m.env_label.clone(), r)))
+            .filter(|m| !is_baseline(&m.env))
+            .filter_map(|m| baseline_for(&group, m).and_then(|b| m.cost_ratio(b, 0.5)).map(|r| (m.env.clone(), m.env_label.clone(), r)))
             .collect();
         if !ratios.is_empty() {
             groups.push(Group { metric: name.to_string(), ratios });

@@ -1,0 +1,66 @@
+//! The order of everything in a report: metrics in catalogue order,
+//! environments as columns (native first, then the other environments and
+//! the peers as `isobench list` has them), and in a merged report each
+//! column's baseline (`native@<host>` for `vm@<host>`).
+
+use std::collections::BTreeMap;
+
+use crate::collect::Measurement;
+use crate::env::EnvKind;
+
+/// Position of a metric in the catalogue (report order).
+pub fn catalog_index(metric: &str) -> usize {
+    isobench_workloads::catalog::CATALOG.iter().position(|m| m.name == metric).unwrap_or(usize::MAX)
+}
+
+/// Report column order of an environment name (native first). A merged
+/// report names columns `<env>@<host or config>`; they sort by environment,
+/// then by that suffix.
+pub fn env_order(env: &str) -> (usize, String) {
+    let (kind, suffix) = split_env(env);
+    let i = EnvKind::ALL.iter().chain(EnvKind::PEERS.iter()).position(|k| k.as_str() == kind).unwrap_or(usize::MAX);
+    (i, format!("{suffix}\u{0}{kind}"))
+}
+
+/// `vm@laptop` → ("vm", "laptop"); `vm` → ("vm", "").
+pub fn split_env(env: &str) -> (&str, &str) {
+    env.split_once('@').unwrap_or((env, ""))
+}
+
+/// True for a baseline column (`native`, or `native@…` in a merged report).
+pub fn is_baseline(env: &str) -> bool {
+    split_env(env).0 == "native"
+}
+
+/// The native measurement `m` is compared with: the one of the same host or
+/// configuration (same `@suffix`).
+pub fn baseline_for<'a>(group: &[&'a Measurement], m: &Measurement) -> Option<&'a Measurement> {
+    let suffix = split_env(&m.env).1;
+    group.iter().copied().find(|b| is_baseline(&b.env) && split_env(&b.env).1 == suffix)
+}
+
+/// Sorts measurements into report order: catalogue × environment.
+pub fn sort(ms: &mut [Measurement]) {
+    ms.sort_by_key(|m| (catalog_index(m.metric.name), env_order(&m.env)));
+}
+
+/// Groups measurements by metric, keeping report order.
+pub fn by_metric(ms: &[Measurement]) -> BTreeMap<(usize, &'static str), Vec<&Measurement>> {
+    let mut g: BTreeMap<(usize, &'static str), Vec<&Measurement>> = BTreeMap::new();
+    for m in ms {
+        g.entry((catalog_index(m.metric.name), m.metric.name)).or_default().push(m);
+    }
+    g
+}
+
+/// Environments present in `ms`, in column order, with their labels.
+pub fn columns(ms: &[Measurement]) -> Vec<(String, String)> {
+    let mut cols: Vec<(String, String)> = Vec::new();
+    for m in ms {
+        if !cols.iter().any(|(e, _)| *e == m.env) {
+            cols.push((m.env.clone(), m.env_label.clone()));
+        }
+    }
+    cols.sort_by_key(|(e, _)| env_order(e));
+    cols
+}

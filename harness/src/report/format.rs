@@ -1,0 +1,93 @@
+//! How numbers look in every table isobench writes (report.md, the
+//! terminal tables of `isobench startup`, `validate` and `compare`): values in
+//! a metric's unit, cost ratios, percentages, milliseconds.
+
+/// A value in a metric's display unit with sensible precision: four
+/// significant digits or so (1234, 123.4, 12.34, 1.234).
+pub fn num(v: f64) -> String {
+    if v >= 1000.0 {
+        format!("{v:.0}")
+    } else if v >= 100.0 {
+        format!("{v:.1}")
+    } else if v >= 10.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// A cost ratio (time per operation ÷ native's) as "1.23×, +23.0 %".
+pub fn ratio(r: f64) -> String {
+    format!("{r:.2}×, {:+.1} %", (r - 1.0) * 100.0)
+}
+
+/// Overhead of `value` against the native `base`, as "1.23×, +23.0 %"
+/// ("n/a" without a base).
+pub fn overhead(value: f64, base: f64) -> String {
+    if base <= 0.0 {
+        return "n/a".into();
+    }
+    ratio(value / base)
+}
+
+/// A ratio alone, as "1.23×".
+pub fn times(r: f64) -> String {
+    format!("{r:.2}×")
+}
+
+/// A change between two runs (B ÷ A), finer: "1.234× (+23.4 %)".
+pub fn change(r: f64) -> String {
+    format!("{r:.3}× ({:+.1} %)", (r - 1.0) * 100.0)
+}
+
+/// A fraction as a whole percentage: 0.15 → "15 %".
+pub fn percent(fraction: f64) -> String {
+    format!("{:.0} %", fraction * 100.0)
+}
+
+/// ns → ms.
+pub fn ns_to_ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
+/// Milliseconds of a start, to the µs: "1.234".
+pub fn ms(ms: f64) -> String {
+    format!("{ms:.3}")
+}
+
+/// A difference of milliseconds, signed: "+0.123", "-0.045".
+pub fn ms_signed(ms: f64) -> String {
+    format!("{ms:+.3}")
+}
+
+/// A number as run.json holds it (JSON's shortest form: 2.48, 1.0, 1e-7).
+pub fn json_number(v: f64) -> String {
+    serde_json::Value::from(v).to_string()
+}
+
+/// Text for a markdown table cell: `|` escaped.
+pub fn cell(s: &str) -> String {
+    s.replace('|', "\\|")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overhead_formats_ratio_and_percent() {
+        assert_eq!(overhead(150.0, 100.0), "1.50×, +50.0 %");
+        assert_eq!(overhead(90.0, 100.0), "0.90×, -10.0 %");
+        assert_eq!(overhead(1.0, 0.0), "n/a");
+    }
+
+    #[test]
+    fn numbers_keep_about_four_digits() {
+        assert_eq!([num(1234.5), num(123.45), num(12.345), num(1.2345)], ["1234", "123.5", "12.35", "1.234"].map(String::from));
+        assert_eq!(change(1.2345), "1.234× (+23.4 %)");
+        assert_eq!((times(0.5), percent(0.15)), ("0.50×".into(), "15 %".into()));
+        assert_eq!((ms(ns_to_ms(1_234_567)), ms_signed(-0.0451)), ("1.235".into(), "-0.045".into()));
+        assert_eq!([json_number(2.48), json_number(1.0)], ["2.48", "1.0"].map(String::from));
+        assert_eq!(cell("a|b"), "a\\|b");
+    }
+}

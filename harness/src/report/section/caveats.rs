@@ -1,0 +1,186 @@
+//! **Caveats**: what a reader must know before trusting a figure: skipped
+//! environments, an emulated vm, clocksources without a vDSO path, boundary
+//! paths not measured or through slirp, pinning that fell back, truncated
+//! loops, a governor other than `performance`, expensive CPUID, a busy
+//! machine.
+
+use std::fmt::Write;
+
+use isobench_workloads::protocol::PinMode;
+
+use crate::collect::host::{start_cpuid_us, GLIBC_START_CPUIDS, START_CPUID_CAVEAT_US};
+use crate::report::ReportError;
+use crate::results::RunRecord;
+
+use super::{Context, Section};
+
+/// x86 clocksources whose clock_gettime is answered in the vDSO, without a
+/// system call (others, e.g. hpet or acpi_pm, trap into the kernel).
+/// `tsc-early` is the TSC before its refined calibration (what a guest told
+/// `tsc_early_khz` still runs on when its agent starts): the same
+/// VDSO_CLOCKMODE_TSC read as `tsc`.
+pub const VDSO_CLOCKSOURCES: [&str; 4] = ["tsc", "tsc-early", "kvm-clock", "hyperv_clocksource_tsc_page"];
+
+/// The list of caveats (nothing when there are none).
+pub struct Caveats;
+
+impl Section for Caveats {
+    fn markdown(&self, cx: &Context<'_>) -> Result<String, ReportError> {
+        let run = cx.run;
+        let ms = cx.measurements;
+        let mut notes: Vec<String> = cx.warnings.to_vec();
+        if run.interrupted {
+            notes.push("the run was interrupted (Ctrl-C): only what finished before is here; missing columns were never measured".into());
+        }
+        for (name, e) in &run.environments {
+            if let Some(reason) = &e.skipped {
+                notes.push(format!("{name}: skipped: {reason}"));
+            }
+        }
+        if ms.iter().any(|m| m.env_label.contains("TCG")) {
+            notes.push(
+                "the vm ran under TCG: QEMU emulated the CPU, so its column measures emulation, not a hypervisor; \
+                 its ratios are labelled \"emulated (TCG)\" and must not be read as KVM overhead"
+                    .into(),
+            );
+        }
+        for (name, e) in &run.environments {
+            if let Some(w) = e.meta(|m| m.warning.as_ref()) {
+                notes.push(format!("{name}: {w}"));
+            }
+            if let Some(cs) = e.agent.as_ref().and_then(|a| a.clocksource.as_ref()) {
+                if !VDSO_CLOCKSOURCES.contains(&cs.as_str()) {
+                    notes.push(format!(
+                        "{name}: clocksource {cs} has no vDSO path, so syscall.clock_gettime there is a real system call and every in-environment timing pays it"
+                    ));
+                }
+            }
+        }
+        for (name, e) in &run.environments {
+            if let Some(reason) = &e.boundary_not_measured {
+                notes.push(format!("{name}: net.*.boundary not measured: {reason}"));
+            }
+            if e.boundary.as_ref().and_then(|b| b.path.as_deref()) == Some("slirp") {
+                notes.push(format!(
+                    "{name}: the net.*.boundary figures went through QEMU's user-mode networking (slirp: without root, or --vm-net user), a userspace TCP/IP stack: \
+                     a different data path from a tap device, not comparable with a tap run"
+                ));
+            }
+        }
+        notes.extend(pinning_notes(run));
+        if ms.iter().any(|m| m.truncated) {
+            notes.push("some loops hit their time bound before their iteration count (marked †); their n is smaller".into());
+        }
+        if let Some(host) = &run.host {
+            if let Some(g) = &host.governor {
+                if g != "performance" {
+                    notes.push(format!(
+                        "the CPU frequency governor is {g:?}, not \"performance\": frequency changes add noise (cpupower frequency-set -g performance)"
+                    ));
+                }
+            }
+            if let Some(note) = host.cpuid_ns.and_then(cpuid_caveat) {
+                notes.push(note);
+            }
+            let (load, cpus) = (host.load_avg_1m, host.cpus as f64);
+            if load > 0.5 * cpus {
+                notes.push(format!("the machine was busy at start (load average {load:.2} on {cpus} CPUs): expect noise"));
+            }
+        }
+        let mut o = String::new();
+        if !notes.is_empty() {
+            let _ = writeln!(o, "**Caveats**\n");
+            for n in &notes {
+                let _ = writeln!(o, "- {n}");
+            }
+            o.push('\n');
+        }
+        Ok(o)
+    }
+}
+
+/// Caveats from the environments' pinning records: where `split` was asked
+/// for a two-party metric but `same` was applied (one allowed CPU), and that
+/// `none` may give bimodal figures.
+fn pinning_notes(run: &RunRecord) -> Vec<String> {
+    let mut notes = Vec::new();
+    if run.parameters.as_ref().and_then(|p| p.pin) == Some(PinMode::None) {
+        notes.push(
+            "CPU pinning was off (--pin none): a round trip's two ends landed on one CPU or two as the scheduler chose, \
+             so ipc.* and net.* figures may be a bimodal mix of both"
+                .into(),
+        );
+    }
+    for (name, e) in &run.environments {
+        let fell_back: Vec<&str> = e
+            .pinning
+            .iter()
+            .filter(|(metric, p)| {
+                isobench_workloads::catalog::lookup(metric).is_some_and(|m| m.two_party())
+                    && p.requested == PinMode::Split
+                    && p.applied == PinMode::Same
+            })
+            .map(|(metric, _)| metric.as_str())
+            .collect();
+        if !fell_back.is_empty() {
+            notes.push(format!(
+                "{name}: --pin split could not be applied to {}: only one CPU is allowed there (a 1-vCPU guest or a cpuset), \
+                 so both ends ran on one CPU (same); compare them with same-CPU figures, not split ones",
+                fell_back.join(", ")
+            ));
+        }
+    }
+    notes
+}
+
+/// The caveat for a host whose CPUID costs `ns`, when the static no-op's
+/// CPUIDs add at least [`START_CPUID_CAVEAT_US`].
+pub fn cpuid_caveat(ns: f64) -> Option<String> {
+    (start_cpuid_us(ns) >= START_CPUID_CAVEAT_US).then(|| {
+        format!(
+            "a CPUID instruction costs {:.1} µs here: it exits to a hypervisor. glibc runs dozens before main (the static noop: \
+             {GLIBC_START_CPUIDS}), so spawn.fork_exec, spawn.posix_spawn and every env.start carry ≈{:.2} ms of CPUID in the static \
+             no-op's own start-up; `isobench startup --noop nolibc` measures the starts without it",
+            ns / 1e3,
+            start_cpuid_us(ns) / 1e3
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_split_that_fell_back_to_same_is_a_caveat() {
+        let run: RunRecord = serde_json::from_value(serde_json::json!({
+            "parameters": { "pin": "split" },
+            "environments": {
+                "native": { "pinning": { "ipc.pipe_rtt": { "requested": "split", "applied": "split", "cpus": [0, 1] } } },
+                "vm": { "pinning": {
+                    "ipc.pipe_rtt": { "requested": "split", "applied": "same", "cpus": [0] },
+                    "syscall.getpid": { "requested": "split", "applied": "same", "cpus": [0] },
+                } },
+            },
+        }))
+        .unwrap();
+        let notes = pinning_notes(&run);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].starts_with("vm: --pin split could not be applied to ipc.pipe_rtt:"), "{notes:?}");
+        assert!(!notes[0].contains("syscall.getpid"), "a one-party metric has nothing to split");
+        let d = tempfile::tempdir().unwrap();
+        let dir = crate::results::RunDir::at(d.path()).unwrap();
+        let md = super::super::markdown(&Context { dir: &dir, run: &run, measurements: &[], plots: &[], warnings: &[] }).unwrap();
+        assert!(md.contains("| CPU pinning (ipc.*, net.*) | split: the measuring thread on one CPU"), "{md}");
+        assert!(md.contains("- vm: --pin split could not be applied"), "{md}");
+        let none: RunRecord = serde_json::from_value(serde_json::json!({ "parameters": { "pin": "none" } })).unwrap();
+        assert!(pinning_notes(&none)[0].contains("bimodal"));
+    }
+
+    #[test]
+    fn the_cpuid_caveat_needs_an_expensive_cpuid() {
+        assert_eq!(cpuid_caveat(300.0), None, "68 × 0.3 µs is noise next to a start");
+        let c = cpuid_caveat(12_300.0).unwrap();
+        assert!(c.contains("12.3 µs") && c.contains("≈0.84 ms") && c.contains("--noop nolibc"), "{c}");
+    }
+}

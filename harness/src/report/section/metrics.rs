@@ -1,0 +1,62 @@
+//! One section per metric: what it measures and how, each environment's
+//! distribution (n, p50, p90, p99, max) with the overhead against native at
+//! p50 and p99, and its charts.
+
+use std::fmt::Write;
+
+use crate::collect::Summary;
+use crate::report::columns::{baseline_for, by_metric, is_baseline};
+use crate::report::format::{num, ratio};
+use crate::report::ReportError;
+
+use super::{Context, Section};
+
+/// `## <metric>` for every metric measured, in catalogue order.
+pub struct Metrics;
+
+impl Section for Metrics {
+    fn markdown(&self, cx: &Context<'_>) -> Result<String, ReportError> {
+        let mut o = String::new();
+        for ((_, name), group) in &by_metric(cx.measurements) {
+            let spec = group[0].metric;
+            let unit = spec.unit.label();
+            let _ = writeln!(o, "## {name}\n\n{} — method: {}.\n", spec.operation, spec.reference);
+            let _ = writeln!(o, "| environment | n | p50 ({unit}) | p90 | p99 | max | overhead vs native (p50) | overhead (p99) |");
+            let _ = writeln!(o, "|---|---:|---:|---:|---:|---:|---:|---:|");
+            for m in group {
+                let native = baseline_for(group, m);
+                let sm: Summary = m.summary();
+                let r = |q: f64| native.and_then(|b| m.cost_ratio(b, q)).map_or_else(|| "n/a".to_string(), ratio);
+                let (o50, o99) = match native {
+                    Some(_) if !is_baseline(&m.env) => (r(0.5), r(0.99)),
+                    Some(_) => ("baseline".into(), "baseline".into()),
+                    None => ("no native run".into(), "".into()),
+                };
+                let mark = if m.truncated { " †" } else { "" };
+                let _ = writeln!(
+                    o,
+                    "| {}{mark} | {} | {} | {} | {} | {} | {o50} | {o99} |",
+                    m.env_label,
+                    sm.n,
+                    num(sm.p50),
+                    num(sm.p90),
+                    num(sm.p99),
+                    num(sm.max)
+                );
+            }
+            if spec.unit.is_rate() {
+                let _ = writeln!(
+                    o,
+                    "\nFor a rate, p90 and p99 are the slow tail (the bandwidth 90 % and 99 % of samples exceeded) and max is the fastest sample."
+                );
+            }
+            o.push('\n');
+            for stem in [name.to_string(), format!("{name}.percentiles")] {
+                for p in cx.plots.iter().filter(|p| p.file_stem().is_some_and(|st| *st == *stem) && p.extension().is_some_and(|e| e == "svg")) {
+                    let _ = writeln!(o, "![{stem}]({})\n", p.display());
+                }
+            }
+        }
+        Ok(o)
+    }
+}

@@ -1,0 +1,386 @@
+//! The `isobench startup` sections: the side-by-side of isobench's launcher,
+//! the floors and the peer runtimes (one per no-op run), what the static
+//! no-op's own start adds (when both no-ops ran), and the per-namespace
+//! breakdown; with the plain-text tables `isobench startup` prints, which
+//! read the same numbers.
+
+use crate::collect::host::{start_cpuid_us, GLIBC_START_CPUIDS, START_CPUID_CAVEAT_US};
+use crate::env::EnvKind;
+use crate::report::format::{cell, ms, ms_signed, ns_to_ms, times};
+use crate::report::ReportError;
+use crate::results::startup::{StartupRow, StartupRun};
+use crate::workloads::Noop;
+
+use super::{Context, Section};
+
+/// What the isobench+cgroup column times and what it leaves out.
+pub const CGROUP_METHOD: &str = "isobench+cgroup times creating the container's groups (one per cgroup v1 hierarchy used, or one v2 group), \
+placing the init in them before it execs, and the container's run to its reaped exit. Removing the emptied groups (rmdir) and reading \
+their usage happen after the timed region, before the next sample starts: nothing outlives the run. On v1 and hybrid hosts the \
+groups are made while the init sets up its mounts and the init moves itself in (0 written to each hierarchy's tasks file), which \
+the kernel does without its global cgroup_threadgroup_rwsem. On v2 the group is made first and the init is cloned into it \
+(clone3 with CLONE_INTO_CGROUP, Linux 5.7, x86-64). Only where neither applies does isobench write the init's pid into cgroup.procs, \
+which takes that rwsem for writing and, when no move happened for a while, first waits for an RCU grace period (several ms) unless \
+the kernel was booted with cgroup_favordynmods=true or built with CONFIG_CGROUP_FAVOR_DYNMODS, or the cgroup2 is mounted with \
+favordynmods; isobench does not change the host's settings.";
+
+/// `## Container start: isobench's launcher beside the runtimes people
+/// deploy`, once per no-op that has a run.
+pub struct ContainerStart;
+
+impl Section for ContainerStart {
+    fn markdown(&self, cx: &Context<'_>) -> Result<String, ReportError> {
+        let runs = Noop::ALL.into_iter().map(|noop| cx.dir.startup(noop)).collect::<Result<Vec<_>, _>>()?;
+        let both = runs.iter().all(Option::is_some);
+        let mut o = String::new();
+        for run in runs.iter().flatten() {
+            o.push_str(&format!(
+                "\n## Container start: isobench's launcher beside the runtimes people deploy{}\n\nStart-to-exit of a no-op, interleaved rounds (A B C A B C …) so machine drift hits every column alike; {} rounds after {} warm-up.\n\n{}",
+                noop_heading(run.noop, both),
+                run.n,
+                run.warmup,
+                markdown(run)
+            ));
+        }
+        Ok(o)
+    }
+}
+
+/// `## What the no-op's own start adds`, when a run with each no-op is there.
+pub struct NoopShare;
+
+impl Section for NoopShare {
+    fn markdown(&self, cx: &Context<'_>) -> Result<String, ReportError> {
+        Ok(match (cx.dir.startup(Noop::Static)?, cx.dir.startup(Noop::Nolibc)?) {
+            (Some(a), Some(b)) => noop_share(&a, &b),
+            _ => String::new(),
+        })
+    }
+}
+
+/// `## Per-namespace start cost`, once per no-op that has a run, with its
+/// chart.
+pub struct PerNamespace;
+
+impl Section for PerNamespace {
+    fn markdown(&self, cx: &Context<'_>) -> Result<String, ReportError> {
+        let runs = Noop::ALL.into_iter().map(|noop| cx.dir.startup_per_namespace(noop)).collect::<Result<Vec<_>, _>>()?;
+        let both = runs.iter().all(Option::is_some);
+        let mut o = String::new();
+        for run in runs.iter().flatten() {
+            o.push_str(&format!("\n## Per-namespace start cost{}\n\n{}\n", noop_heading(run.noop, both), per_namespace_markdown(run)));
+            let stem = match run.noop {
+                Noop::Static => "start-per-namespace",
+                Noop::Nolibc => "start-per-namespace-nolibc",
+            };
+            if let Some(svg) = cx.svg(stem).and_then(|p| p.file_name()) {
+                o.push_str(&format!("\n![per-namespace start cost, {} no-op](plots/{})\n", run.noop.as_str(), svg.to_string_lossy()));
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// The heading suffix that tells the two no-ops' sections apart; the static
+/// one is named only when the other is there too.
+fn noop_heading(noop: Noop, both: bool) -> &'static str {
+    match (noop, both) {
+        (Noop::Static, false) => "",
+        (Noop::Static, true) => " (static glibc no-op)",
+        (Noop::Nolibc, _) => " (no-op without C library start-up)",
+    }
+}
+
+/// `env`'s p50 over `base`'s as "1.23×", or `none` without both.
+fn p50_ratio(run: &StartupRun, env: &str, base: &str, none: &str) -> String {
+    run.ratio(env, base, 0.5).map_or(none.to_string(), times)
+}
+
+/// A run's table for report.md: one row per column with p50, p90 (ms) and
+/// the p50 ratios to isobench's launcher and to the clone floors, then the
+/// skipped columns and their reasons.
+pub fn markdown(run: &StartupRun) -> String {
+    let mut s = format!(
+        "env.start: host-side time from starting a no-op isolated to its exit, {} interleaved rounds after {} warm-up (the columns in a new random order each round, so none always follows the same one); lower is better. The no-op: {}.\n\n",
+        run.n,
+        run.warmup,
+        run.noop.describe()
+    );
+    s += "The two clone floors run their child in the harness's memory until it exits or execs (CLONE_VM|CLONE_VFORK, as \
+          posix_spawn(3) does, and as isobench's launcher runs its child with CLONE_VM), so neither pays for a copy of the harness's \
+          page tables; exec (host) is Rust's Command, which uses posix_spawn too. They are floors for the columns here only: the \
+          harness process is larger than the agent whose spawn.fork_exit / spawn.fork_exec they resemble.\n\n";
+    s += CGROUP_METHOD;
+    s += "\n\n| env | what runs | p50 ms | p90 ms | p50 / isobench | p50 / clone floor | p50 / clone+exec floor |\n|---|---|---:|---:|---:|---:|---:|\n";
+    for r in &run.rows {
+        s += &format!(
+            "| {} | `{}` | {} | {} | {} | {} | {} |\n",
+            r.label,
+            cell(&r.command),
+            ms(ns_to_ms(r.quantile_ns(0.5))),
+            ms(ns_to_ms(r.quantile_ns(0.9))),
+            p50_ratio(run, &r.env, "isobench", "–"),
+            p50_ratio(run, &r.env, "clone", "–"),
+            p50_ratio(run, &r.env, "clone+exec", "–")
+        );
+    }
+    for (env, why) in &run.skipped {
+        s += &format!("\n- {env}: skipped: {why}");
+    }
+    if !run.skipped.is_empty() {
+        s += "\n";
+    }
+    if let Some(note) = cpuid_note(run) {
+        s += &format!("\nNote: {note}.\n");
+    }
+    s
+}
+
+/// The table `isobench startup` prints.
+pub fn table(run: &StartupRun) -> String {
+    let mut s = format!("env.start: start to exit of a no-op, {} interleaved rounds in random order (+{} warm-up)\n", run.n, run.warmup);
+    s += &format!("no-op: {}\n", run.noop.describe());
+    if let Some(ns) = &run.namespaces {
+        s += &format!("namespaces: {ns} (unshare: pid,mnt,net,uts,ipc,cgroup)\n");
+    }
+    s += &format!("{:<26} {:>9} {:>9} {:>12} {:>9} {:>14}\n", "env", "p50 ms", "p90 ms", "vs isobench", "vs clone", "vs clone+exec");
+    for r in &run.rows {
+        s += &format!(
+            "{:<26} {:>9} {:>9} {:>12} {:>9} {:>14}\n",
+            r.label,
+            ms(ns_to_ms(r.quantile_ns(0.5))),
+            ms(ns_to_ms(r.quantile_ns(0.9))),
+            p50_ratio(run, &r.env, "isobench", "-"),
+            p50_ratio(run, &r.env, "clone", "-"),
+            p50_ratio(run, &r.env, "clone+exec", "-")
+        );
+    }
+    for (env, why) in &run.skipped {
+        s += &format!("{env}: skipped: {why}\n");
+    }
+    if let Some(note) = cpuid_note(run) {
+        s += &format!("note: {note}\n");
+    }
+    s
+}
+
+/// One line when this host's CPUID exits to a hypervisor and the run used
+/// the static no-op, whose libc start-up then weighs on every column.
+pub fn cpuid_note(run: &StartupRun) -> Option<String> {
+    let ns = run.cpuid_ns.filter(|&ns| start_cpuid_us(ns) >= START_CPUID_CAVEAT_US && run.noop == Noop::Static)?;
+    Some(format!(
+        "CPUID costs {:.1} µs here (it exits to the hypervisor): the static no-op's {GLIBC_START_CPUIDS} CPUIDs add ≈{:.2} ms to \
+         every column that execs it, which pulls every ratio towards 1 (the peers, glibc programs themselves, pay them in their \
+         own start too, with either no-op); `--noop nolibc` measures without them",
+        ns / 1e3,
+        start_cpuid_us(ns) / 1e3
+    ))
+}
+
+/// The peer column with the lowest p50 in `run`, if any ran.
+pub fn fastest_peer(run: &StartupRun) -> Option<&StartupRow> {
+    let peers: Vec<&str> = EnvKind::PEERS.iter().map(|k| k.as_str()).collect();
+    run.rows.iter().filter(|r| peers.contains(&r.env.as_str())).min_by_key(|r| r.quantile_ns(0.5))
+}
+
+/// The side-by-side of a run with the static no-op and one with
+/// `noop-nolibc` (two runs, one after the other, so drift between them is
+/// not cancelled as it is within a run; the `clone` row, which execs
+/// nothing, shows how large that drift was): each column's p50 with both,
+/// their difference (what the static no-op's own start adds to that column),
+/// and the launcher's ratios to the floor and to the fastest peer with each.
+/// Runs with different namespaces are not compared: one line says so.
+pub fn noop_share(with_static: &StartupRun, with_nolibc: &StartupRun) -> String {
+    let mut s = String::from("\n## What the no-op's own start adds\n\n");
+    if with_static.namespaces != with_nolibc.namespaces {
+        let ns = |r: &StartupRun| r.namespaces.clone().unwrap_or_else(|| "not recorded".into());
+        s += &format!(
+            "Not compared: the two runs have different namespaces (static no-op: {}; noop-nolibc: {}). Run both with the same --ns.\n",
+            ns(with_static),
+            ns(with_nolibc)
+        );
+        return s;
+    }
+    let p50 = |r: &StartupRow| ns_to_ms(r.quantile_ns(0.5));
+    s += "The same columns once with the static glibc `noop` and once with `noop-nolibc` (two runs, one after the other; the clone \
+          floor execs nothing, so its difference is the drift between the runs). The difference is the static no-op's own start-up, \
+          which every column pays alike; where CPUID exits to a hypervisor (`cpuid_ns` in run.json and startup.json) it can be most \
+          of a start, and it pulls every ratio towards 1. The peers are themselves glibc programs (runc a Go one): their own start-up \
+          is in their columns with either no-op, so their ratios to isobench, which starts from a running process, depend on the \
+          host as much as on the isolation.\n\n\
+          | env | p50 ms, static noop | p50 ms, noop-nolibc | difference ms |\n|---|---:|---:|---:|\n";
+    for a in &with_static.rows {
+        if let Some(b) = with_nolibc.row(&a.env) {
+            s += &format!("| {} | {} | {} | {} |\n", a.label, ms(p50(a)), ms(p50(b)), ms_signed(p50(a) - p50(b)));
+        }
+    }
+    let peer = |run: &StartupRun| {
+        fastest_peer(run).and_then(|p| Some(format!("{} ({})", times(run.ratio(&p.env, "isobench", 0.5)?), p.label))).unwrap_or_else(|| "–".into())
+    };
+    s += "\n| ratio of p50s | static noop | noop-nolibc |\n|---|---:|---:|\n";
+    s += &format!(
+        "| isobench / clone+exec floor | {} | {} |\n",
+        p50_ratio(with_static, "isobench", "clone+exec", "–"),
+        p50_ratio(with_nolibc, "isobench", "clone+exec", "–")
+    );
+    s += &format!(
+        "| isobench+cgroup / clone+exec floor | {} | {} |\n",
+        p50_ratio(with_static, "isobench+cgroup", "clone+exec", "–"),
+        p50_ratio(with_nolibc, "isobench+cgroup", "clone+exec", "–")
+    );
+    s += &format!("| fastest peer / isobench | {} | {} |\n", peer(with_static), peer(with_nolibc));
+    s
+}
+
+/// One namespace set's start cost in a per-namespace run (ms).
+struct NamespaceCost {
+    label: String,
+    p50: f64,
+    p90: f64,
+    /// 95 % confidence interval of the p50: distribution-free, the order
+    /// statistics at ranks n/2 ± 1.96·√n/2, as `isobench compare` judges
+    /// changes ([`crate::report::compare::median_ci`]).
+    ci: (f64, f64),
+    /// p50 − the `none` row's p50, and whether that is within noise (the two
+    /// intervals overlap); `None` for the `none` row itself or without one.
+    over_none: Option<(f64, bool)>,
+}
+
+/// One [`NamespaceCost`] per row, compared with the row `none`.
+fn namespace_costs(run: &StartupRun) -> Vec<NamespaceCost> {
+    let ci = |r: &StartupRow| {
+        let (lo, hi) = r.median_ci_ns();
+        (ns_to_ms(lo), ns_to_ms(hi))
+    };
+    let base = run.rows.iter().find(|r| r.label == "none").map(|r| (ns_to_ms(r.quantile_ns(0.5)), ci(r)));
+    run.rows
+        .iter()
+        .map(|r| {
+            let (p50, interval) = (ns_to_ms(r.quantile_ns(0.5)), ci(r));
+            let over_none = base.filter(|_| r.label != "none").map(|(b, (blo, bhi))| (p50 - b, interval.0 <= bhi && blo <= interval.1));
+            NamespaceCost { label: r.label.clone(), p50, p90: ns_to_ms(r.quantile_ns(0.9)), ci: interval, over_none }
+        })
+        .collect()
+}
+
+/// The per-namespace table for report.md: each set's p50/p90, the p50's
+/// confidence interval and its cost over no namespace at all.
+pub fn per_namespace_markdown(run: &StartupRun) -> String {
+    let mut s = format!(
+        "isobench's launcher starting a no-op with one namespace at a time; {} interleaved rounds in random order after {} warm-up. The no-op: {}.\n\n\
+         | namespaces | p50 ms | p50 95 % CI | p90 ms | p50 − no namespace (ms) |\n|---|---:|---:|---:|---:|\n",
+        run.n,
+        run.warmup,
+        run.noop.describe()
+    );
+    for NamespaceCost { label, p50, p90, ci: (lo, hi), over_none } in namespace_costs(run) {
+        let delta = over_none.map_or("–".to_string(), |(d, noise)| format!("{}{}", ms_signed(d), if noise { " ≈" } else { "" }));
+        s += &format!("| {label} | {} | {}–{} | {} | {delta} |\n", ms(p50), ms(lo), ms(hi), ms(p90));
+    }
+    s += "\n≈: within noise, the 95 % confidence intervals of this median and of no namespace's overlap (distribution-free, \
+          from the order statistics at ranks n/2 ± 1.96·√n/2; with fewer than ~10 rounds an interval is the whole range).\n";
+    for (what, why) in &run.skipped {
+        s += &format!("\n- {what}: skipped: {why}");
+    }
+    s
+}
+
+/// The same as a plain table, as `isobench startup --per-namespace` prints
+/// it.
+pub fn per_namespace_table(run: &StartupRun) -> String {
+    let mut s =
+        format!("env.start per namespace: start to exit of a no-op, {} interleaved rounds in random order (+{} warm-up)\n", run.n, run.warmup);
+    s += &format!("no-op: {}\n", run.noop.describe());
+    s += &format!("{:<34} {:>9} {:>15} {:>9} {:>14}\n", "namespaces", "p50 ms", "p50 95% CI", "p90 ms", "Δ vs none (ms)");
+    for NamespaceCost { label, p50, p90, ci: (lo, hi), over_none } in namespace_costs(run) {
+        let delta = over_none.map_or("-".to_string(), |(d, noise)| format!("{}{}", ms_signed(d), if noise { " ~" } else { "  " }));
+        s += &format!("{label:<34} {:>9} {:>15} {:>9} {delta:>14}\n", ms(p50), format!("{}-{}", ms(lo), ms(hi)), ms(p90));
+    }
+    s += "~: within noise (the two medians' 95% confidence intervals overlap; with fewer than ~10 rounds an interval is the whole range)\n";
+    for (what, why) in &run.skipped {
+        s += &format!("{what}: skipped: {why}\n");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(label: &str, samples_ns: Vec<u64>) -> StartupRow {
+        StartupRow { env: label.into(), label: label.into(), command: String::new(), samples_ns }
+    }
+
+    /// 200 samples spread evenly over [base, base + 100 µs).
+    fn spread(base: u64) -> Vec<u64> {
+        (0..200).map(|i| base + i * 500).collect()
+    }
+
+    fn run_of(noop: Noop, namespaces: Option<&str>, rows: Vec<StartupRow>) -> StartupRun {
+        StartupRun { n: 200, warmup: 3, namespaces: namespaces.map(str::to_string), noop, cpuid_ns: None, rows, skipped: vec![] }
+    }
+
+    #[test]
+    fn per_namespace_deltas_say_when_they_are_within_noise() {
+        let run = run_of(Noop::Static, None, vec![row("none", spread(1_000_000)), row("uts", spread(1_001_000)), row("net", spread(1_400_000))]);
+        let rows = namespace_costs(&run);
+        let delta = |label: &str| rows.iter().find(|r| r.label == label).unwrap().over_none.unwrap();
+        assert!(rows[0].over_none.is_none(), "none is not compared with itself");
+        assert!(delta("uts").1, "1 µs over a 100 µs spread is noise");
+        let (d, noise) = delta("net");
+        assert!(!noise && (d - 0.4).abs() < 0.001, "{d}");
+        let table = per_namespace_table(&run);
+        assert!(table.lines().any(|l| l.starts_with("uts") && l.trim_end().ends_with('~')), "{table}");
+        assert!(table.lines().any(|l| l.starts_with("none") && l.trim_end().ends_with(" -")), "{table}");
+        assert!(table.lines().any(|l| l.starts_with("net") && l.contains("+0.400") && !l.trim_end().ends_with('~')), "{table}");
+        let md = per_namespace_markdown(&run);
+        assert!(md.contains("| uts | 1.050 |") && md.contains(" ≈ |"), "{md}");
+    }
+
+    #[test]
+    fn the_side_by_side_subtracts_per_column_and_refuses_other_namespaces() {
+        let rows = |floor: u64, iso: u64, unshare: u64| {
+            vec![
+                row("clone+exec", spread(floor)),
+                row("isobench", spread(iso)),
+                StartupRow { env: "unshare".into(), label: "unshare".into(), command: String::new(), samples_ns: spread(unshare) },
+            ]
+        };
+        let a = run_of(Noop::Static, Some("user,pid"), rows(1_800_000, 2_200_000, 4_200_000));
+        let b = run_of(Noop::Nolibc, Some("user,pid"), rows(800_000, 1_200_000, 3_200_000));
+        let md = noop_share(&a, &b);
+        // The p50 of each row is its base + 49.5 µs: every difference is 1 ms.
+        let p50 = |base: u64| (base + 49_500) as f64 / 1e6;
+        assert!(md.contains(&format!("| isobench | {:.3} | {:.3} | +1.000 |", p50(2_200_000), p50(1_200_000))), "{md}");
+        assert!(md.contains(&format!("| clone+exec | {:.3} | {:.3} | +1.000 |", p50(1_800_000), p50(800_000))), "{md}");
+        let ratio = |a: u64, b: u64| p50(a) / p50(b);
+        assert!(
+            md.contains(&format!("| isobench / clone+exec floor | {:.2}× | {:.2}× |", ratio(2_200_000, 1_800_000), ratio(1_200_000, 800_000))),
+            "{md}"
+        );
+        assert!(
+            md.contains(&format!(
+                "| fastest peer / isobench | {:.2}× (unshare) | {:.2}× (unshare) |",
+                ratio(4_200_000, 2_200_000),
+                ratio(3_200_000, 1_200_000)
+            )),
+            "{md}"
+        );
+        let other = run_of(Noop::Nolibc, Some("pid"), rows(800_000, 1_200_000, 3_200_000));
+        let md = noop_share(&a, &other);
+        assert!(md.contains("Not compared") && !md.contains("| isobench |"), "{md}");
+    }
+
+    #[test]
+    fn the_cpuid_note_needs_a_static_run_on_a_host_whose_cpuid_exits() {
+        let mut run = run_of(Noop::Static, None, vec![]);
+        run.cpuid_ns = Some(40.0);
+        assert_eq!(cpuid_note(&run), None, "native CPUID");
+        run.cpuid_ns = Some(10_000.0);
+        let note = cpuid_note(&run).unwrap();
+        assert!(note.starts_with("CPUID costs 10.0 µs here") && note.contains("≈0.68 ms"), "{note}");
+        assert!(table(&run).contains(&note));
+        run.noop = Noop::Nolibc;
+        assert_eq!(cpuid_note(&run), None, "the nolibc no-op runs no CPUID");
+    }
+}

@@ -1,0 +1,129 @@
+//! The overview: one table of every metric's p50 per environment with its
+//! overhead against native and a significance mark, the sanity gate on
+//! container figures that namespaces cannot slow, the overhead chart, and
+//! the closing note on method and files.
+
+use std::fmt::Write;
+
+use isobench_workloads::catalog::Family;
+
+use crate::collect::Measurement;
+use crate::report::columns::{baseline_for, by_metric, columns, is_baseline, split_env};
+use crate::report::compare::{judge, Verdict, DEFAULT_NOISE};
+use crate::report::format::{num, percent, ratio};
+use crate::report::ReportError;
+
+use super::{Context, Section};
+
+/// Families where a namespace container should cost nothing: the report
+/// flags a container/native p50 ratio outside [`SANE_RATIO`] there.
+pub const SANE_FAMILIES: [Family; 3] = [Family::Syscall, Family::Ipc, Family::Control];
+/// Container/native ratio band expected for [`SANE_FAMILIES`].
+pub const SANE_RATIO: (f64, f64) = (0.9, 1.1);
+
+/// The sanity gate: "suspicious: check noise" when a container figure of a
+/// family that namespaces cannot slow is more than 10 % off native.
+pub fn suspicious(m: &Measurement, native: &Measurement) -> bool {
+    split_env(&m.env).0 == "container"
+        && SANE_FAMILIES.contains(&m.metric.family)
+        && m.cost_ratio(native, 0.5).is_some_and(|r| r < SANE_RATIO.0 || r > SANE_RATIO.1)
+}
+
+/// `## Summary: p50, and overhead vs native`.
+pub struct Summary;
+
+impl Section for Summary {
+    fn markdown(&self, cx: &Context<'_>) -> Result<String, ReportError> {
+        let ms = cx.measurements;
+        let mut o = String::new();
+        let cols = columns(ms);
+        let groups = by_metric(ms);
+        let _ = writeln!(o, "## Summary: p50, and overhead vs native\n");
+        let _ = write!(o, "| metric | unit |");
+        for (_, label) in &cols {
+            let _ = write!(o, " {label} |");
+        }
+        let _ = write!(o, "\n|---|---|");
+        for _ in &cols {
+            o.push_str("---:|");
+        }
+        o.push('\n');
+        let mut flagged = Vec::new();
+        for ((_, name), group) in &groups {
+            let unit = group[0].unit().label();
+            let _ = write!(o, "| {name} | {unit} |");
+            for (env, _) in &cols {
+                match group.iter().find(|m| &m.env == env) {
+                    None => o.push_str(" – |"),
+                    Some(m) => {
+                        let p50 = m.summary().p50;
+                        let mark = if m.truncated { "†" } else { "" };
+                        let native = baseline_for(group, m);
+                        match native.and_then(|b| m.cost_ratio(b, 0.5).map(|r| (b, r))) {
+                            Some((b, r)) if !is_baseline(env) => {
+                                let flag = if suspicious(m, b) {
+                                    flagged.push(format!("{name} ({})", m.env_label));
+                                    " ‡ suspicious: check noise"
+                                } else {
+                                    ""
+                                };
+                                // Significance against native: median CIs apart and beyond noise.
+                                let sig = match judge(b, m, DEFAULT_NOISE) {
+                                    Some((_, Verdict::Regressed | Verdict::Improved)) => " *",
+                                    Some(_) => " ≈",
+                                    None => "",
+                                };
+                                let _ = write!(o, " {}{mark} ({}){sig}{flag} |", num(p50), ratio(r));
+                            }
+                            _ => {
+                                let _ = write!(o, " {}{mark} |", num(p50));
+                            }
+                        }
+                    }
+                }
+            }
+            o.push('\n');
+        }
+        o.push('\n');
+        let _ = writeln!(
+            o,
+            "Overhead is the cost ratio at p50: time per operation ÷ native's (for a rate, native's bandwidth ÷ this one's), so > 1× always means slower than native. \
+             `*` significant: the 95 % confidence intervals of the two medians do not overlap (distribution-free, from the order statistics at ranks n/2 ± 1.96·√n/2) and the difference exceeds {}; `≈` within noise.",
+            percent(DEFAULT_NOISE)
+        );
+        if !flagged.is_empty() {
+            let _ = writeln!(
+                o,
+                "\n‡ Sanity gate: namespaces do not slow syscalls, IPC or plain compute, so a container/native ratio outside {:.1}–{:.1}× there means the machine was too noisy to trust this run: {}.",
+                SANE_RATIO.0,
+                SANE_RATIO.1,
+                flagged.join(", ")
+            );
+        }
+        o.push('\n');
+        Ok(o)
+    }
+}
+
+/// `## Overhead at a glance`: the overhead chart, when it was drawn.
+pub struct OverheadChart;
+
+impl Section for OverheadChart {
+    fn markdown(&self, cx: &Context<'_>) -> Result<String, ReportError> {
+        Ok(match cx.plots.iter().any(|p| p.file_stem().is_some_and(|s| s == "overhead")) {
+            true => "## Overhead at a glance\n\n![overhead](plots/overhead.svg)\n\n".into(),
+            false => String::new(),
+        })
+    }
+}
+
+/// The closing note: how figures were taken and which files hold them.
+pub struct Footer;
+
+impl Section for Footer {
+    fn markdown(&self, _: &Context<'_>) -> Result<String, ReportError> {
+        Ok("---\nLatencies are per operation, recorded in HdrHistogram (3 significant digits); round trips are closed-loop. \
+            Overhead = environment p50 ÷ native p50 from the same run. Files: summary.csv, summary.json, histograms/ (HdrHistogram V2), run.json.\n"
+            .into())
+    }
+}

@@ -1,0 +1,368 @@
+//! run.json as a type: [`RunRecord`] (host facts, parameters, one
+//! [`EnvRecord`] per environment by name, what a merge was made from).
+//!
+//! A run writes it step by step through [`RunDir::update_run`]
+//! (environment started, measurement pinned, environment skipped, ...), each
+//! step a read-modify-write of the whole file, atomically; the report reads
+//! it back as this type. Every field is optional or has a default, so a file
+//! written before a field existed still reads (schema 1 throughout); keys
+//! this type does not know are kept as they were (`other`), and so are the
+//! facts each environment records about itself beyond the few the report
+//! reads ([`EnvMetadata::other`]).
+//!
+//! [`RunDir::update_run`]: super::RunDir::update_run
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use isobench_workloads::protocol::{AgentInfo, PinMode};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+use crate::collect::host::HostInfo;
+
+use super::ResultsError;
+
+/// Everything run.json holds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// [`super::SCHEMA_VERSION`] of the writer.
+    #[serde(default)]
+    pub schema: u32,
+    /// The harness's crate version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isobench_version: Option<String>,
+    /// When the first writer of this folder started (RFC 3339, seconds, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_utc: Option<String>,
+    /// Host facts, collected by the first writer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostInfo>,
+    /// How the run was asked for; each writer (bench binary, command) adds
+    /// its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Parameters>,
+    /// Environment name (`native`, `vm`, ...) → what happened to it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environments: BTreeMap<String, EnvRecord>,
+    /// Ctrl-C stopped the run: only what finished before is here.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
+    /// `isobench merge`: the folders this one was made from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_from: Option<Vec<MergedRun>>,
+    /// Keys this version does not know, kept as they were.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+impl RunRecord {
+    /// The record of environment `name`, created empty when absent.
+    pub fn env_mut(&mut self, name: &str) -> &mut EnvRecord {
+        self.environments.entry(name.to_string()).or_default()
+    }
+
+    /// `parameters`, created empty when absent.
+    pub fn parameters_mut(&mut self) -> &mut Parameters {
+        self.parameters.get_or_insert_with(Parameters::default)
+    }
+}
+
+/// How the run was asked for. Which fields are set depends on the driver
+/// (`isobench run`, `cargo bench`, `isobench merge`); a later writer's fields
+/// replace an earlier one's ([`Parameters::update`]), the others stay.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Parameters {
+    /// `isobench run`, `cargo bench`, `isobench merge`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    /// VM accelerator asked for (`auto`, `kvm`, `tcg`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accel: Option<String>,
+    /// `cargo bench`: measured through criterion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub criterion: Option<bool>,
+    /// `cargo bench`: criterion's own HTML report of the same samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub criterion_report: Option<PathBuf>,
+    /// Environments asked for, in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envs: Option<Vec<String>>,
+    /// Iterations per metric when `--iterations` overrode the catalogue:
+    /// `Some(None)` is recorded as `null` (the catalogue's counts).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+    pub iterations: Option<Option<u64>>,
+    /// Time bound of one measurement, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ms: Option<u64>,
+    /// Metrics asked for, in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Vec<String>>,
+    /// CPU pinning of two-party metrics (`--pin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<PinMode>,
+    /// `--quick`: smoke-run iteration counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quick: Option<bool>,
+    /// Keys this version does not know, kept as they were.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+impl Parameters {
+    /// Sets every field `newer` has; keeps the rest.
+    pub fn update(&mut self, newer: Parameters) {
+        fn set<T>(slot: &mut Option<T>, v: Option<T>) {
+            if v.is_some() {
+                *slot = v;
+            }
+        }
+        let Parameters { driver, accel, criterion, criterion_report, envs, iterations, max_ms, metrics, pin, quick, other } = newer;
+        set(&mut self.driver, driver);
+        set(&mut self.accel, accel);
+        set(&mut self.criterion, criterion);
+        set(&mut self.criterion_report, criterion_report);
+        set(&mut self.envs, envs);
+        set(&mut self.iterations, iterations);
+        set(&mut self.max_ms, max_ms);
+        set(&mut self.metrics, metrics);
+        set(&mut self.pin, pin);
+        set(&mut self.quick, quick);
+        self.other.extend(other);
+    }
+}
+
+/// One environment of the run (`environments.<name>`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EnvRecord {
+    /// Column label with caveats, e.g. `vm (emulated (TCG))`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// What the environment says about itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<EnvMetadata>,
+    /// Host-measured start → agent ready of the measured instance, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_ms: Option<f64>,
+    /// What the instance's agent saw when it became ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentInfo>,
+    /// Why the environment could not run here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+    /// Metric → the pinning its measurement really had.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pinning: BTreeMap<String, PinRecord>,
+    /// The path the `net.*.boundary` metrics took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boundary: Option<BoundaryRecord>,
+    /// Why `net.*.boundary` was not measured here (peers, rootless veth).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boundary_not_measured: Option<String>,
+    /// The measured instance's cgroup accounting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<UsageRecord>,
+    /// Every boot of the run, across all processes that wrote it
+    /// (`metadata.boots` holds the last process's only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boots_all: Option<Vec<BootRecord>>,
+    /// Keys this version does not know, kept as they were.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+impl EnvRecord {
+    /// The label, or `name` for a record without one.
+    pub fn label_or<'a>(&'a self, name: &'a str) -> &'a str {
+        self.label.as_deref().unwrap_or(name)
+    }
+
+    /// The metadata field the report reads for `f`, when there is metadata.
+    pub fn meta<'a, T>(&'a self, f: impl FnOnce(&'a EnvMetadata) -> Option<T>) -> Option<T> {
+        self.metadata.as_ref().and_then(f)
+    }
+}
+
+/// An environment's facts about itself (`environments.<name>.metadata`):
+/// the few the report reads as fields, everything else (rootfs, namespaces,
+/// guest image, network, ...) as the environment wrote it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EnvMetadata {
+    /// The vm's accelerator: `kvm` or `tcg`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accel: Option<String>,
+    /// Why that accelerator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accel_reason: Option<String>,
+    /// The container's rootfs: `minimal`, `debian`, or a directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootfs_image: Option<String>,
+    /// A caveat the environment wants in the report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+    /// The vm's boots (the writing process's), most recent last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boots: Option<Vec<BootRecord>>,
+    /// Every other fact, as the environment wrote it.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+/// One boot's phases, ms from QEMU's start (`metadata.boots[]` and
+/// `boots_all[]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BootRecord {
+    /// 1 for the environment's first start, then 2, 3, ...
+    pub start: u32,
+    /// The console log's first byte: the kernel runs (with a bzImage, its
+    /// decompressor may be what printed).
+    pub first_console_output_ms: Option<f64>,
+    /// The agent's `ready` line: /init reached and the channel up.
+    pub agent_ready_ms: f64,
+    /// The shutdown request: the workload done, as the instance sees it.
+    pub shutdown_requested_ms: Option<f64>,
+    /// QEMU exited after the guest powered off.
+    pub qemu_exited_ms: Option<f64>,
+    /// The guest's CLOCK_BOOTTIME at `ready`: its own view of its boot.
+    pub guest_uptime_at_ready_ms: f64,
+    /// The guest's clocksource at `ready` (`tsc`, `kvm-clock`, ...).
+    pub clocksource: Option<String>,
+}
+
+impl BootRecord {
+    /// The host-measured phases, in order, that have happened.
+    pub fn phases(&self) -> Vec<(String, f64)> {
+        [
+            ("first_console_output", self.first_console_output_ms),
+            ("agent_ready", Some(self.agent_ready_ms)),
+            ("shutdown_requested", self.shutdown_requested_ms),
+            ("qemu_exited", self.qemu_exited_ms),
+        ]
+        .into_iter()
+        .filter_map(|(name, ms)| ms.map(|ms| (name.to_string(), ms)))
+        .collect()
+    }
+
+    /// What tells two records of one boot apart from records of others: a
+    /// later record of the same boot knows more and replaces the earlier.
+    pub fn key(&self) -> (u32, u64) {
+        (self.start, self.agent_ready_ms.to_bits())
+    }
+}
+
+/// The pinning one measurement had (`environments.<env>.pinning.<metric>`).
+/// `applied` differs from `requested` where `split` was impossible (one
+/// allowed CPU) or the metric has no peer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PinRecord {
+    pub requested: PinMode,
+    pub applied: PinMode,
+    /// The CPUs of the measuring thread and its peer.
+    #[serde(default)]
+    pub cpus: Vec<u32>,
+}
+
+/// The path the `net.*.boundary` metrics took (`environments.<env>.boundary`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BoundaryRecord {
+    /// `loopback`, `veth`, `tap`, `slirp`.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// The path in words.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The network namespace of the host side; `None`: the host's own.
+    #[serde(default)]
+    pub netns: Option<String>,
+    /// The address the environment's agent binds.
+    #[serde(default)]
+    pub environment_address: Option<String>,
+    /// Every other fact (forwards, the address the host side connects to, ...).
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+/// What the measured instance used, as its cgroup accounts it
+/// (`environments.<env>.usage`); `None` where a counter is not available.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UsageRecord {
+    /// CPU time of all members, user + system, ns.
+    #[serde(default)]
+    pub cpu_ns: Option<u64>,
+    /// Highest memory charged to the group, bytes.
+    #[serde(default)]
+    pub memory_peak_bytes: Option<u64>,
+    /// Members killed by the OOM killer.
+    #[serde(default)]
+    pub oom_kills: Option<u64>,
+    /// Forks refused because of the pids limit.
+    #[serde(default)]
+    pub pids_limit_hits: Option<u64>,
+    /// Every other counter.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+/// One folder an `isobench merge` was made from (`merged_from[]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MergedRun {
+    /// The column suffix its environments got (`env@name`).
+    pub name: String,
+    pub dir: PathBuf,
+    #[serde(default)]
+    pub host: Option<HostInfo>,
+    #[serde(default)]
+    pub started_utc: Option<String>,
+    #[serde(default)]
+    pub environments: Option<BTreeMap<String, EnvRecord>>,
+}
+
+/// A record from the JSON an environment gives (`metadata()`,
+/// `resource_usage()`, a boundary's `metadata()`): `None` for `null`.
+/// Errors: the value does not have the record's shape (`what` names it).
+pub fn from_env_value<T: DeserializeOwned>(what: &str, v: Value) -> Result<Option<T>, ResultsError> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    serde_json::from_value(v).map(Some).map_err(|source| ResultsError::Record { what: what.to_string(), source })
+}
+
+/// A field that is present, even as `null`, is `Some`: an explicit `null`
+/// survives a rewrite.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_and_explicit_nulls_survive_a_rewrite() {
+        let json = serde_json::json!({
+            "schema": 1,
+            "future": { "x": 1 },
+            "parameters": { "driver": "isobench run", "iterations": null, "quick": true, "later": "kept" },
+            "environments": {
+                "vm": { "label": "vm", "metadata": { "accel": "tcg", "modules": ["a"], "boots": [] }, "boots_all": [], "new_fact": 2 },
+                "container": { "usage": { "cpu_ns": 5, "memory_peak_bytes": null, "oom_kills": 0, "pids_limit_hits": null } },
+                "native": { "boundary": { "path": "loopback", "description": "lo", "netns": null, "environment_address": "127.0.0.1", "forwards": null } }
+            }
+        });
+        let r: RunRecord = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(r.parameters.as_ref().unwrap().iterations, Some(None));
+        assert_eq!(r.environments["vm"].meta(|m| m.accel.clone()).as_deref(), Some("tcg"));
+        assert_eq!(serde_json::to_value(&r).unwrap(), json);
+        let none: Parameters = serde_json::from_str("{}").unwrap();
+        assert_eq!(none.iterations, None);
+        assert_eq!(serde_json::to_value(none).unwrap(), serde_json::json!({}));
+    }
+
+    #[test]
+    fn a_later_writers_parameters_replace_only_what_they_set() {
+        let mut p = Parameters { driver: Some("cargo bench".into()), quick: Some(true), ..Default::default() };
+        p.update(Parameters { pin: Some(PinMode::Split), iterations: Some(None), ..Default::default() });
+        assert_eq!((p.driver.as_deref(), p.quick, p.pin, p.iterations), (Some("cargo bench"), Some(true), Some(PinMode::Split), Some(None)));
+    }
+}

@@ -1,0 +1,137 @@
+//! startup.json and its kin: an `isobench startup` run as a type
+//! ([`StartupRun`]: every column's start-to-exit samples, in the order
+//! measured), with the statistics every view of it uses (quantiles, the
+//! median's confidence interval, ratios of columns).
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::workloads::Noop;
+
+/// One column's samples.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StartupRow {
+    /// Column name: clone, clone+exec, exec, isobench, isobench+cgroup, runc, crun, bwrap, unshare.
+    pub env: String,
+    /// With caveats, e.g. `crun (cgroups disabled)`.
+    pub label: String,
+    /// What one sample runs.
+    pub command: String,
+    /// Start-to-exit times, ns, in the order measured.
+    pub samples_ns: Vec<u64>,
+}
+
+impl StartupRow {
+    /// Quantile `q` (0..=1) of the samples, ns (nearest rank).
+    pub fn quantile_ns(&self, q: f64) -> u64 {
+        let mut v = self.samples_ns.clone();
+        v.sort_unstable();
+        if v.is_empty() {
+            return 0;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * v.len() as f64).ceil() as usize).clamp(1, v.len());
+        v[rank - 1]
+    }
+
+    /// 95 % confidence interval of the median, ns: the samples at ranks
+    /// n/2 ∓ 1.96·√n/2 (distribution-free, the binomial argument; J.-Y. Le
+    /// Boudec, *Performance Evaluation of Computer and Communication
+    /// Systems*, 2010, Thm. 2.1 — as `isobench compare`, here from the exact
+    /// samples so it agrees with [`quantile_ns`](Self::quantile_ns)). With
+    /// fewer than ~10 samples it is the whole range.
+    pub fn median_ci_ns(&self) -> (u64, u64) {
+        let mut v = self.samples_ns.clone();
+        v.sort_unstable();
+        if v.is_empty() {
+            return (0, 0);
+        }
+        let n = v.len() as f64;
+        let d = 1.96 * n.sqrt() / 2.0;
+        let at = |rank: f64| v[(rank.clamp(1.0, n) as usize) - 1];
+        (at((n / 2.0 - d).floor()), at((n / 2.0 + d).ceil()))
+    }
+
+    /// The samples as an hdrhistogram (ns, 3 significant digits), as the
+    /// agent's metrics are recorded.
+    pub fn histogram(&self) -> Histogram<u64> {
+        let mut h = isobench_workloads::hist::new_ns();
+        for &s in &self.samples_ns {
+            // `record`, not `saturating_record`: only record grows an
+            // auto-resizing histogram (saturating would clamp at its start).
+            h.record(s.max(1)).expect("an auto-resizing histogram takes any value");
+        }
+        h
+    }
+}
+
+/// A whole `isobench startup` run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StartupRun {
+    /// Kept rounds (samples per row).
+    pub n: usize,
+    /// The namespaces of the clone floors, isobench and the OCI/bwrap peers
+    /// (`user,pid,…`); `None` in a per-namespace run, where each row has its
+    /// own, and in files written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespaces: Option<String>,
+    pub warmup: usize,
+    /// The no-op every column ran; files written before it was recorded ran
+    /// the static one.
+    #[serde(default)]
+    pub noop: Noop,
+    /// One CPUID's cost on this host before the rounds, ns
+    /// ([`crate::collect::host::cpuid_ns`]): where it exits to a hypervisor
+    /// the static no-op's own start-up is slow (see [`Noop::Static`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpuid_ns: Option<f64>,
+    pub rows: Vec<StartupRow>,
+    /// Columns that could not run here: (name, one line why).
+    pub skipped: Vec<(String, String)>,
+}
+
+impl StartupRun {
+    pub fn row(&self, env: &str) -> Option<&StartupRow> {
+        self.rows.iter().find(|r| r.env == env)
+    }
+
+    /// `env`'s quantile `q` over `base`'s (e.g. runc's p50 / isobench's p50).
+    pub fn ratio(&self, env: &str, base: &str, q: f64) -> Option<f64> {
+        let (a, b) = (self.row(env)?.quantile_ns(q), self.row(base)?.quantile_ns(q));
+        (b > 0).then(|| a as f64 / b as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(label: &str, samples_ns: Vec<u64>) -> StartupRow {
+        StartupRow { env: label.into(), label: label.into(), command: String::new(), samples_ns }
+    }
+
+    #[test]
+    fn a_rows_histogram_keeps_its_values() {
+        let r = row("x", (0..200).map(|i| 1_000_000 + i * 500).collect());
+        let h = r.histogram();
+        assert_eq!(h.len(), 200);
+        let p50 = h.value_at_quantile(0.5) as f64;
+        assert!((p50 - r.quantile_ns(0.5) as f64).abs() / p50 < 0.002, "{p50} vs {}", r.quantile_ns(0.5));
+        // Ranks 100 ∓ 13.9: samples 86 and 114 (1-based), inside p10..p90.
+        let (lo, hi) = r.median_ci_ns();
+        assert_eq!((lo, hi), (1_000_000 + 85 * 500, 1_000_000 + 113 * 500));
+        assert!(lo >= r.quantile_ns(0.1) && hi <= r.quantile_ns(0.9));
+        let few = row("x", vec![5, 1, 3]);
+        assert_eq!(few.median_ci_ns(), (1, 5), "three samples: the whole range");
+    }
+
+    #[test]
+    fn a_startup_file_from_before_the_noop_was_recorded_ran_the_static_one() {
+        let old = r#"{"n":2,"namespaces":"pid,mnt","warmup":1,"rows":[{"env":"isobench","label":"isobench","command":"/noop","samples_ns":[1,2]}],"skipped":[]}"#;
+        let run: StartupRun = serde_json::from_str(old).unwrap();
+        assert_eq!((run.noop, run.cpuid_ns), (Noop::Static, None));
+        let nolibc = StartupRun { n: 1, namespaces: None, warmup: 0, noop: Noop::Nolibc, cpuid_ns: None, rows: vec![], skipped: vec![] };
+        assert_eq!(serde_json::to_value(nolibc).unwrap()["noop"], "nolibc");
+        assert_eq!("nolibc".parse::<Noop>(), Ok(Noop::Nolibc));
+        assert_eq!("glibc".parse::<Noop>().unwrap_err(), "unknown no-op \"glibc\"; use static (glibc, the default) or nolibc");
+    }
+}

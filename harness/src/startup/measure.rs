@@ -1,0 +1,251 @@
+//! The timed loop of `isobench startup`: every column prepared outside the
+//! timed region (a rootfs, a bundle, a launch spec), then rounds of one
+//! sample per column in a new random order each round (a fixed seed), after
+//! warm-up rounds that are not kept; a column that fails once is dropped
+//! with its reason. The per-namespace breakdown is the same loop over the
+//! launcher with one namespace set per column.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use crate::container::{self, ContainerError, LaunchSpec, MinimalRootfs, NamespaceSet};
+use crate::env::peer::{NoopStart, PeerCommand};
+use crate::env::{self, EnvError, EnvKind, Options};
+use crate::results::startup::{StartupRow, StartupRun};
+use crate::workloads::Noop;
+
+use super::floors::Floor;
+use super::{Column, StartupError};
+
+/// Seed of the per-round column order (see the module comment of
+/// [`crate::startup`]).
+const ORDER_SEED: u64 = 0x1503_b0c4;
+
+/// One column ready to be sampled.
+struct Starter {
+    row: StartupRow,
+    kind: StarterKind,
+}
+
+enum StarterKind {
+    Floor(Floor),
+    Exec { noop: PathBuf },
+    Isobench { spec: Box<LaunchSpec>, _rootfs: MinimalRootfs },
+    Peer { env: Box<dyn NoopStart>, noop: Noop, log: PathBuf, _dir: tempfile::TempDir },
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartupError {
+    let context = context.into();
+    move |source| StartupError::Io { context, source }
+}
+
+fn devnull() -> Result<File, StartupError> {
+    File::options().read(true).write(true).open("/dev/null").map_err(io_err("open /dev/null"))
+}
+
+impl Starter {
+    /// One sample: ns from spawn to reaped exit, or why it failed.
+    fn sample(&mut self) -> Result<u64, String> {
+        match &mut self.kind {
+            StarterKind::Floor(floor) => floor.sample(),
+            StarterKind::Exec { noop } => {
+                let t0 = Instant::now();
+                let status =
+                    Command::new(&*noop).stdin(Stdio::null()).stdout(Stdio::null()).status().map_err(|e| format!("exec {}: {e}", noop.display()))?;
+                let ns = t0.elapsed().as_nanos() as u64;
+                status.success().then_some(ns).ok_or_else(|| format!("noop exited with {status}"))
+            }
+            StarterKind::Isobench { spec, .. } => {
+                let null = devnull().map_err(|e| e.to_string())?;
+                let stdio = container::Stdio { stdin: Some(null.as_fd()), stdout: Some(null.as_fd()) };
+                let t0 = Instant::now();
+                let mut p = container::spawn(spec, stdio).map_err(|e| e.to_string())?;
+                let status = p.wait_exit().map_err(|e| e.to_string())?;
+                let ns = t0.elapsed().as_nanos() as u64;
+                // After the timed region (as the report says of the isobench+cgroup
+                // column): the emptied group goes.
+                p.release_cgroup().map_err(|e| e.to_string())?;
+                (status == 0).then_some(ns).ok_or_else(|| format!("noop exited with status {status}"))
+            }
+            StarterKind::Peer { env, noop, log, .. } => {
+                let PeerCommand { mut cmd, cleanup } = env.noop_command(*noop).map_err(|e| e.to_string())?;
+                let err = File::create(&*log).map_err(|e| format!("create {}: {e}", log.display()))?;
+                cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(err);
+                let t0 = Instant::now();
+                let status = crate::process::spawn_agent(&mut cmd).and_then(|mut c| c.wait());
+                let ns = t0.elapsed().as_nanos() as u64;
+                if let Some(c) = cleanup {
+                    c();
+                }
+                match status {
+                    Ok(s) if s.success() => Ok(ns),
+                    Ok(s) => Err(format!("{} ({s})", crate::env::peer::stderr_tail(log))),
+                    Err(e) => Err(format!("spawn {}: {e}", cmd.get_program().to_string_lossy())),
+                }
+            }
+        }
+    }
+}
+
+fn describe(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program()).chain(cmd.get_args()).map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
+}
+
+fn prepare_peer(kind: EnvKind, opts: &Options) -> Result<(Box<dyn NoopStart>, String), EnvError> {
+    Ok(match kind {
+        EnvKind::Runc | EnvKind::Crun => {
+            let e = if kind == EnvKind::Runc { env::runc::prepare(opts)? } else { env::crun::prepare(opts)? };
+            let label = env::Environment::label(&e);
+            (Box::new(e), label)
+        }
+        EnvKind::Bwrap => (Box::new(env::bwrap::prepare(opts)?), "bwrap".into()),
+        EnvKind::Unshare => (Box::new(env::unshare::prepare(opts)?), "unshare".into()),
+        other => return Err(EnvError::Unavailable { env: other.as_str(), reason: "not a peer runtime".into() }),
+    })
+}
+
+/// Measures `columns` (`n` kept rounds after `warmup`), interleaved.
+/// `progress` gets one line per step. A column that cannot run here, or
+/// fails during the run, lands in `skipped` with its reason; only isobench's
+/// own launcher failing to prepare is an error.
+///
+/// Every column execs the `noop_kind` no-op: the floors and unshare(1) the
+/// host's copy, the launcher, the OCI bundles and bwrap the copy at the root
+/// of their rootfs (`/noop` or `/noop-nolibc`, both always installed there).
+pub fn measure(
+    columns: &[Column],
+    opts: &Options,
+    noop_kind: Noop,
+    n: usize,
+    warmup: usize,
+    progress: &mut dyn FnMut(&str),
+) -> Result<StartupRun, StartupError> {
+    if n == 0 {
+        return Err(StartupError::NoRounds);
+    }
+    container::require_root()?;
+    // Before the rounds, so that it is the host the rounds start on.
+    let cpuid_ns = crate::collect::host::cpuid_ns();
+    let host_noop = noop_kind.path(&opts.workloads);
+    let namespaces = opts.container.namespaces.unwrap_or(NamespaceSet::DEFAULT);
+    let noop = format!("/{}", noop_kind.name_in_rootfs());
+    let mut starters = Vec::new();
+    let mut skipped = Vec::new();
+    progress(&format!("no-op: {}", noop_kind.describe()));
+    for &col in columns {
+        let row = |label: String, command: String| StartupRow { env: col.name(), label, command, samples_ns: Vec::with_capacity(n) };
+        match col {
+            Column::Clone => starters.push(Starter {
+                row: row("clone+_exit (floor)".into(), format!("clone({}) + _exit + waitpid", namespaces.names().join(","))),
+                kind: StarterKind::Floor(Floor::exit(namespaces)),
+            }),
+            Column::CloneExec => starters.push(Starter {
+                row: row("clone+exec (floor)".into(), format!("clone({}) + execve {} + waitpid", namespaces.names().join(","), host_noop.display())),
+                kind: StarterKind::Floor(Floor::exec(namespaces, host_noop)?),
+            }),
+            Column::Exec => starters.push(Starter {
+                row: row("exec (host)".into(), format!("fork+exec {} + wait", host_noop.display())),
+                kind: StarterKind::Exec { noop: host_noop.to_path_buf() },
+            }),
+            Column::Isobench | Column::IsobenchCgroup | Column::IsobenchWith(_) => {
+                let namespaces = if let Column::IsobenchWith(set) = col { set } else { namespaces };
+                let rootfs = MinimalRootfs::build(&opts.workloads).map_err(ContainerError::from)?;
+                let root = rootfs.path().canonicalize().map_err(io_err("canonicalize the rootfs"))?;
+                let mut spec = LaunchSpec::new(namespaces, &root, &[OsString::from(&noop)], Some(&container::default_hostname()))?;
+                let mut what = format!("isobench launcher ({})", namespaces.names().join(","));
+                if col == Column::IsobenchCgroup {
+                    if container::cgroup::cgroup_mode() == container::cgroup::CgroupMode::None {
+                        skipped.push((col.name(), "no cgroup fs mounted at /sys/fs/cgroup".to_string()));
+                        continue;
+                    }
+                    spec = spec.with_cgroup(container::cgroup::Limits::default());
+                    what += " + a cgroup";
+                }
+                starters.push(Starter {
+                    row: row(if let Column::IsobenchWith(set) = col { set.to_string() } else { col.name() }, format!("{what} {noop}")),
+                    kind: StarterKind::Isobench { spec: Box::new(spec), _rootfs: rootfs },
+                });
+            }
+            Column::Peer(kind) => match prepare_peer(kind, opts) {
+                Ok((mut e, label)) => {
+                    let command = match e.noop_command(noop_kind) {
+                        Ok(PeerCommand { cmd, cleanup }) => {
+                            let mut d = describe(&cmd);
+                            // An OCI runtime's command line names the bundle,
+                            // whose config.json names the no-op.
+                            if !d.contains(noop.as_str()) {
+                                d += &format!(" (process: {noop})");
+                            }
+                            if let Some(c) = cleanup {
+                                c();
+                            }
+                            d
+                        }
+                        Err(err) => {
+                            skipped.push((kind.as_str().to_string(), err.to_string()));
+                            continue;
+                        }
+                    };
+                    let dir =
+                        tempfile::Builder::new().prefix(&crate::leftovers::temp_prefix("startup")).tempdir().map_err(io_err("create a temp dir"))?;
+                    let log = dir.path().join("stderr.log");
+                    starters.push(Starter { row: row(label, command), kind: StarterKind::Peer { env: e, noop: noop_kind, log, _dir: dir } });
+                }
+                Err(err) => {
+                    let why = match err {
+                        EnvError::Unavailable { reason, .. } => reason,
+                        other => other.to_string(),
+                    };
+                    progress(&format!("{}: skipped: {why}", kind.as_str()));
+                    skipped.push((kind.as_str().to_string(), why));
+                }
+            },
+        }
+    }
+    progress(&format!("{} columns, {n} rounds (+{warmup} warm-up), interleaved in random order", starters.len()));
+    let mut rng = fastrand::Rng::with_seed(ORDER_SEED);
+    for round in 0..warmup + n {
+        let mut failed = Vec::new();
+        let mut order: Vec<usize> = (0..starters.len()).collect();
+        rng.shuffle(&mut order);
+        for i in order {
+            let s = &mut starters[i];
+            match s.sample() {
+                Ok(ns) if round >= warmup => s.row.samples_ns.push(ns),
+                Ok(_) => {}
+                Err(why) => failed.push((i, why)),
+            }
+        }
+        // A column that fails once is dropped (with its reason): the others go on.
+        failed.sort_by_key(|(i, _)| *i);
+        for (i, why) in failed.into_iter().rev() {
+            let s = starters.remove(i);
+            progress(&format!("{}: failed: {why}", s.row.env));
+            skipped.push((s.row.env, format!("failed: {why}")));
+        }
+        if (round + 1) % 10 == 0 {
+            progress(&format!("round {}/{}", round + 1, warmup + n));
+        }
+    }
+    let namespaces = columns.iter().all(|c| !matches!(c, Column::IsobenchWith(_))).then(|| namespaces.names().join(","));
+    Ok(StartupRun { n, warmup, namespaces, noop: noop_kind, cpuid_ns, rows: starters.into_iter().map(|s| s.row).collect(), skipped })
+}
+
+/// The per-namespace cost breakdown of isobench's launcher: start-to-exit of
+/// the `noop` no-op with no namespace, with each namespace alone (in
+/// [`container::ns::CREATION_ORDER`]), and with all of them, interleaved
+/// round by round like every startup column.
+pub fn per_namespace(opts: &Options, noop: Noop, n: usize, warmup: usize, progress: &mut dyn FnMut(&str)) -> Result<StartupRun, StartupError> {
+    let mut columns = vec![Column::IsobenchWith(NamespaceSet::NONE)];
+    for ns in container::ns::CREATION_ORDER {
+        let mut one = NamespaceSet::NONE;
+        one.insert(ns);
+        columns.push(Column::IsobenchWith(one));
+    }
+    columns.push(Column::IsobenchWith(NamespaceSet::all()));
+    measure(&columns, opts, noop, n, warmup, progress)
+}
