@@ -1,11 +1,12 @@
 //! The metric catalogue: every metric's name, family, display unit and the
-//! reference method it follows. Names and units are those of DESIGN.md; the
-//! agent implements each entry and the harness reads the same table, so a
-//! metric exists in exactly one place.
+//! reference method it follows (the metric table of docs/ARCHITECTURE.md's
+//! families; README's metric list is printed from here by `isobench list`).
+//! The agent implements each entry and the harness reads the same table, so
+//! a metric exists in exactly one place.
 
 use serde::{Deserialize, Serialize};
 
-/// Metric families, as in DESIGN.md ("spawn", "syscall", "ipc", "net").
+/// Metric families: the first part of every metric's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Family {
