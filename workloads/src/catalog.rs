@@ -1,6 +1,5 @@
 //! The metric catalogue: every metric's name, family, display unit and the
-//! reference method it follows (the metric table of docs/ARCHITECTURE.md's
-//! families; README's metric list is printed from here by `isobench list`).
+//! reference method it follows; `isobench list` prints it.
 //! The agent implements each entry and the harness reads the same table, so
 //! a metric exists in exactly one place.
 
