@@ -728,25 +728,6 @@ mod tests {
     }
 
     #[test]
-    fn the_dev_template_holds_the_nodes_links_and_mount_points() {
-        if !nix::unistd::geteuid().is_root() {
-            return;
-        }
-        let Some(t) = DevTemplate::build().unwrap() else { return };
-        use std::os::unix::fs::FileTypeExt;
-        for (name, _, _) in DEVICES {
-            assert!(std::fs::symlink_metadata(t.path().join(name)).unwrap().file_type().is_char_device(), "{name}");
-        }
-        for (name, target) in DEV_LINKS {
-            assert_eq!(std::fs::read_link(t.path().join(name)).unwrap(), Path::new(target));
-        }
-        assert!(t.path().join("pts").is_dir() && t.path().join("shm").is_dir());
-        let dir = t.path().to_path_buf();
-        drop(t);
-        assert!(!dir.exists(), "removed on drop");
-    }
-
-    #[test]
     fn a_shared_rootfs_is_remounted_read_only_with_a_tmpfs_on_tmp() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("tmp")).unwrap();
