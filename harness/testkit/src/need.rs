@@ -208,7 +208,7 @@ impl Need {
                 isobench_harness::vm::accel::kvm_device()?;
                 exists(Path::new("/sys/module/kvm_pvm")).map_err(|_| "/dev/kvm is not kvm-pvm's (no /sys/module/kvm_pvm)".to_string())
             }
-            Need::KvmBoots | Need::CgroupV2Controllers => Err("not checked: CI's machine cannot have it".into()),
+            Need::KvmBoots | Need::CgroupV2Controllers => Err("ignored on every machine, not checked (CI's cannot have it)".into()),
         }
     }
 }
