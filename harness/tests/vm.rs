@@ -31,13 +31,13 @@ fn main() {
         trial!(dropping_a_running_guest_kills_qemu).needs(GUEST),
         trial!(helper_boot_and_wait).helper("run by kill_9_of_the_starter_takes_qemu_along, then SIGKILLed"),
         trial!(kill_9_of_the_starter_takes_qemu_along).needs(GUEST),
-        trial!(auto_accel_gives_a_verdict_with_its_reason).needs(GUEST),
-        trial!(require_kvm_fails_with_the_reason_instead_of_falling_back).needs(GUEST),
+        trial!(auto_accel_gives_a_verdict_with_its_reason).needs(&[Qemu, GuestImage, KvmAccess]),
+        trial!(require_kvm_fails_with_the_reason_instead_of_falling_back).needs(&[Qemu, GuestImage, KvmAccess]),
         trial!(helper_fallback).helper("run by a_vmlinux_qemu_refuses_falls_back_to_the_bzimage_on_q35 with its own image"),
         trial!(a_vmlinux_qemu_refuses_falls_back_to_the_bzimage_on_q35).needs(GUEST),
         trial!(helper_dead_init).helper("run by a_guest_whose_init_dies_is_reported_at_once with its own image"),
         trial!(a_guest_whose_init_dies_is_reported_at_once).needs(&[Qemu, GuestImage, GuestTools]),
-        trial!(a_kvm_probe_whose_guest_stays_silent_gives_up_early).needs(&[Qemu, GuestImage, KvmPvm]),
+        trial!(a_kvm_probe_whose_guest_stays_silent_gives_up_early).needs(&[Qemu, GuestImage, KvmAccess, KvmPvm]),
         trial!(boots_under_kvm_answers_and_powers_off).needs(&[Qemu, GuestImage, KvmBoots]),
     ]);
 }

@@ -54,6 +54,9 @@ pub enum Need {
     Perf,
     Iperf3,
     Hyperfine,
+    /// Where the host has a /dev/kvm, this user may open it (the KVM
+    /// verdict's reason is then about KVM itself, not a permission).
+    KvmAccess,
     /// A kvm-pvm host (/dev/kvm from the kvm_pvm module), where a stock
     /// guest kernel never boots under KVM: a property of the host, never
     /// turned into a failure.
@@ -106,6 +109,7 @@ impl Need {
             Need::Perf => "perf",
             Need::Iperf3 => "iperf3",
             Need::Hyperfine => "hyperfine",
+            Need::KvmAccess => "kvm access",
             Need::KvmPvm => "kvm-pvm",
             Need::KvmBoots => "bootable kvm",
             Need::CgroupV2Controllers => "cgroup v2 controllers",
@@ -142,6 +146,7 @@ impl Need {
             Need::Perf => "apt-get install linux-perf (scripts/setup installs it as root)",
             Need::Iperf3 => "apt-get install iperf3 (scripts/setup installs it as root)",
             Need::Hyperfine => "apt-get install hyperfine (scripts/setup installs it as root)",
+            Need::KvmAccess => "add the user to group kvm, or run the tests as root",
             Need::KvmPvm => "nothing to install: only a kvm-pvm host has it",
             Need::KvmBoots => "run with --include-ignored on a host whose KVM boots a stock guest kernel (CI's /dev/kvm is kvm-pvm, which never does)",
             Need::CgroupV2Controllers => {
@@ -204,8 +209,12 @@ impl Need {
             Need::Perf => runs("perf"),
             Need::Iperf3 => runs("iperf3"),
             Need::Hyperfine => runs("hyperfine"),
+            Need::KvmAccess => match Path::new("/dev/kvm").exists() {
+                true => std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").map(drop).map_err(|e| format!("/dev/kvm: {e}")),
+                false => Ok(()),
+            },
             Need::KvmPvm => {
-                isobench_harness::vm::accel::kvm_device()?;
+                exists(Path::new("/dev/kvm"))?;
                 exists(Path::new("/sys/module/kvm_pvm")).map_err(|_| "/dev/kvm is not kvm-pvm's (no /sys/module/kvm_pvm)".to_string())
             }
             Need::KvmBoots | Need::CgroupV2Controllers => Err("ignored on every machine, not checked (CI's cannot have it)".into()),
