@@ -36,7 +36,7 @@ fn main() {
         trial!(helper_fallback).helper("run by a_vmlinux_qemu_refuses_falls_back_to_the_bzimage_on_q35 with its own image"),
         trial!(a_vmlinux_qemu_refuses_falls_back_to_the_bzimage_on_q35).needs(GUEST),
         trial!(helper_dead_init).helper("run by a_guest_whose_init_dies_is_reported_at_once with its own image"),
-        trial!(a_guest_whose_init_dies_is_reported_at_once).needs(&[Qemu, GuestImage, GuestTools]),
+        trial!(a_guest_whose_init_dies_is_reported_at_once).needs(&[Qemu, GuestImage, Cpio]),
         trial!(a_kvm_probe_whose_guest_stays_silent_gives_up_early).needs(&[Qemu, GuestImage, KvmAccess, KvmPvm]),
         trial!(boots_under_kvm_answers_and_powers_off).needs(&[Qemu, GuestImage, KvmBoots]),
     ]);

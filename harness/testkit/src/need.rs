@@ -45,6 +45,8 @@ pub enum Need {
     GuestImage,
     /// What scripts/build-guest runs: cpio, modinfo, sha256sum.
     GuestTools,
+    /// cpio(1): a test builds an initramfs of its own.
+    Cpio,
     /// An unpacked distro kernel package in the cache (scripts/build-guest
     /// leaves it there when it used one).
     DistroKernel,
@@ -104,6 +106,7 @@ impl Need {
             Need::Qemu => "qemu",
             Need::GuestImage => "guest image",
             Need::GuestTools => "guest tools",
+            Need::Cpio => "cpio",
             Need::DistroKernel => "distro kernel",
             Need::Ptrace => "ptrace",
             Need::Perf => "perf",
@@ -141,6 +144,7 @@ impl Need {
             Need::Qemu => "apt-get install qemu-system-x86 (scripts/setup installs it)",
             Need::GuestImage => "run scripts/build-guest",
             Need::GuestTools => "apt-get install cpio kmod coreutils (scripts/setup installs them)",
+            Need::Cpio => "apt-get install cpio (scripts/setup installs it)",
             Need::DistroKernel => "ISOBENCH_NO_HOST_KERNEL=1 scripts/build-guest unpacks the distro kernel package into the cache",
             Need::Ptrace => "allow ptrace(2) of a child (CAP_SYS_PTRACE, kernel.yama.ptrace_scope below 3, no seccomp filter against it)",
             Need::Perf => "apt-get install linux-perf (scripts/setup installs it as root)",
@@ -201,6 +205,7 @@ impl Need {
                     false => Err(format!("{} not installed", missing.join(", "))),
                 }
             }
+            Need::Cpio => on_path("cpio"),
             Need::DistroKernel => match cached_distro_kernel() {
                 Some(_) => Ok(()),
                 None => Err(format!("no unpacked distro kernel in {}", vm::cache_dir().join("kernel").display())),
