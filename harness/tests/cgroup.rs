@@ -209,13 +209,13 @@ fn detection_and_groups_on_fake_layouts() {
 /// --propagation private`, and asserts it succeeded, printed `ok_line`, and
 /// left the host's mount table as it was.
 fn in_a_private_mount_namespace(helper: &str, ok_line: &str) {
-    let before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let before = isobench_testkit::mount_table();
     let out =
         isobench_testkit::helper_under("unshare", &["--mount", "--propagation", "private"], helper).output().expect("unshare(1) from util-linux");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     println!("{text}");
     assert!(out.status.success() && text.contains(ok_line), "{text}");
-    assert_eq!(std::fs::read_to_string("/proc/self/mountinfo").unwrap(), before, "a mount of {helper} reached the host");
+    assert_eq!(isobench_testkit::mount_table(), before, "a mount of {helper} reached the host");
 }
 
 fn this_hosts_mode_is_detected() {

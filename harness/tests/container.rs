@@ -89,8 +89,9 @@ fn run(rootfs: &Path, ns: NamespaceSet, cmd: &[&str]) -> (i32, String) {
     (r.process.wait().unwrap(), out)
 }
 
+/// The mount table, less what tests running beside this one mount.
 fn host_mountinfo() -> String {
-    std::fs::read_to_string("/proc/self/mountinfo").unwrap()
+    isobench_testkit::mount_table()
 }
 
 /// The inode of a process's pid namespace, from the host.

@@ -17,6 +17,17 @@ pub fn own_temp_dirs() -> Vec<PathBuf> {
     v
 }
 
+/// This process's mount table (/proc/self/mountinfo) without the mounts
+/// other tests running beside it make in the host's namespace, for a test
+/// that asserts nothing of its own reached that table: the /run/netns binds
+/// of runs' network namespaces, and the /proc of a killed debootstrap build
+/// a distro test fakes. (Under shared propagation these show up in a new
+/// mount namespace too.) The containers of such a test make neither.
+pub fn mount_table() -> String {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").expect("read /proc/self/mountinfo");
+    table.lines().filter(|l| !l.contains("/run/netns/isobench-") && !l.contains("/.tmp-debian-")).map(|l| format!("{l}\n")).collect()
+}
+
 /// Polls `cond` every 10 ms; fails the test after `timeout`.
 pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let t0 = std::time::Instant::now();
