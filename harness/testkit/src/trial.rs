@@ -16,12 +16,13 @@
 //!   name as libtest-mimic's "kind" (`[needs root, busybox] name`), the same
 //!   on every machine, so any runner's output says what each test needs.
 //! - A missing need marks the test ignored when the binary lists its tests:
-//!   nextest shows it as `SKIP` (scripts/test has nextest print skips),
-//!   cargo test as `ignored`. The binary prints the reason and its remedy on
-//!   stderr (`skip NAME: needs ...`) when it runs tests (cargo test shows
-//!   it; nextest only runs the binary per test and hides what a listing
-//!   prints), and appends it to the file `$ISOBENCH_SKIP_LOG` names, which
-//!   scripts/test prints before the run.
+//!   nextest shows it as `SKIP` (.config/nextest.toml sets `status-level =
+//!   "skip"`), cargo test as `ignored`. The reason and its remedy (`skip
+//!   BINARY::NAME: needs root: not root (euid 1000); run the tests as root
+//!   ...`) go to stderr when the binary runs tests (cargo test shows it;
+//!   nextest hides what a listing prints, and never runs a skipped test),
+//!   and to the file `$ISOBENCH_SKIP_LOG` names, which scripts/test fills by
+//!   listing the tests and prints before nextest runs them.
 //! - With `ISOBENCH_REQUIRE_PRIVILEGED=1` a missing [`Class::Required`] need
 //!   is not a skip: the test runs and fails at once, naming it and its remedy.
 //!   [`Class::Host`] and [`Class::Elsewhere`] needs stay skips.
