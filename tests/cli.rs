@@ -6,6 +6,25 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use isobench_testkit::{trial, Need::*};
+
+fn main() {
+    isobench_testkit::run(vec![
+        trial!(unknown_environment_is_one_line_and_exit_2),
+        trial!(unknown_metric_names_the_known_ones),
+        trial!(a_bad_pinning_mode_is_one_line),
+        trial!(pin_split_is_recorded_in_run_json_with_a_measured_row),
+        trial!(report_of_a_folder_that_is_not_a_run_fails_clearly),
+        trial!(list_names_every_metric_with_unit_and_method),
+        trial!(run_writes_a_report_with_a_row_per_env_and_metric),
+        trial!(ctrl_c_stops_after_the_current_measurement_and_keeps_results),
+        trial!(compare_gates_on_a_significant_regression),
+        trial!(merge_names_columns_by_run_and_keeps_each_runs_baseline),
+        trial!(quiet_json_run_prints_only_the_summary_rows),
+        trial!(exec_leaves_sigint_and_sigquit_to_the_command).needs(&[Root, Busybox]),
+    ]);
+}
+
 fn isobench() -> Command {
     Command::new(env!("CARGO_BIN_EXE_isobench"))
 }
@@ -30,7 +49,6 @@ fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-#[test]
 fn unknown_environment_is_one_line_and_exit_2() {
     let o = run(&["run", "--env", "native,kvmx", "--quick", "--out", "/nonexistent/never-created"]);
     assert_eq!(o.status.code(), Some(2));
@@ -40,7 +58,6 @@ fn unknown_environment_is_one_line_and_exit_2() {
     assert!(!Path::new("/nonexistent/never-created").exists());
 }
 
-#[test]
 fn unknown_metric_names_the_known_ones() {
     let o = run(&["run", "--env", "native", "--metric", "syscall.getpidd"]);
     assert_eq!(o.status.code(), Some(2));
@@ -49,7 +66,6 @@ fn unknown_metric_names_the_known_ones() {
     assert!(e.contains("unknown metric \"syscall.getpidd\"") && e.contains("syscall.getpid,"), "{e}");
 }
 
-#[test]
 fn a_bad_pinning_mode_is_one_line() {
     let o = run(&["run", "--env", "native", "--metric", "ipc.pipe_rtt", "--pin", "bogus", "--out", "/nonexistent/never-created"]);
     assert_eq!(o.status.code(), Some(2));
@@ -58,7 +74,6 @@ fn a_bad_pinning_mode_is_one_line() {
     assert!(e.contains("unknown pinning mode \"bogus\"") && e.contains("same") && e.contains("split") && e.contains("none"), "{e}");
 }
 
-#[test]
 fn pin_split_is_recorded_in_run_json_with_a_measured_row() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("run");
@@ -84,7 +99,6 @@ fn pin_split_is_recorded_in_run_json_with_a_measured_row() {
     assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("| CPU pinning (ipc.*, net.*) | split:"));
 }
 
-#[test]
 fn report_of_a_folder_that_is_not_a_run_fails_clearly() {
     let d = tempfile::tempdir().unwrap();
     let o = run(&["report", d.path().to_str().unwrap()]);
@@ -92,7 +106,6 @@ fn report_of_a_folder_that_is_not_a_run_fails_clearly() {
     assert!(stderr(&o).contains("is not an isobench results folder"), "{}", stderr(&o));
 }
 
-#[test]
 fn list_names_every_metric_with_unit_and_method() {
     let o = run(&["list"]);
     assert!(o.status.success());
@@ -104,7 +117,6 @@ fn list_names_every_metric_with_unit_and_method() {
     assert!(out.contains("lmbench lat_pipe"));
 }
 
-#[test]
 fn run_writes_a_report_with_a_row_per_env_and_metric() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("run");
@@ -166,7 +178,6 @@ fn run_writes_a_report_with_a_row_per_env_and_metric() {
     assert!(run["environments"]["native"]["start_ms"].as_f64().unwrap() > 0.0);
 }
 
-#[test]
 fn ctrl_c_stops_after_the_current_measurement_and_keeps_results() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("run");
@@ -207,7 +218,6 @@ fn constructed_run(dir: &Path, rows: &[(&str, &str, u64)]) {
     isobench_harness::report::render(&run).unwrap();
 }
 
-#[test]
 fn compare_gates_on_a_significant_regression() {
     let d = tempfile::tempdir().unwrap();
     let (a, b) = (d.path().join("a"), d.path().join("b"));
@@ -231,7 +241,6 @@ fn compare_gates_on_a_significant_regression() {
     assert!(stderr(&bad).contains("is not an isobench results folder"));
 }
 
-#[test]
 fn merge_names_columns_by_run_and_keeps_each_runs_baseline() {
     let d = tempfile::tempdir().unwrap();
     let (a, b, out) = (d.path().join("laptop"), d.path().join("server"), d.path().join("merged"));
@@ -250,7 +259,6 @@ fn merge_names_columns_by_run_and_keeps_each_runs_baseline() {
     assert!(report.contains("merged from"), "{report}");
 }
 
-#[test]
 fn quiet_json_run_prints_only_the_summary_rows() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("run");
@@ -267,12 +275,7 @@ fn quiet_json_run_prints_only_the_summary_rows() {
     assert!(out.join("report.html").is_file());
 }
 
-#[test]
 fn exec_leaves_sigint_and_sigquit_to_the_command() {
-    if !is_root() || isobench_harness::container::rootfs::find_static_busybox().is_none() {
-        eprintln!("skipped: needs root and a static busybox");
-        return;
-    }
     // isobench exec ignores them itself (as system(3) does); a ^C must still
     // reach the command: neither may be ignored inside.
     let o = run(&["exec", "--", "grep", "SigIgn", "/proc/self/status"]);

@@ -1,27 +1,31 @@
-//! `isobench exec` as a user meets it (root only; each test prints why it is
-//! skipped otherwise): the launcher's init is PID 1 and reaps orphans,
-//! SIGTERM to isobench ends the command with 143, SIGKILL to isobench takes
-//! the container with it and the next start sweeps its cgroup, `--show-ns`
-//! lists what was created, the limits are enforced, and bad input is one line.
+//! `isobench exec` as a user meets it (root only; a skip otherwise): the
+//! launcher's init is PID 1 and reaps orphans, SIGTERM to isobench ends the
+//! command with 143, SIGKILL to isobench takes the container with it and the
+//! next start sweeps its cgroup, `--show-ns` lists what was created, the
+//! limits are enforced, and bad input is one line.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use isobench_testkit::{trial, wait_until, Need, Need::*};
 
 fn isobench() -> Command {
     Command::new(env!("CARGO_BIN_EXE_isobench"))
 }
 
-fn ready(test: &str) -> bool {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping {test}: the container launcher needs root");
-        return false;
-    }
-    if isobench_harness::container::rootfs::find_static_busybox().is_none() {
-        eprintln!("skipping {test}: no static busybox (apt-get install busybox-static)");
-        return false;
-    }
-    true
+/// `isobench exec` as root, with busybox for the commands.
+const EXEC: &[Need] = &[Root, Busybox];
+
+fn main() {
+    isobench_testkit::run(vec![
+        trial!(ps_shows_the_init_as_pid_1_and_only_the_container).needs(EXEC),
+        trial!(orphans_are_reaped_and_sigterm_to_isobench_gives_143).needs(EXEC),
+        trial!(sigkill_of_isobench_kills_the_container_and_the_next_start_sweeps_its_cgroup).needs(EXEC),
+        trial!(show_ns_lists_each_namespace_host_vs_container).needs(EXEC),
+        trial!(limits_from_the_command_line_are_enforced).needs(EXEC),
+        trial!(bad_input_is_one_line_and_a_non_zero_exit),
+    ]);
 }
 
 fn exec(args: &[&str]) -> Output {
@@ -30,14 +34,6 @@ fn exec(args: &[&str]) -> Output {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !cond() {
-        assert!(t0.elapsed() < timeout, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// Kills and reaps on drop, so a failed assertion leaves no isobench behind.
@@ -106,11 +102,7 @@ fn start(args: &[&str]) -> (Reaped, i32) {
     (child, init)
 }
 
-#[test]
 fn ps_shows_the_init_as_pid_1_and_only_the_container() {
-    if !ready("ps_shows_the_init_as_pid_1_and_only_the_container") {
-        return;
-    }
     let o = exec(&["--", "ps", "-o", "pid,comm"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let out = text(&o.stdout);
@@ -122,11 +114,7 @@ fn ps_shows_the_init_as_pid_1_and_only_the_container() {
     assert_eq!(text(&o.stdout).split_whitespace().collect::<Vec<_>>(), ["box", "1"]);
 }
 
-#[test]
 fn orphans_are_reaped_and_sigterm_to_isobench_gives_143() {
-    if !ready("orphans_are_reaped_and_sigterm_to_isobench_gives_143") {
-        return;
-    }
     let (mut isob, init) = start(&["sh", "-c", "(sleep 0.2 &); exec sleep 30"]);
     let ns = ns_of(init, "pid").unwrap();
     // The orphaned `sleep 0.2` was re-parented to the init, which reaps it:
@@ -144,11 +132,7 @@ fn orphans_are_reaped_and_sigterm_to_isobench_gives_143() {
     assert_eq!(cgroups_of(isobench_pid), Vec::<PathBuf>::new(), "the cgroup outlived the container");
 }
 
-#[test]
 fn sigkill_of_isobench_kills_the_container_and_the_next_start_sweeps_its_cgroup() {
-    if !ready("sigkill_of_isobench_kills_the_container_and_the_next_start_sweeps_its_cgroup") {
-        return;
-    }
     // The payload ignores SIGTERM; only the kill-all of the cgroup and
     // PDEATHSIG can end it.
     let (mut isob, init) = start(&["sh", "-c", "trap '' TERM; sleep 1000 & sleep 1000"]);
@@ -167,11 +151,7 @@ fn sigkill_of_isobench_kills_the_container_and_the_next_start_sweeps_its_cgroup(
     }
 }
 
-#[test]
 fn show_ns_lists_each_namespace_host_vs_container() {
-    if !ready("show_ns_lists_each_namespace_host_vs_container") {
-        return;
-    }
     let o = exec(&["--ns", "pid,net,cgroup", "--show-ns", "--", "true"]);
     assert_eq!(o.status.code(), Some(0));
     let err = text(&o.stderr);
@@ -200,11 +180,7 @@ fn show_ns_lists_each_namespace_host_vs_container() {
     assert!(err.lines().any(|l| l.starts_with("cgroup  /sys/fs/cgroup/")), "{err}");
 }
 
-#[test]
 fn limits_from_the_command_line_are_enforced() {
-    if !ready("limits_from_the_command_line_are_enforced") {
-        return;
-    }
     let o = exec(&["--memory", "32m", "--", "sh", "-c", "dd if=/dev/zero of=/dev/null bs=128M count=1 2>/dev/null; echo $?"]);
     assert_eq!(text(&o.stdout).trim(), "137", "{}", text(&o.stderr));
     let o = exec(&["--pids", "4", "--", "sh", "-c", "sleep 5 & sleep 5 & sleep 5 & sleep 5 & echo $?"]);
@@ -213,7 +189,6 @@ fn limits_from_the_command_line_are_enforced() {
     assert_eq!(o.status.code(), Some(4));
 }
 
-#[test]
 fn bad_input_is_one_line_and_a_non_zero_exit() {
     for (args, needle) in [
         (&["--memory", "12x", "--", "true"][..], "invalid --memory value \"12x\""),

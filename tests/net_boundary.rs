@@ -6,7 +6,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use isobench_testkit::{trial, wait_until, Need::*};
 
 const BOUNDARY: &str = "net.tcp_rr.boundary,net.udp_rr.boundary,net.tcp_stream.boundary";
 
@@ -18,12 +20,15 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-fn root_or_skip(test: &str) -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    if !root {
-        eprintln!("{test}: skipped: needs root (veth, tap and network namespaces)");
-    }
-    root
+fn main() {
+    isobench_testkit::run(vec![
+        trial!(container_boundary_goes_through_a_veth_that_is_gone_afterwards).needs(&[Root]),
+        trial!(vm_boundary_goes_through_a_tap_or_slirp_and_leaves_no_qemu_or_namespace).needs(&[Root, Qemu, GuestImage, Tun]),
+        trial!(exec_net_modes_none_loopback_and_veth).needs(&[Root, Busybox]),
+        trial!(veth_refusals_are_one_clear_line).needs(&[Root, Nobody]),
+        trial!(sigterm_and_sigkill_of_a_veth_exec_leave_nothing_after_the_next_start).needs(&[Root, Busybox]),
+        trial!(ctrl_c_during_a_veth_measurement_keeps_results_and_leaves_no_namespace).needs(&[Root]),
+    ]);
 }
 
 /// /run/netns entries of isobench process `pid`.
@@ -38,14 +43,6 @@ fn netns_of(pid: u32) -> Vec<PathBuf> {
 /// shows the namespace of the reading process, unlike a sysfs mounted long ago).
 fn host_links() -> Vec<String> {
     std::fs::read_to_string("/proc/net/dev").unwrap().lines().skip(2).filter_map(|l| l.split(':').next()).map(|s| s.trim().to_string()).collect()
-}
-
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !f() {
-        assert!(t0.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Runs `isobench run --env ENVS --metric BOUNDARY --quick` and returns its
@@ -78,11 +75,7 @@ fn assert_rows(dir: &Path, envs: &[&str]) {
     }
 }
 
-#[test]
 fn container_boundary_goes_through_a_veth_that_is_gone_afterwards() {
-    if !root_or_skip("container_boundary_goes_through_a_veth_that_is_gone_afterwards") {
-        return;
-    }
     let d = tempfile::tempdir().unwrap();
     let (pid, o) = run_boundary("native,container", d.path(), &[]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -100,19 +93,11 @@ fn container_boundary_goes_through_a_veth_that_is_gone_afterwards() {
     assert!(veths.is_empty(), "veth ends in the host's namespace: {veths:?}");
 }
 
-#[test]
 fn vm_boundary_goes_through_a_tap_or_slirp_and_leaves_no_qemu_or_namespace() {
-    if !root_or_skip("vm_boundary_goes_through_a_tap_or_slirp_and_leaves_no_qemu_or_namespace") {
-        return;
-    }
     for (net, path) in [("tap", "tap"), ("user", "slirp")] {
         let d = tempfile::tempdir().unwrap();
         let (pid, o) = run_boundary("vm", d.path(), &["--vm-net", net]);
         let err = stderr(&o);
-        if err.contains("vm: skipped") {
-            eprintln!("vm skipped here: {err}");
-            return;
-        }
         assert!(o.status.success(), "{err}");
         assert_rows(d.path(), &["vm"]);
         let run: serde_json::Value = serde_json::from_slice(&std::fs::read(d.path().join("run.json")).unwrap()).unwrap();
@@ -129,11 +114,7 @@ fn vm_boundary_goes_through_a_tap_or_slirp_and_leaves_no_qemu_or_namespace() {
     }
 }
 
-#[test]
 fn exec_net_modes_none_loopback_and_veth() {
-    if !root_or_skip("exec_net_modes_none_loopback_and_veth") {
-        return;
-    }
     // After a pause: the pair must outlive the launch, not only be there at exec.
     let o = isobench().args(["exec", "--net", "veth", "--", "sh", "-c", "sleep 0.3; cat /proc/net/fib_trie /proc/net/dev"]).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
@@ -152,11 +133,7 @@ fn exec_net_modes_none_loopback_and_veth() {
     assert!(!up(&String::from_utf8_lossy(&o.stdout)), "--net none leaves lo down");
 }
 
-#[test]
 fn veth_refusals_are_one_clear_line() {
-    if !root_or_skip("veth_refusals_are_one_clear_line") {
-        return;
-    }
     let o = isobench().args(["exec", "--ns", "pid,mnt", "--net", "veth", "--", "true"]).output().unwrap();
     assert_eq!(o.status.code(), Some(125));
     let err = stderr(&o);
@@ -174,11 +151,7 @@ fn veth_refusals_are_one_clear_line() {
     assert!(stderr(&o).contains("use none, loopback or veth"), "{}", stderr(&o));
 }
 
-#[test]
 fn sigterm_and_sigkill_of_a_veth_exec_leave_nothing_after_the_next_start() {
-    if !root_or_skip("sigterm_and_sigkill_of_a_veth_exec_leave_nothing_after_the_next_start") {
-        return;
-    }
     for signal in [nix::sys::signal::Signal::SIGTERM, nix::sys::signal::Signal::SIGKILL] {
         let mut child = isobench().args(["exec", "--net", "veth", "--", "sleep", "30"]).stderr(Stdio::piped()).spawn().unwrap();
         let pid = child.id();
@@ -203,11 +176,7 @@ fn sigterm_and_sigkill_of_a_veth_exec_leave_nothing_after_the_next_start() {
     }
 }
 
-#[test]
 fn ctrl_c_during_a_veth_measurement_keeps_results_and_leaves_no_namespace() {
-    if !root_or_skip("ctrl_c_during_a_veth_measurement_keeps_results_and_leaves_no_namespace") {
-        return;
-    }
     let d = tempfile::tempdir().unwrap();
     // Each metric runs until its 1.5 s bound; the interrupt comes during the boundary ones.
     let child = isobench()

@@ -8,22 +8,20 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use isobench_testkit::{trial, Need::*};
+
 const KVER: &str = "9.9.9-isobench-test";
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-guest")
 }
 
-/// True when the script's own tool check would pass (scripts/setup installs them).
-fn tools_here(test: &str) -> bool {
-    let missing: Vec<&str> = ["cpio", "modinfo", "sha256sum"]
-        .into_iter()
-        .filter(|t| Command::new("sh").args(["-c", &format!("command -v {t}")]).output().map_or(true, |o| !o.status.success()))
-        .collect();
-    if !missing.is_empty() {
-        eprintln!("skipping {test}: {} not installed (scripts/setup)", missing.join(", "));
-    }
-    missing.is_empty()
+fn main() {
+    isobench_testkit::run(vec![
+        trial!(a_usable_host_kernel_comes_before_the_distro_package).needs(&[GuestTools]),
+        trial!(an_unusable_host_kernel_falls_back_to_the_distro_package_and_says_why).needs(&[GuestTools]),
+        trial!(an_image_is_built_around_the_host_kernel).needs(&[GuestTools, DistroKernel]),
+    ]);
 }
 
 /// A fake host root: boot/vmlinuz-KVER (a bzImage header, or `kernel` as
@@ -66,11 +64,7 @@ fn select(root: &Path, env: &[(&str, &str)]) -> String {
 
 const VIRTIO: [&str; 3] = ["virtio_mmio", "virtio_pci", "virtio_console"];
 
-#[test]
 fn a_usable_host_kernel_comes_before_the_distro_package() {
-    if !tools_here("a_usable_host_kernel_comes_before_the_distro_package") {
-        return;
-    }
     let root = fake_root(None, &VIRTIO, "");
     let kernel = root.path().join(format!("boot/vmlinuz-{KVER}"));
     assert_eq!(
@@ -83,11 +77,7 @@ fn a_usable_host_kernel_comes_before_the_distro_package() {
     assert!(off.starts_with("distro package linux-image-amd64") && off.contains("ISOBENCH_NO_HOST_KERNEL"), "{off}");
 }
 
-#[test]
 fn an_unusable_host_kernel_falls_back_to_the_distro_package_and_says_why() {
-    if !tools_here("an_unusable_host_kernel_falls_back_to_the_distro_package_and_says_why") {
-        return;
-    }
     let not_a_kernel = fake_root(Some(b"#!/bin/sh\necho not a kernel\n"), &VIRTIO, "");
     let out = select(not_a_kernel.path(), &[]);
     assert!(out.starts_with("distro package") && out.contains("neither a bzImage nor an ELF vmlinux"), "{out}");
@@ -105,31 +95,8 @@ fn an_unusable_host_kernel_falls_back_to_the_distro_package_and_says_why() {
     assert!(out.starts_with("distro package") && out.contains(&format!("no {}/boot/vmlinuz-{KVER}", empty.path().display())), "{out}");
 }
 
-/// The unpacked distro package in the cache (scripts/build-guest leaves it
-/// there): (its root, its kernel version).
-fn cached_distro_kernel() -> Option<(PathBuf, String)> {
-    for e in std::fs::read_dir(isobench_harness::paths::cache_dir().join("kernel")).ok()?.flatten() {
-        if !e.path().join(".complete").exists() {
-            continue;
-        }
-        for k in std::fs::read_dir(e.path().join("boot")).ok()?.flatten() {
-            if let Some(kver) = k.file_name().to_str().and_then(|n| n.strip_prefix("vmlinuz-")) {
-                return Some((e.path(), kver.to_string()));
-            }
-        }
-    }
-    None
-}
-
-#[test]
 fn an_image_is_built_around_the_host_kernel() {
-    if !tools_here("an_image_is_built_around_the_host_kernel") {
-        return;
-    }
-    let Some((root, kver)) = cached_distro_kernel() else {
-        eprintln!("skipping an_image_is_built_around_the_host_kernel: no unpacked distro kernel in the cache (run scripts/build-guest)");
-        return;
-    };
+    let (root, kver) = isobench_testkit::cached_distro_kernel().expect("checked by Need::DistroKernel");
     let workloads = isobench_harness::workloads::locate().expect("static workloads");
     let cache = tempfile::tempdir().unwrap();
     let out = Command::new("bash")

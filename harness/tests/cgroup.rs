@@ -1,11 +1,10 @@
-//! cgroups for real (root only; each test prints why it is skipped
-//! otherwise): detection on fake v1, v2, hybrid and empty layouts mounted in
-//! a private mount namespace, limits enforced by this host's kernel (a memory
-//! hog is OOM-killed, a fork bomb stops at the pids limit), and the groups
-//! really gone after a container ends or after its isobench was SIGKILLed.
+//! cgroups for real (root only; a skip otherwise): detection on fake v1,
+//! v2, hybrid and empty layouts mounted in a private mount namespace, limits
+//! enforced by this host's kernel (a memory hog is OOM-killed, a fork bomb
+//! stops at the pids limit), and the groups really gone after a container
+//! ends or after its isobench was SIGKILLed.
 
-mod common;
-use common::wait_until;
+use isobench_testkit::{trial, wait_until, Need, Need::*};
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::AsFd;
@@ -16,24 +15,28 @@ use std::time::Duration;
 use isobench_harness::container::cgroup::{self, v2, Cgroup, CgroupError, CgroupMode, Limits};
 use isobench_harness::container::{self, LaunchSpec, MinimalRootfs, NamespaceSet, Stdio};
 
-fn root_or_skip(test: &str) -> bool {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping {test}: cgroups need root");
-        return false;
-    }
-    if cgroup::cgroup_mode() == CgroupMode::None {
-        eprintln!("skipping {test}: no cgroup filesystem at /sys/fs/cgroup");
-        return false;
-    }
-    true
-}
+/// The launcher in a group: root and a cgroup file system.
+const GROUPS: &[Need] = &[Root, Cgroups];
+/// And a shell in the container.
+const GROUPS_SH: &[Need] = &[Root, Cgroups, Busybox];
 
-fn busybox_or_skip(test: &str) -> bool {
-    if container::rootfs::find_static_busybox().is_none() {
-        eprintln!("skipping {test}: no static busybox (apt-get install busybox-static)");
-        return false;
-    }
-    true
+fn main() {
+    isobench_testkit::run(vec![
+        trial!(fake_layouts_in_a_private_mount_namespace).helper("run by detection_and_groups_on_fake_layouts under unshare --mount"),
+        trial!(detection_and_groups_on_fake_layouts).needs(&[Root, Cgroups, Unshare]),
+        trial!(this_hosts_mode_is_detected).needs(GROUPS),
+        trial!(memory_hog_over_the_limit_is_oom_killed).needs(GROUPS_SH),
+        trial!(fork_bomb_stops_at_the_pids_limit).needs(GROUPS_SH),
+        trial!(cpu_limit_is_written_and_cpu_time_is_accounted).needs(GROUPS_SH),
+        trial!(limits_the_host_cannot_express_are_refused_in_one_line).needs(GROUPS),
+        trial!(hold_a_group_for_the_sweep_test).helper("run by sigkilled_owner_leaves_a_group_that_sweep_removes, then SIGKILLed"),
+        trial!(sigkilled_owner_leaves_a_group_that_sweep_removes).needs(GROUPS),
+        trial!(a_specs_containers_share_held_parents_and_groups_go_after_release).needs(GROUPS),
+        trial!(the_command_is_in_its_group_from_exec_on_with_and_without_a_user_namespace).needs(GROUPS_SH),
+        trial!(launch_on_a_v2_layout_in_a_private_mount_namespace).helper("run by clone_into_cgroup_on_a_v2_layout under unshare --mount"),
+        trial!(clone_into_cgroup_on_a_v2_layout).needs(&[Root, Cgroups, Busybox, Unshare]),
+        trial!(limits_on_a_pure_v2_host_with_controllers).needs(&[Root, Busybox, CgroupV2Controllers]),
+    ]);
 }
 
 fn workloads() -> isobench_harness::workloads::Workloads {
@@ -69,15 +72,11 @@ fn mount(fstype: &str, target: &Path, data: Option<&str>) {
         .unwrap_or_else(|e| panic!("mount -t {fstype} -o {data:?} {}: {e}", target.display()));
 }
 
-/// Runs in a private mount namespace (`unshare -m`, started by
+/// Helper: runs in a private mount namespace (`unshare -m`, started by
 /// `detection_and_groups_on_fake_layouts`): mounts fake cgroup roots under a
 /// temp dir and checks detection and groups on each. The mounts vanish with
 /// the namespace when the process exits; they are unmounted before that too.
-#[test]
 fn fake_layouts_in_a_private_mount_namespace() {
-    if std::env::var_os("ISOBENCH_TEST_FAKE_CGROUP").is_none() {
-        return;
-    }
     let base = tempfile::tempdir().unwrap();
     let b = base.path();
     let mut mounted: Vec<PathBuf> = Vec::new();
@@ -202,37 +201,24 @@ fn fake_layouts_in_a_private_mount_namespace() {
     println!("FAKE LAYOUTS OK");
 }
 
-#[test]
 fn detection_and_groups_on_fake_layouts() {
-    if !root_or_skip("detection_and_groups_on_fake_layouts") {
-        return;
-    }
-    in_a_private_mount_namespace("fake_layouts_in_a_private_mount_namespace", "ISOBENCH_TEST_FAKE_CGROUP", "FAKE LAYOUTS OK");
+    in_a_private_mount_namespace("fake_layouts_in_a_private_mount_namespace", "FAKE LAYOUTS OK");
 }
 
-/// Runs the helper test `helper` of this binary (ignored ones included) with
-/// `env_var`=1 under `unshare --mount --propagation private`, and asserts it
-/// succeeded, printed `ok_line`, and left the host's mount table as it was.
-fn in_a_private_mount_namespace(helper: &str, env_var: &str, ok_line: &str) {
-    let before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let out = Command::new("unshare")
-        .args(["--mount", "--propagation", "private"])
-        .arg(std::env::current_exe().unwrap())
-        .args(["--exact", helper, "--include-ignored", "--nocapture", "--test-threads=1"])
-        .env(env_var, "1")
-        .output()
-        .expect("unshare(1) from util-linux");
+/// Runs the helper test `helper` of this binary under `unshare --mount
+/// --propagation private`, and asserts it succeeded, printed `ok_line`, and
+/// left the host's mount table as it was.
+fn in_a_private_mount_namespace(helper: &str, ok_line: &str) {
+    let before = isobench_testkit::mount_table();
+    let out =
+        isobench_testkit::helper_under("unshare", &["--mount", "--propagation", "private"], helper).output().expect("unshare(1) from util-linux");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     println!("{text}");
     assert!(out.status.success() && text.contains(ok_line), "{text}");
-    assert_eq!(std::fs::read_to_string("/proc/self/mountinfo").unwrap(), before, "a mount of {helper} reached the host");
+    assert_eq!(isobench_testkit::mount_table(), before, "a mount of {helper} reached the host");
 }
 
-#[test]
 fn this_hosts_mode_is_detected() {
-    if !root_or_skip("this_hosts_mode_is_detected") {
-        return;
-    }
     let mode = cgroup::cgroup_mode();
     println!("/sys/fs/cgroup: {mode}");
     let root = Path::new(cgroup::CGROUP_ROOT);
@@ -267,11 +253,7 @@ fn launch(rootfs: &MinimalRootfs, cmd: &[&str], limits: Limits) -> (container::C
     (process, BufReader::new(out_r.into()))
 }
 
-#[test]
 fn memory_hog_over_the_limit_is_oom_killed() {
-    if !root_or_skip("memory_hog_over_the_limit_is_oom_killed") || !busybox_or_skip("memory_hog_over_the_limit_is_oom_killed") {
-        return;
-    }
     let rootfs = MinimalRootfs::build(&workloads()).unwrap();
     let limit = 32u64 << 20;
     // dd's 128 MiB buffer, filled from /dev/zero, is charged to the group.
@@ -295,11 +277,7 @@ fn memory_hog_over_the_limit_is_oom_killed() {
     }
 }
 
-#[test]
 fn fork_bomb_stops_at_the_pids_limit() {
-    if !root_or_skip("fork_bomb_stops_at_the_pids_limit") || !busybox_or_skip("fork_bomb_stops_at_the_pids_limit") {
-        return;
-    }
     let rootfs = MinimalRootfs::build(&workloads()).unwrap();
     let max = 16;
     let (mut p, mut out) =
@@ -324,11 +302,7 @@ fn fork_bomb_stops_at_the_pids_limit() {
     }
 }
 
-#[test]
 fn cpu_limit_is_written_and_cpu_time_is_accounted() {
-    if !root_or_skip("cpu_limit_is_written_and_cpu_time_is_accounted") || !busybox_or_skip("cpu_limit_is_written_and_cpu_time_is_accounted") {
-        return;
-    }
     let rootfs = MinimalRootfs::build(&workloads()).unwrap();
     let (mut p, mut out) =
         launch(&rootfs, &["sh", "-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; echo $i"], Limits { cpus: Some(0.5), ..Default::default() });
@@ -347,11 +321,7 @@ fn cpu_limit_is_written_and_cpu_time_is_accounted() {
     }
 }
 
-#[test]
 fn limits_the_host_cannot_express_are_refused_in_one_line() {
-    if !root_or_skip("limits_the_host_cannot_express_are_refused_in_one_line") {
-        return;
-    }
     // What each mode cannot do here: on a hybrid host the cgroup2 has no
     // controllers; elsewhere every limit is expressible.
     let e = Limits::parse_memory("0.5g").unwrap_err().to_string();
@@ -363,13 +333,9 @@ fn limits_the_host_cannot_express_are_refused_in_one_line() {
     }
 }
 
-/// Helper for `sigkilled_owner_leaves_a_group_that_sweep_removes`: runs only
-/// when re-executed with ISOBENCH_TEST_CGROUP_HOLD=1.
-#[test]
+/// Helper for `sigkilled_owner_leaves_a_group_that_sweep_removes`, which
+/// SIGKILLs it once it said HOLD.
 fn hold_a_group_for_the_sweep_test() {
-    if std::env::var_os("ISOBENCH_TEST_CGROUP_HOLD").is_none() {
-        return;
-    }
     let group = Cgroup::create(&Limits { pids: Some(50), ..Default::default() }).unwrap();
     // Never waited for: this process is SIGKILLed with the sleep still in
     // the group, which is the point.
@@ -381,16 +347,8 @@ fn hold_a_group_for_the_sweep_test() {
     std::thread::sleep(Duration::from_secs(1000));
 }
 
-#[test]
 fn sigkilled_owner_leaves_a_group_that_sweep_removes() {
-    if !root_or_skip("sigkilled_owner_leaves_a_group_that_sweep_removes") {
-        return;
-    }
-    let line = common::hold_then_kill(
-        Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "hold_a_group_for_the_sweep_test", "--nocapture", "--test-threads=1"])
-            .env("ISOBENCH_TEST_CGROUP_HOLD", "1"),
-    );
+    let line = isobench_testkit::hold_then_kill(&mut isobench_testkit::helper("hold_a_group_for_the_sweep_test"));
     let line = line.expect("the holder never reported its group");
     let mut it = line.split(' ');
     let sleeper: i32 = it.next().unwrap().parse().unwrap();
@@ -409,11 +367,7 @@ fn sigkilled_owner_leaves_a_group_that_sweep_removes() {
 /// One spec's containers share the `isobench` parents, which stay between
 /// them and go with the spec; `wait_exit` returns with the container gone
 /// and its emptied group still there until `release_cgroup`.
-#[test]
 fn a_specs_containers_share_held_parents_and_groups_go_after_release() {
-    if !root_or_skip("a_specs_containers_share_held_parents_and_groups_go_after_release") || cgroup::cgroup_mode() == CgroupMode::None {
-        return;
-    }
     let rootfs = MinimalRootfs::build(&workloads()).unwrap();
     let root = rootfs.path().canonicalize().unwrap();
     let spec = LaunchSpec::new(NamespaceSet::DEFAULT, &root, &args(&["/noop"]), None).unwrap().with_cgroup(Limits::default());
@@ -468,13 +422,7 @@ fn assert_in_group(out: &str, paths: &[PathBuf]) {
     assert_eq!(lines.len(), paths.len(), "one line per hierarchy of the group {paths:?}, in:\n{out}");
 }
 
-#[test]
 fn the_command_is_in_its_group_from_exec_on_with_and_without_a_user_namespace() {
-    if !root_or_skip("the_command_is_in_its_group_from_exec_on_with_and_without_a_user_namespace")
-        || !busybox_or_skip("the_command_is_in_its_group_from_exec_on_with_and_without_a_user_namespace")
-    {
-        return;
-    }
     let with_user: NamespaceSet = "user,pid,mnt,uts,ipc,net".parse().unwrap();
     for ns in [NamespaceSet::DEFAULT, with_user] {
         // On v1 the child moves itself in (0 to tasks, a file the parent
@@ -489,16 +437,10 @@ fn the_command_is_in_its_group_from_exec_on_with_and_without_a_user_namespace() 
     }
 }
 
-/// Helper for `clone_into_cgroup_on_a_v2_layout`: runs only when re-executed
-/// with ISOBENCH_TEST_V2_LAUNCH=1 in a private mount namespace, where it
-/// mounts the cgroup2 hierarchy on /sys/fs/cgroup (a pure v2 layout, as most
+/// Helper for `clone_into_cgroup_on_a_v2_layout`, which runs it in a private
+/// mount namespace, where it mounts the cgroup2 hierarchy on /sys/fs/cgroup (a pure v2 layout, as most
 /// hosts have) unless it is there already, and launches containers in it.
-#[test]
-#[ignore = "run by clone_into_cgroup_on_a_v2_layout"]
 fn launch_on_a_v2_layout_in_a_private_mount_namespace() {
-    if std::env::var_os("ISOBENCH_TEST_V2_LAUNCH").is_none() {
-        return;
-    }
     let root = Path::new(cgroup::CGROUP_ROOT);
     if cgroup::cgroup_mode() != CgroupMode::V2 {
         mount("cgroup2", root, None);
@@ -514,10 +456,42 @@ fn launch_on_a_v2_layout_in_a_private_mount_namespace() {
     println!("V2 LAUNCH OK");
 }
 
-#[test]
 fn clone_into_cgroup_on_a_v2_layout() {
-    if !root_or_skip("clone_into_cgroup_on_a_v2_layout") || !busybox_or_skip("clone_into_cgroup_on_a_v2_layout") {
-        return;
+    in_a_private_mount_namespace("launch_on_a_v2_layout_in_a_private_mount_namespace", "V2 LAUNCH OK");
+}
+
+/// On a pure cgroup v2 host whose root has the memory, pids and cpu
+/// controllers (most hosts today; not CI's hybrid one, where a v2 group can
+/// hold no limit): the limits are written to the v2 files, the group goes
+/// on destroy, and a memory hog over its limit is OOM-killed.
+fn limits_on_a_pure_v2_host_with_controllers() {
+    assert_eq!(cgroup::cgroup_mode(), CgroupMode::V2, "this test needs a pure cgroup v2 host");
+    let root = Path::new(cgroup::CGROUP_ROOT);
+    let have = v2::available(root);
+    for c in ["memory", "pids", "cpu"] {
+        assert!(have.iter().any(|a| a == c), "{} has no {c} controller: {have:?}", root.display());
     }
-    in_a_private_mount_namespace("launch_on_a_v2_layout_in_a_private_mount_namespace", "ISOBENCH_TEST_V2_LAUNCH", "V2 LAUNCH OK");
+    let group = Cgroup::create(&Limits { memory: Some(64 << 20), pids: Some(10), cpus: Some(0.5) }).unwrap();
+    assert_eq!(group.mode(), CgroupMode::V2);
+    let paths = group.paths();
+    assert_eq!(paths.len(), 1, "{paths:?}");
+    let read = |f: &str| std::fs::read_to_string(paths[0].join(f)).unwrap().trim().to_string();
+    assert_eq!(read("memory.max"), (64u64 << 20).to_string());
+    assert_eq!(read("pids.max"), "10");
+    assert_eq!(read("cpu.max"), "50000 100000");
+    group.destroy().unwrap();
+    assert!(!paths[0].exists(), "v2 group left behind");
+
+    let rootfs = MinimalRootfs::build(&workloads()).unwrap();
+    let limit = 32u64 << 20;
+    let (mut p, mut out) = launch(
+        &rootfs,
+        &["sh", "-c", "dd if=/dev/zero of=/dev/null bs=128M count=1 2>/dev/null; echo $?"],
+        Limits { memory: Some(limit), ..Default::default() },
+    );
+    let mut text = String::new();
+    out.read_to_string(&mut text).unwrap();
+    assert_eq!(p.wait().unwrap(), 0);
+    assert_eq!(text.trim(), "137", "dd was not SIGKILLed by the OOM killer");
+    assert!(p.usage().unwrap().oom_kills.unwrap_or(0) >= 1, "{:?}", p.usage());
 }

@@ -16,6 +16,11 @@ use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU64, Ordering};
 
 use isobench_harness::container::{self, cgroup, LaunchSpec, Limits, MinimalRootfs, NamespaceSet, Stdio};
+use isobench_testkit::{trial, Need::*};
+
+fn main() {
+    isobench_testkit::run(vec![trial!(the_child_allocates_nothing_between_clone_and_exec).needs(&[Root])]);
+}
 
 /// The test process's pid; 0 until the test starts counting.
 static TEST_PID: AtomicI32 = AtomicI32::new(0);
@@ -71,12 +76,7 @@ fn args(v: &[&str]) -> Vec<OsString> {
     v.iter().map(OsString::from).collect()
 }
 
-#[test]
 fn the_child_allocates_nothing_between_clone_and_exec() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping the_child_allocates_nothing_between_clone_and_exec: the container launcher needs root");
-        return;
-    }
     // SAFETY: a new shared anonymous page, never unmapped (the counter lives
     // as long as the test binary).
     let page = unsafe { libc::mmap(std::ptr::null_mut(), 4096, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1, 0) };

@@ -1,14 +1,12 @@
-//! The container launcher, for real (root only; each test prints why it is
-//! skipped otherwise): the classic `unshare -pf --mount-proc` and `unshare -n`
-//! demonstrations, asserted, and the invariant that nothing a run creates
-//! (mounts, temp dirs, processes) outlives it.
+//! The container launcher, for real (root only; a skip otherwise): the
+//! classic `unshare -pf --mount-proc` and `unshare -n` demonstrations,
+//! asserted, and the invariant that nothing a run creates (mounts, temp
+//! dirs, processes) outlives it.
 //!
 //! The tests take one lock: they count this process's temp dirs and look at
 //! the host's mount table, which concurrent containers would disturb.
 
-mod common;
-use common::own_temp_dirs;
-use common::wait_until;
+use isobench_testkit::{own_temp_dirs, trial, wait_until, Need, Need::*};
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -22,18 +20,41 @@ use isobench_harness::env::{self, EnvKind};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// The lock, or `None` (with the reason printed) when not root or when the
-/// static busybox the tests' commands need is missing.
-fn setup(test: &str) -> Option<MutexGuard<'static, ()>> {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping {test}: the container launcher needs root");
-        return None;
-    }
-    if container::rootfs::find_static_busybox().is_none() {
-        eprintln!("skipping {test}: no static busybox (apt-get install busybox-static)");
-        return None;
-    }
-    Some(SERIAL.lock().unwrap_or_else(|e| e.into_inner()))
+/// The launcher, and busybox for the tests' commands.
+const LAUNCHER: &[Need] = &[Root, Busybox];
+
+fn main() {
+    isobench_testkit::run(vec![
+        trial!(command_is_pid_1_and_ps_shows_only_the_container).needs(LAUNCHER),
+        trial!(hostname_is_the_containers_own).needs(LAUNCHER),
+        trial!(host_tcp_port_is_not_visible_and_loopback_is_up).needs(LAUNCHER),
+        trial!(mounts_made_inside_never_reach_the_host).needs(LAUNCHER),
+        trial!(exec_returns_the_commands_status_and_leaves_no_temp_dir).needs(LAUNCHER),
+        trial!(killed_container_reports_128_plus_signal_and_leaves_no_process).needs(LAUNCHER),
+        trial!(given_rootfs_is_used_as_is_and_not_modified).needs(LAUNCHER),
+        trial!(minimal_rootfs_layout_and_removal).needs(LAUNCHER),
+        trial!(the_dev_template_holds_the_nodes_links_and_mount_points).needs(&[Root]),
+        trial!(failing_setup_names_the_step).needs(LAUNCHER),
+        trial!(parent_setup_runs_in_the_childs_namespaces_before_the_command).needs(LAUNCHER),
+        trial!(hold_a_container_for_the_kill_test).helper("run by kill_9_of_isobench_takes_the_container_and_cleanup_sweeps, then SIGKILLed"),
+        trial!(kill_9_of_isobench_takes_the_container_and_cleanup_sweeps).needs(LAUNCHER),
+        trial!(container_env_runs_the_agent_as_pid_1).needs(LAUNCHER),
+        trial!(user_namespace_as_root_maps_every_id_to_itself_and_owns_the_others).needs(LAUNCHER),
+        trial!(rootless_helper).helper("run by rootless_exec_runs_through_a_user_namespace as nobody"),
+        trial!(rootless_exec_runs_through_a_user_namespace).needs(&[Root, Busybox, UserNamespaces, Setpriv, Nobody]),
+        trial!(daemon_that_ignores_sigterm_dies_with_the_cgroup).needs(&[Root, Busybox, Cgroups]),
+        trial!(launching_from_a_process_with_busy_threads_works).needs(LAUNCHER),
+        trial!(rshared_host_helper).helper("run by shared_propagation_on_the_host_does_not_leak_container_mounts under unshare --mount"),
+        trial!(launch_loop_helper).helper("run by rshared_host_helper, then SIGKILLed"),
+        trial!(shared_propagation_on_the_host_does_not_leak_container_mounts).needs(&[Root, Busybox, Unshare]),
+        trial!(container_env_records_its_cgroup_and_runs_in_all_seven_namespaces).needs(&[Root, Busybox, Cgroups]),
+        trial!(sigterm_kills_the_command_behind_the_init_but_not_a_command_as_pid_1).needs(LAUNCHER),
+    ]);
+}
+
+/// The lock every test takes.
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn workloads() -> isobench_harness::workloads::Workloads {
@@ -68,8 +89,9 @@ fn run(rootfs: &Path, ns: NamespaceSet, cmd: &[&str]) -> (i32, String) {
     (r.process.wait().unwrap(), out)
 }
 
+/// The mount table, less what tests running beside this one mount.
 fn host_mountinfo() -> String {
-    std::fs::read_to_string("/proc/self/mountinfo").unwrap()
+    isobench_testkit::mount_table()
 }
 
 /// The inode of a process's pid namespace, from the host.
@@ -87,9 +109,8 @@ fn members_of(ns: &Path) -> Vec<i32> {
         .collect()
 }
 
-#[test]
 fn command_is_pid_1_and_ps_shows_only_the_container() {
-    let Some(_l) = setup("command_is_pid_1_and_ps_shows_only_the_container") else { return };
+    let _l = serial();
     let rootfs = MinimalRootfs::build(&workloads()).unwrap();
     let (status, out) = run(rootfs.path(), NamespaceSet::DEFAULT, &["sh", "-c", "echo $$"]);
     assert_eq!((status, out.trim()), (0, "1"));
@@ -109,9 +130,8 @@ fn command_is_pid_1_and_ps_shows_only_the_container() {
     assert!(it.next().unwrap() > 3, "{out}");
 }
 
-#[test]
 fn hostname_is_the_containers_own() {
-    let Some(_l) = setup("hostname_is_the_containers_own") else { return };
+    let _l = serial();
     let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
     let rootfs = MinimalRootfs::build(&workloads()).unwrap();
     let (_, out) = run(rootfs.path(), NamespaceSet::DEFAULT, &["hostname"]);
@@ -120,9 +140,8 @@ fn hostname_is_the_containers_own() {
     assert_eq!(nix::unistd::gethostname().unwrap().into_string().unwrap(), host, "the host's name is unchanged");
 }
 
-#[test]
 fn host_tcp_port_is_not_visible_and_loopback_is_up() {
-    let Some(_l) = setup("host_tcp_port_is_not_visible_and_loopback_is_up") else { return };
+    let _l = serial();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = format!(":{:04X} ", listener.local_addr().unwrap().port());
     let host_tcp = std::fs::read_to_string("/proc/net/tcp").unwrap();
@@ -147,9 +166,8 @@ fn host_tcp_port_is_not_visible_and_loopback_is_up() {
     assert!(tcp.contains(&port), "{tcp}");
 }
 
-#[test]
 fn mounts_made_inside_never_reach_the_host() {
-    let Some(_l) = setup("mounts_made_inside_never_reach_the_host") else { return };
+    let _l = serial();
     let rootfs = MinimalRootfs::build(&workloads()).unwrap();
     let root = rootfs.path().canonicalize().unwrap();
     let before = host_mountinfo();
@@ -179,9 +197,8 @@ fn mounts_made_inside_never_reach_the_host() {
     assert_eq!(std::fs::read_dir(root.join("dev")).unwrap().count(), 0, "mknod went to the host's rootfs dir");
 }
 
-#[test]
 fn exec_returns_the_commands_status_and_leaves_no_temp_dir() {
-    let Some(_l) = setup("exec_returns_the_commands_status_and_leaves_no_temp_dir") else { return };
+    let _l = serial();
     let w = workloads();
     let before = own_temp_dirs();
     assert_eq!(container::exec(&ExecOptions::new(args(&["sh", "-c", "exit 7"])), &w).unwrap(), 7);
@@ -198,9 +215,8 @@ fn exec_returns_the_commands_status_and_leaves_no_temp_dir() {
     assert_eq!(own_temp_dirs(), before, "a temp dir outlived exec");
 }
 
-#[test]
 fn killed_container_reports_128_plus_signal_and_leaves_no_process() {
-    let Some(_l) = setup("killed_container_reports_128_plus_signal_and_leaves_no_process") else { return };
+    let _l = serial();
     let rootfs = MinimalRootfs::build(&workloads()).unwrap();
     let mut r = launch(rootfs.path(), NamespaceSet::DEFAULT, &["sh", "-c", "sleep 1000 & sleep 1000 & echo up; wait"], None).unwrap();
     let mut line = String::new();
@@ -213,9 +229,8 @@ fn killed_container_reports_128_plus_signal_and_leaves_no_process() {
     wait_until("the sleeps are gone", Duration::from_secs(5), || members_of(&ns).is_empty());
 }
 
-#[test]
 fn given_rootfs_is_used_as_is_and_not_modified() {
-    let Some(_l) = setup("given_rootfs_is_used_as_is_and_not_modified") else { return };
+    let _l = serial();
     let w = workloads();
     let dir = tempfile::tempdir().unwrap();
     // Without mount points: refused before anything is created.
@@ -256,9 +271,8 @@ fn walk(p: &Path) -> Vec<PathBuf> {
     out
 }
 
-#[test]
 fn minimal_rootfs_layout_and_removal() {
-    let Some(_l) = setup("minimal_rootfs_layout_and_removal") else { return };
+    let _l = serial();
     let rootfs = MinimalRootfs::build(&workloads()).unwrap();
     let p = rootfs.path().to_path_buf();
     for f in ["isobench-agent", "noop", "bin/busybox"] {
@@ -270,10 +284,34 @@ fn minimal_rootfs_layout_and_removal() {
     assert!(!p.exists(), "rootfs temp dir outlived its owner");
 }
 
+/// The /dev every container binds read-only: the device nodes, links and
+/// mount points, made once on the host and removed on drop. `None` only
+/// where it cannot serve: a temp dir on a nodev mount.
+fn the_dev_template_holds_the_nodes_links_and_mount_points() {
+    let _l = serial();
+    use container::rootfs::mount::{DEVICES, DEV_LINKS};
+    use container::rootfs::DevTemplate;
+    use std::os::unix::fs::FileTypeExt;
+    let Some(t) = DevTemplate::build().unwrap() else {
+        let st = nix::sys::statvfs::statvfs(&std::env::temp_dir()).unwrap();
+        assert!(st.flags().contains(nix::sys::statvfs::FsFlags::ST_NODEV), "no template as root, though the temp dir allows devices");
+        return;
+    };
+    for (name, _, _) in DEVICES {
+        assert!(std::fs::symlink_metadata(t.path().join(name)).unwrap().file_type().is_char_device(), "{name}");
+    }
+    for (name, target) in DEV_LINKS {
+        assert_eq!(std::fs::read_link(t.path().join(name)).unwrap(), Path::new(target));
+    }
+    assert!(t.path().join("pts").is_dir() && t.path().join("shm").is_dir());
+    let dir = t.path().to_path_buf();
+    drop(t);
+    assert!(!dir.exists(), "removed on drop");
+}
+
 /// A failing setup step is reported by name, and the child is reaped.
-#[test]
 fn failing_setup_names_the_step() {
-    let Some(_l) = setup("failing_setup_names_the_step") else { return };
+    let _l = serial();
     let rootfs = MinimalRootfs::build(&workloads()).unwrap();
     // An over-long host name: sethostname says EINVAL.
     let long = "x".repeat(100);
@@ -285,9 +323,8 @@ fn failing_setup_names_the_step() {
 /// new network namespace, and before the command: what the hook writes into
 /// the rootfs, the command reads. A failing hook aborts the launch by name
 /// and leaves nothing running; a spec's hook runs once.
-#[test]
 fn parent_setup_runs_in_the_childs_namespaces_before_the_command() {
-    let Some(_l) = setup("parent_setup_runs_in_the_childs_namespaces_before_the_command") else { return };
+    let _l = serial();
     let rootfs = MinimalRootfs::build(&workloads()).unwrap();
     let root = rootfs.path().canonicalize().unwrap();
     let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
@@ -326,13 +363,9 @@ fn parent_setup_runs_in_the_childs_namespaces_before_the_command() {
     assert!(nix::sys::signal::kill(pid, None).is_err(), "the child of a failed launch is reaped");
 }
 
-/// Helper for `kill_9_of_isobench_takes_the_container_and_cleanup_sweeps`:
-/// runs only when re-executed with ISOBENCH_TEST_HOLD=1.
-#[test]
+/// Helper for `kill_9_of_isobench_takes_the_container_and_cleanup_sweeps`,
+/// which SIGKILLs it once it said HOLD.
 fn hold_a_container_for_the_kill_test() {
-    if std::env::var_os("ISOBENCH_TEST_HOLD").is_none() {
-        return;
-    }
     let rootfs = MinimalRootfs::build(&workloads()).unwrap();
     let r = launch(rootfs.path(), NamespaceSet::DEFAULT, &["sleep", "1000"], None).unwrap();
     println!("HOLD {} {}", r.process.pid(), rootfs.path().display());
@@ -349,23 +382,20 @@ impl Drop for KillOnDrop {
     }
 }
 
-#[test]
 fn kill_9_of_isobench_takes_the_container_and_cleanup_sweeps() {
-    let Some(_l) = setup("kill_9_of_isobench_takes_the_container_and_cleanup_sweeps") else { return };
+    let _l = serial();
     // The holder's temp dirs go to a private base, where no concurrent
     // isobench process (which sweeps dead owners' dirs) can reach them first.
     let base = tempfile::tempdir().unwrap();
     let mut holder = KillOnDrop(
-        std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "hold_a_container_for_the_kill_test", "--nocapture", "--test-threads=1"])
-            .env("ISOBENCH_TEST_HOLD", "1")
+        isobench_testkit::helper("hold_a_container_for_the_kill_test")
             .env("TMPDIR", base.path())
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap(),
     );
     let holder = &mut holder.0;
-    let Some(line) = common::hold_line(holder) else {
+    let Some(line) = isobench_testkit::hold_line(holder) else {
         let _ = holder.kill();
         panic!("the holder never reported its container");
     };
@@ -382,9 +412,8 @@ fn kill_9_of_isobench_takes_the_container_and_cleanup_sweeps() {
     assert!(!rootfs.exists());
 }
 
-#[test]
 fn container_env_runs_the_agent_as_pid_1() {
-    let Some(_l) = setup("container_env_runs_the_agent_as_pid_1") else { return };
+    let _l = serial();
     let opts = env::Options::new(workloads());
     let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
     let env = env::prepare(EnvKind::Container, &opts).unwrap();
@@ -424,9 +453,8 @@ fn container_env_runs_the_agent_as_pid_1() {
     assert!(!rootfs.exists(), "the environment's rootfs outlived it");
 }
 
-#[test]
 fn user_namespace_as_root_maps_every_id_to_itself_and_owns_the_others() {
-    let Some(_l) = setup("user_namespace_as_root_maps_every_id_to_itself_and_owns_the_others") else { return };
+    let _l = serial();
     let rootfs = MinimalRootfs::build(&workloads()).unwrap();
     let ns: NamespaceSet = "user,pid,mnt,uts,ipc,net".parse().unwrap();
     let mut r = launch(
@@ -450,13 +478,9 @@ fn user_namespace_as_root_maps_every_id_to_itself_and_owns_the_others() {
     assert_eq!(r.process.wait().unwrap(), 0);
 }
 
-/// Helper for `rootless_exec_runs_through_a_user_namespace`: runs only when
-/// re-executed, as nobody, with ISOBENCH_TEST_ROOTLESS=1.
-#[test]
+/// Helper for `rootless_exec_runs_through_a_user_namespace`, which runs it
+/// as nobody.
 fn rootless_helper() {
-    if std::env::var_os("ISOBENCH_TEST_ROOTLESS").is_none() {
-        return;
-    }
     assert!(!nix::unistd::geteuid().is_root());
     let w = workloads();
     let opts = ExecOptions::new(args(&["sh", "-c", "echo uid=$(id -u) pid=$$; cat /proc/self/uid_map; cat /proc/self/setgroups; ps -o pid | wc -l"]));
@@ -478,21 +502,12 @@ fn rootless_helper() {
     std::io::stdout().flush().unwrap();
 }
 
-#[test]
 fn rootless_exec_runs_through_a_user_namespace() {
-    let Some(_l) = setup("rootless_exec_runs_through_a_user_namespace") else { return };
-    if std::fs::read_to_string("/proc/sys/user/max_user_namespaces").map_or(true, |v| v.trim() == "0") {
-        eprintln!("skipping rootless_exec_runs_through_a_user_namespace: user namespaces are disabled (user.max_user_namespaces=0)");
-        return;
-    }
+    let _l = serial();
     // The rootless run's temp dir in a base nobody may write.
     let base = tempfile::tempdir().unwrap();
     std::fs::set_permissions(base.path(), std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
-    let out = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(std::env::current_exe().unwrap())
-        .args(["--exact", "rootless_helper", "--nocapture", "--test-threads=1"])
-        .env("ISOBENCH_TEST_ROOTLESS", "1")
+    let out = isobench_testkit::helper_under("setpriv", &["--reuid=65534", "--regid=65534", "--clear-groups", "--"], "rootless_helper")
         .env("TMPDIR", base.path())
         .output()
         .expect("setpriv(1) from util-linux");
@@ -513,13 +528,8 @@ fn rootless_exec_runs_through_a_user_namespace() {
 
 /// Without a pid namespace nothing kills the command's background children
 /// when it exits; the cgroup does, and then it is gone.
-#[test]
 fn daemon_that_ignores_sigterm_dies_with_the_cgroup() {
-    let Some(_l) = setup("daemon_that_ignores_sigterm_dies_with_the_cgroup") else { return };
-    if container::cgroup::cgroup_mode() == container::CgroupMode::None {
-        eprintln!("skipping daemon_that_ignores_sigterm_dies_with_the_cgroup: no cgroups here");
-        return;
-    }
+    let _l = serial();
     let rootfs = MinimalRootfs::build(&workloads()).unwrap();
     let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
     let ns: NamespaceSet = "mnt,uts".parse().unwrap();
@@ -547,9 +557,8 @@ fn daemon_that_ignores_sigterm_dies_with_the_cgroup() {
 /// The child after clone(2) must not allocate: with threads allocating and
 /// freeing all the time, one of them is likely to hold the allocator's lock
 /// at the moment of some clone, and a child that allocated would hang.
-#[test]
 fn launching_from_a_process_with_busy_threads_works() {
-    let Some(_l) = setup("launching_from_a_process_with_busy_threads_works") else { return };
+    let _l = serial();
     let rootfs = MinimalRootfs::build(&workloads()).unwrap();
     let root = rootfs.path().canonicalize().unwrap();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -582,13 +591,9 @@ fn launching_from_a_process_with_busy_threads_works() {
     }
 }
 
-/// Helper for `shared_propagation_on_the_host_does_not_leak_container_mounts`:
-/// runs only when re-executed by `unshare --mount --propagation shared`.
-#[test]
+/// Helper for `shared_propagation_on_the_host_does_not_leak_container_mounts`,
+/// which runs it under `unshare --mount --propagation shared`.
 fn rshared_host_helper() {
-    if std::env::var_os("ISOBENCH_TEST_RSHARED").is_none() {
-        return;
-    }
     let own = host_mountinfo();
     assert!(own.lines().next().unwrap().contains("shared:"), "/ is not shared here:\n{own}");
     let rootfs = MinimalRootfs::build(&workloads()).unwrap();
@@ -609,15 +614,8 @@ fn rshared_host_helper() {
     // (some child is between clone and exec, mounting): no mount of it shows
     // here, and the next container still pivots.
     let base = tempfile::tempdir().unwrap();
-    let mut looper = KillOnDrop(
-        std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "launch_loop_helper", "--nocapture", "--test-threads=1"])
-            .env("ISOBENCH_TEST_LAUNCH_LOOP", "1")
-            .env("TMPDIR", base.path())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let mut looper =
+        KillOnDrop(isobench_testkit::helper("launch_loop_helper").env("TMPDIR", base.path()).stdout(std::process::Stdio::piped()).spawn().unwrap());
     let looper_pid = looper.0.id();
     let mut out = BufReader::new(looper.0.stdout.take().unwrap());
     let mut launched = 0;
@@ -650,12 +648,8 @@ fn rshared_host_helper() {
     println!("RSHARED OK");
 }
 
-/// Helper for the rshared test: launches containers until killed.
-#[test]
+/// Helper for `rshared_host_helper`: launches containers until killed.
 fn launch_loop_helper() {
-    if std::env::var_os("ISOBENCH_TEST_LAUNCH_LOOP").is_none() {
-        return;
-    }
     let rootfs = MinimalRootfs::build(&workloads()).unwrap();
     let root = rootfs.path().canonicalize().unwrap();
     loop {
@@ -670,23 +664,17 @@ fn launch_loop_helper() {
     }
 }
 
-#[test]
 fn shared_propagation_on_the_host_does_not_leak_container_mounts() {
-    let Some(_l) = setup("shared_propagation_on_the_host_does_not_leak_container_mounts") else { return };
-    let out = std::process::Command::new("unshare")
-        .args(["--mount", "--propagation", "shared"])
-        .arg(std::env::current_exe().unwrap())
-        .args(["--exact", "rshared_host_helper", "--nocapture", "--test-threads=1"])
-        .env("ISOBENCH_TEST_RSHARED", "1")
+    let _l = serial();
+    let out = isobench_testkit::helper_under("unshare", &["--mount", "--propagation", "shared"], "rshared_host_helper")
         .output()
         .expect("unshare(1) from util-linux");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && text.contains("RSHARED OK"), "{text}");
 }
 
-#[test]
 fn container_env_records_its_cgroup_and_runs_in_all_seven_namespaces() {
-    let Some(_l) = setup("container_env_records_its_cgroup_and_runs_in_all_seven_namespaces") else { return };
+    let _l = serial();
     let mut opts = env::Options::new(workloads());
     opts.container.namespaces = Some(NamespaceSet::all());
     opts.container.limits = container::Limits { pids: Some(64), memory: Some(256 << 20), cpus: None };
@@ -724,9 +712,8 @@ fn container_env_records_its_cgroup_and_runs_in_all_seven_namespaces() {
 /// The kernel shields a pid namespace's init from signals it has no handler
 /// for, so a shell as PID 1 survives `kill -TERM $$`; behind the launcher's
 /// init it is an ordinary process and dies, and the status says so (143).
-#[test]
 fn sigterm_kills_the_command_behind_the_init_but_not_a_command_as_pid_1() {
-    let Some(_l) = setup("sigterm_kills_the_command_behind_the_init_but_not_a_command_as_pid_1") else { return };
+    let _l = serial();
     let rootfs = MinimalRootfs::build(&workloads()).unwrap();
     let root = rootfs.path().canonicalize().unwrap();
     let cmd = args(&["sh", "-c", "kill -TERM $$; exit 3"]);

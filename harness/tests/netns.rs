@@ -1,11 +1,10 @@
-//! The run's private network namespace for real (root only; each test prints
-//! why it is skipped otherwise): the namespace bound under /run/netns and
-//! gone after the run, a veth pair into a child's own namespace carrying a
-//! real TCP connection, a tap, and the sweep of a SIGKILLed run's namespace.
-//! The host's own namespace must never see any of it.
+//! The run's private network namespace for real (root only; a skip
+//! otherwise): the namespace bound under /run/netns and gone after the run,
+//! a veth pair into a child's own namespace carrying a real TCP connection,
+//! a tap, and the sweep of a SIGKILLed run's namespace. The host's own
+//! namespace must never see any of it.
 
-mod common;
-use common::wait_until;
+use isobench_testkit::{trial, wait_until, Need::*};
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -18,12 +17,20 @@ use std::time::Duration;
 
 use isobench_harness::container::net::{self, NetError, RunNetns};
 
-fn root_or_skip(test: &str) -> bool {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping {test}: network namespaces need root");
-        return false;
-    }
-    true
+fn main() {
+    isobench_testkit::run(vec![
+        trial!(create_binds_a_new_namespace_with_lo_up_and_drop_removes_it).needs(&[Root]),
+        trial!(shared_is_one_namespace_while_held).needs(&[Root]),
+        trial!(veth_into_a_child_namespace_carries_tcp).needs(&[Root]),
+        trial!(dropping_the_namespace_removes_the_veth_pair).needs(&[Root]),
+        trial!(tap_is_made_in_the_namespace_and_removed_on_drop).needs(&[Root, Tun]),
+        trial!(a_tap_left_in_the_namespace_is_not_moved_to_the_host).needs(&[Root, Tun]),
+        trial!(long_interface_names_are_refused_clearly).needs(&[Root]),
+        trial!(hold_a_netns_for_the_sweep_test).helper("run by sigkilled_run_leaves_a_namespace_that_sweep_removes, then SIGKILLed"),
+        trial!(sigkilled_run_leaves_a_namespace_that_sweep_removes).needs(&[Root, Tun]),
+        trial!(create_as_an_unprivileged_user).helper("run by without_root_the_error_says_what_to_do as nobody"),
+        trial!(without_root_the_error_says_what_to_do).needs(&[Root, Nobody]),
+    ]);
 }
 
 /// The nsfs inode of a namespace file.
@@ -88,11 +95,7 @@ impl Drop for Child {
     }
 }
 
-#[test]
 fn create_binds_a_new_namespace_with_lo_up_and_drop_removes_it() {
-    if !root_or_skip("create_binds_a_new_namespace_with_lo_up_and_drop_removes_it") {
-        return;
-    }
     let ns = RunNetns::create().unwrap();
     assert!(ns.name().starts_with(&format!("isobench-{}-", std::process::id())), "{}", ns.name());
     assert_eq!(ns.path(), Path::new("/run/netns").join(ns.name()));
@@ -112,11 +115,7 @@ fn create_binds_a_new_namespace_with_lo_up_and_drop_removes_it() {
     assert!(!netns_reachable(id), "something still holds net:[{id}]");
 }
 
-#[test]
 fn shared_is_one_namespace_while_held() {
-    if !root_or_skip("shared_is_one_namespace_while_held") {
-        return;
-    }
     let a = RunNetns::shared().unwrap();
     let b = RunNetns::shared().unwrap();
     assert_eq!(a.name(), b.name());
@@ -130,11 +129,7 @@ fn shared_is_one_namespace_while_held() {
     assert_ne!(c.path(), path, "a fresh one after the last drop");
 }
 
-#[test]
 fn veth_into_a_child_namespace_carries_tcp() {
-    if !root_or_skip("veth_into_a_child_namespace_carries_tcp") {
-        return;
-    }
     let child = Child::spawn();
     let ns = RunNetns::create().unwrap();
     let subnet = ns.allocate_subnet();
@@ -180,11 +175,7 @@ fn veth_into_a_child_namespace_carries_tcp() {
     });
 }
 
-#[test]
 fn dropping_the_namespace_removes_the_veth_pair() {
-    if !root_or_skip("dropping_the_namespace_removes_the_veth_pair") {
-        return;
-    }
     let child = Child::spawn();
     let ns = RunNetns::create().unwrap();
     let subnet = ns.allocate_subnet();
@@ -202,11 +193,7 @@ fn dropping_the_namespace_removes_the_veth_pair() {
     link.delete().unwrap(); // already gone: fine
 }
 
-#[test]
 fn tap_is_made_in_the_namespace_and_removed_on_drop() {
-    if !root_or_skip("tap_is_made_in_the_namespace_and_removed_on_drop") {
-        return;
-    }
     let ns = RunNetns::create().unwrap();
     let first = ns.allocate_subnet();
     let subnet = ns.allocate_subnet();
@@ -226,11 +213,7 @@ fn tap_is_made_in_the_namespace_and_removed_on_drop() {
     assert!(!ns.links().unwrap().contains(&"ibt-tap0".to_string()));
 }
 
-#[test]
 fn a_tap_left_in_the_namespace_is_not_moved_to_the_host() {
-    if !root_or_skip("a_tap_left_in_the_namespace_is_not_moved_to_the_host") {
-        return;
-    }
     let ns = RunNetns::create().unwrap();
     let tap = ns.add_tap("ibt-tap1", &ns.allocate_subnet()).unwrap();
     let id = ino(ns.path());
@@ -243,11 +226,7 @@ fn a_tap_left_in_the_namespace_is_not_moved_to_the_host() {
     drop(tap);
 }
 
-#[test]
 fn long_interface_names_are_refused_clearly() {
-    if !root_or_skip("long_interface_names_are_refused_clearly") {
-        return;
-    }
     let ns = RunNetns::create().unwrap();
     let subnet = ns.allocate_subnet();
     let e = ns.add_tap("isobench-tap-0000", &subnet).unwrap_err();
@@ -263,8 +242,6 @@ fn long_interface_names_are_refused_clearly() {
 
 /// Helper for `sigkilled_run_leaves_a_namespace_that_sweep_removes`: run
 /// only by that test, as `--ignored --exact` in a process of its own.
-#[test]
-#[ignore = "helper process of sigkilled_run_leaves_a_namespace_that_sweep_removes"]
 fn hold_a_netns_for_the_sweep_test() {
     let ns = RunNetns::create().unwrap();
     let tap = ns.add_tap("ibt-held0", &ns.allocate_subnet()).unwrap();
@@ -273,18 +250,8 @@ fn hold_a_netns_for_the_sweep_test() {
     drop(tap);
 }
 
-#[test]
 fn sigkilled_run_leaves_a_namespace_that_sweep_removes() {
-    if !root_or_skip("sigkilled_run_leaves_a_namespace_that_sweep_removes") {
-        return;
-    }
-    let line = common::hold_then_kill(Command::new(std::env::current_exe().unwrap()).args([
-        "--ignored",
-        "--exact",
-        "hold_a_netns_for_the_sweep_test",
-        "--nocapture",
-        "--test-threads=1",
-    ]));
+    let line = isobench_testkit::hold_then_kill(&mut isobench_testkit::helper("hold_a_netns_for_the_sweep_test"));
     let path = PathBuf::from(line.expect("the holder never reported its namespace"));
     assert!(path.exists(), "the killed run's namespace should still be bound");
     let id = ino(&path);
@@ -301,8 +268,6 @@ fn sigkilled_run_leaves_a_namespace_that_sweep_removes() {
 
 /// Helper for `without_root_the_error_says_what_to_do`: run only by that
 /// test, as an unprivileged user.
-#[test]
-#[ignore = "helper process of without_root_the_error_says_what_to_do"]
 fn create_as_an_unprivileged_user() {
     match RunNetns::create() {
         Ok(ns) => println!("MADE {}", ns.name()),
@@ -310,13 +275,8 @@ fn create_as_an_unprivileged_user() {
     }
 }
 
-#[test]
 fn without_root_the_error_says_what_to_do() {
-    if !root_or_skip("without_root_the_error_says_what_to_do") {
-        return;
-    }
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--ignored", "--exact", "create_as_an_unprivileged_user", "--nocapture", "--test-threads=1"]);
+    let mut cmd = isobench_testkit::helper("create_as_an_unprivileged_user");
     // SAFETY: setgroups, setgid and setuid are plain system calls, safe
     // between fork and exec; 65534 is nobody.
     unsafe {
@@ -329,10 +289,6 @@ fn without_root_the_error_says_what_to_do() {
     }
     let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    if out.status.code() == Some(126) || stdout.is_empty() {
-        eprintln!("skipping without_root_the_error_says_what_to_do: nobody cannot run the test binary here");
-        return;
-    }
     let at = stdout.find("ERROR ").or_else(|| stdout.find("MADE ")).unwrap_or_else(|| panic!("{stdout}"));
     let line = stdout[at..].lines().next().unwrap();
     assert_eq!(line, "ERROR network namespace: needs root (CAP_NET_ADMIN); run isobench as root or use --net loopback");

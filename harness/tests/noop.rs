@@ -10,6 +10,11 @@ use std::ptr::null_mut;
 
 use isobench_harness::collect::host::GLIBC_START_CPUIDS;
 use isobench_harness::workloads;
+use isobench_testkit::{trial, Need::*};
+
+fn main() {
+    isobench_testkit::run(vec![trial!(the_nolibc_noop_is_one_exit_group_and_the_static_one_probes_the_cpu).needs(&[Ptrace])]);
+}
 
 /// Kills and reaps the traced child unless it exited (an assert that fires
 /// mid-trace must not leave a stopped process behind).
@@ -81,13 +86,9 @@ fn single_step(bin: &Path) -> Option<(u64, u64, u64)> {
     }
 }
 
-#[test]
 fn the_nolibc_noop_is_one_exit_group_and_the_static_one_probes_the_cpu() {
     let w = workloads::locate().unwrap();
-    let Some((steps, cpuid, syscalls)) = single_step(&w.noop_nolibc) else {
-        eprintln!("skipped: ptrace is not allowed here");
-        return;
-    };
+    let (steps, cpuid, syscalls) = single_step(&w.noop_nolibc).expect("ptrace is allowed (Need::Ptrace)");
     assert_eq!((steps, cpuid, syscalls), (3, 0, 1), "noop-nolibc: mov, xor, syscall and nothing else");
 
     let (steps, cpuid, syscalls) = single_step(&w.noop).unwrap();

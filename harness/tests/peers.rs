@@ -5,19 +5,18 @@
 //! oci-spec's types and runc runs it, a missing tool is skipped with its
 //! exact line, crun on a hybrid cgroup host is labelled or reported (never a
 //! failed run), and nothing (runtime state, cgroup, process, temp dir)
-//! outlives an instance. A test prints why it is skipped (not root, tool not
-//! installed: scripts/setup installs them).
+//! outlives an instance. A test is skipped without root or without its
+//! tools (scripts/setup installs them).
 
-mod common;
-use common::own_temp_dirs;
+use isobench_testkit::{own_temp_dirs, trial, Need, Need::*};
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Mutex, MutexGuard};
 
 use isobench_harness::container::NamespaceSet;
 use isobench_harness::env::oci::{self, CgroupUse, OciBundle, OciEnvironment};
-use isobench_harness::env::peer::{self, Tool, BWRAP, CRUN, RUNC, UNSHARE};
+use isobench_harness::env::peer::{self, BWRAP, CRUN, RUNC, UNSHARE};
 use isobench_harness::env::{self, EnvError, EnvKind, Environment, Options};
 use isobench_workloads::protocol::RunRequest;
 
@@ -32,19 +31,28 @@ fn opts() -> Options {
     Options::new(isobench_harness::workloads::locate().expect("static workloads"))
 }
 
-/// The tool's path, or `None` with the reason printed.
-fn installed(test: &str, tool: Tool) -> Option<std::path::PathBuf> {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping {test}: the peers need root");
-        return None;
-    }
-    match tool.locate() {
-        Ok(p) => Some(p),
-        Err(reason) => {
-            eprintln!("skipping {test}: {reason}");
-            None
-        }
-    }
+/// Root and every peer runtime.
+const ALL_PEERS: &[Need] = &[Root, Runc, Crun, Bwrap, Unshare];
+
+fn main() {
+    isobench_testkit::run(vec![
+        trial!(runc_runs_the_agent_as_pid_1).needs(&[Root, Runc]),
+        trial!(bwrap_runs_the_agent_under_its_reaper).needs(&[Root, Bwrap]),
+        trial!(unshare_runs_the_agent_as_pid_1).needs(&[Root, Unshare]),
+        trial!(crun_runs_the_agent_or_says_why_not).needs(&[Root, Crun]),
+        trial!(oci_config_round_trips_and_runc_runs_it).needs(&[Root, Runc]),
+        trial!(dropping_a_runc_instance_deletes_its_container).needs(&[Root, Runc]),
+        trial!(missing_peer_is_skipped_with_the_exact_message),
+        trial!(prepare_with_runc_overridden_to_nowhere_is_skipped),
+        trial!(prepare_runc_helper).helper("run by the tests that prepare a peer with its override variable set"),
+        trial!(peers_parse_by_name_and_stay_out_of_all),
+        trial!(kill_9_of_the_harness_leaves_nothing_the_sweep_misses).needs(ALL_PEERS),
+        trial!(start_and_hang_helper).helper("run by kill_9_of_the_harness_leaves_nothing_the_sweep_misses, then SIGKILLed"),
+        trial!(startup_measures_every_available_column).needs(ALL_PEERS),
+        trial!(startup_with_the_nolibc_noop_runs_it_everywhere_and_reports_both).needs(ALL_PEERS),
+        trial!(startup_columns_parse),
+        trial!(a_runtime_refusing_this_host_is_reported_unsupported).needs(&[Root]),
+    ]);
 }
 
 /// cgroups named after this process, at the root of any hierarchy.
@@ -117,40 +125,27 @@ fn agent_round_trip(kind: EnvKind, want_pid: u32) -> Option<String> {
     Some(label)
 }
 
-#[test]
 fn runc_runs_the_agent_as_pid_1() {
     let _g = lock();
-    if installed("runc_runs_the_agent_as_pid_1", RUNC).is_some() {
-        assert_eq!(agent_round_trip(EnvKind::Runc, 1).as_deref(), Some("runc"), "runc is installed, so it must run");
-    }
+    assert_eq!(agent_round_trip(EnvKind::Runc, 1).as_deref(), Some("runc"), "runc is installed, so it must run");
 }
 
-#[test]
 fn bwrap_runs_the_agent_under_its_reaper() {
     let _g = lock();
-    if installed("bwrap_runs_the_agent_under_its_reaper", BWRAP).is_some() {
-        assert!(agent_round_trip(EnvKind::Bwrap, 2).is_some(), "bwrap is installed, so it must run");
-    }
+    assert!(agent_round_trip(EnvKind::Bwrap, 2).is_some(), "bwrap is installed, so it must run");
 }
 
-#[test]
 fn unshare_runs_the_agent_as_pid_1() {
     let _g = lock();
-    if installed("unshare_runs_the_agent_as_pid_1", UNSHARE).is_some() {
-        assert!(agent_round_trip(EnvKind::Unshare, 1).is_some(), "unshare is installed, so it must run");
-    }
+    assert!(agent_round_trip(EnvKind::Unshare, 1).is_some(), "unshare is installed, so it must run");
 }
 
 /// crun runs, or (on a host where even the workaround fails) is skipped with
 /// "unsupported here: <its message>": never a failed run. On a hybrid host
 /// the column says cgroups are disabled, and the host's cgroup2 mount is
 /// still there afterwards.
-#[test]
 fn crun_runs_the_agent_or_says_why_not() {
     let _g = lock();
-    if installed("crun_runs_the_agent_or_says_why_not", CRUN).is_none() {
-        return;
-    }
     let hybrid = oci::hybrid_with_cgroup2_controllers();
     match env::prepare(EnvKind::Crun, &opts()) {
         Ok(e) => {
@@ -174,10 +169,9 @@ fn crun_runs_the_agent_or_says_why_not() {
 
 /// The generated config is valid OCI runtime-spec as oci-spec reads it, and
 /// runc runs it: `/noop` exits 0, the container is gone from runc's state.
-#[test]
 fn oci_config_round_trips_and_runc_runs_it() {
     let _g = lock();
-    let Some(runc) = installed("oci_config_round_trips_and_runc_runs_it", RUNC) else { return };
+    let runc = RUNC.locate().expect("runc is installed (Need::Runc)");
     let before = own_temp_dirs();
     let bundle = OciBundle::build(&opts().workloads, "runc-test").unwrap();
     let id = oci::container_id("runc");
@@ -205,10 +199,9 @@ fn oci_config_round_trips_and_runc_runs_it() {
 
 /// Dropping a running runc instance without shutdown (an error path, a
 /// panic) kills the container and removes its state and cgroup.
-#[test]
 fn dropping_a_runc_instance_deletes_its_container() {
     let _g = lock();
-    let Some(runc) = installed("dropping_a_runc_instance_deletes_its_container", RUNC) else { return };
+    let runc = RUNC.locate().expect("runc is installed (Need::Runc)");
     let mut e = OciEnvironment::with_binary(EnvKind::Runc, RUNC, runc, &opts()).unwrap();
     let inst = e.start().unwrap();
     assert_eq!(e.runtime().list().len(), 1, "one container while the agent runs");
@@ -220,7 +213,6 @@ fn dropping_a_runc_instance_deletes_its_container() {
 }
 
 /// A tool that is not there gives exactly one line naming the package.
-#[test]
 fn missing_peer_is_skipped_with_the_exact_message() {
     let empty = tempfile::tempdir().unwrap();
     let cases = [
@@ -240,33 +232,24 @@ fn missing_peer_is_skipped_with_the_exact_message() {
 
 /// Through the real entry point (`env::prepare`) with the override variable
 /// pointing nowhere: the test binary runs itself with ISOBENCH_RUNC set.
-#[test]
 fn prepare_with_runc_overridden_to_nowhere_is_skipped() {
     let _g = lock();
-    let exe = std::env::current_exe().unwrap();
-    let out = Command::new(exe)
-        .args(["--exact", "prepare_runc_helper", "--ignored", "--nocapture"])
-        .env("ISOBENCH_RUNC", "/nonexistent")
-        .env("ISOBENCH_PEERS_HELPER", "1")
-        .output()
-        .unwrap();
+    let out =
+        isobench_testkit::helper("prepare_runc_helper").env("ISOBENCH_RUNC", "/nonexistent").env("ISOBENCH_PEERS_HELPER", "1").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("PREPARE: runc: skipped: runc not found at /nonexistent (ISOBENCH_RUNC); unset it or apt-get install runc"), "{text}");
 }
 
-#[test]
-#[ignore = "run by prepare_with_runc_overridden_to_nowhere_is_skipped"]
 fn prepare_runc_helper() {
-    let Some(name) = std::env::var_os("ISOBENCH_PEERS_HELPER") else { return };
-    let kind = EnvKind::parse(&name.to_string_lossy()).unwrap_or(EnvKind::Runc);
+    let name = std::env::var("ISOBENCH_PEERS_HELPER").unwrap_or_default();
+    let kind = EnvKind::parse(&name).unwrap_or(EnvKind::Runc);
     match env::prepare(kind, &opts()) {
         Ok(_) => println!("PREPARE: ready"),
         Err(e) => println!("PREPARE: {e}"),
     }
 }
 
-#[test]
 fn peers_parse_by_name_and_stay_out_of_all() {
     for k in EnvKind::PEERS {
         assert_eq!(EnvKind::parse(k.as_str()), Some(k));
@@ -306,26 +289,16 @@ fn running(pid: u32) -> bool {
 /// `kill -9` of the process running a peer (isobench, here a helper copy of
 /// this test binary): the tool and the agent die with it, and what the next
 /// start sweeps (temp dirs, runc's cgroups) is all that is left.
-#[test]
 fn kill_9_of_the_harness_leaves_nothing_the_sweep_misses() {
     let _g = lock();
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping kill_9_of_the_harness_leaves_nothing_the_sweep_misses: needs root");
-        return;
-    }
     for kind in EnvKind::PEERS {
         let tool = [RUNC, CRUN, BWRAP, UNSHARE].into_iter().find(|t| t.name == kind.as_str()).unwrap();
         if tool.locate().is_err() {
             eprintln!("{kind}: not installed, not checked");
             continue;
         }
-        let exe = std::env::current_exe().unwrap();
-        let mut helper = Command::new(exe)
-            .args(["--exact", "start_and_hang_helper", "--ignored", "--nocapture", "--test-threads=1"])
-            .env("ISOBENCH_PEERS_HELPER", kind.as_str())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut helper =
+            isobench_testkit::helper("start_and_hang_helper").env("ISOBENCH_PEERS_HELPER", kind.as_str()).stdout(Stdio::piped()).spawn().unwrap();
         let mut line = String::new();
         let mut out = std::io::BufReader::new(helper.stdout.take().unwrap());
         loop {
@@ -377,10 +350,8 @@ fn kill_9_of_the_harness_leaves_nothing_the_sweep_misses() {
     }
 }
 
-#[test]
-#[ignore = "run by kill_9_of_the_harness_leaves_nothing_the_sweep_misses"]
 fn start_and_hang_helper() {
-    let Some(name) = std::env::var("ISOBENCH_PEERS_HELPER").ok().filter(|n| n != "1") else { return };
+    let name = std::env::var("ISOBENCH_PEERS_HELPER").expect("the peer to start, in ISOBENCH_PEERS_HELPER");
     let kind = EnvKind::parse(&name).unwrap();
     match env::prepare(kind, &opts()) {
         Ok(mut e) => {
@@ -395,14 +366,9 @@ fn start_and_hang_helper() {
 /// `isobench startup`: every column that can run here gets n samples of
 /// start-to-exit, taken interleaved; a peer that cannot run is listed with
 /// its reason; nothing is left behind.
-#[test]
 fn startup_measures_every_available_column() {
     use isobench_harness::startup::{self, Column};
     let _g = lock();
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping startup_measures_every_available_column: needs root");
-        return;
-    }
     let before = own_temp_dirs();
     let mut lines = Vec::new();
     let run = startup::measure(&Column::all(), &opts(), startup::Noop::Static, 3, 1, &mut |l| lines.push(l.to_string())).unwrap();
@@ -444,14 +410,9 @@ fn startup_measures_every_available_column() {
 /// host's copy or the one its rootfs or bundle was built with) to a clean
 /// exit, the run says so, and a results folder holding a run with each no-op
 /// gets the side-by-side section with a row per column both ran.
-#[test]
 fn startup_with_the_nolibc_noop_runs_it_everywhere_and_reports_both() {
     use isobench_harness::startup::{self, Column, Noop};
     let _g = lock();
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping startup_with_the_nolibc_noop_runs_it_everywhere_and_reports_both: needs root");
-        return;
-    }
     let before = own_temp_dirs();
     let nolibc = startup::measure(&Column::all(), &opts(), Noop::Nolibc, 2, 1, &mut |_| {}).unwrap();
     assert_eq!(nolibc.noop, Noop::Nolibc);
@@ -489,7 +450,6 @@ fn startup_with_the_nolibc_noop_runs_it_everywhere_and_reports_both() {
     assert!(own_cgroups().is_empty(), "cgroups left: {:?}", own_cgroups());
 }
 
-#[test]
 fn startup_columns_parse() {
     use isobench_harness::startup::Column;
     assert_eq!(Column::parse_list("all").unwrap(), Column::all());
@@ -506,13 +466,8 @@ fn startup_columns_parse() {
 /// even the workaround fails; simulated by a stand-in that answers with
 /// crun's words) makes the environment `Unavailable` with "unsupported here:
 /// <its message>", which a run records as skipped: never a failed run.
-#[test]
 fn a_runtime_refusing_this_host_is_reported_unsupported() {
     let _g = lock();
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping a_runtime_refusing_this_host_is_reported_unsupported: needs root");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let fake = dir.path().join("crun");
     std::fs::write(
@@ -528,12 +483,7 @@ fn a_runtime_refusing_this_host_is_reported_unsupported() {
     assert_eq!(own_temp_dirs(), before, "the bundle is removed");
 
     // Through env::prepare, as `isobench run --env crun` calls it.
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "prepare_runc_helper", "--ignored", "--nocapture"])
-        .env("ISOBENCH_CRUN", &fake)
-        .env("ISOBENCH_PEERS_HELPER", "crun")
-        .output()
-        .unwrap();
+    let out = isobench_testkit::helper("prepare_runc_helper").env("ISOBENCH_CRUN", &fake).env("ISOBENCH_PEERS_HELPER", "crun").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("PREPARE: crun: skipped: unsupported here: cgroups in hybrid mode not supported"), "{text}");
 }

@@ -5,13 +5,13 @@
 use isobench_harness::env::Options;
 use isobench_harness::results::RunDir;
 use isobench_harness::{report, startup, workloads};
+use isobench_testkit::{trial, Need::*};
 
-#[test]
+fn main() {
+    isobench_testkit::run(vec![trial!(every_namespace_set_gets_its_samples_and_a_report_section).needs(&[Root])]);
+}
+
 fn every_namespace_set_gets_its_samples_and_a_report_section() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: the launcher's namespaces need root here");
-        return;
-    }
     let opts = Options::new(workloads::locate().unwrap());
     let run = startup::per_namespace(&opts, startup::Noop::Static, 5, 1, &mut |_| {}).unwrap();
     let labels: Vec<&str> = run.rows.iter().map(|r| r.label.as_str()).collect();

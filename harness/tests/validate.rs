@@ -3,12 +3,16 @@
 
 use isobench_harness::env::{self, EnvKind, Options};
 use isobench_harness::{validate, workloads};
+use isobench_testkit::{trial, Need::*};
+
+fn main() {
+    isobench_testkit::run(vec![trial!(each_installed_tool_gives_a_figure_beside_isobench).needs(&[Perf, Iperf3, Hyperfine])]);
+}
 
 fn installed(tool: &str) -> bool {
     std::process::Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success())
 }
 
-#[test]
 fn each_installed_tool_gives_a_figure_beside_isobench() {
     let w = workloads::locate().expect("static workloads");
     let noop = w.noop.clone();

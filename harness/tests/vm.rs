@@ -5,8 +5,10 @@
 //! process that started it. `--require-kvm` on a host where KVM cannot boot
 //! the guest fails with the reason instead of falling back.
 //!
-//! Needs qemu-system-x86_64 and a guest image (scripts/build-guest); skipped
-//! with a printed reason without them. scripts/test builds the image first.
+//! Needs qemu-system-x86_64 and a guest image (scripts/build-guest); a skip
+//! without them. scripts/test builds the image first. What CI's machine
+//! cannot have, a KVM that boots a stock guest, is an ignored test of its
+//! own.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -16,7 +18,29 @@ use std::time::{Duration, Instant};
 use isobench_harness::env::vm::Vm;
 use isobench_harness::env::{EnvError, Environment, Instance, Options};
 use isobench_harness::vm::{image, qemu, Accel, AccelChoice, BootProtocol, Machine, VmSettings};
+use isobench_testkit::{trial, Need, Need::*};
 use isobench_workloads::protocol::RunRequest;
+
+/// QEMU and the guest image scripts/build-guest makes.
+const GUEST: &[Need] = &[Qemu, GuestImage];
+
+fn main() {
+    isobench_testkit::run(vec![
+        trial!(boots_under_tcg_answers_and_powers_off).needs(GUEST),
+        trial!(a_guest_missing_its_timeout_is_killed_and_reported).needs(GUEST),
+        trial!(dropping_a_running_guest_kills_qemu).needs(GUEST),
+        trial!(helper_boot_and_wait).helper("run by kill_9_of_the_starter_takes_qemu_along, then SIGKILLed"),
+        trial!(kill_9_of_the_starter_takes_qemu_along).needs(GUEST),
+        trial!(auto_accel_gives_a_verdict_with_its_reason).needs(&[Qemu, GuestImage, KvmAccess]),
+        trial!(require_kvm_fails_with_the_reason_instead_of_falling_back).needs(&[Qemu, GuestImage, KvmAccess]),
+        trial!(helper_fallback).helper("run by a_vmlinux_qemu_refuses_falls_back_to_the_bzimage_on_q35 with its own image"),
+        trial!(a_vmlinux_qemu_refuses_falls_back_to_the_bzimage_on_q35).needs(GUEST),
+        trial!(helper_dead_init).helper("run by a_guest_whose_init_dies_is_reported_at_once with its own image"),
+        trial!(a_guest_whose_init_dies_is_reported_at_once).needs(&[Qemu, GuestImage, Cpio]),
+        trial!(a_kvm_probe_whose_guest_stays_silent_gives_up_early).needs(&[Qemu, GuestImage, KvmAccess, KvmPvm]),
+        trial!(boots_under_kvm_answers_and_powers_off).needs(&[Qemu, GuestImage, KvmBoots]),
+    ]);
+}
 
 /// One guest at a time: guests share the host's cores, and a TCG boot on a
 /// loaded host is slow. A mutex serializes the tests of one process (cargo
@@ -37,25 +61,15 @@ fn one_guest() -> OneGuest {
     OneGuest { _thread: thread, _process: process }
 }
 
-/// Set in the child of `kill_9_of_the_starter_takes_qemu_along`.
-const HELPER_ENV: &str = "ISOBENCH_VM_TEST_HELPER";
-
-fn prepared(log_dir: Option<PathBuf>) -> Option<Vm> {
+/// The vm environment under TCG.
+fn prepared(log_dir: Option<PathBuf>) -> Vm {
     prepared_with(log_dir, VmSettings::default())
 }
 
-fn prepared_with(log_dir: Option<PathBuf>, vm: VmSettings) -> Option<Vm> {
-    if let Err(e) = qemu::find_qemu() {
-        eprintln!("skipped: {e}");
-        return None;
-    }
-    if let Err(e) = image::locate() {
-        eprintln!("skipped: {e}");
-        return None;
-    }
+fn prepared_with(log_dir: Option<PathBuf>, vm: VmSettings) -> Vm {
     let workloads = isobench_harness::workloads::locate().expect("static workloads");
     let opts = Options { accel: AccelChoice::Tcg, log_dir, vm, ..Options::new(workloads) };
-    Some(Vm::prepare(&opts).expect("vm prepares when qemu and the image exist"))
+    Vm::prepare(&opts).expect("vm prepares when qemu and the image exist")
 }
 
 /// Starts a guest, panicking with its console log when it does not come up.
@@ -133,11 +147,10 @@ fn assert_no_network_left(owner: u32) {
     assert!(!dev.lines().any(|l| l.trim_start().starts_with(&format!("ibt{owner}-"))), "a tap in the host's namespace: {dev}");
 }
 
-#[test]
 fn boots_under_tcg_answers_and_powers_off() {
     let _one = one_guest();
     let logs = tempfile::tempdir().unwrap();
-    let Some(mut vm) = prepared(Some(logs.path().to_path_buf())) else { return };
+    let mut vm = prepared(Some(logs.path().to_path_buf()));
     assert_eq!(vm.verdict().accel, Accel::Tcg);
     assert_eq!(vm.label(), "vm (emulated (TCG))");
     let meta = vm.metadata();
@@ -189,10 +202,9 @@ fn boots_under_tcg_answers_and_powers_off() {
     assert!(text.contains("tsc_early_khz="), "the TCG guest's command line carries the TSC rate");
 }
 
-#[test]
 fn a_guest_missing_its_timeout_is_killed_and_reported() {
     let _one = one_guest();
-    let Some(mut vm) = prepared(None) else { return };
+    let mut vm = prepared(None);
     vm.set_boot_timeout(Duration::from_millis(500));
     let t0 = Instant::now();
     let err = match vm.start() {
@@ -211,10 +223,9 @@ fn a_guest_missing_its_timeout_is_killed_and_reported() {
     assert_no_network_left(std::process::id());
 }
 
-#[test]
 fn dropping_a_running_guest_kills_qemu() {
     let _one = one_guest();
-    let Some(mut vm) = prepared(None) else { return };
+    let mut vm = prepared(None);
     let inst = vm.start().expect("guest boots");
     assert_eq!(qemus_of(std::process::id()).len(), 1);
     drop(inst);
@@ -223,31 +234,18 @@ fn dropping_a_running_guest_kills_qemu() {
     assert_no_network_left(std::process::id());
 }
 
-/// Not a test on its own: the child half of the kill -9 test. Boots a guest
-/// and waits to be killed.
-#[test]
-#[ignore = "helper process for kill_9_of_the_starter_takes_qemu_along"]
+/// Helper: the child half of the kill -9 test. Boots a guest and waits to
+/// be killed.
 fn helper_boot_and_wait() {
-    if std::env::var_os(HELPER_ENV).is_none() {
-        return;
-    }
-    let Some(mut vm) = prepared(None) else { return };
+    let mut vm = prepared(None);
     vm.set_boot_timeout(Duration::from_secs(300));
     let _inst = vm.start();
     std::thread::sleep(Duration::from_secs(300));
 }
 
-#[test]
 fn kill_9_of_the_starter_takes_qemu_along() {
     let _one = one_guest();
-    if prepared(None).is_none() {
-        return;
-    }
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "helper_boot_and_wait", "--ignored", "--nocapture"])
-        .env(HELPER_ENV, "1")
-        .spawn()
-        .unwrap();
+    let mut child = isobench_testkit::helper("helper_boot_and_wait").spawn().unwrap();
     let owner = child.id();
     let deadline = Instant::now() + Duration::from_secs(20);
     while qemus_of(owner).is_empty() {
@@ -268,13 +266,9 @@ fn kill_9_of_the_starter_takes_qemu_along() {
     assert_no_network_left(owner);
 }
 
-#[test]
 fn auto_accel_gives_a_verdict_with_its_reason() {
     let _one = one_guest();
-    let (Ok(qemu_bin), Ok(img)) = (qemu::find_qemu(), image::locate()) else {
-        eprintln!("skipped: no qemu or no guest image");
-        return;
-    };
+    let (qemu_bin, img) = (qemu::find_qemu().unwrap(), image::locate().unwrap());
     let version = qemu::qemu_version(&qemu_bin).unwrap();
     // Probes once per (host kernel, guest kernel, QEMU) and caches: up to
     // KVM_PROBE_TIMEOUT the first time on a host where KVM cannot boot the guest.
@@ -287,13 +281,8 @@ fn auto_accel_gives_a_verdict_with_its_reason() {
     assert_nothing_left(std::process::id());
 }
 
-#[test]
 fn require_kvm_fails_with_the_reason_instead_of_falling_back() {
     let _one = one_guest();
-    if qemu::find_qemu().is_err() || image::locate().is_err() {
-        eprintln!("skipped: no qemu or no guest image");
-        return;
-    }
     let workloads = isobench_harness::workloads::locate().expect("static workloads");
     let require = VmSettings { require_kvm: true, ..Default::default() };
     let opts = Options { accel: AccelChoice::Tcg, vm: require.clone(), ..Options::new(workloads.clone()) };
@@ -318,9 +307,6 @@ fn require_kvm_fails_with_the_reason_instead_of_falling_back() {
     assert_nothing_left(std::process::id());
 }
 
-/// Set (to a folder holding a guest.json) in the child of the custom-image tests.
-const CUSTOM_IMAGE_ENV: &str = "ISOBENCH_VM_TEST_CUSTOM";
-
 /// Writes a guest.json into `dir` naming these files (absolute paths work:
 /// they are joined onto the folder).
 fn write_manifest(dir: &std::path::Path, kernel: &std::path::Path, vmlinux: Option<&std::path::Path>, initrd: &std::path::Path) {
@@ -335,28 +321,18 @@ fn write_manifest(dir: &std::path::Path, kernel: &std::path::Path, vmlinux: Opti
 /// Runs `test` (an ignored helper below) in a child process whose guest
 /// image is `dir`, and fails with its output unless it passes.
 fn run_with_image(test: &str, dir: &std::path::Path) {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--ignored", "--nocapture", "--test-threads=1"])
-        .env(image::GUEST_DIR_ENV, dir)
-        .env(CUSTOM_IMAGE_ENV, "1")
-        .output()
-        .unwrap();
+    let out = isobench_testkit::helper(test).env(image::GUEST_DIR_ENV, dir).output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     eprintln!("{text}");
     assert!(out.status.success() && text.contains("1 passed"), "{test} failed in the child:\n{text}");
 }
 
-#[test]
-#[ignore = "helper process for a_vmlinux_qemu_refuses_falls_back_to_the_bzimage_on_q35"]
 fn helper_fallback() {
-    if std::env::var_os(CUSTOM_IMAGE_ENV).is_none() {
-        return;
-    }
     // q35 and a memory size: the settings reach QEMU, and the fallback is
     // the bzImage through q35's firmware, the other boot path there is.
     let settings = VmSettings { machine: Some(Machine::Q35), memory_mib: Some(192), ..Default::default() };
     let logs = tempfile::tempdir().unwrap();
-    let mut vm = prepared_with(Some(logs.path().to_path_buf()), settings).expect("the test image");
+    let mut vm = prepared_with(Some(logs.path().to_path_buf()), settings);
     assert_eq!(vm.boot(), BootProtocol::Pvh, "an image with a vmlinux boots PVH by default");
     let meta = vm.metadata();
     assert_eq!((meta["machine"].as_str(), meta["memory_mib"].as_u64()), (Some("q35"), Some(192)));
@@ -373,17 +349,9 @@ fn helper_fallback() {
     assert_nothing_left(std::process::id());
 }
 
-#[test]
 fn a_vmlinux_qemu_refuses_falls_back_to_the_bzimage_on_q35() {
     let _one = one_guest();
-    let Ok(real) = image::locate() else {
-        eprintln!("skipped: no guest image");
-        return;
-    };
-    if qemu::find_qemu().is_err() {
-        eprintln!("skipped: no qemu");
-        return;
-    }
+    let real = image::locate().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let bogus = dir.path().join("vmlinux");
     std::fs::write(&bogus, vec![0x5au8; 8192]).unwrap();
@@ -391,13 +359,8 @@ fn a_vmlinux_qemu_refuses_falls_back_to_the_bzimage_on_q35() {
     run_with_image("helper_fallback", dir.path());
 }
 
-#[test]
-#[ignore = "helper process for a_guest_whose_init_dies_is_reported_at_once"]
 fn helper_dead_init() {
-    if std::env::var_os(CUSTOM_IMAGE_ENV).is_none() {
-        return;
-    }
-    let mut vm = prepared(None).expect("the test image");
+    let mut vm = prepared(None);
     let t0 = Instant::now();
     let err = vm.start().err().expect("an /init that exits cannot answer");
     let msg = err.to_string();
@@ -413,17 +376,9 @@ fn helper_dead_init() {
     assert_no_network_left(std::process::id());
 }
 
-#[test]
 fn a_guest_whose_init_dies_is_reported_at_once() {
     let _one = one_guest();
-    let (Ok(real), Ok(workloads)) = (image::locate(), isobench_harness::workloads::locate()) else {
-        eprintln!("skipped: no guest image or workloads");
-        return;
-    };
-    if qemu::find_qemu().is_err() || Command::new("cpio").arg("--version").output().is_err() {
-        eprintln!("skipped: no qemu or no cpio");
-        return;
-    }
+    let (real, workloads) = (image::locate().unwrap(), isobench_harness::workloads::locate().expect("static workloads"));
     // An initramfs whose /init is the static `noop`: it exits at once, and
     // the kernel panics ("Attempted to kill init").
     let dir = tempfile::tempdir().unwrap();
@@ -441,22 +396,35 @@ fn a_guest_whose_init_dies_is_reported_at_once() {
     run_with_image("helper_dead_init", dir.path());
 }
 
-#[test]
 fn a_kvm_probe_whose_guest_stays_silent_gives_up_early() {
     let _one = one_guest();
-    let kvm_pvm = std::path::Path::new("/sys/module/kvm_pvm").exists();
-    let (Ok(qemu_bin), Ok(img)) = (qemu::find_qemu(), image::locate()) else {
-        eprintln!("skipped: no qemu or no guest image");
-        return;
-    };
-    if isobench_harness::vm::accel::kvm_device().is_err() || !kvm_pvm {
-        eprintln!("skipped: needs a kvm-pvm host, where a stock guest kernel never prints under KVM");
-        return;
-    }
+    let (qemu_bin, img) = (qemu::find_qemu().unwrap(), image::locate().unwrap());
     // Not through the cache: a real probe boot now.
     let failure = isobench_harness::vm::accel::probe_kvm(&img, &qemu_bin).expect_err("a stock kernel does not boot under kvm-pvm");
     eprintln!("{}", failure.reason);
     assert!(failure.reason.contains("printed nothing on the guest console"), "the silence check ended it: {}", failure.reason);
     assert!(failure.reason.contains("kvm-pvm") && failure.cacheable, "{failure:?}");
     assert_nothing_left(std::process::id());
+}
+
+/// On a host whose KVM boots a stock guest kernel (not CI's, whose /dev/kvm
+/// is kvm-pvm): `--accel kvm` boots the guest under KVM, its agent answers as
+/// PID 1, its phases are recorded, it powers off and nothing is left.
+fn boots_under_kvm_answers_and_powers_off() {
+    let _one = one_guest();
+    let logs = tempfile::tempdir().unwrap();
+    let workloads = isobench_harness::workloads::locate().expect("static workloads");
+    let opts = Options { accel: AccelChoice::Kvm, log_dir: Some(logs.path().to_path_buf()), ..Options::new(workloads) };
+    let mut vm = Vm::prepare(&opts).expect("--accel kvm prepares on a host with KVM");
+    assert_eq!(vm.verdict().accel, Accel::Kvm);
+    assert_eq!(vm.metadata()["accel"], "kvm");
+    let mut inst = start_or_show_console(&mut vm, logs.path(), 1);
+    eprintln!("KVM guest ready after {:?}, phases {:?}", inst.ready_after(), inst.phases());
+    assert_running_phases(inst.as_ref());
+    assert_eq!(inst.agent().info().expect("info").pid, 1);
+    inst.shutdown().expect("guest powers off");
+    assert_full_record(&vm, 1);
+    assert_nothing_left(std::process::id());
+    drop(vm);
+    assert_no_network_left(std::process::id());
 }

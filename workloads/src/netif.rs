@@ -106,20 +106,7 @@ mod tests {
     }
 
     #[test]
-    fn set_ipv4_on_a_missing_interface_says_enodev() {
-        if nix::unistd::geteuid().is_root() {
-            let e = set_ipv4("isobench-nope0", std::net::Ipv4Addr::new(10, 199, 9, 2), 24).unwrap_err();
-            assert_eq!(e.raw_os_error(), Some(libc::ENODEV), "{e}");
-        }
+    fn a_prefix_over_32_is_refused_before_any_ioctl() {
         assert_eq!(set_ipv4("lo", std::net::Ipv4Addr::LOCALHOST, 40).unwrap_err().kind(), io::ErrorKind::InvalidInput);
-    }
-
-    #[test]
-    fn loopback_up_in_own_namespace_is_idempotent() {
-        // lo is already up on any host that runs tests; this only reads flags
-        // then returns, or (as root in a fresh netns) sets the flag.
-        if nix::unistd::geteuid().is_root() {
-            loopback_up().unwrap();
-        }
     }
 }

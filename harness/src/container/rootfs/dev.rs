@@ -68,27 +68,3 @@ impl DevTemplate {
         self.dir.path()
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_dev_template_holds_the_nodes_links_and_mount_points() {
-        if !nix::unistd::geteuid().is_root() {
-            return;
-        }
-        let Some(t) = DevTemplate::build().unwrap() else { return };
-        use std::os::unix::fs::FileTypeExt;
-        for (name, _, _) in DEVICES {
-            assert!(std::fs::symlink_metadata(t.path().join(name)).unwrap().file_type().is_char_device(), "{name}");
-        }
-        for (name, target) in DEV_LINKS {
-            assert_eq!(std::fs::read_link(t.path().join(name)).unwrap(), Path::new(target));
-        }
-        assert!(t.path().join("pts").is_dir() && t.path().join("shm").is_dir());
-        let dir = t.path().to_path_buf();
-        drop(t);
-        assert!(!dir.exists(), "removed on drop");
-    }
-}
