@@ -236,7 +236,7 @@ fn no_module_uses_a_higher_layer() {
 #[test]
 fn modules_of_one_layer_do_not_use_each_other_in_a_circle() {
     let layers = layers_from_the_document();
-    let edges: Vec<(String, String)> = uses().into_iter().filter(|(f, t)| layers.get(f).is_some() && layers.get(f) == layers.get(t)).collect();
+    let edges: Vec<(String, String)> = uses().into_iter().filter(|(f, t)| layers.contains_key(f) && layers.get(f) == layers.get(t)).collect();
     // Depth-first search for a back edge.
     fn visit(n: &str, edges: &[(String, String)], path: &mut Vec<String>, done: &mut BTreeSet<String>) -> Option<Vec<String>> {
         if let Some(at) = path.iter().position(|p| p == n) {
