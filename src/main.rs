@@ -22,7 +22,7 @@ use clap::{Parser, Subcommand};
 use isobench_harness::container::{Limits, NamespaceSet, NetMode, RootfsChoice};
 use isobench_harness::env::{EnvKind, EnvSelection};
 use isobench_harness::report::compare::{DEFAULT_NOISE, DEFAULT_THRESHOLD};
-use isobench_harness::startup::{Column, Noop, DEFAULT_N};
+use isobench_harness::startup::{Column, Noop, DEFAULT_N, DEFAULT_WARMUP};
 use isobench_harness::vm::{AccelChoice, BootProtocol, Machine, VmNet};
 use isobench_harness::{doctor, env, list, runner};
 use isobench_workloads::catalog::{Family, MetricSelection};
@@ -242,8 +242,8 @@ struct ExecArgs {
 
 #[derive(clap::Args)]
 struct StartupArgs {
-    /// Kept rounds per column (after 3 warm-up rounds)
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_N)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_N,
+          help = format!("Kept rounds per column (after {DEFAULT_WARMUP} warm-up rounds)"))]
     n: usize,
     // Columns: a list parsed by `Column::parse_list` (the path `std::vec::Vec`
     // keeps clap from taking the field for a repeated option).
