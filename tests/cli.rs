@@ -284,3 +284,145 @@ fn exec_leaves_sigint_and_sigquit_to_the_command() {
     let mask = u64::from_str_radix(out.split_whitespace().last().unwrap(), 16).unwrap();
     assert_eq!(mask & (1 << (nix::libc::SIGINT - 1) | 1 << (nix::libc::SIGQUIT - 1)), 0, "{out}");
 }
+
+/// Runs isobench with `vars` added to its environment.
+fn run_with(vars: &[(&str, &str)], args: &[&str]) -> Output {
+    isobench().envs(vars.iter().copied()).args(args).output().expect("isobench runs")
+}
+
+/// Asserts `o` is a refusal: exit status 2 and one line on stderr, which it returns.
+fn one_line_refusal(o: &Output) -> String {
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(o));
+    let e = stderr(o);
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
+    e
+}
+
+#[test]
+fn an_unknown_family_lists_the_families_and_control_is_one() {
+    let families: Vec<&str> = isobench_workloads::catalog::Family::ALL.iter().map(|f| f.as_str()).collect();
+    let e = one_line_refusal(&run(&["run", "--env", "native", "--metric", "sycall", "--out", "/nonexistent/never-created"]));
+    assert!(e.contains("unknown metric family \"sycall\"") && e.contains(&families.join(", ")), "{e}");
+    // every environment name is a choice of the unknown-environment line
+    let e = one_line_refusal(&run(&["run", "--env", "kvmx"]));
+    for k in isobench_harness::env::EnvKind::every() {
+        assert!(e.contains(k.as_str()), "{e}");
+    }
+    let e = one_line_refusal(&run(&["startup", "--env", "kata"]));
+    assert!(e.contains("unknown start column \"kata\"") && e.contains(&isobench_harness::startup::Column::names()), "{e}");
+    assert!(!Path::new("/nonexistent/never-created").exists());
+
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("run");
+    let o = run(&["run", "--env", "native", "--metric", "control", "--quick", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    for metric in ["cpu.spin", "mem.copy_bw"] {
+        assert!(csv.lines().any(|l| l.starts_with("native,") && l.contains(&format!(",{metric},"))), "no {metric} row:\n{csv}");
+    }
+}
+
+#[test]
+fn bad_option_values_are_refused_by_the_parser_in_one_line() {
+    let cases: [(&[&str], &str); 7] = [
+        (&["run", "--pin", "both"], "invalid value 'both' for '--pin <MODE>': unknown pinning mode \"both\""),
+        (&["run", "--memory", "12x"], "invalid value '12x' for '--memory <SIZE>': expected bytes or a size such as 64m or 1g"),
+        (&["exec", "--cpus", "0", "--", "true"], "invalid value '0' for '--cpus <N>': must be at least 0.01"),
+        (&["exec", "--pids", "none", "--", "true"], "invalid value 'none' for '--pids <N>': expected a number of tasks"),
+        (&["exec", "--ns", "pid,time", "--", "true"], "unknown namespace \"time\""),
+        (&["run", "--vm-net", "bridge"], "invalid value 'bridge' for '--vm-net <NET>': unknown vm network \"bridge\""),
+        (&["startup", "--noop", "musl"], "invalid value 'musl' for '--noop <KIND>': unknown no-op \"musl\""),
+    ];
+    for (args, expected) in cases {
+        let e = one_line_refusal(&run(args));
+        assert!(e.starts_with("error: ") && e.contains(expected), "{args:?}: {e}");
+    }
+}
+
+#[test]
+fn help_lists_the_variables_and_the_choices_of_the_types() {
+    let help = |args: &[&str]| {
+        let o = run(args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let run_help = help(&["run", "--help"]);
+    for var in ["ISOBENCH_ENVS", "ISOBENCH_PIN", "ISOBENCH_ACCEL", "ISOBENCH_MACHINE", "ISOBENCH_RUN_DIR"] {
+        assert!(run_help.contains(&format!("[env: {var}=")), "{var} missing:\n{run_help}");
+    }
+    for k in isobench_harness::env::EnvKind::every() {
+        // each environment with its description (wrapped by clap, so its first words)
+        let first_words: String = k.describe().split(' ').take(3).collect::<Vec<_>>().join(" ");
+        assert!(
+            run_help.lines().any(|l| l.trim_start().starts_with(&format!("- {}:", k.as_str())) && l.contains(&first_words)),
+            "{k} missing:\n{run_help}"
+        );
+    }
+    let families: Vec<&str> = isobench_workloads::catalog::Family::ALL.iter().map(|f| f.as_str()).collect();
+    assert!(run_help.contains(&format!("[possible values: {}, all]", families.join(", "))), "{run_help}");
+    assert!(run_help.contains("[possible values: same, split, none]") && run_help.contains("[default: 10000]"), "{run_help}");
+    assert!(help(&["--help"]).contains(&format!("Metric families: {} ", families.join(", "))));
+    let startup_help = help(&["startup", "--help"]).split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(startup_help.contains(&isobench_harness::startup::Column::names()), "{startup_help}");
+}
+
+#[test]
+fn an_isobench_variable_takes_effect_and_the_option_wins() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("run");
+    // ISOBENCH_ENVS picks the environments, ISOBENCH_RUN_DIR the folder; --pin beats ISOBENCH_PIN.
+    let vars = [("ISOBENCH_ENVS", "native"), ("ISOBENCH_PIN", "split"), ("ISOBENCH_RUN_DIR", out.to_str().unwrap())];
+    let o = run_with(&vars, &["run", "--metric", "syscall.getpid", "--pin", "none", "--quick"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["parameters"]["pin"], "none", "{run}");
+    assert_eq!(run["parameters"]["envs"], serde_json::json!(["native"]), "{run}");
+    let o = run_with(
+        &[("ISOBENCH_PIN", "split"), ("ISOBENCH_RUN_DIR", out.to_str().unwrap())],
+        &["run", "--env", "native", "--metric", "syscall.getpid", "--quick"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["parameters"]["pin"], "split", "{run}");
+    // a bad value in a variable is refused like the option's
+    let e = one_line_refusal(&run_with(&[("ISOBENCH_ENVS", "native,kvmx")], &["run", "--out", "/nonexistent/never-created"]));
+    assert!(e.contains("unknown environment \"kvmx\""), "{e}");
+}
+
+/// Every `ISOBENCH_` name in a file's text.
+fn isobench_variables(text: &str) -> std::collections::BTreeSet<String> {
+    let mut found = std::collections::BTreeSet::new();
+    for (i, _) in text.match_indices("ISOBENCH_") {
+        let name: String = text[i..].chars().take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_').collect();
+        if name.len() > "ISOBENCH_".len() && !name.ends_with('_') {
+            found.insert(name);
+        }
+    }
+    found
+}
+
+#[test]
+fn the_readme_table_lists_every_isobench_variable_and_no_other() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    fn walk(dir: &Path, found: &mut std::collections::BTreeSet<String>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() && !matches!(path.file_name().and_then(|n| n.to_str()), Some("target" | "results")) {
+                walk(&path, found);
+            } else if let Ok(text) = std::fs::read_to_string(&path) {
+                found.extend(isobench_variables(&text));
+            }
+        }
+    }
+    let mut in_code = std::collections::BTreeSet::new();
+    for dir in ["harness", "src", "benches", "workloads", "scripts", "tests", ".ci"] {
+        walk(&root.join(dir), &mut in_code);
+    }
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = readme.split("### Environment variables").nth(1).expect("a variables section").split("\n## ").next().unwrap();
+    let in_table: std::collections::BTreeSet<String> =
+        section.lines().filter(|l| l.starts_with("| `ISOBENCH_")).flat_map(|l| isobench_variables(l.split(" | ").next().unwrap())).collect();
+    let missing: Vec<_> = in_code.difference(&in_table).collect();
+    let stale: Vec<_> = in_table.difference(&in_code).collect();
+    assert!(missing.is_empty() && stale.is_empty(), "README's variable table lacks {missing:?}; lists {stale:?}, which nothing reads");
+}

@@ -191,9 +191,9 @@ fn limits_from_the_command_line_are_enforced() {
 
 fn bad_input_is_one_line_and_a_non_zero_exit() {
     for (args, needle) in [
-        (&["--memory", "12x", "--", "true"][..], "invalid --memory value \"12x\""),
-        (&["--cpus", "0", "--", "true"][..], "invalid --cpus value \"0\""),
-        (&["--pids", "0", "--", "true"][..], "invalid --pids value \"0\""),
+        (&["--memory", "12x", "--", "true"][..], "invalid value '12x' for '--memory <SIZE>': expected bytes"),
+        (&["--cpus", "0", "--", "true"][..], "invalid value '0' for '--cpus <N>': must be at least 0.01"),
+        (&["--pids", "0", "--", "true"][..], "invalid value '0' for '--pids <N>': must be at least 1"),
         (&["--ns", "pid,nett", "--", "true"][..], "unknown namespace \"nett\""),
         (&["--rootfs", "/nonexistent/rootfs", "--", "true"][..], "/nonexistent/rootfs"),
         (&["--no-cgroup", "--pids", "5", "--", "true"][..], "limits need a cgroup"),

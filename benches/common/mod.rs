@@ -9,20 +9,25 @@
 //! (shared by all bench binaries of one `cargo bench`) and the report is
 //! re-rendered, so an interrupted `cargo bench` keeps what it measured.
 //!
-//! Environment variables: `ISOBENCH_ENVS` (comma list of environments or
-//! `peers`; default the core three: native, container, vm),
-//! `ISOBENCH_ACCEL` (auto|kvm|tcg), `ISOBENCH_MACHINE` (microvm|q35),
-//! `ISOBENCH_PIN` (same|split|none: CPU pinning of two-party metrics, as
-//! `isobench run --pin`; default same), `ISOBENCH_RUN_DIR` (results folder).
+//! Environment variables, each parsed by the type of the `isobench run`
+//! option it stands for (the README's table lists them all):
+//! `ISOBENCH_ENVS` (`--env`: environments, `all` or `peers`; default the
+//! core three), `ISOBENCH_ACCEL` (`--accel`), `ISOBENCH_MACHINE`
+//! (`--machine`), `ISOBENCH_PIN` (`--pin`: CPU pinning of two-party
+//! metrics; default same), `ISOBENCH_RUN_DIR` (`--out`: the results
+//! folder). A bad value stops the bench with the variable's name and the
+//! same line `isobench run` gives.
 
+use std::str::FromStr;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode};
-use isobench_harness::env::{self, EnvKind, Environment, Instance, Options};
+use isobench_harness::env::{self, EnvSelection, Environment, Instance, Options};
 use isobench_harness::report;
 use isobench_harness::results::run::Parameters;
 use isobench_harness::results::RunDir;
+use isobench_harness::vm::{AccelChoice, Machine};
 use isobench_harness::{collect::Measurement, runner, workloads};
 use isobench_workloads::catalog::{Family, CATALOG};
 use isobench_workloads::protocol::{PinMode, RunRequest};
@@ -36,28 +41,14 @@ struct Running {
     inst: Box<dyn Instance>,
 }
 
-/// `ISOBENCH_PIN`, default `same`; a bad value stops the bench with the
-/// choices.
-fn pin_from_env() -> PinMode {
-    match std::env::var("ISOBENCH_PIN") {
-        Ok(v) if !v.trim().is_empty() => v.parse().unwrap_or_else(|e| panic!("ISOBENCH_PIN: {e}")),
-        _ => PinMode::Same,
-    }
-}
-
-fn envs_from_env() -> Vec<EnvKind> {
-    match std::env::var("ISOBENCH_ENVS") {
-        Ok(list) if !list.trim().is_empty() && list.trim() != "all" => list
-            .split(',')
-            .flat_map(|s| match s.trim() {
-                "peers" => EnvKind::PEERS.to_vec(),
-                name => vec![EnvKind::parse(name).unwrap_or_else(|| {
-                    panic!("ISOBENCH_ENVS: unknown environment {s:?} (native, container, vm, runc, crun, bwrap, unshare, peers)")
-                })],
-            })
-            .collect(),
-        _ => EnvKind::ALL.to_vec(),
-    }
+/// The variable `var` parsed as `T`; `None` when unset, empty or not
+/// Unicode. A bad value stops the bench with the type's one-line error.
+fn from_env<T: FromStr>(var: &str) -> Option<T>
+where
+    T::Err: std::fmt::Display,
+{
+    let value = std::env::var(var).ok().filter(|v| !v.trim().is_empty())?;
+    Some(value.parse().unwrap_or_else(|e| panic!("{var}: {e}")))
 }
 
 /// Criterion settings sized for a 2-core machine and a TCG guest: the whole
@@ -77,17 +68,18 @@ pub fn bench_family(c: &mut Criterion, family: Family) {
     // criterion's own HTML report of the same run (CARGO_TARGET_DIR aware).
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| isobench_harness::paths::repo_root().join("target"), std::path::PathBuf::from);
     let criterion_report = target.join("criterion").join("report").join("index.html");
-    let pin = pin_from_env();
+    let pin: PinMode = from_env("ISOBENCH_PIN").unwrap_or_default();
     let parameters = Parameters { criterion: Some(true), criterion_report: Some(criterion_report), pin: Some(pin), ..Parameters::default() };
     runner::record_host(&out, "cargo bench", parameters).expect("run.json");
     let workloads = workloads::locate().unwrap_or_else(|e| panic!("{e}"));
-    let accel = std::env::var("ISOBENCH_ACCEL").ok().and_then(|a| a.parse().ok()).unwrap_or_default();
+    let accel: AccelChoice = from_env("ISOBENCH_ACCEL").unwrap_or_default();
     let mut opts = Options { accel, log_dir: Some(out.path.clone()), ..Options::new(workloads) };
-    opts.vm.machine = std::env::var("ISOBENCH_MACHINE").ok().and_then(|m| m.parse().ok());
+    opts.vm.machine = from_env::<Machine>("ISOBENCH_MACHINE");
     isobench_harness::cleanup::sweep();
 
     let mut running: Vec<Running> = Vec::new();
-    for kind in envs_from_env() {
+    let envs: EnvSelection = from_env("ISOBENCH_ENVS").unwrap_or_default();
+    for kind in envs.into_kinds() {
         let started = env::prepare(kind, &opts).and_then(|mut env| env.start().map(|inst| Running { env, inst }));
         match started {
             Ok(r) => {

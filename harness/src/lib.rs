@@ -10,6 +10,7 @@ pub mod container;
 pub mod doctor;
 pub mod env;
 pub mod leftovers;
+pub mod list;
 pub mod paths;
 pub mod process;
 pub mod report;

@@ -112,6 +112,12 @@ impl Noop {
     }
 }
 
+impl std::fmt::Display for Noop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl std::str::FromStr for Noop {
     type Err = String;
     fn from_str(s: &str) -> Result<Noop, String> {
@@ -193,6 +199,16 @@ fn build(root: &Path) -> Result<(), WorkloadsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_noop_parses_back_and_the_error_names_every_one() {
+        let e = "musl".parse::<Noop>().unwrap_err();
+        for n in Noop::ALL {
+            assert_eq!(n.to_string().parse::<Noop>(), Ok(n));
+            assert!(e.contains(n.as_str()), "{e}");
+        }
+        assert_eq!(Noop::default(), Noop::Static);
+    }
 
     #[test]
     fn a_folder_without_every_binary_is_named_with_what_it_lacks() {

@@ -3,6 +3,8 @@
 //! The agent implements each entry and the harness reads the same table, so
 //! a metric exists in exactly one place.
 
+use std::str::FromStr;
+
 use serde::{Deserialize, Serialize};
 
 /// Metric families: the first part of every metric's name.
@@ -29,6 +31,38 @@ impl Family {
             Family::Control => "control",
         }
     }
+
+    /// The family names, comma-separated, for messages.
+    fn names() -> String {
+        Family::ALL.map(Family::as_str).join(", ")
+    }
+}
+
+impl std::fmt::Display for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Family {
+    type Err = CatalogError;
+
+    /// Parses a family name ("syscall"). Errors: one line with the choices.
+    fn from_str(s: &str) -> Result<Family, CatalogError> {
+        Family::ALL.into_iter().find(|f| f.as_str() == s.trim()).ok_or_else(|| CatalogError::UnknownFamily(s.trim().to_string()))
+    }
+}
+
+/// A name or list the catalogue does not know; each message is one line
+/// naming the choices.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogError {
+    #[error("unknown metric {0:?}; known: {names} (or a family: {families}, or all)", names = names().collect::<Vec<_>>().join(", "), families = Family::names())]
+    UnknownMetric(String),
+    #[error("unknown metric family {0:?}; choose from {families} or all (or a metric name: see `isobench list`)", families = Family::names())]
+    UnknownFamily(String),
+    #[error("no metric given; name metrics (see `isobench list`), families ({families}) or all", families = Family::names())]
+    Empty,
 }
 
 /// The unit a metric is *displayed* in. Histograms always hold nanoseconds per
@@ -481,6 +515,87 @@ pub fn names() -> impl Iterator<Item = &'static str> {
     CATALOG.iter().map(|m| m.name)
 }
 
+/// Metrics chosen by name, family or `all`, as `isobench run --metric` takes
+/// them: a comma-separated list of metric names (`syscall.getpid`), family
+/// names (`syscall`, every metric of the family in catalogue order) and
+/// `all` (the whole catalogue), kept in the order given, each metric once.
+/// A word without a dot is a family (every metric name has one). The
+/// default is `all`.
+#[derive(Debug, Clone)]
+pub struct MetricSelection(Vec<&'static MetricSpec>);
+
+impl MetricSelection {
+    /// The word for the whole catalogue.
+    pub const ALL_WORD: &'static str = "all";
+
+    /// The metrics, in the order chosen.
+    pub fn specs(&self) -> &[&'static MetricSpec] {
+        &self.0
+    }
+
+    /// The metrics, in the order chosen.
+    pub fn into_specs(self) -> Vec<&'static MetricSpec> {
+        self.0
+    }
+
+    /// True when every metric of the catalogue is chosen, in catalogue order.
+    pub fn is_all(&self) -> bool {
+        self.0.len() == CATALOG.len() && self.0.iter().zip(CATALOG).all(|(a, b)| a.name == b.name)
+    }
+}
+
+impl Default for MetricSelection {
+    fn default() -> MetricSelection {
+        MetricSelection(CATALOG.iter().collect())
+    }
+}
+
+impl PartialEq for MetricSelection {
+    fn eq(&self, other: &MetricSelection) -> bool {
+        self.0.len() == other.0.len() && self.0.iter().zip(&other.0).all(|(a, b)| a.name == b.name)
+    }
+}
+
+impl FromStr for MetricSelection {
+    type Err = CatalogError;
+
+    /// Errors: one line naming the unknown word and the choices; a list
+    /// with no word at all is [`CatalogError::Empty`].
+    fn from_str(s: &str) -> Result<MetricSelection, CatalogError> {
+        let mut out: Vec<&'static MetricSpec> = Vec::new();
+        for word in s.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            let matched: Vec<&'static MetricSpec> = if word == MetricSelection::ALL_WORD {
+                CATALOG.iter().collect()
+            } else if !word.contains('.') {
+                let family: Family = word.parse()?;
+                CATALOG.iter().filter(|m| m.family == family).collect()
+            } else {
+                vec![lookup(word).ok_or_else(|| CatalogError::UnknownMetric(word.to_string()))?]
+            };
+            for m in matched {
+                if !out.iter().any(|x| x.name == m.name) {
+                    out.push(m);
+                }
+            }
+        }
+        if out.is_empty() {
+            return Err(CatalogError::Empty);
+        }
+        Ok(MetricSelection(out))
+    }
+}
+
+impl std::fmt::Display for MetricSelection {
+    /// `all` for the whole catalogue, else the names, comma-separated: what
+    /// parses back to the same selection.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_all() {
+            return f.write_str(MetricSelection::ALL_WORD);
+        }
+        f.write_str(&self.0.iter().map(|m| m.name).collect::<Vec<_>>().join(","))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,5 +618,46 @@ mod tests {
         }
         assert!(lookup("syscall.getpid").is_some());
         assert!(lookup("syscall.nope").is_none());
+    }
+
+    #[test]
+    fn every_name_has_a_dot_so_a_word_without_one_is_a_family() {
+        for m in CATALOG {
+            assert!(m.name.contains('.'), "{}", m.name);
+        }
+        for f in Family::ALL {
+            assert!(!f.as_str().contains('.') && f.as_str() != MetricSelection::ALL_WORD);
+            assert_eq!(f.as_str().parse::<Family>(), Ok(f));
+        }
+    }
+
+    #[test]
+    fn a_selection_takes_names_families_and_all_in_order_each_once() {
+        let names = |s: &str| s.parse::<MetricSelection>().unwrap().specs().iter().map(|m| m.name).collect::<Vec<_>>();
+        assert_eq!(names("ipc.pipe_rtt, syscall.getpid,ipc.pipe_rtt"), ["ipc.pipe_rtt", "syscall.getpid"]);
+        assert_eq!(names("control"), ["cpu.spin", "mem.copy_bw"]);
+        assert_eq!(names("mem.copy_bw,control"), ["mem.copy_bw", "cpu.spin"]);
+        let all = "all".parse::<MetricSelection>().unwrap();
+        assert_eq!(all, MetricSelection::default());
+        assert_eq!(all.specs().len(), CATALOG.len());
+        assert_eq!(all.to_string(), "all");
+        let some = "syscall,ipc.pipe_rtt".parse::<MetricSelection>().unwrap();
+        assert_eq!(some.to_string().parse::<MetricSelection>().unwrap(), some);
+        assert!(!some.is_all());
+    }
+
+    #[test]
+    fn an_unknown_word_is_one_line_with_the_choices() {
+        let e = "syscall.getpidd".parse::<MetricSelection>().unwrap_err();
+        assert_eq!(e, CatalogError::UnknownMetric("syscall.getpidd".into()));
+        let line = e.to_string();
+        assert!(!line.contains('\n') && line.starts_with("unknown metric \"syscall.getpidd\"; known: env.start, "), "{line}");
+        assert!(line.contains("syscall.getpid,") && line.ends_with("(or a family: spawn, syscall, ipc, net, control, or all)"), "{line}");
+        let e = "sycall".parse::<MetricSelection>().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "unknown metric family \"sycall\"; choose from spawn, syscall, ipc, net, control or all (or a metric name: see `isobench list`)"
+        );
+        assert_eq!(" , ".parse::<MetricSelection>().unwrap_err(), CatalogError::Empty);
     }
 }

@@ -259,6 +259,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn each_pinning_mode_parses_back_and_the_error_names_every_one() {
+        let e = "both".parse::<PinMode>().unwrap_err();
+        for m in PinMode::ALL {
+            assert_eq!(m.to_string().parse::<PinMode>(), Ok(m));
+            assert!(e.contains(m.as_str()), "{e}");
+        }
+        assert_eq!(PinMode::default(), PinMode::Same);
+    }
+
+    #[test]
     fn request_wire_format() {
         let r = Request::Run(RunRequest::new("syscall.getpid", 10, 5));
         let line = to_line(&r);

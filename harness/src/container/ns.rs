@@ -127,6 +127,11 @@ impl NamespaceSet {
             | (1 << Namespace::Net as u8),
     );
 
+    /// The word for every namespace.
+    pub const ALL_WORD: &'static str = "all";
+    /// The word for no namespace.
+    pub const NONE_WORD: &'static str = "none";
+
     /// All seven (`--ns all`).
     pub fn all() -> NamespaceSet {
         CREATION_ORDER.into_iter().collect()
@@ -162,6 +167,12 @@ impl NamespaceSet {
     pub fn names(self) -> Vec<&'static str> {
         self.iter().map(Namespace::as_str).collect()
     }
+
+    /// Every word a `--ns` list takes: the seven names in creation order,
+    /// then `all` and `none`.
+    pub fn words() -> impl Iterator<Item = &'static str> {
+        CREATION_ORDER.into_iter().map(Namespace::as_str).chain([NamespaceSet::ALL_WORD, NamespaceSet::NONE_WORD])
+    }
 }
 
 impl FromIterator<Namespace> for NamespaceSet {
@@ -179,8 +190,8 @@ impl FromStr for NamespaceSet {
 
     fn from_str(s: &str) -> Result<Self, NsError> {
         match s.trim() {
-            "all" => return Ok(NamespaceSet::all()),
-            "none" | "" => return Ok(NamespaceSet::NONE),
+            NamespaceSet::ALL_WORD => return Ok(NamespaceSet::all()),
+            NamespaceSet::NONE_WORD | "" => return Ok(NamespaceSet::NONE),
             _ => {}
         }
         let mut set = NamespaceSet::NONE;
@@ -260,6 +271,16 @@ mod tests {
         assert_eq!(CREATION_ORDER[6], Namespace::Cgroup);
         let pos = |ns| CREATION_ORDER.iter().position(|x| *x == ns).unwrap();
         assert!(pos(Namespace::Net) < pos(Namespace::Mount));
+    }
+
+    #[test]
+    fn every_word_parses_and_an_unknown_one_names_the_choices() {
+        for w in NamespaceSet::words() {
+            assert!(w.parse::<NamespaceSet>().is_ok(), "{w}");
+        }
+        assert_eq!(NamespaceSet::words().count(), CREATION_ORDER.len() + 2);
+        let e = "pid,time".parse::<NamespaceSet>().unwrap_err().to_string();
+        assert_eq!(e, "unknown namespace \"time\"; use a comma-separated list of user, pid, net, ipc, uts, mnt, cgroup, or all, or none");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! an environment removes what `prepare` created.
 
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use isobench_workloads::protocol::AgentInfo;
@@ -49,6 +50,12 @@ pub enum EnvError {
         #[source]
         source: std::io::Error,
     },
+    /// A name that is no environment (`--env`, `ISOBENCH_ENVS`).
+    #[error("unknown environment {0:?}; choose from {choices} (see `isobench list`)", choices = EnvSelection::choices())]
+    Unknown(String),
+    /// An environment list with no name in it.
+    #[error("no environment given; choose from {choices}", choices = EnvSelection::choices())]
+    NoneGiven,
 }
 
 /// The environments isobench knows, in report column order.
@@ -96,14 +103,118 @@ impl EnvKind {
         }
     }
 
+    /// Every environment: the core ones, then the peers.
+    pub fn every() -> impl Iterator<Item = EnvKind> {
+        EnvKind::ALL.into_iter().chain(EnvKind::PEERS)
+    }
+
     pub fn parse(s: &str) -> Option<EnvKind> {
-        EnvKind::ALL.into_iter().chain(EnvKind::PEERS).find(|k| k.as_str() == s)
+        EnvKind::every().find(|k| k.as_str() == s)
     }
 }
 
 impl std::fmt::Display for EnvKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EnvKind {
+    type Err = EnvError;
+
+    /// Parses one environment's name. Errors: one line with the choices.
+    fn from_str(s: &str) -> Result<EnvKind, EnvError> {
+        EnvKind::parse(s.trim()).ok_or_else(|| EnvError::Unknown(s.trim().to_string()))
+    }
+}
+
+/// Environments as `isobench run --env` and `ISOBENCH_ENVS` take them: a
+/// comma-separated list of names, `all` (the core environments,
+/// [`EnvKind::ALL`]) and `peers` (the peer runtimes, [`EnvKind::PEERS`]),
+/// kept in the order given, each once. The default is `all`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvSelection(Vec<EnvKind>);
+
+impl EnvSelection {
+    /// The word for [`EnvKind::ALL`].
+    pub const ALL_WORD: &'static str = "all";
+    /// The word for [`EnvKind::PEERS`].
+    pub const PEERS_WORD: &'static str = "peers";
+
+    /// Every word a list takes, with what it stands for: each environment
+    /// ([`EnvKind::describe`]), then `all` and `peers`.
+    pub fn words() -> impl Iterator<Item = (&'static str, String)> {
+        let group = |kinds: &[EnvKind]| kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ");
+        EnvKind::every().map(|k| (k.as_str(), k.describe().to_string())).chain([
+            (EnvSelection::ALL_WORD, format!("the core environments: {}", group(&EnvKind::ALL))),
+            (EnvSelection::PEERS_WORD, format!("the peer runtimes: {}", group(&EnvKind::PEERS))),
+        ])
+    }
+
+    /// The words for messages: `native, container, ..., all or peers`.
+    fn choices() -> String {
+        let words: Vec<&str> = EnvSelection::words().map(|(w, _)| w).collect();
+        match words.split_last() {
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        }
+    }
+
+    /// The environments, in the order chosen.
+    pub fn kinds(&self) -> &[EnvKind] {
+        &self.0
+    }
+
+    /// The environments, in the order chosen.
+    pub fn into_kinds(self) -> Vec<EnvKind> {
+        self.0
+    }
+
+    pub fn contains(&self, kind: EnvKind) -> bool {
+        self.0.contains(&kind)
+    }
+}
+
+impl Default for EnvSelection {
+    fn default() -> EnvSelection {
+        EnvSelection(EnvKind::ALL.to_vec())
+    }
+}
+
+impl FromStr for EnvSelection {
+    type Err = EnvError;
+
+    /// Errors: one line naming the unknown word and the choices; a list
+    /// with no word at all is [`EnvError::NoneGiven`].
+    fn from_str(s: &str) -> Result<EnvSelection, EnvError> {
+        let mut out = Vec::new();
+        for word in s.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            let kinds = match word {
+                EnvSelection::ALL_WORD => EnvKind::ALL.to_vec(),
+                EnvSelection::PEERS_WORD => EnvKind::PEERS.to_vec(),
+                name => vec![name.parse()?],
+            };
+            for k in kinds {
+                if !out.contains(&k) {
+                    out.push(k);
+                }
+            }
+        }
+        if out.is_empty() {
+            return Err(EnvError::NoneGiven);
+        }
+        Ok(EnvSelection(out))
+    }
+}
+
+impl std::fmt::Display for EnvSelection {
+    /// `all` for the default, else the names, comma-separated: what parses
+    /// back to the same selection.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if *self == EnvSelection::default() {
+            return f.write_str(EnvSelection::ALL_WORD);
+        }
+        f.write_str(&self.0.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(","))
     }
 }
 
@@ -200,5 +311,39 @@ pub fn prepare(kind: EnvKind, opts: &Options) -> Result<Box<dyn Environment>, En
         EnvKind::Crun => Ok(Box::new(crun::prepare(opts)?)),
         EnvKind::Bwrap => Ok(Box::new(bwrap::prepare(opts)?)),
         EnvKind::Unshare => Ok(Box::new(unshare::prepare(opts)?)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_selection_takes_names_all_and_peers_in_order_each_once() {
+        let kinds = |s: &str| s.parse::<EnvSelection>().unwrap().into_kinds();
+        assert_eq!(kinds("vm, native,vm"), [EnvKind::Vm, EnvKind::Native]);
+        assert_eq!(kinds("all"), EnvKind::ALL);
+        assert_eq!(kinds("container,peers"), [EnvKind::Container, EnvKind::Runc, EnvKind::Crun, EnvKind::Bwrap, EnvKind::Unshare]);
+        assert_eq!("all".parse::<EnvSelection>().unwrap(), EnvSelection::default());
+        assert_eq!(EnvSelection::default().to_string(), "all");
+        let some: EnvSelection = "peers,native".parse().unwrap();
+        assert_eq!(some.to_string(), "runc,crun,bwrap,unshare,native");
+        assert_eq!(some.to_string().parse::<EnvSelection>().unwrap(), some);
+        for k in EnvKind::every() {
+            assert_eq!(k.as_str().parse::<EnvKind>().unwrap(), k);
+        }
+    }
+
+    #[test]
+    fn an_unknown_environment_is_one_line_with_the_choices() {
+        let e = "native,kvmx".parse::<EnvSelection>().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "unknown environment \"kvmx\"; choose from native, container, vm, runc, crun, bwrap, unshare, all or peers (see `isobench list`)"
+        );
+        let e = " ,".parse::<EnvSelection>().unwrap_err().to_string();
+        assert_eq!(e, "no environment given; choose from native, container, vm, runc, crun, bwrap, unshare, all or peers");
+        let words: Vec<&str> = EnvSelection::words().map(|(w, _)| w).collect();
+        assert_eq!(words.len(), EnvKind::ALL.len() + EnvKind::PEERS.len() + 2);
     }
 }

@@ -23,6 +23,9 @@ use super::format::{change, num};
 /// (criterion's default noise threshold).
 pub const DEFAULT_NOISE: f64 = 0.02;
 
+/// A significant regression larger than this fails `isobench compare`.
+pub const DEFAULT_THRESHOLD: f64 = 0.05;
+
 /// z for a two-sided 95 % interval.
 const Z95: f64 = 1.96;
 

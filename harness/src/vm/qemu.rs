@@ -128,6 +128,9 @@ pub enum BootProtocol {
 }
 
 impl BootProtocol {
+    /// Every protocol, in the order the command line lists them.
+    pub const ALL: [BootProtocol; 2] = [BootProtocol::Pvh, BootProtocol::Bzimage];
+
     pub fn as_str(self) -> &'static str {
         match self {
             BootProtocol::Pvh => "pvh",
@@ -136,14 +139,16 @@ impl BootProtocol {
     }
 }
 
+impl std::fmt::Display for BootProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl std::str::FromStr for BootProtocol {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "pvh" => Ok(BootProtocol::Pvh),
-            "bzimage" => Ok(BootProtocol::Bzimage),
-            other => Err(format!("unknown boot protocol {other:?}; use pvh or bzimage")),
-        }
+        BootProtocol::ALL.into_iter().find(|b| b.as_str() == s).ok_or_else(|| format!("unknown boot protocol {s:?}; use pvh or bzimage"))
     }
 }
 
@@ -621,6 +626,16 @@ mod tests {
         assert_eq!(Machine::default(), Machine::Microvm);
         assert_eq!("bzimage".parse::<BootProtocol>(), Ok(BootProtocol::Bzimage));
         assert!("elf".parse::<BootProtocol>().is_err());
+        // Each name parses back, and the error line names every choice.
+        let (machine_err, boot_err) = ("pc".parse::<Machine>().unwrap_err(), "elf".parse::<BootProtocol>().unwrap_err());
+        for m in Machine::ALL {
+            assert_eq!(m.to_string().parse::<Machine>(), Ok(m));
+            assert!(machine_err.contains(m.as_str()), "{machine_err}");
+        }
+        for b in BootProtocol::ALL {
+            assert_eq!(b.to_string().parse::<BootProtocol>(), Ok(b));
+            assert!(boot_err.contains(b.as_str()), "{boot_err}");
+        }
     }
 
     #[test]

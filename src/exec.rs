@@ -1,0 +1,32 @@
+//! `isobench exec`: a command in a new container, whose exit status becomes
+//! isobench's.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use isobench_harness::container::{self, ExecOptions};
+use isobench_harness::workloads;
+
+use crate::ExecArgs;
+
+pub fn exec(args: ExecArgs) -> Result<ExitCode> {
+    let workloads = workloads::locate()?;
+    isobench_harness::cleanup::sweep();
+    let opts = ExecOptions {
+        namespaces: args.namespaces,
+        rootfs: args.rootfs,
+        command: args.command,
+        hostname: args.hostname,
+        limits: args.limits.limits(),
+        cgroup: args.limits.cgroup(),
+        show_ns: args.show_ns,
+        net: args.net,
+    };
+    match container::exec(&opts, &workloads) {
+        Ok(status) => Ok(ExitCode::from(status.clamp(0, 255) as u8)),
+        Err(e) => {
+            eprintln!("isobench exec: {e}");
+            Ok(ExitCode::from(e.exit_status().clamp(0, 255) as u8))
+        }
+    }
+}

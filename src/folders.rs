@@ -1,0 +1,72 @@
+//! The commands over results folders that exist: `isobench report`
+//! re-renders one, `isobench compare` judges one against a baseline,
+//! `isobench merge` puts several into one report.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _, Result};
+use isobench_harness::results::RunDir;
+
+/// A results folder, or one clear error naming it.
+fn results_folder(dir: &Path) -> Result<RunDir> {
+    if !dir.join("measurements.json").is_file() {
+        bail!("{} is not an isobench results folder (no measurements.json)", dir.display());
+    }
+    Ok(RunDir { path: dir.to_path_buf() })
+}
+
+/// `isobench compare`: B against the baseline A, per environment × metric;
+/// exit status 1 on a significant regression beyond `threshold`.
+pub fn compare(a: &Path, b: &Path, threshold: f64, noise: f64, markdown: Option<PathBuf>) -> Result<ExitCode> {
+    use isobench_harness::report::compare;
+    let (ra, rb) = (results_folder(a)?, results_folder(b)?);
+    let changes = compare::compare(&isobench_harness::report::measurements(&ra)?, &isobench_harness::report::measurements(&rb)?, noise);
+    if changes.is_empty() {
+        bail!("{} and {} have no environment × metric in common", a.display(), b.display());
+    }
+    let name = |p: &Path| p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let table = compare::table(&changes, &name(a), &name(b));
+    print!("{table}");
+    println!(
+        "\nregressed/improved: the 95 % confidence intervals of the medians do not overlap and the change exceeds {:.0} %; \
+         within noise: intervals apart but the change is smaller; no change: the intervals overlap. \
+         Only regressions beyond --threshold ({:.0} %) fail the comparison.",
+        noise * 100.0,
+        threshold * 100.0
+    );
+    let quick = |r: &RunDir| r.run_record().ok().and_then(|v| v.parameters?.quick);
+    if let (Some(qa), Some(qb)) = (quick(&ra), quick(&rb)) {
+        if qa != qb {
+            eprintln!("isobench compare: warning: one run used --quick and the other did not; their iteration counts and warm-ups differ");
+        }
+    }
+    if let Some(file) = markdown {
+        std::fs::write(&file, &table).with_context(|| format!("writing {}", file.display()))?;
+    }
+    let bad = compare::regressions(&changes, threshold);
+    if bad.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        let list: Vec<String> = bad.iter().map(|c| format!("{} {} {:.2}×", c.env, c.metric, c.ratio)).collect();
+        eprintln!("isobench compare: {} significant regression(s) beyond {:.0} %: {}", bad.len(), threshold * 100.0, list.join(", "));
+        Ok(ExitCode::from(1))
+    }
+}
+
+/// `isobench report`: re-renders `dir`'s summary, plots and report.
+pub fn report(dir: &Path) -> Result<ExitCode> {
+    let report = isobench_harness::report::render(&results_folder(dir)?)?;
+    println!("{}", report.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `isobench merge`: `runs` into one results folder `out`.
+pub fn merge(runs: &[PathBuf], out: &Path) -> Result<ExitCode> {
+    for r in runs {
+        results_folder(r)?;
+    }
+    let report = isobench_harness::report::merge::merge(runs, out)?;
+    println!("{}", report.display());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,90 @@
+//! `isobench run`: the options become a [`Plan`] and the environments'
+//! [`Options`], the runner measures into a results folder, and the outcome
+//! becomes the exit status.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use isobench_harness::container::ContainerSettings;
+use isobench_harness::env::{EnvKind, Options};
+use isobench_harness::results::RunDir;
+use isobench_harness::runner::{self, Plan};
+use isobench_harness::vm::VmSettings;
+use isobench_harness::workloads;
+
+use crate::progress::Progress;
+use crate::RunArgs;
+
+/// Exit status when the run finished but some environment or metric could
+/// not be measured (the results folder still holds everything else).
+const EXIT_INCOMPLETE: u8 = 3;
+/// Exit status after Ctrl-C (128 + SIGINT), results kept.
+const EXIT_INTERRUPTED: u8 = 130;
+
+pub fn run(args: RunArgs) -> Result<ExitCode> {
+    if args.vm_net.is_some() && !args.envs.contains(EnvKind::Vm) {
+        eprintln!("isobench: note: --vm-net has no effect without the vm environment (--env)");
+    }
+    let container_settings = ContainerSettings {
+        namespaces: args.container_ns,
+        limits: args.container_limits.limits(),
+        cgroup: args.container_limits.cgroup(),
+        rootfs: args.rootfs.clone(),
+    };
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&interrupted)).context("installing the Ctrl-C handler")?;
+    }
+    isobench_harness::cleanup::sweep();
+    let workloads = workloads::locate()?;
+    let out = match &args.out {
+        Some(dir) => RunDir::at(dir)?,
+        None => RunDir::create_in(&PathBuf::from("results"))?,
+    };
+    let vm = VmSettings {
+        machine: Some(args.machine),
+        boot: args.vm_boot,
+        memory_mib: Some(args.vm_memory),
+        cpus: Some(args.vm_cpus),
+        require_kvm: args.require_kvm,
+        net: args.vm_net,
+    };
+    let opts = Options { accel: args.accel, log_dir: Some(out.path.clone()), container: container_settings, vm, ..Options::new(workloads) };
+    let plan = Plan {
+        envs: args.envs.into_kinds(),
+        metrics: args.metrics.into_specs(),
+        quick: args.quick,
+        iterations: args.iterations,
+        max_ms: args.max_ms,
+        pin: args.pin,
+    };
+    if !args.quiet {
+        eprintln!("isobench: writing {}", out.path.display());
+    }
+    let mut display = Progress::new(args.quiet);
+    let outcome = runner::execute(&plan, &opts, &out, &interrupted, &mut |ev| display.show(ev))?;
+    display.finish();
+    if args.json {
+        println!("{}", std::fs::read_to_string(out.path.join("summary.json")).context("reading summary.json")?.trim());
+    } else if let Some(report) = &outcome.report {
+        println!("{}", report.display());
+    }
+    if outcome.interrupted {
+        eprintln!("isobench: interrupted; {} measurement(s) kept in {}", outcome.measured, out.path.display());
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
+    if !outcome.skipped.is_empty() || !outcome.failed.is_empty() {
+        eprintln!(
+            "isobench: incomplete: {} skipped environment(s), {} failed measurement(s), {} not measured (no boundary); the rest is in {}",
+            outcome.skipped.len(),
+            outcome.failed.len(),
+            outcome.not_measured.len(),
+            out.path.display()
+        );
+        return Ok(ExitCode::from(EXIT_INCOMPLETE));
+    }
+    Ok(ExitCode::SUCCESS)
+}
