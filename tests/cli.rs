@@ -22,6 +22,11 @@ fn main() {
         trial!(merge_names_columns_by_run_and_keeps_each_runs_baseline),
         trial!(quiet_json_run_prints_only_the_summary_rows),
         trial!(exec_leaves_sigint_and_sigquit_to_the_command).needs(&[Root, Busybox]),
+        trial!(an_unknown_family_lists_the_families_and_control_is_one),
+        trial!(bad_option_values_are_refused_by_the_parser_in_one_line),
+        trial!(help_lists_the_variables_and_the_choices_of_the_types),
+        trial!(an_isobench_variable_takes_effect_and_the_option_wins),
+        trial!(the_readme_table_lists_every_isobench_variable_and_no_other),
     ]);
 }
 
@@ -298,7 +303,6 @@ fn one_line_refusal(o: &Output) -> String {
     e
 }
 
-#[test]
 fn an_unknown_family_lists_the_families_and_control_is_one() {
     let families: Vec<&str> = isobench_workloads::catalog::Family::ALL.iter().map(|f| f.as_str()).collect();
     let e = one_line_refusal(&run(&["run", "--env", "native", "--metric", "sycall", "--out", "/nonexistent/never-created"]));
@@ -322,7 +326,6 @@ fn an_unknown_family_lists_the_families_and_control_is_one() {
     }
 }
 
-#[test]
 fn bad_option_values_are_refused_by_the_parser_in_one_line() {
     let cases: [(&[&str], &str); 7] = [
         (&["run", "--pin", "both"], "invalid value 'both' for '--pin <MODE>': unknown pinning mode \"both\""),
@@ -339,7 +342,6 @@ fn bad_option_values_are_refused_by_the_parser_in_one_line() {
     }
 }
 
-#[test]
 fn help_lists_the_variables_and_the_choices_of_the_types() {
     let help = |args: &[&str]| {
         let o = run(args);
@@ -366,7 +368,6 @@ fn help_lists_the_variables_and_the_choices_of_the_types() {
     assert!(startup_help.contains(&isobench_harness::startup::Column::names()), "{startup_help}");
 }
 
-#[test]
 fn an_isobench_variable_takes_effect_and_the_option_wins() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("run");
@@ -401,7 +402,6 @@ fn isobench_variables(text: &str) -> std::collections::BTreeSet<String> {
     found
 }
 
-#[test]
 fn the_readme_table_lists_every_isobench_variable_and_no_other() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     fn walk(dir: &Path, found: &mut std::collections::BTreeSet<String>) {
