@@ -148,7 +148,7 @@ fn veth_refusals_are_one_clear_line() {
     assert_eq!(stderr(&o).trim(), "isobench exec: --net veth needs root (CAP_NET_ADMIN on the host); use --net loopback");
     let o = isobench().args(["exec", "--net", "bridge", "--", "true"]).output().unwrap();
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("use none, loopback or veth"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("choose from none, loopback or veth"), "{}", stderr(&o));
 }
 
 fn sigterm_and_sigkill_of_a_veth_exec_leave_nothing_after_the_next_start() {

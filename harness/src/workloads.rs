@@ -75,17 +75,9 @@ pub enum Noop {
     Nolibc,
 }
 
+isobench_workloads::named_values!(Noop, "no-op", { Static = "static", Nolibc = "nolibc" });
+
 impl Noop {
-    /// Every kind, in report order.
-    pub const ALL: [Noop; 2] = [Noop::Static, Noop::Nolibc];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Noop::Static => "static",
-            Noop::Nolibc => "nolibc",
-        }
-    }
-
     /// What the no-op is, for tables and reports.
     pub fn describe(self) -> &'static str {
         match self {
@@ -109,19 +101,6 @@ impl Noop {
             Noop::Static => NOOP_NAME,
             Noop::Nolibc => NOOP_NOLIBC_NAME,
         }
-    }
-}
-
-impl std::fmt::Display for Noop {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Noop {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Noop, String> {
-        Noop::ALL.into_iter().find(|n| n.as_str() == s).ok_or_else(|| format!("unknown no-op {s:?}; use static (glibc, the default) or nolibc"))
     }
 }
 

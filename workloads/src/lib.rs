@@ -11,5 +11,6 @@ pub mod catalog;
 pub mod guest;
 pub mod hist;
 pub mod metrics;
+pub mod names;
 pub mod netif;
 pub mod protocol;

@@ -54,32 +54,7 @@ pub enum NetMode {
     Veth,
 }
 
-impl NetMode {
-    /// Every mode, in the order the command line lists them.
-    pub const ALL: [NetMode; 3] = [NetMode::None, NetMode::Loopback, NetMode::Veth];
-
-    /// The name on the command line: "none", "loopback", "veth".
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NetMode::None => "none",
-            NetMode::Loopback => "loopback",
-            NetMode::Veth => "veth",
-        }
-    }
-}
-
-impl std::fmt::Display for NetMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for NetMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<NetMode, String> {
-        NetMode::ALL.into_iter().find(|m| m.as_str() == s).ok_or_else(|| format!("unknown network {s:?}; use none, loopback or veth"))
-    }
-}
+isobench_workloads::named_values!(NetMode, "network", { None = "none", Loopback = "loopback", Veth = "veth" });
 
 impl ExecOptions {
     /// The defaults for `command`: default namespaces, minimal rootfs.
@@ -204,7 +179,7 @@ mod tests {
     #[test]
     fn each_network_parses_back_and_the_error_names_every_one() {
         let e = "bridge".parse::<NetMode>().unwrap_err();
-        assert_eq!(e, "unknown network \"bridge\"; use none, loopback or veth");
+        assert_eq!(e, "unknown network \"bridge\"; choose from none, loopback or veth");
         for m in NetMode::ALL {
             assert_eq!(m.to_string().parse::<NetMode>(), Ok(m));
             assert!(e.contains(m.as_str()));

@@ -132,6 +132,6 @@ mod tests {
         let nolibc = StartupRun { n: 1, namespaces: None, warmup: 0, noop: Noop::Nolibc, cpuid_ns: None, rows: vec![], skipped: vec![] };
         assert_eq!(serde_json::to_value(nolibc).unwrap()["noop"], "nolibc");
         assert_eq!("nolibc".parse::<Noop>(), Ok(Noop::Nolibc));
-        assert_eq!("glibc".parse::<Noop>().unwrap_err(), "unknown no-op \"glibc\"; use static (glibc, the default) or nolibc");
+        assert_eq!("glibc".parse::<Noop>().unwrap_err(), "unknown no-op \"glibc\"; choose from static or nolibc");
     }
 }

@@ -45,35 +45,7 @@ pub enum VmNet {
     User,
 }
 
-impl VmNet {
-    /// Every network, in the order the command line lists them.
-    pub const ALL: [VmNet; 2] = [VmNet::Tap, VmNet::User];
-
-    /// The name on the command line: "tap", "user".
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VmNet::Tap => "tap",
-            VmNet::User => "user",
-        }
-    }
-}
-
-impl std::fmt::Display for VmNet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for VmNet {
-    type Err = String;
-    /// Parses "tap" or "user" ("slirp" is taken for "user").
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "slirp" => Ok(VmNet::User),
-            other => VmNet::ALL.into_iter().find(|n| n.as_str() == other).ok_or_else(|| format!("unknown vm network {other:?}; use tap or user")),
-        }
-    }
-}
+isobench_workloads::named_values!(VmNet, "vm network", { Tap = "tap", User = "user" }, aliases { "slirp" = User });
 
 /// `--accel`: what the user asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -85,32 +57,7 @@ pub enum AccelChoice {
     Tcg,
 }
 
-impl AccelChoice {
-    /// Every choice, in the order the command line lists them.
-    pub const ALL: [AccelChoice; 3] = [AccelChoice::Auto, AccelChoice::Kvm, AccelChoice::Tcg];
-
-    /// The name on the command line: "auto", "kvm", "tcg".
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AccelChoice::Auto => "auto",
-            AccelChoice::Kvm => "kvm",
-            AccelChoice::Tcg => "tcg",
-        }
-    }
-}
-
-impl std::fmt::Display for AccelChoice {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for AccelChoice {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        AccelChoice::ALL.into_iter().find(|a| a.as_str() == s).ok_or_else(|| format!("unknown accelerator {s:?}; use auto, kvm or tcg"))
-    }
-}
+isobench_workloads::named_values!(AccelChoice, "accelerator", { Auto = "auto", Kvm = "kvm", Tcg = "tcg" });
 
 #[cfg(test)]
 mod tests {
@@ -119,7 +66,7 @@ mod tests {
     #[test]
     fn each_choice_parses_back_and_the_error_names_every_one() {
         let e = "hvf".parse::<AccelChoice>().unwrap_err();
-        assert_eq!(e, "unknown accelerator \"hvf\"; use auto, kvm or tcg");
+        assert_eq!(e, "unknown accelerator \"hvf\"; choose from auto, kvm or tcg");
         for a in AccelChoice::ALL {
             assert_eq!(a.to_string().parse::<AccelChoice>(), Ok(a));
             assert!(e.contains(a.as_str()));

@@ -90,29 +90,7 @@ pub enum Machine {
     Q35,
 }
 
-impl Machine {
-    pub const ALL: [Machine; 2] = [Machine::Microvm, Machine::Q35];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Machine::Microvm => "microvm",
-            Machine::Q35 => "q35",
-        }
-    }
-}
-
-impl std::fmt::Display for Machine {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Machine {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Machine::ALL.into_iter().find(|m| m.as_str() == s).ok_or_else(|| format!("unknown machine type {s:?}; use microvm or q35"))
-    }
-}
+isobench_workloads::named_values!(Machine, "machine type", { Microvm = "microvm", Q35 = "q35" });
 
 /// How QEMU enters the guest kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -127,30 +105,7 @@ pub enum BootProtocol {
     Bzimage,
 }
 
-impl BootProtocol {
-    /// Every protocol, in the order the command line lists them.
-    pub const ALL: [BootProtocol; 2] = [BootProtocol::Pvh, BootProtocol::Bzimage];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BootProtocol::Pvh => "pvh",
-            BootProtocol::Bzimage => "bzimage",
-        }
-    }
-}
-
-impl std::fmt::Display for BootProtocol {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for BootProtocol {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        BootProtocol::ALL.into_iter().find(|b| b.as_str() == s).ok_or_else(|| format!("unknown boot protocol {s:?}; use pvh or bzimage"))
-    }
-}
+isobench_workloads::named_values!(BootProtocol, "boot protocol", { Pvh = "pvh", Bzimage = "bzimage" });
 
 /// What to boot and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -622,7 +577,7 @@ mod tests {
     fn machine_and_boot_protocol_parse() {
         assert_eq!("microvm".parse::<Machine>(), Ok(Machine::Microvm));
         assert_eq!("q35".parse::<Machine>(), Ok(Machine::Q35));
-        assert_eq!("pc".parse::<Machine>(), Err("unknown machine type \"pc\"; use microvm or q35".into()));
+        assert_eq!("pc".parse::<Machine>(), Err("unknown machine type \"pc\"; choose from microvm or q35".into()));
         assert_eq!(Machine::default(), Machine::Microvm);
         assert_eq!("bzimage".parse::<BootProtocol>(), Ok(BootProtocol::Bzimage));
         assert!("elf".parse::<BootProtocol>().is_err());
