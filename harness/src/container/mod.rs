@@ -19,6 +19,9 @@
 //! - [`net`]: the run's private network namespace, veth pairs and taps
 //! - [`process`]: clone(2), the uid/gid map and cgroup handshake, the
 //!   child's side up to execve(2), and the minimal PID 1
+//! - [`profile`]: `--profile bare|default|docker`: what is added to the
+//!   namespaces (capabilities, no_new_privs, masked paths, seccomp)
+//! - [`seccomp`]: the distribution's seccomp profile, resolved and compiled
 //! - [`syscall`]: the privileged calls behind a trait, recorded in unit tests
 //! - `exec`: `isobench exec` ([`exec()`], [`ExecOptions`], [`NetMode`], [`show_ns`])
 //! - `signals`: isobench's SIGINT/SIGQUIT/SIGTERM/SIGHUP while a command runs
@@ -32,7 +35,9 @@ mod exec;
 pub mod net;
 pub mod ns;
 pub mod process;
+pub mod profile;
 pub mod rootfs;
+pub mod seccomp;
 mod signals;
 pub mod syscall;
 
