@@ -24,7 +24,8 @@
 //! - [`seccomp`]: the distribution's seccomp profile, resolved and compiled
 //! - [`syscall`]: the privileged calls behind a trait, recorded in unit tests
 //! - `exec`: `isobench exec` ([`exec()`], [`ExecOptions`], [`NetMode`], [`show_ns`])
-//! - `signals`: isobench's SIGINT/SIGQUIT/SIGTERM/SIGHUP while a command runs
+//! - `signals`: isobench's SIGINT/SIGQUIT/SIGTERM/SIGHUP while a command
+//!   runs: `docker stop`'s grace period, then everything killed
 
 use std::ffi::OsString;
 
@@ -45,7 +46,9 @@ pub use cgroup::{Cgroup, CgroupError, CgroupHold, CgroupMode, Limits, Usage};
 pub use exec::{exec, show_ns, ExecOptions, NetMode};
 pub use ns::{Namespace, NamespaceSet, NsError};
 pub use process::{spawn, ContainerProcess, LaunchSpec, NsInfo, ParentSetup, Stdio};
+pub use profile::{Layer, PreparedProfile, Profile};
 pub use rootfs::{MinimalRootfs, PreparedRootfs, RootfsChoice, RootfsError};
+pub use signals::DEFAULT_STOP_TIMEOUT;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
@@ -59,6 +62,8 @@ pub enum ContainerError {
     Rootfs(#[from] RootfsError),
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Profile(#[from] profile::ProfileError),
     #[error("{0:?} contains a NUL byte")]
     Nul(OsString),
     #[error("clone into new namespaces ({namespaces}) failed: {errno}")]
@@ -110,6 +115,9 @@ pub struct ContainerSettings {
     /// The rootfs of the container environment and of the runc, crun and
     /// bwrap peers (`--rootfs minimal|debian|DIR`).
     pub rootfs: RootfsChoice,
+    /// The security profile of the container environment and of the runc
+    /// and crun peers (`--profile`); `default` unless told.
+    pub profile: Profile,
 }
 
 impl ContainerSettings {
