@@ -152,15 +152,23 @@ pub fn config(rootfs: &Path, namespaces: NamespaceSet, args: &[String], hostname
 /// Writes `profile` into `spec`: the process's capabilities (bounding,
 /// permitted, effective; inheritable and ambient empty, as Docker has them),
 /// noNewPrivileges, the masked and read-only paths, and for `docker` the
-/// resolved seccomp profile. `bare`: every capability this kernel has, no
-/// noNewPrivileges, nothing masked.
+/// resolved seccomp profile. `bare`: every capability isobench itself
+/// holds, no noNewPrivileges, nothing masked.
 pub fn apply_profile(spec: &mut Spec, profile: &PreparedProfile) -> Result<(), OciError> {
     use oci_spec::runtime::{Capability, LinuxCapabilitiesBuilder};
     let names: Vec<String> = match profile.profile().capabilities() {
         Some(list) => list.iter().map(|s| s.to_string()).collect(),
-        None => caps::all().into_iter().filter(|c| u32::from(c.index()) <= last_capability()).map(|c| c.to_string()).collect(),
+        // The caller's own (a runtime cannot give more): its permitted set,
+        // within what this kernel knows.
+        None => caps::read(None, caps::CapSet::Permitted)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| u32::from(c.index()) <= last_capability())
+            .map(|c| c.to_string())
+            .collect(),
     };
-    let set: oci_spec::runtime::Capabilities = names.iter().filter_map(|n| n.parse::<Capability>().ok()).collect();
+    // oci-spec reads a capability's config.json name (`CAP_CHOWN`) through serde.
+    let set: oci_spec::runtime::Capabilities = names.iter().filter_map(|n| serde_json::from_value::<Capability>(n.as_str().into()).ok()).collect();
     let hardened = profile.profile() != Profile::Bare;
     let caps = LinuxCapabilitiesBuilder::default()
         .bounding(set.clone())
