@@ -178,6 +178,20 @@ impl SeccompProfile {
             .map_or((self.oci.default_action(), self.oci.default_errno_ret()), |s| (s.action(), s.errno_ret()))
     }
 
+    /// The errno the profile answers `call` with when it refuses it outright
+    /// (its rule, or the default action); `None` when it lets it through.
+    pub fn errno_for(&self, call: &str) -> Option<u32> {
+        match self.action_for(call) {
+            (LinuxSeccompAction::ScmpActErrno, e) => Some(e.unwrap_or(DEFAULT_ERRNO)),
+            _ => None,
+        }
+    }
+
+    /// Whether the profile lets `call` through unconditionally.
+    pub fn allows(&self, call: &str) -> bool {
+        self.action_for(call).0 == LinuxSeccompAction::ScmpActAllow
+    }
+
     /// Compiles the resolved profile to a classic BPF program with
     /// libseccomp, as runc and crun do before they load it. Calls this
     /// libseccomp does not know are left out (Docker does the same).
