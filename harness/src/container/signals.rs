@@ -3,7 +3,8 @@
 //! ([`StopSignals`]): the first SIGTERM, SIGINT or SIGHUP is passed on to the
 //! container's init, which passes it on to the command; when the container
 //! has not ended a grace period later (`--stop-timeout`, Docker's default
-//! [`DEFAULT_STOP_TIMEOUT`]) or a second such signal arrives, everything in
+//! [`DEFAULT_STOP_TIMEOUT`]) or a second such signal arrives (not a copy of
+//! the first, see [`SAME_REQUEST_WINDOW`]), everything in
 //! the container is killed (SIGKILL of the init ends its pid namespace, and
 //! its cgroup is killed as a whole) and isobench exits 128+n, n being the
 //! first signal. SIGQUIT is ignored while the command runs, as system(3)
@@ -22,6 +23,12 @@ pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The signals that stop a container.
 const STOP: [Signal; 3] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP];
+
+/// A stop signal this soon after the first is the same request delivered
+/// twice, not a second one: timeout(1) signals its child and then its whole
+/// process group, so `timeout 5 isobench exec ...` gets two SIGTERMs within
+/// microseconds.
+const SAME_REQUEST_WINDOW: Duration = Duration::from_millis(100);
 
 /// How often the wait looks at the container where pidfd_open(2) is missing
 /// (before Linux 5.3); with a pidfd the wait sleeps until something happens.
@@ -117,6 +124,8 @@ impl StopSignals {
     pub(super) fn wait(&self, child: &mut super::ContainerProcess, grace: Duration) -> Result<Ended, super::ContainerError> {
         let pidfd = pidfd_open(child.pid());
         let mut first_at: Option<Instant> = None;
+        // Signals counted as copies of the first (SAME_REQUEST_WINDOW).
+        let mut copies = 0;
         loop {
             if let Some(status) = child.try_wait()? {
                 return Ok(Ended::Exited(status));
@@ -125,8 +134,11 @@ impl StopSignals {
             if count > 0 && first_at.is_none() {
                 first_at = Some(Instant::now());
             }
+            if first_at.is_some_and(|t| t.elapsed() < SAME_REQUEST_WINDOW) {
+                copies = count.saturating_sub(1);
+            }
             let left = first_at.map(|t| grace.saturating_sub(t.elapsed()));
-            if count >= 2 || left == Some(Duration::ZERO) {
+            if count >= 2 + copies || left == Some(Duration::ZERO) {
                 child.kill()?;
                 return Ok(Ended::Killed(FIRST.load(SeqCst)));
             }
