@@ -174,7 +174,7 @@ impl SeccompProfile {
             .syscalls()
             .iter()
             .flatten()
-            .find(|s| s.names().iter().any(|n| n == call) && s.args().as_ref().is_none_or(|a| a.is_empty()))
+            .find(|s| s.names().iter().any(|n| n == call) && s.args().as_ref().map_or(true, |a| a.is_empty()))
             .map_or((self.oci.default_action(), self.oci.default_errno_ret()), |s| (s.action(), s.errno_ret()))
     }
 
@@ -305,9 +305,9 @@ fn resolve(file: ProfileFile, caps: &[&str], kernel: (u32, u32)) -> LinuxSeccomp
         let min_kernel = inc.and_then(|f| f.min_kernel.as_deref()).and_then(parse_version);
         let exc_arches = exc.and_then(|f| f.arches.as_ref());
         let exc_caps = exc.and_then(|f| f.caps.as_ref());
-        inc_arches.is_none_or(|a| a.iter().any(|x| x == go_arch))
-            && inc_caps.is_none_or(|c| c.iter().all(has_cap))
-            && min_kernel.is_none_or(|m| kernel >= m)
+        inc_arches.map_or(true, |a| a.iter().any(|x| x == go_arch))
+            && inc_caps.map_or(true, |c| c.iter().all(has_cap))
+            && min_kernel.map_or(true, |m| kernel >= m)
             && !exc_arches.is_some_and(|a| a.iter().any(|x| x == go_arch))
             && !exc_caps.is_some_and(|c| c.iter().any(has_cap))
     };
