@@ -212,11 +212,14 @@ fn bad_input_is_one_line_and_a_non_zero_exit() {
 }
 
 /// The pid namespace and cgroups of the container of `isobench` (pid), once
-/// its command runs.
+/// its command (`sh -c "trap ...; sleep 1000"`) runs `sleep`, either as the
+/// shell's child or in its place: by then the shell has set its traps.
 fn container_of(isobench_pid: i32) -> (PathBuf, Vec<PathBuf>) {
+    let comm = |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let sleeping = |pid: i32| comm(pid).trim() == "sleep" || children(pid).into_iter().any(|c| comm(c).trim() == "sleep");
     let mut init = 0;
-    wait_until("the container's command runs", Duration::from_secs(30), || {
-        init = children(isobench_pid).into_iter().find(|c| !children(*c).is_empty()).unwrap_or(0);
+    wait_until("the container's command runs sleep", Duration::from_secs(30), || {
+        init = children(isobench_pid).into_iter().find(|i| children(*i).into_iter().any(sleeping)).unwrap_or(0);
         init != 0
     });
     (ns_of(init, "pid").unwrap(), cgroups_of(isobench_pid as u32))

@@ -3,7 +3,7 @@
 //! of the host's core_pattern, mknod and mount of a disk, /sys remounted
 //! read-write) fails under the default profile and succeeds under `bare`,
 //! which shows that each check can fail; under `docker` the raw calls of
-//! `isobench-probe` get what the seccomp profile and Docker's capabilities
+//! `isobench-sysprobe` get what the seccomp profile and Docker's capabilities
 //! say; a missing seccomp profile is one line while `bare` and `default`
 //! still run. Nothing is changed on the host: core_pattern is written with
 //! the value it has, the disk is a scratch image on a loop device, reboot(2)
@@ -143,7 +143,7 @@ fn a_disk_node_made_inside_cannot_be_read_or_mounted_under_default() {
     assert_eq!(isobench_testkit::mount_table(), mounts_before, "nothing of the containers' mounts reached the host");
 }
 
-/// `CALL RESULT` lines of isobench-probe.
+/// `CALL RESULT` lines of isobench-sysprobe.
 fn probe_results(out: &str) -> BTreeMap<String, String> {
     out.lines().filter_map(|l| l.split_once(' ')).map(|(c, r)| (c.to_string(), r.to_string())).collect()
 }
@@ -161,7 +161,7 @@ fn docker_refuses_each_call_as_its_seccomp_profile_and_capabilities_say() {
     let calls = ["userns", "keyctl", "add_key", "mount", "reboot", "init_module", "finit_module", ptrace.as_str()];
     let before = core_pattern();
     let script = format!(
-        "grep '^Seccomp:' /proc/self/status; /isobench-probe {}; v=$(cat /proc/sys/kernel/core_pattern); echo \"$v\" > /proc/sys/kernel/core_pattern && echo PROC_SYS_WRITTEN; true",
+        "grep '^Seccomp:' /proc/self/status; /isobench-sysprobe {}; v=$(cat /proc/sys/kernel/core_pattern); echo \"$v\" > /proc/sys/kernel/core_pattern && echo PROC_SYS_WRITTEN; true",
         calls.join(" ")
     );
     let run = |p: &str| {

@@ -16,7 +16,7 @@ pub const DIR_ENV: &str = "ISOBENCH_WORKLOADS_DIR";
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkloadsError {
-    #[error("static workloads not found: {}; run scripts/build-workloads (or point ISOBENCH_WORKLOADS_DIR at a folder with isobench-agent, noop, noop-nolibc and isobench-probe)", .0.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    #[error("static workloads not found: {}; run scripts/build-workloads (or point ISOBENCH_WORKLOADS_DIR at a folder with isobench-agent, noop, noop-nolibc and isobench-sysprobe)", .0.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
     Missing(Vec<PathBuf>),
     #[error("building the static workloads failed ({0}); run scripts/build-workloads to see why")]
     Build(String),
@@ -40,7 +40,7 @@ pub struct Workloads {
     pub noop: PathBuf,
     /// The no-op without C library start-up (`isobench startup --noop nolibc`).
     pub noop_nolibc: PathBuf,
-    /// `isobench-probe`: raw system calls a profile should refuse (the
+    /// `isobench-sysprobe`: raw system calls a profile should refuse (the
     /// tests of `--profile` run it inside containers).
     pub probe: PathBuf,
 }
@@ -61,8 +61,8 @@ impl Workloads {
     }
 }
 
-/// Name of `isobench-probe` at the root of a container's rootfs.
-pub const PROBE_NAME: &str = "isobench-probe";
+/// Name of `isobench-sysprobe` at the root of a container's rootfs.
+pub const PROBE_NAME: &str = "isobench-sysprobe";
 
 /// The no-op a start measurement execs (`isobench startup --noop`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -198,7 +198,7 @@ mod tests {
     #[test]
     fn a_folder_without_every_binary_is_named_with_what_it_lacks() {
         let d = tempfile::tempdir().unwrap();
-        for b in ["isobench-agent", "noop", "isobench-probe"] {
+        for b in ["isobench-agent", "noop", "isobench-sysprobe"] {
             std::fs::write(d.path().join(b), "").unwrap();
         }
         let w = Workloads::in_dir(d.path());

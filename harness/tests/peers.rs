@@ -128,7 +128,7 @@ fn agent_round_trip(kind: EnvKind, want_pid: u32) -> Option<String> {
 
 fn runc_runs_the_agent_as_pid_1() {
     let _g = lock();
-    assert_eq!(agent_round_trip(EnvKind::Runc, 1).as_deref(), Some("runc"), "runc is installed, so it must run");
+    assert_eq!(agent_round_trip(EnvKind::Runc, 1).as_deref(), Some("runc (default)"), "runc is installed, so it must run");
 }
 
 fn bwrap_runs_the_agent_under_its_reaper() {

@@ -1,4 +1,4 @@
-//! `isobench-probe CALL...`: makes raw system calls a container profile is
+//! `isobench-sysprobe CALL...`: makes raw system calls a container profile is
 //! meant to refuse, each one built so that it cannot hurt the host when it
 //! succeeds, and prints one line per call: `CALL ok` or `CALL ERRNO`
 //! (`userns EPERM`). The tests of `--profile` run it inside the minimal
@@ -47,12 +47,12 @@ fn call(name: &str) -> Option<Result<libc::c_long, Errno>> {
             "add_key" => result(libc::syscall(
                 libc::SYS_add_key,
                 c"user".as_ptr(),
-                c"isobench-probe".as_ptr(),
+                c"isobench-sysprobe".as_ptr(),
                 b"x".as_ptr(),
                 1usize,
                 KEY_SPEC_PROCESS_KEYRING,
             )),
-            "mount" => result(libc::mount(c"isobench-probe".as_ptr(), c"/tmp".as_ptr(), c"tmpfs".as_ptr(), 0, std::ptr::null()) as libc::c_long),
+            "mount" => result(libc::mount(c"isobench-sysprobe".as_ptr(), c"/tmp".as_ptr(), c"tmpfs".as_ptr(), 0, std::ptr::null()) as libc::c_long),
             "reboot" => result(libc::syscall(libc::SYS_reboot, NOT_A_REBOOT_MAGIC, NOT_A_REBOOT_MAGIC, libc::LINUX_REBOOT_CMD_CAD_OFF, 0)),
             "init_module" => result(libc::syscall(libc::SYS_init_module, std::ptr::null::<u8>(), 0usize, c"".as_ptr())),
             "finit_module" => result(libc::syscall(libc::SYS_finit_module, -1, c"".as_ptr(), 0)),
