@@ -21,6 +21,8 @@ pub fn exec(args: ExecArgs) -> Result<ExitCode> {
         cgroup: args.limits.cgroup(),
         show_ns: args.show_ns,
         net: args.net,
+        profile: args.profile.profile,
+        stop_timeout: std::time::Duration::from_secs(args.stop_timeout),
     };
     match container::exec(&opts, &workloads) {
         Ok(status) => Ok(ExitCode::from(status.clamp(0, 255) as u8)),

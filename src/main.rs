@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use isobench_harness::container::{Limits, NamespaceSet, NetMode, RootfsChoice};
+use isobench_harness::container::{Limits, NamespaceSet, NetMode, Profile, RootfsChoice, DEFAULT_STOP_TIMEOUT};
 use isobench_harness::env::{EnvKind, EnvSelection};
 use isobench_harness::report::compare::{DEFAULT_NOISE, DEFAULT_THRESHOLD};
 use isobench_harness::startup::{Column, Noop, DEFAULT_N, DEFAULT_WARMUP};
@@ -205,6 +205,22 @@ struct RunArgs {
     rootfs: RootfsChoice,
     #[command(flatten)]
     container_limits: LimitArgs,
+    #[command(flatten)]
+    profile: ProfileArg,
+}
+
+/// `--profile`: the container's security profile (`isobench exec`, the
+/// container environment and the runc and crun peers, `isobench startup`'s
+/// isobench columns).
+#[derive(clap::Args)]
+struct ProfileArg {
+    /// Security profile of the container (and of runc and crun): `bare` is namespaces
+    /// only, NOT A SECURITY BOUNDARY; `default` adds runc's and Docker's hardening;
+    /// `docker` adds the distribution's seccomp filter too (today's docker: no overlayfs
+    /// root or bridge+NAT yet)
+    #[arg(long = "profile", value_name = "PROFILE", default_value_t,
+          value_parser = values::described_choice::<Profile>(Profile::ALL.map(|p| (p.as_str(), p.describe().to_string()))))]
+    profile: Profile,
 }
 
 #[derive(clap::Args)]
@@ -235,6 +251,13 @@ struct ExecArgs {
     /// root only)
     #[arg(long, value_name = "NET", default_value_t, value_parser = values::choice::<NetMode>(NetMode::ALL.map(NetMode::as_str)))]
     net: NetMode,
+    #[command(flatten)]
+    profile: ProfileArg,
+    /// Seconds a SIGTERM, SIGINT or SIGHUP to isobench gives the container (passed
+    /// on to its command) before everything in it is killed; a second signal kills
+    /// at once (`docker stop -t`)
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_STOP_TIMEOUT.as_secs())]
+    stop_timeout: u64,
     /// The command and its arguments (put `--` before it)
     #[arg(required = true, value_name = "CMD")]
     command: Vec<OsString>,
@@ -269,6 +292,8 @@ struct StartupArgs {
     /// guest whose CPUID exits to the hypervisor is most of a start)
     #[arg(long, value_name = "KIND", default_value_t, value_parser = values::choice::<Noop>(Noop::ALL.map(Noop::as_str)))]
     noop: Noop,
+    #[command(flatten)]
+    profile: ProfileArg,
 }
 
 /// cgroup limits of a container (`isobench exec`, the container environment).

@@ -33,6 +33,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         limits: args.container_limits.limits(),
         cgroup: args.container_limits.cgroup(),
         rootfs: args.rootfs.clone(),
+        profile: args.profile.profile,
     };
     let interrupted = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

@@ -12,10 +12,11 @@ use isobench_harness::workloads;
 use crate::StartupArgs;
 
 pub fn startup(args: StartupArgs) -> Result<ExitCode> {
-    let StartupArgs { n, envs: columns, json, out, per_namespace, ns: namespaces, noop } = args;
+    let StartupArgs { n, envs: columns, json, out, per_namespace, ns: namespaces, noop, profile } = args;
     isobench_harness::cleanup::sweep();
     let mut opts = Options::new(workloads::locate()?);
     opts.container.namespaces = namespaces;
+    opts.container.profile = profile.profile;
     if per_namespace {
         let run = startup::per_namespace(&opts, noop, n, startup::DEFAULT_WARMUP, &mut |line| eprintln!("isobench: {line}"))?;
         print!("{}", isobench_harness::report::section::startup::per_namespace_table(&run));

@@ -165,14 +165,16 @@ fn run_writes_a_report_with_a_row_per_env_and_metric() {
     assert!(report.contains("## syscall.getpid") && report.contains("## ipc.pipe_rtt"), "{report}");
     assert!(report.contains("| native | ") && report.contains("baseline"));
     if envs.contains(&"container") {
-        assert!(report.lines().any(|l| l.starts_with("| container | ") && l.contains('×')), "{report}");
+        // The container's column names its security profile (`default` unless told).
+        assert!(report.lines().any(|l| l.starts_with("| container (default) | ") && l.contains('×')), "{report}");
     }
     for metric in ["syscall.getpid", "ipc.pipe_rtt"] {
         let svg = std::fs::read_to_string(out.join(format!("plots/{metric}.svg"))).unwrap();
         let texts = svg_texts(&svg);
         assert!(texts.iter().any(|t| t.starts_with(metric)), "{metric}.svg has no title: {texts:?}");
         for env in &envs {
-            assert!(texts.iter().any(|t| t == env), "{metric}.svg has no bar labelled {env}: {texts:?}");
+            let label = if *env == "container" { "container (default)" } else { env };
+            assert!(texts.iter().any(|t| t == label), "{metric}.svg has no bar labelled {label}: {texts:?}");
         }
         assert!(std::fs::metadata(out.join(format!("plots/{metric}.png"))).unwrap().len() > 1000);
         assert!(out.join(format!("histograms/native.{metric}.hdr")).is_file());

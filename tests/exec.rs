@@ -2,7 +2,8 @@
 //! launcher's init is PID 1 and reaps orphans, SIGTERM to isobench ends the
 //! command with 143, SIGKILL to isobench takes the container with it and the
 //! next start sweeps its cgroup, `--show-ns` lists what was created, the
-//! limits are enforced, and bad input is one line.
+//! limits are enforced, bad input is one line, and a command that ignores
+//! SIGTERM is stopped as `docker stop` stops it (`--stop-timeout`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -25,6 +26,8 @@ fn main() {
         trial!(show_ns_lists_each_namespace_host_vs_container).needs(EXEC),
         trial!(limits_from_the_command_line_are_enforced).needs(EXEC),
         trial!(bad_input_is_one_line_and_a_non_zero_exit),
+        trial!(a_command_that_ignores_sigterm_is_killed_after_the_stop_timeout).needs(&[Root, Busybox, Cgroups]),
+        trial!(a_second_sigint_kills_the_container_at_once).needs(EXEC),
     ]);
 }
 
@@ -206,4 +209,76 @@ fn bad_input_is_one_line_and_a_non_zero_exit() {
             assert!(e.contains(needle), "{args:?}: {e}");
         }
     }
+}
+
+/// The pid namespace and cgroups of the container of `isobench` (pid), once
+/// its command (`sh -c "trap ...; sleep 1000"`) runs `sleep`, either as the
+/// shell's child or in its place: by then the shell has set its traps.
+fn container_of(isobench_pid: i32) -> (PathBuf, Vec<PathBuf>) {
+    let comm = |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let sleeping = |pid: i32| comm(pid).trim() == "sleep" || children(pid).into_iter().any(|c| comm(c).trim() == "sleep");
+    let mut init = 0;
+    wait_until("the container's command runs sleep", Duration::from_secs(30), || {
+        init = children(isobench_pid).into_iter().find(|i| children(*i).into_iter().any(sleeping)).unwrap_or(0);
+        init != 0
+    });
+    (ns_of(init, "pid").unwrap(), cgroups_of(isobench_pid as u32))
+}
+
+fn a_command_that_ignores_sigterm_is_killed_after_the_stop_timeout() {
+    // The case: `timeout 5` sends SIGTERM to isobench, which the
+    // command ignores; `timeout -s KILL 15` is the backstop that once fired.
+    const TERM_AFTER_S: u64 = 5;
+    const STOP_TIMEOUT_S: u64 = 2;
+    let t0 = std::time::Instant::now();
+    let child = Command::new("timeout")
+        .args(["-s", "KILL", "15", "timeout", "--preserve-status", &TERM_AFTER_S.to_string()])
+        .arg(env!("CARGO_BIN_EXE_isobench"))
+        .args(["exec", "--memory", "64m", "--pids", "32", "--stop-timeout", &STOP_TIMEOUT_S.to_string(), "--"])
+        .args(["sh", "-c", "trap '' TERM; sleep 1000"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = Reaped(child);
+    let outer = child.0.id() as i32;
+    let mut isobench_pid = 0;
+    wait_until("isobench runs under both timeouts", Duration::from_secs(10), || {
+        isobench_pid = children(outer).into_iter().flat_map(children).next().unwrap_or(0);
+        isobench_pid != 0
+    });
+    let (ns, groups) = container_of(isobench_pid);
+    assert!(!groups.is_empty(), "a cgroup for the limits");
+    let status = child.0.wait().unwrap();
+    let took = t0.elapsed();
+    println!("ended after {took:?} with {status:?}");
+    assert_eq!(status.code(), Some(143), "isobench's own status after SIGTERM: 128+15");
+    assert!(took < Duration::from_secs(TERM_AFTER_S + STOP_TIMEOUT_S + 1), "{took:?}: not within the grace period plus one second of the SIGTERM");
+    assert!(
+        took >= Duration::from_secs(TERM_AFTER_S + STOP_TIMEOUT_S) - Duration::from_millis(300),
+        "{took:?}: killed before the grace period ran out"
+    );
+    assert!(members_of(&ns).is_empty(), "a process of the container outlived it: {:?}", members_of(&ns));
+    for g in groups {
+        assert!(!g.exists(), "{} outlived the container", g.display());
+    }
+    assert!(children(isobench_pid).is_empty() && !Path::new(&format!("/proc/{isobench_pid}")).exists(), "isobench still runs");
+}
+
+fn a_second_sigint_kills_the_container_at_once() {
+    let child =
+        isobench().args(["exec", "--stop-timeout", "100", "--", "sh", "-c", "trap '' INT TERM; sleep 1000"]).stdout(Stdio::null()).spawn().unwrap();
+    let mut child = Reaped(child);
+    let pid = nix::unistd::Pid::from_raw(child.0.id() as i32);
+    let (ns, _) = container_of(pid.as_raw());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(child.0.try_wait().unwrap().is_none(), "one SIGINT is passed on; the command ignores it and the grace period runs");
+    assert!(!members_of(&ns).is_empty());
+    let t0 = std::time::Instant::now();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = child.0.wait().unwrap();
+    println!("second SIGINT: ended after {:?} with {status:?}", t0.elapsed());
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    assert_eq!(status.code(), Some(130), "128 + SIGINT");
+    assert!(members_of(&ns).is_empty());
 }

@@ -16,7 +16,7 @@ pub const DIR_ENV: &str = "ISOBENCH_WORKLOADS_DIR";
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkloadsError {
-    #[error("static workloads not found: {}; run scripts/build-workloads (or point ISOBENCH_WORKLOADS_DIR at a folder with isobench-agent, noop and noop-nolibc)", .0.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    #[error("static workloads not found: {}; run scripts/build-workloads (or point ISOBENCH_WORKLOADS_DIR at a folder with isobench-agent, noop, noop-nolibc and isobench-sysprobe)", .0.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
     Missing(Vec<PathBuf>),
     #[error("building the static workloads failed ({0}); run scripts/build-workloads to see why")]
     Build(String),
@@ -40,23 +40,29 @@ pub struct Workloads {
     pub noop: PathBuf,
     /// The no-op without C library start-up (`isobench startup --noop nolibc`).
     pub noop_nolibc: PathBuf,
+    /// `isobench-sysprobe`: raw system calls a profile should refuse (the
+    /// tests of `--profile` run it inside containers).
+    pub probe: PathBuf,
 }
 
 impl Workloads {
     fn in_dir(dir: &Path) -> Workloads {
-        Workloads { agent: dir.join("isobench-agent"), noop: dir.join("noop"), noop_nolibc: dir.join("noop-nolibc") }
+        Workloads { agent: dir.join("isobench-agent"), noop: dir.join("noop"), noop_nolibc: dir.join("noop-nolibc"), probe: dir.join(PROBE_NAME) }
     }
 
     /// Each binary with its name at the root of a container's rootfs.
-    pub fn rootfs_files(&self) -> [(&Path, &'static str); 3] {
-        [(&self.agent, AGENT_NAME), (&self.noop, NOOP_NAME), (&self.noop_nolibc, NOOP_NOLIBC_NAME)]
+    pub fn rootfs_files(&self) -> [(&Path, &'static str); 4] {
+        [(&self.agent, AGENT_NAME), (&self.noop, NOOP_NAME), (&self.noop_nolibc, NOOP_NOLIBC_NAME), (&self.probe, PROBE_NAME)]
     }
 
     /// The binaries that are not there (empty: all are).
     fn missing(&self) -> Vec<PathBuf> {
-        [&self.agent, &self.noop, &self.noop_nolibc].into_iter().filter(|p| !p.is_file()).cloned().collect()
+        [&self.agent, &self.noop, &self.noop_nolibc, &self.probe].into_iter().filter(|p| !p.is_file()).cloned().collect()
     }
 }
+
+/// Name of `isobench-sysprobe` at the root of a container's rootfs.
+pub const PROBE_NAME: &str = "isobench-sysprobe";
 
 /// The no-op a start measurement execs (`isobench startup --noop`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -138,7 +144,7 @@ pub fn locate() -> Result<Workloads, WorkloadsError> {
     // Cargo relinks only the binaries a change reaches (an edit to one bin's
     // source leaves the others' mtimes alone), so the sources are compared
     // with the newest binary; cargo's own fingerprints decide the rest.
-    let built = [&w.agent, &w.noop, &w.noop_nolibc].into_iter().filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok()).max();
+    let built = [&w.agent, &w.noop, &w.noop_nolibc, &w.probe].into_iter().filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok()).max();
     let stale = match (built, newest_mtime(&src)) {
         (Some(bin), Some(srct)) => srct > bin,
         (Some(_), None) => false,
@@ -192,7 +198,7 @@ mod tests {
     #[test]
     fn a_folder_without_every_binary_is_named_with_what_it_lacks() {
         let d = tempfile::tempdir().unwrap();
-        for b in ["isobench-agent", "noop"] {
+        for b in ["isobench-agent", "noop", "isobench-sysprobe"] {
             std::fs::write(d.path().join(b), "").unwrap();
         }
         let w = Workloads::in_dir(d.path());

@@ -8,14 +8,16 @@
 //! other than the test process (the child has its own pid, even as PID 1 of a
 //! new pid namespace), in a MAP_SHARED page so that a child running in a copy
 //! of memory (init mode, no CLONE_VM) is counted too. The test launches
-//! containers in each mode the launcher has and expects the count to stay 0.
+//! containers in each mode the launcher has, under each security profile
+//! (capabilities, no_new_privs and the seccomp filter are set in the child),
+//! and expects the count to stay 0.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::ffi::OsString;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU64, Ordering};
 
-use isobench_harness::container::{self, cgroup, LaunchSpec, Limits, MinimalRootfs, NamespaceSet, Stdio};
+use isobench_harness::container::{self, cgroup, LaunchSpec, Limits, MinimalRootfs, NamespaceSet, PreparedProfile, Profile, Stdio};
 use isobench_testkit::{trial, Need::*};
 
 fn main() {
@@ -86,24 +88,35 @@ fn the_child_allocates_nothing_between_clone_and_exec() {
     let rootfs = MinimalRootfs::build(&workloads).unwrap();
     let root = rootfs.path().canonicalize().unwrap();
     let with_cgroup = cgroup::cgroup_mode() != cgroup::CgroupMode::None;
+    // Every profile there is: default drops capabilities and sets
+    // no_new_privs in the child, docker loads a seccomp filter there too
+    // (where the distribution's profile is installed: else it is bare and
+    // default only, said below).
+    let mut profiles = vec![PreparedProfile::bare(), PreparedProfile::prepare(Profile::Default).unwrap()];
+    match PreparedProfile::prepare(Profile::Docker) {
+        Ok(p) => profiles.push(p),
+        Err(e) => println!("docker profile not tested: {e}"),
+    }
     let mut cases = Vec::new();
     for ns in [NamespaceSet::DEFAULT, NamespaceSet::all(), NamespaceSet::NONE] {
         for init in [false, true] {
             for cg in [false, with_cgroup] {
-                cases.push((ns, init, cg));
+                for profile in &profiles {
+                    cases.push((ns, init, cg, profile));
+                }
             }
         }
     }
-    cases.dedup();
+    cases.dedup_by(|a, b| (a.0, a.1, a.2, a.3.profile()) == (b.0, b.1, b.2, b.3.profile()));
     let devnull = std::fs::File::options().read(true).write(true).open("/dev/null").unwrap();
     TEST_PID.store(std::process::id() as i32, Ordering::SeqCst);
-    for (ns, init, cg) in &cases {
-        let mut spec = LaunchSpec::new(*ns, &root, &args(&["/noop"]), Some("isobench-alloc")).unwrap().with_init(*init);
+    for (ns, init, cg, profile) in &cases {
+        let mut spec = LaunchSpec::new(*ns, &root, &args(&["/noop"]), Some("isobench-alloc")).unwrap().with_init(*init).with_profile(profile);
         if *cg {
             spec = spec.with_cgroup(Limits::default());
         }
         let mut p = container::spawn(&spec, Stdio { stdin: Some(devnull.as_fd()), stdout: Some(devnull.as_fd()) }).unwrap();
-        assert_eq!(p.wait().unwrap(), 0, "ns {ns}, init {init}, cgroup {cg}");
+        assert_eq!(p.wait().unwrap(), 0, "ns {ns}, init {init}, cgroup {cg}, profile {}", profile.profile());
     }
     TEST_PID.store(0, Ordering::SeqCst);
     // SAFETY: the page made above.

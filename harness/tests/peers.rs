@@ -37,6 +37,7 @@ const ALL_PEERS: &[Need] = &[Root, Runc, Crun, Bwrap, Unshare];
 fn main() {
     isobench_testkit::run(vec![
         trial!(runc_runs_the_agent_as_pid_1).needs(&[Root, Runc]),
+        trial!(runc_and_crun_run_each_profile_as_the_launcher_does).needs(&[Root, Runc, Crun, SeccompProfile]),
         trial!(bwrap_runs_the_agent_under_its_reaper).needs(&[Root, Bwrap]),
         trial!(unshare_runs_the_agent_as_pid_1).needs(&[Root, Unshare]),
         trial!(crun_runs_the_agent_or_says_why_not).needs(&[Root, Crun]),
@@ -127,7 +128,7 @@ fn agent_round_trip(kind: EnvKind, want_pid: u32) -> Option<String> {
 
 fn runc_runs_the_agent_as_pid_1() {
     let _g = lock();
-    assert_eq!(agent_round_trip(EnvKind::Runc, 1).as_deref(), Some("runc"), "runc is installed, so it must run");
+    assert_eq!(agent_round_trip(EnvKind::Runc, 1).as_deref(), Some("runc (default)"), "runc is installed, so it must run");
 }
 
 fn bwrap_runs_the_agent_under_its_reaper() {
@@ -151,7 +152,7 @@ fn crun_runs_the_agent_or_says_why_not() {
         Ok(e) => {
             let label = e.label();
             eprintln!("crun: ready as {label}; metadata: {}", e.metadata());
-            assert_eq!(label, if hybrid { "crun (cgroups disabled)" } else { "crun" });
+            assert_eq!(label, if hybrid { "crun (default, cgroups disabled)" } else { "crun (default)" });
             drop(e);
             assert_eq!(agent_round_trip(EnvKind::Crun, 1), Some(label));
         }
@@ -486,4 +487,45 @@ fn a_runtime_refusing_this_host_is_reported_unsupported() {
     let out = isobench_testkit::helper("prepare_runc_helper").env("ISOBENCH_CRUN", &fake).env("ISOBENCH_PEERS_HELPER", "crun").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("PREPARE: crun: skipped: unsupported here: cgroups in hybrid mode not supported"), "{text}");
+}
+
+/// `--profile` reaches the OCI peers: the agent inside runc and crun sees
+/// Docker's capabilities and no_new_privs under `default`, a seccomp filter
+/// under `docker`, every capability of the harness under `bare`; the label
+/// names the profile.
+fn runc_and_crun_run_each_profile_as_the_launcher_does() {
+    use isobench_harness::container::Profile;
+    let _g = lock();
+    let own = isobench_workloads::protocol::SecurityStatus::of_self().unwrap();
+    for kind in [EnvKind::Runc, EnvKind::Crun] {
+        for profile in Profile::ALL {
+            let mut o = opts();
+            o.container.profile = profile;
+            let mut e = match env::prepare(kind, &o) {
+                Ok(e) => e,
+                Err(EnvError::Unavailable { reason, .. }) => {
+                    eprintln!("skipping {kind}: {reason}");
+                    continue;
+                }
+                Err(err) => panic!("{kind} {profile}: {err}"),
+            };
+            let label = e.label();
+            assert!(label.starts_with(&format!("{kind} ({}", profile.label())), "{label}");
+            let inst = e.start().unwrap_or_else(|err| panic!("{label}: {err}"));
+            let sec = inst.info().security.clone().expect("the agent reports /proc/self/status");
+            println!("{label}: {sec:?}");
+            match profile {
+                Profile::Bare => {
+                    assert_eq!(sec.cap_eff, own.cap_eff, "{label}");
+                    assert_eq!(sec.no_new_privs, Some(false), "{label}");
+                }
+                Profile::Default | Profile::Docker => {
+                    assert_eq!(sec.cap_eff.as_deref(), Some("00000000a80425fb"), "{label}");
+                    assert_eq!(sec.no_new_privs, Some(true), "{label}");
+                }
+            }
+            assert_eq!(sec.seccomp, Some(if profile == Profile::Docker { 2 } else { 0 }), "{label}");
+            inst.shutdown().unwrap_or_else(|err| panic!("{label}: shutdown: {err}"));
+        }
+    }
 }

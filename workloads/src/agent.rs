@@ -33,6 +33,7 @@ pub fn info(timer_overhead_ns: f64) -> AgentInfo {
         timer_overhead_ns,
         version: env!("CARGO_PKG_VERSION").to_string(),
         metrics: catalog::CATALOG.iter().filter(|m| !m.host_timed).map(|m| m.name.to_string()).collect(),
+        security: crate::protocol::SecurityStatus::of_self(),
     }
 }
 

@@ -179,6 +179,53 @@ pub struct AgentInfo {
     pub version: String,
     /// Metrics this agent implements.
     pub metrics: Vec<String>,
+    /// The agent's privileges as its own /proc/self/status shows them inside
+    /// the environment (a container's profile at work); `None` from an
+    /// older agent or without /proc.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<SecurityStatus>,
+}
+
+/// The privilege lines of /proc/self/status (proc(5)), as the kernel
+/// writes them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SecurityStatus {
+    /// `CapEff`: the effective capabilities, hex (`00000000a80425fb` is
+    /// Docker's default set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap_eff: Option<String>,
+    /// `NoNewPrivs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_new_privs: Option<bool>,
+    /// `Seccomp`: 0 none, 1 strict, 2 a filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<u32>,
+    /// `Seccomp_filters`: filters stacked on the process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp_filters: Option<u32>,
+    /// `Speculation_Store_Bypass`: the SSB mitigation state (some kernels
+    /// switch it on with a seccomp filter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speculation_store_bypass: Option<String>,
+}
+
+impl SecurityStatus {
+    /// The lines of a /proc/PID/status text.
+    pub fn parse(status: &str) -> SecurityStatus {
+        let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')).map(|v| v.trim().to_string());
+        SecurityStatus {
+            cap_eff: field("CapEff"),
+            no_new_privs: field("NoNewPrivs").map(|v| v == "1"),
+            seccomp: field("Seccomp").and_then(|v| v.parse().ok()),
+            seccomp_filters: field("Seccomp_filters").and_then(|v| v.parse().ok()),
+            speculation_store_bypass: field("Speculation_Store_Bypass"),
+        }
+    }
+
+    /// /proc/self/status of the calling process; `None` without /proc.
+    pub fn of_self() -> Option<SecurityStatus> {
+        std::fs::read_to_string("/proc/self/status").ok().map(|s| SecurityStatus::parse(&s))
+    }
 }
 
 /// The result of one [`RunRequest`].
@@ -266,6 +313,18 @@ mod tests {
             assert!(e.contains(m.as_str()), "{e}");
         }
         assert_eq!(PinMode::default(), PinMode::Same);
+    }
+
+    #[test]
+    fn the_privilege_lines_of_proc_status_are_read_as_the_kernel_writes_them() {
+        let text = "Name:\tsh\nCapEff:\t00000000a80425fb\nNoNewPrivs:\t1\nSeccomp:\t2\nSeccomp_filters:\t1\nSpeculation_Store_Bypass:\tthread force mitigated\n";
+        let s = SecurityStatus::parse(text);
+        assert_eq!(s.cap_eff.as_deref(), Some("00000000a80425fb"));
+        assert_eq!((s.no_new_privs, s.seccomp, s.seccomp_filters), (Some(true), Some(2), Some(1)));
+        assert_eq!(s.speculation_store_bypass.as_deref(), Some("thread force mitigated"));
+        assert_eq!(SecurityStatus::parse("Name:\tx\n"), SecurityStatus::default());
+        let me = SecurityStatus::of_self().unwrap();
+        assert!(me.cap_eff.is_some() && me.seccomp.is_some());
     }
 
     #[test]

@@ -5,7 +5,10 @@
 
 use std::ffi::OsString;
 
-use super::signals::{ForwardTermination, IgnoreInteractiveSignals};
+use std::time::Duration;
+
+use super::profile::{PreparedProfile, Profile};
+use super::signals::{IgnoreQuit, StopSignals, DEFAULT_STOP_TIMEOUT};
 use super::{
     decide_cgroup, default_hostname, effective_namespaces, net, rootless, spawn, ContainerError, ContainerProcess, Limits, Namespace, NamespaceSet,
     ParentSetup, PreparedRootfs, RootfsChoice, Stdio,
@@ -38,6 +41,11 @@ pub struct ExecOptions {
     pub show_ns: bool,
     /// The container's network (`--net`): loopback only, or a veth pair too.
     pub net: NetMode,
+    /// The security profile (`--profile`): `default` unless told.
+    pub profile: Profile,
+    /// How long a stop signal to isobench gives the container before
+    /// everything in it is killed (`--stop-timeout`, `docker stop -t`).
+    pub stop_timeout: Duration,
 }
 
 /// What network a container with a network namespace gets (`--net`).
@@ -68,6 +76,8 @@ impl ExecOptions {
             cgroup: None,
             show_ns: false,
             net: NetMode::Loopback,
+            profile: Profile::Default,
+            stop_timeout: DEFAULT_STOP_TIMEOUT,
         }
     }
 }
@@ -77,15 +87,20 @@ impl ExecOptions {
 /// signal n killed it). Without root it runs rootless: in a user namespace
 /// where the caller is root, without cgroup (limits are refused).
 ///
+/// The container runs under `opts.profile` (see [`profile`](super::profile)):
+/// by default Docker's capabilities, no_new_privs and runc's masked paths;
+/// `docker` adds the seccomp filter; `bare` is namespaces only.
+///
 /// PID 1 is the launcher's minimal init ([`process`](super::process)): it forwards signals to
 /// the command, reaps orphans and exits with the command's status; then the
 /// kernel kills whatever else runs in the pid namespace, and the cgroup (when
-/// there is one) is killed as a whole and removed. While it runs, isobench
-/// ignores SIGINT and SIGQUIT as system(3) does (the terminal sends them to
-/// the command too, and the command decides) and passes SIGTERM and SIGHUP on
-/// to the init. If isobench itself is killed, the container dies with it
-/// (PR_SET_PDEATHSIG) and the temp rootfs and cgroup are swept at the next
-/// start (`cleanup::sweep`).
+/// there is one) is killed as a whole and removed. A SIGTERM, SIGINT or
+/// SIGHUP to isobench is passed on to the init, and `opts.stop_timeout`
+/// later, or at a second one, everything in the container is killed and the
+/// status is 128+n, as `docker stop` does (see `signals`); SIGQUIT is
+/// ignored as system(3) does. If isobench itself is killed, the container
+/// dies with it (PR_SET_PDEATHSIG) and the temp rootfs and cgroup are swept
+/// at the next start (`cleanup::sweep`).
 pub fn exec(opts: &ExecOptions, workloads: &Workloads) -> Result<i32, ContainerError> {
     if opts.command.is_empty() {
         return Err(ContainerError::NoCommand);
@@ -93,14 +108,15 @@ pub fn exec(opts: &ExecOptions, workloads: &Workloads) -> Result<i32, ContainerE
     // Installed before anything is created: a SIGTERM that arrives while the
     // container is being set up is held and delivered to its init once it
     // exists, so every clean-up below still runs.
-    let _ignore = IgnoreInteractiveSignals::new();
-    let forward = ForwardTermination::install();
+    let _quit = IgnoreQuit::new();
+    let stop = StopSignals::install().map_err(|e| ContainerError::Io { context: "a pipe for isobench's stop signals".into(), source: e.into() })?;
+    let profile = PreparedProfile::prepare(opts.profile)?;
     let namespaces = effective_namespaces(opts.namespaces);
     let with_cgroup = decide_cgroup(opts.cgroup, &opts.limits)?;
     let mount_ns = namespaces.contains(Namespace::Mount);
     let rootfs = PreparedRootfs::prepare(&opts.rootfs, workloads, mount_ns)?;
     let hostname = opts.hostname.clone().unwrap_or_else(default_hostname);
-    let mut spec = LaunchSpec::new(namespaces, rootfs.path(), &opts.command, Some(&hostname))?.with_init(true);
+    let mut spec = LaunchSpec::new(namespaces, rootfs.path(), &opts.command, Some(&hostname))?.with_init(true).with_profile(&profile);
     if rootfs.read_only() {
         spec = spec.with_read_only_root(rootfs.path())?;
     }
@@ -120,11 +136,11 @@ pub fn exec(opts: &ExecOptions, workloads: &Workloads) -> Result<i32, ContainerE
         spec = spec.with_parent_setup(veth_setup(namespaces, std::sync::Arc::clone(&veth))?);
     }
     let mut child = spawn(&spec, Stdio::default())?;
-    forward.to(child.pid());
+    stop.to(child.pid());
     if opts.show_ns {
         eprint!("{}", show_ns(&child, namespaces));
     }
-    child.wait()
+    Ok(stop.wait(&mut child, opts.stop_timeout)?.status())
 }
 
 /// The parent-side hook that gives a container `eth0`: a veth pair from the

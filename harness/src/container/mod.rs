@@ -19,9 +19,13 @@
 //! - [`net`]: the run's private network namespace, veth pairs and taps
 //! - [`process`]: clone(2), the uid/gid map and cgroup handshake, the
 //!   child's side up to execve(2), and the minimal PID 1
+//! - [`profile`]: `--profile bare|default|docker`: what is added to the
+//!   namespaces (capabilities, no_new_privs, masked paths, seccomp)
+//! - [`seccomp`]: the distribution's seccomp profile, resolved and compiled
 //! - [`syscall`]: the privileged calls behind a trait, recorded in unit tests
 //! - `exec`: `isobench exec` ([`exec()`], [`ExecOptions`], [`NetMode`], [`show_ns`])
-//! - `signals`: isobench's SIGINT/SIGQUIT/SIGTERM/SIGHUP while a command runs
+//! - `signals`: isobench's SIGINT/SIGQUIT/SIGTERM/SIGHUP while a command
+//!   runs: `docker stop`'s grace period, then everything killed
 
 use std::ffi::OsString;
 
@@ -32,7 +36,9 @@ mod exec;
 pub mod net;
 pub mod ns;
 pub mod process;
+pub mod profile;
 pub mod rootfs;
+pub mod seccomp;
 mod signals;
 pub mod syscall;
 
@@ -40,7 +46,9 @@ pub use cgroup::{Cgroup, CgroupError, CgroupHold, CgroupMode, Limits, Usage};
 pub use exec::{exec, show_ns, ExecOptions, NetMode};
 pub use ns::{Namespace, NamespaceSet, NsError};
 pub use process::{spawn, ContainerProcess, LaunchSpec, NsInfo, ParentSetup, Stdio};
+pub use profile::{Layer, PreparedProfile, Profile};
 pub use rootfs::{MinimalRootfs, PreparedRootfs, RootfsChoice, RootfsError};
+pub use signals::DEFAULT_STOP_TIMEOUT;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
@@ -54,6 +62,8 @@ pub enum ContainerError {
     Rootfs(#[from] RootfsError),
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Profile(#[from] profile::ProfileError),
     #[error("{0:?} contains a NUL byte")]
     Nul(OsString),
     #[error("clone into new namespaces ({namespaces}) failed: {errno}")]
@@ -105,6 +115,9 @@ pub struct ContainerSettings {
     /// The rootfs of the container environment and of the runc, crun and
     /// bwrap peers (`--rootfs minimal|debian|DIR`).
     pub rootfs: RootfsChoice,
+    /// The security profile of the container environment and of the runc
+    /// and crun peers (`--profile`); `default` unless told.
+    pub profile: Profile,
 }
 
 impl ContainerSettings {

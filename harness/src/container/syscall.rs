@@ -27,6 +27,38 @@ pub trait Syscall {
     /// Sets IFF_UP on the interface `name` (the loopback of a new net namespace
     /// starts down).
     fn link_up(&self, name: &CStr) -> nix::Result<()>;
+    /// prctl(PR_CAPBSET_DROP): capability number `cap` leaves the bounding set.
+    fn drop_bounding_cap(&self, cap: u32) -> nix::Result<()>;
+    /// prctl(PR_CAP_AMBIENT_CLEAR_ALL): an empty ambient set.
+    fn clear_ambient_caps(&self) -> nix::Result<()>;
+    /// capset(2) of this thread: the permitted, effective and inheritable
+    /// sets as masks (bit n = capability n).
+    fn set_caps(&self, permitted: u64, effective: u64, inheritable: u64) -> nix::Result<()>;
+    /// prctl(PR_SET_NO_NEW_PRIVS): execve(2) grants nothing more (no setuid,
+    /// no file capabilities), and an unprivileged process may load a filter.
+    fn set_no_new_privs(&self) -> nix::Result<()>;
+    /// seccomp(SECCOMP_SET_MODE_FILTER) of a classic BPF program.
+    fn seccomp_filter(&self, program: &[libc::sock_filter]) -> nix::Result<()>;
+}
+
+/// `_LINUX_CAPABILITY_VERSION_3` (linux/capability.h): 64-bit sets, as two
+/// 32-bit halves.
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// `struct __user_cap_header_struct` (libc has no binding).
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+/// `struct __user_cap_data_struct`, one per 32-bit half.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
 }
 
 /// The real thing.
@@ -99,6 +131,39 @@ impl Syscall for Linux {
         unsafe { libc::close(fd) };
         result
     }
+
+    fn drop_bounding_cap(&self, cap: u32) -> nix::Result<()> {
+        // SAFETY: prctl(2) with integer arguments only.
+        Errno::result(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) }).map(drop)
+    }
+
+    fn clear_ambient_caps(&self) -> nix::Result<()> {
+        // SAFETY: prctl(2) with integer arguments only.
+        Errno::result(unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0, 0, 0) }).map(drop)
+    }
+
+    fn set_caps(&self, permitted: u64, effective: u64, inheritable: u64) -> nix::Result<()> {
+        let mut header = CapHeader { version: CAPABILITY_VERSION_3, pid: 0 };
+        let half = |m: u64, i: u32| (m >> (32 * i)) as u32;
+        let data = [0, 1].map(|i| CapData { effective: half(effective, i), permitted: half(permitted, i), inheritable: half(inheritable, i) });
+        // SAFETY: capset(2) reads the header and two data structs, both on
+        // this stack frame; nix and libc have no wrapper.
+        Errno::result(unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut CapHeader, data.as_ptr()) }).map(drop)
+    }
+
+    fn set_no_new_privs(&self) -> nix::Result<()> {
+        // SAFETY: prctl(2) with integer arguments only.
+        Errno::result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0) }).map(drop)
+    }
+
+    fn seccomp_filter(&self, program: &[libc::sock_filter]) -> nix::Result<()> {
+        let len = u16::try_from(program.len()).map_err(|_| Errno::E2BIG)?;
+        let prog = libc::sock_fprog { len, filter: program.as_ptr().cast_mut() };
+        // SAFETY: seccomp(2) copies the program `prog` points to, which lives
+        // as long as `program`; flags 0 as libseccomp's seccomp_load uses
+        // them. nix has no wrapper.
+        Errno::result(unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &prog as *const libc::sock_fprog) }).map(drop)
+    }
 }
 
 #[cfg(test)]
@@ -112,8 +177,12 @@ pub mod recording {
     #[derive(Default)]
     pub struct Recorder {
         pub calls: RefCell<Vec<String>>,
-        /// A call whose line starts with this fails with EPERM.
+        /// A call whose line starts with this fails with `fail_with`.
         pub fail_on: Option<&'static str>,
+        /// The errno of `fail_on`; `None`: EPERM.
+        pub fail_with: Option<Errno>,
+        /// The kernel's last capability: dropping a higher one fails (EINVAL).
+        pub last_cap: Option<u32>,
     }
 
     impl Recorder {
@@ -121,7 +190,7 @@ pub mod recording {
             let fail = self.fail_on.is_some_and(|p| line.starts_with(p));
             self.calls.borrow_mut().push(line);
             if fail {
-                Err(Errno::EPERM)
+                Err(self.fail_with.unwrap_or(Errno::EPERM))
             } else {
                 Ok(())
             }
@@ -168,6 +237,25 @@ pub mod recording {
         }
         fn link_up(&self, name: &CStr) -> nix::Result<()> {
             self.record(format!("link_up {}", s(Some(name))))
+        }
+        fn drop_bounding_cap(&self, cap: u32) -> nix::Result<()> {
+            // The kernel's answer past its last capability.
+            if self.last_cap.is_some_and(|last| cap > last) {
+                return Err(Errno::EINVAL);
+            }
+            self.record(format!("capbset_drop {cap}"))
+        }
+        fn clear_ambient_caps(&self) -> nix::Result<()> {
+            self.record("ambient_clear".into())
+        }
+        fn set_caps(&self, permitted: u64, effective: u64, inheritable: u64) -> nix::Result<()> {
+            self.record(format!("capset permitted={permitted:x} effective={effective:x} inheritable={inheritable:x}"))
+        }
+        fn set_no_new_privs(&self) -> nix::Result<()> {
+            self.record("no_new_privs".into())
+        }
+        fn seccomp_filter(&self, program: &[libc::sock_filter]) -> nix::Result<()> {
+            self.record(format!("seccomp {} instructions", program.len()))
         }
     }
 }

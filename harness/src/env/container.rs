@@ -8,6 +8,12 @@
 //! `--rootfs debian` it is the cached distribution rootfs, mounted read-only. Each
 //! instance gets a cgroup of its own when the host has cgroups (with the
 //! `--cpus`/`--memory`/`--pids` limits, if any), killed and removed with it.
+//!
+//! Every instance runs under the settings' security profile (`--profile`,
+//! `default` unless told; see [`crate::container::profile`]), prepared once
+//! here (the seccomp filter of `docker` is compiled in `prepare`, not at
+//! each start); the column label names it (`container (docker)`) and
+//! run.json records what it drops ([`profile_metadata`]).
 
 use std::fs::File;
 use std::os::fd::AsFd;
@@ -19,6 +25,8 @@ use isobench_workloads::protocol::AgentInfo;
 use super::{Endpoint, EnvError, EnvKind, Environment, Instance, Options, PathKind};
 use crate::agent::AgentClient;
 use crate::container::net::{Link, RunNetns};
+use crate::container::profile::{Layer, PreparedProfile, MASKED_PATHS, NOT_A_BOUNDARY, READONLY_PATHS};
+use crate::container::seccomp::PROFILE_PACKAGE;
 use crate::container::{self, Cgroup, CgroupMode, ContainerProcess, LaunchSpec, Limits, Namespace, NamespaceSet, PreparedRootfs, Stdio, Usage};
 
 const ENV: &str = "container";
@@ -31,6 +39,8 @@ pub struct Container {
     rootfs: PreparedRootfs,
     /// Canonical path of `rootfs`, what the mount plan binds.
     root: PathBuf,
+    /// The security profile, prepared once.
+    profile: PreparedProfile,
 }
 
 impl Container {
@@ -55,7 +65,8 @@ impl Container {
         let rootfs = PreparedRootfs::prepare(&settings.rootfs, &opts.workloads, namespaces.contains(Namespace::Mount))
             .map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
         let root = rootfs.path().to_path_buf();
-        Ok(Container { namespaces, cgroup, cgroup_mode: container::cgroup::cgroup_mode(), rootfs, root })
+        let profile = PreparedProfile::prepare(settings.profile).map_err(|e| EnvError::Unavailable { env: ENV, reason: e.to_string() })?;
+        Ok(Container { namespaces, cgroup, cgroup_mode: container::cgroup::cgroup_mode(), rootfs, root, profile })
     }
 
     pub fn rootfs(&self) -> &std::path::Path {
@@ -77,8 +88,15 @@ impl Environment for Container {
         EnvKind::Container
     }
 
+    /// `container (default)`, `container (docker)`, `container (bare: not a
+    /// security boundary)`.
+    fn label(&self) -> String {
+        self.profile.profile().column_label(ENV)
+    }
+
     fn metadata(&self) -> serde_json::Value {
         serde_json::json!({
+            "profile": profile_metadata(&self.profile, "isobench"),
             "namespaces": self.namespaces.names(),
             "rootfs": self.root,
             "rootfs_image": self.rootfs.label(),
@@ -117,6 +135,7 @@ impl Container {
         let agent_path = format!("/{}", crate::workloads::AGENT_NAME);
         let mut spec = LaunchSpec::new(self.namespaces, &self.root, &[agent_path.into()], Some(&container::default_hostname()))
             .map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
+        spec = spec.with_profile(&self.profile);
         if let Some(limits) = self.cgroup {
             spec = spec.with_cgroup(limits);
         }
@@ -139,6 +158,37 @@ impl Container {
         let ready_after = t0.elapsed();
         Ok(ContainerInstance { process, agent, info, ready_after, net })
     }
+}
+
+/// What run.json records of a profile (`metadata.profile`, read back as
+/// [`ProfileRecord`](crate::results::run::ProfileRecord)): its name, its
+/// layers, whether it is a security boundary, and what it drops;
+/// `compiled_by` says who turns the seccomp profile into BPF (isobench, or
+/// the OCI runtime from config.json).
+pub fn profile_metadata(p: &PreparedProfile, compiled_by: &str) -> serde_json::Value {
+    let profile = p.profile();
+    let hardened = profile.has(Layer::Hardening);
+    serde_json::json!({
+        "name": profile,
+        "layers": profile.layers(),
+        "security_boundary": profile.is_security_boundary(),
+        "note": (!profile.is_security_boundary()).then_some(NOT_A_BOUNDARY),
+        "capabilities": profile.capabilities(),
+        "no_new_privs": hardened,
+        "masked_paths": if hardened { &MASKED_PATHS[..] } else { &[] },
+        "readonly_paths": if hardened { &READONLY_PATHS[..] } else { &[] },
+        "seccomp": p.seccomp().map(|s| serde_json::json!({
+            "profile": s.path(),
+            "package": PROFILE_PACKAGE,
+            "default_action": s.oci().default_action().to_string(),
+            "default_errno": s.oci().default_errno_ret(),
+            "architectures": s.oci().architectures(),
+            "rules": s.oci().syscalls().as_ref().map_or(0, Vec::len),
+            "calls_named": s.rule_names(),
+            "bpf_instructions": (compiled_by == "isobench").then(|| p.filter().map(|f| f.len())).flatten(),
+            "compiled_by": compiled_by,
+        })),
+    })
 }
 
 /// The agent running as a container's PID 1. Dropping it kills the init

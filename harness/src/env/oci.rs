@@ -8,9 +8,14 @@
 //! namespaces (pid, mnt, uts, ipc, net by default), the same mounts (/proc,
 //! a tmpfs /dev with /dev/pts and /dev/shm, read-only /sys), `/isobench-agent`
 //! as the process. What a runtime adds on its own is what users get too:
-//! runc's and crun's default devices, masked and read-only /proc paths, the
-//! default capability set and no_new_privileges, a device cgroup. No seccomp
-//! profile (Docker would add one; it would change syscall costs, not start).
+//! runc's and crun's default devices and a device cgroup. The security
+//! profile (`--profile`, see [`crate::container::profile`]) is the one
+//! isobench's own container gets, written into the config
+//! ([`apply_profile`]): `default` is Docker's capabilities,
+//! noNewPrivileges and runc's masked and read-only paths; `docker` adds the
+//! same resolved seccomp profile as oci-spec's `LinuxSeccomp`, which the
+//! runtime compiles with its own libseccomp; `bare` keeps every capability
+//! and masks nothing.
 //!
 //! State lives in the bundle's temp dir (`--root`), not in /run/runc, so a
 //! killed run leaves nothing a sweep cannot find; cgroups get names a sweep
@@ -40,6 +45,7 @@ use super::peer::{start_agent, Cleanup, NoopStart, PeerCommand, Tool, CRUN as CR
 use super::{EnvError, EnvKind, Environment, Instance, Options};
 use crate::collect::host::{cgroup_mode, CgroupMode};
 use crate::container::process::CONTAINER_PATH;
+use crate::container::profile::{last_capability, PreparedProfile, Profile, MASKED_PATHS, READONLY_PATHS};
 use crate::container::rootfs::{self, PreparedRootfs, RootfsChoice};
 use crate::container::{Namespace, NamespaceSet};
 use crate::leftovers::{self, temp_prefix};
@@ -141,6 +147,47 @@ pub fn config(rootfs: &Path, namespaces: NamespaceSet, args: &[String], hostname
     spec.set_mounts(Some(mounts));
     spec.set_linux(Some(linux));
     Ok(spec)
+}
+
+/// Writes `profile` into `spec`: the process's capabilities (bounding,
+/// permitted, effective; inheritable and ambient empty, as Docker has them),
+/// noNewPrivileges, the masked and read-only paths, and for `docker` the
+/// resolved seccomp profile. `bare`: every capability isobench itself
+/// holds, no noNewPrivileges, nothing masked.
+pub fn apply_profile(spec: &mut Spec, profile: &PreparedProfile) -> Result<(), OciError> {
+    use oci_spec::runtime::{Capability, LinuxCapabilitiesBuilder};
+    let names: Vec<String> = match profile.profile().capabilities() {
+        Some(list) => list.iter().map(|s| s.to_string()).collect(),
+        // The caller's own (a runtime cannot give more): its permitted set,
+        // within what this kernel knows.
+        None => caps::read(None, caps::CapSet::Permitted)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| u32::from(c.index()) <= last_capability())
+            .map(|c| c.to_string())
+            .collect(),
+    };
+    // oci-spec reads a capability's config.json name (`CAP_CHOWN`) through serde.
+    let set: oci_spec::runtime::Capabilities = names.iter().filter_map(|n| serde_json::from_value::<Capability>(n.as_str().into()).ok()).collect();
+    let hardened = profile.profile() != Profile::Bare;
+    let caps = LinuxCapabilitiesBuilder::default()
+        .bounding(set.clone())
+        .permitted(set.clone())
+        .effective(set)
+        .inheritable(oci_spec::runtime::Capabilities::new())
+        .ambient(oci_spec::runtime::Capabilities::new())
+        .build()?;
+    let mut process = spec.process().clone().unwrap_or_default();
+    process.set_capabilities(Some(caps));
+    process.set_no_new_privileges(Some(hardened));
+    spec.set_process(Some(process));
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    let paths = |list: &[&str]| if hardened { list.iter().map(|s| s.to_string()).collect() } else { Vec::new() };
+    linux.set_masked_paths(Some(paths(&MASKED_PATHS)));
+    linux.set_readonly_paths(Some(paths(&READONLY_PATHS)));
+    linux.set_seccomp(profile.seccomp().map(|s| s.oci().clone()));
+    spec.set_linux(Some(linux));
+    Ok(())
 }
 
 /// Makes `spec`'s root read-only with a tmpfs on /tmp, as isobench's launcher
@@ -340,6 +387,8 @@ pub struct OciEnvironment {
     runtime: OciRuntime,
     version: Option<String>,
     namespaces: NamespaceSet,
+    /// The security profile every container of it gets.
+    profile: PreparedProfile,
     // Dropped last: the runtime's state lives in it.
     bundle: OciBundle,
 }
@@ -367,7 +416,8 @@ impl OciEnvironment {
         let hybrid_workaround = tool == CRUN_TOOL && hybrid_with_cgroup2_controllers();
         let runtime = OciRuntime { binary: binary.clone(), state_root: bundle.state_root(), hybrid_workaround };
         let namespaces = opts.container.namespaces.unwrap_or(NamespaceSet::DEFAULT);
-        let mut e = OciEnvironment { kind, tool, runtime, version: super::peer::version(&binary), namespaces, bundle };
+        let profile = PreparedProfile::prepare(opts.container.profile).map_err(|e| EnvError::Unavailable { env, reason: e.to_string() })?;
+        let mut e = OciEnvironment { kind, tool, runtime, version: super::peer::version(&binary), namespaces, profile, bundle };
         e.probe()?;
         Ok(e)
     }
@@ -386,6 +436,7 @@ impl OciEnvironment {
         let id = container_id(env);
         let mut spec = config(self.bundle.rootfs(), self.namespaces, args, &crate::container::default_hostname(), &self.cgroups(&id))
             .map_err(|e| EnvError::Start { env, reason: e.to_string() })?;
+        apply_profile(&mut spec, &self.profile).map_err(|e| EnvError::Start { env, reason: e.to_string() })?;
         if self.bundle.prepared_rootfs().read_only() {
             read_only_root(&mut spec).map_err(|e| EnvError::Start { env, reason: e.to_string() })?;
         }
@@ -420,11 +471,14 @@ impl Environment for OciEnvironment {
         self.kind
     }
 
+    /// `runc (docker)`, `crun (default, cgroups disabled)`, ...: the
+    /// profile, and the cgroup workaround where crun needed it.
     fn label(&self) -> String {
+        let profile = self.profile.profile().label();
         if self.runtime.hybrid_workaround {
-            format!("{} (cgroups disabled)", self.kind)
+            format!("{} ({profile}, cgroups disabled)", self.kind)
         } else {
-            self.kind.to_string()
+            format!("{} ({profile})", self.kind)
         }
     }
 
@@ -443,7 +497,8 @@ impl Environment for OciEnvironment {
             } else {
                 "cgroupfs, one cgroup per container (/isobench-<pid>-<runtime>-<n>), default device rules"
             },
-            "launcher": format!("{} run --bundle (foreground; no seccomp profile)", self.tool.name),
+            "launcher": format!("{} run --bundle (foreground)", self.tool.name),
+            "profile": super::container::profile_metadata(&self.profile, self.tool.name),
         })
     }
 
@@ -502,6 +557,32 @@ mod tests {
         assert_eq!(dests, MOUNTS);
         assert_eq!(v["linux"]["cgroupsPath"], "/isobench-1-runc-0");
         assert_eq!(v["linux"]["resources"]["devices"][0]["allow"], false);
+    }
+
+    #[test]
+    fn each_profile_is_written_into_the_config() {
+        let spec = |p: Profile| {
+            let mut s = config(Path::new("/tmp/r"), NamespaceSet::DEFAULT, &agent_args(), "h", &CgroupUse::None).unwrap();
+            apply_profile(&mut s, &PreparedProfile::prepare(p).unwrap()).unwrap();
+            serde_json::to_value(&s).unwrap()
+        };
+        let default = spec(Profile::Default);
+        let mut eff: Vec<String> = serde_json::from_value(default["process"]["capabilities"]["effective"].clone()).unwrap();
+        eff.sort();
+        let mut docker: Vec<String> = crate::container::profile::DOCKER_CAPABILITIES.iter().map(|s| s.to_string()).collect();
+        docker.sort();
+        assert_eq!(eff, docker);
+        assert_eq!(default["process"]["capabilities"]["bounding"].as_array().unwrap().len(), 14);
+        assert_eq!(default["process"]["capabilities"]["inheritable"], serde_json::json!([]));
+        assert_eq!(default["process"]["noNewPrivileges"], true);
+        assert_eq!(default["linux"]["maskedPaths"].as_array().unwrap().len(), MASKED_PATHS.len());
+        assert!(default["linux"]["readonlyPaths"].as_array().unwrap().iter().any(|p| p == "/proc/sys"));
+        assert!(default["linux"].get("seccomp").is_none());
+        let bare = spec(Profile::Bare);
+        assert_eq!(bare["process"]["noNewPrivileges"], false);
+        assert!(bare["process"]["capabilities"]["effective"].as_array().unwrap().iter().any(|c| c == "CAP_SYS_ADMIN"));
+        assert_eq!(bare["linux"]["maskedPaths"], serde_json::json!([]));
+        assert_eq!(bare["linux"]["readonlyPaths"], serde_json::json!([]));
     }
 
     #[test]

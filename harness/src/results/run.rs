@@ -204,7 +204,71 @@ pub struct EnvMetadata {
     /// The vm's boots (the writing process's), most recent last.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boots: Option<Vec<BootRecord>>,
+    /// A container's security profile (`--profile`): the container
+    /// environment's and the OCI peers'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<ProfileRecord>,
     /// Every other fact, as the environment wrote it.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+/// A container's security profile (`environments.<env>.metadata.profile`):
+/// which profile, its layers, and what it takes from the container.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProfileRecord {
+    /// `bare`, `default` or `docker`.
+    pub name: String,
+    /// The layers added to the namespaces: `hardening`, `seccomp`.
+    #[serde(default)]
+    pub layers: Vec<String>,
+    /// False for `bare`, which is namespaces only.
+    #[serde(default)]
+    pub security_boundary: bool,
+    /// `not a security boundary` for `bare`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// The capabilities kept; `None`: every one of the caller's.
+    #[serde(default)]
+    pub capabilities: Option<Vec<String>>,
+    #[serde(default)]
+    pub no_new_privs: bool,
+    #[serde(default)]
+    pub masked_paths: Vec<String>,
+    #[serde(default)]
+    pub readonly_paths: Vec<String>,
+    /// The seccomp filter, for `docker`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<SeccompRecord>,
+    /// Every other fact.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+/// The seccomp layer of a profile (`metadata.profile.seccomp`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SeccompRecord {
+    /// The profile file (Docker's format).
+    pub profile: PathBuf,
+    /// The Debian package that installs it.
+    #[serde(default)]
+    pub package: Option<String>,
+    /// What a call no rule names gets (`SCMP_ACT_ERRNO`).
+    #[serde(default)]
+    pub default_action: Option<String>,
+    #[serde(default)]
+    pub default_errno: Option<u32>,
+    /// Rules that apply here (this architecture, these capabilities).
+    #[serde(default)]
+    pub rules: Option<usize>,
+    /// Length of the BPF program isobench compiled, in instructions; `None`
+    /// where the OCI runtime compiled it.
+    #[serde(default)]
+    pub bpf_instructions: Option<usize>,
+    /// `isobench` (libseccomp in the parent) or the runtime's name.
+    #[serde(default)]
+    pub compiled_by: Option<String>,
+    /// Every other fact.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
 }

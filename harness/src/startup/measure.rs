@@ -135,6 +135,8 @@ pub fn measure(
     let noop = format!("/{}", noop_kind.name_in_rootfs());
     let mut starters = Vec::new();
     let mut skipped = Vec::new();
+    // The launcher's columns run under the settings' profile, compiled once.
+    let profile = container::PreparedProfile::prepare(opts.container.profile).map_err(ContainerError::from)?;
     progress(&format!("no-op: {}", noop_kind.describe()));
     for &col in columns {
         let row = |label: String, command: String| StartupRow { env: col.name(), label, command, samples_ns: Vec::with_capacity(n) };
@@ -155,8 +157,9 @@ pub fn measure(
                 let namespaces = if let Column::IsobenchWith(set) = col { set } else { namespaces };
                 let rootfs = MinimalRootfs::build(&opts.workloads).map_err(ContainerError::from)?;
                 let root = rootfs.path().canonicalize().map_err(io_err("canonicalize the rootfs"))?;
-                let mut spec = LaunchSpec::new(namespaces, &root, &[OsString::from(&noop)], Some(&container::default_hostname()))?;
-                let mut what = format!("isobench launcher ({})", namespaces.names().join(","));
+                let mut spec =
+                    LaunchSpec::new(namespaces, &root, &[OsString::from(&noop)], Some(&container::default_hostname()))?.with_profile(&profile);
+                let mut what = format!("isobench launcher ({}; profile {})", namespaces.names().join(","), profile.profile().label());
                 if col == Column::IsobenchCgroup {
                     if container::cgroup::cgroup_mode() == container::cgroup::CgroupMode::None {
                         skipped.push((col.name(), "no cgroup fs mounted at /sys/fs/cgroup".to_string()));
@@ -166,7 +169,10 @@ pub fn measure(
                     what += " + a cgroup";
                 }
                 starters.push(Starter {
-                    row: row(if let Column::IsobenchWith(set) = col { set.to_string() } else { col.name() }, format!("{what} {noop}")),
+                    row: row(
+                        if let Column::IsobenchWith(set) = col { set.to_string() } else { profile.profile().column_label(&col.name()) },
+                        format!("{what} {noop}"),
+                    ),
                     kind: StarterKind::Isobench { spec: Box::new(spec), _rootfs: rootfs },
                 });
             }

@@ -52,6 +52,11 @@ pub enum Need {
     DistroKernel,
     /// ptrace(2) of a child (single-stepping the no-ops).
     Ptrace,
+    /// The distribution's container seccomp profile (`--profile docker`).
+    SeccompProfile,
+    /// Loop devices, losetup(8) and mkfs.ext4(8): a scratch disk for a
+    /// container to (try to) mount.
+    LoopDevice,
     /// The reference tools of `isobench validate`.
     Perf,
     Iperf3,
@@ -109,6 +114,8 @@ impl Need {
             Need::Cpio => "cpio",
             Need::DistroKernel => "distro kernel",
             Need::Ptrace => "ptrace",
+            Need::SeccompProfile => "seccomp profile",
+            Need::LoopDevice => "loop device",
             Need::Perf => "perf",
             Need::Iperf3 => "iperf3",
             Need::Hyperfine => "hyperfine",
@@ -147,6 +154,8 @@ impl Need {
             Need::Cpio => "apt-get install cpio (scripts/setup installs it)",
             Need::DistroKernel => "ISOBENCH_NO_HOST_KERNEL=1 scripts/build-guest unpacks the distro kernel package into the cache",
             Need::Ptrace => "allow ptrace(2) of a child (CAP_SYS_PTRACE, kernel.yama.ptrace_scope below 3, no seccomp filter against it)",
+            Need::SeccompProfile => "apt-get install golang-github-containers-common (scripts/setup installs it)",
+            Need::LoopDevice => "modprobe loop; apt-get install mount e2fsprogs",
             Need::Perf => "apt-get install linux-perf (scripts/setup installs it as root)",
             Need::Iperf3 => "apt-get install iperf3 (scripts/setup installs it as root)",
             Need::Hyperfine => "apt-get install hyperfine (scripts/setup installs it as root)",
@@ -211,6 +220,18 @@ impl Need {
                 None => Err(format!("no unpacked distro kernel in {}", isobench_harness::paths::cache_dir().join("kernel").display())),
             },
             Need::Ptrace => ptrace_allowed(),
+            Need::SeccompProfile => {
+                let p = isobench_harness::container::seccomp::SeccompProfile::default_path();
+                if p.is_file() {
+                    Ok(())
+                } else {
+                    Err(format!("no {}", p.display()))
+                }
+            }
+            Need::LoopDevice => match Path::new("/dev/loop-control").exists() {
+                true => on_path("losetup").and_then(|()| on_path("mkfs.ext4")),
+                false => Err("no /dev/loop-control".into()),
+            },
             Need::Perf => runs("perf"),
             Need::Iperf3 => runs("iperf3"),
             Need::Hyperfine => runs("hyperfine"),

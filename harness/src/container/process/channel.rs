@@ -21,6 +21,9 @@ pub(super) const STAGE_EXEC: u32 = 0x1000_0004;
 pub(super) const STAGE_CGROUP_NS: u32 = 0x1000_0005;
 pub(super) const STAGE_INIT_FORK: u32 = 0x1000_0006;
 pub(super) const STAGE_CGROUP_MOVE: u32 = 0x1000_0007;
+pub(super) const STAGE_CAPS: u32 = 0x1000_0008;
+pub(super) const STAGE_NO_NEW_PRIVS: u32 = 0x1000_0009;
+pub(super) const STAGE_SECCOMP: u32 = 0x1000_000a;
 
 /// Exit status of a child that failed before exec (the parent reports the
 /// real error from the pipe; this is only what waitpid sees).

@@ -1,7 +1,8 @@
 //! The child, from clone(2) to execve(2) ([`child_main`]): die with
 //! isobench, signals back to their defaults, the mount plan, host name and
 //! loopback, the wait for the parent's handshake, the deferred cgroup
-//! namespace, stdio, then the init (when asked) and the exec. System calls
+//! namespace, stdio, the profile's hardening (capabilities, no_new_privs,
+//! seccomp), then the init (when asked) and the exec. System calls
 //! only: no allocation, no lock, no unwinding panic.
 
 use std::os::fd::RawFd;
@@ -13,6 +14,7 @@ use nix::sys::stat::{umask, Mode};
 use super::channel::{
     fail, wait_for_parent, SETUP_FAILED, STAGE_CGROUP_NS, STAGE_EXEC, STAGE_HOSTNAME, STAGE_LOOPBACK, STAGE_PDEATHSIG, STAGE_STDIO,
 };
+use super::harden;
 use super::pid1::become_init;
 use super::LaunchSpec;
 use crate::container::ns::Namespace;
@@ -123,6 +125,13 @@ pub(super) fn child_main(ctx: &ChildCtx<'_>) -> ! {
         libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
     }
 
+    // Last, with every privileged step done: the profile's capabilities,
+    // no_new_privs and seccomp filter, which the init and the command share.
+    if let Some(h) = &spec.hardening {
+        if let Err((stage, errno)) = harden::apply(h, &Linux) {
+            fail(ctx, stage, errno);
+        }
+    }
     if spec.init {
         become_init(ctx);
     }

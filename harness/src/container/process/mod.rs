@@ -56,6 +56,8 @@
 //! - `clone`: the raw clone(2)/clone3(2) and the child's stack
 //! - `child`: the child's setup between clone and exec
 //! - `channel`: the failure report and the handshake between the two
+//! - `harden`: what the profile drops before exec (capabilities,
+//!   no_new_privs, the seccomp filter)
 //! - `pid1`: the minimal init of init mode
 //! - [`handle`]: the parent's handle on the running container
 //!   ([`ContainerProcess`]: wait, kill, namespaces)
@@ -64,6 +66,7 @@ mod channel;
 mod child;
 mod clone;
 pub mod handle;
+mod harden;
 mod parent;
 mod pid1;
 pub mod spec;

@@ -14,9 +14,14 @@ use std::sync::Arc;
 use nix::sched::CloneFlags;
 use nix::unistd::Pid;
 
-use super::channel::{STAGE_CGROUP_MOVE, STAGE_CGROUP_NS, STAGE_HOSTNAME, STAGE_INIT_FORK, STAGE_LOOPBACK, STAGE_PDEATHSIG, STAGE_STDIO};
+use super::channel::{
+    STAGE_CAPS, STAGE_CGROUP_MOVE, STAGE_CGROUP_NS, STAGE_HOSTNAME, STAGE_INIT_FORK, STAGE_LOOPBACK, STAGE_NO_NEW_PRIVS, STAGE_PDEATHSIG,
+    STAGE_SECCOMP, STAGE_STDIO,
+};
+use super::harden::Hardening;
 use crate::container::cgroup::{CgroupHold, Limits};
 use crate::container::ns::{Namespace, NamespaceSet};
+use crate::container::profile::{Layer, PreparedProfile, Profile};
 use crate::container::rootfs::{self, DevTemplate, Step};
 use crate::container::ContainerError;
 
@@ -53,6 +58,10 @@ pub struct LaunchSpec {
     /// The /dev every container of this spec binds (see [`DevTemplate`]);
     /// each [`ContainerProcess`](super::ContainerProcess) holds it too, so it outlives them.
     pub(super) dev: Option<Arc<DevTemplate>>,
+    /// The security profile ([`LaunchSpec::with_profile`]); bare until set.
+    pub(super) profile: Profile,
+    /// What the child drops right before exec; `None` for bare.
+    pub(super) hardening: Option<Hardening>,
 }
 
 /// What the parent does to a child that is in its new namespaces but has not
@@ -169,6 +178,8 @@ impl LaunchSpec {
             id_maps,
             parent_setup: None,
             dev,
+            profile: Profile::Bare,
+            hardening: None,
         })
     }
 
@@ -188,7 +199,30 @@ impl LaunchSpec {
     /// ([`rootfs::mount_plan_with`]).
     pub fn with_read_only_root(mut self, rootfs: &Path) -> Result<LaunchSpec, ContainerError> {
         self.plan = rootfs::mount_plan_dev(rootfs, self.namespaces, true, self.dev.as_ref().map(|d| d.path()))?;
+        if self.profile.has(Layer::Hardening) {
+            rootfs::harden_plan(&mut self.plan);
+        }
         Ok(self)
+    }
+
+    /// Runs the container under `profile` (see
+    /// [`profile`](crate::container::profile)): with its hardening, the
+    /// mount plan gets runc's masked and read-only paths and a nodev root,
+    /// and the child drops to Docker's capabilities and sets no_new_privs
+    /// before exec; with its seccomp layer, the child loads the filter
+    /// compiled in `profile` last. Without this call a spec is `bare`:
+    /// namespaces only, not a security boundary.
+    pub fn with_profile(mut self, profile: &PreparedProfile) -> LaunchSpec {
+        self.profile = profile.profile();
+        self.hardening = Hardening::new(profile);
+        if self.profile.has(Layer::Hardening) {
+            rootfs::harden_plan(&mut self.plan);
+        }
+        self
+    }
+
+    pub fn profile(&self) -> Profile {
+        self.profile
     }
 
     /// Runs `setup` in the parent with the child's host pid, once the child
@@ -297,6 +331,9 @@ impl LaunchSpec {
             STAGE_CGROUP_NS => "unshare the cgroup namespace".into(),
             STAGE_INIT_FORK => "fork the command from the init".into(),
             STAGE_CGROUP_MOVE => "move itself into its cgroup (0 written to tasks)".into(),
+            STAGE_CAPS => "drop capabilities to the profile's set".into(),
+            STAGE_NO_NEW_PRIVS => "prctl(PR_SET_NO_NEW_PRIVS)".into(),
+            STAGE_SECCOMP => "load the seccomp filter".into(),
             i => self.plan.get(i as usize).map_or_else(|| format!("stage {i}"), ToString::to_string),
         }
     }

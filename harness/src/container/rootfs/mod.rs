@@ -34,7 +34,7 @@ pub mod mount;
 pub use build::{find_static_busybox, is_static_elf, MinimalRootfs};
 pub use choice::{check_rootfs, PreparedRootfs, RootfsChoice};
 pub use dev::DevTemplate;
-pub use mount::{apply, mount_plan, mount_plan_dev, mount_plan_for, mount_plan_with, Step};
+pub use mount::{apply, harden_plan, mount_plan, mount_plan_dev, mount_plan_for, mount_plan_with, Step};
 
 use distro::DistroError;
 

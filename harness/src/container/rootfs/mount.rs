@@ -54,6 +54,19 @@ pub enum Step {
         target: CString,
         link: CString,
     },
+    /// Hides a path of the container's /proc or /sys (runc's masked paths):
+    /// /dev/null bound over a file, an empty read-only tmpfs over a
+    /// directory; nothing when the kernel has no such path.
+    Mask {
+        path: CString,
+    },
+    /// Makes a path read-only (runc's read-only paths): bound onto itself,
+    /// then the bind remounted read-only with `flags` kept; nothing when the
+    /// kernel has no such path.
+    ReadOnlyPath {
+        path: CString,
+        flags: MsFlags,
+    },
     Chdir(CString),
     Chroot(CString),
     /// `pivot_root(".", ".")`: the new root and the old one stacked on the same
@@ -191,6 +204,41 @@ pub fn mount_plan_dev(rootfs: &Path, ns: NamespaceSet, read_only: bool, dev: Opt
     Ok(plan)
 }
 
+/// Adds a hardened profile's mounts to `plan` (see
+/// [`profile`](crate::container::profile)): the rootfs bind remounted nodev
+/// (so a device node made inside cannot be opened: Docker keeps CAP_MKNOD
+/// and relies on a device cgroup for that, which a cgroup v2 host or a
+/// container without a cgroup does not have), and runc's masked and
+/// read-only /proc and /sys paths, after /proc and /sys are mounted and
+/// before pivot_root. A plan without a mount namespace (a chroot) is left
+/// as it is: it mounts nothing. Applying it twice changes nothing more.
+pub fn harden_plan(plan: &mut Vec<Step>) {
+    use crate::container::profile::{MASKED_PATHS, READONLY_PATHS};
+    let Some(pivot) = plan.iter().position(|s| *s == Step::PivotRoot) else { return };
+    if plan.iter().any(|s| matches!(s, Step::Mask { .. })) {
+        return;
+    }
+    let rel = |p: &str| c(p.trim_start_matches('/'));
+    // /proc's own flags, which a read-only remount of a path in it repeats.
+    let proc_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | locked_flags(Path::new("/proc"));
+    let mut steps: Vec<Step> = MASKED_PATHS.iter().map(|p| Step::Mask { path: rel(p) }).collect();
+    steps.extend(READONLY_PATHS.iter().map(|p| Step::ReadOnlyPath { path: rel(p), flags: proc_flags }));
+    plan.splice(pivot..pivot, steps);
+    // The rootfs bind: source and target the rootfs itself.
+    let is_root_bind = |s: &Step| matches!(s, Step::Mount { source: Some(src), target, flags, .. } if src == target && flags.contains(MsFlags::MS_BIND) && !flags.contains(MsFlags::MS_REMOUNT));
+    let Some(bind) = plan.iter().position(is_root_bind) else { return };
+    match plan.get_mut(bind + 1) {
+        Some(Step::Mount { flags, .. }) if flags.contains(MsFlags::MS_REMOUNT) => *flags |= MsFlags::MS_NODEV,
+        _ => {
+            let Step::Mount { source: Some(root), .. } = &plan[bind] else { return };
+            let root = root.clone();
+            let flags =
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NODEV | locked_flags(Path::new(std::ffi::OsStr::from_bytes(root.as_bytes())));
+            plan.insert(bind + 1, Step::Mount { source: Some(root.clone()), target: root, fstype: None, flags, data: None });
+        }
+    }
+}
+
 /// The symbolic links of a container's /dev: (name, target).
 pub const DEV_LINKS: [(&str, &str); 5] =
     [("ptmx", "pts/ptmx"), ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")];
@@ -245,6 +293,8 @@ pub fn apply(plan: &[Step], sys: &dyn Syscall) -> Result<(), (usize, Errno)> {
 }
 
 const DOT: &CStr = c".";
+/// What a masked file gets bound over it (the host's, before pivot_root).
+const DEV_NULL: &CStr = c"/dev/null";
 
 fn apply_step(step: &Step, sys: &dyn Syscall) -> nix::Result<()> {
     match step {
@@ -253,6 +303,23 @@ fn apply_step(step: &Step, sys: &dyn Syscall) -> nix::Result<()> {
         Step::Mknod { path, mode, major, minor } => sys.mknod(path, SFlag::S_IFCHR, Mode::from_bits_truncate(*mode), libc::makedev(*major, *minor)),
         Step::Touch { path, mode } => sys.mknod(path, SFlag::S_IFREG, Mode::from_bits_truncate(*mode), 0),
         Step::Symlink { target, link } => sys.symlink(target, link),
+        Step::Mask { path } => match sys.mount(Some(DEV_NULL), path, None, MsFlags::MS_BIND, None) {
+            Ok(()) | Err(Errno::ENOENT) => Ok(()),
+            // A directory: an empty read-only tmpfs over it, as runc does.
+            Err(Errno::ENOTDIR) => sys.mount(
+                Some(c"tmpfs"),
+                path,
+                Some(c"tmpfs"),
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                None,
+            ),
+            Err(e) => Err(e),
+        },
+        Step::ReadOnlyPath { path, flags } => match sys.mount(Some(path), path, None, MsFlags::MS_BIND | MsFlags::MS_REC, None) {
+            Ok(()) => sys.mount(Some(path), path, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | *flags, None),
+            Err(Errno::ENOENT) => Ok(()),
+            Err(e) => Err(e),
+        },
         Step::Chdir(path) => sys.chdir(path),
         Step::Chroot(path) => sys.chroot(path),
         Step::PivotRoot => sys.pivot_root(DOT, DOT),
@@ -265,13 +332,18 @@ impl fmt::Display for Step {
         let s = |c: &CString| c.to_string_lossy().into_owned();
         match self {
             Step::Mount { source: None, target, .. } => write!(f, "make {} and every mount under it private", s(target)),
-            Step::Mount { target, flags, .. } if flags.contains(MsFlags::MS_REMOUNT) => write!(f, "remount {} read-only", s(target)),
+            Step::Mount { target, flags, .. } if flags.contains(MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY) => {
+                write!(f, "remount {} read-only", s(target))
+            }
+            Step::Mount { target, flags, .. } if flags.contains(MsFlags::MS_REMOUNT) => write!(f, "remount {} nodev", s(target)),
             Step::Mount { source: Some(src), target, fstype: None, .. } => write!(f, "bind-mount {} on {}", s(src), s(target)),
             Step::Mount { fstype: Some(t), target, .. } => write!(f, "mount {} on {}", s(t), s(target)),
             Step::Mkdir { path, .. } => write!(f, "mkdir {}", s(path)),
             Step::Mknod { path, .. } => write!(f, "mknod {}", s(path)),
             Step::Touch { path, .. } => write!(f, "create {}", s(path)),
             Step::Symlink { target, link } => write!(f, "symlink {} -> {}", s(link), s(target)),
+            Step::Mask { path } => write!(f, "mask {}", s(path)),
+            Step::ReadOnlyPath { path, .. } => write!(f, "make {} read-only", s(path)),
             Step::Chdir(p) => write!(f, "chdir {}", s(p)),
             Step::Chroot(p) => write!(f, "chroot {}", s(p)),
             Step::PivotRoot => f.write_str("pivot_root into the rootfs"),
@@ -367,6 +439,57 @@ mod tests {
         assert!(!lines.iter().any(|l| l.contains("MS_REMOUNT") || l.starts_with("mount tmpfs tmp")), "{lines:#?}");
         // And a chroot cannot be read-only.
         assert!(matches!(mount_plan_with(dir.path(), NamespaceSet::NONE, true), Err(RootfsError::ReadOnlyNeedsMountNs(_))));
+    }
+
+    #[test]
+    fn hardening_masks_and_protects_proc_before_pivot_and_mounts_the_root_nodev() {
+        use crate::container::profile::{MASKED_PATHS, READONLY_PATHS};
+        let mut plan = mount_plan(Path::new("/tmp/r"), true).unwrap();
+        let plain = plan.len();
+        harden_plan(&mut plan);
+        harden_plan(&mut plan);
+        assert_eq!(plan.len(), plain + MASKED_PATHS.len() + READONLY_PATHS.len() + 1, "once, however often it is asked");
+        let sys = Recorder::default();
+        apply(&plan, &sys).unwrap();
+        let lines = sys.lines();
+        let pos = |prefix: &str| lines.iter().position(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix} in {lines:#?}"));
+        assert_eq!(lines[1], "mount /tmp/r /tmp/r - MS_BIND|MS_REC -");
+        assert!(lines[2].starts_with("mount /tmp/r /tmp/r - ") && lines[2].contains("MS_NODEV") && lines[2].contains("MS_REMOUNT"), "{lines:#?}");
+        assert!(!lines[2].contains("MS_RDONLY"), "a writable rootfs stays writable");
+        assert_eq!(plan[2].to_string(), "remount /tmp/r nodev");
+        let kcore = pos("mount /dev/null proc/kcore - MS_BIND");
+        assert!(pos("mount proc proc proc") < kcore && pos("mount sysfs sys sysfs") < kcore, "masks go over the mounted /proc and /sys");
+        let sys_ro = pos("mount proc/sys proc/sys - MS_BIND|MS_REC");
+        assert!(lines[sys_ro + 1].starts_with("mount proc/sys proc/sys - ") && lines[sys_ro + 1].contains("MS_RDONLY"), "{}", lines[sys_ro + 1]);
+        assert!(sys_ro < pos("pivot_root"));
+        assert!(plan.iter().any(|s| s.to_string() == "mask sys/firmware"));
+        assert!(plan.iter().any(|s| s.to_string() == "make proc/sysrq-trigger read-only"));
+        // A read-only rootfs gets nodev in its read-only remount.
+        let dir = tempfile::tempdir().unwrap();
+        let mut ro = mount_plan_with(dir.path(), NamespaceSet::DEFAULT, true).unwrap();
+        let n = ro.len();
+        harden_plan(&mut ro);
+        assert_eq!(ro.len(), n + MASKED_PATHS.len() + READONLY_PATHS.len());
+        assert!(matches!(&ro[2], Step::Mount { flags, .. } if flags.contains(MsFlags::MS_RDONLY | MsFlags::MS_NODEV)));
+        // A chroot mounts nothing, hardened or not.
+        let mut chroot = mount_plan(Path::new("/tmp/r"), false).unwrap();
+        harden_plan(&mut chroot);
+        assert_eq!(chroot.len(), 2);
+    }
+
+    #[test]
+    fn a_masked_directory_gets_a_read_only_tmpfs_and_a_missing_path_nothing() {
+        let dir = Step::Mask { path: c("proc/acpi") };
+        let sys = Recorder { fail_on: Some("mount /dev/null"), fail_with: Some(Errno::ENOTDIR), ..Default::default() };
+        apply(std::slice::from_ref(&dir), &sys).unwrap();
+        assert_eq!(sys.lines()[1], "mount tmpfs proc/acpi tmpfs MS_RDONLY|MS_NOSUID|MS_NODEV|MS_NOEXEC -");
+        for step in [Step::Mask { path: c("proc/timer_stats") }, Step::ReadOnlyPath { path: c("proc/nope"), flags: MsFlags::empty() }] {
+            let sys = Recorder { fail_on: Some("mount"), fail_with: Some(Errno::ENOENT), ..Default::default() };
+            apply(std::slice::from_ref(&step), &sys).unwrap();
+            assert_eq!(sys.lines().len(), 1, "{step}: skipped after ENOENT");
+        }
+        let sys = Recorder { fail_on: Some("mount /dev/null"), fail_with: Some(Errno::EACCES), ..Default::default() };
+        assert_eq!(apply(std::slice::from_ref(&dir), &sys), Err((0, Errno::EACCES)));
     }
 
     #[test]

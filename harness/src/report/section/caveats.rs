@@ -21,6 +21,34 @@ use super::{Context, Section};
 /// VDSO_CLOCKMODE_TSC read as `tsc`.
 pub const VDSO_CLOCKSOURCES: [&str; 4] = ["tsc", "tsc-early", "kvm-clock", "hyperv_clocksource_tsc_page"];
 
+/// What a container's security profile means for its column
+/// (`metadata.profile`): `bare` is not a security boundary; `docker`'s
+/// filter runs on every system call.
+fn profile_notes(run: &RunRecord) -> Vec<String> {
+    let mut notes = Vec::new();
+    for (name, e) in &run.environments {
+        let Some(p) = e.meta(|m| m.profile.as_ref()) else { continue };
+        if !p.security_boundary {
+            notes.push(format!(
+                "{name}: profile {}: {}: namespaces only, with every capability of isobench's root (it can write the host's /proc/sys, mount its disks); it measures what namespaces alone cost, not a container anyone should deploy",
+                p.name,
+                p.note.as_deref().unwrap_or("not a security boundary")
+            ));
+        }
+        if let Some(sc) = &p.seccomp {
+            let length = sc
+                .bpf_instructions
+                .map_or_else(|| format!("compiled by {}", sc.compiled_by.as_deref().unwrap_or("the runtime")), |n| format!("{n} BPF instructions"));
+            notes.push(format!(
+                "{name}: profile {}: every system call runs the seccomp filter of {} ({length}) before the kernel handles it",
+                p.name,
+                sc.profile.display()
+            ));
+        }
+    }
+    notes
+}
+
 /// The list of caveats (nothing when there are none).
 pub struct Caveats;
 
@@ -56,6 +84,7 @@ impl Section for Caveats {
                 }
             }
         }
+        notes.extend(profile_notes(run));
         for (name, e) in &run.environments {
             if let Some(reason) = &e.boundary_not_measured {
                 notes.push(format!("{name}: net.*.boundary not measured: {reason}"));
