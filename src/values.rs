@@ -62,8 +62,9 @@ pub fn limit<T: 'static>(parse: fn(&str) -> Result<T, CgroupError>) -> impl Fn(&
 /// (`error: invalid value 'kvmx' for '--env <LIST>': unknown environment
 /// "kvmx"; choose from ...`) and clap's exit status, and so are an
 /// unexpected argument (with the note that `--json` takes no value, for the
-/// old `startup --json FILE`) and two that conflict; help, version and the
-/// other errors (a missing argument) are clap's own.
+/// old `startup --json FILE`), a value given to a flag and two arguments
+/// that conflict; help, version and the other errors (a missing argument)
+/// are clap's own.
 pub fn parse_or_exit<P: clap::Parser>() -> P {
     P::try_parse().unwrap_or_else(|e| {
         if let Some(line) = one_line(&e).or_else(|| unexpected(&e, &std::env::args().collect::<Vec<_>>())) {
@@ -75,12 +76,16 @@ pub fn parse_or_exit<P: clap::Parser>() -> P {
 }
 
 /// An unexpected argument as one line, with clap's suggestion (after
-/// `--json`, `args` being the command line: that it takes no value), or two
-/// arguments that exclude each other.
+/// `--json`, `args` being the command line: that it takes no value), a
+/// value given to a flag, or two arguments that exclude each other.
 fn unexpected(e: &clap::Error, args: &[String]) -> Option<String> {
     if e.kind() == ErrorKind::ArgumentConflict {
         let (arg, prior) = (e.get(ContextKind::InvalidArg)?, e.get(ContextKind::PriorArg)?);
         return Some(format!("the argument '{arg}' cannot be used with '{prior}'"));
+    }
+    if e.kind() == ErrorKind::TooManyValues {
+        let (arg, value) = (e.get(ContextKind::InvalidArg)?, e.get(ContextKind::InvalidValue)?);
+        return Some(format!("unexpected value '{value}' for '{arg}': it takes none"));
     }
     if e.kind() != ErrorKind::UnknownArgument {
         return None;

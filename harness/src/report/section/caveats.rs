@@ -130,13 +130,17 @@ fn interference_notes(ms: &[Measurement]) -> Vec<String> {
         let top = hits.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1));
         (hits.len(), top)
     };
-    let (busy, top) = worst(&|i| i.busy().then(|| i.outside_cpus()));
-    if let Some((m, cpus)) = top {
+    // The worst is the one surely busiest: the highest figure less its rounding.
+    let (busy, top) = worst(&|i| i.busy().then(|| i.outside_cpus() - i.quantization_cpus()));
+    if let Some((m, _)) = top {
+        let i = m.interference.as_ref().expect("a recorded measurement");
         notes.push(format!(
             "{INTERFERENCE_MARK} interference: {busy} of {} measurements were taken while the machine spent more than {INTERFERENCE_CPUS:.2} CPU \
-             outside this run (beyond the counters' rounding; up to {cpus:.2} CPUs, during {} {}): another program competed for the CPUs, \
+             outside this run beyond the counters' rounding (the most: {:.2} ± {:.2} CPUs during {} {}): another program competed for the CPUs, \
              so those figures may be slower than this machine's; they are marked {INTERFERENCE_MARK}",
             recorded.len(),
+            i.outside_cpus(),
+            i.quantization_cpus(),
             m.env_label,
             m.metric.name
         ));
@@ -159,8 +163,8 @@ fn interference_notes(ms: &[Measurement]) -> Vec<String> {
     }
     for (what, n) in others.values() {
         notes.push(format!(
-            "{INTERFERENCE_MARK} measured while {what} ran (started earlier or during this run): {n} of {} measurements overlapped it; \
-             two benchmarks on one machine slow each other; marked {INTERFERENCE_MARK}",
+            "{INTERFERENCE_MARK} measured while {what} ran: {n} of {} measurements overlapped it, and two benchmarks on one machine \
+             slow each other; marked {INTERFERENCE_MARK}",
             recorded.len()
         ));
     }
