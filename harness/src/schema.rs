@@ -3,7 +3,8 @@
 //! attributes), so a schema cannot disagree with its file. `isobench schema
 //! NAME` prints one; `isobench schema --out DIR` writes them all, and the
 //! copies checked in under `results/schema/` are compared with the types by
-//! a test that fails when they are stale. Draft 2020-12, as schemars writes.
+//! a test that regenerates them and fails when they were stale. Draft
+//! 2020-12, as schemars writes.
 
 use std::path::{Path, PathBuf};
 
@@ -127,9 +128,13 @@ mod tests {
         let listed: Vec<String> =
             std::fs::read_dir(&dir).into_iter().flatten().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
         let unknown: Vec<&String> = listed.iter().filter(|f| !Schema::ALL.iter().any(|s| s.file_name() == **f)).collect();
+        if !stale.is_empty() {
+            // Regenerated, so the fix is to review the diff and commit it.
+            write_all(&dir).unwrap();
+        }
         assert!(
             stale.is_empty() && unknown.is_empty(),
-            "stale schemas {stale:?}, unknown files {unknown:?}: run `cargo run -- schema --out results/schema`"
+            "stale schemas {stale:?} (now regenerated from the types: review and commit them), unknown files {unknown:?} (remove them)"
         );
     }
 
