@@ -17,9 +17,10 @@ fn results_folder(dir: &Path) -> Result<RunDir> {
 }
 
 /// `isobench compare`: B against the baseline A, per environment × metric;
-/// exit status 1 on a significant regression beyond `threshold`.
-pub fn compare(a: &Path, b: &Path, threshold: f64, noise: f64, markdown: Option<PathBuf>) -> Result<ExitCode> {
-    use isobench_harness::report::compare;
+/// exit status 1 on a significant regression beyond `threshold`. With
+/// `json`, stdout carries the [`Comparison`] alone.
+pub fn compare(a: &Path, b: &Path, threshold: f64, noise: f64, markdown: Option<PathBuf>, json: bool) -> Result<ExitCode> {
+    use isobench_harness::report::compare::{self, Comparison};
     let (ra, rb) = (results_folder(a)?, results_folder(b)?);
     let changes = compare::compare(&isobench_harness::report::measurements(&ra)?, &isobench_harness::report::measurements(&rb)?, noise);
     if changes.is_empty() {
@@ -27,28 +28,45 @@ pub fn compare(a: &Path, b: &Path, threshold: f64, noise: f64, markdown: Option<
     }
     let name = |p: &Path| p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned());
     let table = compare::table(&changes, &name(a), &name(b));
-    print!("{table}");
-    println!(
-        "\nregressed/improved: the 95 % confidence intervals of the medians do not overlap and the change exceeds {:.0} %; \
-         within noise: intervals apart but the change is smaller; no change: the intervals overlap. \
-         Only regressions beyond --threshold ({:.0} %) fail the comparison.",
-        noise * 100.0,
-        threshold * 100.0
-    );
+    let mut warnings = Vec::new();
     let quick = |r: &RunDir| r.run_record().ok().and_then(|v| v.parameters?.quick);
     if let (Some(qa), Some(qb)) = (quick(&ra), quick(&rb)) {
         if qa != qb {
-            eprintln!("isobench compare: warning: one run used --quick and the other did not; their iteration counts and warm-ups differ");
+            warnings.push("one run used --quick and the other did not; their iteration counts and warm-ups differ".to_string());
         }
+    }
+    let bad: Vec<String> = compare::regressions(&changes, threshold).iter().map(|c| format!("{} {}", c.env, c.metric)).collect();
+    if json {
+        let comparison = Comparison {
+            a: a.to_path_buf(),
+            b: b.to_path_buf(),
+            noise,
+            threshold,
+            regressions: bad.clone(),
+            warnings: warnings.clone(),
+            changes: changes.clone(),
+        };
+        println!("{}", serde_json::to_string_pretty(&comparison)?);
+    } else {
+        print!("{table}");
+        println!(
+            "\nregressed/improved: the 95 % confidence intervals of the medians do not overlap and the change exceeds {:.0} %; \
+             within noise: intervals apart but the change is smaller; no change: the intervals overlap. \
+             Only regressions beyond --threshold ({:.0} %) fail the comparison.",
+            noise * 100.0,
+            threshold * 100.0
+        );
+    }
+    for w in &warnings {
+        eprintln!("isobench compare: warning: {w}");
     }
     if let Some(file) = markdown {
         std::fs::write(&file, &table).with_context(|| format!("writing {}", file.display()))?;
     }
-    let bad = compare::regressions(&changes, threshold);
     if bad.is_empty() {
         Ok(ExitCode::SUCCESS)
     } else {
-        let list: Vec<String> = bad.iter().map(|c| format!("{} {} {:.2}×", c.env, c.metric, c.ratio)).collect();
+        let list: Vec<String> = compare::regressions(&changes, threshold).iter().map(|c| format!("{} {} {:.2}×", c.env, c.metric, c.ratio)).collect();
         eprintln!("isobench compare: {} significant regression(s) beyond {:.0} %: {}", bad.len(), threshold * 100.0, list.join(", "));
         Ok(ExitCode::from(1))
     }

@@ -3,11 +3,12 @@
 //! The command line (hyperfine's main.rs is the model): the options, each
 //! parsed by clap into the library's own types, and the dispatch to the code
 //! that runs each command (run.rs, exec.rs, startup.rs, validate.rs,
-//! folders.rs for report, compare and merge; the library for list and
-//! doctor). Options with an `ISOBENCH_*` twin read it when not given.
+//! folders.rs for report, compare and merge, info.rs for list, doctor and
+//! schema). Options with an `ISOBENCH_*` twin read it when not given.
 
 mod exec;
 mod folders;
+mod info;
 mod progress;
 mod run;
 mod startup;
@@ -22,9 +23,10 @@ use clap::{Parser, Subcommand};
 use isobench_harness::container::{Limits, NamespaceSet, NetMode, Profile, RootfsChoice, DEFAULT_STOP_TIMEOUT};
 use isobench_harness::env::{EnvKind, EnvSelection};
 use isobench_harness::report::compare::{DEFAULT_NOISE, DEFAULT_THRESHOLD};
+use isobench_harness::schema::Schema;
 use isobench_harness::startup::{Column, Noop, DEFAULT_N, DEFAULT_WARMUP};
 use isobench_harness::vm::{AccelChoice, BootProtocol, Machine, VmNet};
-use isobench_harness::{doctor, env, list, runner};
+use isobench_harness::{env, runner};
 use isobench_workloads::catalog::{Family, MetricSelection};
 use isobench_workloads::protocol::PinMode;
 
@@ -84,7 +86,11 @@ enum Command {
     /// Time env.start: a no-op started and exited through isobench's launcher and each peer runtime, interleaved
     Startup(StartupArgs),
     /// Show what each environment needs and whether this host has it
-    Doctor,
+    Doctor {
+        /// Print the findings as JSON on stdout (`isobench schema doctor`)
+        #[arg(long)]
+        json: bool,
+    },
     /// Cross-check isobench's native figures against perf bench, iperf3 and hyperfine
     Validate {
         /// Fewer iterations on both sides (a smoke check, not a verdict)
@@ -112,6 +118,10 @@ and the change exceeds --noise. Exits 1 when a significant regression exceeds --
         /// Also write the table as markdown to this file
         #[arg(long, value_name = "FILE")]
         markdown: Option<PathBuf>,
+        /// Print the comparison as JSON on stdout instead of the table: each change
+        /// with its 95 % intervals, and the regressions (`isobench schema compare`)
+        #[arg(long)]
+        json: bool,
     },
     /// Merge results folders (hosts, configurations) into one report, columns named env@host
     Merge {
@@ -123,7 +133,20 @@ and the change exceeds --noise. Exits 1 when a significant regression exceeds --
         out: PathBuf,
     },
     /// List environments and metrics (with units and reference methods)
-    List,
+    List {
+        /// Print the listing as JSON on stdout (`isobench schema list`)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the JSON Schema of a file or JSON output isobench writes, or write them all
+    Schema {
+        /// The schema to print
+        #[arg(value_name = "NAME", value_parser = values::choice::<Schema>(Schema::ALL.map(Schema::as_str)))]
+        name: Option<Schema>,
+        /// Write every schema to DIR as <name>.schema.json instead (results/schema holds them)
+        #[arg(long, value_name = "DIR", conflicts_with = "name")]
+        out: Option<PathBuf>,
+    },
     /// Re-render summary.csv, plots and report.md of a results folder
     Report {
         /// The results folder (e.g. results/latest)
@@ -273,9 +296,14 @@ struct StartupArgs {
     #[arg(long = "env", value_name = "LIST", default_value = "all", value_parser = Column::parse_list,
           help = format!("Columns, comma-separated: {} (or `all`, `peers`)", Column::names()))]
     envs: std::vec::Vec<Column>,
-    /// Also write every sample as JSON to FILE
+    /// Print each column's p50, p90, the p50's 95 % interval and its ratio to
+    /// isobench as JSON on stdout (the table goes to stderr)
+    #[arg(long)]
+    json: bool,
+    /// Also write every sample as JSON to FILE (what `--json FILE` wrote before
+    /// `--json` printed the statistics)
     #[arg(long, value_name = "FILE")]
-    json: Option<PathBuf>,
+    samples: Option<PathBuf>,
     /// Results folder to add the table to (startup.json, or startup-nolibc.json with
     /// `--noop nolibc`; report.md)
     #[arg(long, value_name = "DIR", env = "ISOBENCH_RUN_DIR")]
@@ -330,15 +358,12 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Exec(args) => exec::exec(args),
         Command::Startup(args) => startup::startup(args),
-        Command::Doctor => Ok(if doctor::print(&mut std::io::stdout()) { ExitCode::SUCCESS } else { ExitCode::from(1) }),
+        Command::Doctor { json } => info::doctor(json),
         Command::Validate { quick, out } => validate::validate(quick, out),
-        Command::Compare { a, b, threshold, noise, markdown } => folders::compare(&a, &b, threshold, noise, markdown),
+        Command::Compare { a, b, threshold, noise, markdown, json } => folders::compare(&a, &b, threshold, noise, markdown, json),
         Command::Merge { runs, out } => folders::merge(&runs, &out),
-        Command::List => {
-            // A closed pipe (`isobench list | head`) ends the listing quietly.
-            let _ = list::print(&mut std::io::stdout().lock());
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::List { json } => info::list(json),
+        Command::Schema { name, out } => info::schema(name, out),
         Command::Report { dir } => folders::report(&dir),
     };
     match result {

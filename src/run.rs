@@ -62,6 +62,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         max_ms: args.max_ms,
         pin: args.pin,
     };
+    // Other runs measuring at the same time name this one, and it them.
+    let _registration = isobench_harness::registry::register("isobench run", Some(&out.path));
     if !args.quiet {
         eprintln!("isobench: writing {}", out.path.display());
     }

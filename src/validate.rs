@@ -11,6 +11,7 @@ use isobench_harness::workloads;
 
 pub fn validate(quick: bool, out: Option<PathBuf>) -> Result<ExitCode> {
     let workloads = workloads::locate()?;
+    let _registration = isobench_harness::registry::register("isobench validate", out.as_deref());
     let noop = workloads.noop.clone();
     let mut native = isobench_harness::env::prepare(EnvKind::Native, &Options::new(workloads))?;
     let mut inst = native.start()?;

@@ -60,16 +60,46 @@ pub fn limit<T: 'static>(parse: fn(&str) -> Result<T, CgroupError>) -> impl Fn(&
 
 /// Parses the command line. A rejected value is one line on stderr
 /// (`error: invalid value 'kvmx' for '--env <LIST>': unknown environment
-/// "kvmx"; choose from ...`) and clap's exit status; help, version and the
-/// other errors (a missing argument, an unknown option) are clap's own.
+/// "kvmx"; choose from ...`) and clap's exit status, and so are an
+/// unexpected argument (with the note that `--json` takes no value, for the
+/// old `startup --json FILE`), a value given to a flag and two arguments
+/// that conflict; help, version and the other errors (a missing argument)
+/// are clap's own.
 pub fn parse_or_exit<P: clap::Parser>() -> P {
     P::try_parse().unwrap_or_else(|e| {
-        if let Some(line) = one_line(&e) {
+        if let Some(line) = one_line(&e).or_else(|| unexpected(&e, &std::env::args().collect::<Vec<_>>())) {
             eprintln!("error: {line}");
             std::process::exit(e.exit_code());
         }
         e.exit()
     })
+}
+
+/// An unexpected argument as one line, with clap's suggestion (after
+/// `--json`, `args` being the command line: that it takes no value), a
+/// value given to a flag, or two arguments that exclude each other.
+fn unexpected(e: &clap::Error, args: &[String]) -> Option<String> {
+    if e.kind() == ErrorKind::ArgumentConflict {
+        let (arg, prior) = (e.get(ContextKind::InvalidArg)?, e.get(ContextKind::PriorArg)?);
+        return Some(format!("the argument '{arg}' cannot be used with '{prior}'"));
+    }
+    if e.kind() == ErrorKind::TooManyValues {
+        let (arg, value) = (e.get(ContextKind::InvalidArg)?, e.get(ContextKind::InvalidValue)?);
+        return Some(format!("unexpected value '{value}' for '{arg}': it takes none"));
+    }
+    if e.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let arg = e.get(ContextKind::InvalidArg)?.to_string();
+    let after_json = args.windows(2).any(|w| w[0] == "--json" && w[1] == arg);
+    let tip = match (after_json, e.get(ContextKind::SuggestedArg)) {
+        (true, _) => {
+            "; --json takes no value: it prints JSON on stdout (`isobench startup --samples FILE` writes every sample to a file)".to_string()
+        }
+        (false, Some(s)) => format!("; did you mean '{s}'?"),
+        (false, None) => String::new(),
+    };
+    Some(format!("unexpected argument '{arg}'{tip}"))
 }
 
 /// A rejected value's error as one line, from clap's context: the value,

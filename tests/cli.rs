@@ -27,6 +27,10 @@ fn main() {
         trial!(help_lists_the_variables_and_the_choices_of_the_types),
         trial!(an_isobench_variable_takes_effect_and_the_option_wins),
         trial!(the_readme_table_lists_every_isobench_variable_and_no_other),
+        trial!(a_run_beside_a_cpu_hog_is_flagged_and_a_quiet_one_is_not),
+        trial!(two_runs_at_the_same_time_name_each_other_in_their_reports),
+        trial!(every_json_output_validates_against_its_schema).needs(&[Root]),
+        trial!(bad_input_to_the_json_and_schema_options_is_one_line),
     ]);
 }
 
@@ -427,4 +431,225 @@ fn the_readme_table_lists_every_isobench_variable_and_no_other() {
     let missing: Vec<_> = in_code.difference(&in_table).collect();
     let stale: Vec<_> = in_table.difference(&in_code).collect();
     assert!(missing.is_empty() && stale.is_empty(), "README's variable table lacks {missing:?}; lists {stale:?}, which nothing reads");
+}
+
+/// `/proc/stat`'s busy ticks (user + nice + system + irq + softirq) over all CPUs.
+fn machine_busy_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    let f: Vec<u64> = stat.lines().next().unwrap().split_whitespace().skip(1).map(|v| v.parse().unwrap()).collect();
+    f[0] + f[1] + f[2] + f[5] + f[6]
+}
+
+fn json_file(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+}
+
+/// A native run of `metrics`, each measurement spinning until its 1.5 s
+/// bound, into `out`; the run's output.
+fn long_native_run(metrics: &str, out: &Path) -> Output {
+    run(&["run", "--env", "native", "--metric", metrics, "--iterations", "1000000000", "--max-ms", "1500", "--out", out.to_str().unwrap()])
+}
+
+fn a_run_beside_a_cpu_hog_is_flagged_and_a_quiet_one_is_not() {
+    let d = tempfile::tempdir().unwrap();
+    // Quiet: cpu.spin keeps one CPU busy inside the run's own tree (the
+    // agent); that must not count as interference. Asserted only when the
+    // machine had nothing else to do (a shared machine seldom is quiet).
+    let quiet = d.path().join("quiet");
+    let (busy0, t0) = (machine_busy_ticks(), std::time::Instant::now());
+    let o = long_native_run("cpu.spin", &quiet);
+    let machine_cpus = (machine_busy_ticks() - busy0) as f64 / 100.0 / t0.elapsed().as_secs_f64();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rec = &json_file(&quiet.join("measurements.json"))[0]["interference"];
+    let own = rec["tree_ns"].as_f64().unwrap() / rec["wall_ns"].as_f64().unwrap();
+    assert!(own > 0.5, "the spinning agent is the run's own: {rec}");
+    if machine_cpus < own + 0.05 {
+        let outside =
+            |i: &serde_json::Value| (i["machine_busy_ns"].as_f64().unwrap() - i["tree_ns"].as_f64().unwrap()) / i["wall_ns"].as_f64().unwrap();
+        let rounding = rec["quantization_ns"].as_f64().unwrap() / rec["wall_ns"].as_f64().unwrap();
+        assert!(outside(rec) - rounding <= 0.10, "a quiet run is not busy: {rec}");
+    } else {
+        eprintln!("quiet half not asserted: the machine was busy ({machine_cpus:.2} CPUs while the run used {own:.2})");
+    }
+
+    // Beside a busy loop that is not in isobench's tree (a sibling: a child of this test).
+    let mut hog = Command::new("sh").args(["-c", "while :; do :; done"]).spawn().unwrap();
+    let busy = d.path().join("busy");
+    let o = long_native_run("cpu.spin,syscall.getpid", &busy);
+    hog.kill().unwrap();
+    hog.wait().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let records = json_file(&busy.join("measurements.json"));
+    for r in records.as_array().unwrap() {
+        let i = &r["interference"];
+        let (wall, busy_ns, tree, q) = (
+            i["wall_ns"].as_f64().unwrap(),
+            i["machine_busy_ns"].as_f64().unwrap(),
+            i["tree_ns"].as_f64().unwrap(),
+            i["quantization_ns"].as_f64().unwrap(),
+        );
+        let outside = (busy_ns - tree) / wall;
+        assert!(outside - q / wall > 0.10, "the hog is outside the run: {outside:.2} CPUs, rounding {:.2}: {i}", q / wall);
+    }
+    let csv = std::fs::read_to_string(busy.join("summary.csv")).unwrap();
+    assert!(csv.lines().skip(1).all(|l| l.ends_with(",true")), "{csv}");
+    let report = std::fs::read_to_string(busy.join("report.md")).unwrap();
+    let caveats = report.split("**Caveats**").nth(1).expect("a caveats list");
+    assert!(caveats.trim_start().starts_with("- ⚠ interference: 2 of 2 measurements"), "{report}");
+    assert!(report.lines().any(|l| l.starts_with("| cpu.spin |") && l.contains('⚠')), "{report}");
+}
+
+fn two_runs_at_the_same_time_name_each_other_in_their_reports() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = (d.path().join("a"), d.path().join("b"));
+    let first = isobench()
+        .args(["run", "--env", "native", "--metric", "cpu.spin,syscall.getpid", "--iterations", "1000000000", "--max-ms", "1500", "--out"])
+        .arg(&a)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid_a = first.id();
+    let registry = match is_root() {
+        true => std::path::PathBuf::from("/run/isobench/runs"),
+        false => match std::env::var_os("XDG_RUNTIME_DIR") {
+            Some(d) => Path::new(&d).join("isobench/runs"),
+            None => std::env::temp_dir().join(format!("isobench-runs-{}", nix::unistd::geteuid())),
+        },
+    };
+    let entry = registry.join(format!("isobench-{pid_a}-run.json"));
+    isobench_testkit::wait_until("the first run registered", Duration::from_secs(20), || entry.is_file());
+    // B starts once A runs, and ends before A does.
+    let b_run = isobench()
+        .args(["run", "--env", "native", "--metric", "syscall.getpid", "--quick", "--out"])
+        .arg(&b)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid_b = b_run.id();
+    let o = b_run.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = first.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!entry.exists(), "a finished run's entry goes with it");
+    let (ra, rb) = (std::fs::read_to_string(a.join("report.md")).unwrap(), std::fs::read_to_string(b.join("report.md")).unwrap());
+    assert!(rb.contains(&format!("measured while isobench run (pid {pid_a}, {}) ran", a.display())), "{rb}");
+    assert!(ra.contains(&format!("measured while isobench run (pid {pid_b}, {}) ran", b.display())), "{ra}");
+    // A's measurements that overlapped B say so in measurements.json.
+    let overlapped: Vec<bool> = json_file(&a.join("measurements.json"))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["interference"]["concurrent_runs"].as_array().is_some_and(|c| c.iter().any(|x| x["pid"] == pid_b)))
+        .collect();
+    assert!(overlapped.len() == 2 && overlapped.contains(&true), "{overlapped:?}");
+}
+
+/// `isobench schema NAME` as JSON.
+fn schema_of(name: &str) -> serde_json::Value {
+    let o = run(&["schema", name]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// Asserts `instance` (`what`, for the message) fits the schema `name`.
+fn assert_fits(name: &str, instance: &serde_json::Value, what: &str) {
+    let schema = schema_of(name);
+    let validator = jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{name}: not a schema: {e}"));
+    let errors: Vec<String> = validator.iter_errors(instance).map(|e| format!("{e} (at {})", e.instance_path())).collect();
+    assert!(errors.is_empty(), "{what} does not fit {name}.schema.json: {errors:#?}");
+}
+
+fn stdout_json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\n{}", String::from_utf8_lossy(&o.stdout), stderr(o)))
+}
+
+fn every_json_output_validates_against_its_schema() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b, samples) = (d.path().join("a"), d.path().join("b"), d.path().join("samples.json"));
+    let o = run(&[
+        "run",
+        "--env",
+        "native,container",
+        "--metric",
+        "syscall.getpid,ipc.pipe_rtt",
+        "--quick",
+        "--quiet",
+        "--json",
+        "--out",
+        a.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows = stdout_json(&o);
+    assert_fits("summary", &rows, "isobench run --json");
+    // The schema has teeth: a row whose p50 is not a number does not fit.
+    let mut bad = rows.clone();
+    bad[0]["p50"] = "fast".into();
+    assert!(!jsonschema::is_valid(&schema_of("summary"), &bad), "{bad}");
+    let container = rows.as_array().unwrap().iter().find(|r| r["env"] == "container" && r["metric"] == "syscall.getpid").expect("a container row");
+    let (ratio, lo, hi) = (
+        container["overhead"].as_f64().unwrap(),
+        container["overhead_ci95_low"].as_f64().unwrap(),
+        container["overhead_ci95_high"].as_f64().unwrap(),
+    );
+    assert!(container["baseline"] == "native" && lo <= ratio && ratio <= hi, "{container}");
+
+    let o =
+        run(&["startup", "--n", "5", "--env", "clone+exec,isobench", "--json", "--samples", samples.to_str().unwrap(), "--out", a.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary = stdout_json(&o);
+    assert_fits("startup-summary", &summary, "isobench startup --json");
+    for c in summary["columns"].as_array().unwrap() {
+        let (p50, ci) = (c["p50_ns"].as_u64().unwrap(), &c["p50_ci95_ns"]);
+        assert!(ci[0].as_u64().unwrap() <= p50 && p50 <= ci[1].as_u64().unwrap() && c["p90_ns"].as_u64().unwrap() >= p50, "{c}");
+    }
+    let clone_exec = summary["columns"].as_array().unwrap().iter().find(|c| c["env"] == "clone+exec").unwrap();
+    assert!(clone_exec["base"] == "isobench" && clone_exec["vs_base"].as_f64().unwrap() > 0.0, "{clone_exec}");
+    assert_fits("startup", &json_file(&samples), "isobench startup --samples");
+    assert_eq!(json_file(&samples), json_file(&a.join("startup.json")), "--samples holds what startup.json holds");
+
+    for (file, schema) in [("run.json", "run"), ("measurements.json", "measurements"), ("summary.json", "summary"), ("startup.json", "startup")] {
+        assert_fits(schema, &json_file(&a.join(file)), file);
+    }
+
+    let o = run(&["run", "--env", "native", "--metric", "syscall.getpid", "--quick", "--quiet", "--out", b.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&["compare", a.to_str().unwrap(), b.to_str().unwrap(), "--json"]);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+    let comparison = stdout_json(&o);
+    assert_fits("compare", &comparison, "isobench compare --json");
+    assert_eq!(comparison["changes"].as_array().unwrap().len(), 1, "native syscall.getpid is the one pair in both: {comparison}");
+    assert_eq!(o.status.code() == Some(1), !comparison["regressions"].as_array().unwrap().is_empty());
+
+    let o = run(&["doctor", "--json"]);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+    let doctor = stdout_json(&o);
+    assert_fits("doctor", &doctor, "isobench doctor --json");
+    assert_eq!(o.status.code() == Some(0), doctor["ready"] == true);
+    let o = run(&["list", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listing = stdout_json(&o);
+    assert_fits("list", &listing, "isobench list --json");
+    assert_eq!(listing["metrics"].as_array().unwrap().len(), isobench_workloads::catalog::CATALOG.len());
+}
+
+fn bad_input_to_the_json_and_schema_options_is_one_line() {
+    let d = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 9] = [
+        (&["startup", "--json", "/tmp/samples.json"], "unexpected argument '/tmp/samples.json'; --json takes no value"),
+        (&["startup", "--samples", "/nonexistent/dir/s.json"], "--samples /nonexistent/dir/s.json: no folder /nonexistent/dir"),
+        (&["schema", "runs"], "invalid value 'runs' for '[NAME]': unknown schema \"runs\"; choose from run, measurements,"),
+        (&["schema"], "name a schema (run, measurements,"),
+        (&["schema", "run", "--out", "/tmp/x"], "the argument '[NAME]' cannot be used with '--out <DIR>'"),
+        (&["schema", "--out", "/proc/self/isobench-none"], "writing the schemas to /proc/self/isobench-none"),
+        (&["list", "--json=yes"], "unexpected value 'yes' for '--json': it takes none"),
+        (&["doctor", "--json", "all"], "unexpected argument 'all'"),
+        (&["compare", "--json", d.path().to_str().unwrap(), d.path().to_str().unwrap()], "is not an isobench results folder"),
+    ];
+    for (args, expected) in cases {
+        let e = one_line_refusal(&run(args));
+        assert!(e.contains(expected), "{args:?}: {e}");
+    }
+    assert!(!Path::new("/tmp/x").join("run.schema.json").exists());
 }

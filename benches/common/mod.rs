@@ -8,6 +8,9 @@
 //! an hdrhistogram; after each group it is saved into the run's results folder
 //! (shared by all bench binaries of one `cargo bench`) and the report is
 //! re-rendered, so an interrupted `cargo bench` keeps what it measured.
+//! Each saved measurement carries the interference around its criterion run
+//! (warm-up included), and each bench binary registers as a run so that
+//! concurrent runs name each other (`collect::interference`, `registry`).
 //!
 //! Environment variables, each parsed by the type of the `isobench run`
 //! option it stands for (the README's table lists them all):
@@ -23,6 +26,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode};
+use isobench_harness::collect::interference::Probe;
 use isobench_harness::env::{self, EnvSelection, Environment, Instance, Options};
 use isobench_harness::report;
 use isobench_harness::results::run::Parameters;
@@ -71,6 +75,8 @@ pub fn bench_family(c: &mut Criterion, family: Family) {
     let pin: PinMode = from_env("ISOBENCH_PIN").unwrap_or_default();
     let parameters = Parameters { criterion: Some(true), criterion_report: Some(criterion_report), pin: Some(pin), ..Parameters::default() };
     runner::record_host(&out, "cargo bench", parameters).expect("run.json");
+    // Other runs measuring at the same time name this one, and it them.
+    let _registration = isobench_harness::registry::register(&format!("cargo bench ({})", family.as_str()), Some(&out.path));
     let workloads = workloads::locate().unwrap_or_else(|e| panic!("{e}"));
     let accel: AccelChoice = from_env("ISOBENCH_ACCEL").unwrap_or_default();
     let mut opts = Options { accel, log_dir: Some(out.path.clone()), ..Options::new(workloads) };
@@ -115,6 +121,7 @@ pub fn bench_family(c: &mut Criterion, family: Family) {
             let kind = r.env.kind();
             let inst = r.inst.as_mut();
             let hosts = &mut hosts;
+            let probe = Probe::start();
             group.bench_function(kind.as_str(), |b| {
                 b.iter_custom(|iters| {
                     let req = RunRequest { bytes: runner::working_set(spec), pin, ..RunRequest::new(spec.name, iters, CALL_LIMIT_MS) };
@@ -130,6 +137,7 @@ pub fn bench_family(c: &mut Criterion, family: Family) {
                     Duration::from_nanos(ns as u64)
                 })
             });
+            m.interference = probe.finish();
             // Saved at once: a later failure must not lose it. (A benchmark
             // filtered out on criterion's command line measured nothing.)
             if m.iterations > 0 {
@@ -160,6 +168,7 @@ pub fn bench_family(c: &mut Criterion, family: Family) {
             let label = env.label();
             let mut m = Measurement::new(env.kind().as_str(), &label, spec);
             let kind = env.kind();
+            let probe = Probe::start();
             group.bench_function(kind.as_str(), |b| {
                 b.iter_custom(|iters| {
                     let one = runner::measure_start(env.as_mut(), spec, iters, &AtomicBool::new(false))
@@ -170,6 +179,7 @@ pub fn bench_family(c: &mut Criterion, family: Family) {
                     Duration::from_nanos(one.elapsed_ns)
                 })
             });
+            m.interference = probe.finish();
             if m.iterations > 0 {
                 out.save(&m).expect("saving a measurement");
             }

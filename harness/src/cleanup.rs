@@ -3,8 +3,9 @@
 //! their pid-stamped names ([`crate::leftovers`]): temp dirs (rootfs, /dev
 //! templates, peer runtimes' bundles), half-made distribution rootfs builds,
 //! container cgroups (killing anything still in them), the run's network
-//! namespaces, and the peer runtimes' cgroups, of processes that no longer
-//! exist. Called at every start; a live run's things are never touched.
+//! namespaces, the peer runtimes' cgroups, and the registry entries of runs
+//! ([`crate::registry`]), of processes that no longer exist. Called at every
+//! start; a live run's things are never touched.
 
 use std::path::PathBuf;
 
@@ -21,5 +22,6 @@ pub fn sweep() -> Vec<PathBuf> {
         removed.extend(net::sweep());
     }
     removed.extend(crate::env::oci::sweep_cgroups());
+    removed.extend(crate::registry::sweep());
     removed
 }

@@ -1,11 +1,57 @@
 //! `isobench doctor`: what each environment needs and whether this host has
-//! it, one line each, with the command that fixes what is missing.
+//! it, one line each, with the command that fixes what is missing; with
+//! `--json`, the same findings as a [`Diagnosis`].
 
 use std::io::Write;
 use std::path::Path;
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
 use crate::collect::host::{cgroup_mode, qemu_version};
 use crate::env::{self, EnvKind, Options};
+
+/// What `isobench doctor` found (`isobench doctor --json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Diagnosis {
+    /// Host facts and tools, in the order printed.
+    pub facts: Vec<Fact>,
+    /// Every environment, core ones first, then the peer runtimes.
+    pub environments: Vec<EnvCheck>,
+    /// Every core environment (native, container, vm) can run; the peers are
+    /// never required. `isobench doctor` exits 1 when this is false.
+    pub ready: bool,
+}
+
+/// One host fact: `root`, `cgroup mode`, `qemu`, ...
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Fact {
+    pub name: String,
+    /// What was found, and the remedy when something is missing.
+    pub status: String,
+}
+
+/// Whether one environment can run here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EnvCheck {
+    pub env: String,
+    /// A peer runtime (optional).
+    pub peer: bool,
+    pub ready: bool,
+    /// The column label when ready (`vm (emulated (TCG))`), else why not.
+    pub status: String,
+    /// The vm's accelerator (`kvm`, `tcg`) and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accel: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accel_reason: Option<String>,
+}
+
+/// One step of the diagnosis as it happens, for the text output.
+enum Step<'a> {
+    Line(&'a str, &'a str),
+    Note(&'a str),
+}
 
 fn line(out: &mut dyn Write, what: &str, status: &str) {
     let _ = writeln!(out, "  {what:<22} {status}");
@@ -28,77 +74,107 @@ fn boundary_network(root: bool) -> String {
     check().unwrap_or_else(|e| format!("unavailable ({e}): the container's boundary is skipped and the vm uses user-mode networking (slirp)"))
 }
 
-/// Prints the checks; returns true when every core environment (native,
-/// container, vm) can run; the peer runtimes are listed, never required.
-pub fn print(out: &mut dyn Write) -> bool {
-    let _ = writeln!(out, "isobench doctor");
+/// Runs every check, telling `step` about each as it is found (the vm's
+/// probe boot can take a while).
+fn diagnose_with(step: &mut dyn FnMut(Step<'_>)) -> Diagnosis {
+    let mut facts = Vec::new();
+    let mut fact = |step: &mut dyn FnMut(Step<'_>), name: &str, status: String| {
+        step(Step::Line(name, &status));
+        facts.push(Fact { name: name.into(), status });
+    };
     let root = nix::unistd::geteuid().is_root();
-    line(
-        out,
+    fact(
+        step,
         "root",
-        if root { "yes" } else { "no: the container runs rootless through a user namespace (no cgroup limits); run as root for limits" },
+        if root { "yes" } else { "no: the container runs rootless through a user namespace (no cgroup limits); run as root for limits" }.into(),
     );
-    line(out, "cgroup mode", &format!("{:?}", cgroup_mode()).to_lowercase());
+    fact(step, "cgroup mode", format!("{:?}", cgroup_mode()).to_lowercase());
     let busybox = crate::container::rootfs::find_static_busybox();
-    line(
-        out,
+    fact(
+        step,
         "busybox (static)",
-        &busybox.map_or("missing: apt-get install busybox-static (isobench exec -- ps needs it)".into(), |p| p.display().to_string()),
+        busybox.map_or("missing: apt-get install busybox-static (isobench exec -- ps needs it)".into(), |p| p.display().to_string()),
     );
-    line(
-        out,
+    fact(
+        step,
         "debootstrap",
         if std::process::Command::new("debootstrap").arg("--version").output().is_ok_and(|o| o.status.success()) {
             "present (--rootfs debian builds a Debian rootfs once into the cache)"
         } else {
             "missing: apt-get install debootstrap for --rootfs debian (optional)"
-        },
+        }
+        .into(),
     );
-    line(out, "qemu", &qemu_version().unwrap_or_else(|| "missing: apt-get install qemu-system-x86 (scripts/setup)".into()));
-    line(
-        out,
+    fact(step, "qemu", qemu_version().unwrap_or_else(|| "missing: apt-get install qemu-system-x86 (scripts/setup)".into()));
+    fact(
+        step,
         "/dev/kvm",
         match nix::unistd::access(Path::new("/dev/kvm"), nix::unistd::AccessFlags::R_OK | nix::unistd::AccessFlags::W_OK) {
             Ok(()) => "present, read-write (whether a guest boots under it is the probe's verdict below)",
             Err(nix::errno::Errno::ENOENT) => "missing: the vm runs under TCG (emulation)",
             Err(_) => "present but not accessible: the vm runs under TCG (add yourself to group kvm)",
-        },
+        }
+        .into(),
     );
-    line(out, "boundary network", &boundary_network(root));
+    fact(step, "boundary network", boundary_network(root));
     let workloads = match crate::workloads::locate() {
         Ok(w) => {
-            line(out, "static workloads", &w.agent.display().to_string());
+            fact(step, "static workloads", w.agent.display().to_string());
             w
         }
         Err(e) => {
-            line(out, "static workloads", &e.to_string());
-            return false;
+            fact(step, "static workloads", e.to_string());
+            return Diagnosis { facts, environments: Vec::new(), ready: false };
         }
     };
     let opts = Options::new(workloads);
     if crate::vm::accel::cached_verdict_missing() {
-        let _ = writeln!(out, "  (checking the vm boots a probe guest under KVM first: up to ~40 s, once per host and kernel)");
-        let _ = out.flush();
+        step(Step::Note("(checking the vm boots a probe guest under KVM first: up to ~40 s, once per host and kernel)"));
     }
-    let mut all = true;
+    let mut environments = Vec::new();
+    let mut ready = true;
     for kind in EnvKind::ALL.into_iter().chain(EnvKind::PEERS) {
         let peer = EnvKind::PEERS.contains(&kind);
-        match env::prepare(kind, &opts) {
+        let check = match env::prepare(kind, &opts) {
             Ok(e) => {
                 let meta = e.metadata();
-                let extra = match (meta.get("accel").and_then(|v| v.as_str()), meta.get("accel_reason").and_then(|v| v.as_str())) {
+                let text = |k: &str| meta.get(k).and_then(|v| v.as_str()).map(String::from);
+                let (accel, accel_reason) = (text("accel"), text("accel_reason"));
+                let extra = match (&accel, &accel_reason) {
                     (Some(a), Some(r)) => format!(" — accelerator {a}: {r}"),
                     (Some(a), None) => format!(" — accelerator {a}"),
                     _ => String::new(),
                 };
-                line(out, kind.as_str(), &format!("ready as {}{extra}", e.label()));
+                EnvCheck { env: kind.as_str().into(), peer, ready: true, status: format!("ready as {}{extra}", e.label()), accel, accel_reason }
             }
             Err(e) => {
                 // Peers are optional columns: a missing one is information.
-                all &= peer;
-                line(out, kind.as_str(), &e.to_string());
+                ready &= peer;
+                EnvCheck { env: kind.as_str().into(), peer, ready: false, status: e.to_string(), accel: None, accel_reason: None }
             }
-        }
+        };
+        step(Step::Line(kind.as_str(), &check.status));
+        environments.push(check);
     }
-    all
+    Diagnosis { facts, environments, ready }
+}
+
+/// Every check, quietly (`isobench doctor --json`).
+pub fn diagnose() -> Diagnosis {
+    diagnose_with(&mut |_| {})
+}
+
+/// Prints the checks as they are made; returns true when every core
+/// environment (native, container, vm) can run; the peer runtimes are
+/// listed, never required.
+pub fn print(out: &mut dyn Write) -> bool {
+    let _ = writeln!(out, "isobench doctor");
+    diagnose_with(&mut |s| match s {
+        Step::Line(what, status) => line(out, what, status),
+        Step::Note(text) => {
+            let _ = writeln!(out, "  {text}");
+            let _ = out.flush();
+        }
+    })
+    .ready
 }

@@ -10,6 +10,7 @@ use isobench_workloads::catalog::MetricSpec;
 use isobench_workloads::protocol::{PinMode, RunRequest, RunResult};
 
 use crate::collect::host::HostInfo;
+use crate::collect::interference::Probe;
 use crate::collect::{CollectError, Measurement};
 use crate::env::{self, EnvError, EnvKind, Environment, Instance, Options};
 use crate::report::ReportError;
@@ -235,14 +236,17 @@ pub fn execute(
             }
             let what = format!("{} {} ({} iterations, ≤{} ms)", environment.label(), spec.name, req.iterations, req.max_ms);
             progress(Event::Begin { step, total, what: &what });
+            let probe = Probe::start();
             let result = match spec.boundary {
                 false => inst.agent().run(&req).map_err(MeasureError::Agent),
                 true => measure_boundary(out, kind, inst.as_mut(), &mut hosts, spec, &req),
             };
+            let interference = probe.finish();
             match result {
                 Ok(r) => {
                     let mut m = Measurement::new(kind.as_str(), &environment.label(), spec);
                     m.add(&r)?;
+                    m.interference = interference;
                     out.save(&m)?;
                     record_pinning(out, kind, spec, plan.pin, &r)?;
                     outcome.measured += 1;
@@ -291,8 +295,10 @@ pub fn execute(
             let n = plan.iterations.unwrap_or(if plan.quick { spec.quick_iterations } else { spec.iterations });
             let what = format!("{} {} ({n} starts)", environment.label(), spec.name);
             progress(Event::Begin { step, total, what: &what });
+            let probe = Probe::start();
             match measure_start(environment.as_mut(), spec, n, interrupted) {
-                Ok(m) => {
+                Ok(mut m) => {
+                    m.interference = probe.finish();
                     out.save(&m)?;
                     outcome.measured += 1;
                     let sm = m.summary();

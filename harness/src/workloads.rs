@@ -65,7 +65,7 @@ impl Workloads {
 pub const PROBE_NAME: &str = "isobench-sysprobe";
 
 /// The no-op a start measurement execs (`isobench startup --noop`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Noop {
     /// `noop`: a static Rust binary with glibc, as lmbench's lat_proc execs

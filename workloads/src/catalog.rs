@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// Metric families: the first part of every metric's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Family {
     Spawn,
@@ -69,6 +70,7 @@ pub enum CatalogError {
 /// operation; [`Unit::from_ns_per_op`] converts a recorded value for display
 /// (a rate needs the bytes one operation moves).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum Unit {
     #[serde(rename = "ns")]
     Ns,

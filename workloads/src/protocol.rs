@@ -88,6 +88,7 @@ impl RunRequest {
 /// mem.copy_bw) run pinned to one CPU under `Same` and `Split` alike, and
 /// unpinned under `None`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum PinMode {
     /// Both ends on one CPU: a round trip is two context switches, the same
@@ -163,6 +164,7 @@ pub struct ServeRequest {
 
 /// What the agent knows about where it runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AgentInfo {
     /// The agent's PID as the agent sees it (1 in a container or guest).
     pub pid: u32,
@@ -188,6 +190,7 @@ pub struct AgentInfo {
 
 /// The privilege lines of /proc/self/status (proc(5)), as the kernel
 /// writes them.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct SecurityStatus {
     /// `CapEff`: the effective capabilities, hex (`00000000a80425fb` is

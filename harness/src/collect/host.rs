@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// The cgroup mode detection lives with the launcher's cgroup code
@@ -13,7 +14,7 @@ pub use crate::container::cgroup::{cgroup_mode, cgroup_mode_at, CgroupMode};
 
 /// Host metadata for run.json (read back by the report; fields added after
 /// the first version default when an older file lacks them).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct HostInfo {
     pub hostname: String,
     pub cpu_model: String,

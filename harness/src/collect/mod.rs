@@ -1,16 +1,22 @@
 //! Collectors: what a run measured, summarized the way latency people read
-//! it (HdrHistogram percentiles, not a mean alone), plus the host facts that
-//! make a figure interpretable.
+//! it (HdrHistogram percentiles, not a mean alone), with the intervals every
+//! figure's uncertainty is stated by (`interval`), the host facts that make a
+//! figure interpretable (`host`), and what else the machine did while it was
+//! taken (`interference`).
 
 pub mod host;
+pub mod interference;
+pub mod interval;
 pub mod summary;
 
 use hdrhistogram::Histogram;
 use isobench_workloads::catalog::{self, MetricSpec, Unit};
 use isobench_workloads::hist;
 use isobench_workloads::protocol::RunResult;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use interference::Interference;
 pub use summary::Summary;
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +46,9 @@ pub struct Measurement {
     pub truncated: bool,
     /// Bytes one operation moved (rates), as the agent reported it.
     pub bytes_per_op: u64,
+    /// What else the machine did while this was measured; `None` when it
+    /// was not recorded (folders from before it was).
+    pub interference: Option<Interference>,
 }
 
 impl Measurement {
@@ -53,6 +62,7 @@ impl Measurement {
             elapsed_ns: 0,
             truncated: false,
             bytes_per_op: metric.bytes_per_op,
+            interference: None,
         }
     }
 
@@ -92,6 +102,18 @@ impl Measurement {
         (b > 0.0 && v > 0.0).then(|| v / b)
     }
 
+    /// The 95 % interval of [`cost_ratio`](Self::cost_ratio) at the median
+    /// ([`interval::ratio_ci`] of the two medians' intervals), per byte for
+    /// rates as the ratio is.
+    pub fn cost_ratio_ci95(&self, base: &Measurement) -> Option<(f64, f64)> {
+        let ci = |m: &Measurement| {
+            let (lo, hi) = interval::median_ci(&m.histogram, interval::Z975);
+            let per = if m.unit().is_rate() && self.bytes_per_op > 0 && base.bytes_per_op > 0 { m.bytes_per_op as f64 } else { 1.0 };
+            (lo as f64 / per, hi as f64 / per)
+        };
+        interval::ratio_ci(ci(self), ci(base))
+    }
+
     pub fn unit(&self) -> Unit {
         self.metric.unit
     }
@@ -116,6 +138,7 @@ impl Measurement {
             truncated: self.truncated,
             bytes_per_op: self.bytes_per_op,
             histogram: format!("histograms/{}.hdr", self.stem()),
+            interference: self.interference.clone(),
         }
     }
 
@@ -131,13 +154,14 @@ impl Measurement {
             elapsed_ns: rec.elapsed_ns,
             truncated: rec.truncated,
             bytes_per_op: rec.bytes_per_op,
+            interference: rec.interference.clone(),
         })
     }
 }
 
 /// How a measurement is listed in `measurements.json` (its histogram lives in
 /// `histograms/`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct MeasurementRecord {
     pub env: String,
     pub env_label: String,
@@ -151,4 +175,8 @@ pub struct MeasurementRecord {
     pub bytes_per_op: u64,
     /// Relative path of the hdrhistogram V2 file.
     pub histogram: String,
+    /// What else the machine did while this was measured (absent in folders
+    /// written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interference: Option<Interference>,
 }

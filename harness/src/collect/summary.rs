@@ -1,14 +1,17 @@
 //! Summary statistics of one measurement, in the metric's display unit:
 //! HdrHistogram percentiles (p50, p90, p99, p99.9), min, max, mean, stdev.
 //! Percentiles are read from the histogram (3 significant digits), so they
-//! are exact to 0.1 %.
+//! are exact to 0.1 %. A row of summary.csv and summary.json also carries
+//! the overhead against its baseline with the overhead's 95 % interval
+//! ([`Summary::against`]) and the interference it was measured under.
 
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use super::Measurement;
 
-/// One row of summary.csv.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One row of summary.csv and summary.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Summary {
     pub env: String,
     pub env_label: String,
@@ -26,6 +29,31 @@ pub struct Summary {
     pub max: f64,
     pub mean: f64,
     pub stdev: f64,
+    /// The column the overhead is taken against (`native`, or `native@host`
+    /// in a merged report); `null` for a baseline itself or without one.
+    #[serde(default)]
+    pub baseline: Option<String>,
+    /// Cost ratio at p50 against the baseline: time per operation ÷ the
+    /// baseline's (per byte for rates), so > 1 is slower.
+    #[serde(default)]
+    pub overhead: Option<f64>,
+    /// The overhead's 95 % confidence interval (distribution-free: see
+    /// `collect::interval`).
+    #[serde(default)]
+    pub overhead_ci95_low: Option<f64>,
+    #[serde(default)]
+    pub overhead_ci95_high: Option<f64>,
+    /// CPUs the machine was busy outside the run while this was measured;
+    /// `null` where it was not recorded.
+    #[serde(default)]
+    pub outside_cpus: Option<f64>,
+    /// CPUs the hypervisor stole meanwhile.
+    #[serde(default)]
+    pub steal_cpus: Option<f64>,
+    /// Taken under interference (see `collect::interference`): busy outside
+    /// the run, stolen, or beside another isobench run.
+    #[serde(default)]
+    pub interference: Option<bool>,
 }
 
 impl Summary {
@@ -63,7 +91,25 @@ impl Summary {
             max,
             mean,
             stdev,
+            baseline: None,
+            overhead: None,
+            overhead_ci95_low: None,
+            overhead_ci95_high: None,
+            outside_cpus: m.interference.as_ref().map(|i| i.outside_cpus()),
+            steal_cpus: m.interference.as_ref().map(|i| i.steal_cpus()),
+            interference: m.interference.as_ref().map(|i| i.flagged()),
         }
+    }
+
+    /// The same row with its overhead against `base` (`m`'s baseline
+    /// measurement, whose column name is `base.env`).
+    pub fn against(mut self, m: &Measurement, base: &Measurement) -> Summary {
+        self.baseline = Some(base.env.clone());
+        self.overhead = m.cost_ratio(base, 0.5);
+        let ci = m.cost_ratio_ci95(base);
+        self.overhead_ci95_low = ci.map(|c| c.0);
+        self.overhead_ci95_high = ci.map(|c| c.1);
+        self
     }
 
     /// Value at an arbitrary quantile of time per operation, display unit.
@@ -117,5 +163,9 @@ mod tests {
         slow_m.histogram.record_n(20_000, 1000).unwrap();
         let r = slow_m.cost_ratio(&m, 0.5).unwrap();
         assert!((r - 2.0).abs() < 0.01, "{r}");
+        let row = slow_m.summary().against(&slow_m, &m);
+        assert_eq!(row.baseline.as_deref(), Some("native"));
+        let (lo, hi) = (row.overhead_ci95_low.unwrap(), row.overhead_ci95_high.unwrap());
+        assert!(lo <= r && r <= hi && hi - lo < 0.5, "{lo} {r} {hi}");
     }
 }

@@ -6,15 +6,18 @@
 //! rates, so > 1 is slower). It is *significant* when the 95 % confidence
 //! intervals of the two medians do not overlap and the change exceeds the
 //! noise threshold. The interval of a median needs no distribution: it spans
-//! the order statistics at ranks n/2 ± 1.96·√n/2 (the binomial argument; see
-//! J.-Y. Le Boudec, *Performance Evaluation of Computer and Communication
-//! Systems*, 2010, Thm. 2.1), read here from the HdrHistogram.
+//! the order statistics at ranks n/2 ± 1.96·√n/2, read here from the
+//! HdrHistogram ([`crate::collect::interval`], where every interval isobench
+//! states is computed). `isobench compare --json` prints a [`Comparison`].
 
 use std::fmt::Write;
+use std::path::PathBuf;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
+use crate::collect::interval::{self, Z95};
 use crate::collect::Measurement;
 
 use super::format::{change, num};
@@ -26,10 +29,7 @@ pub const DEFAULT_NOISE: f64 = 0.02;
 /// A significant regression larger than this fails `isobench compare`.
 pub const DEFAULT_THRESHOLD: f64 = 0.05;
 
-/// z for a two-sided 95 % interval.
-const Z95: f64 = 1.96;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Significantly slower in B.
@@ -54,7 +54,7 @@ impl Verdict {
 }
 
 /// One env × metric present in both runs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Change {
     pub env: String,
     pub metric: String,
@@ -62,17 +62,43 @@ pub struct Change {
     /// p50 of A and B in the metric's display unit.
     pub a_p50: f64,
     pub b_p50: f64,
+    /// 95 % intervals of A's and B's medians, display unit (for a rate the
+    /// slower end first).
+    pub a_p50_ci95: [f64; 2],
+    pub b_p50_ci95: [f64; 2],
     /// Cost ratio B ÷ A at the median (> 1: B is slower).
     pub ratio: f64,
+    /// Its 95 % interval ([`interval::ratio_ci`]); `null` when an interval
+    /// reaches 0.
+    pub ratio_ci95: Option<[f64; 2]>,
     pub verdict: Verdict,
 }
 
+/// `isobench compare --json`: the whole comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Comparison {
+    /// The baseline folder and the folder judged.
+    pub a: PathBuf,
+    pub b: PathBuf,
+    /// Changes smaller than this fraction are noise (`--noise`).
+    pub noise: f64,
+    /// Significant regressions beyond this fraction fail (`--threshold`).
+    pub threshold: f64,
+    /// Every env × metric in both folders, in A's report order.
+    pub changes: Vec<Change>,
+    /// `<env> <metric>` of each significant regression beyond the threshold:
+    /// the comparison failed (exit status 1) when there is one.
+    pub regressions: Vec<String>,
+    /// Notes on the comparison itself (one run used `--quick`, ...).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
 /// 95 % confidence interval of the median (ns per operation), from order
-/// statistics.
+/// statistics ([`interval::median_ci`]).
 pub fn median_ci(h: &Histogram<u64>) -> (f64, f64) {
-    let n = h.len().max(1) as f64;
-    let d = Z95 * n.sqrt() / 2.0 / n;
-    (h.value_at_quantile((0.5 - d).max(0.0)) as f64, h.value_at_quantile((0.5 + d).min(1.0)) as f64)
+    let (lo, hi) = interval::median_ci(h, Z95);
+    (lo as f64, hi as f64)
 }
 
 /// Per-byte scale for rates, so runs with different working sets compare.
@@ -108,13 +134,21 @@ pub fn compare(a: &[Measurement], b: &[Measurement], noise: f64) -> Vec<Change> 
     for ma in a {
         let Some(mb) = b.iter().find(|m| m.env == ma.env && m.metric.name == ma.metric.name) else { continue };
         let Some((ratio, verdict)) = judge(ma, mb, noise) else { continue };
+        let display_ci = |m: &Measurement| {
+            let (lo, hi) = median_ci(&m.histogram);
+            let (a, b) = (m.display(lo), m.display(hi));
+            [a.min(b), a.max(b)]
+        };
         out.push(Change {
             env: ma.env.clone(),
             metric: ma.metric.name.to_string(),
             unit: ma.unit().label().to_string(),
             a_p50: ma.summary().p50,
             b_p50: mb.summary().p50,
+            a_p50_ci95: display_ci(ma),
+            b_p50_ci95: display_ci(mb),
             ratio,
+            ratio_ci95: mb.cost_ratio_ci95(ma).map(|(lo, hi)| [lo, hi]),
             verdict,
         });
     }

@@ -19,7 +19,7 @@ pub mod section;
 
 use std::path::PathBuf;
 
-use crate::collect::Measurement;
+use crate::collect::{Measurement, Summary};
 use crate::results::{write_atomic, ResultsError, RunDir, RunRecord};
 use crate::workloads::Noop;
 
@@ -52,7 +52,7 @@ pub fn measurements(dir: &RunDir) -> Result<Vec<Measurement>, ReportError> {
 /// that cannot be drawn is a warning in the report, never a lost result.
 pub fn render(dir: &RunDir) -> Result<PathBuf, ReportError> {
     let ms = measurements(dir)?;
-    let summaries: Vec<_> = ms.iter().map(Measurement::summary).collect();
+    let summaries = summaries(&ms);
     write_atomic(&dir.path.join("summary.csv"), &csv::summary_csv(&summaries)?)?;
     dir.write_json("summary.json", &summaries)?;
     let run = dir.run_record()?;
@@ -62,6 +62,22 @@ pub fn render(dir: &RunDir) -> Result<PathBuf, ReportError> {
     write_atomic(&path, md.as_bytes())?;
     write_atomic(&dir.path.join("report.html"), html::render(&md, &dir.path).as_bytes())?;
     Ok(path)
+}
+
+/// The rows of summary.csv and summary.json: each measurement's summary
+/// with its overhead against its baseline (the native column of the same
+/// host or configuration), when there is one and it is not one itself.
+pub fn summaries(ms: &[Measurement]) -> Vec<Summary> {
+    let groups = columns::by_metric(ms);
+    ms.iter()
+        .map(|m| {
+            let group = &groups[&(columns::catalog_index(m.metric.name), m.metric.name)];
+            match columns::baseline_for(group, m) {
+                Some(b) if !columns::is_baseline(&m.env) => m.summary().against(m, b),
+                _ => m.summary(),
+            }
+        })
+        .collect()
 }
 
 /// Draws every chart: the measurements' and boot phases' (a failure is a

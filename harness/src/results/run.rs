@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use isobench_workloads::protocol::{AgentInfo, PinMode};
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
@@ -25,7 +26,7 @@ use crate::collect::host::HostInfo;
 use super::ResultsError;
 
 /// Everything run.json holds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RunRecord {
     /// [`super::SCHEMA_VERSION`] of the writer.
     #[serde(default)]
@@ -72,7 +73,7 @@ impl RunRecord {
 /// How the run was asked for. Which fields are set depends on the driver
 /// (`isobench run`, `cargo bench`, `isobench merge`); a later writer's fields
 /// replace an earlier one's ([`Parameters::update`]), the others stay.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Parameters {
     /// `isobench run`, `cargo bench`, `isobench merge`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -134,7 +135,7 @@ impl Parameters {
 }
 
 /// One environment of the run (`environments.<name>`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct EnvRecord {
     /// Column label with caveats, e.g. `vm (emulated (TCG))`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -187,7 +188,7 @@ impl EnvRecord {
 /// An environment's facts about itself (`environments.<name>.metadata`):
 /// the few the report reads as fields, everything else (rootfs, namespaces,
 /// guest image, network, ...) as the environment wrote it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct EnvMetadata {
     /// The vm's accelerator: `kvm` or `tcg`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -215,7 +216,7 @@ pub struct EnvMetadata {
 
 /// A container's security profile (`environments.<env>.metadata.profile`):
 /// which profile, its layers, and what it takes from the container.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ProfileRecord {
     /// `bare`, `default` or `docker`.
     pub name: String,
@@ -246,7 +247,7 @@ pub struct ProfileRecord {
 }
 
 /// The seccomp layer of a profile (`metadata.profile.seccomp`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SeccompRecord {
     /// The profile file (Docker's format).
     pub profile: PathBuf,
@@ -275,7 +276,7 @@ pub struct SeccompRecord {
 
 /// One boot's phases, ms from QEMU's start (`metadata.boots[]` and
 /// `boots_all[]`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BootRecord {
     /// 1 for the environment's first start, then 2, 3, ...
     pub start: u32,
@@ -318,7 +319,7 @@ impl BootRecord {
 /// The pinning one measurement had (`environments.<env>.pinning.<metric>`).
 /// `applied` differs from `requested` where `split` was impossible (one
 /// allowed CPU) or the metric has no peer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PinRecord {
     pub requested: PinMode,
     pub applied: PinMode,
@@ -328,7 +329,7 @@ pub struct PinRecord {
 }
 
 /// The path the `net.*.boundary` metrics took (`environments.<env>.boundary`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BoundaryRecord {
     /// `loopback`, `veth`, `tap`, `slirp`.
     #[serde(default)]
@@ -349,7 +350,7 @@ pub struct BoundaryRecord {
 
 /// What the measured instance used, as its cgroup accounts it
 /// (`environments.<env>.usage`); `None` where a counter is not available.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct UsageRecord {
     /// CPU time of all members, user + system, ns.
     #[serde(default)]
@@ -369,7 +370,7 @@ pub struct UsageRecord {
 }
 
 /// One folder an `isobench merge` was made from (`merged_from[]`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct MergedRun {
     /// The column suffix its environments got (`env@name`).
     pub name: String,

@@ -1,13 +1,14 @@
 //! validate.json: `isobench validate`'s cross-checks of isobench's native
 //! figures against independent tools, one [`Check`] per row.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Agreement band between isobench and a reference tool (±15 %).
 pub const TOLERANCE: f64 = 0.15;
 
 /// One comparison.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Check {
     pub metric: String,
     /// The reference command as run.

@@ -238,7 +238,16 @@ pub fn measure(
         }
     }
     let namespaces = columns.iter().all(|c| !matches!(c, Column::IsobenchWith(_))).then(|| namespaces.names().join(","));
-    Ok(StartupRun { n, warmup, namespaces, noop: noop_kind, cpuid_ns, rows: starters.into_iter().map(|s| s.row).collect(), skipped })
+    Ok(StartupRun {
+        n,
+        warmup,
+        namespaces,
+        noop: noop_kind,
+        cpuid_ns,
+        rows: starters.into_iter().map(|s| s.row).collect(),
+        skipped,
+        interference: None,
+    })
 }
 
 /// The per-namespace cost breakdown of isobench's launcher: start-to-exit of

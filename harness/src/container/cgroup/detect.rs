@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::{v1, CGROUP_ROOT, PARENT};
 
 /// How the host mounts cgroups, detected by filesystem magic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CgroupMode {
     /// cgroup2 mounted at /sys/fs/cgroup.

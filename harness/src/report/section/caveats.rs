@@ -1,16 +1,21 @@
-//! **Caveats**: what a reader must know before trusting a figure: skipped
-//! environments, an emulated vm, clocksources without a vDSO path, boundary
-//! paths not measured or through slirp, pinning that fell back, truncated
-//! loops, a governor other than `performance`, expensive CPUID, a busy
-//! machine.
+//! **Caveats**: what a reader must know before trusting a figure:
+//! measurements taken under interference (first: the machine busy outside
+//! the run, stolen time, another isobench run), skipped environments, an
+//! emulated vm, clocksources without a vDSO path, boundary paths not
+//! measured or through slirp, pinning that fell back, truncated loops, a
+//! governor other than `performance`, expensive CPUID, a busy machine.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use isobench_workloads::protocol::PinMode;
 
 use crate::collect::host::{start_cpuid_us, GLIBC_START_CPUIDS, START_CPUID_CAVEAT_US};
+use crate::collect::interference::{INTERFERENCE_CPUS, STEAL_CPUS};
+use crate::collect::Measurement;
 use crate::report::ReportError;
-use crate::results::RunRecord;
+use crate::results::{RunDir, RunRecord};
+use crate::workloads::Noop;
 
 use super::{Context, Section};
 
@@ -56,7 +61,9 @@ impl Section for Caveats {
     fn markdown(&self, cx: &Context<'_>) -> Result<String, ReportError> {
         let run = cx.run;
         let ms = cx.measurements;
-        let mut notes: Vec<String> = cx.warnings.to_vec();
+        let mut notes = interference_notes(ms);
+        notes.extend(startup_interference_notes(cx.dir)?);
+        notes.extend(cx.warnings.iter().cloned());
         if run.interrupted {
             notes.push("the run was interrupted (Ctrl-C): only what finished before is here; missing columns were never measured".into());
         }
@@ -126,6 +133,85 @@ impl Section for Caveats {
         }
         Ok(o)
     }
+}
+
+/// The mark of a table row or cell measured under interference.
+pub const INTERFERENCE_MARK: &str = "⚠";
+
+/// [`INTERFERENCE_MARK`] with a leading space for a flagged measurement,
+/// else nothing.
+pub fn interference_mark(m: &Measurement) -> &'static str {
+    if m.interference.as_ref().is_some_and(|i| i.flagged()) {
+        " ⚠"
+    } else {
+        ""
+    }
+}
+
+/// Caveats from the measurements' interference records: how many were
+/// taken while the machine was busy outside the run or had time stolen (the
+/// worst of each named), and each other isobench run they overlapped.
+fn interference_notes(ms: &[Measurement]) -> Vec<String> {
+    let recorded: Vec<(&Measurement, &crate::collect::Interference)> = ms.iter().filter_map(|m| m.interference.as_ref().map(|i| (m, i))).collect();
+    let mut notes = Vec::new();
+    let worst = |pick: &dyn Fn(&crate::collect::Interference) -> Option<f64>| {
+        let hits: Vec<(&Measurement, f64)> = recorded.iter().filter_map(|(m, i)| pick(i).map(|v| (*m, v))).collect();
+        let top = hits.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1));
+        (hits.len(), top)
+    };
+    // The worst is the one surely busiest: the highest figure less its rounding.
+    let (busy, top) = worst(&|i| i.busy().then(|| i.outside_cpus() - i.quantization_cpus()));
+    if let Some((m, _)) = top {
+        let i = m.interference.as_ref().expect("a recorded measurement");
+        notes.push(format!(
+            "{INTERFERENCE_MARK} interference: {busy} of {} measurements were taken while the machine spent more than {INTERFERENCE_CPUS:.2} CPU \
+             outside this run beyond the counters' rounding (the most: {:.2} ± {:.2} CPUs during {} {}): another program competed for the CPUs, \
+             so those figures may be slower than this machine's; they are marked {INTERFERENCE_MARK}",
+            recorded.len(),
+            i.outside_cpus(),
+            i.quantization_cpus(),
+            m.env_label,
+            m.metric.name
+        ));
+    }
+    let (stolen, top) = worst(&|i| i.stolen().then(|| i.steal_cpus()));
+    if let Some((m, cpus)) = top {
+        notes.push(format!(
+            "{INTERFERENCE_MARK} steal: during {stolen} of {} measurements the hypervisor took more than {STEAL_CPUS:.2} CPU from this machine \
+             (up to {cpus:.2} CPUs, during {} {}): every stolen tick lengthens what was being timed; marked {INTERFERENCE_MARK}",
+            recorded.len(),
+            m.env_label,
+            m.metric.name
+        ));
+    }
+    let mut others: BTreeMap<(u64, i32), (String, usize)> = BTreeMap::new();
+    for (_, i) in &recorded {
+        for o in &i.concurrent_runs {
+            others.entry((o.started_ms, o.pid)).or_insert_with(|| (o.describe(), 0)).1 += 1;
+        }
+    }
+    for (what, n) in others.values() {
+        notes.push(format!(
+            "{INTERFERENCE_MARK} measured while {what} ran: {n} of {} measurements overlapped it, and two benchmarks on one machine \
+             slow each other; marked {INTERFERENCE_MARK}",
+            recorded.len()
+        ));
+    }
+    notes
+}
+
+/// Caveats for `isobench startup` records of the folder that ran under
+/// interference.
+fn startup_interference_notes(dir: &RunDir) -> Result<Vec<String>, ReportError> {
+    let mut notes = Vec::new();
+    for noop in Noop::ALL {
+        for (what, run) in [("isobench startup", dir.startup(noop)?), ("isobench startup --per-namespace", dir.startup_per_namespace(noop)?)] {
+            if let Some(i) = run.as_ref().and_then(|r| r.interference.as_ref()).filter(|i| i.flagged()) {
+                notes.push(format!("{INTERFERENCE_MARK} {what} (--noop {noop}) ran under interference: {}", i.reasons().join("; ")));
+            }
+        }
+    }
+    Ok(notes)
 }
 
 /// Caveats from the environments' pinning records: where `split` was asked

@@ -32,7 +32,7 @@ impl Section for Metrics {
                     Some(_) => ("baseline".into(), "baseline".into()),
                     None => ("no native run".into(), "".into()),
                 };
-                let mark = if m.truncated { " †" } else { "" };
+                let mark = format!("{}{}", if m.truncated { " †" } else { "" }, super::caveats::interference_mark(m));
                 let _ = writeln!(
                     o,
                     "| {}{mark} | {} | {} | {} | {} | {} | {o50} | {o99} |",

@@ -317,7 +317,7 @@ mod tests {
     }
 
     fn run_of(noop: Noop, namespaces: Option<&str>, rows: Vec<StartupRow>) -> StartupRun {
-        StartupRun { n: 200, warmup: 3, namespaces: namespaces.map(str::to_string), noop, cpuid_ns: None, rows, skipped: vec![] }
+        StartupRun { n: 200, warmup: 3, namespaces: namespaces.map(str::to_string), noop, cpuid_ns: None, rows, skipped: vec![], interference: None }
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::report::compare::{judge, Verdict, DEFAULT_NOISE};
 use crate::report::format::{num, percent, ratio};
 use crate::report::ReportError;
 
+use super::caveats::interference_mark;
 use super::{Context, Section};
 
 /// Families where a namespace container should cost nothing: the report
@@ -57,7 +58,7 @@ impl Section for Summary {
                     None => o.push_str(" – |"),
                     Some(m) => {
                         let p50 = m.summary().p50;
-                        let mark = if m.truncated { "†" } else { "" };
+                        let mark = format!("{}{}", if m.truncated { "†" } else { "" }, interference_mark(m));
                         let native = baseline_for(group, m);
                         match native.and_then(|b| m.cost_ratio(b, 0.5).map(|r| (b, r))) {
                             Some((b, r)) if !is_baseline(env) => {
@@ -91,6 +92,12 @@ impl Section for Summary {
              `*` significant: the 95 % confidence intervals of the two medians do not overlap (distribution-free, from the order statistics at ranks n/2 ± 1.96·√n/2) and the difference exceeds {}; `≈` within noise.",
             percent(DEFAULT_NOISE)
         );
+        if ms.iter().any(|m| !interference_mark(m).is_empty()) {
+            let _ = writeln!(
+                o,
+                "\n⚠ Measured under interference (the machine busy outside this run, stolen time, or another isobench run): see Caveats."
+            );
+        }
         if !flagged.is_empty() {
             let _ = writeln!(
                 o,
