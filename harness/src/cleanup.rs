@@ -1,22 +1,21 @@
 //! The start-of-run sweep: removes what an earlier, killed isobench left
 //! behind, each kind by the module that makes it, all of them told apart by
 //! their pid-stamped names ([`crate::leftovers`]): temp dirs (rootfs, /dev
-//! templates, peer runtimes' bundles), half-made distribution rootfs builds,
+//! templates, peer runtimes' bundles), half-made cached rootfs builds,
 //! container cgroups (killing anything still in them), the run's network
 //! namespaces, and the peer runtimes' cgroups, of processes that no longer
 //! exist. Called at every start; a live run's things are never touched.
 
 use std::path::PathBuf;
 
-use crate::container::rootfs::distro;
-use crate::container::{cgroup, net};
+use crate::container::{cgroup, net, rootfs};
 use crate::leftovers;
 
 /// Removes leftovers of dead isobench processes and returns what was removed.
 pub fn sweep() -> Vec<PathBuf> {
     let mut removed = leftovers::sweep_temp_dirs(&std::env::temp_dir());
+    removed.extend(rootfs::sweep());
     if nix::unistd::geteuid().is_root() {
-        removed.extend(distro::sweep());
         removed.extend(cgroup::sweep());
         removed.extend(net::sweep());
     }

@@ -285,13 +285,26 @@ fn minimal_rootfs_layout_and_removal() {
 }
 
 /// The /dev every container binds read-only: the device nodes, links and
-/// mount points, made once on the host and removed on drop. `None` only
-/// where it cannot serve: a temp dir on a nodev mount.
+/// mount points, made once on the host (in the cache, where it stays; or in
+/// a temp dir removed on drop). `None` only where it cannot serve: a temp
+/// dir on a nodev mount.
 fn the_dev_template_holds_the_nodes_links_and_mount_points() {
     let _l = serial();
     use container::rootfs::mount::{DEVICES, DEV_LINKS};
     use container::rootfs::DevTemplate;
     use std::os::unix::fs::FileTypeExt;
+    let cache = tempfile::tempdir().unwrap();
+    let cached = DevTemplate::cached_in(cache.path()).expect("the cache dir allows devices");
+    let again = DevTemplate::cached_in(cache.path()).unwrap();
+    assert!(cached.is_cached() && cached.path() == again.path(), "made once, then found");
+    for (name, _, _) in DEVICES {
+        assert!(std::fs::symlink_metadata(cached.path().join(name)).unwrap().file_type().is_char_device(), "{name}");
+    }
+    let path = cached.path().to_path_buf();
+    drop((cached, again));
+    assert!(path.join("pts").is_dir(), "the cached template stays");
+    let names: Vec<_> = std::fs::read_dir(cache.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, [path.file_name().unwrap()], "no temp entry left beside it");
     let Some(t) = DevTemplate::build().unwrap() else {
         let st = nix::sys::statvfs::statvfs(&std::env::temp_dir()).unwrap();
         assert!(st.flags().contains(nix::sys::statvfs::FsFlags::ST_NODEV), "no template as root, though the temp dir allows devices");
@@ -450,7 +463,12 @@ fn container_env_runs_the_agent_as_pid_1() {
     assert_eq!(inst.info().pid, 1);
     drop(inst);
     drop(env);
-    assert!(!rootfs.exists(), "the environment's rootfs outlived it");
+    // The minimal rootfs is the cache's, shared: it stays for the next run,
+    // unused (a pruner could lock it exclusively now).
+    let cache = container::rootfs::cache::cache_root().canonicalize().unwrap();
+    assert!(rootfs.starts_with(&cache) && rootfs.join("isobench-agent").is_file(), "{}", rootfs.display());
+    let dir = std::fs::File::open(&rootfs).unwrap();
+    assert!(nix::fcntl::Flock::lock(dir, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok(), "no one holds the cached rootfs any more");
 }
 
 fn user_namespace_as_root_maps_every_id_to_itself_and_owns_the_others() {

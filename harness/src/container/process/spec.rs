@@ -146,7 +146,7 @@ impl LaunchSpec {
         // Root can make the nodes once on the host; rootless, each container
         // binds the host's nodes one by one.
         let dev = match namespaces.contains(Namespace::Mount) {
-            true => DevTemplate::build()?.map(Arc::new),
+            true => DevTemplate::prepare()?.map(Arc::new),
             false => None,
         };
         let plan = rootfs::mount_plan_dev(rootfs, namespaces, false, dev.as_ref().map(|d| d.path()))?;
@@ -225,6 +225,11 @@ impl LaunchSpec {
 
     pub fn cgroup(&self) -> Option<&Limits> {
         self.cgroup.as_ref()
+    }
+
+    /// The container's host name, when it has a uts namespace.
+    pub fn hostname(&self) -> Option<&str> {
+        self.hostname.as_deref().and_then(|h| h.to_str().ok())
     }
 
     pub fn init(&self) -> bool {
