@@ -13,7 +13,7 @@ use crate::collect::host::HostInfo;
 use crate::collect::{CollectError, Measurement};
 use crate::env::{self, EnvError, EnvKind, Environment, Instance, Options};
 use crate::report::ReportError;
-use crate::results::run::{from_env_value, BootRecord, EnvMetadata, Parameters, PinRecord};
+use crate::results::run::{from_env_value, BootRecord, ContainerStartRecord, EnvMetadata, Parameters, PinRecord};
 use crate::results::{ResultsError, RunDir};
 
 #[derive(Debug, thiserror::Error)]
@@ -142,7 +142,8 @@ pub fn record_env(out: &RunDir, env: &dyn Environment, inst: &dyn Instance) -> R
 /// Boot records (`metadata.boots`) also accumulate in
 /// `environments.<env>.boots_all`, across every process that writes this run
 /// (each bench binary boots its own guests), keyed by boot and replaced when a
-/// later record of the same boot knows more.
+/// later record of the same boot knows more; container starts
+/// (`metadata.starts`) likewise in `starts_all`.
 pub fn record_metadata(out: &RunDir, env: &dyn Environment) -> Result<(), ResultsError> {
     let metadata: Option<EnvMetadata> = from_env_value("metadata", env.metadata())?;
     out.update_run(|run| {
@@ -153,6 +154,15 @@ pub fn record_metadata(out: &RunDir, env: &dyn Environment) -> Result<(), Result
                 match all.iter_mut().find(|x| x.key() == b.key()) {
                     Some(slot) => *slot = b.clone(),
                     None => all.push(b.clone()),
+                }
+            }
+        }
+        if let Some(starts) = metadata.as_ref().and_then(|m| m.starts.as_ref()) {
+            let all: &mut Vec<ContainerStartRecord> = e.starts_all.get_or_insert_with(Vec::new);
+            for s in starts {
+                match all.iter_mut().find(|x| x.key() == s.key()) {
+                    Some(slot) => *slot = s.clone(),
+                    None => all.push(s.clone()),
                 }
             }
         }

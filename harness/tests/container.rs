@@ -49,6 +49,7 @@ fn main() {
         trial!(shared_propagation_on_the_host_does_not_leak_container_mounts).needs(&[Root, Busybox, Unshare]),
         trial!(container_env_records_its_cgroup_and_runs_in_all_seven_namespaces).needs(&[Root, Busybox, Cgroups]),
         trial!(sigterm_kills_the_command_behind_the_init_but_not_a_command_as_pid_1).needs(LAUNCHER),
+        trial!(each_start_records_its_phases_positive_and_in_order).needs(&[Root, Busybox, Cgroups]),
     ]);
 }
 
@@ -743,4 +744,40 @@ fn sigterm_kills_the_command_behind_the_init_but_not_a_command_as_pid_1() {
     // And a command killed by a signal behind the init: 128 + 9.
     let spec = LaunchSpec::new(NamespaceSet::DEFAULT, &root, &args(&["sh", "-c", "kill -KILL $$"]), None).unwrap().with_init(true);
     assert_eq!(container::spawn(&spec, Stdio::default()).unwrap().wait().unwrap(), 137);
+}
+
+/// Every start of the container environment records when each step
+/// happened (run.json's `metadata.starts`): all after the start was asked
+/// for, in the order the launcher takes them (the child mounts while the
+/// parent makes its cgroup, then moves in, then execs the agent), the
+/// record's end agreeing with the host-timed start, and the record kept in
+/// the environment's metadata.
+fn each_start_records_its_phases_positive_and_in_order() {
+    let _l = serial();
+    let opts = env::Options::new(workloads());
+    let mut c = env::container::Container::prepare(&opts).unwrap();
+    assert!(c.cgroup_limits().is_some(), "a host with cgroups gives each instance a group");
+    for n in 1..=3u32 {
+        let t0 = std::time::Instant::now();
+        let inst = c.start_instance().unwrap();
+        let ready = env::Instance::ready_after(&inst).as_secs_f64() * 1e3;
+        let (_, r) = inst.stop().unwrap();
+        let whole = t0.elapsed().as_secs_f64() * 1e3;
+        assert_eq!(r.start, n);
+        let names: Vec<String> = r.phases().into_iter().map(|(name, _)| name).collect();
+        assert_eq!(
+            names,
+            ["clone", "namespaces_ready", "mounts_done", "cgroup_placed", "exec", "agent_ready", "shutdown_requested", "reaped", "cleaned_up"],
+            "{r:?}"
+        );
+        let times: Vec<f64> = r.phases().into_iter().map(|(_, ms)| ms).collect();
+        assert!(times[0] > 0.0, "the launcher prepares before it clones: {r:?}");
+        assert!(times.windows(2).all(|w| w[0] < w[1]), "strictly ordered: {r:?}");
+        assert_eq!(r.agent_ready_ms, ready);
+        assert!(r.cleaned_up_ms.unwrap() <= whole, "every step within the host-timed start and stop: {r:?} vs {whole} ms");
+    }
+    let meta = env::Environment::metadata(&c);
+    let starts: Vec<isobench_harness::results::run::ContainerStartRecord> = serde_json::from_value(meta["starts"].clone()).unwrap();
+    assert_eq!(starts.iter().map(|s| s.start).collect::<Vec<_>>(), [1, 2, 3]);
+    assert!(starts.iter().all(|s| s.cleaned_up_ms.is_some()), "each record completed at its stop");
 }
