@@ -50,6 +50,7 @@ fn main() {
         trial!(container_env_records_its_cgroup_and_runs_in_all_seven_namespaces).needs(&[Root, Busybox, Cgroups]),
         trial!(sigterm_kills_the_command_behind_the_init_but_not_a_command_as_pid_1).needs(LAUNCHER),
         trial!(each_start_records_its_phases_positive_and_in_order).needs(&[Root, Busybox, Cgroups]),
+        trial!(native_and_container_exec_the_same_noop_by_the_same_path_and_environment).needs(LAUNCHER),
     ]);
 }
 
@@ -780,4 +781,64 @@ fn each_start_records_its_phases_positive_and_in_order() {
     let starts: Vec<isobench_harness::results::run::ContainerStartRecord> = serde_json::from_value(meta["starts"].clone()).unwrap();
     assert_eq!(starts.iter().map(|s| s.start).collect::<Vec<_>>(), [1, 2, 3]);
     assert!(starts.iter().all(|s| s.cleaned_up_ms.is_some()), "each record completed at its stop");
+}
+
+/// spawn.* compares like with like: asked what they exec, the native and
+/// the container agent name the same relative path, the same (empty)
+/// environment and the very same file (device and inode: the cached
+/// rootfs's, bound read-only into the container), from their own view of
+/// its directory; and both agents got the same environment variables.
+fn native_and_container_exec_the_same_noop_by_the_same_path_and_environment() {
+    let _l = serial();
+    let opts = env::Options::new(workloads());
+    let mut native = env::prepare(EnvKind::Native, &opts).unwrap();
+    let mut container = env::prepare(EnvKind::Container, &opts).unwrap();
+    let mut n = native.start().unwrap();
+    let mut c = container.start().unwrap();
+    let (ns, cs) = (n.agent().info().unwrap().spawn.unwrap(), c.agent().info().unwrap().spawn.unwrap());
+    assert_eq!(ns.path, "./noop");
+    assert_eq!((&ns.path, &ns.envp, ns.dev, ns.ino, &ns.fs), (&cs.path, &cs.envp, cs.dev, cs.ino, &cs.fs), "{ns:?} vs {cs:?}");
+    assert!(ns.envp.is_empty());
+    assert_eq!(cs.dir, "/");
+    let rootfs = PathBuf::from(container.metadata()["rootfs"].as_str().unwrap());
+    assert_eq!(Path::new(&ns.dir), rootfs, "natively the no-op is the cached rootfs's");
+    // The agents themselves: the same variables, by name.
+    let environ = |pid: i32| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read(format!("/proc/{pid}/environ"))
+            .unwrap()
+            .split(|b| *b == 0)
+            .filter(|e| !e.is_empty())
+            .map(|e| String::from_utf8_lossy(e).split('=').next().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let native_pid = n.info().pid as i32;
+    let container_pid = container_agent_pid();
+    assert_eq!(environ(native_pid), environ(container_pid));
+    for inst in [&mut n, &mut c] {
+        let req =
+            isobench_workloads::protocol::RunRequest { warmup: 2, ..isobench_workloads::protocol::RunRequest::new("spawn.fork_exec", 20, 2000) };
+        assert!(inst.agent().run(&req).unwrap().iterations > 0);
+    }
+    n.shutdown().unwrap();
+    c.shutdown().unwrap();
+}
+
+/// The container's agent's host pid: its init, the newest isobench-agent
+/// child of this process whose pid namespace is not ours.
+fn container_agent_pid() -> i32 {
+    let ours = pid_ns_of(std::process::id() as i32);
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat.rsplit_once(") ").and_then(|(_, r)| r.split_whitespace().nth(1).map(str::to_string));
+            ppid.as_deref() == Some(me.as_str()) && pid_ns_of(*pid) != ours
+        })
+        .max()
+        .expect("the container's init is our child")
 }

@@ -143,6 +143,6 @@ fn a_killed_builder_leaves_a_temp_entry_the_next_sweep_removes() {
     let held = PathBuf::from(held);
     assert!(held.starts_with(cache.path()) && held.join("bin").is_dir(), "a SIGKILLed builder cannot clean up after itself");
     let removed = cache::sweep_in(cache.path());
-    assert_eq!(removed, [held.clone()], "the sweep removes the dead builder's temp entry only");
+    assert_eq!(removed, std::slice::from_ref(&held), "the sweep removes the dead builder's temp entry only");
     assert!(!held.exists() && live.is_dir());
 }

@@ -3,9 +3,10 @@
 //! ready (/init reached) → workload done → QEMU exited, as medians over every
 //! boot of the run, with the guest's own uptime at `ready` beside them
 //! (Firecracker's boot-time method: measured from the host, from VMM start
-//! to the guest's user space).
+//! to the guest's user space); and the container's start phases
+//! (`metadata.starts`, [`container_from_run`]) the same way.
 
-use crate::results::run::{BootRecord, RunRecord};
+use crate::results::run::{BootRecord, ContainerStartRecord, RunRecord};
 
 /// Firecracker's published target: guest boot to /init in ≤ 125 ms on KVM
 /// (firecracker SPECIFICATION.md).
@@ -26,6 +27,75 @@ pub struct Phases {
     /// Median of the guest's CLOCK_BOOTTIME at ready, ms.
     pub guest_uptime_ms: Option<f64>,
     pub clocksource: Option<String>,
+}
+
+/// Container start phases (from `starts_all`, else `metadata.starts`):
+/// one [`Phases`] per environment with starts, whose segments are the
+/// medians of the time between consecutive steps, in the order the steps
+/// happened (the time between the agent's ready and the shutdown, the
+/// workload's, left out); `ready_ms` is the median start → agent ready.
+pub fn container_from_run(run: &RunRecord) -> Vec<Phases> {
+    let mut out = Vec::new();
+    for (env, e) in &run.environments {
+        let Some(starts) = e.starts_all.as_ref().filter(|s| !s.is_empty()).or_else(|| e.meta(|m| m.starts.as_ref()).filter(|s| !s.is_empty())) else {
+            continue;
+        };
+        let mut names: Vec<&'static str> = Vec::new();
+        let mut values: Vec<Vec<f64>> = Vec::new();
+        for r in starts {
+            for (name, ms) in segments(r) {
+                match names.iter().position(|n| *n == name) {
+                    Some(i) => values[i].push(ms),
+                    None => {
+                        names.push(name);
+                        values.push(vec![ms]);
+                    }
+                }
+            }
+        }
+        let segments = names.into_iter().zip(values).filter_map(|(n, v)| Some((n, median(v)?))).collect();
+        let Some(ready_ms) = median(starts.iter().map(|r| r.agent_ready_ms).collect()) else { continue };
+        out.push(Phases {
+            env: env.clone(),
+            label: e.label_or(env).to_string(),
+            n: starts.len(),
+            segments,
+            ready_ms,
+            guest_uptime_ms: None,
+            clocksource: None,
+        });
+    }
+    out
+}
+
+/// One start's segments: (name, ms) between consecutive steps, without the
+/// workload's (agent ready → shutdown asked).
+fn segments(r: &ContainerStartRecord) -> Vec<(&'static str, f64)> {
+    let mut steps = vec![("start".to_string(), 0.0)];
+    steps.extend(r.phases());
+    steps
+        .windows(2)
+        .filter(|w| !(w[0].0 == "agent_ready" && w[1].0 == "shutdown_requested"))
+        .map(|w| (segment_name(&w[0].0, &w[1].0), (w[1].1 - w[0].1).max(0.0)))
+        .collect()
+}
+
+/// `a → b` with the steps' names, as a static string for the chart's legend.
+fn segment_name(a: &str, b: &str) -> &'static str {
+    match (a, b) {
+        ("start", "clone") => "launcher's preparation (→ clone)",
+        ("clone", "namespaces_ready") => "clone(2): namespaces made",
+        ("namespaces_ready", "mounts_done") => "mounts, host name, loopback",
+        ("namespaces_ready", "cgroup_placed") => "handshake: maps, cgroup placed",
+        ("mounts_done", "cgroup_placed") => "wait for the parent, cgroup placed",
+        ("cgroup_placed", "mounts_done") => "mounts, host name, loopback",
+        ("cgroup_placed", "exec") | ("mounts_done", "exec") => "→ execve",
+        ("exec", "agent_ready") => "agent's own start (exec → ready)",
+        ("shutdown_requested", "reaped") => "shutdown → init reaped",
+        ("agent_ready", "reaped") => "shutdown → init reaped",
+        ("reaped", "cleaned_up") => "cgroup read and removed",
+        _ => "other steps",
+    }
 }
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
@@ -84,6 +154,39 @@ pub fn from_run(run: &RunRecord) -> Vec<Phases> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn container_segments_are_medians_between_steps_without_the_workload() {
+        let start = |n: u32, k: f64, shutdown: f64| {
+            serde_json::json!({"start": n, "clone_ms": 0.1 * k, "namespaces_ready_ms": 1.0 * k, "mounts_done_ms": 1.5 * k, "cgroup_placed_ms": 1.6 * k,
+                               "exec_ms": 1.7 * k, "agent_ready_ms": 2.5 * k, "shutdown_requested_ms": shutdown, "reaped_ms": shutdown + 0.5,
+                               "cleaned_up_ms": shutdown + 0.8})
+        };
+        let run: RunRecord = serde_json::from_value(serde_json::json!({"environments": {
+            "container": {"label": "container", "starts_all": [start(1, 2.0, 5000.0), start(2, 1.0, 2.5), start(3, 1.0, 2.5)]}
+        }}))
+        .unwrap();
+        let p = &container_from_run(&run)[0];
+        assert_eq!((p.env.as_str(), p.n, p.ready_ms), ("container", 3, 2.5));
+        let names: Vec<&str> = p.segments.iter().map(|s| s.0).collect();
+        assert_eq!(
+            names,
+            [
+                "launcher's preparation (→ clone)",
+                "clone(2): namespaces made",
+                "mounts, host name, loopback",
+                "wait for the parent, cgroup placed",
+                "→ execve",
+                "agent's own start (exec → ready)",
+                "shutdown → init reaped",
+                "cgroup read and removed"
+            ]
+        );
+        let seg = |n: &str| p.segments.iter().find(|s| s.0 == n).unwrap().1;
+        assert!((seg("clone(2): namespaces made") - 0.9).abs() < 1e-9);
+        assert!((seg("shutdown → init reaped") - 0.5).abs() < 1e-9, "the 5 s workload of the measured instance is left out");
+        assert!(from_run(&run).is_empty(), "no boots");
+    }
 
     #[test]
     fn medians_of_each_segment() {

@@ -99,6 +99,16 @@ impl StartupRun {
         let (a, b) = (self.row(env)?.quantile_ns(q), self.row(base)?.quantile_ns(q));
         (b > 0).then(|| a as f64 / b as f64)
     }
+
+    /// `env`'s p50 over `base`'s with a 95 % interval: (ratio, low, high),
+    /// the interval from the two medians' intervals
+    /// ([`StartupRow::median_ci_ns`]), low / high and high / low, so it holds
+    /// at least 95 % × 95 % (conservative).
+    pub fn p50_ratio_ci(&self, env: &str, base: &str) -> Option<(f64, f64, f64)> {
+        let (a, b) = (self.row(env)?, self.row(base)?);
+        let ((alo, ahi), (blo, bhi)) = (a.median_ci_ns(), b.median_ci_ns());
+        (blo > 0).then(|| (self.ratio(env, base, 0.5).unwrap_or(f64::NAN), alo as f64 / bhi as f64, ahi as f64 / blo as f64))
+    }
 }
 
 #[cfg(test)]
@@ -122,6 +132,19 @@ mod tests {
         assert!(lo >= r.quantile_ns(0.1) && hi <= r.quantile_ns(0.9));
         let few = row("x", vec![5, 1, 3]);
         assert_eq!(few.median_ci_ns(), (1, 5), "three samples: the whole range");
+    }
+
+    #[test]
+    fn a_ratio_of_medians_carries_the_interval_of_both() {
+        let a = row("a", (0..100).map(|i| 2_000 + i).collect());
+        let b = row("b", (0..100).map(|i| 1_000 + i).collect());
+        let run =
+            StartupRun { n: 100, namespaces: None, warmup: 0, noop: Noop::Static, cpuid_ns: None, rows: vec![a.clone(), b.clone()], skipped: vec![] };
+        let (r, lo, hi) = run.p50_ratio_ci("a", "b").unwrap();
+        let ((alo, ahi), (blo, bhi)) = (a.median_ci_ns(), b.median_ci_ns());
+        assert_eq!((lo, hi), (alo as f64 / bhi as f64, ahi as f64 / blo as f64));
+        assert!(lo < r && r < hi, "{lo} {r} {hi}");
+        assert_eq!(run.p50_ratio_ci("a", "missing"), None);
     }
 
     #[test]

@@ -72,5 +72,5 @@ pub mod timeline;
 
 pub use handle::{ContainerProcess, NsInfo};
 pub use parent::spawn;
-pub use spec::{IdMaps, LaunchSpec, ParentSetup, Stdio, CONTAINER_PATH};
+pub use spec::{container_environment, IdMaps, LaunchSpec, ParentSetup, Stdio, CONTAINER_PATH};
 pub use timeline::{monotonic_ns, LaunchTimes};

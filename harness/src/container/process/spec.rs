@@ -23,6 +23,18 @@ use crate::container::ContainerError;
 /// `PATH` inside the container.
 pub const CONTAINER_PATH: &str = "/bin:/sbin:/usr/bin:/usr/sbin";
 
+/// The environment a container's command gets: `PATH`
+/// ([`CONTAINER_PATH`]), `HOME=/`, and the caller's `TERM` when set. The
+/// native agent gets the same (`env::native`), so the two agents differ in
+/// isolation only.
+pub fn container_environment() -> Vec<(&'static str, String)> {
+    let mut env = vec![("PATH", CONTAINER_PATH.to_string()), ("HOME", "/".to_string())];
+    if let Ok(term) = std::env::var("TERM") {
+        env.push(("TERM", term));
+    }
+    env
+}
+
 /// Everything the child needs, prepared before clone(2).
 pub struct LaunchSpec {
     pub(super) namespaces: NamespaceSet,
@@ -131,12 +143,9 @@ impl LaunchSpec {
             }
             v
         };
-        let mut env = vec![format!("PATH={CONTAINER_PATH}"), "HOME=/".to_string()];
-        if let Ok(term) = std::env::var("TERM") {
-            env.push(format!("TERM={term}"));
-        }
-        let env = env
+        let env = container_environment()
             .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
             .map(|s| CString::new(s).map_err(|e| ContainerError::Nul(OsString::from_vec(e.into_vec()))))
             .collect::<Result<Vec<_>, _>>()?;
         let hostname = match hostname {
