@@ -85,6 +85,11 @@ pub struct StartupRun {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpuid_ns: Option<f64>,
     pub rows: Vec<StartupRow>,
+    /// Whether the isobench+cgroup column's timed region ends with its
+    /// groups removed, as env.start's container does; files written before
+    /// it did removed them after the timed region.
+    #[serde(default)]
+    pub cgroup_removal_timed: bool,
     /// Columns that could not run here: (name, one line why).
     pub skipped: Vec<(String, String)>,
 }
@@ -138,8 +143,16 @@ mod tests {
     fn a_ratio_of_medians_carries_the_interval_of_both() {
         let a = row("a", (0..100).map(|i| 2_000 + i).collect());
         let b = row("b", (0..100).map(|i| 1_000 + i).collect());
-        let run =
-            StartupRun { n: 100, namespaces: None, warmup: 0, noop: Noop::Static, cpuid_ns: None, rows: vec![a.clone(), b.clone()], skipped: vec![] };
+        let run = StartupRun {
+            n: 100,
+            namespaces: None,
+            warmup: 0,
+            noop: Noop::Static,
+            cpuid_ns: None,
+            rows: vec![a.clone(), b.clone()],
+            cgroup_removal_timed: true,
+            skipped: vec![],
+        };
         let (r, lo, hi) = run.p50_ratio_ci("a", "b").unwrap();
         let ((alo, ahi), (blo, bhi)) = (a.median_ci_ns(), b.median_ci_ns());
         assert_eq!((lo, hi), (alo as f64 / bhi as f64, ahi as f64 / blo as f64));
@@ -152,7 +165,17 @@ mod tests {
         let old = r#"{"n":2,"namespaces":"pid,mnt","warmup":1,"rows":[{"env":"isobench","label":"isobench","command":"/noop","samples_ns":[1,2]}],"skipped":[]}"#;
         let run: StartupRun = serde_json::from_str(old).unwrap();
         assert_eq!((run.noop, run.cpuid_ns), (Noop::Static, None));
-        let nolibc = StartupRun { n: 1, namespaces: None, warmup: 0, noop: Noop::Nolibc, cpuid_ns: None, rows: vec![], skipped: vec![] };
+        assert!(!run.cgroup_removal_timed, "an old file's cgroup removal was outside the timed region");
+        let nolibc = StartupRun {
+            n: 1,
+            namespaces: None,
+            warmup: 0,
+            noop: Noop::Nolibc,
+            cpuid_ns: None,
+            rows: vec![],
+            cgroup_removal_timed: true,
+            skipped: vec![],
+        };
         assert_eq!(serde_json::to_value(nolibc).unwrap()["noop"], "nolibc");
         assert_eq!("nolibc".parse::<Noop>(), Ok(Noop::Nolibc));
         assert_eq!("glibc".parse::<Noop>().unwrap_err(), "unknown no-op \"glibc\"; choose from static or nolibc");

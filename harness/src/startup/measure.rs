@@ -293,7 +293,8 @@ pub fn measure(
         }
     }
     let namespaces = columns.iter().all(|c| !matches!(c, Column::IsobenchWith(_))).then(|| namespaces.names().join(","));
-    Ok(StartupRun { n, warmup, namespaces, noop: noop_kind, cpuid_ns, rows: starters.into_iter().map(|s| s.row).collect(), skipped })
+    let rows = starters.into_iter().map(|s| s.row).collect();
+    Ok(StartupRun { n, warmup, namespaces, noop: noop_kind, cpuid_ns, rows, cgroup_removal_timed: true, skipped })
 }
 
 /// The isobench binary whose `exec` the exec columns time: this process

@@ -8,7 +8,7 @@
 //! start.
 
 use crate::report::format::{ms, times};
-use crate::report::phases::container_from_run;
+use crate::report::phases::{clone_returned_ms, container_from_run, AGENT_START};
 use crate::report::ReportError;
 use crate::workloads::Noop;
 
@@ -16,9 +16,6 @@ use super::{Context, Section};
 
 /// One table (and chart) per environment with container starts.
 pub struct ContainerStartPhases;
-
-/// The segment whose median is the agent's own start.
-const AGENT_START: &str = "agent's own start (exec → ready)";
 
 impl Section for ContainerStartPhases {
     fn markdown(&self, cx: &Context<'_>) -> Result<String, ReportError> {
@@ -37,6 +34,9 @@ impl Section for ContainerStartPhases {
                 o.push_str(&format!("| {name} | {} |\n", ms(*v)));
             }
             o.push_str(&format!("| **start → agent ready** | **{}** |\n", ms(p.ready_ms)));
+            if let Some(c) = clone_returned_ms(cx.run, &p.env) {
+                o.push_str(&format!("| clone(2) called → returned in the launcher (beside the child's steps) | {} |\n", ms(c)));
+            }
             let whole: f64 = p.segments.iter().map(|s| s.1).sum();
             o.push_str(&format!("| sum of the medians (start → cgroup removed, without the workload) | {} |\n", ms(whole)));
             if let Some(svg) = cx.svg("container-start-phases").and_then(|p| p.file_name()) {
@@ -45,7 +45,7 @@ impl Section for ContainerStartPhases {
             // The three figures for one container start, side by side.
             let env_start = cx.measurements.iter().find(|m| m.metric.name == "env.start" && m.env == p.env);
             let agent = p.segments.iter().find(|s| s.0 == AGENT_START).map(|s| s.1);
-            let with_cgroup = p.segments.iter().any(|s| s.0.contains("cgroup placed") || s.0.contains("cgroup read"));
+            let with_cgroup = p.segments.iter().any(|s| s.0.contains("cgroup"));
             let column = if with_cgroup { "isobench+cgroup" } else { "isobench" };
             let launcher = startup.as_ref().and_then(|r| r.row(column)).map(|r| r.quantile_ns(0.5) as f64 / 1e6);
             if env_start.is_some() || launcher.is_some() {

@@ -24,6 +24,18 @@ which takes that rwsem for writing and, when no move happened for a while, first
 the kernel was booted with cgroup_favordynmods=true or built with CONFIG_CGROUP_FAVOR_DYNMODS, or the cgroup2 is mounted with \
 favordynmods; isobench does not change the host's settings.";
 
+/// What the isobench+cgroup column timed in runs before its groups' removal
+/// was in the timed region (`StartupRun::cgroup_removal_timed` false).
+pub const CGROUP_METHOD_BEFORE: &str = "isobench+cgroup times creating the container's groups (one per cgroup v1 hierarchy used, or one v2 group), \
+placing the init in them before it execs, and the container's run to its reaped exit. Removing the emptied groups (rmdir) and reading \
+their usage happen after the timed region, before the next sample starts: nothing outlives the run. On v1 and hybrid hosts the \
+groups are made while the init sets up its mounts and the init moves itself in (0 written to each hierarchy's tasks file), which \
+the kernel does without its global cgroup_threadgroup_rwsem. On v2 the group is made first and the init is cloned into it \
+(clone3 with CLONE_INTO_CGROUP, Linux 5.7, x86-64). Only where neither applies does isobench write the init's pid into cgroup.procs, \
+which takes that rwsem for writing and, when no move happened for a while, first waits for an RCU grace period (several ms) unless \
+the kernel was booted with cgroup_favordynmods=true or built with CONFIG_CGROUP_FAVOR_DYNMODS, or the cgroup2 is mounted with \
+favordynmods; isobench does not change the host's settings.";
+
 /// What the isobench-exec columns time.
 pub const EXEC_METHOD: &str = "isobench-exec times a whole `isobench exec --no-cgroup -- /noop` process from its spawn to its reaped exit, \
 as hyperfine -N would: the binary's own start (a Rust program several MB large, dynamically linked), its start-of-run sweep (in a \
@@ -122,7 +134,7 @@ pub fn markdown(run: &StartupRun) -> String {
           posix_spawn(3) does, and as isobench's launcher runs its child with CLONE_VM), so neither pays for a copy of the harness's \
           page tables; exec (host) is Rust's Command, which uses posix_spawn too. They are floors for the columns here only: the \
           harness process is larger than the agent whose spawn.fork_exit / spawn.fork_exec they resemble.\n\n";
-    s += CGROUP_METHOD;
+    s += if run.cgroup_removal_timed { CGROUP_METHOD } else { CGROUP_METHOD_BEFORE };
     s += "\n\n| env | what runs | p50 ms | p90 ms | p50 / isobench | p50 / clone floor | p50 / clone+exec floor |\n|---|---|---:|---:|---:|---:|---:|\n";
     for r in &run.rows {
         s += &format!(
@@ -384,7 +396,16 @@ mod tests {
     }
 
     fn run_of(noop: Noop, namespaces: Option<&str>, rows: Vec<StartupRow>) -> StartupRun {
-        StartupRun { n: 200, warmup: 3, namespaces: namespaces.map(str::to_string), noop, cpuid_ns: None, rows, skipped: vec![] }
+        StartupRun {
+            n: 200,
+            warmup: 3,
+            namespaces: namespaces.map(str::to_string),
+            noop,
+            cpuid_ns: None,
+            rows,
+            cgroup_removal_timed: true,
+            skipped: vec![],
+        }
     }
 
     #[test]
