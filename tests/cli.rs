@@ -27,6 +27,7 @@ fn main() {
         trial!(help_lists_the_variables_and_the_choices_of_the_types),
         trial!(an_isobench_variable_takes_effect_and_the_option_wins),
         trial!(the_readme_table_lists_every_isobench_variable_and_no_other),
+        trial!(the_readmes_container_start_figures_are_dated_and_tied_to_their_host),
     ]);
 }
 
@@ -425,4 +426,27 @@ fn the_readme_table_lists_every_isobench_variable_and_no_other() {
     let missing: Vec<_> = in_code.difference(&in_table).collect();
     let stale: Vec<_> = in_table.difference(&in_code).collect();
     assert!(missing.is_empty() && stale.is_empty(), "README's variable table lacks {missing:?}; lists {stale:?}, which nothing reads");
+}
+
+/// The figures README's "Container start" quotes for issue #14's goals
+/// (`isobench exec` beside unshare(1), env.start by each driver) say when and
+/// where they were measured: a `measured YYYY-MM-DD on the …` line in each
+/// of their subsections, which names the host's cores and kernel.
+fn the_readmes_container_start_figures_are_dated_and_tied_to_their_host() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme.split("\n## Container start\n").nth(1).expect("a Container start section").split("\n## ").next().unwrap();
+    for heading in ["### `isobench exec` beside unshare(1)", "### One env.start"] {
+        let sub =
+            section.split(heading).nth(1).unwrap_or_else(|| panic!("no {heading:?} in README's Container start")).split("\n### ").next().unwrap();
+        // Wrapped lines and a sentence's capital are no different.
+        let sub = sub.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+        let dated = sub.match_indices("measured ").any(|(i, _)| {
+            let d = sub[i + "measured ".len()..].as_bytes();
+            d.len() > 14
+                && d[..10].iter().enumerate().all(|(k, b)| if k == 4 || k == 7 { *b == b'-' } else { b.is_ascii_digit() })
+                && sub[i + "measured ".len() + 10..].starts_with(" on the ")
+        });
+        assert!(dated, "{heading}: no `measured YYYY-MM-DD on the …` line");
+        assert!(sub.contains("2-core") && sub.contains("kernel 6."), "{heading}: the host is not named (cores, kernel)");
+    }
 }

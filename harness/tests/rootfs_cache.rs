@@ -124,10 +124,10 @@ fn entries_in_use_are_never_pruned_and_the_oldest_unused_go() {
 }
 
 /// Helper for `a_killed_builder_leaves_a_temp_entry_the_next_sweep_removes`:
-/// starts a build in `$ISOBENCH_TEST_CACHE` the way a builder does, says
+/// starts a build in `$ROOTFS_CACHE_TEST_DIR` the way a builder does, says
 /// where, and waits to be SIGKILLed.
 fn hold_a_build_for_the_kill_test() {
-    let dir = PathBuf::from(std::env::var_os("ISOBENCH_TEST_CACHE").expect("the parent test sets it"));
+    let dir = PathBuf::from(std::env::var_os("ROOTFS_CACHE_TEST_DIR").expect("the parent test sets it"));
     let tmp = cache::begin_build(&dir, "minimal-0123456789abcdef").unwrap();
     std::fs::create_dir(tmp.join("bin")).unwrap();
     println!("HOLD {}", tmp.display());
@@ -138,8 +138,9 @@ fn a_killed_builder_leaves_a_temp_entry_the_next_sweep_removes() {
     let cache = tempfile::tempdir().unwrap();
     // A live builder's temp entry (ours) is never swept.
     let live = cache::begin_build(cache.path(), "minimal-fedcba9876543210").unwrap();
-    let held = isobench_testkit::hold_then_kill(isobench_testkit::helper("hold_a_build_for_the_kill_test").env("ISOBENCH_TEST_CACHE", cache.path()))
-        .expect("the helper started its build");
+    let held =
+        isobench_testkit::hold_then_kill(isobench_testkit::helper("hold_a_build_for_the_kill_test").env("ROOTFS_CACHE_TEST_DIR", cache.path()))
+            .expect("the helper started its build");
     let held = PathBuf::from(held);
     assert!(held.starts_with(cache.path()) && held.join("bin").is_dir(), "a SIGKILLed builder cannot clean up after itself");
     let removed = cache::sweep_in(cache.path());

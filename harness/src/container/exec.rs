@@ -23,7 +23,8 @@ pub struct ExecOptions {
     /// `--rootfs debian`: the host distribution's rootfs, built once with
     /// debootstrap into the cache and mounted read-only.
     /// Default: the minimal rootfs (the agent, noop and a static busybox when
-    /// installed), built in a temp dir for this run and removed after it.
+    /// installed), built once into the cache and bound read-only with a tmpfs
+    /// on /tmp (a private writable copy without a mount namespace).
     pub rootfs: RootfsChoice,
     /// The command and its arguments; a bare name is searched in the
     /// container's PATH (/bin:/sbin:/usr/bin:/usr/sbin).
@@ -84,8 +85,8 @@ impl ExecOptions {
 /// ignores SIGINT and SIGQUIT as system(3) does (the terminal sends them to
 /// the command too, and the command decides) and passes SIGTERM and SIGHUP on
 /// to the init. If isobench itself is killed, the container dies with it
-/// (PR_SET_PDEATHSIG) and the temp rootfs and cgroup are swept at the next
-/// start (`cleanup::sweep`).
+/// (PR_SET_PDEATHSIG) and its cgroup (and a private rootfs copy, without a
+/// mount namespace) are swept at the next start (`cleanup::sweep`).
 pub fn exec(opts: &ExecOptions, workloads: &Workloads) -> Result<i32, ContainerError> {
     if opts.command.is_empty() {
         return Err(ContainerError::NoCommand);

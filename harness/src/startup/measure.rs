@@ -298,15 +298,19 @@ pub fn measure(
 }
 
 /// The isobench binary whose `exec` the exec columns time: this process
-/// when it is isobench (`isobench startup`), else the workspace's release,
-/// then debug, build (tests and benches run from other binaries).
+/// when it is isobench (`isobench startup`), else the workspace's build of
+/// this process's profile, then the other (tests and benches run from other
+/// binaries).
 pub fn isobench_exe() -> Option<PathBuf> {
     let me = std::env::current_exe().ok()?;
     if me.file_name().is_some_and(|n| n == "isobench") {
         return Some(me);
     }
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| crate::paths::repo_root().join("target"), PathBuf::from);
-    ["release", "debug"].into_iter().map(|p| target.join(p).join("isobench")).find(|p| p.is_file())
+    // The build of this process's profile first: the other may be stale.
+    let release_first = me.components().any(|c| c.as_os_str() == "release");
+    let profiles = if release_first { ["release", "debug"] } else { ["debug", "release"] };
+    profiles.into_iter().map(|p| target.join(p).join("isobench")).find(|p| p.is_file())
 }
 
 /// The per-namespace cost breakdown of isobench's launcher: start-to-exit of
