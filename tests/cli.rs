@@ -441,7 +441,7 @@ fn the_readmes_container_start_figures_are_dated_and_tied_to_their_host() {
         // Wrapped lines and a sentence's capital are no different.
         let sub = sub.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
         let dated = sub.match_indices("measured ").any(|(i, _)| {
-            let d = sub[i + "measured ".len()..].as_bytes();
+            let d = &sub.as_bytes()[i + "measured ".len()..];
             d.len() > 14
                 && d[..10].iter().enumerate().all(|(k, b)| if k == 4 || k == 7 { *b == b'-' } else { b.is_ascii_digit() })
                 && sub[i + "measured ".len() + 10..].starts_with(" on the ")
