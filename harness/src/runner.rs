@@ -328,9 +328,14 @@ pub fn execute(
     Ok(outcome)
 }
 
-/// `env.start`: starts `n` instances one after another, each timed from the
-/// host from "start" to its agent ready, shut down and its process gone
-/// (Firecracker's boot-time method, plus the exit).
+/// `env.start`, as its catalogue entry defines it: `n` instances one after
+/// another, each timed on the host from the start being asked for
+/// ([`Environment::start`], which does no per-start preparation) to its
+/// agent's ready, then shut down at once and timed until its process is
+/// reaped and what the start made is removed ([`Instance::shutdown`]: the
+/// container's cgroup, the guest's QEMU). `isobench run` and `cargo bench`
+/// both measure it here; the container records each start's phases
+/// (`metadata.starts`).
 pub fn measure_start(
     environment: &mut dyn Environment,
     spec: &'static MetricSpec,
