@@ -31,6 +31,7 @@ fn main() {
         trial!(two_runs_at_the_same_time_name_each_other_in_their_reports),
         trial!(every_json_output_validates_against_its_schema).needs(&[Root]),
         trial!(bad_input_to_the_json_and_schema_options_is_one_line),
+        trial!(the_readmes_container_start_figures_are_dated_and_tied_to_their_host),
     ]);
 }
 
@@ -652,4 +653,27 @@ fn bad_input_to_the_json_and_schema_options_is_one_line() {
         assert!(e.contains(expected), "{args:?}: {e}");
     }
     assert!(!Path::new("/tmp/x").join("run.schema.json").exists());
+}
+
+/// The figures README's "Container start" quotes for issue #14's goals
+/// (`isobench exec` beside unshare(1), env.start by each driver) say when and
+/// where they were measured: a `measured YYYY-MM-DD on the …` line in each
+/// of their subsections, which names the host's cores and kernel.
+fn the_readmes_container_start_figures_are_dated_and_tied_to_their_host() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme.split("\n## Container start\n").nth(1).expect("a Container start section").split("\n## ").next().unwrap();
+    for heading in ["### `isobench exec` beside unshare(1)", "### One env.start"] {
+        let sub =
+            section.split(heading).nth(1).unwrap_or_else(|| panic!("no {heading:?} in README's Container start")).split("\n### ").next().unwrap();
+        // Wrapped lines and a sentence's capital are no different.
+        let sub = sub.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+        let dated = sub.match_indices("measured ").any(|(i, _)| {
+            let d = &sub.as_bytes()[i + "measured ".len()..];
+            d.len() > 14
+                && d[..10].iter().enumerate().all(|(k, b)| if k == 4 || k == 7 { *b == b'-' } else { b.is_ascii_digit() })
+                && sub[i + "measured ".len() + 10..].starts_with(" on the ")
+        });
+        assert!(dated, "{heading}: no `measured YYYY-MM-DD on the …` line");
+        assert!(sub.contains("2-core") && sub.contains("kernel 6."), "{heading}: the host is not named (cores, kernel)");
+    }
 }

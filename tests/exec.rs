@@ -28,6 +28,7 @@ fn main() {
         trial!(bad_input_is_one_line_and_a_non_zero_exit),
         trial!(a_command_that_ignores_sigterm_is_killed_after_the_stop_timeout).needs(&[Root, Busybox, Cgroups]),
         trial!(a_second_sigint_kills_the_container_at_once).needs(EXEC),
+        trial!(a_second_exec_creates_nothing_in_the_cache_and_a_changed_binary_gets_a_new_rootfs).needs(EXEC),
     ]);
 }
 
@@ -281,4 +282,73 @@ fn a_second_sigint_kills_the_container_at_once() {
     assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
     assert_eq!(status.code(), Some(130), "128 + SIGINT");
     assert!(members_of(&ns).is_empty());
+}
+
+/// Every path under `dir` with its inode and modification time.
+fn cache_listing(dir: &Path) -> Vec<(PathBuf, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let m = std::fs::symlink_metadata(e.path()).unwrap();
+            out.push((e.path(), m.ino(), m.mtime(), m.mtime_nsec()));
+            if m.is_dir() {
+                todo.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The minimal rootfs entries in a cache's `rootfs/`.
+fn minimal_entries(cache: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(cache.join("rootfs"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with("minimal-"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// `isobench exec` pays the launch only: the first one builds the minimal
+/// rootfs (and the /dev template) into the cache, a second one finds them
+/// and writes nothing there (the same paths, inodes and times), and one
+/// whose workloads changed (ISOBENCH_WORKLOADS_DIR at a copy with one byte
+/// more in a binary) gets an entry of its own, the first one staying.
+fn a_second_exec_creates_nothing_in_the_cache_and_a_changed_binary_gets_a_new_rootfs() {
+    let cache = tempfile::tempdir().unwrap();
+    let run = |workloads: Option<&Path>| {
+        let mut cmd = isobench();
+        cmd.env("ISOBENCH_CACHE", cache.path()).args(["exec", "--", "/noop"]);
+        if let Some(w) = workloads {
+            cmd.env("ISOBENCH_WORKLOADS_DIR", w);
+        }
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    };
+    run(None);
+    let first = cache_listing(cache.path());
+    assert_eq!(minimal_entries(cache.path()).len(), 1, "{first:?}");
+    assert!(first.iter().any(|(p, ..)| p.ends_with("rootfs/dev-v1/null")), "the /dev template is cached too");
+    run(None);
+    assert_eq!(cache_listing(cache.path()), first, "a second exec created or changed nothing in the cache");
+
+    let w = isobench_harness::workloads::locate().unwrap();
+    let copy = tempfile::tempdir().unwrap();
+    for (from, name) in w.rootfs_files() {
+        std::fs::copy(from, copy.path().join(name)).unwrap();
+    }
+    let nolibc = copy.path().join("noop-nolibc");
+    let mut bytes = std::fs::read(&nolibc).unwrap();
+    bytes.push(0);
+    std::fs::write(&nolibc, bytes).unwrap();
+    let before = minimal_entries(cache.path());
+    run(Some(copy.path()));
+    let after = minimal_entries(cache.path());
+    assert_eq!(after.len(), 2, "a changed binary gets a rootfs of its own: {after:?}");
+    assert!(before.iter().all(|e| after.contains(e)), "the first entry stays");
 }

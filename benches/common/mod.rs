@@ -160,7 +160,9 @@ pub fn bench_family(c: &mut Criterion, family: Family) {
     }
 
     // Host-timed metrics (env.start) run with no other instance alive: each
-    // iteration is a whole start → ready → shutdown → exit.
+    // iteration is one whole start and stop as the catalogue defines it
+    // (start asked → ready → shutdown → reaped → cleaned up), through
+    // runner::measure_start, the function `isobench run` uses.
     for spec in CATALOG.iter().filter(|m| m.family == family && m.host_timed) {
         let mut group = c.benchmark_group(spec.name);
         group.sampling_mode(SamplingMode::Flat);

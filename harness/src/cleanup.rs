@@ -1,7 +1,7 @@
 //! The start-of-run sweep: removes what an earlier, killed isobench left
 //! behind, each kind by the module that makes it, all of them told apart by
 //! their pid-stamped names ([`crate::leftovers`]): temp dirs (rootfs, /dev
-//! templates, peer runtimes' bundles), half-made distribution rootfs builds,
+//! templates, peer runtimes' bundles), half-made cached rootfs builds,
 //! container cgroups (killing anything still in them), the run's network
 //! namespaces, the peer runtimes' cgroups, and the registry entries of runs
 //! ([`crate::registry`]), of processes that no longer exist. Called at every
@@ -9,15 +9,14 @@
 
 use std::path::PathBuf;
 
-use crate::container::rootfs::distro;
-use crate::container::{cgroup, net};
+use crate::container::{cgroup, net, rootfs};
 use crate::leftovers;
 
 /// Removes leftovers of dead isobench processes and returns what was removed.
 pub fn sweep() -> Vec<PathBuf> {
     let mut removed = leftovers::sweep_temp_dirs(&std::env::temp_dir());
+    removed.extend(rootfs::sweep());
     if nix::unistd::geteuid().is_root() {
-        removed.extend(distro::sweep());
         removed.extend(cgroup::sweep());
         removed.extend(net::sweep());
     }

@@ -14,7 +14,7 @@ use crate::collect::interference::Probe;
 use crate::collect::{CollectError, Measurement};
 use crate::env::{self, EnvError, EnvKind, Environment, Instance, Options};
 use crate::report::ReportError;
-use crate::results::run::{from_env_value, BootRecord, EnvMetadata, Parameters, PinRecord};
+use crate::results::run::{from_env_value, BootRecord, ContainerStartRecord, EnvMetadata, Parameters, PinRecord};
 use crate::results::{ResultsError, RunDir};
 
 #[derive(Debug, thiserror::Error)]
@@ -143,7 +143,8 @@ pub fn record_env(out: &RunDir, env: &dyn Environment, inst: &dyn Instance) -> R
 /// Boot records (`metadata.boots`) also accumulate in
 /// `environments.<env>.boots_all`, across every process that writes this run
 /// (each bench binary boots its own guests), keyed by boot and replaced when a
-/// later record of the same boot knows more.
+/// later record of the same boot knows more; container starts
+/// (`metadata.starts`) likewise in `starts_all`.
 pub fn record_metadata(out: &RunDir, env: &dyn Environment) -> Result<(), ResultsError> {
     let metadata: Option<EnvMetadata> = from_env_value("metadata", env.metadata())?;
     out.update_run(|run| {
@@ -154,6 +155,15 @@ pub fn record_metadata(out: &RunDir, env: &dyn Environment) -> Result<(), Result
                 match all.iter_mut().find(|x| x.key() == b.key()) {
                     Some(slot) => *slot = b.clone(),
                     None => all.push(b.clone()),
+                }
+            }
+        }
+        if let Some(starts) = metadata.as_ref().and_then(|m| m.starts.as_ref()) {
+            let all: &mut Vec<ContainerStartRecord> = e.starts_all.get_or_insert_with(Vec::new);
+            for s in starts {
+                match all.iter_mut().find(|x| x.key() == s.key()) {
+                    Some(slot) => *slot = s.clone(),
+                    None => all.push(s.clone()),
                 }
             }
         }
@@ -324,9 +334,14 @@ pub fn execute(
     Ok(outcome)
 }
 
-/// `env.start`: starts `n` instances one after another, each timed from the
-/// host from "start" to its agent ready, shut down and its process gone
-/// (Firecracker's boot-time method, plus the exit).
+/// `env.start`, as its catalogue entry defines it: `n` instances one after
+/// another, each timed on the host from the start being asked for
+/// ([`Environment::start`], which does no per-start preparation) to its
+/// agent's ready, then shut down at once and timed until its process is
+/// reaped and what the start made is removed ([`Instance::shutdown`]: the
+/// container's cgroup, the guest's QEMU). `isobench run` and `cargo bench`
+/// both measure it here; the container records each start's phases
+/// (`metadata.starts`).
 pub fn measure_start(
     environment: &mut dyn Environment,
     spec: &'static MetricSpec,

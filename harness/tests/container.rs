@@ -49,6 +49,8 @@ fn main() {
         trial!(shared_propagation_on_the_host_does_not_leak_container_mounts).needs(&[Root, Busybox, Unshare]),
         trial!(container_env_records_its_cgroup_and_runs_in_all_seven_namespaces).needs(&[Root, Busybox, Cgroups]),
         trial!(sigterm_kills_the_command_behind_the_init_but_not_a_command_as_pid_1).needs(LAUNCHER),
+        trial!(each_start_records_its_phases_positive_and_in_order).needs(&[Root, Busybox, Cgroups]),
+        trial!(native_and_container_exec_the_same_noop_by_the_same_path_and_environment).needs(LAUNCHER),
     ]);
 }
 
@@ -285,13 +287,26 @@ fn minimal_rootfs_layout_and_removal() {
 }
 
 /// The /dev every container binds read-only: the device nodes, links and
-/// mount points, made once on the host and removed on drop. `None` only
-/// where it cannot serve: a temp dir on a nodev mount.
+/// mount points, made once on the host (in the cache, where it stays; or in
+/// a temp dir removed on drop). `None` only where it cannot serve: a temp
+/// dir on a nodev mount.
 fn the_dev_template_holds_the_nodes_links_and_mount_points() {
     let _l = serial();
     use container::rootfs::mount::{DEVICES, DEV_LINKS};
     use container::rootfs::DevTemplate;
     use std::os::unix::fs::FileTypeExt;
+    let cache = tempfile::tempdir().unwrap();
+    let cached = DevTemplate::cached_in(cache.path()).expect("the cache dir allows devices");
+    let again = DevTemplate::cached_in(cache.path()).unwrap();
+    assert!(cached.is_cached() && cached.path() == again.path(), "made once, then found");
+    for (name, _, _) in DEVICES {
+        assert!(std::fs::symlink_metadata(cached.path().join(name)).unwrap().file_type().is_char_device(), "{name}");
+    }
+    let path = cached.path().to_path_buf();
+    drop((cached, again));
+    assert!(path.join("pts").is_dir(), "the cached template stays");
+    let names: Vec<_> = std::fs::read_dir(cache.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, [path.file_name().unwrap()], "no temp entry left beside it");
     let Some(t) = DevTemplate::build().unwrap() else {
         let st = nix::sys::statvfs::statvfs(&std::env::temp_dir()).unwrap();
         assert!(st.flags().contains(nix::sys::statvfs::FsFlags::ST_NODEV), "no template as root, though the temp dir allows devices");
@@ -450,7 +465,12 @@ fn container_env_runs_the_agent_as_pid_1() {
     assert_eq!(inst.info().pid, 1);
     drop(inst);
     drop(env);
-    assert!(!rootfs.exists(), "the environment's rootfs outlived it");
+    // The minimal rootfs is the cache's, shared: it stays for the next run,
+    // unused (a pruner could lock it exclusively now).
+    let cache = container::rootfs::cache::cache_root().canonicalize().unwrap();
+    assert!(rootfs.starts_with(&cache) && rootfs.join("isobench-agent").is_file(), "{}", rootfs.display());
+    let dir = std::fs::File::open(&rootfs).unwrap();
+    assert!(nix::fcntl::Flock::lock(dir, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok(), "no one holds the cached rootfs any more");
 }
 
 fn user_namespace_as_root_maps_every_id_to_itself_and_owns_the_others() {
@@ -725,4 +745,100 @@ fn sigterm_kills_the_command_behind_the_init_but_not_a_command_as_pid_1() {
     // And a command killed by a signal behind the init: 128 + 9.
     let spec = LaunchSpec::new(NamespaceSet::DEFAULT, &root, &args(&["sh", "-c", "kill -KILL $$"]), None).unwrap().with_init(true);
     assert_eq!(container::spawn(&spec, Stdio::default()).unwrap().wait().unwrap(), 137);
+}
+
+/// Every start of the container environment records when each step
+/// happened (run.json's `metadata.starts`): all after the start was asked
+/// for, in the order the launcher takes them (the child mounts while the
+/// parent makes its cgroup, then moves in, then execs the agent), the
+/// record's end agreeing with the host-timed start, and the record kept in
+/// the environment's metadata.
+fn each_start_records_its_phases_positive_and_in_order() {
+    let _l = serial();
+    let opts = env::Options::new(workloads());
+    let mut c = env::container::Container::prepare(&opts).unwrap();
+    assert!(c.cgroup_limits().is_some(), "a host with cgroups gives each instance a group");
+    for n in 1..=3u32 {
+        let t0 = std::time::Instant::now();
+        let inst = c.start_instance().unwrap();
+        let ready = env::Instance::ready_after(&inst).as_secs_f64() * 1e3;
+        let (_, r) = inst.stop().unwrap();
+        let whole = t0.elapsed().as_secs_f64() * 1e3;
+        assert_eq!(r.start, n);
+        let names: Vec<String> = r.phases().into_iter().map(|(name, _)| name).collect();
+        assert_eq!(
+            names,
+            ["clone", "namespaces_ready", "mounts_done", "cgroup_placed", "exec", "agent_ready", "shutdown_requested", "reaped", "cleaned_up"],
+            "{r:?}"
+        );
+        let times: Vec<f64> = r.phases().into_iter().map(|(_, ms)| ms).collect();
+        assert!(times[0] > 0.0, "the launcher prepares before it clones: {r:?}");
+        assert!(times.windows(2).all(|w| w[0] < w[1]), "strictly ordered: {r:?}");
+        assert_eq!(r.agent_ready_ms, ready);
+        assert!(r.cleaned_up_ms.unwrap() <= whole, "every step within the host-timed start and stop: {r:?} vs {whole} ms");
+    }
+    let meta = env::Environment::metadata(&c);
+    let starts: Vec<isobench_harness::results::run::ContainerStartRecord> = serde_json::from_value(meta["starts"].clone()).unwrap();
+    assert_eq!(starts.iter().map(|s| s.start).collect::<Vec<_>>(), [1, 2, 3]);
+    assert!(starts.iter().all(|s| s.cleaned_up_ms.is_some()), "each record completed at its stop");
+}
+
+/// spawn.* compares like with like: asked what they exec, the native and
+/// the container agent name the same relative path, the same (empty)
+/// environment and the very same file (device and inode: the cached
+/// rootfs's, bound read-only into the container), from their own view of
+/// its directory; and both agents got the same environment variables.
+fn native_and_container_exec_the_same_noop_by_the_same_path_and_environment() {
+    let _l = serial();
+    let opts = env::Options::new(workloads());
+    let mut native = env::prepare(EnvKind::Native, &opts).unwrap();
+    let mut container = env::prepare(EnvKind::Container, &opts).unwrap();
+    let mut n = native.start().unwrap();
+    let mut c = container.start().unwrap();
+    let (ns, cs) = (n.agent().info().unwrap().spawn.unwrap(), c.agent().info().unwrap().spawn.unwrap());
+    assert_eq!(ns.path, "./noop");
+    assert_eq!((&ns.path, &ns.envp, ns.dev, ns.ino, &ns.fs), (&cs.path, &cs.envp, cs.dev, cs.ino, &cs.fs), "{ns:?} vs {cs:?}");
+    assert!(ns.envp.is_empty());
+    assert_eq!(cs.dir, "/");
+    let rootfs = PathBuf::from(container.metadata()["rootfs"].as_str().unwrap());
+    assert_eq!(Path::new(&ns.dir), rootfs, "natively the no-op is the cached rootfs's");
+    // The agents themselves: the same variables, by name.
+    let environ = |pid: i32| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read(format!("/proc/{pid}/environ"))
+            .unwrap()
+            .split(|b| *b == 0)
+            .filter(|e| !e.is_empty())
+            .map(|e| String::from_utf8_lossy(e).split('=').next().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let native_pid = n.info().pid as i32;
+    let container_pid = container_agent_pid();
+    assert_eq!(environ(native_pid), environ(container_pid));
+    for inst in [&mut n, &mut c] {
+        let req =
+            isobench_workloads::protocol::RunRequest { warmup: 2, ..isobench_workloads::protocol::RunRequest::new("spawn.fork_exec", 20, 2000) };
+        assert!(inst.agent().run(&req).unwrap().iterations > 0);
+    }
+    n.shutdown().unwrap();
+    c.shutdown().unwrap();
+}
+
+/// The container's agent's host pid: its init, the newest isobench-agent
+/// child of this process whose pid namespace is not ours.
+fn container_agent_pid() -> i32 {
+    let ours = pid_ns_of(std::process::id() as i32);
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat.rsplit_once(") ").and_then(|(_, r)| r.split_whitespace().nth(1).map(str::to_string));
+            ppid.as_deref() == Some(me.as_str()) && pid_ns_of(*pid) != ours
+        })
+        .max()
+        .expect("the container's init is our child")
 }

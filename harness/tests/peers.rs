@@ -385,7 +385,13 @@ fn startup_measures_every_available_column() {
     }
     assert_eq!(run.ratio("isobench", "isobench", 0.5), Some(1.0));
     let md = isobench_harness::report::section::startup::markdown(&run);
-    assert_eq!(md.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| env")).count(), run.rows.len(), "{md}");
+    // The main table has one row per column (the `isobench exec` table that
+    // may follow has its own).
+    let main = md.split("\n### ").next().unwrap();
+    assert_eq!(main.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| env")).count(), run.rows.len(), "{md}");
+    if run.row("isobench-exec").is_some() && run.row("unshare").is_some() {
+        assert!(md.contains("### `isobench exec` beside unshare(1)"), "{md}");
+    }
     // The JSON `isobench startup --json` writes: rows with every sample.
     let json = serde_json::to_value(&run).unwrap();
     assert_eq!(json["n"], 3);
@@ -459,8 +465,9 @@ fn startup_columns_parse() {
     let e = Column::parse_list("kata").unwrap_err().to_string();
     assert_eq!(
         e,
-        "unknown start column \"kata\"; choose from clone, clone+exec, exec, isobench, isobench+cgroup, runc, crun, bwrap, unshare (or all, peers)"
+        "unknown start column \"kata\"; choose from clone, clone+exec, exec, isobench, isobench+cgroup, isobench-exec, isobench-exec+cgroup, runc, crun, bwrap, unshare (or all, peers)"
     );
+    assert_eq!(Column::parse_list("isobench-exec,isobench-exec+cgroup").unwrap(), [Column::IsobenchExec, Column::IsobenchExecCgroup]);
 }
 
 /// A runtime that refuses to run here (crun on a hybrid cgroup host when

@@ -3,7 +3,6 @@
 //! The same loop runs natively, as a container's PID 1 and as a guest's
 //! /init; only the channel differs (stdin/stdout or a virtio-serial port).
 
-use std::ffi::CString;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
@@ -22,6 +21,11 @@ pub enum Exit {
 
 /// Where the agent runs, as seen from inside.
 pub fn info(timer_overhead_ns: f64) -> AgentInfo {
+    info_with(timer_overhead_ns, &noop_path())
+}
+
+/// [`info`], for the no-op at `noop`.
+fn info_with(timer_overhead_ns: f64, noop: &std::path::Path) -> AgentInfo {
     let uname = nix::sys::utsname::uname().ok();
     let uptime_s = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME).map(|t| t.tv_sec() as f64 + t.tv_nsec() as f64 * 1e-9).unwrap_or(0.0);
     AgentInfo {
@@ -34,11 +38,14 @@ pub fn info(timer_overhead_ns: f64) -> AgentInfo {
         version: env!("CARGO_PKG_VERSION").to_string(),
         metrics: catalog::CATALOG.iter().filter(|m| !m.host_timed).map(|m| m.name.to_string()).collect(),
         security: crate::protocol::SecurityStatus::of_self(),
+        spawn: Some(metrics::spawn::target(noop)),
     }
 }
 
 /// The `noop` binary: `$ISOBENCH_NOOP`, else `noop` beside the agent's own
-/// executable, else `/noop`.
+/// executable (natively the cached rootfs's, the container's very file;
+/// in a container `/noop`), else `/noop`. The spawn metrics exec it by a
+/// relative path from its directory (`metrics::spawn`).
 pub fn noop_path() -> PathBuf {
     if let Some(p) = std::env::var_os("ISOBENCH_NOOP") {
         return p.into();
@@ -71,11 +78,11 @@ fn start_server(req: &ServeRequest) -> Result<metrics::net::Server, String> {
 pub fn serve(input: impl BufRead, mut output: impl Write) -> std::io::Result<Exit> {
     let overhead = metrics::timer_overhead_ns();
     let noop = noop_path();
-    let ctx = Context { noop: CString::new(noop.into_os_string().into_encoded_bytes()).unwrap_or_default() };
+    let ctx = Context::for_noop(&noop);
     let is_init = std::process::id() == 1;
     // The server thread of a cross-boundary metric, between Serve and Join.
     let mut server: Option<metrics::net::Server> = None;
-    output.write_all(to_line(&Response::Ready(info(overhead))).as_bytes())?;
+    output.write_all(to_line(&Response::Ready(info_with(overhead, &noop))).as_bytes())?;
     output.flush()?;
     for line in input.lines() {
         let line = line?;
@@ -84,7 +91,7 @@ pub fn serve(input: impl BufRead, mut output: impl Write) -> std::io::Result<Exi
         }
         let response = match serde_json::from_str::<Request>(&line) {
             Err(e) => Response::Error { message: format!("bad request ({e}): {line}") },
-            Ok(Request::Info) => Response::Info(info(overhead)),
+            Ok(Request::Info) => Response::Info(info_with(overhead, &noop)),
             Ok(Request::Shutdown) => {
                 output.write_all(to_line(&Response::Bye).as_bytes())?;
                 output.flush()?;

@@ -181,6 +181,10 @@ pub struct AgentInfo {
     pub version: String,
     /// Metrics this agent implements.
     pub metrics: Vec<String>,
+    /// What the spawn metrics exec, and from where; `None` from agents older
+    /// than the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spawn: Option<SpawnTarget>,
     /// The agent's privileges as its own /proc/self/status shows them inside
     /// the environment (a container's profile at work); `None` from an
     /// older agent or without /proc.
@@ -229,6 +233,27 @@ impl SecurityStatus {
     pub fn of_self() -> Option<SecurityStatus> {
         std::fs::read_to_string("/proc/self/status").ok().map(|s| SecurityStatus::parse(&s))
     }
+}
+
+/// What `spawn.fork_exec` and `spawn.posix_spawn` exec, as the agent sees
+/// it: the same relative path and environment in every environment, so
+/// that only the no-op's directory (and what holds it) differs.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SpawnTarget {
+    /// The path given to execve(2), relative to `dir`.
+    pub path: String,
+    /// The no-op's directory, the agent's working directory while a spawn
+    /// metric runs.
+    pub dir: String,
+    /// The environment given to the no-op (`NAME=value`).
+    pub envp: Vec<String>,
+    /// The file system holding the no-op (statfs(2)'s type, by name).
+    pub fs: String,
+    /// The no-op's device and inode as the agent sees them: equal in two
+    /// environments when they exec the very same file.
+    pub dev: u64,
+    pub ino: u64,
 }
 
 /// The result of one [`RunRequest`].

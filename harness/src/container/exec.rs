@@ -26,7 +26,8 @@ pub struct ExecOptions {
     /// `--rootfs debian`: the host distribution's rootfs, built once with
     /// debootstrap into the cache and mounted read-only.
     /// Default: the minimal rootfs (the agent, noop and a static busybox when
-    /// installed), built in a temp dir for this run and removed after it.
+    /// installed), built once into the cache and bound read-only with a tmpfs
+    /// on /tmp (a private writable copy without a mount namespace).
     pub rootfs: RootfsChoice,
     /// The command and its arguments; a bare name is searched in the
     /// container's PATH (/bin:/sbin:/usr/bin:/usr/sbin).
@@ -99,8 +100,9 @@ impl ExecOptions {
 /// later, or at a second one, everything in the container is killed and the
 /// status is 128+n, as `docker stop` does (see `signals`); SIGQUIT is
 /// ignored as system(3) does. If isobench itself is killed, the container
-/// dies with it (PR_SET_PDEATHSIG) and the temp rootfs and cgroup are swept
-/// at the next start (`cleanup::sweep`).
+/// dies with it (PR_SET_PDEATHSIG) and its cgroup (and a private rootfs
+/// copy, without a mount namespace) are swept at the next start
+/// (`cleanup::sweep`).
 pub fn exec(opts: &ExecOptions, workloads: &Workloads) -> Result<i32, ContainerError> {
     if opts.command.is_empty() {
         return Err(ContainerError::NoCommand);

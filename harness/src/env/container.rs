@@ -3,21 +3,29 @@
 //! rootfs), driven over stdin/stdout pipes exactly like the native agent, so
 //! the difference between the two columns is what the namespaces cost.
 //!
-//! The rootfs is built once in `prepare` (copying binaries is not part of
-//! starting a container) and removed when the environment is dropped; with
-//! `--rootfs debian` it is the cached distribution rootfs, mounted read-only. Each
-//! instance gets a cgroup of its own when the host has cgroups (with the
-//! `--cpus`/`--memory`/`--pids` limits, if any), killed and removed with it.
+//! The rootfs is the cached minimal one (built once per content, shared,
+//! mounted read-only with a tmpfs on /tmp), or with `--rootfs debian` the
+//! cached distribution rootfs; the launch spec (mount plan, /dev template,
+//! cgroup layout) is made once in `prepare`, so a start is the launch
+//! itself. Each instance gets a cgroup of its own when the host has cgroups
+//! (with the `--cpus`/`--memory`/`--pids` limits, if any), killed and
+//! removed with it.
+//!
+//! Each start's phases ([`ContainerStartRecord`]: clone, namespaces ready,
+//! mounts done, cgroup placed, exec, agent ready, shutdown, reaped, cleaned
+//! up) are kept for run.json's `metadata.starts`, as the vm keeps its boots.
 //!
 //! Every instance runs under the settings' security profile (`--profile`,
 //! `default` unless told; see [`crate::container::profile`]), prepared once
-//! here (the seccomp filter of `docker` is compiled in `prepare`, not at
-//! each start); the column label names it (`container (docker)`) and
-//! run.json records what it drops ([`profile_metadata`]).
+//! here with the launch spec (the seccomp filter of `docker` is compiled in
+//! `prepare`, not at each start); the column label names it
+//! (`container (docker)`) and run.json records what it drops
+//! ([`profile_metadata`]).
 
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use isobench_workloads::protocol::AgentInfo;
@@ -25,11 +33,19 @@ use isobench_workloads::protocol::AgentInfo;
 use super::{Endpoint, EnvError, EnvKind, Environment, Instance, Options, PathKind};
 use crate::agent::AgentClient;
 use crate::container::net::{Link, RunNetns};
+use crate::container::process::{monotonic_ns, LaunchTimes};
 use crate::container::profile::{Layer, PreparedProfile, MASKED_PATHS, NOT_A_BOUNDARY, READONLY_PATHS};
 use crate::container::seccomp::PROFILE_PACKAGE;
 use crate::container::{self, Cgroup, CgroupMode, ContainerProcess, LaunchSpec, Limits, Namespace, NamespaceSet, PreparedRootfs, Stdio, Usage};
+use crate::results::run::ContainerStartRecord;
 
 const ENV: &str = "container";
+
+/// Start records kept for `metadata()["starts"]` (a `cargo bench` of
+/// env.start makes hundreds); older ones are dropped.
+pub const MAX_START_RECORDS: usize = 2_000;
+
+type Starts = Arc<Mutex<Vec<ContainerStartRecord>>>;
 
 pub struct Container {
     namespaces: NamespaceSet,
@@ -41,6 +57,10 @@ pub struct Container {
     root: PathBuf,
     /// The security profile, prepared once.
     profile: PreparedProfile,
+    /// The agent's launch, made once: every start spawns it.
+    spec: LaunchSpec,
+    starts: Starts,
+    count: u32,
 }
 
 impl Container {
@@ -66,7 +86,24 @@ impl Container {
             .map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
         let root = rootfs.path().to_path_buf();
         let profile = PreparedProfile::prepare(settings.profile).map_err(|e| EnvError::Unavailable { env: ENV, reason: e.to_string() })?;
-        Ok(Container { namespaces, cgroup, cgroup_mode: container::cgroup::cgroup_mode(), rootfs, root, profile })
+        let spec =
+            launch_spec(namespaces, &root, cgroup, rootfs.read_only(), &profile).map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
+        Ok(Container {
+            namespaces,
+            cgroup,
+            cgroup_mode: container::cgroup::cgroup_mode(),
+            rootfs,
+            root,
+            profile,
+            spec,
+            starts: Starts::default(),
+            count: 0,
+        })
+    }
+
+    /// Every start's phases so far, oldest first (at most [`MAX_START_RECORDS`]).
+    pub fn starts(&self) -> Vec<ContainerStartRecord> {
+        self.starts.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn rootfs(&self) -> &std::path::Path {
@@ -105,6 +142,8 @@ impl Environment for Container {
             "busybox": self.rootfs.busybox(),
             "launcher": "isobench (clone + pivot_root)",
             "pid1": "agent",
+            "hostname": self.spec.hostname(),
+            "starts": self.starts(),
             "rootless": container::rootless(),
             "cgroup": self.cgroup.map(|limits| serde_json::json!({
                 "mode": self.cgroup_mode,
@@ -126,23 +165,14 @@ impl Container {
     /// the instance's cgroup usage ([`ContainerInstance::cgroup_usage`]).
     pub fn start_instance(&mut self) -> Result<ContainerInstance, EnvError> {
         let t0 = Instant::now();
+        let t0_ns = monotonic_ns();
         let io = |context: &str| {
             let context = context.to_string();
             move |e: nix::errno::Errno| EnvError::Io { env: ENV, context, source: e.into() }
         };
         let (stdin_r, stdin_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io("pipe for the agent's stdin"))?;
         let (stdout_r, stdout_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io("pipe for the agent's stdout"))?;
-        let agent_path = format!("/{}", crate::workloads::AGENT_NAME);
-        let mut spec = LaunchSpec::new(self.namespaces, &self.root, &[agent_path.into()], Some(&container::default_hostname()))
-            .map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
-        spec = spec.with_profile(&self.profile);
-        if let Some(limits) = self.cgroup {
-            spec = spec.with_cgroup(limits);
-        }
-        if self.rootfs.read_only() {
-            spec = spec.with_read_only_root(&self.root).map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
-        }
-        let process = container::spawn(&spec, Stdio { stdin: Some(stdin_r.as_fd()), stdout: Some(stdout_w.as_fd()) })
+        let process = container::spawn(&self.spec, Stdio { stdin: Some(stdin_r.as_fd()), stdout: Some(stdout_w.as_fd()) })
             .map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
         let net = match (self.namespaces.contains(Namespace::Net), container::rootless()) {
             (false, _) => NetState::Host,
@@ -156,7 +186,59 @@ impl Container {
         let mut agent = AgentClient::new(Box::new(File::from(stdout_r)), Box::new(File::from(stdin_w)));
         let info = agent.wait_ready().map_err(|e| EnvError::Agent { env: ENV, source: e })?;
         let ready_after = t0.elapsed();
-        Ok(ContainerInstance { process, agent, info, ready_after, net })
+        self.count += 1;
+        let record = start_record(self.count, t0_ns, process.times(), ready_after);
+        {
+            let mut starts = self.starts.lock().unwrap_or_else(|e| e.into_inner());
+            if starts.len() >= MAX_START_RECORDS {
+                starts.remove(0);
+            }
+            starts.push(record.clone());
+        }
+        Ok(ContainerInstance { process, agent, info, ready_after, net, t0_ns, record, starts: Arc::clone(&self.starts) })
+    }
+}
+
+/// The agent's launch (`/isobench-agent`, no arguments) as PID 1 of a
+/// container with `namespaces` in `root`: in a cgroup of its own when
+/// `cgroup` has limits (possibly none), `root` bound read-only when shared.
+fn launch_spec(
+    namespaces: NamespaceSet,
+    root: &std::path::Path,
+    cgroup: Option<Limits>,
+    read_only: bool,
+    profile: &PreparedProfile,
+) -> Result<LaunchSpec, container::ContainerError> {
+    let agent_path = format!("/{}", crate::workloads::AGENT_NAME);
+    let mut spec = LaunchSpec::new(namespaces, root, &[agent_path.into()], Some(&container::default_hostname()))?.with_profile(profile);
+    if let Some(limits) = cgroup {
+        spec = spec.with_cgroup(limits);
+    }
+    if read_only {
+        spec = spec.with_read_only_root(root)?;
+    }
+    Ok(spec)
+}
+
+/// ms from `t0_ns` to `ns` (both CLOCK_MONOTONIC).
+fn since(t0_ns: u64, ns: u64) -> f64 {
+    ns.saturating_sub(t0_ns) as f64 / 1e6
+}
+
+/// Start `n`'s record from the launch's times, up to the agent's ready.
+fn start_record(n: u32, t0_ns: u64, t: &LaunchTimes, ready_after: Duration) -> ContainerStartRecord {
+    let at = |ns: Option<u64>| ns.map(|ns| since(t0_ns, ns));
+    ContainerStartRecord {
+        start: n,
+        clone_ms: since(t0_ns, t.clone_ns),
+        namespaces_ready_ms: since(t0_ns, t.cloned_ns),
+        mounts_done_ms: at(t.mounts_done_ns),
+        cgroup_placed_ms: at(t.cgroup_placed_ns),
+        exec_ms: at(t.exec_ns),
+        agent_ready_ms: ready_after.as_secs_f64() * 1e3,
+        shutdown_requested_ms: None,
+        reaped_ms: None,
+        cleaned_up_ms: None,
     }
 }
 
@@ -200,6 +282,11 @@ pub struct ContainerInstance {
     info: AgentInfo,
     ready_after: Duration,
     net: NetState,
+    /// When the start was asked for (CLOCK_MONOTONIC ns).
+    t0_ns: u64,
+    /// This start's phases; copied into the environment's list as they happen.
+    record: ContainerStartRecord,
+    starts: Starts,
 }
 
 /// The instance's end of the boundary network.
@@ -234,6 +321,37 @@ impl ContainerInstance {
     /// The instance's cgroup directories (one per v1 hierarchy, one in v2).
     pub fn cgroup_paths(&self) -> Vec<PathBuf> {
         self.process.cgroup().map(Cgroup::paths).unwrap_or_default()
+    }
+
+    /// This start's phases known so far.
+    pub fn record(&self) -> &ContainerStartRecord {
+        &self.record
+    }
+
+    /// Writes this start's record back into the environment's list.
+    fn publish(&self) {
+        let mut starts = self.starts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = starts.iter_mut().rev().find(|r| r.start == self.record.start) {
+            *r = self.record.clone();
+        }
+    }
+
+    /// Shuts the agent down and waits for the whole container to be gone,
+    /// recording when; returns the record of the finished start.
+    pub fn stop(mut self) -> Result<(Duration, ContainerStartRecord), EnvError> {
+        let t0 = Instant::now();
+        self.record.shutdown_requested_ms = Some(since(self.t0_ns, monotonic_ns()));
+        self.agent.shutdown().map_err(|e| EnvError::Agent { env: ENV, source: e })?;
+        let status = self.process.wait().map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
+        let took = t0.elapsed();
+        let times = *self.process.times();
+        self.record.reaped_ms = times.reaped_ns.map(|ns| since(self.t0_ns, ns));
+        self.record.cleaned_up_ms = times.cleaned_up_ns.map(|ns| since(self.t0_ns, ns));
+        self.publish();
+        if status != 0 {
+            return Err(EnvError::Start { env: ENV, reason: format!("agent exited with status {status}") });
+        }
+        Ok((took, self.record.clone()))
     }
 }
 
@@ -273,6 +391,10 @@ impl Instance for ContainerInstance {
         self.ready_after
     }
 
+    fn phases(&self) -> Vec<(String, f64)> {
+        self.record.phases()
+    }
+
     /// A veth pair on first call: `eth0` inside the container with the
     /// .2 address of a /24 of the run's private network namespace, where the
     /// other end has .1 (the networking rule: nothing of isobench's on the
@@ -297,14 +419,7 @@ impl Instance for ContainerInstance {
         self.cgroup_usage().map_or(serde_json::Value::Null, |u| serde_json::to_value(u).expect("usage serializes"))
     }
 
-    fn shutdown(mut self: Box<Self>) -> Result<Duration, EnvError> {
-        let t0 = Instant::now();
-        self.agent.shutdown().map_err(|e| EnvError::Agent { env: ENV, source: e })?;
-        let status = self.process.wait().map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
-        let took = t0.elapsed();
-        if status != 0 {
-            return Err(EnvError::Start { env: ENV, reason: format!("agent exited with status {status}") });
-        }
-        Ok(took)
+    fn shutdown(self: Box<Self>) -> Result<Duration, EnvError> {
+        self.stop().map(|(took, _)| took)
     }
 }

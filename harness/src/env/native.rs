@@ -1,6 +1,16 @@
 //! The native environment: the agent as a plain child process on the host,
 //! talking over stdin/stdout pipes. It is the baseline of every ratio.
+//!
+//! Like with like: the native agent is the container's very file, run from
+//! the cached minimal rootfs on the host (so the no-op its spawn metrics
+//! exec, next to it, is the same file on the same file system as the
+//! container's `/noop`), with the container's environment variables
+//! ([`container_environment`]). What differs from the container is then
+//! the isolation alone: namespaces, the container's cgroup, the read-only
+//! bind of the rootfs. Where the cache cannot be used, the agent runs from
+//! the workload build, and run.json's metadata says so.
 
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -8,17 +18,27 @@ use isobench_workloads::protocol::AgentInfo;
 
 use super::{EnvError, EnvKind, Environment, Instance, Options};
 use crate::agent::AgentClient;
-use crate::workloads::Workloads;
+use crate::container::process::container_environment;
+use crate::container::rootfs::CachedRootfs;
+use crate::workloads::AGENT_NAME;
 
 const ENV: &str = "native";
 
 pub struct Native {
-    workloads: Workloads,
+    agent: PathBuf,
+    /// The cached rootfs the agent runs from (held: never pruned while in
+    /// use), or why the workload build is used instead.
+    rootfs: Result<CachedRootfs, String>,
 }
 
 impl Native {
     pub fn prepare(opts: &Options) -> Result<Self, EnvError> {
-        Ok(Native { workloads: opts.workloads.clone() })
+        let rootfs = CachedRootfs::prepare(&opts.workloads).map_err(|e| e.to_string());
+        let agent = match &rootfs {
+            Ok(r) => r.path().join(AGENT_NAME),
+            Err(_) => opts.workloads.agent.clone(),
+        };
+        Ok(Native { agent, rootfs })
     }
 }
 
@@ -28,13 +48,26 @@ impl Environment for Native {
     }
 
     fn metadata(&self) -> serde_json::Value {
-        serde_json::json!({ "agent": self.workloads.agent })
+        let source = match &self.rootfs {
+            Ok(r) => format!("the cached minimal rootfs {} (the container's files), on the host", r.name()),
+            Err(why) => format!("the workload build (the cached rootfs could not be used: {why})"),
+        };
+        serde_json::json!({
+            "agent": self.agent,
+            "agent_source": source,
+            "environment": container_environment().into_iter().map(|(k, _)| k).collect::<Vec<_>>(),
+        })
     }
 
     fn start(&mut self) -> Result<Box<dyn Instance>, EnvError> {
         let t0 = Instant::now();
-        let mut child = crate::process::spawn_agent(Command::new(&self.workloads.agent).stdin(Stdio::piped()).stdout(Stdio::piped()))
-            .map_err(|e| EnvError::Io { env: ENV, context: format!("spawn {}", self.workloads.agent.display()), source: e })?;
+        let mut cmd = Command::new(&self.agent);
+        cmd.env_clear().envs(container_environment()).stdin(Stdio::piped()).stdout(Stdio::piped());
+        let mut child = crate::process::spawn_agent(&mut cmd).map_err(|e| EnvError::Io {
+            env: ENV,
+            context: format!("spawn {}", self.agent.display()),
+            source: e,
+        })?;
         let stdin = child.stdin.take().expect("piped");
         let stdout = child.stdout.take().expect("piped");
         let mut agent = AgentClient::new(Box::new(stdout), Box::new(stdin));

@@ -99,5 +99,9 @@ fn draw(dir: &RunDir, run: &RunRecord, ms: &[Measurement]) -> Result<(Vec<PathBu
             plots.extend(plot::per_namespace(&plots_dir, &per_ns).unwrap_or_default());
         }
     }
+    match plot::container_phases(&plots_dir, &phases::container_from_run(run)) {
+        Ok(p) => plots.extend(p),
+        Err(e) => warnings.push(format!("the container start phases were not drawn: {e}")),
+    }
     Ok((plots, warnings))
 }

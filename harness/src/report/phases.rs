@@ -3,9 +3,10 @@
 //! ready (/init reached) → workload done → QEMU exited, as medians over every
 //! boot of the run, with the guest's own uptime at `ready` beside them
 //! (Firecracker's boot-time method: measured from the host, from VMM start
-//! to the guest's user space).
+//! to the guest's user space); and the container's start phases
+//! (`metadata.starts`, [`container_from_run`]) the same way.
 
-use crate::results::run::{BootRecord, RunRecord};
+use crate::results::run::{BootRecord, ContainerStartRecord, RunRecord};
 
 /// Firecracker's published target: guest boot to /init in ≤ 125 ms on KVM
 /// (firecracker SPECIFICATION.md).
@@ -81,9 +82,117 @@ pub fn from_run(run: &RunRecord) -> Vec<Phases> {
     out
 }
 
+/// Container start phases (from `starts_all`, else `metadata.starts`):
+/// one [`Phases`] per environment with starts, whose segments are the
+/// medians of the time to each step from the step before it, in the order
+/// they happen: the launcher's preparation to clone(2), then the child's
+/// steps (mounts done, placed in its cgroup, execve: in the order each start
+/// took them), the agent's own start, and after the shutdown the reap and
+/// the cgroup's removal (the time between the agent's ready and the
+/// shutdown, the workload's, is left out). clone(2) returning in the parent
+/// overlaps the child's steps, so it is not a segment: [`clone_returned_ms`]
+/// gives it. `ready_ms` is the median start → agent ready.
+pub fn container_from_run(run: &RunRecord) -> Vec<Phases> {
+    let mut out = Vec::new();
+    for (env, e) in &run.environments {
+        let Some(starts) = container_starts(e) else { continue };
+        let segments = CONTAINER_SEGMENTS
+            .iter()
+            .filter_map(|name| {
+                let v: Vec<f64> = starts.iter().filter_map(|r| segments(r).into_iter().find(|s| s.0 == *name).map(|s| s.1)).collect();
+                Some((*name, median(v)?))
+            })
+            .collect();
+        let Some(ready_ms) = median(starts.iter().map(|r| r.agent_ready_ms).collect()) else { continue };
+        out.push(Phases {
+            env: env.clone(),
+            label: e.label_or(env).to_string(),
+            n: starts.len(),
+            segments,
+            ready_ms,
+            guest_uptime_ms: None,
+            clocksource: None,
+        });
+    }
+    out
+}
+
+/// The median time from clone(2) called to clone(2) returned in the
+/// launcher, over `env`'s starts.
+pub fn clone_returned_ms(run: &RunRecord, env: &str) -> Option<f64> {
+    let starts = container_starts(run.environments.get(env)?)?;
+    median(starts.iter().map(|r| r.namespaces_ready_ms - r.clone_ms).collect())
+}
+
+fn container_starts(e: &crate::results::run::EnvRecord) -> Option<&Vec<ContainerStartRecord>> {
+    e.starts_all.as_ref().filter(|s| !s.is_empty()).or_else(|| e.meta(|m| m.starts.as_ref()).filter(|s| !s.is_empty()))
+}
+
+/// The container's segments, by the step each ends at, in table order.
+pub const CONTAINER_SEGMENTS: [&str; 7] = [
+    "launcher's preparation (→ clone)",
+    "clone(2) → namespaces, mounts, host name, loopback done",
+    "→ placed in its cgroup",
+    "→ execve of the agent",
+    AGENT_START,
+    "shutdown → init reaped",
+    "→ cgroup read and removed",
+];
+
+/// The segment whose median is the agent's own start.
+pub const AGENT_START: &str = "agent's own start (exec → ready)";
+
+/// One start's segments: (name, ms from the step before).
+fn segments(r: &ContainerStartRecord) -> Vec<(&'static str, f64)> {
+    let mut child: Vec<(&'static str, f64)> =
+        [(CONTAINER_SEGMENTS[1], r.mounts_done_ms), (CONTAINER_SEGMENTS[2], r.cgroup_placed_ms), (CONTAINER_SEGMENTS[3], r.exec_ms)]
+            .into_iter()
+            .filter_map(|(n, t)| Some((n, t?)))
+            .collect();
+    child.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let mut steps = vec![("", 0.0), (CONTAINER_SEGMENTS[0], r.clone_ms)];
+    steps.extend(child);
+    steps.push((AGENT_START, r.agent_ready_ms));
+    let mut out: Vec<(&'static str, f64)> = steps.windows(2).map(|w| (w[1].0, (w[1].1 - w[0].1).max(0.0))).collect();
+    if let (Some(shutdown), Some(reaped)) = (r.shutdown_requested_ms, r.reaped_ms) {
+        out.push((CONTAINER_SEGMENTS[5], (reaped - shutdown).max(0.0)));
+        if let Some(clean) = r.cleaned_up_ms.filter(|_| r.cgroup_placed_ms.is_some()) {
+            out.push((CONTAINER_SEGMENTS[6], (clean - reaped).max(0.0)));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn container_segments_are_medians_between_steps_without_the_workload() {
+        let start = |n: u32, k: f64, shutdown: f64| {
+            serde_json::json!({"start": n, "clone_ms": 0.1 * k, "namespaces_ready_ms": 1.0 * k, "mounts_done_ms": 1.5 * k, "cgroup_placed_ms": 1.6 * k,
+                               "exec_ms": 1.7 * k, "agent_ready_ms": 2.5 * k, "shutdown_requested_ms": shutdown, "reaped_ms": shutdown + 0.5,
+                               "cleaned_up_ms": shutdown + 0.8})
+        };
+        // A start whose launcher was scheduled back after its child had done its mounts.
+        let late = serde_json::json!({"start": 4, "clone_ms": 0.1, "namespaces_ready_ms": 3.0, "mounts_done_ms": 1.6, "cgroup_placed_ms": 3.1,
+                                      "exec_ms": 3.2, "agent_ready_ms": 4.0, "shutdown_requested_ms": 4.0, "reaped_ms": 4.5, "cleaned_up_ms": 4.8});
+        let run: RunRecord = serde_json::from_value(serde_json::json!({"environments": {
+            "container": {"label": "container", "starts_all": [start(1, 2.0, 5000.0), start(2, 1.0, 2.5), start(3, 1.0, 2.5), late]}
+        }}))
+        .unwrap();
+        let p = &container_from_run(&run)[0];
+        assert_eq!((p.env.as_str(), p.n, p.ready_ms), ("container", 4, 3.25));
+        let names: Vec<&str> = p.segments.iter().map(|s| s.0).collect();
+        assert_eq!(names, CONTAINER_SEGMENTS);
+        let seg = |n: &str| p.segments.iter().find(|s| s.0 == n).unwrap().1;
+        // clone → mounts done: 1.4 (k = 1), 1.4, 2.8 (k = 2), 1.5: median 1.45.
+        assert!((seg("clone(2) → namespaces, mounts, host name, loopback done") - 1.45).abs() < 1e-9, "{:?}", p.segments);
+        assert!((seg("shutdown → init reaped") - 0.5).abs() < 1e-9, "the 5 s workload of the measured instance is left out");
+        // clone → returned: 1.8, 0.9, 0.9, 2.9: median 1.35.
+        assert!((clone_returned_ms(&run, "container").unwrap() - 1.35).abs() < 1e-9);
+        assert!(from_run(&run).is_empty(), "no boots");
+    }
 
     #[test]
     fn medians_of_each_segment() {

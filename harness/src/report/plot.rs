@@ -256,16 +256,49 @@ fn draw_percentiles<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &st
     root.present().map_err(e)
 }
 
-/// Colours of the boot-phase segments, in order.
-const PHASE_COLORS: [RGBColor; 4] = [RGBColor(158, 202, 225), RGBColor(49, 130, 189), RGBColor(253, 174, 107), RGBColor(150, 150, 150)];
+/// Colours of the phase segments, in order (the boot's four first).
+const PHASE_COLORS: [RGBColor; 9] = [
+    RGBColor(158, 202, 225),
+    RGBColor(49, 130, 189),
+    RGBColor(253, 174, 107),
+    RGBColor(150, 150, 150),
+    RGBColor(116, 196, 118),
+    RGBColor(230, 85, 13),
+    RGBColor(117, 107, 177),
+    RGBColor(253, 208, 162),
+    RGBColor(49, 163, 84),
+];
 
-fn draw_phases<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, phases: &[Phases]) -> Result<(), String> {
+/// Caption of the vm's boot-phase chart.
+const BOOT_PHASES_CAPTION: &str = "boot phases (host-measured medians, ms from QEMU start)";
+/// Caption of the container's start-phase chart.
+const CONTAINER_PHASES_CAPTION: &str = "container start phases (host-measured medians, ms from the start asked)";
+
+/// The container's start phases ([`crate::report::phases::container_from_run`])
+/// as `container-start-phases.svg`/`.png` in `dir`; nothing without phases.
+pub fn container_phases(dir: &Path, phases: &[Phases]) -> Result<Vec<PathBuf>, ReportError> {
+    let mut out = Vec::new();
+    if phases.is_empty() {
+        return Ok(out);
+    }
+    ensure_font().map_err(|message| ReportError::Plot { path: dir.to_path_buf(), message })?;
+    std::fs::create_dir_all(dir).map_err(|source| ReportError::Io { path: dir.to_path_buf(), source })?;
+    let height = 320 + 70 * phases.len() as u32;
+    both(dir, "container-start-phases", &mut out, |svg, png| match (svg, png) {
+        (Some(p), _) => draw_phases(SVGBackend::new(p, (SIZE.0, height)).into_drawing_area(), CONTAINER_PHASES_CAPTION, phases),
+        (_, Some(p)) => draw_phases(BitMapBackend::new(p, (SIZE.0, height)).into_drawing_area(), CONTAINER_PHASES_CAPTION, phases),
+        _ => Ok(()),
+    })?;
+    Ok(out)
+}
+
+fn draw_phases<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, caption: &str, phases: &[Phases]) -> Result<(), String> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(e)?;
     let total = phases.iter().map(|p| p.segments.iter().map(|s| s.1).sum::<f64>()).fold(0.0, f64::max).max(1.0);
     let n = phases.len();
     let mut chart = ChartBuilder::on(&root)
-        .caption("boot phases (host-measured medians, ms from QEMU start)", (FONT, 20))
+        .caption(caption, (FONT, 20))
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(170)
@@ -486,8 +519,12 @@ pub fn render_all(dir: &Path, ms: &[Measurement], phases: &[Phases]) -> Result<V
     }
     if !phases.is_empty() {
         both(dir, "boot-phases", &mut out, |svg, png| match (svg, png) {
-            (Some(p), _) => draw_phases(SVGBackend::new(p, (SIZE.0, 260 + 70 * phases.len() as u32)).into_drawing_area(), phases),
-            (_, Some(p)) => draw_phases(BitMapBackend::new(p, (SIZE.0, 260 + 70 * phases.len() as u32)).into_drawing_area(), phases),
+            (Some(p), _) => {
+                draw_phases(SVGBackend::new(p, (SIZE.0, 260 + 70 * phases.len() as u32)).into_drawing_area(), BOOT_PHASES_CAPTION, phases)
+            }
+            (_, Some(p)) => {
+                draw_phases(BitMapBackend::new(p, (SIZE.0, 260 + 70 * phases.len() as u32)).into_drawing_area(), BOOT_PHASES_CAPTION, phases)
+            }
             _ => Ok(()),
         })?;
     }

@@ -168,6 +168,10 @@ pub struct EnvRecord {
     /// (`metadata.boots` holds the last process's only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boots_all: Option<Vec<BootRecord>>,
+    /// Every container start of the run, across all processes that wrote it
+    /// (`metadata.starts` holds the last process's only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_all: Option<Vec<ContainerStartRecord>>,
     /// Keys this version does not know, kept as they were.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
@@ -209,6 +213,9 @@ pub struct EnvMetadata {
     /// environment's and the OCI peers'.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<ProfileRecord>,
+    /// The container's starts (the writing process's), most recent last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts: Option<Vec<ContainerStartRecord>>,
     /// Every other fact, as the environment wrote it.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
@@ -311,6 +318,70 @@ impl BootRecord {
 
     /// What tells two records of one boot apart from records of others: a
     /// later record of the same boot knows more and replaces the earlier.
+    pub fn key(&self) -> (u32, u64) {
+        (self.start, self.agent_ready_ms.to_bits())
+    }
+}
+
+/// One container start's phases (`metadata.starts[]` and `starts_all[]`),
+/// ms from the start being asked for ([`Environment::start`]), all on the
+/// host's CLOCK_MONOTONIC: the launcher stamps its own steps and the
+/// container's child stamps the steps only it sees (`container::process::timeline`).
+/// A step that does not exist in a start (no cgroup) or has not happened
+/// (the instance still runs) is `None`.
+///
+/// [`Environment::start`]: crate::env::Environment::start
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ContainerStartRecord {
+    /// 1 for the environment's first start, then 2, 3, ...
+    pub start: u32,
+    /// clone(2) called: what came before is the launcher's own preparation
+    /// (pipes, the child's stack, a cgroup v2 group).
+    pub clone_ms: f64,
+    /// clone(2) returned: the namespaces exist, the child runs in them.
+    pub namespaces_ready_ms: f64,
+    /// The child applied its mount plan (rootfs, /proc, /dev, /sys,
+    /// pivot_root), set its host name and brought its loopback up.
+    pub mounts_done_ms: Option<f64>,
+    /// The child is in its cgroup (moved itself in after the parent's
+    /// handshake, or born in it).
+    pub cgroup_placed_ms: Option<f64>,
+    /// The agent's execve(2) called.
+    pub exec_ms: Option<f64>,
+    /// The agent's `ready` line read by the host: the end of `start`.
+    pub agent_ready_ms: f64,
+    /// Shutdown asked for (at once in an `env.start` loop; after the
+    /// workload for the measured instance).
+    pub shutdown_requested_ms: Option<f64>,
+    /// The container's init (the agent) reaped.
+    pub reaped_ms: Option<f64>,
+    /// Its cgroup read and removed: nothing of the start is left.
+    pub cleaned_up_ms: Option<f64>,
+}
+
+impl ContainerStartRecord {
+    /// The steps that happened, (name, ms), in the order they happened.
+    pub fn phases(&self) -> Vec<(String, f64)> {
+        let mut v: Vec<(String, f64)> = [
+            ("clone", Some(self.clone_ms)),
+            ("namespaces_ready", Some(self.namespaces_ready_ms)),
+            ("mounts_done", self.mounts_done_ms),
+            ("cgroup_placed", self.cgroup_placed_ms),
+            ("exec", self.exec_ms),
+            ("agent_ready", Some(self.agent_ready_ms)),
+            ("shutdown_requested", self.shutdown_requested_ms),
+            ("reaped", self.reaped_ms),
+            ("cleaned_up", self.cleaned_up_ms),
+        ]
+        .into_iter()
+        .filter_map(|(name, ms)| ms.map(|ms| (name.to_string(), ms)))
+        .collect();
+        v.sort_by(|a, b| a.1.total_cmp(&b.1));
+        v
+    }
+
+    /// What tells two records of one start apart from records of others
+    /// (as [`BootRecord::key`]).
     pub fn key(&self) -> (u32, u64) {
         (self.start, self.agent_ready_ms.to_bits())
     }

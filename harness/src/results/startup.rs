@@ -86,6 +86,11 @@ pub struct StartupRun {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpuid_ns: Option<f64>,
     pub rows: Vec<StartupRow>,
+    /// Whether the isobench+cgroup column's timed region ends with its
+    /// groups removed, as env.start's container does; files written before
+    /// it did removed them after the timed region.
+    #[serde(default)]
+    pub cgroup_removal_timed: bool,
     /// Columns that could not run here: (name, one line why).
     pub skipped: Vec<(String, String)>,
     /// What else the machine did during the rounds (absent in files written
@@ -103,6 +108,13 @@ impl StartupRun {
     pub fn ratio(&self, env: &str, base: &str, q: f64) -> Option<f64> {
         let (a, b) = (self.row(env)?.quantile_ns(q), self.row(base)?.quantile_ns(q));
         (b > 0).then(|| a as f64 / b as f64)
+    }
+
+    /// `env`'s p50 over `base`'s with its 95 % interval: (ratio, low, high),
+    /// from [`StartupRun::ratio_ci95`].
+    pub fn p50_ratio_ci(&self, env: &str, base: &str) -> Option<(f64, f64, f64)> {
+        let (lo, hi) = self.ratio_ci95(env, base)?;
+        Some((self.ratio(env, base, 0.5)?, lo, hi))
     }
 
     /// The 95 % interval of `env`'s p50 over `base`'s
@@ -227,6 +239,7 @@ mod tests {
             noop: Noop::Static,
             cpuid_ns: None,
             rows: vec![iso, runc],
+            cgroup_removal_timed: true,
             skipped: vec![],
             interference: None,
         };
@@ -245,12 +258,43 @@ mod tests {
     }
 
     #[test]
+    fn a_ratio_of_medians_carries_the_interval_of_both() {
+        let a = row("a", (0..100).map(|i| 2_000 + i).collect());
+        let b = row("b", (0..100).map(|i| 1_000 + i).collect());
+        let run = StartupRun {
+            n: 100,
+            namespaces: None,
+            warmup: 0,
+            noop: Noop::Static,
+            cpuid_ns: None,
+            rows: vec![a.clone(), b.clone()],
+            cgroup_removal_timed: true,
+            skipped: vec![],
+            interference: None,
+        };
+        let (r, lo, hi) = run.p50_ratio_ci("a", "b").unwrap();
+        assert_eq!(Some((lo, hi)), run.ratio_ci95("a", "b"));
+        assert!(lo < r && r < hi, "{lo} {r} {hi}");
+        assert_eq!(run.p50_ratio_ci("a", "missing"), None);
+    }
+
+    #[test]
     fn a_startup_file_from_before_the_noop_was_recorded_ran_the_static_one() {
         let old = r#"{"n":2,"namespaces":"pid,mnt","warmup":1,"rows":[{"env":"isobench","label":"isobench","command":"/noop","samples_ns":[1,2]}],"skipped":[]}"#;
         let run: StartupRun = serde_json::from_str(old).unwrap();
         assert_eq!((run.noop, run.cpuid_ns), (Noop::Static, None));
-        let nolibc =
-            StartupRun { n: 1, namespaces: None, warmup: 0, noop: Noop::Nolibc, cpuid_ns: None, rows: vec![], skipped: vec![], interference: None };
+        assert!(!run.cgroup_removal_timed, "an old file's cgroup removal was outside the timed region");
+        let nolibc = StartupRun {
+            n: 1,
+            namespaces: None,
+            warmup: 0,
+            noop: Noop::Nolibc,
+            cpuid_ns: None,
+            rows: vec![],
+            cgroup_removal_timed: true,
+            skipped: vec![],
+            interference: None,
+        };
         assert_eq!(serde_json::to_value(nolibc).unwrap()["noop"], "nolibc");
         assert_eq!("nolibc".parse::<Noop>(), Ok(Noop::Nolibc));
         assert_eq!("glibc".parse::<Noop>().unwrap_err(), "unknown no-op \"glibc\"; choose from static or nolibc");

@@ -1,6 +1,7 @@
 //! The columns of `isobench startup` (`--env`): the floors, isobench's
-//! launcher with and without a cgroup, the peer runtimes, and the launcher
-//! with one namespace set (the per-namespace breakdown).
+//! launcher with and without a cgroup, whole `isobench exec` processes, the
+//! peer runtimes, and the launcher with one namespace set (the
+//! per-namespace breakdown).
 
 use crate::container::NamespaceSet;
 use crate::env::EnvKind;
@@ -20,11 +21,20 @@ pub enum Column {
     /// fork+exec of the no-op on the host, wait: any process start.
     Exec,
     /// isobench's launcher: clone into new namespaces, pivot_root into the
-    /// minimal rootfs, /proc /dev /sys, exec the no-op, wait.
+    /// cached minimal rootfs (read-only, a tmpfs /tmp), /proc /dev /sys,
+    /// exec the no-op, reaped: the container environment's launch, with the
+    /// no-op in place of the agent.
     Isobench,
     /// The same with a cgroup of its own (no limits), created before the
-    /// exec and removed after the exit, as runc does for every container.
+    /// exec and removed after the exit, within the timed region, as
+    /// env.start's container removes it and runc does for every container.
     IsobenchCgroup,
+    /// A whole `isobench exec --no-cgroup --ns SET -- /noop` process: the
+    /// binary's own start, its sweep, the launch, the exit (what a user of
+    /// `isobench exec` waits for, beside unshare(1)).
+    IsobenchExec,
+    /// The same with exec's default cgroup (created and removed).
+    IsobenchExecCgroup,
     /// A peer runtime.
     Peer(EnvKind),
     /// isobench's launcher with this namespace set instead of the options'
@@ -35,7 +45,15 @@ pub enum Column {
 impl Column {
     /// Every column, in table order.
     pub fn all() -> Vec<Column> {
-        let mut v = vec![Column::Clone, Column::CloneExec, Column::Exec, Column::Isobench, Column::IsobenchCgroup];
+        let mut v = vec![
+            Column::Clone,
+            Column::CloneExec,
+            Column::Exec,
+            Column::Isobench,
+            Column::IsobenchCgroup,
+            Column::IsobenchExec,
+            Column::IsobenchExecCgroup,
+        ];
         v.extend(EnvKind::PEERS.map(Column::Peer));
         v
     }
@@ -47,6 +65,8 @@ impl Column {
             Column::Exec => "exec".into(),
             Column::Isobench => "isobench".into(),
             Column::IsobenchCgroup => "isobench+cgroup".into(),
+            Column::IsobenchExec => "isobench-exec".into(),
+            Column::IsobenchExecCgroup => "isobench-exec+cgroup".into(),
             Column::Peer(k) => k.as_str().into(),
             Column::IsobenchWith(set) => format!("isobench[{set}]"),
         }

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use crate::container::{self, ContainerError, LaunchSpec, MinimalRootfs, NamespaceSet};
+use crate::container::{self, ContainerError, LaunchSpec, NamespaceSet, PreparedRootfs, RootfsChoice};
 use crate::env::peer::{NoopStart, PeerCommand};
 use crate::env::{self, EnvError, EnvKind, Options};
 use crate::results::startup::{StartupRow, StartupRun};
@@ -33,9 +33,26 @@ struct Starter {
 
 enum StarterKind {
     Floor(Floor),
-    Exec { noop: PathBuf },
-    Isobench { spec: Box<LaunchSpec>, _rootfs: MinimalRootfs },
-    Peer { env: Box<dyn NoopStart>, noop: Noop, log: PathBuf, _dir: tempfile::TempDir },
+    Exec {
+        noop: PathBuf,
+    },
+    Isobench {
+        spec: Box<LaunchSpec>,
+        _rootfs: PreparedRootfs,
+    },
+    /// A whole `isobench exec` process: the binary and its arguments.
+    IsobenchExec {
+        exe: PathBuf,
+        args: Vec<OsString>,
+        log: PathBuf,
+        _dir: tempfile::TempDir,
+    },
+    Peer {
+        env: Box<dyn NoopStart>,
+        noop: Noop,
+        log: PathBuf,
+        _dir: tempfile::TempDir,
+    },
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartupError {
@@ -64,12 +81,24 @@ impl Starter {
                 let stdio = container::Stdio { stdin: Some(null.as_fd()), stdout: Some(null.as_fd()) };
                 let t0 = Instant::now();
                 let mut p = container::spawn(spec, stdio).map_err(|e| e.to_string())?;
-                let status = p.wait_exit().map_err(|e| e.to_string())?;
+                // Reaped and, with a cgroup, the group read and removed: the
+                // same end as env.start's (`cleaned_up`).
+                let status = p.wait().map_err(|e| e.to_string())?;
                 let ns = t0.elapsed().as_nanos() as u64;
-                // After the timed region (as the report says of the isobench+cgroup
-                // column): the emptied group goes.
-                p.release_cgroup().map_err(|e| e.to_string())?;
                 (status == 0).then_some(ns).ok_or_else(|| format!("noop exited with status {status}"))
+            }
+            StarterKind::IsobenchExec { exe, args, log, .. } => {
+                let err = File::create(&*log).map_err(|e| format!("create {}: {e}", log.display()))?;
+                let mut cmd = Command::new(&*exe);
+                cmd.args(&*args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(err);
+                let t0 = Instant::now();
+                let status = crate::process::spawn_agent(&mut cmd).and_then(|mut c| c.wait());
+                let ns = t0.elapsed().as_nanos() as u64;
+                match status {
+                    Ok(s) if s.success() => Ok(ns),
+                    Ok(s) => Err(format!("{} ({s})", crate::env::peer::stderr_tail(log))),
+                    Err(e) => Err(format!("spawn {}: {e}", exe.display())),
+                }
             }
             StarterKind::Peer { env, noop, log, .. } => {
                 let PeerCommand { mut cmd, cleanup } = env.noop_command(*noop).map_err(|e| e.to_string())?;
@@ -155,10 +184,16 @@ pub fn measure(
             }),
             Column::Isobench | Column::IsobenchCgroup | Column::IsobenchWith(_) => {
                 let namespaces = if let Column::IsobenchWith(set) = col { set } else { namespaces };
-                let rootfs = MinimalRootfs::build(&opts.workloads).map_err(ContainerError::from)?;
-                let root = rootfs.path().canonicalize().map_err(io_err("canonicalize the rootfs"))?;
+                // The container environment's rootfs: the cached one, bound
+                // read-only (a private copy without a mount namespace).
+                let mount_ns = namespaces.contains(container::Namespace::Mount);
+                let rootfs = PreparedRootfs::prepare(&RootfsChoice::Minimal, &opts.workloads, mount_ns).map_err(ContainerError::from)?;
+                let root = rootfs.path().to_path_buf();
                 let mut spec =
                     LaunchSpec::new(namespaces, &root, &[OsString::from(&noop)], Some(&container::default_hostname()))?.with_profile(&profile);
+                if rootfs.read_only() {
+                    spec = spec.with_read_only_root(&root)?;
+                }
                 let mut what = format!("isobench launcher ({}; profile {})", namespaces.names().join(","), profile.profile().label());
                 if col == Column::IsobenchCgroup {
                     if container::cgroup::cgroup_mode() == container::cgroup::CgroupMode::None {
@@ -166,7 +201,7 @@ pub fn measure(
                         continue;
                     }
                     spec = spec.with_cgroup(container::cgroup::Limits::default());
-                    what += " + a cgroup";
+                    what += " + a cgroup (made and removed)";
                 }
                 starters.push(Starter {
                     row: row(
@@ -175,6 +210,32 @@ pub fn measure(
                     ),
                     kind: StarterKind::Isobench { spec: Box::new(spec), _rootfs: rootfs },
                 });
+            }
+            Column::IsobenchExec | Column::IsobenchExecCgroup => {
+                let Some(exe) = isobench_exe() else {
+                    skipped.push((col.name(), "no isobench binary: run `isobench startup` itself, or cargo build --release".into()));
+                    continue;
+                };
+                if col == Column::IsobenchExecCgroup && container::cgroup::cgroup_mode() == container::cgroup::CgroupMode::None {
+                    skipped.push((col.name(), "no cgroup fs mounted at /sys/fs/cgroup".to_string()));
+                    continue;
+                }
+                let mut args: Vec<OsString> = ["exec", "--ns", &namespaces.to_string()].map(OsString::from).to_vec();
+                // Without --no-cgroup, exec gives the container a cgroup on a
+                // host that has them (checked above).
+                if col == Column::IsobenchExec {
+                    args.push("--no-cgroup".into());
+                }
+                args.extend(["--".into(), OsString::from(&noop)]);
+                let command = std::iter::once(exe.as_os_str())
+                    .chain(args.iter().map(OsString::as_os_str))
+                    .map(|a| a.to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let dir =
+                    tempfile::Builder::new().prefix(&crate::leftovers::temp_prefix("startup")).tempdir().map_err(io_err("create a temp dir"))?;
+                let log = dir.path().join("stderr.log");
+                starters.push(Starter { row: row(col.name(), command), kind: StarterKind::IsobenchExec { exe, args, log, _dir: dir } });
             }
             Column::Peer(kind) => match prepare_peer(kind, opts) {
                 Ok((mut e, label)) => {
@@ -238,16 +299,24 @@ pub fn measure(
         }
     }
     let namespaces = columns.iter().all(|c| !matches!(c, Column::IsobenchWith(_))).then(|| namespaces.names().join(","));
-    Ok(StartupRun {
-        n,
-        warmup,
-        namespaces,
-        noop: noop_kind,
-        cpuid_ns,
-        rows: starters.into_iter().map(|s| s.row).collect(),
-        skipped,
-        interference: None,
-    })
+    let rows = starters.into_iter().map(|s| s.row).collect();
+    Ok(StartupRun { n, warmup, namespaces, noop: noop_kind, cpuid_ns, rows, cgroup_removal_timed: true, skipped, interference: None })
+}
+
+/// The isobench binary whose `exec` the exec columns time: this process
+/// when it is isobench (`isobench startup`), else the workspace's build of
+/// this process's profile, then the other (tests and benches run from other
+/// binaries).
+pub fn isobench_exe() -> Option<PathBuf> {
+    let me = std::env::current_exe().ok()?;
+    if me.file_name().is_some_and(|n| n == "isobench") {
+        return Some(me);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| crate::paths::repo_root().join("target"), PathBuf::from);
+    // The build of this process's profile first: the other may be stale.
+    let release_first = me.components().any(|c| c.as_os_str() == "release");
+    let profiles = if release_first { ["release", "debug"] } else { ["debug", "release"] };
+    profiles.into_iter().map(|p| target.join(p).join("isobench")).find(|p| p.is_file())
 }
 
 /// The per-namespace cost breakdown of isobench's launcher: start-to-exit of

@@ -19,10 +19,13 @@
 //! by a kworker, runc's exit is followed by its cgroup's removal), and in a
 //! fixed order the same column would always pay for its predecessor's.
 //! Preparation (a rootfs, a bundle, config.json for the next container ID) is
-//! outside the timed region; each timed region is spawn → wait, nothing else,
-//! except that the isobench+cgroup column removes the container's emptied
-//! groups right after its timed region (the report's description of that
-//! column says so).
+//! outside the timed region; each timed region is spawn → the no-op's exit
+//! reaped → what the start made removed (isobench+cgroup: its groups, read
+//! and removed, as env.start's container removes them; runc: its own
+//! cleanup before it exits), the same end as env.start's. The
+//! isobench-exec columns time whole `isobench exec` processes, the binary's
+//! own start included, beside unshare(1), the tool `isobench exec` stands
+//! in for.
 //! The method follows Firecracker's boot-time test (time to the workload, on
 //! the host clock) and hyperfine's (repeat, interleave, report percentiles).
 //!

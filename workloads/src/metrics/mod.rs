@@ -47,8 +47,15 @@ pub enum MetricError {
 /// Context a metric needs from the agent (paths resolved at start-up).
 #[derive(Debug, Clone)]
 pub struct Context {
-    /// The static no-op binary that spawn metrics exec.
+    /// The static no-op binary that spawn metrics exec (its full path).
     pub noop: std::ffi::CString,
+}
+
+impl Context {
+    /// The context for the no-op at `noop`.
+    pub fn for_noop(noop: &std::path::Path) -> Context {
+        Context { noop: std::ffi::CString::new(noop.as_os_str().as_encoded_bytes()).unwrap_or_default() }
+    }
 }
 
 /// Pins the calling thread (and so every process or thread it then creates)

@@ -16,6 +16,7 @@ use super::channel::{
 };
 use super::harden;
 use super::pid1::become_init;
+use super::timeline::{stamp, Stamp};
 use super::LaunchSpec;
 use crate::container::ns::Namespace;
 use crate::container::rootfs;
@@ -37,6 +38,8 @@ pub(super) struct ChildCtx<'a> {
     pub(super) release_r: Option<RawFd>,
     pub(super) stdin: Option<RawFd>,
     pub(super) stdout: Option<RawFd>,
+    /// The page shared with the parent for the child's steps ([`super::timeline`]).
+    pub(super) stamps: *const std::sync::atomic::AtomicU64,
 }
 
 /// Makes `target` a copy of `fd`, inheritable across exec.
@@ -83,6 +86,7 @@ pub(super) fn child_main(ctx: &ChildCtx<'_>) -> ! {
         libc::sigprocmask(libc::SIG_SETMASK, &empty, ptr::null_mut());
         if spec.waits_before_setup() {
             wait_for_parent(ctx);
+            stamp_placed(ctx);
         }
     }
 
@@ -104,8 +108,11 @@ pub(super) fn child_main(ctx: &ChildCtx<'_>) -> ! {
             fail(ctx, STAGE_LOOPBACK, e);
         }
     }
+    // SAFETY: the shared page outlives the child's pre-exec life (see spawn).
+    unsafe { stamp(ctx.stamps, Stamp::MountsDone) };
     if !spec.waits_before_setup() {
         wait_for_parent(ctx);
+        stamp_placed(ctx);
     }
     // SAFETY: unshare(2) with a flag; no memory involved.
     if spec.defer_cgroup_ns() && unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } != 0 {
@@ -138,10 +145,21 @@ pub(super) fn child_main(ctx: &ChildCtx<'_>) -> ! {
     exec_command(ctx)
 }
 
+/// Stamps the move into the cgroup, when there is one to be moved into.
+fn stamp_placed(ctx: &ChildCtx<'_>) {
+    if ctx.spec.cgroup.is_some() {
+        // SAFETY: as for every stamp (see spawn).
+        unsafe { stamp(ctx.stamps, Stamp::CgroupPlaced) };
+    }
+}
+
 /// execve(2) of the first command candidate that exists; never returns.
 pub(super) fn exec_command(ctx: &ChildCtx<'_>) -> ! {
     let spec = ctx.spec;
     let mut errno = Errno::ENOENT;
+    // SAFETY: as for every stamp (see spawn); in init mode the page is
+    // shared with the init's forked child too (MAP_SHARED).
+    unsafe { stamp(ctx.stamps, Stamp::Exec) };
     for path in &spec.candidates {
         // SAFETY: path, argv and envp are NUL-terminated C strings and
         // null-terminated pointer arrays owned by `spec`, alive in this copy

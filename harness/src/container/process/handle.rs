@@ -10,6 +10,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use super::timeline::{monotonic_ns, LaunchTimes};
 use crate::container::cgroup::{Cgroup, Usage};
 use crate::container::ns::Namespace;
 use crate::container::rootfs::DevTemplate;
@@ -34,12 +35,20 @@ pub struct ContainerProcess {
     /// Whether the init has a pid namespace of its own (then its exit ends
     /// every process of the container).
     pub(super) pid_ns: bool,
+    /// When each step of the launch, the reap and the clean-up happened.
+    pub(super) times: LaunchTimes,
 }
 
 impl ContainerProcess {
     /// The host pid of the container's init.
     pub fn pid(&self) -> Pid {
         self.pid
+    }
+
+    /// When each step of this container's life happened so far (see
+    /// [`LaunchTimes`]).
+    pub fn times(&self) -> &LaunchTimes {
+        &self.times
     }
 
     /// The container's cgroup while it runs.
@@ -110,6 +119,10 @@ impl ContainerProcess {
             if let (false, Some(cgroup)) = (self.pid_ns, &self.cgroup) {
                 cgroup.kill()?;
             }
+            self.times.reaped_ns = Some(monotonic_ns());
+            if self.cgroup.is_none() {
+                self.times.cleaned_up_ns = self.times.reaped_ns;
+            }
             return Ok(self.status);
         }
     }
@@ -131,6 +144,7 @@ impl ContainerProcess {
         if let Some(cgroup) = self.cgroup.take() {
             self.usage = Some(cgroup.usage());
             cgroup.destroy()?;
+            self.times.cleaned_up_ns = Some(monotonic_ns());
         }
         Ok(())
     }

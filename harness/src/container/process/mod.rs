@@ -61,6 +61,7 @@
 //! - `pid1`: the minimal init of init mode
 //! - [`handle`]: the parent's handle on the running container
 //!   ([`ContainerProcess`]: wait, kill, namespaces)
+//! - [`timeline`]: when each step of a launch happened ([`LaunchTimes`])
 
 mod channel;
 mod child;
@@ -70,7 +71,9 @@ mod harden;
 mod parent;
 mod pid1;
 pub mod spec;
+pub mod timeline;
 
 pub use handle::{ContainerProcess, NsInfo};
 pub use parent::spawn;
-pub use spec::{IdMaps, LaunchSpec, ParentSetup, Stdio, CONTAINER_PATH};
+pub use spec::{container_environment, IdMaps, LaunchSpec, ParentSetup, Stdio, CONTAINER_PATH};
+pub use timeline::{monotonic_ns, LaunchTimes};

@@ -12,6 +12,7 @@ use nix::sys::signal::{kill, Signal};
 use super::channel::{self, read_report, STAGE_EXEC};
 use super::child::ChildCtx;
 use super::clone::{clone_child, ChildStack};
+use super::timeline::{monotonic_ns, ChildStamps, LaunchTimes, Stamp};
 use super::{ContainerProcess, LaunchSpec, Stdio};
 use crate::container::cgroup::{Cgroup, CgroupMode, Placement};
 use crate::container::ns::Namespace;
@@ -22,6 +23,7 @@ use crate::container::ContainerError;
 /// which case the error names the step and the child is already reaped and
 /// its cgroup removed).
 pub fn spawn(spec: &LaunchSpec, stdio: Stdio<'_>) -> Result<ContainerProcess, ContainerError> {
+    let mut times = LaunchTimes { spawn_ns: monotonic_ns(), ..LaunchTimes::default() };
     let pipe =
         |what: &str| nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| ContainerError::Io { context: format!("pipe for {what}"), source: e.into() });
     let (err_r, err_w) = pipe("setup errors")?;
@@ -50,6 +52,7 @@ pub fn spawn(spec: &LaunchSpec, stdio: Stdio<'_>) -> Result<ContainerProcess, Co
     let handshake = spec.cgroup.is_some() || spec.id_maps.is_some() || parent_setup.is_some();
     let go = if handshake { Some(channel::handshake_socket()?) } else { None };
     let release = if spec.init { Some(pipe("init release")?) } else { None };
+    let stamps = ChildStamps::new().map_err(|e| ContainerError::Io { context: "map the launch's timeline page".into(), source: e.into() })?;
     let ctx = ChildCtx {
         spec,
         err_fd: err_w.as_raw_fd(),
@@ -60,6 +63,7 @@ pub fn spawn(spec: &LaunchSpec, stdio: Stdio<'_>) -> Result<ContainerProcess, Co
         release_r: release.as_ref().map(|(r, _)| r.as_raw_fd()),
         stdin: stdio.stdin.map(|f| f.as_raw_fd()),
         stdout: stdio.stdout.map(|f| f.as_raw_fd()),
+        stamps: stamps.as_ptr(),
     };
     let mut stack = ChildStack::new().map_err(|e| ContainerError::Io { context: "map the child's stack".into(), source: e.into() })?;
     let mut flags = spec.clone_flags();
@@ -76,8 +80,13 @@ pub fn spawn(spec: &LaunchSpec, stdio: Stdio<'_>) -> Result<ContainerProcess, Co
     // and reaps the child, and `process` is declared after `stack` and `ctx`
     // so it is dropped first.
     let into_cgroup = cgroup.as_ref().map(Cgroup::clone_into_fd).transpose()?.flatten();
+    times.clone_ns = monotonic_ns();
     let (pid, born_in_group) = unsafe { clone_child(&ctx, stack.as_mut_slice(), flags, into_cgroup.as_ref().map(|f| f.as_raw_fd())) }
         .map_err(|errno| ContainerError::Clone { namespaces: spec.namespaces, errno })?;
+    times.cloned_ns = monotonic_ns();
+    if born_in_group {
+        times.cgroup_placed_ns = Some(times.cloned_ns);
+    }
     drop(into_cgroup);
     let (release_r, release_w) = release.map_or((None, None), |(r, w)| (Some(r), Some(w)));
     drop(release_r);
@@ -89,6 +98,7 @@ pub fn spawn(spec: &LaunchSpec, stdio: Stdio<'_>) -> Result<ContainerProcess, Co
         release: release_w,
         _dev: spec.dev.clone(),
         pid_ns: spec.namespaces.contains(Namespace::Pid),
+        times,
     };
     let mut parent_error = None;
     if let Some((go_r, go_w)) = go {
@@ -127,6 +137,11 @@ pub fn spawn(spec: &LaunchSpec, stdio: Stdio<'_>) -> Result<ContainerProcess, Co
     // Our copy of the write end must go, or the read below never ends.
     drop(err_w);
     let report = read_report(&err_r);
+    process.times.exec_seen_ns = monotonic_ns();
+    // The child has exec'd or exited: nothing writes the page any more.
+    process.times.mounts_done_ns = stamps.read(Stamp::MountsDone);
+    process.times.cgroup_placed_ns = process.times.cgroup_placed_ns.or(stamps.read(Stamp::CgroupPlaced));
+    process.times.exec_ns = stamps.read(Stamp::Exec);
     drop(alive_w);
     match report {
         Ok(None) if parent_error.is_none() => Ok(process),

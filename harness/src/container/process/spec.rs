@@ -28,6 +28,18 @@ use crate::container::ContainerError;
 /// `PATH` inside the container.
 pub const CONTAINER_PATH: &str = "/bin:/sbin:/usr/bin:/usr/sbin";
 
+/// The environment a container's command gets: `PATH`
+/// ([`CONTAINER_PATH`]), `HOME=/`, and the caller's `TERM` when set. The
+/// native agent gets the same (`env::native`), so the two agents differ in
+/// isolation only.
+pub fn container_environment() -> Vec<(&'static str, String)> {
+    let mut env = vec![("PATH", CONTAINER_PATH.to_string()), ("HOME", "/".to_string())];
+    if let Ok(term) = std::env::var("TERM") {
+        env.push(("TERM", term));
+    }
+    env
+}
+
 /// Everything the child needs, prepared before clone(2).
 pub struct LaunchSpec {
     pub(super) namespaces: NamespaceSet,
@@ -140,12 +152,9 @@ impl LaunchSpec {
             }
             v
         };
-        let mut env = vec![format!("PATH={CONTAINER_PATH}"), "HOME=/".to_string()];
-        if let Ok(term) = std::env::var("TERM") {
-            env.push(format!("TERM={term}"));
-        }
-        let env = env
+        let env = container_environment()
             .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
             .map(|s| CString::new(s).map_err(|e| ContainerError::Nul(OsString::from_vec(e.into_vec()))))
             .collect::<Result<Vec<_>, _>>()?;
         let hostname = match hostname {
@@ -155,7 +164,7 @@ impl LaunchSpec {
         // Root can make the nodes once on the host; rootless, each container
         // binds the host's nodes one by one.
         let dev = match namespaces.contains(Namespace::Mount) {
-            true => DevTemplate::build()?.map(Arc::new),
+            true => DevTemplate::prepare()?.map(Arc::new),
             false => None,
         };
         let plan = rootfs::mount_plan_dev(rootfs, namespaces, false, dev.as_ref().map(|d| d.path()))?;
@@ -259,6 +268,11 @@ impl LaunchSpec {
 
     pub fn cgroup(&self) -> Option<&Limits> {
         self.cgroup.as_ref()
+    }
+
+    /// The container's host name, when it has a uts namespace.
+    pub fn hostname(&self) -> Option<&str> {
+        self.hostname.as_deref().and_then(|h| h.to_str().ok())
     }
 
     pub fn init(&self) -> bool {

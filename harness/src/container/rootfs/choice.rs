@@ -1,13 +1,15 @@
 //! Which rootfs a container gets (`--rootfs minimal|debian|DIR`:
 //! [`RootfsChoice`]) and what that choice becomes once ready
-//! ([`PreparedRootfs`]): a minimal rootfs built for the run, the shared
-//! distribution rootfs, or a directory of the user's, checked for the mount
-//! points the plan needs.
+//! ([`PreparedRootfs`]): the cached minimal rootfs (or a private copy of it
+//! where no mount namespace can bind it read-only), the shared distribution
+//! rootfs, or a directory of the user's, checked for the mount points the
+//! plan needs.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use super::build::MinimalRootfs;
+use super::cache::CachedRootfs;
 use super::distro::DistroRootfs;
 use super::mount::MOUNTPOINTS;
 use super::{io_err, RootfsError};
@@ -16,7 +18,9 @@ use crate::workloads::Workloads;
 /// Which root filesystem a container gets (`--rootfs minimal|debian|DIR`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum RootfsChoice {
-    /// [`MinimalRootfs`]: built in a temp dir per run, writable.
+    /// The minimal rootfs: [`CachedRootfs`], built once and shared
+    /// read-only; a private writable copy ([`MinimalRootfs`]) for a
+    /// container without a mount namespace.
     #[default]
     Minimal,
     /// The host distribution's rootfs from debootstrap ([`DistroRootfs`]),
@@ -39,20 +43,30 @@ impl FromStr for RootfsChoice {
     }
 }
 
-/// A rootfs ready for containers: what [`RootfsChoice`] became. A minimal
-/// one is removed on drop; the others stay.
+/// A rootfs ready for containers: what [`RootfsChoice`] became. A private
+/// minimal one is removed on drop; the others stay.
 #[derive(Debug)]
 pub enum PreparedRootfs {
-    Minimal { rootfs: MinimalRootfs, path: PathBuf },
+    /// The cached minimal rootfs, in use (bound read-only).
+    Cached(CachedRootfs),
+    /// A private, writable copy of the minimal rootfs (no mount namespace).
+    Minimal {
+        rootfs: MinimalRootfs,
+        path: PathBuf,
+    },
     Distro(DistroRootfs),
     Dir(PathBuf),
 }
 
 impl PreparedRootfs {
-    /// Builds the minimal rootfs, builds or reuses the distribution one, or
-    /// checks the user's directory (its mount points, when `mount_ns`).
+    /// Finds (or builds once) the cached minimal rootfs, builds or reuses
+    /// the distribution one, or checks the user's directory (its mount
+    /// points, when `mount_ns`). Without a mount namespace the minimal rootfs
+    /// is a private copy: a chroot cannot be made read-only, and the cache
+    /// must never be written.
     pub fn prepare(choice: &RootfsChoice, workloads: &Workloads, mount_ns: bool) -> Result<PreparedRootfs, RootfsError> {
         match choice {
+            RootfsChoice::Minimal if mount_ns => Ok(PreparedRootfs::Cached(CachedRootfs::prepare(workloads)?)),
             RootfsChoice::Minimal => {
                 let rootfs = MinimalRootfs::build(workloads)?;
                 let path = rootfs.path().canonicalize().map_err(io_err(format!("rootfs {}", rootfs.path().display())))?;
@@ -73,6 +87,7 @@ impl PreparedRootfs {
     pub fn path(&self) -> &Path {
         match self {
             PreparedRootfs::Minimal { path, .. } | PreparedRootfs::Dir(path) => path,
+            PreparedRootfs::Cached(c) => c.path(),
             PreparedRootfs::Distro(d) => d.path(),
         }
     }
@@ -80,7 +95,7 @@ impl PreparedRootfs {
     /// Which image, for the results: `minimal`, `debian-bookworm` or the path.
     pub fn label(&self) -> String {
         match self {
-            PreparedRootfs::Minimal { .. } => "minimal".into(),
+            PreparedRootfs::Minimal { .. } | PreparedRootfs::Cached(_) => "minimal".into(),
             PreparedRootfs::Distro(d) => d.name(),
             PreparedRootfs::Dir(p) => p.display().to_string(),
         }
@@ -89,7 +104,14 @@ impl PreparedRootfs {
     /// A longer description, for the metadata's `rootfs_kind`.
     pub fn description(&self) -> String {
         match self {
-            PreparedRootfs::Minimal { .. } => "minimal (isobench-agent, noop, busybox when installed)".into(),
+            PreparedRootfs::Cached(c) => format!(
+                "minimal (isobench-agent, noop, busybox when installed; {} in the cache, built once, shared, read-only, a tmpfs on /tmp)",
+                c.name()
+            ),
+            PreparedRootfs::Minimal { .. } => {
+                "minimal (isobench-agent, noop, busybox when installed; a private writable copy: no mount namespace to bind the cached one read-only)"
+                    .into()
+            }
             PreparedRootfs::Distro(d) => {
                 format!(
                     "{} (debootstrap --variant=minbase {} from {}, isobench-agent and noop added; shared, read-only)",
@@ -104,13 +126,14 @@ impl PreparedRootfs {
 
     /// Shared between containers, so mounted read-only.
     pub fn read_only(&self) -> bool {
-        matches!(self, PreparedRootfs::Distro(_))
+        matches!(self, PreparedRootfs::Distro(_) | PreparedRootfs::Cached(_))
     }
 
     /// The host's busybox copied into a minimal rootfs, if one was found.
-    pub fn busybox(&self) -> Option<&Path> {
+    pub fn busybox(&self) -> Option<PathBuf> {
         match self {
-            PreparedRootfs::Minimal { rootfs, .. } => rootfs.busybox(),
+            PreparedRootfs::Minimal { rootfs, .. } => rootfs.busybox().map(Path::to_path_buf),
+            PreparedRootfs::Cached(c) => c.busybox(),
             _ => None,
         }
     }

@@ -1,7 +1,7 @@
 //! The container's root filesystem: the minimal one isobench builds from its
-//! static binaries, a distribution's (see [`distro`]), the checks on a
-//! rootfs the user gives, and the mount plan that turns a directory into the
-//! container's `/`.
+//! static binaries, once, into the cache (see [`cache`]), a distribution's
+//! (see [`distro`]), the checks on a rootfs the user gives, and the mount
+//! plan that turns a directory into the container's `/`.
 //!
 //! The plan follows runc's and bubblewrap's: make every mount private (so
 //! nothing mounted inside propagates to the host), bind the rootfs onto
@@ -16,7 +16,9 @@
 //! allocated, and applied in the child through
 //! [`Syscall`](super::syscall::Syscall) without allocating.
 //!
-//! - [`build`]: the minimal rootfs and the static busybox it carries
+//! - [`build`]: the minimal rootfs's tree and the static busybox it carries
+//! - [`cache`]: the minimal rootfs built once, content-addressed, shared
+//!   read-only, pruned and swept
 //! - [`distro`]: a distribution's rootfs from debootstrap (`--rootfs debian`)
 //! - [`choice`]: `--rootfs minimal|debian|DIR` and the rootfs it becomes
 //! - [`mount`]: the mount plan and its application in the child
@@ -26,12 +28,14 @@ use std::io;
 use std::path::PathBuf;
 
 pub mod build;
+pub mod cache;
 pub mod choice;
 pub mod dev;
 pub mod distro;
 pub mod mount;
 
-pub use build::{find_static_busybox, is_static_elf, MinimalRootfs};
+pub use build::{find_static_busybox, is_static_elf, populate, MinimalRootfs};
+pub use cache::CachedRootfs;
 pub use choice::{check_rootfs, PreparedRootfs, RootfsChoice};
 pub use dev::DevTemplate;
 pub use mount::{apply, harden_plan, mount_plan, mount_plan_dev, mount_plan_for, mount_plan_with, Step};
@@ -56,6 +60,17 @@ pub enum RootfsError {
         #[source]
         source: io::Error,
     },
+}
+
+/// Removes what killed builders left in the cache (the minimal rootfs's
+/// temp entries; the distribution rootfs's half-made builds, as root): see
+/// [`cache::sweep`] and [`distro::sweep`].
+pub fn sweep() -> Vec<PathBuf> {
+    let mut removed = cache::sweep();
+    if nix::unistd::geteuid().is_root() {
+        removed.extend(distro::sweep());
+    }
+    removed
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> RootfsError {

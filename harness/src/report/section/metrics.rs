@@ -44,6 +44,9 @@ impl Section for Metrics {
                     num(sm.max)
                 );
             }
+            if let Some(note) = super::spawn::note(cx.run, name) {
+                let _ = writeln!(o, "\n{note}");
+            }
             if spec.unit.is_rate() {
                 let _ = writeln!(
                     o,

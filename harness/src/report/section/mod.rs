@@ -15,10 +15,12 @@
 
 mod boot;
 mod caveats;
+mod container_start;
 pub mod cross_check;
 mod host;
 mod instances;
 mod metrics;
+mod spawn;
 pub mod startup;
 mod summary;
 
@@ -66,6 +68,7 @@ pub const SECTIONS: &[&dyn Section] = &[
     &instances::FirstStart,
     &instances::Usage,
     &boot::BootPhases,
+    &container_start::ContainerStartPhases,
     &summary::OverheadChart,
     &summary::Footer,
     &startup::ContainerStart,

@@ -13,8 +13,20 @@ use crate::workloads::Noop;
 
 use super::{Context, Section};
 
-/// What the isobench+cgroup column times and what it leaves out.
+/// What the isobench+cgroup column times.
 pub const CGROUP_METHOD: &str = "isobench+cgroup times creating the container's groups (one per cgroup v1 hierarchy used, or one v2 group), \
+placing the init in them before it execs, the container's run to its reaped exit, and reading the groups' usage and removing them \
+(rmdir): the same interval as env.start's container, which ends when its cgroup is gone (`cleaned_up`). On v1 and hybrid hosts the \
+groups are made while the init sets up its mounts and the init moves itself in (0 written to each hierarchy's tasks file), which \
+the kernel does without its global cgroup_threadgroup_rwsem. On v2 the group is made first and the init is cloned into it \
+(clone3 with CLONE_INTO_CGROUP, Linux 5.7, x86-64). Only where neither applies does isobench write the init's pid into cgroup.procs, \
+which takes that rwsem for writing and, when no move happened for a while, first waits for an RCU grace period (several ms) unless \
+the kernel was booted with cgroup_favordynmods=true or built with CONFIG_CGROUP_FAVOR_DYNMODS, or the cgroup2 is mounted with \
+favordynmods; isobench does not change the host's settings.";
+
+/// What the isobench+cgroup column timed in runs before its groups' removal
+/// was in the timed region (`StartupRun::cgroup_removal_timed` false).
+pub const CGROUP_METHOD_BEFORE: &str = "isobench+cgroup times creating the container's groups (one per cgroup v1 hierarchy used, or one v2 group), \
 placing the init in them before it execs, and the container's run to its reaped exit. Removing the emptied groups (rmdir) and reading \
 their usage happen after the timed region, before the next sample starts: nothing outlives the run. On v1 and hybrid hosts the \
 groups are made while the init sets up its mounts and the init moves itself in (0 written to each hierarchy's tasks file), which \
@@ -23,6 +35,18 @@ the kernel does without its global cgroup_threadgroup_rwsem. On v2 the group is 
 which takes that rwsem for writing and, when no move happened for a while, first waits for an RCU grace period (several ms) unless \
 the kernel was booted with cgroup_favordynmods=true or built with CONFIG_CGROUP_FAVOR_DYNMODS, or the cgroup2 is mounted with \
 favordynmods; isobench does not change the host's settings.";
+
+/// What the isobench-exec columns time.
+pub const EXEC_METHOD: &str = "isobench-exec times a whole `isobench exec --no-cgroup -- /noop` process from its spawn to its reaped exit, \
+as hyperfine -N would: the binary's own start (a Rust program several MB large, dynamically linked), its start-of-run sweep (in a \
+thread beside the launch), finding the cached rootfs, the launch and the container's exit; isobench-exec+cgroup adds exec's default \
+cgroup, made and removed. unshare(1) is the tool `isobench exec` stands in for. What exec does beyond it: a read-only bind of the \
+rootfs with a tmpfs /tmp, the /dev template, devpts, /dev/shm, a read-only /sys, pivot_root and the detach of the host's mounts, the \
+host name, the loopback brought up, and a minimal init in front of the command (one more fork).";
+
+/// The goal of issue #14 for `isobench exec` as a whole process: at most
+/// this fraction of `unshare -pfmnuiC --mount-proc` running the same no-op.
+pub const EXEC_GOAL: f64 = 0.8;
 
 /// `## Container start: isobench's launcher beside the runtimes people
 /// deploy`, once per no-op that has a run.
@@ -110,7 +134,7 @@ pub fn markdown(run: &StartupRun) -> String {
           posix_spawn(3) does, and as isobench's launcher runs its child with CLONE_VM), so neither pays for a copy of the harness's \
           page tables; exec (host) is Rust's Command, which uses posix_spawn too. They are floors for the columns here only: the \
           harness process is larger than the agent whose spawn.fork_exit / spawn.fork_exec they resemble.\n\n";
-    s += CGROUP_METHOD;
+    s += if run.cgroup_removal_timed { CGROUP_METHOD } else { CGROUP_METHOD_BEFORE };
     s += "\n\n| env | what runs | p50 ms | p90 ms | p50 / isobench | p50 / clone floor | p50 / clone+exec floor |\n|---|---|---:|---:|---:|---:|---:|\n";
     for r in &run.rows {
         s += &format!(
@@ -133,7 +157,57 @@ pub fn markdown(run: &StartupRun) -> String {
     if let Some(note) = cpuid_note(run) {
         s += &format!("\nNote: {note}.\n");
     }
+    s += &exec_markdown(run);
     s
+}
+
+/// The `isobench exec` rows beside unshare(1): each one's p50 over
+/// unshare's with its 95 % interval, against [`EXEC_GOAL`]; empty without
+/// both.
+pub fn exec_markdown(run: &StartupRun) -> String {
+    let rows: Vec<_> =
+        ["isobench-exec", "isobench-exec+cgroup"].into_iter().filter_map(|env| Some((env, run.p50_ratio_ci(env, "unshare")?))).collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut s = format!(
+        "\n### `isobench exec` beside unshare(1), whole processes\n\n{EXEC_METHOD}\n\n| command | p50 ms | p50 / unshare (95 % CI) | goal ≤ {EXEC_GOAL}× |\n|---|---:|---:|---|\n"
+    );
+    for (env, (r, lo, hi)) in rows {
+        let row = run.row(env).expect("a ratio has its row");
+        s += &format!(
+            "| {} | {} | {} ({}–{}) | {} |\n",
+            what(row),
+            ms(ns_to_ms(row.quantile_ns(0.5))),
+            times(r),
+            times(lo),
+            times(hi),
+            goal_verdict(lo, hi)
+        );
+    }
+    if let Some(u) = run.row("unshare") {
+        s += &format!("| {} | {} | 1× | |\n", what(u), ms(ns_to_ms(u.quantile_ns(0.5))));
+    }
+    s
+}
+
+/// A row's command as code, or its name when it has none.
+fn what(row: &StartupRow) -> String {
+    match row.command.is_empty() {
+        true => row.env.clone(),
+        false => format!("`{}`", cell(&row.command)),
+    }
+}
+
+/// Whether an interval of a ratio meets [`EXEC_GOAL`].
+fn goal_verdict(lo: f64, hi: f64) -> &'static str {
+    if hi <= EXEC_GOAL {
+        "met"
+    } else if lo > EXEC_GOAL {
+        "not met"
+    } else {
+        "within noise of it"
+    }
 }
 
 /// The table `isobench startup` prints.
@@ -157,6 +231,11 @@ pub fn table(run: &StartupRun) -> String {
     }
     for (env, why) in &run.skipped {
         s += &format!("{env}: skipped: {why}\n");
+    }
+    for env in ["isobench-exec", "isobench-exec+cgroup"] {
+        if let Some((r, lo, hi)) = run.p50_ratio_ci(env, "unshare") {
+            s += &format!("{env} / unshare: p50 {} (95% CI {}-{}), goal <= {EXEC_GOAL}x: {}\n", times(r), times(lo), times(hi), goal_verdict(lo, hi));
+        }
     }
     if let Some(note) = cpuid_note(run) {
         s += &format!("note: {note}\n");
@@ -317,7 +396,17 @@ mod tests {
     }
 
     fn run_of(noop: Noop, namespaces: Option<&str>, rows: Vec<StartupRow>) -> StartupRun {
-        StartupRun { n: 200, warmup: 3, namespaces: namespaces.map(str::to_string), noop, cpuid_ns: None, rows, skipped: vec![], interference: None }
+        StartupRun {
+            n: 200,
+            warmup: 3,
+            namespaces: namespaces.map(str::to_string),
+            noop,
+            cpuid_ns: None,
+            rows,
+            cgroup_removal_timed: true,
+            skipped: vec![],
+            interference: None,
+        }
     }
 
     #[test]
@@ -369,6 +458,27 @@ mod tests {
         let other = run_of(Noop::Nolibc, Some("pid"), rows(800_000, 1_200_000, 3_200_000));
         let md = noop_share(&a, &other);
         assert!(md.contains("Not compared") && !md.contains("| isobench |"), "{md}");
+    }
+
+    #[test]
+    fn the_exec_rows_carry_their_ratio_to_unshare_and_the_goals_verdict() {
+        let mut exec = row("isobench-exec", spread(1_500_000));
+        exec.command = "isobench exec --no-cgroup -- /noop".into();
+        let run = run_of(
+            Noop::Static,
+            Some("pid"),
+            vec![exec, row("isobench-exec+cgroup", spread(4_000_000)), row("unshare", spread(2_000_000)), row("isobench", spread(900_000))],
+        );
+        let md = exec_markdown(&run);
+        let p50 = |base: u64| (base + 49_500) as f64;
+        assert!(md.contains(&format!("| `isobench exec --no-cgroup -- /noop` | 1.550 | {:.2}× (", p50(1_500_000) / p50(2_000_000))), "{md}");
+        let line = |env: &str| md.lines().find(|l| l.starts_with("| ") && l.contains(env)).unwrap().to_string();
+        assert!(line("--no-cgroup").ends_with("| met |"), "{md}");
+        assert!(line("isobench-exec+cgroup").ends_with("| not met |"), "{md}");
+        assert!(table(&run).contains("isobench-exec / unshare: p50 0.76×"), "{}", table(&run));
+        let no_unshare = run_of(Noop::Static, None, vec![row("isobench-exec", spread(1_000_000))]);
+        assert!(exec_markdown(&no_unshare).is_empty(), "no ratio without unshare's column");
+        assert_eq!(goal_verdict(0.7, 0.9), "within noise of it");
     }
 
     #[test]
