@@ -527,8 +527,12 @@ fn rootless_exec_runs_through_a_user_namespace() {
     // The rootless run's temp dir in a base nobody may write.
     let base = tempfile::tempdir().unwrap();
     std::fs::set_permissions(base.path(), std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+    // HOME stays root's across setpriv: nobody gets a cache of its own.
+    let cache = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(cache.path(), std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
     let out = isobench_testkit::helper_under("setpriv", &["--reuid=65534", "--regid=65534", "--clear-groups", "--"], "rootless_helper")
         .env("TMPDIR", base.path())
+        .env("ISOBENCH_CACHE", cache.path())
         .output()
         .expect("setpriv(1) from util-linux");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));

@@ -115,6 +115,12 @@ pub fn exec(opts: &ExecOptions, workloads: &Workloads) -> Result<i32, ContainerE
     let profile = PreparedProfile::prepare(opts.profile)?;
     let namespaces = effective_namespaces(opts.namespaces);
     let with_cgroup = decide_cgroup(opts.cgroup, &opts.limits)?;
+    // The network is checked before anything is built: a refusal costs nothing.
+    if opts.net == NetMode::None && !namespaces.contains(Namespace::Net) {
+        return Err(ContainerError::Net("--net none needs a network namespace: add net to --ns".into()));
+    }
+    let veth: VethSlot = Default::default();
+    let veth_hook = if opts.net == NetMode::Veth { Some(veth_setup(namespaces, std::sync::Arc::clone(&veth))?) } else { None };
     let mount_ns = namespaces.contains(Namespace::Mount);
     let rootfs = PreparedRootfs::prepare(&opts.rootfs, workloads, mount_ns)?;
     let hostname = opts.hostname.clone().unwrap_or_else(default_hostname);
@@ -125,17 +131,13 @@ pub fn exec(opts: &ExecOptions, workloads: &Workloads) -> Result<i32, ContainerE
     if with_cgroup {
         spec = spec.with_cgroup(opts.limits);
     }
-    // The veth's host end lives as long as this call; the kernel also removes
-    // the pair when the container's network namespace goes.
-    let veth: VethSlot = Default::default();
+    // The veth's host end lives as long as this call (in `veth`); the kernel
+    // also removes the pair when the container's network namespace goes.
     if opts.net == NetMode::None {
-        if !namespaces.contains(Namespace::Net) {
-            return Err(ContainerError::Net("--net none needs a network namespace: add net to --ns".into()));
-        }
         spec = spec.with_loopback(false);
     }
-    if opts.net == NetMode::Veth {
-        spec = spec.with_parent_setup(veth_setup(namespaces, std::sync::Arc::clone(&veth))?);
+    if let Some(hook) = veth_hook {
+        spec = spec.with_parent_setup(hook);
     }
     let mut child = spawn(&spec, Stdio::default())?;
     stop.to(child.pid());

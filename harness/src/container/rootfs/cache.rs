@@ -85,7 +85,16 @@ impl CachedRootfs {
     /// The entry for `workloads` and this host's busybox in the default cache
     /// ([`cache_root`]), built first when there is none.
     pub fn prepare(workloads: &Workloads) -> Result<CachedRootfs, RootfsError> {
-        Self::prepare_in(&cache_root(), workloads)
+        let dir = cache_root();
+        Self::prepare_in(&dir, workloads).map_err(|e| match e {
+            // Another user's cache (a HOME inherited across su or setpriv):
+            // say which variable picks another.
+            RootfsError::Io { context, source } if source.kind() == io::ErrorKind::PermissionDenied => RootfsError::Io {
+                context: format!("{context} (the cache is {}: set {} to a directory this user may write)", dir.display(), crate::paths::CACHE_ENV),
+                source,
+            },
+            e => e,
+        })
     }
 
     /// [`prepare`](Self::prepare) in the cache directory `dir`.

@@ -164,7 +164,10 @@ pub fn mount_plan_dev(rootfs: &Path, ns: NamespaceSet, read_only: bool, dev: Opt
         if user_ns && !ns.contains(Namespace::Pid) { rbind("/proc", "proc") } else { mount("proc", "proc", Some("proc"), nosuid_nodev_noexec, None) },
     ]);
     if read_only && rootfs.join("tmp").is_dir() {
-        plan.push(mount("tmpfs", "tmp", Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777,size=65536k")));
+        // Device nodes made here work under `bare`, as on the writable copy a
+        // rootfs without this tmpfs has; a hardened profile adds nodev
+        // (`harden_plan`).
+        plan.push(mount("tmpfs", "tmp", Some("tmpfs"), MsFlags::MS_NOSUID, Some("mode=1777,size=65536k")));
     }
     if let Some(dev) = dev {
         let src = c_path(dev)?;
@@ -224,6 +227,14 @@ pub fn harden_plan(plan: &mut Vec<Step>) {
     let mut steps: Vec<Step> = MASKED_PATHS.iter().map(|p| Step::Mask { path: rel(p) }).collect();
     steps.extend(READONLY_PATHS.iter().map(|p| Step::ReadOnlyPath { path: rel(p), flags: proc_flags }));
     plan.splice(pivot..pivot, steps);
+    // The shared rootfs's tmpfs /tmp: no device nodes either.
+    for step in plan.iter_mut() {
+        if let Step::Mount { target, fstype: Some(fs), flags, .. } = step {
+            if target.as_bytes() == b"tmp" && fs.as_bytes() == b"tmpfs" {
+                *flags |= MsFlags::MS_NODEV;
+            }
+        }
+    }
     // The rootfs bind: source and target the rootfs itself.
     let is_root_bind = |s: &Step| matches!(s, Step::Mount { source: Some(src), target, flags, .. } if src == target && flags.contains(MsFlags::MS_BIND) && !flags.contains(MsFlags::MS_REMOUNT));
     let Some(bind) = plan.iter().position(is_root_bind) else { return };
@@ -430,6 +441,13 @@ mod tests {
         assert_eq!(lines[3], format!("chdir {root}"));
         let tmp = lines.iter().position(|l| l.starts_with("mount tmpfs tmp tmpfs")).expect("a tmpfs on /tmp");
         assert!(tmp < lines.iter().position(|l| l == "pivot_root . .").unwrap());
+        assert!(!lines[tmp].contains("MS_NODEV"), "bare: nodes on /tmp work as on a writable copy: {}", lines[tmp]);
+        let mut hardened = plan.clone();
+        harden_plan(&mut hardened);
+        let sys = Recorder::default();
+        apply(&hardened, &sys).unwrap();
+        let tmp_line = sys.lines().into_iter().find(|l| l.starts_with("mount tmpfs tmp tmpfs")).unwrap();
+        assert!(tmp_line.contains("MS_NODEV"), "a hardened profile's /tmp is nodev: {tmp_line}");
         // Writable plans are as before: no remount, no /tmp mount.
         let lines = {
             let sys = Recorder::default();
