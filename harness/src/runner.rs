@@ -273,6 +273,29 @@ pub fn execute(
                     );
                     progress(Event::Done { step, total, line: &line });
                 }
+                Err(e) if kind == EnvKind::Runsc && !interrupted.load(Ordering::SeqCst) => {
+                    // gVisor implements most, not all, of Linux: a metric it
+                    // cannot run is a finding about it, not a failed run.
+                    let reason = e.to_string();
+                    let line = format!("{}: {}: not supported under runsc: {reason}", environment.label(), spec.name);
+                    progress(Event::Note(&line));
+                    outcome.not_measured.push(line);
+                    out.update_run(|run| {
+                        run.env_mut(kind.as_str()).not_supported.insert(spec.name.to_string(), format!("not supported under runsc: {reason}"));
+                    })?;
+                    if e.agent_gone() {
+                        // The sandbox went with it: the next metrics get a new one.
+                        match environment.start() {
+                            Ok(fresh) => inst = fresh,
+                            Err(e) => {
+                                let line = format!("{}: restart after {}: {e}", kind, spec.name);
+                                progress(Event::Problem(&line));
+                                outcome.failed.push(line);
+                                continue 'envs;
+                            }
+                        }
+                    }
+                }
                 Err(e) => {
                     let line = format!("{}: {}: {e}", kind, spec.name);
                     progress(Event::Problem(&line));

@@ -96,6 +96,12 @@ impl Section for Caveats {
             if let Some(reason) = &e.boundary_not_measured {
                 notes.push(format!("{name}: net.*.boundary not measured: {reason}"));
             }
+            for (metric, reason) in &e.not_supported {
+                notes.push(format!("{name}: {metric}: {reason}"));
+            }
+            if let Some(note) = e.meta(|m| m.other.get("platform")).and_then(gvisor_note) {
+                notes.push(format!("{}: {note}", e.label.as_deref().unwrap_or(name)));
+            }
             if e.boundary.as_ref().and_then(|b| b.path.as_deref()) == Some("slirp") {
                 notes.push(format!(
                     "{name}: the net.*.boundary figures went through QEMU's user-mode networking (slirp: without root, or --vm-net user), a userspace TCP/IP stack: \
@@ -260,6 +266,22 @@ pub fn cpuid_caveat(ns: f64) -> Option<String> {
             start_cpuid_us(ns) / 1e3
         )
     })
+}
+
+/// What gVisor's user-space kernel intercepts on the platform that ran
+/// (runsc's `metadata.platform`), and why the other platforms did not run.
+fn gvisor_note(platform: &serde_json::Value) -> Option<String> {
+    let name = platform.get("platform")?.as_str()?;
+    let intercepts = platform.get("intercepts")?.as_str()?;
+    let mut note = format!(
+        "gVisor on its {name} platform: {intercepts}. Its syscall.*, ipc.* and spawn.* figures are the Sentry's implementation plus that trap, \
+         not the host kernel's; its net.* go through gVisor's own TCP/IP stack (netstack)"
+    );
+    if let Some(others) = platform.get("not_taken").and_then(|o| o.as_object()).filter(|o| !o.is_empty()) {
+        let list: Vec<String> = others.iter().map(|(p, why)| format!("{p}: {}", why.as_str().unwrap_or("?"))).collect();
+        note.push_str(&format!(". Not run here: {}", list.join("; ")));
+    }
+    Some(note)
 }
 
 #[cfg(test)]
