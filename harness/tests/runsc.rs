@@ -21,7 +21,7 @@ use isobench_harness::container::NamespaceSet;
 use isobench_harness::env::oci::OciBundle;
 use isobench_harness::env::peer::RUNSC;
 use isobench_harness::env::runsc::platform::{self, Platform, PlatformChoice, ProbeKey, Source};
-use isobench_harness::env::{self, EnvError, EnvKind, Environment, Options, PathKind};
+use isobench_harness::env::{self, EnvError, EnvKind, Options, PathKind};
 use isobench_workloads::protocol::RunRequest;
 
 static SERIAL: Mutex<()> = Mutex::new(());

@@ -325,9 +325,19 @@ pub fn probe_platform(
     runtime.delete(&id);
     match outcome {
         Ok(Some((status, took))) if status.success() => Ok(took),
-        Ok(Some((status, _))) => Err(fail(format!("runsc refused it: {} ({status})", peer::stderr_tail(&log)), true)),
+        Ok(Some((status, _))) => Err(fail(format!("runsc refused it: {} ({status})", last_line(&log)), true)),
         Ok(None) => Err(fail(format!("no exit within {:.2} s: given up, its sandbox killed", bound.as_secs_f64()), true)),
         Err(e) => Err(fail(format!("spawn {}: {e}", binary.display()), false)),
+    }
+}
+
+/// The last line runsc wrote (its error in plain words; the lines before it
+/// are glog's), or the tail of the log when it has no line.
+fn last_line(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    match text.lines().map(str::trim).rfind(|l| !l.is_empty()) {
+        Some(line) => line.to_string(),
+        None => peer::stderr_tail(log),
     }
 }
 
@@ -425,8 +435,14 @@ impl Runsc {
         if let Some(o) = m.as_object_mut() {
             let applied = match self.profile.profile() {
                 Profile::Bare => "config.json keeps every capability and masks nothing; the Sentry holds the capabilities, not the host",
-                Profile::Default => "capabilities and noNewPrivileges are the Sentry's (gVisor's kernel), masked and read-only paths apply to gVisor's own /proc and /sys",
-                Profile::Docker => "as default, and the seccomp profile is loaded into the Sentry (--oci-seccomp) for the application's system calls, not into the host kernel",
+                Profile::Default => {
+                    "capabilities and noNewPrivileges are the Sentry's (gVisor's kernel); runsc 0.0~20221219 ignores the masked paths \
+                     (a masked /proc/cpuinfo stays readable); /proc and /sys are gVisor's own"
+                }
+                Profile::Docker => {
+                    "as default, and the seccomp profile is loaded into the Sentry (--oci-seccomp) for the application's system calls, \
+                     not into the host kernel"
+                }
             };
             o.insert("under_runsc".into(), applied.into());
         }
