@@ -506,6 +506,47 @@ impl Instance for RunscInstance {
     }
 }
 
+/// The share of samples at or under the histogram's floor (1 ns per
+/// operation: a sample whose clock did not move) above which a measurement
+/// in gVisor is refused. A working CLOCK_MONOTONIC moves during any sample,
+/// if only by the cost of reading it.
+pub const STILL_CLOCK_MAX_SHARE: f64 = 0.05;
+
+/// Below this fraction of the host's wall time for the same request, the
+/// sandbox's clock is taken to have stood still (the request also carries
+/// its warm-up and the protocol, so a working clock gives well above it).
+pub const SANDBOX_CLOCK_MIN_SHARE: f64 = 0.5;
+
+/// Host wall time under which [`SANDBOX_CLOCK_MIN_SHARE`] is not judged:
+/// there the protocol's own round trips could be most of a request.
+pub const SANDBOX_CLOCK_MIN_WALL: Duration = Duration::from_millis(200);
+
+/// Why a measurement taken inside gVisor cannot be trusted, if it cannot.
+/// gVisor's vDSO answers CLOCK_MONOTONIC from a time the Sentry updates when
+/// it runs; on this platform and host it then does not advance across work
+/// that makes no system call (cpu.spin, a vDSO clock_gettime), so such
+/// samples read 0 and a loop's elapsed time falls short of the host's.
+/// `per_op` is the measurement's per-operation histogram (ns), `elapsed_ns`
+/// the agent's time for the loop, `host_wall` the host's for the request.
+pub fn clock_stood_still(per_op: &hdrhistogram::Histogram<u64>, elapsed_ns: u64, host_wall: Duration) -> Option<String> {
+    let n = per_op.len();
+    let still = per_op.count_between(0, 1);
+    if n > 0 && still as f64 > STILL_CLOCK_MAX_SHARE * n as f64 {
+        return Some(format!(
+            "the sandbox's clock did not advance within {still} of {n} samples (gVisor's CLOCK_MONOTONIC moves when the Sentry runs, not across work without system calls), so its timing of this operation would be wrong"
+        ));
+    }
+    let wall = host_wall.as_nanos() as f64;
+    if host_wall >= SANDBOX_CLOCK_MIN_WALL && (elapsed_ns as f64) < SANDBOX_CLOCK_MIN_SHARE * wall {
+        return Some(format!(
+            "the sandbox's clock advanced {:.1} ms while the host's advanced {:.1} ms for the same request, so its timing of this operation would be wrong",
+            elapsed_ns as f64 / 1e6,
+            wall / 1e6
+        ));
+    }
+    None
+}
+
 /// Kills the runsc processes (`runsc run`, its gofer, its sandbox and the
 /// sandbox's stubs, which all carry `--root` of their state dir on their
 /// command line) whose state dir is a temp dir of an isobench process that
@@ -547,6 +588,27 @@ fn stale_state_dir(arg: &str, tmp: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn hist(values: &[u64]) -> hdrhistogram::Histogram<u64> {
+        let mut h = hdrhistogram::Histogram::<u64>::new(3).unwrap();
+        for v in values {
+            h.record(*v).unwrap();
+        }
+        h
+    }
+
+    #[test]
+    fn a_clock_that_stands_still_is_told_from_one_that_moves() {
+        let moving = hist(&[20_000, 21_000, 30_000, 25_000]);
+        assert_eq!(clock_stood_still(&moving, 1_000_000_000, Duration::from_millis(1100)), None);
+        // Short requests are not judged by the wall clock.
+        assert_eq!(clock_stood_still(&moving, 10, Duration::from_millis(100)), None);
+        let still = hist(&[1; 19].iter().copied().chain([1746, 3697]).collect::<Vec<_>>());
+        let why = clock_stood_still(&still, 1_477_031, Duration::from_millis(40)).unwrap();
+        assert!(why.starts_with("the sandbox's clock did not advance within 19 of 21 samples"), "{why}");
+        let why = clock_stood_still(&moving, 57_708_000, Duration::from_millis(900)).unwrap();
+        assert_eq!(why, "the sandbox's clock advanced 57.7 ms while the host's advanced 900.0 ms for the same request, so its timing of this operation would be wrong");
+    }
 
     #[test]
     fn only_a_dead_runs_runsc_state_dir_is_stale() {
