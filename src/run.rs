@@ -88,7 +88,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     }
     if !outcome.skipped.is_empty() || !outcome.failed.is_empty() {
         eprintln!(
-            "isobench: incomplete: {} skipped environment(s), {} failed measurement(s), {} not measured (no boundary); the rest is in {}",
+            "isobench: incomplete: {} skipped environment(s), {} failed measurement(s), {} not measured (no boundary, or not supported there); the rest is in {}",
             outcome.skipped.len(),
             outcome.failed.len(),
             outcome.not_measured.len(),

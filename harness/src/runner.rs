@@ -100,7 +100,8 @@ pub struct Outcome {
     /// Measurements that failed, with the error.
     pub failed: Vec<String>,
     /// `*.boundary` metrics an environment has no boundary for (peers,
-    /// rootless veth), with the reason: not failures, but not measured.
+    /// rootless veth), and metrics not supported under runsc, with the
+    /// reason: not failures, but not measured.
     pub not_measured: Vec<String>,
     pub measured: usize,
     pub interrupted: bool,

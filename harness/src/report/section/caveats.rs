@@ -274,8 +274,8 @@ fn gvisor_note(platform: &serde_json::Value) -> Option<String> {
     let name = platform.get("platform")?.as_str()?;
     let intercepts = platform.get("intercepts")?.as_str()?;
     let mut note = format!(
-        "gVisor on its {name} platform: {intercepts}. Its syscall.*, ipc.* and spawn.* figures are the Sentry's implementation plus that trap, \
-         not the host kernel's; its net.* go through gVisor's own TCP/IP stack (netstack)"
+        "gVisor on its {name} platform: {intercepts}. Its `syscall.*`, `ipc.*` and `spawn.*` figures are the Sentry's implementation plus that trap, \
+         not the host kernel's; its `net.*` go through gVisor's own TCP/IP stack (netstack)"
     );
     if let Some(others) = platform.get("not_taken").and_then(|o| o.as_object()).filter(|o| !o.is_empty()) {
         let list: Vec<String> = others.iter().map(|(p, why)| format!("{p}: {}", why.as_str().unwrap_or("?"))).collect();
@@ -287,6 +287,19 @@ fn gvisor_note(platform: &serde_json::Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gvisor_says_what_its_platform_intercepts_and_why_not_the_others() {
+        let platform = serde_json::json!({
+            "platform": "ptrace",
+            "intercepts": "every system call and page fault of the sandboxed processes stops them under ptrace(2)",
+            "not_taken": { "kvm": "no exit within 15.00 s: given up, its sandbox killed", "systrap": "runsc refused it: unknown platform: systrap (exit status: 128)" },
+        });
+        let note = gvisor_note(&platform).unwrap();
+        assert!(note.starts_with("gVisor on its ptrace platform: every system call and page fault"), "{note}");
+        assert!(note.ends_with("Not run here: kvm: no exit within 15.00 s: given up, its sandbox killed; systrap: runsc refused it: unknown platform: systrap (exit status: 128)"), "{note}");
+        assert_eq!(gvisor_note(&serde_json::json!({ "accel": "tcg" })), None, "not a runsc column");
+    }
 
     #[test]
     fn a_split_that_fell_back_to_same_is_a_caveat() {
