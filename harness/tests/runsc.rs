@@ -37,6 +37,7 @@ fn opts() -> Options {
 fn main() {
     isobench_testkit::run(vec![
         trial!(runsc_runs_the_agent_and_four_metrics_give_positive_figures).needs(&[Root, Runsc]),
+        trial!(each_profile_runs_under_runsc_and_names_itself).needs(&[Root, Runsc, SeccompProfile]),
         trial!(the_probe_gives_up_a_platform_past_its_bound_and_records_why).needs(&[Root, Runsc]),
         trial!(kill_9_of_the_harness_leaves_nothing_after_the_sweep).needs(&[Root, Runsc]),
         trial!(hold_a_sandbox_helper).helper("run by kill_9_of_the_harness_leaves_nothing_after_the_sweep, then SIGKILLed"),
@@ -127,6 +128,36 @@ fn runsc_runs_the_agent_and_four_metrics_give_positive_figures() {
     assert!(stamped(Path::new("/run/netns"), me).is_empty(), "network namespaces left: {:?}", stamped(Path::new("/run/netns"), me));
     assert!(cgroups_of(me).is_empty(), "cgroups left: {:?}", cgroups_of(me));
     assert!(processes_naming(&format!("isobench-{me}-runsc")).is_empty(), "runsc processes left");
+}
+
+/// bare, default and docker each start the agent in gVisor, and the agent
+/// sees what the profile says: docker's seccomp filter (loaded by the
+/// Sentry, `--oci-seccomp`), default's capabilities (Docker's 14 but
+/// CAP_NET_RAW, which runsc drops), bare's more.
+fn each_profile_runs_under_runsc_and_names_itself() {
+    let _g = lock();
+    for profile in [Profile::Bare, Profile::Default, Profile::Docker] {
+        let mut o = opts();
+        o.container.profile = profile;
+        let mut e = env::prepare(EnvKind::Runsc, &o).unwrap_or_else(|err| panic!("{profile:?}: {err}"));
+        let label = e.label();
+        assert!(label.starts_with("runsc (") && label.contains(&profile.label()), "{label}");
+        let mut inst = e.start().unwrap_or_else(|err| panic!("{label}: {err}"));
+        let security = inst.info().security.clone().expect("the agent reports its security status");
+        let r = inst.agent().run(&request("syscall.getpid", 100)).unwrap_or_else(|err| panic!("{label}: {err}"));
+        assert!(r.iterations > 0 && r.elapsed_ns > 0, "{label}: {r:?}");
+        inst.shutdown().unwrap();
+        let caps = u64::from_str_radix(security.cap_eff.as_deref().unwrap_or("0"), 16).unwrap().count_ones();
+        let seccomp = security.seccomp.unwrap_or(0);
+        // Docker's 14 less CAP_NET_RAW (bit 13), which runsc takes away
+        // unless run with --net-raw.
+        let net_raw = u64::from_str_radix(security.cap_eff.as_deref().unwrap_or("0"), 16).unwrap() & (1 << 13) != 0;
+        match profile {
+            Profile::Docker => assert_eq!((caps, net_raw, seccomp), (13, false, 2), "{label}: {security:?}"),
+            Profile::Default => assert_eq!((caps, net_raw, seccomp), (13, false, 0), "{label}: {security:?}"),
+            Profile::Bare => assert!(caps > 14 && seccomp == 0, "{label}: {security:?}"),
+        }
+    }
 }
 
 fn the_probe_gives_up_a_platform_past_its_bound_and_records_why() {

@@ -120,6 +120,12 @@ impl Runsc {
         let cache = crate::paths::cache_dir().join(platform::CACHE_FILE);
         env.verdict = platform::decide_with(opts.gvisor_platform, &key, &cache, |p| env.probe(p, platform::PROBE_TIMEOUT))
             .map_err(|e| unavailable(e.to_string()))?;
+        if env.verdict.source == platform::Source::Cached {
+            // The cache says the platform runs; this bundle and profile must
+            // too (as runc's prepare runs its no-op once).
+            env.probe(env.verdict.platform, platform::PROBE_TIMEOUT)
+                .map_err(|f| unavailable(format!("unsupported here: the {} platform: {}", env.verdict.platform, f.reason)))?;
+        }
         Ok(env)
     }
 
@@ -184,16 +190,31 @@ impl Runtime {
         cmd
     }
 
+    /// The entries of runsc's state dir that belong to container `id`.
+    fn state_of(&self, id: &str) -> Vec<PathBuf> {
+        std::fs::read_dir(&self.state_root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains(id))
+            .map(|e| e.path())
+            .collect()
+    }
+
     /// `runsc delete -force ID`, bounded by [`DELETE_TIMEOUT`], when runsc
-    /// still has state for it: kills the sandbox and removes its state.
+    /// still has state for it: kills the sandbox and removes its state. What
+    /// a runsc killed while it was creating the container left (a lock, a
+    /// half-written state file, which `delete` refuses) is removed after.
     fn delete(&self, id: &str) {
-        let has_state = std::fs::read_dir(&self.state_root).is_ok_and(|d| d.flatten().any(|e| e.file_name().to_string_lossy().contains(id)));
-        if !has_state {
+        if self.state_of(id).is_empty() {
             return;
         }
         let mut cmd = Command::new(&self.binary);
         cmd.arg("--root").arg(&self.state_root).args(["delete", "-force", id]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
         let _ = run_bounded(&mut cmd, DELETE_TIMEOUT);
+        for left in self.state_of(id) {
+            let _ = std::fs::remove_file(&left).or_else(|_| std::fs::remove_dir_all(&left));
+        }
     }
 }
 
@@ -286,6 +307,7 @@ fn sandbox_config(
 ) -> Result<Spec, oci::OciError> {
     let mut spec = config(bundle.rootfs(), namespaces, args, &crate::container::default_hostname(), &CgroupUse::Path(format!("/{id}")))?;
     apply_profile(&mut spec, profile)?;
+    drop_unknown_capabilities(&mut spec);
     if bundle.prepared_rootfs().read_only() {
         read_only_root(&mut spec)?;
     }
@@ -298,6 +320,31 @@ fn sandbox_config(
         spec.set_linux(Some(linux));
     }
     Ok(spec)
+}
+
+/// Capabilities newer than runsc 0.0~20221219, which refuses a config that
+/// names any of them ("converting capabilities: unknown capability"): only
+/// `--profile bare` (every capability the caller holds) names them.
+pub const UNKNOWN_CAPABILITIES: [&str; 3] = ["CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"];
+
+/// Takes [`UNKNOWN_CAPABILITIES`] out of every set of the process.
+fn drop_unknown_capabilities(spec: &mut Spec) {
+    let Some(mut process) = spec.process().clone() else { return };
+    let Some(mut caps) = process.capabilities().clone() else { return };
+    let keep = |set: &Option<oci_spec::runtime::Capabilities>| {
+        // Compared by config.json's name (`CAP_BPF`), which serde writes.
+        let known = |c: &&oci_spec::runtime::Capability| {
+            serde_json::to_value(c).ok().and_then(|v| v.as_str().map(|n| !UNKNOWN_CAPABILITIES.contains(&n))).unwrap_or(true)
+        };
+        set.as_ref().map(|s| s.iter().filter(known).copied().collect())
+    };
+    caps.set_bounding(keep(caps.bounding()));
+    caps.set_permitted(keep(caps.permitted()));
+    caps.set_effective(keep(caps.effective()));
+    caps.set_inheritable(keep(caps.inheritable()));
+    caps.set_ambient(keep(caps.ambient()));
+    process.set_capabilities(Some(caps));
+    spec.set_process(Some(process));
 }
 
 /// Runs `bundle`'s no-op through `runsc run --platform=PLATFORM
@@ -434,10 +481,13 @@ impl Runsc {
         let mut m = super::container::profile_metadata(&self.profile, "runsc");
         if let Some(o) = m.as_object_mut() {
             let applied = match self.profile.profile() {
-                Profile::Bare => "config.json keeps every capability and masks nothing; the Sentry holds the capabilities, not the host",
+                Profile::Bare => {
+                    "config.json keeps every capability runsc knows (CAP_PERFMON, CAP_BPF and CAP_CHECKPOINT_RESTORE are left out: \
+                     runsc 0.0~20221219 refuses them) and masks nothing; the Sentry holds the capabilities, not the host"
+                }
                 Profile::Default => {
-                    "capabilities and noNewPrivileges are the Sentry's (gVisor's kernel); runsc 0.0~20221219 ignores the masked paths \
-                     (a masked /proc/cpuinfo stays readable); /proc and /sys are gVisor's own"
+                    "capabilities and noNewPrivileges are the Sentry's (gVisor's kernel), less CAP_NET_RAW, which runsc drops without --net-raw; \
+                     runsc 0.0~20221219 ignores the masked paths (a masked /proc/cpuinfo stays readable); /proc and /sys are gVisor's own"
                 }
                 Profile::Docker => {
                     "as default, and the seccomp profile is loaded into the Sentry (--oci-seccomp) for the application's system calls, \
@@ -608,6 +658,28 @@ mod tests {
         assert!(why.starts_with("the sandbox's clock did not advance within 19 of 21 samples"), "{why}");
         let why = clock_stood_still(&moving, 57_708_000, Duration::from_millis(900)).unwrap();
         assert_eq!(why, "the sandbox's clock advanced 57.7 ms while the host's advanced 900.0 ms for the same request, so its timing of this operation would be wrong");
+    }
+
+    #[test]
+    fn capabilities_runsc_does_not_know_are_left_out() {
+        let mut spec = config(Path::new("/tmp/r"), NamespaceSet::DEFAULT, &oci::agent_args(), "h", &CgroupUse::None).unwrap();
+        apply_profile(&mut spec, &PreparedProfile::prepare(Profile::Default).unwrap()).unwrap();
+        let mut process = spec.process().clone().unwrap();
+        let mut caps = process.capabilities().clone().unwrap();
+        let mut with_new = caps.bounding().clone().unwrap();
+        with_new.insert(oci_spec::runtime::Capability::Bpf);
+        with_new.insert(oci_spec::runtime::Capability::Perfmon);
+        caps.set_bounding(Some(with_new.clone()));
+        caps.set_effective(Some(with_new));
+        process.set_capabilities(Some(caps));
+        spec.set_process(Some(process));
+        drop_unknown_capabilities(&mut spec);
+        let v = serde_json::to_value(&spec).unwrap();
+        for set in ["bounding", "effective", "permitted"] {
+            let names: Vec<&str> = v["process"]["capabilities"][set].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+            assert_eq!(names.len(), 14, "{set}: Docker's 14 stay: {names:?}");
+            assert!(!names.iter().any(|n| UNKNOWN_CAPABILITIES.contains(n)), "{set}: {names:?}");
+        }
     }
 
     #[test]
