@@ -21,6 +21,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use isobench_harness::container::{Limits, NamespaceSet, NetMode, Profile, RootfsChoice, DEFAULT_STOP_TIMEOUT};
+use isobench_harness::env::runsc::platform::PlatformChoice;
 use isobench_harness::env::{EnvKind, EnvSelection};
 use isobench_harness::report::compare::{DEFAULT_NOISE, DEFAULT_THRESHOLD};
 use isobench_harness::schema::Schema;
@@ -195,6 +196,11 @@ struct RunArgs {
     #[arg(long, value_name = "ACCEL", env = "ISOBENCH_ACCEL", default_value_t,
           value_parser = values::choice::<AccelChoice>(AccelChoice::ALL.map(AccelChoice::as_str)))]
     accel: AccelChoice,
+    /// gVisor platform of the runsc environment (`auto`: the first of systrap, kvm,
+    /// ptrace whose probe runs a no-op within its bound; cached per runsc and kernel)
+    #[arg(long, value_name = "PLATFORM", env = "ISOBENCH_GVISOR_PLATFORM", default_value_t,
+          value_parser = values::choice::<PlatformChoice>(PlatformChoice::ALL.map(PlatformChoice::as_str)))]
+    gvisor_platform: PlatformChoice,
     /// VM machine type: microvm (virtio-mmio, no PCI, no firmware ROMs) or q35
     #[arg(long, value_name = "TYPE", env = "ISOBENCH_MACHINE", default_value_t,
           value_parser = values::choice::<Machine>(Machine::ALL.map(Machine::as_str)))]
@@ -322,6 +328,10 @@ struct StartupArgs {
     noop: Noop,
     #[command(flatten)]
     profile: ProfileArg,
+    /// gVisor platform of the runsc column (`auto`: probed as for `isobench run`)
+    #[arg(long, value_name = "PLATFORM", env = "ISOBENCH_GVISOR_PLATFORM", default_value_t,
+          value_parser = values::choice::<PlatformChoice>(PlatformChoice::ALL.map(PlatformChoice::as_str)))]
+    gvisor_platform: PlatformChoice,
 }
 
 /// cgroup limits of a container (`isobench exec`, the container environment).

@@ -53,7 +53,14 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         require_kvm: args.require_kvm,
         net: args.vm_net,
     };
-    let opts = Options { accel: args.accel, log_dir: Some(out.path.clone()), container: container_settings, vm, ..Options::new(workloads) };
+    let opts = Options {
+        accel: args.accel,
+        log_dir: Some(out.path.clone()),
+        container: container_settings,
+        vm,
+        gvisor_platform: args.gvisor_platform,
+        ..Options::new(workloads)
+    };
     let plan = Plan {
         envs: args.envs.into_kinds(),
         metrics: args.metrics.into_specs(),
@@ -81,7 +88,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     }
     if !outcome.skipped.is_empty() || !outcome.failed.is_empty() {
         eprintln!(
-            "isobench: incomplete: {} skipped environment(s), {} failed measurement(s), {} not measured (no boundary); the rest is in {}",
+            "isobench: incomplete: {} skipped environment(s), {} failed measurement(s), {} not measured (no boundary, or not supported there); the rest is in {}",
             outcome.skipped.len(),
             outcome.failed.len(),
             outcome.not_measured.len(),

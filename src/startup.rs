@@ -28,7 +28,7 @@ fn check_writable(path: &Path) -> Result<()> {
 }
 
 pub fn startup(args: StartupArgs) -> Result<ExitCode> {
-    let StartupArgs { n, envs: columns, json, samples, out, per_namespace, ns: namespaces, noop, profile } = args;
+    let StartupArgs { n, envs: columns, json, samples, out, per_namespace, ns: namespaces, noop, profile, gvisor_platform } = args;
     if let Some(path) = &samples {
         check_writable(path)?;
     }
@@ -37,6 +37,7 @@ pub fn startup(args: StartupArgs) -> Result<ExitCode> {
     let mut opts = Options::new(workloads::locate()?);
     opts.container.namespaces = namespaces;
     opts.container.profile = profile.profile;
+    opts.gvisor_platform = gvisor_platform;
     let progress = &mut |line: &str| eprintln!("isobench: {line}");
     let probe = Probe::start();
     let mut run = match per_namespace {

@@ -171,7 +171,10 @@ fn run_writes_a_report_with_a_row_per_env_and_metric() {
     assert!(report.contains("| native | ") && report.contains("baseline"));
     if envs.contains(&"container") {
         // The container's column names its security profile (`default` unless told).
-        assert!(report.lines().any(|l| (l.starts_with("| container (default) | ") || l.starts_with("| container (default) ⚠ | ")) && l.contains('×')), "{report}");
+        assert!(
+            report.lines().any(|l| (l.starts_with("| container (default) | ") || l.starts_with("| container (default) ⚠ | ")) && l.contains('×')),
+            "{report}"
+        );
     }
     for metric in ["syscall.getpid", "ipc.pipe_rtt"] {
         let svg = std::fs::read_to_string(out.join(format!("plots/{metric}.svg"))).unwrap();
@@ -319,6 +322,8 @@ fn an_unknown_family_lists_the_families_and_control_is_one() {
     for k in isobench_harness::env::EnvKind::every() {
         assert!(e.contains(k.as_str()), "{e}");
     }
+    let e = one_line_refusal(&run(&["run", "--env", "runsc", "--gvisor-platform", "vmx"]));
+    assert!(e.contains("unknown gVisor platform \"vmx\"; choose from auto, systrap, kvm or ptrace"), "{e}");
     let e = one_line_refusal(&run(&["startup", "--env", "kata"]));
     assert!(e.contains("unknown start column \"kata\"") && e.contains(&isobench_harness::startup::Column::names()), "{e}");
     assert!(!Path::new("/nonexistent/never-created").exists());
@@ -356,9 +361,10 @@ fn help_lists_the_variables_and_the_choices_of_the_types() {
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
     let run_help = help(&["run", "--help"]);
-    for var in ["ISOBENCH_ENVS", "ISOBENCH_PIN", "ISOBENCH_ACCEL", "ISOBENCH_MACHINE", "ISOBENCH_RUN_DIR"] {
+    for var in ["ISOBENCH_ENVS", "ISOBENCH_PIN", "ISOBENCH_ACCEL", "ISOBENCH_MACHINE", "ISOBENCH_RUN_DIR", "ISOBENCH_GVISOR_PLATFORM"] {
         assert!(run_help.contains(&format!("[env: {var}=")), "{var} missing:\n{run_help}");
     }
+    assert!(run_help.contains("[possible values: auto, systrap, kvm, ptrace]"), "{run_help}");
     for k in isobench_harness::env::EnvKind::every() {
         // each environment with its description (wrapped by clap, so its first words)
         let first_words: String = k.describe().split(' ').take(3).collect::<Vec<_>>().join(" ");

@@ -15,7 +15,8 @@
 //! Environment variables, each parsed by the type of the `isobench run`
 //! option it stands for (the README's table lists them all):
 //! `ISOBENCH_ENVS` (`--env`: environments, `all` or `peers`; default the
-//! core three), `ISOBENCH_ACCEL` (`--accel`), `ISOBENCH_MACHINE`
+//! core three), `ISOBENCH_ACCEL` (`--accel`), `ISOBENCH_GVISOR_PLATFORM`
+//! (`--gvisor-platform`), `ISOBENCH_MACHINE`
 //! (`--machine`), `ISOBENCH_PIN` (`--pin`: CPU pinning of two-party
 //! metrics; default same), `ISOBENCH_RUN_DIR` (`--out`: the results
 //! folder). A bad value stops the bench with the variable's name and the
@@ -81,6 +82,7 @@ pub fn bench_family(c: &mut Criterion, family: Family) {
     let accel: AccelChoice = from_env("ISOBENCH_ACCEL").unwrap_or_default();
     let mut opts = Options { accel, log_dir: Some(out.path.clone()), ..Options::new(workloads) };
     opts.vm.machine = from_env::<Machine>("ISOBENCH_MACHINE");
+    opts.gvisor_platform = from_env("ISOBENCH_GVISOR_PLATFORM").unwrap_or_default();
     isobench_harness::cleanup::sweep();
 
     let mut running: Vec<Running> = Vec::new();

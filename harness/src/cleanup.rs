@@ -3,7 +3,9 @@
 //! their pid-stamped names ([`crate::leftovers`]): temp dirs (rootfs, /dev
 //! templates, peer runtimes' bundles), half-made cached rootfs builds,
 //! container cgroups (killing anything still in them), the run's network
-//! namespaces, the peer runtimes' cgroups, and the registry entries of runs
+//! namespaces, the peer runtimes' cgroups, runsc processes still holding a
+//! dead run's state dir (killed first, listed as `/proc/<pid>`), and the
+//! registry entries of runs
 //! ([`crate::registry`]), of processes that no longer exist. Called at every
 //! start; a live run's things are never touched.
 
@@ -14,7 +16,9 @@ use crate::leftovers;
 
 /// Removes leftovers of dead isobench processes and returns what was removed.
 pub fn sweep() -> Vec<PathBuf> {
-    let mut removed = leftovers::sweep_temp_dirs(&std::env::temp_dir());
+    // Before the temp dirs: they hold the state dirs these processes name.
+    let mut removed: Vec<PathBuf> = crate::env::runsc::sweep().into_iter().map(|pid| PathBuf::from(format!("/proc/{pid}"))).collect();
+    removed.extend(leftovers::sweep_temp_dirs(&std::env::temp_dir()));
     removed.extend(rootfs::sweep());
     if nix::unistd::geteuid().is_root() {
         removed.extend(cgroup::sweep());

@@ -100,7 +100,8 @@ pub struct Outcome {
     /// Measurements that failed, with the error.
     pub failed: Vec<String>,
     /// `*.boundary` metrics an environment has no boundary for (peers,
-    /// rootless veth), with the reason: not failures, but not measured.
+    /// rootless veth), and metrics not supported under runsc, with the
+    /// reason: not failures, but not measured.
     pub not_measured: Vec<String>,
     pub measured: usize,
     pub interrupted: bool,
@@ -247,15 +248,32 @@ pub fn execute(
             let what = format!("{} {} ({} iterations, ≤{} ms)", environment.label(), spec.name, req.iterations, req.max_ms);
             progress(Event::Begin { step, total, what: &what });
             let probe = Probe::start();
+            let asked = std::time::Instant::now();
             let result = match spec.boundary {
                 false => inst.agent().run(&req).map_err(MeasureError::Agent),
                 true => measure_boundary(out, kind, inst.as_mut(), &mut hosts, spec, &req),
             };
+            let host_wall = asked.elapsed();
             let interference = probe.finish();
             match result {
                 Ok(r) => {
                     let mut m = Measurement::new(kind.as_str(), &environment.label(), spec);
                     m.add(&r)?;
+                    // gVisor's clock may stand still across work without
+                    // system calls; the host side of a boundary metric times
+                    // with the host's clock.
+                    let still = (kind == EnvKind::Runsc && !spec.boundary)
+                        .then(|| env::runsc::clock_stood_still(&m.histogram, r.elapsed_ns, host_wall))
+                        .flatten();
+                    if let Some(reason) = still {
+                        let line = format!("{}: {}: not supported under runsc: {reason}", environment.label(), spec.name);
+                        progress(Event::Note(&line));
+                        outcome.not_measured.push(line);
+                        out.update_run(|run| {
+                            run.env_mut(kind.as_str()).not_supported.insert(spec.name.to_string(), format!("not supported under runsc: {reason}"));
+                        })?;
+                        continue;
+                    }
                     m.interference = interference;
                     out.save(&m)?;
                     record_pinning(out, kind, spec, plan.pin, &r)?;
@@ -272,6 +290,29 @@ pub fn execute(
                         sm.n
                     );
                     progress(Event::Done { step, total, line: &line });
+                }
+                Err(e) if kind == EnvKind::Runsc && !interrupted.load(Ordering::SeqCst) => {
+                    // gVisor implements most, not all, of Linux: a metric it
+                    // cannot run is a finding about it, not a failed run.
+                    let reason = e.to_string();
+                    let line = format!("{}: {}: not supported under runsc: {reason}", environment.label(), spec.name);
+                    progress(Event::Note(&line));
+                    outcome.not_measured.push(line);
+                    out.update_run(|run| {
+                        run.env_mut(kind.as_str()).not_supported.insert(spec.name.to_string(), format!("not supported under runsc: {reason}"));
+                    })?;
+                    if e.agent_gone() {
+                        // The sandbox went with it: the next metrics get a new one.
+                        match environment.start() {
+                            Ok(fresh) => inst = fresh,
+                            Err(e) => {
+                                let line = format!("{}: restart after {}: {e}", kind, spec.name);
+                                progress(Event::Problem(&line));
+                                outcome.failed.push(line);
+                                continue 'envs;
+                            }
+                        }
+                    }
                 }
                 Err(e) => {
                     let line = format!("{}: {}: {e}", kind, spec.name);

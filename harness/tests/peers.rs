@@ -16,7 +16,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use isobench_harness::container::NamespaceSet;
 use isobench_harness::env::oci::{self, CgroupUse, OciBundle, OciEnvironment};
-use isobench_harness::env::peer::{self, BWRAP, CRUN, RUNC, UNSHARE};
+use isobench_harness::env::peer::{self, BWRAP, CRUN, RUNC, RUNSC, UNSHARE};
 use isobench_harness::env::{self, EnvError, EnvKind, Environment, Options};
 use isobench_workloads::protocol::RunRequest;
 
@@ -32,7 +32,7 @@ fn opts() -> Options {
 }
 
 /// Root and every peer runtime.
-const ALL_PEERS: &[Need] = &[Root, Runc, Crun, Bwrap, Unshare];
+const ALL_PEERS: &[Need] = &[Root, Runc, Crun, Bwrap, Unshare, Runsc];
 
 fn main() {
     isobench_testkit::run(vec![
@@ -221,6 +221,7 @@ fn missing_peer_is_skipped_with_the_exact_message() {
         (CRUN, "crun: skipped: crun not found; apt-get install crun (scripts/setup installs it)"),
         (BWRAP, "bwrap: skipped: bwrap not found; apt-get install bubblewrap (scripts/setup installs it)"),
         (UNSHARE, "unshare: skipped: unshare not found; apt-get install util-linux"),
+        (RUNSC, "runsc: skipped: runsc not found; apt-get install runsc (scripts/setup installs it)"),
     ];
     for (tool, want) in cases {
         let reason = tool.locate_with(None, empty.path().as_os_str()).unwrap_err();
@@ -293,7 +294,7 @@ fn running(pid: u32) -> bool {
 fn kill_9_of_the_harness_leaves_nothing_the_sweep_misses() {
     let _g = lock();
     for kind in EnvKind::PEERS {
-        let tool = [RUNC, CRUN, BWRAP, UNSHARE].into_iter().find(|t| t.name == kind.as_str()).unwrap();
+        let tool = [RUNC, CRUN, BWRAP, UNSHARE, RUNSC].into_iter().find(|t| t.name == kind.as_str()).unwrap();
         if tool.locate().is_err() {
             eprintln!("{kind}: not installed, not checked");
             continue;
@@ -398,7 +399,7 @@ fn startup_measures_every_available_column() {
     assert_eq!(json["rows"].as_array().unwrap().len(), run.rows.len());
     assert_eq!(json["rows"][0]["samples_ns"].as_array().unwrap().len(), 3);
     for kind in EnvKind::PEERS {
-        let installed = [RUNC, CRUN, BWRAP, UNSHARE].iter().any(|t| t.name == kind.as_str() && t.locate().is_ok());
+        let installed = [RUNC, CRUN, BWRAP, UNSHARE, RUNSC].iter().any(|t| t.name == kind.as_str() && t.locate().is_ok());
         let skipped = run.skipped.iter().find(|(e, _)| e == kind.as_str());
         match (run.row(kind.as_str()), skipped) {
             (Some(_), None) => assert!(installed),
@@ -465,7 +466,7 @@ fn startup_columns_parse() {
     let e = Column::parse_list("kata").unwrap_err().to_string();
     assert_eq!(
         e,
-        "unknown start column \"kata\"; choose from clone, clone+exec, exec, isobench, isobench+cgroup, isobench-exec, isobench-exec+cgroup, runc, crun, bwrap, unshare (or all, peers)"
+        "unknown start column \"kata\"; choose from clone, clone+exec, exec, isobench, isobench+cgroup, isobench-exec, isobench-exec+cgroup, runc, crun, bwrap, unshare, runsc (or all, peers)"
     );
     assert_eq!(Column::parse_list("isobench-exec,isobench-exec+cgroup").unwrap(), [Column::IsobenchExec, Column::IsobenchExecCgroup]);
 }

@@ -21,6 +21,9 @@ pub enum PathKind {
     HostNetwork,
     /// A veth pair between the run's network namespace and the container's.
     Veth,
+    /// A veth pair from the run's network namespace whose other end gVisor's
+    /// netstack drives (runsc `--network=sandbox`).
+    Netstack,
     /// A tap device in the run's network namespace, virtio-net in the guest.
     Tap,
     /// QEMU's user-mode network (slirp) with ports forwarded on loopback: a
@@ -36,6 +39,7 @@ impl PathKind {
             PathKind::Loopback => "loopback (MTU 65536) between two host processes (no boundary)",
             PathKind::HostNetwork => "the host's network (no network namespace)",
             PathKind::Veth => "veth pair (MTU 1500) from the run's network namespace",
+            PathKind::Netstack => "veth pair (MTU 1500) from the run's network namespace into gVisor's netstack (runsc --network=sandbox)",
             PathKind::Tap => "tap (MTU 1500) in the run's network namespace + virtio-net (QEMU's userspace backend, no vhost-net)",
             PathKind::Slirp => "user-mode networking (slirp)",
         }

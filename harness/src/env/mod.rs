@@ -25,6 +25,7 @@ pub mod native;
 pub mod oci;
 pub mod peer;
 pub mod runc;
+pub mod runsc;
 pub mod unshare;
 pub mod vm;
 
@@ -69,6 +70,8 @@ pub enum EnvKind {
     Crun,
     Bwrap,
     Unshare,
+    /// gVisor: a user-space kernel between the container and the host.
+    Runsc,
 }
 
 impl EnvKind {
@@ -76,7 +79,7 @@ impl EnvKind {
     pub const ALL: [EnvKind; 3] = [EnvKind::Native, EnvKind::Container, EnvKind::Vm];
     /// The peer runtimes (`--env peers`): what users deploy instead of
     /// isobench's launcher.
-    pub const PEERS: [EnvKind; 4] = [EnvKind::Runc, EnvKind::Crun, EnvKind::Bwrap, EnvKind::Unshare];
+    pub const PEERS: [EnvKind; 5] = [EnvKind::Runc, EnvKind::Crun, EnvKind::Bwrap, EnvKind::Unshare, EnvKind::Runsc];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -87,6 +90,7 @@ impl EnvKind {
             EnvKind::Crun => "crun",
             EnvKind::Bwrap => "bwrap",
             EnvKind::Unshare => "unshare",
+            EnvKind::Runsc => "runsc",
         }
     }
 
@@ -100,6 +104,9 @@ impl EnvKind {
             EnvKind::Crun => "crun (Podman's runtime) running the same OCI bundle; cgroups disabled on hybrid cgroup hosts",
             EnvKind::Bwrap => "bubblewrap (Flatpak's sandbox) with the same rootfs bound as / and the same namespaces",
             EnvKind::Unshare => "util-linux unshare -pfmnuiC --mount-proc around the agent, in the host's filesystem",
+            EnvKind::Runsc => {
+                "gVisor's runsc running the same OCI bundle: a user-space kernel (the Sentry) serves the system calls; platform by --gvisor-platform"
+            }
         }
     }
 
@@ -230,12 +237,21 @@ pub struct Options {
     pub vm: crate::vm::VmSettings,
     /// container settings (namespaces, limits, ...).
     pub container: crate::container::ContainerSettings,
+    /// `--gvisor-platform` for runsc: `auto` (probe) or one platform.
+    pub gvisor_platform: runsc::platform::PlatformChoice,
 }
 
 impl Options {
     /// Defaults for everything but the workload binaries.
     pub fn new(workloads: Workloads) -> Options {
-        Options { workloads, accel: Default::default(), log_dir: None, vm: Default::default(), container: Default::default() }
+        Options {
+            workloads,
+            accel: Default::default(),
+            log_dir: None,
+            vm: Default::default(),
+            container: Default::default(),
+            gvisor_platform: Default::default(),
+        }
     }
 }
 
@@ -311,6 +327,7 @@ pub fn prepare(kind: EnvKind, opts: &Options) -> Result<Box<dyn Environment>, En
         EnvKind::Crun => Ok(Box::new(crun::prepare(opts)?)),
         EnvKind::Bwrap => Ok(Box::new(bwrap::prepare(opts)?)),
         EnvKind::Unshare => Ok(Box::new(unshare::prepare(opts)?)),
+        EnvKind::Runsc => Ok(Box::new(runsc::prepare(opts)?)),
     }
 }
 
@@ -323,11 +340,11 @@ mod tests {
         let kinds = |s: &str| s.parse::<EnvSelection>().unwrap().into_kinds();
         assert_eq!(kinds("vm, native,vm"), [EnvKind::Vm, EnvKind::Native]);
         assert_eq!(kinds("all"), EnvKind::ALL);
-        assert_eq!(kinds("container,peers"), [EnvKind::Container, EnvKind::Runc, EnvKind::Crun, EnvKind::Bwrap, EnvKind::Unshare]);
+        assert_eq!(kinds("container,peers"), [EnvKind::Container, EnvKind::Runc, EnvKind::Crun, EnvKind::Bwrap, EnvKind::Unshare, EnvKind::Runsc]);
         assert_eq!("all".parse::<EnvSelection>().unwrap(), EnvSelection::default());
         assert_eq!(EnvSelection::default().to_string(), "all");
         let some: EnvSelection = "peers,native".parse().unwrap();
-        assert_eq!(some.to_string(), "runc,crun,bwrap,unshare,native");
+        assert_eq!(some.to_string(), "runc,crun,bwrap,unshare,runsc,native");
         assert_eq!(some.to_string().parse::<EnvSelection>().unwrap(), some);
         for k in EnvKind::every() {
             assert_eq!(k.as_str().parse::<EnvKind>().unwrap(), k);
@@ -339,10 +356,10 @@ mod tests {
         let e = "native,kvmx".parse::<EnvSelection>().unwrap_err().to_string();
         assert_eq!(
             e,
-            "unknown environment \"kvmx\"; choose from native, container, vm, runc, crun, bwrap, unshare, all or peers (see `isobench list`)"
+            "unknown environment \"kvmx\"; choose from native, container, vm, runc, crun, bwrap, unshare, runsc, all or peers (see `isobench list`)"
         );
         let e = " ,".parse::<EnvSelection>().unwrap_err().to_string();
-        assert_eq!(e, "no environment given; choose from native, container, vm, runc, crun, bwrap, unshare, all or peers");
+        assert_eq!(e, "no environment given; choose from native, container, vm, runc, crun, bwrap, unshare, runsc, all or peers");
         let words: Vec<&str> = EnvSelection::words().map(|(w, _)| w).collect();
         assert_eq!(words.len(), EnvKind::ALL.len() + EnvKind::PEERS.len() + 2);
     }

@@ -42,6 +42,7 @@ pub struct Tool {
 pub const RUNC: Tool = Tool { name: "runc", package: "runc", env_var: "ISOBENCH_RUNC", by_setup: true };
 pub const CRUN: Tool = Tool { name: "crun", package: "crun", env_var: "ISOBENCH_CRUN", by_setup: true };
 pub const BWRAP: Tool = Tool { name: "bwrap", package: "bubblewrap", env_var: "ISOBENCH_BWRAP", by_setup: true };
+pub const RUNSC: Tool = Tool { name: "runsc", package: "runsc", env_var: "ISOBENCH_RUNSC", by_setup: true };
 pub const UNSHARE: Tool = Tool { name: "unshare", package: "util-linux", env_var: "ISOBENCH_UNSHARE", by_setup: false };
 
 /// Where to look when `PATH` does not say (root's sbin dirs are often not in

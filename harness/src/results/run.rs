@@ -161,6 +161,10 @@ pub struct EnvRecord {
     /// Why `net.*.boundary` was not measured here (peers, rootless veth).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boundary_not_measured: Option<String>,
+    /// Metric → why it does not run in this environment (e.g. a system call
+    /// gVisor does not implement): reported, not a failed run.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub not_supported: BTreeMap<String, String>,
     /// The measured instance's cgroup accounting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<UsageRecord>,

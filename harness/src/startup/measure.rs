@@ -133,6 +133,11 @@ fn prepare_peer(kind: EnvKind, opts: &Options) -> Result<(Box<dyn NoopStart>, St
         }
         EnvKind::Bwrap => (Box::new(env::bwrap::prepare(opts)?), "bwrap".into()),
         EnvKind::Unshare => (Box::new(env::unshare::prepare(opts)?), "unshare".into()),
+        EnvKind::Runsc => {
+            let e = env::runsc::prepare(opts)?;
+            let label = env::Environment::label(&e);
+            (Box::new(e), label)
+        }
         other => return Err(EnvError::Unavailable { env: other.as_str(), reason: "not a peer runtime".into() }),
     })
 }

@@ -9,7 +9,7 @@ use std::process::Command;
 
 use isobench_harness::container::cgroup::{self, CgroupMode};
 use isobench_harness::container::rootfs::{self, distro};
-use isobench_harness::env::peer::{BWRAP, CRUN, RUNC, UNSHARE};
+use isobench_harness::env::peer::{BWRAP, CRUN, RUNC, RUNSC, UNSHARE};
 use isobench_harness::vm::{image, qemu};
 
 /// A prerequisite of a test.
@@ -36,6 +36,8 @@ pub enum Need {
     Runc,
     Crun,
     Bwrap,
+    /// gVisor's runsc.
+    Runsc,
     /// The host distribution's rootfs (`--rootfs debian`): cached, or
     /// debootstrap to build it.
     DebianRootfs,
@@ -107,6 +109,7 @@ impl Need {
             Need::Runc => "runc",
             Need::Crun => "crun",
             Need::Bwrap => "bwrap",
+            Need::Runsc => "runsc",
             Need::DebianRootfs => "debian rootfs",
             Need::Qemu => "qemu",
             Need::GuestImage => "guest image",
@@ -147,6 +150,7 @@ impl Need {
             Need::Runc => "apt-get install runc (scripts/setup installs it as root)",
             Need::Crun => "apt-get install crun (scripts/setup installs it as root)",
             Need::Bwrap => "apt-get install bubblewrap (scripts/setup installs it as root)",
+            Need::Runsc => "apt-get install runsc (scripts/setup installs it as root)",
             Need::DebianRootfs => "apt-get install debootstrap (scripts/setup installs it as root); the first test that needs the rootfs builds it",
             Need::Qemu => "apt-get install qemu-system-x86 (scripts/setup installs it)",
             Need::GuestImage => "run scripts/build-guest",
@@ -196,6 +200,7 @@ impl Need {
             Need::Runc => RUNC.locate().map(drop),
             Need::Crun => CRUN.locate().map(drop),
             Need::Bwrap => BWRAP.locate().map(drop),
+            Need::Runsc => RUNSC.locate().map(drop),
             Need::DebianRootfs => {
                 let source = distro::Source::host().map_err(|e| e.to_string())?;
                 let cached = isobench_harness::paths::cache_dir().join("rootfs").join(source.name()).join("etc").is_dir();

@@ -96,6 +96,12 @@ impl Section for Caveats {
             if let Some(reason) = &e.boundary_not_measured {
                 notes.push(format!("{name}: net.*.boundary not measured: {reason}"));
             }
+            for (metric, reason) in &e.not_supported {
+                notes.push(format!("{name}: {metric}: {reason}"));
+            }
+            if let Some(note) = e.meta(|m| m.other.get("platform")).and_then(gvisor_note) {
+                notes.push(format!("{}: {note}", e.label.as_deref().unwrap_or(name)));
+            }
             if e.boundary.as_ref().and_then(|b| b.path.as_deref()) == Some("slirp") {
                 notes.push(format!(
                     "{name}: the net.*.boundary figures went through QEMU's user-mode networking (slirp: without root, or --vm-net user), a userspace TCP/IP stack: \
@@ -262,9 +268,38 @@ pub fn cpuid_caveat(ns: f64) -> Option<String> {
     })
 }
 
+/// What gVisor's user-space kernel intercepts on the platform that ran
+/// (runsc's `metadata.platform`), and why the other platforms did not run.
+fn gvisor_note(platform: &serde_json::Value) -> Option<String> {
+    let name = platform.get("platform")?.as_str()?;
+    let intercepts = platform.get("intercepts")?.as_str()?;
+    let mut note = format!(
+        "gVisor on its {name} platform: {intercepts}. Its `syscall.*`, `ipc.*` and `spawn.*` figures are the Sentry's implementation plus that trap, \
+         not the host kernel's; its `net.*` go through gVisor's own TCP/IP stack (netstack)"
+    );
+    if let Some(others) = platform.get("not_taken").and_then(|o| o.as_object()).filter(|o| !o.is_empty()) {
+        let list: Vec<String> = others.iter().map(|(p, why)| format!("{p}: {}", why.as_str().unwrap_or("?"))).collect();
+        note.push_str(&format!(". Not run here: {}", list.join("; ")));
+    }
+    Some(note)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gvisor_says_what_its_platform_intercepts_and_why_not_the_others() {
+        let platform = serde_json::json!({
+            "platform": "ptrace",
+            "intercepts": "every system call and page fault of the sandboxed processes stops them under ptrace(2)",
+            "not_taken": { "kvm": "no exit within 15.00 s: given up, its sandbox killed", "systrap": "runsc refused it: unknown platform: systrap (exit status: 128)" },
+        });
+        let note = gvisor_note(&platform).unwrap();
+        assert!(note.starts_with("gVisor on its ptrace platform: every system call and page fault"), "{note}");
+        assert!(note.ends_with("Not run here: kvm: no exit within 15.00 s: given up, its sandbox killed; systrap: runsc refused it: unknown platform: systrap (exit status: 128)"), "{note}");
+        assert_eq!(gvisor_note(&serde_json::json!({ "accel": "tcg" })), None, "not a runsc column");
+    }
 
     #[test]
     fn a_split_that_fell_back_to_same_is_a_caveat() {

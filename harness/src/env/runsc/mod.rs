@@ -1,0 +1,694 @@
+//! The runsc environment: the agent inside gVisor, Google's application
+//! kernel in user space (the sandbox of GKE Sandbox and of Cloud Run's first
+//! generation), run through `runsc`, its OCI runtime, the way Docker's
+//! `--runtime=runsc` runs it: `runsc --root STATE --platform=P
+//! --network=sandbox run --bundle DIR ID`, foreground, on the very bundle
+//! runc and crun run ([`super::oci`]: the same rootfs, namespaces, mounts,
+//! profile and agent).
+//!
+//! What differs from runc is underneath the application: its system calls
+//! never reach the host kernel directly. gVisor's Sentry serves them, caught
+//! by the platform ([`platform`], `--gvisor-platform`, probed like the vm's
+//! accelerator); files come through a gofer process, the network through
+//! gVisor's own TCP/IP stack (netstack). The column is labelled with the
+//! platform: `runsc (ptrace, default)`.
+//!
+//! Networking follows runsc's `--network=sandbox`: each start gets a network
+//! namespace of its own (`isobench-<pid>-<n>` in /run/netns, swept by name)
+//! holding `eth0`, a veth whose other end is in the run's private namespace
+//! ([`crate::container::net`]), named as the bundle's network namespace path;
+//! runsc takes the veth's address and routes over into netstack and reads
+//! and writes its frames through a packet socket. `net.*.boundary` therefore
+//! crosses netstack and the veth. The no-op starts of `isobench startup` run
+//! with `--network=none` (loopback only, as runc's new empty namespace).
+//!
+//! runsc 20221219 (Debian 12's) refuses to network "in the root network
+//! namespace", which it tells by /proc/sys/net/core/rmem_default existing;
+//! kernels that show that sysctl in every namespace (6.18 here) make it
+//! refuse every namespace. isobench then runs runsc in a private mount
+//! namespace with an empty read-only tmpfs over /proc/sys/net (the host's
+//! mount table is untouched), and run.json says so.
+//!
+//! A killed run: `runsc run` dies with isobench (PR_SET_PDEATHSIG), its
+//! sandbox (`--attached`) and gofer die with it; the state dir is in the
+//! bundle's pid-stamped temp dir, the netns is pid-stamped, the cgroup
+//! (`/isobench-<pid>-runsc-<n>`) is swept like runc's, and [`sweep`] kills
+//! any runsc process still holding a dead run's state dir.
+
+pub mod platform;
+
+use std::os::fd::AsFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use isobench_workloads::protocol::AgentInfo;
+use oci_spec::runtime::{LinuxNamespaceBuilder, LinuxNamespaceType, Spec};
+
+use self::platform::{Platform, ProbeFailure, ProbeKey, Verdict};
+use super::endpoint::{Endpoint, PathKind};
+use super::oci::{self, apply_profile, config, container_id, noop_args, read_only_root, sweep_cgroups, CgroupUse, OciBundle};
+use super::peer::{self, start_agent, Cleanup, NoopStart, PeerCommand, PeerInstance, RUNSC};
+use super::{EnvError, EnvKind, Environment, Instance, Options};
+use crate::agent::AgentClient;
+use crate::container::net::{Link, RunNetns};
+use crate::container::profile::{PreparedProfile, Profile};
+use crate::container::NamespaceSet;
+use crate::leftovers;
+use crate::workloads::Noop;
+
+const ENV: &str = "runsc";
+
+/// How long `runsc delete -force` may take before it is killed (it only
+/// signals a sandbox and removes its state files).
+const DELETE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often a bounded wait looks whether the process has exited.
+const POLL: Duration = Duration::from_millis(10);
+
+/// The sandbox's end of its veth (what the agent sees in netstack).
+pub const SANDBOX_IF: &str = "eth0";
+
+/// The sysctl runsc 20221219 takes for a sign of the root network namespace.
+const ROOT_NS_MARKER: &str = "/proc/sys/net/core/rmem_default";
+
+/// Whether runsc gets a network device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Network {
+    /// `--network=sandbox` in the given namespace (netstack on its veth).
+    Sandbox,
+    /// `--network=none`: netstack with loopback only.
+    None,
+}
+
+/// gVisor, prepared: its bundle, the platform verdict and how runsc is called.
+pub struct Runsc {
+    binary: PathBuf,
+    version: Option<String>,
+    namespaces: NamespaceSet,
+    profile: PreparedProfile,
+    verdict: Verdict,
+    /// runsc must not see /proc/sys/net (see the module docs).
+    hide_proc_sys_net: bool,
+    // Dropped last: runsc's state lives in it.
+    bundle: OciBundle,
+}
+
+/// Prepares runsc, or says in one line why it cannot run here (not
+/// installed: "runsc not found; apt-get install runsc (scripts/setup installs it)").
+pub fn prepare(opts: &Options) -> Result<Runsc, EnvError> {
+    let binary = RUNSC.locate().map_err(|reason| EnvError::Unavailable { env: ENV, reason })?;
+    Runsc::with_binary(binary, opts)
+}
+
+impl Runsc {
+    /// [`prepare`] with the runsc binary given.
+    pub fn with_binary(binary: PathBuf, opts: &Options) -> Result<Runsc, EnvError> {
+        let unavailable = |reason: String| EnvError::Unavailable { env: ENV, reason };
+        crate::container::require_root().map_err(|e| unavailable(e.to_string()))?;
+        sweep_cgroups();
+        let bundle =
+            OciBundle::build_with(&opts.workloads, ENV, &opts.container.rootfs).map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
+        let profile = PreparedProfile::prepare(opts.container.profile).map_err(|e| unavailable(e.to_string()))?;
+        let version = peer::version(&binary);
+        let namespaces = opts.container.namespaces.unwrap_or(NamespaceSet::DEFAULT);
+        let hide_proc_sys_net = root_ns_marker_everywhere().map_err(|e| unavailable(format!("the run's network namespace: {e}")))?;
+        let mut env = Runsc { binary, version, namespaces, profile, verdict: placeholder_verdict(), hide_proc_sys_net, bundle };
+        let key = ProbeKey::new(env.version.as_deref().unwrap_or("unknown"));
+        let cache = crate::paths::cache_dir().join(platform::CACHE_FILE);
+        env.verdict = platform::decide_with(opts.gvisor_platform, &key, &cache, |p| env.probe(p, platform::PROBE_TIMEOUT))
+            .map_err(|e| unavailable(e.to_string()))?;
+        if env.verdict.source == platform::Source::Cached {
+            // The cache says the platform runs; this bundle and profile must
+            // too (as runc's prepare runs its no-op once).
+            env.probe(env.verdict.platform, platform::PROBE_TIMEOUT)
+                .map_err(|f| unavailable(format!("unsupported here: the {} platform: {}", env.verdict.platform, f.reason)))?;
+        }
+        Ok(env)
+    }
+
+    /// The platform that runs, and why.
+    pub fn verdict(&self) -> &Verdict {
+        &self.verdict
+    }
+
+    pub fn bundle(&self) -> &OciBundle {
+        &self.bundle
+    }
+
+    /// Runs the bundle's no-op under `platform` without a network, bounded
+    /// by `bound`: the time to its exit, or why it did not run (see
+    /// [`probe_platform`]).
+    pub fn probe(&self, platform: Platform, bound: Duration) -> Result<Duration, ProbeFailure> {
+        probe_platform(&self.binary, &self.bundle, &self.profile, self.namespaces, platform, bound)
+    }
+
+    fn runtime(&self) -> Runtime {
+        Runtime { binary: self.binary.clone(), state_root: self.bundle.state_root() }
+    }
+}
+
+/// A verdict before the probes ran (never shown: prepare replaces it or fails).
+fn placeholder_verdict() -> Verdict {
+    Verdict { platform: Platform::Ptrace, reason: String::new(), source: platform::Source::Requested, attempts: Vec::new() }
+}
+
+/// Whether the sysctl runsc 20221219 takes for the root namespace's mark
+/// shows in a namespace that is not the root one (the run's).
+fn root_ns_marker_everywhere() -> Result<bool, crate::container::net::NetError> {
+    let ns = RunNetns::shared()?;
+    ns.run_in(|| Path::new(ROOT_NS_MARKER).exists())
+}
+
+/// runsc's binary and state dir: what every call of it needs.
+#[derive(Debug, Clone)]
+struct Runtime {
+    binary: PathBuf,
+    state_root: PathBuf,
+}
+
+impl Runtime {
+    /// `runsc --root STATE --platform=P --network=N [--oci-seccomp] run --bundle DIR ID`.
+    fn run(&self, bundle: &Path, id: &str, platform: Platform, network: Network, seccomp: bool, hide_proc_sys_net: bool) -> Command {
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("--root").arg(&self.state_root).arg(format!("--platform={platform}"));
+        cmd.arg(match network {
+            Network::Sandbox => "--network=sandbox",
+            Network::None => "--network=none",
+        });
+        if seccomp {
+            // runsc ignores config.json's seccomp unless told to load it
+            // into the Sentry's own seccomp for the application.
+            cmd.arg("--oci-seccomp");
+        }
+        cmd.arg("run").arg("--bundle").arg(bundle).arg(id);
+        if network == Network::Sandbox && hide_proc_sys_net {
+            hide_proc_sys_net_of(&mut cmd);
+        }
+        cmd
+    }
+
+    /// The entries of runsc's state dir that belong to container `id`.
+    fn state_of(&self, id: &str) -> Vec<PathBuf> {
+        std::fs::read_dir(&self.state_root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains(id))
+            .map(|e| e.path())
+            .collect()
+    }
+
+    /// `runsc delete -force ID`, bounded by [`DELETE_TIMEOUT`], when runsc
+    /// still has state for it: kills the sandbox and removes its state. What
+    /// a runsc killed while it was creating the container left (a lock, a
+    /// half-written state file, which `delete` refuses) is removed after.
+    fn delete(&self, id: &str) {
+        if self.state_of(id).is_empty() {
+            return;
+        }
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("--root").arg(&self.state_root).args(["delete", "-force", id]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        let _ = run_bounded(&mut cmd, DELETE_TIMEOUT);
+        for left in self.state_of(id) {
+            let _ = std::fs::remove_file(&left).or_else(|_| std::fs::remove_dir_all(&left));
+        }
+    }
+}
+
+/// Runs `cmd` (in a process group of its own) to its exit, or kills it and
+/// every process below it once `bound` has passed (`Ok(None)`).
+fn run_bounded(cmd: &mut Command, bound: Duration) -> std::io::Result<Option<(std::process::ExitStatus, Duration)>> {
+    cmd.process_group(0);
+    let t0 = Instant::now();
+    let mut child = crate::process::spawn_agent(cmd)?;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some((status, t0.elapsed())));
+        }
+        if t0.elapsed() >= bound {
+            kill_tree(child.id() as i32);
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// SIGKILLs `pid` and every process below it (the sandbox has a session of
+/// its own, so a process group does not reach it), leaves first found.
+fn kill_tree(pid: i32) {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let mut tree = vec![pid];
+    let mut i = 0;
+    let links = parent_links();
+    while i < tree.len() {
+        let cur = tree[i];
+        tree.extend(links.iter().filter(|(_, pp)| *pp == cur).map(|(p, _)| *p));
+        i += 1;
+    }
+    for p in tree.into_iter().rev() {
+        let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+    }
+}
+
+/// (pid, ppid) of every process, from /proc/*/stat.
+fn parent_links() -> Vec<(i32, i32)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        let Some((_, after)) = stat.rsplit_once(") ") else { continue };
+        if let Some(ppid) = after.split_whitespace().nth(1).and_then(|s| s.parse().ok()) {
+            out.push((pid, ppid));
+        }
+    }
+    out
+}
+
+/// Runs the command in a private mount namespace where /proc/sys/net is an
+/// empty read-only tmpfs (see the module docs). The host's mount table is
+/// untouched: the mount happens in a copy of it.
+fn hide_proc_sys_net_of(cmd: &mut Command) {
+    // SAFETY: the closure runs between fork and exec; it makes only
+    // unshare(2) and mount(2) calls on static C strings (no allocation, no
+    // locks), and io::Error::last_os_error does not allocate.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Private first, or the mount would propagate to the host's
+            // shared mounts.
+            if libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let flags = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+            if libc::mount(c"none".as_ptr(), c"/proc/sys/net".as_ptr(), c"tmpfs".as_ptr(), flags, c"size=4k".as_ptr().cast()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// The config of one container of `runsc`: the bundle's (as runc gets it)
+/// with the profile, and the network namespace at `netns` when given.
+fn sandbox_config(
+    bundle: &OciBundle,
+    profile: &PreparedProfile,
+    namespaces: NamespaceSet,
+    args: &[String],
+    id: &str,
+    netns: Option<&Path>,
+) -> Result<Spec, oci::OciError> {
+    let mut spec = config(bundle.rootfs(), namespaces, args, &crate::container::default_hostname(), &CgroupUse::Path(format!("/{id}")))?;
+    apply_profile(&mut spec, profile)?;
+    drop_unknown_capabilities(&mut spec);
+    if bundle.prepared_rootfs().read_only() {
+        read_only_root(&mut spec)?;
+    }
+    if let Some(path) = netns {
+        let mut linux = spec.linux().clone().unwrap_or_default();
+        let mut list = linux.namespaces().clone().unwrap_or_default();
+        list.retain(|n| n.typ() != LinuxNamespaceType::Network);
+        list.push(LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::Network).path(path).build()?);
+        linux.set_namespaces(Some(list));
+        spec.set_linux(Some(linux));
+    }
+    Ok(spec)
+}
+
+/// Capabilities newer than runsc 0.0~20221219, which refuses a config that
+/// names any of them ("converting capabilities: unknown capability"): only
+/// `--profile bare` (every capability the caller holds) names them.
+pub const UNKNOWN_CAPABILITIES: [&str; 3] = ["CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"];
+
+/// Takes [`UNKNOWN_CAPABILITIES`] out of every set of the process.
+fn drop_unknown_capabilities(spec: &mut Spec) {
+    let Some(mut process) = spec.process().clone() else { return };
+    let Some(mut caps) = process.capabilities().clone() else { return };
+    let keep = |set: &Option<oci_spec::runtime::Capabilities>| {
+        // Compared by config.json's name (`CAP_BPF`), which serde writes.
+        let known = |c: &&oci_spec::runtime::Capability| {
+            serde_json::to_value(c).ok().and_then(|v| v.as_str().map(|n| !UNKNOWN_CAPABILITIES.contains(&n))).unwrap_or(true)
+        };
+        set.as_ref().map(|s| s.iter().filter(known).copied().collect())
+    };
+    caps.set_bounding(keep(caps.bounding()));
+    caps.set_permitted(keep(caps.permitted()));
+    caps.set_effective(keep(caps.effective()));
+    caps.set_inheritable(keep(caps.inheritable()));
+    caps.set_ambient(keep(caps.ambient()));
+    process.set_capabilities(Some(caps));
+    spec.set_process(Some(process));
+}
+
+/// Runs `bundle`'s no-op through `runsc run --platform=PLATFORM
+/// --network=none`, bounded by `bound`: the time to a clean exit, or why
+/// not ("runsc refused it: …", "no exit within N s: given up, its sandbox
+/// killed"). Nothing of the probe is left either way.
+pub fn probe_platform(
+    binary: &Path,
+    bundle: &OciBundle,
+    profile: &PreparedProfile,
+    namespaces: NamespaceSet,
+    platform: Platform,
+    bound: Duration,
+) -> Result<Duration, ProbeFailure> {
+    let fail = |reason: String, cacheable: bool| ProbeFailure { reason, cacheable };
+    let id = container_id("runsc-probe");
+    let spec = sandbox_config(bundle, profile, namespaces, &noop_args(Noop::Static), &id, None).map_err(|e| fail(e.to_string(), false))?;
+    bundle.write_config(&spec).map_err(|e| fail(e.to_string(), false))?;
+    let runtime = Runtime { binary: binary.to_path_buf(), state_root: bundle.state_root() };
+    let log = bundle.dir().join(format!("probe-{platform}.log"));
+    let err = std::fs::File::create(&log).map_err(|e| fail(format!("create {}: {e}", log.display()), false))?;
+    let mut cmd = runtime.run(bundle.dir(), &id, platform, Network::None, profile.seccomp().is_some(), false);
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(err);
+    let outcome = run_bounded(&mut cmd, bound);
+    runtime.delete(&id);
+    match outcome {
+        Ok(Some((status, took))) if status.success() => Ok(took),
+        Ok(Some((status, _))) => Err(fail(format!("runsc refused it: {} ({status})", last_line(&log)), true)),
+        Ok(None) => Err(fail(format!("no exit within {:.2} s: given up, its sandbox killed", bound.as_secs_f64()), true)),
+        Err(e) => Err(fail(format!("spawn {}: {e}", binary.display()), false)),
+    }
+}
+
+/// The last line runsc wrote (its error in plain words; the lines before it
+/// are glog's), or the tail of the log when it has no line.
+fn last_line(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    match text.lines().map(str::trim).rfind(|l| !l.is_empty()) {
+        Some(line) => line.to_string(),
+        None => peer::stderr_tail(log),
+    }
+}
+
+/// A start's network: its own namespace with the veth's sandbox end.
+struct SandboxNet {
+    endpoint: Endpoint,
+    // Dropped in this order: the veth, then the namespace.
+    _link: Link,
+    netns: RunNetns,
+}
+
+impl SandboxNet {
+    /// A new namespace with `eth0` (.2 of a fresh /24) whose peer (.1) is in
+    /// the run's namespace.
+    fn create() -> Result<SandboxNet, String> {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let run_ns: Arc<RunNetns> = RunNetns::shared().map_err(|e| e.to_string())?;
+        let subnet = run_ns.try_allocate_subnet().map_err(|e| e.to_string())?;
+        let netns = RunNetns::create().map_err(|e| e.to_string())?;
+        let host_if = format!("gvisor{}", SEQ.fetch_add(1, Ordering::Relaxed));
+        let link = run_ns.add_veth(&host_if, netns.file().as_fd(), SANDBOX_IF, &subnet, None).map_err(|e| e.to_string())?;
+        let endpoint = Endpoint {
+            path: PathKind::Netstack,
+            netns: Some(run_ns),
+            bind: subnet.peer.into(),
+            connect: subnet.peer.into(),
+            forwards: None,
+            host_scheduler: true,
+        };
+        Ok(SandboxNet { endpoint, _link: link, netns })
+    }
+}
+
+impl Environment for Runsc {
+    fn kind(&self) -> EnvKind {
+        EnvKind::Runsc
+    }
+
+    /// `runsc (ptrace, default)`: the platform first, then the profile.
+    fn label(&self) -> String {
+        format!("runsc ({}, {})", self.verdict.platform, self.profile.profile().label())
+    }
+
+    fn metadata(&self) -> serde_json::Value {
+        serde_json::json!({
+            "runtime": self.binary,
+            "version": self.version,
+            "bundle": self.bundle.dir(),
+            "rootfs": self.bundle.rootfs(),
+            "rootfs_image": self.bundle.prepared_rootfs().label(),
+            "rootfs_kind": self.bundle.prepared_rootfs().description(),
+            "rootfs_read_only": self.bundle.prepared_rootfs().read_only(),
+            "namespaces": self.namespaces.names(),
+            "platform": self.verdict.metadata(),
+            "network": {
+                "mode": "--network=sandbox: gVisor's netstack on the veth eth0 of a network namespace of the start's own, whose peer is in the run's namespace",
+                "env_start": "env.start includes making that namespace and veth (runsc takes them over at boot); the container's env.start makes its veth later",
+                "proc_sys_net_hidden": self.hide_proc_sys_net.then_some(
+                    "runsc ran in a private mount namespace with an empty tmpfs over /proc/sys/net: this kernel shows net.core.rmem_default in every network namespace, which runsc 20221219 takes for the root namespace and refuses"),
+                "startup_noop": "--network=none (netstack with loopback only)",
+            },
+            "cgroups": "cgroupfs, one cgroup per container (/isobench-<pid>-runsc-<n>), made by runsc",
+            "launcher": "runsc run --bundle (foreground; the sandbox --attached)",
+            "profile": self.profile_metadata(),
+        })
+    }
+
+    fn start(&mut self) -> Result<Box<dyn Instance>, EnvError> {
+        let t0 = Instant::now();
+        let net = SandboxNet::create().map_err(|reason| EnvError::Start { env: ENV, reason: format!("the sandbox's network: {reason}") })?;
+        let network_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let id = container_id(ENV);
+        let spec = sandbox_config(&self.bundle, &self.profile, self.namespaces, &oci::agent_args(), &id, Some(net.netns.path()))
+            .map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
+        self.bundle.write_config(&spec).map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
+        let runtime = self.runtime();
+        let cmd =
+            runtime.run(self.bundle.dir(), &id, self.verdict.platform, Network::Sandbox, self.profile.seccomp().is_some(), self.hide_proc_sys_net);
+        let endpoint = net.endpoint.clone();
+        let cleanup: Cleanup = Box::new(move || {
+            runtime.delete(&id);
+            drop(net);
+        });
+        let log = self.bundle.dir().join("stderr.log");
+        let inner = start_agent(ENV, cmd, &log, Some(cleanup), t0)?;
+        let ready_ms = inner.ready_after().as_secs_f64() * 1e3;
+        Ok(Box::new(RunscInstance { inner, endpoint, phases: vec![("network_ready".into(), network_ms), ("agent_ready".into(), ready_ms)] }))
+    }
+}
+
+impl Runsc {
+    fn profile_metadata(&self) -> serde_json::Value {
+        let mut m = super::container::profile_metadata(&self.profile, "runsc");
+        if let Some(o) = m.as_object_mut() {
+            let applied = match self.profile.profile() {
+                Profile::Bare => {
+                    "config.json keeps every capability runsc knows (CAP_PERFMON, CAP_BPF and CAP_CHECKPOINT_RESTORE are left out: \
+                     runsc 0.0~20221219 refuses them) and masks nothing; the Sentry holds the capabilities, not the host"
+                }
+                Profile::Default => {
+                    "capabilities and noNewPrivileges are the Sentry's (gVisor's kernel), less CAP_NET_RAW, which runsc drops without --net-raw; \
+                     runsc 0.0~20221219 ignores the masked paths (a masked /proc/cpuinfo stays readable); /proc and /sys are gVisor's own"
+                }
+                Profile::Docker => {
+                    "as default, and the seccomp profile is loaded into the Sentry (--oci-seccomp) for the application's system calls, \
+                     not into the host kernel"
+                }
+            };
+            o.insert("under_runsc".into(), applied.into());
+        }
+        m
+    }
+}
+
+impl NoopStart for Runsc {
+    /// The no-op with `--network=none` (loopback only, as runc's new
+    /// namespace), so a start-to-exit has no veth to make.
+    fn noop_command(&mut self, noop: Noop) -> Result<PeerCommand, EnvError> {
+        let id = container_id(ENV);
+        let spec = sandbox_config(&self.bundle, &self.profile, self.namespaces, &noop_args(noop), &id, None)
+            .map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
+        self.bundle.write_config(&spec).map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
+        let runtime = self.runtime();
+        let cmd = runtime.run(self.bundle.dir(), &id, self.verdict.platform, Network::None, self.profile.seccomp().is_some(), false);
+        Ok(PeerCommand { cmd, cleanup: Some(Box::new(move || runtime.delete(&id))) })
+    }
+}
+
+/// The agent in a runsc sandbox, with its veth.
+pub struct RunscInstance {
+    inner: PeerInstance,
+    endpoint: Endpoint,
+    phases: Vec<(String, f64)>,
+}
+
+impl RunscInstance {
+    /// The host pid of `runsc run`.
+    pub fn command_pid(&self) -> u32 {
+        self.inner.command_pid()
+    }
+}
+
+impl Instance for RunscInstance {
+    fn agent(&mut self) -> &mut AgentClient {
+        self.inner.agent()
+    }
+
+    fn info(&self) -> &AgentInfo {
+        self.inner.info()
+    }
+
+    fn ready_after(&self) -> Duration {
+        self.inner.ready_after()
+    }
+
+    /// `network_ready` (the start's namespace and veth made) and `agent_ready`.
+    fn phases(&self) -> Vec<(String, f64)> {
+        self.phases.clone()
+    }
+
+    /// `eth0` of the sandbox, served by netstack, from the run's namespace.
+    fn endpoint(&mut self) -> Result<Endpoint, EnvError> {
+        Ok(self.endpoint.clone())
+    }
+
+    fn shutdown(self: Box<Self>) -> Result<Duration, EnvError> {
+        Box::new(self.inner).shutdown()
+    }
+}
+
+/// The share of samples at or under the histogram's floor (1 ns per
+/// operation: a sample whose clock did not move) above which a measurement
+/// in gVisor is refused. A working CLOCK_MONOTONIC moves during any sample,
+/// if only by the cost of reading it.
+pub const STILL_CLOCK_MAX_SHARE: f64 = 0.05;
+
+/// Below this fraction of the host's wall time for the same request, the
+/// sandbox's clock is taken to have stood still (the request also carries
+/// its warm-up and the protocol, so a working clock gives well above it).
+pub const SANDBOX_CLOCK_MIN_SHARE: f64 = 0.5;
+
+/// Host wall time under which [`SANDBOX_CLOCK_MIN_SHARE`] is not judged:
+/// there the protocol's own round trips could be most of a request.
+pub const SANDBOX_CLOCK_MIN_WALL: Duration = Duration::from_millis(200);
+
+/// Why a measurement taken inside gVisor cannot be trusted, if it cannot.
+/// gVisor's vDSO answers CLOCK_MONOTONIC from a time the Sentry updates when
+/// it runs; on this platform and host it then does not advance across work
+/// that makes no system call (cpu.spin, a vDSO clock_gettime), so such
+/// samples read 0 and a loop's elapsed time falls short of the host's.
+/// `per_op` is the measurement's per-operation histogram (ns), `elapsed_ns`
+/// the agent's time for the loop, `host_wall` the host's for the request.
+pub fn clock_stood_still(per_op: &hdrhistogram::Histogram<u64>, elapsed_ns: u64, host_wall: Duration) -> Option<String> {
+    let n = per_op.len();
+    let still = per_op.count_between(0, 1);
+    if n > 0 && still as f64 > STILL_CLOCK_MAX_SHARE * n as f64 {
+        return Some(format!(
+            "the sandbox's clock did not advance within {still} of {n} samples (gVisor's CLOCK_MONOTONIC moves when the Sentry runs, not across work without system calls), so its timing of this operation would be wrong"
+        ));
+    }
+    let wall = host_wall.as_nanos() as f64;
+    if host_wall >= SANDBOX_CLOCK_MIN_WALL && (elapsed_ns as f64) < SANDBOX_CLOCK_MIN_SHARE * wall {
+        return Some(format!(
+            "the sandbox's clock advanced {:.1} ms while the host's advanced {:.1} ms for the same request, so its timing of this operation would be wrong",
+            elapsed_ns as f64 / 1e6,
+            wall / 1e6
+        ));
+    }
+    None
+}
+
+/// Kills the runsc processes (`runsc run`, its gofer, its sandbox and the
+/// sandbox's stubs, which all carry `--root` of their state dir on their
+/// command line) whose state dir is a temp dir of an isobench process that
+/// no longer runs. Returns their pids. Called by every start's sweep; with
+/// `runsc run` dying with isobench and the sandbox `--attached`, it finds
+/// something only when that chain broke.
+pub fn sweep() -> Vec<i32> {
+    if !leftovers::in_initial_pid_namespace() {
+        return Vec::new();
+    }
+    let tmp = std::env::temp_dir();
+    let mut killed = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else { continue };
+        let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        if !args.first().and_then(|a| Path::new(a).file_name()).is_some_and(|n| n.to_string_lossy().starts_with("runsc")) {
+            continue;
+        }
+        if args.iter().any(|a| stale_state_dir(a.strip_prefix("--root=").unwrap_or(a), &tmp)) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            killed.push(pid);
+        }
+    }
+    killed
+}
+
+/// Whether `arg` is a path in `tmp`'s `isobench-<pid>-runsc…` temp dir of a dead pid.
+fn stale_state_dir(arg: &str, tmp: &Path) -> bool {
+    let Ok(rest) = Path::new(arg).strip_prefix(tmp) else { return false };
+    let Some(first) = rest.components().next() else { return false };
+    let name = first.as_os_str().to_string_lossy();
+    match leftovers::owner(&name) {
+        Some((pid, what)) => what.starts_with(ENV) && !leftovers::alive(pid),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hist(values: &[u64]) -> hdrhistogram::Histogram<u64> {
+        let mut h = hdrhistogram::Histogram::<u64>::new(3).unwrap();
+        for v in values {
+            h.record(*v).unwrap();
+        }
+        h
+    }
+
+    #[test]
+    fn a_clock_that_stands_still_is_told_from_one_that_moves() {
+        let moving = hist(&[20_000, 21_000, 30_000, 25_000]);
+        assert_eq!(clock_stood_still(&moving, 1_000_000_000, Duration::from_millis(1100)), None);
+        // Short requests are not judged by the wall clock.
+        assert_eq!(clock_stood_still(&moving, 10, Duration::from_millis(100)), None);
+        let still = hist(&[1; 19].iter().copied().chain([1746, 3697]).collect::<Vec<_>>());
+        let why = clock_stood_still(&still, 1_477_031, Duration::from_millis(40)).unwrap();
+        assert!(why.starts_with("the sandbox's clock did not advance within 19 of 21 samples"), "{why}");
+        let why = clock_stood_still(&moving, 57_708_000, Duration::from_millis(900)).unwrap();
+        assert_eq!(why, "the sandbox's clock advanced 57.7 ms while the host's advanced 900.0 ms for the same request, so its timing of this operation would be wrong");
+    }
+
+    #[test]
+    fn capabilities_runsc_does_not_know_are_left_out() {
+        let mut spec = config(Path::new("/tmp/r"), NamespaceSet::DEFAULT, &oci::agent_args(), "h", &CgroupUse::None).unwrap();
+        apply_profile(&mut spec, &PreparedProfile::prepare(Profile::Default).unwrap()).unwrap();
+        let mut process = spec.process().clone().unwrap();
+        let mut caps = process.capabilities().clone().unwrap();
+        let mut with_new = caps.bounding().clone().unwrap();
+        with_new.insert(oci_spec::runtime::Capability::Bpf);
+        with_new.insert(oci_spec::runtime::Capability::Perfmon);
+        caps.set_bounding(Some(with_new.clone()));
+        caps.set_effective(Some(with_new));
+        process.set_capabilities(Some(caps));
+        spec.set_process(Some(process));
+        drop_unknown_capabilities(&mut spec);
+        let v = serde_json::to_value(&spec).unwrap();
+        for set in ["bounding", "effective", "permitted"] {
+            let names: Vec<&str> = v["process"]["capabilities"][set].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+            assert_eq!(names.len(), 14, "{set}: Docker's 14 stay: {names:?}");
+            assert!(!names.iter().any(|n| UNKNOWN_CAPABILITIES.contains(n)), "{set}: {names:?}");
+        }
+    }
+
+    #[test]
+    fn only_a_dead_runs_runsc_state_dir_is_stale() {
+        let tmp = Path::new("/tmp");
+        assert!(stale_state_dir("/tmp/isobench-4194399-runsc-Ab12/state", tmp));
+        assert!(!stale_state_dir(&format!("/tmp/isobench-{}-runsc-Ab12/state", std::process::id()), tmp));
+        assert!(!stale_state_dir("/tmp/isobench-4194399-runc-Ab12/state", tmp));
+        assert!(!stale_state_dir("/var/isobench-4194399-runsc-Ab12/state", tmp));
+        assert!(!stale_state_dir("--platform=ptrace", tmp));
+    }
+}
