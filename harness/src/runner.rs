@@ -77,6 +77,16 @@ pub fn working_set(spec: &MetricSpec) -> Option<u64> {
     (spec.name == "mem.copy_bw").then(|| isobench_workloads::metrics::control::copy_bytes() as u64)
 }
 
+/// `bytes` (a [`working_set`]) made to fit a cgroup memory limit of
+/// `memory` bytes the way the agent fits MemAvailable (two buffers in two
+/// thirds of it, whole MiB, at least 1 MiB): isobench's container does not
+/// show its cgroup inside, so the agent there cannot see the limit.
+pub fn working_set_within(bytes: Option<u64>, memory: Option<u64>) -> Option<u64> {
+    let b = bytes?;
+    let cap = memory.map_or(b, |m| m / 3);
+    Some((b.min(cap) >> 20).max(1) << 20)
+}
+
 /// What the run is doing, for a progress display.
 #[derive(Debug, Clone, Copy)]
 pub enum Event<'a> {
@@ -233,7 +243,10 @@ pub fn execute(
                 outcome.interrupted = true;
                 break 'envs;
             }
-            let req = plan.request(spec);
+            let mut req = plan.request(spec);
+            if kind == EnvKind::Container {
+                req.bytes = working_set_within(req.bytes, opts.container.limits.memory);
+            }
             if spec.boundary {
                 if let Err(EnvError::Unavailable { reason, .. }) = inst.endpoint() {
                     // Not a failure: this environment has no boundary to measure.
@@ -416,6 +429,16 @@ pub const DEFAULT_MAX: Duration = Duration::from_secs(10);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_container_memory_limit_shrinks_the_working_set_to_fit_two_buffers() {
+        let gib = 1u64 << 30;
+        assert_eq!(working_set_within(Some(gib), None), Some(gib), "no limit, no change");
+        assert_eq!(working_set_within(Some(gib), Some(300 << 20)), Some(100 << 20), "a third of the limit, whole MiB");
+        assert_eq!(working_set_within(Some(64 << 20), Some(gib)), Some(64 << 20), "a set that fits is kept");
+        assert_eq!(working_set_within(Some(64 << 20), Some(1 << 20)), Some(1 << 20), "never below the agent's 1 MiB bound");
+        assert_eq!(working_set_within(None, Some(gib)), None);
+    }
     use serde_json::json;
 
     struct FakeVm(serde_json::Value);
