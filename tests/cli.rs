@@ -18,6 +18,7 @@ fn main() {
         trial!(list_names_every_metric_with_unit_and_method),
         trial!(run_writes_a_report_with_a_row_per_env_and_metric),
         trial!(ctrl_c_stops_after_the_current_measurement_and_keeps_results),
+        trial!(sigterm_stops_the_run_with_143_and_the_caveat_names_it),
         trial!(compare_gates_on_a_significant_regression),
         trial!(merge_names_columns_by_run_and_keeps_each_runs_baseline),
         trial!(quiet_json_run_prints_only_the_summary_rows),
@@ -194,6 +195,20 @@ fn run_writes_a_report_with_a_row_per_env_and_metric() {
 }
 
 fn ctrl_c_stops_after_the_current_measurement_and_keeps_results() {
+    let report = interrupted_by(nix::sys::signal::SIGINT, 130);
+    assert!(report.contains("the run was interrupted by SIGINT (Ctrl-C)"), "{report}");
+}
+
+/// The trial's input: SIGTERM to `isobench run` (a service manager's stop).
+fn sigterm_stops_the_run_with_143_and_the_caveat_names_it() {
+    let report = interrupted_by(nix::sys::signal::SIGTERM, 143);
+    assert!(report.contains("the run was interrupted by SIGTERM:") && !report.contains("Ctrl-C"), "{report}");
+}
+
+/// Sends `signal` to a running `isobench run` during its second
+/// measurement and checks the exit status, the kept results and run.json;
+/// returns report.md.
+fn interrupted_by(signal: nix::sys::signal::Signal, status: i32) -> String {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("run");
     // Each metric runs until its 1.5 s bound; the interrupt comes during the second.
@@ -205,16 +220,17 @@ fn ctrl_c_stops_after_the_current_measurement_and_keeps_results() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(2500));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGINT).unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
     let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
-    assert!(stderr(&o).contains("interrupted"), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(status), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&format!("interrupted by {}", signal.as_str())), "{}", stderr(&o));
     let records: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("measurements.json")).unwrap()).unwrap();
     let n = records.as_array().unwrap().len();
     assert!((1..isobench_workloads::catalog::CATALOG.len()).contains(&n), "{n} measurements kept");
     let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
     assert_eq!(run["interrupted"], true);
-    assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("the run was interrupted"));
+    assert_eq!(run["interrupted_by"], signal.as_str());
+    std::fs::read_to_string(out.join("report.md")).unwrap()
 }
 
 /// A results folder holding one constructed measurement per (env, metric,

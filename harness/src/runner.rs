@@ -3,7 +3,7 @@
 //! rendered. Environments run one after another (one instance each, started
 //! once), so a slow guest boot is paid once.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use isobench_workloads::catalog::MetricSpec;
@@ -187,13 +187,15 @@ pub fn record_skip(out: &RunDir, kind: EnvKind, reason: &str) -> Result<(), Resu
 }
 
 /// Runs `plan` into `out`. `progress` receives one line per step;
-/// `interrupted` (set by a SIGINT handler) stops the run after the current
-/// measurement, keeping everything measured so far.
+/// `interrupted` (set by a signal handler to the signal's number: SIGINT,
+/// SIGTERM; 0 while none came) stops the run after the current
+/// measurement, keeping everything measured so far; run.json names the
+/// signal (`interrupted_by`).
 pub fn execute(
     plan: &Plan,
     opts: &Options,
     out: &RunDir,
-    interrupted: &AtomicBool,
+    interrupted: &AtomicUsize,
     progress: &mut dyn FnMut(Event<'_>),
 ) -> Result<Outcome, RunError> {
     let mut outcome = Outcome::default();
@@ -216,7 +218,7 @@ pub fn execute(
     // Host-side agents of the *.boundary metrics, one per network namespace.
     let mut hosts = crate::boundary::HostSides::new(&opts.workloads);
     'envs: for &kind in &plan.envs {
-        if interrupted.load(Ordering::SeqCst) {
+        if interrupted.load(Ordering::SeqCst) != 0 {
             break;
         }
         progress(Event::Note(&format!("{kind}: preparing")));
@@ -239,7 +241,7 @@ pub fn execute(
         progress(Event::Note(&format!("{}: agent ready after {:.1} ms", environment.label(), inst.ready_after().as_secs_f64() * 1e3)));
         for spec in plan.metrics.iter().filter(|m| !m.host_timed) {
             step += 1;
-            if interrupted.load(Ordering::SeqCst) {
+            if interrupted.load(Ordering::SeqCst) != 0 {
                 outcome.interrupted = true;
                 break 'envs;
             }
@@ -290,7 +292,7 @@ pub fn execute(
                     let line = format!("{}: {}: {e}", kind, spec.name);
                     progress(Event::Problem(&line));
                     outcome.failed.push(line);
-                    if interrupted.load(Ordering::SeqCst) {
+                    if interrupted.load(Ordering::SeqCst) != 0 {
                         outcome.interrupted = true;
                         break 'envs;
                     }
@@ -311,7 +313,7 @@ pub fn execute(
         record_metadata(out, environment.as_ref())?;
         for spec in plan.metrics.iter().filter(|m| m.host_timed) {
             step += 1;
-            if interrupted.load(Ordering::SeqCst) {
+            if interrupted.load(Ordering::SeqCst) != 0 {
                 outcome.interrupted = true;
                 break 'envs;
             }
@@ -337,14 +339,24 @@ pub fn execute(
             record_metadata(out, environment.as_ref())?;
         }
     }
-    if interrupted.load(Ordering::SeqCst) {
+    if interrupted.load(Ordering::SeqCst) != 0 {
         outcome.interrupted = true;
     }
     if outcome.interrupted {
-        out.update_run(|run| run.interrupted = true)?;
+        let by = signal_name(interrupted.load(Ordering::SeqCst));
+        out.update_run(|run| {
+            run.interrupted = true;
+            run.interrupted_by = by;
+        })?;
     }
     outcome.report = Some(crate::report::render(out)?);
     Ok(outcome)
+}
+
+/// The name of signal number `n` ("SIGTERM"); `None` for 0 or a number
+/// that names no signal.
+pub fn signal_name(n: usize) -> Option<String> {
+    i32::try_from(n).ok().and_then(|n| nix::sys::signal::Signal::try_from(n).ok()).map(|s| s.as_str().to_string())
 }
 
 /// `env.start`, as its catalogue entry defines it: `n` instances one after
@@ -359,11 +371,11 @@ pub fn measure_start(
     environment: &mut dyn Environment,
     spec: &'static MetricSpec,
     n: u64,
-    interrupted: &AtomicBool,
+    interrupted: &AtomicUsize,
 ) -> Result<Measurement, EnvError> {
     let mut m = Measurement::new(environment.kind().as_str(), &environment.label(), spec);
     for _ in 0..n.max(1) {
-        if interrupted.load(Ordering::SeqCst) {
+        if interrupted.load(Ordering::SeqCst) != 0 {
             break;
         }
         let t0 = std::time::Instant::now();

@@ -54,7 +54,7 @@ fn every_metric_returns_positive_latencies_natively() {
 
     // env.start: host-timed start → ready → shutdown → exit, three times
     let spec = isobench_workloads::catalog::lookup("env.start").unwrap();
-    let m = isobench_harness::runner::measure_start(native.as_mut(), spec, 3, &std::sync::atomic::AtomicBool::new(false)).unwrap();
+    let m = isobench_harness::runner::measure_start(native.as_mut(), spec, 3, &std::sync::atomic::AtomicUsize::new(0)).unwrap();
     assert_eq!(m.iterations, 3);
     assert_eq!(m.histogram.len(), 3);
     assert!(m.summary().p50 > 0.0, "{:?}", m.summary());

@@ -65,7 +65,12 @@ impl Section for Caveats {
         notes.extend(startup_interference_notes(cx.dir)?);
         notes.extend(cx.warnings.iter().cloned());
         if run.interrupted {
-            notes.push("the run was interrupted (Ctrl-C): only what finished before is here; missing columns were never measured".into());
+            let by = match run.interrupted_by.as_deref() {
+                Some("SIGINT") => " by SIGINT (Ctrl-C)".to_string(),
+                Some(signal) => format!(" by {signal}"),
+                None => String::new(),
+            };
+            notes.push(format!("the run was interrupted{by}: only what finished before is here; missing columns were never measured"));
         }
         for (name, e) in &run.environments {
             if let Some(reason) = &e.skipped {
