@@ -19,6 +19,7 @@ fn main() {
         trial!(run_writes_a_report_with_a_row_per_env_and_metric),
         trial!(ctrl_c_stops_after_the_current_measurement_and_keeps_results),
         trial!(sigterm_stops_the_run_with_143_and_the_caveat_names_it),
+        trial!(startup_out_records_the_host_facts_and_the_report_shows_them),
         trial!(compare_gates_on_a_significant_regression),
         trial!(merge_names_columns_by_run_and_keeps_each_runs_baseline),
         trial!(quiet_json_run_prints_only_the_summary_rows),
@@ -203,6 +204,26 @@ fn ctrl_c_stops_after_the_current_measurement_and_keeps_results() {
 fn sigterm_stops_the_run_with_143_and_the_caveat_names_it() {
     let report = interrupted_by(nix::sys::signal::SIGTERM, 143);
     assert!(report.contains("the run was interrupted by SIGTERM:") && !report.contains("Ctrl-C"), "{report}");
+}
+
+/// The trial's input: `isobench startup --out DIR` into a new folder.
+fn startup_out_records_the_host_facts_and_the_report_shows_them() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("startup");
+    let o = isobench().args(["startup", "--env", "exec", "--n", "2", "--out"]).arg(&out).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    assert!(run["host"]["cpus"].as_u64().unwrap() >= 1, "{run}");
+    assert_eq!(run["parameters"]["driver"], "isobench startup");
+    let rcu = std::fs::read_to_string("/sys/kernel/rcu_expedited").ok().map(|s| s.trim() == "1");
+    assert_eq!(run["host"]["rcu_expedited"].as_bool(), rcu);
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(!report.contains("host (unnamed)") && !report.contains("## Summary"), "no empty summary table: {report}");
+    let hostname = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    assert!(report.contains(&hostname), "{report}");
+    if rcu.is_some() {
+        assert!(report.contains("rcu_expedited"), "{report}");
+    }
 }
 
 /// Sends `signal` to a running `isobench run` during its second
