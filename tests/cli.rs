@@ -20,6 +20,7 @@ fn main() {
         trial!(ctrl_c_stops_after_the_current_measurement_and_keeps_results),
         trial!(sigterm_stops_the_run_with_143_and_the_caveat_names_it),
         trial!(startup_out_records_the_host_facts_and_the_report_shows_them),
+        trial!(a_full_file_system_leaves_no_temporary_and_the_error_names_the_file).needs(&[Root]),
         trial!(compare_gates_on_a_significant_regression),
         trial!(merge_names_columns_by_run_and_keeps_each_runs_baseline),
         trial!(quiet_json_run_prints_only_the_summary_rows),
@@ -223,6 +224,37 @@ fn startup_out_records_the_host_facts_and_the_report_shows_them() {
     assert!(report.contains(&hostname), "{report}");
     if rcu.is_some() {
         assert!(report.contains("rcu_expedited"), "{report}");
+    }
+}
+
+/// The trial's input: `--out` on a tiny (100 KiB) tmpfs (mounted in a private
+/// mount namespace, so the host never sees it).
+fn a_full_file_system_leaves_no_temporary_and_the_error_names_the_file() {
+    let d = tempfile::tempdir().unwrap();
+    let script = format!(
+        "mount -t tmpfs -o size=100k isobench-test {dir} && {bin} run -q --env native --metric syscall.getpid,cpu.spin --quick --out {dir}/r; \
+         echo rc=$?; find {dir} -name '.tmp-*'; cat {dir}/r/measurements.json >/dev/null && echo measurements kept; grep -h 'were not drawn' {dir}/r/report.md",
+        dir = d.path().display(),
+        bin = env!("CARGO_BIN_EXE_isobench")
+    );
+    let o = Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &script]).output().unwrap();
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), stderr(&o));
+    assert!(!out.contains(".tmp-"), "a temporary was left behind: {out}");
+    assert!(out.contains("measurements kept"), "{out}{err}");
+    // Where the space runs out varies by a few KiB: either a chart fails and
+    // the report still fits (a warning in it names the chart), or the report
+    // does not fit either (the error names the chart that failed first).
+    let cause = "No space left on device";
+    if out.contains("rc=0\n") {
+        // The tmpfs is gone with its namespace: the script printed the line.
+        let warning = out.lines().find(|l| l.contains("were not drawn")).unwrap_or_else(|| panic!("no chart failed at 100 KiB? {out}"));
+        assert!(warning.contains(": plot ") && warning.contains("/plots/") && warning.matches(cause).count() == 1, "{warning}");
+    } else {
+        assert!(out.contains("rc=2\n"), "{out}{err}");
+        let line = err.lines().last().unwrap_or_default();
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(line.starts_with("isobench: plot ") && line.contains("/plots/"), "the error names the chart that failed first: {line}");
+        assert_eq!(line.matches(cause).count(), 1, "the cause once: {line}");
     }
 }
 
