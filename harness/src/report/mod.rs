@@ -89,11 +89,15 @@ pub fn summaries(ms: &[Measurement]) -> Vec<Summary> {
         .collect()
 }
 
+/// What [`draw`] made: the charts' paths, the warnings for the report,
+/// and the first chart's failure.
+type Drawn = (Vec<PathBuf>, Vec<String>, Option<ReportError>);
+
 /// Draws every chart: the measurements' and boot phases' (a failure is a
 /// warning for the report), then each per-namespace run's (a failure leaves
 /// its section without a chart). Returns the charts' paths relative to the
 /// folder, the warnings, and the first chart's failure.
-fn draw(dir: &RunDir, run: &RunRecord, ms: &[Measurement]) -> Result<(Vec<PathBuf>, Vec<String>, Option<ReportError>), ReportError> {
+fn draw(dir: &RunDir, run: &RunRecord, ms: &[Measurement]) -> Result<Drawn, ReportError> {
     let plots_dir = dir.path.join("plots");
     let mut warnings = Vec::new();
     let mut first = None;
