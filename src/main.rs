@@ -219,7 +219,8 @@ struct RunArgs {
     #[arg(long = "vm-net", value_name = "NET", value_parser = values::choice::<VmNet>(VmNet::ALL.map(VmNet::as_str)))]
     vm_net: Option<VmNet>,
     /// Namespaces of the container environment, comma-separated (`all`: all seven,
-    /// `none`: a plain chroot; default pid,mnt,uts,ipc,net)
+    /// `none`: a plain chroot; default pid,mnt,uts,ipc,net); pid and user need mnt
+    /// (the container's own /proc)
     #[arg(long = "ns", value_name = "LIST", value_parser = values::choice::<NamespaceSet>(NamespaceSet::words()))]
     container_ns: Option<NamespaceSet>,
     /// Rootfs of the container, runc, crun and bwrap environments: `minimal`
@@ -249,7 +250,8 @@ struct ProfileArg {
 #[derive(clap::Args)]
 struct ExecArgs {
     /// Namespaces to create, comma-separated (`all`: all seven, `none`: a plain
-    /// chroot); without root a user namespace is always added (rootless mode)
+    /// chroot); without root a user namespace is always added (rootless mode); pid and
+    /// user need mnt (the container's own /proc)
     #[arg(long = "ns", value_name = "LIST", default_value_t = NamespaceSet::DEFAULT,
           value_parser = values::choice::<NamespaceSet>(NamespaceSet::words()))]
     namespaces: NamespaceSet,

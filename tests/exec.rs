@@ -156,7 +156,7 @@ fn sigkill_of_isobench_kills_the_container_and_the_next_start_sweeps_its_cgroup(
 }
 
 fn show_ns_lists_each_namespace_host_vs_container() {
-    let o = exec(&["--ns", "pid,net,cgroup", "--show-ns", "--", "true"]);
+    let o = exec(&["--ns", "pid,mnt,net,cgroup", "--show-ns", "--", "true"]);
     assert_eq!(o.status.code(), Some(0));
     let err = text(&o.stderr);
     println!("{err}");
@@ -169,14 +169,14 @@ fn show_ns_lists_each_namespace_host_vs_container() {
             .collect()
     };
     assert_eq!(err.lines().next().unwrap().split_whitespace().collect::<Vec<_>>(), ["NS", "HOST", "CONTAINER", "STATUS"]);
-    for kind in ["pid", "net", "cgroup"] {
+    for kind in ["pid", "mnt", "net", "cgroup"] {
         let r = row(kind);
         let mine = ns_of(std::process::id() as i32, kind).unwrap().to_string_lossy().into_owned();
         assert!(mine.contains(&format!("[{}]", r[1])), "host inode of {kind}: {mine} vs {r:?}");
         assert_ne!(r[1], r[2], "{kind}");
         assert_eq!(r[3], "new", "{r:?}");
     }
-    for kind in ["mnt", "uts", "ipc", "user"] {
+    for kind in ["uts", "ipc", "user"] {
         let r = row(kind);
         assert_eq!(r[1], r[2], "{kind} is shared with the host");
         assert_eq!(r[3..].join(" "), "shared with the host");
@@ -201,6 +201,9 @@ fn bad_input_is_one_line_and_a_non_zero_exit() {
         (&["--ns", "pid,nett", "--", "true"][..], "unknown namespace \"nett\""),
         (&["--rootfs", "/nonexistent/rootfs", "--", "true"][..], "/nonexistent/rootfs"),
         (&["--no-cgroup", "--pids", "5", "--", "true"][..], "limits need a cgroup"),
+        // The trial's input: a pid namespace alone gave an empty /proc.
+        (&["--ns", "pid", "--", "ls", "/proc"][..], "without mnt would leave the container an empty /proc"),
+        (&["--ns", "user", "--", "true"][..], "without mnt would leave the container an empty /proc"),
     ] {
         let o = exec(args);
         let e = text(&o.stderr);

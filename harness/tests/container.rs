@@ -207,7 +207,7 @@ fn exec_returns_the_commands_status_and_leaves_no_temp_dir() {
     assert_eq!(container::exec(&ExecOptions::new(args(&["/noop"])), &w).unwrap(), 0);
     assert_eq!(container::exec(&ExecOptions::new(args(&["true"])), &w).unwrap(), 0);
     // Every namespace combination the CLI offers launches.
-    for ns in ["none", "all", "pid", "net", "mnt", "uts,ipc"] {
+    for ns in ["none", "all", "pid,mnt", "net", "mnt", "uts,ipc"] {
         let opts = ExecOptions { namespaces: ns.parse().unwrap(), ..ExecOptions::new(args(&["/noop"])) };
         assert_eq!(container::exec(&opts, &w).unwrap(), 0, "--ns {ns}");
     }
