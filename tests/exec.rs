@@ -29,6 +29,7 @@ fn main() {
         trial!(a_command_that_ignores_sigterm_is_killed_after_the_stop_timeout).needs(&[Root, Busybox, Cgroups]),
         trial!(a_second_sigint_kills_the_container_at_once).needs(EXEC),
         trial!(a_second_exec_creates_nothing_in_the_cache_and_a_changed_binary_gets_a_new_rootfs).needs(EXEC),
+        trial!(a_rootless_exec_under_an_overmounted_proc_says_the_cause_and_the_remedy).needs(&[Root, Busybox, UserNamespaces, Setpriv, Nobody]),
     ]);
 }
 
@@ -354,4 +355,36 @@ fn a_second_exec_creates_nothing_in_the_cache_and_a_changed_binary_gets_a_new_ro
     let after = minimal_entries(cache.path());
     assert_eq!(after.len(), 2, "a changed binary gets a rootfs of its own: {after:?}");
     assert!(before.iter().all(|e| after.contains(e)), "the first entry stays");
+}
+
+/// The trial's input: part of the host's /proc over-mounted (a tmpfs on
+/// /proc/acpi, in a private mount namespace so the host keeps its own),
+/// then a rootless exec with a pid namespace, run as nobody.
+fn a_rootless_exec_under_an_overmounted_proc_says_the_cause_and_the_remedy() {
+    // nobody's own cache (HOME stays /root across setpriv).
+    let cache = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(cache.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let as_nobody = format!(
+        "ISOBENCH_CACHE={cache} setpriv --reuid=nobody --regid=nogroup --clear-groups {bin} exec",
+        cache = cache.path().display(),
+        bin = env!("CARGO_BIN_EXE_isobench")
+    );
+    let script = format!(
+        "mount -t tmpfs isobench-test /proc/acpi || exit 99; {as_nobody} -- true; echo rc=$?; {as_nobody} --ns mnt,uts,ipc,net -- true; echo rc=$?"
+    );
+    let o = Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &script]).output().unwrap();
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    if o.status.code() == Some(99) {
+        panic!("cannot mount over /proc/acpi here: {err}");
+    }
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["rc=125", "rc=0"], "refused with pid, fine without: {out}{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("mount proc on proc: EPERM"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the kernel refuses a new procfs in a user namespace while the host's /proc has file systems mounted over parts of it: {over} (tmpfs)"
+        )),
+        "the cause, with the mount: {err}"
+    );
+    assert!(err.contains("unmount them, run as root, or leave pid out of --ns"), "the remedy: {err}");
 }

@@ -331,7 +331,7 @@ fn failing_setup_names_the_step() {
     // An over-long host name: sethostname says EINVAL.
     let long = "x".repeat(100);
     let err = launch(rootfs.path(), NamespaceSet::DEFAULT, &["/noop"], Some(&long)).err().unwrap();
-    assert!(matches!(&err, ContainerError::Setup { step, errno: nix::errno::Errno::EINVAL } if step == "sethostname"), "{err}");
+    assert!(matches!(&err, ContainerError::Setup { step, errno: nix::errno::Errno::EINVAL, .. } if step == "sethostname"), "{err}");
 }
 
 /// The parent-side setup runs with the child's pid while the child is in its
