@@ -257,8 +257,9 @@ struct ExecArgs {
     namespaces: NamespaceSet,
     /// Root filesystem: `minimal` (default: the agent, noop and a static
     /// busybox), `debian` (the host distribution's, built once with
-    /// debootstrap into the cache, mounted read-only) or a directory
-    /// (never modified)
+    /// debootstrap into the cache, mounted read-only) or a directory (bound
+    /// read-only with a tmpfs on /tmp, so never modified; with no mnt in --ns
+    /// a plain chroot into it, which the command can write)
     #[arg(long, value_name = "minimal|debian|DIR", default_value = "minimal")]
     rootfs: RootfsChoice,
     /// Host name inside the container (default isobench-XXXX)

@@ -244,7 +244,7 @@ fn given_rootfs_is_used_as_is_and_not_modified() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "the failing run wrote into the rootfs");
     assert_eq!(own_temp_dirs(), before);
 
-    for d in ["proc", "dev", "sys", "bin"] {
+    for d in ["proc", "dev", "sys", "bin", "tmp"] {
         std::fs::create_dir(dir.path().join(d)).unwrap();
     }
     std::fs::copy(container::rootfs::find_static_busybox().unwrap(), dir.path().join("bin/busybox")).unwrap();
@@ -256,9 +256,17 @@ fn given_rootfs_is_used_as_is_and_not_modified() {
     let tree = listing(dir.path());
     let opts = ExecOptions {
         rootfs: container::RootfsChoice::Dir(dir.path().into()),
-        ..ExecOptions::new(args(&["/bin/busybox", "sh", "-c", "test -c /dev/null && test -r /proc/1/stat && exit 3"]))
+        // The trial's input: the command writes into the given rootfs. It is
+        // bound read-only (the write fails) with a tmpfs on /tmp (that works).
+        ..ExecOptions::new(args(&[
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "/bin/busybox touch /written 2>/dev/null && exit 9; /bin/busybox touch /tmp/scratch || exit 8; \
+             test -c /dev/null && test -r /proc/1/stat && exit 3",
+        ]))
     };
-    assert_eq!(container::exec(&opts, &w).unwrap(), 3);
+    assert_eq!(container::exec(&opts, &w).unwrap(), 3, "9: the rootfs was writable; 8: /tmp was not");
     assert_eq!(listing(dir.path()), tree, "the rootfs changed on the host");
     assert_eq!(own_temp_dirs(), before, "a given rootfs needs no temp dir");
 }
