@@ -225,7 +225,8 @@ struct RunArgs {
     #[arg(long = "vm-net", value_name = "NET", value_parser = values::choice::<VmNet>(VmNet::ALL.map(VmNet::as_str)))]
     vm_net: Option<VmNet>,
     /// Namespaces of the container environment, comma-separated (`all`: all seven,
-    /// `none`: a plain chroot; default pid,mnt,uts,ipc,net)
+    /// `none`: a plain chroot; default pid,mnt,uts,ipc,net); pid and user need mnt
+    /// (the container's own /proc)
     #[arg(long = "ns", value_name = "LIST", value_parser = values::choice::<NamespaceSet>(NamespaceSet::words()))]
     container_ns: Option<NamespaceSet>,
     /// Rootfs of the container, runc, crun and bwrap environments: `minimal`
@@ -255,14 +256,16 @@ struct ProfileArg {
 #[derive(clap::Args)]
 struct ExecArgs {
     /// Namespaces to create, comma-separated (`all`: all seven, `none`: a plain
-    /// chroot); without root a user namespace is always added (rootless mode)
+    /// chroot); without root a user namespace is always added (rootless mode); pid and
+    /// user need mnt (the container's own /proc)
     #[arg(long = "ns", value_name = "LIST", default_value_t = NamespaceSet::DEFAULT,
           value_parser = values::choice::<NamespaceSet>(NamespaceSet::words()))]
     namespaces: NamespaceSet,
     /// Root filesystem: `minimal` (default: the agent, noop and a static
     /// busybox), `debian` (the host distribution's, built once with
-    /// debootstrap into the cache, mounted read-only) or a directory
-    /// (never modified)
+    /// debootstrap into the cache, mounted read-only) or a directory (bound
+    /// read-only with a tmpfs on /tmp, so never modified; with no mnt in --ns
+    /// a plain chroot into it, which the command can write)
     #[arg(long, value_name = "minimal|debian|DIR", default_value = "minimal")]
     rootfs: RootfsChoice,
     /// Host name inside the container (default isobench-XXXX)
@@ -379,8 +382,24 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("isobench: {e:#}");
+            eprintln!("isobench: {}", one_line(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes on one line, each cause once: a message that
+/// already ends with its cause's text (thiserror's `"{path}: {source}"`
+/// beside `#[source]`) is not followed by it again.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.is_empty() {
+            line = text;
+        } else if !line.ends_with(&text) {
+            line = format!("{line}: {text}");
+        }
+    }
+    line
 }

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
@@ -21,8 +21,10 @@ use crate::RunArgs;
 /// Exit status when the run finished but some environment or metric could
 /// not be measured (the results folder still holds everything else).
 const EXIT_INCOMPLETE: u8 = 3;
-/// Exit status after Ctrl-C (128 + SIGINT), results kept.
-const EXIT_INTERRUPTED: u8 = 130;
+/// Exit status after a signal stopped the run, results kept: 128 + the
+/// signal's number, as a shell reports a process killed by it (130 for
+/// Ctrl-C's SIGINT, 143 for SIGTERM).
+const EXIT_SIGNAL_BASE: u8 = 128;
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {
     if args.vm_net.is_some() && !args.envs.contains(EnvKind::Vm) {
@@ -35,9 +37,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         rootfs: args.rootfs.clone(),
         profile: args.profile.profile,
     };
-    let interrupted = Arc::new(AtomicBool::new(false));
+    // The signal's number, so the exit status and run.json can name it.
+    let interrupted = Arc::new(AtomicUsize::new(0));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&interrupted)).context("installing the Ctrl-C handler")?;
+        signal_hook::flag::register_usize(sig, Arc::clone(&interrupted), sig as usize).context("installing the SIGINT and SIGTERM handlers")?;
     }
     isobench_harness::cleanup::sweep();
     let workloads = workloads::locate()?;
@@ -83,8 +86,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         println!("{}", report.display());
     }
     if outcome.interrupted {
-        eprintln!("isobench: interrupted; {} measurement(s) kept in {}", outcome.measured, out.path.display());
-        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        let n = interrupted.load(Ordering::SeqCst);
+        let by = runner::signal_name(n).map(|s| format!(" by {s}")).unwrap_or_default();
+        eprintln!("isobench: interrupted{by}; {} measurement(s) kept in {}", outcome.measured, out.path.display());
+        return Ok(ExitCode::from(EXIT_SIGNAL_BASE.saturating_add(u8::try_from(n).unwrap_or(0))));
     }
     if !outcome.skipped.is_empty() || !outcome.failed.is_empty() {
         eprintln!(

@@ -65,6 +65,8 @@ pub fn startup(args: StartupArgs) -> Result<ExitCode> {
     }
     if let Some(dir) = out {
         let dir = RunDir::at(&dir)?;
+        // Host facts (rcu_expedited changes a network namespace's cost), as run records them.
+        isobench_harness::runner::record_host(&dir, "isobench startup", Default::default())?;
         match per_namespace {
             true => dir.save_startup_per_namespace(&run)?,
             false => dir.save_startup(&run)?,

@@ -18,6 +18,9 @@ fn main() {
         trial!(list_names_every_metric_with_unit_and_method),
         trial!(run_writes_a_report_with_a_row_per_env_and_metric),
         trial!(ctrl_c_stops_after_the_current_measurement_and_keeps_results),
+        trial!(sigterm_stops_the_run_with_143_and_the_caveat_names_it),
+        trial!(startup_out_records_the_host_facts_and_the_report_shows_them),
+        trial!(a_full_file_system_leaves_no_temporary_and_the_error_names_the_file).needs(&[Root]),
         trial!(compare_gates_on_a_significant_regression),
         trial!(merge_names_columns_by_run_and_keeps_each_runs_baseline),
         trial!(quiet_json_run_prints_only_the_summary_rows),
@@ -194,6 +197,71 @@ fn run_writes_a_report_with_a_row_per_env_and_metric() {
 }
 
 fn ctrl_c_stops_after_the_current_measurement_and_keeps_results() {
+    let report = interrupted_by(nix::sys::signal::SIGINT, 130);
+    assert!(report.contains("the run was interrupted by SIGINT (Ctrl-C)"), "{report}");
+}
+
+/// The trial's input: SIGTERM to `isobench run` (a service manager's stop).
+fn sigterm_stops_the_run_with_143_and_the_caveat_names_it() {
+    let report = interrupted_by(nix::sys::signal::SIGTERM, 143);
+    assert!(report.contains("the run was interrupted by SIGTERM:") && !report.contains("Ctrl-C"), "{report}");
+}
+
+/// The trial's input: `isobench startup --out DIR` into a new folder.
+fn startup_out_records_the_host_facts_and_the_report_shows_them() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("startup");
+    let o = isobench().args(["startup", "--env", "exec", "--n", "2", "--out"]).arg(&out).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    assert!(run["host"]["cpus"].as_u64().unwrap() >= 1, "{run}");
+    assert_eq!(run["parameters"]["driver"], "isobench startup");
+    let rcu = std::fs::read_to_string("/sys/kernel/rcu_expedited").ok().map(|s| s.trim() == "1");
+    assert_eq!(run["host"]["rcu_expedited"].as_bool(), rcu);
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(!report.contains("host (unnamed)") && !report.contains("## Summary"), "no empty summary table: {report}");
+    let hostname = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    assert!(report.contains(&hostname), "{report}");
+    if rcu.is_some() {
+        assert!(report.contains("rcu_expedited"), "{report}");
+    }
+}
+
+/// The trial's input: `--out` on a tiny (100 KiB) tmpfs (mounted in a private
+/// mount namespace, so the host never sees it).
+fn a_full_file_system_leaves_no_temporary_and_the_error_names_the_file() {
+    let d = tempfile::tempdir().unwrap();
+    let script = format!(
+        "mount -t tmpfs -o size=100k isobench-test {dir} && {bin} run -q --env native --metric syscall.getpid,cpu.spin --quick --out {dir}/r; \
+         echo rc=$?; find {dir} -name '.tmp-*'; cat {dir}/r/measurements.json >/dev/null && echo measurements kept; grep -h 'were not drawn' {dir}/r/report.md",
+        dir = d.path().display(),
+        bin = env!("CARGO_BIN_EXE_isobench")
+    );
+    let o = Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &script]).output().unwrap();
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), stderr(&o));
+    assert!(!out.contains(".tmp-"), "a temporary was left behind: {out}");
+    assert!(out.contains("measurements kept"), "{out}{err}");
+    // Where the space runs out varies by a few KiB: either a chart fails and
+    // the report still fits (a warning in it names the chart), or the report
+    // does not fit either (the error names the chart that failed first).
+    let cause = "No space left on device";
+    if out.contains("rc=0\n") {
+        // The tmpfs is gone with its namespace: the script printed the line.
+        let warning = out.lines().find(|l| l.contains("were not drawn")).unwrap_or_else(|| panic!("no chart failed at 100 KiB? {out}"));
+        assert!(warning.contains(": plot ") && warning.contains("/plots/") && warning.matches(cause).count() == 1, "{warning}");
+    } else {
+        assert!(out.contains("rc=2\n"), "{out}{err}");
+        let line = err.lines().last().unwrap_or_default();
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(line.starts_with("isobench: plot ") && line.contains("/plots/"), "the error names the chart that failed first: {line}");
+        assert_eq!(line.matches(cause).count(), 1, "the cause once: {line}");
+    }
+}
+
+/// Sends `signal` to a running `isobench run` during its second
+/// measurement and checks the exit status, the kept results and run.json;
+/// returns report.md.
+fn interrupted_by(signal: nix::sys::signal::Signal, status: i32) -> String {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("run");
     // Each metric runs until its 1.5 s bound; the interrupt comes during the second.
@@ -205,16 +273,17 @@ fn ctrl_c_stops_after_the_current_measurement_and_keeps_results() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(2500));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGINT).unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
     let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
-    assert!(stderr(&o).contains("interrupted"), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(status), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&format!("interrupted by {}", signal.as_str())), "{}", stderr(&o));
     let records: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("measurements.json")).unwrap()).unwrap();
     let n = records.as_array().unwrap().len();
     assert!((1..isobench_workloads::catalog::CATALOG.len()).contains(&n), "{n} measurements kept");
     let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
     assert_eq!(run["interrupted"], true);
-    assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("the run was interrupted"));
+    assert_eq!(run["interrupted_by"], signal.as_str());
+    std::fs::read_to_string(out.join("report.md")).unwrap()
 }
 
 /// A results folder holding one constructed measurement per (env, metric,

@@ -29,6 +29,7 @@ fn main() {
         trial!(a_command_that_ignores_sigterm_is_killed_after_the_stop_timeout).needs(&[Root, Busybox, Cgroups]),
         trial!(a_second_sigint_kills_the_container_at_once).needs(EXEC),
         trial!(a_second_exec_creates_nothing_in_the_cache_and_a_changed_binary_gets_a_new_rootfs).needs(EXEC),
+        trial!(a_rootless_exec_under_an_overmounted_proc_says_the_cause_and_the_remedy).needs(&[Root, Busybox, UserNamespaces, Setpriv, Nobody]),
     ]);
 }
 
@@ -156,7 +157,7 @@ fn sigkill_of_isobench_kills_the_container_and_the_next_start_sweeps_its_cgroup(
 }
 
 fn show_ns_lists_each_namespace_host_vs_container() {
-    let o = exec(&["--ns", "pid,net,cgroup", "--show-ns", "--", "true"]);
+    let o = exec(&["--ns", "pid,mnt,net,cgroup", "--show-ns", "--", "true"]);
     assert_eq!(o.status.code(), Some(0));
     let err = text(&o.stderr);
     println!("{err}");
@@ -169,14 +170,14 @@ fn show_ns_lists_each_namespace_host_vs_container() {
             .collect()
     };
     assert_eq!(err.lines().next().unwrap().split_whitespace().collect::<Vec<_>>(), ["NS", "HOST", "CONTAINER", "STATUS"]);
-    for kind in ["pid", "net", "cgroup"] {
+    for kind in ["pid", "mnt", "net", "cgroup"] {
         let r = row(kind);
         let mine = ns_of(std::process::id() as i32, kind).unwrap().to_string_lossy().into_owned();
         assert!(mine.contains(&format!("[{}]", r[1])), "host inode of {kind}: {mine} vs {r:?}");
         assert_ne!(r[1], r[2], "{kind}");
         assert_eq!(r[3], "new", "{r:?}");
     }
-    for kind in ["mnt", "uts", "ipc", "user"] {
+    for kind in ["uts", "ipc", "user"] {
         let r = row(kind);
         assert_eq!(r[1], r[2], "{kind} is shared with the host");
         assert_eq!(r[3..].join(" "), "shared with the host");
@@ -201,6 +202,9 @@ fn bad_input_is_one_line_and_a_non_zero_exit() {
         (&["--ns", "pid,nett", "--", "true"][..], "unknown namespace \"nett\""),
         (&["--rootfs", "/nonexistent/rootfs", "--", "true"][..], "/nonexistent/rootfs"),
         (&["--no-cgroup", "--pids", "5", "--", "true"][..], "limits need a cgroup"),
+        // The trial's input: a pid namespace alone gave an empty /proc.
+        (&["--ns", "pid", "--", "ls", "/proc"][..], "without mnt would leave the container an empty /proc"),
+        (&["--ns", "user", "--", "true"][..], "without mnt would leave the container an empty /proc"),
     ] {
         let o = exec(args);
         let e = text(&o.stderr);
@@ -351,4 +355,38 @@ fn a_second_exec_creates_nothing_in_the_cache_and_a_changed_binary_gets_a_new_ro
     let after = minimal_entries(cache.path());
     assert_eq!(after.len(), 2, "a changed binary gets a rootfs of its own: {after:?}");
     assert!(before.iter().all(|e| after.contains(e)), "the first entry stays");
+}
+
+/// The trial's input: part of the host's /proc over-mounted (a tmpfs on
+/// /proc/acpi, in a private mount namespace so the host keeps its own),
+/// then a rootless exec with a pid namespace, run as nobody.
+fn a_rootless_exec_under_an_overmounted_proc_says_the_cause_and_the_remedy() {
+    // nobody's own cache (HOME stays /root across setpriv).
+    let cache = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(cache.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let as_nobody = format!(
+        "ISOBENCH_CACHE={cache} setpriv --reuid=nobody --regid=nogroup --clear-groups {bin} exec",
+        cache = cache.path().display(),
+        bin = env!("CARGO_BIN_EXE_isobench")
+    );
+    // /proc/acpi as in the trial; another non-empty /proc directory without ACPI.
+    let over = ["/proc/acpi", "/proc/driver", "/proc/tty"].into_iter().find(|d| Path::new(d).is_dir()).unwrap();
+    let script = format!(
+        "mount -t tmpfs isobench-test {over} || exit 99; {as_nobody} -- true; echo rc=$?; {as_nobody} --ns mnt,uts,ipc,net -- true; echo rc=$?"
+    );
+    let o = Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &script]).output().unwrap();
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    if o.status.code() == Some(99) {
+        panic!("cannot mount over /proc/acpi here: {err}");
+    }
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["rc=125", "rc=0"], "refused with pid, fine without: {out}{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("mount proc on proc: EPERM"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the kernel refuses a new procfs in a user namespace while the host's /proc has file systems mounted over parts of it: {over} (tmpfs)"
+        )),
+        "the cause, with the mount: {err}"
+    );
+    assert!(err.contains("unmount them, run as root, or leave pid out of --ns"), "the remedy: {err}");
 }

@@ -23,7 +23,7 @@
 //! same line `isobench run` gives.
 
 use std::str::FromStr;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode};
@@ -175,7 +175,7 @@ pub fn bench_family(c: &mut Criterion, family: Family) {
             let probe = Probe::start();
             group.bench_function(kind.as_str(), |b| {
                 b.iter_custom(|iters| {
-                    let one = runner::measure_start(env.as_mut(), spec, iters, &AtomicBool::new(false))
+                    let one = runner::measure_start(env.as_mut(), spec, iters, &AtomicUsize::new(0))
                         .unwrap_or_else(|e| panic!("{label}: {}: {e}", spec.name));
                     m.histogram.add(&one.histogram).expect("auto-resizing histograms add");
                     m.iterations += one.iterations;

@@ -3,7 +3,7 @@
 //! rendered. Environments run one after another (one instance each, started
 //! once), so a slow guest boot is paid once.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use isobench_workloads::catalog::MetricSpec;
@@ -75,6 +75,16 @@ pub fn record_pinning(out: &RunDir, kind: EnvKind, spec: &MetricSpec, requested:
 /// environment (mem.copy_bw: twice this host's last-level cache).
 pub fn working_set(spec: &MetricSpec) -> Option<u64> {
     (spec.name == "mem.copy_bw").then(|| isobench_workloads::metrics::control::copy_bytes() as u64)
+}
+
+/// `bytes` (a [`working_set`]) made to fit a cgroup memory limit of
+/// `memory` bytes the way the agent fits MemAvailable (two buffers in two
+/// thirds of it, whole MiB, at least 1 MiB): isobench's container does not
+/// show its cgroup inside, so the agent there cannot see the limit.
+pub fn working_set_within(bytes: Option<u64>, memory: Option<u64>) -> Option<u64> {
+    let b = bytes?;
+    let cap = memory.map_or(b, |m| m / 3);
+    Some((b.min(cap) >> 20).max(1) << 20)
 }
 
 /// What the run is doing, for a progress display.
@@ -178,13 +188,15 @@ pub fn record_skip(out: &RunDir, kind: EnvKind, reason: &str) -> Result<(), Resu
 }
 
 /// Runs `plan` into `out`. `progress` receives one line per step;
-/// `interrupted` (set by a SIGINT handler) stops the run after the current
-/// measurement, keeping everything measured so far.
+/// `interrupted` (set by a signal handler to the signal's number: SIGINT,
+/// SIGTERM; 0 while none came) stops the run after the current
+/// measurement, keeping everything measured so far; run.json names the
+/// signal (`interrupted_by`).
 pub fn execute(
     plan: &Plan,
     opts: &Options,
     out: &RunDir,
-    interrupted: &AtomicBool,
+    interrupted: &AtomicUsize,
     progress: &mut dyn FnMut(Event<'_>),
 ) -> Result<Outcome, RunError> {
     let mut outcome = Outcome::default();
@@ -207,7 +219,7 @@ pub fn execute(
     // Host-side agents of the *.boundary metrics, one per network namespace.
     let mut hosts = crate::boundary::HostSides::new(&opts.workloads);
     'envs: for &kind in &plan.envs {
-        if interrupted.load(Ordering::SeqCst) {
+        if interrupted.load(Ordering::SeqCst) != 0 {
             break;
         }
         progress(Event::Note(&format!("{kind}: preparing")));
@@ -230,11 +242,14 @@ pub fn execute(
         progress(Event::Note(&format!("{}: agent ready after {:.1} ms", environment.label(), inst.ready_after().as_secs_f64() * 1e3)));
         for spec in plan.metrics.iter().filter(|m| !m.host_timed) {
             step += 1;
-            if interrupted.load(Ordering::SeqCst) {
+            if interrupted.load(Ordering::SeqCst) != 0 {
                 outcome.interrupted = true;
                 break 'envs;
             }
-            let req = plan.request(spec);
+            let mut req = plan.request(spec);
+            if kind == EnvKind::Container {
+                req.bytes = working_set_within(req.bytes, opts.container.limits.memory);
+            }
             if spec.boundary {
                 if let Err(EnvError::Unavailable { reason, .. }) = inst.endpoint() {
                     // Not a failure: this environment has no boundary to measure.
@@ -291,7 +306,7 @@ pub fn execute(
                     );
                     progress(Event::Done { step, total, line: &line });
                 }
-                Err(e) if kind == EnvKind::Runsc && !interrupted.load(Ordering::SeqCst) => {
+                Err(e) if kind == EnvKind::Runsc && interrupted.load(Ordering::SeqCst) == 0 => {
                     // gVisor implements most, not all, of Linux: a metric it
                     // cannot run is a finding about it, not a failed run.
                     let reason = e.to_string();
@@ -318,7 +333,7 @@ pub fn execute(
                     let line = format!("{}: {}: {e}", kind, spec.name);
                     progress(Event::Problem(&line));
                     outcome.failed.push(line);
-                    if interrupted.load(Ordering::SeqCst) {
+                    if interrupted.load(Ordering::SeqCst) != 0 {
                         outcome.interrupted = true;
                         break 'envs;
                     }
@@ -339,7 +354,7 @@ pub fn execute(
         record_metadata(out, environment.as_ref())?;
         for spec in plan.metrics.iter().filter(|m| m.host_timed) {
             step += 1;
-            if interrupted.load(Ordering::SeqCst) {
+            if interrupted.load(Ordering::SeqCst) != 0 {
                 outcome.interrupted = true;
                 break 'envs;
             }
@@ -365,14 +380,24 @@ pub fn execute(
             record_metadata(out, environment.as_ref())?;
         }
     }
-    if interrupted.load(Ordering::SeqCst) {
+    if interrupted.load(Ordering::SeqCst) != 0 {
         outcome.interrupted = true;
     }
     if outcome.interrupted {
-        out.update_run(|run| run.interrupted = true)?;
+        let by = signal_name(interrupted.load(Ordering::SeqCst));
+        out.update_run(|run| {
+            run.interrupted = true;
+            run.interrupted_by = by;
+        })?;
     }
     outcome.report = Some(crate::report::render(out)?);
     Ok(outcome)
+}
+
+/// The name of signal number `n` ("SIGTERM"); `None` for 0 or a number
+/// that names no signal.
+pub fn signal_name(n: usize) -> Option<String> {
+    i32::try_from(n).ok().and_then(|n| nix::sys::signal::Signal::try_from(n).ok()).map(|s| s.as_str().to_string())
 }
 
 /// `env.start`, as its catalogue entry defines it: `n` instances one after
@@ -387,11 +412,11 @@ pub fn measure_start(
     environment: &mut dyn Environment,
     spec: &'static MetricSpec,
     n: u64,
-    interrupted: &AtomicBool,
+    interrupted: &AtomicUsize,
 ) -> Result<Measurement, EnvError> {
     let mut m = Measurement::new(environment.kind().as_str(), &environment.label(), spec);
     for _ in 0..n.max(1) {
-        if interrupted.load(Ordering::SeqCst) {
+        if interrupted.load(Ordering::SeqCst) != 0 {
             break;
         }
         let t0 = std::time::Instant::now();
@@ -457,6 +482,16 @@ pub const DEFAULT_MAX: Duration = Duration::from_secs(10);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_container_memory_limit_shrinks_the_working_set_to_fit_two_buffers() {
+        let gib = 1u64 << 30;
+        assert_eq!(working_set_within(Some(gib), None), Some(gib), "no limit, no change");
+        assert_eq!(working_set_within(Some(gib), Some(300 << 20)), Some(100 << 20), "a third of the limit, whole MiB");
+        assert_eq!(working_set_within(Some(64 << 20), Some(gib)), Some(64 << 20), "a set that fits is kept");
+        assert_eq!(working_set_within(Some(64 << 20), Some(1 << 20)), Some(1 << 20), "never below the agent's 1 MiB bound");
+        assert_eq!(working_set_within(None, Some(gib)), None);
+    }
     use serde_json::json;
 
     struct FakeVm(serde_json::Value);

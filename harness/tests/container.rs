@@ -207,7 +207,7 @@ fn exec_returns_the_commands_status_and_leaves_no_temp_dir() {
     assert_eq!(container::exec(&ExecOptions::new(args(&["/noop"])), &w).unwrap(), 0);
     assert_eq!(container::exec(&ExecOptions::new(args(&["true"])), &w).unwrap(), 0);
     // Every namespace combination the CLI offers launches.
-    for ns in ["none", "all", "pid", "net", "mnt", "uts,ipc"] {
+    for ns in ["none", "all", "pid,mnt", "net", "mnt", "uts,ipc"] {
         let opts = ExecOptions { namespaces: ns.parse().unwrap(), ..ExecOptions::new(args(&["/noop"])) };
         assert_eq!(container::exec(&opts, &w).unwrap(), 0, "--ns {ns}");
     }
@@ -244,7 +244,7 @@ fn given_rootfs_is_used_as_is_and_not_modified() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "the failing run wrote into the rootfs");
     assert_eq!(own_temp_dirs(), before);
 
-    for d in ["proc", "dev", "sys", "bin"] {
+    for d in ["proc", "dev", "sys", "bin", "tmp"] {
         std::fs::create_dir(dir.path().join(d)).unwrap();
     }
     std::fs::copy(container::rootfs::find_static_busybox().unwrap(), dir.path().join("bin/busybox")).unwrap();
@@ -256,9 +256,17 @@ fn given_rootfs_is_used_as_is_and_not_modified() {
     let tree = listing(dir.path());
     let opts = ExecOptions {
         rootfs: container::RootfsChoice::Dir(dir.path().into()),
-        ..ExecOptions::new(args(&["/bin/busybox", "sh", "-c", "test -c /dev/null && test -r /proc/1/stat && exit 3"]))
+        // The trial's input: the command writes into the given rootfs. It is
+        // bound read-only (the write fails) with a tmpfs on /tmp (that works).
+        ..ExecOptions::new(args(&[
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "/bin/busybox touch /written 2>/dev/null && exit 9; /bin/busybox touch /tmp/scratch || exit 8; \
+             test -c /dev/null && test -r /proc/1/stat && exit 3",
+        ]))
     };
-    assert_eq!(container::exec(&opts, &w).unwrap(), 3);
+    assert_eq!(container::exec(&opts, &w).unwrap(), 3, "9: the rootfs was writable; 8: /tmp was not");
     assert_eq!(listing(dir.path()), tree, "the rootfs changed on the host");
     assert_eq!(own_temp_dirs(), before, "a given rootfs needs no temp dir");
 }
@@ -331,7 +339,7 @@ fn failing_setup_names_the_step() {
     // An over-long host name: sethostname says EINVAL.
     let long = "x".repeat(100);
     let err = launch(rootfs.path(), NamespaceSet::DEFAULT, &["/noop"], Some(&long)).err().unwrap();
-    assert!(matches!(&err, ContainerError::Setup { step, errno: nix::errno::Errno::EINVAL } if step == "sethostname"), "{err}");
+    assert!(matches!(&err, ContainerError::Setup { step, errno: nix::errno::Errno::EINVAL, .. } if step == "sethostname"), "{err}");
 }
 
 /// The parent-side setup runs with the child's pid while the child is in its

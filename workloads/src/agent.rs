@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use crate::catalog;
 use crate::metrics::{self, Context};
-use crate::protocol::{to_line, AgentInfo, Request, Response, ServeRequest};
+use crate::protocol::{to_line, AgentInfo, Request, Response, ServeRequest, MAX_LINE_BYTES};
 
 /// Why [`serve`] returned.
 #[derive(Debug, PartialEq, Eq)]
@@ -70,12 +70,80 @@ fn reap_orphans() {
 /// Starts the server end of a `*.boundary` metric (see `metrics::net`).
 fn start_server(req: &ServeRequest) -> Result<metrics::net::Server, String> {
     let spec = catalog::lookup(&req.metric).ok_or_else(|| format!("unknown metric {:?}", req.metric))?;
+    if let Some(cpu) = req.cpu.filter(|c| !crate::protocol::bounds::CPU.contains(c)) {
+        let r = crate::protocol::bounds::CPU;
+        return Err(format!("{}: cpu {cpu} is out of range {}..={}", req.metric, r.start(), r.end()));
+    }
     let bind = req.bind.parse().map_err(|e| format!("{}: bad bind address {:?}: {e}", req.metric, req.bind))?;
     metrics::net::serve(spec, bind, req.cpu, req.pin).map_err(|e| e.to_string())
 }
 
+/// One line of input, as [`read_line`] found it.
+#[derive(Debug, PartialEq, Eq)]
+enum Line {
+    /// A whole line, its newline removed, at most [`MAX_LINE_BYTES`].
+    Text(Vec<u8>),
+    /// A line longer than [`MAX_LINE_BYTES`]: its first bytes (for the
+    /// error) and its whole length; the rest was read and dropped.
+    TooLong {
+        head: Vec<u8>,
+        len: usize,
+    },
+    Eof,
+}
+
+/// Reads one line of at most [`MAX_LINE_BYTES`] from `input` without ever
+/// holding more: beyond the bound the rest of the line is consumed from
+/// the reader's buffer and dropped up to the newline. A last line without
+/// a newline counts as a line.
+fn read_line(input: &mut impl BufRead) -> std::io::Result<Line> {
+    let mut line = Vec::new();
+    let mut len = 0usize;
+    let mut any = false;
+    loop {
+        let buf = match input.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            break;
+        }
+        any = true;
+        let (chunk, newline) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (&buf[..i], true),
+            None => (buf, false),
+        };
+        let room = (MAX_LINE_BYTES - 1).saturating_sub(line.len());
+        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        len += chunk.len();
+        let used = chunk.len() + usize::from(newline);
+        input.consume(used);
+        if newline {
+            break;
+        }
+    }
+    Ok(match (any, len) {
+        (false, _) => Line::Eof,
+        (true, n) if n >= MAX_LINE_BYTES => Line::TooLong { head: line, len: n },
+        (true, _) => Line::Text(line),
+    })
+}
+
+/// The first characters of a bad line, for an error message that names it.
+fn excerpt(bytes: &[u8]) -> String {
+    /// Characters of a bad line quoted in its error.
+    const EXCERPT_CHARS: usize = 80;
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(4 * EXCERPT_CHARS)]);
+    let mut out: String = text.chars().take(EXCERPT_CHARS).collect();
+    if out.len() < bytes.len() {
+        out.push('…');
+    }
+    format!("{out:?}")
+}
+
 /// Sends `Ready`, then serves requests until `Shutdown` or end of file.
-pub fn serve(input: impl BufRead, mut output: impl Write) -> std::io::Result<Exit> {
+pub fn serve(mut input: impl BufRead, mut output: impl Write) -> std::io::Result<Exit> {
     let overhead = metrics::timer_overhead_ns();
     let noop = noop_path();
     let ctx = Context::for_noop(&noop);
@@ -84,13 +152,28 @@ pub fn serve(input: impl BufRead, mut output: impl Write) -> std::io::Result<Exi
     let mut server: Option<metrics::net::Server> = None;
     output.write_all(to_line(&Response::Ready(info_with(overhead, &noop))).as_bytes())?;
     output.flush()?;
-    for line in input.lines() {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let response = match serde_json::from_str::<Request>(&line) {
-            Err(e) => Response::Error { message: format!("bad request ({e}): {line}") },
+    let mut number = 0u64;
+    loop {
+        number += 1;
+        let bad = |message: String| format!("request line {number}: {message}");
+        let parsed = match read_line(&mut input)? {
+            Line::Eof => break,
+            Line::TooLong { head, len } => {
+                Err(bad(format!("{len} bytes, longer than the {MAX_LINE_BYTES} a request may have; line dropped: {}", excerpt(&head))))
+            }
+            Line::Text(bytes) => match String::from_utf8(bytes) {
+                Err(e) => {
+                    let at = e.utf8_error().valid_up_to();
+                    Err(bad(format!("not UTF-8 (byte 0x{:02x} at offset {at}): {}", e.as_bytes()[at], excerpt(e.as_bytes()))))
+                }
+                Ok(text) if text.trim().is_empty() => continue,
+                Ok(text) => Ok(text),
+            },
+        };
+        let request =
+            parsed.and_then(|line| serde_json::from_str::<Request>(&line).map_err(|e| format!("bad request ({e}): {}", excerpt(line.as_bytes()))));
+        let response = match request {
+            Err(message) => Response::Error { message },
             Ok(Request::Info) => Response::Info(info_with(overhead, &noop)),
             Ok(Request::Shutdown) => {
                 output.write_all(to_line(&Response::Bye).as_bytes())?;
@@ -206,6 +289,108 @@ mod tests {
         to_agent_w.write_all(b"{\"op\":\"shutdown\"}\n").unwrap();
         assert_eq!(next(), Response::Bye);
         assert_eq!(agent.join().unwrap(), Exit::Shutdown);
+    }
+
+    /// The trial's input: `printf '\xff\n' | isobench-agent`, then a request
+    /// that must still be answered.
+    #[test]
+    fn a_line_that_is_not_utf8_gets_an_error_naming_it_and_serving_goes_on() {
+        let mut input = b"\xff\n".to_vec();
+        input.extend_from_slice(b"{\"op\":\"info\"}\n\xc3(bad\xff{\"op\":\"shutdown\"}\n{\"op\":\"shutdown\"}\n");
+        let mut out = Vec::new();
+        assert_eq!(serve(&input[..], &mut out).unwrap(), Exit::Shutdown);
+        let r = responses(&out);
+        assert_eq!(r.len(), 5, "{r:?}");
+        let Response::Error { message } = &r[1] else { panic!("{:?}", r[1]) };
+        assert_eq!(message, "request line 1: not UTF-8 (byte 0xff at offset 0): \"\u{fffd}\"");
+        assert!(matches!(r[2], Response::Info(_)));
+        let Response::Error { message } = &r[3] else { panic!("{:?}", r[3]) };
+        assert!(message.starts_with("request line 3: not UTF-8 (byte 0xc3 at offset 0): ") && message.contains("(bad"), "{message}");
+        assert_eq!(r[4], Response::Bye);
+    }
+
+    /// The trial's input: a 10 MB request line.
+    #[test]
+    fn a_line_over_the_bound_gets_an_error_and_is_dropped_unheld() {
+        let mut input = vec![b'x'; 10_000_000];
+        input.push(b'\n');
+        input.extend_from_slice(b"{\"op\":\"info\"}\n");
+        let mut out = Vec::new();
+        assert_eq!(serve(&input[..], &mut out).unwrap(), Exit::Eof);
+        let r = responses(&out);
+        assert_eq!(r.len(), 3, "{r:?}");
+        let Response::Error { message } = &r[1] else { panic!("{:?}", r[1]) };
+        assert!(message.starts_with("request line 1: 10000000 bytes, longer than the 65536 a request may have; line dropped: \"xxx"), "{message}");
+        assert!(message.len() < 300, "the error quotes an excerpt only: {} bytes", message.len());
+        assert!(matches!(r[2], Response::Info(_)), "serving goes on after the long line");
+
+        // What is held never exceeds the bound, whatever the line's length.
+        let mut reader = std::io::BufReader::with_capacity(4096, &input[..]);
+        match read_line(&mut reader).unwrap() {
+            Line::TooLong { head, len } => assert_eq!((head.len(), len), (MAX_LINE_BYTES - 1, 10_000_000)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(read_line(&mut reader).unwrap(), Line::Text(b"{\"op\":\"info\"}".to_vec()));
+        assert_eq!(read_line(&mut reader).unwrap(), Line::Eof);
+        // The bound itself: a line of MAX_LINE_BYTES - 1 bytes and its newline is served.
+        let mut exact = vec![b' '; MAX_LINE_BYTES - 1];
+        exact.extend_from_slice(b"\nlast");
+        let mut reader = std::io::BufReader::with_capacity(1000, &exact[..]);
+        assert_eq!(read_line(&mut reader).unwrap(), Line::Text(vec![b' '; MAX_LINE_BYTES - 1]));
+        assert_eq!(read_line(&mut reader).unwrap(), Line::Text(b"last".to_vec()), "a last line without a newline counts");
+    }
+
+    /// The trial's input: mem.copy_bw with a huge `bytes`, and every other
+    /// parameter out of its range; each gets an error before anything runs.
+    #[test]
+    fn every_parameter_out_of_its_range_gets_an_error() {
+        let cases = [
+            (
+                r#"{"op":"run","metric":"mem.copy_bw","iterations":1,"max_ms":1000,"bytes":1099511627776}"#,
+                "mem.copy_bw: bytes 1099511627776 is out of range 1048576..=1073741824",
+            ),
+            (
+                r#"{"op":"run","metric":"mem.copy_bw","iterations":1,"max_ms":1000,"bytes":4096}"#,
+                "mem.copy_bw: bytes 4096 is out of range 1048576..=1073741824",
+            ),
+            (
+                r#"{"op":"run","metric":"syscall.getpid","iterations":1,"max_ms":1000,"bytes":1048576}"#,
+                "syscall.getpid: takes no bytes (got 1048576): only mem.copy_bw has a working set",
+            ),
+            (r#"{"op":"run","metric":"syscall.getpid","iterations":0,"max_ms":1000}"#, "syscall.getpid: iterations 0 is out of range 1..=1000000000"),
+            (
+                r#"{"op":"run","metric":"syscall.getpid","iterations":18446744073709551615,"max_ms":1000}"#,
+                "syscall.getpid: iterations 18446744073709551615 is out of range 1..=1000000000",
+            ),
+            (r#"{"op":"run","metric":"syscall.getpid","iterations":1,"max_ms":0}"#, "syscall.getpid: max_ms 0 is out of range 1..=3600000"),
+            (
+                r#"{"op":"run","metric":"syscall.getpid","iterations":1,"max_ms":3600001}"#,
+                "syscall.getpid: max_ms 3600001 is out of range 1..=3600000",
+            ),
+            (
+                r#"{"op":"run","metric":"spawn.fork_exit","iterations":1,"max_ms":10,"warmup":100001}"#,
+                "spawn.fork_exit: warmup 100001 is out of range 0..=100000",
+            ),
+            (r#"{"op":"run","metric":"ipc.pipe_rtt","iterations":1,"max_ms":10,"cpu":1024}"#, "ipc.pipe_rtt: cpu 1024 is out of range 0..=1023"),
+            (
+                r#"{"op":"serve","metric":"net.tcp_rr.boundary","bind":"127.0.0.1:0","cpu":4096}"#,
+                "net.tcp_rr.boundary: cpu 4096 is out of range 0..=1023",
+            ),
+        ];
+        let mut input = String::new();
+        for (line, _) in cases {
+            input.push_str(line);
+            input.push('\n');
+        }
+        let mut out = Vec::new();
+        let started = std::time::Instant::now();
+        serve(input.as_bytes(), &mut out).unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "nothing ran: {:?}", started.elapsed());
+        let r = responses(&out);
+        assert_eq!(r.len(), cases.len() + 1);
+        for ((_, want), got) in cases.iter().zip(&r[1..]) {
+            assert_eq!(got, &Response::Error { message: want.to_string() });
+        }
     }
 
     #[test]

@@ -496,7 +496,7 @@ pub const CATALOG: &[MetricSpec] = &[
         name: "mem.copy_bw",
         family: Family::Control,
         unit: Unit::GiBps,
-        operation: "memcpy of a buffer twice the last-level cache (at least 16 MiB, at most a quarter of free memory)",
+        operation: "memcpy of a buffer twice the last-level cache (at least 16 MiB, at most a third of the memory left: MemAvailable and the memory cgroup's limit)",
         reference: "lmbench bw_mem bcopy; STREAM copy",
         ops_per_sample: 1,
         iterations: 200,

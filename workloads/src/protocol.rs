@@ -17,6 +17,39 @@ use serde::{Deserialize, Serialize};
 /// (`/sys/class/virtio-ports/*/name`).
 pub const VIRTIO_PORT_NAME: &str = "org.isobench.agent";
 
+/// Longest request line the agent reads, newline included: a request is a
+/// few hundred bytes, so 64 KiB leaves room for any future field while
+/// bounding what a runaway writer can make the agent hold. A longer line
+/// gets `Response::Error` and is discarded up to its newline unread.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// The documented range of each [`RunRequest`] parameter; the agent answers
+/// `Response::Error` outside it before it allocates or runs anything
+/// (`metrics::check`).
+pub mod bounds {
+    use std::ops::RangeInclusive;
+
+    /// `iterations`: at least one sample; at most 10^9 operations (500
+    /// times the largest catalogue count; `max_ms` bounds the time anyway).
+    pub const ITERATIONS: RangeInclusive<u64> = 1..=1_000_000_000;
+    /// `max_ms`: 1 ms to one hour for one measurement.
+    pub const MAX_MS: RangeInclusive<u64> = 1..=3_600_000;
+    /// `warmup`: untimed and not bounded by `max_ms`, so bounded here: the
+    /// harness sends at most 1000; 100 000 fork+exec warm-ups under TCG are
+    /// already hours.
+    pub const WARMUP: RangeInclusive<u64> = 0..=100_000;
+    /// `bytes` (mem.copy_bw only): 1 MiB to 1 GiB, the copy buffer's size;
+    /// the agent then shrinks it to what the memory of the environment
+    /// allows (`metrics::control::fit_in_memory`: a third of MemAvailable
+    /// and of the cgroup's memory limit left, for two buffers) and reports
+    /// the size used.
+    pub const BYTES: RangeInclusive<u64> = (1 << 20)..=(1 << 30);
+    /// `cpu` (run and serve): a CPU number the kernel's affinity masks can
+    /// hold (CPU_SETSIZE); one this environment does not allow falls back
+    /// to the CPU the thread runs on.
+    pub const CPU: RangeInclusive<u32> = 0..=1023;
+}
+
 /// A request from the harness.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]

@@ -114,6 +114,7 @@ pub fn exec(opts: &ExecOptions, workloads: &Workloads) -> Result<i32, ContainerE
     let stop = StopSignals::install().map_err(|e| ContainerError::Io { context: "a pipe for isobench's stop signals".into(), source: e.into() })?;
     let profile = PreparedProfile::prepare(opts.profile)?;
     let namespaces = effective_namespaces(opts.namespaces);
+    namespaces.check_proc(!opts.namespaces.contains(Namespace::User))?;
     let with_cgroup = decide_cgroup(opts.cgroup, &opts.limits)?;
     // The network is checked before anything is built: a refusal costs nothing.
     if opts.net == NetMode::None && !namespaces.contains(Namespace::Net) {

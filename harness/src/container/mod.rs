@@ -68,8 +68,11 @@ pub enum ContainerError {
     Nul(OsString),
     #[error("clone into new namespaces ({namespaces}) failed: {errno}")]
     Clone { namespaces: NamespaceSet, errno: Errno },
-    #[error("container setup failed: {step}: {errno}")]
-    Setup { step: String, errno: Errno },
+    /// A step of the mount plan (or another setup step) failed in the
+    /// child; `hint` is empty or a parenthesised cause and remedy (see
+    /// `process::parent::setup_hint`).
+    #[error("container setup failed: {step}: {errno}{hint}")]
+    Setup { step: String, errno: Errno, hint: String },
     /// The hook of [`LaunchSpec::with_parent_setup`] failed (its own words).
     #[error("container setup failed: parent setup: {0}")]
     ParentSetup(String),

@@ -17,6 +17,8 @@ use nix::sched::CloneFlags;
 pub enum NsError {
     #[error("unknown namespace {0:?}; use a comma-separated list of {names}, or all, or none", names = Namespace::names())]
     Unknown(String),
+    #[error("{which} without mnt would leave the container an empty /proc (it runs chrooted in its rootfs, and a new /proc can be mounted only in a mount namespace of its own): add mnt to --ns")]
+    ProcNeedsMount { which: String },
 }
 
 /// One kind of namespace, named as in `/proc/<pid>/ns/` and `lsns`.
@@ -154,6 +156,28 @@ impl NamespaceSet {
     }
 
     /// The members, in [`CREATION_ORDER`].
+    /// Refuses a set whose container would have an empty /proc: a pid or
+    /// user namespace without a mount namespace (the process is chrooted
+    /// into the rootfs, whose /proc cannot be mounted without leaking the
+    /// mount onto the host). `user_added`: the user namespace was added
+    /// because isobench runs without root, which the error says.
+    pub fn check_proc(self, user_added: bool) -> Result<(), NsError> {
+        if self.contains(Namespace::Mount) {
+            return Ok(());
+        }
+        let mut which: Vec<&str> = Vec::new();
+        if self.contains(Namespace::Pid) {
+            which.push("--ns pid");
+        }
+        if self.contains(Namespace::User) {
+            which.push(if user_added { "the user namespace added without root" } else { "--ns user" });
+        }
+        match which.is_empty() {
+            true => Ok(()),
+            false => Err(NsError::ProcNeedsMount { which: which.join(" and ") }),
+        }
+    }
+
     pub fn iter(self) -> impl Iterator<Item = Namespace> {
         CREATION_ORDER.into_iter().filter(move |ns| self.contains(*ns))
     }
@@ -256,6 +280,16 @@ mod tests {
     fn unknown_names_are_refused_by_name_and_user_is_accepted() {
         let err = "pid,nett".parse::<NamespaceSet>().unwrap_err();
         assert_eq!(err, NsError::Unknown("nett".into()));
+        assert_eq!(
+            "pid".parse::<NamespaceSet>().unwrap().check_proc(false).unwrap_err().to_string(),
+            "--ns pid without mnt would leave the container an empty /proc (it runs chrooted in its rootfs, and a new /proc can be mounted only in a mount namespace of its own): add mnt to --ns"
+        );
+        let e = "user,pid".parse::<NamespaceSet>().unwrap().check_proc(true).unwrap_err().to_string();
+        assert!(e.starts_with("--ns pid and the user namespace added without root without mnt"), "{e}");
+        assert!("user".parse::<NamespaceSet>().unwrap().check_proc(false).unwrap_err().to_string().starts_with("--ns user without mnt"));
+        for ok in ["pid,mnt", "user,mnt", "none", "net,uts,ipc", "all"] {
+            assert_eq!(ok.parse::<NamespaceSet>().unwrap().check_proc(false), Ok(()), "{ok}");
+        }
         let msg = err.to_string();
         assert_eq!(msg, "unknown namespace \"nett\"; use a comma-separated list of user, pid, net, ipc, uts, mnt, cgroup, or all, or none");
         assert!(!msg.ends_with('.'));

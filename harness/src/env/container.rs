@@ -66,7 +66,11 @@ pub struct Container {
 impl Container {
     /// Builds the minimal rootfs in a temp dir; `Unavailable` when not root.
     pub fn prepare(opts: &Options) -> Result<Self, EnvError> {
-        Self::with_namespaces(opts, opts.container.namespaces.unwrap_or(NamespaceSet::DEFAULT))
+        let asked = opts.container.namespaces.unwrap_or(NamespaceSet::DEFAULT);
+        container::effective_namespaces(asked)
+            .check_proc(!asked.contains(Namespace::User))
+            .map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
+        Self::with_namespaces(opts, asked)
     }
 
     /// Like [`prepare`](Self::prepare), with another namespace set.

@@ -37,6 +37,11 @@ pub enum ReportError {
     Csv(#[from] ::csv::Error),
     #[error("plot {path}: {message}")]
     Plot { path: PathBuf, message: String },
+    /// A file of the report could not be written after a chart had already
+    /// failed: the chart's failure is the first cause (a full file system
+    /// fills up at the chart), so it is the one named.
+    #[error("{first}; then {path} could not be written either", path = path.display())]
+    After { first: Box<ReportError>, path: PathBuf },
 }
 
 /// Every saved measurement of `dir`, in report order (catalogue ×
@@ -56,12 +61,16 @@ pub fn render(dir: &RunDir) -> Result<PathBuf, ReportError> {
     write_atomic(&dir.path.join("summary.csv"), &csv::summary_csv(&summaries)?)?;
     dir.write_json("summary.json", &summaries)?;
     let run = dir.run_record()?;
-    let (plots, warnings) = draw(dir, &run, &ms)?;
+    let (plots, warnings, first) = draw(dir, &run, &ms)?;
     let md = section::markdown(&section::Context { dir, run: &run, measurements: &ms, plots: &plots, warnings: &warnings })?;
     let path = dir.path.join("report.md");
-    write_atomic(&path, md.as_bytes())?;
-    write_atomic(&dir.path.join("report.html"), html::render(&md, &dir.path).as_bytes())?;
-    Ok(path)
+    let html = dir.path.join("report.html");
+    let written = write_atomic(&path, md.as_bytes()).and_then(|()| write_atomic(&html, html::render(&md, &dir.path).as_bytes()));
+    match (written, first) {
+        (Ok(()), _) => Ok(path),
+        (Err(ResultsError::Io { path, .. }), Some(first)) => Err(ReportError::After { first: Box::new(first), path }),
+        (Err(e), _) => Err(e.into()),
+    }
 }
 
 /// The rows of summary.csv and summary.json: each measurement's summary
@@ -80,17 +89,23 @@ pub fn summaries(ms: &[Measurement]) -> Vec<Summary> {
         .collect()
 }
 
+/// What [`draw`] made: the charts' paths, the warnings for the report,
+/// and the first chart's failure.
+type Drawn = (Vec<PathBuf>, Vec<String>, Option<ReportError>);
+
 /// Draws every chart: the measurements' and boot phases' (a failure is a
 /// warning for the report), then each per-namespace run's (a failure leaves
 /// its section without a chart). Returns the charts' paths relative to the
-/// folder, and the warnings.
-fn draw(dir: &RunDir, run: &RunRecord, ms: &[Measurement]) -> Result<(Vec<PathBuf>, Vec<String>), ReportError> {
+/// folder, the warnings, and the first chart's failure.
+fn draw(dir: &RunDir, run: &RunRecord, ms: &[Measurement]) -> Result<Drawn, ReportError> {
     let plots_dir = dir.path.join("plots");
     let mut warnings = Vec::new();
+    let mut first = None;
     let mut plots = match plot::render_all(&plots_dir, ms, &phases::from_run(run)) {
         Ok(p) => p,
         Err(e) => {
             warnings.push(format!("plots were not drawn: {e}"));
+            first = Some(e);
             Vec::new()
         }
     };
@@ -101,7 +116,10 @@ fn draw(dir: &RunDir, run: &RunRecord, ms: &[Measurement]) -> Result<(Vec<PathBu
     }
     match plot::container_phases(&plots_dir, &phases::container_from_run(run)) {
         Ok(p) => plots.extend(p),
-        Err(e) => warnings.push(format!("the container start phases were not drawn: {e}")),
+        Err(e) => {
+            warnings.push(format!("the container start phases were not drawn: {e}"));
+            first.get_or_insert(e);
+        }
     }
-    Ok((plots, warnings))
+    Ok((plots, warnings, first))
 }

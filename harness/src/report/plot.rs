@@ -460,8 +460,14 @@ where
         // Drawn to a temporary name, then renamed: no half-written chart.
         let tmp = dir.join(format!(".tmp-{stem}.{ext}"));
         let res = if ext == "svg" { draw(Some(&tmp), None) } else { draw(None, Some(&tmp)) };
-        res.map_err(|message| ReportError::Plot { path: final_path.clone(), message })?;
-        std::fs::rename(&tmp, &final_path).map_err(|source| ReportError::Io { path: final_path.clone(), source })?;
+        let res = res
+            .map_err(|message| ReportError::Plot { path: final_path.clone(), message })
+            .and_then(|()| std::fs::rename(&tmp, &final_path).map_err(|source| ReportError::Io { path: final_path.clone(), source }));
+        if let Err(e) = res {
+            // A full file system leaves a truncated temporary: never keep it.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
         out.push(PathBuf::from("plots").join(format!("{stem}.{ext}")));
     }
     Ok(())

@@ -80,7 +80,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ResultsError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(io_err(dir))?;
-    tmp.write_all(bytes).map_err(io_err(path))?;
+    // The file itself, not tempfile's wrapper, whose errors name the
+    // temporary instead of `path`.
+    tmp.as_file_mut().write_all(bytes).map_err(io_err(path))?;
     // Results are for reading by anyone (tempfile creates 0600).
     use std::os::unix::fs::PermissionsExt;
     tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(io_err(path))?;

@@ -47,9 +47,14 @@ pub struct RunRecord {
     /// Environment name (`native`, `vm`, ...) → what happened to it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub environments: BTreeMap<String, EnvRecord>,
-    /// Ctrl-C stopped the run: only what finished before is here.
+    /// A signal (Ctrl-C's SIGINT, SIGTERM) stopped the run: only what
+    /// finished before is here.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub interrupted: bool,
+    /// The signal that stopped the run ("SIGTERM"); absent from runs made
+    /// before the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted_by: Option<String>,
     /// `isobench merge`: the folders this one was made from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_from: Option<Vec<MergedRun>>,

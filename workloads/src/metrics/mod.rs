@@ -290,6 +290,7 @@ impl Drop for CpuPin {
 pub fn run(req: &RunRequest, ctx: &Context) -> Result<RunResult, MetricError> {
     let spec =
         catalog::lookup(&req.metric).ok_or_else(|| MetricError::Unknown(req.metric.clone(), catalog::names().collect::<Vec<_>>().join(", ")))?;
+    check(spec, req)?;
     if spec.host_timed {
         return Err(MetricError::Failed {
             metric: spec.name,
@@ -343,6 +344,34 @@ pub fn run(req: &RunRequest, ctx: &Context) -> Result<RunResult, MetricError> {
         other => Err(MetricError::Failed { metric: spec.name, message: format!("{other} is in the catalogue but has no implementation") }),
     };
     r.map(applied)
+}
+
+/// Checks every parameter of `req` against its documented range
+/// ([`crate::protocol::bounds`]) before anything is allocated or run; the
+/// error names the parameter, the value and the range.
+pub fn check(spec: &'static MetricSpec, req: &RunRequest) -> Result<(), MetricError> {
+    use crate::protocol::bounds;
+    let out = |name: &str, value: String, range: String| MetricError::Failed {
+        metric: spec.name,
+        message: format!("{name} {value} is out of range {range}"),
+    };
+    let within = |name: &str, v: u64, r: std::ops::RangeInclusive<u64>| match r.contains(&v) {
+        true => Ok(()),
+        false => Err(out(name, v.to_string(), format!("{}..={}", r.start(), r.end()))),
+    };
+    within("iterations", req.iterations, bounds::ITERATIONS)?;
+    within("max_ms", req.max_ms, bounds::MAX_MS)?;
+    within("warmup", req.warmup, bounds::WARMUP)?;
+    if let Some(cpu) = req.cpu {
+        within("cpu", cpu.into(), (*bounds::CPU.start()).into()..=(*bounds::CPU.end()).into())?;
+    }
+    match (req.bytes, spec.name) {
+        (None, _) => Ok(()),
+        (Some(b), "mem.copy_bw") => within("bytes", b, bounds::BYTES),
+        (Some(b), _) => {
+            Err(MetricError::Failed { metric: spec.name, message: format!("takes no bytes (got {b}): only mem.copy_bw has a working set") })
+        }
+    }
 }
 
 /// Times `op` as `req` asks and builds the [`RunResult`].

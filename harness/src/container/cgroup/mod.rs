@@ -78,8 +78,8 @@ pub const PARENT: &str = "isobench";
 pub enum CgroupError {
     #[error("no cgroup filesystem is mounted at {0}; mount cgroup2 there (mount -t cgroup2 none {0}) or run without --cpus/--memory/--pids")]
     NotMounted(PathBuf),
-    #[error("the {controller} controller is not available in the {mode} hierarchy at {root}, so --{flag} cannot be applied; enable it (echo +{controller} > {root}/cgroup.subtree_control) or leave --{flag} out", root = .root.display())]
-    ControllerMissing { controller: &'static str, flag: &'static str, mode: CgroupMode, root: PathBuf },
+    #[error("the {controller} controller is not available in the {mode} hierarchy at {root}, so --{flag} cannot be applied; {remedy}, or leave --{flag} out", root = .root.display())]
+    ControllerMissing { controller: &'static str, flag: &'static str, mode: CgroupMode, root: PathBuf, remedy: String },
     #[error("cgroup limits are unavailable in rootless mode (the cgroup tree belongs to root and isobench assumes no delegation); run as root, e.g. with sudo, or leave out --cpus/--memory/--pids")]
     Rootless,
     #[error("invalid {flag} value {value:?}: {why}")]
@@ -90,6 +90,54 @@ pub enum CgroupError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl CgroupError {
+    /// [`CgroupError::ControllerMissing`] with the remedy that can work
+    /// here, from the kernel's own table of controllers (/proc/cgroups).
+    pub(crate) fn missing(controller: &'static str, flag: &'static str, mode: CgroupMode, root: PathBuf) -> CgroupError {
+        let table = std::fs::read_to_string("/proc/cgroups").unwrap_or_default();
+        let remedy = remedy(controller, mode, &root, &table);
+        CgroupError::ControllerMissing { controller, flag, mode, root, remedy }
+    }
+}
+
+/// What makes `controller` usable, given where it was missing (`root`: the
+/// unified hierarchy under `V2`, the controller's v1 directory otherwise)
+/// and the kernel's /proc/cgroups (`subsys hierarchy num_cgroups enabled`;
+/// hierarchy 0 means no v1 hierarchy holds it, so cgroup2 may enable it).
+/// A controller bound to a v1 hierarchy cannot be enabled in cgroup2's
+/// `cgroup.subtree_control` (EBUSY on a hybrid host), so that is only
+/// suggested when it is free.
+fn remedy(controller: &str, mode: CgroupMode, root: &Path, proc_cgroups: &str) -> String {
+    let row = proc_cgroups
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.first() == Some(&controller));
+    let (hierarchy, enabled) = match row.as_deref() {
+        Some([_, h, _, e, ..]) => (h.parse::<u32>().unwrap_or(0), *e == "1"),
+        _ => return format!("this kernel has no {controller} controller (/proc/cgroups does not list it)"),
+    };
+    let v1_dir = if mode == CgroupMode::V2 { root.parent().unwrap_or(root).join(controller) } else { root.to_path_buf() };
+    let unified = match mode {
+        CgroupMode::V2 => root.to_path_buf(),
+        _ => root.parent().unwrap_or(root).join("unified"),
+    };
+    if !enabled {
+        format!("the kernel has it disabled (cgroup_disable={controller} on its command line): boot without that")
+    } else if hierarchy != 0 {
+        format!(
+            "it is bound to cgroup v1 hierarchy {hierarchy}, so cgroup2 cannot enable it: mount that hierarchy at {} \
+             (mkdir -p {0} && mount -t cgroup -o {controller} cgroup {0}, naming any controllers co-mounted with it) \
+             or boot with systemd.unified_cgroup_hierarchy=1",
+            v1_dir.display()
+        )
+    } else if mode == CgroupMode::V1 {
+        format!("no hierarchy holds it: mount one (mkdir -p {0} && mount -t cgroup -o {controller} cgroup {0})", v1_dir.display())
+    } else {
+        format!("no v1 hierarchy holds it, so cgroup2 can: enable it (echo +{controller} > {}/cgroup.subtree_control)", unified.display())
+    }
 }
 
 pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> CgroupError {
@@ -145,6 +193,38 @@ pub fn sweep_at(root: &Path) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The trial's host: hybrid, memory bound to v1 hierarchy 4; the old
+    /// hint (`echo +memory > cgroup.subtree_control`) fails there with EBUSY.
+    #[test]
+    fn the_remedy_for_a_missing_controller_is_one_that_can_work_here() {
+        let table = "#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpu\t1\t11\t1\nmemory\t4\t72\t1\nhugetlb\t0\t1\t1\nrdma\t0\t1\t0\n";
+        let unified = Path::new("/sys/fs/cgroup/unified");
+        let bound = remedy("memory", CgroupMode::V2, unified, table);
+        assert!(
+            bound.starts_with("it is bound to cgroup v1 hierarchy 4, so cgroup2 cannot enable it: mount that hierarchy at /sys/fs/cgroup/memory"),
+            "{bound}"
+        );
+        assert!(!bound.contains("subtree_control"), "{bound}");
+        let hybrid = remedy("memory", CgroupMode::Hybrid, Path::new("/sys/fs/cgroup/memory"), table);
+        assert!(hybrid.contains("mount -t cgroup -o memory cgroup /sys/fs/cgroup/memory") && !hybrid.contains("subtree_control"), "{hybrid}");
+        let free = remedy("hugetlb", CgroupMode::Hybrid, Path::new("/sys/fs/cgroup/hugetlb"), table);
+        assert_eq!(free, "no v1 hierarchy holds it, so cgroup2 can: enable it (echo +hugetlb > /sys/fs/cgroup/unified/cgroup.subtree_control)");
+        let v1 = remedy("hugetlb", CgroupMode::V1, Path::new("/sys/fs/cgroup/hugetlb"), table);
+        assert!(v1.starts_with("no hierarchy holds it: mount one (mkdir -p /sys/fs/cgroup/hugetlb"), "{v1}");
+        assert!(remedy("rdma", CgroupMode::V2, unified, table).contains("cgroup_disable=rdma"));
+        assert!(remedy("pids", CgroupMode::V2, unified, table).starts_with("this kernel has no pids controller"));
+        let line =
+            CgroupError::ControllerMissing { controller: "memory", flag: "memory", mode: CgroupMode::V2, root: unified.to_path_buf(), remedy: bound }
+                .to_string();
+        assert!(
+            line.starts_with(
+                "the memory controller is not available in the v2 hierarchy at /sys/fs/cgroup/unified, so --memory cannot be applied; it is bound"
+            ),
+            "{line}"
+        );
+        assert!(line.ends_with(", or leave --memory out") && !line.contains('\n'), "{line}");
+    }
 
     #[test]
     fn a_plain_directory_is_no_cgroup_root() {

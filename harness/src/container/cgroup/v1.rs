@@ -71,7 +71,7 @@ impl Group {
             [(limits.cpus.is_some(), "cpu", "cpus"), (limits.memory.is_some(), "memory", "memory"), (limits.pids.is_some(), "pids", "pids")]
         {
             if wanted && hierarchy(root, controller).is_none() {
-                return Err(CgroupError::ControllerMissing { controller, flag, mode, root: root.join(controller) });
+                return Err(CgroupError::missing(controller, flag, mode, root.join(controller)));
             }
         }
         let mut group = Group { dirs: Vec::new() };

@@ -41,7 +41,7 @@ impl Group {
             [(limits.cpus.is_some(), "cpu", "cpus"), (limits.memory.is_some(), "memory", "memory"), (limits.pids.is_some(), "pids", "pids")]
         {
             if wanted && !have.iter().any(|c| c == controller) {
-                return Err(CgroupError::ControllerMissing { controller, flag, mode: CgroupMode::V2, root: root.to_path_buf() });
+                return Err(CgroupError::missing(controller, flag, CgroupMode::V2, root.to_path_buf()));
             }
         }
         let enable: Vec<&str> = CONTROLLERS.into_iter().filter(|c| have.iter().any(|h| h == c)).collect();

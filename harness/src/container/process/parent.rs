@@ -150,9 +150,66 @@ pub fn spawn(spec: &LaunchSpec, stdio: Stdio<'_>) -> Result<ContainerProcess, Co
             let _ = process.wait();
             Err(match stage {
                 STAGE_EXEC => ContainerError::Exec { command: spec.argv[0].to_string_lossy().into_owned(), errno },
-                _ => ContainerError::Setup { step: spec.describe(stage), errno },
+                _ => {
+                    let step = spec.describe(stage);
+                    let hint = setup_hint(&step, errno, spec.namespaces, &std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default());
+                    ContainerError::Setup { step, errno, hint }
+                }
             })
         }
         Err(e) => Err(ContainerError::Io { context: "read the container's setup report".into(), source: e }),
+    }
+}
+
+/// The cause and remedy of a setup failure whose errno alone misleads:
+/// a new procfs refused with EPERM in a user namespace. The kernel mounts
+/// proc there only when the host's /proc is "fully visible", with nothing
+/// mounted over a non-empty part of it (fs/namespace.c, mount_too_revealing);
+/// a tmpfs over /proc/acpi, or another runtime's masks, make it refuse.
+/// `mountinfo`: the host's /proc/self/mountinfo, for the mounts to name.
+pub(crate) fn setup_hint(step: &str, errno: nix::errno::Errno, namespaces: crate::container::NamespaceSet, mountinfo: &str) -> String {
+    if errno != nix::errno::Errno::EPERM || !step.starts_with("mount proc ") || !namespaces.contains(crate::container::Namespace::User) {
+        return String::new();
+    }
+    // Field 5 is the mount point, field 9 (after " - ") the fs type.
+    let over: Vec<String> = mountinfo
+        .lines()
+        .filter_map(|l| {
+            let point = l.split(' ').nth(4)?;
+            let fstype = l.split(" - ").nth(1)?.split(' ').next()?;
+            (point.starts_with("/proc/") && !point.starts_with("/proc/sys/fs/binfmt_misc")).then(|| format!("{point} ({fstype})"))
+        })
+        .collect();
+    let which = match over.is_empty() {
+        true => String::new(),
+        false => format!(": {}", over.join(", ")),
+    };
+    format!(
+        " (the kernel refuses a new procfs in a user namespace while the host's /proc has file systems mounted over parts of it{which}; \
+         unmount them, run as root, or leave pid out of --ns)"
+    )
+}
+
+#[cfg(test)]
+mod hint_tests {
+    use super::setup_hint;
+    use nix::errno::Errno;
+
+    /// The trial's host: `mount -t tmpfs none /proc/acpi`, a rootless exec.
+    #[test]
+    fn a_refused_procfs_in_a_user_namespace_names_the_mounts_over_proc_and_the_remedy() {
+        let mountinfo = "22 1 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc proc rw\n\
+                         40 22 0:35 / /proc/sys/fs/binfmt_misc rw,relatime shared:20 - autofs systemd-1 rw\n\
+                         90 22 0:50 / /proc/acpi rw,relatime - tmpfs none rw\n";
+        let rootless = "user,pid,mnt".parse().unwrap();
+        let hint = setup_hint("mount proc on proc", Errno::EPERM, rootless, mountinfo);
+        assert_eq!(
+            hint,
+            " (the kernel refuses a new procfs in a user namespace while the host's /proc has file systems mounted over parts of it: /proc/acpi (tmpfs); \
+             unmount them, run as root, or leave pid out of --ns)"
+        );
+        assert_eq!(setup_hint("mount proc on proc", Errno::EPERM, "pid,mnt".parse().unwrap(), mountinfo), "", "as root the errno is the cause");
+        assert_eq!(setup_hint("mount proc on proc", Errno::EBUSY, rootless, mountinfo), "");
+        assert_eq!(setup_hint("mount sysfs on sys", Errno::EPERM, rootless, mountinfo), "");
     }
 }

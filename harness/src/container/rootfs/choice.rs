@@ -55,7 +55,13 @@ pub enum PreparedRootfs {
         path: PathBuf,
     },
     Distro(DistroRootfs),
-    Dir(PathBuf),
+    /// A directory of the user's: bound read-only (with a tmpfs on /tmp
+    /// when it has one) in a mount namespace, so the container never
+    /// writes into it; without one, a chroot into it as it is.
+    Dir {
+        path: PathBuf,
+        read_only: bool,
+    },
 }
 
 impl PreparedRootfs {
@@ -79,14 +85,14 @@ impl PreparedRootfs {
                 }
                 Ok(PreparedRootfs::Distro(distro))
             }
-            RootfsChoice::Dir(dir) => Ok(PreparedRootfs::Dir(check_rootfs(dir, mount_ns)?)),
+            RootfsChoice::Dir(dir) => Ok(PreparedRootfs::Dir { path: check_rootfs(dir, mount_ns)?, read_only: mount_ns }),
         }
     }
 
     /// The directory (absolute, canonical).
     pub fn path(&self) -> &Path {
         match self {
-            PreparedRootfs::Minimal { path, .. } | PreparedRootfs::Dir(path) => path,
+            PreparedRootfs::Minimal { path, .. } | PreparedRootfs::Dir { path, .. } => path,
             PreparedRootfs::Cached(c) => c.path(),
             PreparedRootfs::Distro(d) => d.path(),
         }
@@ -97,7 +103,7 @@ impl PreparedRootfs {
         match self {
             PreparedRootfs::Minimal { .. } | PreparedRootfs::Cached(_) => "minimal".into(),
             PreparedRootfs::Distro(d) => d.name(),
-            PreparedRootfs::Dir(p) => p.display().to_string(),
+            PreparedRootfs::Dir { path, .. } => path.display().to_string(),
         }
     }
 
@@ -120,13 +126,17 @@ impl PreparedRootfs {
                     d.source().mirror
                 )
             }
-            PreparedRootfs::Dir(_) => "a directory given with --rootfs".into(),
+            PreparedRootfs::Dir { read_only: true, .. } => "a directory given with --rootfs (bound read-only, a tmpfs on /tmp)".into(),
+            PreparedRootfs::Dir { read_only: false, .. } => {
+                "a directory given with --rootfs (writable: no mount namespace to bind it read-only)".into()
+            }
         }
     }
 
-    /// Shared between containers, so mounted read-only.
+    /// Shared between containers, or the user's own directory, so mounted
+    /// read-only (the user's only where a mount namespace can).
     pub fn read_only(&self) -> bool {
-        matches!(self, PreparedRootfs::Distro(_) | PreparedRootfs::Cached(_))
+        matches!(self, PreparedRootfs::Distro(_) | PreparedRootfs::Cached(_) | PreparedRootfs::Dir { read_only: true, .. })
     }
 
     /// The host's busybox copied into a minimal rootfs, if one was found.

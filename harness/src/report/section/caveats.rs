@@ -65,7 +65,12 @@ impl Section for Caveats {
         notes.extend(startup_interference_notes(cx.dir)?);
         notes.extend(cx.warnings.iter().cloned());
         if run.interrupted {
-            notes.push("the run was interrupted (Ctrl-C): only what finished before is here; missing columns were never measured".into());
+            let by = match run.interrupted_by.as_deref() {
+                Some("SIGINT") => " by SIGINT (Ctrl-C)".to_string(),
+                Some(signal) => format!(" by {signal}"),
+                None => String::new(),
+            };
+            notes.push(format!("the run was interrupted{by}: only what finished before is here; missing columns were never measured"));
         }
         for (name, e) in &run.environments {
             if let Some(reason) = &e.skipped {
@@ -120,6 +125,9 @@ impl Section for Caveats {
                         "the CPU frequency governor is {g:?}, not \"performance\": frequency changes add noise (cpupower frequency-set -g performance)"
                     ));
                 }
+            }
+            if let Some(note) = frequency_caveat(host.governor.as_deref(), host.boost) {
+                notes.push(note);
             }
             if let Some(note) = host.cpuid_ns.and_then(cpuid_caveat) {
                 notes.push(note);
@@ -284,8 +292,39 @@ fn gvisor_note(platform: &serde_json::Value) -> Option<String> {
     Some(note)
 }
 
+/// What the run cannot say about CPU frequency: a governor or a boost
+/// state the host does not expose (a guest without cpufreq, a driver
+/// without a boost switch) may still move the clock under the figures.
+fn frequency_caveat(governor: Option<&str>, boost: Option<bool>) -> Option<String> {
+    let unknown: Vec<&str> = [(governor.is_none(), "the CPU frequency governor"), (boost.is_none(), "the boost (turbo) state")]
+        .into_iter()
+        .filter_map(|(missing, what)| missing.then_some(what))
+        .collect();
+    (!unknown.is_empty()).then(|| {
+        format!(
+            "{} {} not exposed to isobench: the figures may include frequency scaling (a CPU that changes its clock between or within measurements)",
+            unknown.join(" and "),
+            if unknown.len() == 1 { "is" } else { "are" }
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_unknown_governor_or_boost_state_is_a_caveat_about_frequency_scaling() {
+        use super::frequency_caveat;
+        assert_eq!(frequency_caveat(Some("performance"), Some(false)), None);
+        assert_eq!(frequency_caveat(Some("schedutil"), Some(true)), None, "known, and the governor has its own caveat");
+        let both = frequency_caveat(None, None).unwrap();
+        assert!(both.starts_with("the CPU frequency governor and the boost (turbo) state are not exposed"), "{both}");
+        assert!(both.contains("may include frequency scaling"), "{both}");
+        let boost = frequency_caveat(Some("performance"), None).unwrap();
+        assert!(boost.starts_with("the boost (turbo) state is not exposed") && !boost.contains("governor"), "{boost}");
+        let governor = frequency_caveat(None, Some(false)).unwrap();
+        assert!(governor.starts_with("the CPU frequency governor is not exposed") && !governor.contains("boost"), "{governor}");
+    }
+
     use super::*;
 
     #[test]

@@ -36,6 +36,10 @@ pub struct Summary;
 impl Section for Summary {
     fn markdown(&self, cx: &Context<'_>) -> Result<String, ReportError> {
         let ms = cx.measurements;
+        if ms.is_empty() {
+            // A folder of startup or validate records only: no empty table.
+            return Ok(String::new());
+        }
         let mut o = String::new();
         let cols = columns(ms);
         let groups = by_metric(ms);
