@@ -465,7 +465,7 @@ fn startup_columns_parse() {
     let e = Column::parse_list("kata").unwrap_err().to_string();
     assert_eq!(
         e,
-        "unknown start column \"kata\"; choose from clone, clone+exec, exec, isobench, isobench+cgroup, isobench-exec, isobench-exec+cgroup, runc, crun, bwrap, unshare (or all, peers)"
+        "unknown start column \"kata\"; choose from clone, clone+exec, exec, isobench, isobench+cgroup, isobench-exec, isobench-exec+cgroup, isobench-version, runc, crun, bwrap, unshare (or all, peers)"
     );
     assert_eq!(Column::parse_list("isobench-exec,isobench-exec+cgroup").unwrap(), [Column::IsobenchExec, Column::IsobenchExecCgroup]);
 }
