@@ -202,7 +202,23 @@ pub fn exec_markdown(run: &StartupRun) -> String {
     if let Some(u) = run.row("unshare") {
         s += &format!("| {} | {} | 1× | |\n", what(u), ms(ns_to_ms(u.quantile_ns(0.5))));
     }
+    if let Some(floor) = start_and_launch(run) {
+        s += &format!(
+            "\nThe binary's own start (`isobench --version`) and the launch alone (the `isobench` column: the same launch from a process \
+             already running) add up to {} of unshare's p50: {} before the exec's other work (the rootfs lookup, the sweep, the init, \
+             its exit).\n",
+            times(floor),
+            if floor > EXEC_GOAL { "above the goal" } else { "within the goal" }
+        );
+    }
     s
+}
+
+/// (p50 of isobench-version + p50 of the in-process launcher) ÷ p50 of
+/// unshare: what an exec cannot go below, as a multiple of unshare.
+fn start_and_launch(run: &StartupRun) -> Option<f64> {
+    let p50 = |env: &str| run.row(env).map(|r| r.quantile_ns(0.5) as f64);
+    Some((p50("isobench-version")? + p50("isobench")?) / p50("unshare")?)
 }
 
 /// What the binary's own start ([`Column::IsobenchVersion`](crate::startup::Column)) leaves of
@@ -272,6 +288,9 @@ pub fn table(run: &StartupRun) -> String {
             times(hi),
             start_verdict(lo, hi)
         );
+    }
+    if let Some(floor) = start_and_launch(run) {
+        s += &format!("(isobench-version + isobench) / unshare: p50 {}, the start and the launch alone\n", times(floor));
     }
     if let Some(note) = cpuid_note(run) {
         s += &format!("note: {note}\n");
@@ -527,7 +546,7 @@ mod tests {
         let line = md.lines().find(|l| l.starts_with("| `isobench --version`")).unwrap_or_else(|| panic!("{md}"));
         let r = run.p50_ratio_ci("isobench-version", "unshare").unwrap().0;
         assert!((r - 1.85 / 2.05).abs() < 0.01, "{r}");
-        assert!(line.starts_with(&format!("| `isobench --version` (the binary's own start, nothing launched) | 1.84")), "{md}");
+        assert!(line.starts_with("| `isobench --version` (the binary's own start, nothing launched) | 1.84"), "{md}");
         assert!(line.contains(&format!("| {r:.2}× (")), "{md}");
         assert!(line.ends_with("| above the goal by itself: no exec of this binary can meet it |"), "{md}");
         assert!(table(&run).contains(&format!("isobench-version / unshare: p50 {r:.2}×")), "{}", table(&run));
@@ -538,6 +557,14 @@ mod tests {
         let without =
             exec_markdown(&run_of(Noop::Static, Some("pid"), vec![row("isobench-exec", spread(5_000_000)), row("unshare", spread(2_000_000))]));
         assert!(!without.contains("nothing launched)"), "no version row without its column: {without}");
+        // With the in-process launcher's column, their sum against unshare.
+        let mut with_launcher = rows(row("isobench-version", spread(900_000)));
+        with_launcher.push(row("isobench", spread(800_000)));
+        let run = run_of(Noop::Static, Some("pid"), with_launcher);
+        let sum = (900_000.0 + 800_000.0 + 2.0 * 49_500.0) / (2_000_000.0 + 49_500.0);
+        assert!((start_and_launch(&run).unwrap() - sum).abs() < 0.01);
+        assert!(exec_markdown(&run).contains(&format!("add up to {sum:.2}× of unshare's p50: above the goal before")), "{}", exec_markdown(&run));
+        assert_eq!(start_and_launch(&run_of(Noop::Static, None, rows(row("isobench-version", spread(900_000))))), None);
     }
 
     #[test]
