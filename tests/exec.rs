@@ -29,6 +29,7 @@ fn main() {
         trial!(a_command_that_ignores_sigterm_is_killed_after_the_stop_timeout).needs(&[Root, Busybox, Cgroups]),
         trial!(a_second_sigint_kills_the_container_at_once).needs(EXEC),
         trial!(a_second_exec_creates_nothing_in_the_cache_and_a_changed_binary_gets_a_new_rootfs).needs(EXEC),
+        trial!(the_command_keeps_ignored_signals_and_gets_no_blocked_or_caught_ones).needs(EXEC),
     ]);
 }
 
@@ -351,4 +352,39 @@ fn a_second_exec_creates_nothing_in_the_cache_and_a_changed_binary_gets_a_new_ro
     let after = minimal_entries(cache.path());
     assert_eq!(after.len(), 2, "a changed binary gets a rootfs of its own: {after:?}");
     assert!(before.iter().all(|e| after.contains(e)), "the first entry stays");
+}
+
+/// A signal mask field of /proc/PID/status (`SigIgn`, `SigBlk`, `SigCgt`).
+fn sig_mask(status: &str, field: &str) -> u64 {
+    let line = status.lines().find(|l| l.starts_with(&format!("{field}:"))).unwrap_or_else(|| panic!("no {field} in {status}"));
+    u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+}
+
+/// The init starts the command as posix_spawn does (in the init's memory
+/// until the exec): the command must still get what a forked child would,
+/// an ignored signal still ignored (nohup(1) and friends rely on it),
+/// nothing blocked, nothing caught; and isobench's own handler for SIGTERM
+/// must not come through as SIGTERM ignored or blocked.
+fn the_command_keeps_ignored_signals_and_gets_no_blocked_or_caught_ones() {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = isobench();
+    cmd.args(["exec", "--ns", "all", "--", "cat", "/proc/self/status"]);
+    // SAFETY: signal(2) between fork and exec, async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::libc::signal(nix::libc::SIGUSR1, nix::libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let out = cmd.output().expect("isobench runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let status = text(&out.stdout);
+    let bit = |sig: i32| 1u64 << (sig - 1);
+    let ignored = sig_mask(&status, "SigIgn");
+    assert_ne!(ignored & bit(nix::libc::SIGUSR1), 0, "SIGUSR1 was ignored by isobench's parent: {status}");
+    for sig in [nix::libc::SIGTERM, nix::libc::SIGINT, nix::libc::SIGHUP, nix::libc::SIGPIPE, nix::libc::SIGCHLD] {
+        assert_eq!(ignored & bit(sig), 0, "signal {sig} ignored in the command: {status}");
+    }
+    assert_eq!(sig_mask(&status, "SigBlk"), 0, "{status}");
+    assert_eq!(sig_mask(&status, "SigCgt"), 0, "{status}");
 }

@@ -57,6 +57,9 @@ pub(super) fn become_init(ctx: &ChildCtx<'_>) -> ! {
         // Without a pid namespace the init is no namespace init: make it the
         // reaper of the command's orphans all the same.
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0);
+        // Named before the command starts: the command may look (`ps`) before
+        // the init runs again.
+        libc::prctl(libc::PR_SET_NAME, INIT_NAME.as_ptr() as libc::c_ulong, 0, 0, 0);
         let start = CommandStart { ctx, init_pid: libc::getpid() };
         // Uninitialised: only the pages the command touches are faulted in.
         let mut stack = MaybeUninit::<[u8; COMMAND_STACK_SIZE]>::uninit();
@@ -90,7 +93,6 @@ pub(super) fn become_init(ctx: &ChildCtx<'_>) -> ! {
             libc::syscall(libc::SYS_close_range, 3u32, (keep - 1) as u32, 0u32);
         }
         libc::syscall(libc::SYS_close_range, (keep.max(2) + 1) as u32, u32::MAX, 0u32);
-        libc::prctl(libc::PR_SET_NAME, INIT_NAME.as_ptr() as libc::c_ulong, 0, 0, 0);
         let status = init_loop(child, &set);
         // Linger until isobench lets go (or dies), so that it can still look
         // at the namespaces of a command that exited at once.
