@@ -30,6 +30,7 @@ fn main() {
         trial!(a_second_sigint_kills_the_container_at_once).needs(EXEC),
         trial!(a_second_exec_creates_nothing_in_the_cache_and_a_changed_binary_gets_a_new_rootfs).needs(EXEC),
         trial!(a_rootless_exec_under_an_overmounted_proc_says_the_cause_and_the_remedy).needs(&[Root, Busybox, UserNamespaces, Setpriv, Nobody]),
+        trial!(the_command_keeps_ignored_signals_and_gets_no_blocked_or_caught_ones).needs(EXEC),
     ]);
 }
 
@@ -389,4 +390,39 @@ fn a_rootless_exec_under_an_overmounted_proc_says_the_cause_and_the_remedy() {
         "the cause, with the mount: {err}"
     );
     assert!(err.contains("unmount them, run as root, or leave pid out of --ns"), "the remedy: {err}");
+}
+
+/// A signal mask field of /proc/PID/status (`SigIgn`, `SigBlk`, `SigCgt`).
+fn sig_mask(status: &str, field: &str) -> u64 {
+    let line = status.lines().find(|l| l.starts_with(&format!("{field}:"))).unwrap_or_else(|| panic!("no {field} in {status}"));
+    u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+}
+
+/// The init starts the command as posix_spawn does (in the init's memory
+/// until the exec): the command must still get what a forked child would,
+/// an ignored signal still ignored (nohup(1) and friends rely on it),
+/// nothing blocked, nothing caught; and isobench's own handler for SIGTERM
+/// must not come through as SIGTERM ignored or blocked.
+fn the_command_keeps_ignored_signals_and_gets_no_blocked_or_caught_ones() {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = isobench();
+    cmd.args(["exec", "--ns", "all", "--", "cat", "/proc/self/status"]);
+    // SAFETY: signal(2) between fork and exec, async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::libc::signal(nix::libc::SIGUSR1, nix::libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let out = cmd.output().expect("isobench runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let status = text(&out.stdout);
+    let bit = |sig: i32| 1u64 << (sig - 1);
+    let ignored = sig_mask(&status, "SigIgn");
+    assert_ne!(ignored & bit(nix::libc::SIGUSR1), 0, "SIGUSR1 was ignored by isobench's parent: {status}");
+    for sig in [nix::libc::SIGTERM, nix::libc::SIGINT, nix::libc::SIGHUP, nix::libc::SIGPIPE, nix::libc::SIGCHLD] {
+        assert_eq!(ignored & bit(sig), 0, "signal {sig} ignored in the command: {status}");
+    }
+    assert_eq!(sig_mask(&status, "SigBlk"), 0, "{status}");
+    assert_eq!(sig_mask(&status, "SigCgt"), 0, "{status}");
 }

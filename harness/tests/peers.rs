@@ -425,9 +425,12 @@ fn startup_with_the_nolibc_noop_runs_it_everywhere_and_reports_both() {
     let nolibc = startup::measure(&Column::all(), &opts(), Noop::Nolibc, 2, 1, &mut |_| {}).unwrap();
     assert_eq!(nolibc.noop, Noop::Nolibc);
     // Every column names the binary it execs: the host's copy (floors,
-    // unshare), or the one at the root of its rootfs or bundle.
+    // unshare), or the one at the root of its rootfs or bundle; the clone
+    // floor execs nothing, isobench-version only isobench itself.
     for r in &nolibc.rows {
-        if r.env != "clone" {
+        if r.env == "isobench-version" {
+            assert!(r.command.ends_with("isobench --version"), "{}", r.command);
+        } else if r.env != "clone" {
             assert!(r.command.contains("/noop-nolibc"), "{} runs {}", r.env, r.command);
         }
     }
@@ -466,7 +469,7 @@ fn startup_columns_parse() {
     let e = Column::parse_list("kata").unwrap_err().to_string();
     assert_eq!(
         e,
-        "unknown start column \"kata\"; choose from clone, clone+exec, exec, isobench, isobench+cgroup, isobench-exec, isobench-exec+cgroup, runc, crun, bwrap, unshare, runsc (or all, peers)"
+        "unknown start column \"kata\"; choose from clone, clone+exec, exec, isobench, isobench+cgroup, isobench-exec, isobench-exec+cgroup, isobench-version, runc, crun, bwrap, unshare, runsc (or all, peers)"
     );
     assert_eq!(Column::parse_list("isobench-exec,isobench-exec+cgroup").unwrap(), [Column::IsobenchExec, Column::IsobenchExecCgroup]);
 }

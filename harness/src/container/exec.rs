@@ -104,6 +104,15 @@ impl ExecOptions {
 /// copy, without a mount namespace) are swept at the next start
 /// (`cleanup::sweep`).
 pub fn exec(opts: &ExecOptions, workloads: &Workloads) -> Result<i32, ContainerError> {
+    exec_beside(opts, workloads, || {})
+}
+
+/// [`exec`], running `beside` in this thread once the command has been
+/// started and before waiting for it (not at all when the container could
+/// not be started): work that needs no second thread, and no copy of one's
+/// stack in the container's init (`isobench exec` runs the start-of-run
+/// sweep there).
+pub fn exec_beside(opts: &ExecOptions, workloads: &Workloads, beside: impl FnOnce()) -> Result<i32, ContainerError> {
     if opts.command.is_empty() {
         return Err(ContainerError::NoCommand);
     }
@@ -145,6 +154,7 @@ pub fn exec(opts: &ExecOptions, workloads: &Workloads) -> Result<i32, ContainerE
     if opts.show_ns {
         eprint!("{}", show_ns(&child, namespaces));
     }
+    beside();
     Ok(stop.wait(&mut child, opts.stop_timeout)?.status())
 }
 

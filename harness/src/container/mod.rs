@@ -43,7 +43,7 @@ mod signals;
 pub mod syscall;
 
 pub use cgroup::{Cgroup, CgroupError, CgroupHold, CgroupMode, Limits, Usage};
-pub use exec::{exec, show_ns, ExecOptions, NetMode};
+pub use exec::{exec, exec_beside, show_ns, ExecOptions, NetMode};
 pub use ns::{Namespace, NamespaceSet, NsError};
 pub use process::{spawn, ContainerProcess, LaunchSpec, NsInfo, ParentSetup, Stdio};
 pub use profile::{Layer, PreparedProfile, Profile};

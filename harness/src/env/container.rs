@@ -168,7 +168,6 @@ impl Container {
     /// [`Environment::start`] with the concrete type, for callers that want
     /// the instance's cgroup usage ([`ContainerInstance::cgroup_usage`]).
     pub fn start_instance(&mut self) -> Result<ContainerInstance, EnvError> {
-        let t0 = Instant::now();
         let t0_ns = monotonic_ns();
         let io = |context: &str| {
             let context = context.to_string();
@@ -189,7 +188,10 @@ impl Container {
         drop(stdout_w);
         let mut agent = AgentClient::new(Box::new(File::from(stdout_r)), Box::new(File::from(stdin_w)));
         let info = agent.wait_ready().map_err(|e| EnvError::Agent { env: ENV, source: e })?;
-        let ready_after = t0.elapsed();
+        // On the monotonic clock from `t0_ns`, like every step of the
+        // record: an Instant taken apart from `t0_ns` could put the agent's
+        // ready after the shutdown stamped right behind it.
+        let ready_after = Duration::from_nanos(monotonic_ns().saturating_sub(t0_ns));
         self.count += 1;
         let record = start_record(self.count, t0_ns, process.times(), ready_after);
         {

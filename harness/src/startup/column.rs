@@ -35,6 +35,10 @@ pub enum Column {
     IsobenchExec,
     /// The same with exec's default cgroup (created and removed).
     IsobenchExecCgroup,
+    /// A whole `isobench --version` process: the binary's own start and
+    /// exit, launching nothing (the floor under the exec columns: what any
+    /// `isobench exec` pays before its own work).
+    IsobenchVersion,
     /// A peer runtime.
     Peer(EnvKind),
     /// isobench's launcher with this namespace set instead of the options'
@@ -53,6 +57,7 @@ impl Column {
             Column::IsobenchCgroup,
             Column::IsobenchExec,
             Column::IsobenchExecCgroup,
+            Column::IsobenchVersion,
         ];
         v.extend(EnvKind::PEERS.map(Column::Peer));
         v
@@ -67,6 +72,7 @@ impl Column {
             Column::IsobenchCgroup => "isobench+cgroup".into(),
             Column::IsobenchExec => "isobench-exec".into(),
             Column::IsobenchExecCgroup => "isobench-exec+cgroup".into(),
+            Column::IsobenchVersion => "isobench-version".into(),
             Column::Peer(k) => k.as_str().into(),
             Column::IsobenchWith(set) => format!("isobench[{set}]"),
         }

@@ -40,7 +40,8 @@ enum StarterKind {
         spec: Box<LaunchSpec>,
         _rootfs: PreparedRootfs,
     },
-    /// A whole `isobench exec` process: the binary and its arguments.
+    /// A whole isobench process (`isobench exec`, `isobench --version`):
+    /// the binary and its arguments.
     IsobenchExec {
         exe: PathBuf,
         args: Vec<OsString>,
@@ -215,6 +216,18 @@ pub fn measure(
                     ),
                     kind: StarterKind::Isobench { spec: Box::new(spec), _rootfs: rootfs },
                 });
+            }
+            Column::IsobenchVersion => {
+                let Some(exe) = isobench_exe() else {
+                    skipped.push((col.name(), "no isobench binary: run `isobench startup` itself, or cargo build --release".into()));
+                    continue;
+                };
+                let args = vec![OsString::from("--version")];
+                let command = format!("{} --version", exe.display());
+                let dir =
+                    tempfile::Builder::new().prefix(&crate::leftovers::temp_prefix("startup")).tempdir().map_err(io_err("create a temp dir"))?;
+                let log = dir.path().join("stderr.log");
+                starters.push(Starter { row: row(col.name(), command), kind: StarterKind::IsobenchExec { exe, args, log, _dir: dir } });
             }
             Column::IsobenchExec | Column::IsobenchExecCgroup => {
                 let Some(exe) = isobench_exe() else {

@@ -140,7 +140,7 @@ pub(super) fn child_main(ctx: &ChildCtx<'_>) -> ! {
         }
     }
     if spec.init {
-        become_init(ctx);
+        become_init(ctx)
     }
     exec_command(ctx)
 }

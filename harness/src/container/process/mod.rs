@@ -44,8 +44,9 @@
 //! PID 1 ([`LaunchSpec::with_init`]): a command that was not written to be an
 //! init (a shell, `sleep`) neither reaps the orphans re-parented to it nor
 //! gets the default action of SIGTERM (the kernel protects a namespace's init
-//! from signals it has no handler for). In init mode the child forks once
-//! more after the setup: the copy that stays is a minimal init, as tini and
+//! from signals it has no handler for). In init mode the child starts the
+//! command after the setup (as posix_spawn does: CLONE_VM|CLONE_VFORK, no
+//! copy of memory) and stays behind as a minimal init, as tini and
 //! `docker --init` provide, which forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT,
 //! SIGUSR1/2 and SIGWINCH to the command, reaps every zombie, and exits with
 //! the command's status (128+n when signal n killed it). It too only makes

@@ -343,7 +343,7 @@ impl LaunchSpec {
             STAGE_LOOPBACK => "bring up the loopback interface".into(),
             STAGE_STDIO => "set up stdin/stdout".into(),
             STAGE_CGROUP_NS => "unshare the cgroup namespace".into(),
-            STAGE_INIT_FORK => "fork the command from the init".into(),
+            STAGE_INIT_FORK => "start the command from the init (clone)".into(),
             STAGE_CGROUP_MOVE => "move itself into its cgroup (0 written to tasks)".into(),
             STAGE_CAPS => "drop capabilities to the profile's set".into(),
             STAGE_NO_NEW_PRIVS => "prctl(PR_SET_NO_NEW_PRIVS)".into(),

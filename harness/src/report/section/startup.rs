@@ -38,11 +38,14 @@ favordynmods; isobench does not change the host's settings.";
 
 /// What the isobench-exec columns time.
 pub const EXEC_METHOD: &str = "isobench-exec times a whole `isobench exec --no-cgroup -- /noop` process from its spawn to its reaped exit, \
-as hyperfine -N would: the binary's own start (a Rust program several MB large, dynamically linked), its start-of-run sweep (in a \
-thread beside the launch), finding the cached rootfs, the launch and the container's exit; isobench-exec+cgroup adds exec's default \
+as hyperfine -N would: the binary's own start (a Rust program several MB large, dynamically linked), its start-of-run sweep (in its \
+main thread once the container has started), finding the cached rootfs, the launch and the container's exit; isobench-exec+cgroup adds exec's default \
 cgroup, made and removed. unshare(1) is the tool `isobench exec` stands in for. What exec does beyond it: a read-only bind of the \
 rootfs with a tmpfs /tmp, the /dev template, devpts, /dev/shm, a read-only /sys, pivot_root and the detach of the host's mounts, the \
-host name, the loopback brought up, and a minimal init in front of the command (one more fork).";
+host name, the loopback brought up, and a minimal init in front of the command (one more process, which starts the command as \
+posix_spawn does, without a copy of memory). isobench-version times a whole `isobench --version` process: the binary's own start and \
+exit, launching nothing, which every `isobench exec` pays first; when it alone exceeds the goal, no launcher inside this binary can \
+meet it.";
 
 /// The goal of issue #14 for `isobench exec` as a whole process: at most
 /// this fraction of `unshare -pfmnuiC --mount-proc` running the same no-op.
@@ -185,10 +188,50 @@ pub fn exec_markdown(run: &StartupRun) -> String {
             goal_verdict(lo, hi)
         );
     }
+    if let (Some(v), Some((r, lo, hi))) = (run.row("isobench-version"), run.p50_ratio_ci("isobench-version", "unshare")) {
+        s += &format!(
+            "| {} (the binary's own start, nothing launched) | {} | {} ({}–{}) | {} |\n",
+            what(v),
+            ms(ns_to_ms(v.quantile_ns(0.5))),
+            times(r),
+            times(lo),
+            times(hi),
+            start_verdict(lo, hi)
+        );
+    }
     if let Some(u) = run.row("unshare") {
         s += &format!("| {} | {} | 1× | |\n", what(u), ms(ns_to_ms(u.quantile_ns(0.5))));
     }
+    if let Some(floor) = start_and_launch(run) {
+        s += &format!(
+            "\nThe binary's own start (`isobench --version`) and the launch alone (the `isobench` column: the same launch from a process \
+             already running) add up to {} of unshare's p50: {} before the exec's other work (the rootfs lookup, the sweep, the init, \
+             its exit).\n",
+            times(floor),
+            if floor > EXEC_GOAL { "above the goal" } else { "within the goal" }
+        );
+    }
     s
+}
+
+/// (p50 of isobench-version + p50 of the in-process launcher) ÷ p50 of
+/// unshare: what an exec cannot go below, as a multiple of unshare.
+fn start_and_launch(run: &StartupRun) -> Option<f64> {
+    let p50 = |env: &str| run.row(env).map(|r| r.quantile_ns(0.5) as f64);
+    Some((p50("isobench-version")? + p50("isobench")?) / p50("unshare")?)
+}
+
+/// What the binary's own start ([`Column::IsobenchVersion`](crate::startup::Column)) leaves of
+/// [`EXEC_GOAL`]: an exec is that start plus its own work, so a start whose
+/// interval lies above the goal rules the goal out for this binary.
+fn start_verdict(lo: f64, hi: f64) -> &'static str {
+    if lo > EXEC_GOAL {
+        "above the goal by itself: no exec of this binary can meet it"
+    } else if hi > EXEC_GOAL {
+        "within noise of the goal by itself: no room left for the launch"
+    } else {
+        "below the goal: the rest is the exec's own work"
+    }
 }
 
 /// A row's command as code, or its name when it has none.
@@ -236,6 +279,18 @@ pub fn table(run: &StartupRun) -> String {
         if let Some((r, lo, hi)) = run.p50_ratio_ci(env, "unshare") {
             s += &format!("{env} / unshare: p50 {} (95% CI {}-{}), goal <= {EXEC_GOAL}x: {}\n", times(r), times(lo), times(hi), goal_verdict(lo, hi));
         }
+    }
+    if let Some((r, lo, hi)) = run.p50_ratio_ci("isobench-version", "unshare") {
+        s += &format!(
+            "isobench-version / unshare: p50 {} (95% CI {}-{}), the binary's own start: {}\n",
+            times(r),
+            times(lo),
+            times(hi),
+            start_verdict(lo, hi)
+        );
+    }
+    if let Some(floor) = start_and_launch(run) {
+        s += &format!("(isobench-version + isobench) / unshare: p50 {}, the start and the launch alone\n", times(floor));
     }
     if let Some(note) = cpuid_note(run) {
         s += &format!("note: {note}\n");
@@ -479,6 +534,37 @@ mod tests {
         let no_unshare = run_of(Noop::Static, None, vec![row("isobench-exec", spread(1_000_000))]);
         assert!(exec_markdown(&no_unshare).is_empty(), "no ratio without unshare's column");
         assert_eq!(goal_verdict(0.7, 0.9), "within noise of it");
+    }
+
+    #[test]
+    fn the_binarys_own_start_says_whether_it_leaves_room_for_the_goal() {
+        let mut version = row("isobench-version", spread(1_800_000));
+        version.command = "isobench --version".into();
+        let rows = |v: StartupRow| vec![row("isobench-exec", spread(5_000_000)), v, row("unshare", spread(2_000_000))];
+        let run = run_of(Noop::Static, Some("pid"), rows(version.clone()));
+        let md = exec_markdown(&run);
+        let line = md.lines().find(|l| l.starts_with("| `isobench --version`")).unwrap_or_else(|| panic!("{md}"));
+        let r = run.p50_ratio_ci("isobench-version", "unshare").unwrap().0;
+        assert!((r - 1.85 / 2.05).abs() < 0.01, "{r}");
+        assert!(line.starts_with("| `isobench --version` (the binary's own start, nothing launched) | 1.84"), "{md}");
+        assert!(line.contains(&format!("| {r:.2}× (")), "{md}");
+        assert!(line.ends_with("| above the goal by itself: no exec of this binary can meet it |"), "{md}");
+        assert!(table(&run).contains(&format!("isobench-version / unshare: p50 {r:.2}×")), "{}", table(&run));
+        version.samples_ns = spread(500_000);
+        let md = exec_markdown(&run_of(Noop::Static, Some("pid"), rows(version)));
+        assert!(md.contains("| below the goal: the rest is the exec's own work |"), "{md}");
+        assert_eq!(start_verdict(0.7, 0.9), "within noise of the goal by itself: no room left for the launch");
+        let without =
+            exec_markdown(&run_of(Noop::Static, Some("pid"), vec![row("isobench-exec", spread(5_000_000)), row("unshare", spread(2_000_000))]));
+        assert!(!without.contains("nothing launched)"), "no version row without its column: {without}");
+        // With the in-process launcher's column, their sum against unshare.
+        let mut with_launcher = rows(row("isobench-version", spread(900_000)));
+        with_launcher.push(row("isobench", spread(800_000)));
+        let run = run_of(Noop::Static, Some("pid"), with_launcher);
+        let sum = (900_000.0 + 800_000.0 + 2.0 * 49_500.0) / (2_000_000.0 + 49_500.0);
+        assert!((start_and_launch(&run).unwrap() - sum).abs() < 0.01);
+        assert!(exec_markdown(&run).contains(&format!("add up to {sum:.2}× of unshare's p50: above the goal before")), "{}", exec_markdown(&run));
+        assert_eq!(start_and_launch(&run_of(Noop::Static, None, rows(row("isobench-version", spread(900_000))))), None);
     }
 
     #[test]
