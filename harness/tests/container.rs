@@ -474,11 +474,13 @@ fn container_env_runs_the_agent_as_pid_1() {
     drop(inst);
     drop(env);
     // The minimal rootfs is the cache's, shared: it stays for the next run,
-    // unused (a pruner could lock it exclusively now).
+    // and this process no longer holds it (its shared lock went with the
+    // last descriptor; other test processes may hold the same entry).
     let cache = container::rootfs::cache::cache_root().canonicalize().unwrap();
     assert!(rootfs.starts_with(&cache) && rootfs.join("isobench-agent").is_file(), "{}", rootfs.display());
-    let dir = std::fs::File::open(&rootfs).unwrap();
-    assert!(nix::fcntl::Flock::lock(dir, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok(), "no one holds the cached rootfs any more");
+    let held: Vec<PathBuf> =
+        std::fs::read_dir("/proc/self/fd").unwrap().flatten().filter_map(|fd| std::fs::read_link(fd.path()).ok()).filter(|p| p == &rootfs).collect();
+    assert!(held.is_empty(), "the environment's lock on the cached rootfs outlives it: {held:?}");
 }
 
 fn user_namespace_as_root_maps_every_id_to_itself_and_owns_the_others() {
