@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use isobench_harness::container::rootfs::UpperKind;
 use isobench_harness::container::{Limits, NamespaceSet, NetMode, Profile, RootfsChoice, DEFAULT_STOP_TIMEOUT};
 use isobench_harness::env::{EnvKind, EnvSelection};
 use isobench_harness::report::compare::{DEFAULT_NOISE, DEFAULT_THRESHOLD};
@@ -239,11 +240,17 @@ struct RunArgs {
 struct ProfileArg {
     /// Security profile of the container (and of runc and crun): `bare` is namespaces
     /// only, NOT A SECURITY BOUNDARY; `default` adds runc's and Docker's hardening;
-    /// `docker` adds the distribution's seccomp filter too (today's docker: no overlayfs
-    /// root or bridge+NAT yet)
+    /// `docker` adds the distribution's seccomp filter and an overlayfs root over the
+    /// image (today's docker: no bridge+NAT yet)
     #[arg(long = "profile", value_name = "PROFILE", default_value_t,
           value_parser = values::described_choice::<Profile>(Profile::ALL.map(|p| (p.as_str(), p.describe().to_string()))))]
     profile: Profile,
+    /// Where the overlay root's upperdir lives under `--profile docker`: a tmpfs of the
+    /// container's own (default), or a directory on the temp dir's filesystem (removed
+    /// after the run)
+    #[arg(long = "overlay-upper", value_name = "tmpfs|disk", default_value_t,
+          value_parser = values::choice::<UpperKind>(UpperKind::ALL.map(UpperKind::as_str)))]
+    overlay_upper: UpperKind,
 }
 
 #[derive(clap::Args)]

@@ -34,6 +34,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         cgroup: args.container_limits.cgroup(),
         rootfs: args.rootfs.clone(),
         profile: args.profile.profile,
+        layers: None,
+        overlay_upper: args.profile.overlay_upper,
     };
     let interrupted = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

@@ -37,6 +37,7 @@ pub fn startup(args: StartupArgs) -> Result<ExitCode> {
     let mut opts = Options::new(workloads::locate()?);
     opts.container.namespaces = namespaces;
     opts.container.profile = profile.profile;
+    opts.container.overlay_upper = profile.overlay_upper;
     let progress = &mut |line: &str| eprintln!("isobench: {line}");
     let probe = Probe::start();
     let mut run = match per_namespace {

@@ -171,7 +171,10 @@ fn run_writes_a_report_with_a_row_per_env_and_metric() {
     assert!(report.contains("| native | ") && report.contains("baseline"));
     if envs.contains(&"container") {
         // The container's column names its security profile (`default` unless told).
-        assert!(report.lines().any(|l| (l.starts_with("| container (default) | ") || l.starts_with("| container (default) ⚠ | ")) && l.contains('×')), "{report}");
+        assert!(
+            report.lines().any(|l| (l.starts_with("| container (default) | ") || l.starts_with("| container (default) ⚠ | ")) && l.contains('×')),
+            "{report}"
+        );
     }
     for metric in ["syscall.getpid", "ipc.pipe_rtt"] {
         let svg = std::fs::read_to_string(out.join(format!("plots/{metric}.svg"))).unwrap();

@@ -85,7 +85,7 @@ impl Container {
         let rootfs = PreparedRootfs::prepare(&settings.rootfs, &opts.workloads, namespaces.contains(Namespace::Mount))
             .map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
         let root = rootfs.path().to_path_buf();
-        let profile = PreparedProfile::prepare(settings.profile).map_err(|e| EnvError::Unavailable { env: ENV, reason: e.to_string() })?;
+        let profile = settings.prepare_profile().map_err(|e| EnvError::Unavailable { env: ENV, reason: e.to_string() })?;
         let spec =
             launch_spec(namespaces, &root, cgroup, rootfs.read_only(), &profile).map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
         Ok(Container {
@@ -128,12 +128,16 @@ impl Environment for Container {
     /// `container (default)`, `container (docker)`, `container (bare: not a
     /// security boundary)`.
     fn label(&self) -> String {
-        self.profile.profile().column_label(ENV)
+        self.profile.column_label(ENV)
     }
 
     fn metadata(&self) -> serde_json::Value {
+        let mut profile = profile_metadata(&self.profile, "isobench");
+        if let Some(stage) = self.spec.overlay() {
+            profile["overlay"] = serde_json::to_value(stage.record()).unwrap_or_default();
+        }
         serde_json::json!({
-            "profile": profile_metadata(&self.profile, "isobench"),
+            "profile": profile,
             "namespaces": self.namespaces.names(),
             "rootfs": self.root,
             "rootfs_image": self.rootfs.label(),
@@ -210,7 +214,7 @@ fn launch_spec(
     profile: &PreparedProfile,
 ) -> Result<LaunchSpec, container::ContainerError> {
     let agent_path = format!("/{}", crate::workloads::AGENT_NAME);
-    let mut spec = LaunchSpec::new(namespaces, root, &[agent_path.into()], Some(&container::default_hostname()))?.with_profile(profile);
+    let mut spec = LaunchSpec::new(namespaces, root, &[agent_path.into()], Some(&container::default_hostname()))?.with_profile(profile)?;
     if let Some(limits) = cgroup {
         spec = spec.with_cgroup(limits);
     }
@@ -249,10 +253,11 @@ fn start_record(n: u32, t0_ns: u64, t: &LaunchTimes, ready_after: Duration) -> C
 /// the OCI runtime from config.json).
 pub fn profile_metadata(p: &PreparedProfile, compiled_by: &str) -> serde_json::Value {
     let profile = p.profile();
-    let hardened = profile.has(Layer::Hardening);
+    let hardened = p.has(Layer::Hardening);
     serde_json::json!({
         "name": profile,
-        "layers": profile.layers(),
+        "label": p.label(),
+        "layers": p.layers(),
         "security_boundary": profile.is_security_boundary(),
         "note": (!profile.is_security_boundary()).then_some(NOT_A_BOUNDARY),
         "capabilities": profile.capabilities(),
