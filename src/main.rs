@@ -240,8 +240,9 @@ struct RunArgs {
 struct ProfileArg {
     /// Security profile of the container (and of runc and crun): `bare` is namespaces
     /// only, NOT A SECURITY BOUNDARY; `default` adds runc's and Docker's hardening;
-    /// `docker` adds the distribution's seccomp filter and an overlayfs root over the
-    /// image (today's docker: no bridge+NAT yet)
+    /// `docker` adds the distribution's seccomp filter, an overlayfs root over the image
+    /// and, for the boundary network, a bridge with a DNAT'd published port (runc and
+    /// crun: the seccomp filter only)
     #[arg(long = "profile", value_name = "PROFILE", default_value_t,
           value_parser = values::described_choice::<Profile>(Profile::ALL.map(|p| (p.as_str(), p.describe().to_string()))))]
     profile: Profile,

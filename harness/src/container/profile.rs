@@ -21,7 +21,10 @@
 //!   ([`seccomp`](super::seccomp)) compiled to BPF in the parent and loaded
 //!   by the child right before exec, and [`Layer::Overlay`], the image as
 //!   the lowerdir of an overlayfs root with a per-container upper
-//!   ([`overlay`](super::rootfs::overlay)).
+//!   ([`overlay`](super::rootfs::overlay)), and [`Layer::Bridge`], the
+//!   boundary network's veth on a bridge with a published port reached by
+//!   DNAT and masquerade inside the run's network namespace
+//!   ([`bridge`](super::net::bridge)).
 //!
 //! A [`PreparedProfile`] may also hold any set of layers
 //! ([`PreparedProfile::prepare_layers`]), so that each layer's cost can be
@@ -92,9 +95,12 @@ pub enum Layer {
     Seccomp,
     /// An overlayfs root: the image as lowerdir, a per-container upper.
     Overlay,
+    /// The container's veth on a bridge of the run's network namespace,
+    /// reached through a published port (DNAT) with masquerade.
+    Bridge,
 }
 
-isobench_workloads::named_values!(Layer, "layer", { Hardening = "hardening", Seccomp = "seccomp", Overlay = "overlay" });
+isobench_workloads::named_values!(Layer, "layer", { Hardening = "hardening", Seccomp = "seccomp", Overlay = "overlay", Bridge = "bridge" });
 
 impl Layer {
     pub fn describe(self) -> &'static str {
@@ -104,6 +110,9 @@ impl Layer {
             }
             Layer::Seccomp => "the distribution's default container seccomp profile (/usr/share/containers/seccomp.json) as a BPF filter",
             Layer::Overlay => "an overlayfs root: the image as the read-only lowerdir, a per-container upperdir (tmpfs unless --overlay-upper disk)",
+            Layer::Bridge => {
+                "the container's veth on a Linux bridge of the run's network namespace, its server reached through a published port (nftables DNAT + masquerade, inside that namespace only)"
+            }
         }
     }
 }
@@ -117,7 +126,7 @@ pub enum Profile {
     /// runc's and Docker's hardening without seccomp.
     #[default]
     Default,
-    /// Every layer isobench has: hardening, seccomp, overlayfs root.
+    /// Every layer: hardening, seccomp, overlayfs root, bridge+NAT.
     Docker,
 }
 
@@ -132,7 +141,7 @@ impl Profile {
         match self {
             Profile::Bare => &[],
             Profile::Default => &[Layer::Hardening],
-            Profile::Docker => &[Layer::Hardening, Layer::Seccomp, Layer::Overlay],
+            Profile::Docker => &[Layer::Hardening, Layer::Seccomp, Layer::Overlay, Layer::Bridge],
         }
     }
 
@@ -168,7 +177,8 @@ impl Profile {
             }
             Profile::Docker => {
                 "default + the distribution's seccomp profile (/usr/share/containers/seccomp.json, package golang-github-containers-common) \
-                 + an overlayfs root over the image (upper on tmpfs unless --overlay-upper disk); Docker's bridge+NAT is not a layer yet"
+                 + an overlayfs root over the image (upper on tmpfs unless --overlay-upper disk) + a bridge with a DNAT'd published port \
+                 for the boundary network (isobench's container; runc and crun get seccomp only)"
             }
         }
     }

@@ -32,12 +32,13 @@ use isobench_workloads::protocol::AgentInfo;
 
 use super::{Endpoint, EnvError, EnvKind, Environment, Instance, Options, PathKind};
 use crate::agent::AgentClient;
-use crate::container::net::{Link, RunNetns};
+use crate::container::net::{BridgedVeth, Link, RunNetns, CONTAINER_PORT, PUBLISHED_PORT};
 use crate::container::process::{monotonic_ns, LaunchTimes};
 use crate::container::profile::{Layer, PreparedProfile, MASKED_PATHS, NOT_A_BOUNDARY, READONLY_PATHS};
 use crate::container::seccomp::PROFILE_PACKAGE;
 use crate::container::{self, Cgroup, CgroupMode, ContainerProcess, LaunchSpec, Limits, Namespace, NamespaceSet, PreparedRootfs, Stdio, Usage};
 use crate::results::run::ContainerStartRecord;
+use crate::vm::qemu::Forwards;
 
 const ENV: &str = "container";
 
@@ -199,7 +200,8 @@ impl Container {
             }
             starts.push(record.clone());
         }
-        Ok(ContainerInstance { process, agent, info, ready_after, net, t0_ns, record, starts: Arc::clone(&self.starts) })
+        let bridge = self.profile.has(Layer::Bridge);
+        Ok(ContainerInstance { process, agent, info, ready_after, net, bridge, t0_ns, record, starts: Arc::clone(&self.starts) })
     }
 }
 
@@ -287,6 +289,9 @@ pub struct ContainerInstance {
     info: AgentInfo,
     ready_after: Duration,
     net: NetState,
+    /// The profile's bridge layer: the veth goes on a bridge, reached
+    /// through a DNAT'd published port.
+    bridge: bool,
     /// When the start was asked for (CLOCK_MONOTONIC ns).
     t0_ns: u64,
     /// This start's phases; copied into the environment's list as they happen.
@@ -307,6 +312,12 @@ enum NetState {
     Veth {
         endpoint: Endpoint,
         _link: Link,
+    },
+    /// The same veth on a bridge of the run's namespace with the NAT table
+    /// publishing the container's port (removed on drop).
+    Bridged {
+        endpoint: Endpoint,
+        _bridged: BridgedVeth,
     },
     Unavailable(String),
 }
@@ -367,6 +378,19 @@ impl ContainerInstance {
         let ns_path = format!("/proc/{}/ns/net", self.host_pid());
         let peer_ns = File::open(&ns_path).map_err(|e| format!("open {ns_path}: {e}"))?;
         let host_if = format!("ibv{}", self.host_pid());
+        if self.bridge {
+            let bridge = format!("ibr{}", self.host_pid());
+            let bridged = netns.add_bridged_veth(&bridge, &host_if, peer_ns.as_fd(), CONTAINER_IF, &subnet).map_err(|e| e.to_string())?;
+            let endpoint = Endpoint {
+                path: PathKind::VethBridgeNat,
+                netns: Some(netns),
+                bind: subnet.peer.into(),
+                connect: bridged.published.into(),
+                forwards: Some(Forwards { tcp: (CONTAINER_PORT, PUBLISHED_PORT), udp: (CONTAINER_PORT, PUBLISHED_PORT) }),
+                host_scheduler: true,
+            };
+            return Ok(NetState::Bridged { endpoint, _bridged: bridged });
+        }
         let link = netns.add_veth(&host_if, peer_ns.as_fd(), CONTAINER_IF, &subnet, None).map_err(|e| e.to_string())?;
         let endpoint = Endpoint {
             path: PathKind::Veth,
@@ -414,7 +438,7 @@ impl Instance for ContainerInstance {
         }
         match &self.net {
             NetState::Host => Ok(Endpoint::loopback(PathKind::HostNetwork)),
-            NetState::Veth { endpoint, .. } => Ok(endpoint.clone()),
+            NetState::Veth { endpoint, .. } | NetState::Bridged { endpoint, .. } => Ok(endpoint.clone()),
             NetState::Unavailable(reason) => Err(EnvError::Unavailable { env: ENV, reason: reason.clone() }),
             NetState::Pending => unreachable!("resolved above"),
         }
