@@ -99,6 +99,12 @@ fn draw(dir: &RunDir, run: &RunRecord, ms: &[Measurement]) -> Result<(Vec<PathBu
             plots.extend(plot::per_namespace(&plots_dir, &per_ns).unwrap_or_default());
         }
     }
+    if let Some(layers) = dir.layers()? {
+        match plot::layers(&plots_dir, &layers) {
+            Ok(p) => plots.extend(p),
+            Err(e) => warnings.push(format!("the layers' charts were not drawn: {e}")),
+        }
+    }
     match plot::container_phases(&plots_dir, &phases::container_from_run(run)) {
         Ok(p) => plots.extend(p),
         Err(e) => warnings.push(format!("the container start phases were not drawn: {e}")),
