@@ -11,6 +11,8 @@
 //! Under `docker` the root is an overlay over the image: a write to `/`
 //! lands in the container's upper (a tmpfs of its own, or a directory on
 //! disk), the image is unchanged and nothing of the overlay is left after.
+//! `isobench layers` measures the container bare, with each layer alone and
+//! with all, and reports each layer's cost as a ratio to bare.
 
 use std::collections::BTreeMap;
 use std::process::{Command, Output, Stdio};
@@ -33,6 +35,7 @@ fn main() {
         trial!(a_missing_seccomp_profile_is_one_line_and_bare_and_default_still_run).needs(EXEC),
         trial!(under_docker_a_write_to_root_lands_in_a_tmpfs_upper_never_in_the_image).needs(&[Root, Busybox, SeccompProfile]),
         trial!(a_disk_upper_holds_the_write_while_the_container_runs_and_goes_after).needs(&[Root, Busybox, SeccompProfile]),
+        trial!(layers_measures_bare_each_layer_alone_and_docker_and_reports_ratios).needs(&[Root, SeccompProfile, Nft]),
     ]);
 }
 
@@ -326,4 +329,57 @@ fn a_disk_upper_holds_the_write_while_the_container_runs_and_goes_after() {
     child.stdin.take().unwrap().write_all(b"\n").unwrap();
     assert!(child.wait().unwrap().success());
     assert!(!stage.exists(), "{stage:?} is removed after the run");
+}
+
+fn layers_measures_bare_each_layer_alone_and_docker_and_reports_ratios() {
+    let d = tempfile::tempdir().unwrap();
+    let child = isobench()
+        .args(["layers", "--quick", "--rounds", "2", "--metric", "syscall.getpid,net.tcp_rr.boundary,env.start", "--out"])
+        .arg(d.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.contains("| container (docker) |") && out.contains("container (bare: not a security boundary) p50"), "{out}");
+    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(d.path().join("layers.json")).unwrap()).unwrap();
+    let variants = run["variants"].as_array().unwrap();
+    let names: Vec<&str> = variants.iter().map(|v| v["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["bare", "hardening", "seccomp", "overlay", "bridge", "docker"]);
+    let v = |name: &str| variants.iter().find(|v| v["name"] == name).unwrap();
+    assert_eq!(v("docker")["layers"], serde_json::json!(["hardening", "seccomp", "overlay", "bridge"]));
+    assert_eq!(v("docker")["label"], "container (docker)");
+    assert_eq!(v("seccomp")["label"], "container (bare + seccomp: not a security boundary)");
+    // Each variant's settings are its own: the overlay's lowerdir, the
+    // seccomp filter, the boundary path (bridge+NAT only with the bridge).
+    assert!(v("overlay")["settings"]["overlay"]["lowerdir"].is_string() && v("bare")["settings"]["overlay"].is_null());
+    assert!(v("seccomp")["settings"]["seccomp"]["bpf_instructions"].as_u64().unwrap() > 0);
+    assert_eq!(v("bridge")["settings"]["boundary"]["path"], "veth_bridge_nat");
+    assert_eq!(v("docker")["settings"]["boundary"]["path"], "veth_bridge_nat");
+    assert_eq!(v("bare")["settings"]["boundary"]["path"], "veth");
+    for m in run["metrics"].as_array().unwrap() {
+        for name in &names {
+            let rounds = m["ns_per_op"][name].as_array().unwrap_or_else(|| panic!("{name} in {m}"));
+            assert_eq!(rounds.len(), 2, "one median per round: {m}");
+            assert!(rounds.iter().all(|x| x.as_f64().unwrap() > 0.0), "{m}");
+        }
+    }
+    let report = std::fs::read_to_string(d.path().join("report.md")).unwrap();
+    assert!(report.contains("## What each layer of `--profile docker` costs"), "{report}");
+    assert!(report.contains("![layers-net.tcp_rr.boundary](plots/layers-net.tcp_rr.boundary.svg)"), "{report}");
+    assert!(d.path().join("plots/layers-syscall.getpid.png").is_file());
+    // Nothing of the six containers is left.
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("isobench-{pid}-")))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let netns: Vec<_> = std::fs::read_dir("/run/netns")
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with(&format!("isobench-{pid}-"))).collect())
+        .unwrap_or_default();
+    assert!(netns.is_empty(), "{netns:?}");
 }

@@ -33,8 +33,8 @@ pub fn table(run: &LayersRun) -> String {
     let _ = writeln!(o, "## What each layer of `--profile docker` costs\n");
     let _ = writeln!(
         o,
-        "The container environment with no layer (`bare`), each layer alone and all of them (`docker`), measured in {} rounds, each in a new random order \
-         each round; the ratio to `bare` is taken within each round (> 1: slower; for a rate, the time per byte), and the table shows its median \
+        "The container environment with no layer (`bare`), each layer alone and all of them (`docker`), measured in {} rounds, each in a new random order; \
+         the ratio to `bare` is taken within each round (> 1: slower; for a rate, the time per byte), and the table shows its median \
          over the rounds with its 95 % interval (order statistics of the rounds: with few rounds it spans nearly all of them). \
          `env.start` is the median of {} starts per round. The bridge layer changes only the boundary network (`net.*.boundary`: veth+bridge+NAT \
          instead of a plain veth); overlay changes the root filesystem.\n",
