@@ -27,6 +27,7 @@ pub fn exec(args: ExecArgs) -> Result<ExitCode> {
         show_ns: args.show_ns,
         net: args.net,
         profile: args.profile.profile,
+        overlay_upper: args.profile.overlay_upper,
         stop_timeout: std::time::Duration::from_secs(args.stop_timeout),
     };
     let mut swept = false;

@@ -9,6 +9,7 @@
 mod exec;
 mod folders;
 mod info;
+mod layers;
 mod progress;
 mod run;
 mod startup;
@@ -20,6 +21,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use isobench_harness::container::rootfs::UpperKind;
 use isobench_harness::container::{Limits, NamespaceSet, NetMode, Profile, RootfsChoice, DEFAULT_STOP_TIMEOUT};
 use isobench_harness::env::runsc::platform::PlatformChoice;
 use isobench_harness::env::{EnvKind, EnvSelection};
@@ -86,6 +88,8 @@ enum Command {
     Exec(ExecArgs),
     /// Time env.start: a no-op started and exited through isobench's launcher and each peer runtime, interleaved
     Startup(StartupArgs),
+    /// What each layer of --profile docker costs: the container bare, with each layer alone, and with all, interleaved
+    Layers(LayersArgs),
     /// Show what each environment needs and whether this host has it
     Doctor {
         /// Print the findings as JSON on stdout (`isobench schema doctor`)
@@ -246,11 +250,47 @@ struct RunArgs {
 struct ProfileArg {
     /// Security profile of the container (and of runc and crun): `bare` is namespaces
     /// only, NOT A SECURITY BOUNDARY; `default` adds runc's and Docker's hardening;
-    /// `docker` adds the distribution's seccomp filter too (today's docker: no overlayfs
-    /// root or bridge+NAT yet)
+    /// `docker` adds the distribution's seccomp filter, an overlayfs root over the image
+    /// and, for the boundary network, a bridge with a DNAT'd published port (runc and
+    /// crun: the seccomp filter only)
     #[arg(long = "profile", value_name = "PROFILE", default_value_t,
           value_parser = values::described_choice::<Profile>(Profile::ALL.map(|p| (p.as_str(), p.describe().to_string()))))]
     profile: Profile,
+    /// Where the overlay root's upperdir lives under `--profile docker`: a tmpfs of the
+    /// container's own (default), or a directory on the temp dir's filesystem (removed
+    /// after the run)
+    #[arg(long = "overlay-upper", value_name = "tmpfs|disk", default_value_t,
+          value_parser = values::choice::<UpperKind>(UpperKind::ALL.map(UpperKind::as_str)))]
+    overlay_upper: UpperKind,
+}
+
+/// `isobench layers`.
+#[derive(clap::Args)]
+struct LayersArgs {
+    /// Rounds: each starts the container bare, with each layer alone and with all of
+    /// them (docker), in a new random order, and measures every metric in each
+    #[arg(long, value_name = "N", default_value_t = isobench_harness::layers::DEFAULT_ROUNDS)]
+    rounds: usize,
+    /// Metrics, comma-separated (default: every syscall.*, ipc.pipe_rtt, every net.*.boundary and env.start)
+    #[arg(long = "metric", value_name = "LIST",
+          value_parser = values::choice::<MetricSelection>(Family::ALL.map(Family::as_str).into_iter().chain([MetricSelection::ALL_WORD])))]
+    metrics: Option<MetricSelection>,
+    /// Few iterations per metric: a smoke run, not a measurement to quote
+    #[arg(long)]
+    quick: bool,
+    /// Time bound of one measurement, milliseconds
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    max_ms: u64,
+    /// Where the overlay layer's upperdir lives: tmpfs (default) or disk
+    #[arg(long = "overlay-upper", value_name = "tmpfs|disk", default_value_t,
+          value_parser = values::choice::<UpperKind>(UpperKind::ALL.map(UpperKind::as_str)))]
+    overlay_upper: UpperKind,
+    /// Results folder to add the table to (layers.json, report.md)
+    #[arg(long, value_name = "DIR", env = "ISOBENCH_RUN_DIR")]
+    out: Option<PathBuf>,
+    /// Also print the record as JSON on stdout (the table goes to stderr)
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -371,6 +411,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Exec(args) => exec::exec(args),
         Command::Startup(args) => startup::startup(args),
+        Command::Layers(args) => layers::layers(args),
         Command::Doctor { json } => info::doctor(json),
         Command::Validate { quick, out } => validate::validate(quick, out),
         Command::Compare { a, b, threshold, noise, markdown, json } => folders::compare(&a, &b, threshold, noise, markdown, json),

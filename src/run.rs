@@ -36,6 +36,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         cgroup: args.container_limits.cgroup(),
         rootfs: args.rootfs.clone(),
         profile: args.profile.profile,
+        layers: None,
+        overlay_upper: args.profile.overlay_upper,
     };
     // The signal's number, so the exit status and run.json can name it.
     let interrupted = Arc::new(AtomicUsize::new(0));

@@ -38,6 +38,18 @@ pub fn startup(args: StartupArgs) -> Result<ExitCode> {
     opts.container.namespaces = namespaces;
     opts.container.profile = profile.profile;
     opts.gvisor_platform = gvisor_platform;
+    opts.container.overlay_upper = profile.overlay_upper;
+    // Host facts (rcu_expedited changes a network namespace's cost) as run
+    // records them, taken before the measurement: its load average is the
+    // machine's at the start, not this command's own.
+    let out = match out {
+        Some(dir) => {
+            let dir = RunDir::at(&dir)?;
+            isobench_harness::runner::record_host(&dir, "isobench startup", Default::default())?;
+            Some(dir)
+        }
+        None => None,
+    };
     let progress = &mut |line: &str| eprintln!("isobench: {line}");
     let probe = Probe::start();
     let mut run = match per_namespace {
@@ -64,9 +76,6 @@ pub fn startup(args: StartupArgs) -> Result<ExitCode> {
         std::fs::write(&path, serde_json::to_vec_pretty(&run)?).with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(dir) = out {
-        let dir = RunDir::at(&dir)?;
-        // Host facts (rcu_expedited changes a network namespace's cost), as run records them.
-        isobench_harness::runner::record_host(&dir, "isobench startup", Default::default())?;
         match per_namespace {
             true => dir.save_startup_per_namespace(&run)?,
             false => dir.save_startup(&run)?,

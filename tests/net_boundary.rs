@@ -2,7 +2,10 @@
 //! net.*.boundary through a veth (container) and a tap (vm) in a private
 //! network namespace of the run, `isobench exec --net veth` gives the command
 //! an eth0, and nothing of it (namespace, veth, tap) outlives the run, even a
-//! killed one, after the next start's sweep.
+//! killed one, after the next start's sweep. Under `--profile docker` the
+//! container's boundary crosses a bridge and a DNAT'd published port made
+//! in the run's namespace, and the host's own ruleset is byte-identical
+//! before and after.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -23,6 +26,7 @@ fn stderr(o: &Output) -> String {
 fn main() {
     isobench_testkit::run(vec![
         trial!(container_boundary_goes_through_a_veth_that_is_gone_afterwards).needs(&[Root]),
+        trial!(docker_boundary_crosses_a_bridge_and_a_dnat_and_leaves_the_hosts_rules_as_they_were).needs(&[Root, Nft, SeccompProfile]),
         trial!(vm_boundary_goes_through_a_tap_or_slirp_and_leaves_no_qemu_or_namespace).needs(&[Root, Qemu, GuestImage, Tun]),
         trial!(exec_net_modes_none_loopback_and_veth).needs(&[Root, Busybox]),
         trial!(veth_refusals_are_one_clear_line).needs(&[Root, Nobody]),
@@ -196,4 +200,38 @@ fn ctrl_c_during_a_veth_measurement_keeps_results_and_leaves_no_namespace() {
     assert!(!host_links().iter().any(|l| l.starts_with("ibv")), "{:?}", host_links());
     let records: serde_json::Value = serde_json::from_slice(&std::fs::read(d.path().join("measurements.json")).unwrap()).unwrap();
     assert!(!records.as_array().unwrap().is_empty(), "the measurement that finished is kept");
+}
+
+/// The host's own firewall state: `nft list ruleset`, and `iptables-save`
+/// where it exists without its dated comment lines.
+fn host_rules() -> (String, Option<String>) {
+    let nft = Command::new("nft").args(["list", "ruleset"]).output().unwrap();
+    assert!(nft.status.success(), "{}", stderr(&nft));
+    let ipt = Command::new("iptables-save")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n"));
+    (String::from_utf8_lossy(&nft.stdout).into_owned(), ipt)
+}
+
+fn docker_boundary_crosses_a_bridge_and_a_dnat_and_leaves_the_hosts_rules_as_they_were() {
+    let before = host_rules();
+    let d = tempfile::tempdir().unwrap();
+    let (pid, o) = run_boundary("native,container", d.path(), &["--profile", "docker"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_rows(d.path(), &["native", "container"]);
+    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(d.path().join("run.json")).unwrap()).unwrap();
+    let b = &run["environments"]["container"]["boundary"];
+    assert_eq!(b["path"], "veth_bridge_nat", "{b}");
+    assert_eq!(b["forwards"]["tcp"], serde_json::json!([8080, 18080]), "the published port: {b}");
+    let (published, container) = (b["host_side_connects_to"].as_str().unwrap(), b["environment_address"].as_str().unwrap());
+    assert!(published.starts_with("10.199.") && published.ends_with(".1") && container.ends_with(".2"), "{b}");
+    assert!(run["environments"]["container"]["metadata"]["profile"]["layers"].as_array().unwrap().contains(&"bridge".into()));
+    let report = std::fs::read_to_string(d.path().join("report.md")).unwrap();
+    assert!(report.contains("| container (docker) · veth+bridge+NAT"), "the rows name the path:\n{report}");
+    assert!(netns_of(pid).is_empty(), "left behind: {:?}", netns_of(pid));
+    let links: Vec<String> = host_links().into_iter().filter(|l| l.starts_with("ibv") || l.starts_with("ibr")).collect();
+    assert!(links.is_empty(), "links in the host's namespace: {links:?}");
+    assert_eq!(host_rules(), before, "the host's nftables and iptables rules are byte-identical");
 }

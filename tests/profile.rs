@@ -8,6 +8,11 @@
 //! still run. Nothing is changed on the host: core_pattern is written with
 //! the value it has, the disk is a scratch image on a loop device, reboot(2)
 //! gets an invalid magic number, ptrace(2) seizes a `sleep` of the test's own.
+//! Under `docker` the root is an overlay over the image: a write to `/`
+//! lands in the container's upper (a tmpfs of its own, or a directory on
+//! disk), the image is unchanged and nothing of the overlay is left after.
+//! `isobench layers` measures the container bare, with each layer alone and
+//! with all, and reports each layer's cost as a ratio to bare.
 
 use std::collections::BTreeMap;
 use std::process::{Command, Output, Stdio};
@@ -28,6 +33,9 @@ fn main() {
         trial!(a_disk_node_made_inside_cannot_be_read_or_mounted_under_default).needs(&[Root, Busybox, LoopDevice]),
         trial!(docker_refuses_each_call_as_its_seccomp_profile_and_capabilities_say).needs(&[Root, Busybox, SeccompProfile]),
         trial!(a_missing_seccomp_profile_is_one_line_and_bare_and_default_still_run).needs(EXEC),
+        trial!(under_docker_a_write_to_root_lands_in_a_tmpfs_upper_never_in_the_image).needs(&[Root, Busybox, SeccompProfile]),
+        trial!(a_disk_upper_holds_the_write_while_the_container_runs_and_goes_after).needs(&[Root, Busybox, SeccompProfile]),
+        trial!(layers_measures_bare_each_layer_alone_and_docker_and_reports_ratios).needs(&[Root, SeccompProfile, Nft]),
     ]);
 }
 
@@ -228,4 +236,150 @@ fn a_missing_seccomp_profile_is_one_line_and_bare_and_default_still_run() {
             isobench().env("ISOBENCH_SECCOMP_PROFILE", "/nonexistent/seccomp.json").args(["exec", "--profile", p, "--", "true"]).output().unwrap();
         assert_eq!(o.status.code(), Some(0), "{p}: {}", text(&o.stderr));
     }
+}
+
+/// The options of the `/` mount line of `/proc/mounts` in `out`: (fstype, options).
+fn root_mount(out: &str) -> (String, BTreeMap<String, String>) {
+    let line = out.lines().find(|l| l.split(' ').nth(1) == Some("/")).unwrap_or_else(|| panic!("no / in\n{out}"));
+    let f: Vec<&str> = line.split(' ').collect();
+    let opts = f[3].split(',').map(|o| o.split_once('=').map_or((o.to_string(), String::new()), |(k, v)| (k.to_string(), v.to_string()))).collect();
+    (f[2].to_string(), opts)
+}
+
+/// Names and sizes of every file under `dir`, sorted: what "unchanged" compares.
+fn tree(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u64)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let m = std::fs::symlink_metadata(e.path()).unwrap();
+            if m.is_dir() {
+                stack.push(e.path());
+            }
+            out.push((e.path(), m.len()));
+        }
+    }
+    out.sort();
+    out
+}
+
+const MARKER: &str = "isobench-overlay-marker";
+
+fn under_docker_a_write_to_root_lands_in_a_tmpfs_upper_never_in_the_image() {
+    let script = format!("echo layered > /{MARKER} && cat /{MARKER}; grep ' / ' /proc/mounts; grep ' /tmp ' /proc/mounts; true");
+    // The check can fail: under default the shared image is read-only.
+    let o = exec(&["--profile", "default", "--", "sh", "-c", &script]);
+    assert!(!text(&o.stdout).contains("layered") && text(&o.stderr).contains("Read-only file system"), "{}", text(&o.stderr));
+    let o = exec(&["--profile", "docker", "--", "sh", "-c", &script]);
+    let out = text(&o.stdout);
+    println!("{out}");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(out.starts_with("layered\n"), "the write to / works: {out}");
+    let (fstype, opts) = root_mount(&out);
+    assert_eq!(fstype, "overlay", "{out}");
+    assert!(opts.contains_key("nodev"), "the hardening's nodev root: {opts:?}");
+    let lower = std::path::PathBuf::from(&opts["lowerdir"]);
+    let upper = std::path::PathBuf::from(&opts["upperdir"]);
+    assert!(upper.ends_with("scratch/upper"), "{upper:?}");
+    assert!(!out.lines().any(|l| l.contains(" /tmp tmpfs ")), "no tmpfs over /tmp under docker: / itself is writable\n{out}");
+    assert!(lower.join("isobench-agent").is_file(), "the image is the lowerdir: {lower:?}");
+    assert!(!lower.join(MARKER).exists(), "the image is unchanged");
+    let before = tree(&lower);
+    let stage = upper.parent().unwrap().parent().unwrap().to_path_buf();
+    assert!(!stage.exists(), "the overlay's stage {stage:?} is gone with the run");
+    let o = exec(&["--profile", "docker", "--", "sh", "-c", &format!("test -e /{MARKER} && echo SEEN; true")]);
+    assert!(!text(&o.stdout).contains("SEEN"), "each container starts from the image");
+    assert_eq!(tree(&lower), before, "a second container changed nothing in the image");
+}
+
+fn a_disk_upper_holds_the_write_while_the_container_runs_and_goes_after() {
+    use std::io::{BufRead, BufReader, Write};
+    let mut child = isobench()
+        .args(["exec", "--profile", "docker", "--overlay-upper", "disk", "--"])
+        .args(["sh", "-c", &format!("echo layered > /{MARKER}; grep ' / ' /proc/mounts; echo READY; read x")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut out = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line == "READY" {
+            break;
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    let (_, opts) = root_mount(&out);
+    assert_eq!((opts["upperdir"].as_str(), opts["workdir"].as_str()), ("upper", "work"), "relative to the container's own directory: {out}");
+    let lower = std::path::PathBuf::from(&opts["lowerdir"]);
+    // The container's upper, on the host's disk while it runs.
+    let prefix = format!("isobench-{}-overlay-", child.id());
+    let stage = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(&prefix))
+        .expect("the stage is a pid-stamped temp dir");
+    let dirs: Vec<_> = std::fs::read_dir(stage.join("disk")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(dirs.len(), 1, "one directory per container: {dirs:?}");
+    assert_eq!(std::fs::read_to_string(dirs[0].join("upper").join(MARKER)).unwrap(), "layered\n", "the write landed in the upper");
+    assert!(!lower.join(MARKER).exists(), "and not in the image");
+    child.stdin.take().unwrap().write_all(b"\n").unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(!stage.exists(), "{stage:?} is removed after the run");
+}
+
+fn layers_measures_bare_each_layer_alone_and_docker_and_reports_ratios() {
+    let d = tempfile::tempdir().unwrap();
+    let child = isobench()
+        .args(["layers", "--quick", "--rounds", "2", "--metric", "syscall.getpid,net.tcp_rr.boundary,env.start", "--out"])
+        .arg(d.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.contains("| container (docker) |") && out.contains("container (bare: not a security boundary) p50"), "{out}");
+    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(d.path().join("layers.json")).unwrap()).unwrap();
+    let variants = run["variants"].as_array().unwrap();
+    let names: Vec<&str> = variants.iter().map(|v| v["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["bare", "hardening", "seccomp", "overlay", "bridge", "docker"]);
+    let v = |name: &str| variants.iter().find(|v| v["name"] == name).unwrap();
+    assert_eq!(v("docker")["layers"], serde_json::json!(["hardening", "seccomp", "overlay", "bridge"]));
+    assert_eq!(v("docker")["label"], "container (docker)");
+    assert_eq!(v("seccomp")["label"], "container (bare + seccomp: not a security boundary)");
+    // Each variant's settings are its own: the overlay's lowerdir, the
+    // seccomp filter, the boundary path (bridge+NAT only with the bridge).
+    assert!(v("overlay")["settings"]["overlay"]["lowerdir"].is_string() && v("bare")["settings"]["overlay"].is_null());
+    assert!(v("seccomp")["settings"]["seccomp"]["bpf_instructions"].as_u64().unwrap() > 0);
+    assert_eq!(v("bridge")["settings"]["boundary"]["path"], "veth_bridge_nat");
+    assert_eq!(v("docker")["settings"]["boundary"]["path"], "veth_bridge_nat");
+    assert_eq!(v("bare")["settings"]["boundary"]["path"], "veth");
+    for m in run["metrics"].as_array().unwrap() {
+        for name in &names {
+            let rounds = m["ns_per_op"][name].as_array().unwrap_or_else(|| panic!("{name} in {m}"));
+            assert_eq!(rounds.len(), 2, "one median per round: {m}");
+            assert!(rounds.iter().all(|x| x.as_f64().unwrap() > 0.0), "{m}");
+        }
+    }
+    let report = std::fs::read_to_string(d.path().join("report.md")).unwrap();
+    assert!(report.contains("## What each layer of `--profile docker` costs"), "{report}");
+    assert!(report.contains("![layers-net.tcp_rr.boundary](plots/layers-net.tcp_rr.boundary.svg)"), "{report}");
+    assert!(d.path().join("plots/layers-syscall.getpid.png").is_file());
+    // Nothing of the six containers is left.
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("isobench-{pid}-")))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let netns: Vec<_> = std::fs::read_dir("/run/netns")
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with(&format!("isobench-{pid}-"))).collect())
+        .unwrap_or_default();
+    assert!(netns.is_empty(), "{netns:?}");
 }

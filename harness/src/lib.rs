@@ -9,6 +9,7 @@ pub mod collect;
 pub mod container;
 pub mod doctor;
 pub mod env;
+pub mod layers;
 pub mod leftovers;
 pub mod list;
 pub mod paths;

@@ -28,6 +28,8 @@ pub enum Schema {
     Startup,
     /// `isobench startup --json`: [`StartupSummary`].
     StartupSummary,
+    /// layers.json (and `isobench layers --json`): [`LayersRun`].
+    Layers,
     /// validate.json: [`Check`]s.
     Validate,
     /// `isobench compare --json`: [`Comparison`].
@@ -44,6 +46,7 @@ isobench_workloads::named_values!(Schema, "schema", {
     Summary = "summary",
     Startup = "startup",
     StartupSummary = "startup-summary",
+    Layers = "layers",
     Validate = "validate",
     Compare = "compare",
     Doctor = "doctor",
@@ -59,6 +62,7 @@ impl Schema {
             Schema::Summary => "summary.json and `isobench run --json`",
             Schema::Startup => "startup*.json and `isobench startup --samples FILE`",
             Schema::StartupSummary => "`isobench startup --json`",
+            Schema::Layers => "layers.json and `isobench layers --json`",
             Schema::Validate => "validate.json",
             Schema::Compare => "`isobench compare --json`",
             Schema::Doctor => "`isobench doctor --json`",
@@ -74,6 +78,7 @@ impl Schema {
             Schema::Summary => schemars::schema_for!(Vec<Summary>),
             Schema::Startup => schemars::schema_for!(StartupRun),
             Schema::StartupSummary => schemars::schema_for!(StartupSummary),
+            Schema::Layers => schemars::schema_for!(crate::results::layers::LayersRun),
             Schema::Validate => schemars::schema_for!(Vec<Check>),
             Schema::Compare => schemars::schema_for!(Comparison),
             Schema::Doctor => schemars::schema_for!(Diagnosis),

@@ -17,7 +17,8 @@ use std::ffi::OsString;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU64, Ordering};
 
-use isobench_harness::container::{self, cgroup, LaunchSpec, Limits, MinimalRootfs, NamespaceSet, PreparedProfile, Profile, Stdio};
+use isobench_harness::container::rootfs::UpperKind;
+use isobench_harness::container::{self, cgroup, LaunchSpec, Layer, Limits, MinimalRootfs, NamespaceSet, PreparedProfile, Profile, Stdio};
 use isobench_testkit::{trial, Need::*};
 
 fn main() {
@@ -97,21 +98,28 @@ fn the_child_allocates_nothing_between_clone_and_exec() {
         Ok(p) => profiles.push(p),
         Err(e) => println!("docker profile not tested: {e}"),
     }
+    // The overlay with its upper on disk: the child's mkdtemp(3) on its stack.
+    profiles.push(PreparedProfile::prepare_layers(&[Layer::Overlay], UpperKind::Disk).unwrap());
     let mut cases = Vec::new();
     for ns in [NamespaceSet::DEFAULT, NamespaceSet::all(), NamespaceSet::NONE] {
         for init in [false, true] {
             for cg in [false, with_cgroup] {
                 for profile in &profiles {
+                    // An overlay root needs a mount namespace (refused without one).
+                    if profile.has(Layer::Overlay) && !ns.contains(container::Namespace::Mount) {
+                        continue;
+                    }
                     cases.push((ns, init, cg, profile));
                 }
             }
         }
     }
-    cases.dedup_by(|a, b| (a.0, a.1, a.2, a.3.profile()) == (b.0, b.1, b.2, b.3.profile()));
+    cases.dedup_by(|a, b| (a.0, a.1, a.2, a.3.label()) == (b.0, b.1, b.2, b.3.label()));
     let devnull = std::fs::File::options().read(true).write(true).open("/dev/null").unwrap();
     TEST_PID.store(std::process::id() as i32, Ordering::SeqCst);
     for (ns, init, cg, profile) in &cases {
-        let mut spec = LaunchSpec::new(*ns, &root, &args(&["/noop"]), Some("isobench-alloc")).unwrap().with_init(*init).with_profile(profile);
+        let mut spec =
+            LaunchSpec::new(*ns, &root, &args(&["/noop"]), Some("isobench-alloc")).unwrap().with_init(*init).with_profile(profile).unwrap();
         if *cg {
             spec = spec.with_cgroup(Limits::default());
         }

@@ -1,8 +1,9 @@
 //! The run's private network namespace for real (root only; a skip
 //! otherwise): the namespace bound under /run/netns and gone after the run,
 //! a veth pair into a child's own namespace carrying a real TCP connection,
-//! a tap, and the sweep of a SIGKILLed run's namespace. The host's own
-//! namespace must never see any of it.
+//! a tap, Docker's bridge with a published port DNAT'd by nftables, and the
+//! sweep of a SIGKILLed run's namespace. The host's own namespace (its
+//! links and its nftables ruleset) must never see any of it.
 
 use isobench_testkit::{trial, wait_until, Need::*};
 
@@ -26,6 +27,7 @@ fn main() {
         trial!(tap_is_made_in_the_namespace_and_removed_on_drop).needs(&[Root, Tun]),
         trial!(a_tap_left_in_the_namespace_is_not_moved_to_the_host).needs(&[Root, Tun]),
         trial!(long_interface_names_are_refused_clearly).needs(&[Root]),
+        trial!(a_bridge_with_nat_publishes_a_port_inside_the_run_namespace_only).needs(&[Root, Nft]),
         trial!(hold_a_netns_for_the_sweep_test).helper("run by sigkilled_run_leaves_a_namespace_that_sweep_removes, then SIGKILLed"),
         trial!(sigkilled_run_leaves_a_namespace_that_sweep_removes).needs(&[Root, Tun]),
         trial!(create_as_an_unprivileged_user).helper("run by without_root_the_error_says_what_to_do as nobody"),
@@ -292,4 +294,63 @@ fn without_root_the_error_says_what_to_do() {
     let at = stdout.find("ERROR ").or_else(|| stdout.find("MADE ")).unwrap_or_else(|| panic!("{stdout}"));
     let line = stdout[at..].lines().next().unwrap();
     assert_eq!(line, "ERROR network namespace: needs root (CAP_NET_ADMIN); run isobench as root or use --net loopback");
+}
+
+/// The host's own nftables ruleset, as `nft list ruleset` prints it.
+fn host_ruleset() -> Vec<u8> {
+    let o = Command::new("nft").args(["list", "ruleset"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    o.stdout
+}
+
+fn a_bridge_with_nat_publishes_a_port_inside_the_run_namespace_only() {
+    let before = host_ruleset();
+    let child = Child::spawn();
+    let ns = RunNetns::create().unwrap();
+    let subnet = ns.allocate_subnet();
+    let bridged = ns.add_bridged_veth("ibt-br0", "ibt-bh0", child.ns.as_fd(), "ibt-bp0", &subnet).unwrap();
+    let br = ns.link_state("ibt-br0").unwrap();
+    assert_eq!((br.kind.as_deref(), br.up, br.ipv4.clone()), (Some("bridge"), true, vec![(subnet.host, 24)]), "{br:?}");
+    assert!(ns.link_state("ibt-bh0").unwrap().ipv4.is_empty(), "the bridge port has no address of its own");
+    assert_eq!(net::link_state_in(child.ns.as_fd(), "ibt-bp0").unwrap().ipv4, vec![(subnet.peer, 24)]);
+    assert_eq!(ns.nft_tables().unwrap(), ["table ip isobench_ibt-br0"]);
+    assert!(!on_host("ibt-br0") && !on_host("ibt-bh0"));
+    assert_eq!(host_ruleset(), before, "the host's ruleset is untouched while the rules exist");
+
+    // The server listens on the container port; the client connects to the
+    // published address and port, and the server sees the masquerade's source.
+    let listener = net::run_in_ns(child.ns.as_fd(), || TcpListener::bind((subnet.peer, net::CONTAINER_PORT))).unwrap().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut s, from) = listener.accept().unwrap();
+        let mut buf = [0u8; 3];
+        s.read_exact(&mut buf).unwrap();
+        s.write_all(&buf.map(|b| b.to_ascii_uppercase())).unwrap();
+        (from.ip(), s.local_addr().unwrap())
+    });
+    let published = std::net::SocketAddr::from((bridged.published, net::PUBLISHED_PORT));
+    assert_eq!(bridged.published, subnet.host);
+    let mut client = ns.run_in(|| TcpStream::connect_timeout(&published, Duration::from_secs(5))).unwrap().unwrap();
+    client.write_all(b"nat").unwrap();
+    let mut answer = [0u8; 3];
+    client.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"NAT");
+    let (from, local) = server.join().unwrap();
+    assert_eq!(from, std::net::IpAddr::V4(subnet.host), "masqueraded to the bridge's address");
+    assert_eq!(local, std::net::SocketAddr::from((subnet.peer, net::CONTAINER_PORT)), "DNAT'd to the container's port");
+    // Without the DNAT the published port is closed: the rules did the work.
+    drop(client);
+    drop(bridged);
+    assert!(ns.nft_tables().unwrap().is_empty(), "the table goes with the bridged veth");
+    assert!(matches!(ns.link_state("ibt-br0"), Err(NetError::NoSuchLink { .. })), "the bridge goes too");
+    let refused = ns.run_in(|| TcpStream::connect_timeout(&published, Duration::from_secs(2))).unwrap();
+    assert!(refused.is_err(), "nothing answers the published port without the rules");
+
+    // A namespace dropped with its rules in place takes them along.
+    let bridged = ns.add_bridged_veth("ibt-br1", "ibt-bh1", child.ns.as_fd(), "ibt-bp1", &ns.allocate_subnet()).unwrap();
+    assert_eq!(ns.nft_tables().unwrap().len(), 1);
+    let id = ino(ns.path());
+    std::mem::forget(bridged); // as a SIGKILL would: nothing deletes the table
+    drop(ns);
+    assert_eq!(host_ruleset(), before, "the host's ruleset is byte-identical after");
+    assert!(!netns_reachable(id), "nothing holds the namespace, so the kernel frees it with its table");
 }

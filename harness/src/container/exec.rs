@@ -44,6 +44,8 @@ pub struct ExecOptions {
     pub net: NetMode,
     /// The security profile (`--profile`): `default` unless told.
     pub profile: Profile,
+    /// Where an overlay root's upper lives (`--overlay-upper`).
+    pub overlay_upper: crate::container::rootfs::UpperKind,
     /// How long a stop signal to isobench gives the container before
     /// everything in it is killed (`--stop-timeout`, `docker stop -t`).
     pub stop_timeout: Duration,
@@ -78,6 +80,7 @@ impl ExecOptions {
             show_ns: false,
             net: NetMode::Loopback,
             profile: Profile::Default,
+            overlay_upper: Default::default(),
             stop_timeout: DEFAULT_STOP_TIMEOUT,
         }
     }
@@ -121,7 +124,7 @@ pub fn exec_beside(opts: &ExecOptions, workloads: &Workloads, beside: impl FnOnc
     // exists, so every clean-up below still runs.
     let _quit = IgnoreQuit::new();
     let stop = StopSignals::install().map_err(|e| ContainerError::Io { context: "a pipe for isobench's stop signals".into(), source: e.into() })?;
-    let profile = PreparedProfile::prepare(opts.profile)?;
+    let profile = PreparedProfile::prepare_layers(opts.profile.layers(), opts.overlay_upper)?;
     let namespaces = effective_namespaces(opts.namespaces);
     namespaces.check_proc(!opts.namespaces.contains(Namespace::User))?;
     let with_cgroup = decide_cgroup(opts.cgroup, &opts.limits)?;
@@ -134,7 +137,7 @@ pub fn exec_beside(opts: &ExecOptions, workloads: &Workloads, beside: impl FnOnc
     let mount_ns = namespaces.contains(Namespace::Mount);
     let rootfs = PreparedRootfs::prepare(&opts.rootfs, workloads, mount_ns)?;
     let hostname = opts.hostname.clone().unwrap_or_else(default_hostname);
-    let mut spec = LaunchSpec::new(namespaces, rootfs.path(), &opts.command, Some(&hostname))?.with_init(true).with_profile(&profile);
+    let mut spec = LaunchSpec::new(namespaces, rootfs.path(), &opts.command, Some(&hostname))?.with_init(true).with_profile(&profile)?;
     if rootfs.read_only() {
         spec = spec.with_read_only_root(rootfs.path())?;
     }

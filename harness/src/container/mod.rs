@@ -121,11 +121,22 @@ pub struct ContainerSettings {
     /// The security profile of the container environment and of the runc
     /// and crun peers (`--profile`); `default` unless told.
     pub profile: Profile,
+    /// Another set of layers than the profile's (`isobench layers`
+    /// measures each alone); `None`: the profile's.
+    pub layers: Option<Vec<profile::Layer>>,
+    /// Where an overlay root's upper lives (`--overlay-upper`).
+    pub overlay_upper: rootfs::UpperKind,
 }
 
 impl ContainerSettings {
     /// Whether a container gets a cgroup: explicitly asked, limits given, or
     /// by default when cgroups are mounted. Refuses limits with `cgroup: false`.
+    /// The profile (or [`layers`](Self::layers)) made ready for the
+    /// container environment and `isobench startup`.
+    pub fn prepare_profile(&self) -> Result<PreparedProfile, profile::ProfileError> {
+        PreparedProfile::prepare_layers(self.layers.as_deref().unwrap_or(self.profile.layers()), self.overlay_upper)
+    }
+
     pub fn wants_cgroup(&self) -> Result<bool, CgroupError> {
         decide_cgroup(self.cgroup, &self.limits)
     }

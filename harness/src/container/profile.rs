@@ -16,10 +16,19 @@
 //!   ([`MASKED_PATHS`], [`READONLY_PATHS`]), /sys read-only, and a root
 //!   filesystem mounted nodev so that a device node made with CAP_MKNOD
 //!   cannot be opened.
-//! - `docker` (every layer isobench has today): `default` plus
-//!   [`Layer::Seccomp`], the distribution's default container seccomp
-//!   profile ([`seccomp`](super::seccomp)) compiled to BPF in the parent and
-//!   loaded by the child right before exec.
+//! - `docker` (every layer): `default` plus [`Layer::Seccomp`], the
+//!   distribution's default container seccomp profile
+//!   ([`seccomp`](super::seccomp)) compiled to BPF in the parent and loaded
+//!   by the child right before exec, and [`Layer::Overlay`], the image as
+//!   the lowerdir of an overlayfs root with a per-container upper
+//!   ([`overlay`](super::rootfs::overlay)), and [`Layer::Bridge`], the
+//!   boundary network's veth on a bridge with a published port reached by
+//!   DNAT and masquerade inside the run's network namespace
+//!   ([`bridge`](super::net::bridge)).
+//!
+//! A [`PreparedProfile`] may also hold any set of layers
+//! ([`PreparedProfile::prepare_layers`]), so that each layer's cost can be
+//! measured alone (`isobench layers`).
 //!
 //! [`PreparedProfile`] is a profile made ready once per environment (the
 //! capability mask, the compiled filter), so that a container start pays for
@@ -27,6 +36,7 @@
 
 use std::sync::Arc;
 
+use super::rootfs::UpperKind;
 use super::seccomp::{BpfProgram, SeccompError, SeccompProfile};
 
 /// Docker's default capability set, as moby's `oci/caps/defaults.go`
@@ -74,8 +84,7 @@ pub const MASKED_PATHS: [&str; 11] = [
 /// the host's `kernel.core_pattern`.
 pub const READONLY_PATHS: [&str; 5] = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
-/// One addition to the namespaces. Layers still to come: Docker's overlayfs
-/// root and its bridge with NAT.
+/// One addition to the namespaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Layer {
@@ -84,9 +93,14 @@ pub enum Layer {
     Hardening,
     /// The distribution's default container seccomp profile as a BPF filter.
     Seccomp,
+    /// An overlayfs root: the image as lowerdir, a per-container upper.
+    Overlay,
+    /// The container's veth on a bridge of the run's network namespace,
+    /// reached through a published port (DNAT) with masquerade.
+    Bridge,
 }
 
-isobench_workloads::named_values!(Layer, "layer", { Hardening = "hardening", Seccomp = "seccomp" });
+isobench_workloads::named_values!(Layer, "layer", { Hardening = "hardening", Seccomp = "seccomp", Overlay = "overlay", Bridge = "bridge" });
 
 impl Layer {
     pub fn describe(self) -> &'static str {
@@ -95,6 +109,10 @@ impl Layer {
                 "Docker's 14 default capabilities, no_new_privs, runc's masked and read-only /proc and /sys paths, /sys read-only, a nodev root"
             }
             Layer::Seccomp => "the distribution's default container seccomp profile (/usr/share/containers/seccomp.json) as a BPF filter",
+            Layer::Overlay => "an overlayfs root: the image as the read-only lowerdir, a per-container upperdir (tmpfs unless --overlay-upper disk)",
+            Layer::Bridge => {
+                "the container's veth on a Linux bridge of the run's network namespace, its server reached through a published port (nftables DNAT + masquerade, inside that namespace only)"
+            }
         }
     }
 }
@@ -108,7 +126,7 @@ pub enum Profile {
     /// runc's and Docker's hardening without seccomp.
     #[default]
     Default,
-    /// Every layer isobench has: hardening and seccomp.
+    /// Every layer: hardening, seccomp, overlayfs root, bridge+NAT.
     Docker,
 }
 
@@ -123,7 +141,7 @@ impl Profile {
         match self {
             Profile::Bare => &[],
             Profile::Default => &[Layer::Hardening],
-            Profile::Docker => &[Layer::Hardening, Layer::Seccomp],
+            Profile::Docker => &[Layer::Hardening, Layer::Seccomp, Layer::Overlay, Layer::Bridge],
         }
     }
 
@@ -158,8 +176,9 @@ impl Profile {
                 "runc's and Docker's defaults: Docker's 14 capabilities, no_new_privs, masked and read-only /proc and /sys paths, nodev root"
             }
             Profile::Docker => {
-                "default + the distribution's seccomp profile (/usr/share/containers/seccomp.json, package golang-github-containers-common); \
-                 Docker's overlayfs root and bridge+NAT are not layers yet"
+                "default + the distribution's seccomp profile (/usr/share/containers/seccomp.json, package golang-github-containers-common) \
+                 + an overlayfs root over the image (upper on tmpfs unless --overlay-upper disk) + a bridge with a DNAT'd published port \
+                 for the boundary network (isobench's container; runc and crun get seccomp only)"
             }
         }
     }
@@ -201,6 +220,11 @@ pub fn last_capability() -> u32 {
 #[derive(Debug, Clone)]
 pub struct PreparedProfile {
     profile: Profile,
+    /// The layers, in [`Layer`]'s order: `profile.layers()` unless made
+    /// with [`PreparedProfile::prepare_layers`].
+    layers: Vec<Layer>,
+    /// Where an overlay root's upper lives.
+    upper: UpperKind,
     /// Capabilities kept (bounding, permitted, effective); `None`: untouched.
     keep: Option<u64>,
     seccomp: Option<Arc<(SeccompProfile, BpfProgram)>>,
@@ -211,26 +235,88 @@ impl PreparedProfile {
     /// ([`SeccompProfile::load_default`]) and compiles it. Errors: one line
     /// naming the package that is missing (the profile file or libseccomp).
     pub fn prepare(profile: Profile) -> Result<PreparedProfile, ProfileError> {
-        let keep = profile.capabilities().map(capability_mask).transpose()?;
-        let seccomp = match profile.has(Layer::Seccomp) {
+        Self::prepare_layers(profile.layers(), UpperKind::default())
+    }
+
+    /// Prepares any set of layers, an overlay's upper on `upper`. The
+    /// seccomp filter is resolved for Docker's capabilities whether or not
+    /// the hardening layer is there (it is the filter `docker run` loads);
+    /// without the hardening layer the child, holding CAP_SYS_ADMIN, loads
+    /// it without no_new_privs. [`profile`](Self::profile) is the named
+    /// profile of exactly these layers, else `bare` without hardening and
+    /// `default` with it (what it is as a security boundary).
+    pub fn prepare_layers(layers: &[Layer], upper: UpperKind) -> Result<PreparedProfile, ProfileError> {
+        let mut layers = layers.to_vec();
+        layers.sort();
+        layers.dedup();
+        let profile = Profile::ALL.into_iter().find(|p| p.layers() == layers.as_slice()).unwrap_or(match layers.contains(&Layer::Hardening) {
+            true => Profile::Default,
+            false => Profile::Bare,
+        });
+        let keep = match layers.contains(&Layer::Hardening) {
+            true => Some(capability_mask(&DOCKER_CAPABILITIES)?),
+            false => None,
+        };
+        let seccomp = match layers.contains(&Layer::Seccomp) {
             true => {
-                let caps = profile.capabilities().unwrap_or(&[]);
-                let resolved = SeccompProfile::load_default(caps)?;
+                let resolved = SeccompProfile::load_default(&DOCKER_CAPABILITIES)?;
                 let bpf = resolved.compile()?;
                 Some(Arc::new((resolved, bpf)))
             }
             false => None,
         };
-        Ok(PreparedProfile { profile, keep, seccomp })
+        Ok(PreparedProfile { profile, layers, upper, keep, seccomp })
     }
 
     /// `bare`, which needs no preparation.
     pub fn bare() -> PreparedProfile {
-        PreparedProfile { profile: Profile::Bare, keep: None, seccomp: None }
+        PreparedProfile { profile: Profile::Bare, layers: Vec::new(), upper: UpperKind::default(), keep: None, seccomp: None }
     }
 
+    /// The named profile of these layers (see [`prepare_layers`](Self::prepare_layers)).
     pub fn profile(&self) -> Profile {
         self.profile
+    }
+
+    pub fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
+    pub fn has(&self, layer: Layer) -> bool {
+        self.layers.contains(&layer)
+    }
+
+    /// Whether the layers are exactly a named profile's.
+    pub fn is_named(&self) -> bool {
+        self.profile.layers() == self.layers.as_slice()
+    }
+
+    /// Where an overlay root's upper lives (`--overlay-upper`).
+    pub fn overlay_upper(&self) -> UpperKind {
+        self.upper
+    }
+
+    /// The profile's label ([`Profile::label`]), or for another set of
+    /// layers `bare + seccomp: not a security boundary`, `default + overlay`.
+    pub fn label(&self) -> String {
+        if self.is_named() {
+            return self.profile.label();
+        }
+        let mut s = self.profile.as_str().to_string();
+        for l in self.layers.iter().filter(|l| !self.profile.has(**l)) {
+            s.push_str(" + ");
+            s.push_str(l.as_str());
+        }
+        if !self.profile.is_security_boundary() {
+            s.push_str(": ");
+            s.push_str(NOT_A_BOUNDARY);
+        }
+        s
+    }
+
+    /// `env (label)`: a column label with the layers in it.
+    pub fn column_label(&self, env: &str) -> String {
+        format!("{env} ({})", self.label())
     }
 
     /// The capability mask kept; `None` for bare.
@@ -292,5 +378,19 @@ mod tests {
         let default = PreparedProfile::prepare(Profile::Default).unwrap();
         assert_eq!(default.keep(), Some(0xa804_25fb));
         assert!(default.filter().is_none());
+    }
+
+    #[test]
+    fn a_set_of_layers_is_labelled_by_what_it_adds_to_its_profile() {
+        let overlay = PreparedProfile::prepare_layers(&[Layer::Overlay], UpperKind::Disk).unwrap();
+        assert_eq!((overlay.profile(), overlay.is_named()), (Profile::Bare, false));
+        assert_eq!(overlay.column_label("container"), "container (bare + overlay: not a security boundary)");
+        assert_eq!(overlay.overlay_upper(), UpperKind::Disk);
+        assert!(overlay.keep().is_none() && overlay.has(Layer::Overlay) && !overlay.has(Layer::Hardening));
+        let hardened = PreparedProfile::prepare_layers(&[Layer::Overlay, Layer::Hardening], UpperKind::Tmpfs).unwrap();
+        assert_eq!(hardened.label(), "default + overlay");
+        assert_eq!(hardened.layers(), [Layer::Hardening, Layer::Overlay]);
+        let default = PreparedProfile::prepare_layers(&[Layer::Hardening], UpperKind::Tmpfs).unwrap();
+        assert_eq!((default.label(), default.is_named()), ("default".to_string(), true));
     }
 }

@@ -21,6 +21,9 @@ pub trait Syscall {
     fn chroot(&self, path: &CStr) -> nix::Result<()>;
     fn chdir(&self, path: &CStr) -> nix::Result<()>;
     fn mkdir(&self, path: &CStr, mode: Mode) -> nix::Result<()>;
+    /// mkdtemp(3) of `template` (ending in `XXXXXX`, copied to the stack:
+    /// nothing is allocated), then chdir(2) into the new directory.
+    fn mkdtemp_chdir(&self, template: &CStr) -> nix::Result<()>;
     fn mknod(&self, path: &CStr, kind: SFlag, mode: Mode, dev: libc::dev_t) -> nix::Result<()>;
     fn symlink(&self, target: &CStr, link: &CStr) -> nix::Result<()>;
     fn sethostname(&self, name: &CStr) -> nix::Result<()>;
@@ -61,6 +64,10 @@ struct CapData {
     inheritable: u32,
 }
 
+/// The longest mkdtemp(3) template [`Linux::mkdtemp_chdir`] takes, with its
+/// NUL (a stack buffer: the child allocates nothing); PATH_MAX.
+const MAX_TEMPLATE: usize = libc::PATH_MAX as usize;
+
 /// The real thing.
 pub struct Linux;
 
@@ -87,6 +94,23 @@ impl Syscall for Linux {
 
     fn mkdir(&self, path: &CStr, mode: Mode) -> nix::Result<()> {
         nix::unistd::mkdir(path, mode)
+    }
+
+    fn mkdtemp_chdir(&self, template: &CStr) -> nix::Result<()> {
+        let bytes = template.to_bytes_with_nul();
+        let mut buf = [0u8; MAX_TEMPLATE];
+        if bytes.len() > buf.len() {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        buf[..bytes.len()].copy_from_slice(bytes);
+        // SAFETY: `buf` holds a NUL-terminated copy of the template, which
+        // mkdtemp(3) rewrites in place; nix's mkdtemp returns a PathBuf (an
+        // allocation), so libc's is called directly.
+        if unsafe { libc::mkdtemp(buf.as_mut_ptr().cast()) }.is_null() {
+            return Err(Errno::last());
+        }
+        // SAFETY: `buf` is still NUL-terminated (mkdtemp only replaced X's).
+        Errno::result(unsafe { libc::chdir(buf.as_ptr().cast()) }).map(drop)
     }
 
     fn mknod(&self, path: &CStr, kind: SFlag, mode: Mode, dev: libc::dev_t) -> nix::Result<()> {
@@ -225,6 +249,9 @@ pub mod recording {
         }
         fn mkdir(&self, path: &CStr, mode: Mode) -> nix::Result<()> {
             self.record(format!("mkdir {} {:o}", s(Some(path)), mode.bits()))
+        }
+        fn mkdtemp_chdir(&self, template: &CStr) -> nix::Result<()> {
+            self.record(format!("mkdtemp+chdir {}", template.to_string_lossy()))
         }
         fn mknod(&self, path: &CStr, _kind: SFlag, mode: Mode, dev: libc::dev_t) -> nix::Result<()> {
             self.record(format!("mknod {} {:o} {},{}", s(Some(path)), mode.bits(), libc::major(dev), libc::minor(dev)))

@@ -32,12 +32,13 @@ use isobench_workloads::protocol::AgentInfo;
 
 use super::{Endpoint, EnvError, EnvKind, Environment, Instance, Options, PathKind};
 use crate::agent::AgentClient;
-use crate::container::net::{Link, RunNetns};
+use crate::container::net::{BridgedVeth, Link, RunNetns, CONTAINER_PORT, PUBLISHED_PORT};
 use crate::container::process::{monotonic_ns, LaunchTimes};
 use crate::container::profile::{Layer, PreparedProfile, MASKED_PATHS, NOT_A_BOUNDARY, READONLY_PATHS};
 use crate::container::seccomp::PROFILE_PACKAGE;
 use crate::container::{self, Cgroup, CgroupMode, ContainerProcess, LaunchSpec, Limits, Namespace, NamespaceSet, PreparedRootfs, Stdio, Usage};
 use crate::results::run::ContainerStartRecord;
+use crate::vm::qemu::Forwards;
 
 const ENV: &str = "container";
 
@@ -89,7 +90,7 @@ impl Container {
         let rootfs = PreparedRootfs::prepare(&settings.rootfs, &opts.workloads, namespaces.contains(Namespace::Mount))
             .map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
         let root = rootfs.path().to_path_buf();
-        let profile = PreparedProfile::prepare(settings.profile).map_err(|e| EnvError::Unavailable { env: ENV, reason: e.to_string() })?;
+        let profile = settings.prepare_profile().map_err(|e| EnvError::Unavailable { env: ENV, reason: e.to_string() })?;
         let spec =
             launch_spec(namespaces, &root, cgroup, rootfs.read_only(), &profile).map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
         Ok(Container {
@@ -132,12 +133,16 @@ impl Environment for Container {
     /// `container (default)`, `container (docker)`, `container (bare: not a
     /// security boundary)`.
     fn label(&self) -> String {
-        self.profile.profile().column_label(ENV)
+        self.profile.column_label(ENV)
     }
 
     fn metadata(&self) -> serde_json::Value {
+        let mut profile = profile_metadata(&self.profile, "isobench");
+        if let Some(stage) = self.spec.overlay() {
+            profile["overlay"] = serde_json::to_value(stage.record()).unwrap_or_default();
+        }
         serde_json::json!({
-            "profile": profile_metadata(&self.profile, "isobench"),
+            "profile": profile,
             "namespaces": self.namespaces.names(),
             "rootfs": self.root,
             "rootfs_image": self.rootfs.label(),
@@ -201,7 +206,8 @@ impl Container {
             }
             starts.push(record.clone());
         }
-        Ok(ContainerInstance { process, agent, info, ready_after, net, t0_ns, record, starts: Arc::clone(&self.starts) })
+        let bridge = self.profile.has(Layer::Bridge);
+        Ok(ContainerInstance { process, agent, info, ready_after, net, bridge, t0_ns, record, starts: Arc::clone(&self.starts) })
     }
 }
 
@@ -216,7 +222,7 @@ fn launch_spec(
     profile: &PreparedProfile,
 ) -> Result<LaunchSpec, container::ContainerError> {
     let agent_path = format!("/{}", crate::workloads::AGENT_NAME);
-    let mut spec = LaunchSpec::new(namespaces, root, &[agent_path.into()], Some(&container::default_hostname()))?.with_profile(profile);
+    let mut spec = LaunchSpec::new(namespaces, root, &[agent_path.into()], Some(&container::default_hostname()))?.with_profile(profile)?;
     if let Some(limits) = cgroup {
         spec = spec.with_cgroup(limits);
     }
@@ -255,10 +261,11 @@ fn start_record(n: u32, t0_ns: u64, t: &LaunchTimes, ready_after: Duration) -> C
 /// the OCI runtime from config.json).
 pub fn profile_metadata(p: &PreparedProfile, compiled_by: &str) -> serde_json::Value {
     let profile = p.profile();
-    let hardened = profile.has(Layer::Hardening);
+    let hardened = p.has(Layer::Hardening);
     serde_json::json!({
         "name": profile,
-        "layers": profile.layers(),
+        "label": p.label(),
+        "layers": p.layers(),
         "security_boundary": profile.is_security_boundary(),
         "note": (!profile.is_security_boundary()).then_some(NOT_A_BOUNDARY),
         "capabilities": profile.capabilities(),
@@ -288,6 +295,9 @@ pub struct ContainerInstance {
     info: AgentInfo,
     ready_after: Duration,
     net: NetState,
+    /// The profile's bridge layer: the veth goes on a bridge, reached
+    /// through a DNAT'd published port.
+    bridge: bool,
     /// When the start was asked for (CLOCK_MONOTONIC ns).
     t0_ns: u64,
     /// This start's phases; copied into the environment's list as they happen.
@@ -308,6 +318,12 @@ enum NetState {
     Veth {
         endpoint: Endpoint,
         _link: Link,
+    },
+    /// The same veth on a bridge of the run's namespace with the NAT table
+    /// publishing the container's port (removed on drop).
+    Bridged {
+        endpoint: Endpoint,
+        _bridged: BridgedVeth,
     },
     Unavailable(String),
 }
@@ -368,6 +384,19 @@ impl ContainerInstance {
         let ns_path = format!("/proc/{}/ns/net", self.host_pid());
         let peer_ns = File::open(&ns_path).map_err(|e| format!("open {ns_path}: {e}"))?;
         let host_if = format!("ibv{}", self.host_pid());
+        if self.bridge {
+            let bridge = format!("ibr{}", self.host_pid());
+            let bridged = netns.add_bridged_veth(&bridge, &host_if, peer_ns.as_fd(), CONTAINER_IF, &subnet).map_err(|e| e.to_string())?;
+            let endpoint = Endpoint {
+                path: PathKind::VethBridgeNat,
+                netns: Some(netns),
+                bind: subnet.peer.into(),
+                connect: bridged.published.into(),
+                forwards: Some(Forwards { tcp: (CONTAINER_PORT, PUBLISHED_PORT), udp: (CONTAINER_PORT, PUBLISHED_PORT) }),
+                host_scheduler: true,
+            };
+            return Ok(NetState::Bridged { endpoint, _bridged: bridged });
+        }
         let link = netns.add_veth(&host_if, peer_ns.as_fd(), CONTAINER_IF, &subnet, None).map_err(|e| e.to_string())?;
         let endpoint = Endpoint {
             path: PathKind::Veth,
@@ -415,7 +444,7 @@ impl Instance for ContainerInstance {
         }
         match &self.net {
             NetState::Host => Ok(Endpoint::loopback(PathKind::HostNetwork)),
-            NetState::Veth { endpoint, .. } => Ok(endpoint.clone()),
+            NetState::Veth { endpoint, .. } | NetState::Bridged { endpoint, .. } => Ok(endpoint.clone()),
             NetState::Unavailable(reason) => Err(EnvError::Unavailable { env: ENV, reason: reason.clone() }),
             NetState::Pending => unreachable!("resolved above"),
         }

@@ -24,6 +24,10 @@ pub enum PathKind {
     /// A veth pair from the run's network namespace whose other end gVisor's
     /// netstack drives (runsc `--network=sandbox`).
     Netstack,
+    /// Docker's bridge network: the veth on a bridge of the run's network
+    /// namespace, the host side connecting to a published port that
+    /// nftables DNATs to the container and masquerades (`--profile docker`).
+    VethBridgeNat,
     /// A tap device in the run's network namespace, virtio-net in the guest.
     Tap,
     /// QEMU's user-mode network (slirp) with ports forwarded on loopback: a
@@ -40,6 +44,9 @@ impl PathKind {
             PathKind::HostNetwork => "the host's network (no network namespace)",
             PathKind::Veth => "veth pair (MTU 1500) from the run's network namespace",
             PathKind::Netstack => "veth pair (MTU 1500) from the run's network namespace into gVisor's netstack (runsc --network=sandbox)",
+            PathKind::VethBridgeNat => {
+                "veth+bridge+NAT: veth pair on a Linux bridge of the run's network namespace, published port DNAT'd and masqueraded by nftables there"
+            }
             PathKind::Tap => "tap (MTU 1500) in the run's network namespace + virtio-net (QEMU's userspace backend, no vhost-net)",
             PathKind::Slirp => "user-mode networking (slirp)",
         }
@@ -56,7 +63,9 @@ pub struct Endpoint {
     pub bind: IpAddr,
     /// The address the host side connects to.
     pub connect: IpAddr,
-    /// Fixed forwarded ports (slirp); `None`: the server picks a free port.
+    /// Fixed forwarded ports (slirp, or a published port DNAT'd to the
+    /// container: (port the environment binds, port the host side connects
+    /// to)); `None`: the server picks a free port.
     pub forwards: Option<Forwards>,
     /// Both ends share the host's scheduler (native, container), so the
     /// harness picks their CPUs by the pinning mode; false for a guest, whose

@@ -45,7 +45,7 @@ use super::peer::{start_agent, Cleanup, NoopStart, PeerCommand, Tool, CRUN as CR
 use super::{EnvError, EnvKind, Environment, Instance, Options};
 use crate::collect::host::{cgroup_mode, CgroupMode};
 use crate::container::process::CONTAINER_PATH;
-use crate::container::profile::{last_capability, PreparedProfile, Profile, MASKED_PATHS, READONLY_PATHS};
+use crate::container::profile::{last_capability, Layer, PreparedProfile, Profile, MASKED_PATHS, READONLY_PATHS};
 use crate::container::rootfs::{self, PreparedRootfs, RootfsChoice};
 use crate::container::{Namespace, NamespaceSet};
 use crate::leftovers::{self, temp_prefix};
@@ -394,6 +394,19 @@ pub struct OciEnvironment {
 }
 
 impl OciEnvironment {
+    /// run.json's `metadata.profile`: the runtime applies the capabilities,
+    /// paths and seccomp filter of config.json; the overlay root and the
+    /// bridge are isobench's own container's, listed as not applied.
+    fn profile_record(&self) -> serde_json::Value {
+        let mut m = super::container::profile_metadata(&self.profile, self.tool.name);
+        let (applied, not): (Vec<Layer>, Vec<Layer>) = self.profile.layers().iter().partition(|l| matches!(l, Layer::Hardening | Layer::Seccomp));
+        m["layers"] = serde_json::json!(applied);
+        if !not.is_empty() {
+            m["layers_not_applied"] = serde_json::json!(not);
+        }
+        m
+    }
+
     /// Finds the runtime, builds the bundle and runs `/noop` in it once, so
     /// a runtime that cannot work here is `Unavailable` with its own words
     /// ("unsupported here: …"), not a failure later.
@@ -498,7 +511,7 @@ impl Environment for OciEnvironment {
                 "cgroupfs, one cgroup per container (/isobench-<pid>-<runtime>-<n>), default device rules"
             },
             "launcher": format!("{} run --bundle (foreground)", self.tool.name),
-            "profile": super::container::profile_metadata(&self.profile, self.tool.name),
+            "profile": self.profile_record(),
         })
     }
 

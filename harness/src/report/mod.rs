@@ -114,6 +114,12 @@ fn draw(dir: &RunDir, run: &RunRecord, ms: &[Measurement]) -> Result<Drawn, Repo
             plots.extend(plot::per_namespace(&plots_dir, &per_ns).unwrap_or_default());
         }
     }
+    if let Some(layers) = dir.layers()? {
+        match plot::layers(&plots_dir, &layers) {
+            Ok(p) => plots.extend(p),
+            Err(e) => warnings.push(format!("the layers' charts were not drawn: {e}")),
+        }
+    }
     match plot::container_phases(&plots_dir, &phases::container_from_run(run)) {
         Ok(p) => plots.extend(p),
         Err(e) => {

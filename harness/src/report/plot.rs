@@ -544,6 +544,91 @@ pub fn render_all(dir: &Path, ms: &[Measurement], phases: &[Phases]) -> Result<V
     Ok(out)
 }
 
+/// `plots/layers-<metric>.svg|png` for every metric of an `isobench
+/// layers` run: each layer's cost as a ratio to `bare` (bar: the median of
+/// the per-round ratios; whisker: its 95 % interval), a line at 1.
+pub fn layers(dir: &Path, run: &crate::results::layers::LayersRun) -> Result<Vec<PathBuf>, ReportError> {
+    ensure_font().map_err(|message| ReportError::Plot { path: dir.to_path_buf(), message })?;
+    std::fs::create_dir_all(dir).map_err(|source| ReportError::Io { path: dir.to_path_buf(), source })?;
+    let mut out = Vec::new();
+    for m in &run.metrics {
+        let bars: Vec<Bar> = run
+            .variants
+            .iter()
+            .filter(|v| v.name != "bare")
+            .filter_map(|v| {
+                run.ratio(&m.metric, &v.name).map(|r| Bar { env: "container".into(), label: v.name.clone(), p10: r.lo, p50: r.median, p90: r.hi })
+            })
+            .collect();
+        if bars.is_empty() {
+            continue;
+        }
+        let title = format!("{}: each layer's cost, × bare (median of {} rounds, 95 % interval)", m.metric, run.rounds);
+        both(dir, &format!("layers-{}", m.metric), &mut out, |svg, png| match (svg, png) {
+            (Some(p), _) => draw_ratios(SVGBackend::new(p, SIZE).into_drawing_area(), &title, &bars),
+            (_, Some(p)) => draw_ratios(BitMapBackend::new(p, SIZE).into_drawing_area(), &title, &bars),
+            _ => Ok(()),
+        })?;
+    }
+    Ok(out)
+}
+
+fn draw_ratios<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, bars: &[Bar]) -> Result<(), String> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let n = bars.len();
+    let top = bars.iter().map(|b| b.p90.max(b.p50)).fold(1.0, f64::max) * 1.15;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FONT, 16))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d((0..last_slot(n)).into_segmented(), 0f64..top)
+        .map_err(e)?;
+    let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n.max(1))
+        .x_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
+            _ => String::new(),
+        })
+        .y_label_formatter(&|y| num(*y))
+        .y_desc("× bare (bar median, whisker 95 % interval)")
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 14))
+        .draw()
+        .map_err(e)?;
+    chart
+        .draw_series(bars.iter().enumerate().map(|(i, b)| {
+            let mut r = Rectangle::new([(SegmentValue::Exact(i), 0.0), (SegmentValue::Exact(i + 1), b.p50)], env_color(&b.env).mix(0.85).filled());
+            r.set_margin(0, 0, 25, 25);
+            r
+        }))
+        .map_err(e)?;
+    chart
+        .draw_series(
+            bars.iter()
+                .enumerate()
+                .map(|(i, b)| PathElement::new(vec![(SegmentValue::CenterOf(i), b.p10), (SegmentValue::CenterOf(i), b.p90)], BLACK.stroke_width(2))),
+        )
+        .map_err(e)?;
+    chart
+        .draw_series(std::iter::once(PathElement::new(vec![(SegmentValue::Exact(0), 1.0), (SegmentValue::Last, 1.0)], RED.stroke_width(1))))
+        .map_err(e)?;
+    chart
+        .draw_series(bars.iter().enumerate().map(|(i, b)| {
+            Text::new(
+                format!("{}×", num(b.p50)),
+                (SegmentValue::CenterOf(i), b.p90.max(b.p50) * 1.02),
+                TextStyle::from((FONT, 14)).pos(Pos::new(HPos::Center, VPos::Bottom)),
+            )
+        }))
+        .map_err(e)?;
+    root.present().map_err(e)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@
 //!   summary.json        the same rows as JSON
 //!   histograms/         hdrhistogram V2 files, ns per operation
 //!   startup*.json       `isobench startup` runs: StartupRun
+//!   layers.json         `isobench layers`: what each layer of `--profile docker` costs (LayersRun)
 //!   validate.json       `isobench validate`'s cross-checks: [Check]
 //!   plots/              SVG and PNG charts
 //!   report.md           overhead vs native per metric, plots inline, caveats
@@ -24,6 +25,7 @@
 //! from them by the report module, which reads the records here and nothing
 //! else.
 
+pub mod layers;
 pub mod run;
 pub mod startup;
 pub mod validate;

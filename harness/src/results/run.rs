@@ -234,9 +234,14 @@ pub struct EnvMetadata {
 /// which profile, its layers, and what it takes from the container.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ProfileRecord {
-    /// `bare`, `default` or `docker`.
+    /// `bare`, `default` or `docker`: the named profile of these layers
+    /// (with another set of layers, `bare` or `default` by the hardening).
     pub name: String,
-    /// The layers added to the namespaces: `hardening`, `seccomp`.
+    /// The column label's part: the name, or e.g. `bare + seccomp: not a
+    /// security boundary` for a set of layers no profile names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// The layers added to the namespaces: `hardening`, `seccomp`, `overlay`.
     #[serde(default)]
     pub layers: Vec<String>,
     /// False for `bare`, which is namespaces only.
@@ -257,6 +262,9 @@ pub struct ProfileRecord {
     /// The seccomp filter, for `docker`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seccomp: Option<SeccompRecord>,
+    /// The overlayfs root, for `docker` (isobench's container only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlay: Option<crate::container::rootfs::OverlayRecord>,
     /// Every other fact.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,

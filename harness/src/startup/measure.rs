@@ -171,7 +171,7 @@ pub fn measure(
     let mut starters = Vec::new();
     let mut skipped = Vec::new();
     // The launcher's columns run under the settings' profile, compiled once.
-    let profile = container::PreparedProfile::prepare(opts.container.profile).map_err(ContainerError::from)?;
+    let profile = opts.container.prepare_profile().map_err(ContainerError::from)?;
     progress(&format!("no-op: {}", noop_kind.describe()));
     for &col in columns {
         let row = |label: String, command: String| StartupRow { env: col.name(), label, command, samples_ns: Vec::with_capacity(n) };
@@ -193,10 +193,14 @@ pub fn measure(
                 // The container environment's rootfs: the cached one, bound
                 // read-only (a private copy without a mount namespace).
                 let mount_ns = namespaces.contains(container::Namespace::Mount);
+                if profile.has(container::profile::Layer::Overlay) && !mount_ns {
+                    skipped.push((col.name(), "the overlay root of this profile needs a mount namespace".to_string()));
+                    continue;
+                }
                 let rootfs = PreparedRootfs::prepare(&RootfsChoice::Minimal, &opts.workloads, mount_ns).map_err(ContainerError::from)?;
                 let root = rootfs.path().to_path_buf();
                 let mut spec =
-                    LaunchSpec::new(namespaces, &root, &[OsString::from(&noop)], Some(&container::default_hostname()))?.with_profile(&profile);
+                    LaunchSpec::new(namespaces, &root, &[OsString::from(&noop)], Some(&container::default_hostname()))?.with_profile(&profile)?;
                 if rootfs.read_only() {
                     spec = spec.with_read_only_root(&root)?;
                 }

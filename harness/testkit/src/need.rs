@@ -63,6 +63,8 @@ pub enum Need {
     Perf,
     Iperf3,
     Hyperfine,
+    /// nftables' `nft` (the bridge+NAT layer of `--profile docker`).
+    Nft,
     /// Where the host has a /dev/kvm, this user may open it (the KVM
     /// verdict's reason is then about KVM itself, not a permission).
     KvmAccess,
@@ -122,6 +124,7 @@ impl Need {
             Need::Perf => "perf",
             Need::Iperf3 => "iperf3",
             Need::Hyperfine => "hyperfine",
+            Need::Nft => "nft",
             Need::KvmAccess => "kvm access",
             Need::KvmPvm => "kvm-pvm",
             Need::KvmBoots => "bootable kvm",
@@ -163,6 +166,7 @@ impl Need {
             Need::Perf => "apt-get install linux-perf (scripts/setup installs it as root)",
             Need::Iperf3 => "apt-get install iperf3 (scripts/setup installs it as root)",
             Need::Hyperfine => "apt-get install hyperfine (scripts/setup installs it as root)",
+            Need::Nft => "apt-get install nftables (scripts/setup installs it)",
             Need::KvmAccess => "add the user to group kvm, or run the tests as root",
             Need::KvmPvm => "nothing to install: only a kvm-pvm host has it",
             Need::KvmBoots => "run with --include-ignored on a host whose KVM boots a stock guest kernel (CI's /dev/kvm is kvm-pvm, which never does)",
@@ -240,6 +244,7 @@ impl Need {
             Need::Perf => runs("perf"),
             Need::Iperf3 => runs("iperf3"),
             Need::Hyperfine => runs("hyperfine"),
+            Need::Nft => runs("nft"),
             Need::KvmAccess => match Path::new("/dev/kvm").exists() {
                 true => std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").map(drop).map_err(|e| format!("/dev/kvm: {e}")),
                 false => Ok(()),

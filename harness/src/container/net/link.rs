@@ -105,6 +105,24 @@ impl RunNetns {
     /// Deleting the returned host end (dropping the [`Link`]) deletes the peer
     /// too; so does the end of either namespace.
     pub fn add_veth(&self, host_if: &str, peer_ns: BorrowedFd<'_>, peer_if: &str, subnet: &Subnet, mtu: Option<u32>) -> Result<Link, NetError> {
+        self.add_veth_with(host_if, peer_ns, peer_if, subnet, mtu, true)
+    }
+
+    /// [`add_veth`](Self::add_veth) with the host end up but without an
+    /// address (a bridge port: the bridge holds `subnet.host`).
+    pub(super) fn add_veth_unaddressed(&self, host_if: &str, peer_ns: BorrowedFd<'_>, peer_if: &str, subnet: &Subnet) -> Result<Link, NetError> {
+        self.add_veth_with(host_if, peer_ns, peer_if, subnet, None, false)
+    }
+
+    fn add_veth_with(
+        &self,
+        host_if: &str,
+        peer_ns: BorrowedFd<'_>,
+        peer_if: &str,
+        subnet: &Subnet,
+        mtu: Option<u32>,
+        host_address: bool,
+    ) -> Result<Link, NetError> {
         let what = "veth";
         check_ifname(host_if)?;
         check_ifname(peer_if)?;
@@ -117,7 +135,12 @@ impl RunNetns {
             })?;
             let index = rtnl.index_of(host_if, &self.name).map_err(io_err(what, format!("find {host_if}")))??;
             // A failure from here on deletes the pair again.
-            rtnl.address_and_up_or_delete(index, host_if, subnet.host, subnet.prefix_len, what)?;
+            if host_address {
+                rtnl.address_and_up_or_delete(index, host_if, subnet.host, subnet.prefix_len, what)?;
+            } else if let Err(e) = rtnl.set_up(index, None) {
+                let _ = rtnl.del_link(index);
+                return Err(io_err(what, format!("set {host_if} up"))(e));
+            }
             Ok(index)
         })??;
         let link = Link { name: host_if.to_string(), index, ns_path: self.path.clone(), ns_ino: self.ino };
@@ -169,13 +192,13 @@ impl RunNetns {
 /// A link isobench created in a namespace of its own; deleted on drop.
 #[derive(Debug)]
 pub struct Link {
-    name: String,
-    index: u32,
+    pub(super) name: String,
+    pub(super) index: u32,
     /// The namespace it was made in, reopened by path on drop so that a
     /// `Link` does not keep the namespace alive; `ns_ino` tells whether the
     /// namespace at that path is still the same one.
-    ns_path: PathBuf,
-    ns_ino: u64,
+    pub(super) ns_path: PathBuf,
+    pub(super) ns_ino: u64,
 }
 
 impl Link {

@@ -36,16 +36,19 @@
 //!
 //! - [`netns`]: the run's namespace ([`RunNetns`]), entering a namespace, the sweep
 //! - [`subnet`]: the /24s of 10.199.0.0/16 handed out inside it ([`Subnet`])
+//! - [`bridge`]: Docker's bridge with a published port by DNAT and masquerade, inside it (`--profile docker`)
 //! - [`link`]: veth pairs and taps made in it ([`Link`]), and their state
 //! - [`rtnl`]: the rtnetlink requests behind them
 
 use std::io;
 
+pub mod bridge;
 pub mod link;
 pub mod netns;
 pub mod rtnl;
 pub mod subnet;
 
+pub use bridge::{BridgedVeth, NatRules, CONTAINER_PORT, PUBLISHED_PORT};
 pub use link::{check_ifname, link_state_in, Link, LinkState, TunState, MAX_IFNAME_LEN};
 pub use netns::{run_in_ns, sweep, sweep_at, RunNetns, NETNS_DIR};
 pub use subnet::{Subnet, MAX_SUBNETS, SUBNET_BASE, SUBNET_PREFIX_LEN};
@@ -66,6 +69,10 @@ pub enum NetError {
     NoTun,
     #[error("all {MAX_SUBNETS} subnets of network namespace {ns} are in use")]
     SubnetsExhausted { ns: String },
+    #[error("nft: not found; the bridge+NAT layer of --profile docker writes its rules with it: apt-get install nftables (scripts/setup)")]
+    NoNft,
+    #[error("nft refused the run namespace's NAT rules: {0}")]
+    Nft(String),
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -169,6 +169,22 @@ impl Rtnl {
         configured
     }
 
+    /// Creates the bridge `name` (`ip link add NAME type bridge`).
+    pub(super) fn new_bridge(&mut self, name: &str) -> io::Result<()> {
+        let mut m = LinkMessage::default();
+        m.attributes.push(LinkAttribute::IfName(name.to_string()));
+        m.attributes.push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Bridge)]));
+        self.request(RouteNetlinkMessage::NewLink(m), NLM_F_CREATE | NLM_F_EXCL).map(drop)
+    }
+
+    /// Attaches link `index` to the bridge `master` (`ip link set DEV master BR`).
+    pub(super) fn set_master(&mut self, index: u32, master: u32) -> io::Result<()> {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        m.attributes.push(LinkAttribute::Controller(master));
+        self.request(RouteNetlinkMessage::SetLink(m), 0).map(drop)
+    }
+
     pub(super) fn del_link(&mut self, index: u32) -> io::Result<()> {
         let mut m = LinkMessage::default();
         m.header.index = index;

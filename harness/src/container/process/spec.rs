@@ -22,7 +22,7 @@ use super::harden::Hardening;
 use crate::container::cgroup::{CgroupHold, Limits};
 use crate::container::ns::{Namespace, NamespaceSet};
 use crate::container::profile::{Layer, PreparedProfile, Profile};
-use crate::container::rootfs::{self, DevTemplate, Step};
+use crate::container::rootfs::{self, DevTemplate, OverlayStage, Step};
 use crate::container::ContainerError;
 
 /// `PATH` inside the container.
@@ -72,6 +72,13 @@ pub struct LaunchSpec {
     pub(super) dev: Option<Arc<DevTemplate>>,
     /// The security profile ([`LaunchSpec::with_profile`]); bare until set.
     pub(super) profile: Profile,
+    /// The profile's layers; none until set.
+    pub(super) layers: Vec<Layer>,
+    /// The rootfs given to [`LaunchSpec::new`]: the image, the overlay's lowerdir.
+    pub(super) root: std::path::PathBuf,
+    /// The overlay root's stage, with the `overlay` layer: kept as long as
+    /// the spec (its temp dir goes with it).
+    pub(super) overlay: Option<Arc<OverlayStage>>,
     /// What the child drops right before exec; `None` for bare.
     pub(super) hardening: Option<Hardening>,
 }
@@ -188,6 +195,9 @@ impl LaunchSpec {
             parent_setup: None,
             dev,
             profile: Profile::Bare,
+            layers: Vec::new(),
+            root: rootfs.to_path_buf(),
+            overlay: None,
             hardening: None,
         })
     }
@@ -206,9 +216,14 @@ impl LaunchSpec {
     /// Mounts `rootfs` (the one given to [`new`](Self::new)) read-only, with
     /// a tmpfs on /tmp: for a rootfs shared between containers
     /// ([`rootfs::mount_plan_with`]).
+    /// With an overlay root the image is its lowerdir, never written, and
+    /// the plan stays as it is.
     pub fn with_read_only_root(mut self, rootfs: &Path) -> Result<LaunchSpec, ContainerError> {
+        if self.overlay.is_some() {
+            return Ok(self);
+        }
         self.plan = rootfs::mount_plan_dev(rootfs, self.namespaces, true, self.dev.as_ref().map(|d| d.path()))?;
-        if self.profile.has(Layer::Hardening) {
+        if self.layers.contains(&Layer::Hardening) {
             rootfs::harden_plan(&mut self.plan);
         }
         Ok(self)
@@ -219,19 +234,46 @@ impl LaunchSpec {
     /// mount plan gets runc's masked and read-only paths and a nodev root,
     /// and the child drops to Docker's capabilities and sets no_new_privs
     /// before exec; with its seccomp layer, the child loads the filter
-    /// compiled in `profile` last. Without this call a spec is `bare`:
-    /// namespaces only, not a security boundary.
-    pub fn with_profile(mut self, profile: &PreparedProfile) -> LaunchSpec {
+    /// compiled in `profile` last; with its overlay layer, the rootfs given
+    /// to [`new`](Self::new) becomes the lowerdir of an overlay mounted on a
+    /// stage directory ([`OverlayStage`]) right after the mounts are made
+    /// private, and the plan binds and pivots into the merged view. Without
+    /// this call a spec is `bare`: namespaces only, not a security boundary.
+    /// Errors: an overlay without a mount namespace, or a stage that cannot
+    /// be made.
+    pub fn with_profile(mut self, profile: &PreparedProfile) -> Result<LaunchSpec, ContainerError> {
         self.profile = profile.profile();
+        self.layers = profile.layers().to_vec();
         self.hardening = Hardening::new(profile);
-        if self.profile.has(Layer::Hardening) {
+        if profile.has(Layer::Overlay) {
+            if !self.namespaces.contains(Namespace::Mount) {
+                return Err(rootfs::RootfsError::OverlayNeedsMountNs.into());
+            }
+            let stage = OverlayStage::prepare(&self.root, profile.overlay_upper())?;
+            let mut plan = rootfs::mount_plan_dev(&stage.merged(), self.namespaces, false, self.dev.as_ref().map(|d| d.path()))?;
+            // After the first step (every mount private), before the bind of the root.
+            plan.splice(1..1, stage.steps()?);
+            self.plan = plan;
+            self.overlay = Some(Arc::new(stage));
+        }
+        if profile.has(Layer::Hardening) {
             rootfs::harden_plan(&mut self.plan);
         }
-        self
+        Ok(self)
     }
 
     pub fn profile(&self) -> Profile {
         self.profile
+    }
+
+    /// The layers of its profile.
+    pub fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
+    /// The overlay root's stage, with the overlay layer.
+    pub fn overlay(&self) -> Option<&OverlayStage> {
+        self.overlay.as_deref()
     }
 
     /// Runs `setup` in the parent with the child's host pid, once the child

@@ -22,6 +22,7 @@
 //! - [`distro`]: a distribution's rootfs from debootstrap (`--rootfs debian`)
 //! - [`choice`]: `--rootfs minimal|debian|DIR` and the rootfs it becomes
 //! - [`mount`]: the mount plan and its application in the child
+//! - [`overlay`]: Docker's overlayfs root, the image as lowerdir (`--profile docker`)
 //! - [`dev`]: the /dev template bound into every container of a launch spec
 
 use std::io;
@@ -33,12 +34,14 @@ pub mod choice;
 pub mod dev;
 pub mod distro;
 pub mod mount;
+pub mod overlay;
 
 pub use build::{find_static_busybox, is_static_elf, populate, MinimalRootfs};
 pub use cache::CachedRootfs;
 pub use choice::{check_rootfs, PreparedRootfs, RootfsChoice};
 pub use dev::DevTemplate;
 pub use mount::{apply, harden_plan, mount_plan, mount_plan_dev, mount_plan_for, mount_plan_with, Step};
+pub use overlay::{OverlayRecord, OverlayStage, UpperKind};
 
 use distro::DistroError;
 
@@ -52,6 +55,10 @@ pub enum RootfsError {
     Nul(PathBuf),
     #[error("the {0} rootfs is shared and mounted read-only, which needs a mount namespace; add mnt to --ns")]
     ReadOnlyNeedsMountNs(String),
+    #[error("overlay: path {0:?} cannot be named in overlayfs mount options (it has a ',' or ':'); use a rootfs path without them")]
+    OverlayPath(PathBuf),
+    #[error("the overlay root is mounted in the container's own mount namespace; add mnt to --ns or use --profile default")]
+    OverlayNeedsMountNs,
     #[error(transparent)]
     Distro(#[from] DistroError),
     #[error("{context}: {source}")]

@@ -67,6 +67,11 @@ pub enum Step {
         path: CString,
         flags: MsFlags,
     },
+    /// A directory of the child's own made with mkdtemp(3) from `template`,
+    /// and entered (an overlay's upper on disk, see [`super::overlay`]).
+    EnterScratchDir {
+        template: CString,
+    },
     Chdir(CString),
     Chroot(CString),
     /// `pivot_root(".", ".")`: the new root and the old one stacked on the same
@@ -331,6 +336,7 @@ fn apply_step(step: &Step, sys: &dyn Syscall) -> nix::Result<()> {
             Err(Errno::ENOENT) => Ok(()),
             Err(e) => Err(e),
         },
+        Step::EnterScratchDir { template } => sys.mkdtemp_chdir(template),
         Step::Chdir(path) => sys.chdir(path),
         Step::Chroot(path) => sys.chroot(path),
         Step::PivotRoot => sys.pivot_root(DOT, DOT),
@@ -355,6 +361,11 @@ impl fmt::Display for Step {
             Step::Symlink { target, link } => write!(f, "symlink {} -> {}", s(link), s(target)),
             Step::Mask { path } => write!(f, "mask {}", s(path)),
             Step::ReadOnlyPath { path, .. } => write!(f, "make {} read-only", s(path)),
+            Step::EnterScratchDir { template } => {
+                let t = s(template);
+                let parent = t.rsplit_once('/').map_or(t.as_str(), |(dir, _)| dir);
+                write!(f, "make a directory of its own under {parent} and enter it")
+            }
             Step::Chdir(p) => write!(f, "chdir {}", s(p)),
             Step::Chroot(p) => write!(f, "chroot {}", s(p)),
             Step::PivotRoot => f.write_str("pivot_root into the rootfs"),

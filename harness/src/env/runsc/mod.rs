@@ -54,7 +54,7 @@ use super::peer::{self, start_agent, Cleanup, NoopStart, PeerCommand, PeerInstan
 use super::{EnvError, EnvKind, Environment, Instance, Options};
 use crate::agent::AgentClient;
 use crate::container::net::{Link, RunNetns};
-use crate::container::profile::{PreparedProfile, Profile};
+use crate::container::profile::{Layer, PreparedProfile, Profile};
 use crate::container::NamespaceSet;
 use crate::leftovers;
 use crate::workloads::Noop;
@@ -495,6 +495,13 @@ impl Runsc {
                 }
             };
             o.insert("under_runsc".into(), applied.into());
+            // The overlay root and the bridge are isobench's own container's,
+            // as for runc and crun (env/oci.rs).
+            let (applied, not): (Vec<Layer>, Vec<Layer>) = self.profile.layers().iter().partition(|l| matches!(l, Layer::Hardening | Layer::Seccomp));
+            o.insert("layers".into(), serde_json::json!(applied));
+            if !not.is_empty() {
+                o.insert("layers_not_applied".into(), serde_json::json!(not));
+            }
         }
         m
     }

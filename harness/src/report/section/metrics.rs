@@ -35,8 +35,9 @@ impl Section for Metrics {
                 let mark = format!("{}{}", if m.truncated { " †" } else { "" }, super::caveats::interference_mark(m));
                 let _ = writeln!(
                     o,
-                    "| {}{mark} | {} | {} | {} | {} | {} | {o50} | {o99} |",
+                    "| {}{}{mark} | {} | {} | {} | {} | {} | {o50} | {o99} |",
                     m.env_label,
+                    network_path(cx, name, &m.env),
                     sm.n,
                     num(sm.p50),
                     num(sm.p90),
@@ -63,3 +64,20 @@ impl Section for Metrics {
         Ok(o)
     }
 }
+
+/// ` · veth+bridge+NAT` after the environment of a `*.boundary` row whose
+/// host side reached it through Docker's bridge and a DNAT'd published port
+/// (`--profile docker`), so the row says which path its figure crossed; the
+/// other paths are named in the header's "cross-boundary paths".
+fn network_path(cx: &Context<'_>, metric: &str, env: &str) -> &'static str {
+    let bridged = metric.ends_with(".boundary")
+        && cx.run.environments.get(env).and_then(|e| e.boundary.as_ref()).and_then(|b| b.path.as_deref()) == Some(BRIDGE_NAT_PATH);
+    if bridged {
+        " · veth+bridge+NAT"
+    } else {
+        ""
+    }
+}
+
+/// run.json's `boundary.path` of Docker's bridge network (`PathKind::VethBridgeNat`).
+const BRIDGE_NAT_PATH: &str = "veth_bridge_nat";

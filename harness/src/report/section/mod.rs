@@ -19,6 +19,7 @@ mod container_start;
 pub mod cross_check;
 mod host;
 mod instances;
+pub mod layers;
 mod metrics;
 mod spawn;
 pub mod startup;
@@ -74,6 +75,7 @@ pub const SECTIONS: &[&dyn Section] = &[
     &startup::ContainerStart,
     &startup::NoopShare,
     &startup::PerNamespace,
+    &layers::LayerCosts,
     &cross_check::CrossCheck,
 ];
 
