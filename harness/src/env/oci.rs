@@ -39,7 +39,7 @@ use oci_spec::runtime::{
     LinuxDeviceCgroupBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxResourcesBuilder, Mount, Process, RootBuilder, Spec,
 };
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::peer::{start_agent, Cleanup, NoopStart, PeerCommand, Tool, CRUN as CRUN_TOOL};
 use super::{EnvError, EnvKind, Environment, Instance, Options};
@@ -371,11 +371,36 @@ pub fn sweep_cgroups_in(root: &Path) -> Vec<PathBuf> {
         parents.extend(entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()));
     }
     for parent in parents {
-        removed.extend(leftovers::sweep(&parent, leftovers::owner_pid, |e| {
-            e.file_type().is_ok_and(|t| t.is_dir()) && std::fs::remove_dir(e.path()).is_ok()
-        }));
+        removed.extend(leftovers::sweep(&parent, leftovers::owner_pid, |e| e.file_type().is_ok_and(|t| t.is_dir()) && remove_dead_cgroup(&e.path())));
     }
     removed
+}
+
+/// How long the sweep waits for the processes it killed in a dead run's
+/// cgroup to leave it (a sandbox's ptrace stubs exit after their tracer).
+const DEAD_CGROUP_DRAIN: Duration = Duration::from_secs(2);
+
+/// Removes a dead run's cgroup; processes still in it (a runtime's children
+/// that outlived the run, e.g. gVisor's stubs) are killed first and the
+/// removal retried until they are gone or [`DEAD_CGROUP_DRAIN`] passes.
+fn remove_dead_cgroup(dir: &Path) -> bool {
+    let deadline = Instant::now() + DEAD_CGROUP_DRAIN;
+    for child in std::fs::read_dir(dir).into_iter().flatten().flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())) {
+        remove_dead_cgroup(&child.path());
+    }
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return true,
+            Err(e) if e.raw_os_error() == Some(nix::libc::EBUSY) && Instant::now() < deadline => {
+                for pid in std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default().lines().filter_map(|l| l.trim().parse::<i32>().ok())
+                {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(_) => return false,
+        }
+    }
 }
 
 /// A peer environment through an OCI runtime (runc, crun): one bundle,
