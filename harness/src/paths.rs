@@ -26,3 +26,24 @@ pub fn cache_dir() -> PathBuf {
     }
     var("HOME").unwrap_or_else(std::env::temp_dir).join(".cache").join("isobench")
 }
+
+/// A verdict cache in the cache folder (the vm's accelerator, gVisor's
+/// platform): a JSON map from the key the verdict holds for (a version, a
+/// kernel) to the verdict. Missing or unreadable reads as empty.
+pub fn read_verdicts<V: serde::de::DeserializeOwned>(path: &Path) -> std::collections::BTreeMap<String, V> {
+    std::fs::read_to_string(path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
+}
+
+/// Writes a verdict cache through a pid-stamped temporary renamed over it.
+/// Best effort: a cache that cannot be written only costs a probe next time.
+pub fn write_verdicts<V: serde::Serialize>(path: &Path, known: &std::collections::BTreeMap<String, V>) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else { return };
+    if std::fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    let tmp = dir.join(format!(".{}.{}", name.to_string_lossy(), std::process::id()));
+    let Ok(text) = serde_json::to_string_pretty(known) else { return };
+    if std::fs::write(&tmp, text).is_ok() && std::fs::rename(&tmp, path).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}

@@ -333,20 +333,31 @@ pub fn hybrid_with_cgroup2_controllers() -> bool {
 /// hybrid cgroup2 mount is gone, so crun sees a v1-only host. The host's
 /// mount table is untouched: the umount happens in a copy of it.
 fn hide_cgroup2(cmd: &mut Command) {
+    in_private_mount_ns(cmd, || {
+        // SAFETY: umount2(2) on a static C string.
+        unsafe { libc::umount2(c"/sys/fs/cgroup/unified".as_ptr(), libc::MNT_DETACH) }
+    });
+}
+
+/// Runs the command in a private copy of the host's mount namespace, where
+/// `then` (a mount or umount on static strings, returning its syscall's
+/// result) changes what the command sees; the host's mount table is
+/// untouched.
+pub(super) fn in_private_mount_ns(cmd: &mut Command, then: fn() -> libc::c_int) {
     // SAFETY: the closure runs between fork and exec; it makes only
-    // unshare(2), mount(2) and umount2(2) calls on static C strings (no
+    // unshare(2), mount(2) and `then`'s one call on static C strings (no
     // allocation, no locks), and io::Error::last_os_error does not allocate.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             if libc::unshare(libc::CLONE_NEWNS) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            // Private first, or the umount would propagate to the host's
+            // Private first, or the change would propagate to the host's
             // shared mounts.
             if libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            if libc::umount2(c"/sys/fs/cgroup/unified".as_ptr(), libc::MNT_DETACH) != 0 {
+            if then() != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())

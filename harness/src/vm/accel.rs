@@ -191,20 +191,11 @@ pub fn decide_with(
 }
 
 fn read_cache(path: &Path) -> BTreeMap<String, Verdict> {
-    std::fs::read_to_string(path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
+    crate::paths::read_verdicts(path)
 }
 
-/// Best effort: a cache that cannot be written only costs a probe next time.
 fn write_cache(path: &Path, known: &BTreeMap<String, Verdict>) {
-    let Some(dir) = path.parent() else { return };
-    if std::fs::create_dir_all(dir).is_err() {
-        return;
-    }
-    let tmp = dir.join(format!(".{CACHE_FILE}.{}", std::process::id()));
-    let text = serde_json::to_string_pretty(known).expect("verdicts serialize");
-    if std::fs::write(&tmp, text).is_ok() && std::fs::rename(&tmp, path).is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
+    crate::paths::write_verdicts(path, known)
 }
 
 /// The console log of the last KVM probe (kept for the curious).

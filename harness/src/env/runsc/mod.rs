@@ -273,26 +273,11 @@ fn parent_links() -> Vec<(i32, i32)> {
 /// empty read-only tmpfs (see the module docs). The host's mount table is
 /// untouched: the mount happens in a copy of it.
 fn hide_proc_sys_net_of(cmd: &mut Command) {
-    // SAFETY: the closure runs between fork and exec; it makes only
-    // unshare(2) and mount(2) calls on static C strings (no allocation, no
-    // locks), and io::Error::last_os_error does not allocate.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::unshare(libc::CLONE_NEWNS) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // Private first, or the mount would propagate to the host's
-            // shared mounts.
-            if libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let flags = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-            if libc::mount(c"none".as_ptr(), c"/proc/sys/net".as_ptr(), c"tmpfs".as_ptr(), flags, c"size=4k".as_ptr().cast()) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    oci::in_private_mount_ns(cmd, || {
+        let flags = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+        // SAFETY: mount(2) on static C strings.
+        unsafe { libc::mount(c"none".as_ptr(), c"/proc/sys/net".as_ptr(), c"tmpfs".as_ptr(), flags, c"size=4k".as_ptr().cast()) }
+    });
 }
 
 /// The config of one container of `runsc`: the bundle's (as runc gets it)
