@@ -187,6 +187,26 @@ pub fn record_skip(out: &RunDir, kind: EnvKind, reason: &str) -> Result<(), Resu
     out.update_run(|run| run.env_mut(kind.as_str()).skipped = Some(reason.into()))
 }
 
+/// A metric runsc could not measure: a progress note, a line in the
+/// outcome, and run.json's `not_supported.<metric>`.
+fn not_supported_under_runsc(
+    out: &RunDir,
+    outcome: &mut Outcome,
+    progress: &mut dyn FnMut(Event<'_>),
+    label: &str,
+    kind: EnvKind,
+    metric: &str,
+    reason: &str,
+) -> Result<(), ResultsError> {
+    let why = format!("not supported under runsc: {reason}");
+    let line = format!("{label}: {metric}: {why}");
+    progress(Event::Note(&line));
+    outcome.not_measured.push(line);
+    out.update_run(|run| {
+        run.env_mut(kind.as_str()).not_supported.insert(metric.to_string(), why);
+    })
+}
+
 /// Runs `plan` into `out`. `progress` receives one line per step;
 /// `interrupted` (set by a signal handler to the signal's number: SIGINT,
 /// SIGTERM; 0 while none came) stops the run after the current
@@ -281,12 +301,7 @@ pub fn execute(
                         .then(|| env::runsc::clock_stood_still(&m.histogram, r.elapsed_ns, host_wall))
                         .flatten();
                     if let Some(reason) = still {
-                        let line = format!("{}: {}: not supported under runsc: {reason}", environment.label(), spec.name);
-                        progress(Event::Note(&line));
-                        outcome.not_measured.push(line);
-                        out.update_run(|run| {
-                            run.env_mut(kind.as_str()).not_supported.insert(spec.name.to_string(), format!("not supported under runsc: {reason}"));
-                        })?;
+                        not_supported_under_runsc(out, &mut outcome, progress, &environment.label(), kind, spec.name, &reason)?;
                         continue;
                     }
                     m.interference = interference;
@@ -309,13 +324,7 @@ pub fn execute(
                 Err(e) if kind == EnvKind::Runsc && interrupted.load(Ordering::SeqCst) == 0 => {
                     // gVisor implements most, not all, of Linux: a metric it
                     // cannot run is a finding about it, not a failed run.
-                    let reason = e.to_string();
-                    let line = format!("{}: {}: not supported under runsc: {reason}", environment.label(), spec.name);
-                    progress(Event::Note(&line));
-                    outcome.not_measured.push(line);
-                    out.update_run(|run| {
-                        run.env_mut(kind.as_str()).not_supported.insert(spec.name.to_string(), format!("not supported under runsc: {reason}"));
-                    })?;
+                    not_supported_under_runsc(out, &mut outcome, progress, &environment.label(), kind, spec.name, &e.to_string())?;
                     if e.agent_gone() {
                         // The sandbox went with it: the next metrics get a new one.
                         match environment.start() {
