@@ -22,7 +22,7 @@ pub fn layers(args: LayersArgs) -> Result<ExitCode> {
     let out = match &args.out {
         Some(dir) => {
             let dir = RunDir::at(dir)?;
-            isobench_harness::runner::record_host(&dir, "isobench layers", Default::default())?;
+            isobench_harness::runner::record_host_beside(&dir, "isobench layers")?;
             Some(dir)
         }
         None => None,

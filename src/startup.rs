@@ -45,7 +45,7 @@ pub fn startup(args: StartupArgs) -> Result<ExitCode> {
     let out = match out {
         Some(dir) => {
             let dir = RunDir::at(&dir)?;
-            isobench_harness::runner::record_host(&dir, "isobench startup", Default::default())?;
+            isobench_harness::runner::record_host_beside(&dir, "isobench startup")?;
             Some(dir)
         }
         None => None,

@@ -21,7 +21,7 @@ pub fn validate(quick: bool, out: Option<PathBuf>) -> Result<ExitCode> {
     print!("{}", isobench_harness::report::section::cross_check::table(&checks));
     if let Some(dir) = out {
         let run = RunDir::at(&dir)?;
-        isobench_harness::runner::record_host(&run, "isobench validate", Default::default())?;
+        isobench_harness::runner::record_host_beside(&run, "isobench validate")?;
         run.save_validation(&checks)?;
         println!("{}", isobench_harness::report::render(&run)?.display());
     }

@@ -135,6 +135,23 @@ pub fn record_host(out: &RunDir, driver: &str, parameters: Parameters) -> Result
     })
 }
 
+/// [`record_host`] for a command that adds its own file beside a run's
+/// measurements (`startup`, `validate`, `layers`): the host facts when the
+/// folder has none, and its name as the driver only when no driver is
+/// recorded, since `driver` says who measured measurements.json.
+pub fn record_host_beside(out: &RunDir, driver: &str) -> Result<(), ResultsError> {
+    let first = out.run_record()?.host.is_none();
+    let host = first.then(HostInfo::collect);
+    out.update_run(|run| {
+        run.isobench_version.get_or_insert_with(|| env!("CARGO_PKG_VERSION").into());
+        if let Some(host) = host {
+            run.host = Some(host);
+            run.started_utc = Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        }
+        run.parameters_mut().driver.get_or_insert_with(|| driver.into());
+    })
+}
+
 /// Records an environment that is running (label, metadata, start time,
 /// what its agent saw).
 pub fn record_env(out: &RunDir, env: &dyn Environment, inst: &dyn Instance) -> Result<(), ResultsError> {
@@ -548,5 +565,27 @@ mod tests {
         let p = run.parameters.unwrap();
         assert_eq!((p.driver.as_deref(), p.pin, p.criterion), (Some("cargo bench"), Some(PinMode::Split), Some(true)));
         assert_eq!(run.schema, crate::results::SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_command_beside_the_measurements_keeps_their_driver() {
+        let d = tempfile::tempdir().unwrap();
+        let out = RunDir::at(d.path()).unwrap();
+        record_host(&out, "isobench run", Parameters::default()).unwrap();
+        let first = out.run_record().unwrap();
+        record_host_beside(&out, "isobench startup").unwrap();
+        let run = out.run_record().unwrap();
+        assert_eq!(run.parameters.unwrap().driver.as_deref(), Some("isobench run"), "who measured measurements.json");
+        assert_eq!(run.started_utc, first.started_utc);
+        // Alone in a folder, startup records the host and itself.
+        let d = tempfile::tempdir().unwrap();
+        let out = RunDir::at(d.path()).unwrap();
+        record_host_beside(&out, "isobench startup").unwrap();
+        let run = out.run_record().unwrap();
+        assert!(run.host.is_some());
+        assert_eq!(run.parameters.unwrap().driver.as_deref(), Some("isobench startup"));
+        // A run after it is the measurements' driver.
+        record_host(&out, "isobench run", Parameters::default()).unwrap();
+        assert_eq!(out.run_record().unwrap().parameters.unwrap().driver.as_deref(), Some("isobench run"));
     }
 }
