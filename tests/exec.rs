@@ -289,24 +289,6 @@ fn a_second_sigint_kills_the_container_at_once() {
     assert!(members_of(&ns).is_empty());
 }
 
-/// Every path under `dir` with its inode and modification time.
-fn cache_listing(dir: &Path) -> Vec<(PathBuf, u64, i64, i64)> {
-    use std::os::unix::fs::MetadataExt;
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let m = std::fs::symlink_metadata(e.path()).unwrap();
-            out.push((e.path(), m.ino(), m.mtime(), m.mtime_nsec()));
-            if m.is_dir() {
-                todo.push(e.path());
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// The minimal rootfs entries in a cache's `rootfs/`.
 fn minimal_entries(cache: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(cache.join("rootfs"))
@@ -336,11 +318,11 @@ fn a_second_exec_creates_nothing_in_the_cache_and_a_changed_binary_gets_a_new_ro
         assert!(o.status.success(), "{}", text(&o.stderr));
     };
     run(None);
-    let first = cache_listing(cache.path());
+    let first = isobench_testkit::tree_listing(cache.path());
     assert_eq!(minimal_entries(cache.path()).len(), 1, "{first:?}");
     assert!(first.iter().any(|(p, ..)| p.ends_with("rootfs/dev-v1/null")), "the /dev template is cached too");
     run(None);
-    assert_eq!(cache_listing(cache.path()), first, "a second exec created or changed nothing in the cache");
+    assert_eq!(isobench_testkit::tree_listing(cache.path()), first, "a second exec created or changed nothing in the cache");
 
     let w = isobench_harness::workloads::locate().unwrap();
     let copy = tempfile::tempdir().unwrap();

@@ -4,7 +4,6 @@
 //! use never pruned, and a builder killed midway leaving a temp entry that
 //! the next sweep removes. Each test uses a cache directory of its own.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use isobench_harness::container::rootfs::cache::{self, CachedRootfs, ENTRY_PREFIX, KEEP};
@@ -22,24 +21,6 @@ fn main() {
 
 fn workloads() -> Workloads {
     isobench_harness::workloads::locate().expect("static workloads")
-}
-
-/// Every path under `dir` with its inode and modification time: what "the
-/// cache was not written" compares.
-fn listing(dir: &Path) -> Vec<(PathBuf, u64, i64, i64)> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let m = std::fs::symlink_metadata(e.path()).unwrap();
-            out.push((e.path(), m.ino(), m.mtime(), m.mtime_nsec()));
-            if m.is_dir() {
-                todo.push(e.path());
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// A copy of the workloads in `dir`; `change` appends a byte to its
@@ -68,10 +49,10 @@ fn a_second_use_creates_nothing_and_a_changed_input_gets_a_new_entry() {
     let first = CachedRootfs::prepare_in(cache.path(), &w).unwrap();
     assert!(first.path().join("isobench-agent").is_file() && first.path().join("noop").is_file() && first.path().join("proc").is_dir());
     assert_eq!(std::fs::read(first.path().join("noop-nolibc")).unwrap(), std::fs::read(&w.noop_nolibc).unwrap());
-    let before = listing(cache.path());
+    let before = isobench_testkit::tree_listing(cache.path());
     let second = CachedRootfs::prepare_in(cache.path(), &w).unwrap();
     assert_eq!(second.path(), first.path());
-    assert_eq!(listing(cache.path()), before, "the second use wrote nothing in the cache");
+    assert_eq!(isobench_testkit::tree_listing(cache.path()), before, "the second use wrote nothing in the cache");
     drop((first, second));
 
     // Another build of the same bytes: new inodes and times, the same entry.
@@ -93,7 +74,7 @@ fn a_second_use_creates_nothing_and_a_changed_input_gets_a_new_entry() {
         v.sort();
         v
     });
-    let leftovers: Vec<_> = listing(cache.path()).into_iter().filter(|(p, ..)| p.to_string_lossy().contains(".tmp-")).collect();
+    let leftovers: Vec<_> = isobench_testkit::tree_listing(cache.path()).into_iter().filter(|(p, ..)| p.to_string_lossy().contains(".tmp-")).collect();
     assert!(leftovers.is_empty(), "no temp entry after a build: {leftovers:?}");
 }
 

@@ -11,6 +11,6 @@ pub mod need;
 pub mod trial;
 
 pub use helper::{helper, helper_under, hold_line, hold_then_kill};
-pub use leftovers::{mount_table, own_temp_dirs, wait_until};
+pub use leftovers::{mount_table, own_temp_dirs, tree_listing, wait_until};
 pub use need::{cached_distro_kernel, Class, Need};
 pub use trial::{require_privileged, run, Test};
