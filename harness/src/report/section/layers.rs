@@ -58,7 +58,12 @@ pub fn table(run: &LayersRun) -> String {
         let _ = writeln!(o);
     }
     let _ = writeln!(o);
-    let _ = writeln!(o, "Layers: {}.\n", others.iter().map(|v| format!("{} = {}", v.name, v.layers.join(" + "))).collect::<Vec<_>>().join("; "));
+    // A variant named after its one layer needs no line.
+    let combined: Vec<String> =
+        others.iter().filter(|v| v.layers.len() != 1 || v.layers[0] != v.name).map(|v| format!("{} = {}", v.name, v.layers.join(" + "))).collect();
+    if !combined.is_empty() {
+        let _ = writeln!(o, "Layers: {}.\n", combined.join("; "));
+    }
     for line in &run.skipped {
         let _ = writeln!(o, "- not measured: {line}");
     }

@@ -128,11 +128,16 @@ impl Section for OverheadChart {
     }
 }
 
-/// The closing note: how figures were taken and which files hold them.
+/// The closing note of the measurements: how their figures were taken and
+/// which files hold them (nothing in a folder without measurements, such as
+/// `startup --out` or `layers --out` alone).
 pub struct Footer;
 
 impl Section for Footer {
-    fn markdown(&self, _: &Context<'_>) -> Result<String, ReportError> {
+    fn markdown(&self, cx: &Context<'_>) -> Result<String, ReportError> {
+        if cx.measurements.is_empty() {
+            return Ok(String::new());
+        }
         Ok("---\nLatencies are per operation, recorded in HdrHistogram (3 significant digits); round trips are closed-loop. \
             Overhead = environment p50 ÷ native p50 from the same run. Files: summary.csv, summary.json, histograms/ (HdrHistogram V2), run.json.\n"
             .into())
