@@ -442,7 +442,7 @@ mod tests {
     use super::*;
 
     fn row(label: &str, samples_ns: Vec<u64>) -> StartupRow {
-        StartupRow { env: label.into(), label: label.into(), command: String::new(), samples_ns }
+        StartupRow { env: label.into(), label: label.into(), command: String::new(), samples_ns, command_ns: Vec::new() }
     }
 
     /// 200 samples spread evenly over [base, base + 100 µs).
@@ -487,7 +487,13 @@ mod tests {
             vec![
                 row("clone+exec", spread(floor)),
                 row("isobench", spread(iso)),
-                StartupRow { env: "unshare".into(), label: "unshare".into(), command: String::new(), samples_ns: spread(unshare) },
+                StartupRow {
+                    env: "unshare".into(),
+                    label: "unshare".into(),
+                    command: String::new(),
+                    samples_ns: spread(unshare),
+                    command_ns: Vec::new(),
+                },
             ]
         };
         let a = run_of(Noop::Static, Some("user,pid"), rows(1_800_000, 2_200_000, 4_200_000));
