@@ -245,7 +245,7 @@ pub fn measure(
                 let dir =
                     tempfile::Builder::new().prefix(&crate::leftovers::temp_prefix("startup")).tempdir().map_err(io_err("create a temp dir"))?;
                 let log = dir.path().join("stderr.log");
-                starters.push(Starter { row: row(col.name(), command), kind: StarterKind::IsobenchExec { exe, args, log, _dir: dir } });
+                starters.push(Starter { row: row(build_label(col, &exe), command), kind: StarterKind::IsobenchExec { exe, args, log, _dir: dir } });
             }
             Column::IsobenchExec | Column::IsobenchExecCgroup => {
                 let Some(exe) = isobench_exe() else {
@@ -271,7 +271,7 @@ pub fn measure(
                 let dir =
                     tempfile::Builder::new().prefix(&crate::leftovers::temp_prefix("startup")).tempdir().map_err(io_err("create a temp dir"))?;
                 let log = dir.path().join("stderr.log");
-                starters.push(Starter { row: row(col.name(), command), kind: StarterKind::IsobenchExec { exe, args, log, _dir: dir } });
+                starters.push(Starter { row: row(build_label(col, &exe), command), kind: StarterKind::IsobenchExec { exe, args, log, _dir: dir } });
             }
             Column::Peer(kind) => match prepare_peer(kind, opts) {
                 Ok((mut e, label)) => {
@@ -340,6 +340,18 @@ pub fn measure(
     let namespaces = columns.iter().all(|c| !matches!(c, Column::IsobenchWith(_))).then(|| namespaces.names().join(","));
     let rows = starters.into_iter().map(|s| s.row).collect();
     Ok(StartupRun { n, warmup, namespaces, noop: noop_kind, cpuid_ns, rows, cgroup_removal_timed: true, skipped, interference: None })
+}
+
+/// The label of a column that runs the isobench binary `exe`: its name and
+/// what `exe --version` says (the version and how it was linked, e.g.
+/// `isobench-exec (isobench 0.1.0 (statically linked))`), asked once
+/// before the rounds; the name alone when it says nothing.
+fn build_label(col: Column, exe: &std::path::Path) -> String {
+    let said = Command::new(exe).arg("--version").stdin(Stdio::null()).stderr(Stdio::null()).output().ok().filter(|o| o.status.success());
+    match said.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).filter(|s| !s.is_empty()) {
+        Some(version) => format!("{} ({version})", col.name()),
+        None => col.name(),
+    }
 }
 
 /// The isobench binary whose `exec` the exec columns time: this process

@@ -86,12 +86,11 @@ fn three_figures(
          the agent's own start (execve → ready) and the agent's shutdown (shutdown → init reaped), medians of this run's \
          phases above. Medians, with 95 % intervals.\n\n| figure | p50 ms | 95 % interval |\n|---|---:|---:|\n"
     );
-    let env_ci = env_start.map(|m| {
+    if let Some(m) = env_start {
         let (lo, hi) = interval::median_ci(&m.histogram, Z95);
         let n = m.summary().n;
         o.push_str(&format!("| env.start, {n} starts measured by {driver} | {} | {} |\n", ms(m.summary().p50), range((ns_ms(lo), ns_ms(hi)))));
-        m
-    });
+    }
     let Some(row) = launcher else {
         o.push_str("\n(No startup.json here: `isobench startup --out DIR` adds the launcher's column.)\n");
         return o;
@@ -116,7 +115,7 @@ fn three_figures(
     o.push_str(&format!("| + the agent's own start (execve → ready) | {} | |\n", ms(start)));
     o.push_str(&format!("| + the agent's shutdown (shutdown → init reaped) | {} | |\n", ms(stop)));
     o.push_str(&format!("| = {column} as one env.start | **{}** | {} |\n", ms(p50 + shift), range((ns_ms(lo) + shift, ns_ms(hi) + shift))));
-    if let Some(m) = env_ci {
+    if let Some(m) = env_start {
         let p = m.summary().p50;
         let (elo, ehi) = interval::median_ci(&m.histogram, Z975);
         let (llo, lhi) = row.median_ci_at(Z975);
