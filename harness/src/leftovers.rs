@@ -204,7 +204,7 @@ mod tests {
         std::fs::File::create(&dead).unwrap();
         let found = dead_owners().unwrap();
         assert!(found.contains(&dead) && !found.contains(&me), "{found:?}");
-        forget_owners(&[dead.clone()]);
+        forget_owners(std::slice::from_ref(&dead));
         assert!(!dead.exists() && me.is_file(), "a live owner stays");
     }
 
