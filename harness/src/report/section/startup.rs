@@ -39,7 +39,7 @@ favordynmods; isobench does not change the host's settings.";
 /// What the isobench-exec columns time.
 pub const EXEC_METHOD: &str = "isobench-exec times a whole `isobench exec --no-cgroup -- /noop` process from its spawn to its reaped exit, \
 as hyperfine -N would: the binary's own start (a Rust program several MB large; the row says how it was linked), its start-of-run sweep (in its \
-main thread once the container has started), finding the cached rootfs, the launch and the container's exit; isobench-exec+cgroup adds exec's default \
+main thread once the container has started; it reads the places only when an isobench process died without removing its owner entry), finding the cached rootfs, the launch and the container's exit; isobench-exec+cgroup adds exec's default \
 cgroup, made and removed. unshare(1) is the tool `isobench exec` stands in for. What exec does beyond it: a read-only bind of the \
 rootfs with a tmpfs /tmp, the /dev template, devpts, /dev/shm, a read-only /sys, pivot_root and the detach of the host's mounts, the \
 host name, the loopback brought up, and a minimal init in front of the command (one more process, which starts the command as \
