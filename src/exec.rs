@@ -39,7 +39,13 @@ pub fn exec(args: ExecArgs) -> Result<ExitCode> {
         isobench_harness::cleanup::sweep();
     }
     match result {
-        Ok(status) => Ok(ExitCode::from(status.clamp(0, 255) as u8)),
+        Ok(status) => {
+            // Everything this exec made is gone (the container reaped, its
+            // cgroup, namespaces and temp dirs removed): the next start
+            // need not sweep for it.
+            isobench_harness::leftovers::unmark_owner();
+            Ok(ExitCode::from(status.clamp(0, 255) as u8))
+        }
         Err(e) => {
             eprintln!("isobench exec: {e}");
             Ok(ExitCode::from(e.exit_status().clamp(0, 255) as u8))

@@ -33,10 +33,18 @@ use isobench_harness::{env, runner};
 use isobench_workloads::catalog::{Family, MetricSelection};
 use isobench_workloads::protocol::PinMode;
 
+/// `isobench --version`: the version and how this binary was linked, which
+/// `isobench startup`'s exec columns carry into their labels (a static
+/// build starts without the dynamic loader's work).
+#[cfg(target_feature = "crt-static")]
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (statically linked)");
+#[cfg(not(target_feature = "crt-static"))]
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (dynamically linked)");
+
 #[derive(Parser)]
 #[command(
     name = "isobench",
-    version,
+    version = VERSION,
     about = "Measure what isolation costs: the same workloads natively, in isobench's own namespace container and in a QEMU/KVM guest",
     long_about = long_about()
 )]

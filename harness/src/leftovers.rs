@@ -21,9 +21,84 @@ use nix::errno::Errno;
 /// What every pid-stamped name starts with.
 pub const PREFIX: &str = "isobench-";
 
-/// `isobench-<pid>-<rest>` for this process.
+/// `isobench-<pid>-<rest>` for this process, which is from now on an owner
+/// of things a sweep may have to remove ([`mark_owner`]).
 pub fn name(rest: impl Display) -> String {
+    mark_owner();
     format!("{PREFIX}{}-{rest}", std::process::id())
+}
+
+/// The owners folder: one empty file `isobench-<pid>-owner` per process
+/// that has named something sweepable ([`name`], [`temp_prefix`], the
+/// rootfs caches' temp builds), written before the first such thing is
+/// made, so that a sweep that finds no entry of a dead process knows that
+/// no dead process left anything and skips reading every place
+/// ([`needs_sweep`]), as a pid file tells a daemon's start whether its
+/// predecessor ended cleanly. In the temp dir, sticky and writable by
+/// every user like the temp dir itself, so root's sweep sees every user's
+/// owners.
+pub fn owners_dir() -> PathBuf {
+    std::env::temp_dir().join(".isobench-owners")
+}
+
+/// The owners folder's mode: everyone may add an entry, only its owner may
+/// remove it (the temp dir's own mode).
+const OWNERS_MODE: u32 = 0o1777;
+
+/// Writes this process's entry in [`owners_dir`] once (later calls do
+/// nothing); the folder is (re)made first, since the last owner leaving
+/// removes it. Returns whether the entry is there.
+pub fn mark_owner() -> bool {
+    static MARKED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *MARKED.get_or_init(|| {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = owners_dir();
+        let entry = dir.join(owner_entry(std::process::id() as i32));
+        // A sweep may remove the emptied folder between our mkdir and our
+        // create: try again.
+        (0..3).any(|_| {
+            if std::fs::create_dir(&dir).is_ok() {
+                let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(OWNERS_MODE));
+            }
+            std::fs::File::create(&entry).is_ok()
+        })
+    })
+}
+
+/// Removes this process's entry from [`owners_dir`] (and the folder when
+/// it was the last): for a command that has removed everything it made,
+/// at its clean end, so that the next start needs no sweep.
+pub fn unmark_owner() {
+    let dir = owners_dir();
+    let _ = std::fs::remove_file(dir.join(owner_entry(std::process::id() as i32)));
+    let _ = std::fs::remove_dir(&dir);
+}
+
+fn owner_entry(pid: i32) -> String {
+    format!("{PREFIX}{pid}-owner")
+}
+
+/// Whether a sweep has anything to look for: the entries of
+/// [`owners_dir`] whose process is gone (what they named may still exist),
+/// `Some(empty)` when every owner is alive or there is none (nothing of a
+/// dead process can exist), `None` when the folder cannot be read (then
+/// only a whole sweep can tell).
+pub fn dead_owners() -> Option<Vec<PathBuf>> {
+    let entries = match std::fs::read_dir(owners_dir()) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(Vec::new()),
+        Err(_) => return None,
+    };
+    Some(entries.flatten().filter(|e| e.file_name().to_str().and_then(owner_pid).is_some_and(|pid| !alive(pid))).map(|e| e.path()).collect())
+}
+
+/// Forgets the `dead` owners (from [`dead_owners`], read before a whole
+/// sweep removed what they left), and the folder when it is empty.
+pub fn forget_owners(dead: &[PathBuf]) {
+    for entry in dead {
+        let _ = std::fs::remove_file(entry);
+    }
+    let _ = std::fs::remove_dir(owners_dir());
 }
 
 /// `isobench-<pid>-<what>-`: the prefix of a new temp dir of this process
@@ -118,6 +193,19 @@ mod tests {
         assert_eq!(owner_pid("isobench-notapid-rootfs"), None);
         assert_eq!(owner_pid("other-123-rootfs"), None);
         assert_eq!(owner_pid("isobench"), None);
+    }
+
+    #[test]
+    fn naming_marks_the_process_as_an_owner_and_a_dead_owner_asks_for_a_sweep() {
+        let _ = name("x");
+        let me = owners_dir().join(owner_entry(std::process::id() as i32));
+        assert!(me.is_file(), "{me:?}");
+        let dead = owners_dir().join(owner_entry(DEAD));
+        std::fs::File::create(&dead).unwrap();
+        let found = dead_owners().unwrap();
+        assert!(found.contains(&dead) && !found.contains(&me), "{found:?}");
+        forget_owners(std::slice::from_ref(&dead));
+        assert!(!dead.exists() && me.is_file(), "a live owner stays");
     }
 
     #[test]

@@ -135,12 +135,16 @@ pub const CONTAINER_SEGMENTS: [&str; 7] = [
     "→ placed in its cgroup",
     "→ execve of the agent",
     AGENT_START,
-    "shutdown → init reaped",
+    AGENT_STOP,
     "→ cgroup read and removed",
 ];
 
 /// The segment whose median is the agent's own start.
 pub const AGENT_START: &str = "agent's own start (exec → ready)";
+
+/// The segment whose median is the agent's shutdown: asked to stop → its
+/// exit reaped.
+pub const AGENT_STOP: &str = "shutdown → init reaped";
 
 /// One start's segments: (name, ms from the step before).
 fn segments(r: &ContainerStartRecord) -> Vec<(&'static str, f64)> {

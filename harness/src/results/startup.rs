@@ -23,18 +23,27 @@ pub struct StartupRow {
     pub command: String,
     /// Start-to-exit times, ns, in the order measured.
     pub samples_ns: Vec<u64>,
+    /// The launcher's columns (`isobench`, `isobench+cgroup`, per
+    /// namespace): the no-op's own part of each sample, ns, in the same
+    /// order: its execve(2) called (stamped by the container's child) → its
+    /// exit reaped. What a container start with the agent in its place does
+    /// not run (the agent's own start and shutdown stand there instead: the
+    /// report's three-figures row subtracts this). Empty for other columns
+    /// and in files written before it was recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command_ns: Vec<u64>,
 }
 
 impl StartupRow {
     /// Quantile `q` (0..=1) of the samples, ns (nearest rank).
     pub fn quantile_ns(&self, q: f64) -> u64 {
-        let mut v = self.samples_ns.clone();
-        v.sort_unstable();
-        if v.is_empty() {
-            return 0;
-        }
-        let rank = ((q.clamp(0.0, 1.0) * v.len() as f64).ceil() as usize).clamp(1, v.len());
-        v[rank - 1]
+        quantile(&self.samples_ns, q)
+    }
+
+    /// The median of [`command_ns`](Self::command_ns), ns; `None` when not
+    /// recorded.
+    pub fn command_p50_ns(&self) -> Option<u64> {
+        (!self.command_ns.is_empty()).then(|| quantile(&self.command_ns, 0.5))
     }
 
     /// 95 % confidence interval of the median, ns
@@ -46,7 +55,8 @@ impl StartupRow {
         self.median_ci_at(Z95)
     }
 
-    fn median_ci_at(&self, z: f64) -> (u64, u64) {
+    /// The interval of the median at `z` (see [`median_ci_ns`](Self::median_ci_ns)).
+    pub fn median_ci_at(&self, z: f64) -> (u64, u64) {
         let mut v = self.samples_ns.clone();
         v.sort_unstable();
         interval::median_ci_sorted(&v, z)
@@ -63,6 +73,17 @@ impl StartupRow {
         }
         h
     }
+}
+
+/// Quantile `q` (0..=1) of `samples`, nearest rank; 0 when empty.
+fn quantile(samples: &[u64], q: f64) -> u64 {
+    let mut v = samples.to_vec();
+    v.sort_unstable();
+    if v.is_empty() {
+        return 0;
+    }
+    let rank = ((q.clamp(0.0, 1.0) * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    v[rank - 1]
 }
 
 /// A whole `isobench startup` run.
@@ -210,7 +231,7 @@ mod tests {
     use super::*;
 
     fn row(label: &str, samples_ns: Vec<u64>) -> StartupRow {
-        StartupRow { env: label.into(), label: label.into(), command: String::new(), samples_ns }
+        StartupRow { env: label.into(), label: label.into(), command: String::new(), samples_ns, command_ns: Vec::new() }
     }
 
     #[test]

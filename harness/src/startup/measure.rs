@@ -66,28 +66,20 @@ fn devnull() -> Result<File, StartupError> {
 }
 
 impl Starter {
-    /// One sample: ns from spawn to reaped exit, or why it failed.
-    fn sample(&mut self) -> Result<u64, String> {
+    /// One sample: ns from spawn to reaped exit (and, for the launcher, the
+    /// no-op's own part of it: execve called → reaped), or why it failed.
+    fn sample(&mut self) -> Result<(u64, Option<u64>), String> {
+        let whole = |r: Result<u64, String>| r.map(|ns| (ns, None));
         match &mut self.kind {
-            StarterKind::Floor(floor) => floor.sample(),
+            StarterKind::Floor(floor) => whole(floor.sample()),
             StarterKind::Exec { noop } => {
                 let t0 = Instant::now();
                 let status =
                     Command::new(&*noop).stdin(Stdio::null()).stdout(Stdio::null()).status().map_err(|e| format!("exec {}: {e}", noop.display()))?;
                 let ns = t0.elapsed().as_nanos() as u64;
-                status.success().then_some(ns).ok_or_else(|| format!("noop exited with {status}"))
+                whole(status.success().then_some(ns).ok_or_else(|| format!("noop exited with {status}")))
             }
-            StarterKind::Isobench { spec, .. } => {
-                let null = devnull().map_err(|e| e.to_string())?;
-                let stdio = container::Stdio { stdin: Some(null.as_fd()), stdout: Some(null.as_fd()) };
-                let t0 = Instant::now();
-                let mut p = container::spawn(spec, stdio).map_err(|e| e.to_string())?;
-                // Reaped and, with a cgroup, the group read and removed: the
-                // same end as env.start's (`cleaned_up`).
-                let status = p.wait().map_err(|e| e.to_string())?;
-                let ns = t0.elapsed().as_nanos() as u64;
-                (status == 0).then_some(ns).ok_or_else(|| format!("noop exited with status {status}"))
-            }
+            StarterKind::Isobench { spec, .. } => launch(spec),
             StarterKind::IsobenchExec { exe, args, log, .. } => {
                 let err = File::create(&*log).map_err(|e| format!("create {}: {e}", log.display()))?;
                 let mut cmd = Command::new(&*exe);
@@ -96,7 +88,7 @@ impl Starter {
                 let status = crate::process::spawn_agent(&mut cmd).and_then(|mut c| c.wait());
                 let ns = t0.elapsed().as_nanos() as u64;
                 match status {
-                    Ok(s) if s.success() => Ok(ns),
+                    Ok(s) if s.success() => Ok((ns, None)),
                     Ok(s) => Err(format!("{} ({s})", crate::env::peer::stderr_tail(log))),
                     Err(e) => Err(format!("spawn {}: {e}", exe.display())),
                 }
@@ -112,13 +104,29 @@ impl Starter {
                     c();
                 }
                 match status {
-                    Ok(s) if s.success() => Ok(ns),
+                    Ok(s) if s.success() => Ok((ns, None)),
                     Ok(s) => Err(format!("{} ({s})", crate::env::peer::stderr_tail(log))),
                     Err(e) => Err(format!("spawn {}: {e}", cmd.get_program().to_string_lossy())),
                 }
             }
         }
     }
+}
+
+/// One sample of the launcher's column: spawn → the no-op's exit reaped →
+/// its cgroup (if any) read and removed, the same end as env.start's
+/// (`cleaned_up`); with the no-op's own part of it (its execve called →
+/// reaped), which a start of the agent does not run.
+fn launch(spec: &LaunchSpec) -> Result<(u64, Option<u64>), String> {
+    let null = devnull().map_err(|e| e.to_string())?;
+    let stdio = container::Stdio { stdin: Some(null.as_fd()), stdout: Some(null.as_fd()) };
+    let t0 = Instant::now();
+    let mut p = container::spawn(spec, stdio).map_err(|e| e.to_string())?;
+    let status = p.wait().map_err(|e| e.to_string())?;
+    let ns = t0.elapsed().as_nanos() as u64;
+    let t = p.times();
+    let command = t.exec_ns.zip(t.reaped_ns).map(|(exec, reaped)| reaped.saturating_sub(exec));
+    (status == 0).then_some((ns, command)).ok_or_else(|| format!("noop exited with status {status}"))
 }
 
 fn describe(cmd: &Command) -> String {
@@ -174,7 +182,13 @@ pub fn measure(
     let profile = opts.container.prepare_profile().map_err(ContainerError::from)?;
     progress(&format!("no-op: {}", noop_kind.describe()));
     for &col in columns {
-        let row = |label: String, command: String| StartupRow { env: col.name(), label, command, samples_ns: Vec::with_capacity(n) };
+        let row = |label: String, command: String| StartupRow {
+            env: col.name(),
+            label,
+            command,
+            samples_ns: Vec::with_capacity(n),
+            command_ns: Vec::new(),
+        };
         match col {
             Column::Clone => starters.push(Starter {
                 row: row("clone+_exit (floor)".into(), format!("clone({}) + _exit + waitpid", namespaces.names().join(","))),
@@ -231,7 +245,7 @@ pub fn measure(
                 let dir =
                     tempfile::Builder::new().prefix(&crate::leftovers::temp_prefix("startup")).tempdir().map_err(io_err("create a temp dir"))?;
                 let log = dir.path().join("stderr.log");
-                starters.push(Starter { row: row(col.name(), command), kind: StarterKind::IsobenchExec { exe, args, log, _dir: dir } });
+                starters.push(Starter { row: row(build_label(col, &exe), command), kind: StarterKind::IsobenchExec { exe, args, log, _dir: dir } });
             }
             Column::IsobenchExec | Column::IsobenchExecCgroup => {
                 let Some(exe) = isobench_exe() else {
@@ -257,7 +271,7 @@ pub fn measure(
                 let dir =
                     tempfile::Builder::new().prefix(&crate::leftovers::temp_prefix("startup")).tempdir().map_err(io_err("create a temp dir"))?;
                 let log = dir.path().join("stderr.log");
-                starters.push(Starter { row: row(col.name(), command), kind: StarterKind::IsobenchExec { exe, args, log, _dir: dir } });
+                starters.push(Starter { row: row(build_label(col, &exe), command), kind: StarterKind::IsobenchExec { exe, args, log, _dir: dir } });
             }
             Column::Peer(kind) => match prepare_peer(kind, opts) {
                 Ok((mut e, label)) => {
@@ -304,7 +318,10 @@ pub fn measure(
         for i in order {
             let s = &mut starters[i];
             match s.sample() {
-                Ok(ns) if round >= warmup => s.row.samples_ns.push(ns),
+                Ok((ns, command)) if round >= warmup => {
+                    s.row.samples_ns.push(ns);
+                    s.row.command_ns.extend(command);
+                }
                 Ok(_) => {}
                 Err(why) => failed.push((i, why)),
             }
@@ -323,6 +340,18 @@ pub fn measure(
     let namespaces = columns.iter().all(|c| !matches!(c, Column::IsobenchWith(_))).then(|| namespaces.names().join(","));
     let rows = starters.into_iter().map(|s| s.row).collect();
     Ok(StartupRun { n, warmup, namespaces, noop: noop_kind, cpuid_ns, rows, cgroup_removal_timed: true, skipped, interference: None })
+}
+
+/// The label of a column that runs the isobench binary `exe`: its name and
+/// what `exe --version` says (the version and how it was linked, e.g.
+/// `isobench-exec (isobench 0.1.0 (statically linked))`), asked once
+/// before the rounds; the name alone when it says nothing.
+fn build_label(col: Column, exe: &std::path::Path) -> String {
+    let said = Command::new(exe).arg("--version").stdin(Stdio::null()).stderr(Stdio::null()).output().ok().filter(|o| o.status.success());
+    match said.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).filter(|s| !s.is_empty()) {
+        Some(version) => format!("{} ({version})", col.name()),
+        None => col.name(),
+    }
 }
 
 /// The isobench binary whose `exec` the exec columns time: this process

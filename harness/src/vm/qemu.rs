@@ -265,7 +265,7 @@ impl Qemu {
     /// given, else into the temp dir (gone with the [`Qemu`]).
     pub fn spawn(qemu: &Path, spec: &QemuSpec, console: Option<&Path>) -> Result<Qemu, QemuError> {
         let script = vm_run_script()?;
-        let prefix = format!("isobench-{}-vm-", std::process::id());
+        let prefix = crate::leftovers::temp_prefix("vm");
         let dir = tempfile::Builder::new().prefix(&prefix).tempdir().map_err(io_err("create the vm temp dir"))?;
         let socket = dir.path().join("agent.sock");
         let console = console.map(Path::to_path_buf).unwrap_or_else(|| dir.path().join("console.log"));

@@ -236,6 +236,8 @@ fn open_entry(dir: &Path, name: &str) -> Result<Option<CachedRootfs>, RootfsErro
 
 /// `.tmp-<name>-<seq>-<pid>` in `dir`.
 fn temp_path(dir: &Path, name: &str) -> PathBuf {
+    // Swept by pid if we die midway: a sweep must know to look.
+    crate::leftovers::mark_owner();
     dir.join(format!("{TEMP_PREFIX}{name}-{}-{}", SEQ.fetch_add(1, Ordering::Relaxed), std::process::id()))
 }
 

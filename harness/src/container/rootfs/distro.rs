@@ -204,6 +204,8 @@ impl DistroRootfs {
 
 /// Temp build dirs are `.tmp-<name>-<pid>` in the cache dir.
 fn temp_name(name: &str) -> String {
+    // Swept by pid if we die midway: a sweep must know to look.
+    crate::leftovers::mark_owner();
     format!(".tmp-{name}-{}", std::process::id())
 }
 

@@ -7,9 +7,12 @@
 //! `isobench startup`'s launcher column, and that plus the agent's own
 //! start.
 
+use crate::collect::interval::{self, Z95, Z975};
+use crate::collect::Measurement;
 use crate::report::format::{ms, times};
-use crate::report::phases::{clone_returned_ms, container_from_run, AGENT_START};
+use crate::report::phases::{clone_returned_ms, container_from_run, AGENT_START, AGENT_STOP};
 use crate::report::ReportError;
+use crate::results::startup::StartupRow;
 use crate::workloads::Noop;
 
 use super::{Context, Section};
@@ -44,34 +47,13 @@ impl Section for ContainerStartPhases {
             }
             // The three figures for one container start, side by side.
             let env_start = cx.measurements.iter().find(|m| m.metric.name == "env.start" && m.env == p.env);
-            let agent = p.segments.iter().find(|s| s.0 == AGENT_START).map(|s| s.1);
+            let segment = |name: &str| p.segments.iter().find(|s| s.0 == name).map(|s| s.1);
             let with_cgroup = p.segments.iter().any(|s| s.0.contains("cgroup"));
             let column = if with_cgroup { "isobench+cgroup" } else { "isobench" };
-            let launcher = startup.as_ref().and_then(|r| r.row(column)).map(|r| r.quantile_ns(0.5) as f64 / 1e6);
+            let launcher = startup.as_ref().and_then(|r| r.row(column));
             if env_start.is_some() || launcher.is_some() {
                 let driver = cx.run.parameters.as_ref().and_then(|p| p.driver.clone()).unwrap_or_else(|| "isobench run".into());
-                o.push_str(&format!(
-                    "\n### One container start, three figures\n\nenv.start is one whole start and stop: asked to start → the agent's ready \
-                     → shutdown asked at once → the init reaped → its cgroup removed. `isobench startup`'s `{column}` column times the \
-                     same launch with a no-op in place of the agent, to its exit reaped and its cgroup removed; adding the agent's own \
-                     start (the exec → ready phase above) should give env.start, less the no-op's own run and plus the agent's shutdown.\n\n\
-                     | figure | p50 ms |\n|---|---:|\n"
-                ));
-                if let Some(m) = env_start {
-                    o.push_str(&format!("| env.start, {} starts measured by {driver} | {} |\n", m.summary().n, ms(m.summary().p50)));
-                }
-                if let Some(l) = launcher {
-                    o.push_str(&format!("| `isobench startup`: {column} (startup.json) | {} |\n", ms(l)));
-                }
-                if let (Some(l), Some(a)) = (launcher, agent) {
-                    o.push_str(&format!("| {column} + the agent's own start ({}) | {} |\n", ms(a), ms(l + a)));
-                    if let Some(m) = env_start {
-                        o.push_str(&format!("| env.start ÷ ({column} + agent's start) | {} |\n", times(m.summary().p50 / (l + a))));
-                    }
-                }
-                if launcher.is_none() {
-                    o.push_str("\n(No startup.json here: `isobench startup --out DIR` adds the launcher's column.)\n");
-                }
+                o.push_str(&three_figures(column, &driver, env_start, launcher, segment(AGENT_START), segment(AGENT_STOP)));
             }
             o.push('\n');
         }
@@ -79,10 +61,77 @@ impl Section for ContainerStartPhases {
     }
 }
 
+/// The table of the three figures for one container start: env.start as
+/// `driver` measured it, `isobench startup`'s launcher `column`, and that
+/// column made into the same interval: less the no-op's own run (its execve
+/// → its exit reaped, recorded per sample), plus the agent's own start
+/// (execve → ready) and its shutdown (shutdown → reaped) from this run's
+/// phases. Medians with their 95 % intervals; the ratio's interval from the
+/// two medians' intervals at 97.5 % ([`interval::ratio_ci`]).
+fn three_figures(
+    column: &str,
+    driver: &str,
+    env_start: Option<&Measurement>,
+    launcher: Option<&StartupRow>,
+    agent_start: Option<f64>,
+    agent_stop: Option<f64>,
+) -> String {
+    let ns_ms = |ns: u64| ns as f64 / 1e6;
+    let range = |(lo, hi): (f64, f64)| format!("{}–{}", ms(lo), ms(hi));
+    let mut o = format!(
+        "\n### One container start, three figures\n\nenv.start is one whole start and stop: asked to start → the agent's ready \
+         → shutdown asked at once → the init reaped → its cgroup removed. `isobench startup`'s `{column}` column times the \
+         same launch with a no-op in place of the agent: spawn → the no-op's exit reaped → its cgroup removed. Made into \
+         env.start's interval it loses the no-op's own run (its execve → its exit reaped, stamped in every sample) and gains \
+         the agent's own start (execve → ready) and the agent's shutdown (shutdown → init reaped), medians of this run's \
+         phases above. Medians, with 95 % intervals.\n\n| figure | p50 ms | 95 % interval |\n|---|---:|---:|\n"
+    );
+    if let Some(m) = env_start {
+        let (lo, hi) = interval::median_ci(&m.histogram, Z95);
+        let n = m.summary().n;
+        o.push_str(&format!("| env.start, {n} starts measured by {driver} | {} | {} |\n", ms(m.summary().p50), range((ns_ms(lo), ns_ms(hi)))));
+    }
+    let Some(row) = launcher else {
+        o.push_str("\n(No startup.json here: `isobench startup --out DIR` adds the launcher's column.)\n");
+        return o;
+    };
+    let (lo, hi) = row.median_ci_ns();
+    let p50 = ns_ms(row.quantile_ns(0.5));
+    o.push_str(&format!(
+        "| `isobench startup`: {column}, {} rounds (startup.json) | {} | {} |\n",
+        row.samples_ns.len(),
+        ms(p50),
+        range((ns_ms(lo), ns_ms(hi)))
+    ));
+    let (Some(command), Some(start), Some(stop)) = (row.command_p50_ns().map(ns_ms), agent_start, agent_stop) else {
+        o.push_str(
+            "\n(The launcher's column and env.start are not one interval without the no-op's own run, recorded by `isobench startup` \
+             since issue #14, and the agent's start and shutdown phases: no sum shown.)\n",
+        );
+        return o;
+    };
+    let shift = start + stop - command;
+    o.push_str(&format!("| − the no-op's own run (execve → exit reaped) | {} | |\n", ms(command)));
+    o.push_str(&format!("| + the agent's own start (execve → ready) | {} | |\n", ms(start)));
+    o.push_str(&format!("| + the agent's shutdown (shutdown → init reaped) | {} | |\n", ms(stop)));
+    o.push_str(&format!("| = {column} as one env.start | **{}** | {} |\n", ms(p50 + shift), range((ns_ms(lo) + shift, ns_ms(hi) + shift))));
+    if let Some(m) = env_start {
+        let p = m.summary().p50;
+        let (elo, ehi) = interval::median_ci(&m.histogram, Z975);
+        let (llo, lhi) = row.median_ci_at(Z975);
+        let ci = interval::ratio_ci((ns_ms(elo), ns_ms(ehi)), (ns_ms(llo) + shift, ns_ms(lhi) + shift));
+        o.push_str(&format!(
+            "| env.start ÷ ({column} as one env.start) | **{}** | {} |\n",
+            times(p / (p50 + shift)),
+            ci.map_or_else(String::new, |(a, b)| format!("{}–{}", times(a), times(b)))
+        ));
+    }
+    o
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collect::Measurement;
     use crate::results::{RunDir, RunRecord};
 
     #[test]
@@ -111,6 +160,24 @@ mod tests {
         assert!(s.contains("| **start → agent ready** | **2.700** |"), "{s}");
         assert!(s.contains("| env.start, 10 starts measured by cargo bench | 3.500 |"), "{s}");
         assert!(s.contains("No startup.json here"), "{s}");
+        // With startup's launcher column: its no-op's own run out, the
+        // agent's start and shutdown in (0.9 ms and 0.4 ms in `start` above).
+        let row = StartupRow {
+            env: "isobench+cgroup".into(),
+            label: "isobench+cgroup".into(),
+            command: String::new(),
+            samples_ns: vec![3_000_000; 20],
+            command_ns: vec![600_000; 20],
+        };
+        let t = three_figures("isobench+cgroup", "cargo bench", Some(&ms_[0]), Some(&row), Some(1.0), Some(0.5));
+        assert!(t.contains("| `isobench startup`: isobench+cgroup, 20 rounds (startup.json) | 3.000 | 3.000–3.000 |"), "{t}");
+        assert!(t.contains("| − the no-op's own run (execve → exit reaped) | 0.600 | |"), "{t}");
+        assert!(t.contains("| = isobench+cgroup as one env.start | **3.900** | 3.900–3.900 |"), "{t}");
+        assert!(t.contains("| env.start ÷ (isobench+cgroup as one env.start) | **0.90×** |"), "{t}");
+        // A startup.json from before the no-op's run was recorded: no sum.
+        let old = StartupRow { command_ns: Vec::new(), ..row };
+        let t = three_figures("isobench+cgroup", "cargo bench", Some(&ms_[0]), Some(&old), Some(1.0), Some(0.5));
+        assert!(!t.contains("as one env.start |") && t.contains("no sum shown"), "{t}");
         let empty = Context { dir: &dir, run: &RunRecord::default(), measurements: &[], plots: &[], warnings: &[] };
         assert!(ContainerStartPhases.markdown(&empty).unwrap().is_empty());
     }

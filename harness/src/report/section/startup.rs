@@ -38,8 +38,8 @@ favordynmods; isobench does not change the host's settings.";
 
 /// What the isobench-exec columns time.
 pub const EXEC_METHOD: &str = "isobench-exec times a whole `isobench exec --no-cgroup -- /noop` process from its spawn to its reaped exit, \
-as hyperfine -N would: the binary's own start (a Rust program several MB large, dynamically linked), its start-of-run sweep (in its \
-main thread once the container has started), finding the cached rootfs, the launch and the container's exit; isobench-exec+cgroup adds exec's default \
+as hyperfine -N would: the binary's own start (a Rust program several MB large; the row says how it was linked), its start-of-run sweep (in its \
+main thread once the container has started; it reads the places only when an isobench process died without removing its owner entry), finding the cached rootfs, the launch and the container's exit; isobench-exec+cgroup adds exec's default \
 cgroup, made and removed. unshare(1) is the tool `isobench exec` stands in for. What exec does beyond it: a read-only bind of the \
 rootfs with a tmpfs /tmp, the /dev template, devpts, /dev/shm, a read-only /sys, pivot_root and the detach of the host's mounts, the \
 host name, the loopback brought up, and a minimal init in front of the command (one more process, which starts the command as \
@@ -234,11 +234,15 @@ fn start_verdict(lo: f64, hi: f64) -> &'static str {
     }
 }
 
-/// A row's command as code, or its name when it has none.
+/// A row's command as code, or its name when it has none; with what its
+/// label adds to its name (the isobench columns: the binary's version and
+/// linkage).
 fn what(row: &StartupRow) -> String {
-    match row.command.is_empty() {
-        true => row.env.clone(),
-        false => format!("`{}`", cell(&row.command)),
+    let extra = row.label.strip_prefix(row.env.as_str()).map(str::trim).filter(|s| !s.is_empty());
+    match (row.command.is_empty(), extra) {
+        (true, _) => row.env.clone(),
+        (false, None) => format!("`{}`", cell(&row.command)),
+        (false, Some(extra)) => format!("`{}` {}", cell(&row.command), cell(extra)),
     }
 }
 
@@ -442,7 +446,7 @@ mod tests {
     use super::*;
 
     fn row(label: &str, samples_ns: Vec<u64>) -> StartupRow {
-        StartupRow { env: label.into(), label: label.into(), command: String::new(), samples_ns }
+        StartupRow { env: label.into(), label: label.into(), command: String::new(), samples_ns, command_ns: Vec::new() }
     }
 
     /// 200 samples spread evenly over [base, base + 100 µs).
@@ -487,7 +491,13 @@ mod tests {
             vec![
                 row("clone+exec", spread(floor)),
                 row("isobench", spread(iso)),
-                StartupRow { env: "unshare".into(), label: "unshare".into(), command: String::new(), samples_ns: spread(unshare) },
+                StartupRow {
+                    env: "unshare".into(),
+                    label: "unshare".into(),
+                    command: String::new(),
+                    samples_ns: spread(unshare),
+                    command_ns: Vec::new(),
+                },
             ]
         };
         let a = run_of(Noop::Static, Some("user,pid"), rows(1_800_000, 2_200_000, 4_200_000));
