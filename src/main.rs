@@ -252,7 +252,8 @@ struct ProfileArg {
     /// only, NOT A SECURITY BOUNDARY; `default` adds runc's and Docker's hardening;
     /// `docker` adds the distribution's seccomp filter, an overlayfs root over the image
     /// and, for the boundary network, a bridge with a DNAT'd published port (runc and
-    /// crun: the seccomp filter only)
+    /// crun get all of it: the overlay mounted as their bundle's root, a network namespace
+    /// prepared on the bridge; runsc the hardening and the filter only, its label says so)
     #[arg(long = "profile", value_name = "PROFILE", default_value_t,
           value_parser = values::described_choice::<Profile>(Profile::ALL.map(|p| (p.as_str(), p.describe().to_string()))))]
     profile: Profile,
