@@ -260,7 +260,8 @@ struct ProfileArg {
     /// only, NOT A SECURITY BOUNDARY; `default` adds runc's and Docker's hardening;
     /// `docker` adds the distribution's seccomp filter, an overlayfs root over the image
     /// and, for the boundary network, a bridge with a DNAT'd published port (runc and
-    /// crun: the seccomp filter only)
+    /// crun get all of it: the overlay mounted as their bundle's root, a network namespace
+    /// prepared on the bridge; runsc the hardening and the filter only, its label says so)
     #[arg(long = "profile", value_name = "PROFILE", default_value_t,
           value_parser = values::described_choice::<Profile>(Profile::ALL.map(|p| (p.as_str(), p.describe().to_string()))))]
     profile: Profile,
@@ -328,7 +329,9 @@ struct ExecArgs {
     /// Network of a container with a net namespace: `none` (lo down),
     /// `loopback` (lo up) or `veth` (also eth0 at 10.199.N.2/24, its peer
     /// at .1 in a private network namespace isobench creates for the run;
-    /// root only)
+    /// root only). Under `--profile docker` the .1 end is a bridge and its
+    /// port 18080 is DNAT'd to the container's 8080 (Docker's `-p 18080:8080`,
+    /// path veth+bridge+NAT); a line on stderr says where
     #[arg(long, value_name = "NET", default_value_t, value_parser = values::choice::<NetMode>(NetMode::ALL.map(NetMode::as_str)))]
     net: NetMode,
     #[command(flatten)]

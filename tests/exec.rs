@@ -3,7 +3,9 @@
 //! command with 143, SIGKILL to isobench takes the container with it and the
 //! next start sweeps its cgroup, `--show-ns` lists what was created, the
 //! limits are enforced, bad input is one line, and a command that ignores
-//! SIGTERM is stopped as `docker stop` stops it (`--stop-timeout`).
+//! SIGTERM is stopped as `docker stop` stops it (`--stop-timeout`); under
+//! `--profile docker`, `--net veth` puts the container behind a bridge and a
+//! DNAT'd published port that vanish with the run.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -31,6 +33,7 @@ fn main() {
         trial!(a_second_exec_creates_nothing_in_the_cache_and_a_changed_binary_gets_a_new_rootfs).needs(EXEC),
         trial!(a_rootless_exec_under_an_overmounted_proc_says_the_cause_and_the_remedy).needs(&[Root, Busybox, UserNamespaces, Setpriv, Nobody]),
         trial!(the_command_keeps_ignored_signals_and_gets_no_blocked_or_caught_ones).needs(EXEC),
+        trial!(docker_veth_is_reached_through_the_published_port_and_leaves_nothing).needs(&[Root, Busybox, SeccompProfile, Nft]),
     ]);
 }
 
@@ -407,4 +410,93 @@ fn the_command_keeps_ignored_signals_and_gets_no_blocked_or_caught_ones() {
     }
     assert_eq!(sig_mask(&status, "SigBlk"), 0, "{status}");
     assert_eq!(sig_mask(&status, "SigCgt"), 0, "{status}");
+}
+
+/// The host's own firewall state: `nft list ruleset`, and `iptables-save`
+/// where it exists, without its dated comment lines.
+fn host_rules() -> (Vec<u8>, Option<String>) {
+    let nft = Command::new("nft").args(["list", "ruleset"]).output().unwrap();
+    assert!(nft.status.success(), "{}", text(&nft.stderr));
+    let ipt = Command::new("iptables-save")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| text(&o.stdout).lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n"));
+    (nft.stdout, ipt)
+}
+
+/// The host's own interfaces (`/sys/class/net`).
+fn host_links() -> Vec<String> {
+    std::fs::read_dir("/sys/class/net").unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()
+}
+
+/// The word after `key ` in `line`.
+fn word_after<'a>(line: &'a str, key: &str) -> &'a str {
+    line.split_once(key).unwrap_or_else(|| panic!("no {key:?} in {line:?}")).1.split_whitespace().next().unwrap()
+}
+
+fn docker_veth_is_reached_through_the_published_port_and_leaves_nothing() {
+    use std::io::{BufRead, BufReader, Read};
+    let before = host_rules();
+    let links_before = host_links();
+    // The container serves one line on its own port 8080 only; the test
+    // connects to the bridge's address and port 18080, which only the DNAT
+    // of the run namespace's table can take to it.
+    let mut child = Reaped(
+        isobench()
+            .args(["exec", "--profile", "docker", "--net", "veth", "--", "sh", "-c", "echo through-the-nat | nc -l -p 8080"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = child.0.id();
+    let mut err = BufReader::new(child.0.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("(veth+bridge+NAT)"), "exec says which path the container got: {line:?}");
+    let netns = word_after(&line, "network namespace ");
+    let published = line.split_whitespace().find(|w| w.ends_with(":18080")).unwrap_or_else(|| panic!("no published address in {line:?}")).to_string();
+    assert!(netns.starts_with(&format!("isobench-{pid}-")), "the run's own namespace: {line:?}");
+    let bridge = word_after(&line, "on bridge ");
+    // While it runs: the bridge and the table exist there, not on the host.
+    let ns_links = text(&Command::new("ip").args(["-n", netns, "-br", "link"]).output().unwrap().stdout);
+    assert!(ns_links.contains(bridge), "{ns_links}");
+    let tables = text(&Command::new("ip").args(["netns", "exec", netns, "nft", "list", "tables"]).output().unwrap().stdout);
+    assert!(tables.contains(&format!("isobench_{bridge}")), "{tables}");
+    assert!(!host_links().iter().any(|l| l == bridge || l.starts_with("ibv")), "{:?}", host_links());
+    assert_eq!(host_rules(), before, "the host's rules are untouched while the container runs");
+    let ns = std::fs::File::open(format!("/run/netns/{netns}")).unwrap();
+    let mut got = String::new();
+    wait_until("the container's server answers on the published port", Duration::from_secs(30), || {
+        let addr: std::net::SocketAddr = published.parse().unwrap();
+        let read = isobench_harness::container::net::run_in_ns(std::os::fd::AsFd::as_fd(&ns), || -> std::io::Result<String> {
+            let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+            let mut out = String::new();
+            s.read_to_string(&mut out)?;
+            Ok(out)
+        })
+        .unwrap();
+        match read {
+            Ok(text) if !text.is_empty() => {
+                got = text;
+                true
+            }
+            _ => false,
+        }
+    });
+    assert_eq!(got.trim(), "through-the-nat");
+    drop(ns);
+    let status = child.0.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).unwrap();
+    assert!(rest.is_empty(), "one line on stderr: {rest}");
+    // After: no namespace, veth, bridge or table anywhere; the host's rules byte-identical.
+    assert!(!std::path::Path::new(&format!("/run/netns/{netns}")).exists(), "the run's namespace is gone");
+    let left: Vec<_> =
+        std::fs::read_dir("/run/netns").map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
+    assert!(!left.iter().any(|n| n.starts_with(&format!("isobench-{pid}-"))), "{left:?}");
+    assert_eq!(host_links(), links_before);
+    assert_eq!(host_rules(), before, "the host's nftables and iptables rulesets are byte-identical after");
 }

@@ -5,7 +5,8 @@
 //! killed one, after the next start's sweep. Under `--profile docker` the
 //! container's boundary crosses a bridge and a DNAT'd published port made
 //! in the run's namespace, and the host's own ruleset is byte-identical
-//! before and after.
+//! before and after; runc and crun under `--profile docker` cross the same
+//! bridge and DNAT, with every layer named in run.json.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -27,6 +28,7 @@ fn main() {
     isobench_testkit::run(vec![
         trial!(container_boundary_goes_through_a_veth_that_is_gone_afterwards).needs(&[Root]),
         trial!(docker_boundary_crosses_a_bridge_and_a_dnat_and_leaves_the_hosts_rules_as_they_were).needs(&[Root, Nft, SeccompProfile]),
+        trial!(runc_and_crun_under_docker_cross_the_same_bridge_and_dnat_and_leave_nothing).needs(&[Root, Nft, SeccompProfile, Runc, Crun]),
         trial!(vm_boundary_goes_through_a_tap_or_slirp_and_leaves_no_qemu_or_namespace).needs(&[Root, Qemu, GuestImage, Tun]),
         trial!(exec_net_modes_none_loopback_and_veth).needs(&[Root, Busybox]),
         trial!(veth_refusals_are_one_clear_line).needs(&[Root, Nobody]),
@@ -63,16 +65,27 @@ fn run_boundary(envs: &str, dir: &Path, extra: &[&str]) -> (u32, Output) {
     (pid, child.wait_with_output().unwrap())
 }
 
+/// The fields of one summary.csv line (a label with a comma is quoted).
+fn csv_fields(line: &str) -> Vec<String> {
+    let (mut out, mut cur, mut quoted) = (Vec::new(), String::new(), false);
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out
+}
+
 /// Every env × boundary metric has a positive p50 in summary.csv.
 fn assert_rows(dir: &Path, envs: &[&str]) {
     let csv = std::fs::read_to_string(dir.join("summary.csv")).unwrap();
     for env in envs {
         for metric in BOUNDARY.split(',') {
-            let row: Vec<&str> = csv
-                .lines()
-                .map(|l| l.split(',').collect::<Vec<_>>())
-                .find(|r| r[0] == *env && r[2] == metric)
-                .unwrap_or_else(|| panic!("no {env} × {metric} row:\n{csv}"));
+            let row: Vec<String> =
+                csv.lines().map(csv_fields).find(|r| r[0] == *env && r[2] == metric).unwrap_or_else(|| panic!("no {env} × {metric} row:\n{csv}"));
             let p50: f64 = row[6].parse().unwrap();
             assert!(p50.is_finite() && p50 > 0.0, "{row:?}");
         }
@@ -233,5 +246,34 @@ fn docker_boundary_crosses_a_bridge_and_a_dnat_and_leaves_the_hosts_rules_as_the
     assert!(netns_of(pid).is_empty(), "left behind: {:?}", netns_of(pid));
     let links: Vec<String> = host_links().into_iter().filter(|l| l.starts_with("ibv") || l.starts_with("ibr")).collect();
     assert!(links.is_empty(), "links in the host's namespace: {links:?}");
+    assert_eq!(host_rules(), before, "the host's nftables and iptables rules are byte-identical");
+}
+
+fn runc_and_crun_under_docker_cross_the_same_bridge_and_dnat_and_leave_nothing() {
+    let before = host_rules();
+    let links_before = host_links();
+    let d = tempfile::tempdir().unwrap();
+    let (pid, o) = run_boundary("runc,crun", d.path(), &["--profile", "docker"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_rows(d.path(), &["runc", "crun"]);
+    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(d.path().join("run.json")).unwrap()).unwrap();
+    for env in ["runc", "crun"] {
+        let e = &run["environments"][env];
+        let b = &e["boundary"];
+        assert_eq!(b["path"], "veth_bridge_nat", "{env}: {b}");
+        assert_eq!(b["forwards"]["tcp"], serde_json::json!([8080, 18080]), "{env}: the published port: {b}");
+        let (published, container) = (b["host_side_connects_to"].as_str().unwrap(), b["environment_address"].as_str().unwrap());
+        assert!(published.ends_with(".1") && container.ends_with(".2"), "{env}: {b}");
+        let profile = &e["metadata"]["profile"];
+        assert_eq!(profile["layers"], serde_json::json!(["hardening", "seccomp", "overlay", "bridge"]), "{env}: {profile}");
+        assert!(profile.get("layers_not_applied").is_none(), "{env}: {profile}");
+        assert_eq!(profile["overlay"]["upper"], "tmpfs", "{env}: {profile}");
+    }
+    let report = std::fs::read_to_string(d.path().join("report.md")).unwrap();
+    assert!(report.contains("| runc (docker) · veth+bridge+NAT"), "the rows name the profile and the path:\n{report}");
+    assert!(netns_of(pid).is_empty(), "left behind: {:?}", netns_of(pid));
+    assert_eq!(host_links(), links_before, "links in the host's namespace");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&format!("isobench-{pid}-")), "a mount of the run is left on the host");
     assert_eq!(host_rules(), before, "the host's nftables and iptables rules are byte-identical");
 }

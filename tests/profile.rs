@@ -371,6 +371,26 @@ fn layers_measures_bare_each_layer_alone_and_docker_and_reports_ratios() {
     assert!(report.contains("## What each layer of `--profile docker` costs"), "{report}");
     assert!(report.contains("![layers-net.tcp_rr.boundary](plots/layers-net.tcp_rr.boundary.svg)"), "{report}");
     assert!(d.path().join("plots/layers-syscall.getpid.png").is_file());
+    // Interference is flagged per cell: a cell is marked exactly when a
+    // round of its variant (or, for a ratio, of bare) was flagged in layers.json.
+    for m in run["metrics"].as_array().unwrap() {
+        let flagged = |name: &str| -> Vec<u64> {
+            let list = m["interfered"][name].as_array().cloned().unwrap_or_default();
+            for r in &list {
+                let round = r["round"].as_u64().unwrap();
+                assert!((1..=2).contains(&round) && !r["reasons"].as_array().unwrap().is_empty(), "{r}");
+            }
+            list.iter().map(|r| r["round"].as_u64().unwrap()).collect()
+        };
+        let metric = m["metric"].as_str().unwrap();
+        let row = report.lines().find(|l| l.starts_with(&format!("| {metric} |"))).unwrap_or_else(|| panic!("no row for {metric}"));
+        let cells: Vec<&str> = row.trim_matches('|').split(" | ").map(str::trim).collect();
+        assert_eq!(cells[1].contains('⚠'), !flagged("bare").is_empty(), "bare's cell of {metric}: {row}");
+        for (i, name) in names.iter().skip(1).enumerate() {
+            let marked = !flagged(name).is_empty() || !flagged("bare").is_empty();
+            assert_eq!(cells[2 + i].contains('⚠'), marked, "{name}'s cell of {metric}: {row}");
+        }
+    }
     // Nothing of the six containers is left.
     let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
         .unwrap()

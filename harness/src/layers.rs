@@ -6,7 +6,11 @@
 //! its columns) and measures there, one after another, `env.start`, the
 //! in-container metrics and the cross-boundary ones, so that a slow moment
 //! of a shared machine falls on every variant alike; the ratio to `bare` is
-//! taken within each round ([`LayersRun::ratio`]). The method follows
+//! taken within each round ([`LayersRun::ratio`]). Each measurement is
+//! taken inside a [`Probe`], and the rounds whose measurement of a metric
+//! under a variant was disturbed are recorded with it
+//! ([`LayerMetric::interfered`]), so the report can mark those cells and
+//! not only the run as a whole. The method follows
 //! Felter et al. 2015 (IBM RC25482), which measured Docker's NAT and its
 //! other layers one at a time against the same workload natively.
 
@@ -20,7 +24,7 @@ use crate::collect::Measurement;
 use crate::container::profile::Layer;
 use crate::env::container::Container;
 use crate::env::{EnvError, Environment, Options};
-use crate::results::layers::{LayerMetric, LayerVariant, LayersRun};
+use crate::results::layers::{InterferedRound, LayerMetric, LayerVariant, LayersRun};
 use crate::runner::{measure_start, Plan};
 
 /// The variants, in the order of the report's columns: (name, layers).
@@ -98,7 +102,13 @@ pub fn measure(plan: &LayersPlan, opts: &Options, progress: &mut dyn FnMut(&str)
     let mut metrics: Vec<LayerMetric> = plan
         .metrics
         .iter()
-        .map(|m| LayerMetric { metric: m.name.to_string(), unit: m.unit.label().to_string(), p50: Default::default(), ns_per_op: Default::default() })
+        .map(|m| LayerMetric {
+            metric: m.name.to_string(),
+            unit: m.unit.label().to_string(),
+            p50: Default::default(),
+            ns_per_op: Default::default(),
+            interfered: Default::default(),
+        })
         .collect();
     let mut boundary_paths = std::collections::BTreeMap::new();
     let mut hosts = crate::boundary::HostSides::new(&opts.workloads);
@@ -112,19 +122,24 @@ pub fn measure(plan: &LayersPlan, opts: &Options, progress: &mut dyn FnMut(&str)
             let (name, _, env) = &mut envs[i];
             let name: &'static str = name;
             progress(&format!("round {round}/{}: {}", plan.rounds, env.label()));
-            let record = |spec: &'static MetricSpec, m: &Measurement, metrics: &mut Vec<LayerMetric>| {
+            let record = |spec: &'static MetricSpec, m: &Measurement, probe: Probe, metrics: &mut Vec<LayerMetric>| {
                 if let Some(lm) = metrics.iter_mut().find(|lm| lm.metric == spec.name) {
                     lm.p50.entry(name.to_string()).or_default().push(m.summary().p50);
                     lm.ns_per_op.entry(name.to_string()).or_default().push(m.histogram.value_at_quantile(0.5) as f64);
+                    if let Some(i) = probe.finish().filter(|i| i.flagged()) {
+                        lm.interfered.entry(name.to_string()).or_default().push(InterferedRound { round, reasons: i.reasons() });
+                    }
                 }
             };
             for spec in plan.metrics.iter().filter(|m| m.host_timed) {
+                let probe = Probe::start();
                 let m = measure_start(env, spec, STARTS_PER_ROUND, &interrupted)?;
-                record(spec, &m, &mut metrics);
+                record(spec, &m, probe, &mut metrics);
             }
             let mut inst = env.start()?;
             for spec in plan.metrics.iter().filter(|m| !m.host_timed) {
                 let req = runner.request(spec);
+                let probe = Probe::start();
                 let fail = |reason: String| LayersError::Measure { metric: spec.name, variant: name, reason };
                 let r = match spec.boundary {
                     false => inst.agent().run(&req).map_err(|e| fail(e.to_string()))?,
@@ -137,7 +152,7 @@ pub fn measure(plan: &LayersPlan, opts: &Options, progress: &mut dyn FnMut(&str)
                 }
                 let mut m = Measurement::new("container", &env.label(), spec);
                 m.add(&r)?;
-                record(spec, &m, &mut metrics);
+                record(spec, &m, probe, &mut metrics);
             }
             inst.shutdown()?;
         }

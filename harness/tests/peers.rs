@@ -4,8 +4,10 @@
 //! bubblewrap's reaper), the generated OCI config round-trips through
 //! oci-spec's types and runc runs it, a missing tool is skipped with its
 //! exact line, crun on a hybrid cgroup host is labelled or reported (never a
-//! failed run), and nothing (runtime state, cgroup, process, temp dir)
-//! outlives an instance. A test is skipped without root or without its
+//! failed run), under `--profile docker` runc and crun run on the overlay
+//! root and in the bridged network namespace isobench prepared, and nothing
+//! (runtime state, cgroup, process, temp dir, mount, namespace) outlives an
+//! instance. A test is skipped without root or without its
 //! tools (scripts/setup installs them).
 
 use isobench_testkit::{own_temp_dirs, trial, Need, Need::*};
@@ -38,6 +40,7 @@ fn main() {
     isobench_testkit::run(vec![
         trial!(runc_runs_the_agent_as_pid_1).needs(&[Root, Runc]),
         trial!(runc_and_crun_run_each_profile_as_the_launcher_does).needs(&[Root, Runc, Crun, SeccompProfile]),
+        trial!(runc_and_crun_under_docker_run_on_the_overlay_and_join_the_bridged_namespace).needs(&[Root, Runc, Crun, SeccompProfile, Nft]),
         trial!(bwrap_runs_the_agent_under_its_reaper).needs(&[Root, Bwrap]),
         trial!(unshare_runs_the_agent_as_pid_1).needs(&[Root, Unshare]),
         trial!(crun_runs_the_agent_or_says_why_not).needs(&[Root, Crun]),
@@ -188,7 +191,7 @@ fn oci_config_round_trips_and_runc_runs_it() {
     let back = oci_spec::runtime::Spec::load(bundle.config_path()).unwrap();
     assert_eq!(back, spec, "config.json round-trips through oci-spec's types");
 
-    let runtime = oci::OciRuntime { binary: runc, state_root: bundle.state_root(), hybrid_workaround: false };
+    let runtime = oci::OciRuntime { binary: runc, state_root: bundle.state_root(), hybrid_workaround: false, overlay: None };
     let out = runtime.run(bundle.dir(), &id).stdin(Stdio::null()).output().unwrap();
     assert!(out.status.success(), "runc refused the config: {}", String::from_utf8_lossy(&out.stderr));
     assert!(runtime.list().is_empty(), "runc deletes a foreground container when it exits");
@@ -538,5 +541,95 @@ fn runc_and_crun_run_each_profile_as_the_launcher_does() {
             assert_eq!(sec.seccomp, Some(if profile == Profile::Docker { 2 } else { 0 }), "{label}");
             inst.shutdown().unwrap_or_else(|err| panic!("{label}: shutdown: {err}"));
         }
+    }
+}
+
+/// The parent pid of `pid` (`/proc/PID/stat`'s fourth field).
+fn ppid_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The host pid of the agent a peer of this process runs (its command's
+/// descendant whose command line is `/isobench-agent`).
+fn own_agent() -> Option<u32> {
+    let me = std::process::id();
+    std::fs::read_dir("/proc").unwrap().flatten().filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok()).find(|pid| {
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        cmd.starts_with(b"/isobench-agent\0") && std::iter::successors(ppid_of(*pid), |p| ppid_of(*p)).take(4).any(|p| p == me)
+    })
+}
+
+/// The mount of `/` in `/proc/PID/mountinfo`: (fstype, super options).
+fn root_mount_of(pid: u32) -> (String, String) {
+    let info = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+    let line = info.lines().rfind(|l| l.split_whitespace().nth(4) == Some("/")).expect("a root mount");
+    let after = line.split_once(" - ").unwrap().1;
+    let mut f = after.split_whitespace();
+    let fstype = f.next().unwrap().to_string();
+    (fstype, f.nth(1).unwrap_or("").to_string())
+}
+
+fn own_netns() -> Vec<String> {
+    let prefix = format!("isobench-{}-", std::process::id());
+    std::fs::read_dir("/run/netns")
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with(&prefix)).collect())
+        .unwrap_or_default()
+}
+
+/// `--profile docker` gives runc and crun every layer isobench's container
+/// gets: the agent's `/` is an overlay whose lowerdir is the image, mounted
+/// where the host cannot see it; its network namespace is one isobench made
+/// (with the bridged eth0), and its endpoint is the bridge's published
+/// port; the label and run.json name every layer and none as not applied;
+/// after the instance nothing is left (namespace, mount, stage dir).
+fn runc_and_crun_under_docker_run_on_the_overlay_and_join_the_bridged_namespace() {
+    use isobench_harness::container::Profile;
+    use isobench_harness::env::PathKind;
+    let _g = lock();
+    let before = own_temp_dirs();
+    let host_mounts = || std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for kind in [EnvKind::Runc, EnvKind::Crun] {
+        let mut o = opts();
+        o.container.profile = Profile::Docker;
+        let mut e = match env::prepare(kind, &o) {
+            Ok(e) => e,
+            Err(EnvError::Unavailable { reason, .. }) => {
+                eprintln!("skipping {kind}: {reason}");
+                continue;
+            }
+            Err(err) => panic!("{kind}: {err}"),
+        };
+        let label = e.label();
+        assert!(label.starts_with(&format!("{kind} (docker")) && !label.contains("without"), "{label}");
+        let meta = e.metadata();
+        assert_eq!(meta["profile"]["layers"], serde_json::json!(["hardening", "seccomp", "overlay", "bridge"]), "{label}");
+        assert!(meta["profile"].get("layers_not_applied").is_none(), "{label}: {}", meta["profile"]);
+        let stage = meta["profile"]["overlay"]["stage"].as_str().unwrap().to_string();
+        let image = meta["rootfs"].as_str().unwrap().to_string();
+        let mut inst = e.start().unwrap_or_else(|err| panic!("{label}: {err}"));
+        let agent = own_agent().unwrap_or_else(|| panic!("{label}: no agent among this process's descendants"));
+        let (fstype, options) = root_mount_of(agent);
+        assert_eq!(fstype, "overlay", "{label}: the agent's / ({options})");
+        assert!(options.contains(&format!("lowerdir={image},")), "{label}: the image is the lowerdir: {options}");
+        assert!(!host_mounts().contains(&stage), "{label}: the overlay is not in the host's mount table");
+        let ep = inst.endpoint().unwrap_or_else(|err| panic!("{label}: {err}"));
+        assert_eq!(ep.path, PathKind::VethBridgeNat, "{label}");
+        // The endpoint holds the run's namespace: let it go with the instance.
+        drop(ep);
+        let agent_ns = std::fs::read_link(format!("/proc/{agent}/ns/net")).unwrap();
+        let made = own_netns();
+        assert!(
+            made.iter().any(|n| std::fs::metadata(format!("/run/netns/{n}")).map(|m| std::os::unix::fs::MetadataExt::ino(&m)).ok()
+                == agent_ns.to_string_lossy().trim_start_matches("net:[").trim_end_matches(']').parse().ok()),
+            "{label}: the agent's network namespace {agent_ns:?} is one isobench made: {made:?}"
+        );
+        inst.shutdown().unwrap_or_else(|err| panic!("{label}: shutdown: {err}"));
+        drop(e);
+        assert!(own_netns().is_empty(), "{label}: namespaces left: {:?}", own_netns());
+        assert!(!host_mounts().contains(&stage), "{label}");
+        assert!(!Path::new(&stage).exists(), "{label}: the overlay's stage is removed");
+        assert_eq!(own_temp_dirs(), before, "{label}: temp dirs left");
+        assert!(own_children().is_empty(), "{label}: processes left: {:?}", own_children());
     }
 }

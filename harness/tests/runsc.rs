@@ -142,6 +142,15 @@ fn each_profile_runs_under_runsc_and_names_itself() {
         let mut e = env::prepare(EnvKind::Runsc, &o).unwrap_or_else(|err| panic!("{profile:?}: {err}"));
         let label = e.label();
         assert!(label.starts_with("runsc (") && label.contains(&profile.label()), "{label}");
+        // What runsc does not get is named in the label and in run.json.
+        let not_applied = &e.metadata()["profile"]["layers_not_applied"];
+        match profile {
+            Profile::Docker => {
+                assert!(label.ends_with("docker without overlay, bridge)"), "{label}");
+                assert_eq!(*not_applied, serde_json::json!(["overlay", "bridge"]), "{label}");
+            }
+            _ => assert!(not_applied.is_null() && !label.contains("without"), "{label}: {not_applied}"),
+        }
         let mut inst = e.start().unwrap_or_else(|err| panic!("{label}: {err}"));
         let security = inst.info().security.clone().expect("the agent reports its security status");
         let r = inst.agent().run(&request("syscall.getpid", 100)).unwrap_or_else(|err| panic!("{label}: {err}"));

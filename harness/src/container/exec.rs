@@ -1,6 +1,7 @@
 //! `isobench exec`: any command in a new container ([`exec`]), with what it
 //! runs and where ([`ExecOptions`]), its network ([`NetMode`]: none,
-//! loopback, or a veth from the run's namespace) and the namespaces it got
+//! loopback, or a veth from the run's namespace, on a bridge with a
+//! DNAT'd published port under `--profile docker`) and the namespaces it got
 //! (`--show-ns`, [`show_ns`]).
 
 use std::ffi::OsString;
@@ -62,6 +63,11 @@ pub enum NetMode {
     /// Loopback plus `eth0`, one end of a veth pair whose other end is in
     /// the run's private network namespace ([`net::RunNetns`]), addresses
     /// .2 (container) and .1 of a /24 that exists only there. Root only.
+    /// Under a profile with the bridge layer (`--profile docker`) the host
+    /// end is attached to a bridge holding .1 and the bridge's port
+    /// [`net::PUBLISHED_PORT`] is DNAT'd to the container's
+    /// [`net::CONTAINER_PORT`] with masquerade, as `docker run -p` does
+    /// (see [`net::bridge`]); the path is then `veth+bridge+NAT`.
     Veth,
 }
 
@@ -133,7 +139,8 @@ pub fn exec_beside(opts: &ExecOptions, workloads: &Workloads, beside: impl FnOnc
         return Err(ContainerError::Net("--net none needs a network namespace: add net to --ns".into()));
     }
     let veth: VethSlot = Default::default();
-    let veth_hook = if opts.net == NetMode::Veth { Some(veth_setup(namespaces, std::sync::Arc::clone(&veth))?) } else { None };
+    let bridge = profile.has(super::profile::Layer::Bridge);
+    let veth_hook = if opts.net == NetMode::Veth { Some(veth_setup(namespaces, bridge, std::sync::Arc::clone(&veth))?) } else { None };
     let mount_ns = namespaces.contains(Namespace::Mount);
     let rootfs = PreparedRootfs::prepare(&opts.rootfs, workloads, mount_ns)?;
     let hostname = opts.hostname.clone().unwrap_or_else(default_hostname);
@@ -161,14 +168,42 @@ pub fn exec_beside(opts: &ExecOptions, workloads: &Workloads, beside: impl FnOnc
     Ok(stop.wait(&mut child, opts.stop_timeout)?.status())
 }
 
+/// Where the hook of [`veth_setup`] leaves the veth's host end (or the
+/// bridged veth with its NAT table) and the run's namespace it is in, all
+/// kept for as long as the container runs. Dropped in field order: the link
+/// (and table) before the namespace.
+type VethSlot = std::sync::Arc<std::sync::Mutex<Option<(HostEnd, std::sync::Arc<net::RunNetns>)>>>;
+
+/// The run namespace's end of an exec'd container's `eth0`.
+#[derive(Debug)]
+#[allow(dead_code)] // held for its Drop
+enum HostEnd {
+    Veth(net::Link),
+    Bridged(net::BridgedVeth),
+}
+
+/// The line `isobench exec --net veth` prints on stderr under the bridge
+/// layer: where the container's published port is reached from.
+pub fn bridged_line(netns: &str, bridge: &str, subnet: &net::Subnet) -> String {
+    format!(
+        "isobench exec: eth0 {}/{} on bridge {bridge} in network namespace {netns} (veth+bridge+NAT); \
+         {}:{} there is DNAT'd to the container's port {} (tcp, udp), e.g. `ip netns exec {netns} nc {} {}`",
+        subnet.peer,
+        subnet.prefix_len,
+        subnet.host,
+        net::PUBLISHED_PORT,
+        net::CONTAINER_PORT,
+        subnet.host,
+        net::PUBLISHED_PORT
+    )
+}
+
 /// The parent-side hook that gives a container `eth0`: a veth pair from the
 /// run's network namespace, created directly in the child's (see
-/// [`NetMode::Veth`]). Refused without root or without a network namespace.
-/// Where the hook leaves the veth's host end and the run's namespace it is
-/// in, both kept for as long as the container runs.
-type VethSlot = std::sync::Arc<std::sync::Mutex<Option<(net::Link, std::sync::Arc<net::RunNetns>)>>>;
-
-fn veth_setup(namespaces: NamespaceSet, keep: VethSlot) -> Result<ParentSetup, ContainerError> {
+/// [`NetMode::Veth`]), on a bridge with the published port's NAT table when
+/// `bridge` (the profile's bridge layer). Refused without root or without a
+/// network namespace.
+fn veth_setup(namespaces: NamespaceSet, bridge: bool, keep: VethSlot) -> Result<ParentSetup, ContainerError> {
     if rootless() {
         return Err(ContainerError::Net("--net veth needs root (CAP_NET_ADMIN on the host); use --net loopback".into()));
     }
@@ -180,8 +215,17 @@ fn veth_setup(namespaces: NamespaceSet, keep: VethSlot) -> Result<ParentSetup, C
         let subnet = netns.try_allocate_subnet().map_err(|e| e.to_string())?;
         let path = format!("/proc/{pid}/ns/net");
         let peer = std::fs::File::open(&path).map_err(|e| format!("open {path}: {e}"))?;
-        let link = netns.add_veth(&format!("ibv{pid}"), std::os::fd::AsFd::as_fd(&peer), "eth0", &subnet, None).map_err(|e| e.to_string())?;
-        *keep.lock().unwrap_or_else(|e| e.into_inner()) = Some((link, netns));
+        let peer = std::os::fd::AsFd::as_fd(&peer);
+        let end = match bridge {
+            true => {
+                let name = format!("ibr{pid}");
+                let bridged = netns.add_bridged_veth(&name, &format!("ibv{pid}"), peer, "eth0", &subnet).map_err(|e| e.to_string())?;
+                eprintln!("{}", bridged_line(netns.name(), &name, &subnet));
+                HostEnd::Bridged(bridged)
+            }
+            false => HostEnd::Veth(netns.add_veth(&format!("ibv{pid}"), peer, "eth0", &subnet, None).map_err(|e| e.to_string())?),
+        };
+        *keep.lock().unwrap_or_else(|e| e.into_inner()) = Some((end, netns));
         Ok(())
     }))
 }

@@ -393,4 +393,16 @@ mod tests {
         let default = PreparedProfile::prepare_layers(&[Layer::Hardening], UpperKind::Tmpfs).unwrap();
         assert_eq!((default.label(), default.is_named()), ("default".to_string(), true));
     }
+
+    /// Built without libseccomp (`-p isobench-harness --no-default-features`,
+    /// run by scripts/test): `docker` is one line naming the package to
+    /// install, and `bare` and `default` prepare as before.
+    #[cfg(not(feature = "seccomp"))]
+    #[test]
+    fn without_libseccomp_docker_is_one_line_naming_the_package_and_the_others_prepare() {
+        let e = PreparedProfile::prepare(Profile::Docker).unwrap_err().to_string();
+        assert!(e.contains("libseccomp-dev") && !e.contains('\n'), "{e}");
+        assert!(PreparedProfile::prepare(Profile::Bare).is_ok());
+        assert!(PreparedProfile::prepare(Profile::Default).is_ok_and(|p| p.seccomp().is_none()));
+    }
 }

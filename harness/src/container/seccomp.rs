@@ -19,6 +19,7 @@
 //! profile, it allows unshare, mount, keyctl, reboot and ptrace and leaves
 //! them to the capability checks.
 
+#[cfg(feature = "seccomp")]
 use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 

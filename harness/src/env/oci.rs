@@ -17,6 +17,19 @@
 //! runtime compiles with its own libseccomp; `bare` keeps every capability
 //! and masks nothing.
 //!
+//! `docker`'s overlay and bridge are given to the runtime the way Docker
+//! gives them to runc: the overlay is mounted before the runtime runs and
+//! named as the bundle's `root.path` (Docker's `overlay2/<id>/merged`),
+//! here by the runtime's own process in a private mount namespace of its
+//! own, right before exec, from the same [`OverlayStage`] steps isobench's
+//! container mounts (so the mount is never in the host's table and goes
+//! with the runtime; a tmpfs upper is each container's own); and the
+//! bridge is a network namespace isobench prepares per container with
+//! `eth0` on a bridge of the run's namespace and the published port's NAT
+//! table there ([`RunNetns::add_bridged_veth`]), named by path in
+//! config.json's network namespace entry (as Docker's libnetwork prepares
+//! a sandbox and runc joins it).
+//!
 //! State lives in the bundle's temp dir (`--root`), not in /run/runc, so a
 //! killed run leaves nothing a sweep cannot find; cgroups get names a sweep
 //! can tell ([`sweep_cgroups`]).
@@ -34,6 +47,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 use oci_spec::runtime::{
     LinuxDeviceCgroupBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxResourcesBuilder, Mount, Process, RootBuilder, Spec,
@@ -41,16 +55,22 @@ use oci_spec::runtime::{
 
 use std::time::{Duration, Instant};
 
-use super::peer::{start_agent, Cleanup, NoopStart, PeerCommand, Tool, CRUN as CRUN_TOOL};
-use super::{EnvError, EnvKind, Environment, Instance, Options};
+use super::container::CONTAINER_IF;
+use super::peer::{start_agent, Cleanup, NoopStart, PeerCommand, PeerInstance, Tool, CRUN as CRUN_TOOL};
+use super::{Endpoint, EnvError, EnvKind, Environment, Instance, Options, PathKind};
+use crate::agent::AgentClient;
 use crate::collect::host::{cgroup_mode, CgroupMode};
+use crate::container::net::{BridgedVeth, RunNetns, CONTAINER_PORT, PUBLISHED_PORT};
 use crate::container::process::CONTAINER_PATH;
 use crate::container::profile::{last_capability, Layer, PreparedProfile, Profile, MASKED_PATHS, READONLY_PATHS};
-use crate::container::rootfs::{self, PreparedRootfs, RootfsChoice};
+use crate::container::rootfs::{self, OverlayStage, PreparedRootfs, RootfsChoice, Step};
 use crate::container::{Namespace, NamespaceSet};
 use crate::leftovers::{self, temp_prefix};
+use crate::vm::qemu::Forwards;
 use crate::workloads::Noop;
 use crate::workloads::Workloads;
+use isobench_workloads::protocol::AgentInfo;
+use std::os::fd::AsFd;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OciError {
@@ -279,6 +299,10 @@ pub struct OciRuntime {
     pub state_root: PathBuf,
     /// crun on a hybrid host: `--cgroup-manager=disabled`, cgroup2 hidden.
     pub hybrid_workaround: bool,
+    /// `docker`'s overlay: the steps that mount it on the bundle's root,
+    /// run by the runtime's process in a private mount namespace before
+    /// exec ([`run`](Self::run)).
+    pub overlay: Option<Arc<Vec<Step>>>,
 }
 
 impl OciRuntime {
@@ -295,7 +319,18 @@ impl OciRuntime {
     /// `RUNTIME run --bundle DIR ID`: runs the container in the foreground
     /// until its process exits, then deletes it.
     pub fn run(&self, bundle: &Path, id: &str) -> Command {
-        let mut cmd = self.base();
+        let mut cmd = match &self.overlay {
+            None => self.base(),
+            Some(steps) => {
+                let mut cmd = Command::new(&self.binary);
+                cmd.arg("--root").arg(&self.state_root);
+                if self.hybrid_workaround {
+                    cmd.arg("--cgroup-manager=disabled");
+                }
+                mount_overlay_then_exec(&mut cmd, Arc::clone(steps), self.hybrid_workaround);
+                cmd
+            }
+        };
         cmd.arg("run").arg("--bundle").arg(bundle).arg(id);
         cmd
     }
@@ -337,6 +372,33 @@ fn hide_cgroup2(cmd: &mut Command) {
         // SAFETY: umount2(2) on a static C string.
         unsafe { libc::umount2(c"/sys/fs/cgroup/unified".as_ptr(), libc::MNT_DETACH) }
     });
+}
+
+/// Runs the command in a private mount namespace of its own where `steps`
+/// (an [`OverlayStage`]'s) have mounted the overlay root, and, with
+/// `hide_cgroup2`, the hybrid cgroup2 mount is gone as in [`hide_cgroup2`].
+/// The host's mount table is untouched, and the overlay goes with the
+/// runtime's process and its container.
+fn mount_overlay_then_exec(cmd: &mut Command, steps: Arc<Vec<Step>>, hide_cgroup2: bool) {
+    // SAFETY: the closure runs between fork and exec; it makes unshare(2),
+    // mount(2), umount2(2) on a static C string and the steps' syscalls on
+    // C strings made before the fork (`rootfs::apply` allocates nothing,
+    // as the container's child relies on), and io::Error::from_raw_os_error
+    // does not allocate.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if hide_cgroup2 && libc::umount2(c"/sys/fs/cgroup/unified".as_ptr(), libc::MNT_DETACH) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            rootfs::apply(&steps, &crate::container::syscall::Linux).map_err(|(_, errno)| std::io::Error::from_raw_os_error(errno as i32))
+        });
+    }
 }
 
 /// Runs the command in a private copy of the host's mount namespace, where
@@ -425,22 +487,48 @@ pub struct OciEnvironment {
     namespaces: NamespaceSet,
     /// The security profile every container of it gets.
     profile: PreparedProfile,
+    /// `docker`'s overlay root: the stage whose `merged` is every
+    /// container's `root.path` (the bundle's rootfs its lowerdir).
+    overlay: Option<OverlayStage>,
     // Dropped last: the runtime's state lives in it.
     bundle: OciBundle,
 }
 
 impl OciEnvironment {
     /// run.json's `metadata.profile`: the runtime applies the capabilities,
-    /// paths and seccomp filter of config.json; the overlay root and the
-    /// bridge are isobench's own container's, listed as not applied.
+    /// paths and seccomp filter of config.json; isobench mounts the overlay
+    /// root it is given and prepares the bridged network namespace it joins.
+    /// Layers of the profile not applied (none today) are listed as such.
     fn profile_record(&self) -> serde_json::Value {
         let mut m = super::container::profile_metadata(&self.profile, self.tool.name);
-        let (applied, not): (Vec<Layer>, Vec<Layer>) = self.profile.layers().iter().partition(|l| matches!(l, Layer::Hardening | Layer::Seccomp));
+        let (applied, not): (Vec<Layer>, Vec<Layer>) = self.profile.layers().iter().partition(|l| self.applies(**l));
         m["layers"] = serde_json::json!(applied);
         if !not.is_empty() {
             m["layers_not_applied"] = serde_json::json!(not);
         }
+        if let Some(stage) = &self.overlay {
+            m["overlay"] = serde_json::to_value(stage.record()).unwrap_or_default();
+            m["overlay"]["mounted_by"] =
+                format!("isobench, in {}'s own private mount namespace before exec; config.json's root.path is the merged directory", self.tool.name)
+                    .into();
+        }
         m
+    }
+
+    /// Whether containers of this environment get `layer`.
+    fn applies(&self, layer: Layer) -> bool {
+        match layer {
+            Layer::Hardening | Layer::Seccomp => true,
+            Layer::Overlay => self.overlay.is_some(),
+            Layer::Bridge => self.bridged(),
+        }
+    }
+
+    /// `docker`'s bridge: the agent's containers join a network namespace
+    /// isobench prepared with `eth0` on a bridge ([`BridgedNet`]); needs a
+    /// network namespace in the set.
+    fn bridged(&self) -> bool {
+        self.profile.has(Layer::Bridge) && self.namespaces.contains(Namespace::Net)
     }
 
     /// Finds the runtime, builds the bundle and runs `/noop` in it once, so
@@ -463,10 +551,17 @@ impl OciEnvironment {
             OciBundle::build_with(&opts.workloads, env, &opts.container.rootfs).map_err(|e| EnvError::Start { env, reason: e.to_string() })?;
         // Only crun refuses hybrid hosts; runc handles them.
         let hybrid_workaround = tool == CRUN_TOOL && hybrid_with_cgroup2_controllers();
-        let runtime = OciRuntime { binary: binary.clone(), state_root: bundle.state_root(), hybrid_workaround };
         let namespaces = opts.container.namespaces.unwrap_or(NamespaceSet::DEFAULT);
-        let profile = PreparedProfile::prepare(opts.container.profile).map_err(|e| EnvError::Unavailable { env, reason: e.to_string() })?;
-        let mut e = OciEnvironment { kind, tool, runtime, version: super::peer::version(&binary), namespaces, profile, bundle };
+        let profile = opts.container.prepare_profile().map_err(|e| EnvError::Unavailable { env, reason: e.to_string() })?;
+        let overlay = match profile.has(Layer::Overlay) {
+            true => {
+                Some(OverlayStage::prepare(bundle.rootfs(), profile.overlay_upper()).map_err(|e| EnvError::Start { env, reason: e.to_string() })?)
+            }
+            false => None,
+        };
+        let steps = overlay.as_ref().map(OverlayStage::steps).transpose().map_err(|e| EnvError::Start { env, reason: e.to_string() })?.map(Arc::new);
+        let runtime = OciRuntime { binary: binary.clone(), state_root: bundle.state_root(), hybrid_workaround, overlay: steps };
+        let mut e = OciEnvironment { kind, tool, runtime, version: super::peer::version(&binary), namespaces, profile, overlay, bundle };
         e.probe()?;
         Ok(e)
     }
@@ -481,13 +576,25 @@ impl OciEnvironment {
 
     /// Writes the config for a new container running `args`; returns its ID.
     fn prepare_container(&mut self, args: &[String]) -> Result<String, EnvError> {
+        self.prepare_container_in(args, None)
+    }
+
+    /// [`prepare_container`](Self::prepare_container), joining the network
+    /// namespace at `netns` when given.
+    fn prepare_container_in(&mut self, args: &[String], netns: Option<&Path>) -> Result<String, EnvError> {
         let env = self.kind.as_str();
         let id = container_id(env);
-        let mut spec = config(self.bundle.rootfs(), self.namespaces, args, &crate::container::default_hostname(), &self.cgroups(&id))
+        // With the overlay the root is its merged view, writable (the
+        // image, its lowerdir, is never written).
+        let root = self.overlay.as_ref().map_or_else(|| self.bundle.rootfs().to_path_buf(), OverlayStage::merged);
+        let mut spec = config(&root, self.namespaces, args, &crate::container::default_hostname(), &self.cgroups(&id))
             .map_err(|e| EnvError::Start { env, reason: e.to_string() })?;
         apply_profile(&mut spec, &self.profile).map_err(|e| EnvError::Start { env, reason: e.to_string() })?;
-        if self.bundle.prepared_rootfs().read_only() {
+        if self.overlay.is_none() && self.bundle.prepared_rootfs().read_only() {
             read_only_root(&mut spec).map_err(|e| EnvError::Start { env, reason: e.to_string() })?;
+        }
+        if let Some(path) = netns {
+            join_network_namespace(&mut spec, path).map_err(|e| EnvError::Start { env, reason: e.to_string() })?;
         }
         self.bundle.write_config(&spec).map_err(|e| EnvError::Start { env, reason: e.to_string() })?;
         Ok(id)
@@ -523,7 +630,11 @@ impl Environment for OciEnvironment {
     /// `runc (docker)`, `crun (default, cgroups disabled)`, ...: the
     /// profile, and the cgroup workaround where crun needed it.
     fn label(&self) -> String {
-        let profile = self.profile.profile().label();
+        let mut profile = self.profile.label();
+        let missing: Vec<&str> = self.profile.layers().iter().filter(|l| !self.applies(**l)).map(|l| l.as_str()).collect();
+        if !missing.is_empty() {
+            profile = format!("{profile} without {}", missing.join(", "));
+        }
         if self.runtime.hybrid_workaround {
             format!("{} ({profile}, cgroups disabled)", self.kind)
         } else {
@@ -548,17 +659,49 @@ impl Environment for OciEnvironment {
             },
             "launcher": format!("{} run --bundle (foreground)", self.tool.name),
             "profile": self.profile_record(),
+            "network": if self.bridged() {
+                serde_json::json!({
+                    "mode": "veth+bridge+NAT: config.json joins a network namespace of the start's own whose eth0 is a veth on a bridge of the run's namespace, the published port DNAT'd to it there",
+                    "env_start": "env.start includes making that namespace, veth, bridge and NAT table (phase network_ready); the container's env.start makes its bridge later, at the first boundary metric",
+                    "startup_noop": "no bridge: the runtime makes the container's network namespace, as isobench's container's start does",
+                })
+            } else {
+                serde_json::Value::Null
+            },
         })
     }
 
     fn start(&mut self) -> Result<Box<dyn Instance>, EnvError> {
         let t0 = Instant::now();
-        let id = self.prepare_container(&agent_args())?;
+        let env = self.kind.as_str();
+        let net = match self.bridged() {
+            true => {
+                Some(BridgedNet::create().map_err(|reason| EnvError::Start { env, reason: format!("the container's bridge network: {reason}") })?)
+            }
+            false => None,
+        };
+        let network_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let id = self.prepare_container_in(&agent_args(), net.as_ref().map(|n| n.netns.path()))?;
         let cmd = self.runtime.run(self.bundle.dir(), &id);
         let runtime = self.runtime.clone();
-        let cleanup: Cleanup = Box::new(move || runtime.delete(&id));
+        let endpoint = net.as_ref().map(|n| n.endpoint.clone());
+        let cleanup: Cleanup = Box::new(move || {
+            runtime.delete(&id);
+            drop(net);
+        });
         let log = self.bundle.dir().join("stderr.log");
-        Ok(Box::new(start_agent(self.kind.as_str(), cmd, &log, Some(cleanup), t0)?))
+        let inner = start_agent(env, cmd, &log, Some(cleanup), t0)?;
+        match endpoint {
+            None => Ok(Box::new(inner)),
+            Some(endpoint) => {
+                let ready_ms = inner.ready_after().as_secs_f64() * 1e3;
+                Ok(Box::new(BridgedInstance {
+                    inner,
+                    endpoint,
+                    phases: vec![("network_ready".into(), network_ms), ("agent_ready".into(), ready_ms)],
+                }))
+            }
+        }
     }
 }
 
@@ -568,6 +711,94 @@ impl NoopStart for OciEnvironment {
         let runtime = self.runtime.clone();
         let cmd = self.runtime.run(self.bundle.dir(), &id);
         Ok(PeerCommand { cmd, cleanup: Some(Box::new(move || runtime.delete(&id))) })
+    }
+}
+
+/// Makes `spec`'s container join the network namespace at `path` instead of
+/// getting a new one (runtime-spec's namespace `path`).
+pub fn join_network_namespace(spec: &mut Spec, path: &Path) -> Result<(), OciError> {
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    let mut list = linux.namespaces().clone().unwrap_or_default();
+    list.retain(|n| n.typ() != LinuxNamespaceType::Network);
+    list.push(LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::Network).path(path).build()?);
+    linux.set_namespaces(Some(list));
+    spec.set_linux(Some(linux));
+    Ok(())
+}
+
+/// One container's network under `docker`'s bridge: a network namespace of
+/// its own (`isobench-<pid>-<n>` in /run/netns, swept by name) holding
+/// `eth0`, whose veth's other end is on a bridge of the run's namespace with
+/// the published port's NAT table, as isobench's container gets it.
+struct BridgedNet {
+    endpoint: Endpoint,
+    // Dropped in this order: the table, veth and bridge, then the namespace.
+    _bridged: BridgedVeth,
+    netns: RunNetns,
+}
+
+impl BridgedNet {
+    fn create() -> Result<BridgedNet, String> {
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let run_ns: Arc<RunNetns> = RunNetns::shared().map_err(|e| e.to_string())?;
+        let subnet = run_ns.try_allocate_subnet().map_err(|e| e.to_string())?;
+        let netns = RunNetns::create().map_err(|e| e.to_string())?;
+        let n = SEQ.fetch_add(1, Ordering::Relaxed);
+        let bridged = run_ns
+            .add_bridged_veth(&format!("obr{n}"), &format!("obv{n}"), netns.file().as_fd(), CONTAINER_IF, &subnet)
+            .map_err(|e| e.to_string())?;
+        let endpoint = Endpoint {
+            path: PathKind::VethBridgeNat,
+            netns: Some(run_ns),
+            bind: subnet.peer.into(),
+            connect: bridged.published.into(),
+            forwards: Some(Forwards { tcp: (CONTAINER_PORT, PUBLISHED_PORT), udp: (CONTAINER_PORT, PUBLISHED_PORT) }),
+            host_scheduler: true,
+        };
+        Ok(BridgedNet { endpoint, _bridged: bridged, netns })
+    }
+}
+
+/// The agent in a runc or crun container on `docker`'s bridge.
+pub struct BridgedInstance {
+    inner: PeerInstance,
+    endpoint: Endpoint,
+    phases: Vec<(String, f64)>,
+}
+
+impl BridgedInstance {
+    /// The host pid of `runc run` / `crun run`.
+    pub fn command_pid(&self) -> u32 {
+        self.inner.command_pid()
+    }
+}
+
+impl Instance for BridgedInstance {
+    fn agent(&mut self) -> &mut AgentClient {
+        self.inner.agent()
+    }
+
+    fn info(&self) -> &AgentInfo {
+        self.inner.info()
+    }
+
+    fn ready_after(&self) -> Duration {
+        self.inner.ready_after()
+    }
+
+    /// `network_ready` (the container's namespace, veth, bridge and NAT
+    /// table made) and `agent_ready`.
+    fn phases(&self) -> Vec<(String, f64)> {
+        self.phases.clone()
+    }
+
+    /// `eth0` of the container, through the bridge's published port.
+    fn endpoint(&mut self) -> Result<Endpoint, EnvError> {
+        Ok(self.endpoint.clone())
+    }
+
+    fn shutdown(self: Box<Self>) -> Result<Duration, EnvError> {
+        Box::new(self.inner).shutdown()
     }
 }
 

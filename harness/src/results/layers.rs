@@ -63,6 +63,21 @@ pub struct LayerMetric {
     /// Per variant name: each round's median time per operation, ns (for a
     /// rate too), from which the ratios are taken.
     pub ns_per_op: BTreeMap<String, Vec<f64>>,
+    /// Per variant name: the rounds whose measurement of this metric was
+    /// taken under interference (busy outside the run, stolen, or beside
+    /// another isobench run), with why; a variant without any is absent.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub interfered: BTreeMap<String, Vec<InterferedRound>>,
+}
+
+/// One round of one variant's measurement of a metric that was taken under
+/// interference ([`Interference::flagged`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct InterferedRound {
+    /// The round, from 1.
+    pub round: usize,
+    /// Why, in words ([`Interference::reasons`]).
+    pub reasons: Vec<String>,
 }
 
 /// A ratio to `bare` over the rounds: the median of the per-round ratios and
@@ -95,6 +110,23 @@ impl LayersRun {
         let median = if r.len() % 2 == 0 { (r[r.len() / 2 - 1] as f64 / RATIO_SCALE + median) / 2.0 } else { median };
         let (lo, hi) = median_ci_sorted(&r, Z95);
         Some(LayerRatio { median, lo: lo as f64 / RATIO_SCALE, hi: hi as f64 / RATIO_SCALE, rounds: r.len() })
+    }
+
+    /// The rounds (from 1) in which `metric` under `variant` was measured
+    /// under interference.
+    pub fn interfered_rounds(&self, metric: &str, variant: &str) -> Vec<usize> {
+        let m = self.metrics.iter().find(|m| m.metric == metric);
+        m.and_then(|m| m.interfered.get(variant)).map_or_else(Vec::new, |v| v.iter().map(|r| r.round).collect())
+    }
+
+    /// The rounds of a ratio cell under interference: those of `variant` or
+    /// of `bare` (each round's ratio takes both), sorted, once each.
+    pub fn interfered_ratio_rounds(&self, metric: &str, variant: &str) -> Vec<usize> {
+        let mut r = self.interfered_rounds(metric, variant);
+        r.extend(self.interfered_rounds(metric, "bare"));
+        r.sort_unstable();
+        r.dedup();
+        r
     }
 
     /// The median over rounds of `variant`'s per-round medians of `metric`, in its unit.
@@ -136,6 +168,10 @@ mod tests {
                 unit: "ns".into(),
                 p50: ns(&[100.0, 200.0, 100.0, 100.0, 100.0], &[120.0, 240.0, 150.0, 110.0, 130.0]),
                 ns_per_op: ns(&[100.0, 200.0, 100.0, 100.0, 100.0], &[120.0, 240.0, 150.0, 110.0, 130.0]),
+                interfered: BTreeMap::from([
+                    ("bare".to_string(), vec![InterferedRound { round: 2, reasons: vec!["1.10 CPUs busy outside the run".into()] }]),
+                    ("seccomp".to_string(), vec![InterferedRound { round: 2, reasons: vec![] }, InterferedRound { round: 4, reasons: vec![] }]),
+                ]),
             }],
             skipped: Vec::new(),
             interference: None,
@@ -147,5 +183,8 @@ mod tests {
         assert!((run.ratio("syscall.getpid", "bare").unwrap().median - 1.0).abs() < 1e-9);
         assert!(run.ratio("syscall.getpid", "overlay").is_none() && run.ratio("ipc.pipe_rtt", "seccomp").is_none());
         assert_eq!(run.median_p50("syscall.getpid", "bare"), Some(100.0));
+        assert_eq!(run.interfered_rounds("syscall.getpid", "bare"), [2]);
+        assert_eq!(run.interfered_ratio_rounds("syscall.getpid", "seccomp"), [2, 4], "the variant's rounds and bare's, once each");
+        assert!(run.interfered_ratio_rounds("syscall.getpid", "overlay") == [2] && run.interfered_rounds("ipc.pipe_rtt", "bare").is_empty());
     }
 }

@@ -411,7 +411,12 @@ impl Environment for Runsc {
 
     /// `runsc (ptrace, default)`: the platform first, then the profile.
     fn label(&self) -> String {
-        format!("runsc ({}, {})", self.verdict.platform, self.profile.profile().label())
+        let mut profile = self.profile.label();
+        let missing: Vec<&str> = self.profile.layers().iter().filter(|l| !applied_by_runsc(**l)).map(|l| l.as_str()).collect();
+        if !missing.is_empty() {
+            profile = format!("{profile} without {}", missing.join(", "));
+        }
+        format!("runsc ({}, {profile})", self.verdict.platform)
     }
 
     fn metadata(&self) -> serde_json::Value {
@@ -480,9 +485,7 @@ impl Runsc {
                 }
             };
             o.insert("under_runsc".into(), applied.into());
-            // The overlay root and the bridge are isobench's own container's,
-            // as for runc and crun (env/oci.rs).
-            let (applied, not): (Vec<Layer>, Vec<Layer>) = self.profile.layers().iter().partition(|l| matches!(l, Layer::Hardening | Layer::Seccomp));
+            let (applied, not): (Vec<Layer>, Vec<Layer>) = self.profile.layers().iter().partition(|l| applied_by_runsc(**l));
             o.insert("layers".into(), serde_json::json!(applied));
             if !not.is_empty() {
                 o.insert("layers_not_applied".into(), serde_json::json!(not));
@@ -490,6 +493,17 @@ impl Runsc {
         }
         m
     }
+}
+
+/// The layers of a profile runsc's containers get: the hardening and the
+/// seccomp filter through config.json. Not the overlay (the Sentry's gofer
+/// serves the bundle's root itself, and gVisor's own `--overlay` is another
+/// filesystem than the kernel's overlayfs) nor the bridge (netstack's veth
+/// is not a container veth: its path is `netstack`, and a bridge in front
+/// of it is not measured yet); run.json lists them as `layers_not_applied`
+/// and the label says `without overlay, bridge`.
+fn applied_by_runsc(layer: Layer) -> bool {
+    matches!(layer, Layer::Hardening | Layer::Seccomp)
 }
 
 impl NoopStart for Runsc {
