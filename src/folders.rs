@@ -16,12 +16,20 @@ fn results_folder(dir: &Path) -> Result<RunDir> {
     Ok(RunDir { path: dir.to_path_buf() })
 }
 
+/// A results folder whose run.json reads and whose run finished (unless
+/// `allow_incomplete`), or one clear error naming it.
+fn finished_folder(dir: &Path, allow_incomplete: bool) -> Result<RunDir> {
+    let d = results_folder(dir)?;
+    d.complete_run(allow_incomplete)?;
+    Ok(d)
+}
+
 /// `isobench compare`: B against the baseline A, per environment × metric;
 /// exit status 1 on a significant regression beyond `threshold`. With
 /// `json`, stdout carries the [`Comparison`] alone.
-pub fn compare(a: &Path, b: &Path, threshold: f64, noise: f64, markdown: Option<PathBuf>, json: bool) -> Result<ExitCode> {
+pub fn compare(a: &Path, b: &Path, threshold: f64, noise: f64, markdown: Option<PathBuf>, json: bool, allow_incomplete: bool) -> Result<ExitCode> {
     use isobench_harness::report::compare::{self, Comparison};
-    let (ra, rb) = (results_folder(a)?, results_folder(b)?);
+    let (ra, rb) = (finished_folder(a, allow_incomplete)?, finished_folder(b, allow_incomplete)?);
     let changes = compare::compare(&isobench_harness::report::measurements(&ra)?, &isobench_harness::report::measurements(&rb)?, noise);
     if changes.is_empty() {
         bail!("{} and {} have no environment × metric in common", a.display(), b.display());
@@ -80,9 +88,9 @@ pub fn report(dir: &Path) -> Result<ExitCode> {
 }
 
 /// `isobench merge`: `runs` into one results folder `out`.
-pub fn merge(runs: &[PathBuf], out: &Path) -> Result<ExitCode> {
+pub fn merge(runs: &[PathBuf], out: &Path, allow_incomplete: bool) -> Result<ExitCode> {
     for r in runs {
-        results_folder(r)?;
+        finished_folder(r, allow_incomplete)?;
     }
     let report = isobench_harness::report::merge::merge(runs, out)?;
     println!("{}", report.display());

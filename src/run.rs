@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use isobench_harness::container::ContainerSettings;
 use isobench_harness::env::{EnvKind, Options};
-use isobench_harness::results::RunDir;
+use isobench_harness::results::{Reuse, RunDir};
 use isobench_harness::runner::{self, Plan};
 use isobench_harness::vm::VmSettings;
 use isobench_harness::workloads;
@@ -46,9 +46,15 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     }
     isobench_harness::cleanup::sweep();
     let workloads = workloads::locate()?;
-    let out = match &args.out {
-        Some(dir) => RunDir::at(dir)?,
-        None => RunDir::create_in(&PathBuf::from("results"))?,
+    let reuse = match (args.append, args.force) {
+        (true, _) => Reuse::Append,
+        (_, true) => Reuse::Force,
+        _ => Reuse::Refuse,
+    };
+    // Held until the run ends: a second run into the folder is refused.
+    let (out, _lock) = match &args.out {
+        Some(dir) => RunDir::claim(dir, reuse)?,
+        None => RunDir::claim(&RunDir::create_in(&PathBuf::from("results"))?.path, Reuse::Refuse)?,
     };
     let vm = VmSettings {
         machine: Some(args.machine),

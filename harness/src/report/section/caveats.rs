@@ -54,6 +54,33 @@ fn profile_notes(run: &RunRecord) -> Vec<String> {
     notes
 }
 
+/// A folder of several runs (`isobench run --append`) or of a run that did
+/// not finish: the reader must know which measurements belong together.
+fn runs_notes(run: &RunRecord) -> Vec<String> {
+    let mut notes = Vec::new();
+    let appended: Vec<String> = run
+        .appended()
+        .map(|p| format!("{} (started {}{})", p.run_id, p.started_utc, p.hostname.as_ref().map(|h| format!(" on {h}")).unwrap_or_default()))
+        .collect();
+    if !appended.is_empty() {
+        let first = run
+            .runs
+            .iter()
+            .find(|p| !p.appended)
+            .map(|p| format!("{} (started {})", p.run_id, p.started_utc))
+            .unwrap_or_else(|| "an earlier run".into());
+        notes.push(format!(
+            "this folder holds {} runs: {first}, then appended with --append: {}; each measurement names its run (run_id in measurements.json), and the host facts above are the first run's",
+            appended.len() + 1,
+            appended.join(", ")
+        ));
+    }
+    if run.in_progress {
+        notes.push("the last run into this folder did not finish (it was killed part-way, or is still running): what it measured may not match the rest; compare and merge refuse this folder without --allow-incomplete".into());
+    }
+    notes
+}
+
 /// The list of caveats (nothing when there are none).
 pub struct Caveats;
 
@@ -72,6 +99,7 @@ impl Section for Caveats {
             };
             notes.push(format!("the run was interrupted{by}: only what finished before is here; missing columns were never measured"));
         }
+        notes.extend(runs_notes(run));
         for (name, e) in &run.environments {
             if let Some(reason) = &e.skipped {
                 notes.push(format!("{name}: skipped: {reason}"));
