@@ -110,7 +110,7 @@ fn pin_split_is_recorded_in_run_json_with_a_measured_row() {
     let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
     let row: Vec<&str> = csv.lines().find(|l| l.starts_with("native,") && l.contains(",ipc.pipe_rtt,")).expect("a native row").split(',').collect();
     assert!(row[6].parse::<f64>().unwrap() > 0.0, "{row:?}");
-    assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("| CPU pinning (ipc.*, net.*) | split:"));
+    assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("| CPU pinning (`ipc.*`, `net.*`) | split:"));
 }
 
 fn report_of_a_folder_that_is_not_a_run_fails_clearly() {

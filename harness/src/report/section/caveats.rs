@@ -127,7 +127,7 @@ impl Section for Caveats {
         notes.extend(profile_notes(run));
         for (name, e) in &run.environments {
             if let Some(reason) = &e.boundary_not_measured {
-                notes.push(format!("{name}: net.*.boundary not measured: {reason}"));
+                notes.push(format!("{name}: `net.*.boundary` not measured: {reason}"));
             }
             for (metric, reason) in &e.not_supported {
                 notes.push(format!("{name}: {metric}: {reason}"));
@@ -137,7 +137,7 @@ impl Section for Caveats {
             }
             if e.boundary.as_ref().and_then(|b| b.path.as_deref()) == Some("slirp") {
                 notes.push(format!(
-                    "{name}: the net.*.boundary figures went through QEMU's user-mode networking (slirp: without root, or --vm-net user), a userspace TCP/IP stack: \
+                    "{name}: the `net.*.boundary` figures went through QEMU's user-mode networking (slirp: without root, or --vm-net user), a userspace TCP/IP stack: \
                      a different data path from a tap device, not comparable with a tap run"
                 ));
             }
@@ -264,7 +264,7 @@ fn pinning_notes(run: &RunRecord) -> Vec<String> {
     if run.parameters.as_ref().and_then(|p| p.pin) == Some(PinMode::None) {
         notes.push(
             "CPU pinning was off (--pin none): a round trip's two ends landed on one CPU or two as the scheduler chose, \
-             so ipc.* and net.* figures may be a bimodal mix of both"
+             so `ipc.*` and `net.*` figures may be a bimodal mix of both"
                 .into(),
         );
     }
@@ -388,7 +388,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let dir = crate::results::RunDir::at(d.path()).unwrap();
         let md = super::super::markdown(&Context { dir: &dir, run: &run, measurements: &[], plots: &[], warnings: &[] }).unwrap();
-        assert!(md.contains("| CPU pinning (ipc.*, net.*) | split: the measuring thread on one CPU"), "{md}");
+        assert!(md.contains("| CPU pinning (`ipc.*`, `net.*`) | split: the measuring thread on one CPU"), "{md}");
         assert!(md.contains("- vm: --pin split could not be applied"), "{md}");
         let none: RunRecord = serde_json::from_value(serde_json::json!({ "parameters": { "pin": "none" } })).unwrap();
         assert!(pinning_notes(&none)[0].contains("bimodal"));
