@@ -59,7 +59,7 @@ pub fn ratio_ci(r: f64, low: f64, high: f64) -> String {
 }
 
 /// [`ratio_ci`] with the change as a percentage where it reads better
-/// (under 2×): "1.05× ±0.02, +5.0 %", "3.10× ±0.04".
+/// (under 2×): "1.05× ±0.02, +5.0 %", "3.20× ±0.04".
 pub fn ratio_ci_percent(r: f64, low: f64, high: f64) -> String {
     match r < 2.0 {
         true => format!("{}, {:+.1} %", ratio_ci(r, low, high), (r - 1.0) * 100.0),
@@ -134,7 +134,7 @@ mod tests {
         assert_eq!(ratio_ci(1319.3, 1310.0, 1331.0), "1319× ±12");
         assert_eq!(ratio_ci(12.34, 12.0, 12.5), "12.3× ±0.3");
         assert_eq!(ratio_ci_percent(1.05, 1.03, 1.07), "1.05× ±0.02, +5.0 %");
-        assert_eq!(ratio_ci_percent(3.1, 3.06, 3.14), "3.10× ±0.04");
+        assert_eq!(ratio_ci_percent(3.2, 3.16, 3.24), "3.20× ±0.04");
         assert_eq!(pm_times(1.02, 0.99, 1.05), "1.02 ± 0.03");
     }
 }
