@@ -73,7 +73,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         ..Options::new(workloads)
     };
     let plan = Plan {
-        envs: args.envs.into_kinds(),
+        envs: with_native(args.envs.into_kinds()),
         metrics: args.metrics.into_specs(),
         quick: args.quick,
         iterations: args.iterations,
@@ -110,4 +110,14 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_INCOMPLETE));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `envs` with `native` first when it lacks it: every overhead ratio is
+/// taken against native, so a run without it would have none.
+fn with_native(mut envs: Vec<EnvKind>) -> Vec<EnvKind> {
+    if !envs.is_empty() && !envs.contains(&EnvKind::Native) {
+        eprintln!("isobench: note: native added to the environments: every overhead ratio is taken against it");
+        envs.insert(0, EnvKind::Native);
+    }
+    envs
 }

@@ -33,6 +33,7 @@ fn main() {
         trial!(a_run_beside_a_cpu_hog_is_flagged_and_a_quiet_one_is_not),
         trial!(two_runs_at_the_same_time_name_each_other_in_their_reports),
         trial!(runs_into_one_folder_cannot_be_mixed_up),
+        trial!(a_run_without_native_gets_it_for_its_ratios).needs(&[Root]),
         trial!(every_json_output_validates_against_its_schema).needs(&[Root]),
         trial!(bad_input_to_the_json_and_schema_options_is_one_line),
         trial!(the_readmes_container_start_figures_are_dated_and_tied_to_their_host),
@@ -822,4 +823,17 @@ fn runs_into_one_folder_cannot_be_mixed_up() {
     std::fs::write(x.join("run.json"), &text[..text.len() / 2]).unwrap();
     let e = one_line_refusal(&run(&["compare", x.to_str().unwrap(), x.to_str().unwrap()]));
     assert!(e.contains("run.json"), "{e}");
+}
+
+/// `--env container` alone: native is added (a note says so), so the
+/// report has ratios.
+fn a_run_without_native_gets_it_for_its_ratios() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("r");
+    let o = run(&["run", "--env", "container", "--metric", "syscall.getpid", "--quick", "--quiet", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("native added"), "{}", stderr(&o));
+    assert_eq!(json_file(&out.join("run.json"))["parameters"]["envs"], serde_json::json!(["native", "container"]));
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("- **container** ran syscall"), "{report}");
 }

@@ -23,6 +23,7 @@ use crate::report::columns::{baseline_for, by_metric, columns, is_baseline, spli
 use crate::report::format::{cell, pm_times, ratio_ci};
 use crate::report::ReportError;
 
+use super::caveats::interference_mark;
 use super::{Context, Section};
 
 /// The metric that times a whole start: shown as the start column, not in
@@ -186,6 +187,13 @@ impl Section for Verdict {
             if e.skipped.is_some() {
                 caveats.push(format!("{name} was not measured: it could not run here (the reason is under Caveats)"));
             }
+        }
+        let disturbed = ms.iter().filter(|m| !interference_mark(m).is_empty()).count();
+        if disturbed > 0 {
+            caveats.push(format!(
+                "{disturbed} of {} measurements were taken while the machine was busy with something else (marked ⚠; see Caveats): expect noise",
+                ms.len()
+            ));
         }
         if cx.run.in_progress {
             caveats.push("the run into this folder did not finish: some figures may be missing".into());
