@@ -171,9 +171,10 @@ struct RunArgs {
     #[arg(long = "env", value_name = "LIST", env = "ISOBENCH_ENVS", default_value_t,
           value_parser = values::described_choice::<EnvSelection>(EnvSelection::words()))]
     envs: EnvSelection,
-    /// Metrics, comma-separated: names (syscall.getpid; `isobench list` lists them), families (every metric of one) or `all`
+    /// Metrics, comma-separated: names (syscall.getpid; `isobench list` lists them), families (every metric of one),
+    /// a name's first part (cpu: every cpu.* metric) or `all`
     #[arg(long = "metric", value_name = "LIST", default_value_t,
-          value_parser = values::choice::<MetricSelection>(Family::ALL.map(Family::as_str).into_iter().chain([MetricSelection::ALL_WORD])))]
+          value_parser = values::choice::<MetricSelection>(Family::ALL.map(Family::as_str).into_iter().chain(isobench_workloads::catalog::prefixes()).chain([MetricSelection::ALL_WORD])))]
     metrics: MetricSelection,
     /// Few iterations per metric: a smoke run in seconds, not a measurement to quote
     #[arg(long)]
@@ -287,7 +288,7 @@ struct LayersArgs {
     rounds: usize,
     /// Metrics, comma-separated (default: every syscall.*, ipc.pipe_rtt, every net.*.boundary and env.start)
     #[arg(long = "metric", value_name = "LIST",
-          value_parser = values::choice::<MetricSelection>(Family::ALL.map(Family::as_str).into_iter().chain([MetricSelection::ALL_WORD])))]
+          value_parser = values::choice::<MetricSelection>(Family::ALL.map(Family::as_str).into_iter().chain(isobench_workloads::catalog::prefixes()).chain([MetricSelection::ALL_WORD])))]
     metrics: Option<MetricSelection>,
     /// Few iterations per metric: a smoke run, not a measurement to quote
     #[arg(long)]

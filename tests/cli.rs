@@ -407,6 +407,11 @@ fn an_unknown_family_lists_the_families_and_control_is_one() {
     for metric in ["cpu.spin", "mem.copy_bw"] {
         assert!(csv.lines().any(|l| l.starts_with("native,") && l.contains(&format!(",{metric},"))), "no {metric} row:\n{csv}");
     }
+    // A name's first part works as a family does: `cpu` is cpu.spin.
+    let o = run(&["run", "--env", "native", "--metric", "cpu", "--quick", "--force", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    assert_eq!(csv.lines().skip(1).map(|l| l.split(',').nth(2).unwrap().to_string()).collect::<Vec<_>>(), ["cpu.spin"], "{csv}");
 }
 
 fn bad_option_values_are_refused_by_the_parser_in_one_line() {
