@@ -36,6 +36,8 @@ pub fn compare(a: &Path, b: &Path, threshold: f64, noise: f64, markdown: Option<
     }
     let name = |p: &Path| p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned());
     let table = compare::table(&changes, &name(a), &name(b));
+    let overheads = compare::compare_overheads(&isobench_harness::report::measurements(&ra)?, &isobench_harness::report::measurements(&rb)?, noise);
+    let overhead_table = compare::overhead_table(&overheads, &name(a), &name(b));
     let mut warnings = Vec::new();
     let quick = |r: &RunDir| r.run_record().ok().and_then(|v| v.parameters?.quick);
     if let (Some(qa), Some(qb)) = (quick(&ra), quick(&rb)) {
@@ -53,14 +55,19 @@ pub fn compare(a: &Path, b: &Path, threshold: f64, noise: f64, markdown: Option<
             regressions: bad.clone(),
             warnings: warnings.clone(),
             changes: changes.clone(),
+            overhead_changes: overheads.clone(),
         };
         println!("{}", serde_json::to_string_pretty(&comparison)?);
     } else {
         print!("{table}");
+        if !overheads.is_empty() {
+            print!("\nOverhead against each run's own native (what isolation costs), A → B:\n\n{overhead_table}");
+        }
         println!(
             "\nregressed/improved: the 95 % confidence intervals of the medians do not overlap and the change exceeds {:.0} %; \
              within noise: intervals apart but the change is smaller; no change: the intervals overlap. \
-             Only regressions beyond --threshold ({:.0} %) fail the comparison.",
+             Only regressions beyond --threshold ({:.0} %) of the absolute figures fail the comparison; \
+             the overheads are judged the same way, on their own 95 % intervals, and reported.",
             noise * 100.0,
             threshold * 100.0
         );
@@ -69,7 +76,11 @@ pub fn compare(a: &Path, b: &Path, threshold: f64, noise: f64, markdown: Option<
         eprintln!("isobench compare: warning: {w}");
     }
     if let Some(file) = markdown {
-        std::fs::write(&file, &table).with_context(|| format!("writing {}", file.display()))?;
+        let text = match overheads.is_empty() {
+            true => table.clone(),
+            false => format!("{table}\n{overhead_table}"),
+        };
+        std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
     }
     if bad.is_empty() {
         Ok(ExitCode::SUCCESS)
