@@ -840,5 +840,5 @@ fn a_run_without_native_gets_it_for_its_ratios() {
     assert!(stderr(&o).contains("native added"), "{}", stderr(&o));
     assert_eq!(json_file(&out.join("run.json"))["parameters"]["envs"], serde_json::json!(["native", "container"]));
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
-    assert!(report.contains("- **container** ran syscall"), "{report}");
+    assert!(report.contains("- **container (default)** ran syscall"), "{report}");
 }
