@@ -450,7 +450,8 @@ fn help_lists_the_variables_and_the_choices_of_the_types() {
         );
     }
     let families: Vec<&str> = isobench_workloads::catalog::Family::ALL.iter().map(|f| f.as_str()).collect();
-    assert!(run_help.contains(&format!("[possible values: {}, all]", families.join(", "))), "{run_help}");
+    let prefixes = isobench_workloads::catalog::prefixes().join(", ");
+    assert!(run_help.contains(&format!("[possible values: {}, {prefixes}, all]", families.join(", "))), "{run_help}");
     assert!(run_help.contains("[possible values: same, split, none]") && run_help.contains("[default: 10000]"), "{run_help}");
     assert!(help(&["--help"]).contains(&format!("Metric families: {} ", families.join(", "))));
     let startup_help = help(&["startup", "--help"]).split_whitespace().collect::<Vec<_>>().join(" ");
