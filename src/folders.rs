@@ -16,18 +16,28 @@ fn results_folder(dir: &Path) -> Result<RunDir> {
     Ok(RunDir { path: dir.to_path_buf() })
 }
 
+/// A results folder whose run.json reads and whose run finished (unless
+/// `allow_incomplete`), or one clear error naming it.
+fn finished_folder(dir: &Path, allow_incomplete: bool) -> Result<RunDir> {
+    let d = results_folder(dir)?;
+    d.complete_run(allow_incomplete)?;
+    Ok(d)
+}
+
 /// `isobench compare`: B against the baseline A, per environment × metric;
 /// exit status 1 on a significant regression beyond `threshold`. With
 /// `json`, stdout carries the [`Comparison`] alone.
-pub fn compare(a: &Path, b: &Path, threshold: f64, noise: f64, markdown: Option<PathBuf>, json: bool) -> Result<ExitCode> {
+pub fn compare(a: &Path, b: &Path, threshold: f64, noise: f64, markdown: Option<PathBuf>, json: bool, allow_incomplete: bool) -> Result<ExitCode> {
     use isobench_harness::report::compare::{self, Comparison};
-    let (ra, rb) = (results_folder(a)?, results_folder(b)?);
+    let (ra, rb) = (finished_folder(a, allow_incomplete)?, finished_folder(b, allow_incomplete)?);
     let changes = compare::compare(&isobench_harness::report::measurements(&ra)?, &isobench_harness::report::measurements(&rb)?, noise);
     if changes.is_empty() {
         bail!("{} and {} have no environment × metric in common", a.display(), b.display());
     }
     let name = |p: &Path| p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned());
     let table = compare::table(&changes, &name(a), &name(b));
+    let overheads = compare::compare_overheads(&isobench_harness::report::measurements(&ra)?, &isobench_harness::report::measurements(&rb)?, noise);
+    let overhead_table = compare::overhead_table(&overheads, &name(a), &name(b));
     let mut warnings = Vec::new();
     let quick = |r: &RunDir| r.run_record().ok().and_then(|v| v.parameters?.quick);
     if let (Some(qa), Some(qb)) = (quick(&ra), quick(&rb)) {
@@ -45,14 +55,19 @@ pub fn compare(a: &Path, b: &Path, threshold: f64, noise: f64, markdown: Option<
             regressions: bad.clone(),
             warnings: warnings.clone(),
             changes: changes.clone(),
+            overhead_changes: overheads.clone(),
         };
         println!("{}", serde_json::to_string_pretty(&comparison)?);
     } else {
         print!("{table}");
+        if !overheads.is_empty() {
+            print!("\nOverhead against each run's own native (what isolation costs), A → B:\n\n{overhead_table}");
+        }
         println!(
             "\nregressed/improved: the 95 % confidence intervals of the medians do not overlap and the change exceeds {:.0} %; \
              within noise: intervals apart but the change is smaller; no change: the intervals overlap. \
-             Only regressions beyond --threshold ({:.0} %) fail the comparison.",
+             Only regressions beyond --threshold ({:.0} %) of the absolute figures fail the comparison; \
+             the overheads are judged the same way, on their own 95 % intervals, and reported.",
             noise * 100.0,
             threshold * 100.0
         );
@@ -61,7 +76,11 @@ pub fn compare(a: &Path, b: &Path, threshold: f64, noise: f64, markdown: Option<
         eprintln!("isobench compare: warning: {w}");
     }
     if let Some(file) = markdown {
-        std::fs::write(&file, &table).with_context(|| format!("writing {}", file.display()))?;
+        let text = match overheads.is_empty() {
+            true => table.clone(),
+            false => format!("{table}\n{overhead_table}"),
+        };
+        std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
     }
     if bad.is_empty() {
         Ok(ExitCode::SUCCESS)
@@ -80,9 +99,9 @@ pub fn report(dir: &Path) -> Result<ExitCode> {
 }
 
 /// `isobench merge`: `runs` into one results folder `out`.
-pub fn merge(runs: &[PathBuf], out: &Path) -> Result<ExitCode> {
+pub fn merge(runs: &[PathBuf], out: &Path, allow_incomplete: bool) -> Result<ExitCode> {
     for r in runs {
-        results_folder(r)?;
+        finished_folder(r, allow_incomplete)?;
     }
     let report = isobench_harness::report::merge::merge(runs, out)?;
     println!("{}", report.display());

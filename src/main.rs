@@ -135,15 +135,21 @@ and the change exceeds --noise. Exits 1 when a significant regression exceeds --
         /// with its 95 % intervals, and the regressions (`isobench schema compare`)
         #[arg(long)]
         json: bool,
+        /// Accept a folder whose run did not finish (killed part-way)
+        #[arg(long)]
+        allow_incomplete: bool,
     },
     /// Merge results folders (hosts, configurations) into one report, columns named env@host
     Merge {
         /// Results folders to merge
         #[arg(required = true, num_args = 2..)]
         runs: Vec<PathBuf>,
-        /// The merged results folder to write
+        /// The merged results folder to write: new (or empty), never one of the inputs
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// Accept folders whose run did not finish (killed part-way)
+        #[arg(long)]
+        allow_incomplete: bool,
     },
     /// List environments and metrics (with units and reference methods)
     List {
@@ -173,9 +179,10 @@ struct RunArgs {
     #[arg(long = "env", value_name = "LIST", env = "ISOBENCH_ENVS", default_value_t,
           value_parser = values::described_choice::<EnvSelection>(EnvSelection::words()))]
     envs: EnvSelection,
-    /// Metrics, comma-separated: names (syscall.getpid; `isobench list` lists them), families (every metric of one) or `all`
+    /// Metrics, comma-separated: names (syscall.getpid; `isobench list` lists them), families (every metric of one),
+    /// a name's first part (cpu: every cpu.* metric) or `all`
     #[arg(long = "metric", value_name = "LIST", default_value_t,
-          value_parser = values::choice::<MetricSelection>(Family::ALL.map(Family::as_str).into_iter().chain([MetricSelection::ALL_WORD])))]
+          value_parser = values::choice::<MetricSelection>(Family::ALL.map(Family::as_str).into_iter().chain(isobench_workloads::catalog::prefixes()).chain([MetricSelection::ALL_WORD])))]
     metrics: MetricSelection,
     /// Few iterations per metric: a smoke run in seconds, not a measurement to quote
     #[arg(long)]
@@ -195,9 +202,17 @@ struct RunArgs {
     #[arg(long, value_name = "MODE", env = "ISOBENCH_PIN", default_value_t,
           value_parser = values::choice::<PinMode>(PinMode::ALL.map(PinMode::as_str)))]
     pin: PinMode,
-    /// Results folder to write (default: results/<UTC timestamp>-<host>)
+    /// Results folder to write (default: results/<UTC timestamp>-<host>); one that
+    /// already holds a run is refused unless --append or --force
     #[arg(long, value_name = "DIR", env = "ISOBENCH_RUN_DIR")]
     out: Option<PathBuf>,
+    /// Add this run's measurements to the run already in --out (the report lists
+    /// each run; a measurement of the same environment × metric replaces the earlier)
+    #[arg(long, conflicts_with = "force")]
+    append: bool,
+    /// Replace the run already in --out (its measurements, records and report are removed first)
+    #[arg(long)]
+    force: bool,
     /// Print only problems (skipped environments, failed measurements) and the report path
     #[arg(long, short)]
     quiet: bool,
@@ -282,7 +297,7 @@ struct LayersArgs {
     rounds: usize,
     /// Metrics, comma-separated (default: every syscall.*, ipc.pipe_rtt, every net.*.boundary and env.start)
     #[arg(long = "metric", value_name = "LIST",
-          value_parser = values::choice::<MetricSelection>(Family::ALL.map(Family::as_str).into_iter().chain([MetricSelection::ALL_WORD])))]
+          value_parser = values::choice::<MetricSelection>(Family::ALL.map(Family::as_str).into_iter().chain(isobench_workloads::catalog::prefixes()).chain([MetricSelection::ALL_WORD])))]
     metrics: Option<MetricSelection>,
     /// Few iterations per metric: a smoke run, not a measurement to quote
     #[arg(long)]
@@ -425,8 +440,10 @@ fn main() -> ExitCode {
         Command::Layers(args) => layers::layers(args),
         Command::Doctor { json } => info::doctor(json),
         Command::Validate { quick, out } => validate::validate(quick, out),
-        Command::Compare { a, b, threshold, noise, markdown, json } => folders::compare(&a, &b, threshold, noise, markdown, json),
-        Command::Merge { runs, out } => folders::merge(&runs, &out),
+        Command::Compare { a, b, threshold, noise, markdown, json, allow_incomplete } => {
+            folders::compare(&a, &b, threshold, noise, markdown, json, allow_incomplete)
+        }
+        Command::Merge { runs, out, allow_incomplete } => folders::merge(&runs, &out, allow_incomplete),
         Command::List { json } => info::list(json),
         Command::Schema { name, out } => info::schema(name, out),
         Command::Report { dir } => folders::report(&dir),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use isobench_harness::container::ContainerSettings;
 use isobench_harness::env::{EnvKind, Options};
-use isobench_harness::results::RunDir;
+use isobench_harness::results::{Reuse, RunDir};
 use isobench_harness::runner::{self, Plan};
 use isobench_harness::vm::VmSettings;
 use isobench_harness::workloads;
@@ -46,9 +46,15 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     }
     isobench_harness::cleanup::sweep();
     let workloads = workloads::locate()?;
-    let out = match &args.out {
-        Some(dir) => RunDir::at(dir)?,
-        None => RunDir::create_in(&PathBuf::from("results"))?,
+    let reuse = match (args.append, args.force) {
+        (true, _) => Reuse::Append,
+        (_, true) => Reuse::Force,
+        _ => Reuse::Refuse,
+    };
+    // Held until the run ends: a second run into the folder is refused.
+    let (out, _lock) = match &args.out {
+        Some(dir) => RunDir::claim(dir, reuse)?,
+        None => RunDir::claim(&RunDir::create_in(&PathBuf::from("results"))?.path, Reuse::Refuse)?,
     };
     let vm = VmSettings {
         machine: Some(args.machine),
@@ -67,7 +73,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         ..Options::new(workloads)
     };
     let plan = Plan {
-        envs: args.envs.into_kinds(),
+        envs: with_native(args.envs.into_kinds()),
         metrics: args.metrics.into_specs(),
         quick: args.quick,
         iterations: args.iterations,
@@ -104,4 +110,14 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_INCOMPLETE));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `envs` with `native` first when it lacks it: every overhead ratio is
+/// taken against native, so a run without it would have none.
+fn with_native(mut envs: Vec<EnvKind>) -> Vec<EnvKind> {
+    if !envs.is_empty() && !envs.contains(&EnvKind::Native) {
+        eprintln!("isobench: note: native added to the environments: every overhead ratio is taken against it");
+        envs.insert(0, EnvKind::Native);
+    }
+    envs
 }

@@ -32,6 +32,8 @@ fn main() {
         trial!(the_readme_table_lists_every_isobench_variable_and_no_other),
         trial!(a_run_beside_a_cpu_hog_is_flagged_and_a_quiet_one_is_not),
         trial!(two_runs_at_the_same_time_name_each_other_in_their_reports),
+        trial!(runs_into_one_folder_cannot_be_mixed_up),
+        trial!(a_run_without_native_gets_it_for_its_ratios).needs(&[Root]),
         trial!(every_json_output_validates_against_its_schema).needs(&[Root]),
         trial!(bad_input_to_the_json_and_schema_options_is_one_line),
         trial!(the_readmes_container_start_figures_are_dated_and_tied_to_their_host),
@@ -109,7 +111,7 @@ fn pin_split_is_recorded_in_run_json_with_a_measured_row() {
     let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
     let row: Vec<&str> = csv.lines().find(|l| l.starts_with("native,") && l.contains(",ipc.pipe_rtt,")).expect("a native row").split(',').collect();
     assert!(row[6].parse::<f64>().unwrap() > 0.0, "{row:?}");
-    assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("| CPU pinning (ipc.*, net.*) | split:"));
+    assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("| CPU pinning (`ipc.*`, `net.*`) | split:"));
 }
 
 fn report_of_a_folder_that_is_not_a_run_fails_clearly() {
@@ -405,6 +407,11 @@ fn an_unknown_family_lists_the_families_and_control_is_one() {
     for metric in ["cpu.spin", "mem.copy_bw"] {
         assert!(csv.lines().any(|l| l.starts_with("native,") && l.contains(&format!(",{metric},"))), "no {metric} row:\n{csv}");
     }
+    // A name's first part works as a family does: `cpu` is cpu.spin.
+    let o = run(&["run", "--env", "native", "--metric", "cpu", "--quick", "--force", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    assert_eq!(csv.lines().skip(1).map(|l| l.split(',').nth(2).unwrap().to_string()).collect::<Vec<_>>(), ["cpu.spin"], "{csv}");
 }
 
 fn bad_option_values_are_refused_by_the_parser_in_one_line() {
@@ -443,7 +450,8 @@ fn help_lists_the_variables_and_the_choices_of_the_types() {
         );
     }
     let families: Vec<&str> = isobench_workloads::catalog::Family::ALL.iter().map(|f| f.as_str()).collect();
-    assert!(run_help.contains(&format!("[possible values: {}, all]", families.join(", "))), "{run_help}");
+    let prefixes = isobench_workloads::catalog::prefixes().join(", ");
+    assert!(run_help.contains(&format!("[possible values: {}, {prefixes}, all]", families.join(", "))), "{run_help}");
     assert!(run_help.contains("[possible values: same, split, none]") && run_help.contains("[default: 10000]"), "{run_help}");
     assert!(help(&["--help"]).contains(&format!("Metric families: {} ", families.join(", "))));
     let startup_help = help(&["startup", "--help"]).split_whitespace().collect::<Vec<_>>().join(" ");
@@ -462,7 +470,7 @@ fn an_isobench_variable_takes_effect_and_the_option_wins() {
     assert_eq!(run["parameters"]["envs"], serde_json::json!(["native"]), "{run}");
     let o = run_with(
         &[("ISOBENCH_PIN", "split"), ("ISOBENCH_RUN_DIR", out.to_str().unwrap())],
-        &["run", "--env", "native", "--metric", "syscall.getpid", "--quick"],
+        &["run", "--env", "native", "--metric", "syscall.getpid", "--quick", "--force"],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
@@ -751,4 +759,87 @@ fn the_readmes_container_start_figures_are_dated_and_tied_to_their_host() {
         assert!(dated, "{heading}: no `measured YYYY-MM-DD on the …` line");
         assert!(sub.contains("2-core") && sub.contains("kernel 6."), "{heading}: the host is not named (cores, kernel)");
     }
+}
+
+/// `--out` on a folder that holds a run is refused unless --append or
+/// --force; a folder being written is refused at once; a run killed
+/// part-way leaves a folder compare and merge refuse; a truncated run.json
+/// is refused by compare; a folder compared with itself has no change.
+fn runs_into_one_folder_cannot_be_mixed_up() {
+    let d = tempfile::tempdir().unwrap();
+    let (x, y) = (d.path().join("x"), d.path().join("y"));
+    let quick = |out: &Path, extra: &[&str]| {
+        let mut args = vec!["run", "--env", "native", "--metric", "syscall.getpid", "--quick", "--quiet", "--out", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    assert!(quick(&x, &[]).status.success());
+    let first = json_file(&x.join("run.json"));
+    let e = one_line_refusal(&quick(&x, &[]));
+    assert!(e.contains("already holds a run") && e.contains("--append") && e.contains("--force"), "{e}");
+    assert_eq!(json_file(&x.join("run.json")), first, "a refused run changes nothing");
+    let o = quick(&x, &["--append"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run_json = json_file(&x.join("run.json"));
+    let runs = run_json["runs"].as_array().unwrap();
+    assert!(runs.len() == 2 && runs[1]["appended"] == true && runs[0].get("appended").is_none(), "{run_json}");
+    let rows = json_file(&x.join("measurements.json"));
+    assert_eq!(rows[0]["run_id"], runs[1]["run_id"], "the appended run's measurement names it: {rows}");
+    assert!(rows[0]["measured_utc"].as_str().is_some_and(|t| t.ends_with('Z')), "{rows}");
+    let report = std::fs::read_to_string(x.join("report.md")).unwrap();
+    assert!(report.contains("this folder holds 2 runs") && report.contains("appended with --append"), "{report}");
+    assert!(quick(&x, &["--force"]).status.success());
+    assert_eq!(json_file(&x.join("run.json"))["runs"].as_array().unwrap().len(), 1, "--force replaced both");
+    // The folder with itself: no change.
+    let o = run(&["compare", x.to_str().unwrap(), x.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let table = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(table.lines().any(|l| l.contains("syscall.getpid") && l.contains("no change")), "{table}");
+
+    // A long run into y holds the folder; a second is refused at once.
+    let mut long = isobench()
+        .args(["run", "--env", "native", "--metric", "syscall.getpid,cpu.spin", "--iterations", "1000000000", "--max-ms", "3000", "--quiet", "--out"])
+        .arg(&y)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    isobench_testkit::wait_until("the first measurement saved", Duration::from_secs(30), || y.join("measurements.json").is_file());
+    let t0 = std::time::Instant::now();
+    let e = one_line_refusal(&quick(&y, &["--append"]));
+    assert!(e.contains("is being written by another isobench run"), "{e}");
+    assert!(t0.elapsed() < Duration::from_secs(2), "refused at once, not after waiting");
+    let e = one_line_refusal(&run(&["compare", x.to_str().unwrap(), y.to_str().unwrap()]));
+    assert!(e.contains("is being written"), "{e}");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(long.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    long.wait().unwrap();
+    assert_eq!(json_file(&y.join("run.json"))["in_progress"], true);
+    for args in [
+        vec!["compare", x.to_str().unwrap(), y.to_str().unwrap()],
+        vec!["merge", x.to_str().unwrap(), y.to_str().unwrap(), "--out", d.path().join("m").to_str().unwrap()],
+    ] {
+        let e = one_line_refusal(&run(&args));
+        assert!(e.contains("did not finish") && e.contains("--allow-incomplete"), "{args:?}: {e}");
+    }
+    assert!(!d.path().join("m").exists());
+    let o = run(&["compare", "--allow-incomplete", x.to_str().unwrap(), y.to_str().unwrap()]);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+    // A truncated run.json is refused, as `report` refuses it.
+    let text = std::fs::read_to_string(x.join("run.json")).unwrap();
+    std::fs::write(x.join("run.json"), &text[..text.len() / 2]).unwrap();
+    let e = one_line_refusal(&run(&["compare", x.to_str().unwrap(), x.to_str().unwrap()]));
+    assert!(e.contains("run.json"), "{e}");
+}
+
+/// `--env container` alone: native is added (a note says so), so the
+/// report has ratios.
+fn a_run_without_native_gets_it_for_its_ratios() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("r");
+    let o = run(&["run", "--env", "container", "--metric", "syscall.getpid", "--quick", "--quiet", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("native added"), "{}", stderr(&o));
+    assert_eq!(json_file(&out.join("run.json"))["parameters"]["envs"], serde_json::json!(["native", "container"]));
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("- **container (default)** ran syscall"), "{report}");
 }

@@ -14,7 +14,7 @@ use crate::collect::interference::Probe;
 use crate::collect::{CollectError, Measurement};
 use crate::env::{self, EnvError, EnvKind, Environment, Instance, Options};
 use crate::report::ReportError;
-use crate::results::run::{from_env_value, BootRecord, ContainerStartRecord, EnvMetadata, Parameters, PinRecord};
+use crate::results::run::{from_env_value, BootRecord, ContainerStartRecord, EnvMetadata, Parameters, PinRecord, RunPart};
 use crate::results::{ResultsError, RunDir};
 
 #[derive(Debug, thiserror::Error)]
@@ -123,12 +123,20 @@ pub struct Outcome {
 pub fn record_host(out: &RunDir, driver: &str, parameters: Parameters) -> Result<(), ResultsError> {
     let first = out.run_record()?.host.is_none();
     let host = first.then(HostInfo::collect);
+    let hostname = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok());
     out.update_run(|run| {
         run.isobench_version = Some(env!("CARGO_PKG_VERSION").into());
         if let Some(host) = host {
             run.host = Some(host);
-            run.started_utc = Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            run.started_utc = Some(crate::results::rfc3339_now());
         }
+        // `<stamp>-<pid>`, and a count where one process writes twice in a second.
+        let mut run_id = format!("{}-{}", crate::results::utc_stamp(), std::process::id());
+        let taken = run.runs.iter().filter(|p| p.run_id.starts_with(&run_id)).count();
+        if taken > 0 {
+            run_id = format!("{run_id}-{}", taken + 1);
+        }
+        run.runs.push(RunPart { run_id, driver: driver.into(), started_utc: crate::results::rfc3339_now(), hostname, ..RunPart::default() });
         let p = run.parameters_mut();
         p.update(parameters);
         p.driver = Some(driver.into());
@@ -237,6 +245,7 @@ pub fn execute(
     progress: &mut dyn FnMut(Event<'_>),
 ) -> Result<Outcome, RunError> {
     let mut outcome = Outcome::default();
+    let appended = out.holds_run();
     record_host(
         out,
         "isobench run",
@@ -251,6 +260,14 @@ pub fn execute(
             ..Parameters::default()
         },
     )?;
+    // Until the end below, the folder says a run began here and has not
+    // finished: a run killed part-way leaves it so (see results::claim).
+    out.update_run(|run| {
+        run.in_progress = true;
+        if let Some(part) = run.runs.last_mut() {
+            part.appended = appended;
+        }
+    })?;
     let total = plan.envs.len() * plan.metrics.len();
     let mut step = 0;
     // Host-side agents of the *.boundary metrics, one per network namespace.
@@ -416,6 +433,12 @@ pub fn execute(
             run.interrupted_by = by;
         })?;
     }
+    out.update_run(|run| {
+        run.in_progress = false;
+        if let Some(part) = run.runs.last_mut() {
+            part.finished_utc = Some(crate::results::rfc3339_now());
+        }
+    })?;
     outcome.report = Some(crate::report::render(out)?);
     Ok(outcome)
 }
@@ -562,9 +585,12 @@ mod tests {
         record_host(&out, "cargo bench", Parameters { criterion: Some(true), ..Parameters::default() }).unwrap();
         let run = out.run_record().unwrap();
         assert_eq!((run.host.as_ref(), run.started_utc.as_ref()), (first.host.as_ref(), first.started_utc.as_ref()));
-        let p = run.parameters.unwrap();
+        let p = run.parameters.clone().unwrap();
         assert_eq!((p.driver.as_deref(), p.pin, p.criterion), (Some("cargo bench"), Some(PinMode::Split), Some(true)));
         assert_eq!(run.schema, crate::results::SCHEMA_VERSION);
+        assert_eq!(run.runs.len(), 2, "each writer is one of the folder's runs");
+        assert_ne!(run.runs[0].run_id, run.runs[1].run_id);
+        assert_eq!(run.current_run_id(), Some(run.runs[1].run_id.as_str()));
     }
 
     #[test]

@@ -29,7 +29,7 @@ fn report_md_matches_the_golden_file() {
         "host": { "hostname": "golden", "cpu_model": "Test CPU", "cpus": 2, "kernel": "6.1.0-test", "cgroup_mode": "hybrid",
                   "governor": "performance", "clocksource": "tsc", "load_avg_1m": 0.1, "isobench_revision": "abc123",
                   "smt": false, "boost": null, "rcu_expedited": false, "mitigations": { "meltdown": "Not affected" } },
-        "parameters": { "driver": "isobench run", "quick": true },
+        "parameters": { "driver": "isobench run", "quick": true, "pin": "split" },
         "environments": {
             "native": { "label": "native", "start_ms": 1.5 },
             "container": { "label": "container", "start_ms": 2.5 },
@@ -56,13 +56,83 @@ fn report_md_matches_the_golden_file() {
     }
     let want = std::fs::read_to_string(&golden).expect("golden file (UPDATE_GOLDEN=1 creates it)");
     assert_eq!(md, want, "report.md changed; if deliberate, rerun with UPDATE_GOLDEN=1 and review the diff");
+
+    // The answer comes first: the verdict, then the chart and the table.
+    let at = |s: &str| md.find(s).unwrap_or_else(|| panic!("no {s:?} in report.md"));
+    assert!(
+        at("## Verdict") < at("## Overhead at a glance")
+            && at("## Overhead at a glance") < at("## Summary")
+            && at("## Summary") < at("## Host and method")
+    );
+    // A smoke run: no significance marks anywhere, and it says so.
+    assert!(md.contains("do not quote") && !md.contains(") *") && !md.contains(" ≈") && !md.contains('‡'), "{md}");
+
+    // report.html: no stray markdown, no empty header row, no raw JSON.
+    let html = isobench_harness::report::html::render(&md, d.path());
+    assert!(html.contains("<code>ipc.*</code>") && !html.contains("<em>"), "`ipc.*` renders literally:\n{html}");
+    assert!(!html.contains("<th></th>"), "no empty header row");
+    assert!(!md.contains("`{\""), "no raw JSON parameters row");
+}
+
+/// The verdict of a full (not `--quick`) run: hyperfine-style sentences
+/// from the geometric mean of each family's ratios, the start column, the
+/// TCG caveat; compared as text.
+#[test]
+fn the_verdict_of_a_full_run_reads_as_written() {
+    let run: RunRecord = serde_json::from_value(serde_json::json!({
+        "schema": 1,
+        "parameters": { "driver": "isobench run", "quick": false },
+        "environments": {
+            "native": { "label": "native", "start_ms": 1.5 },
+            "container": { "label": "container", "start_ms": 2.5 },
+            "vm": { "label": "vm (emulated (TCG))", "start_ms": 4700.0 },
+            "runc": { "skipped": "runc not found" }
+        }
+    }))
+    .unwrap();
+    let ms = vec![
+        measurement("native", "native", "syscall.getpid", 100),
+        measurement("container", "container", "syscall.getpid", 102),
+        measurement("vm", "vm (emulated (TCG))", "syscall.getpid", 400),
+        measurement("native", "native", "syscall.clock_gettime", 50),
+        measurement("container", "container", "syscall.clock_gettime", 51),
+        measurement("vm", "vm (emulated (TCG))", "syscall.clock_gettime", 800),
+        measurement("native", "native", "ipc.pipe_rtt", 10_000),
+        measurement("container", "container", "ipc.pipe_rtt", 10_000),
+        measurement("vm", "vm (emulated (TCG))", "ipc.pipe_rtt", 40_000),
+    ];
+    let d = tempfile::tempdir().unwrap();
+    let dir = RunDir::at(d.path()).unwrap();
+    let cx = Context { dir: &dir, run: &run, measurements: &ms, plots: &[], warnings: &[] };
+    let md = section::markdown(&cx).unwrap();
+    let verdict = &md[md.find("## Verdict").unwrap()..md.find("Each family's figure").unwrap()];
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/verdict.md");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, verdict).unwrap();
+    }
+    assert_eq!(verdict, std::fs::read_to_string(&golden).unwrap(), "the verdict changed; if deliberate, UPDATE_GOLDEN=1 and review");
+    // syscall in the vm: the geometric mean of 4× and 16× is 8×.
+    assert!(verdict.contains("ran syscall 8."), "{verdict}");
+    assert!(!md.contains("do not quote"), "a full run is not a smoke run");
+}
+
+/// A run without native says why it has no ratios.
+#[test]
+fn a_run_without_native_says_why_there_are_no_ratios() {
+    let run = RunRecord::default();
+    let ms = vec![measurement("container", "container", "syscall.getpid", 102), measurement("runc", "runc", "syscall.getpid", 103)];
+    let d = tempfile::tempdir().unwrap();
+    let dir = RunDir::at(d.path()).unwrap();
+    let md = section::markdown(&Context { dir: &dir, run: &run, measurements: &ms, plots: &[], warnings: &[] }).unwrap();
+    assert!(md.contains("No overhead ratios: this run did not measure `native`") && md.contains("--env native,"), "{md}");
 }
 
 /// Results folders written before run.json had a type (schema 1, by the
 /// `isobench` binary of that time: a run with every section, a run with a
 /// skipped vm and `--pin split`, and their merge), trimmed, each with the
-/// report.md that binary rendered from it (plus the one caveat added since:
-/// their hosts exposed no governor or boost state): the typed record reads
+/// report.md that binary rendered from it (plus what was added since: the
+/// caveat on their hosts' unexposed governor and boost state; the verdict
+/// first and the host table last, ratios with their intervals): the typed record reads
 /// them and the report comes out the same, byte for byte.
 #[test]
 fn results_folders_from_before_the_typed_record_render_as_they_did() {

@@ -54,13 +54,28 @@ impl FromStr for Family {
     }
 }
 
+/// The first parts of metric names that are not a family's name (`cpu`,
+/// `mem`, `env`): each selects the metrics whose names start with it, so
+/// `--metric cpu` means cpu.spin as `--metric syscall` means every
+/// syscall.* metric.
+pub fn prefixes() -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for m in CATALOG {
+        let first = m.name.split('.').next().unwrap_or(m.name);
+        if !out.contains(&first) && !Family::ALL.iter().any(|f| f.as_str() == first) {
+            out.push(first);
+        }
+    }
+    out
+}
+
 /// A name or list the catalogue does not know; each message is one line
 /// naming the choices.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CatalogError {
     #[error("unknown metric {0:?}; known: {names} (or a family: {families}, or all)", names = names().collect::<Vec<_>>().join(", "), families = Family::names())]
     UnknownMetric(String),
-    #[error("unknown metric family {0:?}; choose from {families} or all (or a metric name: see `isobench list`)", families = Family::names())]
+    #[error("unknown metric family {0:?}; choose from {families}, a name's first part ({prefixes}) or all (or a metric name: see `isobench list`)", families = Family::names(), prefixes = prefixes().join(", "))]
     UnknownFamily(String),
     #[error("no metric given; name metrics (see `isobench list`), families ({families}) or all", families = Family::names())]
     Empty,
@@ -568,6 +583,8 @@ impl FromStr for MetricSelection {
         for word in s.split(',').map(str::trim).filter(|w| !w.is_empty()) {
             let matched: Vec<&'static MetricSpec> = if word == MetricSelection::ALL_WORD {
                 CATALOG.iter().collect()
+            } else if !word.contains('.') && prefixes().contains(&word) {
+                CATALOG.iter().filter(|m| m.name.split('.').next() == Some(word)).collect()
             } else if !word.contains('.') {
                 let family: Family = word.parse()?;
                 CATALOG.iter().filter(|m| m.family == family).collect()
@@ -601,6 +618,17 @@ impl std::fmt::Display for MetricSelection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_names_first_part_selects_its_metrics_as_a_family_does() {
+        assert_eq!(prefixes(), ["env", "cpu", "mem"]);
+        let names = |s: &str| s.parse::<MetricSelection>().unwrap().0.iter().map(|m| m.name).collect::<Vec<_>>();
+        assert_eq!(names("cpu"), ["cpu.spin"]);
+        assert_eq!(names("env,mem"), ["env.start", "mem.copy_bw"]);
+        assert!(names("syscall").iter().all(|n| n.starts_with("syscall.")));
+        let e = "cpux".parse::<MetricSelection>().unwrap_err().to_string();
+        assert!(e.contains("spawn, syscall, ipc, net, control") && e.contains("(env, cpu, mem)"), "{e}");
+    }
 
     #[test]
     fn names_are_unique_and_prefixed_by_family() {
@@ -658,7 +686,7 @@ mod tests {
         let e = "sycall".parse::<MetricSelection>().unwrap_err().to_string();
         assert_eq!(
             e,
-            "unknown metric family \"sycall\"; choose from spawn, syscall, ipc, net, control or all (or a metric name: see `isobench list`)"
+            "unknown metric family \"sycall\"; choose from spawn, syscall, ipc, net, control, a name's first part (env, cpu, mem) or all (or a metric name: see `isobench list`)"
         );
         assert_eq!(" , ".parse::<MetricSelection>().unwrap_err(), CatalogError::Empty);
     }

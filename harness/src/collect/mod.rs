@@ -49,6 +49,11 @@ pub struct Measurement {
     /// What else the machine did while this was measured; `None` when it
     /// was not recorded (folders from before it was).
     pub interference: Option<Interference>,
+    /// The run that measured it (`runs[].run_id` of run.json); `None` in
+    /// folders from before it was recorded, and until it is saved.
+    pub run_id: Option<String>,
+    /// When it was saved (RFC 3339, seconds, UTC).
+    pub measured_utc: Option<String>,
 }
 
 impl Measurement {
@@ -63,6 +68,8 @@ impl Measurement {
             truncated: false,
             bytes_per_op: metric.bytes_per_op,
             interference: None,
+            run_id: None,
+            measured_utc: None,
         }
     }
 
@@ -139,6 +146,8 @@ impl Measurement {
             bytes_per_op: self.bytes_per_op,
             histogram: format!("histograms/{}.hdr", self.stem()),
             interference: self.interference.clone(),
+            run_id: self.run_id.clone(),
+            measured_utc: self.measured_utc.clone(),
         }
     }
 
@@ -155,6 +164,8 @@ impl Measurement {
             truncated: rec.truncated,
             bytes_per_op: rec.bytes_per_op,
             interference: rec.interference.clone(),
+            run_id: rec.run_id.clone(),
+            measured_utc: rec.measured_utc.clone(),
         })
     }
 }
@@ -179,4 +190,11 @@ pub struct MeasurementRecord {
     /// written before it was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interference: Option<Interference>,
+    /// The run that measured it: one of run.json's `runs[].run_id` (absent
+    /// in folders from before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// When it was saved (RFC 3339, seconds, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_utc: Option<String>,
 }

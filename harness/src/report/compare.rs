@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::collect::interval::{self, Z95};
 use crate::collect::Measurement;
 
-use super::format::{change, num};
+use super::format::{change, num, ratio_ci};
 
 /// Changes smaller than this are noise whatever the intervals say
 /// (criterion's default noise threshold).
@@ -92,6 +92,84 @@ pub struct Comparison {
     /// Notes on the comparison itself (one run used `--quick`, ...).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Every env × metric whose overhead against its own run's native both
+    /// folders have: what isolation costs, compared (not a gate).
+    #[serde(default)]
+    pub overhead_changes: Vec<OverheadChange>,
+}
+
+/// One environment's overhead against native (its cost ratio at p50, each
+/// from its own run) in A and in B.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct OverheadChange {
+    pub env: String,
+    pub metric: String,
+    /// The overhead in A and in B (> 1: slower than that run's native).
+    pub a_overhead: f64,
+    pub b_overhead: f64,
+    /// Their 95 % intervals ([`Measurement::cost_ratio_ci95`]).
+    pub a_ci95: [f64; 2],
+    pub b_ci95: [f64; 2],
+    /// B's overhead ÷ A's (> 1: isolation costs more in B).
+    pub change: f64,
+    /// Significant when the two intervals do not overlap and the change
+    /// exceeds the noise threshold, as for [`Change`].
+    pub verdict: Verdict,
+}
+
+/// The overhead and its interval of `m` against its run's native in `ms`.
+fn overhead_of(ms: &[Measurement], m: &Measurement) -> Option<(f64, (f64, f64))> {
+    let suffix = super::columns::split_env(&m.env).1;
+    let native =
+        ms.iter().find(|b| b.metric.name == m.metric.name && super::columns::is_baseline(&b.env) && super::columns::split_env(&b.env).1 == suffix)?;
+    Some((m.cost_ratio(native, 0.5)?, m.cost_ratio_ci95(native)?))
+}
+
+/// Compares the overheads of every non-native env × metric present, with a
+/// native of its own run, in both `a` and `b`.
+pub fn compare_overheads(a: &[Measurement], b: &[Measurement], noise: f64) -> Vec<OverheadChange> {
+    let mut out = Vec::new();
+    for ma in a.iter().filter(|m| !super::columns::is_baseline(&m.env)) {
+        let Some(mb) = b.iter().find(|m| m.env == ma.env && m.metric.name == ma.metric.name) else { continue };
+        let (Some((ra, (alo, ahi))), Some((rb, (blo, bhi)))) = (overhead_of(a, ma), overhead_of(b, mb)) else { continue };
+        let change = rb / ra;
+        let apart = blo > ahi || bhi < alo;
+        let verdict = match (apart, (change - 1.0).abs() > noise) {
+            (false, _) => Verdict::NoChange,
+            (true, false) => Verdict::WithinNoise,
+            (true, true) if change > 1.0 => Verdict::Regressed,
+            (true, true) => Verdict::Improved,
+        };
+        out.push(OverheadChange {
+            env: ma.env.clone(),
+            metric: ma.metric.name.to_string(),
+            a_overhead: ra,
+            b_overhead: rb,
+            a_ci95: [alo, ahi],
+            b_ci95: [blo, bhi],
+            change,
+            verdict,
+        });
+    }
+    out
+}
+
+/// The overhead comparison as a markdown table.
+pub fn overhead_table(changes: &[OverheadChange], a_name: &str, b_name: &str) -> String {
+    let mut o = format!("| environment | metric | A: {a_name} overhead | B: {b_name} overhead | B ÷ A | verdict |\n|---|---|---:|---:|---:|---|\n");
+    for c in changes {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} | {} |",
+            c.env,
+            c.metric,
+            ratio_ci(c.a_overhead, c.a_ci95[0], c.a_ci95[1]),
+            ratio_ci(c.b_overhead, c.b_ci95[0], c.b_ci95[1]),
+            change(c.change),
+            c.verdict.as_str()
+        );
+    }
+    o
 }
 
 /// 95 % confidence interval of the median (ns per operation), from order
@@ -240,5 +318,18 @@ mod tests {
         let b = [m("native", "syscall.getpid", tight(101_500))];
         let c = compare(&a, &b, DEFAULT_NOISE);
         assert_eq!(c[0].verdict, Verdict::WithinNoise, "{c:?}");
+    }
+
+    #[test]
+    fn overheads_compare_with_the_same_threshold_and_identical_runs_show_no_change() {
+        let run = |c: u64| vec![m("native", "syscall.getpid", tight(1000)), m("container", "syscall.getpid", tight(c))];
+        let same = compare_overheads(&run(1100), &run(1100), DEFAULT_NOISE);
+        assert_eq!(same.len(), 1, "one non-native pair");
+        assert_eq!(same[0].verdict, Verdict::NoChange);
+        assert!((same[0].a_overhead - 1.1).abs() < 0.01 && (same[0].change - 1.0).abs() < 1e-9, "{same:?}");
+        let worse = compare_overheads(&run(1100), &run(1500), DEFAULT_NOISE);
+        assert_eq!(worse[0].verdict, Verdict::Regressed, "{worse:?}");
+        assert!(overhead_table(&worse, "a", "b").contains("| container | syscall.getpid | 1.10× ±0.0"));
+        assert!(compare_overheads(&run(1100)[1..], &run(1100), DEFAULT_NOISE).is_empty(), "A has no native: no overhead");
     }
 }

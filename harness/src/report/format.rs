@@ -30,6 +30,43 @@ pub fn overhead(value: f64, base: f64) -> String {
     ratio(value / base)
 }
 
+/// Decimals that keep about three significant digits of a ratio: 1.23,
+/// 12.3, 123.
+fn ratio_decimals(r: f64) -> usize {
+    match r.abs() {
+        x if x >= 100.0 => 0,
+        x if x >= 10.0 => 1,
+        _ => 2,
+    }
+}
+
+/// The half-width of an interval around `r` (its wider side, as the
+/// interval of a ratio is not symmetric).
+fn half_width(r: f64, low: f64, high: f64) -> f64 {
+    (high - r).max(r - low).max(0.0)
+}
+
+/// A ratio with its 95 % interval, in hyperfine's words: "1.02 ± 0.03".
+pub fn pm_times(r: f64, low: f64, high: f64) -> String {
+    let d = ratio_decimals(r);
+    format!("{r:.d$} ± {:.d$}", half_width(r, low, high))
+}
+
+/// A cost ratio with its 95 % interval: "1.99× ±0.05", "1319× ±12".
+pub fn ratio_ci(r: f64, low: f64, high: f64) -> String {
+    let d = ratio_decimals(r);
+    format!("{r:.d$}× ±{:.d$}", half_width(r, low, high))
+}
+
+/// [`ratio_ci`] with the change as a percentage where it reads better
+/// (under 2×): "1.05× ±0.02, +5.0 %", "3.20× ±0.04".
+pub fn ratio_ci_percent(r: f64, low: f64, high: f64) -> String {
+    match r < 2.0 {
+        true => format!("{}, {:+.1} %", ratio_ci(r, low, high), (r - 1.0) * 100.0),
+        false => ratio_ci(r, low, high),
+    }
+}
+
 /// A ratio alone, as "1.23×".
 pub fn times(r: f64) -> String {
     format!("{r:.2}×")
@@ -89,5 +126,15 @@ mod tests {
         assert_eq!((ms(ns_to_ms(1_234_567)), ms_signed(-0.0451)), ("1.235".into(), "-0.045".into()));
         assert_eq!([json_number(2.48), json_number(1.0)], ["2.48", "1.0"].map(String::from));
         assert_eq!(cell("a|b"), "a\\|b");
+    }
+
+    #[test]
+    fn ratios_carry_their_interval() {
+        assert_eq!(ratio_ci(1.99, 1.95, 2.04), "1.99× ±0.05");
+        assert_eq!(ratio_ci(1319.3, 1310.0, 1331.0), "1319× ±12");
+        assert_eq!(ratio_ci(12.34, 12.0, 12.5), "12.3× ±0.3");
+        assert_eq!(ratio_ci_percent(1.05, 1.03, 1.07), "1.05× ±0.02, +5.0 %");
+        assert_eq!(ratio_ci_percent(3.2, 3.16, 3.24), "3.20× ±0.04");
+        assert_eq!(pm_times(1.02, 0.99, 1.05), "1.02 ± 0.03");
     }
 }

@@ -24,7 +24,52 @@ fn suffixes(runs: &[(RunDir, RunRecord)]) -> Vec<String> {
 
 /// Merges the results folders `runs` into `out` and renders its report.
 /// Returns the path of report.md.
+///
+/// `out` must be new (or an empty folder) and no input may be or hold it
+/// (nor it an input): a merge never writes into one of its inputs. The
+/// merge is built in a temporary folder beside `out`, pid-stamped
+/// ([`crate::leftovers`]), and renamed into place once complete, so a
+/// failed merge leaves nothing.
 pub fn merge(runs: &[PathBuf], out: &Path) -> Result<PathBuf, ReportError> {
+    let out_abs = std::path::absolute(out).map_err(|source| ReportError::Io { path: out.to_path_buf(), source })?;
+    for r in runs {
+        let input = r.canonicalize().map_err(|source| ReportError::Io { path: r.clone(), source })?;
+        let target = out_abs.canonicalize().unwrap_or_else(|_| out_abs.clone());
+        if target.starts_with(&input) || input.starts_with(&target) {
+            return Err(ReportError::MergeInto { out: out.to_path_buf(), input: r.clone() });
+        }
+    }
+    if std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_some()) {
+        return Err(ReportError::MergeOver { out: out.to_path_buf() });
+    }
+    let parent = out_abs.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(parent).map_err(|source| ReportError::Io { path: parent.to_path_buf(), source })?;
+    // What a killed merge left beside it.
+    crate::leftovers::sweep(parent, merge_owner, |e| std::fs::remove_dir_all(e.path()).is_ok());
+    let tmp = tempfile::Builder::new()
+        .prefix(&crate::leftovers::temp_prefix(MERGE_TEMP))
+        .tempdir_in(parent)
+        .map_err(|source| ReportError::Io { path: parent.to_path_buf(), source })?;
+    build(runs, &RunDir::at(tmp.path())?)?;
+    // An empty `out` is replaced by rename(2) as a whole.
+    let tmp = tmp.keep();
+    if let Err(source) = std::fs::rename(&tmp, out) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(ReportError::Io { path: out.to_path_buf(), source });
+    }
+    Ok(out.join("report.md"))
+}
+
+/// What the temporary folders of merges are called after the pid.
+const MERGE_TEMP: &str = "merge";
+
+/// The owner pid of a merge's temporary folder.
+fn merge_owner(name: &str) -> Option<i32> {
+    crate::leftovers::owner(name).filter(|(_, rest)| rest.starts_with(MERGE_TEMP)).map(|(pid, _)| pid)
+}
+
+/// Writes the merge of `runs` into `out` and renders it.
+fn build(runs: &[PathBuf], out: &RunDir) -> Result<PathBuf, ReportError> {
     let runs: Vec<(RunDir, RunRecord)> = runs
         .iter()
         .map(|p| {
@@ -33,7 +78,6 @@ pub fn merge(runs: &[PathBuf], out: &Path) -> Result<PathBuf, ReportError> {
         })
         .collect::<Result<_, _>>()?;
     let names = suffixes(&runs);
-    let out = RunDir::at(out)?;
     let mut sources = Vec::new();
     for ((dir, run), name) in runs.into_iter().zip(names) {
         for mut m in super::measurements(&dir)? {
@@ -48,5 +92,60 @@ pub fn merge(runs: &[PathBuf], out: &Path) -> Result<PathBuf, ReportError> {
         r.merged_from = Some(sources);
         r.parameters_mut().driver = Some("isobench merge".into());
     })?;
-    super::render(&out)
+    super::render(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::Measurement;
+    use isobench_workloads::catalog;
+
+    fn run_folder(path: &Path) -> PathBuf {
+        let dir = RunDir::at(path).unwrap();
+        let mut m = Measurement::new("native", "native", catalog::lookup("syscall.getpid").unwrap());
+        m.histogram.record(100).unwrap();
+        dir.save(&m).unwrap();
+        path.to_path_buf()
+    }
+
+    fn listing(p: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(p).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_merge_never_writes_into_an_input() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (run_folder(&d.path().join("a")), run_folder(&d.path().join("b")));
+        let before = listing(&a);
+        for out in [a.clone(), a.join("merged"), d.path().to_path_buf()] {
+            let e = merge(&[a.clone(), b.clone()], &out).unwrap_err();
+            assert!(matches!(e, ReportError::MergeInto { .. }), "{e}");
+        }
+        assert_eq!(listing(&a), before, "the input is untouched");
+        let e = merge(&[a.clone(), b.clone()], &b.join("histograms")).unwrap_err();
+        assert!(matches!(e, ReportError::MergeInto { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_merge_appears_whole_or_not_at_all() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (run_folder(&d.path().join("a")), run_folder(&d.path().join("b")));
+        // An input whose histogram is gone fails the merge half-way.
+        std::fs::remove_dir_all(b.join("histograms")).unwrap();
+        let out = d.path().join("merged");
+        merge(&[a.clone(), b.clone()], &out).unwrap_err();
+        assert!(!out.exists(), "a failed merge leaves no folder");
+        assert_eq!(listing(d.path()), ["a", "b"], "nor its temporary folder");
+        let b = run_folder(&d.path().join("b"));
+        std::fs::create_dir(&out).unwrap();
+        let report = merge(&[a, b], &out).unwrap();
+        assert_eq!(report, out.join("report.md"));
+        assert!(report.is_file() && out.join("measurements.json").is_file());
+        assert_eq!(listing(d.path()), ["a", "b", "merged"]);
+        let e = merge(&[d.path().join("a"), d.path().join("b")], &out).unwrap_err();
+        assert!(matches!(e, ReportError::MergeOver { .. }), "a folder that holds something is not merged over: {e}");
+    }
 }

@@ -35,6 +35,10 @@ pub enum ReportError {
     },
     #[error("summary.csv: {0}")]
     Csv(#[from] ::csv::Error),
+    #[error("merge: --out {} is or holds or is inside the input {}; a merge never writes into its inputs", out.display(), input.display())]
+    MergeInto { out: PathBuf, input: PathBuf },
+    #[error("merge: --out {} is not empty; name a new folder", out.display())]
+    MergeOver { out: PathBuf },
     #[error("plot {path}: {message}")]
     Plot { path: PathBuf, message: String },
     /// A file of the report could not be written after a chart had already

@@ -25,6 +25,7 @@
 //! from them by the report module, which reads the records here and nothing
 //! else.
 
+pub mod claim;
 pub mod layers;
 pub mod run;
 pub mod startup;
@@ -38,6 +39,7 @@ use serde::de::DeserializeOwned;
 use crate::collect::{CollectError, Measurement, MeasurementRecord};
 use crate::workloads::Noop;
 
+pub use claim::{Reuse, WriteLock};
 pub use run::RunRecord;
 pub use startup::StartupRun;
 pub use validate::Check;
@@ -66,6 +68,15 @@ pub enum ResultsError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("{} already holds a run; --append adds this run to it (the report lists both), --force replaces it", path.display())]
+    HoldsRun { path: PathBuf },
+    #[error("{} is being written by another isobench run (it holds the folder's lock)", path.display())]
+    Busy { path: PathBuf },
+    #[error(
+        "{} holds a run that did not finish (killed part-way?): its measurements may not belong together; --allow-incomplete uses it anyway",
+        path.display()
+    )]
+    Incomplete { path: PathBuf },
     #[error(transparent)]
     Collect(#[from] CollectError),
     #[error(transparent)]
@@ -91,6 +102,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ResultsError> {
     tmp.as_file().sync_data().map_err(io_err(path))?;
     tmp.persist(path).map_err(|e| ResultsError::Io { path: path.to_path_buf(), source: e.error })?;
     Ok(())
+}
+
+/// Now as RFC 3339 UTC, to the second: how run.json and measurements.json
+/// write times.
+pub fn rfc3339_now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// `20261130T024500Z`-style UTC timestamp.
@@ -215,8 +232,14 @@ impl RunDir {
 
     /// Saves one measurement (histogram file + its record), replacing an
     /// earlier one of the same env × metric.
+    /// The measurement is stamped with the run writing now and the time,
+    /// unless it carries its own (a merge keeps the measured run's).
     pub fn save(&self, m: &Measurement) -> Result<(), ResultsError> {
-        let rec = m.record();
+        let mut rec = m.record();
+        if rec.run_id.is_none() {
+            rec.run_id = self.run_record()?.current_run_id().map(String::from);
+        }
+        rec.measured_utc.get_or_insert_with(rfc3339_now);
         write_atomic(&self.path.join(&rec.histogram), &isobench_workloads::hist::to_v2_bytes(&m.histogram)?)?;
         let mut records = self.records()?;
         records.retain(|r| !(r.env == rec.env && r.metric == rec.metric));

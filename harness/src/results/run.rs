@@ -58,15 +58,57 @@ pub struct RunRecord {
     /// `isobench merge`: the folders this one was made from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_from: Option<Vec<MergedRun>>,
+    /// Every process that measured into this folder, in order: one for
+    /// `isobench run`, one per bench binary for `cargo bench`, one more for
+    /// each `isobench run --append`. Each measurement names its own
+    /// (`run_id` in measurements.json).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<RunPart>,
+    /// An `isobench run` began writing and has not finished: it is still
+    /// running (the folder is locked) or was killed part-way. `compare` and
+    /// `merge` refuse such a folder unless `--allow-incomplete`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_progress: bool,
     /// Keys this version does not know, kept as they were.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
+}
+
+/// One process that measured into a folder (`runs[]`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RunPart {
+    /// `<UTC timestamp>-<pid>`: what each of its measurements carries.
+    pub run_id: String,
+    /// `isobench run`, `cargo bench`.
+    pub driver: String,
+    /// When it started (RFC 3339, seconds, UTC).
+    pub started_utc: String,
+    /// When it finished; absent while it runs and after it was killed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_utc: Option<String>,
+    /// The host it ran on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// The folder already held measurements when it started: added with
+    /// `isobench run --append`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub appended: bool,
 }
 
 impl RunRecord {
     /// The record of environment `name`, created empty when absent.
     pub fn env_mut(&mut self, name: &str) -> &mut EnvRecord {
         self.environments.entry(name.to_string()).or_default()
+    }
+
+    /// The id of the process writing now (the last of `runs`).
+    pub fn current_run_id(&self) -> Option<&str> {
+        self.runs.last().map(|p| p.run_id.as_str())
+    }
+
+    /// The runs added to the first one with `isobench run --append`.
+    pub fn appended(&self) -> impl Iterator<Item = &RunPart> {
+        self.runs.iter().filter(|p| p.appended)
     }
 
     /// `parameters`, created empty when absent.

@@ -54,6 +54,33 @@ fn profile_notes(run: &RunRecord) -> Vec<String> {
     notes
 }
 
+/// A folder of several runs (`isobench run --append`) or of a run that did
+/// not finish: the reader must know which measurements belong together.
+fn runs_notes(run: &RunRecord) -> Vec<String> {
+    let mut notes = Vec::new();
+    let appended: Vec<String> = run
+        .appended()
+        .map(|p| format!("{} (started {}{})", p.run_id, p.started_utc, p.hostname.as_ref().map(|h| format!(" on {h}")).unwrap_or_default()))
+        .collect();
+    if !appended.is_empty() {
+        let first = run
+            .runs
+            .iter()
+            .find(|p| !p.appended)
+            .map(|p| format!("{} (started {})", p.run_id, p.started_utc))
+            .unwrap_or_else(|| "an earlier run".into());
+        notes.push(format!(
+            "this folder holds {} runs: {first}, then appended with --append: {}; each measurement names its run (run_id in measurements.json), and the host facts above are the first run's",
+            appended.len() + 1,
+            appended.join(", ")
+        ));
+    }
+    if run.in_progress {
+        notes.push("the last run into this folder did not finish (it was killed part-way, or is still running): what it measured may not match the rest; compare and merge refuse this folder without --allow-incomplete".into());
+    }
+    notes
+}
+
 /// The list of caveats (nothing when there are none).
 pub struct Caveats;
 
@@ -72,6 +99,7 @@ impl Section for Caveats {
             };
             notes.push(format!("the run was interrupted{by}: only what finished before is here; missing columns were never measured"));
         }
+        notes.extend(runs_notes(run));
         for (name, e) in &run.environments {
             if let Some(reason) = &e.skipped {
                 notes.push(format!("{name}: skipped: {reason}"));
@@ -99,7 +127,7 @@ impl Section for Caveats {
         notes.extend(profile_notes(run));
         for (name, e) in &run.environments {
             if let Some(reason) = &e.boundary_not_measured {
-                notes.push(format!("{name}: net.*.boundary not measured: {reason}"));
+                notes.push(format!("{name}: `net.*.boundary` not measured: {reason}"));
             }
             for (metric, reason) in &e.not_supported {
                 notes.push(format!("{name}: {metric}: {reason}"));
@@ -109,7 +137,7 @@ impl Section for Caveats {
             }
             if e.boundary.as_ref().and_then(|b| b.path.as_deref()) == Some("slirp") {
                 notes.push(format!(
-                    "{name}: the net.*.boundary figures went through QEMU's user-mode networking (slirp: without root, or --vm-net user), a userspace TCP/IP stack: \
+                    "{name}: the `net.*.boundary` figures went through QEMU's user-mode networking (slirp: without root, or --vm-net user), a userspace TCP/IP stack: \
                      a different data path from a tap device, not comparable with a tap run"
                 ));
             }
@@ -236,7 +264,7 @@ fn pinning_notes(run: &RunRecord) -> Vec<String> {
     if run.parameters.as_ref().and_then(|p| p.pin) == Some(PinMode::None) {
         notes.push(
             "CPU pinning was off (--pin none): a round trip's two ends landed on one CPU or two as the scheduler chose, \
-             so ipc.* and net.* figures may be a bimodal mix of both"
+             so `ipc.*` and `net.*` figures may be a bimodal mix of both"
                 .into(),
         );
     }
@@ -360,7 +388,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let dir = crate::results::RunDir::at(d.path()).unwrap();
         let md = super::super::markdown(&Context { dir: &dir, run: &run, measurements: &[], plots: &[], warnings: &[] }).unwrap();
-        assert!(md.contains("| CPU pinning (ipc.*, net.*) | split: the measuring thread on one CPU"), "{md}");
+        assert!(md.contains("| CPU pinning (`ipc.*`, `net.*`) | split: the measuring thread on one CPU"), "{md}");
         assert!(md.contains("- vm: --pin split could not be applied"), "{md}");
         let none: RunRecord = serde_json::from_value(serde_json::json!({ "parameters": { "pin": "none" } })).unwrap();
         assert!(pinning_notes(&none)[0].contains("bimodal"));

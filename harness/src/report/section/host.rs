@@ -10,11 +10,26 @@ use isobench_workloads::protocol::PinMode;
 use crate::collect::host::{HostInfo, CPUID_EXIT_NS};
 use crate::report::format::{cell, json_number};
 use crate::report::ReportError;
+use crate::results::run::Parameters;
 use crate::results::RunRecord;
 
 use super::{Context, Section};
 
-/// `# isobench report: … on host X` and the host table.
+/// `# isobench report: … on host X`, the report's first line.
+pub struct Title;
+
+impl Section for Title {
+    fn markdown(&self, cx: &Context<'_>) -> Result<String, ReportError> {
+        let host = cx.run.host.as_ref();
+        let mut o = format!("# isobench report: what isolation costs on host {}\n\n", host.map_or("(unnamed)", |h| h.hostname.as_str()));
+        if let Some(date) = &cx.run.started_utc {
+            let _ = writeln!(o, "Measured {date} (UTC); the host and how the run was asked for are at the end.\n");
+        }
+        Ok(o)
+    }
+}
+
+/// `## Host and method`: the host table, at the end of the report.
 pub struct Host;
 
 impl Section for Host {
@@ -24,8 +39,8 @@ impl Section for Host {
         let params = run.parameters.as_ref();
         let h = |f: fn(&HostInfo) -> Option<String>| host.and_then(f);
         let mut o = String::new();
-        let _ = writeln!(o, "# isobench report: what isolation costs on host {}\n", host.map_or("(unnamed)", |h| h.hostname.as_str()));
-        let _ = writeln!(o, "| | |\n|---|---|");
+        let _ = writeln!(o, "## Host and method\n");
+        let _ = writeln!(o, "| fact | value |\n|---|---|");
         let yes_no = |b: Option<bool>| b.map_or_else(|| "?".to_string(), |b| b.to_string());
         let rows = [
             ("date (UTC)", run.started_utc.clone()),
@@ -43,9 +58,9 @@ impl Section for Host {
             ("QEMU", h(|h| h.qemu_version.clone())),
             ("vm accelerator", vm_accelerator(run)),
             ("container rootfs", run.environments.get("container").and_then(|e| e.meta(|m| m.rootfs_image.clone()))),
-            ("cross-boundary paths (net.*.boundary)", boundary_paths(run)),
+            ("cross-boundary paths (`net.*.boundary`)", boundary_paths(run)),
             ("driver", params.and_then(|p| p.driver.clone())),
-            ("CPU pinning (ipc.*, net.*)", params.and_then(|p| p.pin).map(pin_description)),
+            ("CPU pinning (`ipc.*`, `net.*`)", params.and_then(|p| p.pin).map(pin_description)),
             (
                 "criterion's report",
                 params.and_then(|p| p.criterion_report.as_ref()).map(|p| {
@@ -54,7 +69,7 @@ impl Section for Host {
                 }),
             ),
             ("merged from", merged_from(run)),
-            ("parameters", params.map(|p| format!("`{}`", serde_json::to_value(p).expect("parameters serialize")))),
+            ("parameters", params.and_then(parameters_description)),
         ];
         for (k, v) in rows {
             if let Some(v) = v {
@@ -64,6 +79,37 @@ impl Section for Host {
         o.push('\n');
         Ok(o)
     }
+}
+
+/// How the run was asked for, in words: "environments native, container;
+/// metrics syscall.getpid; --quick (smoke run); ≤ 10000 ms per measurement;
+/// vm accelerator auto".
+fn parameters_description(p: &Parameters) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(envs) = &p.envs {
+        parts.push(format!("environments {}", envs.join(", ")));
+    }
+    if let Some(metrics) = &p.metrics {
+        parts.push(format!("metrics {}", metrics.join(", ")));
+    }
+    if p.quick == Some(true) {
+        parts.push("--quick (smoke run)".into());
+    }
+    match p.iterations {
+        Some(Some(n)) => parts.push(format!("{n} iterations per metric")),
+        Some(None) => parts.push("the catalogue's iteration counts".into()),
+        None => {}
+    }
+    if let Some(ms) = p.max_ms {
+        parts.push(format!("≤ {ms} ms per measurement"));
+    }
+    if let Some(accel) = &p.accel {
+        parts.push(format!("vm accelerator {accel}"));
+    }
+    if p.criterion == Some(true) {
+        parts.push("measured through criterion".into());
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 /// "active for …" or "not affected …"; `None` when none were read.

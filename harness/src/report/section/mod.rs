@@ -24,6 +24,7 @@ mod metrics;
 mod spawn;
 pub mod startup;
 mod summary;
+pub mod verdict;
 
 use std::path::PathBuf;
 
@@ -62,21 +63,23 @@ pub trait Section {
 
 /// report.md, in order.
 pub const SECTIONS: &[&dyn Section] = &[
-    &host::Host,
-    &caveats::Caveats,
+    &host::Title,
+    &verdict::Verdict,
+    &summary::OverheadChart,
     &summary::Summary,
+    &caveats::Caveats,
     &metrics::Metrics,
     &instances::FirstStart,
     &instances::Usage,
     &boot::BootPhases,
     &container_start::ContainerStartPhases,
-    &summary::OverheadChart,
     &summary::Footer,
     &startup::ContainerStart,
     &startup::NoopShare,
     &startup::PerNamespace,
     &layers::LayerCosts,
     &cross_check::CrossCheck,
+    &host::Host,
 ];
 
 /// report.md: every section of [`SECTIONS`] in order.

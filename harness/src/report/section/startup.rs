@@ -143,7 +143,7 @@ pub fn markdown(run: &StartupRun) -> String {
         s += &format!(
             "| {} | `{}` | {} | {} | {} | {} | {} |\n",
             r.label,
-            cell(&r.command),
+            cell(&without_run_paths(&r.command)),
             ms(ns_to_ms(r.quantile_ns(0.5))),
             ms(ns_to_ms(r.quantile_ns(0.9))),
             p50_ratio(run, &r.env, "isobench", "–"),
@@ -241,9 +241,36 @@ fn what(row: &StartupRow) -> String {
     let extra = row.label.strip_prefix(row.env.as_str()).map(str::trim).filter(|s| !s.is_empty());
     match (row.command.is_empty(), extra) {
         (true, _) => row.env.clone(),
-        (false, None) => format!("`{}`", cell(&row.command)),
-        (false, Some(extra)) => format!("`{}` {}", cell(&row.command), cell(extra)),
+        (false, None) => format!("`{}`", cell(&without_run_paths(&row.command))),
+        (false, Some(extra)) => format!("`{}` {}", cell(&without_run_paths(&row.command)), cell(extra)),
     }
+}
+
+/// A command as a reader can use it: the run's own temporary folders
+/// (`/tmp/isobench-<pid>-runc-XXXX/state`), gone once it ended, become
+/// `<runc dir>/state`, and pid-stamped names (`isobench-18592-runc-1`) lose
+/// their pid (`isobench-<pid>-runc-1`).
+pub fn without_run_paths(command: &str) -> String {
+    let word = |w: &str| -> String {
+        let mut out = String::new();
+        let mut rest = w;
+        // A path whose segment is pid-stamped: everything up to that segment
+        // becomes its name.
+        if let Some(i) = rest.find("/isobench-") {
+            let seg_end = rest[i + 1..].find('/').map_or(rest.len(), |j| i + 1 + j);
+            if let Some((_, what)) = crate::leftovers::owner(&rest[i + 1..seg_end]) {
+                let kind = what.split('-').next().unwrap_or(what);
+                out.push_str(&format!("<{kind} dir>"));
+                rest = &rest[seg_end..];
+                return out + rest;
+            }
+        }
+        match crate::leftovers::owner(rest) {
+            Some((_, what)) => format!("isobench-<pid>-{what}"),
+            None => rest.to_string(),
+        }
+    };
+    command.split(' ').map(word).collect::<Vec<_>>().join(" ")
 }
 
 /// Whether an interval of a ratio meets [`EXEC_GOAL`].
@@ -588,5 +615,18 @@ mod tests {
         assert!(table(&run).contains(&note));
         run.noop = Noop::Nolibc;
         assert_eq!(cpuid_note(&run), None, "the nolibc no-op runs no CPUID");
+    }
+
+    #[test]
+    fn commands_lose_the_runs_temporary_paths() {
+        assert_eq!(
+            without_run_paths("/usr/sbin/runc --root /tmp/isobench-18592-runc-fBnLs8/state run --bundle /tmp/isobench-18592-runc-fBnLs8 isobench-18592-runc-1 (process: /noop)"),
+            "/usr/sbin/runc --root <runc dir>/state run --bundle <runc dir> isobench-<pid>-runc-1 (process: /noop)"
+        );
+        assert_eq!(
+            without_run_paths("/usr/bin/bwrap --bind /tmp/isobench-1-rootfs-Ee2zNa / --proc /proc"),
+            "/usr/bin/bwrap --bind <rootfs dir> / --proc /proc"
+        );
+        assert_eq!(without_run_paths("isobench exec --no-cgroup -- /noop"), "isobench exec --no-cgroup -- /noop");
     }
 }

@@ -10,7 +10,7 @@ use isobench_workloads::catalog::Family;
 use crate::collect::Measurement;
 use crate::report::columns::{baseline_for, by_metric, columns, is_baseline, split_env};
 use crate::report::compare::{judge, Verdict, DEFAULT_NOISE};
-use crate::report::format::{num, percent, ratio};
+use crate::report::format::{num, percent, ratio, ratio_ci_percent};
 use crate::report::ReportError;
 
 use super::caveats::interference_mark;
@@ -54,6 +54,7 @@ impl Section for Summary {
         }
         o.push('\n');
         let mut flagged = Vec::new();
+        let quick = cx.run.parameters.as_ref().and_then(|p| p.quick).unwrap_or(false);
         for ((_, name), group) in &groups {
             let unit = group[0].unit().label();
             let _ = write!(o, "| {name} | {unit} |");
@@ -66,19 +67,27 @@ impl Section for Summary {
                         let native = baseline_for(group, m);
                         match native.and_then(|b| m.cost_ratio(b, 0.5).map(|r| (b, r))) {
                             Some((b, r)) if !is_baseline(env) => {
-                                let flag = if suspicious(m, b) {
+                                let flag = if !quick && suspicious(m, b) {
                                     flagged.push(format!("{name} ({})", m.env_label));
                                     " ‡ suspicious: check noise"
                                 } else {
                                     ""
                                 };
-                                // Significance against native: median CIs apart and beyond noise.
+                                // One marker per cell: the sanity flag, else the
+                                // significance against native (median CIs apart and
+                                // beyond noise); a smoke run has neither.
                                 let sig = match judge(b, m, DEFAULT_NOISE) {
+                                    _ if quick => "",
+                                    _ if !flag.is_empty() => flag,
                                     Some((_, Verdict::Regressed | Verdict::Improved)) => " *",
                                     Some(_) => " ≈",
                                     None => "",
                                 };
-                                let _ = write!(o, " {}{mark} ({}){sig}{flag} |", num(p50), ratio(r));
+                                let shown = match m.cost_ratio_ci95(b) {
+                                    Some((lo, hi)) => ratio_ci_percent(r, lo, hi),
+                                    None => ratio(r),
+                                };
+                                let _ = write!(o, " {}{mark} ({shown}){sig} |", num(p50));
                             }
                             _ => {
                                 let _ = write!(o, " {}{mark} |", num(p50));
@@ -93,8 +102,14 @@ impl Section for Summary {
         let _ = writeln!(
             o,
             "Overhead is the cost ratio at p50: time per operation ÷ native's (for a rate, native's bandwidth ÷ this one's), so > 1× always means slower than native. \
-             `*` significant: the 95 % confidence intervals of the two medians do not overlap (distribution-free, from the order statistics at ranks n/2 ± 1.96·√n/2) and the difference exceeds {}; `≈` within noise.",
-            percent(DEFAULT_NOISE)
+             ± is the ratio's 95 % interval. {}",
+            match quick {
+                true => "A smoke run (`--quick`) carries no significance marks: do not quote it.".to_string(),
+                false => format!(
+                    "`*` significant: the 95 % confidence intervals of the two medians do not overlap (distribution-free, from the order statistics at ranks n/2 ± 1.96·√n/2) and the difference exceeds {}; `≈` within noise.",
+                    percent(DEFAULT_NOISE)
+                ),
+            }
         );
         if ms.iter().any(|m| !interference_mark(m).is_empty()) {
             let _ = writeln!(
@@ -138,8 +153,8 @@ impl Section for Footer {
         if cx.measurements.is_empty() {
             return Ok(String::new());
         }
-        Ok("---\nLatencies are per operation, recorded in HdrHistogram (3 significant digits); round trips are closed-loop. \
-            Overhead = environment p50 ÷ native p50 from the same run. Files: summary.csv, summary.json, histograms/ (HdrHistogram V2), run.json.\n"
+        Ok("Latencies are per operation, recorded in HdrHistogram (3 significant digits); round trips are closed-loop. \
+            Overhead = environment p50 ÷ native p50 from the same run. Files: summary.csv, summary.json, histograms/ (HdrHistogram V2), run.json.\n\n"
             .into())
     }
 }
