@@ -74,7 +74,8 @@ fn a_second_use_creates_nothing_and_a_changed_input_gets_a_new_entry() {
         v.sort();
         v
     });
-    let leftovers: Vec<_> = isobench_testkit::tree_listing(cache.path()).into_iter().filter(|(p, ..)| p.to_string_lossy().contains(".tmp-")).collect();
+    let leftovers: Vec<_> =
+        isobench_testkit::tree_listing(cache.path()).into_iter().filter(|(p, ..)| p.to_string_lossy().contains(".tmp-")).collect();
     assert!(leftovers.is_empty(), "no temp entry after a build: {leftovers:?}");
 }
 

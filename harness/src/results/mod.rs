@@ -8,6 +8,7 @@
 //!   summary.json        the same rows as JSON
 //!   histograms/         hdrhistogram V2 files, ns per operation
 //!   startup*.json       `isobench startup` runs: StartupRun
+//!   density.json        `isobench density`: memory per instance, start storms, idle cost (DensityRun)
 //!   layers.json         `isobench layers`: what each layer of `--profile docker` costs (LayersRun)
 //!   validate.json       `isobench validate`'s cross-checks: [Check]
 //!   plots/              SVG and PNG charts
@@ -25,6 +26,7 @@
 //! from them by the report module, which reads the records here and nothing
 //! else.
 
+pub mod density;
 pub mod layers;
 pub mod run;
 pub mod startup;
