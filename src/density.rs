@@ -35,6 +35,7 @@ pub fn density(args: DensityArgs) -> Result<ExitCode> {
         min_available_mib: args.min_available,
         idle_window: Duration::from_millis(args.idle_window),
     };
+    plan.check()?;
     let workloads = workloads::locate()?;
     let out = match &args.out {
         Some(dir) => RunDir::at(dir)?,

@@ -71,6 +71,19 @@ pub struct DensityPlan {
     pub idle_window: Duration,
 }
 
+impl DensityPlan {
+    /// Refuses a plan with no start or no concurrency, before anything runs.
+    pub fn check(&self) -> Result<(), DensityError> {
+        if self.instances == 0 || self.vm_instances == 0 {
+            return Err(DensityError::NoInstances);
+        }
+        if self.concurrency.iter().chain(&self.vm_concurrency).any(|&c| c == 0) || self.concurrency.is_empty() || self.vm_concurrency.is_empty() {
+            return Err(DensityError::NoConcurrency);
+        }
+        Ok(())
+    }
+}
+
 impl Default for DensityPlan {
     fn default() -> DensityPlan {
         DensityPlan {
@@ -99,12 +112,7 @@ pub enum Event<'a> {
 /// SIGTERM) stops at once: what was measured is returned with
 /// `interrupted` set, and every instance started is gone.
 pub fn measure(plan: &DensityPlan, opts: &Options, interrupted: &AtomicUsize, on: &(dyn Fn(Event<'_>) + Sync)) -> Result<DensityRun, DensityError> {
-    if plan.instances == 0 || plan.vm_instances == 0 {
-        return Err(DensityError::NoInstances);
-    }
-    if plan.concurrency.iter().chain(&plan.vm_concurrency).any(|&c| c == 0) {
-        return Err(DensityError::NoConcurrency);
-    }
+    plan.check()?;
     let probe = Probe::start();
     let mut run = DensityRun {
         min_available_mib: plan.min_available_mib,

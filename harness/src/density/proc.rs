@@ -120,7 +120,7 @@ pub fn vm_memory(pid: u32, guest_ram_mib: u64, accelerator: &str) -> VmMemory {
         if out.guest_ram_resident_kib.is_none() && ram.contains(&mib(size)) && !m.perms.contains(MMPermissions::EXECUTE) {
             out.guest_ram_resident_kib = Some(rss(m));
         }
-        if m.perms.contains(MMPermissions::EXECUTE | MMPermissions::WRITE) && code.is_none_or(|c| size > c.address.1 - c.address.0) {
+        if m.perms.contains(MMPermissions::EXECUTE | MMPermissions::WRITE) && code.map_or(true, |c| size > c.address.1 - c.address.0) {
             code = Some(m);
         }
     }

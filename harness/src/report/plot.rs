@@ -629,63 +629,6 @@ fn draw_ratios<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, ba
     root.present().map_err(e)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use isobench_workloads::catalog;
-
-    fn m(env: &str, label: &str, metric: &str, center: u64) -> Measurement {
-        let mut m = Measurement::new(env, label, catalog::lookup(metric).unwrap());
-        for i in 0..500u64 {
-            m.histogram.record(center + i * center / 500).unwrap();
-        }
-        m
-    }
-
-    fn texts(svg: &str) -> Vec<String> {
-        svg.split("<text")
-            .skip(1)
-            .filter_map(|t| t.split_once('>').and_then(|(_, r)| r.split_once("</text>")).map(|(x, _)| x.trim().to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn every_chart_renders_with_its_title_and_series() {
-        let d = tempfile::tempdir().unwrap();
-        let ms = vec![
-            m("native", "native", "syscall.getpid", 100),
-            m("container", "container", "syscall.getpid", 100),
-            m("vm", "vm (emulated (TCG))", "syscall.getpid", 5_000),
-            m("native", "native", "net.tcp_stream", 10_000),
-            m("vm", "vm (emulated (TCG))", "net.tcp_stream", 90_000),
-        ];
-        let plots = render_all(d.path(), &ms, &[]).unwrap();
-        let names: Vec<String> = plots.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
-        for want in
-            ["syscall.getpid.svg", "syscall.getpid.png", "syscall.getpid.percentiles.svg", "net.tcp_stream.svg", "overhead.svg", "overhead.png"]
-        {
-            assert!(names.iter().any(|n| n == want), "{want} not drawn: {names:?}");
-        }
-        assert!(!names.iter().any(|n| n == "net.tcp_stream.percentiles.svg"), "no percentile curve for a rate");
-        for p in &plots {
-            let path = d.path().join(p.strip_prefix("plots").unwrap());
-            let len = std::fs::metadata(&path).unwrap().len();
-            assert!(len > 1000, "{} is {len} bytes", path.display());
-        }
-        let svg = |n: &str| texts(&std::fs::read_to_string(d.path().join(n)).unwrap());
-        let bars = svg("syscall.getpid.svg");
-        assert!(bars.iter().any(|t| t.starts_with("syscall.getpid (ns)") && t.contains("emulated (TCG)")), "title names the accelerator: {bars:?}");
-        for label in ["native", "container", "vm (emulated (TCG))"] {
-            assert!(bars.iter().any(|t| t == label), "no bar labelled {label}: {bars:?}");
-        }
-        assert!(bars.iter().any(|t| t.contains("log scale")), "50× apart: log axis: {bars:?}");
-        let curves = svg("syscall.getpid.percentiles.svg");
-        assert!(curves.iter().any(|t| t == "vm (emulated (TCG))") && curves.iter().any(|t| t == "p99"), "{curves:?}");
-        let overhead = svg("overhead.svg");
-        assert!(overhead.iter().any(|t| t == "container") && overhead.iter().any(|t| t == "net.tcp_stream"), "{overhead:?}");
-    }
-}
-
 /// `plots/density-start-latency.svg|png` and `plots/density-throughput.svg|png`
 /// for an `isobench density` run: per environment against the concurrency
 /// C (log axes), the start latency's p50 (solid) and p99 (thin, with
@@ -694,7 +637,7 @@ pub fn density(dir: &Path, run: &crate::results::density::DensityRun) -> Result<
     use super::section::density::{DENSITY_LATENCY_PLOT, DENSITY_THROUGHPUT_PLOT};
     ensure_font().map_err(|message| ReportError::Plot { path: dir.to_path_buf(), message })?;
     std::fs::create_dir_all(dir).map_err(|source| ReportError::Io { path: dir.to_path_buf(), source })?;
-    let series = |f: &dyn Fn(&crate::results::density::Storm) -> Option<f64>| -> Vec<(String, String, Vec<(f64, f64)>)> {
+    let series = |f: &dyn Fn(&crate::results::density::Storm) -> Option<f64>| -> ConcurrencyLines {
         run.envs
             .iter()
             .map(|e| (e.env.clone(), e.label.clone(), e.storms.iter().filter_map(|s| Some((f64::from(s.concurrency), f(s)?))).collect::<Vec<_>>()))
@@ -798,4 +741,61 @@ fn draw_by_concurrency<DB: DrawingBackend>(
         .draw()
         .map_err(e)?;
     root.present().map_err(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use isobench_workloads::catalog;
+
+    fn m(env: &str, label: &str, metric: &str, center: u64) -> Measurement {
+        let mut m = Measurement::new(env, label, catalog::lookup(metric).unwrap());
+        for i in 0..500u64 {
+            m.histogram.record(center + i * center / 500).unwrap();
+        }
+        m
+    }
+
+    fn texts(svg: &str) -> Vec<String> {
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|t| t.split_once('>').and_then(|(_, r)| r.split_once("</text>")).map(|(x, _)| x.trim().to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn every_chart_renders_with_its_title_and_series() {
+        let d = tempfile::tempdir().unwrap();
+        let ms = vec![
+            m("native", "native", "syscall.getpid", 100),
+            m("container", "container", "syscall.getpid", 100),
+            m("vm", "vm (emulated (TCG))", "syscall.getpid", 5_000),
+            m("native", "native", "net.tcp_stream", 10_000),
+            m("vm", "vm (emulated (TCG))", "net.tcp_stream", 90_000),
+        ];
+        let plots = render_all(d.path(), &ms, &[]).unwrap();
+        let names: Vec<String> = plots.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        for want in
+            ["syscall.getpid.svg", "syscall.getpid.png", "syscall.getpid.percentiles.svg", "net.tcp_stream.svg", "overhead.svg", "overhead.png"]
+        {
+            assert!(names.iter().any(|n| n == want), "{want} not drawn: {names:?}");
+        }
+        assert!(!names.iter().any(|n| n == "net.tcp_stream.percentiles.svg"), "no percentile curve for a rate");
+        for p in &plots {
+            let path = d.path().join(p.strip_prefix("plots").unwrap());
+            let len = std::fs::metadata(&path).unwrap().len();
+            assert!(len > 1000, "{} is {len} bytes", path.display());
+        }
+        let svg = |n: &str| texts(&std::fs::read_to_string(d.path().join(n)).unwrap());
+        let bars = svg("syscall.getpid.svg");
+        assert!(bars.iter().any(|t| t.starts_with("syscall.getpid (ns)") && t.contains("emulated (TCG)")), "title names the accelerator: {bars:?}");
+        for label in ["native", "container", "vm (emulated (TCG))"] {
+            assert!(bars.iter().any(|t| t == label), "no bar labelled {label}: {bars:?}");
+        }
+        assert!(bars.iter().any(|t| t.contains("log scale")), "50× apart: log axis: {bars:?}");
+        let curves = svg("syscall.getpid.percentiles.svg");
+        assert!(curves.iter().any(|t| t == "vm (emulated (TCG))") && curves.iter().any(|t| t == "p99"), "{curves:?}");
+        let overhead = svg("overhead.svg");
+        assert!(overhead.iter().any(|t| t == "container") && overhead.iter().any(|t| t == "net.tcp_stream"), "{overhead:?}");
+    }
 }

@@ -251,6 +251,12 @@ impl DensityEnv {
         self.median_of(MemorySample::fall_mib)
     }
 
+    /// How far the fall and the rise disagree per instance, MiB (the
+    /// median over storms of |fall − rise|): what else moved MemAvailable.
+    pub fn fall_noise_mib(&self) -> Option<f64> {
+        self.median_of(|m| Some((m.fall_mib()? - m.rise_mib()?).abs()))
+    }
+
     /// The storm at concurrency `c`.
     pub fn storm_at(&self, c: u32) -> Option<&Storm> {
         self.storms.iter().find(|s| s.concurrency == c)
@@ -379,6 +385,8 @@ mod tests {
         assert_eq!(s.failed(), 2);
         // 8 ms over 4 instances over 2 s: 1000 µs/s per instance.
         assert_eq!(c.idle_us_per_s(), Some(1000.0));
+        // |fall − rise| per storm: 250, 0, 0 KiB per instance; the median is 0.
+        assert_eq!(c.fall_noise_mib(), Some(0.0));
         let m = &c.storm_at(1).unwrap().memory.as_ref().unwrap();
         assert!((m.rise_mib().unwrap() - 11_000.0 / 4.0 / 1024.0).abs() < 1e-9);
         assert!(run.pss_beyond_agent_mib("vm").is_none());
