@@ -168,7 +168,10 @@ pub fn measure(plan: &DensityPlan, opts: &Options, interrupted: &AtomicUsize, on
                 vm,
             };
             let progress = |ready, failed, requested| on(Event::Started { ready, failed, requested });
-            let outcome = storm::run(envs, &splan, interrupted, &progress)?;
+            // The vm: an environment of its own per start (its network), see storm::PerStart.
+            let prepare = || env::prepare(kind, opts);
+            let per_start: Option<storm::PerStart<'_>> = (kind == EnvKind::Vm).then_some(&prepare);
+            let outcome = storm::run(envs, per_start, &splan, interrupted, &progress)?;
             let s = &outcome.storm;
             let line = format!(
                 "{label}: N={n} C={c}: {} ready, {} failed in {:.2} s{}{}",

@@ -50,6 +50,13 @@ pub struct StormPlan {
     pub vm: Option<(u64, String)>,
 }
 
+/// Prepares an environment of its own for every start, kept with its
+/// instance: for the vm, whose environment holds one network (a tap, or
+/// user-mode forwarded ports) that a second live guest could not attach to.
+/// The preparation (the accelerator's verdict is cached) is outside each
+/// start's latency and inside the storm's time.
+pub type PerStart<'a> = &'a (dyn Fn() -> Result<Box<dyn Environment>, crate::env::EnvError> + Sync);
+
 /// What the workers share.
 #[derive(Default)]
 struct Admission {
@@ -70,7 +77,13 @@ pub type Progress<'a> = &'a (dyn Fn(u32, u32, u32) + Sync);
 /// Runs one storm with one worker per environment in `envs` (the
 /// concurrency). `interrupted` non-zero stops admitting starts; what is
 /// running is measured no further and stopped.
-pub fn run(envs: Vec<Box<dyn Environment>>, plan: &StormPlan, interrupted: &AtomicUsize, progress: Progress<'_>) -> Result<Outcome, ProcError> {
+pub fn run(
+    envs: Vec<Box<dyn Environment>>,
+    per_start: Option<PerStart<'_>>,
+    plan: &StormPlan,
+    interrupted: &AtomicUsize,
+    progress: Progress<'_>,
+) -> Result<Outcome, ProcError> {
     let concurrency = envs.len() as u32;
     let before = proc::available_kib(0)?;
     let shared = Mutex::new(Admission::default());
@@ -124,9 +137,14 @@ pub fn run(envs: Vec<Box<dyn Environment>>, plan: &StormPlan, interrupted: &Atom
         for mut env in envs {
             let (shared, done, release, admit) = (&shared, &done, &release, &admit);
             s.spawn(move || {
-                let mut held: Vec<Box<dyn Instance>> = Vec::new();
+                // Each instance is dropped before the environment it came from.
+                let mut held: Vec<(Box<dyn Instance>, Option<Box<dyn Environment>>)> = Vec::new();
                 while admit().is_some() {
-                    let r = env.start();
+                    let (r, own) = match per_start.map(|prepare| prepare()) {
+                        None => (env.start(), None),
+                        Some(Ok(mut own)) => (own.start(), Some(own)),
+                        Some(Err(e)) => (Err(e), None),
+                    };
                     let (ready, failed) = {
                         let mut a = shared.lock().unwrap_or_else(|e| e.into_inner());
                         a.in_flight -= 1;
@@ -144,18 +162,21 @@ pub fn run(envs: Vec<Box<dyn Environment>>, plan: &StormPlan, interrupted: &Atom
                         }
                         (a.ready, a.failed)
                     };
-                    held.extend(r.ok());
+                    if let Ok(inst) = r {
+                        held.push((inst, own));
+                    }
                     progress(ready, failed, plan.requested);
                 }
                 done.wait();
                 release.wait();
                 let fast = interrupted.load(Ordering::SeqCst) != 0;
-                for inst in held {
+                for (inst, own) in held {
                     if fast {
                         drop(inst); // kills what the instance started
                     } else {
                         let _ = inst.shutdown();
                     }
+                    drop(own);
                 }
             });
         }

@@ -144,7 +144,7 @@ pub fn table(run: &DensityRun) -> String {
         let kib = |v: Option<u64>| v.map_or_else(|| "not found".into(), |k| format!("{} MiB", num(k as f64 / 1024.0)));
         let _ = writeln!(
             o,
-            "{}: guest RAM {} MiB (resident {}); {}.\n",
+            "{}: guest RAM {} MiB (resident {}); {}. Each guest start gets an environment of its own (its own tap or forwarded ports), prepared before the start is asked: outside its latency, inside the storm's time.\n",
             e.label,
             vm.guest_ram_mib,
             kib(vm.guest_ram_resident_kib),
