@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use isobench_testkit::trial;
-use isobench_testkit::Need::{Busybox, Root, Runc};
+use isobench_testkit::Need::{Busybox, GuestImage, Qemu, Root, Runc};
 
 fn main() {
     isobench_testkit::run(vec![
@@ -17,6 +17,7 @@ fn main() {
         trial!(the_safety_margin_stops_a_storm_and_says_how_far_it_got).needs(&[Root, Busybox]),
         trial!(sigint_mid_storm_exits_130_and_stops_every_instance).needs(&[Root, Busybox, Runc]),
         trial!(sigkill_mid_storm_leaves_nothing_after_the_next_start).needs(&[Root, Busybox, Runc]),
+        trial!(a_vm_storm_records_the_guests_ram_and_translation_cache_and_leaves_no_qemu).needs(&[Root, Qemu, GuestImage]),
         trial!(bad_density_options_are_one_line),
     ]);
 }
@@ -256,4 +257,53 @@ fn bad_density_options_are_one_line() {
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
         assert!(err.contains(want), "{args:?}: {err}");
     }
+}
+
+fn a_vm_storm_records_the_guests_ram_and_translation_cache_and_leaves_no_qemu() {
+    let d = tempfile::tempdir().unwrap();
+    let o = isobench()
+        .args([
+            "density",
+            "--quiet",
+            "--env",
+            "vm",
+            "--instances",
+            "1",
+            "--vm-instances",
+            "2",
+            "--vm-concurrency",
+            "2",
+            "--idle-window",
+            "500",
+            "--out",
+        ])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run = density_json(d.path());
+    let vm = env(&run, "vm");
+    let s = &vm["storms"][0];
+    assert_eq!((s["ready"].as_u64(), s["failures"].as_array().map(Vec::len)), (Some(2), Some(0)), "two live guests at once: {s}");
+    let m = &s["memory"];
+    for pss in m["pss_kib"].as_array().unwrap() {
+        // QEMU holds at least the guest's kernel and initramfs in its RAM.
+        assert!(pss.as_u64().unwrap() > 10 * 1024, "{m}");
+    }
+    let mem = &vm["vm"];
+    assert!(mem["guest_ram_mib"].as_u64().unwrap() > 0 && mem["guest_ram_resident_kib"].as_u64().unwrap() > 0, "{mem}");
+    if mem["accelerator"] == "tcg" {
+        assert!(mem["tcg_cache_reserved_kib"].as_u64().unwrap() >= mem["tcg_cache_resident_kib"].as_u64().unwrap(), "{mem}");
+        assert!(vm["label"].as_str().unwrap().contains("emulated (TCG)"), "{vm}");
+    }
+    assert!(s["idle"]["cpu_ns"].as_u64().unwrap() > 0, "a guest's emulated timer ticks cost CPU even idle: {s}");
+    // Every QEMU of the run had its console log in the results folder.
+    let dir = d.path().to_string_lossy().into_owned();
+    let qemus: Vec<_> = procfs::process::all_processes()
+        .unwrap()
+        .flatten()
+        .filter(|p| p.cmdline().is_ok_and(|c| c.iter().any(|a| a.contains(&dir))))
+        .map(|p| p.pid)
+        .collect();
+    assert!(qemus.is_empty(), "QEMU outlived the storm: {qemus:?}");
 }

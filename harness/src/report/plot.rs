@@ -686,6 +686,19 @@ pub fn density(dir: &Path, run: &crate::results::density::DensityRun) -> Result<
     Ok(out)
 }
 
+/// [`env_color`], with the peers told apart: the density charts draw
+/// every peer on one chart.
+fn peer_color(env: &str) -> RGBColor {
+    match env {
+        "runc" => RGBColor(148, 103, 189),
+        "crun" => RGBColor(140, 86, 75),
+        "bwrap" => RGBColor(255, 127, 14),
+        "unshare" => RGBColor(127, 127, 127),
+        "runsc" => RGBColor(23, 190, 207),
+        _ => env_color(env),
+    }
+}
+
 /// Lines of (env, label, (C, value)) on log axes; each group's second
 /// member says whether it is drawn thin with crosses (the p99s).
 type ConcurrencyLines = Vec<(String, String, Vec<(f64, f64)>)>;
@@ -720,7 +733,7 @@ fn draw_by_concurrency<DB: DrawingBackend>(
         .map_err(e)?;
     for (lines, thin) in groups {
         for (env, label, pts) in lines {
-            let color = env_color(env);
+            let color = peer_color(env);
             let pts: Vec<(f64, f64)> = pts.iter().copied().filter(|p| p.1 > 0.0).collect();
             let style = if *thin { color.stroke_width(1) } else { color.stroke_width(3) };
             let series = chart.draw_series(LineSeries::new(pts.iter().copied(), style)).map_err(e)?;
