@@ -289,14 +289,32 @@ impl DensityRun {
         Some(self.env(env)?.fall_mib()? - self.env("native")?.fall_mib()?)
     }
 
-    /// Instances per GiB: 1024 over the larger of the MemAvailable fall and
-    /// the PSS per instance (the fall holds kernel memory PSS cannot see;
-    /// PSS is the steadier when the machine's other use moves).
-    pub fn per_gib(&self, env: &str) -> Option<f64> {
+    /// Instances per GiB and what it was taken from: 1024 MiB over the
+    /// larger of the MemAvailable fall and the PSS per instance (the fall
+    /// holds kernel memory PSS cannot see), or over the PSS alone when the
+    /// fall is within its noise (|fall − rise| at least half the fall), as
+    /// the machine's other use moved MemAvailable more than the instances did.
+    pub fn per_gib(&self, env: &str) -> Option<(f64, PerGibBasis)> {
         let e = self.env(env)?;
-        let per = e.pss_mib().into_iter().chain(e.fall_mib()).fold(f64::NAN, f64::max);
-        (per > 0.0).then(|| KIB_PER_MIB / per)
+        let pss = e.pss_mib()?;
+        let (per, basis) = match (e.fall_mib(), e.fall_noise_mib()) {
+            (Some(fall), Some(noise)) if fall > pss && noise < fall / 2.0 => (fall, PerGibBasis::Fall),
+            (Some(_), Some(_)) => (pss, PerGibBasis::Pss),
+            _ => (pss, PerGibBasis::PssOnly),
+        };
+        (per > 0.0).then(|| (KIB_PER_MIB / per, basis))
     }
+}
+
+/// What [`DensityRun::per_gib`] divided by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PerGibBasis {
+    /// The MemAvailable fall (larger than PSS and above its noise).
+    Fall,
+    /// PSS: larger than the fall, or the fall within its noise.
+    Pss,
+    /// PSS: no fall was measured.
+    PssOnly,
 }
 
 impl RunDir {
@@ -377,7 +395,8 @@ mod tests {
         assert!((c.fall_mib().unwrap() - 16_000.0 / 4.0 / 1024.0).abs() < 1e-9);
         assert_eq!(run.pss_beyond_agent_mib("container"), Some(1.0));
         assert!((run.fall_beyond_agent_mib("container").unwrap() - (3.90625 - 0.9765625)).abs() < 1e-9);
-        assert!((run.per_gib("container").unwrap() - 1024.0 / 3.90625).abs() < 1e-9);
+        let (per_gib, basis) = run.per_gib("container").unwrap();
+        assert!((per_gib - 1024.0 / 3.90625).abs() < 1e-9 && basis == PerGibBasis::Fall, "{per_gib} {basis:?}");
         let s = c.storm_at(8).unwrap();
         assert_eq!(s.throughput_per_s(), Some(1000.0));
         assert_eq!(s.latency_ms(0.5).map(f64::round), Some(3.0));

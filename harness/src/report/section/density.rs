@@ -8,7 +8,7 @@ use std::fmt::Write;
 
 use crate::report::format::num;
 use crate::report::ReportError;
-use crate::results::density::{DensityEnv, DensityRun};
+use crate::results::density::{DensityEnv, DensityRun, PerGibBasis};
 
 use super::{Context, Section};
 
@@ -110,7 +110,7 @@ pub fn table(run: &DensityRun) -> String {
          Memory: {}. Per instance is the mean over the instances of a storm, then the median over the storms; \"beyond the agent\" subtracts the native agent's \
          own figure at the same N (the payload), so what remains is what the isolation adds. The MemAvailable fall holds kernel memory PSS cannot see \
          (namespaces, cgroups, page tables) but also whatever else the machine did meanwhile: the rise when the instances stopped is shown beside it, and \
-         the two apart are its noise. Instances per GiB: 1024 MiB over the larger of PSS and the fall. Idle CPU: {}, over {} ms. {ksm}; isobench changes no \
+         the two apart are its noise. Instances per GiB: 1024 MiB over the larger of PSS and the fall, or over PSS where the fall is within its noise (kernel memory then unseen). Idle CPU: {}, over {} ms. {ksm}; isobench changes no \
          host setting. Safety margin: no start that would leave under {} MiB of MemAvailable.\n",
         run.memory_source, run.cpu_source, run.idle_window_ms, run.min_available_mib
     );
@@ -134,7 +134,13 @@ pub fn table(run: &DensityRun) -> String {
             signed_mib(rise),
             if base { "(the baseline)".into() } else { signed_mib(run.pss_beyond_agent_mib(&e.env)) },
             if base { "(the baseline)".into() } else { signed_mib(run.fall_beyond_agent_mib(&e.env)) },
-            run.per_gib(&e.env).map_or_else(|| "n/a".into(), |v| format!("{v:.0}")),
+            run.per_gib(&e.env).map_or_else(
+                || "n/a".into(),
+                |(v, basis)| match basis {
+                    PerGibBasis::Fall => format!("{v:.0} (fall)"),
+                    PerGibBasis::Pss | PerGibBasis::PssOnly => format!("{v:.0} (PSS)"),
+                }
+            ),
             e.idle_us_per_s().map_or_else(|| "n/a".into(), |v| format!("{} µs/s", num(v))),
         );
     }
@@ -275,7 +281,18 @@ fn published(o: &mut String, run: &DensityRun) {
     let top_c = vm.and_then(|e| e.storms.iter().max_by_key(|s| s.concurrency));
     let here = |i: usize| -> String {
         match i {
-            0 => vm.map_or("n/a".into(), |e| format!("{vm_label}: QEMU's PSS beyond the agent {}", signed_mib(run.pss_beyond_agent_mib(&e.env)))),
+            0 => vm.map_or("n/a".into(), |e| {
+                let ram = e.vm.as_ref().and_then(|v| v.guest_ram_resident_kib).map(|k| k as f64 / 1024.0);
+                let tcg = e.vm.as_ref().and_then(|v| v.tcg_cache_resident_kib).map(|k| k as f64 / 1024.0);
+                match (e.pss_mib(), ram) {
+                    (Some(pss), Some(ram)) => format!(
+                        "{vm_label}: QEMU's PSS less the guest's resident RAM: {}{}",
+                        mib(Some(pss - ram)),
+                        tcg.map_or(String::new(), |t| format!(", of which the TCG translation cache {}", mib(Some(t))))
+                    ),
+                    _ => "n/a".into(),
+                }
+            }),
             1 => best_rate.map_or("n/a".into(), |r| format!("{vm_label}: {} /s at best", num(r))),
             2 => top_c.map_or("n/a".into(), |s| {
                 format!("{vm_label}: p99 {} ms at {} concurrent", s.latency_ms(0.99).map_or("n/a".into(), num), s.concurrency)
