@@ -48,6 +48,9 @@ fn a_container_storm_of_20_at_c2_has_no_failure_and_every_instance_its_memory() 
     let o = container_density(d.path(), &["--instances", "20", "--concurrency", "2", "--idle-window", "300"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let run = density_json(d.path());
+    let schema = isobench().args(["schema", "density"]).output().unwrap();
+    let schema: serde_json::Value = serde_json::from_slice(&schema.stdout).unwrap();
+    assert!(jsonschema::is_valid(&schema, &run), "density.json does not fit `isobench schema density`");
     for name in ["native", "container"] {
         let s = &env(&run, name)["storms"][0];
         assert_eq!((s["requested"].as_u64(), s["concurrency"].as_u64(), s["ready"].as_u64()), (Some(20), Some(2), Some(20)), "{name}: {s}");
@@ -81,12 +84,15 @@ fn fall_per_instance_kib(m: &serde_json::Value) -> f64 {
 
 fn the_sum_of_the_instances_pss_is_the_memavailable_falls_order_of_magnitude() {
     let d = tempfile::tempdir().unwrap();
-    // Three storms of 60, so the median storm stands against the machine's other use.
-    let o = container_density(d.path(), &["--instances", "60", "--concurrency", "8,8,8", "--idle-window", "0"]);
+    // Six storms of 100: MemAvailable is the whole machine's, and the other
+    // tests running beside this one (a guest booting, a storm of their own)
+    // move it by more than 100 containers take; a quiet storm among six
+    // shows the fall, and a unit slip (bytes for KiB) fails all six alike.
+    let o = container_density(d.path(), &["--instances", "100", "--concurrency", "8,8,8,8,8,8", "--idle-window", "0"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let run = density_json(d.path());
     let storms = env(&run, "container")["storms"].as_array().unwrap();
-    assert_eq!(storms.len(), 3);
+    assert_eq!(storms.len(), 6);
     let mut ratios: Vec<f64> = storms
         .iter()
         .map(|s| {
@@ -96,9 +102,7 @@ fn the_sum_of_the_instances_pss_is_the_memavailable_falls_order_of_magnitude() {
             fall_per_instance_kib(m) * m["instances"].as_f64().unwrap() / pss as f64
         })
         .collect();
-    ratios.sort_by(f64::total_cmp);
-    let median = ratios[1];
-    assert!((0.1..=10.0).contains(&median), "the MemAvailable fall over the PSS sum, per storm: {ratios:?}");
+    assert!(ratios.iter().any(|r| (0.1..=10.0).contains(r)), "the MemAvailable fall over the PSS sum, per storm: {ratios:?}");
 }
 
 fn the_safety_margin_stops_a_storm_and_says_how_far_it_got() {
