@@ -93,7 +93,7 @@ fn the_sum_of_the_instances_pss_is_the_memavailable_falls_order_of_magnitude() {
     let run = density_json(d.path());
     let storms = env(&run, "container")["storms"].as_array().unwrap();
     assert_eq!(storms.len(), 6);
-    let mut ratios: Vec<f64> = storms
+    let ratios: Vec<f64> = storms
         .iter()
         .map(|s| {
             let m = &s["memory"];

@@ -71,6 +71,9 @@ struct Admission {
     last_ready: Option<Instant>,
 }
 
+/// A live instance and, when it has one of its own ([`PerStart`]), its environment.
+type Held = (Box<dyn Instance>, Option<Box<dyn Environment>>);
+
 /// Progress: (ready, failed, requested).
 pub type Progress<'a> = &'a (dyn Fn(u32, u32, u32) + Sync);
 
@@ -138,7 +141,7 @@ pub fn run(
             let (shared, done, release, admit) = (&shared, &done, &release, &admit);
             s.spawn(move || {
                 // Each instance is dropped before the environment it came from.
-                let mut held: Vec<(Box<dyn Instance>, Option<Box<dyn Environment>>)> = Vec::new();
+                let mut held: Vec<Held> = Vec::new();
                 while admit().is_some() {
                     let (r, own) = match per_start.map(|prepare| prepare()) {
                         None => (env.start(), None),
