@@ -289,13 +289,13 @@ struct DensityArgs {
     #[arg(long, value_name = "N", default_value_t = isobench_harness::density::DEFAULT_INSTANCES)]
     instances: u32,
     /// Concurrencies (C), comma-separated: one storm each
-    #[arg(long, value_name = "LIST", value_delimiter = ',', default_values_t = isobench_harness::density::DEFAULT_CONCURRENCY)]
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = isobench_harness::density::DEFAULT_CONCURRENCY_ARG)]
     concurrency: Vec<u32>,
     /// Starts per storm of the vm
     #[arg(long, value_name = "N", default_value_t = isobench_harness::density::DEFAULT_VM_INSTANCES)]
     vm_instances: u32,
     /// Concurrencies of the vm, comma-separated
-    #[arg(long, value_name = "LIST", value_delimiter = ',', default_values_t = isobench_harness::density::DEFAULT_VM_CONCURRENCY)]
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = isobench_harness::density::DEFAULT_VM_CONCURRENCY_ARG)]
     vm_concurrency: Vec<u32>,
     /// Never start an instance that would leave less MemAvailable than this, MiB
     #[arg(long, value_name = "MIB", default_value_t = isobench_harness::density::DEFAULT_MIN_AVAILABLE_MIB)]

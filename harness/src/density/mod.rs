@@ -28,6 +28,10 @@ use storm::StormPlan;
 pub const DEFAULT_INSTANCES: u32 = 200;
 /// Concurrencies unless told (the goal compares start rates at 2).
 pub const DEFAULT_CONCURRENCY: [u32; 3] = [1, 2, 8];
+/// [`DEFAULT_CONCURRENCY`] as the command line writes it.
+pub const DEFAULT_CONCURRENCY_ARG: &str = "1,2,8";
+/// [`DEFAULT_VM_CONCURRENCY`] as the command line writes it.
+pub const DEFAULT_VM_CONCURRENCY_ARG: &str = "1,2";
 /// The vm's starts per storm unless told: a TCG guest boots in seconds and
 /// holds its RAM.
 pub const DEFAULT_VM_INSTANCES: u32 = 16;
@@ -194,4 +198,21 @@ pub fn measure(plan: &DensityPlan, opts: &Options, interrupted: &AtomicUsize, on
     }
     run.interference = probe.finish();
     Ok(run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_lines_defaults_are_the_constants_and_a_bad_plan_is_refused() {
+        let parse = |s: &str| s.split(',').map(|c| c.parse::<u32>().unwrap()).collect::<Vec<_>>();
+        assert_eq!(parse(DEFAULT_CONCURRENCY_ARG), DEFAULT_CONCURRENCY);
+        assert_eq!(parse(DEFAULT_VM_CONCURRENCY_ARG), DEFAULT_VM_CONCURRENCY);
+        assert!(DensityPlan::default().check().is_ok());
+        let none = DensityPlan { instances: 0, ..Default::default() };
+        assert_eq!(none.check().unwrap_err().to_string(), "density: --instances must be at least 1");
+        let zero = DensityPlan { vm_concurrency: vec![1, 0], ..Default::default() };
+        assert_eq!(zero.check().unwrap_err().to_string(), "density: a concurrency must be at least 1");
+    }
 }
