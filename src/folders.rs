@@ -10,7 +10,9 @@ use isobench_harness::results::RunDir;
 
 /// A results folder, or one clear error naming it.
 fn results_folder(dir: &Path) -> Result<RunDir> {
-    if !dir.join("measurements.json").is_file() {
+    // An `isobench density` folder has its record and no measurements.
+    let density_only = dir.join(isobench_harness::results::density::DENSITY_FILE).is_file();
+    if !dir.join("measurements.json").is_file() && !density_only {
         bail!("{} is not an isobench results folder (no measurements.json)", dir.display());
     }
     Ok(RunDir { path: dir.to_path_buf() })

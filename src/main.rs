@@ -6,6 +6,7 @@
 //! folders.rs for report, compare and merge, info.rs for list, doctor and
 //! schema). Options with an `ISOBENCH_*` twin read it when not given.
 
+mod density;
 mod exec;
 mod folders;
 mod info;
@@ -98,6 +99,9 @@ enum Command {
     Startup(StartupArgs),
     /// What each layer of --profile docker costs: the container bare, with each layer alone, and with all, interleaved
     Layers(LayersArgs),
+    /// How many fit: memory per instance, start storms (N starts, C at once) and idle CPU, per environment
+    #[command(long_about = DENSITY_ABOUT)]
+    Density(DensityArgs),
     /// Show what each environment needs and whether this host has it
     Doctor {
         /// Print the findings as JSON on stdout (`isobench schema doctor`)
@@ -288,6 +292,56 @@ struct ProfileArg {
     overlay_upper: UpperKind,
 }
 
+/// `isobench density --help`'s description.
+const DENSITY_ABOUT: &str = "How many instances of each environment fit on this host, and how fast they start when load \
+arrives. Per environment (the native agent first: the payload's own memory), one start storm per concurrency: N starts \
+with C in flight, each start's latency to agent-ready (env.start's interval) in a histogram, the time until all were \
+ready, failures counted with their error (the storm goes on). Then, with the N instances idle: PSS and USS of each \
+instance's host process tree (/proc/PID/smaps_rollup), the MemAvailable fall over N, and their CPU time over \
+--idle-window. No start is made that would leave less than --min-available of MemAvailable: the storm stops there \
+and says how far it got. Host settings (KSM) are recorded, never changed. Writes density.json and report.md into \
+a results folder; Ctrl-C stops at once, stops every instance, keeps what was measured and exits 130.";
+
+/// `isobench density`.
+#[derive(clap::Args)]
+struct DensityArgs {
+    /// Environments besides native (always measured first, as the baseline), comma-separated
+    #[arg(long = "env", value_name = "LIST", default_value = "container,runc,crun,bwrap,runsc,vm",
+          value_parser = values::described_choice::<EnvSelection>(EnvSelection::words()))]
+    envs: EnvSelection,
+    /// Starts per storm (N), every environment but the vm
+    #[arg(long, value_name = "N", default_value_t = isobench_harness::density::DEFAULT_INSTANCES)]
+    instances: u32,
+    /// Concurrencies (C), comma-separated: one storm each
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = isobench_harness::density::DEFAULT_CONCURRENCY_ARG)]
+    concurrency: Vec<u32>,
+    /// Starts per storm of the vm
+    #[arg(long, value_name = "N", default_value_t = isobench_harness::density::DEFAULT_VM_INSTANCES)]
+    vm_instances: u32,
+    /// Concurrencies of the vm, comma-separated
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = isobench_harness::density::DEFAULT_VM_CONCURRENCY_ARG)]
+    vm_concurrency: Vec<u32>,
+    /// Never start an instance that would leave less MemAvailable than this, MiB
+    #[arg(long, value_name = "MIB", default_value_t = isobench_harness::density::DEFAULT_MIN_AVAILABLE_MIB)]
+    min_available: u64,
+    /// How long the idle instances' CPU time is taken over, milliseconds (0: not measured)
+    #[arg(long, value_name = "MS", default_value_t = isobench_harness::density::DEFAULT_IDLE_WINDOW_MS)]
+    idle_window: u64,
+    /// Accelerator for the vm: auto (KVM when a probe boot works, else TCG), kvm or tcg
+    #[arg(long, value_name = "auto|kvm|tcg", default_value_t,
+          value_parser = values::choice::<AccelChoice>(AccelChoice::ALL.map(AccelChoice::as_str)))]
+    accel: AccelChoice,
+    /// Results folder to write into (default: a new one under results/)
+    #[arg(long, value_name = "DIR", env = "ISOBENCH_RUN_DIR")]
+    out: Option<PathBuf>,
+    /// Also print density.json on stdout (the table goes to stderr)
+    #[arg(long)]
+    json: bool,
+    /// Only problems on stderr
+    #[arg(long)]
+    quiet: bool,
+}
+
 /// `isobench layers`.
 #[derive(clap::Args)]
 struct LayersArgs {
@@ -438,6 +492,7 @@ fn main() -> ExitCode {
         Command::Exec(args) => exec::exec(args),
         Command::Startup(args) => startup::startup(args),
         Command::Layers(args) => layers::layers(args),
+        Command::Density(args) => density::density(args),
         Command::Doctor { json } => info::doctor(json),
         Command::Validate { quick, out } => validate::validate(quick, out),
         Command::Compare { a, b, threshold, noise, markdown, json, allow_incomplete } => {

@@ -7,6 +7,7 @@ pub mod boundary;
 pub mod cleanup;
 pub mod collect;
 pub mod container;
+pub mod density;
 pub mod doctor;
 pub mod env;
 pub mod layers;

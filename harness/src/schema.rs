@@ -32,6 +32,8 @@ pub enum Schema {
     Layers,
     /// validate.json: [`Check`]s.
     Validate,
+    /// density.json (and `isobench density --json`): [`DensityRun`](crate::results::density::DensityRun).
+    Density,
     /// `isobench compare --json`: [`Comparison`].
     Compare,
     /// `isobench doctor --json`: [`Diagnosis`].
@@ -48,6 +50,7 @@ isobench_workloads::named_values!(Schema, "schema", {
     StartupSummary = "startup-summary",
     Layers = "layers",
     Validate = "validate",
+    Density = "density",
     Compare = "compare",
     Doctor = "doctor",
     List = "list",
@@ -64,6 +67,7 @@ impl Schema {
             Schema::StartupSummary => "`isobench startup --json`",
             Schema::Layers => "layers.json and `isobench layers --json`",
             Schema::Validate => "validate.json",
+            Schema::Density => "density.json and `isobench density --json`",
             Schema::Compare => "`isobench compare --json`",
             Schema::Doctor => "`isobench doctor --json`",
             Schema::List => "`isobench list --json`",
@@ -80,6 +84,7 @@ impl Schema {
             Schema::StartupSummary => schemars::schema_for!(StartupSummary),
             Schema::Layers => schemars::schema_for!(crate::results::layers::LayersRun),
             Schema::Validate => schemars::schema_for!(Vec<Check>),
+            Schema::Density => schemars::schema_for!(crate::results::density::DensityRun),
             Schema::Compare => schemars::schema_for!(Comparison),
             Schema::Doctor => schemars::schema_for!(Diagnosis),
             Schema::List => schemars::schema_for!(Listing),

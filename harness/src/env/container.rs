@@ -450,6 +450,10 @@ impl Instance for ContainerInstance {
         }
     }
 
+    fn host_pid(&self) -> Option<u32> {
+        u32::try_from(ContainerInstance::host_pid(self)).ok()
+    }
+
     fn resource_usage(&self) -> serde_json::Value {
         self.cgroup_usage().map_or(serde_json::Value::Null, |u| serde_json::to_value(u).expect("usage serializes"))
     }

@@ -311,6 +311,14 @@ pub trait Instance: Send {
         })
     }
 
+    /// The host process whose tree holds the instance (the container's init,
+    /// the peer's command, QEMU), for what is measured from the host
+    /// (`isobench density`: memory and CPU time of the tree); `None` where
+    /// the environment does not say.
+    fn host_pid(&self) -> Option<u32> {
+        None
+    }
+
     /// Asks the agent to exit (the guest to power off) and waits until the
     /// process (QEMU, container init) is gone. Returns the host-measured time
     /// from the shutdown request to the process having exited.

@@ -106,6 +106,10 @@ impl Instance for ChildInstance {
         Ok(crate::env::Endpoint::loopback(crate::env::PathKind::Loopback))
     }
 
+    fn host_pid(&self) -> Option<u32> {
+        Some(self.child.id())
+    }
+
     fn shutdown(mut self: Box<Self>) -> Result<Duration, EnvError> {
         let t0 = Instant::now();
         self.agent.shutdown().map_err(|e| EnvError::Agent { env: self.env, source: e })?;

@@ -194,6 +194,12 @@ impl Instance for PeerInstance {
         self.inner().ready_after
     }
 
+    /// The peer's command (runc, crun, bwrap, unshare): the agent and any
+    /// process the tool keeps are in its tree.
+    fn host_pid(&self) -> Option<u32> {
+        Some(self.command_pid())
+    }
+
     fn shutdown(mut self: Box<Self>) -> Result<Duration, EnvError> {
         let child = self.child.take().expect("a started instance has a child");
         // The agent exits, the tool sees its container end and exits too.

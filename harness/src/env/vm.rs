@@ -452,6 +452,12 @@ impl Instance for VmInstance {
         self.record.phases()
     }
 
+    /// QEMU (vm-run execs it): the guest's RAM, the TCG translation cache
+    /// and the device model are all in this process.
+    fn host_pid(&self) -> Option<u32> {
+        Some(self.qemu_pid())
+    }
+
     /// The guest's virtio-net eth0: on a tap in the run's network namespace
     /// (root) or behind user-mode networking's forwarded ports.
     fn endpoint(&mut self) -> Result<Endpoint, EnvError> {

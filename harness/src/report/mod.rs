@@ -124,6 +124,12 @@ fn draw(dir: &RunDir, run: &RunRecord, ms: &[Measurement]) -> Result<Drawn, Repo
             Err(e) => warnings.push(format!("the layers' charts were not drawn: {e}")),
         }
     }
+    if let Some(density) = dir.density()? {
+        match plot::density(&plots_dir, &density) {
+            Ok(p) => plots.extend(p),
+            Err(e) => warnings.push(format!("the density charts were not drawn: {e}")),
+        }
+    }
     match plot::container_phases(&plots_dir, &phases::container_from_run(run)) {
         Ok(p) => plots.extend(p),
         Err(e) => {

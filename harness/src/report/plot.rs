@@ -629,6 +629,133 @@ fn draw_ratios<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, ba
     root.present().map_err(e)
 }
 
+/// `plots/density-start-latency.svg|png` and `plots/density-throughput.svg|png`
+/// for an `isobench density` run: per environment against the concurrency
+/// C (log axes), the start latency's p50 (solid) and p99 (thin, with
+/// crosses), and the ready instances per second.
+pub fn density(dir: &Path, run: &crate::results::density::DensityRun) -> Result<Vec<PathBuf>, ReportError> {
+    use super::section::density::{DENSITY_LATENCY_PLOT, DENSITY_THROUGHPUT_PLOT};
+    ensure_font().map_err(|message| ReportError::Plot { path: dir.to_path_buf(), message })?;
+    std::fs::create_dir_all(dir).map_err(|source| ReportError::Io { path: dir.to_path_buf(), source })?;
+    let series = |f: &dyn Fn(&crate::results::density::Storm) -> Option<f64>| -> ConcurrencyLines {
+        run.envs
+            .iter()
+            .map(|e| (e.env.clone(), e.label.clone(), e.storms.iter().filter_map(|s| Some((f64::from(s.concurrency), f(s)?))).collect::<Vec<_>>()))
+            .filter(|(_, _, p)| !p.is_empty())
+            .collect()
+    };
+    let p50 = series(&|s| s.latency_ms(0.5));
+    let p99 = series(&|s| s.latency_ms(0.99));
+    let rate = series(&|s| s.throughput_per_s());
+    let mut out = Vec::new();
+    if p50.is_empty() {
+        return Ok(out);
+    }
+    let latency = [(p50, false), (p99, true)];
+    both(dir, DENSITY_LATENCY_PLOT, &mut out, |svg, png| match (svg, png) {
+        (Some(p), _) => draw_by_concurrency(
+            SVGBackend::new(p, SIZE).into_drawing_area(),
+            "start latency to agent-ready (ms): p50 solid, p99 thin ×",
+            "ms (log scale)",
+            &latency,
+        ),
+        (_, Some(p)) => draw_by_concurrency(
+            BitMapBackend::new(p, SIZE).into_drawing_area(),
+            "start latency to agent-ready (ms): p50 solid, p99 thin ×",
+            "ms (log scale)",
+            &latency,
+        ),
+        _ => Ok(()),
+    })?;
+    let rate = [(rate, false)];
+    both(dir, DENSITY_THROUGHPUT_PLOT, &mut out, |svg, png| match (svg, png) {
+        (Some(p), _) => draw_by_concurrency(
+            SVGBackend::new(p, SIZE).into_drawing_area(),
+            "start storm throughput (instances ready per second)",
+            "instances/s (log scale)",
+            &rate,
+        ),
+        (_, Some(p)) => draw_by_concurrency(
+            BitMapBackend::new(p, SIZE).into_drawing_area(),
+            "start storm throughput (instances ready per second)",
+            "instances/s (log scale)",
+            &rate,
+        ),
+        _ => Ok(()),
+    })?;
+    Ok(out)
+}
+
+/// [`env_color`], with the peers told apart: the density charts draw
+/// every peer on one chart.
+fn peer_color(env: &str) -> RGBColor {
+    match env {
+        "runc" => RGBColor(148, 103, 189),
+        "crun" => RGBColor(140, 86, 75),
+        "bwrap" => RGBColor(255, 127, 14),
+        "unshare" => RGBColor(127, 127, 127),
+        "runsc" => RGBColor(23, 190, 207),
+        _ => env_color(env),
+    }
+}
+
+/// Lines of (env, label, (C, value)) on log axes; each group's second
+/// member says whether it is drawn thin with crosses (the p99s).
+type ConcurrencyLines = Vec<(String, String, Vec<(f64, f64)>)>;
+
+fn draw_by_concurrency<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    title: &str,
+    y_desc: &str,
+    groups: &[(ConcurrencyLines, bool)],
+) -> Result<(), String> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let points = groups.iter().flat_map(|(g, _)| g.iter().flat_map(|(_, _, p)| p.iter().copied())).filter(|p| p.1 > 0.0);
+    let (xmax, ylo, yhi) = points.fold((1f64, f64::MAX, 0f64), |(x, lo, hi), p| (x.max(p.0), lo.min(p.1), hi.max(p.1)));
+    let (ylo, yhi) = if yhi > 0.0 { (ylo / 1.5, yhi * 1.5) } else { (0.1, 1.0) };
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FONT, 18))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d((0.8f64..xmax * 1.25).log_scale(), (ylo..yhi).log_scale())
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .x_desc("concurrency C (starts in flight, log scale)")
+        .y_desc(y_desc)
+        .x_label_formatter(&|x| num(*x))
+        .y_label_formatter(&|y| num(*y))
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 14))
+        .draw()
+        .map_err(e)?;
+    for (lines, thin) in groups {
+        for (env, label, pts) in lines {
+            let color = peer_color(env);
+            let pts: Vec<(f64, f64)> = pts.iter().copied().filter(|p| p.1 > 0.0).collect();
+            let style = if *thin { color.stroke_width(1) } else { color.stroke_width(3) };
+            let series = chart.draw_series(LineSeries::new(pts.iter().copied(), style)).map_err(e)?;
+            if !*thin {
+                series.label(label.clone()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(3)));
+                chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled()))).map_err(e)?;
+            } else {
+                chart.draw_series(pts.iter().map(|&p| Cross::new(p, 5, color.stroke_width(2)))).map_err(e)?;
+            }
+        }
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font((FONT, 14))
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(e)?;
+    root.present().map_err(e)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@
 //!   summary.json        the same rows as JSON
 //!   histograms/         hdrhistogram V2 files, ns per operation
 //!   startup*.json       `isobench startup` runs: StartupRun
+//!   density.json        `isobench density`: memory per instance, start storms, idle cost (DensityRun)
 //!   layers.json         `isobench layers`: what each layer of `--profile docker` costs (LayersRun)
 //!   validate.json       `isobench validate`'s cross-checks: [Check]
 //!   plots/              SVG and PNG charts
@@ -26,6 +27,7 @@
 //! else.
 
 pub mod claim;
+pub mod density;
 pub mod layers;
 pub mod run;
 pub mod startup;

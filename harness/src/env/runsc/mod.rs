@@ -547,6 +547,11 @@ impl Instance for RunscInstance {
         self.inner.ready_after()
     }
 
+    /// `runsc run`: the sandbox (Sentry) and the gofer are in its tree.
+    fn host_pid(&self) -> Option<u32> {
+        Some(self.command_pid())
+    }
+
     /// `network_ready` (the start's namespace and veth made) and `agent_ready`.
     fn phases(&self) -> Vec<(String, f64)> {
         self.phases.clone()

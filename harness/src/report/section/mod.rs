@@ -17,6 +17,7 @@ mod boot;
 mod caveats;
 mod container_start;
 pub mod cross_check;
+pub mod density;
 mod host;
 mod instances;
 pub mod layers;
@@ -78,6 +79,7 @@ pub const SECTIONS: &[&dyn Section] = &[
     &startup::NoopShare,
     &startup::PerNamespace,
     &layers::LayerCosts,
+    &density::Density,
     &cross_check::CrossCheck,
     &host::Host,
 ];
