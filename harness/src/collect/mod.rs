@@ -49,6 +49,9 @@ pub struct Measurement {
     /// What else the machine did while this was measured; `None` when it
     /// was not recorded (folders from before it was).
     pub interference: Option<Interference>,
+    /// fs.* metrics: the storage path the files were on, in words ("volume
+    /// (host directory bind-mounted), ext4"); `None` for other metrics.
+    pub storage: Option<String>,
 }
 
 impl Measurement {
@@ -63,6 +66,7 @@ impl Measurement {
             truncated: false,
             bytes_per_op: metric.bytes_per_op,
             interference: None,
+            storage: None,
         }
     }
 
@@ -139,6 +143,7 @@ impl Measurement {
             bytes_per_op: self.bytes_per_op,
             histogram: format!("histograms/{}.hdr", self.stem()),
             interference: self.interference.clone(),
+            storage: self.storage.clone(),
         }
     }
 
@@ -155,6 +160,7 @@ impl Measurement {
             truncated: rec.truncated,
             bytes_per_op: rec.bytes_per_op,
             interference: rec.interference.clone(),
+            storage: rec.storage.clone(),
         })
     }
 }
@@ -179,4 +185,8 @@ pub struct MeasurementRecord {
     /// written before it was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interference: Option<Interference>,
+    /// fs.* metrics: the storage path the files were on, in words (absent
+    /// for other metrics and in folders from before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<String>,
 }
