@@ -103,6 +103,13 @@ fn check_all(env: EnvKind, storage: ContainerStorage, kind: StorageKind) -> Stri
         assert_eq!(io.verified_bytes, file.max(SMALL_FILE_BYTES), "{}", spec.name);
         assert_eq!(io.fs, fs, "{}", spec.name);
     }
+    // The report's storage section has a row for each, naming the path.
+    let md = std::fs::read_to_string(out.path.join("report.md")).unwrap();
+    assert!(md.contains("## Storage paths (fs.*)"), "{md}");
+    for m in rows.iter().filter(|m| m.metric.family == Family::Fs) {
+        let row = format!("| {} | `{}` |", st.describe(), m.metric.name);
+        assert!(md.contains(&row), "no row {row} in:\n{md}");
+    }
     fs
 }
 

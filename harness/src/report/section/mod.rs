@@ -23,6 +23,7 @@ pub mod layers;
 mod metrics;
 mod spawn;
 pub mod startup;
+mod storage;
 mod summary;
 
 use std::path::PathBuf;
@@ -70,6 +71,7 @@ pub const SECTIONS: &[&dyn Section] = &[
     &instances::Usage,
     &boot::BootPhases,
     &container_start::ContainerStartPhases,
+    &storage::Storage,
     &summary::OverheadChart,
     &summary::Footer,
     &startup::ContainerStart,
