@@ -29,6 +29,7 @@ use isobench_harness::env::{EnvKind, EnvSelection};
 use isobench_harness::report::compare::{DEFAULT_NOISE, DEFAULT_THRESHOLD};
 use isobench_harness::schema::Schema;
 use isobench_harness::startup::{Column, Noop, DEFAULT_N, DEFAULT_WARMUP};
+use isobench_harness::storage::ContainerStorage;
 use isobench_harness::vm::{AccelChoice, BootProtocol, Machine, VmNet};
 use isobench_harness::{env, runner};
 use isobench_workloads::catalog::{Family, MetricSelection};
@@ -217,6 +218,17 @@ struct RunArgs {
     /// Replace the run already in --out (its measurements, records and report are removed first)
     #[arg(long)]
     force: bool,
+    /// Where the fs metrics make their files on the host (a directory isobench-<pid>-data
+    /// is made in it and removed with the run; default: the results folder's parent, so the
+    /// results' file system); its file system type is recorded
+    #[arg(long, value_name = "DIR", env = "ISOBENCH_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The container's storage path for the fs metrics: `volume` (a host directory under the
+    /// data directory bind-mounted on /mnt, as docker run -v) or `root` (the container's
+    /// writable root: a tmpfs /tmp over the read-only image, the overlay under --profile docker)
+    #[arg(long, value_name = "PATH", default_value = "volume",
+          value_parser = values::choice::<ContainerStorage>(ContainerStorage::ALL.map(ContainerStorage::as_str)))]
+    container_storage: ContainerStorage,
     /// Print only problems (skipped environments, failed measurements) and the report path
     #[arg(long, short)]
     quiet: bool,

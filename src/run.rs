@@ -12,6 +12,7 @@ use isobench_harness::container::ContainerSettings;
 use isobench_harness::env::{EnvKind, Options};
 use isobench_harness::results::{Reuse, RunDir};
 use isobench_harness::runner::{self, Plan};
+use isobench_harness::storage::RunData;
 use isobench_harness::vm::VmSettings;
 use isobench_harness::workloads;
 
@@ -64,7 +65,18 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         require_kvm: args.require_kvm,
         net: args.vm_net,
     };
+    // The fs metrics' files: a directory of this run's own, removed with it
+    // (and swept after a kill), on the results' file system unless told.
+    let run_data = match args.metrics.specs().iter().any(|m| m.needs_data_dir()) {
+        true => {
+            let base = args.data_dir.clone().unwrap_or_else(|| out.path.parent().map_or_else(|| PathBuf::from("."), PathBuf::from));
+            Some(RunData::create(&base)?)
+        }
+        false => None,
+    };
     let opts = Options {
+        data_dir: run_data.as_ref().map(|d| d.path().to_path_buf()),
+        container_storage: args.container_storage,
         accel: args.accel,
         log_dir: Some(out.path.clone()),
         container: container_settings,
@@ -88,6 +100,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let mut display = Progress::new(args.quiet);
     let outcome = runner::execute(&plan, &opts, &out, &interrupted, &mut |ev| display.show(ev))?;
     display.finish();
+    drop(run_data);
     if args.json {
         println!("{}", std::fs::read_to_string(out.path.join("summary.json")).context("reading summary.json")?.trim());
     } else if let Some(report) = &outcome.report {

@@ -222,6 +222,7 @@ mod tests {
             timer_overhead_ns: 0.0,
             pinning: PinMode::Same,
             cpus,
+            io: None,
         }
     }
 

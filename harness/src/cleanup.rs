@@ -41,6 +41,7 @@ pub fn sweep_all() -> Vec<PathBuf> {
     // Before the temp dirs: they hold the state dirs these processes name.
     let mut removed: Vec<PathBuf> = crate::env::runsc::sweep().into_iter().map(|pid| PathBuf::from(format!("/proc/{pid}"))).collect();
     removed.extend(leftovers::sweep_temp_dirs(&std::env::temp_dir()));
+    removed.extend(crate::storage::sweep(&std::env::temp_dir()));
     removed.extend(rootfs::sweep());
     if nix::unistd::geteuid().is_root() {
         removed.extend(cgroup::sweep());

@@ -21,6 +21,7 @@ pub mod results;
 pub mod runner;
 pub mod schema;
 pub mod startup;
+pub mod storage;
 pub mod validate;
 pub mod vm;
 pub mod workloads;

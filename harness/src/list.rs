@@ -138,8 +138,10 @@ pub fn print(out: &mut dyn Write) -> io::Result<()> {
         }
     }
     writeln!(out, "\nMetrics (histograms in ns per operation; shown in the unit below):")?;
+    // The longest name sets the column, so a long one does not shift its row.
+    let w = CATALOG.iter().map(|m| m.name.len()).max().unwrap_or(0);
     for m in CATALOG {
-        writeln!(out, "  {:<22} {:<6} {}\n  {:<22} {:<6} method: {}", m.name, m.unit.label(), m.operation, "", "", m.reference)?;
+        writeln!(out, "  {:<w$} {:<6} {}\n  {:<w$} {:<6} method: {}", m.name, m.unit.label(), m.operation, "", "", m.reference)?;
     }
     Ok(())
 }

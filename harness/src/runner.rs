@@ -55,6 +55,7 @@ impl Plan {
             target: None,
             cpu: None,
             pin: self.pin,
+            data_dir: None,
         }
     }
 }
@@ -212,6 +213,42 @@ pub fn record_skip(out: &RunDir, kind: EnvKind, reason: &str) -> Result<(), Resu
     out.update_run(|run| run.env_mut(kind.as_str()).skipped = Some(reason.into()))
 }
 
+/// "not supported: <reason>" when the agent said the environment cannot
+/// run the metric at all (`MetricError::NotSupported`).
+fn not_supported(e: &MeasureError) -> Option<String> {
+    let MeasureError::Agent(crate::agent::AgentError::Remote(message)) = e else { return None };
+    let marker = isobench_workloads::metrics::NOT_SUPPORTED;
+    message.find(marker).map(|at| message[at..].to_string())
+}
+
+/// Records in run.json where an fs.* metric made its files
+/// (`environments.<env>.storage`: the path, the file systems, what the
+/// agent moved and verified) and returns the storage path in words for
+/// the measurement's row.
+fn record_storage(
+    out: &RunDir,
+    kind: EnvKind,
+    env: &dyn Environment,
+    spec: &MetricSpec,
+    io: &isobench_workloads::protocol::IoCheck,
+) -> Result<String, ResultsError> {
+    let path = env.storage().ok();
+    let mut described = String::new();
+    out.update_run(|run| {
+        let rec = run.env_mut(kind.as_str()).storage.get_or_insert_with(Default::default);
+        if let Some(p) = &path {
+            rec.kind = Some(p.kind);
+            rec.agent_dir = p.agent_dir.clone();
+            rec.host_dir = p.host_dir.as_ref().map(|d| d.display().to_string());
+            rec.host_fs = p.host_dir.as_deref().map(isobench_workloads::metrics::spawn::fs_name);
+        }
+        rec.fs.get_or_insert_with(|| io.fs.clone());
+        rec.io.insert(spec.name.to_string(), io.clone());
+        described = rec.describe();
+    })?;
+    Ok(described)
+}
+
 /// A metric runsc could not measure: a progress note, a line in the
 /// outcome, and run.json's `not_supported.<metric>`.
 fn not_supported_under_runsc(
@@ -304,6 +341,19 @@ pub fn execute(
             if kind == EnvKind::Container {
                 req.bytes = working_set_within(req.bytes, opts.container.limits.memory);
             }
+            if spec.needs_data_dir() {
+                match environment.storage() {
+                    Ok(path) => req.data_dir = Some(path.agent_dir),
+                    Err(reason) => {
+                        // Not a failure: this environment has no storage path yet.
+                        let line = format!("{}: {}: not measured: {reason}", environment.label(), spec.name);
+                        progress(Event::Note(&line));
+                        outcome.not_measured.push(line);
+                        out.update_run(|run| run.env_mut(kind.as_str()).storage_not_measured = Some(reason))?;
+                        continue;
+                    }
+                }
+            }
             if spec.boundary {
                 if let Err(EnvError::Unavailable { reason, .. }) = inst.endpoint() {
                     // Not a failure: this environment has no boundary to measure.
@@ -339,6 +389,9 @@ pub fn execute(
                         continue;
                     }
                     m.interference = interference;
+                    if let Some(io) = &r.io {
+                        m.storage = Some(record_storage(out, kind, environment.as_ref(), spec, io)?);
+                    }
                     out.save(&m)?;
                     record_pinning(out, kind, spec, plan.pin, &r)?;
                     outcome.measured += 1;
@@ -354,6 +407,17 @@ pub fn execute(
                         sm.n
                     );
                     progress(Event::Done { step, total, line: &line });
+                }
+                Err(e) if not_supported(&e).is_some() => {
+                    // The environment cannot do it at all (O_DIRECT on tmpfs):
+                    // a finding about it, not a failed measurement.
+                    let why = not_supported(&e).unwrap_or_default();
+                    let line = format!("{}: {}: {why}", environment.label(), spec.name);
+                    progress(Event::Note(&line));
+                    outcome.not_measured.push(line);
+                    out.update_run(|run| {
+                        run.env_mut(kind.as_str()).not_supported.insert(spec.name.to_string(), why);
+                    })?;
                 }
                 Err(e) if kind == EnvKind::Runsc && interrupted.load(Ordering::SeqCst) == 0 => {
                     // gVisor implements most, not all, of Linux: a metric it

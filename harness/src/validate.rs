@@ -75,6 +75,7 @@ fn isobench_mean(agent: &mut AgentClient, metric: &str, quick: bool) -> Result<f
         target: None,
         cpu: None,
         pin: Default::default(),
+        data_dir: None,
     };
     let r = agent.run(&req)?;
     Ok(spec.unit.from_ns_per_op(r.elapsed_ns as f64 / r.iterations.max(1) as f64, r.bytes_per_op))

@@ -457,8 +457,14 @@ fn container_env_runs_the_agent_as_pid_1() {
     }
     let mut hosts = isobench_harness::boundary::HostSides::new(&workloads());
     for metric in metrics {
-        let req = isobench_workloads::protocol::RunRequest { warmup: 2, ..isobench_workloads::protocol::RunRequest::new(metric.clone(), 20, 2000) };
         let spec = isobench_workloads::catalog::lookup(&metric).unwrap();
+        // The fs metrics on the container's writable /tmp (harness/tests/storage.rs checks their bytes).
+        let data_dir = spec.needs_data_dir().then(|| "/tmp".to_string());
+        let req = isobench_workloads::protocol::RunRequest {
+            warmup: 2,
+            data_dir,
+            ..isobench_workloads::protocol::RunRequest::new(metric.clone(), 20, 2000)
+        };
         // Across the boundary: over a veth from the run's network namespace.
         let res = match spec.boundary {
             false => inst.agent().run(&req).map_err(|e| e.to_string()),

@@ -21,10 +21,13 @@ fn every_metric_returns_positive_latencies_natively() {
     });
     assert!(inst.ready_after().as_nanos() > 0);
     let mut hosts = isobench_harness::boundary::HostSides::new(&workloads::locate().unwrap());
+    // The fs metrics' files (harness/tests/storage.rs checks their bytes).
+    let data = tempfile::tempdir().unwrap();
     for spec in CATALOG.iter().filter(|m| !m.host_timed) {
         // A working set only where the metric has one (the agent refuses it elsewhere).
         let bytes = (spec.name == "mem.copy_bw").then_some(4 << 20);
-        let req = RunRequest { warmup: 5, bytes, ..RunRequest::new(spec.name, spec.quick_iterations, 20_000) };
+        let data_dir = spec.needs_data_dir().then(|| data.path().display().to_string());
+        let req = RunRequest { warmup: 5, bytes, data_dir, ..RunRequest::new(spec.name, spec.quick_iterations, 20_000) };
         // Across the boundary: a host-side agent times it against this one.
         let r = match spec.boundary {
             false => inst.agent().run(&req).map_err(|e| e.to_string()),

@@ -372,13 +372,22 @@ mod tests {
                 "spawn.fork_exit: warmup 100001 is out of range 0..=100000",
             ),
             (r#"{"op":"run","metric":"ipc.pipe_rtt","iterations":1,"max_ms":10,"cpu":1024}"#, "ipc.pipe_rtt: cpu 1024 is out of range 0..=1023"),
+            (r#"{"op":"run","metric":"fs.stat","iterations":1,"max_ms":10,"data_dir":"tmp"}"#, "fs.stat: data_dir \"tmp\" is not an absolute path"),
+            (
+                r#"{"op":"run","metric":"syscall.stat","iterations":1,"max_ms":10,"data_dir":"/tmp"}"#,
+                "syscall.stat: takes no data_dir (got \"/tmp\"): only the fs metrics make files",
+            ),
             (
                 r#"{"op":"serve","metric":"net.tcp_rr.boundary","bind":"127.0.0.1:0","cpu":4096}"#,
                 "net.tcp_rr.boundary: cpu 4096 is out of range 0..=1023",
             ),
         ];
+        // A data_dir longer than PATH_MAX is refused by its length, unread.
+        let long = format!(r#"{{"op":"run","metric":"fs.stat","iterations":1,"max_ms":10,"data_dir":"/{}"}}"#, "a".repeat(5000));
+        let long_error = "fs.stat: data_dir of 5001 bytes is out of range 1..=4095 bytes".to_string();
+        let cases: Vec<(&str, &str)> = cases.iter().copied().chain([(long.as_str(), long_error.as_str())]).collect();
         let mut input = String::new();
-        for (line, _) in cases {
+        for &(line, _) in &cases {
             input.push_str(line);
             input.push('\n');
         }

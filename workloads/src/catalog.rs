@@ -16,12 +16,14 @@ pub enum Family {
     Syscall,
     Ipc,
     Net,
+    /// File I/O in the environment's data directory (`metrics::fs`).
+    Fs,
     /// Sanity controls (cpu.spin, mem.copy_bw): near-zero overhead expected.
     Control,
 }
 
 impl Family {
-    pub const ALL: [Family; 5] = [Family::Spawn, Family::Syscall, Family::Ipc, Family::Net, Family::Control];
+    pub const ALL: [Family; 6] = [Family::Spawn, Family::Syscall, Family::Ipc, Family::Net, Family::Fs, Family::Control];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -29,6 +31,7 @@ impl Family {
             Family::Syscall => "syscall",
             Family::Ipc => "ipc",
             Family::Net => "net",
+            Family::Fs => "fs",
             Family::Control => "control",
         }
     }
@@ -99,12 +102,15 @@ pub enum Unit {
     /// Gigabits (10^9 bits) per second, as iperf3 and netperf report.
     #[serde(rename = "Gbit/s")]
     Gbitps,
+    /// Megabytes (10^6 bytes) per second, as fio's "MB/s".
+    #[serde(rename = "MB/s")]
+    MBps,
 }
 
 impl Unit {
     /// True for rates (bigger is better), false for times (smaller is better).
     pub fn is_rate(self) -> bool {
-        matches!(self, Unit::GiBps | Unit::Gbitps)
+        matches!(self, Unit::GiBps | Unit::Gbitps | Unit::MBps)
     }
 
     /// Converts `ns` nanoseconds per operation into this unit; a rate divides
@@ -116,11 +122,12 @@ impl Unit {
             Unit::Ms => ns / 1e6,
             Unit::GiBps if ns > 0.0 => bytes_per_op as f64 / ns * 1e9 / (1u64 << 30) as f64,
             Unit::Gbitps if ns > 0.0 => bytes_per_op as f64 * 8.0 / ns,
-            Unit::GiBps | Unit::Gbitps => 0.0,
+            Unit::MBps if ns > 0.0 => bytes_per_op as f64 / ns * 1e3,
+            Unit::GiBps | Unit::Gbitps | Unit::MBps => 0.0,
         }
     }
 
-    /// ASCII name used in csv/json ("ns", "us", "ms", "GiB/s", "Gbit/s").
+    /// ASCII name used in csv/json ("ns", "us", "ms", "GiB/s", "Gbit/s", "MB/s").
     pub fn as_str(self) -> &'static str {
         match self {
             Unit::Ns => "ns",
@@ -128,6 +135,7 @@ impl Unit {
             Unit::Ms => "ms",
             Unit::GiBps => "GiB/s",
             Unit::Gbitps => "Gbit/s",
+            Unit::MBps => "MB/s",
         }
     }
 
@@ -177,6 +185,12 @@ impl MetricSpec {
     /// thread, boundary server), which `PinMode::Split` puts on two CPUs.
     pub fn two_party(&self) -> bool {
         matches!(self.family, Family::Ipc | Family::Net)
+    }
+
+    /// True for the fs.* metrics, which work in a data directory the
+    /// harness names (`RunRequest::data_dir`).
+    pub fn needs_data_dir(&self) -> bool {
+        self.name.starts_with("fs.")
     }
 
     /// For a `*.boundary` metric, the same metric measured inside the
@@ -495,6 +509,136 @@ pub const CATALOG: &[MetricSpec] = &[
         boundary: true,
     },
     MetricSpec {
+        name: "fs.seq_write_bw",
+        family: Family::Fs,
+        unit: Unit::MBps,
+        operation: "pwrite(2) of 1 MiB with O_DIRECT at the next offset of a 32 MiB file in the data directory (created empty, then overwritten pass after pass)",
+        reference: "fio --rw=write --bs=1M --direct=1 --ioengine=psync --iodepth=1 --size=32M",
+        ops_per_sample: 4,
+        iterations: 512,
+        quick_iterations: 16,
+        bytes_per_op: 1 << 20,
+        host_timed: false,
+        boundary: false,
+    },
+    MetricSpec {
+        name: "fs.seq_write_buffered_bw",
+        family: Family::Fs,
+        unit: Unit::MBps,
+        operation: "pwrite(2) of 1 MiB through the page cache at the next offset of a 32 MiB file, fdatasync(2) after every 16th (at most 16 MiB dirty; the cost of reaching the disk is in every 16th operation)",
+        reference: "fio --rw=write --bs=1M --direct=0 --ioengine=psync --size=32M --fdatasync=16",
+        ops_per_sample: 4,
+        iterations: 512,
+        quick_iterations: 16,
+        bytes_per_op: 1 << 20,
+        host_timed: false,
+        boundary: false,
+    },
+    MetricSpec {
+        name: "fs.seq_read_bw",
+        family: Family::Fs,
+        unit: Unit::MBps,
+        operation: "pread(2) of 1 MiB with O_DIRECT at the next offset of a 32 MiB file laid out before the clock starts",
+        reference: "fio --rw=read --bs=1M --direct=1 --ioengine=psync --iodepth=1 --size=32M",
+        ops_per_sample: 4,
+        iterations: 512,
+        quick_iterations: 16,
+        bytes_per_op: 1 << 20,
+        host_timed: false,
+        boundary: false,
+    },
+    MetricSpec {
+        name: "fs.seq_read_buffered_bw",
+        family: Family::Fs,
+        unit: Unit::MBps,
+        operation: "pread(2) of 1 MiB through the page cache at the next offset of a 32 MiB file whose cached pages are dropped (posix_fadvise DONTNEED) at the start of each pass, so reads miss this kernel's cache (a guest's host may still cache its disk image)",
+        reference: "fio --rw=read --bs=1M --direct=0 --ioengine=psync --size=32M --invalidate=1",
+        ops_per_sample: 4,
+        iterations: 512,
+        quick_iterations: 16,
+        bytes_per_op: 1 << 20,
+        host_timed: false,
+        boundary: false,
+    },
+    MetricSpec {
+        name: "fs.rand_read",
+        family: Family::Fs,
+        unit: Unit::Us,
+        operation: "pread(2) of 4 KiB with O_DIRECT at a random 4 KiB-aligned offset of a 32 MiB file, queue depth 1 (IOPS = 10^6 / mean µs)",
+        reference: "fio --rw=randread --bs=4k --direct=1 --ioengine=psync --iodepth=1 --size=32M (clat)",
+        ops_per_sample: 1,
+        iterations: 20_000,
+        quick_iterations: 500,
+        bytes_per_op: 0,
+        host_timed: false,
+        boundary: false,
+    },
+    MetricSpec {
+        name: "fs.rand_write",
+        family: Family::Fs,
+        unit: Unit::Us,
+        operation: "pwrite(2) of 4 KiB with O_DIRECT at a random 4 KiB-aligned offset of a 32 MiB file laid out before the clock starts, queue depth 1 (IOPS = 10^6 / mean µs)",
+        reference: "fio --rw=randwrite --bs=4k --direct=1 --ioengine=psync --iodepth=1 --size=32M (clat)",
+        ops_per_sample: 1,
+        iterations: 20_000,
+        quick_iterations: 500,
+        bytes_per_op: 0,
+        host_timed: false,
+        boundary: false,
+    },
+    MetricSpec {
+        name: "fs.fsync",
+        family: Family::Fs,
+        unit: Unit::Us,
+        operation: "pwrite(2) of 4 KiB through the page cache at the next offset of a 1 MiB file laid out before the clock starts, then fdatasync(2)",
+        reference: "fio --rw=write --bs=4k --direct=0 --ioengine=psync --fdatasync=1 --size=1M (write + sync latency)",
+        ops_per_sample: 1,
+        iterations: 2_000,
+        quick_iterations: 100,
+        bytes_per_op: 0,
+        host_timed: false,
+        boundary: false,
+    },
+    MetricSpec {
+        name: "fs.create_unlink",
+        family: Family::Fs,
+        unit: Unit::Us,
+        operation: "open(O_CREAT|O_EXCL) of a new file in the data directory, write(2) of 4 KiB, close, unlink",
+        reference: "lmbench lat_fs (create + delete of a 4 KiB file), one file at a time",
+        ops_per_sample: 1,
+        iterations: 10_000,
+        quick_iterations: 500,
+        bytes_per_op: 0,
+        host_timed: false,
+        boundary: false,
+    },
+    MetricSpec {
+        name: "fs.stat",
+        family: Family::Fs,
+        unit: Unit::Ns,
+        operation: "stat(2) of a 4 KiB file in the data directory (a real file, where syscall.stat takes /dev/null)",
+        reference: "lmbench lat_syscall stat FILE",
+        ops_per_sample: 20,
+        iterations: 300_000,
+        quick_iterations: 5_000,
+        bytes_per_op: 0,
+        host_timed: false,
+        boundary: false,
+    },
+    MetricSpec {
+        name: "fs.open_close",
+        family: Family::Fs,
+        unit: Unit::Ns,
+        operation: "open(O_RDONLY) + close of a 4 KiB file in the data directory (a real file, where syscall.open_close takes /dev/null)",
+        reference: "lmbench lat_syscall open FILE",
+        ops_per_sample: 20,
+        iterations: 200_000,
+        quick_iterations: 5_000,
+        bytes_per_op: 0,
+        host_timed: false,
+        boundary: false,
+    },
+    MetricSpec {
         name: "cpu.spin",
         family: Family::Control,
         unit: Unit::Ns,
@@ -639,6 +783,7 @@ mod tests {
                 assert!(m.name.starts_with(m.family.as_str()), "{} is not in family {:?}", m.name, m.family);
             }
             assert_eq!(m.unit.is_rate(), m.bytes_per_op > 0 || m.name == "mem.copy_bw", "{}", m.name);
+            assert_eq!(m.family == Family::Fs, m.needs_data_dir(), "{}", m.name);
             assert!(m.ops_per_sample >= 1 && m.quick_iterations >= m.ops_per_sample);
             assert_eq!(m.boundary, m.name.ends_with(BOUNDARY_SUFFIX), "{}", m.name);
             if m.boundary {
@@ -682,11 +827,11 @@ mod tests {
         assert_eq!(e, CatalogError::UnknownMetric("syscall.getpidd".into()));
         let line = e.to_string();
         assert!(!line.contains('\n') && line.starts_with("unknown metric \"syscall.getpidd\"; known: env.start, "), "{line}");
-        assert!(line.contains("syscall.getpid,") && line.ends_with("(or a family: spawn, syscall, ipc, net, control, or all)"), "{line}");
+        assert!(line.contains("syscall.getpid,") && line.ends_with("(or a family: spawn, syscall, ipc, net, fs, control, or all)"), "{line}");
         let e = "sycall".parse::<MetricSelection>().unwrap_err().to_string();
         assert_eq!(
             e,
-            "unknown metric family \"sycall\"; choose from spawn, syscall, ipc, net, control, a name's first part (env, cpu, mem) or all (or a metric name: see `isobench list`)"
+            "unknown metric family \"sycall\"; choose from spawn, syscall, ipc, net, fs, control, a name's first part (env, cpu, mem) or all (or a metric name: see `isobench list`)"
         );
         assert_eq!(" , ".parse::<MetricSelection>().unwrap_err(), CatalogError::Empty);
     }

@@ -48,6 +48,10 @@ pub mod bounds {
     /// hold (CPU_SETSIZE); one this environment does not allow falls back
     /// to the CPU the thread runs on.
     pub const CPU: RangeInclusive<u32> = 0..=1023;
+    /// `data_dir` (fs.* only): an absolute path of at most PATH_MAX - 1
+    /// bytes (4095, the kernel's limit for one path), so the agent never
+    /// holds a longer one; the directory must exist.
+    pub const DATA_DIR_BYTES: RangeInclusive<usize> = 1..=4095;
 }
 
 /// A request from the harness.
@@ -104,6 +108,11 @@ pub struct RunRequest {
     /// the wire means [`PinMode::Same`], what agents did before the field.
     #[serde(default, skip_serializing_if = "PinMode::is_default")]
     pub pin: PinMode,
+    /// fs.* metrics only: the directory, as the agent sees it, under which
+    /// the metric makes its files (a directory of its own, removed when
+    /// the metric ends). The agent writes nowhere else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<String>,
 }
 
 impl RunRequest {
@@ -111,7 +120,7 @@ impl RunRequest {
     /// ms, no warm-up, no working set, no target, no CPU choice, pinning
     /// [`PinMode::Same`].
     pub fn new(metric: impl Into<String>, iterations: u64, max_ms: u64) -> RunRequest {
-        RunRequest { metric: metric.into(), iterations, max_ms, warmup: 0, bytes: None, target: None, cpu: None, pin: PinMode::Same }
+        RunRequest { metric: metric.into(), iterations, max_ms, warmup: 0, bytes: None, target: None, cpu: None, pin: PinMode::Same, data_dir: None }
     }
 }
 
@@ -323,6 +332,36 @@ pub struct RunResult {
     /// when unpinned. The host side's own CPU for a `*.boundary` client.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cpus: Vec<u32>,
+    /// fs.* metrics: where the bytes went and the proof that they did;
+    /// `None` for every other metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io: Option<IoCheck>,
+}
+
+/// What an fs.* metric did to its files, checked by the agent after the
+/// timed loop: the file's size as fstat(2) shows it and the bytes read
+/// back and found equal to what was written (`metrics::fs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct IoCheck {
+    /// The metric's directory as the agent saw it (under `data_dir`).
+    pub dir: String,
+    /// The file system holding it (statfs(2)'s type, by name: ext4,
+    /// tmpfs, overlay, 9p...).
+    pub fs: String,
+    /// Whether the file was opened with O_DIRECT (the page cache bypassed).
+    pub direct: bool,
+    /// Bytes the timed operations moved (written or read).
+    pub moved_bytes: u64,
+    /// The test file's size after the loop (fstat(2)); 0 for metrics whose
+    /// file is removed inside the operation (fs.create_unlink).
+    pub file_bytes: u64,
+    /// Bytes read back after the loop (or checked inside it, for the
+    /// read metrics) and found equal to what was written.
+    pub verified_bytes: u64,
+    /// A 64-bit checksum of the bytes read back after the loop, equal to
+    /// that of the bytes the agent meant to write (else the metric fails).
+    pub checksum: u64,
 }
 
 /// A response from the agent.

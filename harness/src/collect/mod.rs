@@ -54,6 +54,9 @@ pub struct Measurement {
     pub run_id: Option<String>,
     /// When it was saved (RFC 3339, seconds, UTC).
     pub measured_utc: Option<String>,
+    /// fs.* metrics: the storage path the files were on, in words ("volume
+    /// (host directory bind-mounted), ext4"); `None` for other metrics.
+    pub storage: Option<String>,
 }
 
 impl Measurement {
@@ -70,6 +73,7 @@ impl Measurement {
             interference: None,
             run_id: None,
             measured_utc: None,
+            storage: None,
         }
     }
 
@@ -148,6 +152,7 @@ impl Measurement {
             interference: self.interference.clone(),
             run_id: self.run_id.clone(),
             measured_utc: self.measured_utc.clone(),
+            storage: self.storage.clone(),
         }
     }
 
@@ -166,6 +171,7 @@ impl Measurement {
             interference: rec.interference.clone(),
             run_id: rec.run_id.clone(),
             measured_utc: rec.measured_utc.clone(),
+            storage: rec.storage.clone(),
         })
     }
 }
@@ -197,4 +203,8 @@ pub struct MeasurementRecord {
     /// When it was saved (RFC 3339, seconds, UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub measured_utc: Option<String>,
+    /// fs.* metrics: the storage path the files were on, in words (absent
+    /// for other metrics and in folders from before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<String>,
 }

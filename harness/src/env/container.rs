@@ -38,6 +38,7 @@ use crate::container::profile::{Layer, PreparedProfile, MASKED_PATHS, NOT_A_BOUN
 use crate::container::seccomp::PROFILE_PACKAGE;
 use crate::container::{self, Cgroup, CgroupMode, ContainerProcess, LaunchSpec, Limits, Namespace, NamespaceSet, PreparedRootfs, Stdio, Usage};
 use crate::results::run::ContainerStartRecord;
+use crate::storage::{ContainerStorage, StorageKind, StoragePath};
 use crate::vm::qemu::Forwards;
 
 const ENV: &str = "container";
@@ -47,6 +48,14 @@ const ENV: &str = "container";
 pub const MAX_START_RECORDS: usize = 2_000;
 
 type Starts = Arc<Mutex<Vec<ContainerStartRecord>>>;
+
+/// Where the volume of the fs.* metrics is bound: a directory every
+/// minimal rootfs has (`/mnt`).
+const VOLUME_TARGET: &str = "mnt";
+/// The fs.* metrics' directory on the container's writable root: /tmp, a
+/// tmpfs over the read-only image, or the overlay's upper layer under
+/// `--profile docker` (the agent reports which file system it found).
+const ROOT_DATA_DIR: &str = "/tmp";
 
 pub struct Container {
     namespaces: NamespaceSet,
@@ -62,6 +71,8 @@ pub struct Container {
     spec: LaunchSpec,
     starts: Starts,
     count: u32,
+    /// The fs.* metrics' storage path, when a data directory was given.
+    storage: Option<StoragePath>,
 }
 
 impl Container {
@@ -91,8 +102,20 @@ impl Container {
             .map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
         let root = rootfs.path().to_path_buf();
         let profile = settings.prepare_profile().map_err(|e| EnvError::Unavailable { env: ENV, reason: e.to_string() })?;
-        let spec =
+        let mut spec =
             launch_spec(namespaces, &root, cgroup, rootfs.read_only(), &profile).map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
+        let storage = match (&opts.data_dir, opts.container_storage) {
+            (None, _) => None,
+            (Some(data), ContainerStorage::Volume) => {
+                let host = data.join(ENV);
+                std::fs::create_dir_all(&host).map_err(|e| EnvError::Start { env: ENV, reason: format!("data directory: {e}") })?;
+                spec = spec.with_volume(&host, VOLUME_TARGET).map_err(|e| EnvError::Unavailable { env: ENV, reason: e.to_string() })?;
+                Some(StoragePath { kind: StorageKind::Volume, agent_dir: format!("/{VOLUME_TARGET}"), host_dir: Some(host) })
+            }
+            (Some(_), ContainerStorage::Root) => {
+                Some(StoragePath { kind: StorageKind::ContainerRoot, agent_dir: ROOT_DATA_DIR.into(), host_dir: None })
+            }
+        };
         Ok(Container {
             namespaces,
             cgroup,
@@ -103,6 +126,7 @@ impl Container {
             spec,
             starts: Starts::default(),
             count: 0,
+            storage,
         })
     }
 
@@ -128,6 +152,10 @@ impl Container {
 impl Environment for Container {
     fn kind(&self) -> EnvKind {
         EnvKind::Container
+    }
+
+    fn storage(&self) -> Result<StoragePath, String> {
+        self.storage.clone().ok_or_else(|| "no data directory was given".into())
     }
 
     /// `container (default)`, `container (docker)`, `container (bare: not a

@@ -239,6 +239,12 @@ pub struct Options {
     pub container: crate::container::ContainerSettings,
     /// `--gvisor-platform` for runsc: `auto` (probe) or one platform.
     pub gvisor_platform: runsc::platform::PlatformChoice,
+    /// The run's data directory on the host (`crate::storage::RunData`),
+    /// set by the runner when fs.* metrics are asked: each environment
+    /// that has a storage path makes its subdirectory there.
+    pub data_dir: Option<PathBuf>,
+    /// `--container-storage`: the container's volume or its writable root.
+    pub container_storage: crate::storage::ContainerStorage,
 }
 
 impl Options {
@@ -251,6 +257,8 @@ impl Options {
             vm: Default::default(),
             container: Default::default(),
             gvisor_platform: Default::default(),
+            data_dir: None,
+            container_storage: Default::default(),
         }
     }
 }
@@ -273,6 +281,12 @@ pub trait Environment: Send {
 
     /// Starts one instance and returns once its agent said `Ready`.
     fn start(&mut self) -> Result<Box<dyn Instance>, EnvError>;
+
+    /// Where the fs.* metrics make their files (`Options::data_dir` given),
+    /// or why this environment has no storage path yet.
+    fn storage(&self) -> Result<crate::storage::StoragePath, String> {
+        Err(format!("{}: no storage path for the fs metrics yet (native and container have one)", self.kind()))
+    }
 }
 
 /// One running agent inside an environment.

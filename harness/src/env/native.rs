@@ -20,6 +20,7 @@ use super::{EnvError, EnvKind, Environment, Instance, Options};
 use crate::agent::AgentClient;
 use crate::container::process::container_environment;
 use crate::container::rootfs::CachedRootfs;
+use crate::storage::{StorageKind, StoragePath};
 use crate::workloads::AGENT_NAME;
 
 const ENV: &str = "native";
@@ -29,6 +30,8 @@ pub struct Native {
     /// The cached rootfs the agent runs from (held: never pruned while in
     /// use), or why the workload build is used instead.
     rootfs: Result<CachedRootfs, String>,
+    /// The fs.* metrics' directory: `native/` of the run's data directory.
+    storage: Option<PathBuf>,
 }
 
 impl Native {
@@ -38,13 +41,24 @@ impl Native {
             Ok(r) => r.path().join(AGENT_NAME),
             Err(_) => opts.workloads.agent.clone(),
         };
-        Ok(Native { agent, rootfs })
+        let storage = opts
+            .data_dir
+            .as_ref()
+            .map(|d| std::fs::create_dir_all(d.join(ENV)).map(|()| d.join(ENV)))
+            .transpose()
+            .map_err(|e| EnvError::Start { env: ENV, reason: format!("data directory: {e}") })?;
+        Ok(Native { agent, rootfs, storage })
     }
 }
 
 impl Environment for Native {
     fn kind(&self) -> EnvKind {
         EnvKind::Native
+    }
+
+    fn storage(&self) -> Result<StoragePath, String> {
+        let dir = self.storage.as_ref().ok_or("no data directory was given")?;
+        Ok(StoragePath { kind: StorageKind::HostDirectory, agent_dir: dir.display().to_string(), host_dir: Some(dir.clone()) })
     }
 
     fn metadata(&self) -> serde_json::Value {

@@ -215,6 +215,13 @@ pub struct EnvRecord {
     /// The measured instance's cgroup accounting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<UsageRecord>,
+    /// Where the fs.* metrics made their files (absent when none ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageRecord>,
+    /// Why the fs.* metrics were not measured here (an environment without
+    /// a data directory yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_not_measured: Option<String>,
     /// Every boot of the run, across all processes that wrote it
     /// (`metadata.boots` holds the last process's only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -226,6 +233,40 @@ pub struct EnvRecord {
     /// Keys this version does not know, kept as they were.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
+}
+
+/// The storage path of an environment's fs.* metrics (`environments.<env>.storage`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StorageRecord {
+    /// host_directory, volume or container_root.
+    pub kind: Option<crate::storage::StorageKind>,
+    /// The directory the agent was given, as it sees it.
+    pub agent_dir: String,
+    /// The host directory behind it, where there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_dir: Option<String>,
+    /// The host directory's file system (statfs(2)), where there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_fs: Option<String>,
+    /// The file system the agent saw under its directory (tmpfs, overlay,
+    /// ext4...), from its first fs.* result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fs: Option<String>,
+    /// Metric → the bytes it moved and verified (the agent's check).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub io: BTreeMap<String, isobench_workloads::protocol::IoCheck>,
+}
+
+impl StorageRecord {
+    /// The storage path in words, for a row: "volume (host directory
+    /// bind-mounted), ext4".
+    pub fn describe(&self) -> String {
+        let kind = self.kind.map_or("data directory", crate::storage::StorageKind::describe);
+        match &self.fs {
+            Some(fs) => format!("{kind}, {fs}"),
+            None => kind.to_string(),
+        }
+    }
 }
 
 impl EnvRecord {

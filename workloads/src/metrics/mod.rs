@@ -22,6 +22,7 @@ use crate::hist;
 use crate::protocol::{PinMode, RunRequest, RunResult};
 
 pub mod control;
+pub mod fs;
 pub mod ipc;
 pub mod net;
 pub mod spawn;
@@ -40,9 +41,19 @@ pub enum MetricError {
     },
     #[error("{metric}: {message}")]
     Failed { metric: &'static str, message: String },
+    /// What this environment cannot do at all (O_DIRECT on tmpfs): a
+    /// finding about the environment, not a failed measurement. The
+    /// message reads "<metric>: not supported: <reason>", which the
+    /// harness recognises ([`NOT_SUPPORTED`]).
+    #[error("{metric}: {NOT_SUPPORTED}{reason}")]
+    NotSupported { metric: &'static str, reason: String },
     #[error(transparent)]
     Hist(#[from] hist::HistError),
 }
+
+/// What an agent's error message says after the metric's name when the
+/// environment cannot run the metric at all ([`MetricError::NotSupported`]).
+pub const NOT_SUPPORTED: &str = "not supported: ";
 
 /// Context a metric needs from the agent (paths resolved at start-up).
 #[derive(Debug, Clone)]
@@ -339,6 +350,16 @@ pub fn run(req: &RunRequest, ctx: &Context) -> Result<RunResult, MetricError> {
         "net.tcp_stream" => net::tcp_stream(spec, req, p),
         "ipc.pipe_bw" => ipc::pipe_bw(spec, req, p),
         "ipc.unix_bw" => ipc::unix_bw(spec, req, p),
+        "fs.seq_write_bw" => fs::seq_write(spec, req, true),
+        "fs.seq_write_buffered_bw" => fs::seq_write(spec, req, false),
+        "fs.seq_read_bw" => fs::seq_read(spec, req, true),
+        "fs.seq_read_buffered_bw" => fs::seq_read(spec, req, false),
+        "fs.rand_read" => fs::rand_read(spec, req),
+        "fs.rand_write" => fs::rand_write(spec, req),
+        "fs.fsync" => fs::fsync(spec, req),
+        "fs.create_unlink" => fs::create_unlink(spec, req),
+        "fs.stat" => fs::stat(spec, req),
+        "fs.open_close" => fs::open_close(spec, req),
         "cpu.spin" => control::cpu_spin(spec, req),
         "mem.copy_bw" => control::mem_copy_bw(spec, req),
         other => Err(MetricError::Failed { metric: spec.name, message: format!("{other} is in the catalogue but has no implementation") }),
@@ -364,6 +385,21 @@ pub fn check(spec: &'static MetricSpec, req: &RunRequest) -> Result<(), MetricEr
     within("warmup", req.warmup, bounds::WARMUP)?;
     if let Some(cpu) = req.cpu {
         within("cpu", cpu.into(), (*bounds::CPU.start()).into()..=(*bounds::CPU.end()).into())?;
+    }
+    match (&req.data_dir, spec.needs_data_dir()) {
+        (None, _) => {}
+        (Some(d), true) => {
+            let r = bounds::DATA_DIR_BYTES;
+            if !r.contains(&d.len()) {
+                return Err(out("data_dir", format!("of {} bytes", d.len()), format!("{}..={} bytes", r.start(), r.end())));
+            }
+            if !d.starts_with('/') {
+                return Err(MetricError::Failed { metric: spec.name, message: format!("data_dir {d:?} is not an absolute path") });
+            }
+        }
+        (Some(d), false) => {
+            return Err(MetricError::Failed { metric: spec.name, message: format!("takes no data_dir (got {d:?}): only the fs metrics make files") })
+        }
     }
     match (req.bytes, spec.name) {
         (None, _) => Ok(()),
@@ -425,6 +461,7 @@ where
         timer_overhead_ns: overhead,
         pinning: PinMode::None,
         cpus: Vec::new(),
+        io: None,
     })
 }
 

@@ -88,7 +88,7 @@ pub fn target(noop: &Path) -> SpawnTarget {
 }
 
 /// The file system type of `dir` by name (statfs(2)'s magic number).
-fn fs_name(dir: &Path) -> String {
+pub fn fs_name(dir: &Path) -> String {
     let Ok(c) = CString::new(dir.as_os_str().as_encoded_bytes()) else { return "unknown".into() };
     // SAFETY: statfs(2) fills the struct on our stack.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };

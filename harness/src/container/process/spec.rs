@@ -262,6 +262,21 @@ impl LaunchSpec {
         Ok(self)
     }
 
+    /// Binds the host directory `host` (absolute) onto `target` (a
+    /// directory of the rootfs, relative: `mnt`) just before pivot_root, as
+    /// `docker run -v host:/target` does: the container's volume. Call it
+    /// after [`with_profile`](Self::with_profile) and
+    /// [`with_read_only_root`](Self::with_read_only_root), which remake the
+    /// plan. Errors: a path with a NUL byte, a plan without pivot_root (no
+    /// mount namespace: a bind would show on the host).
+    pub fn with_volume(mut self, host: &Path, target: &str) -> Result<LaunchSpec, ContainerError> {
+        let at = self.plan.iter().position(|s| *s == Step::PivotRoot).ok_or(rootfs::RootfsError::VolumeNeedsMountNs)?;
+        let source = CString::new(host.as_os_str().as_bytes()).map_err(|_| rootfs::RootfsError::VolumePath(host.into()))?;
+        let target = CString::new(target).map_err(|_| rootfs::RootfsError::VolumePath(target.into()))?;
+        self.plan.insert(at, Step::Mount { source: Some(source), target, fstype: None, flags: nix::mount::MsFlags::MS_BIND, data: None });
+        Ok(self)
+    }
+
     pub fn profile(&self) -> Profile {
         self.profile
     }

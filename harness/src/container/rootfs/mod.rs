@@ -59,6 +59,10 @@ pub enum RootfsError {
     OverlayPath(PathBuf),
     #[error("the overlay root is mounted in the container's own mount namespace; add mnt to --ns or use --profile default")]
     OverlayNeedsMountNs,
+    #[error("a volume is bind-mounted in the container's own mount namespace; add mnt to --ns (or use --container-storage root)")]
+    VolumeNeedsMountNs,
+    #[error("volume path {0:?} has a NUL byte")]
+    VolumePath(PathBuf),
     #[error(transparent)]
     Distro(#[from] DistroError),
     #[error("{context}: {source}")]

@@ -24,6 +24,7 @@ pub mod layers;
 mod metrics;
 mod spawn;
 pub mod startup;
+mod storage;
 mod summary;
 pub mod verdict;
 
@@ -74,6 +75,7 @@ pub const SECTIONS: &[&dyn Section] = &[
     &instances::Usage,
     &boot::BootPhases,
     &container_start::ContainerStartPhases,
+    &storage::Storage,
     &summary::Footer,
     &startup::ContainerStart,
     &startup::NoopShare,

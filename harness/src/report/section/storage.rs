@@ -1,0 +1,95 @@
+//! The storage paths of the fs.* metrics: per environment, where its files
+//! were (host directory, volume, container root; the file system the agent
+//! found), and each metric's bandwidth or IOPS with its latency
+//! percentiles, as fio's summary gives them (bw, iops, clat percentiles).
+
+use std::fmt::Write;
+
+use isobench_workloads::catalog::Family;
+
+use crate::report::columns::env_order;
+use crate::report::format::{cell, num};
+use crate::report::ReportError;
+
+use super::{Context, Section};
+
+/// `## Storage paths (fs.*)`.
+pub struct Storage;
+
+impl Section for Storage {
+    fn markdown(&self, cx: &Context<'_>) -> Result<String, ReportError> {
+        let mut o = String::new();
+        let mut rows: Vec<_> = cx.measurements.iter().filter(|m| m.metric.family == Family::Fs).collect();
+        let mut envs: Vec<_> = cx
+            .run
+            .environments
+            .iter()
+            .filter(|(_, e)| e.storage.is_some() || e.storage_not_measured.is_some() || e.not_supported.keys().any(|k| k.starts_with("fs.")))
+            .collect();
+        if rows.is_empty() && envs.is_empty() {
+            return Ok(o);
+        }
+        envs.sort_by_key(|(n, _)| env_order(n));
+        rows.sort_by_key(|m| env_order(&m.env));
+        let _ = writeln!(o, "## Storage paths (fs.*)\n");
+        let _ = writeln!(
+            o,
+            "Where each environment's fs.* files were, and what the agent moved there (every file read back and checked after its loop). \
+             Bandwidth and IOPS are the timed loop's totals (operations ÷ loop time); percentiles are per operation (rand, fsync, create) \
+             or per sample of operations (seq, stat, open). A figure is the path's: a volume is the host's file system seen through a bind mount; \
+             a container's root is a tmpfs or an overlay.\n"
+        );
+        for (name, e) in &envs {
+            let label = e.label_or(name);
+            if let Some(st) = &e.storage {
+                let host = match (&st.host_dir, &st.host_fs) {
+                    (Some(d), _) if *d == st.agent_dir => String::new(),
+                    (Some(d), Some(fs)) => format!("; host directory `{d}` ({fs})"),
+                    (Some(d), None) => format!("; host directory `{d}`"),
+                    _ => String::new(),
+                };
+                let _ = writeln!(o, "- **{}**: {} — the agent's `{}`{host}", cell(label), st.describe(), st.agent_dir);
+            }
+            if let Some(why) = &e.storage_not_measured {
+                let _ = writeln!(o, "- **{}**: fs.* not measured: {}", cell(label), cell(why));
+            }
+            for (metric, why) in e.not_supported.iter().filter(|(k, _)| k.starts_with("fs.")) {
+                let _ = writeln!(o, "- **{}**: `{metric}` {}", cell(label), cell(why));
+            }
+        }
+        o.push('\n');
+        if !rows.is_empty() {
+            let _ = writeln!(
+                o,
+                "| environment | storage path | metric | bandwidth, IOPS or ops/s (loop) | p50 | p99 | p99.9 |\n|---|---|---|---:|---:|---:|---:|"
+            );
+            for m in rows {
+                let s = m.summary();
+                let per_op_ns = m.elapsed_ns as f64 / m.iterations.max(1) as f64;
+                let unit = m.metric.unit;
+                let total = match unit.is_rate() {
+                    true => format!("{} {}", num(unit.from_ns_per_op(per_op_ns, m.bytes_per_op)), unit.label()),
+                    // I/O operations are IOPS; stat and open are plain operations.
+                    false if per_op_ns > 0.0 && matches!(m.metric.name, "fs.rand_read" | "fs.rand_write" | "fs.fsync") => {
+                        format!("{} IOPS", num(1e9 / per_op_ns))
+                    }
+                    false if per_op_ns > 0.0 => format!("{} ops/s", num(1e9 / per_op_ns)),
+                    false => "–".into(),
+                };
+                let u = unit.label();
+                let _ = writeln!(
+                    o,
+                    "| {} | {} | `{}` | {total} | {} {u} | {} {u} | {} {u} |",
+                    cell(&m.env_label),
+                    cell(m.storage.as_deref().unwrap_or("–")),
+                    m.metric.name,
+                    num(s.p50),
+                    num(s.p99),
+                    num(s.p999),
+                );
+            }
+            o.push('\n');
+        }
+        Ok(o)
+    }
+}

@@ -1,0 +1,180 @@
+//! The fs.* metrics through the runner, on each storage path: natively in
+//! a host directory, in the container on a volume and on its writable root.
+//! Each metric must move the bytes it claims (the agent's read-back: file
+//! sizes and checksums, recorded in run.json), never timing; the run's
+//! data directory must be gone afterwards. A tiny tmpfs data directory
+//! gives one clear line naming it and the space needed, with the other
+//! rows kept; a file system without O_DIRECT (ramfs) makes the direct
+//! metrics "not supported" while the buffered ones run.
+
+use std::path::Path;
+use std::sync::atomic::AtomicUsize;
+
+use isobench_harness::env::{EnvKind, Options};
+use isobench_harness::results::RunDir;
+use isobench_harness::runner::{self, Outcome, Plan};
+use isobench_harness::storage::{ContainerStorage, RunData, StorageKind};
+use isobench_harness::workloads;
+use isobench_testkit::{trial, Need::*};
+use isobench_workloads::catalog::{self, Family, MetricSpec};
+use isobench_workloads::metrics::fs::{FSYNC_FILE_BYTES, PAGE, RAND_FILE_BYTES, SEQ_BLOCK, SEQ_FILE_BYTES, SMALL_FILE_BYTES};
+use isobench_workloads::protocol::PinMode;
+
+fn main() {
+    isobench_testkit::run(vec![
+        trial!(every_fs_metric_moves_its_bytes_natively),
+        trial!(every_fs_metric_moves_its_bytes_on_a_container_volume).needs(&[Root]),
+        trial!(every_fs_metric_moves_its_bytes_on_the_container_root).needs(&[Root]),
+        trial!(a_tiny_tmpfs_data_dir_is_one_clear_error_and_earlier_rows_stay).needs(&[Root]),
+        trial!(without_o_direct_the_direct_metrics_are_not_supported_and_buffered_ones_run).needs(&[Root]),
+    ]);
+}
+
+fn fs_metrics() -> Vec<&'static MetricSpec> {
+    catalog::CATALOG.iter().filter(|m| m.family == Family::Fs).collect()
+}
+
+/// The tests' plan: quick counts, a 20 s bound.
+fn plan(envs: Vec<EnvKind>, metrics: Vec<&'static MetricSpec>) -> Plan {
+    Plan { envs, metrics, quick: true, iterations: None, max_ms: 20_000, pin: PinMode::Same }
+}
+
+/// Runs `metrics` in `env` with the run's data directory under `base`;
+/// returns the outcome and the results folder (in `results`).
+fn run(env: EnvKind, storage: ContainerStorage, metrics: Vec<&'static MetricSpec>, base: &Path, results: &Path) -> (Outcome, RunDir) {
+    let data = RunData::create(base).unwrap();
+    let opts = Options {
+        data_dir: Some(data.path().to_path_buf()),
+        container_storage: storage,
+        ..Options::new(workloads::locate().expect("static workloads"))
+    };
+    let plan = plan(vec![env], metrics);
+    let out = RunDir::at(&results.join("run")).unwrap();
+    let outcome = runner::execute(&plan, &opts, &out, &AtomicUsize::new(0), &mut |_| {}).unwrap();
+    let dir = data.path().to_path_buf();
+    drop(data);
+    assert!(!dir.exists(), "the run's data directory {} is removed with it", dir.display());
+    (outcome, out)
+}
+
+/// The file each metric leaves for the read-back and what a timed
+/// operation moves.
+fn sizes(name: &str) -> (u64, u64) {
+    match name {
+        "fs.seq_write_bw" | "fs.seq_write_buffered_bw" | "fs.seq_read_bw" | "fs.seq_read_buffered_bw" => (SEQ_FILE_BYTES, SEQ_BLOCK as u64),
+        "fs.rand_read" | "fs.rand_write" => (RAND_FILE_BYTES, PAGE as u64),
+        "fs.fsync" => (FSYNC_FILE_BYTES, PAGE as u64),
+        "fs.create_unlink" => (0, PAGE as u64),
+        _ => (SMALL_FILE_BYTES, 0),
+    }
+}
+
+/// Every fs metric of `env` measured on `kind`, each with its bytes moved,
+/// its file's size and a verified read-back in run.json, and its row naming
+/// the storage path. Returns the file system the agent saw.
+fn check_all(env: EnvKind, storage: ContainerStorage, kind: StorageKind) -> String {
+    let base = tempfile::tempdir().unwrap();
+    let results = tempfile::tempdir().unwrap();
+    let (outcome, out) = run(env, storage, fs_metrics(), base.path(), results.path());
+    assert!(outcome.failed.is_empty() && outcome.skipped.is_empty(), "{outcome:?}");
+    let record = out.run_record().unwrap();
+    let e = &record.environments[env.as_str()];
+    let st = e.storage.as_ref().expect("run.json names the storage path");
+    assert_eq!(st.kind, Some(kind));
+    let fs = st.fs.clone().expect("the agent's file system");
+    let rows = out.measurements().unwrap();
+    for spec in fs_metrics() {
+        if let Some(why) = e.not_supported.get(spec.name) {
+            assert!(why.ends_with("has no O_DIRECT"), "{}: {why}", spec.name);
+            continue;
+        }
+        let row = rows.iter().find(|m| m.metric.name == spec.name).unwrap_or_else(|| panic!("{} has no row", spec.name));
+        assert_eq!(row.storage.as_deref(), Some(st.describe().as_str()), "{}", spec.name);
+        let io = &st.io[spec.name];
+        let (mut file, per_op) = sizes(spec.name);
+        if spec.name.starts_with("fs.seq_write") {
+            // A file made empty: as long as the blocks written, warm-up included, up to its size.
+            let warmup = plan(vec![env], Vec::new()).request(spec).warmup;
+            file = ((row.iterations + warmup) * SEQ_BLOCK as u64).min(SEQ_FILE_BYTES);
+        }
+        // The row's iterations are the timed ones; the check counts them too.
+        assert_eq!(io.moved_bytes, row.iterations * per_op, "{}", spec.name);
+        assert_eq!(io.file_bytes, file, "{}", spec.name);
+        assert_eq!(io.verified_bytes, file.max(SMALL_FILE_BYTES), "{}", spec.name);
+        assert_eq!(io.fs, fs, "{}", spec.name);
+    }
+    // The report's storage section has a row for each, naming the path.
+    let md = std::fs::read_to_string(out.path.join("report.md")).unwrap();
+    assert!(md.contains("## Storage paths (fs.*)"), "{md}");
+    for m in rows.iter().filter(|m| m.metric.family == Family::Fs) {
+        let row = format!("| {} | `{}` |", st.describe(), m.metric.name);
+        assert!(md.contains(&row), "no row {row} in:\n{md}");
+    }
+    fs
+}
+
+fn every_fs_metric_moves_its_bytes_natively() {
+    let fs = check_all(EnvKind::Native, ContainerStorage::Volume, StorageKind::HostDirectory);
+    assert_ne!(fs, "unknown");
+}
+
+fn every_fs_metric_moves_its_bytes_on_a_container_volume() {
+    let base = tempfile::tempdir().unwrap();
+    let host_fs = isobench_workloads::metrics::spawn::fs_name(base.path());
+    let fs = check_all(EnvKind::Container, ContainerStorage::Volume, StorageKind::Volume);
+    assert_eq!(fs, host_fs, "a volume shows the host directory's file system");
+}
+
+fn every_fs_metric_moves_its_bytes_on_the_container_root() {
+    let fs = check_all(EnvKind::Container, ContainerStorage::Root, StorageKind::ContainerRoot);
+    // The default profile's read-only image has a tmpfs /tmp; docker's an overlay root.
+    assert!(fs == "tmpfs" || fs == "overlay", "{fs}");
+}
+
+/// A file system mounted on a temp dir for one test, unmounted on drop.
+struct Mounted(tempfile::TempDir);
+
+impl Mounted {
+    fn new(fstype: &str, data: Option<&str>) -> Mounted {
+        let d = tempfile::tempdir().unwrap();
+        nix::mount::mount(Some(fstype), d.path(), Some(fstype), nix::mount::MsFlags::empty(), data).unwrap();
+        Mounted(d)
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(self.0.path(), nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+fn a_tiny_tmpfs_data_dir_is_one_clear_error_and_earlier_rows_stay() {
+    let tiny = Mounted::new("tmpfs", Some("size=2m"));
+    let results = tempfile::tempdir().unwrap();
+    let metrics = ["syscall.getpid", "fs.seq_write_bw", "fs.stat"].map(|n| catalog::lookup(n).unwrap()).to_vec();
+    let (outcome, out) = run(EnvKind::Native, ContainerStorage::Volume, metrics, tiny.0.path(), results.path());
+    assert_eq!(outcome.failed.len(), 1, "{outcome:?}");
+    let line = &outcome.failed[0];
+    assert!(!line.contains('\n'), "{line}");
+    let want = format!("data directory {}/isobench-", tiny.0.path().display());
+    let need = format!("needs {} MiB free, ", (SEQ_FILE_BYTES >> 20) + 1);
+    assert!(line.contains("fs.seq_write_bw") && line.contains(&want) && line.contains(&need), "{line}");
+    let rows: Vec<&str> = out.measurements().unwrap().iter().map(|m| m.metric.name).collect();
+    assert_eq!(rows, ["syscall.getpid", "fs.stat"], "the rows before and after are kept");
+}
+
+fn without_o_direct_the_direct_metrics_are_not_supported_and_buffered_ones_run() {
+    let ramfs = Mounted::new("ramfs", None);
+    let results = tempfile::tempdir().unwrap();
+    let metrics = ["fs.seq_write_bw", "fs.seq_write_buffered_bw", "fs.rand_read"].map(|n| catalog::lookup(n).unwrap()).to_vec();
+    let (outcome, out) = run(EnvKind::Native, ContainerStorage::Volume, metrics, ramfs.0.path(), results.path());
+    assert!(outcome.failed.is_empty(), "{outcome:?}");
+    assert_eq!(outcome.not_measured.len(), 2, "{outcome:?}");
+    let record = out.run_record().unwrap();
+    let e = &record.environments["native"];
+    for m in ["fs.seq_write_bw", "fs.rand_read"] {
+        assert_eq!(e.not_supported.get(m).map(String::as_str), Some("not supported: ramfs has no O_DIRECT"), "{m}");
+    }
+    let rows: Vec<&str> = out.measurements().unwrap().iter().map(|m| m.metric.name).collect();
+    assert_eq!(rows, ["fs.seq_write_buffered_bw"]);
+}
