@@ -516,7 +516,13 @@ fn main() -> ExitCode {
         Command::Report { dir } => folders::report(&dir),
     };
     match result {
-        Ok(code) => code,
+        Ok(code) => {
+            // The command ended and its guards removed what it made: the
+            // next start need not sweep for this process
+            // (harness/src/leftovers.rs, the owners folder).
+            isobench_harness::leftovers::unmark_owner();
+            code
+        }
         Err(e) => {
             eprintln!("isobench: {}", one_line(&e));
             ExitCode::from(2)

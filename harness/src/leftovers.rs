@@ -33,12 +33,17 @@ pub fn name(rest: impl Display) -> String {
 /// rootfs caches' temp builds), written before the first such thing is
 /// made, so that a sweep that finds no entry of a dead process knows that
 /// no dead process left anything and skips reading every place
-/// ([`needs_sweep`]), as a pid file tells a daemon's start whether its
+/// ([`dead_owners`]), as a pid file tells a daemon's start whether its
 /// predecessor ended cleanly. In the temp dir, sticky and writable by
 /// every user like the temp dir itself, so root's sweep sees every user's
 /// owners.
 pub fn owners_dir() -> PathBuf {
-    std::env::temp_dir().join(".isobench-owners")
+    owners_dir_in(&std::env::temp_dir())
+}
+
+/// The owners folder of processes whose temp dir is `base`.
+pub fn owners_dir_in(base: &Path) -> PathBuf {
+    base.join(".isobench-owners")
 }
 
 /// The owners folder's mode: everyone may add an entry, only its owner may
@@ -84,7 +89,12 @@ fn owner_entry(pid: i32) -> String {
 /// dead process can exist), `None` when the folder cannot be read (then
 /// only a whole sweep can tell).
 pub fn dead_owners() -> Option<Vec<PathBuf>> {
-    let entries = match std::fs::read_dir(owners_dir()) {
+    dead_owners_in(&std::env::temp_dir())
+}
+
+/// [`dead_owners`] of processes whose temp dir is `base`.
+pub fn dead_owners_in(base: &Path) -> Option<Vec<PathBuf>> {
+    let entries = match std::fs::read_dir(owners_dir_in(base)) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(Vec::new()),
         Err(_) => return None,
@@ -98,7 +108,11 @@ pub fn forget_owners(dead: &[PathBuf]) {
     for entry in dead {
         let _ = std::fs::remove_file(entry);
     }
-    let _ = std::fs::remove_dir(owners_dir());
+    // Their folder, when that left it empty.
+    let folders: std::collections::BTreeSet<&Path> = dead.iter().filter_map(|e| e.parent()).collect();
+    for folder in folders {
+        let _ = std::fs::remove_dir(folder);
+    }
 }
 
 /// `isobench-<pid>-<what>-`: the prefix of a new temp dir of this process

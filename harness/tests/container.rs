@@ -535,6 +535,10 @@ fn rootless_helper() {
     let res = env::Instance::agent(&mut inst).run(&req).unwrap();
     println!("agent pid={} iterations={}", env::Instance::info(&inst).pid, res.iterations);
     env::Instance::shutdown(Box::new(inst)).unwrap();
+    // A clean end, as isobench's main has it: nothing of this process is
+    // left for a sweep to find.
+    drop(c);
+    isobench_harness::leftovers::unmark_owner();
     std::io::stdout().flush().unwrap();
 }
 
@@ -672,6 +676,11 @@ fn rshared_host_helper() {
     assert_eq!((status, out.trim()), (0, "1"), "pivot_root still works after the kill");
     // What the killed launcher could not remove, the next start's sweep does.
     isobench_harness::leftovers::sweep_temp_dirs(base.path());
+    // The killed launcher's owner entry is what made that sweep look; once
+    // it found everything, the entry is forgotten (cleanup::sweep's order).
+    let dead = isobench_harness::leftovers::dead_owners_in(base.path()).unwrap();
+    assert!(dead.iter().any(|e| e.ends_with(format!("isobench-{looper_pid}-owner"))), "the killed launcher asks for a sweep: {dead:?}");
+    isobench_harness::leftovers::forget_owners(&dead);
     assert_eq!(std::fs::read_dir(base.path()).unwrap().count(), 0);
     container::cgroup::sweep();
     let prefix = format!("isobench-{looper_pid}-");

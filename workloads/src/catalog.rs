@@ -771,7 +771,7 @@ mod tests {
         assert_eq!(names("env,mem"), ["env.start", "mem.copy_bw"]);
         assert!(names("syscall").iter().all(|n| n.starts_with("syscall.")));
         let e = "cpux".parse::<MetricSelection>().unwrap_err().to_string();
-        assert!(e.contains("spawn, syscall, ipc, net, control") && e.contains("(env, cpu, mem)"), "{e}");
+        assert!(e.contains("spawn, syscall, ipc, net, fs, control") && e.contains("(env, cpu, mem)"), "{e}");
     }
 
     #[test]
