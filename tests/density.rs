@@ -296,6 +296,12 @@ fn a_vm_storm_records_the_guests_ram_and_translation_cache_and_leaves_no_qemu() 
     }
     let mem = &vm["vm"];
     assert!(mem["guest_ram_mib"].as_u64().unwrap() > 0 && mem["guest_ram_resident_kib"].as_u64().unwrap() > 0, "{mem}");
+    // The guest's own view: its kernel manages less than the RAM QEMU gave
+    // it (firmware and the kernel's own image are taken first), and part of
+    // it is in use.
+    let view = &mem["guest_view"];
+    let (total, avail) = (view["mem_total_kib"].as_u64().unwrap(), view["mem_available_kib"].as_u64().unwrap());
+    assert!(total <= mem["guest_ram_mib"].as_u64().unwrap() * 1024 && avail < total && view["agent_rss_kib"].as_u64().unwrap() > 0, "{mem}");
     if mem["accelerator"] == "tcg" {
         assert!(mem["tcg_cache_reserved_kib"].as_u64().unwrap() >= mem["tcg_cache_resident_kib"].as_u64().unwrap(), "{mem}");
         assert!(vm["label"].as_str().unwrap().contains("emulated (TCG)"), "{vm}");

@@ -38,6 +38,7 @@ fn info_with(timer_overhead_ns: f64, noop: &std::path::Path) -> AgentInfo {
         version: env!("CARGO_PKG_VERSION").to_string(),
         metrics: catalog::CATALOG.iter().filter(|m| !m.host_timed).map(|m| m.name.to_string()).collect(),
         security: crate::protocol::SecurityStatus::of_self(),
+        memory: crate::protocol::MemoryView::of_self(),
         spawn: Some(metrics::spawn::target(noop)),
     }
 }

@@ -232,6 +232,45 @@ pub struct AgentInfo {
     /// older agent or without /proc.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security: Option<SecurityStatus>,
+    /// The memory of the machine the agent runs on, as its own /proc
+    /// shows it when it answered (a guest's view of its RAM; in a
+    /// container, the host's, since /proc/meminfo is not namespaced);
+    /// `None` from an older agent or without /proc.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryView>,
+}
+
+/// /proc/meminfo's totals and the agent's own resident set (proc(5)), KiB.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct MemoryView {
+    /// MemTotal: the RAM the kernel manages.
+    pub mem_total_kib: u64,
+    /// MemAvailable: what could be allocated without swapping.
+    pub mem_available_kib: u64,
+    /// VmRSS of the agent itself (/proc/self/status).
+    pub agent_rss_kib: Option<u64>,
+}
+
+impl MemoryView {
+    /// From the texts of /proc/meminfo and /proc/self/status; `None` when
+    /// meminfo lacks MemTotal or MemAvailable (kernels before 3.14).
+    pub fn parse(meminfo: &str, status: &str) -> Option<MemoryView> {
+        let kib = |text: &str, name: &str| -> Option<u64> {
+            text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))?.trim().trim_end_matches("kB").trim().parse().ok()
+        };
+        Some(MemoryView {
+            mem_total_kib: kib(meminfo, "MemTotal")?,
+            mem_available_kib: kib(meminfo, "MemAvailable")?,
+            agent_rss_kib: kib(status, "VmRSS"),
+        })
+    }
+
+    /// This machine's, as the calling process sees it.
+    pub fn of_self() -> Option<MemoryView> {
+        let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+        MemoryView::parse(&meminfo, &std::fs::read_to_string("/proc/self/status").unwrap_or_default())
+    }
 }
 
 /// The privilege lines of /proc/self/status (proc(5)), as the kernel
@@ -425,6 +464,16 @@ mod tests {
         assert_eq!(SecurityStatus::parse("Name:\tx\n"), SecurityStatus::default());
         let me = SecurityStatus::of_self().unwrap();
         assert!(me.cap_eff.is_some() && me.seccomp.is_some());
+    }
+
+    #[test]
+    fn the_memory_view_reads_meminfo_and_the_agents_own_rss() {
+        let meminfo = "MemTotal:         254012 kB\nMemFree:          200000 kB\nMemAvailable:     221340 kB\n";
+        let v = MemoryView::parse(meminfo, "Name:\tagent\nVmRSS:\t    1234 kB\n").unwrap();
+        assert_eq!((v.mem_total_kib, v.mem_available_kib, v.agent_rss_kib), (254012, 221340, Some(1234)));
+        assert_eq!(MemoryView::parse("MemTotal: 1 kB\n", ""), None, "a kernel without MemAvailable");
+        let me = MemoryView::of_self().unwrap();
+        assert!(me.mem_available_kib <= me.mem_total_kib && me.agent_rss_kib.is_some_and(|r| r > 0), "{me:?}");
     }
 
     #[test]

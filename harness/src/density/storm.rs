@@ -68,6 +68,9 @@ struct Admission {
     latencies_ns: Vec<u64>,
     failures: BTreeMap<String, u32>,
     pids: Vec<u32>,
+    /// The first ready instance's own view of its machine's memory (the
+    /// guest's, for the vm).
+    guest_view: Option<isobench_workloads::protocol::MemoryView>,
     last_ready: Option<Instant>,
 }
 
@@ -156,6 +159,9 @@ pub fn run(
                                 a.ready += 1;
                                 a.latencies_ns.push(inst.ready_after().as_nanos() as u64);
                                 a.pids.extend(inst.host_pid());
+                                if a.guest_view.is_none() {
+                                    a.guest_view = inst.info().memory.clone();
+                                }
                                 a.last_ready = Some(Instant::now());
                             }
                             Err(e) => {
@@ -191,7 +197,8 @@ pub fn run(
         release.wait();
     });
     let a = shared.into_inner().unwrap_or_else(|e| e.into_inner());
-    let (memory, idle, vm) = match at_rest {
+    let guest_view = a.guest_view.clone();
+    let (memory, idle, mut vm) = match at_rest {
         Some(r) => {
             let (mut memory, idle, vm) = r?;
             std::thread::sleep(SETTLE);
@@ -201,6 +208,9 @@ pub fn run(
         }
         None => (None, None, None),
     };
+    if let Some(vm) = vm.as_mut() {
+        vm.guest_view = guest_view;
+    }
     let storm = Storm {
         requested: plan.requested,
         concurrency,

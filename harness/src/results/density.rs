@@ -87,6 +87,11 @@ pub struct VmMemory {
     pub tcg_cache_reserved_kib: Option<u64>,
     /// The resident part of the translation cache, KiB.
     pub tcg_cache_resident_kib: Option<u64>,
+    /// The guest's own view of its memory, from its agent at agent-ready
+    /// (/proc/meminfo inside the guest: MemTotal, MemAvailable; the agent's
+    /// VmRSS); absent from an older agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest_view: Option<isobench_workloads::protocol::MemoryView>,
 }
 
 /// N starts at concurrency C, then the instances held idle and measured.

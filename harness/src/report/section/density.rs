@@ -150,10 +150,15 @@ pub fn table(run: &DensityRun) -> String {
         let kib = |v: Option<u64>| v.map_or_else(|| "not found".into(), |k| format!("{} MiB", num(k as f64 / 1024.0)));
         let _ = writeln!(
             o,
-            "{}: guest RAM {} MiB (resident {}); {}. Each guest start gets an environment of its own (its own tap or forwarded ports), prepared before the start is asked: outside its latency, inside the storm's time.\n",
+            "{}: guest RAM {} MiB (resident {}{}); {}. Each guest start gets an environment of its own (its own tap or forwarded ports), prepared before the start is asked: outside its latency, inside the storm's time.\n",
             e.label,
             vm.guest_ram_mib,
             kib(vm.guest_ram_resident_kib),
+            vm.guest_view.as_ref().map_or_else(String::new, |g| format!(
+                "; inside, at agent-ready: MemTotal {} MiB, {} MiB in use by the guest's kernel and agent (MemTotal − MemAvailable)",
+                num(g.mem_total_kib as f64 / 1024.0),
+                num(g.mem_total_kib.saturating_sub(g.mem_available_kib) as f64 / 1024.0)
+            )),
             match vm.accelerator.as_str() {
                 "tcg" => format!(
                     "TCG translation cache (QEMU's default size, as every vm measurement runs): reserved {}, resident {}; \
