@@ -656,13 +656,13 @@ pub fn density(dir: &Path, run: &crate::results::density::DensityRun) -> Result<
         (Some(p), _) => draw_by_concurrency(
             SVGBackend::new(p, SIZE).into_drawing_area(),
             "start latency to agent-ready (ms): p50 solid, p99 thin ×",
-            "ms (log scale)",
+            "ms (log scale), lower is better",
             &latency,
         ),
         (_, Some(p)) => draw_by_concurrency(
             BitMapBackend::new(p, SIZE).into_drawing_area(),
             "start latency to agent-ready (ms): p50 solid, p99 thin ×",
-            "ms (log scale)",
+            "ms (log scale), lower is better",
             &latency,
         ),
         _ => Ok(()),
@@ -672,13 +672,13 @@ pub fn density(dir: &Path, run: &crate::results::density::DensityRun) -> Result<
         (Some(p), _) => draw_by_concurrency(
             SVGBackend::new(p, SIZE).into_drawing_area(),
             "start storm throughput (instances ready per second)",
-            "instances/s (log scale)",
+            "instances/s (log scale), higher is better",
             &rate,
         ),
         (_, Some(p)) => draw_by_concurrency(
             BitMapBackend::new(p, SIZE).into_drawing_area(),
             "start storm throughput (instances ready per second)",
-            "instances/s (log scale)",
+            "instances/s (log scale), higher is better",
             &rate,
         ),
         _ => Ok(()),
@@ -703,6 +703,10 @@ fn peer_color(env: &str) -> RGBColor {
 /// member says whether it is drawn thin with crosses (the p99s).
 type ConcurrencyLines = Vec<(String, String, Vec<(f64, f64)>)>;
 
+/// The density charts' legend column, px: the longest label
+/// (`crun (default, cgroups disabled)`) at 13 px.
+const LEGEND_WIDTH: u32 = 300;
+
 fn draw_by_concurrency<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     title: &str,
@@ -711,10 +715,12 @@ fn draw_by_concurrency<DB: DrawingBackend>(
 ) -> Result<(), String> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(e)?;
+    // The legend beside the plot, never over a point.
+    let (plot, legend) = root.split_horizontally(root.dim_in_pixel().0.saturating_sub(LEGEND_WIDTH));
     let points = groups.iter().flat_map(|(g, _)| g.iter().flat_map(|(_, _, p)| p.iter().copied())).filter(|p| p.1 > 0.0);
     let (xmax, ylo, yhi) = points.fold((1f64, f64::MAX, 0f64), |(x, lo, hi), p| (x.max(p.0), lo.min(p.1), hi.max(p.1)));
     let (ylo, yhi) = if yhi > 0.0 { (ylo / 1.5, yhi * 1.5) } else { (0.1, 1.0) };
-    let mut chart = ChartBuilder::on(&root)
+    let mut chart = ChartBuilder::on(&plot)
         .caption(title, (FONT, 18))
         .margin(15)
         .x_label_area_size(40)
@@ -725,34 +731,37 @@ fn draw_by_concurrency<DB: DrawingBackend>(
         .configure_mesh()
         .x_desc("concurrency C (starts in flight, log scale)")
         .y_desc(y_desc)
-        .x_label_formatter(&|x| num(*x))
+        .x_label_formatter(&|x| if (x - x.round()).abs() < 1e-9 { format!("{x:.0}") } else { String::new() })
         .y_label_formatter(&|y| num(*y))
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 14))
         .draw()
         .map_err(e)?;
     for (lines, thin) in groups {
-        for (env, label, pts) in lines {
+        for (env, _, pts) in lines {
             let color = peer_color(env);
             let pts: Vec<(f64, f64)> = pts.iter().copied().filter(|p| p.1 > 0.0).collect();
             let style = if *thin { color.stroke_width(1) } else { color.stroke_width(3) };
-            let series = chart.draw_series(LineSeries::new(pts.iter().copied(), style)).map_err(e)?;
+            chart.draw_series(LineSeries::new(pts.iter().copied(), style)).map_err(e)?;
             if !*thin {
-                series.label(label.clone()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(3)));
                 chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled()))).map_err(e)?;
             } else {
                 chart.draw_series(pts.iter().map(|&p| Cross::new(p, 5, color.stroke_width(2)))).map_err(e)?;
             }
         }
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .label_font((FONT, 14))
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(e)?;
+    let mut y = 60;
+    for (lines, _) in groups.iter().take(1) {
+        for (env, label, _) in lines {
+            let color = peer_color(env);
+            legend.draw(&PathElement::new(vec![(8, y), (28, y)], color.stroke_width(3))).map_err(e)?;
+            legend.draw(&Text::new(label.clone(), (34, y - 7), (FONT, 13))).map_err(e)?;
+            y += 22;
+        }
+    }
+    if groups.iter().any(|(_, thin)| *thin) {
+        legend.draw(&Text::new("thin ×: p99", (8, y + 4), (FONT, 13))).map_err(e)?;
+    }
     root.present().map_err(e)
 }
 
