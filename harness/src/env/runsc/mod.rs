@@ -404,6 +404,38 @@ impl SandboxNet {
     }
 }
 
+/// A start's network: netstack on a veth of its own ([`SandboxNet`]), or
+/// under `docker`'s bridge the namespace runc and crun join, `eth0` on a
+/// bridge of the run's namespace with the published port's NAT
+/// ([`oci::BridgedNet`]), which runsc's netstack takes over the same way.
+enum StartNet {
+    Veth(SandboxNet),
+    Bridged(oci::BridgedNet),
+}
+
+impl StartNet {
+    fn create(bridged: bool) -> Result<StartNet, String> {
+        match bridged {
+            true => oci::BridgedNet::create_as(PathKind::NetstackBridgeNat).map(StartNet::Bridged),
+            false => SandboxNet::create().map(StartNet::Veth),
+        }
+    }
+
+    fn netns_path(&self) -> &Path {
+        match self {
+            StartNet::Veth(n) => n.netns.path(),
+            StartNet::Bridged(n) => n.netns.path(),
+        }
+    }
+
+    fn endpoint(&self) -> &Endpoint {
+        match self {
+            StartNet::Veth(n) => &n.endpoint,
+            StartNet::Bridged(n) => &n.endpoint,
+        }
+    }
+}
+
 impl Environment for Runsc {
     fn kind(&self) -> EnvKind {
         EnvKind::Runsc
@@ -412,7 +444,7 @@ impl Environment for Runsc {
     /// `runsc (ptrace, default)`: the platform first, then the profile.
     fn label(&self) -> String {
         let mut profile = self.profile.label();
-        let missing: Vec<&str> = self.profile.layers().iter().filter(|l| !applied_by_runsc(**l)).map(|l| l.as_str()).collect();
+        let missing: Vec<&str> = self.profile.layers().iter().filter(|l| !self.applies(**l)).map(|l| l.as_str()).collect();
         if !missing.is_empty() {
             profile = format!("{profile} without {}", missing.join(", "));
         }
@@ -431,8 +463,16 @@ impl Environment for Runsc {
             "namespaces": self.namespaces.names(),
             "platform": self.verdict.metadata(),
             "network": {
-                "mode": "--network=sandbox: gVisor's netstack on the veth eth0 of a network namespace of the start's own, whose peer is in the run's namespace",
-                "env_start": "env.start includes making that namespace and veth (runsc takes them over at boot); the container's env.start makes its veth later",
+                "mode": if self.bridged() {
+                    "netstack+bridge+NAT: --network=sandbox, gVisor's netstack on the eth0 of a network namespace of the start's own, a veth on a bridge of the run's namespace, the published port DNAT'd to it there (the namespace runc and crun join under docker)"
+                } else {
+                    "--network=sandbox: gVisor's netstack on the veth eth0 of a network namespace of the start's own, whose peer is in the run's namespace"
+                },
+                "env_start": if self.bridged() {
+                    "env.start includes making that namespace, veth, bridge and NAT table (phase network_ready; runsc takes eth0 over at boot); the container's env.start makes its bridge later"
+                } else {
+                    "env.start includes making that namespace and veth (runsc takes them over at boot); the container's env.start makes its veth later"
+                },
                 "proc_sys_net_hidden": self.hide_proc_sys_net.then_some(
                     "runsc ran in a private mount namespace with an empty tmpfs over /proc/sys/net: this kernel shows net.core.rmem_default in every network namespace, which runsc 20221219 takes for the root namespace and refuses"),
                 "startup_noop": "--network=none (netstack with loopback only)",
@@ -445,16 +485,17 @@ impl Environment for Runsc {
 
     fn start(&mut self) -> Result<Box<dyn Instance>, EnvError> {
         let t0 = Instant::now();
-        let net = SandboxNet::create().map_err(|reason| EnvError::Start { env: ENV, reason: format!("the sandbox's network: {reason}") })?;
+        let net =
+            StartNet::create(self.bridged()).map_err(|reason| EnvError::Start { env: ENV, reason: format!("the sandbox's network: {reason}") })?;
         let network_ms = t0.elapsed().as_secs_f64() * 1e3;
         let id = container_id(ENV);
-        let spec = sandbox_config(&self.bundle, &self.profile, self.namespaces, &oci::agent_args(), &id, Some(net.netns.path()))
+        let spec = sandbox_config(&self.bundle, &self.profile, self.namespaces, &oci::agent_args(), &id, Some(net.netns_path()))
             .map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
         self.bundle.write_config(&spec).map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
         let runtime = self.runtime();
         let cmd =
             runtime.run(self.bundle.dir(), &id, self.verdict.platform, Network::Sandbox, self.profile.seccomp().is_some(), self.hide_proc_sys_net);
-        let endpoint = net.endpoint.clone();
+        let endpoint = net.endpoint().clone();
         let cleanup: Cleanup = Box::new(move || {
             runtime.delete(&id);
             drop(net);
@@ -485,7 +526,7 @@ impl Runsc {
                 }
             };
             o.insert("under_runsc".into(), applied.into());
-            let (applied, not): (Vec<Layer>, Vec<Layer>) = self.profile.layers().iter().partition(|l| applied_by_runsc(**l));
+            let (applied, not): (Vec<Layer>, Vec<Layer>) = self.profile.layers().iter().partition(|l| self.applies(**l));
             o.insert("layers".into(), serde_json::json!(applied));
             if !not.is_empty() {
                 o.insert("layers_not_applied".into(), serde_json::json!(not));
@@ -495,15 +536,27 @@ impl Runsc {
     }
 }
 
-/// The layers of a profile runsc's containers get: the hardening and the
-/// seccomp filter through config.json. Not the overlay (the Sentry's gofer
-/// serves the bundle's root itself, and gVisor's own `--overlay` is another
-/// filesystem than the kernel's overlayfs) nor the bridge (netstack's veth
-/// is not a container veth: its path is `netstack`, and a bridge in front
-/// of it is not measured yet); run.json lists them as `layers_not_applied`
-/// and the label says `without overlay, bridge`.
-fn applied_by_runsc(layer: Layer) -> bool {
-    matches!(layer, Layer::Hardening | Layer::Seccomp)
+impl Runsc {
+    /// Whether runsc's containers get `layer`: the hardening and the seccomp
+    /// filter through config.json, the bridge through the network namespace
+    /// named there (netstack takes over its bridged `eth0`). Not the overlay
+    /// (the Sentry's gofer serves the bundle's root itself); run.json lists
+    /// what is not applied as `layers_not_applied` and the label says
+    /// `without overlay`.
+    fn applies(&self, layer: Layer) -> bool {
+        match layer {
+            Layer::Hardening | Layer::Seccomp => true,
+            Layer::Bridge => self.bridged(),
+            Layer::Overlay => false,
+        }
+    }
+
+    /// `docker`'s bridge: each start's sandbox takes its network from a
+    /// namespace isobench bridged and NAT'd ([`StartNet::Bridged`]); needs
+    /// a network namespace in the set.
+    fn bridged(&self) -> bool {
+        self.profile.has(Layer::Bridge) && self.namespaces.contains(crate::container::Namespace::Net)
+    }
 }
 
 impl NoopStart for Runsc {
