@@ -379,7 +379,7 @@ fn hide_cgroup2(cmd: &mut Command) {
 /// `hide_cgroup2`, the hybrid cgroup2 mount is gone as in [`hide_cgroup2`].
 /// The host's mount table is untouched, and the overlay goes with the
 /// runtime's process and its container.
-fn mount_overlay_then_exec(cmd: &mut Command, steps: Arc<Vec<Step>>, hide_cgroup2: bool) {
+pub(super) fn mount_overlay_then_exec(cmd: &mut Command, steps: Arc<Vec<Step>>, hide_cgroup2: bool) {
     // SAFETY: the closure runs between fork and exec; it makes unshare(2),
     // mount(2), umount2(2) on a static C string and the steps' syscalls on
     // C strings made before the fork (`rootfs::apply` allocates nothing,

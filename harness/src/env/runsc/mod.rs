@@ -55,6 +55,7 @@ use super::{EnvError, EnvKind, Environment, Instance, Options};
 use crate::agent::AgentClient;
 use crate::container::net::{Link, RunNetns};
 use crate::container::profile::{Layer, PreparedProfile, Profile};
+use crate::container::rootfs::{OverlayStage, Step};
 use crate::container::NamespaceSet;
 use crate::leftovers;
 use crate::workloads::Noop;
@@ -92,6 +93,10 @@ pub struct Runsc {
     verdict: Verdict,
     /// runsc must not see /proc/sys/net (see the module docs).
     hide_proc_sys_net: bool,
+    /// `docker`'s overlay root, as runc's ([`oci::OciEnvironment`]): the
+    /// stage whose `merged` is every container's `root.path`, and the
+    /// steps that mount it in `runsc run`'s private mount namespace.
+    overlay: Option<(OverlayStage, Arc<Vec<Step>>)>,
     // Dropped last: runsc's state lives in it.
     bundle: OciBundle,
 }
@@ -115,7 +120,16 @@ impl Runsc {
         let version = peer::version(&binary);
         let namespaces = opts.container.namespaces.unwrap_or(NamespaceSet::DEFAULT);
         let hide_proc_sys_net = root_ns_marker_everywhere().map_err(|e| unavailable(format!("the run's network namespace: {e}")))?;
-        let mut env = Runsc { binary, version, namespaces, profile, verdict: placeholder_verdict(), hide_proc_sys_net, bundle };
+        let overlay = match profile.has(Layer::Overlay) {
+            true => {
+                let start = |e: crate::container::rootfs::RootfsError| EnvError::Start { env: ENV, reason: e.to_string() };
+                let stage = OverlayStage::prepare(bundle.rootfs(), profile.overlay_upper()).map_err(start)?;
+                let steps = Arc::new(stage.steps().map_err(start)?);
+                Some((stage, steps))
+            }
+            false => None,
+        };
+        let mut env = Runsc { binary, version, namespaces, profile, verdict: placeholder_verdict(), hide_proc_sys_net, overlay, bundle };
         let key = ProbeKey::new(env.version.as_deref().unwrap_or("unknown"));
         let cache = crate::paths::cache_dir().join(platform::CACHE_FILE);
         env.verdict = platform::decide_with(opts.gvisor_platform, &key, &cache, |p| env.probe(p, platform::PROBE_TIMEOUT))
@@ -146,7 +160,13 @@ impl Runsc {
     }
 
     fn runtime(&self) -> Runtime {
-        Runtime { binary: self.binary.clone(), state_root: self.bundle.state_root() }
+        Runtime { binary: self.binary.clone(), state_root: self.bundle.state_root(), overlay: self.overlay.as_ref().map(|(_, s)| Arc::clone(s)) }
+    }
+
+    /// The containers' `root.path`: the overlay's merged view under
+    /// `docker` (the image its lowerdir, never written), else the image.
+    fn root(&self) -> PathBuf {
+        self.overlay.as_ref().map_or_else(|| self.bundle.rootfs().to_path_buf(), |(stage, _)| stage.merged())
     }
 }
 
@@ -167,6 +187,10 @@ fn root_ns_marker_everywhere() -> Result<bool, crate::container::net::NetError> 
 struct Runtime {
     binary: PathBuf,
     state_root: PathBuf,
+    /// `docker`'s overlay: the steps that mount it on the containers'
+    /// `root.path`, run by `runsc run` in a private mount namespace before
+    /// exec (its gofer, a child, serves the merged view from there).
+    overlay: Option<Arc<Vec<Step>>>,
 }
 
 impl Runtime {
@@ -184,6 +208,9 @@ impl Runtime {
             cmd.arg("--oci-seccomp");
         }
         cmd.arg("run").arg("--bundle").arg(bundle).arg(id);
+        if let Some(steps) = &self.overlay {
+            oci::mount_overlay_then_exec(&mut cmd, Arc::clone(steps), false);
+        }
         if network == Network::Sandbox && hide_proc_sys_net {
             hide_proc_sys_net_of(&mut cmd);
         }
@@ -281,19 +308,21 @@ fn hide_proc_sys_net_of(cmd: &mut Command) {
 }
 
 /// The config of one container of `runsc`: the bundle's (as runc gets it)
-/// with the profile, and the network namespace at `netns` when given.
+/// on `root` (the image, or the overlay's merged view) with the profile, and the network namespace at `netns` when given.
 fn sandbox_config(
     bundle: &OciBundle,
+    root: &Path,
     profile: &PreparedProfile,
     namespaces: NamespaceSet,
     args: &[String],
     id: &str,
     netns: Option<&Path>,
 ) -> Result<Spec, oci::OciError> {
-    let mut spec = config(bundle.rootfs(), namespaces, args, &crate::container::default_hostname(), &CgroupUse::Path(format!("/{id}")))?;
+    let mut spec = config(root, namespaces, args, &crate::container::default_hostname(), &CgroupUse::Path(format!("/{id}")))?;
     apply_profile(&mut spec, profile)?;
     drop_unknown_capabilities(&mut spec);
-    if bundle.prepared_rootfs().read_only() {
+    // The overlay's merged view is writable whatever the image is.
+    if root == bundle.rootfs() && bundle.prepared_rootfs().read_only() {
         read_only_root(&mut spec)?;
     }
     if let Some(path) = netns {
@@ -346,9 +375,10 @@ pub fn probe_platform(
 ) -> Result<Duration, ProbeFailure> {
     let fail = |reason: String, cacheable: bool| ProbeFailure { reason, cacheable };
     let id = container_id("runsc-probe");
-    let spec = sandbox_config(bundle, profile, namespaces, &noop_args(Noop::Static), &id, None).map_err(|e| fail(e.to_string(), false))?;
+    let spec =
+        sandbox_config(bundle, bundle.rootfs(), profile, namespaces, &noop_args(Noop::Static), &id, None).map_err(|e| fail(e.to_string(), false))?;
     bundle.write_config(&spec).map_err(|e| fail(e.to_string(), false))?;
-    let runtime = Runtime { binary: binary.to_path_buf(), state_root: bundle.state_root() };
+    let runtime = Runtime { binary: binary.to_path_buf(), state_root: bundle.state_root(), overlay: None };
     let log = bundle.dir().join(format!("probe-{platform}.log"));
     let err = std::fs::File::create(&log).map_err(|e| fail(format!("create {}: {e}", log.display()), false))?;
     let mut cmd = runtime.run(bundle.dir(), &id, platform, Network::None, profile.seccomp().is_some(), false);
@@ -489,7 +519,7 @@ impl Environment for Runsc {
             StartNet::create(self.bridged()).map_err(|reason| EnvError::Start { env: ENV, reason: format!("the sandbox's network: {reason}") })?;
         let network_ms = t0.elapsed().as_secs_f64() * 1e3;
         let id = container_id(ENV);
-        let spec = sandbox_config(&self.bundle, &self.profile, self.namespaces, &oci::agent_args(), &id, Some(net.netns_path()))
+        let spec = sandbox_config(&self.bundle, &self.root(), &self.profile, self.namespaces, &oci::agent_args(), &id, Some(net.netns_path()))
             .map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
         self.bundle.write_config(&spec).map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
         let runtime = self.runtime();
@@ -531,6 +561,14 @@ impl Runsc {
             if !not.is_empty() {
                 o.insert("layers_not_applied".into(), serde_json::json!(not));
             }
+            if let Some((stage, _)) = &self.overlay {
+                let mut record = serde_json::to_value(stage.record()).unwrap_or_default();
+                record["mounted_by"] = "isobench, in runsc run's own private mount namespace before exec; config.json's root.path is the merged \
+                                        directory, which runsc's gofer (a child of runsc run) serves to the Sentry: the kernel's overlayfs, as runc gets it, \
+                                        not runsc's own --overlay"
+                    .into();
+                o.insert("overlay".into(), record);
+            }
         }
         m
     }
@@ -547,7 +585,7 @@ impl Runsc {
         match layer {
             Layer::Hardening | Layer::Seccomp => true,
             Layer::Bridge => self.bridged(),
-            Layer::Overlay => false,
+            Layer::Overlay => self.overlay.is_some(),
         }
     }
 
@@ -564,7 +602,7 @@ impl NoopStart for Runsc {
     /// namespace), so a start-to-exit has no veth to make.
     fn noop_command(&mut self, noop: Noop) -> Result<PeerCommand, EnvError> {
         let id = container_id(ENV);
-        let spec = sandbox_config(&self.bundle, &self.profile, self.namespaces, &noop_args(noop), &id, None)
+        let spec = sandbox_config(&self.bundle, &self.root(), &self.profile, self.namespaces, &noop_args(noop), &id, None)
             .map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
         self.bundle.write_config(&spec).map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
         let runtime = self.runtime();
