@@ -22,6 +22,17 @@
 //! crosses netstack and the veth. The no-op starts of `isobench startup` run
 //! with `--network=none` (loopback only, as runc's new empty namespace).
 //!
+//! Under `--profile docker` runsc gets every layer runc gets, from the same
+//! code ([`super::oci`]): the namespace a start names is the bridged one
+//! runc joins ([`oci::BridgedNet`]: `eth0` on a bridge of the run's
+//! namespace, the published port DNAT'd there), which netstack takes over
+//! as it takes the plain veth (path `netstack+bridge+NAT`); and the root is
+//! the kernel's overlayfs on the image, mounted by `runsc run`'s own process
+//! in a private mount namespace before exec
+//! ([`oci::mount_overlay_then_exec`]) and named as `root.path`, so runsc's
+//! gofer, its child, serves the merged view to the Sentry (not runsc's own
+//! memory-backed `--overlay`, another filesystem).
+//!
 //! runsc 20221219 (Debian 12's) refuses to network "in the root network
 //! namespace", which it tells by /proc/sys/net/core/rmem_default existing;
 //! kernels that show that sysctl in every namespace (6.18 here) make it
