@@ -6,7 +6,8 @@
 //! container's boundary crosses a bridge and a DNAT'd published port made
 //! in the run's namespace, and the host's own ruleset is byte-identical
 //! before and after; runc and crun under `--profile docker` cross the same
-//! bridge and DNAT, with every layer named in run.json.
+//! bridge and DNAT, with every layer named in run.json; so does runsc,
+//! whose netstack drives the bridged eth0 (`netstack+bridge+NAT`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -29,6 +30,7 @@ fn main() {
         trial!(container_boundary_goes_through_a_veth_that_is_gone_afterwards).needs(&[Root]),
         trial!(docker_boundary_crosses_a_bridge_and_a_dnat_and_leaves_the_hosts_rules_as_they_were).needs(&[Root, Nft, SeccompProfile]),
         trial!(runc_and_crun_under_docker_cross_the_same_bridge_and_dnat_and_leave_nothing).needs(&[Root, Nft, SeccompProfile, Runc, Crun]),
+        trial!(runsc_under_docker_crosses_the_bridge_and_dnat_through_netstack_and_leaves_nothing).needs(&[Root, Nft, SeccompProfile, Runsc]),
         trial!(vm_boundary_goes_through_a_tap_or_slirp_and_leaves_no_qemu_or_namespace).needs(&[Root, Qemu, GuestImage, Tun]),
         trial!(exec_net_modes_none_loopback_and_veth).needs(&[Root, Busybox]),
         trial!(veth_refusals_are_one_clear_line).needs(&[Root, Nobody]),
@@ -271,6 +273,38 @@ fn runc_and_crun_under_docker_cross_the_same_bridge_and_dnat_and_leave_nothing()
     }
     let report = std::fs::read_to_string(d.path().join("report.md")).unwrap();
     assert!(report.contains("| runc (docker) · veth+bridge+NAT"), "the rows name the profile and the path:\n{report}");
+    assert!(netns_of(pid).is_empty(), "left behind: {:?}", netns_of(pid));
+    assert_eq!(host_links(), links_before, "links in the host's namespace");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&format!("isobench-{pid}-")), "a mount of the run is left on the host");
+    assert_eq!(host_rules(), before, "the host's nftables and iptables rules are byte-identical");
+}
+
+/// runsc under `--profile docker`: the sandbox's netstack takes over the
+/// bridged `eth0` runc and crun join, the boundary rows say
+/// `netstack+bridge+NAT`, run.json lists the bridge among the layers
+/// applied, and nothing is left: no namespace, no link, the host's rules
+/// byte-identical.
+fn runsc_under_docker_crosses_the_bridge_and_dnat_through_netstack_and_leaves_nothing() {
+    let before = host_rules();
+    let links_before = host_links();
+    let d = tempfile::tempdir().unwrap();
+    let (pid, o) = run_boundary("runsc", d.path(), &["--profile", "docker"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_rows(d.path(), &["runsc"]);
+    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(d.path().join("run.json")).unwrap()).unwrap();
+    let e = &run["environments"]["runsc"];
+    let b = &e["boundary"];
+    assert_eq!(b["path"], "netstack_bridge_nat", "{b}");
+    assert_eq!(b["forwards"]["tcp"], serde_json::json!([8080, 18080]), "the published port: {b}");
+    let (published, container) = (b["host_side_connects_to"].as_str().unwrap(), b["environment_address"].as_str().unwrap());
+    assert!(published.starts_with("10.199.") && published.ends_with(".1") && container.ends_with(".2"), "{b}");
+    assert_eq!(e["metadata"]["profile"]["layers"], serde_json::json!(["hardening", "seccomp", "overlay", "bridge"]), "{}", e["metadata"]["profile"]);
+    assert!(e["metadata"]["profile"].get("layers_not_applied").is_none(), "{}", e["metadata"]["profile"]);
+    assert!(e["metadata"]["network"]["mode"].as_str().unwrap().starts_with("netstack+bridge+NAT"), "{}", e["metadata"]["network"]);
+    let report = std::fs::read_to_string(d.path().join("report.md")).unwrap();
+    // `runsc (<platform>, docker)`: no layer missing; the rows name the path.
+    assert!(report.contains(", docker) · netstack+bridge+NAT"), "the rows name the profile and the path:\n{report}");
     assert!(netns_of(pid).is_empty(), "left behind: {:?}", netns_of(pid));
     assert_eq!(host_links(), links_before, "links in the host's namespace");
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();

@@ -28,6 +28,11 @@ pub enum PathKind {
     /// namespace, the host side connecting to a published port that
     /// nftables DNATs to the container and masquerades (`--profile docker`).
     VethBridgeNat,
+    /// Docker's bridge network in front of gVisor's netstack: the veth of
+    /// [`PathKind::VethBridgeNat`] (bridge, published port DNAT'd and
+    /// masqueraded in the run's namespace) whose container end runsc's
+    /// netstack drives (`--profile docker` under runsc).
+    NetstackBridgeNat,
     /// A tap device in the run's network namespace, virtio-net in the guest.
     Tap,
     /// QEMU's user-mode network (slirp) with ports forwarded on loopback: a
@@ -46,6 +51,9 @@ impl PathKind {
             PathKind::Netstack => "veth pair (MTU 1500) from the run's network namespace into gVisor's netstack (runsc --network=sandbox)",
             PathKind::VethBridgeNat => {
                 "veth+bridge+NAT: veth pair on a Linux bridge of the run's network namespace, published port DNAT'd and masqueraded by nftables there"
+            }
+            PathKind::NetstackBridgeNat => {
+                "netstack+bridge+NAT: veth pair on a Linux bridge of the run's network namespace, published port DNAT'd and masqueraded by nftables there, its container end driven by gVisor's netstack (runsc --network=sandbox)"
             }
             PathKind::Tap => "tap (MTU 1500) in the run's network namespace + virtio-net (QEMU's userspace backend, no vhost-net)",
             PathKind::Slirp => "user-mode networking (slirp)",

@@ -379,7 +379,7 @@ fn hide_cgroup2(cmd: &mut Command) {
 /// `hide_cgroup2`, the hybrid cgroup2 mount is gone as in [`hide_cgroup2`].
 /// The host's mount table is untouched, and the overlay goes with the
 /// runtime's process and its container.
-fn mount_overlay_then_exec(cmd: &mut Command, steps: Arc<Vec<Step>>, hide_cgroup2: bool) {
+pub(super) fn mount_overlay_then_exec(cmd: &mut Command, steps: Arc<Vec<Step>>, hide_cgroup2: bool) {
     // SAFETY: the closure runs between fork and exec; it makes unshare(2),
     // mount(2), umount2(2) on a static C string and the steps' syscalls on
     // C strings made before the fork (`rootfs::apply` allocates nothing,
@@ -730,15 +730,22 @@ pub fn join_network_namespace(spec: &mut Spec, path: &Path) -> Result<(), OciErr
 /// its own (`isobench-<pid>-<n>` in /run/netns, swept by name) holding
 /// `eth0`, whose veth's other end is on a bridge of the run's namespace with
 /// the published port's NAT table, as isobench's container gets it.
-struct BridgedNet {
-    endpoint: Endpoint,
+pub(super) struct BridgedNet {
+    pub(super) endpoint: Endpoint,
     // Dropped in this order: the table, veth and bridge, then the namespace.
     _bridged: BridgedVeth,
-    netns: RunNetns,
+    pub(super) netns: RunNetns,
 }
 
 impl BridgedNet {
+    /// runc's and crun's: the path is [`PathKind::VethBridgeNat`].
     fn create() -> Result<BridgedNet, String> {
+        Self::create_as(PathKind::VethBridgeNat)
+    }
+
+    /// The bridged namespace, its endpoint's path named `path` (runsc's
+    /// netstack drives the same `eth0`: [`PathKind::NetstackBridgeNat`]).
+    pub(super) fn create_as(path: PathKind) -> Result<BridgedNet, String> {
         static SEQ: AtomicU32 = AtomicU32::new(0);
         let run_ns: Arc<RunNetns> = RunNetns::shared().map_err(|e| e.to_string())?;
         let subnet = run_ns.try_allocate_subnet().map_err(|e| e.to_string())?;
@@ -748,7 +755,7 @@ impl BridgedNet {
             .add_bridged_veth(&format!("obr{n}"), &format!("obv{n}"), netns.file().as_fd(), CONTAINER_IF, &subnet)
             .map_err(|e| e.to_string())?;
         let endpoint = Endpoint {
-            path: PathKind::VethBridgeNat,
+            path,
             netns: Some(run_ns),
             bind: subnet.peer.into(),
             connect: bridged.published.into(),

@@ -22,6 +22,17 @@
 //! crosses netstack and the veth. The no-op starts of `isobench startup` run
 //! with `--network=none` (loopback only, as runc's new empty namespace).
 //!
+//! Under `--profile docker` runsc gets every layer runc gets, from the same
+//! code ([`super::oci`]): the namespace a start names is the bridged one
+//! runc joins ([`oci::BridgedNet`]: `eth0` on a bridge of the run's
+//! namespace, the published port DNAT'd there), which netstack takes over
+//! as it takes the plain veth (path `netstack+bridge+NAT`); and the root is
+//! the kernel's overlayfs on the image, mounted by `runsc run`'s own process
+//! in a private mount namespace before exec
+//! ([`oci::mount_overlay_then_exec`]) and named as `root.path`, so runsc's
+//! gofer, its child, serves the merged view to the Sentry (not runsc's own
+//! memory-backed `--overlay`, another filesystem).
+//!
 //! runsc 20221219 (Debian 12's) refuses to network "in the root network
 //! namespace", which it tells by /proc/sys/net/core/rmem_default existing;
 //! kernels that show that sysctl in every namespace (6.18 here) make it
@@ -55,6 +66,7 @@ use super::{EnvError, EnvKind, Environment, Instance, Options};
 use crate::agent::AgentClient;
 use crate::container::net::{Link, RunNetns};
 use crate::container::profile::{Layer, PreparedProfile, Profile};
+use crate::container::rootfs::{OverlayStage, Step};
 use crate::container::NamespaceSet;
 use crate::leftovers;
 use crate::workloads::Noop;
@@ -92,6 +104,10 @@ pub struct Runsc {
     verdict: Verdict,
     /// runsc must not see /proc/sys/net (see the module docs).
     hide_proc_sys_net: bool,
+    /// `docker`'s overlay root, as runc's ([`oci::OciEnvironment`]): the
+    /// stage whose `merged` is every container's `root.path`, and the
+    /// steps that mount it in `runsc run`'s private mount namespace.
+    overlay: Option<(OverlayStage, Arc<Vec<Step>>)>,
     // Dropped last: runsc's state lives in it.
     bundle: OciBundle,
 }
@@ -115,7 +131,16 @@ impl Runsc {
         let version = peer::version(&binary);
         let namespaces = opts.container.namespaces.unwrap_or(NamespaceSet::DEFAULT);
         let hide_proc_sys_net = root_ns_marker_everywhere().map_err(|e| unavailable(format!("the run's network namespace: {e}")))?;
-        let mut env = Runsc { binary, version, namespaces, profile, verdict: placeholder_verdict(), hide_proc_sys_net, bundle };
+        let overlay = match profile.has(Layer::Overlay) {
+            true => {
+                let start = |e: crate::container::rootfs::RootfsError| EnvError::Start { env: ENV, reason: e.to_string() };
+                let stage = OverlayStage::prepare(bundle.rootfs(), profile.overlay_upper()).map_err(start)?;
+                let steps = Arc::new(stage.steps().map_err(start)?);
+                Some((stage, steps))
+            }
+            false => None,
+        };
+        let mut env = Runsc { binary, version, namespaces, profile, verdict: placeholder_verdict(), hide_proc_sys_net, overlay, bundle };
         let key = ProbeKey::new(env.version.as_deref().unwrap_or("unknown"));
         let cache = crate::paths::cache_dir().join(platform::CACHE_FILE);
         env.verdict = platform::decide_with(opts.gvisor_platform, &key, &cache, |p| env.probe(p, platform::PROBE_TIMEOUT))
@@ -146,7 +171,13 @@ impl Runsc {
     }
 
     fn runtime(&self) -> Runtime {
-        Runtime { binary: self.binary.clone(), state_root: self.bundle.state_root() }
+        Runtime { binary: self.binary.clone(), state_root: self.bundle.state_root(), overlay: self.overlay.as_ref().map(|(_, s)| Arc::clone(s)) }
+    }
+
+    /// The containers' `root.path`: the overlay's merged view under
+    /// `docker` (the image its lowerdir, never written), else the image.
+    fn root(&self) -> PathBuf {
+        self.overlay.as_ref().map_or_else(|| self.bundle.rootfs().to_path_buf(), |(stage, _)| stage.merged())
     }
 }
 
@@ -167,6 +198,10 @@ fn root_ns_marker_everywhere() -> Result<bool, crate::container::net::NetError> 
 struct Runtime {
     binary: PathBuf,
     state_root: PathBuf,
+    /// `docker`'s overlay: the steps that mount it on the containers'
+    /// `root.path`, run by `runsc run` in a private mount namespace before
+    /// exec (its gofer, a child, serves the merged view from there).
+    overlay: Option<Arc<Vec<Step>>>,
 }
 
 impl Runtime {
@@ -184,6 +219,9 @@ impl Runtime {
             cmd.arg("--oci-seccomp");
         }
         cmd.arg("run").arg("--bundle").arg(bundle).arg(id);
+        if let Some(steps) = &self.overlay {
+            oci::mount_overlay_then_exec(&mut cmd, Arc::clone(steps), false);
+        }
         if network == Network::Sandbox && hide_proc_sys_net {
             hide_proc_sys_net_of(&mut cmd);
         }
@@ -281,19 +319,21 @@ fn hide_proc_sys_net_of(cmd: &mut Command) {
 }
 
 /// The config of one container of `runsc`: the bundle's (as runc gets it)
-/// with the profile, and the network namespace at `netns` when given.
+/// on `root` (the image, or the overlay's merged view) with the profile, and the network namespace at `netns` when given.
 fn sandbox_config(
     bundle: &OciBundle,
+    root: &Path,
     profile: &PreparedProfile,
     namespaces: NamespaceSet,
     args: &[String],
     id: &str,
     netns: Option<&Path>,
 ) -> Result<Spec, oci::OciError> {
-    let mut spec = config(bundle.rootfs(), namespaces, args, &crate::container::default_hostname(), &CgroupUse::Path(format!("/{id}")))?;
+    let mut spec = config(root, namespaces, args, &crate::container::default_hostname(), &CgroupUse::Path(format!("/{id}")))?;
     apply_profile(&mut spec, profile)?;
     drop_unknown_capabilities(&mut spec);
-    if bundle.prepared_rootfs().read_only() {
+    // The overlay's merged view is writable whatever the image is.
+    if root == bundle.rootfs() && bundle.prepared_rootfs().read_only() {
         read_only_root(&mut spec)?;
     }
     if let Some(path) = netns {
@@ -346,9 +386,10 @@ pub fn probe_platform(
 ) -> Result<Duration, ProbeFailure> {
     let fail = |reason: String, cacheable: bool| ProbeFailure { reason, cacheable };
     let id = container_id("runsc-probe");
-    let spec = sandbox_config(bundle, profile, namespaces, &noop_args(Noop::Static), &id, None).map_err(|e| fail(e.to_string(), false))?;
+    let spec =
+        sandbox_config(bundle, bundle.rootfs(), profile, namespaces, &noop_args(Noop::Static), &id, None).map_err(|e| fail(e.to_string(), false))?;
     bundle.write_config(&spec).map_err(|e| fail(e.to_string(), false))?;
-    let runtime = Runtime { binary: binary.to_path_buf(), state_root: bundle.state_root() };
+    let runtime = Runtime { binary: binary.to_path_buf(), state_root: bundle.state_root(), overlay: None };
     let log = bundle.dir().join(format!("probe-{platform}.log"));
     let err = std::fs::File::create(&log).map_err(|e| fail(format!("create {}: {e}", log.display()), false))?;
     let mut cmd = runtime.run(bundle.dir(), &id, platform, Network::None, profile.seccomp().is_some(), false);
@@ -404,6 +445,38 @@ impl SandboxNet {
     }
 }
 
+/// A start's network: netstack on a veth of its own ([`SandboxNet`]), or
+/// under `docker`'s bridge the namespace runc and crun join, `eth0` on a
+/// bridge of the run's namespace with the published port's NAT
+/// ([`oci::BridgedNet`]), which runsc's netstack takes over the same way.
+enum StartNet {
+    Veth(SandboxNet),
+    Bridged(oci::BridgedNet),
+}
+
+impl StartNet {
+    fn create(bridged: bool) -> Result<StartNet, String> {
+        match bridged {
+            true => oci::BridgedNet::create_as(PathKind::NetstackBridgeNat).map(StartNet::Bridged),
+            false => SandboxNet::create().map(StartNet::Veth),
+        }
+    }
+
+    fn netns_path(&self) -> &Path {
+        match self {
+            StartNet::Veth(n) => n.netns.path(),
+            StartNet::Bridged(n) => n.netns.path(),
+        }
+    }
+
+    fn endpoint(&self) -> &Endpoint {
+        match self {
+            StartNet::Veth(n) => &n.endpoint,
+            StartNet::Bridged(n) => &n.endpoint,
+        }
+    }
+}
+
 impl Environment for Runsc {
     fn kind(&self) -> EnvKind {
         EnvKind::Runsc
@@ -412,7 +485,7 @@ impl Environment for Runsc {
     /// `runsc (ptrace, default)`: the platform first, then the profile.
     fn label(&self) -> String {
         let mut profile = self.profile.label();
-        let missing: Vec<&str> = self.profile.layers().iter().filter(|l| !applied_by_runsc(**l)).map(|l| l.as_str()).collect();
+        let missing: Vec<&str> = self.profile.layers().iter().filter(|l| !self.applies(**l)).map(|l| l.as_str()).collect();
         if !missing.is_empty() {
             profile = format!("{profile} without {}", missing.join(", "));
         }
@@ -431,8 +504,16 @@ impl Environment for Runsc {
             "namespaces": self.namespaces.names(),
             "platform": self.verdict.metadata(),
             "network": {
-                "mode": "--network=sandbox: gVisor's netstack on the veth eth0 of a network namespace of the start's own, whose peer is in the run's namespace",
-                "env_start": "env.start includes making that namespace and veth (runsc takes them over at boot); the container's env.start makes its veth later",
+                "mode": if self.bridged() {
+                    "netstack+bridge+NAT: --network=sandbox, gVisor's netstack on the eth0 of a network namespace of the start's own, a veth on a bridge of the run's namespace, the published port DNAT'd to it there (the namespace runc and crun join under docker)"
+                } else {
+                    "--network=sandbox: gVisor's netstack on the veth eth0 of a network namespace of the start's own, whose peer is in the run's namespace"
+                },
+                "env_start": if self.bridged() {
+                    "env.start includes making that namespace, veth, bridge and NAT table (phase network_ready; runsc takes eth0 over at boot); the container's env.start makes its bridge later"
+                } else {
+                    "env.start includes making that namespace and veth (runsc takes them over at boot); the container's env.start makes its veth later"
+                },
                 "proc_sys_net_hidden": self.hide_proc_sys_net.then_some(
                     "runsc ran in a private mount namespace with an empty tmpfs over /proc/sys/net: this kernel shows net.core.rmem_default in every network namespace, which runsc 20221219 takes for the root namespace and refuses"),
                 "startup_noop": "--network=none (netstack with loopback only)",
@@ -445,16 +526,17 @@ impl Environment for Runsc {
 
     fn start(&mut self) -> Result<Box<dyn Instance>, EnvError> {
         let t0 = Instant::now();
-        let net = SandboxNet::create().map_err(|reason| EnvError::Start { env: ENV, reason: format!("the sandbox's network: {reason}") })?;
+        let net =
+            StartNet::create(self.bridged()).map_err(|reason| EnvError::Start { env: ENV, reason: format!("the sandbox's network: {reason}") })?;
         let network_ms = t0.elapsed().as_secs_f64() * 1e3;
         let id = container_id(ENV);
-        let spec = sandbox_config(&self.bundle, &self.profile, self.namespaces, &oci::agent_args(), &id, Some(net.netns.path()))
+        let spec = sandbox_config(&self.bundle, &self.root(), &self.profile, self.namespaces, &oci::agent_args(), &id, Some(net.netns_path()))
             .map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
         self.bundle.write_config(&spec).map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
         let runtime = self.runtime();
         let cmd =
             runtime.run(self.bundle.dir(), &id, self.verdict.platform, Network::Sandbox, self.profile.seccomp().is_some(), self.hide_proc_sys_net);
-        let endpoint = net.endpoint.clone();
+        let endpoint = net.endpoint().clone();
         let cleanup: Cleanup = Box::new(move || {
             runtime.delete(&id);
             drop(net);
@@ -485,25 +567,45 @@ impl Runsc {
                 }
             };
             o.insert("under_runsc".into(), applied.into());
-            let (applied, not): (Vec<Layer>, Vec<Layer>) = self.profile.layers().iter().partition(|l| applied_by_runsc(**l));
+            let (applied, not): (Vec<Layer>, Vec<Layer>) = self.profile.layers().iter().partition(|l| self.applies(**l));
             o.insert("layers".into(), serde_json::json!(applied));
             if !not.is_empty() {
                 o.insert("layers_not_applied".into(), serde_json::json!(not));
+            }
+            if let Some((stage, _)) = &self.overlay {
+                let mut record = serde_json::to_value(stage.record()).unwrap_or_default();
+                record["mounted_by"] = "isobench, in runsc run's own private mount namespace before exec; config.json's root.path is the merged \
+                                        directory, which runsc's gofer (a child of runsc run) serves to the Sentry: the kernel's overlayfs, as runc gets it, \
+                                        not runsc's own --overlay"
+                    .into();
+                o.insert("overlay".into(), record);
             }
         }
         m
     }
 }
 
-/// The layers of a profile runsc's containers get: the hardening and the
-/// seccomp filter through config.json. Not the overlay (the Sentry's gofer
-/// serves the bundle's root itself, and gVisor's own `--overlay` is another
-/// filesystem than the kernel's overlayfs) nor the bridge (netstack's veth
-/// is not a container veth: its path is `netstack`, and a bridge in front
-/// of it is not measured yet); run.json lists them as `layers_not_applied`
-/// and the label says `without overlay, bridge`.
-fn applied_by_runsc(layer: Layer) -> bool {
-    matches!(layer, Layer::Hardening | Layer::Seccomp)
+impl Runsc {
+    /// Whether runsc's containers get `layer`: the hardening and the seccomp
+    /// filter through config.json, the bridge through the network namespace
+    /// named there (netstack takes over its bridged `eth0`). Not the overlay
+    /// (the Sentry's gofer serves the bundle's root itself); run.json lists
+    /// what is not applied as `layers_not_applied` and the label says
+    /// `without overlay`.
+    fn applies(&self, layer: Layer) -> bool {
+        match layer {
+            Layer::Hardening | Layer::Seccomp => true,
+            Layer::Bridge => self.bridged(),
+            Layer::Overlay => self.overlay.is_some(),
+        }
+    }
+
+    /// `docker`'s bridge: each start's sandbox takes its network from a
+    /// namespace isobench bridged and NAT'd ([`StartNet::Bridged`]); needs
+    /// a network namespace in the set.
+    fn bridged(&self) -> bool {
+        self.profile.has(Layer::Bridge) && self.namespaces.contains(crate::container::Namespace::Net)
+    }
 }
 
 impl NoopStart for Runsc {
@@ -511,7 +613,7 @@ impl NoopStart for Runsc {
     /// namespace), so a start-to-exit has no veth to make.
     fn noop_command(&mut self, noop: Noop) -> Result<PeerCommand, EnvError> {
         let id = container_id(ENV);
-        let spec = sandbox_config(&self.bundle, &self.profile, self.namespaces, &noop_args(noop), &id, None)
+        let spec = sandbox_config(&self.bundle, &self.root(), &self.profile, self.namespaces, &noop_args(noop), &id, None)
             .map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
         self.bundle.write_config(&spec).map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
         let runtime = self.runtime();

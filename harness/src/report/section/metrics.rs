@@ -65,19 +65,25 @@ impl Section for Metrics {
     }
 }
 
-/// ` · veth+bridge+NAT` after the environment of a `*.boundary` row whose
-/// host side reached it through Docker's bridge and a DNAT'd published port
-/// (`--profile docker`), so the row says which path its figure crossed; the
-/// other paths are named in the header's "cross-boundary paths".
+/// ` · veth+bridge+NAT` (` · netstack+bridge+NAT` under runsc) after the
+/// environment of a `*.boundary` row whose host side reached it through
+/// Docker's bridge and a DNAT'd published port (`--profile docker`), so the
+/// row says which path its figure crossed; the other paths are named in the
+/// header's "cross-boundary paths".
 fn network_path(cx: &Context<'_>, metric: &str, env: &str) -> &'static str {
-    let bridged = metric.ends_with(".boundary")
-        && cx.run.environments.get(env).and_then(|e| e.boundary.as_ref()).and_then(|b| b.path.as_deref()) == Some(BRIDGE_NAT_PATH);
-    if bridged {
-        " · veth+bridge+NAT"
-    } else {
-        ""
+    if !metric.ends_with(".boundary") {
+        return "";
+    }
+    match cx.run.environments.get(env).and_then(|e| e.boundary.as_ref()).and_then(|b| b.path.as_deref()) {
+        Some(BRIDGE_NAT_PATH) => " · veth+bridge+NAT",
+        Some(NETSTACK_BRIDGE_NAT_PATH) => " · netstack+bridge+NAT",
+        _ => "",
     }
 }
 
 /// run.json's `boundary.path` of Docker's bridge network (`PathKind::VethBridgeNat`).
 const BRIDGE_NAT_PATH: &str = "veth_bridge_nat";
+
+/// run.json's `boundary.path` of that bridge in front of runsc's netstack
+/// (`PathKind::NetstackBridgeNat`).
+const NETSTACK_BRIDGE_NAT_PATH: &str = "netstack_bridge_nat";
