@@ -117,6 +117,10 @@ enum Command {
         /// Results folder to add the table to (validate.json, report.md)
         #[arg(long, value_name = "DIR", env = "ISOBENCH_RUN_DIR")]
         out: Option<PathBuf>,
+        /// Where fio and the fs metrics make their files (a directory isobench-<pid>-data is made
+        /// in it and removed after; default: the results folder's parent, else the current directory)
+        #[arg(long, value_name = "DIR", env = "ISOBENCH_DATA_DIR")]
+        data_dir: Option<PathBuf>,
     },
     /// Compare two results folders: per env × metric change with a significance verdict
     #[command(long_about = "Compare two results folders: per environment × metric, the cost ratio of B's median to A's \
@@ -506,7 +510,7 @@ fn main() -> ExitCode {
         Command::Layers(args) => layers::layers(args),
         Command::Density(args) => density::density(args),
         Command::Doctor { json } => info::doctor(json),
-        Command::Validate { quick, out } => validate::validate(quick, out),
+        Command::Validate { quick, out, data_dir } => validate::validate(quick, out, data_dir),
         Command::Compare { a, b, threshold, noise, markdown, json, allow_incomplete } => {
             folders::compare(&a, &b, threshold, noise, markdown, json, allow_incomplete)
         }

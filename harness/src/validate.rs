@@ -8,9 +8,17 @@
 //! | ipc.pipe_rtt | `perf bench sched pipe`, pinned to one CPU with taskset as isobench pins |
 //! | net.tcp_stream | `iperf3` over loopback, 128 KiB writes, both ends pinned to one CPU |
 //! | spawn.fork_exec, spawn.posix_spawn | `hyperfine -N` of the same static noop |
+//! | fs.rand_read, fs.rand_write | `fio` psync, depth 1, 4 KiB, O_DIRECT: clat p50 beside isobench's p50 |
+//! | fs.seq_read_bw, fs.seq_write_bw | `fio` psync, depth 1, 1 MiB, O_DIRECT: bandwidth |
+//!
+//! The fs rows ([`storage`]) run both sides in one data directory of the
+//! run's own (`storage::RunData`, as `isobench run --data-dir`), on a 32 MiB
+//! file as the fs metrics use; where that file system refuses O_DIRECT the
+//! rows say so and carry no figures.
 //!
 //! Each side runs [`ROUNDS`] times (once with `--quick`) and keeps its median
-//! round. Each row compares means (what the tools report) and is "within" when the
+//! round. Each row compares means (what the tools report; fio's latency rows
+//! its clat p50 with isobench's p50) and is "within" when the
 //! ratio is inside ±[`TOLERANCE`]; otherwise the note explains the method
 //! difference. Missing tools are listed, never fatal. The rows are
 //! [`Check`] records (validate.json); report.md's section and the table
@@ -34,6 +42,30 @@ pub fn parse_perf_bench(out: &str) -> Option<f64> {
 pub fn parse_iperf3_json(json: &str) -> Option<f64> {
     let v: serde_json::Value = serde_json::from_str(json).ok()?;
     v.pointer("/end/sum_received/bits_per_second")?.as_f64()
+}
+
+/// One direction (read or write) of the first job of `fio --output-format=json`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FioFigures {
+    /// Bytes per second.
+    pub bw_bytes: f64,
+    pub iops: f64,
+    /// Completion latency (the I/O syscall itself under psync), ns.
+    pub clat_p50_ns: f64,
+    pub clat_mean_ns: f64,
+}
+
+/// `jobs[0].<dir>` of `fio --output-format=json`, `dir` "read" or "write".
+pub fn parse_fio_json(json: &str, dir: &str) -> Option<FioFigures> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    let d = v.pointer("/jobs/0")?.get(dir)?;
+    let f = |p: &str| d.pointer(p).and_then(serde_json::Value::as_f64);
+    Some(FioFigures {
+        bw_bytes: f("/bw_bytes")?,
+        iops: f("/iops")?,
+        clat_p50_ns: f("/clat_ns/percentile/50.000000")?,
+        clat_mean_ns: f("/clat_ns/mean")?,
+    })
 }
 
 /// Mean seconds of the first command in `hyperfine --export-json`.
@@ -63,7 +95,13 @@ fn output(cmd: &mut Command) -> Result<String, String> {
 }
 
 /// isobench's native mean for `metric`, in the metric's unit.
-fn isobench_mean(agent: &mut AgentClient, metric: &str, quick: bool) -> Result<f64, AgentError> {
+fn isobench_mean(agent: &mut AgentClient, metric: &str, quick: bool) -> Result<f64, String> {
+    isobench_native(agent, metric, quick, None, false)
+}
+
+/// isobench's native figure for `metric` in the metric's unit: the mean, or
+/// the median of its histogram when `p50`; fs metrics get `data_dir`.
+fn isobench_native(agent: &mut AgentClient, metric: &str, quick: bool, data_dir: Option<&Path>, p50: bool) -> Result<f64, String> {
     let spec = catalog::lookup(metric).expect("validate names catalogue metrics");
     let iterations = if quick { spec.quick_iterations } else { spec.iterations };
     let req = RunRequest {
@@ -75,13 +113,17 @@ fn isobench_mean(agent: &mut AgentClient, metric: &str, quick: bool) -> Result<f
         target: None,
         cpu: None,
         pin: Default::default(),
-        data_dir: None,
+        data_dir: data_dir.map(|d| d.display().to_string()),
     };
-    let r = agent.run(&req)?;
+    let r = agent.run(&req).map_err(|e: AgentError| e.to_string())?;
+    if p50 {
+        let h = isobench_workloads::hist::decode(&r.histogram).map_err(|e| format!("histogram: {e}"))?;
+        return Ok(spec.unit.from_ns_per_op(h.value_at_quantile(0.5) as f64, r.bytes_per_op));
+    }
     Ok(spec.unit.from_ns_per_op(r.elapsed_ns as f64 / r.iterations.max(1) as f64, r.bytes_per_op))
 }
 
-fn check(metric: &str, tool: String, unit: &str, tool_value: Result<f64, String>, isobench: Result<f64, AgentError>, method: &str) -> Check {
+fn check(metric: &str, tool: String, unit: &str, tool_value: Result<f64, String>, isobench: Result<f64, String>, method: &str) -> Check {
     let (tool_value, err) = match tool_value {
         Ok(v) => (Some(v), None),
         Err(e) => (None, Some(e)),
@@ -205,6 +247,110 @@ pub fn run(agent: &mut AgentClient, noop: &Path, quick: bool) -> Vec<Check> {
     out
 }
 
+/// fio's runtime of one round, seconds (time-based, after fio lays its file out).
+const FIO_SECS: &str = "3";
+const FIO_QUICK_SECS: &str = "1";
+/// The file both sides use: the fs metrics' 32 MiB (`fs::RAND_FILE_BYTES`, `fs::SEQ_FILE_BYTES`).
+const FIO_SIZE: &str = "32M";
+
+/// The fs rows: fio and isobench's native agent on the same file system,
+/// in `data` (a directory of the run's own, which the caller removes).
+pub fn storage(agent: &mut AgentClient, data: &Path, quick: bool) -> Vec<Check> {
+    let rounds = if quick { 1 } else { ROUNDS };
+    let secs = if quick { FIO_QUICK_SECS } else { FIO_SECS };
+    // (metric, fio --rw, --bs, side fio reports, unit, compare p50 latency (else bandwidth), method)
+    let rows: [(&str, &str, &str, &str, &str, bool, &str); 4] = [
+        (
+            "fs.rand_read",
+            "randread",
+            "4k",
+            "read",
+            "us",
+            true,
+            "fio's clat p50 (1 % buckets) is the pread alone; isobench's p50 is of its timed loop around pread, a different random sequence",
+        ),
+        (
+            "fs.rand_write",
+            "randwrite",
+            "4k",
+            "write",
+            "us",
+            true,
+            "fio's clat p50 is the pwrite alone on a file it laid out (fallocate); isobench lays the file out with data first",
+        ),
+        (
+            "fs.seq_read_bw",
+            "read",
+            "1M",
+            "read",
+            "MB/s",
+            false,
+            "fio reports bytes over its whole runtime; isobench times its pread loop (decimal MB/s both)",
+        ),
+        (
+            "fs.seq_write_bw",
+            "write",
+            "1M",
+            "write",
+            "MB/s",
+            false,
+            "fio writes its file once through the runtime; isobench overwrites a 32 MiB file pass after pass and fdatasyncs at the end",
+        ),
+    ];
+    let direct = probe_direct(data);
+    let fio = have("fio");
+    let mut out = Vec::new();
+    for (metric, rw, bs, side, unit, p50, method) in rows {
+        let file = data.join("fio.dat");
+        let cmd = format!(
+            "fio --filename=<data dir>/fio.dat --rw={rw} --bs={bs} --size={FIO_SIZE} --direct=1 --ioengine=psync --iodepth=1 --runtime={secs} --time_based"
+        );
+        if let Err(e) = &direct {
+            out.push(check(metric, cmd, unit, Err(e.clone()), Err(e.clone()), method));
+            continue;
+        }
+        let tool = if fio {
+            median_of(rounds, || {
+                let json = output(Command::new("fio").args([
+                    "--name=isobench",
+                    &format!("--filename={}", file.display()),
+                    &format!("--rw={rw}"),
+                    &format!("--bs={bs}"),
+                    &format!("--size={FIO_SIZE}"),
+                    "--direct=1",
+                    "--ioengine=psync",
+                    "--iodepth=1",
+                    &format!("--runtime={secs}"),
+                    "--time_based",
+                    "--output-format=json",
+                ]));
+                let _ = std::fs::remove_file(&file);
+                let f = parse_fio_json(&json?, side).ok_or_else(|| format!("no jobs[0].{side} in fio's JSON"))?;
+                Ok(if p50 { f.clat_p50_ns / 1e3 } else { f.bw_bytes / 1e6 })
+            })
+        } else {
+            Err("fio not installed (apt-get install fio; scripts/setup installs it)".to_string())
+        };
+        let native = median_of(rounds, || isobench_native(agent, metric, quick, Some(data), p50));
+        out.push(check(metric, cmd, unit, tool, native, method));
+    }
+    out
+}
+
+/// Whether `dir`'s file system takes O_DIRECT (one that refuses it answers EINVAL,
+/// as tmpfs before Linux 6.6).
+fn probe_direct(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let probe = dir.join("odirect-probe");
+    let r = std::fs::OpenOptions::new().write(true).create(true).truncate(true).custom_flags(libc::O_DIRECT).open(&probe);
+    let _ = std::fs::remove_file(&probe);
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Err(format!("skipped: {} has no O_DIRECT", dir.display())),
+        Err(e) => Err(format!("{}: {e}", dir.display())),
+    }
+}
+
 fn iperf3(cpu: &str, secs: &str) -> Result<f64, String> {
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port().to_string();
     let mut server = crate::process::spawn_agent(
@@ -252,6 +398,11 @@ mod tests {
         assert!((bps / 1e9 - 12.54).abs() < 0.01, "{bps}");
         let mean = parse_hyperfine_json(&fixture("hyperfine.json")).unwrap();
         assert!((mean - 0.00160193812).abs() < 1e-12, "{mean}");
+        let fio = parse_fio_json(&fixture("fio-randread.json"), "read").unwrap();
+        assert_eq!(fio, FioFigures { bw_bytes: 25596931.0, iops: 6249.250749, clat_p50_ns: 70144.0, clat_mean_ns: 157211.559667 });
+        // a read job's write side has no clat percentiles: no figures, not zeros
+        assert_eq!(parse_fio_json(&fixture("fio-randread.json"), "write"), None);
+        assert_eq!(parse_fio_json("{\"jobs\":[]}", "read"), None);
         assert_eq!(parse_perf_bench("nothing here"), None);
         assert_eq!(parse_iperf3_json("{\"start\":{}}"), None);
     }

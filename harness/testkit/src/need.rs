@@ -63,6 +63,7 @@ pub enum Need {
     Perf,
     Iperf3,
     Hyperfine,
+    Fio,
     /// nftables' `nft` (the bridge+NAT layer of `--profile docker`).
     Nft,
     /// Where the host has a /dev/kvm, this user may open it (the KVM
@@ -124,6 +125,7 @@ impl Need {
             Need::Perf => "perf",
             Need::Iperf3 => "iperf3",
             Need::Hyperfine => "hyperfine",
+            Need::Fio => "fio",
             Need::Nft => "nft",
             Need::KvmAccess => "kvm access",
             Need::KvmPvm => "kvm-pvm",
@@ -166,6 +168,7 @@ impl Need {
             Need::Perf => "apt-get install linux-perf (scripts/setup installs it as root)",
             Need::Iperf3 => "apt-get install iperf3 (scripts/setup installs it as root)",
             Need::Hyperfine => "apt-get install hyperfine (scripts/setup installs it as root)",
+            Need::Fio => "apt-get install fio (scripts/setup installs it as root)",
             Need::Nft => "apt-get install nftables (scripts/setup installs it)",
             Need::KvmAccess => "add the user to group kvm, or run the tests as root",
             Need::KvmPvm => "nothing to install: only a kvm-pvm host has it",
@@ -244,6 +247,7 @@ impl Need {
             Need::Perf => runs("perf"),
             Need::Iperf3 => runs("iperf3"),
             Need::Hyperfine => runs("hyperfine"),
+            Need::Fio => runs("fio"),
             Need::Nft => runs("nft"),
             Need::KvmAccess => match Path::new("/dev/kvm").exists() {
                 true => std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").map(drop).map_err(|e| format!("/dev/kvm: {e}")),

@@ -1,6 +1,6 @@
 //! `## Cross-check against independent tools`: `isobench validate`'s
-//! comparisons of isobench's native figures with perf bench, iperf3 and
-//! hyperfine; the same table `isobench validate` prints.
+//! comparisons of isobench's native figures with perf bench, iperf3,
+//! hyperfine and fio; the same table `isobench validate` prints.
 
 use crate::report::format::{num, percent};
 use crate::report::ReportError;
