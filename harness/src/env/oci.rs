@@ -695,11 +695,7 @@ impl Environment for OciEnvironment {
             None => Ok(Box::new(inner)),
             Some(endpoint) => {
                 let ready_ms = inner.ready_after().as_secs_f64() * 1e3;
-                Ok(Box::new(BridgedInstance {
-                    inner,
-                    endpoint,
-                    phases: vec![("network_ready".into(), network_ms), ("agent_ready".into(), ready_ms)],
-                }))
+                Ok(Box::new(NetInstance::new(inner, endpoint, network_ms, ready_ms)))
             }
         }
     }
@@ -766,21 +762,29 @@ impl BridgedNet {
     }
 }
 
-/// The agent in a runc or crun container on `docker`'s bridge.
-pub struct BridgedInstance {
+/// The agent of a peer reached over a network of isobench's making: runc or
+/// crun on `docker`'s bridge, runsc on its veth or bridge (netstack serves
+/// the sandbox's side).
+pub struct NetInstance {
     inner: PeerInstance,
     endpoint: Endpoint,
     phases: Vec<(String, f64)>,
 }
 
-impl BridgedInstance {
-    /// The host pid of `runc run` / `crun run`.
+impl NetInstance {
+    /// `network_ready_ms`: the start's namespace, veth (and bridge and NAT
+    /// table) made; `ready_ms`: the agent's ready line read.
+    pub fn new(inner: PeerInstance, endpoint: Endpoint, network_ready_ms: f64, ready_ms: f64) -> NetInstance {
+        NetInstance { inner, endpoint, phases: vec![("network_ready".into(), network_ready_ms), ("agent_ready".into(), ready_ms)] }
+    }
+
+    /// The host pid of `runc run` / `crun run` / `runsc run`.
     pub fn command_pid(&self) -> u32 {
         self.inner.command_pid()
     }
 }
 
-impl Instance for BridgedInstance {
+impl Instance for NetInstance {
     fn agent(&mut self) -> &mut AgentClient {
         self.inner.agent()
     }
@@ -793,13 +797,19 @@ impl Instance for BridgedInstance {
         self.inner.ready_after()
     }
 
-    /// `network_ready` (the container's namespace, veth, bridge and NAT
-    /// table made) and `agent_ready`.
+    /// The runtime's command: the container's (or the sandbox's Sentry and
+    /// gofer) processes are in its tree.
+    fn host_pid(&self) -> Option<u32> {
+        Some(self.command_pid())
+    }
+
+    /// `network_ready` and `agent_ready`.
     fn phases(&self) -> Vec<(String, f64)> {
         self.phases.clone()
     }
 
-    /// `eth0` of the container, through the bridge's published port.
+    /// `eth0` of the container or sandbox, through the bridge's published
+    /// port where there is one.
     fn endpoint(&mut self) -> Result<Endpoint, EnvError> {
         Ok(self.endpoint.clone())
     }

@@ -55,15 +55,13 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use isobench_workloads::protocol::AgentInfo;
 use oci_spec::runtime::{LinuxNamespaceBuilder, LinuxNamespaceType, Spec};
 
 use self::platform::{Platform, ProbeFailure, ProbeKey, Verdict};
 use super::endpoint::{Endpoint, PathKind};
-use super::oci::{self, apply_profile, config, container_id, noop_args, read_only_root, sweep_cgroups, CgroupUse, OciBundle};
-use super::peer::{self, start_agent, Cleanup, NoopStart, PeerCommand, PeerInstance, RUNSC};
+use super::oci::{self, apply_profile, config, container_id, noop_args, read_only_root, sweep_cgroups, CgroupUse, NetInstance, OciBundle};
+use super::peer::{self, start_agent, Cleanup, NoopStart, PeerCommand, RUNSC};
 use super::{EnvError, EnvKind, Environment, Instance, Options};
-use crate::agent::AgentClient;
 use crate::container::net::{Link, RunNetns};
 use crate::container::profile::{Layer, PreparedProfile, Profile};
 use crate::container::rootfs::{OverlayStage, Step};
@@ -544,7 +542,7 @@ impl Environment for Runsc {
         let log = self.bundle.dir().join("stderr.log");
         let inner = start_agent(ENV, cmd, &log, Some(cleanup), t0)?;
         let ready_ms = inner.ready_after().as_secs_f64() * 1e3;
-        Ok(Box::new(RunscInstance { inner, endpoint, phases: vec![("network_ready".into(), network_ms), ("agent_ready".into(), ready_ms)] }))
+        Ok(Box::new(NetInstance::new(inner, endpoint, network_ms, ready_ms)))
     }
 }
 
@@ -619,53 +617,6 @@ impl NoopStart for Runsc {
         let runtime = self.runtime();
         let cmd = runtime.run(self.bundle.dir(), &id, self.verdict.platform, Network::None, self.profile.seccomp().is_some(), false);
         Ok(PeerCommand { cmd, cleanup: Some(Box::new(move || runtime.delete(&id))) })
-    }
-}
-
-/// The agent in a runsc sandbox, with its veth.
-pub struct RunscInstance {
-    inner: PeerInstance,
-    endpoint: Endpoint,
-    phases: Vec<(String, f64)>,
-}
-
-impl RunscInstance {
-    /// The host pid of `runsc run`.
-    pub fn command_pid(&self) -> u32 {
-        self.inner.command_pid()
-    }
-}
-
-impl Instance for RunscInstance {
-    fn agent(&mut self) -> &mut AgentClient {
-        self.inner.agent()
-    }
-
-    fn info(&self) -> &AgentInfo {
-        self.inner.info()
-    }
-
-    fn ready_after(&self) -> Duration {
-        self.inner.ready_after()
-    }
-
-    /// `runsc run`: the sandbox (Sentry) and the gofer are in its tree.
-    fn host_pid(&self) -> Option<u32> {
-        Some(self.command_pid())
-    }
-
-    /// `network_ready` (the start's namespace and veth made) and `agent_ready`.
-    fn phases(&self) -> Vec<(String, f64)> {
-        self.phases.clone()
-    }
-
-    /// `eth0` of the sandbox, served by netstack, from the run's namespace.
-    fn endpoint(&mut self) -> Result<Endpoint, EnvError> {
-        Ok(self.endpoint.clone())
-    }
-
-    fn shutdown(self: Box<Self>) -> Result<Duration, EnvError> {
-        Box::new(self.inner).shutdown()
     }
 }
 
