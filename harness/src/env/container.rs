@@ -271,7 +271,9 @@ fn start_record(n: u32, t0_ns: u64, t: &LaunchTimes, ready_after: Duration) -> C
     ContainerStartRecord {
         start: n,
         clone_ms: since(t0_ns, t.clone_ns),
-        namespaces_ready_ms: since(t0_ns, t.cloned_ns),
+        // Whichever saw it first: the child running, or the parent's clone
+        // returning.
+        namespaces_ready_ms: since(t0_ns, t.child_started_ns.map_or(t.cloned_ns, |c| c.min(t.cloned_ns))),
         mounts_done_ms: at(t.mounts_done_ns),
         cgroup_placed_ms: at(t.cgroup_placed_ns),
         exec_ms: at(t.exec_ns),

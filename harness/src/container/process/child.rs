@@ -57,6 +57,8 @@ pub(super) fn install_fd(fd: RawFd, target: RawFd) -> nix::Result<()> {
 /// no locks, no panics that could unwind (every error goes to `fail`).
 pub(super) fn child_main(ctx: &ChildCtx<'_>) -> ! {
     let spec = ctx.spec;
+    // SAFETY: the shared page outlives the child's pre-exec life (see spawn).
+    unsafe { stamp(ctx.stamps, Stamp::Started) };
     // SAFETY (whole block): plain system calls on fds and stack values
     // prepared by the parent; nothing here allocates or takes a lock.
     unsafe {

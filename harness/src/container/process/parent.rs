@@ -139,6 +139,7 @@ pub fn spawn(spec: &LaunchSpec, stdio: Stdio<'_>) -> Result<ContainerProcess, Co
     let report = read_report(&err_r);
     process.times.exec_seen_ns = monotonic_ns();
     // The child has exec'd or exited: nothing writes the page any more.
+    process.times.child_started_ns = stamps.read(Stamp::Started);
     process.times.mounts_done_ns = stamps.read(Stamp::MountsDone);
     process.times.cgroup_placed_ns = process.times.cgroup_placed_ns.or(stamps.read(Stamp::CgroupPlaced));
     process.times.exec_ns = stamps.read(Stamp::Exec);

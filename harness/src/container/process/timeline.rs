@@ -32,6 +32,10 @@ pub struct LaunchTimes {
     pub clone_ns: u64,
     /// clone returned in the parent: the child exists in its new namespaces.
     pub cloned_ns: u64,
+    /// The child's first instruction, stamped by the child: the same fact
+    /// seen from the child, which on a busy machine runs (and may finish
+    /// its mounts) before the parent's clone returns.
+    pub child_started_ns: Option<u64>,
     /// The child has applied its mount plan, set its host name and brought
     /// its loopback up.
     pub mounts_done_ns: Option<u64>,
@@ -56,9 +60,11 @@ pub(super) enum Stamp {
     MountsDone = 0,
     CgroupPlaced = 1,
     Exec = 2,
+    /// The child's first instruction: it runs in its new namespaces.
+    Started = 3,
 }
 
-const SLOTS: usize = 3;
+const SLOTS: usize = 4;
 
 /// The page the child writes its stamps into (0: not stamped), mapped
 /// MAP_SHARED|MAP_ANONYMOUS before the clone and unmapped on drop.
