@@ -223,6 +223,7 @@ mod tests {
             pinning: PinMode::Same,
             cpus,
             io: None,
+            load: None,
         }
     }
 

@@ -56,6 +56,7 @@ impl Plan {
             cpu: None,
             pin: self.pin,
             data_dir: None,
+            rate: None,
         }
     }
 }

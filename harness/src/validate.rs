@@ -114,6 +114,7 @@ fn isobench_native(agent: &mut AgentClient, metric: &str, quick: bool, data_dir:
         cpu: None,
         pin: Default::default(),
         data_dir: data_dir.map(|d| d.display().to_string()),
+        rate: None,
     };
     let r = agent.run(&req).map_err(|e: AgentError| e.to_string())?;
     if p50 {
