@@ -217,8 +217,8 @@ impl MetricSpec {
         self.family == Family::App && self.name.ends_with(LATENCY_SUFFIX)
     }
 
-    /// For an open-loop app metric, its closed-loop twin, whose figure sets
-    /// the offered rate (`app.redis.get.latency` → `app.redis.get`).
+    /// For an open-loop app metric, its closed-loop twin
+    /// (`app.redis.get.latency` → `app.redis.get`).
     pub fn closed_twin(&self) -> Option<&'static MetricSpec> {
         self.open_loop().then(|| self.name.strip_suffix(LATENCY_SUFFIX).and_then(lookup)).flatten()
     }
@@ -247,14 +247,15 @@ pub const NGINX_CONNECTIONS: u32 = 4;
 /// Connections of every open loop (wrk2 `-c 4`), one request outstanding
 /// each.
 pub const OPEN_CONNECTIONS: u32 = 4;
-/// The open loop's offered rate as a share of the same environment's
-/// closed-loop throughput measured just before: below saturation, where
-/// latency is the server's and the path's, not a queue's.
+/// The open loop's offered rate as a share of what a closed loop of its
+/// own shape (its connections, one request outstanding each) achieves
+/// against the same server just before: below saturation, where latency is
+/// the server's and the path's, not a queue's.
 pub const OPEN_LOAD_FRACTION: f64 = 0.5;
 
 /// One closed-loop (throughput) and one open-loop (latency) app metric.
 macro_rules! app_metrics {
-    ($name:literal, $lat:literal, $op:literal, $closed_ref:literal, $open_ref:literal) => {
+    ($name:literal, $lat:literal, $op:literal, $closed_ref:literal, $open_ref:literal, $n:literal) => {
         [
             MetricSpec {
                 name: $name,
@@ -263,8 +264,8 @@ macro_rules! app_metrics {
                 operation: concat!($op, "; closed loop at saturation (fixed connections, each sends its next batch when the last is answered), completed requests per second of wall time, one sample per 20 ms window; the server runs inside the environment, the load on the host side across its boundary"),
                 reference: $closed_ref,
                 ops_per_sample: 1,
-                iterations: 200_000,
-                quick_iterations: 20_000,
+                iterations: $n * 10,
+                quick_iterations: $n,
                 bytes_per_op: 0,
                 host_timed: false,
                 boundary: false,
@@ -273,7 +274,7 @@ macro_rules! app_metrics {
                 name: $lat,
                 family: Family::App,
                 unit: Unit::Us,
-                operation: concat!($op, "; open loop at a constant offered rate (half the environment's closed-loop figure, named on the row), 4 connections, latency from each request's intended send time (coordinated-omission corrected); the uncorrected service time is recorded beside it"),
+                operation: concat!($op, "; open loop at a constant offered rate, 4 connections with one request outstanding each, latency from each request's intended send time (coordinated-omission corrected); the rate is half of what a closed loop of that shape achieves against the same server just before (named on the row); the uncorrected service time is recorded beside it"),
                 reference: $open_ref,
                 ops_per_sample: 1,
                 iterations: 20_000,
@@ -291,28 +292,32 @@ const APP_REDIS_GET: [MetricSpec; 2] = app_metrics!(
     "app.redis.get.latency",
     "RESP GET of a 64-byte value from redis-server (no persistence)",
     "redis-benchmark -t get -d 64 -c 4 -P 16 (4 connections, pipeline 16)",
-    "wrk2's method (constant rate, latency from the intended send time; HdrHistogram's coordinated-omission correction), RESP GET"
+    "wrk2's method (constant rate, latency from the intended send time; HdrHistogram's coordinated-omission correction), RESP GET",
+    200_000
 );
 const APP_REDIS_SET: [MetricSpec; 2] = app_metrics!(
     "app.redis.set",
     "app.redis.set.latency",
     "RESP SET of a 64-byte value into redis-server (no persistence)",
     "redis-benchmark -t set -d 64 -c 4 -P 16 (4 connections, pipeline 16)",
-    "wrk2's method (constant rate, latency from the intended send time; HdrHistogram's coordinated-omission correction), RESP SET"
+    "wrk2's method (constant rate, latency from the intended send time; HdrHistogram's coordinated-omission correction), RESP SET",
+    200_000
 );
 const APP_NGINX_1K: [MetricSpec; 2] = app_metrics!(
     "app.nginx.1k",
     "app.nginx.1k.latency",
     "HTTP/1.1 keep-alive GET of a 1 KiB static file from nginx (one worker, access log off)",
     "wrk -c 4 -t 4 (4 keep-alive connections)",
-    "wrk2 -R RATE -c 4 (constant rate, latency from the intended send time)"
+    "wrk2 -R RATE -c 4 (constant rate, latency from the intended send time)",
+    20_000
 );
 const APP_NGINX_64K: [MetricSpec; 2] = app_metrics!(
     "app.nginx.64k",
     "app.nginx.64k.latency",
     "HTTP/1.1 keep-alive GET of a 64 KiB static file from nginx (one worker, access log off, sendfile)",
     "wrk -c 4 -t 4 (4 keep-alive connections)",
-    "wrk2 -R RATE -c 4 (constant rate, latency from the intended send time)"
+    "wrk2 -R RATE -c 4 (constant rate, latency from the intended send time)",
+    20_000
 );
 
 /// Every metric the agent implements.

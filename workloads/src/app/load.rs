@@ -79,12 +79,36 @@ pub struct LoadReport {
     /// [`LATE_SEND`] because the previous reply was not back yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub late_sends: Option<u64>,
+    /// Open loop: how the offered rate was chosen (`None`: the request
+    /// named it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_basis: Option<RateBasis>,
+}
+
+/// Where an open loop's offered rate came from: a closed loop of the same
+/// shape (the open loop's connections, one request outstanding each, no
+/// pipeline) run just before against the same server, whose throughput is
+/// the most this shape can offer; the open loop offers `fraction` of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct RateBasis {
+    /// The calibrating closed loop's requests per second.
+    pub closed_per_s: f64,
+    /// Its connections (the open loop's) and depth (1).
+    pub connections: u32,
+    pub depth: u32,
+    /// The share of it offered (`catalog::OPEN_LOAD_FRACTION`).
+    pub fraction: f64,
 }
 
 /// A send this much past its intended time counts as late (the server
 /// held the connection's previous request): well above the sleep's
 /// wake-up error.
 pub const LATE_SEND: Duration = Duration::from_millis(1);
+
+/// Requests of the closed loop that calibrates an open loop's rate (at
+/// most; twice the open loop's count when that is less).
+pub const CALIBRATION_REQUESTS: u64 = 20_000;
 
 /// What a loop measured.
 pub struct Outcome {
@@ -173,6 +197,7 @@ pub fn closed(target: SocketAddr, op: Op, connections: u32, depth: u32, warmup: 
         achieved_per_s: achieved,
         service_histogram: None,
         late_sends: None,
+        rate_basis: None,
     };
     Ok(Outcome { requests, elapsed, histogram: h, report, truncated })
 }
@@ -254,6 +279,7 @@ pub fn open(target: SocketAddr, op: Op, connections: u32, rate: f64, warmup: u64
         achieved_per_s: requests as f64 / elapsed.as_secs_f64().max(1e-9),
         service_histogram: Some(hist::encode(&service).map_err(|e| std::io::Error::other(e.to_string()))?),
         late_sends: Some(late),
+        rate_basis: None,
     };
     Ok(Outcome { requests, elapsed, histogram: corrected, report, truncated })
 }
@@ -279,9 +305,23 @@ pub fn measure(spec: &'static MetricSpec, req: &RunRequest, target: SocketAddr) 
             closed(target, op, connections, depth, req.warmup, req.iterations, max)
         }
         true => {
-            let rate =
-                req.rate.ok_or_else(|| MetricError::Failed { metric: m, message: "an open-loop metric needs an offered rate (rate)".into() })?;
-            open(target, op, catalog::OPEN_CONNECTIONS, rate, req.warmup, req.iterations, max)
+            let (rate, basis) = match req.rate {
+                Some(rate) => (rate, None),
+                None => {
+                    // Calibration: the most this shape of load can offer,
+                    // within a quarter of the time bound.
+                    let n = CALIBRATION_REQUESTS.min(req.iterations * 2);
+                    let probe = closed(target, op, catalog::OPEN_CONNECTIONS, 1, req.warmup, n, max / 4).map_err(failed)?;
+                    let per_s = probe.report.achieved_per_s;
+                    let basis =
+                        RateBasis { closed_per_s: per_s, connections: catalog::OPEN_CONNECTIONS, depth: 1, fraction: catalog::OPEN_LOAD_FRACTION };
+                    ((per_s * catalog::OPEN_LOAD_FRACTION).max(1.0), Some(basis))
+                }
+            };
+            open(target, op, catalog::OPEN_CONNECTIONS, rate, req.warmup, req.iterations, max).map(|mut o| {
+                o.report.rate_basis = basis;
+                o
+            })
         }
     }
     .map_err(failed)?;

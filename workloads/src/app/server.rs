@@ -24,6 +24,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use super::{App, NGINX_FILES, NGINX_WORKERS};
+use crate::metrics::NOT_SUPPORTED;
 
 /// How long a server may take to accept its first connection: redis and
 /// nginx start in milliseconds natively; a guest under TCG is two orders
@@ -43,7 +44,7 @@ pub const LOG_FILE: &str = "server.log";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("{app}: {binary} is not in this environment's files (install the {package} package: natively with scripts/setup, in an image with --image-packages)")]
+    #[error("{app}: {NOT_SUPPORTED}{binary} is not in this environment's files (the {package} package: natively scripts/setup installs it; a container needs --rootfs debian --image-packages {packages})", packages = super::packages())]
     Missing { app: App, binary: &'static str, package: &'static str },
     #[error("{app}: {context}: {source}")]
     Io {
