@@ -355,7 +355,12 @@ fn build(cache: &Path, name: &str, source: &Source, packages: &[String]) -> Resu
         Err(e) => return Err(failed(e.to_string())),
     }
     // What the image is, for whoever looks at the cache.
-    let about = format!("built by isobench: debootstrap --variant=minbase {}{} DIR {}\n", include.iter().map(|i| format!("{i} ")).collect::<String>(), source.suite, source.mirror);
+    let about = format!(
+        "built by isobench: debootstrap --variant=minbase {}{} DIR {}\n",
+        include.iter().map(|i| format!("{i} ")).collect::<String>(),
+        source.suite,
+        source.mirror
+    );
     std::fs::write(tmp.join("isobench-rootfs.txt"), about).map_err(io_err("write isobench-rootfs.txt"))?;
     std::fs::rename(&tmp, cache.join(name)).map_err(io_err(format!("rename {} into place", tmp.display())))?;
     eprintln!("isobench: {name} rootfs built in {:.0} s", t0.elapsed().as_secs_f64());
