@@ -387,78 +387,6 @@ fn hyperfine(noop: &Path, runs: &str) -> Result<f64, String> {
     parse_hyperfine_json(&text).ok_or_else(|| "no results[0].mean in hyperfine's JSON".into())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redis_benchmark_csv_and_wrk_summaries_parse() {
-        let csv = "\"test\",\"rps\",\"avg_latency_ms\"\n\"SET\",\"150000.00\",\"0.4\"\n\"GET\",\"185185.19\",\"0.287\"\n";
-        assert_eq!(parse_redis_benchmark_csv(csv, "GET"), Some(185185.19));
-        assert_eq!(parse_redis_benchmark_csv(csv, "SET"), Some(150000.0));
-        assert_eq!(parse_redis_benchmark_csv(csv, "LPUSH"), None);
-        let wrk = "Running 1s test @ http://127.0.0.1:1/1k.bin\n  4 threads and 4 connections\nRequests/sec:  12345.67\nTransfer/sec:      1.2MB\n";
-        assert_eq!(parse_wrk(wrk), Some(12345.67));
-        assert_eq!(parse_wrk("nothing"), None);
-    }
-
-    fn fixture(name: &str) -> String {
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/validate").join(name)).unwrap()
-    }
-
-    #[test]
-    fn parses_the_tools_real_output() {
-        // recorded on the project's 2-core Debian 12 machine
-        assert_eq!(parse_perf_bench(&fixture("perf-syscall-basic.txt")), Some(0.155336));
-        assert_eq!(parse_perf_bench(&fixture("perf-sched-pipe.txt")), Some(2.3447));
-        let bps = parse_iperf3_json(&fixture("iperf3.json")).unwrap();
-        assert!((bps / 1e9 - 12.54).abs() < 0.01, "{bps}");
-        let mean = parse_hyperfine_json(&fixture("hyperfine.json")).unwrap();
-        assert!((mean - 0.00160193812).abs() < 1e-12, "{mean}");
-        let fio = parse_fio_json(&fixture("fio-randread.json"), "read").unwrap();
-        assert_eq!(fio, FioFigures { bw_bytes: 25596931.0, iops: 6249.250749, clat_p50_ns: 70144.0, clat_mean_ns: 157211.559667 });
-        // a read job's write side has no clat percentiles: no figures, not zeros
-        assert_eq!(parse_fio_json(&fixture("fio-randread.json"), "write"), None);
-        assert_eq!(parse_fio_json("{\"jobs\":[]}", "read"), None);
-        assert_eq!(parse_perf_bench("nothing here"), None);
-        assert_eq!(parse_iperf3_json("{\"start\":{}}"), None);
-    }
-
-    #[test]
-    fn the_median_round_is_kept_and_errors_only_when_all_fail() {
-        let mut v = [30.0, 10.0, 20.0].into_iter();
-        assert_eq!(median_of::<String>(3, || Ok(v.next().unwrap())), Ok(20.0));
-        let mut n = 0;
-        assert_eq!(
-            median_of(3, || {
-                n += 1;
-                if n == 2 {
-                    Ok(5.0)
-                } else {
-                    Err("noisy")
-                }
-            }),
-            Ok(5.0)
-        );
-        assert_eq!(median_of::<&str>(2, || Err("gone")), Err("gone"));
-    }
-
-    #[test]
-    fn verdicts_follow_the_tolerance() {
-        let ok = check("m", "t".into(), "ns", Ok(100.0), Ok(110.0), "why");
-        assert_eq!(ok.within_tolerance, Some(true));
-        assert!((ok.ratio.unwrap() - 1.1).abs() < 1e-9);
-        let off = check("m", "t".into(), "ns", Ok(100.0), Ok(130.0), "perf calls getppid");
-        assert_eq!(off.within_tolerance, Some(false));
-        assert!(off.note.contains("perf calls getppid"));
-        let missing = check("m", "t".into(), "ns", Err("perf not installed".into()), Ok(1.0), "why");
-        assert_eq!(missing.ratio, None);
-        assert_eq!(missing.note, "perf not installed");
-        let table = crate::report::section::cross_check::table(&[ok, off, missing]);
-        assert_eq!(table.lines().count(), 5, "{table}");
-    }
-}
-
 /// Requests per second of one test in `redis-benchmark --csv` output
 /// (`"GET","185185.19",...`; redis 7 adds latency columns after it).
 pub fn parse_redis_benchmark_csv(out: &str, test: &str) -> Option<f64> {
@@ -548,4 +476,76 @@ pub fn apps(inst: &mut dyn crate::env::Instance, hosts: &mut crate::boundary::Ho
         out.push(check(metric, shown, "req/s", tool_value, isobench, method));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_benchmark_csv_and_wrk_summaries_parse() {
+        let csv = "\"test\",\"rps\",\"avg_latency_ms\"\n\"SET\",\"150000.00\",\"0.4\"\n\"GET\",\"185185.19\",\"0.287\"\n";
+        assert_eq!(parse_redis_benchmark_csv(csv, "GET"), Some(185185.19));
+        assert_eq!(parse_redis_benchmark_csv(csv, "SET"), Some(150000.0));
+        assert_eq!(parse_redis_benchmark_csv(csv, "LPUSH"), None);
+        let wrk = "Running 1s test @ http://127.0.0.1:1/1k.bin\n  4 threads and 4 connections\nRequests/sec:  12345.67\nTransfer/sec:      1.2MB\n";
+        assert_eq!(parse_wrk(wrk), Some(12345.67));
+        assert_eq!(parse_wrk("nothing"), None);
+    }
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/validate").join(name)).unwrap()
+    }
+
+    #[test]
+    fn parses_the_tools_real_output() {
+        // recorded on the project's 2-core Debian 12 machine
+        assert_eq!(parse_perf_bench(&fixture("perf-syscall-basic.txt")), Some(0.155336));
+        assert_eq!(parse_perf_bench(&fixture("perf-sched-pipe.txt")), Some(2.3447));
+        let bps = parse_iperf3_json(&fixture("iperf3.json")).unwrap();
+        assert!((bps / 1e9 - 12.54).abs() < 0.01, "{bps}");
+        let mean = parse_hyperfine_json(&fixture("hyperfine.json")).unwrap();
+        assert!((mean - 0.00160193812).abs() < 1e-12, "{mean}");
+        let fio = parse_fio_json(&fixture("fio-randread.json"), "read").unwrap();
+        assert_eq!(fio, FioFigures { bw_bytes: 25596931.0, iops: 6249.250749, clat_p50_ns: 70144.0, clat_mean_ns: 157211.559667 });
+        // a read job's write side has no clat percentiles: no figures, not zeros
+        assert_eq!(parse_fio_json(&fixture("fio-randread.json"), "write"), None);
+        assert_eq!(parse_fio_json("{\"jobs\":[]}", "read"), None);
+        assert_eq!(parse_perf_bench("nothing here"), None);
+        assert_eq!(parse_iperf3_json("{\"start\":{}}"), None);
+    }
+
+    #[test]
+    fn the_median_round_is_kept_and_errors_only_when_all_fail() {
+        let mut v = [30.0, 10.0, 20.0].into_iter();
+        assert_eq!(median_of::<String>(3, || Ok(v.next().unwrap())), Ok(20.0));
+        let mut n = 0;
+        assert_eq!(
+            median_of(3, || {
+                n += 1;
+                if n == 2 {
+                    Ok(5.0)
+                } else {
+                    Err("noisy")
+                }
+            }),
+            Ok(5.0)
+        );
+        assert_eq!(median_of::<&str>(2, || Err("gone")), Err("gone"));
+    }
+
+    #[test]
+    fn verdicts_follow_the_tolerance() {
+        let ok = check("m", "t".into(), "ns", Ok(100.0), Ok(110.0), "why");
+        assert_eq!(ok.within_tolerance, Some(true));
+        assert!((ok.ratio.unwrap() - 1.1).abs() < 1e-9);
+        let off = check("m", "t".into(), "ns", Ok(100.0), Ok(130.0), "perf calls getppid");
+        assert_eq!(off.within_tolerance, Some(false));
+        assert!(off.note.contains("perf calls getppid"));
+        let missing = check("m", "t".into(), "ns", Err("perf not installed".into()), Ok(1.0), "why");
+        assert_eq!(missing.ratio, None);
+        assert_eq!(missing.note, "perf not installed");
+        let table = crate::report::section::cross_check::table(&[ok, off, missing]);
+        assert_eq!(table.lines().count(), 5, "{table}");
+    }
 }
