@@ -280,6 +280,11 @@ struct RunArgs {
     /// (default), `debian` (built once with debootstrap, read-only) or a directory
     #[arg(long, value_name = "minimal|debian|DIR", default_value = "minimal")]
     rootfs: RootfsChoice,
+    /// Debian packages installed into the `--rootfs debian` image (comma-separated;
+    /// each list is its own cached image): `redis-server,nginx-light` gives the app.*
+    /// metrics their servers in the container and peers (natively the host's own)
+    #[arg(long = "image-packages", value_name = "LIST", value_parser = values::image_packages)]
+    image_packages: Option<String>,
     #[command(flatten)]
     container_limits: LimitArgs,
     #[command(flatten)]

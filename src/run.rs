@@ -31,6 +31,14 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     if args.vm_net.is_some() && !args.envs.contains(EnvKind::Vm) {
         eprintln!("isobench: note: --vm-net has no effect without the vm environment (--env)");
     }
+    if let Some(packages) = &args.image_packages {
+        if args.rootfs != isobench_harness::container::RootfsChoice::Distro {
+            anyhow::bail!("--image-packages installs packages into the --rootfs debian image; add --rootfs debian");
+        }
+        // Read by every environment that prepares the image (container,
+        // peers, the vm's root disk): set before any thread starts.
+        std::env::set_var(isobench_harness::container::rootfs::distro::PACKAGES_ENV, packages);
+    }
     let container_settings = ContainerSettings {
         namespaces: args.container_ns,
         limits: args.container_limits.limits(),

@@ -30,6 +30,9 @@ pub fn validate(quick: bool, out: Option<PathBuf>, data_dir: Option<PathBuf>) ->
     );
     let mut checks = isobench_harness::validate::run(inst.agent(), &noop, quick);
     checks.extend(isobench_harness::validate::storage(inst.agent(), run_data.path(), quick));
+    let mut hosts = isobench_harness::boundary::HostSides::new(&workloads::locate()?);
+    checks.extend(isobench_harness::validate::apps(inst.as_mut(), &mut hosts, quick));
+    drop(hosts);
     inst.shutdown()?;
     print!("{}", isobench_harness::report::section::cross_check::table(&checks));
     drop(run_data);

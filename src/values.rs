@@ -116,3 +116,13 @@ fn one_line(e: &clap::Error) -> Option<String> {
     };
     Some(format!("invalid value '{value}' for '{arg}'{why}"))
 }
+
+/// `--image-packages`: a comma-separated list of Debian package names,
+/// returned sorted, each once, comma-joined (`distro::parse_packages`).
+pub fn image_packages(s: &str) -> Result<String, String> {
+    match isobench_harness::container::rootfs::distro::parse_packages(s) {
+        Ok(list) if list.is_empty() => Err("no package named".into()),
+        Ok(list) => Ok(list.join(",")),
+        Err(e) => Err(e.to_string().trim_start_matches("--image-packages: ").to_string()),
+    }
+}

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 
-use isobench_workloads::protocol::{to_line, AgentInfo, Request, Response, RunRequest, RunResult, ServeRequest};
+use isobench_workloads::protocol::{to_line, AgentInfo, AppStartRequest, Request, Response, RunRequest, RunResult, ServeRequest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -111,6 +111,31 @@ impl AgentClient {
             Response::Served { bytes } => Ok(bytes),
             Response::Error { message } => Err(AgentError::Remote(message)),
             other => Err(AgentError::Unexpected { expected: "served", got: format!("{other:?}") }),
+        }
+    }
+
+    /// Starts an application server in the environment (the app metrics)
+    /// and returns the address it accepts connections on and its process
+    /// group.
+    pub fn app_start(&mut self, req: &AppStartRequest) -> Result<(std::net::SocketAddr, u32), AgentError> {
+        self.send(&Request::AppStart(req.clone()))?;
+        match self.read_response()? {
+            Response::AppServing { addr, pgid } => {
+                addr.parse().map(|a| (a, pgid)).map_err(|_| AgentError::Unexpected { expected: "app_serving ip:port", got: addr })
+            }
+            Response::Error { message } => Err(AgentError::Remote(message)),
+            other => Err(AgentError::Unexpected { expected: "app_serving", got: format!("{other:?}") }),
+        }
+    }
+
+    /// Stops the server of [`app_start`](Self::app_start); returns how it
+    /// exited.
+    pub fn app_stop(&mut self) -> Result<String, AgentError> {
+        self.send(&Request::AppStop)?;
+        match self.read_response()? {
+            Response::AppStopped { status } => Ok(status),
+            Response::Error { message } => Err(AgentError::Remote(message)),
+            other => Err(AgentError::Unexpected { expected: "app_stopped", got: format!("{other:?}") }),
         }
     }
 

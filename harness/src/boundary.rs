@@ -128,6 +128,13 @@ impl HostSides {
         HostSides { workloads: workloads.clone(), agents: Vec::new() }
     }
 
+    /// The agent of the host side in `netns` (`None`: the host's own
+    /// namespace), started on first use: the app metrics' load generator
+    /// runs there too (`apps`).
+    pub fn client(&mut self, netns: Option<&RunNetns>) -> Result<&mut AgentClient, BoundaryError> {
+        self.get(netns).map(|h| &mut h.agent)
+    }
+
     fn get(&mut self, netns: Option<&RunNetns>) -> Result<&mut HostSide, BoundaryError> {
         let name = netns.map(RunNetns::name);
         match self.agents.iter().position(|a| a.netns() == name) {
@@ -223,6 +230,7 @@ mod tests {
             pinning: PinMode::Same,
             cpus,
             io: None,
+            load: None,
         }
     }
 

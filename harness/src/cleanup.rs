@@ -40,6 +40,8 @@ pub fn sweep() -> Vec<PathBuf> {
 pub fn sweep_all() -> Vec<PathBuf> {
     // Before the temp dirs: they hold the state dirs these processes name.
     let mut removed: Vec<PathBuf> = crate::env::runsc::sweep().into_iter().map(|pid| PathBuf::from(format!("/proc/{pid}"))).collect();
+    // Before the temp dirs: a killed run's servers are found by their dirs.
+    removed.extend(crate::apps::sweep(&std::env::temp_dir()));
     removed.extend(leftovers::sweep_temp_dirs(&std::env::temp_dir()));
     removed.extend(crate::storage::sweep(&std::env::temp_dir()));
     removed.extend(rootfs::sweep());

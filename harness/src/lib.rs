@@ -3,6 +3,7 @@
 //! thin layers over this crate.
 
 pub mod agent;
+pub mod apps;
 pub mod boundary;
 pub mod cleanup;
 pub mod collect;

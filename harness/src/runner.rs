@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use isobench_workloads::catalog::MetricSpec;
+use isobench_workloads::catalog::{Family, MetricSpec};
 use isobench_workloads::protocol::{PinMode, RunRequest, RunResult};
 
 use crate::collect::host::HostInfo;
@@ -56,6 +56,7 @@ impl Plan {
             cpu: None,
             pin: self.pin,
             data_dir: None,
+            rate: None,
         }
     }
 }
@@ -216,6 +217,9 @@ pub fn record_skip(out: &RunDir, kind: EnvKind, reason: &str) -> Result<(), Resu
 /// "not supported: <reason>" when the agent said the environment cannot
 /// run the metric at all (`MetricError::NotSupported`).
 fn not_supported(e: &MeasureError) -> Option<String> {
+    if let MeasureError::App(e) = e {
+        return e.not_supported();
+    }
     let MeasureError::Agent(crate::agent::AgentError::Remote(message)) = e else { return None };
     let marker = isobench_workloads::metrics::NOT_SUPPORTED;
     message.find(marker).map(|at| message[at..].to_string())
@@ -354,7 +358,7 @@ pub fn execute(
                     }
                 }
             }
-            if spec.boundary {
+            if spec.across() {
                 if let Err(EnvError::Unavailable { reason, .. }) = inst.endpoint() {
                     // Not a failure: this environment has no boundary to measure.
                     let line = format!("{}: {}: not measured: {reason}", environment.label(), spec.name);
@@ -368,9 +372,10 @@ pub fn execute(
             progress(Event::Begin { step, total, what: &what });
             let probe = Probe::start();
             let asked = std::time::Instant::now();
-            let result = match spec.boundary {
-                false => inst.agent().run(&req).map_err(MeasureError::Agent),
-                true => measure_boundary(out, kind, inst.as_mut(), &mut hosts, spec, &req),
+            let result = match (spec.boundary, spec.family == Family::App) {
+                (_, true) => measure_app(out, kind, inst.as_mut(), &mut hosts, spec, &req),
+                (false, false) => inst.agent().run(&req).map_err(MeasureError::Agent),
+                (true, false) => measure_boundary(out, kind, inst.as_mut(), &mut hosts, spec, &req),
             };
             let host_wall = asked.elapsed();
             let interference = probe.finish();
@@ -551,6 +556,8 @@ pub enum MeasureError {
     #[error(transparent)]
     Boundary(#[from] crate::boundary::BoundaryError),
     #[error(transparent)]
+    App(crate::apps::AppError),
+    #[error(transparent)]
     Results(#[from] ResultsError),
 }
 
@@ -559,8 +566,14 @@ impl MeasureError {
     /// every further request to it would fail the same way.
     pub fn agent_gone(&self) -> bool {
         use crate::agent::AgentError::{Closed, Io};
+        use crate::apps::AppError::Start;
         use crate::boundary::BoundaryError::Server;
-        matches!(self, MeasureError::Agent(Io(_) | Closed(_)) | MeasureError::Boundary(Server(Io(_) | Closed(_))))
+        matches!(
+            self,
+            MeasureError::Agent(Io(_) | Closed(_))
+                | MeasureError::Boundary(Server(Io(_) | Closed(_)))
+                | MeasureError::App(Start { source: Io(_) | Closed(_), .. })
+        )
     }
 }
 
@@ -575,6 +588,25 @@ pub fn measure_boundary(
     req: &RunRequest,
 ) -> Result<isobench_workloads::protocol::RunResult, MeasureError> {
     let r = crate::boundary::measure(inst, hosts, spec, req)?;
+    if let Ok(ep) = inst.endpoint() {
+        let boundary = from_env_value("boundary", ep.metadata())?;
+        out.update_run(|run| run.env_mut(kind.as_str()).boundary = boundary)?;
+    }
+    Ok(r)
+}
+
+/// One app measurement (see [`crate::apps`]); the path its load took is
+/// recorded in run.json as `environments.<env>.boundary`, as for the
+/// `*.boundary` metrics.
+pub fn measure_app(
+    out: &RunDir,
+    kind: EnvKind,
+    inst: &mut dyn Instance,
+    hosts: &mut crate::boundary::HostSides,
+    spec: &'static MetricSpec,
+    req: &RunRequest,
+) -> Result<RunResult, MeasureError> {
+    let r = crate::apps::measure(inst, hosts, kind == EnvKind::Native, spec, req).map_err(MeasureError::App)?;
     if let Ok(ep) = inst.endpoint() {
         let boundary = from_env_value("boundary", ep.metadata())?;
         out.update_run(|run| run.env_mut(kind.as_str()).boundary = boundary)?;

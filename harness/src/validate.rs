@@ -10,6 +10,11 @@
 //! | spawn.fork_exec, spawn.posix_spawn | `hyperfine -N` of the same static noop |
 //! | fs.rand_read, fs.rand_write | `fio` psync, depth 1, 4 KiB, O_DIRECT: clat p50 beside isobench's p50 |
 //! | fs.seq_read_bw, fs.seq_write_bw | `fio` psync, depth 1, 1 MiB, O_DIRECT: bandwidth |
+//! | app.redis.get, app.redis.set | `redis-benchmark -d 64 -c 4 -P 16` against the same redis configuration |
+//! | app.nginx.1k, app.nginx.64k | `wrk -t 4 -c 4` against the same nginx configuration |
+//!
+//! The open-loop latency metrics (app.*.latency) have no row: wrk2, the
+//! tool whose method they follow, is not packaged by Debian.
 //!
 //! The fs rows ([`storage`]) run both sides in one data directory of the
 //! run's own (`storage::RunData`, as `isobench run --data-dir`), on a 32 MiB
@@ -114,6 +119,7 @@ fn isobench_native(agent: &mut AgentClient, metric: &str, quick: bool, data_dir:
         cpu: None,
         pin: Default::default(),
         data_dir: data_dir.map(|d| d.display().to_string()),
+        rate: None,
     };
     let r = agent.run(&req).map_err(|e: AgentError| e.to_string())?;
     if p50 {
@@ -381,9 +387,111 @@ fn hyperfine(noop: &Path, runs: &str) -> Result<f64, String> {
     parse_hyperfine_json(&text).ok_or_else(|| "no results[0].mean in hyperfine's JSON".into())
 }
 
+/// Requests per second of one test in `redis-benchmark --csv` output
+/// (`"GET","185185.19",...`; redis 7 adds latency columns after it).
+pub fn parse_redis_benchmark_csv(out: &str, test: &str) -> Option<f64> {
+    out.lines().find_map(|l| {
+        let mut cols = l.split(',').map(|c| c.trim().trim_matches('"'));
+        (cols.next()? == test).then(|| cols.next()?.parse().ok()).flatten()
+    })
+}
+
+/// `Requests/sec:` of wrk's summary.
+pub fn parse_wrk(out: &str) -> Option<f64> {
+    out.lines().find_map(|l| l.trim().strip_prefix("Requests/sec:").and_then(|v| v.trim().parse().ok()))
+}
+
+/// The app rows: redis-benchmark and wrk against a server started the way
+/// the app metrics start it (`apps`, natively: the host's binaries, the
+/// same configuration, a port of its own), beside isobench's closed loop
+/// against another start of the same server. Both are throughput at
+/// saturation with the same connections (and redis pipeline).
+pub fn apps(inst: &mut dyn crate::env::Instance, hosts: &mut crate::boundary::HostSides, quick: bool) -> Vec<Check> {
+    use isobench_workloads::app::App;
+    use isobench_workloads::catalog::{NGINX_CONNECTIONS, REDIS_CONNECTIONS, REDIS_PIPELINE};
+    let rounds = if quick { 1 } else { ROUNDS };
+    let secs = if quick { "1" } else { "3" };
+    let requests = if quick { "100000" } else { "1000000" };
+    // (metric, tool, its arguments with PORT, method difference)
+    let (c, p, nc) = (REDIS_CONNECTIONS.to_string(), REDIS_PIPELINE.to_string(), NGINX_CONNECTIONS.to_string());
+    let rows: [(&str, &str, Vec<String>, &str); 4] = [
+        (
+            "app.redis.get",
+            "redis-benchmark",
+            ["-h", "127.0.0.1", "-p", "PORT", "-t", "get", "-d", "64", "-c", &c, "-P", &p, "-n", requests, "--csv"].map(String::from).to_vec(),
+            "redis-benchmark's event loop drives all connections from one thread and counts from the first request; isobench uses a thread per connection and times from after its warm-up",
+        ),
+        (
+            "app.redis.set",
+            "redis-benchmark",
+            ["-h", "127.0.0.1", "-p", "PORT", "-t", "set", "-d", "64", "-c", &c, "-P", &p, "-n", requests, "--csv"].map(String::from).to_vec(),
+            "redis-benchmark's event loop drives all connections from one thread; isobench uses a thread per connection",
+        ),
+        (
+            "app.nginx.1k",
+            "wrk",
+            ["-t", &nc, "-c", &nc, "-d", &format!("{secs}s"), "http://127.0.0.1:PORT/1k.bin"].map(String::from).to_vec(),
+            "wrk runs an event loop per thread in C (LuaJIT scripting off); isobench a blocking thread per connection that parses every reply",
+        ),
+        (
+            "app.nginx.64k",
+            "wrk",
+            ["-t", &nc, "-c", &nc, "-d", &format!("{secs}s"), "http://127.0.0.1:PORT/64k.bin"].map(String::from).to_vec(),
+            "wrk runs an event loop per thread in C; isobench a blocking thread per connection that copies every body",
+        ),
+    ];
+    let mut out = Vec::new();
+    for (metric, tool, args, method) in rows {
+        let spec = catalog::lookup(metric).expect("app rows name catalogue metrics");
+        let app = App::of_metric(metric).expect("an app metric");
+        let shown = format!("{tool} {}", args.join(" "));
+        let tool_value = if !have(tool) {
+            Err(format!("{tool} not installed (apt-get install {}; scripts/setup installs it)", if tool == "wrk" { "wrk" } else { "redis-tools" }))
+        } else {
+            median_of(rounds, || {
+                let start = isobench_workloads::protocol::AppStartRequest {
+                    app,
+                    bind: "127.0.0.1:0".into(),
+                    dir: crate::apps::server_dir(app, true).display().to_string(),
+                };
+                let (addr, _) = inst.agent().app_start(&start).map_err(|e| format!("starting {app}: {e}"))?;
+                let args: Vec<String> = args.iter().map(|a| a.replace("PORT", &addr.port().to_string())).collect();
+                let got = output(Command::new(tool).args(&args));
+                let _ = inst.agent().app_stop();
+                let text = got?;
+                match tool {
+                    "wrk" => parse_wrk(&text),
+                    _ => parse_redis_benchmark_csv(&text, &metric["app.redis.".len()..].to_uppercase()),
+                }
+                .ok_or_else(|| format!("no requests per second in {tool}'s output"))
+            })
+        };
+        let n = if quick { spec.quick_iterations } else { spec.iterations };
+        let isobench = median_of(rounds, || {
+            let req = RunRequest { warmup: n / 20, ..RunRequest::new(metric, n, 20_000) };
+            crate::apps::measure(inst, hosts, true, spec, &req)
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.load.map(|l| l.achieved_per_s).ok_or_else(|| "no load in the result".to_string()))
+        });
+        out.push(check(metric, shown, "req/s", tool_value, isobench, method));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redis_benchmark_csv_and_wrk_summaries_parse() {
+        let csv = "\"test\",\"rps\",\"avg_latency_ms\"\n\"SET\",\"150000.00\",\"0.4\"\n\"GET\",\"185185.19\",\"0.287\"\n";
+        assert_eq!(parse_redis_benchmark_csv(csv, "GET"), Some(185185.19));
+        assert_eq!(parse_redis_benchmark_csv(csv, "SET"), Some(150000.0));
+        assert_eq!(parse_redis_benchmark_csv(csv, "LPUSH"), None);
+        let wrk = "Running 1s test @ http://127.0.0.1:1/1k.bin\n  4 threads and 4 connections\nRequests/sec:  12345.67\nTransfer/sec:      1.2MB\n";
+        assert_eq!(parse_wrk(wrk), Some(12345.67));
+        assert_eq!(parse_wrk("nothing"), None);
+    }
 
     fn fixture(name: &str) -> String {
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/validate").join(name)).unwrap()

@@ -11,7 +11,31 @@ fn main() {
     isobench_testkit::run(vec![
         trial!(each_installed_tool_gives_a_figure_beside_isobench).needs(&[Perf, Iperf3, Hyperfine]),
         trial!(fio_gives_each_fs_row_a_figure_beside_isobench).needs(&[Fio]),
+        trial!(redis_benchmark_and_wrk_give_each_app_row_a_figure_beside_isobench).needs(&[AppServers, AppLoadTools]),
     ]);
+}
+
+fn redis_benchmark_and_wrk_give_each_app_row_a_figure_beside_isobench() {
+    let w = workloads::locate().expect("static workloads");
+    let mut hosts = isobench_harness::boundary::HostSides::new(&w);
+    let mut native = env::prepare(EnvKind::Native, &Options::new(w)).unwrap();
+    let mut inst = native.start().unwrap();
+    let checks = validate::apps(inst.as_mut(), &mut hosts, true);
+    inst.shutdown().unwrap();
+    let metrics: Vec<&str> = checks.iter().map(|c| c.metric.as_str()).collect();
+    assert_eq!(metrics, ["app.redis.get", "app.redis.set", "app.nginx.1k", "app.nginx.64k"]);
+    for c in &checks {
+        let (t, i) = (
+            c.tool_value.unwrap_or_else(|| panic!("{}: {}", c.metric, c.note)),
+            c.isobench_value.unwrap_or_else(|| panic!("{}: {}", c.metric, c.note)),
+        );
+        assert!(t > 0.0 && i > 0.0 && t.is_finite() && i.is_finite(), "{c:?}");
+        // The same server and load shape: the same order of magnitude (the
+        // ±15 % verdict is the report's, on a quiet machine).
+        let r = c.ratio.unwrap();
+        assert!((0.2..5.0).contains(&r), "{}: isobench/tool = {r}: {c:?}", c.metric);
+        assert_eq!(c.unit, "req/s");
+    }
 }
 
 fn installed(tool: &str) -> bool {

@@ -79,6 +79,16 @@ fn start_server(req: &ServeRequest) -> Result<metrics::net::Server, String> {
     metrics::net::serve(spec, bind, req.cpu, req.pin).map_err(|e| e.to_string())
 }
 
+/// Starts the application server of an `AppStart` (see `app::server`).
+fn start_app(req: &crate::protocol::AppStartRequest) -> Result<crate::app::server::Server, String> {
+    let bind = req.bind.parse().map_err(|e| format!("{}: bad bind address {:?}: {e}", req.app, req.bind))?;
+    let dir = std::path::Path::new(&req.dir);
+    if !dir.is_absolute() || req.dir.len() > *crate::protocol::bounds::DATA_DIR_BYTES.end() {
+        return Err(format!("{}: dir {:?} is not an absolute path of at most 4095 bytes", req.app, req.dir));
+    }
+    crate::app::server::start(req.app, bind, dir).map_err(|e| e.to_string())
+}
+
 /// One line of input, as [`read_line`] found it.
 #[derive(Debug, PartialEq, Eq)]
 enum Line {
@@ -151,6 +161,9 @@ pub fn serve(mut input: impl BufRead, mut output: impl Write) -> std::io::Result
     let is_init = std::process::id() == 1;
     // The server thread of a cross-boundary metric, between Serve and Join.
     let mut server: Option<metrics::net::Server> = None;
+    // The application server of the app metrics, between AppStart and
+    // AppStop; dropped (stopped, its directory removed) when serving ends.
+    let mut app: Option<crate::app::server::Server> = None;
     output.write_all(to_line(&Response::Ready(info_with(overhead, &noop))).as_bytes())?;
     output.flush()?;
     let mut number = 0u64;
@@ -177,6 +190,7 @@ pub fn serve(mut input: impl BufRead, mut output: impl Write) -> std::io::Result
             Err(message) => Response::Error { message },
             Ok(Request::Info) => Response::Info(info_with(overhead, &noop)),
             Ok(Request::Shutdown) => {
+                app.take().map(crate::app::server::Server::stop);
                 output.write_all(to_line(&Response::Bye).as_bytes())?;
                 output.flush()?;
                 return Ok(Exit::Shutdown);
@@ -196,6 +210,21 @@ pub fn serve(mut input: impl BufRead, mut output: impl Write) -> std::io::Result
                     Response::Serving { addr, cpu }
                 }
                 Err(message) => Response::Error { message },
+            },
+            Ok(Request::AppStart(req)) if app.is_some() => {
+                Response::Error { message: format!("{}: an application server is already running; send app_stop first", req.app) }
+            }
+            Ok(Request::AppStart(req)) => match start_app(&req) {
+                Ok(s) => {
+                    let (addr, pgid) = (s.addr.to_string(), s.pgid);
+                    app = Some(s);
+                    Response::AppServing { addr, pgid }
+                }
+                Err(message) => Response::Error { message },
+            },
+            Ok(Request::AppStop) => match app.take() {
+                None => Response::Error { message: "app_stop: no application server is running".into() },
+                Some(s) => Response::AppStopped { status: s.stop() },
             },
             Ok(Request::Join) => match server.take().map(metrics::net::Server::join) {
                 None => Response::Error { message: "join: no boundary server is running".into() },

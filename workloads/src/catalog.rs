@@ -20,10 +20,14 @@ pub enum Family {
     Fs,
     /// Sanity controls (cpu.spin, mem.copy_bw): near-zero overhead expected.
     Control,
+    /// Real applications (redis, nginx) started inside the environment and
+    /// loaded from the host side (`app`). Not part of `all`: they start
+    /// servers and need them in the environment's files.
+    App,
 }
 
 impl Family {
-    pub const ALL: [Family; 6] = [Family::Spawn, Family::Syscall, Family::Ipc, Family::Net, Family::Fs, Family::Control];
+    pub const ALL: [Family; 7] = [Family::Spawn, Family::Syscall, Family::Ipc, Family::Net, Family::Fs, Family::Control, Family::App];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -33,6 +37,7 @@ impl Family {
             Family::Net => "net",
             Family::Fs => "fs",
             Family::Control => "control",
+            Family::App => "app",
         }
     }
 
@@ -105,12 +110,16 @@ pub enum Unit {
     /// Megabytes (10^6 bytes) per second, as fio's "MB/s".
     #[serde(rename = "MB/s")]
     MBps,
+    /// Requests per second, as redis-benchmark and wrk report: the
+    /// histogram holds ns of wall time per completed request.
+    #[serde(rename = "req/s")]
+    ReqPerS,
 }
 
 impl Unit {
     /// True for rates (bigger is better), false for times (smaller is better).
     pub fn is_rate(self) -> bool {
-        matches!(self, Unit::GiBps | Unit::Gbitps | Unit::MBps)
+        matches!(self, Unit::GiBps | Unit::Gbitps | Unit::MBps | Unit::ReqPerS)
     }
 
     /// Converts `ns` nanoseconds per operation into this unit; a rate divides
@@ -123,7 +132,8 @@ impl Unit {
             Unit::GiBps if ns > 0.0 => bytes_per_op as f64 / ns * 1e9 / (1u64 << 30) as f64,
             Unit::Gbitps if ns > 0.0 => bytes_per_op as f64 * 8.0 / ns,
             Unit::MBps if ns > 0.0 => bytes_per_op as f64 / ns * 1e3,
-            Unit::GiBps | Unit::Gbitps | Unit::MBps => 0.0,
+            Unit::ReqPerS if ns > 0.0 => 1e9 / ns,
+            Unit::GiBps | Unit::Gbitps | Unit::MBps | Unit::ReqPerS => 0.0,
         }
     }
 
@@ -136,6 +146,7 @@ impl Unit {
             Unit::GiBps => "GiB/s",
             Unit::Gbitps => "Gbit/s",
             Unit::MBps => "MB/s",
+            Unit::ReqPerS => "req/s",
         }
     }
 
@@ -193,6 +204,25 @@ impl MetricSpec {
         self.name.starts_with("fs.")
     }
 
+    /// True for a metric whose operations are sent from the host side to
+    /// something the environment serves (the `*.boundary` metrics, the app
+    /// metrics): the host-side agent runs it with a target.
+    pub fn across(&self) -> bool {
+        self.boundary || self.family == Family::App
+    }
+
+    /// app.*.latency: the open loop at an offered rate (`RunRequest::rate`);
+    /// the other app metrics are the closed loop.
+    pub fn open_loop(&self) -> bool {
+        self.family == Family::App && self.name.ends_with(LATENCY_SUFFIX)
+    }
+
+    /// For an open-loop app metric, its closed-loop twin
+    /// (`app.redis.get.latency` → `app.redis.get`).
+    pub fn closed_twin(&self) -> Option<&'static MetricSpec> {
+        self.open_loop().then(|| self.name.strip_suffix(LATENCY_SUFFIX).and_then(lookup)).flatten()
+    }
+
     /// For a `*.boundary` metric, the same metric measured inside the
     /// environment on its loopback (`net.tcp_rr.boundary` → `net.tcp_rr`).
     pub fn inside(&self) -> Option<&'static MetricSpec> {
@@ -202,6 +232,93 @@ impl MetricSpec {
 
 /// Name suffix of the cross-boundary metrics.
 pub const BOUNDARY_SUFFIX: &str = ".boundary";
+
+/// Name suffix of the open-loop app metrics.
+pub const LATENCY_SUFFIX: &str = ".latency";
+
+/// Closed-loop connections of the redis metrics (one thread each).
+pub const REDIS_CONNECTIONS: u32 = 4;
+/// Requests pipelined per redis connection in the closed loop
+/// (redis-benchmark `-P 16`): enough to saturate the server's one thread.
+pub const REDIS_PIPELINE: u32 = 16;
+/// Closed-loop connections of the nginx metrics (wrk `-c 4 -t 4`), one
+/// request outstanding each (HTTP/1.1 without pipelining, as wrk).
+pub const NGINX_CONNECTIONS: u32 = 4;
+/// Connections of every open loop (wrk2 `-c 4`), one request outstanding
+/// each.
+pub const OPEN_CONNECTIONS: u32 = 4;
+/// The open loop's offered rate as a share of what a closed loop of its
+/// own shape (its connections, one request outstanding each) achieves
+/// against the same server just before: below saturation, where latency is
+/// the server's and the path's, not a queue's.
+pub const OPEN_LOAD_FRACTION: f64 = 0.5;
+
+/// One closed-loop (throughput) and one open-loop (latency) app metric.
+macro_rules! app_metrics {
+    ($name:literal, $lat:literal, $op:literal, $closed_ref:literal, $open_ref:literal, $n:literal) => {
+        [
+            MetricSpec {
+                name: $name,
+                family: Family::App,
+                unit: Unit::ReqPerS,
+                operation: concat!($op, "; closed loop at saturation (fixed connections, each sends its next batch when the last is answered), completed requests per second of wall time, one sample per 20 ms window; the server runs inside the environment, the load on the host side across its boundary"),
+                reference: $closed_ref,
+                ops_per_sample: 1,
+                iterations: $n * 10,
+                quick_iterations: $n,
+                bytes_per_op: 0,
+                host_timed: false,
+                boundary: false,
+            },
+            MetricSpec {
+                name: $lat,
+                family: Family::App,
+                unit: Unit::Us,
+                operation: concat!($op, "; open loop at a constant offered rate, 4 connections with one request outstanding each, latency from each request's intended send time (coordinated-omission corrected); the rate is half of what a closed loop of that shape achieves against the same server just before (named on the row); the uncorrected service time is recorded beside it"),
+                reference: $open_ref,
+                ops_per_sample: 1,
+                iterations: 20_000,
+                quick_iterations: 2_000,
+                bytes_per_op: 0,
+                host_timed: false,
+                boundary: false,
+            },
+        ]
+    };
+}
+
+const APP_REDIS_GET: [MetricSpec; 2] = app_metrics!(
+    "app.redis.get",
+    "app.redis.get.latency",
+    "RESP GET of a 64-byte value from redis-server (no persistence)",
+    "redis-benchmark -t get -d 64 -c 4 -P 16 (4 connections, pipeline 16)",
+    "wrk2's method (constant rate, latency from the intended send time; HdrHistogram's coordinated-omission correction), RESP GET",
+    200_000
+);
+const APP_REDIS_SET: [MetricSpec; 2] = app_metrics!(
+    "app.redis.set",
+    "app.redis.set.latency",
+    "RESP SET of a 64-byte value into redis-server (no persistence)",
+    "redis-benchmark -t set -d 64 -c 4 -P 16 (4 connections, pipeline 16)",
+    "wrk2's method (constant rate, latency from the intended send time; HdrHistogram's coordinated-omission correction), RESP SET",
+    200_000
+);
+const APP_NGINX_1K: [MetricSpec; 2] = app_metrics!(
+    "app.nginx.1k",
+    "app.nginx.1k.latency",
+    "HTTP/1.1 keep-alive GET of a 1 KiB static file from nginx (one worker, access log off)",
+    "wrk -c 4 -t 4 (4 keep-alive connections)",
+    "wrk2 -R RATE -c 4 (constant rate, latency from the intended send time)",
+    20_000
+);
+const APP_NGINX_64K: [MetricSpec; 2] = app_metrics!(
+    "app.nginx.64k",
+    "app.nginx.64k.latency",
+    "HTTP/1.1 keep-alive GET of a 64 KiB static file from nginx (one worker, access log off, sendfile)",
+    "wrk -c 4 -t 4 (4 keep-alive connections)",
+    "wrk2 -R RATE -c 4 (constant rate, latency from the intended send time)",
+    20_000
+);
 
 /// Every metric the agent implements.
 pub const CATALOG: &[MetricSpec] = &[
@@ -664,7 +781,20 @@ pub const CATALOG: &[MetricSpec] = &[
         host_timed: false,
         boundary: false,
     },
+    APP_REDIS_GET[0],
+    APP_REDIS_GET[1],
+    APP_REDIS_SET[0],
+    APP_REDIS_SET[1],
+    APP_NGINX_1K[0],
+    APP_NGINX_1K[1],
+    APP_NGINX_64K[0],
+    APP_NGINX_64K[1],
 ];
+
+/// What `all` selects: every metric but the app family's.
+pub fn in_all() -> impl Iterator<Item = &'static MetricSpec> {
+    CATALOG.iter().filter(|m| m.family != Family::App)
+}
 
 /// Looks a metric up by its dotted name.
 pub fn lookup(name: &str) -> Option<&'static MetricSpec> {
@@ -679,9 +809,10 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 /// Metrics chosen by name, family or `all`, as `isobench run --metric` takes
 /// them: a comma-separated list of metric names (`syscall.getpid`), family
 /// names (`syscall`, every metric of the family in catalogue order) and
-/// `all` (the whole catalogue), kept in the order given, each metric once.
-/// A word without a dot is a family (every metric name has one). The
-/// default is `all`.
+/// `all` (the whole catalogue but the app family, which starts real
+/// servers and is chosen by naming it: `app`), kept in the order given,
+/// each metric once. A word without a dot is a family (every metric name
+/// has one). The default is `all`.
 #[derive(Debug, Clone)]
 pub struct MetricSelection(Vec<&'static MetricSpec>);
 
@@ -701,13 +832,13 @@ impl MetricSelection {
 
     /// True when every metric of the catalogue is chosen, in catalogue order.
     pub fn is_all(&self) -> bool {
-        self.0.len() == CATALOG.len() && self.0.iter().zip(CATALOG).all(|(a, b)| a.name == b.name)
+        self.0.len() == in_all().count() && self.0.iter().zip(in_all()).all(|(a, b)| a.name == b.name)
     }
 }
 
 impl Default for MetricSelection {
     fn default() -> MetricSelection {
-        MetricSelection(CATALOG.iter().collect())
+        MetricSelection(in_all().collect())
     }
 }
 
@@ -726,7 +857,7 @@ impl FromStr for MetricSelection {
         let mut out: Vec<&'static MetricSpec> = Vec::new();
         for word in s.split(',').map(str::trim).filter(|w| !w.is_empty()) {
             let matched: Vec<&'static MetricSpec> = if word == MetricSelection::ALL_WORD {
-                CATALOG.iter().collect()
+                in_all().collect()
             } else if !word.contains('.') && prefixes().contains(&word) {
                 CATALOG.iter().filter(|m| m.name.split('.').next() == Some(word)).collect()
             } else if !word.contains('.') {
@@ -771,7 +902,7 @@ mod tests {
         assert_eq!(names("env,mem"), ["env.start", "mem.copy_bw"]);
         assert!(names("syscall").iter().all(|n| n.starts_with("syscall.")));
         let e = "cpux".parse::<MetricSelection>().unwrap_err().to_string();
-        assert!(e.contains("spawn, syscall, ipc, net, fs, control") && e.contains("(env, cpu, mem)"), "{e}");
+        assert!(e.contains("spawn, syscall, ipc, net, fs, control, app") && e.contains("(env, cpu, mem)"), "{e}");
     }
 
     #[test]
@@ -782,7 +913,16 @@ mod tests {
             if m.family != Family::Control && !m.host_timed {
                 assert!(m.name.starts_with(m.family.as_str()), "{} is not in family {:?}", m.name, m.family);
             }
-            assert_eq!(m.unit.is_rate(), m.bytes_per_op > 0 || m.name == "mem.copy_bw", "{}", m.name);
+            assert_eq!(m.unit.is_rate(), m.bytes_per_op > 0 || m.name == "mem.copy_bw" || m.unit == Unit::ReqPerS, "{}", m.name);
+            if m.family == Family::App {
+                assert_eq!(m.open_loop(), m.unit == Unit::Us, "{}", m.name);
+                assert_eq!(m.closed_twin().map(|t| t.unit), m.open_loop().then_some(Unit::ReqPerS), "{}", m.name);
+                assert!(
+                    m.across() && crate::app::App::of_metric(m.name).is_some() && crate::app::proto::Op::of_metric(m.name).is_some(),
+                    "{}",
+                    m.name
+                );
+            }
             assert_eq!(m.family == Family::Fs, m.needs_data_dir(), "{}", m.name);
             assert!(m.ops_per_sample >= 1 && m.quick_iterations >= m.ops_per_sample);
             assert_eq!(m.boundary, m.name.ends_with(BOUNDARY_SUFFIX), "{}", m.name);
@@ -814,7 +954,10 @@ mod tests {
         assert_eq!(names("mem.copy_bw,control"), ["mem.copy_bw", "cpu.spin"]);
         let all = "all".parse::<MetricSelection>().unwrap();
         assert_eq!(all, MetricSelection::default());
-        assert_eq!(all.specs().len(), CATALOG.len());
+        assert_eq!(all.specs().len(), CATALOG.len() - 8, "all but the 8 app metrics");
+        assert!(all.specs().iter().all(|m| m.family != Family::App));
+        assert_eq!(names("app").len(), 8);
+        assert_eq!(names("all,app").len(), CATALOG.len());
         assert_eq!(all.to_string(), "all");
         let some = "syscall,ipc.pipe_rtt".parse::<MetricSelection>().unwrap();
         assert_eq!(some.to_string().parse::<MetricSelection>().unwrap(), some);
@@ -827,11 +970,11 @@ mod tests {
         assert_eq!(e, CatalogError::UnknownMetric("syscall.getpidd".into()));
         let line = e.to_string();
         assert!(!line.contains('\n') && line.starts_with("unknown metric \"syscall.getpidd\"; known: env.start, "), "{line}");
-        assert!(line.contains("syscall.getpid,") && line.ends_with("(or a family: spawn, syscall, ipc, net, fs, control, or all)"), "{line}");
+        assert!(line.contains("syscall.getpid,") && line.ends_with("(or a family: spawn, syscall, ipc, net, fs, control, app, or all)"), "{line}");
         let e = "sycall".parse::<MetricSelection>().unwrap_err().to_string();
         assert_eq!(
             e,
-            "unknown metric family \"sycall\"; choose from spawn, syscall, ipc, net, fs, control, a name's first part (env, cpu, mem) or all (or a metric name: see `isobench list`)"
+            "unknown metric family \"sycall\"; choose from spawn, syscall, ipc, net, fs, control, app, a name's first part (env, cpu, mem) or all (or a metric name: see `isobench list`)"
         );
         assert_eq!(" , ".parse::<MetricSelection>().unwrap_err(), CatalogError::Empty);
     }

@@ -7,6 +7,7 @@
 //! described in exactly one place.
 
 pub mod agent;
+pub mod app;
 pub mod catalog;
 pub mod guest;
 pub mod hist;

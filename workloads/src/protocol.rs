@@ -52,6 +52,9 @@ pub mod bounds {
     /// bytes (4095, the kernel's limit for one path), so the agent never
     /// holds a longer one; the directory must exist.
     pub const DATA_DIR_BYTES: RangeInclusive<usize> = 1..=4095;
+    /// `rate` (app.*.latency only): 1 to 10 million requests per second,
+    /// beyond any server one machine runs; NaN is outside.
+    pub const RATE: RangeInclusive<f64> = 1.0..=10_000_000.0;
 }
 
 /// A request from the harness.
@@ -74,6 +77,27 @@ pub enum Request {
     /// Exit (native, container) or power the guest off (vm). The agent answers
     /// `Response::Bye` first.
     Shutdown,
+    /// Start a real server (redis, nginx) inside the environment for the
+    /// app.* metrics (`app::server`); answered with `Response::AppServing`
+    /// once it accepts connections. One at a time.
+    AppStart(AppStartRequest),
+    /// Stop the server of the last `AppStart` and remove its directory
+    /// (`Response::AppStopped`). Shutdown and end of input stop it too.
+    AppStop,
+}
+
+/// "Start application A bound to this address, its files in this
+/// directory".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppStartRequest {
+    pub app: crate::app::App,
+    /// `ip:port` to listen on; port 0 picks a free one.
+    pub bind: String,
+    /// An absolute path, as the agent sees it, that does not exist yet and
+    /// whose parent does: the server's configuration, docroot and log go
+    /// there; removed when the server stops. Natively the harness names it
+    /// with its pid (so a killed run's sweep finds it).
+    pub dir: String,
 }
 
 /// "Run metric M for n iterations, or at most t ms".
@@ -113,6 +137,11 @@ pub struct RunRequest {
     /// the metric ends). The agent writes nowhere else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<String>,
+    /// app.*.latency metrics only: the offered rate of the open loop,
+    /// requests per second (the harness picks it from the closed-loop
+    /// figure; see `app::load`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
 }
 
 impl RunRequest {
@@ -120,7 +149,18 @@ impl RunRequest {
     /// ms, no warm-up, no working set, no target, no CPU choice, pinning
     /// [`PinMode::Same`].
     pub fn new(metric: impl Into<String>, iterations: u64, max_ms: u64) -> RunRequest {
-        RunRequest { metric: metric.into(), iterations, max_ms, warmup: 0, bytes: None, target: None, cpu: None, pin: PinMode::Same, data_dir: None }
+        RunRequest {
+            metric: metric.into(),
+            iterations,
+            max_ms,
+            warmup: 0,
+            bytes: None,
+            target: None,
+            cpu: None,
+            pin: PinMode::Same,
+            data_dir: None,
+            rate: None,
+        }
     }
 }
 
@@ -375,6 +415,11 @@ pub struct RunResult {
     /// `None` for every other metric.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub io: Option<IoCheck>,
+    /// app.* metrics: the load that was applied (closed or open loop,
+    /// connections, offered and achieved rates, the uncorrected service
+    /// times of an open loop); `None` for every other metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<crate::app::load::LoadReport>,
 }
 
 /// What an fs.* metric did to its files, checked by the agent after the
@@ -431,6 +476,17 @@ pub enum Response {
     },
     /// Answer to `Shutdown`.
     Bye,
+    /// Answer to `AppStart`: the server accepts connections.
+    AppServing {
+        /// The `ip:port` it listens on (the real port when 0 was asked).
+        addr: String,
+        /// Its process group id as the environment numbers it.
+        pgid: u32,
+    },
+    /// Answer to `AppStop`: how the server exited.
+    AppStopped {
+        status: String,
+    },
 }
 
 /// Serializes a message as one JSON line (with the trailing newline).

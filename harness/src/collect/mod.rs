@@ -10,6 +10,7 @@ pub mod interval;
 pub mod summary;
 
 use hdrhistogram::Histogram;
+use isobench_workloads::app::load::LoadReport;
 use isobench_workloads::catalog::{self, MetricSpec, Unit};
 use isobench_workloads::hist;
 use isobench_workloads::protocol::RunResult;
@@ -57,6 +58,10 @@ pub struct Measurement {
     /// fs.* metrics: the storage path the files were on, in words ("volume
     /// (host directory bind-mounted), ext4"); `None` for other metrics.
     pub storage: Option<String>,
+    /// app.* metrics: the load applied (closed or open loop, connections,
+    /// rates, the open loop's uncorrected service times); `None` for other
+    /// metrics.
+    pub load: Option<LoadReport>,
 }
 
 impl Measurement {
@@ -74,6 +79,7 @@ impl Measurement {
             run_id: None,
             measured_utc: None,
             storage: None,
+            load: None,
         }
     }
 
@@ -89,6 +95,9 @@ impl Measurement {
         self.truncated |= r.truncated;
         if r.bytes_per_op > 0 {
             self.bytes_per_op = r.bytes_per_op;
+        }
+        if r.load.is_some() {
+            self.load = r.load.clone();
         }
         Ok(())
     }
@@ -153,6 +162,7 @@ impl Measurement {
             run_id: self.run_id.clone(),
             measured_utc: self.measured_utc.clone(),
             storage: self.storage.clone(),
+            load: self.load.clone(),
         }
     }
 
@@ -172,6 +182,7 @@ impl Measurement {
             run_id: rec.run_id.clone(),
             measured_utc: rec.measured_utc.clone(),
             storage: rec.storage.clone(),
+            load: rec.load.clone(),
         })
     }
 }
@@ -207,4 +218,7 @@ pub struct MeasurementRecord {
     /// for other metrics and in folders from before it was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<String>,
+    /// app.* metrics: the load applied (absent for other metrics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadReport>,
 }

@@ -64,6 +64,11 @@ pub enum Need {
     Iperf3,
     Hyperfine,
     Fio,
+    /// The app metrics' servers natively: /usr/bin/redis-server and
+    /// /usr/sbin/nginx (Debian's redis-server and nginx-light).
+    AppServers,
+    /// The app metrics' reference load generators: redis-benchmark, wrk.
+    AppLoadTools,
     /// nftables' `nft` (the bridge+NAT layer of `--profile docker`).
     Nft,
     /// Where the host has a /dev/kvm, this user may open it (the KVM
@@ -126,6 +131,8 @@ impl Need {
             Need::Iperf3 => "iperf3",
             Need::Hyperfine => "hyperfine",
             Need::Fio => "fio",
+            Need::AppServers => "redis-server and nginx",
+            Need::AppLoadTools => "redis-benchmark and wrk",
             Need::Nft => "nft",
             Need::KvmAccess => "kvm access",
             Need::KvmPvm => "kvm-pvm",
@@ -169,6 +176,8 @@ impl Need {
             Need::Iperf3 => "apt-get install iperf3 (scripts/setup installs it as root)",
             Need::Hyperfine => "apt-get install hyperfine (scripts/setup installs it as root)",
             Need::Fio => "apt-get install fio (scripts/setup installs it as root)",
+            Need::AppServers => "apt-get install redis-server nginx-light (scripts/setup installs them as root, services disabled)",
+            Need::AppLoadTools => "apt-get install redis-tools wrk (scripts/setup installs them as root)",
             Need::Nft => "apt-get install nftables (scripts/setup installs it)",
             Need::KvmAccess => "add the user to group kvm, or run the tests as root",
             Need::KvmPvm => "nothing to install: only a kvm-pvm host has it",
@@ -248,6 +257,13 @@ impl Need {
             Need::Iperf3 => runs("iperf3"),
             Need::Hyperfine => runs("hyperfine"),
             Need::Fio => runs("fio"),
+            Need::AppServers => match ["/usr/bin/redis-server", "/usr/sbin/nginx"].into_iter().find(|p| !Path::new(p).is_file()) {
+                Some(p) => Err(format!("{p} is missing")),
+                None => Ok(()),
+            },
+            Need::AppLoadTools => runs("redis-benchmark")
+                .or_else(|_| Command::new("redis-benchmark").arg("--help").output().map(drop).map_err(|e| format!("redis-benchmark: {e}")))
+                .and_then(|()| Command::new("wrk").arg("--version").output().map(drop).map_err(|e| format!("wrk: {e}"))),
             Need::Nft => runs("nft"),
             Need::KvmAccess => match Path::new("/dev/kvm").exists() {
                 true => std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").map(drop).map_err(|e| format!("/dev/kvm: {e}")),

@@ -308,8 +308,8 @@ pub fn run(req: &RunRequest, ctx: &Context) -> Result<RunResult, MetricError> {
             message: "is timed by the harness from outside the environment, not by the agent".into(),
         });
     }
-    if spec.boundary != req.target.is_some() {
-        let message = match spec.boundary {
+    if spec.across() != req.target.is_some() {
+        let message = match spec.across() {
             true => "is measured across the boundary: the harness runs it on a host-side agent with a target (isobench run does)".to_string(),
             false => format!("takes no target (got {:?})", req.target),
         };
@@ -327,6 +327,9 @@ pub fn run(req: &RunRequest, ctx: &Context) -> Result<RunResult, MetricError> {
     if let Some(target) = &req.target {
         let target: std::net::SocketAddr =
             target.parse().map_err(|e| MetricError::Failed { metric: spec.name, message: format!("bad target {target:?}: {e}") })?;
+        if spec.family == catalog::Family::App {
+            return crate::app::load::measure(spec, req, target).map(applied);
+        }
         return net::boundary_client(spec, req, target).map(applied);
     }
     let p = &place;
@@ -385,6 +388,19 @@ pub fn check(spec: &'static MetricSpec, req: &RunRequest) -> Result<(), MetricEr
     within("warmup", req.warmup, bounds::WARMUP)?;
     if let Some(cpu) = req.cpu {
         within("cpu", cpu.into(), (*bounds::CPU.start()).into()..=(*bounds::CPU.end()).into())?;
+    }
+    match (req.rate, spec.open_loop()) {
+        (None, _) => {}
+        (Some(r), true) if !bounds::RATE.contains(&r) => {
+            return Err(out("rate", r.to_string(), format!("{}..={}", bounds::RATE.start(), bounds::RATE.end())))
+        }
+        (Some(_), true) => {}
+        (Some(r), false) => {
+            return Err(MetricError::Failed {
+                metric: spec.name,
+                message: format!("takes no rate (got {r}): only the app.*.latency open loops have one"),
+            })
+        }
     }
     match (&req.data_dir, spec.needs_data_dir()) {
         (None, _) => {}
@@ -462,6 +478,7 @@ where
         pinning: PinMode::None,
         cpus: Vec::new(),
         io: None,
+        load: None,
     })
 }
 

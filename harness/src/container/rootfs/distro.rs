@@ -6,6 +6,15 @@
 //! rootfs. It shows the numbers inside the kind of image users deploy (a
 //! dynamically linked /bin/sh, a full /etc), not only isobench's own.
 //!
+//! Packages on request (`--image-packages redis-server,nginx-light`, which
+//! sets [`PACKAGES_ENV`]): each name is checked first (its syntax, then
+//! `apt-cache show` against the host's package lists: a name that does not
+//! exist is one line and nothing is built), then debootstrap installs them
+//! with `--include` (its own policy-rc.d forbids starting their services
+//! while it runs). The image's name carries the sorted list
+//! (`debian-bookworm+nginx-light+redis-server`), so each list has its own
+//! cache entry and the plain image stays as it is.
+//!
 //! The build runs in a temp dir next to the final one and is renamed into
 //! place, so an interrupted build leaves nothing half-made; a lock file makes
 //! concurrent first uses wait for one build. The result is shared by every
@@ -36,6 +45,10 @@ pub enum DistroError {
     NoSuite,
     #[error("debootstrap {suite} from {mirror} failed ({status}); its log: {log}")]
     Debootstrap { suite: String, mirror: String, status: String, log: PathBuf },
+    #[error("--image-packages: {0:?} is not a Debian package name (lower-case letters, digits, '+', '-', '.'; at least two characters, starting with a letter or digit)")]
+    BadPackageName(String),
+    #[error("--image-packages: no package {name:?} in the host's package lists (apt-cache show {name}: {why})")]
+    NoSuchPackage { name: String, why: String },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -52,6 +65,62 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> DistroError {
 /// Overrides of the suite and mirror read from the host's apt sources.
 pub const SUITE_ENV: &str = "ISOBENCH_ROOTFS_SUITE";
 pub const MIRROR_ENV: &str = "ISOBENCH_ROOTFS_MIRROR";
+/// Packages to install into the image, comma-separated
+/// (`--image-packages` sets it).
+pub const PACKAGES_ENV: &str = "ISOBENCH_IMAGE_PACKAGES";
+
+/// Parses a comma-separated package list: trimmed, sorted, each once, each
+/// a valid Debian package name (Debian Policy 5.6.1). Errors: the first bad
+/// name, in one line.
+pub fn parse_packages(list: &str) -> Result<Vec<String>, DistroError> {
+    let mut out: Vec<String> = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let valid = name.len() >= 2
+            && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '+' | '-' | '.'));
+        if !valid {
+            return Err(DistroError::BadPackageName(name.to_string()));
+        }
+        out.push(name.to_string());
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// The packages [`PACKAGES_ENV`] asks for (none when unset).
+pub fn packages_from_env() -> Result<Vec<String>, DistroError> {
+    parse_packages(&std::env::var(PACKAGES_ENV).unwrap_or_default())
+}
+
+/// Checks that each package exists in the host's package lists
+/// (`apt-cache show`, the mirror debootstrap installs from serves the same
+/// suite). Without apt-cache nothing is checked here; debootstrap's own
+/// failure says it then.
+pub fn check_packages_exist(packages: &[String]) -> Result<(), DistroError> {
+    if packages.is_empty() || !Path::new("/usr/bin/apt-cache").is_file() {
+        return Ok(());
+    }
+    for name in packages {
+        let out = Command::new("/usr/bin/apt-cache").args(["show", "--no-all-versions", "--", name]).stdin(Stdio::null()).output();
+        match out {
+            Ok(o) if o.status.success() && !o.stdout.is_empty() => {}
+            Ok(o) => {
+                let err = String::from_utf8_lossy(&o.stderr);
+                let why = err.lines().find(|l| !l.trim().is_empty()).unwrap_or("no record").trim().to_string();
+                return Err(DistroError::NoSuchPackage { name: name.clone(), why });
+            }
+            Err(e) => return Err(DistroError::NoSuchPackage { name: name.clone(), why: e.to_string() }),
+        }
+    }
+    Ok(())
+}
+
+/// The cache entry's name: `debian-bookworm`, or with packages
+/// `debian-bookworm+nginx-light+redis-server` (sorted).
+pub fn image_name(source: &Source, packages: &[String]) -> String {
+    std::iter::once(source.name()).chain(packages.iter().cloned()).collect::<Vec<_>>().join("+")
+}
 
 /// Where the distribution and its mirror come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,21 +222,36 @@ pub fn mirror_for(sources: &str, suite: &str) -> Option<String> {
 pub struct DistroRootfs {
     path: PathBuf,
     source: Source,
+    packages: Vec<String>,
 }
 
 impl DistroRootfs {
     /// The host distribution's rootfs: built on first use (minutes, once per
     /// machine: its progress goes to stderr), then reused; the agent and
     /// noop are refreshed when the workload build changed.
+    /// With the packages of [`PACKAGES_ENV`] (`--image-packages`).
     pub fn prepare(workloads: &Workloads) -> Result<DistroRootfs, DistroError> {
-        Self::prepare_in(&crate::paths::cache_dir().join("rootfs"), Source::host()?, workloads)
+        let packages = packages_from_env()?;
+        Self::prepare_in_with(&crate::paths::cache_dir().join("rootfs"), Source::host()?, &packages, workloads)
     }
 
-    /// [`prepare`](Self::prepare) with the cache directory and source given.
+    /// [`prepare`](Self::prepare) with the cache directory and source given,
+    /// no packages added.
     pub fn prepare_in(cache: &Path, source: Source, workloads: &Workloads) -> Result<DistroRootfs, DistroError> {
+        Self::prepare_in_with(cache, source, &[], workloads)
+    }
+
+    /// [`prepare_in`](Self::prepare_in) with `packages` (sorted, checked
+    /// names: [`parse_packages`]) installed into the image.
+    pub fn prepare_in_with(cache: &Path, source: Source, packages: &[String], workloads: &Workloads) -> Result<DistroRootfs, DistroError> {
         std::fs::create_dir_all(cache).map_err(io_err(format!("create {}", cache.display())))?;
-        let name = source.name();
+        let name = image_name(&source, packages);
         let path = cache.join(&name);
+        if !path.join("etc").is_dir() {
+            // Before anything is written: a name that does not exist leaves
+            // nothing in the cache, not even a lock file.
+            check_packages_exist(packages)?;
+        }
         let lock_path = cache.join(format!(".{name}.lock"));
         let lock_file = std::fs::OpenOptions::new()
             .create(true)
@@ -180,12 +264,12 @@ impl DistroRootfs {
         let _lock = Flock::lock(lock_file, FlockArg::LockExclusive)
             .map_err(|(_, e)| DistroError::Io { context: format!("lock {}", lock_path.display()), source: e.into() })?;
         if !path.join("etc").is_dir() {
-            build(cache, &name, &source)?;
+            build(cache, &name, &source, packages)?;
         }
         for (src, dest) in workloads.rootfs_files() {
             refresh(src, &path.join(dest))?;
         }
-        Ok(DistroRootfs { path, source })
+        Ok(DistroRootfs { path, source, packages: packages.to_vec() })
     }
 
     pub fn path(&self) -> &Path {
@@ -196,9 +280,15 @@ impl DistroRootfs {
         &self.source
     }
 
-    /// `debian-bookworm`.
+    /// `debian-bookworm`, or `debian-bookworm+nginx-light+redis-server`
+    /// with packages.
     pub fn name(&self) -> String {
-        self.source.name()
+        image_name(&self.source, &self.packages)
+    }
+
+    /// The packages installed on top of minbase (sorted).
+    pub fn packages(&self) -> &[String] {
+        &self.packages
     }
 }
 
@@ -212,7 +302,7 @@ fn temp_name(name: &str) -> String {
 /// debootstrap into a temp dir, then rename. Called with the lock held, so
 /// any temp dir already there is from a build that was killed: it is removed
 /// first, after detaching what debootstrap had mounted in it (/proc, /sys).
-fn build(cache: &Path, name: &str, source: &Source) -> Result<(), DistroError> {
+fn build(cache: &Path, name: &str, source: &Source, packages: &[String]) -> Result<(), DistroError> {
     if !nix::unistd::geteuid().is_root() {
         return Err(DistroError::NotRoot);
     }
@@ -229,8 +319,10 @@ fn build(cache: &Path, name: &str, source: &Source) -> Result<(), DistroError> {
     }
     let tmp = cache.join(temp_name(name));
     let log = cache.join(format!("{name}.debootstrap.log"));
+    let include: Vec<String> = (!packages.is_empty()).then(|| format!("--include={}", packages.join(","))).into_iter().collect();
     eprintln!(
-        "isobench: building the {name} rootfs once: debootstrap --variant=minbase {} {} {} (log: {})",
+        "isobench: building the {name} rootfs once: debootstrap --variant=minbase {}{} {} {} (log: {})",
+        include.iter().map(|i| format!("{i} ")).collect::<String>(),
         source.suite,
         tmp.display(),
         source.mirror,
@@ -242,7 +334,9 @@ fn build(cache: &Path, name: &str, source: &Source) -> Result<(), DistroError> {
     // swept at the next start.
     let status = crate::process::spawn_agent(
         Command::new(&debootstrap)
-            .args(["--variant=minbase", &source.suite])
+            .arg("--variant=minbase")
+            .args(&include)
+            .arg(&source.suite)
             .arg(&tmp)
             .arg(&source.mirror)
             .stdin(Stdio::null())
@@ -261,7 +355,12 @@ fn build(cache: &Path, name: &str, source: &Source) -> Result<(), DistroError> {
         Err(e) => return Err(failed(e.to_string())),
     }
     // What the image is, for whoever looks at the cache.
-    let about = format!("built by isobench: debootstrap --variant=minbase {} DIR {}\n", source.suite, source.mirror);
+    let about = format!(
+        "built by isobench: debootstrap --variant=minbase {}{} DIR {}\n",
+        include.iter().map(|i| format!("{i} ")).collect::<String>(),
+        source.suite,
+        source.mirror
+    );
     std::fs::write(tmp.join("isobench-rootfs.txt"), about).map_err(io_err("write isobench-rootfs.txt"))?;
     std::fs::rename(&tmp, cache.join(name)).map_err(io_err(format!("rename {} into place", tmp.display())))?;
     eprintln!("isobench: {name} rootfs built in {:.0} s", t0.elapsed().as_secs_f64());
@@ -337,6 +436,20 @@ mod tests {
                     deb [ arch=amd64 ] http://mirror.example/debian bookworm main contrib\n";
         assert_eq!(mirror_for(text, "bookworm").as_deref(), Some("http://mirror.example/debian"));
         assert_eq!(mirror_for("deb http://a/ubuntu jammy main\n", "jammy").as_deref(), Some("http://a/ubuntu"));
+    }
+
+    #[test]
+    fn a_package_list_is_sorted_once_each_and_a_bad_name_is_one_line() {
+        assert_eq!(parse_packages(" redis-server, nginx-light,redis-server,").unwrap(), ["nginx-light", "redis-server"]);
+        assert_eq!(parse_packages("").unwrap(), Vec::<String>::new());
+        assert_eq!(parse_packages("g++,libc6.1-dev").unwrap(), ["g++", "libc6.1-dev"]);
+        for bad in ["Redis", "a", "-x", "x y", "x;rm", "../x"] {
+            let e = parse_packages(bad).unwrap_err().to_string();
+            assert!(e.starts_with("--image-packages: ") && !e.contains('\n'), "{bad}: {e}");
+        }
+        let s = Source { distro: "debian".into(), suite: "bookworm".into(), mirror: "http://x".into() };
+        assert_eq!(image_name(&s, &[]), "debian-bookworm");
+        assert_eq!(image_name(&s, &parse_packages("redis-server,nginx-light").unwrap()), "debian-bookworm+nginx-light+redis-server");
     }
 
     #[test]

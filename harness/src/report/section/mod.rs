@@ -13,6 +13,7 @@
 //! and add it at its place in [`SECTIONS`]. Numbers go through
 //! [`super::format`], so they look like every other table's.
 
+mod apps;
 mod boot;
 mod caveats;
 mod container_start;
@@ -76,6 +77,7 @@ pub const SECTIONS: &[&dyn Section] = &[
     &boot::BootPhases,
     &container_start::ContainerStartPhases,
     &storage::Storage,
+    &apps::Apps,
     &summary::Footer,
     &startup::ContainerStart,
     &startup::NoopShare,

@@ -1,0 +1,164 @@
+//! The app metrics through the harness API: redis and nginx started by the
+//! environment's agent answer isobench's load natively and in the container
+//! (from the `--rootfs debian` image with the two packages) with positive
+//! throughput and latency; nothing of a server is left after a metric, and
+//! after a SIGKILL of the process that ran it the next start's sweep kills
+//! what is left and removes its directory.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use isobench_harness::collect::Measurement;
+use isobench_harness::env::{self, EnvKind, Options};
+use isobench_harness::{boundary::HostSides, workloads};
+use isobench_testkit::{trial, Need::*};
+use isobench_workloads::app::load::LoadMode;
+use isobench_workloads::app::App;
+use isobench_workloads::catalog::{Family, Unit, CATALOG};
+use isobench_workloads::protocol::{AppStartRequest, RunRequest};
+
+fn main() {
+    isobench_testkit::run(vec![
+        trial!(redis_and_nginx_answer_natively_with_positive_figures_and_leave_nothing).needs(&[AppServers]),
+        trial!(redis_and_nginx_answer_in_the_container_from_the_image).needs(&[Root, Cgroups, Busybox, DebianRootfs]),
+        trial!(hold_a_server_for_the_kill_test).helper("run by a_killed_runs_server_is_swept_by_the_next_start, then SIGKILLed"),
+        trial!(a_killed_runs_server_is_swept_by_the_next_start).needs(&[AppServers]),
+    ]);
+}
+
+/// Short loops: a few thousand requests, at most 10 s each.
+fn request(spec: &isobench_workloads::catalog::MetricSpec) -> RunRequest {
+    let n = if spec.open_loop() { 1_000 } else { spec.quick_iterations / 10 };
+    RunRequest { warmup: 20, ..RunRequest::new(spec.name, n, 10_000) }
+}
+
+/// Every app metric against `kind`, each figure positive; returns the
+/// server directories the agent was told to use.
+fn every_app_metric(kind: EnvKind, opts: &Options) {
+    let mut environment = env::prepare(kind, opts).unwrap_or_else(|e| panic!("{kind}: {e}"));
+    let mut inst = environment.start().unwrap();
+    let mut hosts = HostSides::new(&opts.workloads);
+    for spec in CATALOG.iter().filter(|m| m.family == Family::App) {
+        let r = isobench_harness::apps::measure(inst.as_mut(), &mut hosts, kind == EnvKind::Native, spec, &request(spec))
+            .unwrap_or_else(|e| panic!("{kind} {}: {e}", spec.name));
+        let load = r.load.clone().expect("an app result says its load");
+        let mut m = Measurement::new(kind.as_str(), kind.as_str(), spec);
+        m.add(&r).unwrap();
+        let s = m.summary();
+        assert!(s.p50 > 0.0 && s.p50.is_finite() && load.achieved_per_s > 0.0, "{kind} {}: {s:?} {load:?}", spec.name);
+        match spec.open_loop() {
+            false => {
+                assert_eq!((spec.unit, load.mode), (Unit::ReqPerS, LoadMode::Closed));
+                // the median window's rate and the whole loop's agree within 3x
+                let ratio = s.p50 / load.achieved_per_s;
+                assert!((1.0 / 3.0..3.0).contains(&ratio), "{kind} {}: p50 {} vs {}", spec.name, s.p50, load.achieved_per_s);
+            }
+            true => {
+                assert_eq!((spec.unit, load.mode), (Unit::Us, LoadMode::Open));
+                let basis = load.rate_basis.clone().expect("the open loop says where its rate came from");
+                let offered = load.offered_per_s.unwrap();
+                assert!((offered - basis.closed_per_s * basis.fraction).abs() < 1.0, "{kind} {}: {load:?}", spec.name);
+                assert!(load.service_histogram.is_some() && s.p99 >= s.p50);
+            }
+        }
+        if kind == EnvKind::Native {
+            assert_eq!(servers_of_mine(), vec![], "{}: the server is stopped after its metric", spec.name);
+        }
+    }
+    inst.shutdown().unwrap();
+}
+
+/// Pids of the servers this test process started natively: their working
+/// directory (nginx's worker inherits its master's) is one of this
+/// process's server directories (tests run in parallel: other servers may
+/// be running).
+fn servers_of_mine() -> Vec<(i32, PathBuf)> {
+    let prefix = std::env::temp_dir().join(format!("isobench-{}-app-", std::process::id()));
+    let mut out = Vec::new();
+    for p in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        if let Ok(cwd) = std::fs::read_link(p.path().join("cwd")) {
+            if cwd.to_string_lossy().starts_with(&*prefix.to_string_lossy()) {
+                out.push((pid, cwd));
+            }
+        }
+    }
+    out
+}
+
+fn app_dirs(base: &std::path::Path) -> Vec<PathBuf> {
+    std::fs::read_dir(base).map(|d| d.flatten().map(|e| e.path()).filter(|p| p.to_string_lossy().contains("-app-")).collect()).unwrap_or_default()
+}
+
+fn redis_and_nginx_answer_natively_with_positive_figures_and_leave_nothing() {
+    let opts = Options::new(workloads::locate().unwrap());
+    every_app_metric(EnvKind::Native, &opts);
+    let mine: Vec<PathBuf> =
+        app_dirs(&std::env::temp_dir()).into_iter().filter(|p| p.to_string_lossy().contains(&format!("isobench-{}-", std::process::id()))).collect();
+    assert!(mine.is_empty(), "server directories left: {mine:?}");
+}
+
+fn redis_and_nginx_answer_in_the_container_from_the_image() {
+    // What `--rootfs debian --image-packages redis-server,nginx-light` sets.
+    std::env::set_var(isobench_harness::container::rootfs::distro::PACKAGES_ENV, isobench_workloads::app::packages());
+    let mut opts = Options::new(workloads::locate().unwrap());
+    opts.container.rootfs = isobench_harness::container::RootfsChoice::Distro;
+    every_app_metric(EnvKind::Container, &opts);
+
+    // Without the image the container says why, in one line, as "not supported".
+    std::env::remove_var(isobench_harness::container::rootfs::distro::PACKAGES_ENV);
+    let opts = Options::new(workloads::locate().unwrap());
+    let mut environment = env::prepare(EnvKind::Container, &opts).unwrap();
+    let mut inst = environment.start().unwrap();
+    let mut hosts = HostSides::new(&opts.workloads);
+    let spec = isobench_workloads::catalog::lookup("app.redis.get").unwrap();
+    let e = isobench_harness::apps::measure(inst.as_mut(), &mut hosts, false, spec, &request(spec)).unwrap_err();
+    let why = e.not_supported().unwrap_or_else(|| panic!("{e}"));
+    assert!(why.starts_with("not supported: /usr/bin/redis-server is not in this environment's files") && why.contains("--image-packages"), "{why}");
+    inst.shutdown().unwrap();
+}
+
+/// Helper: a native agent serving nginx, until SIGKILLed.
+fn hold_a_server_for_the_kill_test() {
+    let opts = Options::new(workloads::locate().unwrap());
+    let mut environment = env::prepare(EnvKind::Native, &opts).unwrap();
+    let mut inst = environment.start().unwrap();
+    let dir = isobench_harness::apps::server_dir(App::Nginx, true);
+    let req = AppStartRequest { app: App::Nginx, bind: "127.0.0.1:0".into(), dir: dir.display().to_string() };
+    let (addr, pgid) = inst.agent().app_start(&req).unwrap();
+    println!("HOLD {addr} {pgid} {}", dir.display());
+    std::io::stdout().flush().unwrap();
+    std::thread::sleep(Duration::from_secs(1000));
+}
+
+fn a_killed_runs_server_is_swept_by_the_next_start() {
+    // A private temp base: no concurrent isobench sweeps it first.
+    let base = tempfile::tempdir().unwrap();
+    let mut holder =
+        isobench_testkit::helper("hold_a_server_for_the_kill_test").env("TMPDIR", base.path()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let Some(line) = isobench_testkit::hold_line(&mut holder) else {
+        let _ = holder.kill();
+        panic!("the holder never reported its server");
+    };
+    let mut words = line.split(' ');
+    let addr: SocketAddr = words.next().unwrap().parse().unwrap();
+    let pgid: i32 = words.next().unwrap().parse().unwrap();
+    let dir = PathBuf::from(words.next().unwrap());
+    assert!(TcpStream::connect(addr).is_ok(), "nginx accepts while held");
+    assert!(dir.starts_with(base.path()) && dir.join("nginx.conf").is_file());
+    holder.kill().unwrap(); // SIGKILL: no destructor runs
+    holder.wait().unwrap();
+    assert!(dir.is_dir(), "a SIGKILLed run cannot clean up after itself");
+    let removed = isobench_harness::apps::sweep(base.path());
+    assert_eq!(removed, vec![dir.clone()]);
+    assert!(!dir.exists());
+    let group = |pgid: i32| nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), None).is_ok();
+    let t0 = std::time::Instant::now();
+    while group(pgid) && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!group(pgid), "no process of the server's group is left");
+    assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err(), "nothing listens on {addr}");
+}
