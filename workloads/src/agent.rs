@@ -197,6 +197,13 @@ pub fn serve(mut input: impl BufRead, mut output: impl Write) -> std::io::Result
                 }
                 Err(message) => Response::Error { message },
             },
+            Ok(Request::Exec(_)) if server.is_some() => {
+                Response::Error { message: "exec: a boundary server is still running; send join first".into() }
+            }
+            Ok(Request::Exec(req)) => match crate::exec::run(&req) {
+                Ok(r) => Response::Executed(r),
+                Err(e) => Response::Error { message: e.to_string() },
+            },
             Ok(Request::Join) => match server.take().map(metrics::net::Server::join) {
                 None => Response::Error { message: "join: no boundary server is running".into() },
                 Some(Ok(bytes)) => Response::Served { bytes },

@@ -8,6 +8,7 @@
 
 pub mod agent;
 pub mod catalog;
+pub mod exec;
 pub mod guest;
 pub mod hist;
 pub mod metrics;

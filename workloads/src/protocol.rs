@@ -52,6 +52,14 @@ pub mod bounds {
     /// bytes (4095, the kernel's limit for one path), so the agent never
     /// holds a longer one; the directory must exist.
     pub const DATA_DIR_BYTES: RangeInclusive<usize> = 1..=4095;
+    /// `exec.runs`: timed runs of the user's command in one request (the
+    /// harness sends one per request, to time each from the host too).
+    pub const EXEC_RUNS: RangeInclusive<u32> = 1..=10_000;
+    /// `exec.warmup`: untimed runs first, like hyperfine's `--warmup`.
+    pub const EXEC_WARMUP: RangeInclusive<u32> = 0..=1_000;
+    /// `exec.argv`: a program and at most 4095 arguments (the line's 64 KiB
+    /// bounds their bytes anyway).
+    pub const EXEC_ARGS: RangeInclusive<usize> = 1..=4096;
 }
 
 /// A request from the harness.
@@ -74,6 +82,90 @@ pub enum Request {
     /// Exit (native, container) or power the guest off (vm). The agent answers
     /// `Response::Bye` first.
     Shutdown,
+    /// Run the user's command (`isobench run --command`) inside the
+    /// environment, each run timed by the agent's own clock around
+    /// fork, exec and wait. Answered with `Response::Executed`.
+    Exec(ExecRequest),
+}
+
+/// "Run this program `warmup` times untimed, then `runs` times timed":
+/// hyperfine's method with `--shell=none`, inside the environment. The
+/// agent execs `argv[0]` by path (searched in `PATH` of `env` when it has
+/// no slash) inside its own root, or inside `root` when given; the
+/// command's stdin, stdout and stderr are /dev/null (hyperfine's
+/// `--output=null`), so its output never reaches the protocol channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecRequest {
+    /// The program and its arguments, as execve(2) gets them.
+    pub argv: Vec<String>,
+    /// The command's environment (`NAME=value`), nothing else.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// The working directory, inside the command's root; `/` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// A directory (as the agent sees it) that the child chroot(2)s into
+    /// before exec: the image's files for an agent that runs in the host's
+    /// file system (native). Absent: the agent's own root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+    /// Timed runs.
+    pub runs: u32,
+    /// Untimed runs first.
+    #[serde(default)]
+    pub warmup: u32,
+}
+
+/// How one run of the command ended, as waitpid(2) told it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ExitStatus {
+    /// The exit code, when it exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<i32>,
+    /// The signal that killed it, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+}
+
+impl ExitStatus {
+    /// Exited with code 0.
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+impl std::fmt::Display for ExitStatus {
+    /// "exit status 1", "killed by signal 9".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.code, self.signal) {
+            (Some(c), _) => write!(f, "exit status {c}"),
+            (None, Some(s)) => write!(f, "killed by signal {s}"),
+            (None, None) => f.write_str("unknown wait status"),
+        }
+    }
+}
+
+/// One run of the command: the agent's clock around fork, exec and wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecRun {
+    /// CLOCK_MONOTONIC from before fork(2) to after waitpid(2), ns.
+    pub ns: u64,
+    pub status: ExitStatus,
+}
+
+/// The answer to [`Request::Exec`]. The agent stops at the first run that
+/// does not exit 0 (warm-up or timed), as hyperfine does, so the last
+/// entry is then the failed one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecResult {
+    /// The path execve(2) got, inside the command's root.
+    pub path: String,
+    /// The warm-up runs, untimed by the harness.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warmup: Vec<ExecRun>,
+    /// The timed runs.
+    pub runs: Vec<ExecRun>,
 }
 
 /// "Run metric M for n iterations, or at most t ms".
@@ -431,6 +523,8 @@ pub enum Response {
     },
     /// Answer to `Shutdown`.
     Bye,
+    /// Answer to `Exec`.
+    Executed(ExecResult),
 }
 
 /// Serializes a message as one JSON line (with the trailing newline).
