@@ -6,6 +6,7 @@ pub mod agent;
 pub mod boundary;
 pub mod cleanup;
 pub mod collect;
+pub mod command;
 pub mod container;
 pub mod density;
 pub mod doctor;

@@ -15,6 +15,7 @@
 
 mod boot;
 mod caveats;
+pub mod command;
 mod container_start;
 pub mod cross_check;
 pub mod density;
@@ -82,6 +83,7 @@ pub const SECTIONS: &[&dyn Section] = &[
     &startup::PerNamespace,
     &layers::LayerCosts,
     &density::Density,
+    &command::Command,
     &cross_check::CrossCheck,
     &host::Host,
 ];
