@@ -9,13 +9,15 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use isobench_testkit::trial;
-use isobench_testkit::Need::{Busybox, Root};
+use isobench_testkit::Need::{Busybox, GuestImage, Qemu, Root};
 
 fn main() {
     isobench_testkit::run(vec![
         trial!(true_is_timed_and_false_fails_with_its_status_in_native_and_the_container).needs(&[Root, Busybox]),
         trial!(a_program_missing_from_the_image_is_one_line_and_the_next_command_still_runs).needs(&[Root, Busybox]),
         trial!(a_shell_the_minimal_image_lacks_is_one_line).needs(&[Root, Busybox]),
+        trial!(the_vm_whose_root_is_the_initramfs_is_not_measured_and_says_why).needs(&[Root, Busybox, Qemu, GuestImage]),
+        trial!(sigint_stops_after_the_current_run_and_keeps_the_runs_so_far).needs(&[Root, Busybox]),
         trial!(bad_command_options_are_one_line),
     ]);
 }
@@ -134,4 +136,57 @@ fn bad_command_options_are_one_line() {
             "{args:?}: refused before anything was written: {e}"
         );
     }
+}
+
+fn the_vm_whose_root_is_the_initramfs_is_not_measured_and_says_why() {
+    let d = tempfile::tempdir().unwrap();
+    let o = isobench()
+        .args(["run", "--quiet", "--env", "native,vm", "--runs", "3", "--warmup", "0", "--command", "true", "--command", "false", "--out"])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let run = command_json(d.path());
+    for cmd in ["true", "false"] {
+        let vm = row(&run, cmd, "vm");
+        assert_eq!(vm["verdict"], "not_measured", "{vm}");
+        assert!(vm["reason"].as_str().unwrap().starts_with("the vm's root is the initramfs"), "{vm}");
+        assert!(vm["label"].as_str().unwrap().contains("TCG") || vm["label"].as_str().unwrap().contains("KVM"), "the accelerator is named: {vm}");
+    }
+    assert_eq!(row(&run, "true", "native")["verdict"], "measured");
+    assert_eq!(row(&run, "false", "native")["verdict"], "failed");
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.lines().any(|l| l.starts_with("true") && l.contains("not measured: the vm's root is the initramfs")), "{table}");
+}
+
+fn sigint_stops_after_the_current_run_and_keeps_the_runs_so_far() {
+    let d = tempfile::tempdir().unwrap();
+    let mut child = isobench()
+        .args(["run", "--quiet", "--env", "native,container", "--runs", "1000", "--warmup", "0", "--command", "sleep 0.05", "--out"])
+        .arg(d.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Long enough for both environments to start and some rounds to run.
+    let started = std::time::Instant::now();
+    while !d.path().join("command.json").exists() && started.elapsed() < std::time::Duration::from_secs(2) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "stopped after the current run, not after 1000 rounds");
+    let run = command_json(d.path());
+    assert_eq!(run["interrupted"], true, "{run}");
+    for env in ["native", "container"] {
+        let r = row(&run, "sleep 0.05", env);
+        let n = r["inside_ns"].as_array().unwrap().len();
+        assert_eq!(r["verdict"], "measured", "{r}");
+        assert!((1..1000).contains(&n), "{env}: some runs kept ({n})");
+        assert!(r["inside_ns"].as_array().unwrap().iter().all(|x| x.as_u64().unwrap() >= 50_000_000), "sleep 0.05 takes 50 ms: {r}");
+    }
+    let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(d.path().join("run.json")).unwrap()).unwrap();
+    assert_eq!(rec["interrupted_by"], "SIGINT", "{rec}");
 }

@@ -365,7 +365,11 @@ fn measure_one(
                 break;
             }
             if let Err(reason) = once(h, row, false) {
-                fail(row, reason, progress);
+                // A terminal's Ctrl-C reaches the command (and a native
+                // agent) too: what it broke is the signal's, not a failure.
+                if interrupted.load(Ordering::SeqCst) == 0 {
+                    fail(row, reason, progress);
+                }
                 break;
             }
         }
@@ -383,8 +387,10 @@ fn measure_one(
                 continue;
             }
             if let Err(reason) = once(&mut held[i], &mut rows[i], true) {
-                let row = &mut rows[i];
-                fail(row, reason, progress);
+                if interrupted.load(Ordering::SeqCst) != 0 {
+                    break;
+                }
+                fail(&mut rows[i], reason, progress);
             }
         }
     }
