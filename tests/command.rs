@@ -161,7 +161,7 @@ fn the_vm_whose_root_is_the_initramfs_is_not_measured_and_says_why() {
 
 fn sigint_stops_after_the_current_run_and_keeps_the_runs_so_far() {
     let d = tempfile::tempdir().unwrap();
-    let mut child = isobench()
+    let child = isobench()
         .args(["run", "--quiet", "--env", "native,container", "--runs", "1000", "--warmup", "0", "--command", "sleep 0.05", "--out"])
         .arg(d.path())
         .stdout(std::process::Stdio::piped())

@@ -242,14 +242,15 @@ pub fn measure(
                     PreparedRootfs::prepare(&opts.container.rootfs, &opts.workloads, mount_ns).map_err(|e| format!("the image for a chroot: {e}"))
                 });
                 match image {
-                    Ok(img) => (
-                        Some(img.path().display().to_string()),
-                        format!(
-                            "the image ({}) by chroot(2) into {}, as a container without a mount namespace gets it",
-                            rootfs_name(&opts.container.rootfs),
-                            img.path().display()
-                        ),
-                    ),
+                    Ok(img) => {
+                        let how = match img {
+                            PreparedRootfs::Minimal { .. } => "a private copy, as a container without a mount namespace gets it",
+                            PreparedRootfs::Distro(_) => "the shared cached image itself, not read-only: a command must not write outside /tmp",
+                            _ => "as it is",
+                        };
+                        let files = format!("the image ({}) by chroot(2) into {} ({how})", rootfs_name(&opts.container.rootfs), img.path().display());
+                        (Some(img.path().display().to_string()), files)
+                    }
                     Err(reason) => {
                         absent.push((kind, label.clone(), String::new(), reason.clone()));
                         let _ = inst.shutdown();
