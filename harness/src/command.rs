@@ -245,7 +245,7 @@ pub fn measure(
                     Ok(img) => {
                         let how = match img {
                             PreparedRootfs::Minimal { .. } => "a private copy, as a container without a mount namespace gets it",
-                            PreparedRootfs::Distro(_) => "the shared cached image itself, not read-only: a command must not write outside /tmp",
+                            PreparedRootfs::Distro(_) => "the shared cached image itself, not read-only: a command must not write to it",
                             _ => "as it is",
                         };
                         let files = format!("the image ({}) by chroot(2) into {} ({how})", rootfs_name(&opts.container.rootfs), img.path().display());
