@@ -385,6 +385,8 @@ mod tests {
                 r#"{"op":"run","metric":"syscall.stat","iterations":1,"max_ms":10,"data_dir":"/tmp"}"#,
                 "syscall.stat: takes no data_dir (got \"/tmp\"): only the fs metrics make files",
             ),
+            (r#"{"op":"exec","argv":[],"runs":1}"#, "exec: argv of 0 words is out of range 1..=4096"),
+            (r#"{"op":"exec","argv":["true"],"runs":10001}"#, "exec: runs 10001 is out of range 1..=10000"),
             (
                 r#"{"op":"serve","metric":"net.tcp_rr.boundary","bind":"127.0.0.1:0","cpu":4096}"#,
                 "net.tcp_rr.boundary: cpu 4096 is out of range 0..=1023",

@@ -589,6 +589,10 @@ mod tests {
             Request::Serve(ServeRequest { metric: "net.tcp_rr.boundary".into(), bind: "10.199.1.2:0".into(), cpu: None, pin: PinMode::Same })
         );
         assert_eq!(to_line(&Request::Join), "{\"op\":\"join\"}\n");
+        // exec: env, cwd, root and warmup are optional on the wire
+        let e: Request = serde_json::from_str(r#"{"op":"exec","argv":["true"],"runs":3}"#).unwrap();
+        assert_eq!(e, Request::Exec(ExecRequest { argv: vec!["true".into()], env: vec![], cwd: None, root: None, runs: 3, warmup: 0 }));
+        assert_eq!(to_line(&e), "{\"op\":\"exec\",\"argv\":[\"true\"],\"env\":[],\"runs\":3,\"warmup\":0}\n");
     }
 
     #[test]
@@ -599,6 +603,12 @@ mod tests {
             to_line(&Response::Serving { addr: "10.199.1.2:4000".into(), cpu: None }),
             "{\"kind\":\"serving\",\"addr\":\"10.199.1.2:4000\"}\n"
         );
+        let done = Response::Executed(ExecResult {
+            path: "/bin/false".into(),
+            warmup: vec![],
+            runs: vec![ExecRun { ns: 500_000, status: ExitStatus { code: Some(1), signal: None } }],
+        });
+        assert_eq!(to_line(&done), "{\"kind\":\"executed\",\"path\":\"/bin/false\",\"runs\":[{\"ns\":500000,\"status\":{\"code\":1}}]}\n");
         let r: Response = serde_json::from_str(r#"{"kind":"bye"}"#).unwrap();
         assert_eq!(r, Response::Bye);
     }
