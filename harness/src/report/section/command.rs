@@ -96,7 +96,8 @@ pub fn markdown(run: &CommandRun) -> String {
         if run.interrupted { " **Interrupted**: only the runs before the signal are here." } else { "" }
     );
     o.push_str(&format!("| {} |\n", HEADS.join(" | ")));
-    o.push_str(&format!("|{}\n", "---|".repeat(HEADS.len())));
+    // Words left, figures right (the HTML's default is right after the first column).
+    o.push_str("|:---|:---|:---|---:|---:|---:|---:|---:|\n");
     for r in rows(run) {
         let _ = writeln!(o, "| {} |", r.iter().map(|c| cell(c)).collect::<Vec<_>>().join(" | "));
     }
