@@ -6,6 +6,7 @@
 //! folders.rs for report, compare and merge, info.rs for list, doctor and
 //! schema). Options with an `ISOBENCH_*` twin read it when not given.
 
+mod command;
 mod density;
 mod exec;
 mod folders;
@@ -289,6 +290,8 @@ struct RunArgs {
     container_limits: LimitArgs,
     #[command(flatten)]
     profile: ProfileArg,
+    #[command(flatten)]
+    command: command::CommandArgs,
 }
 
 /// `--profile`: the container's security profile (`isobench exec`, the

@@ -28,6 +28,7 @@ const EXIT_INCOMPLETE: u8 = 3;
 const EXIT_SIGNAL_BASE: u8 = 128;
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {
+    crate::command::check(&args.command)?;
     if args.vm_net.is_some() && !args.envs.contains(EnvKind::Vm) {
         eprintln!("isobench: note: --vm-net has no effect without the vm environment (--env)");
     }
@@ -75,7 +76,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     };
     // The fs metrics' files: a directory of this run's own, removed with it
     // (and swept after a kill), on the results' file system unless told.
-    let run_data = match args.metrics.specs().iter().any(|m| m.needs_data_dir()) {
+    let run_data = match args.command.commands.is_empty() && args.metrics.specs().iter().any(|m| m.needs_data_dir()) {
         true => {
             let base = args.data_dir.clone().unwrap_or_else(|| out.path.parent().map_or_else(|| PathBuf::from("."), PathBuf::from));
             Some(RunData::create(&base)?)
@@ -106,6 +107,27 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         eprintln!("isobench: writing {}", out.path.display());
     }
     let mut display = Progress::new(args.quiet);
+    if !args.command.commands.is_empty() {
+        let outcome = crate::command::run(&args.command, plan.envs.clone(), &opts, &out, &interrupted, &mut display)?;
+        if let Some(report) = &outcome.report {
+            eprintln!("isobench: report: {}", report.display());
+        }
+        if outcome.interrupted {
+            let n = interrupted.load(Ordering::SeqCst);
+            let by = runner::signal_name(n).map(|s| format!(" by {s}")).unwrap_or_default();
+            eprintln!("isobench: interrupted{by}; the runs so far kept in {}", out.path.display());
+            return Ok(ExitCode::from(EXIT_SIGNAL_BASE.saturating_add(u8::try_from(n).unwrap_or(0))));
+        }
+        if !outcome.problems.is_empty() {
+            eprintln!(
+                "isobench: incomplete: {} command × environment pair(s) failed or not measured; the rest is in {}",
+                outcome.problems.len(),
+                out.path.display()
+            );
+            return Ok(ExitCode::from(EXIT_INCOMPLETE));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let outcome = runner::execute(&plan, &opts, &out, &interrupted, &mut |ev| display.show(ev))?;
     display.finish();
     drop(run_data);

@@ -4,7 +4,9 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 
-use isobench_workloads::protocol::{to_line, AgentInfo, AppStartRequest, Request, Response, RunRequest, RunResult, ServeRequest};
+use isobench_workloads::protocol::{
+    to_line, AgentInfo, AppStartRequest, ExecRequest, ExecResult, Request, Response, RunRequest, RunResult, ServeRequest,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -136,6 +138,17 @@ impl AgentClient {
             Response::AppStopped { status } => Ok(status),
             Response::Error { message } => Err(AgentError::Remote(message)),
             other => Err(AgentError::Unexpected { expected: "app_stopped", got: format!("{other:?}") }),
+        }
+    }
+
+    /// Runs the user's command inside the environment
+    /// (`isobench run --command`) and returns each run's time and status.
+    pub fn exec(&mut self, req: &ExecRequest) -> Result<ExecResult, AgentError> {
+        self.send(&Request::Exec(req.clone()))?;
+        match self.read_response()? {
+            Response::Executed(r) => Ok(r),
+            Response::Error { message } => Err(AgentError::Remote(message)),
+            other => Err(AgentError::Unexpected { expected: "executed", got: format!("{other:?}") }),
         }
     }
 

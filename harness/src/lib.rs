@@ -7,6 +7,7 @@ pub mod apps;
 pub mod boundary;
 pub mod cleanup;
 pub mod collect;
+pub mod command;
 pub mod container;
 pub mod density;
 pub mod doctor;

@@ -34,6 +34,8 @@ pub enum Schema {
     Validate,
     /// density.json (and `isobench density --json`): [`DensityRun`](crate::results::density::DensityRun).
     Density,
+    /// command.json (`isobench run --command`): [`CommandRun`](crate::results::command::CommandRun).
+    Command,
     /// `isobench compare --json`: [`Comparison`].
     Compare,
     /// `isobench doctor --json`: [`Diagnosis`].
@@ -51,6 +53,7 @@ isobench_workloads::named_values!(Schema, "schema", {
     Layers = "layers",
     Validate = "validate",
     Density = "density",
+    Command = "command",
     Compare = "compare",
     Doctor = "doctor",
     List = "list",
@@ -68,6 +71,7 @@ impl Schema {
             Schema::Layers => "layers.json and `isobench layers --json`",
             Schema::Validate => "validate.json",
             Schema::Density => "density.json and `isobench density --json`",
+            Schema::Command => "command.json (`isobench run --command`)",
             Schema::Compare => "`isobench compare --json`",
             Schema::Doctor => "`isobench doctor --json`",
             Schema::List => "`isobench list --json`",
@@ -85,6 +89,7 @@ impl Schema {
             Schema::Layers => schemars::schema_for!(crate::results::layers::LayersRun),
             Schema::Validate => schemars::schema_for!(Vec<Check>),
             Schema::Density => schemars::schema_for!(crate::results::density::DensityRun),
+            Schema::Command => schemars::schema_for!(crate::results::command::CommandRun),
             Schema::Compare => schemars::schema_for!(Comparison),
             Schema::Doctor => schemars::schema_for!(Diagnosis),
             Schema::List => schemars::schema_for!(Listing),

@@ -226,6 +226,13 @@ pub fn serve(mut input: impl BufRead, mut output: impl Write) -> std::io::Result
                 None => Response::Error { message: "app_stop: no application server is running".into() },
                 Some(s) => Response::AppStopped { status: s.stop() },
             },
+            Ok(Request::Exec(_)) if server.is_some() => {
+                Response::Error { message: "exec: a boundary server is still running; send join first".into() }
+            }
+            Ok(Request::Exec(req)) => match crate::exec::run(&req) {
+                Ok(r) => Response::Executed(r),
+                Err(e) => Response::Error { message: e.to_string() },
+            },
             Ok(Request::Join) => match server.take().map(metrics::net::Server::join) {
                 None => Response::Error { message: "join: no boundary server is running".into() },
                 Some(Ok(bytes)) => Response::Served { bytes },
@@ -407,6 +414,8 @@ mod tests {
                 r#"{"op":"run","metric":"syscall.stat","iterations":1,"max_ms":10,"data_dir":"/tmp"}"#,
                 "syscall.stat: takes no data_dir (got \"/tmp\"): only the fs metrics make files",
             ),
+            (r#"{"op":"exec","argv":[],"runs":1}"#, "exec: argv of 0 words is out of range 1..=4096"),
+            (r#"{"op":"exec","argv":["true"],"runs":10001}"#, "exec: runs 10001 is out of range 1..=10000"),
             (
                 r#"{"op":"serve","metric":"net.tcp_rr.boundary","bind":"127.0.0.1:0","cpu":4096}"#,
                 "net.tcp_rr.boundary: cpu 4096 is out of range 0..=1023",

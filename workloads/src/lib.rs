@@ -9,6 +9,7 @@
 pub mod agent;
 pub mod app;
 pub mod catalog;
+pub mod exec;
 pub mod guest;
 pub mod hist;
 pub mod metrics;

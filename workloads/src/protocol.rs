@@ -55,6 +55,14 @@ pub mod bounds {
     /// `rate` (app.*.latency only): 1 to 10 million requests per second,
     /// beyond any server one machine runs; NaN is outside.
     pub const RATE: RangeInclusive<f64> = 1.0..=10_000_000.0;
+    /// `exec.runs`: timed runs of the user's command in one request (the
+    /// harness sends one per request, to time each from the host too).
+    pub const EXEC_RUNS: RangeInclusive<u32> = 1..=10_000;
+    /// `exec.warmup`: untimed runs first, like hyperfine's `--warmup`.
+    pub const EXEC_WARMUP: RangeInclusive<u32> = 0..=1_000;
+    /// `exec.argv`: a program and at most 4095 arguments (the line's 64 KiB
+    /// bounds their bytes anyway).
+    pub const EXEC_ARGS: RangeInclusive<usize> = 1..=4096;
 }
 
 /// A request from the harness.
@@ -84,6 +92,10 @@ pub enum Request {
     /// Stop the server of the last `AppStart` and remove its directory
     /// (`Response::AppStopped`). Shutdown and end of input stop it too.
     AppStop,
+    /// Run the user's command (`isobench run --command`) inside the
+    /// environment, each run timed by the agent's own clock around
+    /// fork, exec and wait. Answered with `Response::Executed`.
+    Exec(ExecRequest),
 }
 
 /// "Start application A bound to this address, its files in this
@@ -98,6 +110,86 @@ pub struct AppStartRequest {
     /// there; removed when the server stops. Natively the harness names it
     /// with its pid (so a killed run's sweep finds it).
     pub dir: String,
+}
+
+/// "Run this program `warmup` times untimed, then `runs` times timed":
+/// hyperfine's method with `--shell=none`, inside the environment. The
+/// agent execs `argv[0]` by path (searched in `PATH` of `env` when it has
+/// no slash) inside its own root, or inside `root` when given; the
+/// command's stdin, stdout and stderr are /dev/null (hyperfine's
+/// `--output=null`), so its output never reaches the protocol channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecRequest {
+    /// The program and its arguments, as execve(2) gets them.
+    pub argv: Vec<String>,
+    /// The command's environment (`NAME=value`), nothing else.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// The working directory, inside the command's root; `/` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// A directory (as the agent sees it) that the child chroot(2)s into
+    /// before exec: the image's files for an agent that runs in the host's
+    /// file system (native). Absent: the agent's own root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+    /// Timed runs.
+    pub runs: u32,
+    /// Untimed runs first.
+    #[serde(default)]
+    pub warmup: u32,
+}
+
+/// How one run of the command ended, as waitpid(2) told it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ExitStatus {
+    /// The exit code, when it exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<i32>,
+    /// The signal that killed it, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+}
+
+impl ExitStatus {
+    /// Exited with code 0.
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+impl std::fmt::Display for ExitStatus {
+    /// "exit status 1", "killed by signal 9".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.code, self.signal) {
+            (Some(c), _) => write!(f, "exit status {c}"),
+            (None, Some(s)) => write!(f, "killed by signal {s}"),
+            (None, None) => f.write_str("unknown wait status"),
+        }
+    }
+}
+
+/// One run of the command: the agent's clock around fork, exec and wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecRun {
+    /// CLOCK_MONOTONIC from before fork(2) to after waitpid(2), ns.
+    pub ns: u64,
+    pub status: ExitStatus,
+}
+
+/// The answer to [`Request::Exec`]. The agent stops at the first run that
+/// does not exit 0 (warm-up or timed), as hyperfine does, so the last
+/// entry is then the failed one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecResult {
+    /// The path execve(2) got, inside the command's root.
+    pub path: String,
+    /// The warm-up runs, untimed by the harness.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warmup: Vec<ExecRun>,
+    /// The timed runs.
+    pub runs: Vec<ExecRun>,
 }
 
 /// "Run metric M for n iterations, or at most t ms".
@@ -487,6 +579,8 @@ pub enum Response {
     AppStopped {
         status: String,
     },
+    /// Answer to `Exec`.
+    Executed(ExecResult),
 }
 
 /// Serializes a message as one JSON line (with the trailing newline).
@@ -551,6 +645,10 @@ mod tests {
             Request::Serve(ServeRequest { metric: "net.tcp_rr.boundary".into(), bind: "10.199.1.2:0".into(), cpu: None, pin: PinMode::Same })
         );
         assert_eq!(to_line(&Request::Join), "{\"op\":\"join\"}\n");
+        // exec: env, cwd, root and warmup are optional on the wire
+        let e: Request = serde_json::from_str(r#"{"op":"exec","argv":["true"],"runs":3}"#).unwrap();
+        assert_eq!(e, Request::Exec(ExecRequest { argv: vec!["true".into()], env: vec![], cwd: None, root: None, runs: 3, warmup: 0 }));
+        assert_eq!(to_line(&e), "{\"op\":\"exec\",\"argv\":[\"true\"],\"env\":[],\"runs\":3,\"warmup\":0}\n");
     }
 
     #[test]
@@ -561,6 +659,12 @@ mod tests {
             to_line(&Response::Serving { addr: "10.199.1.2:4000".into(), cpu: None }),
             "{\"kind\":\"serving\",\"addr\":\"10.199.1.2:4000\"}\n"
         );
+        let done = Response::Executed(ExecResult {
+            path: "/bin/false".into(),
+            warmup: vec![],
+            runs: vec![ExecRun { ns: 500_000, status: ExitStatus { code: Some(1), signal: None } }],
+        });
+        assert_eq!(to_line(&done), "{\"kind\":\"executed\",\"path\":\"/bin/false\",\"runs\":[{\"ns\":500000,\"status\":{\"code\":1}}]}\n");
         let r: Response = serde_json::from_str(r#"{"kind":"bye"}"#).unwrap();
         assert_eq!(r, Response::Bye);
     }

@@ -287,6 +287,25 @@ pub trait Environment: Send {
     fn storage(&self) -> Result<crate::storage::StoragePath, String> {
         Err(format!("{}: no storage path for the fs metrics yet (native and container have one)", self.kind()))
     }
+
+    /// Where the user's command finds its files, or why it cannot be run
+    /// here in the image (one line, shown as "not measured").
+    fn command_root(&self) -> Result<CommandRoot, String> {
+        Ok(CommandRoot::Image)
+    }
+}
+
+/// Where the user's command (`isobench run --command`) finds its files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandRoot {
+    /// The agent's own root is the image (`--rootfs`): the command is
+    /// exec'd there by path.
+    Image,
+    /// The agent runs in the host's file system (native, unshare): the
+    /// command's child chroot(2)s into the image's directory on the host
+    /// first, so it runs the image's files like the others (as root; else
+    /// the host's files, and its row says so).
+    Host,
 }
 
 /// One running agent inside an environment.

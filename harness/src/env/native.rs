@@ -56,6 +56,10 @@ impl Environment for Native {
         EnvKind::Native
     }
 
+    fn command_root(&self) -> Result<super::CommandRoot, String> {
+        Ok(super::CommandRoot::Host)
+    }
+
     fn storage(&self) -> Result<StoragePath, String> {
         let dir = self.storage.as_ref().ok_or("no data directory was given")?;
         Ok(StoragePath { kind: StorageKind::HostDirectory, agent_dir: dir.display().to_string(), host_dir: Some(dir.clone()) })

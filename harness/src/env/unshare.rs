@@ -77,6 +77,10 @@ impl Environment for Unshare {
         EnvKind::Unshare
     }
 
+    fn command_root(&self) -> Result<super::CommandRoot, String> {
+        Ok(super::CommandRoot::Host)
+    }
+
     fn label(&self) -> String {
         if self.ip.is_some() {
             ENV.to_string()

@@ -296,6 +296,15 @@ impl Environment for Vm {
         EnvKind::Vm
     }
 
+    /// The guest's `/` is the initramfs (the agent, the no-ops, modules),
+    /// not the image: a command there would run other files than in the
+    /// other environments. Once the guest boots from the image's disk
+    /// (`--rootfs debian` as a virtio-blk root), the agent execs by path
+    /// in its own root and this becomes `Ok(CommandRoot::Image)`.
+    fn command_root(&self) -> Result<super::CommandRoot, String> {
+        Err("the vm's root is the initramfs (the agent and its no-ops), not the image; the command runs in the vm once it boots from --rootfs debian's disk".into())
+    }
+
     fn label(&self) -> String {
         format!("vm ({})", self.verdict.accel.label())
     }

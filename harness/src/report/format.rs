@@ -102,6 +102,23 @@ pub fn json_number(v: f64) -> String {
     serde_json::Value::from(v).to_string()
 }
 
+/// A duration in ns as hyperfine prints it: µs below a millisecond, ms
+/// below a second, else s ("812.4 µs", "3.21 ms", "1.204 s").
+pub fn duration(ns: f64) -> String {
+    match ns {
+        x if x < 1e6 => format!("{:.1} µs", x / 1e3),
+        x if x < 1e9 => format!("{:.2} ms", x / 1e6),
+        x => format!("{:.3} s", x / 1e9),
+    }
+}
+
+/// A ratio with its (asymmetric) 95 % interval spelled out:
+/// "1.50× [1.41, 1.62]".
+pub fn ratio_interval(r: f64, low: f64, high: f64) -> String {
+    let d = ratio_decimals(r);
+    format!("{r:.d$}× [{low:.d$}, {high:.d$}]")
+}
+
 /// Text for a markdown table cell: `|` escaped.
 pub fn cell(s: &str) -> String {
     s.replace('|', "\\|")

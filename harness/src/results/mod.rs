@@ -27,6 +27,7 @@
 //! else.
 
 pub mod claim;
+pub mod command;
 pub mod density;
 pub mod layers;
 pub mod run;

@@ -153,6 +153,10 @@ pub struct Parameters {
     /// `--quick`: smoke-run iteration counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quick: Option<bool>,
+    /// `isobench run --command`: the commands and how they ran (results
+    /// in command.json).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<super::command::CommandParameters>,
     /// Keys this version does not know, kept as they were.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
@@ -166,7 +170,7 @@ impl Parameters {
                 *slot = v;
             }
         }
-        let Parameters { driver, accel, criterion, criterion_report, envs, iterations, max_ms, metrics, pin, quick, other } = newer;
+        let Parameters { driver, accel, criterion, criterion_report, envs, iterations, max_ms, metrics, pin, quick, command, other } = newer;
         set(&mut self.driver, driver);
         set(&mut self.accel, accel);
         set(&mut self.criterion, criterion);
@@ -177,6 +181,7 @@ impl Parameters {
         set(&mut self.metrics, metrics);
         set(&mut self.pin, pin);
         set(&mut self.quick, quick);
+        set(&mut self.command, command);
         self.other.extend(other);
     }
 }

@@ -16,6 +16,7 @@
 mod apps;
 mod boot;
 mod caveats;
+pub mod command;
 mod container_start;
 pub mod cross_check;
 pub mod density;
@@ -84,6 +85,7 @@ pub const SECTIONS: &[&dyn Section] = &[
     &startup::PerNamespace,
     &layers::LayerCosts,
     &density::Density,
+    &command::Command,
     &cross_check::CrossCheck,
     &host::Host,
 ];
