@@ -112,7 +112,10 @@ fn prepare_data(base: &std::path::Path, choice: VmStorage, qemu_bin: &std::path:
                 kind: StorageKind::Virtio9p,
                 agent_dir: DATA_DIR.into(),
                 host_dir: Some(dir.clone()),
-                detail: Some(format!("msize={NINEP_MSIZE}")),
+                // QEMU's 9p server drops O_DIRECT from the guest's open
+                // flags (hw/9pfs/9p.c, get_dotl_openflags): every write
+                // lands in the host's page cache, and the row must say so.
+                detail: Some(format!("msize={NINEP_MSIZE}; QEMU drops O_DIRECT, the host's page cache serves")),
                 fs: Some("9p".into()),
             };
             Ok(DataPath { path, data: GuestData::Share { dir, msize: NINEP_MSIZE }, fallback: None })

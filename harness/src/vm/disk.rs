@@ -142,7 +142,7 @@ fn mkfs(image: &Path, from: Option<&Path>, label: &str) -> Result<(), DiskError>
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let stderr = stderr.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or("").trim().to_string();
+    let stderr = stderr.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
     Err(DiskError::Mkfs { image: image.display().to_string(), status: out.status.to_string(), stderr })
 }
 
@@ -194,7 +194,7 @@ pub fn probe_modes(qemu: &Path, image: &Path) -> Result<DiskModes, DiskError> {
             let fallback = (!failures.is_empty()).then(|| failures.join("; "));
             return Ok(DiskModes { cache, aio, fallback });
         }
-        let why = String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("").trim().to_string();
+        let why = String::from_utf8_lossy(&out.stderr).lines().next_back().unwrap_or("").trim().to_string();
         failures.push(format!("cache={cache},aio={aio}: {why}"));
     }
     let tried = MODE_PREFERENCE.iter().map(|(c, a)| format!("cache={c},aio={a}")).collect::<Vec<_>>().join(", ");

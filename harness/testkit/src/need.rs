@@ -64,6 +64,8 @@ pub enum Need {
     Iperf3,
     Hyperfine,
     Fio,
+    /// mkfs.ext4 (e2fsprogs): the vm's data and root disk images.
+    Mkfs,
     /// nftables' `nft` (the bridge+NAT layer of `--profile docker`).
     Nft,
     /// Where the host has a /dev/kvm, this user may open it (the KVM
@@ -126,6 +128,7 @@ impl Need {
             Need::Iperf3 => "iperf3",
             Need::Hyperfine => "hyperfine",
             Need::Fio => "fio",
+            Need::Mkfs => "mkfs.ext4",
             Need::Nft => "nft",
             Need::KvmAccess => "kvm access",
             Need::KvmPvm => "kvm-pvm",
@@ -169,6 +172,7 @@ impl Need {
             Need::Iperf3 => "apt-get install iperf3 (scripts/setup installs it as root)",
             Need::Hyperfine => "apt-get install hyperfine (scripts/setup installs it as root)",
             Need::Fio => "apt-get install fio (scripts/setup installs it as root)",
+            Need::Mkfs => "apt-get install e2fsprogs (scripts/setup installs it)",
             Need::Nft => "apt-get install nftables (scripts/setup installs it)",
             Need::KvmAccess => "add the user to group kvm, or run the tests as root",
             Need::KvmPvm => "nothing to install: only a kvm-pvm host has it",
@@ -248,6 +252,11 @@ impl Need {
             Need::Iperf3 => runs("iperf3"),
             Need::Hyperfine => runs("hyperfine"),
             Need::Fio => runs("fio"),
+            Need::Mkfs => match Command::new("mkfs.ext4").arg("-V").output() {
+                Ok(o) if o.status.success() => Ok(()),
+                Ok(o) => Err(format!("mkfs.ext4 -V failed ({})", o.status)),
+                Err(e) => Err(format!("mkfs.ext4: {e}")),
+            },
             Need::Nft => runs("nft"),
             Need::KvmAccess => match Path::new("/dev/kvm").exists() {
                 true => std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").map(drop).map_err(|e| format!("/dev/kvm: {e}")),
