@@ -5,7 +5,9 @@
 //! or shared directory left after the run. With `--rootfs debian` the guest
 //! runs on the container's very tree: its /etc/debian_version read through
 //! the agent, its /noop exec'd by the spawn metric, and the cached image
-//! never written (QEMU's snapshot=on).
+//! never written (QEMU's snapshot=on). A guest kernel without virtio_blk
+//! still boots and serves the other metrics; the fs.* ones are "not
+//! measured" with the agent's reason.
 //!
 //! Needs qemu-system-x86_64, a guest image with the storage modules
 //! (scripts/build-guest) and mkfs.ext4; a skip without them.
@@ -32,6 +34,8 @@ fn main() {
         trial!(every_fs_metric_moves_its_bytes_on_the_vm_data_disk).needs(GUEST),
         trial!(every_fs_metric_moves_its_bytes_on_the_vm_9p_share).needs(GUEST),
         trial!(the_vm_runs_on_the_debian_tree_and_never_writes_its_cached_image).needs(&[Qemu, GuestImage, Mkfs, DebianRootfs]),
+        trial!(helper_no_virtio_blk).helper("run by a_guest_kernel_without_virtio_blk_says_why_the_fs_metrics_are_not_measured with its own image"),
+        trial!(a_guest_kernel_without_virtio_blk_says_why_the_fs_metrics_are_not_measured).needs(&[Qemu, GuestImage, Mkfs, Cpio]),
     ]);
 }
 
@@ -69,6 +73,23 @@ fn run(storage: VmStorage, results: &Path) -> (Outcome, RunDir) {
     drop(data);
     let left: Vec<_> = std::fs::read_dir(base.path()).unwrap().map(|e| e.unwrap().path()).collect();
     assert!(left.is_empty(), "nothing of the run's data stays: {left:?}");
+    (outcome, out)
+}
+
+/// A run of `metrics` in the vm with a data directory; returns the outcome
+/// and the results folder.
+fn run_metrics(storage: VmStorage, metrics: Vec<&'static MetricSpec>, results: &Path) -> (Outcome, RunDir) {
+    let base = tempfile::tempdir().unwrap();
+    let data = RunData::create(base.path()).unwrap();
+    let opts = Options {
+        accel: AccelChoice::Tcg,
+        data_dir: Some(data.path().to_path_buf()),
+        vm_storage: storage,
+        log_dir: Some(results.join("logs")),
+        ..Options::new(workloads::locate().expect("static workloads"))
+    };
+    let out = RunDir::at(&results.join("run")).unwrap();
+    let outcome = runner::execute(&plan(metrics), &opts, &out, &AtomicUsize::new(0), &mut |_| {}).unwrap();
     (outcome, out)
 }
 
@@ -170,4 +191,51 @@ fn the_vm_runs_on_the_debian_tree_and_never_writes_its_cached_image() {
     let root = meta["mounts"].as_array().unwrap().iter().find(|m| m["role"] == "root").cloned().unwrap_or_default();
     assert_eq!(root["fstype"], "ext4", "{meta}");
     assert!(root.get("error").is_none(), "{root}");
+}
+
+/// In a child whose guest image lacks virtio_blk: the data disk cannot be
+/// mounted, the fs metric is not measured with the agent's reason, the
+/// other metric is measured.
+fn helper_no_virtio_blk() {
+    let results = tempfile::tempdir().unwrap();
+    let metrics = ["syscall.getpid", "fs.stat"].map(|n| catalog::lookup(n).unwrap()).to_vec();
+    let (outcome, out) = run_metrics(VmStorage::Disk, metrics, results.path());
+    assert!(outcome.failed.is_empty() && outcome.skipped.is_empty(), "{outcome:?}");
+    assert_eq!(outcome.measured, 1, "{outcome:?}");
+    assert_eq!(outcome.not_measured.len(), 1, "{outcome:?}");
+    let line = &outcome.not_measured[0];
+    assert!(line.contains("fs.stat: not measured: the guest could not mount its virtio-blk disk"), "{line}");
+    assert!(line.contains("virtio_blk is not in this guest kernel"), "{line}");
+    let record = out.run_record().unwrap();
+    assert!(record.environments["vm"].storage_not_measured.as_deref().is_some_and(|w| w.contains("virtio_blk")), "{record:?}");
+}
+
+fn a_guest_kernel_without_virtio_blk_says_why_the_fs_metrics_are_not_measured() {
+    let _guest = one_guest();
+    let real = isobench_harness::vm::image::locate().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let sh = |script: String| {
+        let status = std::process::Command::new("sh").arg("-c").arg(&script).status().unwrap();
+        assert!(status.success(), "{script}");
+    };
+    // The real initramfs, its module list without virtio_blk: what a kernel
+    // that lacks the driver gives the agent.
+    sh(format!("cd '{}' && cpio -id --quiet < '{}'", root.display(), real.initrd.display()));
+    let order = root.join("lib/modules/modules.order");
+    let text = std::fs::read_to_string(&order).unwrap();
+    assert!(text.lines().any(|l| l == "virtio_blk.ko"), "the real image loads virtio_blk: {text}");
+    std::fs::write(&order, text.lines().filter(|l| *l != "virtio_blk.ko").map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    let cpio = dir.path().join("no-blk.cpio");
+    sh(format!("cd '{}' && find . -mindepth 1 | cpio -o -H newc -R 0:0 --quiet > '{}'", root.display(), cpio.display()));
+    let manifest = serde_json::json!({
+        "kernel_version": real.kernel_version, "kernel_source": "test",
+        "kernel": real.kernel, "vmlinux": real.vmlinux, "initrd": cpio,
+    });
+    std::fs::write(dir.path().join(isobench_harness::vm::image::MANIFEST_FILE), manifest.to_string()).unwrap();
+    let out = isobench_testkit::helper("helper_no_virtio_blk").env(isobench_harness::vm::image::GUEST_DIR_ENV, dir.path()).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!("{text}");
+    assert!(out.status.success() && text.contains("1 passed"), "the helper failed in the child:\n{text}");
 }
