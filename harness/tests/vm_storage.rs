@@ -34,6 +34,7 @@ fn main() {
         trial!(every_fs_metric_moves_its_bytes_on_the_vm_data_disk).needs(GUEST),
         trial!(every_fs_metric_moves_its_bytes_on_the_vm_9p_share).needs(GUEST),
         trial!(the_vm_runs_on_the_debian_tree_and_never_writes_its_cached_image).needs(&[Qemu, GuestImage, Mkfs, DebianRootfs]),
+        trial!(a_tiny_data_dir_is_one_clear_line_and_the_other_rows_stay).needs(&[Root, Qemu, GuestImage, Mkfs]),
         trial!(helper_no_virtio_blk).helper("run by a_guest_kernel_without_virtio_blk_says_why_the_fs_metrics_are_not_measured with its own image"),
         trial!(a_guest_kernel_without_virtio_blk_says_why_the_fs_metrics_are_not_measured).needs(&[Qemu, GuestImage, Mkfs, Cpio]),
     ]);
@@ -80,7 +81,11 @@ fn run(storage: VmStorage, results: &Path) -> (Outcome, RunDir) {
 /// and the results folder.
 fn run_metrics(storage: VmStorage, metrics: Vec<&'static MetricSpec>, results: &Path) -> (Outcome, RunDir) {
     let base = tempfile::tempdir().unwrap();
-    let data = RunData::create(base.path()).unwrap();
+    run_metrics_in(base.path(), storage, metrics, results)
+}
+
+fn run_metrics_in(base: &Path, storage: VmStorage, metrics: Vec<&'static MetricSpec>, results: &Path) -> (Outcome, RunDir) {
+    let data = RunData::create(base).unwrap();
     let opts = Options {
         accel: AccelChoice::Tcg,
         data_dir: Some(data.path().to_path_buf()),
@@ -238,4 +243,26 @@ fn a_guest_kernel_without_virtio_blk_says_why_the_fs_metrics_are_not_measured() 
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     eprintln!("{text}");
     assert!(out.status.success() && text.contains("1 passed"), "the helper failed in the child:\n{text}");
+}
+
+/// A data directory without room for the disk image: one line naming the
+/// directory and the space needed, as natively; the other metric measured.
+fn a_tiny_data_dir_is_one_clear_line_and_the_other_rows_stay() {
+    let _guest = one_guest();
+    let tiny = tempfile::tempdir().unwrap();
+    nix::mount::mount(Some("tmpfs"), tiny.path(), Some("tmpfs"), nix::mount::MsFlags::empty(), Some("size=8m")).unwrap();
+    let results = tempfile::tempdir().unwrap();
+    let metrics = ["syscall.getpid", "fs.stat"].map(|n| catalog::lookup(n).unwrap()).to_vec();
+    let (outcome, out) = run_metrics_in(tiny.path(), VmStorage::Disk, metrics, results.path());
+    let left: Vec<_> = std::fs::read_dir(tiny.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    let _ = nix::mount::umount2(tiny.path(), nix::mount::MntFlags::MNT_DETACH);
+    assert!(left.is_empty(), "nothing stays: {left:?}");
+    assert_eq!(outcome.measured, 1, "{outcome:?}");
+    assert_eq!(outcome.not_measured.len(), 1, "{outcome:?}");
+    let line = &outcome.not_measured[0];
+    assert!(!line.contains('\n'), "{line}");
+    let want = format!("fs.stat: not measured: data directory {}/isobench-", tiny.path().display());
+    let need = format!("/vm: needs {} MiB free, ", isobench_harness::vm::disk::DATA_DISK_BYTES >> 20);
+    assert!(line.contains(&want) && line.contains(&need) && line.ends_with(" MiB free"), "{line}");
+    assert!(out.measurements().unwrap().iter().any(|m| m.metric.name == "syscall.getpid"));
 }
