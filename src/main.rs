@@ -30,7 +30,7 @@ use isobench_harness::env::{EnvKind, EnvSelection};
 use isobench_harness::report::compare::{DEFAULT_NOISE, DEFAULT_THRESHOLD};
 use isobench_harness::schema::Schema;
 use isobench_harness::startup::{Column, Noop, DEFAULT_N, DEFAULT_WARMUP};
-use isobench_harness::storage::ContainerStorage;
+use isobench_harness::storage::{ContainerStorage, VmStorage};
 use isobench_harness::vm::{AccelChoice, BootProtocol, Machine, VmNet};
 use isobench_harness::{env, runner};
 use isobench_workloads::catalog::{Family, MetricSelection};
@@ -234,6 +234,13 @@ struct RunArgs {
     #[arg(long, value_name = "PATH", default_value = "volume",
           value_parser = values::choice::<ContainerStorage>(ContainerStorage::ALL.map(ContainerStorage::as_str)))]
     container_storage: ContainerStorage,
+    /// The vm's storage path for the fs metrics: `disk` (an ext4 image under the data directory
+    /// on virtio-blk, QEMU cache=none with io_uring or native AIO where the file system takes
+    /// O_DIRECT, else the host's page cache; run.json says which) or `9p` (a directory under
+    /// the data directory shared over virtio-9p, msize 512000)
+    #[arg(long, value_name = "PATH", default_value = "disk",
+          value_parser = values::choice::<VmStorage>(VmStorage::ALL.map(VmStorage::as_str)))]
+    vm_storage: VmStorage,
     /// Print only problems (skipped environments, failed measurements) and the report path
     #[arg(long, short)]
     quiet: bool,

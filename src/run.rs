@@ -86,6 +86,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let opts = Options {
         data_dir: run_data.as_ref().map(|d| d.path().to_path_buf()),
         container_storage: args.container_storage,
+        vm_storage: args.vm_storage,
         accel: args.accel,
         log_dir: Some(out.path.clone()),
         container: container_settings,

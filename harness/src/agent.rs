@@ -152,6 +152,17 @@ impl AgentClient {
         }
     }
 
+    /// The text of a small file as the agent sees it (at most
+    /// `protocol::MAX_READ_BYTES`), e.g. a guest's /etc/debian_version.
+    pub fn read_file(&mut self, path: &str) -> Result<String, AgentError> {
+        self.send(&Request::ReadFile { path: path.to_string() })?;
+        match self.read_response()? {
+            Response::File { text } => Ok(text),
+            Response::Error { message } => Err(AgentError::Remote(message)),
+            other => Err(AgentError::Unexpected { expected: "file", got: format!("{other:?}") }),
+        }
+    }
+
     /// Tells the agent to exit (or power the guest off) and waits for `Bye`.
     pub fn shutdown(&mut self) -> Result<(), AgentError> {
         self.send(&Request::Shutdown)?;

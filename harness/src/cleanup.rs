@@ -45,6 +45,7 @@ pub fn sweep_all() -> Vec<PathBuf> {
     removed.extend(leftovers::sweep_temp_dirs(&std::env::temp_dir()));
     removed.extend(crate::storage::sweep(&std::env::temp_dir()));
     removed.extend(rootfs::sweep());
+    removed.extend(crate::vm::disk::sweep());
     if nix::unistd::geteuid().is_root() {
         removed.extend(cgroup::sweep());
         removed.extend(net::sweep());

@@ -245,6 +245,10 @@ fn record_storage(
             rec.agent_dir = p.agent_dir.clone();
             rec.host_dir = p.host_dir.as_ref().map(|d| d.display().to_string());
             rec.host_fs = p.host_dir.as_deref().map(isobench_workloads::metrics::spawn::fs_name);
+            rec.detail = p.detail.clone();
+            if let Some(fs) = &p.fs {
+                rec.fs = Some(fs.clone());
+            }
         }
         rec.fs.get_or_insert_with(|| io.fs.clone());
         rec.io.insert(spec.name.to_string(), io.clone());

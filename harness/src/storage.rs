@@ -45,6 +45,13 @@ pub enum StorageKind {
     /// read-only image, or the overlay's upper layer under `--profile
     /// docker`; the agent's file system type says which.
     ContainerRoot,
+    /// A guest's virtio-blk disk: a raw image file on the host's file
+    /// system, ext4 inside, QEMU's cache and aio modes in the detail.
+    VirtioBlk,
+    /// A host directory shared with a guest over virtio-9p (QEMU's local
+    /// backend), its msize in the detail.
+    #[serde(rename = "virtio_9p")]
+    Virtio9p,
 }
 
 impl StorageKind {
@@ -54,6 +61,8 @@ impl StorageKind {
             StorageKind::HostDirectory => "host directory",
             StorageKind::Volume => "volume (host directory bind-mounted)",
             StorageKind::ContainerRoot => "container's writable root",
+            StorageKind::VirtioBlk => "virtio-blk disk (raw image file on the host)",
+            StorageKind::Virtio9p => "host directory over virtio-9p",
         }
     }
 }
@@ -91,14 +100,55 @@ impl std::str::FromStr for ContainerStorage {
     }
 }
 
+/// Which storage path the vm's fs.* metrics use (`isobench run
+/// --vm-storage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VmStorage {
+    /// An ext4 data disk on virtio-blk, a raw image under the run's data
+    /// directory.
+    #[default]
+    Disk,
+    /// A directory under the run's data directory shared over virtio-9p.
+    NineP,
+}
+
+impl VmStorage {
+    pub const ALL: [VmStorage; 2] = [VmStorage::Disk, VmStorage::NineP];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VmStorage::Disk => "disk",
+            VmStorage::NineP => "9p",
+        }
+    }
+}
+
+impl std::str::FromStr for VmStorage {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<VmStorage, String> {
+        VmStorage::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s.trim())
+            .ok_or_else(|| format!("unknown vm storage {s:?}; choose disk (an ext4 image on virtio-blk) or 9p (a host directory over virtio-9p)"))
+    }
+}
+
 /// Where an environment's agent makes its fs.* files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoragePath {
     pub kind: StorageKind,
     /// The directory as the agent sees it (`RunRequest::data_dir`).
     pub agent_dir: String,
-    /// The host directory behind it, where there is one.
+    /// The host directory behind it, where there is one (for a virtio-blk
+    /// disk, the image file).
     pub host_dir: Option<PathBuf>,
+    /// How the path is attached, where that decides its speed: QEMU's
+    /// `cache=none,aio=io_uring`, a 9p `msize=512000`.
+    pub detail: Option<String>,
+    /// The file system as the environment mounted it, where the agent's
+    /// statfs(2) cannot tell (a 9p mount reports the host's file system).
+    pub fs: Option<String>,
 }
 
 /// The run's data directory, `<base>/isobench-<pid>-data`, and its link in

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use crate::catalog;
 use crate::metrics::{self, Context};
-use crate::protocol::{to_line, AgentInfo, Request, Response, ServeRequest, MAX_LINE_BYTES};
+use crate::protocol::{to_line, AgentInfo, Request, Response, ServeRequest, MAX_LINE_BYTES, MAX_READ_BYTES};
 
 /// Why [`serve`] returned.
 #[derive(Debug, PartialEq, Eq)]
@@ -39,6 +39,7 @@ fn info_with(timer_overhead_ns: f64, noop: &std::path::Path) -> AgentInfo {
         metrics: catalog::CATALOG.iter().filter(|m| !m.host_timed).map(|m| m.name.to_string()).collect(),
         security: crate::protocol::SecurityStatus::of_self(),
         memory: crate::protocol::MemoryView::of_self(),
+        mounts: crate::guest::mounts(),
         spawn: Some(metrics::spawn::target(noop)),
     }
 }
@@ -56,6 +57,18 @@ pub fn noop_path() -> PathBuf {
         .and_then(|exe| exe.parent().map(|d| d.join("noop")))
         .filter(|p| p.is_file())
         .unwrap_or_else(|| PathBuf::from("/noop"))
+}
+
+/// The text of `path` when it is at most `MAX_READ_BYTES` long.
+fn read_small_file(path: &str) -> Result<String, String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| format!("read {path}: {e}"))?;
+    let mut bytes = Vec::new();
+    f.take(MAX_READ_BYTES + 1).read_to_end(&mut bytes).map_err(|e| format!("read {path}: {e}"))?;
+    if bytes.len() as u64 > MAX_READ_BYTES {
+        return Err(format!("read {path}: longer than the {MAX_READ_BYTES} bytes a reply may carry"));
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// Reaps exited children we did not wait for (our duty as PID 1).
@@ -233,6 +246,10 @@ pub fn serve(mut input: impl BufRead, mut output: impl Write) -> std::io::Result
                 Ok(r) => Response::Executed(r),
                 Err(e) => Response::Error { message: e.to_string() },
             },
+            Ok(Request::ReadFile { path }) => match read_small_file(&path) {
+                Ok(text) => Response::File { text },
+                Err(message) => Response::Error { message },
+            },
             Ok(Request::Join) => match server.take().map(metrics::net::Server::join) {
                 None => Response::Error { message: "join: no boundary server is running".into() },
                 Some(Ok(bytes)) => Response::Served { bytes },
@@ -294,6 +311,23 @@ mod tests {
         assert!(matches!(&r[3], Response::Error { message } if message.contains("unknown metric")));
         assert!(matches!(&r[4], Response::Info(_)));
         assert_eq!(r[5], Response::Bye);
+    }
+
+    #[test]
+    fn read_file_answers_a_small_files_text_and_refuses_a_large_or_missing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("debian_version");
+        std::fs::write(&small, "12.9\n").unwrap();
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'x'; MAX_READ_BYTES as usize + 1]).unwrap();
+        let line = |p: &std::path::Path| format!("{{\"op\":\"read_file\",\"path\":{:?}}}\n", p.display().to_string());
+        let input = [line(&small), line(&big), line(&dir.path().join("nope"))].concat();
+        let mut out = Vec::new();
+        assert_eq!(serve(input.as_bytes(), &mut out).unwrap(), Exit::Eof);
+        let r = responses(&out);
+        assert_eq!(r[1], Response::File { text: "12.9\n".into() });
+        assert!(matches!(&r[2], Response::Error { message } if message.contains("longer than the 16384 bytes")), "{:?}", r[2]);
+        assert!(matches!(&r[3], Response::Error { message } if message.contains("nope") && message.contains("No such file")), "{:?}", r[3]);
     }
 
     #[test]

@@ -13,17 +13,29 @@
 //! /dev/vportNpM; both are polled for. A write to the port blocks until the host
 //! side (QEMU's chardev socket) is connected, which is what we want for the
 //! unprompted `ready` line.
+//!
+//! Storage comes from the kernel command line, as scripts/vm-run writes it:
+//! `isobench.root=<serial>` names a virtio-blk disk (by the serial QEMU gives
+//! it, since vda/vdb follow probe order) holding an ext4 image of a
+//! distribution's root; /init mounts it, moves /dev, /proc and /sys into it
+//! and makes it `/` (util-linux switch_root's method: `mount --move` onto /,
+//! then chroot; the agent keeps running from the initramfs in memory).
+//! `isobench.data=blk:<serial>` or `isobench.data=9p:<tag>:<msize>` then
+//! mounts the fs.* metrics' data disk or shared directory on [`DATA_DIR`].
+//! A failed mount is reported in `AgentInfo::mounts`, never fatal: the
+//! harness says "not measured" for what needed it.
 
 use std::ffi::CStr;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::kmod::{finit_module, ModuleInitFlags};
 use nix::mount::{mount, MsFlags};
 
-use crate::protocol::VIRTIO_PORT_NAME;
+use crate::protocol::{GuestMount, VIRTIO_PORT_NAME};
 
 /// The module list scripts/build-guest writes: one file name per line,
 /// relative to this file's folder, dependencies first.
@@ -61,11 +73,45 @@ pub enum ModuleError {
     Init(Errno),
 }
 
+/// Kernel command line parameter: the serial of the virtio-blk disk that
+/// holds the guest's root (scripts/vm-run --root-disk).
+pub const ROOT_PARAM: &str = "isobench.root";
+/// Kernel command line parameter: the fs.* metrics' storage,
+/// `blk:<serial>` (an ext4 data disk) or `9p:<tag>:<msize>` (a shared
+/// directory) (scripts/vm-run --data-disk / --share).
+pub const DATA_PARAM: &str = "isobench.data";
+/// Where the data disk or shared directory is mounted in the guest.
+pub const DATA_DIR: &str = "/isobench-data";
+/// Where the root disk is mounted before it becomes `/`.
+const NEW_ROOT: &str = "/newroot";
+/// The 9p mount options besides msize: virtio transport, the Linux dialect
+/// QEMU's local backend speaks.
+pub const NINEP_OPTIONS: &str = "trans=virtio,version=9p2000.L";
+
+static MOUNTS: OnceLock<Vec<GuestMount>> = OnceLock::new();
+
+/// What [`setup`] mounted for the harness (empty outside a guest).
+pub fn mounts() -> Vec<GuestMount> {
+    MOUNTS.get().cloned().unwrap_or_default()
+}
+
 /// Prepares the guest and returns the agent's channel (the virtio-serial port
 /// named `protocol::VIRTIO_PORT_NAME`, opened read-write).
 pub fn setup() -> Result<File, GuestError> {
     mount_pseudo_filesystems()?;
     load_modules(Path::new(MODULES_ORDER))?;
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let mut mounts = Vec::new();
+    if let Some(serial) = kernel_param(&cmdline, ROOT_PARAM) {
+        mounts.push(switch_root(&serial));
+    }
+    if let Some(spec) = kernel_param(&cmdline, DATA_PARAM) {
+        mounts.push(mount_data(&spec));
+    }
+    for m in mounts.iter().filter(|m| m.error.is_some()) {
+        eprintln!("isobench-agent: guest init: {} {}: {}", m.role, m.source, m.error.as_deref().unwrap_or_default());
+    }
+    let _ = MOUNTS.set(mounts);
     // Loopback is a convenience for the net.* metrics inside the guest; the
     // agent channel does not need it, so a failure is only reported.
     if let Err(e) = crate::netif::loopback_up() {
@@ -108,6 +154,101 @@ fn configure_eth0(cidr: &str) -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(5));
     }
     crate::netif::set_ipv4(NET_IF, addr, prefix).map_err(|e| e.to_string())
+}
+
+/// The /dev node of the virtio-blk disk whose serial is `serial`, once the
+/// driver has bound it and devtmpfs made the node.
+fn find_disk(serial: &str, wait: Duration) -> Result<PathBuf, String> {
+    if !Path::new("/sys/bus/virtio/drivers/virtio_blk").exists() {
+        return Err("virtio_blk is not in this guest kernel (neither built in nor in the image's modules)".into());
+    }
+    let deadline = Instant::now() + wait;
+    loop {
+        if let Some(name) = disk_by_serial(Path::new("/sys/block"), serial) {
+            let node = Path::new("/dev").join(name);
+            if node.exists() {
+                return Ok(node);
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("no virtio-blk disk with serial {serial} after {wait:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The block device name (e.g. `vdb`) under `class` whose `serial` file says `serial`.
+fn disk_by_serial(class: &Path, serial: &str) -> Option<String> {
+    std::fs::read_dir(class).ok()?.flatten().find_map(|e| {
+        let s = std::fs::read_to_string(e.path().join("serial")).ok()?;
+        (s.trim() == serial).then(|| e.file_name().to_string_lossy().into_owned())
+    })
+}
+
+/// mount(2) with the error in words; ENODEV for a file system type means the
+/// kernel lacks it.
+fn mount_fs(source: &str, target: &str, fstype: &str, options: Option<&str>) -> Result<(), String> {
+    std::fs::create_dir_all(target).map_err(|e| format!("mkdir {target}: {e}"))?;
+    match mount(Some(source), target, Some(fstype), MsFlags::empty(), options) {
+        Ok(()) => Ok(()),
+        Err(Errno::ENODEV) => Err(format!("mount {source} on {target}: {fstype} is not in this guest kernel (ENODEV)")),
+        Err(e) => Err(format!("mount {source} ({fstype}) on {target}: {e}")),
+    }
+}
+
+/// Mounts the root disk and makes it `/`, with /dev, /proc and /sys moved
+/// into it (switch_root's steps without deleting the initramfs).
+fn switch_root(serial: &str) -> GuestMount {
+    let mut m = GuestMount { role: "root".into(), source: serial.into(), target: "/".into(), fstype: "ext4".into(), ..GuestMount::default() };
+    let steps = || -> Result<String, String> {
+        let dev = find_disk(serial, PORT_WAIT)?;
+        let dev = dev.display().to_string();
+        mount_fs(&dev, NEW_ROOT, "ext4", None)?;
+        for d in ["/dev", "/proc", "/sys"] {
+            let target = format!("{NEW_ROOT}{d}");
+            std::fs::create_dir_all(&target).map_err(|e| format!("mkdir {target}: {e}"))?;
+            mount(Some(d), target.as_str(), None::<&str>, MsFlags::MS_MOVE, None::<&str>).map_err(|e| format!("move {d} to {target}: {e}"))?;
+        }
+        nix::unistd::chdir(NEW_ROOT).map_err(|e| format!("chdir {NEW_ROOT}: {e}"))?;
+        mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>).map_err(|e| format!("move {NEW_ROOT} onto /: {e}"))?;
+        nix::unistd::chroot(".").map_err(|e| format!("chroot {NEW_ROOT}: {e}"))?;
+        nix::unistd::chdir("/").map_err(|e| format!("chdir /: {e}"))?;
+        Ok(dev)
+    };
+    match steps() {
+        Ok(dev) => m.source = dev,
+        Err(e) => m.error = Some(e),
+    }
+    m
+}
+
+/// Mounts the fs.* metrics' storage named by `spec` (`blk:<serial>` or
+/// `9p:<tag>:<msize>`) on [`DATA_DIR`].
+fn mount_data(spec: &str) -> GuestMount {
+    let mut m = GuestMount { role: "data".into(), target: DATA_DIR.into(), ..GuestMount::default() };
+    let result = match spec.split(':').collect::<Vec<_>>()[..] {
+        ["blk", serial] => {
+            m.fstype = "ext4".into();
+            m.source = serial.into();
+            find_disk(serial, PORT_WAIT).and_then(|dev| {
+                m.source = dev.display().to_string();
+                mount_fs(&m.source, DATA_DIR, "ext4", None)
+            })
+        }
+        ["9p", tag, msize] if msize.parse::<u32>().is_ok() => {
+            m.fstype = "9p".into();
+            m.source = tag.into();
+            m.options = format!("{NINEP_OPTIONS},msize={msize}");
+            if Path::new("/sys/bus/virtio/drivers/9pnet_virtio").exists() {
+                mount_fs(tag, DATA_DIR, "9p", Some(&m.options))
+            } else {
+                Err("9pnet_virtio is not in this guest kernel (neither built in nor in the image's modules)".into())
+            }
+        }
+        _ => Err(format!("{DATA_PARAM}={spec}: expected blk:<serial> or 9p:<tag>:<msize>")),
+    };
+    m.error = result.err();
+    m
 }
 
 /// Syncs and powers the guest off (reboot(RB_POWER_OFF)); never returns.
@@ -207,6 +348,29 @@ mod tests {
         let cmdline = "console=ttyS0 isobench.ipx=1 isobench.ip=10.199.2.2/24 quiet\n";
         assert_eq!(kernel_param(cmdline, NET_PARAM).as_deref(), Some("10.199.2.2/24"));
         assert_eq!(kernel_param("console=ttyS0", NET_PARAM), None);
+    }
+
+    #[test]
+    fn a_disk_is_found_by_its_serial_not_its_name() {
+        let dir = tempfile_dir();
+        for (dev, serial) in [("vda", "isobench-root"), ("vdb", "isobench-data")] {
+            std::fs::create_dir_all(dir.join(dev)).unwrap();
+            std::fs::write(dir.join(dev).join("serial"), serial).unwrap();
+        }
+        std::fs::create_dir_all(dir.join("loop0")).unwrap();
+        assert_eq!(disk_by_serial(&dir, "isobench-data").as_deref(), Some("vdb"));
+        assert_eq!(disk_by_serial(&dir, "isobench-root").as_deref(), Some("vda"));
+        assert_eq!(disk_by_serial(&dir, "other"), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_malformed_data_parameter_is_reported_not_mounted() {
+        for spec in ["nfs:x", "9p:tag", "9p:tag:big", "blk"] {
+            let m = mount_data(spec);
+            assert_eq!(m.role, "data");
+            assert!(m.error.as_deref().is_some_and(|e| e.contains("expected blk:<serial> or 9p:<tag>:<msize>")), "{spec}: {m:?}");
+        }
     }
 
     #[test]

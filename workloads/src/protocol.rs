@@ -96,6 +96,10 @@ pub enum Request {
     /// environment, each run timed by the agent's own clock around
     /// fork, exec and wait. Answered with `Response::Executed`.
     Exec(ExecRequest),
+    /// Read a small text file inside the environment (at most
+    /// [`MAX_READ_BYTES`]), e.g. a vm's /etc/debian_version to show which
+    /// root it runs on. Answered with `Response::File`.
+    ReadFile { path: String },
 }
 
 /// "Start application A bound to this address, its files in this
@@ -191,6 +195,9 @@ pub struct ExecResult {
     /// The timed runs.
     pub runs: Vec<ExecRun>,
 }
+
+/// The most a `ReadFile` answer holds: it travels in one response line.
+pub const MAX_READ_BYTES: u64 = 16 * 1024;
 
 /// "Run metric M for n iterations, or at most t ms".
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -370,6 +377,33 @@ pub struct AgentInfo {
     /// `None` from an older agent or without /proc.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<MemoryView>,
+    /// What a guest's /init mounted from the kernel command line (its root
+    /// disk, its data disk or shared directory) or why it could not;
+    /// empty outside a guest and from older agents.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<GuestMount>,
+}
+
+/// One mount a guest's /init made for the harness (`guest::setup`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct GuestMount {
+    /// `root` (the image the guest switched its root to) or `data` (the
+    /// fs.* metrics' directory).
+    pub role: String,
+    /// The device or 9p tag, e.g. `/dev/vdb` or `isobench-data`.
+    pub source: String,
+    /// Where it is mounted, seen from the guest's final root.
+    pub target: String,
+    /// ext4 or 9p.
+    pub fstype: String,
+    /// Mount options passed (e.g. `trans=virtio,version=9p2000.L,msize=512000`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub options: String,
+    /// Why it failed (a module missing from the kernel, no such device);
+    /// `None` when mounted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// /proc/meminfo's totals and the agent's own resident set (proc(5)), KiB.
@@ -581,6 +615,10 @@ pub enum Response {
     },
     /// Answer to `Exec`.
     Executed(ExecResult),
+    /// Answer to `ReadFile`: the file's text (lossily UTF-8), whole.
+    File {
+        text: String,
+    },
 }
 
 /// Serializes a message as one JSON line (with the trailing newline).

@@ -110,10 +110,10 @@ impl Container {
                 let host = data.join(ENV);
                 std::fs::create_dir_all(&host).map_err(|e| EnvError::Start { env: ENV, reason: format!("data directory: {e}") })?;
                 spec = spec.with_volume(&host, VOLUME_TARGET).map_err(|e| EnvError::Unavailable { env: ENV, reason: e.to_string() })?;
-                Some(StoragePath { kind: StorageKind::Volume, agent_dir: format!("/{VOLUME_TARGET}"), host_dir: Some(host) })
+                Some(StoragePath { kind: StorageKind::Volume, agent_dir: format!("/{VOLUME_TARGET}"), host_dir: Some(host), detail: None, fs: None })
             }
             (Some(_), ContainerStorage::Root) => {
-                Some(StoragePath { kind: StorageKind::ContainerRoot, agent_dir: ROOT_DATA_DIR.into(), host_dir: None })
+                Some(StoragePath { kind: StorageKind::ContainerRoot, agent_dir: ROOT_DATA_DIR.into(), host_dir: None, detail: None, fs: None })
             }
         };
         Ok(Container {

@@ -245,6 +245,8 @@ pub struct Options {
     pub data_dir: Option<PathBuf>,
     /// `--container-storage`: the container's volume or its writable root.
     pub container_storage: crate::storage::ContainerStorage,
+    /// `--vm-storage`: the vm's virtio-blk data disk or its 9p share.
+    pub vm_storage: crate::storage::VmStorage,
 }
 
 impl Options {
@@ -259,6 +261,7 @@ impl Options {
             gvisor_platform: Default::default(),
             data_dir: None,
             container_storage: Default::default(),
+            vm_storage: Default::default(),
         }
     }
 }

@@ -62,7 +62,13 @@ impl Environment for Native {
 
     fn storage(&self) -> Result<StoragePath, String> {
         let dir = self.storage.as_ref().ok_or("no data directory was given")?;
-        Ok(StoragePath { kind: StorageKind::HostDirectory, agent_dir: dir.display().to_string(), host_dir: Some(dir.clone()) })
+        Ok(StoragePath {
+            kind: StorageKind::HostDirectory,
+            agent_dir: dir.display().to_string(),
+            host_dir: Some(dir.clone()),
+            detail: None,
+            fs: None,
+        })
     }
 
     fn metadata(&self) -> serde_json::Value {

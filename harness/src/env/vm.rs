@@ -12,21 +12,33 @@
 //! `ready`) and its clocksource, since in-guest timings are only as good as
 //! its clock. [`Instance::phases`] gives those known while the guest runs;
 //! `metadata()["boots"]` every boot's full record.
+//!
+//! Storage: with `--rootfs debian` the guest's root is the same
+//! distribution tree the container runs from, imaged as ext4 once and
+//! cached beside it (`vm::disk::root_image`), attached `snapshot=on`; the
+//! agent (still /init from the initramfs) makes it `/`. With a run data
+//! directory the fs.* metrics get an ext4 data disk on virtio-blk (a raw
+//! image under the run's data directory, QEMU's cache/aio modes probed)
+//! or, under `--vm-storage 9p`, a directory of it shared over virtio-9p;
+//! either is mounted at `guest::DATA_DIR`.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use isobench_workloads::protocol::AgentInfo;
+use isobench_workloads::guest::DATA_DIR;
+use isobench_workloads::protocol::{AgentInfo, GuestMount};
 
 use super::{Endpoint, EnvError, EnvKind, Environment, Instance, Options, PathKind};
 use crate::agent::AgentClient;
 use crate::container::net::{Link, RunNetns};
 use crate::results::run::BootRecord;
+use crate::storage::{StorageKind, StoragePath, VmStorage};
 use crate::vm::accel::{self, Verdict};
+use crate::vm::disk;
 use crate::vm::image::{self, GuestImage};
 use crate::vm::qemu::Forwards;
-use crate::vm::qemu::{self, Accel, BootProtocol, GuestNet, Machine, Qemu, QemuError, QemuSpec};
+use crate::vm::qemu::{self, Accel, BootProtocol, GuestData, GuestNet, Machine, Qemu, QemuError, QemuSpec};
 use crate::vm::VmNet;
 
 const ENV: &str = "vm";
@@ -44,6 +56,72 @@ pub const POWER_OFF_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Boot records kept for `metadata()["boots"]`; older ones are dropped.
 pub const MAX_BOOT_RECORDS: usize = 100;
+
+/// The 9p msize (the largest message, bytes) the share is mounted with:
+/// the most the guest's virtio transport takes in Linux 6.1 (a virtqueue of
+/// 128 descriptors less 3, of one 4 KiB page each: net/9p/trans_virtio.c),
+/// what QEMU's documentation suggests; its 8 KiB default would split every
+/// 1 MiB request into 128 messages.
+pub const NINEP_MSIZE: u32 = 512_000;
+
+/// The guest's root: the initramfs, or a distribution tree imaged as ext4.
+#[derive(Debug, Clone)]
+struct RootDisk {
+    /// The tree in the cache (what the container runs from).
+    tree: PathBuf,
+    /// Its cached ext4 image.
+    image: PathBuf,
+    /// `debian-bookworm`.
+    name: String,
+}
+
+/// The fs.* metrics' path in the guest, made in `prepare`.
+#[derive(Debug, Clone)]
+struct DataPath {
+    path: StoragePath,
+    data: GuestData,
+    /// Why QEMU's preferred disk modes were not used, when they were not.
+    fallback: Option<String>,
+}
+
+/// Makes the vm's data path under the run's data directory `base`: an
+/// ext4 image (`vm/data-<n>.img`, [`disk::DATA_DISK_BYTES`]) with the
+/// cache/aio modes QEMU takes on its file system, or the directory `vm/`
+/// for 9p.
+fn prepare_data(base: &std::path::Path, choice: VmStorage, qemu_bin: &std::path::Path) -> Result<DataPath, String> {
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let dir = base.join(ENV);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("data directory {}: {e}", dir.display()))?;
+    match choice {
+        VmStorage::Disk => {
+            let image = dir.join(format!("data-{}.img", SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+            let _ = std::fs::remove_file(&image);
+            disk::make_ext4(&image, None, disk::DATA_DISK_BYTES, "isobench-data").map_err(|e| e.to_string())?;
+            let modes = disk::probe_modes(qemu_bin, &image).map_err(|e| e.to_string())?;
+            let path = StoragePath {
+                kind: StorageKind::VirtioBlk,
+                agent_dir: DATA_DIR.into(),
+                host_dir: Some(image.clone()),
+                detail: Some(modes.describe()),
+                fs: None,
+            };
+            Ok(DataPath { path, data: GuestData::Disk { image, cache: modes.cache, aio: modes.aio }, fallback: modes.fallback })
+        }
+        VmStorage::NineP => {
+            let path = StoragePath {
+                kind: StorageKind::Virtio9p,
+                agent_dir: DATA_DIR.into(),
+                host_dir: Some(dir.clone()),
+                // QEMU's 9p server drops O_DIRECT from the guest's open
+                // flags (hw/9pfs/9p.c, get_dotl_openflags): every write
+                // lands in the host's page cache, and the row must say so.
+                detail: Some(format!("msize={NINEP_MSIZE}; QEMU drops O_DIRECT, the host's page cache serves")),
+                fs: Some("9p".into()),
+            };
+            Ok(DataPath { path, data: GuestData::Share { dir, msize: NINEP_MSIZE }, fallback: None })
+        }
+    }
+}
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
@@ -73,6 +151,12 @@ pub struct Vm {
     /// The guest's end of the boundary network, set up on the first start.
     net: GuestNetState,
     net_choice: Option<VmNet>,
+    /// A distribution root disk (`--rootfs debian`), else the initramfs.
+    root: Option<RootDisk>,
+    /// The fs.* metrics' path, or why there is none (`None`: no data dir).
+    data: Option<Result<DataPath, String>>,
+    /// What the last boot's agent mounted (its root disk, its data path).
+    mounts: Vec<GuestMount>,
 }
 
 /// The network every boot of this environment is attached to.
@@ -204,6 +288,22 @@ impl Vm {
             Accel::Kvm => BOOT_TIMEOUT_KVM,
             Accel::Tcg => BOOT_TIMEOUT_TCG,
         };
+        // The container's distribution tree as the guest's root: the
+        // user asked for that image, so a vm without it is unavailable.
+        let root = match &opts.container.rootfs {
+            crate::container::RootfsChoice::Distro => {
+                let tree = crate::container::rootfs::distro::DistroRootfs::prepare(&opts.workloads)
+                    .map_err(|e| unavailable(format!("--rootfs debian: {e}")))?;
+                let image = disk::root_image(tree.path()).map_err(|e| unavailable(format!("root disk of {}: {e}", tree.path().display())))?;
+                Some(RootDisk { tree: tree.path().to_path_buf(), image, name: tree.name() })
+            }
+            _ => None,
+        };
+        // A data path that cannot be made costs the fs.* metrics only.
+        let data = opts.data_dir.as_deref().map(|base| prepare_data(base, opts.vm_storage, &qemu_bin));
+        if let Some(Ok(DataPath { fallback: Some(why), .. })) = &data {
+            eprintln!("vm: warning: the data disk is not on cache=none with io_uring: {why}");
+        }
         Ok(Vm {
             image,
             qemu_bin,
@@ -225,6 +325,9 @@ impl Vm {
             warning,
             net: GuestNetState::Pending,
             net_choice: settings.net,
+            root,
+            data,
+            mounts: Vec::new(),
         })
     }
 
@@ -281,6 +384,22 @@ impl Vm {
             cpus: self.cpus,
             tsc_khz: self.tsc_khz,
             net: self.net.spec(),
+            root_disk: self.root.as_ref().map(|r| r.image.clone()),
+            data: self.data.as_ref().and_then(|d| d.as_ref().ok()).map(|d| d.data.clone()),
+        }
+    }
+
+    /// Where the guest's `/` comes from, for run.json.
+    fn root_metadata(&self) -> serde_json::Value {
+        match &self.root {
+            None => serde_json::json!({ "kind": "initramfs", "description": "the initramfs (agent and noop only)" }),
+            Some(r) => serde_json::json!({
+                "kind": "disk",
+                "name": r.name,
+                "tree": r.tree,
+                "image": r.image,
+                "description": format!("{} (the container's tree, imaged as ext4 on virtio-blk, snapshot=on)", r.name),
+            }),
         }
     }
 
@@ -338,8 +457,35 @@ impl Environment for Vm {
             "warning": self.warning,
             "clocksource": boots.last().and_then(|b| b.clocksource.clone()),
             "network": self.net.endpoint().map(|e| e.metadata()),
+            "root": self.root_metadata(),
+            "data_path": match &self.data {
+                None => serde_json::Value::Null,
+                Some(Ok(d)) => serde_json::json!({
+                    "kind": d.path.kind,
+                    "host": d.path.host_dir,
+                    "detail": d.path.detail,
+                    "fallback": d.fallback,
+                }),
+                Some(Err(e)) => serde_json::json!({ "error": e }),
+            },
+            "mounts": self.mounts,
             "boots": boots,
         })
+    }
+
+    fn storage(&self) -> Result<StoragePath, String> {
+        let data = match &self.data {
+            None => return Err("no data directory was given".into()),
+            Some(Err(why)) => return Err(why.clone()),
+            Some(Ok(d)) => d,
+        };
+        match self.mounts.iter().find(|m| m.role == "data") {
+            Some(GuestMount { error: Some(why), .. }) => Err(format!("the guest could not mount its {}: {why}", data.path.kind.describe())),
+            Some(_) => Ok(data.path.clone()),
+            None => {
+                Err(format!("the guest's agent mounted no {} (an image older than the feature? run scripts/build-guest)", data.path.kind.describe()))
+            }
+        }
     }
 
     fn start(&mut self) -> Result<Box<dyn Instance>, EnvError> {
@@ -384,6 +530,18 @@ impl Environment for Vm {
             QemuError::NotFound | QemuError::Script(_) => unavailable(e),
             e => EnvError::Start { env: ENV, reason: e.to_string() },
         })?;
+        self.mounts = booted.info.mounts.clone();
+        if let Some(root) = &self.root {
+            // Not on the image asked for: no figure of this boot may count.
+            let why = match self.mounts.iter().find(|m| m.role == "root") {
+                Some(GuestMount { error: Some(why), .. }) => Some(why.clone()),
+                Some(_) => None,
+                None => Some("the guest's agent did not switch roots (an image older than the feature? run scripts/build-guest)".into()),
+            };
+            if let Some(why) = why {
+                return Err(EnvError::Start { env: ENV, reason: format!("the guest could not make {} its root: {why}", root.name) });
+            }
+        }
         let record = BootRecord {
             start: self.starts,
             first_console_output_ms: booted.first_output.map(ms),

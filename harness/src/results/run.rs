@@ -243,7 +243,7 @@ pub struct EnvRecord {
 /// The storage path of an environment's fs.* metrics (`environments.<env>.storage`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StorageRecord {
-    /// host_directory, volume or container_root.
+    /// host_directory, volume, container_root, virtio_blk or virtio_9p.
     pub kind: Option<crate::storage::StorageKind>,
     /// The directory the agent was given, as it sees it.
     pub agent_dir: String,
@@ -253,6 +253,10 @@ pub struct StorageRecord {
     /// The host directory's file system (statfs(2)), where there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_fs: Option<String>,
+    /// How the path is attached where that decides its speed (a vm's
+    /// `cache=none,aio=io_uring` disk, its 9p `msize=512000`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
     /// The file system the agent saw under its directory (tmpfs, overlay,
     /// ext4...), from its first fs.* result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -267,9 +271,13 @@ impl StorageRecord {
     /// bind-mounted), ext4".
     pub fn describe(&self) -> String {
         let kind = self.kind.map_or("data directory", crate::storage::StorageKind::describe);
-        match &self.fs {
+        let path = match &self.fs {
             Some(fs) => format!("{kind}, {fs}"),
             None => kind.to_string(),
+        };
+        match &self.detail {
+            Some(detail) => format!("{path} ({detail})"),
+            None => path,
         }
     }
 }

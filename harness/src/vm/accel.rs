@@ -216,6 +216,8 @@ pub fn probe_kvm(image: &GuestImage, qemu_bin: &Path) -> Result<Duration, ProbeF
         cpus: 1,
         tsc_khz: None,
         net: None,
+        root_disk: None,
+        data: None,
     };
     let log = probe_log();
     if let Some(dir) = log.parent() {

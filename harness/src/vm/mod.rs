@@ -1,7 +1,8 @@
 //! The VM side: guest image lookup ([`image`]), the accelerator verdict
 //! ([`accel`]: KVM only when a real probe boot under KVM reaches the agent,
 //! else TCG), starting QEMU through scripts/vm-run ([`qemu`]) and the host's
-//! TSC rate that a TCG guest is told ([`tsc`]).
+//! TSC rate that a TCG guest is told ([`tsc`]), and its disks ([`disk`]:
+//! ext4 images made from a directory without root, QEMU's cache/aio modes).
 //!
 //! The guest is a kernel plus an initramfs whose /init is the static agent
 //! (scripts/build-guest); the agent talks over a virtio-serial port that QEMU
@@ -10,6 +11,7 @@
 //! figure of the vm column.
 
 pub mod accel;
+pub mod disk;
 pub mod image;
 pub mod qemu;
 pub mod tsc;

@@ -121,6 +121,40 @@ pub struct QemuSpec {
     pub tsc_khz: Option<u64>,
     /// The guest's network device (its end of the boundary); `None`: none.
     pub net: Option<GuestNet>,
+    /// An ext4 image the guest makes its root (attached `snapshot=on`);
+    /// `None`: the initramfs stays the root.
+    pub root_disk: Option<PathBuf>,
+    /// The fs.* metrics' storage; `None`: none.
+    pub data: Option<GuestData>,
+}
+
+/// The guest's data path for the fs.* metrics (scripts/vm-run --data-disk
+/// or --share).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GuestData {
+    /// A raw ext4 image on virtio-blk with QEMU's cache and aio modes.
+    Disk { image: PathBuf, cache: &'static str, aio: &'static str },
+    /// A host directory over virtio-9p, mounted with this msize.
+    Share { dir: PathBuf, msize: u32 },
+}
+
+impl GuestData {
+    /// scripts/vm-run's arguments for it.
+    pub fn args(&self) -> Vec<String> {
+        match self {
+            GuestData::Disk { image, cache, aio } => {
+                vec![
+                    "--data-disk".into(),
+                    image.display().to_string(),
+                    "--disk-cache".into(),
+                    cache.to_string(),
+                    "--disk-aio".into(),
+                    aio.to_string(),
+                ]
+            }
+            GuestData::Share { dir, msize } => vec!["--share".into(), dir.display().to_string(), "--share-msize".into(), msize.to_string()],
+        }
+    }
 }
 
 /// The accelerator a guest runs under (QEMU's `-accel`); which one a run
@@ -245,6 +279,12 @@ pub fn command(script: &Path, qemu: &Path, spec: &QemuSpec, socket: &Path, conso
     }
     if let Some(net) = &spec.net {
         cmd.args(net.args());
+    }
+    if let Some(root) = &spec.root_disk {
+        cmd.arg("--root-disk").arg(root);
+    }
+    if let Some(data) = &spec.data {
+        cmd.args(data.args());
     }
     cmd
 }
@@ -553,6 +593,8 @@ mod tests {
             cpus: 1,
             tsc_khz: None,
             net: None,
+            root_disk: None,
+            data: None,
         };
         let args = |spec: &QemuSpec| {
             let cmd = command(Path::new("/r/scripts/vm-run"), Path::new("/usr/bin/qemu"), spec, Path::new("/t/agent.sock"), Path::new("/t/c.log"));
@@ -571,6 +613,18 @@ mod tests {
         let forwards = Forwards { tcp: (5201, 40001), udp: (5202, 40002) };
         spec.net = Some(GuestNet::User { forwards, guest_cidr: "10.0.2.15/24".into() });
         assert!(args(&spec).ends_with(" --user-net tcp:127.0.0.1:40001-:5201,udp:127.0.0.1:40002-:5202 --guest-ip 10.0.2.15/24"), "{}", args(&spec));
+        spec.net = None;
+        spec.root_disk = Some("/c/rootfs/debian-bookworm.0123456789abcdef.ext4".into());
+        spec.data = Some(GuestData::Disk { image: "/d/vm/data.img".into(), cache: "none", aio: "io_uring" });
+        assert!(
+            args(&spec).ends_with(
+                " --root-disk /c/rootfs/debian-bookworm.0123456789abcdef.ext4 --data-disk /d/vm/data.img --disk-cache none --disk-aio io_uring"
+            ),
+            "{}",
+            args(&spec)
+        );
+        spec.data = Some(GuestData::Share { dir: "/d/vm-share".into(), msize: 512_000 });
+        assert!(args(&spec).ends_with(" --share /d/vm-share --share-msize 512000"), "{}", args(&spec));
     }
 
     #[test]

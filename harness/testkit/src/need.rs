@@ -69,6 +69,8 @@ pub enum Need {
     AppServers,
     /// The app metrics' reference load generators: redis-benchmark, wrk.
     AppLoadTools,
+    /// mkfs.ext4 (e2fsprogs): the vm's data and root disk images.
+    Mkfs,
     /// nftables' `nft` (the bridge+NAT layer of `--profile docker`).
     Nft,
     /// Where the host has a /dev/kvm, this user may open it (the KVM
@@ -133,6 +135,7 @@ impl Need {
             Need::Fio => "fio",
             Need::AppServers => "redis-server and nginx",
             Need::AppLoadTools => "redis-benchmark and wrk",
+            Need::Mkfs => "mkfs.ext4",
             Need::Nft => "nft",
             Need::KvmAccess => "kvm access",
             Need::KvmPvm => "kvm-pvm",
@@ -178,6 +181,7 @@ impl Need {
             Need::Fio => "apt-get install fio (scripts/setup installs it as root)",
             Need::AppServers => "apt-get install redis-server nginx-light (scripts/setup installs them as root, services disabled)",
             Need::AppLoadTools => "apt-get install redis-tools wrk (scripts/setup installs them as root)",
+            Need::Mkfs => "apt-get install e2fsprogs (scripts/setup installs it)",
             Need::Nft => "apt-get install nftables (scripts/setup installs it)",
             Need::KvmAccess => "add the user to group kvm, or run the tests as root",
             Need::KvmPvm => "nothing to install: only a kvm-pvm host has it",
@@ -264,6 +268,11 @@ impl Need {
             Need::AppLoadTools => runs("redis-benchmark")
                 .or_else(|_| Command::new("redis-benchmark").arg("--help").output().map(drop).map_err(|e| format!("redis-benchmark: {e}")))
                 .and_then(|()| Command::new("wrk").arg("--version").output().map(drop).map_err(|e| format!("wrk: {e}"))),
+            Need::Mkfs => match Command::new("mkfs.ext4").arg("-V").output() {
+                Ok(o) if o.status.success() => Ok(()),
+                Ok(o) => Err(format!("mkfs.ext4 -V failed ({})", o.status)),
+                Err(e) => Err(format!("mkfs.ext4: {e}")),
+            },
             Need::Nft => runs("nft"),
             Need::KvmAccess => match Path::new("/dev/kvm").exists() {
                 true => std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").map(drop).map_err(|e| format!("/dev/kvm: {e}")),

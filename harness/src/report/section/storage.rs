@@ -42,10 +42,12 @@ impl Section for Storage {
         for (name, e) in &envs {
             let label = e.label_or(name);
             if let Some(st) = &e.storage {
+                // A vm's data disk is an image file on the host, not a directory.
+                let what = if st.kind == Some(crate::storage::StorageKind::VirtioBlk) { "image file" } else { "directory" };
                 let host = match (&st.host_dir, &st.host_fs) {
                     (Some(d), _) if *d == st.agent_dir => String::new(),
-                    (Some(d), Some(fs)) => format!("; host directory `{d}` ({fs})"),
-                    (Some(d), None) => format!("; host directory `{d}`"),
+                    (Some(d), Some(fs)) => format!("; host {what} `{d}` ({fs})"),
+                    (Some(d), None) => format!("; host {what} `{d}`"),
                     _ => String::new(),
                 };
                 let _ = writeln!(o, "- **{}**: {} — the agent's `{}`{host}", cell(label), st.describe(), st.agent_dir);

@@ -1,0 +1,268 @@
+//! The vm's storage paths end to end, under TCG: every fs.* metric through
+//! the runner on the guest's virtio-blk data disk and on its virtio-9p
+//! share, each moving the bytes it claims (the agent's read-back, recorded
+//! in run.json), each row naming the path with QEMU's modes; no disk image
+//! or shared directory left after the run. With `--rootfs debian` the guest
+//! runs on the container's very tree: its /etc/debian_version read through
+//! the agent, its /noop exec'd by the spawn metric, and the cached image
+//! never written (QEMU's snapshot=on). A guest kernel without virtio_blk
+//! still boots and serves the other metrics; the fs.* ones are "not
+//! measured" with the agent's reason.
+//!
+//! Needs qemu-system-x86_64, a guest image with the storage modules
+//! (scripts/build-guest) and mkfs.ext4; a skip without them.
+
+use std::path::Path;
+use std::sync::atomic::AtomicUsize;
+
+use isobench_harness::env::vm::Vm;
+use isobench_harness::env::{EnvKind, Environment, Options};
+use isobench_harness::results::RunDir;
+use isobench_harness::runner::{self, Outcome, Plan};
+use isobench_harness::storage::{RunData, StorageKind, VmStorage};
+use isobench_harness::vm::AccelChoice;
+use isobench_harness::workloads;
+use isobench_testkit::{trial, Need, Need::*};
+use isobench_workloads::catalog::{self, Family, MetricSpec};
+use isobench_workloads::metrics::fs::{FSYNC_FILE_BYTES, PAGE, RAND_FILE_BYTES, SEQ_BLOCK, SEQ_FILE_BYTES, SMALL_FILE_BYTES};
+use isobench_workloads::protocol::{PinMode, RunRequest};
+
+const GUEST: &[Need] = &[Qemu, GuestImage, Mkfs];
+
+fn main() {
+    isobench_testkit::run(vec![
+        trial!(every_fs_metric_moves_its_bytes_on_the_vm_data_disk).needs(GUEST),
+        trial!(every_fs_metric_moves_its_bytes_on_the_vm_9p_share).needs(GUEST),
+        trial!(the_vm_runs_on_the_debian_tree_and_never_writes_its_cached_image).needs(&[Qemu, GuestImage, Mkfs, DebianRootfs]),
+        trial!(a_tiny_data_dir_is_one_clear_line_and_the_other_rows_stay).needs(&[Root, Qemu, GuestImage, Mkfs]),
+        trial!(helper_no_virtio_blk).helper("run by a_guest_kernel_without_virtio_blk_says_why_the_fs_metrics_are_not_measured with its own image"),
+        trial!(a_guest_kernel_without_virtio_blk_says_why_the_fs_metrics_are_not_measured).needs(&[Qemu, GuestImage, Mkfs, Cpio]),
+    ]);
+}
+
+/// One guest at a time across test processes (the vm tests' lock).
+fn one_guest() -> nix::fcntl::Flock<std::fs::File> {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("isobench-vm-tests.lock");
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).unwrap();
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| e).unwrap()
+}
+
+fn fs_metrics() -> Vec<&'static MetricSpec> {
+    catalog::CATALOG.iter().filter(|m| m.family == Family::Fs).collect()
+}
+
+/// Quick counts and a 30 s bound: TCG is slow.
+fn plan(metrics: Vec<&'static MetricSpec>) -> Plan {
+    Plan { envs: vec![EnvKind::Vm], metrics, quick: true, iterations: None, max_ms: 30_000, pin: PinMode::Same }
+}
+
+/// Runs the fs metrics in the vm with the run's data directory under a
+/// temp dir; checks that the data directory (disk image or share) is gone
+/// with the run.
+fn run(storage: VmStorage, results: &Path) -> (Outcome, RunDir) {
+    let base = tempfile::tempdir().unwrap();
+    let data = RunData::create(base.path()).unwrap();
+    let opts = Options {
+        accel: AccelChoice::Tcg,
+        data_dir: Some(data.path().to_path_buf()),
+        vm_storage: storage,
+        log_dir: Some(results.join("logs")),
+        ..Options::new(workloads::locate().expect("static workloads"))
+    };
+    let out = RunDir::at(&results.join("run")).unwrap();
+    let outcome = runner::execute(&plan(fs_metrics()), &opts, &out, &AtomicUsize::new(0), &mut |_| {}).unwrap();
+    drop(data);
+    let left: Vec<_> = std::fs::read_dir(base.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(left.is_empty(), "nothing of the run's data stays: {left:?}");
+    (outcome, out)
+}
+
+/// A run of `metrics` in the vm with a data directory; returns the outcome
+/// and the results folder.
+fn run_metrics(storage: VmStorage, metrics: Vec<&'static MetricSpec>, results: &Path) -> (Outcome, RunDir) {
+    let base = tempfile::tempdir().unwrap();
+    run_metrics_in(base.path(), storage, metrics, results)
+}
+
+fn run_metrics_in(base: &Path, storage: VmStorage, metrics: Vec<&'static MetricSpec>, results: &Path) -> (Outcome, RunDir) {
+    let data = RunData::create(base).unwrap();
+    let opts = Options {
+        accel: AccelChoice::Tcg,
+        data_dir: Some(data.path().to_path_buf()),
+        vm_storage: storage,
+        log_dir: Some(results.join("logs")),
+        ..Options::new(workloads::locate().expect("static workloads"))
+    };
+    let out = RunDir::at(&results.join("run")).unwrap();
+    let outcome = runner::execute(&plan(metrics), &opts, &out, &AtomicUsize::new(0), &mut |_| {}).unwrap();
+    (outcome, out)
+}
+
+/// The file each metric leaves for the read-back and what a timed
+/// operation moves.
+fn sizes(name: &str) -> (u64, u64) {
+    match name {
+        "fs.seq_write_bw" | "fs.seq_write_buffered_bw" | "fs.seq_read_bw" | "fs.seq_read_buffered_bw" => (SEQ_FILE_BYTES, SEQ_BLOCK as u64),
+        "fs.rand_read" | "fs.rand_write" => (RAND_FILE_BYTES, PAGE as u64),
+        "fs.fsync" => (FSYNC_FILE_BYTES, PAGE as u64),
+        "fs.create_unlink" => (0, PAGE as u64),
+        _ => (SMALL_FILE_BYTES, 0),
+    }
+}
+
+/// Every fs metric measured in the vm on `kind`, each with its bytes moved,
+/// its file's size and a verified read-back, its row naming the path.
+/// Returns run.json's storage record.
+fn check_all(storage: VmStorage, kind: StorageKind) -> isobench_harness::results::run::StorageRecord {
+    let _guest = one_guest();
+    let results = tempfile::tempdir().unwrap();
+    let (outcome, out) = run(storage, results.path());
+    assert!(outcome.failed.is_empty() && outcome.skipped.is_empty() && outcome.not_measured.is_empty(), "{outcome:?}");
+    let record = out.run_record().unwrap();
+    let e = &record.environments["vm"];
+    let st = e.storage.clone().expect("run.json names the storage path");
+    assert_eq!(st.kind, Some(kind));
+    assert_eq!(st.agent_dir, isobench_workloads::guest::DATA_DIR);
+    let rows = out.measurements().unwrap();
+    for spec in fs_metrics() {
+        assert!(!e.not_supported.contains_key(spec.name), "{}: {:?}", spec.name, e.not_supported);
+        let row = rows.iter().find(|m| m.metric.name == spec.name).unwrap_or_else(|| panic!("{} has no row", spec.name));
+        assert_eq!(row.storage.as_deref(), Some(st.describe().as_str()), "{}", spec.name);
+        let io = &st.io[spec.name];
+        let (mut file, per_op) = sizes(spec.name);
+        if spec.name.starts_with("fs.seq_write") {
+            let warmup = plan(Vec::new()).request(spec).warmup;
+            file = ((row.iterations + warmup) * SEQ_BLOCK as u64).min(SEQ_FILE_BYTES);
+        }
+        assert_eq!(io.moved_bytes, row.iterations * per_op, "{}", spec.name);
+        assert_eq!(io.file_bytes, file, "{}", spec.name);
+        assert_eq!(io.verified_bytes, file.max(SMALL_FILE_BYTES), "{}", spec.name);
+        assert!(io.dir.starts_with(isobench_workloads::guest::DATA_DIR), "{}: {}", spec.name, io.dir);
+    }
+    st
+}
+
+fn every_fs_metric_moves_its_bytes_on_the_vm_data_disk() {
+    let st = check_all(VmStorage::Disk, StorageKind::VirtioBlk);
+    assert_eq!(st.fs.as_deref(), Some("ext4"), "the guest's own ext4 on the disk");
+    let detail = st.detail.as_deref().unwrap_or_default();
+    assert!(detail.starts_with("cache=") && detail.contains(",aio="), "QEMU's modes are named: {detail}");
+    assert!(st.describe().contains(detail), "{}", st.describe());
+    assert!(st.host_dir.as_deref().is_some_and(|h| h.ends_with(".img")), "{st:?}");
+    // The O_DIRECT metrics ran with O_DIRECT inside the guest.
+    assert!(st.io["fs.rand_read"].direct && !st.io["fs.seq_read_buffered_bw"].direct, "{st:?}");
+}
+
+fn every_fs_metric_moves_its_bytes_on_the_vm_9p_share() {
+    let st = check_all(VmStorage::NineP, StorageKind::Virtio9p);
+    // The agent's statfs reports the host's file system through 9p; the
+    // record names the mount's.
+    assert_eq!(st.fs.as_deref(), Some("9p"));
+    let detail = st.detail.as_deref().unwrap_or_default();
+    assert!(detail.contains("msize=512000") && detail.contains("O_DIRECT"), "{detail}");
+    assert!(st.describe().contains("virtio-9p"), "{}", st.describe());
+}
+
+fn the_vm_runs_on_the_debian_tree_and_never_writes_its_cached_image() {
+    let _guest = one_guest();
+    let workloads = workloads::locate().expect("static workloads");
+    let mut opts = Options { accel: AccelChoice::Tcg, ..Options::new(workloads) };
+    opts.container.rootfs = isobench_harness::container::RootfsChoice::Distro;
+    let mut vm = Vm::prepare(&opts).expect("the vm prepares with the debian root");
+    let meta = vm.metadata();
+    assert_eq!(meta["root"]["kind"], "disk", "{}", meta["root"]);
+    let tree = std::path::PathBuf::from(meta["root"]["tree"].as_str().unwrap());
+    let image = std::path::PathBuf::from(meta["root"]["image"].as_str().unwrap());
+    let before = std::fs::metadata(&image).unwrap();
+    let mut inst = vm.start().unwrap_or_else(|e| panic!("the guest boots on its root disk: {e}"));
+    // The container's file, read by the agent inside the guest.
+    let want = std::fs::read_to_string(tree.join("etc/debian_version")).unwrap();
+    assert_eq!(inst.agent().read_file("/etc/debian_version").unwrap(), want);
+    let mounts = inst.agent().read_file("/proc/mounts").unwrap();
+    assert!(mounts.lines().any(|l| l.starts_with("/dev/vd") && l.split(' ').nth(1) == Some("/") && l.contains(" ext4 ")), "{mounts}");
+    assert!(inst.agent().read_file("/bin/sh").is_err_and(|e| e.to_string().contains("longer than")), "the image's /bin/sh is there");
+    // The spawn metric execs the image's /noop (a file of the tree).
+    let r = inst.agent().run(&RunRequest::new("spawn.fork_exec", 5, 30_000)).unwrap();
+    assert!(r.iterations >= 5, "{r:?}");
+    // A write to the root goes to QEMU's snapshot overlay: the fs metric's
+    // files under /root, then the cached image unchanged.
+    let mut req = RunRequest::new("fs.create_unlink", 20, 30_000);
+    req.data_dir = Some("/root".into());
+    inst.agent().run(&req).unwrap();
+    inst.shutdown().unwrap();
+    let after = std::fs::metadata(&image).unwrap();
+    assert_eq!((after.len(), after.modified().unwrap()), (before.len(), before.modified().unwrap()), "the cached image is never written");
+    let meta = vm.metadata();
+    let root = meta["mounts"].as_array().unwrap().iter().find(|m| m["role"] == "root").cloned().unwrap_or_default();
+    assert_eq!(root["fstype"], "ext4", "{meta}");
+    assert!(root.get("error").is_none(), "{root}");
+}
+
+/// In a child whose guest image lacks virtio_blk: the data disk cannot be
+/// mounted, the fs metric is not measured with the agent's reason, the
+/// other metric is measured.
+fn helper_no_virtio_blk() {
+    let results = tempfile::tempdir().unwrap();
+    let metrics = ["syscall.getpid", "fs.stat"].map(|n| catalog::lookup(n).unwrap()).to_vec();
+    let (outcome, out) = run_metrics(VmStorage::Disk, metrics, results.path());
+    assert!(outcome.failed.is_empty() && outcome.skipped.is_empty(), "{outcome:?}");
+    assert_eq!(outcome.measured, 1, "{outcome:?}");
+    assert_eq!(outcome.not_measured.len(), 1, "{outcome:?}");
+    let line = &outcome.not_measured[0];
+    assert!(line.contains("fs.stat: not measured: the guest could not mount its virtio-blk disk"), "{line}");
+    assert!(line.contains("virtio_blk is not in this guest kernel"), "{line}");
+    let record = out.run_record().unwrap();
+    assert!(record.environments["vm"].storage_not_measured.as_deref().is_some_and(|w| w.contains("virtio_blk")), "{record:?}");
+}
+
+fn a_guest_kernel_without_virtio_blk_says_why_the_fs_metrics_are_not_measured() {
+    let _guest = one_guest();
+    let real = isobench_harness::vm::image::locate().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let sh = |script: String| {
+        let status = std::process::Command::new("sh").arg("-c").arg(&script).status().unwrap();
+        assert!(status.success(), "{script}");
+    };
+    // The real initramfs, its module list without virtio_blk: what a kernel
+    // that lacks the driver gives the agent.
+    sh(format!("cd '{}' && cpio -id --quiet < '{}'", root.display(), real.initrd.display()));
+    let order = root.join("lib/modules/modules.order");
+    let text = std::fs::read_to_string(&order).unwrap();
+    assert!(text.lines().any(|l| l == "virtio_blk.ko"), "the real image loads virtio_blk: {text}");
+    std::fs::write(&order, text.lines().filter(|l| *l != "virtio_blk.ko").map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    let cpio = dir.path().join("no-blk.cpio");
+    sh(format!("cd '{}' && find . -mindepth 1 | cpio -o -H newc -R 0:0 --quiet > '{}'", root.display(), cpio.display()));
+    let manifest = serde_json::json!({
+        "kernel_version": real.kernel_version, "kernel_source": "test",
+        "kernel": real.kernel, "vmlinux": real.vmlinux, "initrd": cpio,
+    });
+    std::fs::write(dir.path().join(isobench_harness::vm::image::MANIFEST_FILE), manifest.to_string()).unwrap();
+    let out = isobench_testkit::helper("helper_no_virtio_blk").env(isobench_harness::vm::image::GUEST_DIR_ENV, dir.path()).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!("{text}");
+    assert!(out.status.success() && text.contains("1 passed"), "the helper failed in the child:\n{text}");
+}
+
+/// A data directory without room for the disk image: one line naming the
+/// directory and the space needed, as natively; the other metric measured.
+fn a_tiny_data_dir_is_one_clear_line_and_the_other_rows_stay() {
+    let _guest = one_guest();
+    let tiny = tempfile::tempdir().unwrap();
+    nix::mount::mount(Some("tmpfs"), tiny.path(), Some("tmpfs"), nix::mount::MsFlags::empty(), Some("size=8m")).unwrap();
+    let results = tempfile::tempdir().unwrap();
+    let metrics = ["syscall.getpid", "fs.stat"].map(|n| catalog::lookup(n).unwrap()).to_vec();
+    let (outcome, out) = run_metrics_in(tiny.path(), VmStorage::Disk, metrics, results.path());
+    let left: Vec<_> = std::fs::read_dir(tiny.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    let _ = nix::mount::umount2(tiny.path(), nix::mount::MntFlags::MNT_DETACH);
+    assert!(left.is_empty(), "nothing stays: {left:?}");
+    assert_eq!(outcome.measured, 1, "{outcome:?}");
+    assert_eq!(outcome.not_measured.len(), 1, "{outcome:?}");
+    let line = &outcome.not_measured[0];
+    assert!(!line.contains('\n'), "{line}");
+    let want = format!("fs.stat: not measured: data directory {}/isobench-", tiny.path().display());
+    let need = format!("/vm: needs {} MiB free, ", isobench_harness::vm::disk::DATA_DISK_BYTES >> 20);
+    assert!(line.contains(&want) && line.contains(&need) && line.ends_with(" MiB free"), "{line}");
+    assert!(out.measurements().unwrap().iter().any(|m| m.metric.name == "syscall.getpid"));
+}
