@@ -213,12 +213,14 @@ pub fn record_skip(out: &RunDir, kind: EnvKind, reason: &str) -> Result<(), Resu
     out.update_run(|run| run.env_mut(kind.as_str()).skipped = Some(reason.into()))
 }
 
-/// "not supported: <reason>" when the agent said the environment cannot
-/// run the metric at all (`MetricError::NotSupported`).
+/// "not supported <reason>" when the agent said the environment cannot
+/// run the metric at all (`MetricError::NotSupported`: the marker right
+/// after the metric's name, so an I/O error's "Operation not supported"
+/// stays a failure).
 fn not_supported(e: &MeasureError) -> Option<String> {
     let MeasureError::Agent(crate::agent::AgentError::Remote(message)) = e else { return None };
-    let marker = isobench_workloads::metrics::NOT_SUPPORTED;
-    message.find(marker).map(|at| message[at..].to_string())
+    let (_, rest) = message.split_once(": ")?;
+    rest.starts_with(isobench_workloads::metrics::NOT_SUPPORTED).then(|| rest.to_string())
 }
 
 /// Records in run.json where an fs.* metric made its files

@@ -19,8 +19,9 @@
 //! a fresh descriptor (O_DIRECT where the metric used it) and fails the
 //! metric unless every byte is what it wrote ([`IoCheck`]); the read
 //! metrics also check each page's stamp as they read. A file system that
-//! refuses O_DIRECT (tmpfs) makes the direct metrics answer "not supported:
-//! <fs> has no O_DIRECT" while the buffered ones run.
+//! refuses O_DIRECT at open (EINVAL: ramfs; tmpfs before Linux 6.6) makes
+//! the direct metrics answer "not supported on <fs>: O_DIRECT refused
+//! (EINVAL)" before any file is laid out, while the buffered ones run.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -223,7 +224,7 @@ fn op_err(spec: &'static MetricSpec, dir: &WorkDir, need: u64, context: &'static
 
 /// Opens `path` for reading and writing, created when `create`, with
 /// O_DIRECT when `direct`. A file system that refuses O_DIRECT (EINVAL at
-/// open, as tmpfs does) is [`MetricError::NotSupported`].
+/// open, as ramfs does) is [`MetricError::NotSupported`].
 fn open(spec: &'static MetricSpec, dir: &WorkDir, path: &Path, direct: bool, create: bool) -> Result<File, MetricError> {
     let mut o = OpenOptions::new();
     o.read(true).write(true).create(create).truncate(create);
@@ -231,7 +232,7 @@ fn open(spec: &'static MetricSpec, dir: &WorkDir, path: &Path, direct: bool, cre
         o.custom_flags(libc::O_DIRECT);
     }
     o.open(path).map_err(|e| match e.raw_os_error() {
-        Some(libc::EINVAL) if direct => MetricError::NotSupported { metric: spec.name, reason: format!("{} has no O_DIRECT", dir.fs) },
+        Some(libc::EINVAL) if direct => MetricError::NotSupported { metric: spec.name, reason: format!("on {}: O_DIRECT refused (EINVAL)", dir.fs) },
         _ => io_err(spec.name, "open the test file", e),
     })
 }
