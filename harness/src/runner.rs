@@ -386,14 +386,17 @@ pub fn execute(
                     let still = (kind == EnvKind::Runsc && !spec.boundary)
                         .then(|| env::runsc::clock_stood_still(&m.histogram, r.elapsed_ns, host_wall))
                         .flatten();
+                    // What the agent moved and verified is recorded even
+                    // when its timing is refused: the bytes are checked
+                    // whatever the clock did.
+                    if let Some(io) = &r.io {
+                        m.storage = Some(record_storage(out, kind, environment.as_ref(), spec, io)?);
+                    }
                     if let Some(reason) = still {
                         not_supported_under_runsc(out, &mut outcome, progress, &environment.label(), kind, spec.name, &reason)?;
                         continue;
                     }
                     m.interference = interference;
-                    if let Some(io) = &r.io {
-                        m.storage = Some(record_storage(out, kind, environment.as_ref(), spec, io)?);
-                    }
                     out.save(&m)?;
                     record_pinning(out, kind, spec, plan.pin, &r)?;
                     outcome.measured += 1;

@@ -253,6 +253,18 @@ pub const ROOT_DATA_DIR: &str = "/tmp";
 /// `<data dir>/<env>` (made here) bound on [`VOLUME_TARGET`] as `volume`;
 /// with `root` the container's [`ROOT_DATA_DIR`] as `root`.
 pub fn storage_path(opts: &super::Options, env: &'static str, volume: StorageKind, root: StorageKind) -> Result<Option<StoragePath>, EnvError> {
+    storage_path_in(opts, env, volume, root, ROOT_DATA_DIR)
+}
+
+/// [`storage_path`] with the root's directory `root_dir` (runsc's: gVisor
+/// puts a tmpfs of its own on an empty /tmp).
+pub fn storage_path_in(
+    opts: &super::Options,
+    env: &'static str,
+    volume: StorageKind,
+    root: StorageKind,
+    root_dir: &str,
+) -> Result<Option<StoragePath>, EnvError> {
     let Some(data) = &opts.data_dir else { return Ok(None) };
     Ok(Some(match opts.container_storage {
         ContainerStorage::Volume => {
@@ -260,7 +272,7 @@ pub fn storage_path(opts: &super::Options, env: &'static str, volume: StorageKin
             std::fs::create_dir_all(&host).map_err(|e| EnvError::Io { env, context: format!("create {}", host.display()), source: e })?;
             StoragePath { kind: volume, agent_dir: VOLUME_TARGET.into(), host_dir: Some(host) }
         }
-        ContainerStorage::Root => StoragePath { kind: root, agent_dir: ROOT_DATA_DIR.into(), host_dir: None },
+        ContainerStorage::Root => StoragePath { kind: root, agent_dir: root_dir.into(), host_dir: None },
     }))
 }
 

@@ -38,8 +38,8 @@
 //! Sentry reaches through the gofer; the root is, under `docker`, the
 //! overlayfs root above (also through the gofer), else runsc's own overlay
 //! on the read-only image, `--overlay2=root:memory`, whose writes stay in
-//! the Sentry's memory (no /tmp tmpfs then: the agent's /tmp is on that
-//! overlay). The row names which.
+//! the Sentry's memory. The root's directory is the image's /mnt, not /tmp,
+//! on which runsc mounts a tmpfs of its own. The row names which.
 //!
 //! runsc 20221219 (Debian 12's) refuses to network "in the root network
 //! namespace", which it tells by /proc/sys/net/core/rmem_default existing;
@@ -89,6 +89,11 @@ const POLL: Duration = Duration::from_millis(10);
 
 /// The sandbox's end of its veth (what the agent sees in netstack).
 pub const SANDBOX_IF: &str = "eth0";
+
+/// The fs.* metrics' directory on the sandbox's root: the image's /mnt
+/// (where the volume goes otherwise). Not /tmp: runsc mounts a tmpfs of the
+/// Sentry's own on an empty /tmp, which is neither root path.
+const ROOT_DATA_DIR: &str = "/mnt";
 
 /// The sysctl runsc 20221219 takes for a sign of the root network namespace.
 const ROOT_NS_MARKER: &str = "/proc/sys/net/core/rmem_default";
@@ -150,7 +155,7 @@ impl Runsc {
             false => None,
         };
         let root = if overlay.is_some() { StorageKind::GoferRoot } else { StorageKind::SandboxOverlay };
-        let storage = peer::storage_path(opts, ENV, StorageKind::GoferVolume, root)?;
+        let storage = peer::storage_path_in(opts, ENV, StorageKind::GoferVolume, root, ROOT_DATA_DIR)?;
         let mut env = Runsc { binary, version, namespaces, profile, verdict: placeholder_verdict(), hide_proc_sys_net, overlay, storage, bundle };
         let key = ProbeKey::new(env.version.as_deref().unwrap_or("unknown"));
         let cache = crate::paths::cache_dir().join(platform::CACHE_FILE);
@@ -198,17 +203,11 @@ impl Runsc {
     }
 
     /// config.json of the agent's container `id`: [`sandbox_config`] with
-    /// the fs.* metrics' volume bound, or without the /tmp tmpfs where
-    /// runsc's own root overlay holds the agent's files.
+    /// the fs.* metrics' volume bound when they use one.
     fn agent_config(&self, id: &str, netns: &Path) -> Result<Spec, oci::OciError> {
         let mut spec = sandbox_config(&self.bundle, &self.root(), &self.profile, self.namespaces, &oci::agent_args(), id, Some(netns))?;
         match &self.storage {
             Some(StoragePath { kind: StorageKind::GoferVolume, host_dir: Some(host), agent_dir }) => oci::add_volume(&mut spec, host, agent_dir)?,
-            Some(StoragePath { kind: StorageKind::SandboxOverlay, agent_dir, .. }) => {
-                let mut mounts = spec.mounts().clone().unwrap_or_default();
-                mounts.retain(|m| m.destination() != Path::new(agent_dir));
-                spec.set_mounts(Some(mounts));
-            }
             _ => {}
         }
         Ok(spec)
