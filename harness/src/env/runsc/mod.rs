@@ -203,11 +203,19 @@ impl Runsc {
     }
 
     /// config.json of the agent's container `id`: [`sandbox_config`] with
-    /// the fs.* metrics' volume bound when they use one.
+    /// the fs.* metrics' volume bound when they use one, or a writable
+    /// root for runsc's own overlay on it.
     fn agent_config(&self, id: &str, netns: &Path) -> Result<Spec, oci::OciError> {
         let mut spec = sandbox_config(&self.bundle, &self.root(), &self.profile, self.namespaces, &oci::agent_args(), id, Some(netns))?;
         match &self.storage {
             Some(StoragePath { kind: StorageKind::GoferVolume, host_dir: Some(host), agent_dir }) => oci::add_volume(&mut spec, host, agent_dir)?,
+            Some(StoragePath { kind: StorageKind::SandboxOverlay, .. }) => {
+                // runsc puts its overlay only on a root config.json calls
+                // writable; every write lands in the overlay's upper, in
+                // the Sentry's memory, never in the shared image below.
+                let path = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_default();
+                spec.set_root(Some(oci_spec::runtime::RootBuilder::default().path(path).readonly(false).build()?));
+            }
             _ => {}
         }
         Ok(spec)
