@@ -23,8 +23,8 @@ pub struct CommandArgs {
     /// min … max and the median over native's with its 95 % interval. A run that exits non-zero
     /// fails its environment (not timed; the others go on). CMD is split into words and exec'd
     /// without a shell unless --shell; the program is searched in PATH inside the image
-    /// (--rootfs; native and unshare chroot into it; the vm's root is still the initramfs, so
-    /// the vm says "not measured"). Repeat for several commands. An option of `run` because it
+    /// (--rootfs; native and unshare chroot into it; the vm boots from the image's disk under
+    /// --rootfs debian, and says "not measured" on the initramfs of the minimal rootfs). Repeat for several commands. An option of `run` because it
     /// takes every environment option (--env, --rootfs, --profile, --ns, the vm's) and writes
     /// the same results folder (command.json, report.md); it cannot be combined with --metric
     #[arg(long = "command", visible_alias = "cmd", value_name = "CMD", conflicts_with = "metrics")]

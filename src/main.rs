@@ -228,9 +228,10 @@ struct RunArgs {
     /// results' file system); its file system type is recorded
     #[arg(long, value_name = "DIR", env = "ISOBENCH_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// The container's storage path for the fs metrics: `volume` (a host directory under the
-    /// data directory bind-mounted on /mnt, as docker run -v) or `root` (the container's
-    /// writable root: a tmpfs /tmp over the read-only image, the overlay under --profile docker)
+    /// The containers' storage path for the fs metrics (isobench's container, runc, crun, bwrap,
+    /// runsc): `volume` (a host directory under the data directory bind-mounted on /mnt, as
+    /// docker run -v) or `root` (the container's writable root: a tmpfs /tmp over the read-only
+    /// image, the overlay under --profile docker; runsc's own overlay, --overlay2=root:memory)
     #[arg(long, value_name = "PATH", default_value = "volume",
           value_parser = values::choice::<ContainerStorage>(ContainerStorage::ALL.map(ContainerStorage::as_str)))]
     container_storage: ContainerStorage,

@@ -214,15 +214,17 @@ pub fn record_skip(out: &RunDir, kind: EnvKind, reason: &str) -> Result<(), Resu
     out.update_run(|run| run.env_mut(kind.as_str()).skipped = Some(reason.into()))
 }
 
-/// "not supported: <reason>" when the agent said the environment cannot
-/// run the metric at all (`MetricError::NotSupported`).
+/// "not supported <reason>" when the agent said the environment cannot
+/// run the metric at all (`MetricError::NotSupported`: the marker right
+/// after the metric's name, so an I/O error's "Operation not supported"
+/// stays a failure).
 fn not_supported(e: &MeasureError) -> Option<String> {
     if let MeasureError::App(e) = e {
         return e.not_supported();
     }
     let MeasureError::Agent(crate::agent::AgentError::Remote(message)) = e else { return None };
-    let marker = isobench_workloads::metrics::NOT_SUPPORTED;
-    message.find(marker).map(|at| message[at..].to_string())
+    let (_, rest) = message.split_once(": ")?;
+    rest.starts_with(isobench_workloads::metrics::NOT_SUPPORTED).then(|| rest.to_string())
 }
 
 /// Records in run.json where an fs.* metric made its files
@@ -393,14 +395,17 @@ pub fn execute(
                     let still = (kind == EnvKind::Runsc && !spec.boundary)
                         .then(|| env::runsc::clock_stood_still(&m.histogram, r.elapsed_ns, host_wall))
                         .flatten();
+                    // What the agent moved and verified is recorded even
+                    // when its timing is refused: the bytes are checked
+                    // whatever the clock did.
+                    if let Some(io) = &r.io {
+                        m.storage = Some(record_storage(out, kind, environment.as_ref(), spec, io)?);
+                    }
                     if let Some(reason) = still {
                         not_supported_under_runsc(out, &mut outcome, progress, &environment.label(), kind, spec.name, &reason)?;
                         continue;
                     }
                     m.interference = interference;
-                    if let Some(io) = &r.io {
-                        m.storage = Some(record_storage(out, kind, environment.as_ref(), spec, io)?);
-                    }
                     out.save(&m)?;
                     record_pinning(out, kind, spec, plan.pin, &r)?;
                     outcome.measured += 1;

@@ -52,6 +52,16 @@ pub enum StorageKind {
     /// backend), its msize in the detail.
     #[serde(rename = "virtio_9p")]
     Virtio9p,
+    /// A host directory bind-mounted into gVisor's sandbox: the Sentry
+    /// reaches it through the gofer process, never by its own system calls.
+    GoferVolume,
+    /// runsc's own overlay on the sandbox's root (`--overlay2=root:memory`):
+    /// writes go to a file system in the Sentry's memory, the image below
+    /// it read through the gofer.
+    SandboxOverlay,
+    /// The host's overlayfs root (`--profile docker`), served to gVisor's
+    /// Sentry by the gofer.
+    GoferRoot,
 }
 
 impl StorageKind {
@@ -63,12 +73,15 @@ impl StorageKind {
             StorageKind::ContainerRoot => "container's writable root",
             StorageKind::VirtioBlk => "virtio-blk disk (raw image file on the host)",
             StorageKind::Virtio9p => "host directory over virtio-9p",
+            StorageKind::GoferVolume => "volume (host directory bind-mounted, served by gVisor's gofer)",
+            StorageKind::SandboxOverlay => "sandbox's writable root (runsc --overlay2=root:memory, in the Sentry's memory)",
+            StorageKind::GoferRoot => "container's writable root (the host's overlayfs, served by gVisor's gofer)",
         }
     }
 }
 
-/// Which storage path the container's fs.* metrics use (`isobench run
-/// --container-storage`).
+/// Which storage path the containers' fs.* metrics use (`isobench run
+/// --container-storage`): isobench's container and every peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ContainerStorage {
     /// A host directory under the run's data directory, bind-mounted on /mnt.

@@ -16,6 +16,11 @@
 //! The open-loop latency metrics (app.*.latency) have no row: wrk2, the
 //! tool whose method they follow, is not packaged by Debian.
 //!
+//! fio's write jobs get `--overwrite=1`: fio lays the file out before its
+//! clock and overwrites it, as isobench's fs.seq_write_bw and fs.rand_write
+//! do. Without it fio fallocates the file, so its first pass converts
+//! unwritten extents, which isobench's writes never do.
+//!
 //! The fs rows ([`storage`]) run both sides in one data directory of the
 //! run's own (`storage::RunData`, as `isobench run --data-dir`), on a 32 MiB
 //! file as the fs metrics use; where that file system refuses O_DIRECT the
@@ -282,7 +287,7 @@ pub fn storage(agent: &mut AgentClient, data: &Path, quick: bool) -> Vec<Check> 
             "write",
             "us",
             true,
-            "fio's clat p50 is the pwrite alone on a file it laid out (fallocate); isobench lays the file out with data first",
+            "fio's clat p50 is the pwrite alone; both overwrite a file laid out with data first (fio --overwrite=1)",
         ),
         (
             "fs.seq_read_bw",
@@ -300,7 +305,7 @@ pub fn storage(agent: &mut AgentClient, data: &Path, quick: bool) -> Vec<Check> 
             "write",
             "MB/s",
             false,
-            "fio writes its file once through the runtime; isobench overwrites a 32 MiB file pass after pass and fdatasyncs at the end",
+            "fio reports bytes over its whole runtime, isobench times its pwrite loop; both overwrite a 32 MiB file laid out first (fio --overwrite=1), pass after pass",
         ),
     ];
     let direct = probe_direct(data);
@@ -308,8 +313,11 @@ pub fn storage(agent: &mut AgentClient, data: &Path, quick: bool) -> Vec<Check> 
     let mut out = Vec::new();
     for (metric, rw, bs, side, unit, p50, method) in rows {
         let file = data.join("fio.dat");
+        // The write jobs overwrite a file fio lays out before its clock, as
+        // isobench's do: never a write that allocates or extends.
+        let overwrite = if side == "write" { " --overwrite=1" } else { "" };
         let cmd = format!(
-            "fio --filename=<data dir>/fio.dat --rw={rw} --bs={bs} --size={FIO_SIZE} --direct=1 --ioengine=psync --iodepth=1 --runtime={secs} --time_based"
+            "fio --filename=<data dir>/fio.dat --rw={rw} --bs={bs} --size={FIO_SIZE} --direct=1 --ioengine=psync --iodepth=1 --runtime={secs} --time_based{overwrite}"
         );
         if let Err(e) = &direct {
             out.push(check(metric, cmd, unit, Err(e.clone()), Err(e.clone()), method));
@@ -317,19 +325,23 @@ pub fn storage(agent: &mut AgentClient, data: &Path, quick: bool) -> Vec<Check> 
         }
         let tool = if fio {
             median_of(rounds, || {
-                let json = output(Command::new("fio").args([
-                    "--name=isobench",
-                    &format!("--filename={}", file.display()),
-                    &format!("--rw={rw}"),
-                    &format!("--bs={bs}"),
-                    &format!("--size={FIO_SIZE}"),
-                    "--direct=1",
-                    "--ioengine=psync",
-                    "--iodepth=1",
-                    &format!("--runtime={secs}"),
-                    "--time_based",
-                    "--output-format=json",
-                ]));
+                let json = output(
+                    Command::new("fio")
+                        .args([
+                            "--name=isobench",
+                            &format!("--filename={}", file.display()),
+                            &format!("--rw={rw}"),
+                            &format!("--bs={bs}"),
+                            &format!("--size={FIO_SIZE}"),
+                            "--direct=1",
+                            "--ioengine=psync",
+                            "--iodepth=1",
+                            &format!("--runtime={secs}"),
+                            "--time_based",
+                            "--output-format=json",
+                        ])
+                        .args(overwrite.split_whitespace()),
+                );
                 let _ = std::fs::remove_file(&file);
                 let f = parse_fio_json(&json?, side).ok_or_else(|| format!("no jobs[0].{side} in fio's JSON"))?;
                 Ok(if p50 { f.clat_p50_ns / 1e3 } else { f.bw_bytes / 1e6 })

@@ -10,6 +10,10 @@
 //! bubblewrap keeps a small reaper of its own as PID 1 of the pid namespace,
 //! so the agent is PID 2 there (Flatpak's way; `--as-pid-1` is not used).
 //! /sys is not mounted (bubblewrap mounts only what it is told).
+//!
+//! The fs.* metrics' storage path: the volume is `--bind DATA /mnt` (a host
+//! directory of the run's data directory, as Flatpak binds a user's
+//! directory); the root is the `--tmpfs /tmp` over the read-only image.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -20,6 +24,7 @@ use super::peer::{self, start_agent, NoopStart, PeerCommand, BWRAP};
 use super::{EnvError, EnvKind, Environment, Instance, Options};
 use crate::container::{Namespace, NamespaceSet, PreparedRootfs};
 use crate::leftovers::temp_prefix;
+use crate::storage::{StorageKind, StoragePath};
 use crate::workloads::AGENT_NAME;
 
 const ENV: &str = "bwrap";
@@ -32,6 +37,8 @@ pub struct Bwrap {
     root: PathBuf,
     /// Holds the tool's stderr log.
     work: tempfile::TempDir,
+    /// The fs.* metrics' storage path, when a data directory was given.
+    storage: Option<StoragePath>,
 }
 
 /// Prepares bubblewrap, or says in one line why it cannot run here.
@@ -53,7 +60,8 @@ impl Bwrap {
             source: e,
         })?;
         let namespaces = opts.container.namespaces.unwrap_or(NamespaceSet::DEFAULT);
-        Ok(Bwrap { version: peer::version(&binary), binary, namespaces, rootfs, root, work })
+        let storage = peer::storage_path(opts, ENV, StorageKind::Volume, StorageKind::ContainerRoot)?;
+        Ok(Bwrap { version: peer::version(&binary), binary, namespaces, rootfs, root, work, storage })
     }
 
     /// The command line around `program` (a path inside the rootfs).
@@ -77,6 +85,9 @@ impl Bwrap {
         } else {
             cmd.arg("--bind").arg(&self.root).arg("/");
         }
+        if let Some(StoragePath { kind: StorageKind::Volume, host_dir: Some(host), agent_dir, .. }) = &self.storage {
+            cmd.arg("--bind").arg(host).arg(agent_dir);
+        }
         cmd.args(["--proc", "/proc", "--dev", "/dev", "--die-with-parent"]);
         cmd.arg(OsString::from(program));
         cmd
@@ -86,6 +97,11 @@ impl Bwrap {
 impl Environment for Bwrap {
     fn kind(&self) -> EnvKind {
         EnvKind::Bwrap
+    }
+
+    /// `--bind DATA /mnt`, or the `--tmpfs /tmp` over the image.
+    fn storage(&self) -> Result<StoragePath, String> {
+        peer::storage_or_reason(&self.storage)
     }
 
     fn metadata(&self) -> serde_json::Value {

@@ -288,7 +288,7 @@ pub trait Environment: Send {
     /// Where the fs.* metrics make their files (`Options::data_dir` given),
     /// or why this environment has no storage path yet.
     fn storage(&self) -> Result<crate::storage::StoragePath, String> {
-        Err(format!("{}: no storage path for the fs metrics yet (native and container have one)", self.kind()))
+        Err(format!("{}: no storage path for the fs metrics", self.kind()))
     }
 
     /// Where the user's command finds its files, or why it cannot be run

@@ -66,6 +66,7 @@ use crate::container::profile::{last_capability, Layer, PreparedProfile, Profile
 use crate::container::rootfs::{self, OverlayStage, PreparedRootfs, RootfsChoice, Step};
 use crate::container::{Namespace, NamespaceSet};
 use crate::leftovers::{self, temp_prefix};
+use crate::storage::{StorageKind, StoragePath};
 use crate::vm::qemu::Forwards;
 use crate::workloads::Noop;
 use crate::workloads::Workloads;
@@ -223,6 +224,22 @@ pub fn read_only_root(spec: &mut Spec) -> Result<(), OciError> {
         .build()?;
     let mut mounts = spec.mounts().clone().unwrap_or_default();
     mounts.push(tmp);
+    spec.set_mounts(Some(mounts));
+    Ok(())
+}
+
+/// Adds to `spec` the bind mount of the host directory `host` on `target`,
+/// as `docker run -v HOST:TARGET` writes it into config.json (`rbind`,
+/// `rprivate`, read-write): the fs.* metrics' volume.
+pub fn add_volume(spec: &mut Spec, host: &Path, target: &str) -> Result<(), OciError> {
+    let bind = oci_spec::runtime::MountBuilder::default()
+        .destination(target)
+        .typ("bind")
+        .source(host)
+        .options(vec!["rbind".into(), "rprivate".into()])
+        .build()?;
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    mounts.push(bind);
     spec.set_mounts(Some(mounts));
     Ok(())
 }
@@ -490,6 +507,9 @@ pub struct OciEnvironment {
     /// `docker`'s overlay root: the stage whose `merged` is every
     /// container's `root.path` (the bundle's rootfs its lowerdir).
     overlay: Option<OverlayStage>,
+    /// The fs.* metrics' storage path: a volume in config.json's mounts,
+    /// or the container's /tmp (the overlay under `docker`, else a tmpfs).
+    storage: Option<StoragePath>,
     // Dropped last: the runtime's state lives in it.
     bundle: OciBundle,
 }
@@ -561,7 +581,8 @@ impl OciEnvironment {
         };
         let steps = overlay.as_ref().map(OverlayStage::steps).transpose().map_err(|e| EnvError::Start { env, reason: e.to_string() })?.map(Arc::new);
         let runtime = OciRuntime { binary: binary.clone(), state_root: bundle.state_root(), hybrid_workaround, overlay: steps };
-        let mut e = OciEnvironment { kind, tool, runtime, version: super::peer::version(&binary), namespaces, profile, overlay, bundle };
+        let storage = super::peer::storage_path(opts, env, StorageKind::Volume, StorageKind::ContainerRoot)?;
+        let mut e = OciEnvironment { kind, tool, runtime, version: super::peer::version(&binary), namespaces, profile, overlay, storage, bundle };
         e.probe()?;
         Ok(e)
     }
@@ -596,6 +617,9 @@ impl OciEnvironment {
         if let Some(path) = netns {
             join_network_namespace(&mut spec, path).map_err(|e| EnvError::Start { env, reason: e.to_string() })?;
         }
+        if let Some(StoragePath { kind: StorageKind::Volume, host_dir: Some(host), agent_dir, .. }) = &self.storage {
+            add_volume(&mut spec, host, agent_dir).map_err(|e| EnvError::Start { env, reason: e.to_string() })?;
+        }
         self.bundle.write_config(&spec).map_err(|e| EnvError::Start { env, reason: e.to_string() })?;
         Ok(id)
     }
@@ -625,6 +649,12 @@ impl OciEnvironment {
 impl Environment for OciEnvironment {
     fn kind(&self) -> EnvKind {
         self.kind
+    }
+
+    /// The volume bound on /mnt, or the container's /tmp: the overlay's
+    /// upper under `docker`, else a tmpfs over the read-only image.
+    fn storage(&self) -> Result<StoragePath, String> {
+        super::peer::storage_or_reason(&self.storage)
     }
 
     /// `runc (docker)`, `crun (default, cgroups disabled)`, ...: the

@@ -20,6 +20,7 @@ use isobench_workloads::protocol::AgentInfo;
 use super::native::ChildInstance;
 use super::{EnvError, Instance};
 use crate::agent::AgentClient;
+use crate::storage::{ContainerStorage, StorageKind, StoragePath};
 
 /// How much of a failed tool's stderr an error message quotes.
 const STDERR_TAIL_BYTES: usize = 600;
@@ -239,4 +240,44 @@ pub trait NoopStart {
 /// Arguments as owned strings, for `Command::args`.
 pub fn os_args(v: &[&str]) -> Vec<OsString> {
     v.iter().map(OsString::from).collect()
+}
+
+/// Where a peer's volume is bound inside its container: `/mnt`, as
+/// isobench's container binds it.
+pub const VOLUME_TARGET: &str = "/mnt";
+/// The fs.* metrics' directory on a peer container's writable root.
+pub const ROOT_DATA_DIR: &str = "/tmp";
+
+/// A peer's storage path for the fs.* metrics (`Options::data_dir` given,
+/// else `None`): with `--container-storage volume` the host directory
+/// `<data dir>/<env>` (made here) bound on [`VOLUME_TARGET`] as `volume`;
+/// with `root` the container's [`ROOT_DATA_DIR`] as `root`.
+pub fn storage_path(opts: &super::Options, env: &'static str, volume: StorageKind, root: StorageKind) -> Result<Option<StoragePath>, EnvError> {
+    storage_path_in(opts, env, volume, root, ROOT_DATA_DIR)
+}
+
+/// [`storage_path`] with the root's directory `root_dir` (runsc's: gVisor
+/// puts a tmpfs of its own on an empty /tmp).
+pub fn storage_path_in(
+    opts: &super::Options,
+    env: &'static str,
+    volume: StorageKind,
+    root: StorageKind,
+    root_dir: &str,
+) -> Result<Option<StoragePath>, EnvError> {
+    let Some(data) = &opts.data_dir else { return Ok(None) };
+    Ok(Some(match opts.container_storage {
+        ContainerStorage::Volume => {
+            let host = data.join(env);
+            std::fs::create_dir_all(&host).map_err(|e| EnvError::Io { env, context: format!("create {}", host.display()), source: e })?;
+            StoragePath { kind: volume, agent_dir: VOLUME_TARGET.into(), host_dir: Some(host), detail: None, fs: None }
+        }
+        ContainerStorage::Root => StoragePath { kind: root, agent_dir: root_dir.into(), host_dir: None, detail: None, fs: None },
+    }))
+}
+
+/// The answer of a peer's `Environment::storage` when no data directory
+/// was given.
+pub fn storage_or_reason(storage: &Option<StoragePath>) -> Result<StoragePath, String> {
+    storage.clone().ok_or_else(|| "no data directory was given".into())
 }

@@ -13,6 +13,12 @@
 //! `/bin/sh -c 'ip link set lo up && exec AGENT'` inside the namespaces,
 //! when `ip` is installed. `--kill-child` makes the agent die with unshare,
 //! and unshare dies with isobench.
+//!
+//! The fs.* metrics' storage path is the host directory itself, under the
+//! same path (`<data dir>/unshare`): unshare(1) binds nothing, the agent
+//! sees the host's file system through a copy of its mount table, so
+//! `--container-storage` (volume or root) does not apply and the row says
+//! "host directory".
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -21,6 +27,7 @@ use std::time::Instant;
 use super::peer::{self, start_agent, NoopStart, PeerCommand, UNSHARE};
 use super::{EnvError, EnvKind, Environment, Instance, Options};
 use crate::leftovers::temp_prefix;
+use crate::storage::{StorageKind, StoragePath};
 use crate::workloads::Workloads;
 
 const ENV: &str = "unshare";
@@ -36,6 +43,8 @@ pub struct Unshare {
     /// `ip` from iproute2, to bring the loopback up.
     ip: Option<PathBuf>,
     work: tempfile::TempDir,
+    /// The fs.* metrics' host directory, when a data directory was given.
+    storage: Option<StoragePath>,
 }
 
 /// Prepares unshare(1), or says in one line why it cannot run here.
@@ -54,7 +63,21 @@ impl Unshare {
             source: e,
         })?;
         let ip = peer::Tool { name: "ip", package: "iproute2", env_var: "ISOBENCH_IP", by_setup: true }.locate().ok();
-        Ok(Unshare { version: peer::version(&binary), binary, workloads: opts.workloads.clone(), ip, work })
+        let storage = match &opts.data_dir {
+            Some(data) => {
+                let host = data.join(ENV);
+                std::fs::create_dir_all(&host).map_err(|e| EnvError::Io { env: ENV, context: format!("create {}", host.display()), source: e })?;
+                Some(StoragePath {
+                    kind: StorageKind::HostDirectory,
+                    agent_dir: host.display().to_string(),
+                    host_dir: Some(host),
+                    detail: None,
+                    fs: None,
+                })
+            }
+            None => None,
+        };
+        Ok(Unshare { version: peer::version(&binary), binary, workloads: opts.workloads.clone(), ip, work, storage })
     }
 
     fn base(&self) -> Command {
@@ -79,6 +102,11 @@ impl Environment for Unshare {
 
     fn command_root(&self) -> Result<super::CommandRoot, String> {
         Ok(super::CommandRoot::Host)
+    }
+
+    /// The host directory, seen through a copy of the host's mount table.
+    fn storage(&self) -> Result<StoragePath, String> {
+        peer::storage_or_reason(&self.storage)
     }
 
     fn label(&self) -> String {

@@ -420,8 +420,14 @@ impl Environment for Vm {
     /// other environments. Once the guest boots from the image's disk
     /// (`--rootfs debian` as a virtio-blk root), the agent execs by path
     /// in its own root and this becomes `Ok(CommandRoot::Image)`.
+    /// The image when the guest booted from its disk (the agent made it
+    /// `/`); the initramfs otherwise, which holds only the agent and its
+    /// no-ops.
     fn command_root(&self) -> Result<super::CommandRoot, String> {
-        Err("the vm's root is the initramfs (the agent and its no-ops), not the image; the command runs in the vm once it boots from --rootfs debian's disk".into())
+        match &self.root {
+            Some(_) => Ok(super::CommandRoot::Image),
+            None => Err("the vm's root is the initramfs (the agent and its no-ops), not an image; run with --rootfs debian to boot the vm from that image's disk".into()),
+        }
     }
 
     fn label(&self) -> String {

@@ -130,6 +130,10 @@ fn draw(dir: &RunDir, run: &RunRecord, ms: &[Measurement]) -> Result<Drawn, Repo
             Err(e) => warnings.push(format!("the density charts were not drawn: {e}")),
         }
     }
+    match plot::storage(&plots_dir, ms) {
+        Ok(p) => plots.extend(p),
+        Err(e) => warnings.push(format!("the storage charts were not drawn: {e}")),
+    }
     match plot::container_phases(&plots_dir, &phases::container_from_run(run)) {
         Ok(p) => plots.extend(p),
         Err(e) => {

@@ -5,6 +5,9 @@
 //!   accelerator ("vm (emulated (TCG))").
 //! - `plots/<metric>.percentiles.svg|png`: latency by percentile, one line per
 //!   environment, x on HdrHistogram's "nines" axis (p90, p99, p99.9, …).
+//! - `plots/storage-<metric>.svg|png`: for each fs.* metric, latency per
+//!   operation by percentile, one line per environment and storage path
+//!   (the legend, outside the plot, names both), µs on a log axis.
 //! - `plots/overhead.svg|png`: p50 ratio to native per metric and
 //!   environment, horizontal bars on a log axis growing from 1× (no
 //!   overhead); one row per metric × environment.
@@ -684,6 +687,138 @@ pub fn density(dir: &Path, run: &crate::results::density::DensityRun) -> Result<
         _ => Ok(()),
     })?;
     Ok(out)
+}
+
+/// One line of a storage chart: its legend text (environment — storage
+/// path) and its points (nines, µs per operation).
+struct StorageCurve {
+    label: String,
+    points: Vec<(f64, f64)>,
+}
+
+/// Colours of a storage chart's lines, in order (one chart may hold one
+/// path of every environment, peers included, so not [`env_color`]).
+const STORAGE_COLORS: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(255, 127, 14),
+    RGBColor(127, 127, 127),
+    RGBColor(23, 190, 207),
+    RGBColor(188, 189, 34),
+    RGBColor(227, 119, 194),
+];
+
+/// Width of a storage chart's legend column, px: a label such as
+/// `runsc (ptrace, default) — volume (host directory bind-mounted, served
+/// by gVisor's gofer), 9p` wraps onto lines of [`STORAGE_LEGEND_CHARS`].
+const STORAGE_LEGEND_WIDTH: u32 = 330;
+/// Characters per legend line before it wraps.
+const STORAGE_LEGEND_CHARS: usize = 44;
+
+/// `plots/storage-<metric>.svg|png` for every fs.* metric of `ms` with
+/// at least 10 samples: latency per operation by percentile (HdrHistogram's
+/// nines axis), one line per environment and storage path.
+pub fn storage(dir: &Path, ms: &[Measurement]) -> Result<Vec<PathBuf>, ReportError> {
+    let mut out = Vec::new();
+    for ((_, name), group) in by_metric(ms) {
+        if group[0].metric.family != isobench_workloads::catalog::Family::Fs {
+            continue;
+        }
+        let curves: Vec<StorageCurve> = group
+            .iter()
+            .filter(|m| m.histogram.len() >= 10)
+            .map(|m| {
+                let n = m.histogram.len() as f64;
+                let top = n.log10().min(MAX_NINES);
+                let steps = 200;
+                let points = (0..=steps)
+                    .map(|i| top * i as f64 / steps as f64)
+                    .map(|x| (x, m.histogram.value_at_quantile(1.0 - 10f64.powf(-x)) as f64 / 1e3))
+                    .collect();
+                StorageCurve { label: format!("{} — {}", m.env_label, m.storage.as_deref().unwrap_or("storage path not recorded")), points }
+            })
+            .collect();
+        if curves.is_empty() {
+            continue;
+        }
+        ensure_font().map_err(|message| ReportError::Plot { path: dir.to_path_buf(), message })?;
+        std::fs::create_dir_all(dir).map_err(|source| ReportError::Io { path: dir.to_path_buf(), source })?;
+        let title = format!("{name}: latency per operation by percentile");
+        both(dir, &format!("storage-{name}"), &mut out, |svg, png| match (svg, png) {
+            (Some(p), _) => draw_storage(SVGBackend::new(p, SIZE).into_drawing_area(), &title, &curves),
+            (_, Some(p)) => draw_storage(BitMapBackend::new(p, SIZE).into_drawing_area(), &title, &curves),
+            _ => Ok(()),
+        })?;
+    }
+    Ok(out)
+}
+
+/// `text` broken into lines of at most `width` characters at spaces.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split_whitespace() {
+        match lines.last_mut() {
+            Some(l) if l.chars().count() + 1 + word.chars().count() <= width => {
+                l.push(' ');
+                l.push_str(word);
+            }
+            _ => lines.push(word.to_string()),
+        }
+    }
+    lines
+}
+
+fn draw_storage<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, curves: &[StorageCurve]) -> Result<(), String> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let root = root.titled(title, (FONT, 20)).map_err(e)?;
+    let (plot, legend) = root.split_horizontally(SIZE.0 - STORAGE_LEGEND_WIDTH);
+    let all = curves.iter().flat_map(|c| c.points.iter().map(|p| p.1)).filter(|v| *v > 0.0);
+    let (lo, hi) = all.fold((f64::MAX, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let (lo, hi) = if hi > 0.0 { (lo / 1.3, hi * 1.3) } else { (0.1, 1.0) };
+    let mut chart = ChartBuilder::on(&plot)
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..MAX_NINES, (lo..hi).log_scale())
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .x_labels(5)
+        .x_label_formatter(&|x| {
+            let p = 100.0 * (1.0 - 10f64.powf(-x));
+            if p < 99.0 {
+                format!("p{p:.0}")
+            } else {
+                format!("p{}", format!("{p:.4}").trim_end_matches('0').trim_end_matches('.'))
+            }
+        })
+        .y_label_formatter(&|v| num(*v))
+        .x_desc("percentile (1 − 1/x, log scale)")
+        .y_desc("µs per operation (log; lower is better)")
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 14))
+        .draw()
+        .map_err(e)?;
+    for (i, c) in curves.iter().enumerate() {
+        let color = STORAGE_COLORS[i % STORAGE_COLORS.len()];
+        chart.draw_series(LineSeries::new(c.points.iter().copied(), color.stroke_width(2))).map_err(e)?;
+    }
+    // The legend, outside the plot: a swatch, then the wrapped label.
+    let mut y = 20i32;
+    for (i, c) in curves.iter().enumerate() {
+        let color = STORAGE_COLORS[i % STORAGE_COLORS.len()];
+        legend.draw(&PathElement::new(vec![(6, y + 7), (28, y + 7)], color.stroke_width(3))).map_err(e)?;
+        for line in wrap(&c.label, STORAGE_LEGEND_CHARS) {
+            legend.draw(&Text::new(line, (34, y), (FONT, 13).into_font())).map_err(e)?;
+            y += 17;
+        }
+        y += 8;
+    }
+    root.present().map_err(e)
 }
 
 /// [`env_color`], with the peers told apart: the density charts draw

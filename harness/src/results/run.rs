@@ -243,7 +243,9 @@ pub struct EnvRecord {
 /// The storage path of an environment's fs.* metrics (`environments.<env>.storage`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StorageRecord {
-    /// host_directory, volume, container_root, virtio_blk or virtio_9p.
+    /// Which path ([`crate::storage::StorageKind`]): host_directory,
+    /// volume, container_root, virtio_blk, virtio_9p, or runsc's
+    /// gofer_volume, sandbox_overlay, gofer_root.
     pub kind: Option<crate::storage::StorageKind>,
     /// The directory the agent was given, as it sees it.
     pub agent_dir: String,

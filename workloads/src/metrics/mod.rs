@@ -43,17 +43,18 @@ pub enum MetricError {
     Failed { metric: &'static str, message: String },
     /// What this environment cannot do at all (O_DIRECT on tmpfs): a
     /// finding about the environment, not a failed measurement. The
-    /// message reads "<metric>: not supported: <reason>", which the
-    /// harness recognises ([`NOT_SUPPORTED`]).
-    #[error("{metric}: {NOT_SUPPORTED}{reason}")]
+    /// message reads "<metric>: not supported <reason>" ("fs.rand_read:
+    /// not supported on ramfs: O_DIRECT refused (EINVAL)"), which the
+    /// harness recognises ([`NOT_SUPPORTED`] right after the metric's name).
+    #[error("{metric}: {NOT_SUPPORTED} {reason}")]
     NotSupported { metric: &'static str, reason: String },
     #[error(transparent)]
     Hist(#[from] hist::HistError),
 }
 
-/// What an agent's error message says after the metric's name when the
-/// environment cannot run the metric at all ([`MetricError::NotSupported`]).
-pub const NOT_SUPPORTED: &str = "not supported: ";
+/// What an agent's error message says right after the metric's name when
+/// the environment cannot run the metric at all ([`MetricError::NotSupported`]).
+pub const NOT_SUPPORTED: &str = "not supported";
 
 /// Context a metric needs from the agent (paths resolved at start-up).
 #[derive(Debug, Clone)]

@@ -33,6 +33,14 @@
 //! gofer, its child, serves the merged view to the Sentry (not runsc's own
 //! memory-backed `--overlay`, another filesystem).
 //!
+//! The fs.* metrics' storage path (`--container-storage`): a volume is a
+//! bind mount in config.json (`<data dir>/runsc` on /mnt), which the
+//! Sentry reaches through the gofer; the root is, under `docker`, the
+//! overlayfs root above (also through the gofer), else runsc's own overlay
+//! on the read-only image, `--overlay2=root:memory`, whose writes stay in
+//! the Sentry's memory. The root's directory is the image's /mnt, not /tmp,
+//! on which runsc mounts a tmpfs of its own. The row names which.
+//!
 //! runsc 20221219 (Debian 12's) refuses to network "in the root network
 //! namespace", which it tells by /proc/sys/net/core/rmem_default existing;
 //! kernels that show that sysctl in every namespace (6.18 here) make it
@@ -67,6 +75,7 @@ use crate::container::profile::{Layer, PreparedProfile, Profile};
 use crate::container::rootfs::{OverlayStage, Step};
 use crate::container::NamespaceSet;
 use crate::leftovers;
+use crate::storage::{StorageKind, StoragePath};
 use crate::workloads::Noop;
 
 const ENV: &str = "runsc";
@@ -80,6 +89,11 @@ const POLL: Duration = Duration::from_millis(10);
 
 /// The sandbox's end of its veth (what the agent sees in netstack).
 pub const SANDBOX_IF: &str = "eth0";
+
+/// The fs.* metrics' directory on the sandbox's root: the image's /mnt
+/// (where the volume goes otherwise). Not /tmp: runsc mounts a tmpfs of the
+/// Sentry's own on an empty /tmp, which is neither root path.
+const ROOT_DATA_DIR: &str = "/mnt";
 
 /// The sysctl runsc 20221219 takes for a sign of the root network namespace.
 const ROOT_NS_MARKER: &str = "/proc/sys/net/core/rmem_default";
@@ -106,6 +120,8 @@ pub struct Runsc {
     /// stage whose `merged` is every container's `root.path`, and the
     /// steps that mount it in `runsc run`'s private mount namespace.
     overlay: Option<(OverlayStage, Arc<Vec<Step>>)>,
+    /// The fs.* metrics' storage path, when a data directory was given.
+    storage: Option<StoragePath>,
     // Dropped last: runsc's state lives in it.
     bundle: OciBundle,
 }
@@ -138,7 +154,9 @@ impl Runsc {
             }
             false => None,
         };
-        let mut env = Runsc { binary, version, namespaces, profile, verdict: placeholder_verdict(), hide_proc_sys_net, overlay, bundle };
+        let root = if overlay.is_some() { StorageKind::GoferRoot } else { StorageKind::SandboxOverlay };
+        let storage = peer::storage_path_in(opts, ENV, StorageKind::GoferVolume, root, ROOT_DATA_DIR)?;
+        let mut env = Runsc { binary, version, namespaces, profile, verdict: placeholder_verdict(), hide_proc_sys_net, overlay, storage, bundle };
         let key = ProbeKey::new(env.version.as_deref().unwrap_or("unknown"));
         let cache = crate::paths::cache_dir().join(platform::CACHE_FILE);
         env.verdict = platform::decide_with(opts.gvisor_platform, &key, &cache, |p| env.probe(p, platform::PROBE_TIMEOUT))
@@ -169,7 +187,38 @@ impl Runsc {
     }
 
     fn runtime(&self) -> Runtime {
-        Runtime { binary: self.binary.clone(), state_root: self.bundle.state_root(), overlay: self.overlay.as_ref().map(|(_, s)| Arc::clone(s)) }
+        Runtime {
+            binary: self.binary.clone(),
+            state_root: self.bundle.state_root(),
+            overlay: self.overlay.as_ref().map(|(_, s)| Arc::clone(s)),
+            sandbox_overlay: self.sandbox_overlay(),
+        }
+    }
+
+    /// Whether the agent's sandbox gets runsc's own root overlay
+    /// (`--overlay2=root:memory`): the fs.* metrics on the root without
+    /// `docker`'s overlayfs.
+    fn sandbox_overlay(&self) -> bool {
+        self.storage.as_ref().is_some_and(|s| s.kind == StorageKind::SandboxOverlay)
+    }
+
+    /// config.json of the agent's container `id`: [`sandbox_config`] with
+    /// the fs.* metrics' volume bound when they use one, or a writable
+    /// root for runsc's own overlay on it.
+    fn agent_config(&self, id: &str, netns: &Path) -> Result<Spec, oci::OciError> {
+        let mut spec = sandbox_config(&self.bundle, &self.root(), &self.profile, self.namespaces, &oci::agent_args(), id, Some(netns))?;
+        match &self.storage {
+            Some(StoragePath { kind: StorageKind::GoferVolume, host_dir: Some(host), agent_dir, .. }) => oci::add_volume(&mut spec, host, agent_dir)?,
+            Some(StoragePath { kind: StorageKind::SandboxOverlay, .. }) => {
+                // runsc puts its overlay only on a root config.json calls
+                // writable; every write lands in the overlay's upper, in
+                // the Sentry's memory, never in the shared image below.
+                let path = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_default();
+                spec.set_root(Some(oci_spec::runtime::RootBuilder::default().path(path).readonly(false).build()?));
+            }
+            _ => {}
+        }
+        Ok(spec)
     }
 
     /// The containers' `root.path`: the overlay's merged view under
@@ -200,6 +249,9 @@ struct Runtime {
     /// `root.path`, run by `runsc run` in a private mount namespace before
     /// exec (its gofer, a child, serves the merged view from there).
     overlay: Option<Arc<Vec<Step>>>,
+    /// `--overlay2=root:memory`: runsc's own overlay on the root, its
+    /// writes in the Sentry's memory.
+    sandbox_overlay: bool,
 }
 
 impl Runtime {
@@ -211,6 +263,9 @@ impl Runtime {
             Network::Sandbox => "--network=sandbox",
             Network::None => "--network=none",
         });
+        if self.sandbox_overlay {
+            cmd.arg("--overlay2=root:memory");
+        }
         if seccomp {
             // runsc ignores config.json's seccomp unless told to load it
             // into the Sentry's own seccomp for the application.
@@ -387,7 +442,7 @@ pub fn probe_platform(
     let spec =
         sandbox_config(bundle, bundle.rootfs(), profile, namespaces, &noop_args(Noop::Static), &id, None).map_err(|e| fail(e.to_string(), false))?;
     bundle.write_config(&spec).map_err(|e| fail(e.to_string(), false))?;
-    let runtime = Runtime { binary: binary.to_path_buf(), state_root: bundle.state_root(), overlay: None };
+    let runtime = Runtime { binary: binary.to_path_buf(), state_root: bundle.state_root(), overlay: None, sandbox_overlay: false };
     let log = bundle.dir().join(format!("probe-{platform}.log"));
     let err = std::fs::File::create(&log).map_err(|e| fail(format!("create {}: {e}", log.display()), false))?;
     let mut cmd = runtime.run(bundle.dir(), &id, platform, Network::None, profile.seccomp().is_some(), false);
@@ -480,6 +535,12 @@ impl Environment for Runsc {
         EnvKind::Runsc
     }
 
+    /// The volume through the gofer, or the root: `docker`'s overlayfs
+    /// through the gofer, else runsc's own overlay in the Sentry's memory.
+    fn storage(&self) -> Result<StoragePath, String> {
+        peer::storage_or_reason(&self.storage)
+    }
+
     /// `runsc (ptrace, default)`: the platform first, then the profile.
     fn label(&self) -> String {
         let mut profile = self.profile.label();
@@ -528,8 +589,7 @@ impl Environment for Runsc {
             StartNet::create(self.bridged()).map_err(|reason| EnvError::Start { env: ENV, reason: format!("the sandbox's network: {reason}") })?;
         let network_ms = t0.elapsed().as_secs_f64() * 1e3;
         let id = container_id(ENV);
-        let spec = sandbox_config(&self.bundle, &self.root(), &self.profile, self.namespaces, &oci::agent_args(), &id, Some(net.netns_path()))
-            .map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
+        let spec = self.agent_config(&id, net.netns_path()).map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
         self.bundle.write_config(&spec).map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
         let runtime = self.runtime();
         let cmd =

@@ -1,7 +1,9 @@
 //! The storage paths of the fs.* metrics: per environment, where its files
 //! were (host directory, volume, container root; the file system the agent
 //! found), and each metric's bandwidth or IOPS with its latency
-//! percentiles, as fio's summary gives them (bw, iops, clat percentiles).
+//! percentiles, as fio's summary gives them (bw, iops, clat percentiles),
+//! and per fs.* metric a chart of latency by percentile with one line per
+//! environment and storage path (`plot::storage`).
 
 use std::fmt::Write;
 
@@ -36,8 +38,9 @@ impl Section for Storage {
             o,
             "Where each environment's fs.* files were, and what the agent moved there (every file read back and checked after its loop). \
              Bandwidth and IOPS are the timed loop's totals (operations ÷ loop time); percentiles are per operation (rand, fsync, create) \
-             or per sample of operations (seq, stat, open). A figure is the path's: a volume is the host's file system seen through a bind mount; \
-             a container's root is a tmpfs or an overlay.\n"
+             or per sample of operations (seq, stat, open). A figure is the path's: a volume is the host's file system seen through a bind mount \
+             (under runsc, served to the Sentry by gVisor's gofer); a container's root is a tmpfs over the read-only image, the overlay under \
+             `--profile docker`, or under runsc its own overlay in the Sentry's memory (`--overlay2=root:memory`).\n"
         );
         for (name, e) in &envs {
             let label = e.label_or(name);
@@ -91,6 +94,26 @@ impl Section for Storage {
                 );
             }
             o.push('\n');
+        }
+        // Latency by percentile, one chart per operation, one line per
+        // environment and storage path.
+        let mut names: Vec<&str> = Vec::new();
+        for m in cx.measurements.iter().filter(|m| m.metric.family == Family::Fs) {
+            if !names.contains(&m.metric.name) {
+                names.push(m.metric.name);
+            }
+        }
+        let mut charted = false;
+        for name in names {
+            let stem = format!("storage-{name}");
+            if let Some(svg) = cx.svg(&stem) {
+                if !charted {
+                    let _ =
+                        writeln!(o, "Latency per operation by percentile (x: p50, p90, p99, … on HdrHistogram's 1 − 1/x scale; lower is better):\n");
+                    charted = true;
+                }
+                let _ = writeln!(o, "![{stem}]({})\n", svg.display());
+            }
         }
         Ok(o)
     }
