@@ -11,6 +11,7 @@ use crate::collect::Measurement;
 use crate::report::columns::{baseline_for, by_metric, columns, is_baseline, split_env};
 use crate::report::compare::{judge, Verdict, DEFAULT_NOISE};
 use crate::report::format::{num, percent, ratio, ratio_ci_percent};
+use crate::report::plot::{NEAR_NATIVE, NEAR_NATIVE_PLOT};
 use crate::report::ReportError;
 
 use super::caveats::interference_mark;
@@ -131,15 +132,24 @@ impl Section for Summary {
     }
 }
 
-/// `## Overhead at a glance`: the overhead chart, when it was drawn.
+/// `## Overhead at a glance`: the overhead chart, when it was drawn, and
+/// its linear companion for the environments near 1× when the overview is
+/// on a log axis.
 pub struct OverheadChart;
 
 impl Section for OverheadChart {
     fn markdown(&self, cx: &Context<'_>) -> Result<String, ReportError> {
-        Ok(match cx.plots.iter().any(|p| p.file_stem().is_some_and(|s| s == "overhead")) {
-            true => "## Overhead at a glance\n\n![overhead](plots/overhead.svg)\n\n".into(),
-            false => String::new(),
-        })
+        if cx.svg("overhead").is_none() {
+            return Ok(String::new());
+        }
+        let mut o = String::from("## Overhead at a glance\n\n![overhead](plots/overhead.svg)\n\n");
+        if cx.svg(NEAR_NATIVE_PLOT).is_some() {
+            let _ = writeln!(
+                o,
+                "The environments within {NEAR_NATIVE}× of native, on a linear axis, where figures near 1× can be told apart:\n\n![overhead near native](plots/{NEAR_NATIVE_PLOT}.svg)\n"
+            );
+        }
+        Ok(o)
     }
 }
 
