@@ -178,3 +178,52 @@ fn without_nulls(v: serde_json::Value) -> serde_json::Value {
         other => other,
     }
 }
+
+/// Every chart of a run with every environment (the schema-1 run-a:
+/// native, container, vm, runc, and its startup records) names in its SVG
+/// text what it plots (a metric chart: the metric, first), the unit on its
+/// value axis and which way is better; tick labels are 1-2-5 values with no
+/// spare decimals ("0.000", "3.162" and "5.000" are not).
+#[test]
+fn every_chart_names_its_title_unit_and_better_direction() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schema1/run-a");
+    let d = tempfile::tempdir().unwrap();
+    copy_dir(&src, d.path());
+    isobench_harness::report::render(&RunDir { path: d.path().to_path_buf() }).unwrap();
+    let mut seen = 0;
+    for e in std::fs::read_dir(d.path().join("plots")).unwrap().flatten() {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "svg") {
+            continue;
+        }
+        seen += 1;
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let texts = svg_texts(&std::fs::read_to_string(&path).unwrap());
+        let title = texts.first().cloned().unwrap_or_default();
+        assert!(title.len() > 20, "{stem}: no title: {texts:?}");
+        assert!(texts.iter().any(|t| t.ends_with("lower is better") || t.ends_with("higher is better")), "{stem}: no better-direction: {texts:?}");
+        let metric = stem.strip_suffix(".percentiles").unwrap_or(&stem);
+        if let Some(m) = catalog::lookup(metric) {
+            assert!(title.starts_with(&format!("{metric}: ")), "{stem}: the title names the metric first: {title}");
+            let unit = m.unit.label();
+            assert!(texts.iter().any(|t| t.contains(unit) && t.contains("is better")), "{stem}: the value axis names {unit}: {texts:?}");
+        }
+        for t in &texts {
+            let n = t.trim_end_matches('×');
+            if n.parse::<f64>().is_ok() {
+                let digits: String = n.chars().filter(char::is_ascii_digit).collect();
+                let significant = digits.trim_start_matches('0').trim_end_matches('0').len();
+                assert!(significant <= 2, "{stem}: tick {t:?} is not a 1-2-5 value");
+                assert!(!(n.contains('.') && n.ends_with('0')), "{stem}: tick {t:?} has spare decimals");
+            }
+        }
+    }
+    assert!(seen >= 10, "only {seen} charts drawn");
+}
+
+fn svg_texts(svg: &str) -> Vec<String> {
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|t| t.split_once('>').and_then(|(_, r)| r.split_once("</text>")).map(|(x, _)| x.trim().to_string()))
+        .collect()
+}
