@@ -795,6 +795,14 @@ fn runs_into_one_folder_cannot_be_mixed_up() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let table = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(table.lines().any(|l| l.contains("syscall.getpid") && l.contains("no change")), "{table}");
+    // Two smoke runs of the same thing: nothing regressed, whatever the machine did between them.
+    let x2 = d.path().join("x2");
+    assert!(quick(&x2, &[]).status.success());
+    let o = run(&["compare", x.to_str().unwrap(), x2.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let table = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(!table.contains("regressed") && !table.contains("improved"), "{table}");
+    assert!(stderr(&o).contains("smoke run"), "{}", stderr(&o));
 
     // A long run into y holds the folder; a second is refused at once.
     let mut long = isobench()
