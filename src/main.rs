@@ -202,6 +202,12 @@ struct RunArgs {
     /// Iterations per metric (overrides the catalogue's default and --quick)
     #[arg(long, value_name = "N")]
     iterations: Option<u64>,
+    /// Fit the run into about this time (3m, 1m30s, 1h): each environment's start and
+    /// env.start samples come off first, the rest is shared as every measurement's time
+    /// bound; between --quick (a smoke run) and the full job, with figures to quote
+    #[arg(long, value_name = "DURATION", value_parser = isobench_harness::budget::parse_duration,
+          conflicts_with_all = ["quick", "iterations", "max_ms"])]
+    budget: Option<std::time::Duration>,
     /// Time bound of one measurement, milliseconds
     #[arg(long, value_name = "MS", default_value_t = runner::DEFAULT_MAX.as_millis() as u64)]
     max_ms: u64,

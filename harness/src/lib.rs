@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod boundary;
+pub mod budget;
 pub mod cleanup;
 pub mod collect;
 pub mod container;
