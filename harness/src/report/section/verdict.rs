@@ -186,7 +186,9 @@ impl Section for Verdict {
         if ms.iter().any(|m| m.env_label.contains("TCG")) {
             caveats.push(
                 "the vm column is emulation (TCG): QEMU interpreted the guest's CPU because this host offers no usable hardware virtualization, \
-                 so its ratios measure an emulator, not a hypervisor; a KVM guest costs far less"
+                 so its ratios measure an emulator, not a hypervisor. This project has no KVM figures of its own yet; under KVM what stays \
+                 inside the guest (system calls, IPC, compute) runs on the CPU itself and what leaves it (the start, virtio I/O across the \
+                 boundary) exits to the hypervisor: see Caveats for which metric is which"
                     .to_string(),
             );
         }
