@@ -337,8 +337,19 @@ where
         draw(root).map_err(|message| ReportError::Plot { path: svg_path.clone(), message })?;
     }
     let png = rasterise(&svg).map_err(|message| ReportError::Plot { path: png_path.clone(), message })?;
-    write_atomic(&svg_path, svg.as_bytes())?;
-    write_atomic(&png_path, &png)?;
+    // A chart that cannot be written (a full file system) is a chart's
+    // failure, named as such.
+    let written = |path: &Path, bytes: &[u8]| {
+        write_atomic(path, bytes).map_err(|e| ReportError::Plot {
+            path: path.to_path_buf(),
+            message: match e {
+                crate::results::ResultsError::Io { source, .. } => source.to_string(),
+                other => other.to_string(),
+            },
+        })
+    };
+    written(&svg_path, svg.as_bytes())?;
+    written(&png_path, &png)?;
     out.push(PathBuf::from("plots").join(format!("{stem}.svg")));
     out.push(PathBuf::from("plots").join(format!("{stem}.png")));
     Ok(())
