@@ -29,17 +29,24 @@ fn finished_folder(dir: &Path, allow_incomplete: bool) -> Result<RunDir> {
 /// `isobench compare`: B against the baseline A, per environment × metric;
 /// exit status 1 on a significant regression beyond `threshold`. With
 /// `json`, stdout carries the [`Comparison`] alone.
-pub fn compare(a: &Path, b: &Path, threshold: f64, noise: f64, markdown: Option<PathBuf>, json: bool, allow_incomplete: bool) -> Result<ExitCode> {
+pub fn compare(
+    a: &Path,
+    b: &Path,
+    threshold: f64,
+    noise: Option<f64>,
+    markdown: Option<PathBuf>,
+    json: bool,
+    allow_incomplete: bool,
+) -> Result<ExitCode> {
     use isobench_harness::report::compare::{self, Comparison};
     let (ra, rb) = (finished_folder(a, allow_incomplete)?, finished_folder(b, allow_incomplete)?);
-    let changes = compare::compare(&isobench_harness::report::measurements(&ra)?, &isobench_harness::report::measurements(&rb)?, noise);
+    let mut changes = compare::compare(&isobench_harness::report::measurements(&ra)?, &isobench_harness::report::measurements(&rb)?, noise);
     if changes.is_empty() {
         bail!("{} and {} have no environment × metric in common", a.display(), b.display());
     }
     let name = |p: &Path| p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned());
-    let table = compare::table(&changes, &name(a), &name(b));
-    let overheads = compare::compare_overheads(&isobench_harness::report::measurements(&ra)?, &isobench_harness::report::measurements(&rb)?, noise);
-    let overhead_table = compare::overhead_table(&overheads, &name(a), &name(b));
+    let mut overheads =
+        compare::compare_overheads(&isobench_harness::report::measurements(&ra)?, &isobench_harness::report::measurements(&rb)?, noise);
     let mut warnings = Vec::new();
     let quick = |r: &RunDir| r.run_record().ok().and_then(|v| v.parameters?.quick);
     if let (Some(qa), Some(qb)) = (quick(&ra), quick(&rb)) {
@@ -47,6 +54,12 @@ pub fn compare(a: &Path, b: &Path, threshold: f64, noise: f64, markdown: Option<
             warnings.push("one run used --quick and the other did not; their iteration counts and warm-ups differ".to_string());
         }
     }
+    if quick(&ra) == Some(true) || quick(&rb) == Some(true) {
+        warnings.push("a smoke run (--quick) is compared: its figures are not measurements to judge; no change is called a regression or an improvement, and nothing fails".to_string());
+        compare::not_judged(&mut changes, &mut overheads);
+    }
+    let table = compare::table(&changes, &name(a), &name(b));
+    let overhead_table = compare::overhead_table(&overheads, &name(a), &name(b));
     let bad: Vec<String> = compare::regressions(&changes, threshold).iter().map(|c| format!("{} {}", c.env, c.metric)).collect();
     if json {
         let comparison = Comparison {
@@ -65,12 +78,15 @@ pub fn compare(a: &Path, b: &Path, threshold: f64, noise: f64, markdown: Option<
         if !overheads.is_empty() {
             print!("\nOverhead against each run's own native (what isolation costs), A → B:\n\n{overhead_table}");
         }
+        let noise_words = match noise {
+            Some(n) => format!("{:.0} % (--noise)", n * 100.0),
+            None => format!("the row's noise threshold ({})", isobench_harness::report::noise::SOURCE),
+        };
         println!(
-            "\nregressed/improved: the 95 % confidence intervals of the medians do not overlap and the change exceeds {:.0} %; \
+            "\nregressed/improved: the 95 % confidence intervals of the medians do not overlap and the change exceeds {noise_words}; \
              within noise: intervals apart but the change is smaller; no change: the intervals overlap. \
              Only regressions beyond --threshold ({:.0} %) of the absolute figures fail the comparison; \
              the overheads are judged the same way, on their own 95 % intervals, and reported.",
-            noise * 100.0,
             threshold * 100.0
         );
     }

@@ -27,7 +27,7 @@ use isobench_harness::container::rootfs::UpperKind;
 use isobench_harness::container::{Limits, NamespaceSet, NetMode, Profile, RootfsChoice, DEFAULT_STOP_TIMEOUT};
 use isobench_harness::env::runsc::platform::PlatformChoice;
 use isobench_harness::env::{EnvKind, EnvSelection};
-use isobench_harness::report::compare::{DEFAULT_NOISE, DEFAULT_THRESHOLD};
+use isobench_harness::report::compare::DEFAULT_THRESHOLD;
 use isobench_harness::schema::Schema;
 use isobench_harness::startup::{Column, Noop, DEFAULT_N, DEFAULT_WARMUP};
 use isobench_harness::storage::{ContainerStorage, VmStorage};
@@ -126,7 +126,8 @@ enum Command {
     /// Compare two results folders: per env × metric change with a significance verdict
     #[command(long_about = "Compare two results folders: per environment × metric, the cost ratio of B's median to A's \
 (> 1 = slower), significant when the 95 % confidence intervals of the medians (order statistics) do not overlap \
-and the change exceeds --noise. Exits 1 when a significant regression exceeds --threshold, so it can gate CI.")]
+and the change exceeds the noise threshold (each metric's run-to-run variation measured on this project's machine, \
+or --noise). A smoke run (--quick) on either side is not judged. Exits 1 when a significant regression exceeds --threshold, so it can gate CI.")]
     Compare {
         /// The baseline results folder
         a: PathBuf,
@@ -135,9 +136,11 @@ and the change exceeds --noise. Exits 1 when a significant regression exceeds --
         /// Fail (exit 1) on a significant regression larger than this fraction
         #[arg(long, default_value_t = DEFAULT_THRESHOLD)]
         threshold: f64,
-        /// Changes smaller than this fraction are noise
-        #[arg(long, default_value_t = DEFAULT_NOISE)]
-        noise: f64,
+        /// Changes smaller than this fraction are noise, for every metric (default: each
+        /// metric's run-to-run variation measured on this project's machine, at least two
+        /// histogram buckets; `isobench compare` prints the figure used per row)
+        #[arg(long, value_name = "FRACTION")]
+        noise: Option<f64>,
         /// Also write the table as markdown to this file
         #[arg(long, value_name = "FILE")]
         markdown: Option<PathBuf>,
@@ -200,6 +203,12 @@ struct RunArgs {
     /// Iterations per metric (overrides the catalogue's default and --quick)
     #[arg(long, value_name = "N")]
     iterations: Option<u64>,
+    /// Fit the run into about this time (3m, 1m30s, 1h): each environment's start and
+    /// env.start samples come off first, the rest is shared as every measurement's time
+    /// bound; between --quick (a smoke run) and the full job, with figures to quote
+    #[arg(long, value_name = "DURATION", value_parser = isobench_harness::budget::parse_duration,
+          conflicts_with_all = ["quick", "iterations", "max_ms"])]
+    budget: Option<std::time::Duration>,
     /// Time bound of one measurement, milliseconds
     #[arg(long, value_name = "MS", default_value_t = runner::DEFAULT_MAX.as_millis() as u64)]
     max_ms: u64,

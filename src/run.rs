@@ -29,6 +29,9 @@ const EXIT_SIGNAL_BASE: u8 = 128;
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {
     crate::command::check(&args.command)?;
+    // A budget too short is refused before anything is made.
+    let budget =
+        args.budget.map(|b| isobench_harness::budget::plan(b, &with_native(args.envs.kinds().to_vec()), args.metrics.specs())).transpose()?;
     if args.vm_net.is_some() && !args.envs.contains(EnvKind::Vm) {
         eprintln!("isobench: note: --vm-net has no effect without the vm environment (--env)");
     }
@@ -101,6 +104,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         iterations: args.iterations,
         max_ms: args.max_ms,
         pin: args.pin,
+        budget,
     };
     // Other runs measuring at the same time name this one, and it them.
     let _registration = isobench_harness::registry::register("isobench run", Some(&out.path));

@@ -235,7 +235,7 @@ fn a_full_file_system_leaves_no_temporary_and_the_error_names_the_file() {
     let d = tempfile::tempdir().unwrap();
     let script = format!(
         "mount -t tmpfs -o size=100k isobench-test {dir} && {bin} run -q --env native --metric syscall.getpid,cpu.spin --quick --out {dir}/r; \
-         echo rc=$?; find {dir} -name '.tmp-*'; cat {dir}/r/measurements.json >/dev/null && echo measurements kept; grep -h 'were not drawn' {dir}/r/report.md",
+         echo rc=$?; find {dir} -name '.tmp-*'; cat {dir}/r/measurements.json >/dev/null && echo measurements kept; grep -h 'were not drawn' {dir}/r/report.md 2>/dev/null",
         dir = d.path().display(),
         bin = env!("CARGO_BIN_EXE_isobench")
     );
@@ -795,6 +795,15 @@ fn runs_into_one_folder_cannot_be_mixed_up() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let table = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(table.lines().any(|l| l.contains("syscall.getpid") && l.contains("no change")), "{table}");
+    // Two smoke runs of the same thing: nothing regressed, whatever the machine did between them.
+    let x2 = d.path().join("x2");
+    assert!(quick(&x2, &[]).status.success());
+    let o = run(&["compare", x.to_str().unwrap(), x2.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let table = String::from_utf8_lossy(&o.stdout).into_owned();
+    let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| native")).collect();
+    assert!(!rows.is_empty() && rows.iter().all(|r| !r.contains("regressed") && !r.contains("improved")), "{table}");
+    assert!(stderr(&o).contains("smoke run"), "{}", stderr(&o));
 
     // A long run into y holds the folder; a second is refused at once.
     let mut long = isobench()

@@ -83,8 +83,15 @@ pub fn measure(plan: &LayersPlan, opts: &Options, progress: &mut dyn FnMut(&str)
         return Err(LayersError::NoRounds);
     }
     crate::container::require_root().map_err(|e| EnvError::Unavailable { env: "container", reason: e.to_string() })?;
-    let runner =
-        Plan { envs: Vec::new(), metrics: plan.metrics.clone(), quick: plan.quick, iterations: None, max_ms: plan.max_ms, pin: PinMode::Same };
+    let runner = Plan {
+        envs: Vec::new(),
+        metrics: plan.metrics.clone(),
+        quick: plan.quick,
+        iterations: None,
+        max_ms: plan.max_ms,
+        pin: PinMode::Same,
+        budget: None,
+    };
     let mut envs = Vec::new();
     let mut skipped = Vec::new();
     for (name, layers) in VARIANTS {

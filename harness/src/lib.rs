@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod apps;
 pub mod boundary;
+pub mod budget;
 pub mod cleanup;
 pub mod collect;
 pub mod command;

@@ -40,6 +40,9 @@ pub struct Plan {
     pub max_ms: u64,
     /// Where two-party metrics put their two ends (`isobench run --pin`).
     pub pin: PinMode,
+    /// `--budget`: the run planned to fit a time ([`crate::budget`]); its
+    /// bound replaces `max_ms`, its env.start count the catalogue's.
+    pub budget: Option<crate::budget::BudgetPlan>,
 }
 
 impl Plan {
@@ -49,7 +52,7 @@ impl Plan {
         RunRequest {
             metric: spec.name.to_string(),
             iterations,
-            max_ms: self.max_ms,
+            max_ms: self.budget.map_or(self.max_ms, |b| b.max_ms),
             warmup: (iterations / 20).min(1_000),
             bytes: working_set(spec),
             target: None,
@@ -301,7 +304,8 @@ pub fn execute(
             metrics: Some(plan.metrics.iter().map(|m| m.name.to_string()).collect()),
             quick: Some(plan.quick),
             iterations: Some(plan.iterations),
-            max_ms: Some(plan.max_ms),
+            max_ms: Some(plan.budget.map_or(plan.max_ms, |b| b.max_ms)),
+            budget_s: plan.budget.map(|b| b.budget.as_secs()),
             pin: Some(plan.pin),
             accel: Some(format!("{:?}", opts.accel).to_lowercase()),
             ..Parameters::default()
@@ -315,6 +319,7 @@ pub fn execute(
             part.appended = appended;
         }
     })?;
+    let began = std::time::Instant::now();
     let total = plan.envs.len() * plan.metrics.len();
     let mut step = 0;
     // Host-side agents of the *.boundary metrics, one per network namespace.
@@ -374,7 +379,8 @@ pub fn execute(
                     continue;
                 }
             }
-            let what = format!("{} {} ({} iterations, ≤{} ms)", environment.label(), spec.name, req.iterations, req.max_ms);
+            let what =
+                format!("{} {} ({} iterations, ≤{} ms){}", environment.label(), spec.name, req.iterations, req.max_ms, budget_left(plan, began));
             progress(Event::Begin { step, total, what: &what });
             let probe = Probe::start();
             let asked = std::time::Instant::now();
@@ -479,8 +485,8 @@ pub fn execute(
                 outcome.interrupted = true;
                 break 'envs;
             }
-            let n = plan.iterations.unwrap_or(if plan.quick { spec.quick_iterations } else { spec.iterations });
-            let what = format!("{} {} ({n} starts)", environment.label(), spec.name);
+            let n = plan.iterations.or(plan.budget.map(|b| b.starts)).unwrap_or(if plan.quick { spec.quick_iterations } else { spec.iterations });
+            let what = format!("{} {} ({n} starts){}", environment.label(), spec.name, budget_left(plan, began));
             progress(Event::Begin { step, total, what: &what });
             let probe = Probe::start();
             match measure_start(environment.as_mut(), spec, n, interrupted) {
@@ -519,6 +525,15 @@ pub fn execute(
     })?;
     outcome.report = Some(crate::report::render(out)?);
     Ok(outcome)
+}
+
+/// ", budget: 2m10s left" for a run under `--budget` (nothing otherwise;
+/// "0s left" once past it).
+fn budget_left(plan: &Plan, began: std::time::Instant) -> String {
+    match plan.budget {
+        Some(b) => format!(", budget: {} left", crate::budget::words(b.budget.saturating_sub(began.elapsed()))),
+        None => String::new(),
+    }
 }
 
 /// The name of signal number `n` ("SIGTERM"); `None` for 0 or a number

@@ -178,3 +178,116 @@ fn without_nulls(v: serde_json::Value) -> serde_json::Value {
         other => other,
     }
 }
+
+/// Every chart of a run with every environment (the schema-1 run-a:
+/// native, container, vm, runc, and its startup records) names in its SVG
+/// text what it plots (a metric chart: the metric, first), the unit on its
+/// value axis and which way is better; tick labels are 1-2-5 values with no
+/// spare decimals ("0.000", "3.162" and "5.000" are not).
+#[test]
+fn every_chart_names_its_title_unit_and_better_direction() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schema1/run-a");
+    let d = tempfile::tempdir().unwrap();
+    copy_dir(&src, d.path());
+    isobench_harness::report::render(&RunDir { path: d.path().to_path_buf() }).unwrap();
+    let mut seen = 0;
+    for e in std::fs::read_dir(d.path().join("plots")).unwrap().flatten() {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "svg") {
+            continue;
+        }
+        seen += 1;
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let texts = svg_texts(&std::fs::read_to_string(&path).unwrap());
+        let title = texts.first().cloned().unwrap_or_default();
+        assert!(title.len() > 20, "{stem}: no title: {texts:?}");
+        assert!(texts.iter().any(|t| t.ends_with("lower is better") || t.ends_with("higher is better")), "{stem}: no better-direction: {texts:?}");
+        let metric = stem.strip_suffix(".percentiles").unwrap_or(&stem);
+        if let Some(m) = catalog::lookup(metric) {
+            assert!(title.starts_with(&format!("{metric}: ")), "{stem}: the title names the metric first: {title}");
+            let unit = m.unit.label();
+            assert!(texts.iter().any(|t| t.contains(unit) && t.contains("is better")), "{stem}: the value axis names {unit}: {texts:?}");
+        }
+        for t in &texts {
+            let n = t.trim_end_matches('×');
+            if n.parse::<f64>().is_ok() {
+                let digits: String = n.chars().filter(char::is_ascii_digit).collect();
+                let significant = digits.trim_start_matches('0').trim_end_matches('0').len();
+                assert!(significant <= 2, "{stem}: tick {t:?} is not a 1-2-5 value");
+                assert!(!(n.contains('.') && n.ends_with('0')), "{stem}: tick {t:?} has spare decimals");
+            }
+        }
+    }
+    assert!(seen >= 10, "only {seen} charts drawn");
+}
+
+fn svg_texts(svg: &str) -> Vec<String> {
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|t| t.split_once('>').and_then(|(_, r)| r.split_once("</text>")).map(|(x, _)| x.trim().to_string()))
+        .collect()
+}
+
+/// A full run with every environment (native, container, the vm under
+/// TCG, every peer) renders as written (harness/tests/golden/report-all.md),
+/// its verdict has one sentence per environment, and no cell carries two
+/// markers (`*`, `≈`, `‡`): one significance marker per cell.
+#[test]
+fn a_full_run_with_every_environment_reads_as_written_with_one_marker_per_cell() {
+    let envs = [
+        ("native", "native", 100),
+        ("container", "container (default)", 101),
+        ("vm", "vm (emulated (TCG))", 400),
+        ("runc", "runc (default)", 103),
+        ("crun", "crun (default, cgroups disabled)", 160),
+        ("bwrap", "bwrap", 100),
+        ("unshare", "unshare", 99),
+        ("runsc", "runsc (ptrace, default)", 2_000),
+    ];
+    let mut environments = serde_json::Map::new();
+    for (env, label, _) in envs {
+        let start_ms = if env == "vm" { 4700.0 } else { 2.5 };
+        environments.insert(env.into(), serde_json::json!({ "label": label, "start_ms": start_ms }));
+    }
+    let run: RunRecord = serde_json::from_value(serde_json::json!({
+        "schema": 1,
+        "started_utc": "2026-12-07T00:00:00Z",
+        "host": { "hostname": "golden", "cpu_model": "Test CPU", "cpus": 2, "kernel": "6.1.0-test", "cgroup_mode": "hybrid",
+                  "governor": "performance", "clocksource": "tsc", "load_avg_1m": 0.1, "isobench_revision": "abc123" },
+        "parameters": { "driver": "isobench run", "quick": false },
+        "environments": environments
+    }))
+    .unwrap();
+    let mut ms = Vec::new();
+    for (env, label, scale) in envs {
+        ms.push(measurement(env, label, "syscall.getpid", scale * 1_000));
+        ms.push(measurement(env, label, "ipc.pipe_rtt", 10_000 * scale / 100));
+        ms.push(measurement(env, label, "spawn.fork_exit", 100_000 * scale / 100));
+    }
+    let d = tempfile::tempdir().unwrap();
+    let dir = RunDir::at(d.path()).unwrap();
+    let md = section::markdown(&Context { dir: &dir, run: &run, measurements: &ms, plots: &[], warnings: &[] }).unwrap();
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/report-all.md");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, &md).unwrap();
+    }
+    assert_eq!(md, std::fs::read_to_string(&golden).unwrap(), "report-all.md changed; if deliberate, UPDATE_GOLDEN=1 and review");
+    let verdict = &md[md.find("## Verdict").unwrap()..md.find("## Summary").unwrap_or(md.len())];
+    for (env, label, _) in envs.iter().skip(1) {
+        assert!(verdict.contains(&format!("**{label}**")), "no sentence for {env}:\n{verdict}");
+    }
+    assert!(!md.contains("do not quote"), "a full run is not a smoke run");
+    let summary = &md[md.find("## Summary").unwrap()..];
+    let table = summary.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| metric"));
+    for row in table {
+        for cell in row.split(" | ") {
+            let marks = ["*", "≈", "‡"].iter().filter(|m| cell.contains(**m)).count();
+            assert!(marks <= 1, "two markers in one cell: {cell:?} in {row}");
+        }
+    }
+    // the crun column (1.6×) is significant, runc's 3 % is within this machine's noise
+    let row = summary.lines().find(|l| l.starts_with("| syscall.getpid")).unwrap();
+    let cells: Vec<&str> = row.split(" | ").collect();
+    assert!(cells[5].contains("(1.03× ±") && cells[5].ends_with('≈'), "runc: {row}");
+    assert!(cells[6].contains("(1.60× ±") && cells[6].ends_with('*'), "crun: {row}");
+}

@@ -50,7 +50,7 @@ fn fs_metrics() -> Vec<&'static MetricSpec> {
 
 /// The tests' plan: quick counts, a 20 s bound.
 fn plan(envs: Vec<EnvKind>, metrics: Vec<&'static MetricSpec>) -> Plan {
-    Plan { envs, metrics, quick: true, iterations: None, max_ms: 20_000, pin: PinMode::Same }
+    Plan { envs, metrics, quick: true, iterations: None, max_ms: 20_000, pin: PinMode::Same, budget: None }
 }
 
 /// Runs `metrics` in `env` with the run's data directory under `base`;

@@ -53,7 +53,7 @@ fn fs_metrics() -> Vec<&'static MetricSpec> {
 
 /// Quick counts and a 30 s bound: TCG is slow.
 fn plan(metrics: Vec<&'static MetricSpec>) -> Plan {
-    Plan { envs: vec![EnvKind::Vm], metrics, quick: true, iterations: None, max_ms: 30_000, pin: PinMode::Same }
+    Plan { envs: vec![EnvKind::Vm], metrics, quick: true, iterations: None, max_ms: 30_000, pin: PinMode::Same, budget: None }
 }
 
 /// Runs the fs metrics in the vm with the run's data directory under a

@@ -5,7 +5,10 @@
 //! is the cost ratio of the medians (B ÷ A in time per operation, per byte for
 //! rates, so > 1 is slower). It is *significant* when the 95 % confidence
 //! intervals of the two medians do not overlap and the change exceeds the
-//! noise threshold. The interval of a median needs no distribution: it spans
+//! noise threshold: by default the run-to-run variation measured for that
+//! metric on this project's machine, never finer than the histogram
+//! ([`super::noise`]); `--noise` sets one for every metric. A smoke run
+//! (`--quick`) on either side is not judged. The interval of a median needs no distribution: it spans
 //! the order statistics at ranks n/2 ± 1.96·√n/2, read here from the
 //! HdrHistogram ([`crate::collect::interval`], where every interval isobench
 //! states is computed). `isobench compare --json` prints a [`Comparison`].
@@ -22,8 +25,9 @@ use crate::collect::Measurement;
 
 use super::format::{change, num, ratio_ci};
 
-/// Changes smaller than this are noise whatever the intervals say
-/// (criterion's default noise threshold).
+/// criterion's default noise threshold, for a caller that wants one fixed
+/// figure; `isobench compare` and the report use the measured ones
+/// ([`super::noise::threshold`]) unless told `--noise`.
 pub const DEFAULT_NOISE: f64 = 0.02;
 
 /// A significant regression larger than this fails `isobench compare`.
@@ -40,6 +44,9 @@ pub enum Verdict {
     NoChange,
     /// Intervals apart but the change is below the noise threshold.
     WithinNoise,
+    /// Intervals apart and beyond the noise, but one of the runs is a smoke
+    /// run (`--quick`): not called a regression or an improvement.
+    NotJudged,
 }
 
 impl Verdict {
@@ -49,6 +56,7 @@ impl Verdict {
             Verdict::Improved => "improved",
             Verdict::NoChange => "no change",
             Verdict::WithinNoise => "within noise",
+            Verdict::NotJudged => "not judged (smoke run)",
         }
     }
 }
@@ -72,6 +80,9 @@ pub struct Change {
     /// reaches 0.
     pub ratio_ci95: Option<[f64; 2]>,
     pub verdict: Verdict,
+    /// The noise threshold this change was judged against (a fraction).
+    #[serde(default)]
+    pub noise: f64,
 }
 
 /// `isobench compare --json`: the whole comparison.
@@ -80,8 +91,10 @@ pub struct Comparison {
     /// The baseline folder and the folder judged.
     pub a: PathBuf,
     pub b: PathBuf,
-    /// Changes smaller than this fraction are noise (`--noise`).
-    pub noise: f64,
+    /// `--noise`: one threshold for every metric; `null` when each was
+    /// judged against its own measured run-to-run variation (each change
+    /// carries the figure used).
+    pub noise: Option<f64>,
     /// Significant regressions beyond this fraction fail (`--threshold`).
     pub threshold: f64,
     /// Every env × metric in both folders, in A's report order.
@@ -115,6 +128,9 @@ pub struct OverheadChange {
     /// Significant when the two intervals do not overlap and the change
     /// exceeds the noise threshold, as for [`Change`].
     pub verdict: Verdict,
+    /// The noise threshold it was judged against (a fraction).
+    #[serde(default)]
+    pub noise: f64,
 }
 
 /// The overhead and its interval of `m` against its run's native in `ms`.
@@ -126,15 +142,16 @@ fn overhead_of(ms: &[Measurement], m: &Measurement) -> Option<(f64, (f64, f64))>
 }
 
 /// Compares the overheads of every non-native env × metric present, with a
-/// native of its own run, in both `a` and `b`.
-pub fn compare_overheads(a: &[Measurement], b: &[Measurement], noise: f64) -> Vec<OverheadChange> {
+/// native of its own run, in both `a` and `b`; `noise` as for [`compare`].
+pub fn compare_overheads(a: &[Measurement], b: &[Measurement], noise: Option<f64>) -> Vec<OverheadChange> {
     let mut out = Vec::new();
     for ma in a.iter().filter(|m| !super::columns::is_baseline(&m.env)) {
         let Some(mb) = b.iter().find(|m| m.env == ma.env && m.metric.name == ma.metric.name) else { continue };
         let (Some((ra, (alo, ahi))), Some((rb, (blo, bhi)))) = (overhead_of(a, ma), overhead_of(b, mb)) else { continue };
         let change = rb / ra;
         let apart = blo > ahi || bhi < alo;
-        let verdict = match (apart, (change - 1.0).abs() > noise) {
+        let noise = noise.unwrap_or_else(|| super::noise::threshold(ma, mb));
+        let verdict = match (apart, super::noise::beyond(change, noise)) {
             (false, _) => Verdict::NoChange,
             (true, false) => Verdict::WithinNoise,
             (true, true) if change > 1.0 => Verdict::Regressed,
@@ -149,6 +166,7 @@ pub fn compare_overheads(a: &[Measurement], b: &[Measurement], noise: f64) -> Ve
             b_ci95: [blo, bhi],
             change,
             verdict,
+            noise,
         });
     }
     out
@@ -197,7 +215,7 @@ pub fn judge(a: &Measurement, b: &Measurement, noise: f64) -> Option<(f64, Verdi
     let (blo, bhi) = median_ci(&b.histogram);
     let (sa, sb) = (scale(a), scale(b));
     let apart = blo * sb > ahi * sa || bhi * sb < alo * sa;
-    let verdict = match (apart, (ratio - 1.0).abs() > noise) {
+    let verdict = match (apart, super::noise::beyond(ratio, noise)) {
         (false, _) => Verdict::NoChange,
         (true, false) => Verdict::WithinNoise,
         (true, true) if ratio > 1.0 => Verdict::Regressed,
@@ -206,11 +224,19 @@ pub fn judge(a: &Measurement, b: &Measurement, noise: f64) -> Option<(f64, Verdi
     Some((ratio, verdict))
 }
 
-/// Compares every env × metric present in both `a` and `b`.
-pub fn compare(a: &[Measurement], b: &[Measurement], noise: f64) -> Vec<Change> {
+/// [`judge`] against the measured threshold of the metric
+/// ([`super::noise::threshold`]): what the report's significance marks use.
+pub fn judge_measured(a: &Measurement, b: &Measurement) -> Option<(f64, Verdict)> {
+    judge(a, b, super::noise::threshold(a, b))
+}
+
+/// Compares every env × metric present in both `a` and `b`, each against
+/// `noise` or, when `None`, its metric's measured threshold.
+pub fn compare(a: &[Measurement], b: &[Measurement], noise: Option<f64>) -> Vec<Change> {
     let mut out = Vec::new();
     for ma in a {
         let Some(mb) = b.iter().find(|m| m.env == ma.env && m.metric.name == ma.metric.name) else { continue };
+        let noise = noise.unwrap_or_else(|| super::noise::threshold(ma, mb));
         let Some((ratio, verdict)) = judge(ma, mb, noise) else { continue };
         let display_ci = |m: &Measurement| {
             let (lo, hi) = median_ci(&m.histogram);
@@ -228,9 +254,25 @@ pub fn compare(a: &[Measurement], b: &[Measurement], noise: f64) -> Vec<Change> 
             ratio,
             ratio_ci95: mb.cost_ratio_ci95(ma).map(|(lo, hi)| [lo, hi]),
             verdict,
+            noise,
         });
     }
     out
+}
+
+/// For a smoke run: no change is called significant, as its figures are
+/// not measurements to judge (the report gives them no significance marks
+/// either); a regression or improvement becomes [`Verdict::NotJudged`],
+/// while "no change" (overlapping intervals: a folder against itself) and
+/// "within noise" stand.
+pub fn not_judged(changes: &mut [Change], overheads: &mut [OverheadChange]) {
+    let demote = |v: &mut Verdict| {
+        if matches!(v, Verdict::Regressed | Verdict::Improved) {
+            *v = Verdict::NotJudged;
+        }
+    };
+    changes.iter_mut().for_each(|c| demote(&mut c.verdict));
+    overheads.iter_mut().for_each(|c| demote(&mut c.verdict));
 }
 
 /// Regressions beyond `threshold` (e.g. 0.05: more than 5 % slower).
@@ -240,11 +282,12 @@ pub fn regressions(changes: &[Change], threshold: f64) -> Vec<&Change> {
 
 /// The comparison as a markdown table (readable in a terminal too).
 pub fn table(changes: &[Change], a_name: &str, b_name: &str) -> String {
-    let mut o = format!("| environment | metric | A: {a_name} p50 | B: {b_name} p50 | B ÷ A (cost) | verdict |\n|---|---|---:|---:|---:|---|\n");
+    let mut o =
+        format!("| environment | metric | A: {a_name} p50 | B: {b_name} p50 | B ÷ A (cost) | noise | verdict |\n|---|---|---:|---:|---:|---:|---|\n");
     for c in changes {
         let _ = writeln!(
             o,
-            "| {} | {} | {} {} | {} {} | {} | {} |",
+            "| {} | {} | {} {} | {} {} | {} | ±{:.0} % | {} |",
             c.env,
             c.metric,
             num(c.a_p50),
@@ -252,6 +295,7 @@ pub fn table(changes: &[Change], a_name: &str, b_name: &str) -> String {
             num(c.b_p50),
             c.unit,
             change(c.ratio),
+            c.noise * 100.0,
             c.verdict.as_str()
         );
     }
@@ -280,7 +324,7 @@ mod tests {
     fn same_distribution_is_no_change() {
         let a = [m("native", "syscall.getpid", tight(100_000))];
         let b = [m("native", "syscall.getpid", tight(100_000))];
-        let c = compare(&a, &b, DEFAULT_NOISE);
+        let c = compare(&a, &b, Some(DEFAULT_NOISE));
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].verdict, Verdict::NoChange, "{c:?}");
         assert!(regressions(&c, 0.05).is_empty());
@@ -290,17 +334,17 @@ mod tests {
     fn twice_as_slow_is_a_regression_and_twice_as_fast_an_improvement() {
         let a = [m("vm", "ipc.pipe_rtt", tight(50_000))];
         let b = [m("vm", "ipc.pipe_rtt", tight(100_000))];
-        let c = compare(&a, &b, DEFAULT_NOISE);
+        let c = compare(&a, &b, Some(DEFAULT_NOISE));
         assert_eq!(c[0].verdict, Verdict::Regressed);
         assert!((c[0].ratio - 2.0).abs() < 0.01, "{}", c[0].ratio);
         assert_eq!(regressions(&c, 0.05).len(), 1);
         assert!(regressions(&c, 1.5).is_empty(), "a 2× change is under a 150 % threshold");
-        let back = compare(&b, &a, DEFAULT_NOISE);
+        let back = compare(&b, &a, Some(DEFAULT_NOISE));
         assert_eq!(back[0].verdict, Verdict::Improved);
         // for a rate, lower bandwidth is the regression
         let fast = [m("native", "ipc.pipe_bw", tight(10_000))];
         let slow = [m("native", "ipc.pipe_bw", tight(20_000))];
-        let c = compare(&fast, &slow, DEFAULT_NOISE);
+        let c = compare(&fast, &slow, Some(DEFAULT_NOISE));
         assert_eq!(c[0].verdict, Verdict::Regressed);
         assert!(c[0].b_p50 < c[0].a_p50, "half the bandwidth: {c:?}");
     }
@@ -311,25 +355,46 @@ mod tests {
         let wide = |c: u64| (0..30).map(move |i| c / 2 + i * c / 30).collect::<Vec<_>>();
         let a = [m("container", "net.tcp_rr", wide(100_000))];
         let b = [m("container", "net.tcp_rr", wide(105_000))];
-        let c = compare(&a, &b, DEFAULT_NOISE);
+        let c = compare(&a, &b, Some(DEFAULT_NOISE));
         assert_eq!(c[0].verdict, Verdict::NoChange, "{c:?}");
         // tight and apart, but only 1 % off: within noise
         let a = [m("native", "syscall.getpid", tight(100_000))];
         let b = [m("native", "syscall.getpid", tight(101_500))];
-        let c = compare(&a, &b, DEFAULT_NOISE);
+        let c = compare(&a, &b, Some(DEFAULT_NOISE));
         assert_eq!(c[0].verdict, Verdict::WithinNoise, "{c:?}");
     }
 
     #[test]
     fn overheads_compare_with_the_same_threshold_and_identical_runs_show_no_change() {
         let run = |c: u64| vec![m("native", "syscall.getpid", tight(1000)), m("container", "syscall.getpid", tight(c))];
-        let same = compare_overheads(&run(1100), &run(1100), DEFAULT_NOISE);
+        let same = compare_overheads(&run(1100), &run(1100), Some(DEFAULT_NOISE));
         assert_eq!(same.len(), 1, "one non-native pair");
         assert_eq!(same[0].verdict, Verdict::NoChange);
         assert!((same[0].a_overhead - 1.1).abs() < 0.01 && (same[0].change - 1.0).abs() < 1e-9, "{same:?}");
-        let worse = compare_overheads(&run(1100), &run(1500), DEFAULT_NOISE);
+        let worse = compare_overheads(&run(1100), &run(1500), Some(DEFAULT_NOISE));
         assert_eq!(worse[0].verdict, Verdict::Regressed, "{worse:?}");
         assert!(overhead_table(&worse, "a", "b").contains("| container | syscall.getpid | 1.10× ±0.0"));
-        assert!(compare_overheads(&run(1100)[1..], &run(1100), DEFAULT_NOISE).is_empty(), "A has no native: no overhead");
+        assert!(compare_overheads(&run(1100)[1..], &run(1100), Some(DEFAULT_NOISE)).is_empty(), "A has no native: no overhead");
+    }
+
+    #[test]
+    fn measured_thresholds_judge_each_metric_and_identical_runs_show_no_change() {
+        // syscall.getpid varies by 46 % between identical runs here: 30 % is noise,
+        // 2× is not.
+        let a = [m("native", "syscall.getpid", tight(100_000))];
+        let c = compare(&a, &a, None);
+        assert_eq!((c[0].verdict, c[0].noise), (Verdict::NoChange, 0.46), "a folder against itself: {c:?}");
+        let c = compare(&a, &[m("native", "syscall.getpid", tight(130_000))], None);
+        assert_eq!(c[0].verdict, Verdict::WithinNoise, "{c:?}");
+        let c = compare(&a, &[m("native", "syscall.getpid", tight(200_000))], None);
+        assert_eq!(c[0].verdict, Verdict::Regressed, "{c:?}");
+        let mut c = compare(&a, &[m("native", "syscall.getpid", tight(200_000))], None);
+        not_judged(&mut c, &mut []);
+        assert_eq!(c[0].verdict, Verdict::NotJudged);
+        let mut same = compare(&a, &a, None);
+        not_judged(&mut same, &mut []);
+        assert_eq!(same[0].verdict, Verdict::NoChange, "a smoke run against itself is still no change");
+        assert!(regressions(&c, 0.05).is_empty(), "a smoke run fails nothing");
+        assert!(table(&c, "a", "b").contains("| ±46 % | not judged (smoke run) |"), "{}", table(&c, "a", "b"));
     }
 }

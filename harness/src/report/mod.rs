@@ -13,6 +13,7 @@ mod csv;
 pub mod format;
 pub mod html;
 pub mod merge;
+pub mod noise;
 pub mod phases;
 pub mod plot;
 pub mod section;

@@ -1,29 +1,49 @@
-//! Charts (plotters), each written as SVG and PNG at 900×500 px:
+//! Charts (plotters draws each as SVG; resvg rasterises that SVG into the
+//! PNG beside it, so both show one drawing with the text laid out by a real
+//! text engine):
 //!
-//! - `plots/<metric>.svg|png`: one bar per environment, p50 with a p10–p90
-//!   whisker, in the metric's unit; the environment labels carry the vm's
-//!   accelerator ("vm (emulated (TCG))").
+//! - `plots/<metric>.svg|png`: one horizontal bar per environment, p50 with
+//!   a p10–p90 whisker, in the metric's unit; the environment labels carry
+//!   the vm's accelerator ("vm (emulated (TCG))").
 //! - `plots/<metric>.percentiles.svg|png`: latency by percentile, one line per
 //!   environment, x on HdrHistogram's "nines" axis (p90, p99, p99.9, …).
 //! - `plots/storage-<metric>.svg|png`: for each fs.* metric, latency per
 //!   operation by percentile, one line per environment and storage path
 //!   (the legend, outside the plot, names both), µs on a log axis.
-//! - `plots/overhead.svg|png`: p50 ratio to native per metric and
-//!   environment, horizontal bars on a log axis growing from 1× (no
-//!   overhead); one row per metric × environment.
+//! - `plots/overhead.svg|png`: p50 cost ratio to native per metric and
+//!   environment with its 95 % interval, bars growing from 1× (no overhead);
+//!   on a log axis when the ratios span more than [`LOG_AXIS_SPREAD`], and
+//!   then `plots/overhead-near-native.svg|png` beside it: the environments
+//!   other than the vm on a linear axis, where their bars near 1× are not
+//!   slivers.
 //!
-//! Environment colours are fixed ([`env_color`]) so every chart agrees.
+//! The conventions every chart follows, here for the charts of every
+//! section (gnuplot's and matplotlib's defaults, made rules): ticks at
+//! 1-2-5 steps on linear axes and at 1, 2, 5 × 10ⁿ on log axes, labelled
+//! with no more decimals than the step needs ([`linear_ticks`],
+//! [`log_ticks`]); every value axis names its unit, its scale and which way
+//! is better ([`value_axis`], [`Better`]); the title names what is plotted
+//! and fits the width ([`titled`]); legends sit in a column beside the data,
+//! never over it ([`legend_column`]); category labels sit on the left of
+//! horizontal bars, in an area as wide as the longest, so none is clipped
+//! or overprinted. Environment colours are fixed ([`env_color`]) so every
+//! chart agrees. Draw a new chart with these and write it with
+//! [`write_chart`].
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, SegmentValue};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{register_font, FontStyle};
+use resvg::{tiny_skia, usvg};
 
 use crate::collect::{Measurement, Summary};
 use crate::results::startup::{StartupRow, StartupRun};
+use crate::results::write_atomic;
 use crate::workloads::Noop;
 
 use super::columns::{baseline_for, by_metric, env_order, is_baseline, split_env};
@@ -31,11 +51,13 @@ use super::format::num;
 use super::phases::Phases;
 use super::ReportError;
 
-/// Pixel size of every chart.
+/// Pixel size of every chart (the height grows with the rows of a chart
+/// that has many).
 pub const SIZE: (u32, u32) = (900, 500);
 
 /// TrueType fonts tried for chart text, in order (Debian's fonts-dejavu-core
-/// first; scripts/setup installs it).
+/// first; scripts/setup installs it). DejaVu Sans has µ, ×, ≈ and the
+/// arrows the titles use.
 pub const FONT_CANDIDATES: [&str; 4] = [
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
     "/usr/share/fonts/TTF/DejaVuSans.ttf",
@@ -45,6 +67,31 @@ pub const FONT_CANDIDATES: [&str; 4] = [
 
 const FONT: &str = "sans-serif";
 
+/// Font sizes, px: the title's largest, shrunk to fit the width down to
+/// its smallest; labels and axis descriptions.
+const TITLE_PX: f64 = 19.0;
+const TITLE_MIN_PX: f64 = 12.0;
+const LABEL_PX: f64 = 13.0;
+const AXIS_PX: f64 = 14.0;
+
+/// The font file's bytes, read once (`ISOBENCH_FONT`, else the first of
+/// [`FONT_CANDIDATES`] that exists).
+fn font_bytes() -> Result<&'static [u8], String> {
+    static BYTES: OnceLock<Result<&'static [u8], String>> = OnceLock::new();
+    BYTES
+        .get_or_init(|| {
+            let from_env = std::env::var("ISOBENCH_FONT").ok();
+            for path in from_env.iter().map(String::as_str).chain(FONT_CANDIDATES) {
+                if let Ok(bytes) = std::fs::read(path) {
+                    // plotters keeps registered fonts for the life of the process.
+                    return Ok(Box::leak(bytes.into_boxed_slice()));
+                }
+            }
+            Err("no TrueType font found: install fonts-dejavu-core (scripts/setup does) or set ISOBENCH_FONT".into())
+        })
+        .clone()
+}
+
 /// Registers the chart font with plotters (its `ab_glyph` text backend has no
 /// system font lookup). Every chart in the process needs it, criterion's own
 /// included, so the benches call this before criterion draws anything.
@@ -53,22 +100,262 @@ const FONT: &str = "sans-serif";
 pub fn ensure_font() -> Result<(), String> {
     static DONE: OnceLock<Result<(), String>> = OnceLock::new();
     DONE.get_or_init(|| {
-        let from_env = std::env::var("ISOBENCH_FONT").ok();
-        for path in from_env.iter().map(String::as_str).chain(FONT_CANDIDATES) {
-            if let Ok(bytes) = std::fs::read(path) {
-                // plotters keeps registered fonts for the life of the process.
-                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                for style in [FontStyle::Normal, FontStyle::Bold, FontStyle::Italic, FontStyle::Oblique] {
-                    for family in [FONT, "serif", "monospace"] {
-                        register_font(family, style, bytes).map_err(|_| format!("{path} is not a usable TrueType font"))?;
-                    }
-                }
-                return Ok(());
+        let bytes = font_bytes()?;
+        for style in [FontStyle::Normal, FontStyle::Bold, FontStyle::Italic, FontStyle::Oblique] {
+            for family in [FONT, "serif", "monospace"] {
+                register_font(family, style, bytes).map_err(|_| "the chart font is not a usable TrueType font".to_string())?;
             }
         }
-        Err("no TrueType font found: install fonts-dejavu-core (scripts/setup does) or set ISOBENCH_FONT".into())
+        Ok(())
     })
     .clone()
+}
+
+/// The font database resvg lays the SVG's text out with: the same font
+/// file, as every generic family.
+fn font_db() -> Result<Arc<usvg::fontdb::Database>, String> {
+    static DB: OnceLock<Result<Arc<usvg::fontdb::Database>, String>> = OnceLock::new();
+    DB.get_or_init(|| {
+        let mut db = usvg::fontdb::Database::new();
+        db.load_font_data(font_bytes()?.to_vec());
+        let family = db.faces().next().and_then(|f| f.families.first()).map(|f| f.0.clone()).ok_or("the chart font has no family name")?;
+        db.set_sans_serif_family(family.clone());
+        db.set_serif_family(family.clone());
+        db.set_monospace_family(family);
+        Ok(Arc::new(db))
+    })
+    .clone()
+}
+
+/// `svg` rasterised into a PNG of its own size.
+fn rasterise(svg: &str) -> Result<Vec<u8>, String> {
+    let opt = usvg::Options { fontdb: font_db()?, ..usvg::Options::default() };
+    let tree = usvg::Tree::from_str(svg, &opt).map_err(|e| format!("the SVG does not parse: {e}"))?;
+    let size = tree.size().to_int_size();
+    let mut pixmap = tiny_skia::Pixmap::new(size.width(), size.height()).ok_or("empty chart")?;
+    resvg::render(&tree, tiny_skia::Transform::default(), &mut pixmap.as_mut());
+    pixmap.encode_png().map_err(|e| e.to_string())
+}
+
+/// Which way a value axis reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Better {
+    /// Time, a cost ratio, a start: less is better.
+    Lower,
+    /// A rate, a throughput: more is better.
+    Higher,
+}
+
+impl Better {
+    pub fn words(self) -> &'static str {
+        match self {
+            Better::Lower => "lower is better",
+            Better::Higher => "higher is better",
+        }
+    }
+}
+
+/// The description of a value axis: what is read on it with its unit, its
+/// scale, and which way is better: "ns per operation (log scale) — lower is
+/// better".
+pub fn value_axis(what: &str, log: bool, better: Better) -> String {
+    format!("{what}{} — {}", if log { " (log scale)" } else { "" }, better.words())
+}
+
+/// One tick of an axis: where, and its label.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tick {
+    pub value: f64,
+    pub label: String,
+}
+
+/// `v` with no more decimals than a step of `step` needs and no trailing
+/// zeros: "0", "0.5", "20", "0.002"; never "0.000" or "-0".
+pub fn tick_label(v: f64, step: f64) -> String {
+    let d = if step >= 1.0 { 0 } else { (-step.log10() - 1e-9).ceil().max(0.0) as usize };
+    let s = format!("{v:.d$}");
+    let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.') } else { &s };
+    if s == "-0" {
+        return "0".into();
+    }
+    s.to_string()
+}
+
+/// Ticks of a linear axis over `lo..=hi` at a step of 1, 2 or 5 × 10ⁿ, at
+/// most `max` of them.
+pub fn linear_ticks(lo: f64, hi: f64, max: usize) -> Vec<Tick> {
+    let span = hi - lo;
+    if !(span > 0.0 && span.is_finite()) {
+        return vec![Tick { value: lo, label: tick_label(lo, lo.abs().max(1.0)) }];
+    }
+    let max = max.max(2) as f64;
+    let mag = 10f64.powf((span / max).log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0, 20.0].iter().map(|m| m * mag).find(|s| span / s <= max).unwrap_or(50.0 * mag);
+    let (first, last) = ((lo / step - 1e-9).ceil() as i64, (hi / step + 1e-9).floor() as i64);
+    (first..=last).map(|k| k as f64 * step).map(|v| Tick { value: v, label: tick_label(v, step) }).collect()
+}
+
+/// Ticks of a log axis over `lo..=hi` (both > 0): 1, 2 and 5 × 10ⁿ where at
+/// most `max` fit, else the powers of ten (every k-th where there are too
+/// many); a range narrower than that gets [`linear_ticks`].
+pub fn log_ticks(lo: f64, hi: f64, max: usize) -> Vec<Tick> {
+    if !(lo > 0.0 && hi > lo && hi.is_finite()) {
+        return linear_ticks(lo, hi, max);
+    }
+    let (a, b) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+    let within = |v: &f64| *v >= lo * (1.0 - 1e-9) && *v <= hi * (1.0 + 1e-9);
+    let tick = |v: f64| Tick { value: v, label: tick_label(v, v) };
+    for mantissas in [&[1.0, 2.0, 5.0][..], &[1.0][..]] {
+        let t: Vec<f64> = (a..=b).flat_map(|e| mantissas.iter().map(move |m| m * 10f64.powi(e))).filter(within).collect();
+        if t.len() <= max && t.len() >= 3 {
+            return t.into_iter().map(tick).collect();
+        }
+        if t.len() < 3 && mantissas.len() == 3 {
+            // Less than a 1-2-5 step apart: a linear axis's ticks read better.
+            return linear_ticks(lo, hi, max);
+        }
+    }
+    let every = ((b - a) as usize).div_ceil(max.max(1)).max(1);
+    (a..=b).step_by(every).map(|e| 10f64.powi(e)).filter(within).map(tick).collect()
+}
+
+/// A linear axis over f64 whose ticks are given ([`linear_ticks`]):
+/// plotters' own `with_key_points` over f64 has no value formatter to build
+/// a mesh with.
+pub struct Ticked {
+    range: RangedCoordf64,
+    ticks: Vec<f64>,
+}
+
+impl Ticked {
+    pub fn new(range: std::ops::Range<f64>, ticks: &[Tick]) -> Self {
+        Ticked { range: range.into(), ticks: ticks.iter().map(|t| t.value).collect() }
+    }
+}
+
+impl Ranged for Ticked {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.range.map(value, limit)
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        // Grid lines at the ticks only, no lighter ones between.
+        if hint.weight().allow_light_points() {
+            Vec::new()
+        } else {
+            self.ticks.clone()
+        }
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.range.range()
+    }
+}
+
+/// The label of the tick nearest `v` (plotters asks for the labels of the
+/// key points it was given, in its own arithmetic).
+fn label_at(ticks: &[Tick], v: f64, suffix: &str) -> String {
+    let near = ticks.iter().min_by(|a, b| (a.value - v).abs().total_cmp(&(b.value - v).abs()));
+    match near {
+        Some(t) if (t.value - v).abs() <= 1e-6 * t.value.abs().max(1e-12) => format!("{}{suffix}", t.label),
+        _ => String::new(),
+    }
+}
+
+/// The width in px of `text` at `px`, as the chart's font lays it out.
+fn text_width<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, text: &str, px: f64) -> u32 {
+    area.estimate_text_size(text, &TextStyle::from((FONT, px))).map(|s| s.0).unwrap_or((text.chars().count() as f64 * px * 0.6) as u32)
+}
+
+/// Fills `root` white and draws `title` across its top, in the largest size
+/// up to [`TITLE_PX`] that fits the width; returns the area below it.
+pub fn titled<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str) -> Result<DrawingArea<DB, Shift>, String> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let room = root.dim_in_pixel().0.saturating_sub(20);
+    let mut px = TITLE_PX;
+    while px > TITLE_MIN_PX && text_width(root, title, px) > room {
+        px -= 1.0;
+    }
+    root.titled(title, (FONT, px)).map_err(e)
+}
+
+/// What a legend entry shows beside its label.
+#[derive(Debug, Clone, Copy)]
+pub enum Mark {
+    /// A filled square (bars, segments).
+    Box,
+    /// A thick line (curves).
+    Line,
+}
+
+/// One legend entry.
+#[derive(Debug, Clone)]
+pub struct LegendEntry {
+    pub label: String,
+    pub color: RGBColor,
+    pub mark: Mark,
+}
+
+/// Splits `area` into the data's part and a legend column at its right,
+/// as wide as the longest label, and draws the legend there: never over
+/// the data. With no entries the whole area is the data's.
+pub fn legend_column<DB: DrawingBackend>(area: DrawingArea<DB, Shift>, entries: &[LegendEntry]) -> Result<DrawingArea<DB, Shift>, String> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    if entries.is_empty() {
+        return Ok(area);
+    }
+    let widest = entries.iter().map(|l| text_width(&area, &l.label, LABEL_PX)).max().unwrap_or(0);
+    let width = area.dim_in_pixel().0;
+    let column = (widest + 44).min(width / 2);
+    let (plot, legend) = area.split_horizontally(width - column);
+    let mut y = 40;
+    for l in entries {
+        match l.mark {
+            Mark::Box => legend.draw(&Rectangle::new([(8, y - 6), (22, y + 6)], l.color.filled())).map_err(e)?,
+            Mark::Line => legend.draw(&PathElement::new(vec![(6, y), (26, y)], l.color.stroke_width(3))).map_err(e)?,
+        }
+        legend.draw(&Text::new(l.label.clone(), (32, y), TextStyle::from((FONT, LABEL_PX)).pos(Pos::new(HPos::Left, VPos::Center)))).map_err(e)?;
+        y += 22;
+    }
+    Ok(plot)
+}
+
+/// Writes a chart as `<stem>.svg` and `<stem>.png` in `dir` (each to a
+/// temporary name, renamed: no half-written chart), drawn once by `draw` on
+/// an SVG of `size` and rasterised; adds both paths, relative to the run
+/// folder, to `out`.
+pub fn write_chart<F>(dir: &Path, stem: &str, size: (u32, u32), out: &mut Vec<PathBuf>, draw: F) -> Result<(), ReportError>
+where
+    F: FnOnce(DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), String>,
+{
+    let svg_path = dir.join(format!("{stem}.svg"));
+    let png_path = dir.join(format!("{stem}.png"));
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        draw(root).map_err(|message| ReportError::Plot { path: svg_path.clone(), message })?;
+    }
+    let png = rasterise(&svg).map_err(|message| ReportError::Plot { path: png_path.clone(), message })?;
+    // A chart that cannot be written (a full file system) is a chart's
+    // failure, named as such.
+    let written = |path: &Path, bytes: &[u8]| {
+        write_atomic(path, bytes).map_err(|e| ReportError::Plot {
+            path: path.to_path_buf(),
+            message: match e {
+                crate::results::ResultsError::Io { source, .. } => source.to_string(),
+                other => other.to_string(),
+            },
+        })
+    };
+    written(&svg_path, svg.as_bytes())?;
+    written(&png_path, &png)?;
+    out.push(PathBuf::from("plots").join(format!("{stem}.svg")));
+    out.push(PathBuf::from("plots").join(format!("{stem}.png")));
+    Ok(())
 }
 
 /// The colour of an environment in every chart.
@@ -87,82 +374,122 @@ fn last_slot(n: usize) -> usize {
     n.saturating_sub(1).max(1)
 }
 
-struct Bar {
-    env: String,
-    label: String,
-    p10: f64,
-    p50: f64,
-    p90: f64,
+/// One bar: a centre value with a whisker.
+pub struct Bar {
+    pub env: String,
+    pub label: String,
+    /// Whisker's ends and the bar's value.
+    pub p10: f64,
+    pub p50: f64,
+    pub p90: f64,
 }
 
 /// Environments whose p50s differ by more than this factor are drawn on a
 /// log axis, so native's bar stays visible beside an emulated guest's.
 pub const LOG_AXIS_SPREAD: f64 = 20.0;
 
-fn draw_metric<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, unit: &str, rate: bool, bars: &[Bar]) -> Result<(), String> {
-    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
-    root.fill(&WHITE).map_err(e)?;
-    let n = bars.len();
-    let positive = |v: f64| v.max(f64::MIN_POSITIVE);
-    let (pmin, pmax) = bars.iter().fold((f64::MAX, 0f64), |(lo, hi), b| (lo.min(b.p50), hi.max(b.p50)));
-    let log = pmin > 0.0 && pmax / pmin > LOG_AXIS_SPREAD;
-    // On a log axis the drawing works in log10 space on a linear axis and the
-    // labels print 10^y: one code path for both scales.
-    let tf = |v: f64| if log { positive(v).log10() } else { v };
-    let top = bars.iter().map(|b| b.p10.max(b.p90).max(b.p50)).fold(0.0, f64::max);
-    let (y0, y1) = if log {
-        let low = bars.iter().map(|b| b.p10.min(b.p90).min(b.p50)).fold(f64::MAX, f64::min);
-        (positive(low).log10().floor(), tf(top) + 0.3)
+/// Height of a horizontal bar chart of `rows` rows, px.
+fn rows_height(rows: usize, per_row: u32) -> u32 {
+    (110 + rows as u32 * per_row).max(SIZE.1)
+}
+
+/// A horizontal bar chart: one row per bar, its label on the left.
+struct BarChart<'a> {
+    title: &'a str,
+    /// What the value axis reads, with its unit ("ns per operation").
+    what: &'a str,
+    better: Better,
+    bars: &'a [Bar],
+    /// The text beside a bar, from its value.
+    value: &'a dyn Fn(f64) -> String,
+    /// Appended to the tick labels ("×" on a ratio axis).
+    tick_suffix: &'a str,
+    /// A vertical reference line (1× on a ratio axis).
+    reference: Option<f64>,
+    /// Log axis; else linear from 0.
+    log: bool,
+}
+
+/// The value-axis range in drawing space (log10 of the value on a log
+/// axis) that holds `low..=top` and leaves `label_px` of `plot_px` free
+/// at the right of `top` for a value label.
+fn value_range(low: f64, top: f64, log: bool, label_px: u32, plot_px: u32) -> (f64, f64) {
+    let free = (f64::from(label_px) / f64::from(plot_px.max(1))).min(0.6);
+    if log {
+        let x0 = low.max(f64::MIN_POSITIVE).log10().floor();
+        let t = top.max(f64::MIN_POSITIVE).log10().max(x0 + 0.5);
+        (x0, x0 + (t - x0) / (1.0 - free))
     } else {
-        (0.0, positive(top) * 1.2)
-    };
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, (FONT, 22))
+        let t = if top > 0.0 { top } else { 1.0 };
+        (0.0, t / (1.0 - free) * 1.02)
+    }
+}
+
+fn draw_bars<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, c: &BarChart<'_>) -> Result<(), String> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let area = titled(&root, c.title)?;
+    let n = c.bars.len();
+    let label_area = c.bars.iter().map(|b| text_width(&area, &b.label, LABEL_PX)).max().unwrap_or(0) + 16;
+    let value_px = c.bars.iter().map(|b| text_width(&area, &(c.value)(b.p50), LABEL_PX)).max().unwrap_or(0) + 14;
+    let plot_px = area.dim_in_pixel().0.saturating_sub(label_area + 30);
+    let positive = |v: f64| v.max(f64::MIN_POSITIVE);
+    let tf = |v: f64| if c.log { positive(v).log10() } else { v };
+    let top = c.bars.iter().map(|b| b.p10.max(b.p90).max(b.p50)).fold(0.0, f64::max).max(c.reference.unwrap_or(0.0));
+    let low = c.bars.iter().map(|b| b.p10.min(b.p90).min(b.p50)).fold(f64::MAX, f64::min).min(c.reference.unwrap_or(f64::MAX));
+    let (x0, x1) = value_range(low, top, c.log, value_px, plot_px);
+    let ticks = if c.log { log_ticks(10f64.powf(x0), 10f64.powf(x1), 10) } else { linear_ticks(x0, x1, 8) };
+    let key: Vec<Tick> = ticks.iter().map(|t| Tick { value: tf(t.value), label: t.label.clone() }).collect();
+    let mut chart = ChartBuilder::on(&area)
         .margin(15)
-        .x_label_area_size(40)
-        .y_label_area_size(80)
-        .build_cartesian_2d((0..last_slot(n)).into_segmented(), y0..y1)
+        .margin_top(5)
+        .x_label_area_size(50)
+        .y_label_area_size(label_area)
+        .build_cartesian_2d(Ticked::new(x0..x1, &key), (0..last_slot(n)).into_segmented())
         .map_err(e)?;
-    let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
-    let scale = if log { " (log scale)" } else { "" };
+    let labels: Vec<String> = c.bars.iter().map(|b| b.label.clone()).collect();
+    let row = |i: usize| n - 1 - i;
     chart
         .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(n.max(1))
-        .x_label_formatter(&|v| match v {
-            SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
+        .disable_y_mesh()
+        .y_labels(n.max(1))
+        .y_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) if *i < n => labels[row(*i)].clone(),
             _ => String::new(),
         })
-        .y_label_formatter(&|y| if log { num(10f64.powf(*y)) } else { num(*y) })
-        .y_desc(if rate {
-            format!("{unit}{scale} (bar p50, whisker p10–p90 of per-sample rate)")
-        } else {
-            format!("{unit} per operation{scale} (bar p50, whisker p10–p90)")
-        })
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 14))
+        .x_label_formatter(&|x| label_at(&ticks, if c.log { 10f64.powf(*x) } else { *x }, c.tick_suffix))
+        .x_desc(value_axis(c.what, c.log, c.better))
+        .label_style((FONT, LABEL_PX))
+        .axis_desc_style((FONT, AXIS_PX))
         .draw()
         .map_err(e)?;
     chart
-        .draw_series(bars.iter().enumerate().map(|(i, b)| {
-            let mut r = Rectangle::new([(SegmentValue::Exact(i), y0), (SegmentValue::Exact(i + 1), tf(b.p50))], env_color(&b.env).mix(0.85).filled());
-            r.set_margin(0, 0, 25, 25);
+        .draw_series(c.bars.iter().enumerate().map(|(i, b)| {
+            let mut r = Rectangle::new(
+                [(x0, SegmentValue::Exact(row(i))), (tf(b.p50), SegmentValue::Exact(row(i) + 1))],
+                env_color(&b.env).mix(0.85).filled(),
+            );
+            r.set_margin(8, 8, 0, 0);
             r
         }))
         .map_err(e)?;
     chart
-        .draw_series(bars.iter().enumerate().map(|(i, b)| {
-            PathElement::new(vec![(SegmentValue::CenterOf(i), tf(b.p10)), (SegmentValue::CenterOf(i), tf(b.p90))], BLACK.stroke_width(2))
+        .draw_series(c.bars.iter().enumerate().map(|(i, b)| {
+            PathElement::new(vec![(tf(b.p10), SegmentValue::CenterOf(row(i))), (tf(b.p90), SegmentValue::CenterOf(row(i)))], BLACK.stroke_width(2))
         }))
         .map_err(e)?;
+    if let Some(r) = c.reference {
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(tf(r), SegmentValue::Exact(0)), (tf(r), SegmentValue::Exact(last_slot(n) + 1))],
+                BLACK.stroke_width(1),
+            )))
+            .map_err(e)?;
+    }
     chart
-        .draw_series(bars.iter().enumerate().map(|(i, b)| {
-            let above = tf(b.p10.max(b.p90).max(b.p50));
-            Text::new(
-                format!("{} {unit}", num(b.p50)),
-                (SegmentValue::CenterOf(i), if log { above + 0.05 } else { above * 1.02 }),
-                TextStyle::from((FONT, 14)).pos(Pos::new(HPos::Center, VPos::Bottom)),
-            )
+        .draw_series(c.bars.iter().enumerate().map(|(i, b)| {
+            let end = tf(b.p10.max(b.p90).max(b.p50));
+            EmptyElement::at((end, SegmentValue::CenterOf(row(i))))
+                + Text::new((c.value)(b.p50), (6, 0), TextStyle::from((FONT, LABEL_PX)).pos(Pos::new(HPos::Left, VPos::Center)))
         }))
         .map_err(e)?;
     root.present().map_err(e)
@@ -179,14 +506,23 @@ pub fn per_namespace(dir: &Path, run: &StartupRun) -> Result<Vec<PathBuf>, Repor
         run.rows.iter().map(|r| Bar { env: "container".into(), label: r.label.clone(), p10: q(r, 0.1), p50: q(r, 0.5), p90: q(r, 0.9) }).collect();
     let mut out = Vec::new();
     let (name, title) = match run.noop {
-        Noop::Static => ("start-per-namespace", "isobench launcher: start → exit by namespace (ms)"),
-        Noop::Nolibc => ("start-per-namespace-nolibc", "isobench launcher: start → exit by namespace, nolibc no-op (ms)"),
+        Noop::Static => ("start-per-namespace", "isobench launcher: start → exit of a no-op, by namespace set (p50, whisker p10–p90)"),
+        Noop::Nolibc => {
+            ("start-per-namespace-nolibc", "isobench launcher: start → exit of the nolibc no-op, by namespace set (p50, whisker p10–p90)")
+        }
     };
-    both(dir, name, &mut out, |svg, png| match (svg, png) {
-        (Some(p), _) => draw_metric(SVGBackend::new(p, SIZE).into_drawing_area(), title, "ms", false, &bars),
-        (_, Some(p)) => draw_metric(BitMapBackend::new(p, SIZE).into_drawing_area(), title, "ms", false, &bars),
-        _ => Ok(()),
-    })?;
+    let value = |v: f64| format!("{} ms", num(v));
+    let chart = BarChart {
+        title,
+        what: "ms from start to exit",
+        better: Better::Lower,
+        bars: &bars,
+        value: &value,
+        tick_suffix: "",
+        reference: None,
+        log: false,
+    };
+    write_chart(dir, name, (SIZE.0, rows_height(bars.len(), 36)), &mut out, |root| draw_bars(root, &chart))?;
     Ok(out)
 }
 
@@ -210,52 +546,47 @@ fn curve(m: &Measurement) -> Curve {
     Curve { env: m.env.clone(), label: m.env_label.clone(), points }
 }
 
+/// The percentile axis's ticks: the minimum, the median, p90, p99, ….
+fn nines_ticks() -> Vec<Tick> {
+    let mut t = vec![Tick { value: 0.0, label: "min".into() }, Tick { value: 2f64.log10(), label: "p50".into() }];
+    for k in 1..=MAX_NINES as i32 {
+        let p = 100.0 * (1.0 - 10f64.powi(-k));
+        t.push(Tick { value: f64::from(k), label: format!("p{}", format!("{p:.4}").trim_end_matches('0').trim_end_matches('.')) });
+    }
+    t
+}
+
 fn draw_percentiles<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, unit: &str, curves: &[Curve]) -> Result<(), String> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
-    root.fill(&WHITE).map_err(e)?;
+    let area = titled(&root, title)?;
+    let legend: Vec<LegendEntry> =
+        curves.iter().map(|c| LegendEntry { label: c.label.clone(), color: env_color(&c.env), mark: Mark::Line }).collect();
+    let plot = legend_column(area, &legend)?;
     let all = curves.iter().flat_map(|c| c.points.iter().map(|p| p.1)).filter(|v| *v > 0.0);
     let (lo, hi) = all.fold((f64::MAX, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
     let (lo, hi) = if hi > 0.0 { (lo / 1.3, hi * 1.3) } else { (0.1, 1.0) };
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, (FONT, 20))
+    let yt = log_ticks(lo, hi, 10);
+    let xt = nines_ticks();
+    let mut chart = ChartBuilder::on(&plot)
         .margin(15)
-        .x_label_area_size(40)
+        .margin_top(5)
+        .x_label_area_size(50)
         .y_label_area_size(80)
-        .build_cartesian_2d(0f64..MAX_NINES, (lo..hi).log_scale())
+        .build_cartesian_2d(Ticked::new(0f64..MAX_NINES, &xt), (lo..hi).log_scale().with_key_points(yt.iter().map(|t| t.value).collect()))
         .map_err(e)?;
     chart
         .configure_mesh()
-        .x_labels(5)
-        .x_label_formatter(&|x| {
-            let p = 100.0 * (1.0 - 10f64.powf(-x));
-            if p < 99.0 {
-                format!("p{p:.0}")
-            } else {
-                format!("p{}", format!("{p:.4}").trim_end_matches('0').trim_end_matches('.'))
-            }
-        })
-        .x_desc("percentile (log scale of nines)")
-        .y_desc(format!("{unit} per operation (log scale)"))
-        .label_style((FONT, 13))
-        .axis_desc_style((FONT, 14))
+        .x_label_formatter(&|x| label_at(&xt, *x, ""))
+        .y_label_formatter(&|y| label_at(&yt, *y, ""))
+        .x_desc("percentile (log scale of nines: p90, p99, p99.9, …)")
+        .y_desc(value_axis(&format!("{unit} per operation"), true, Better::Lower))
+        .label_style((FONT, LABEL_PX))
+        .axis_desc_style((FONT, AXIS_PX))
         .draw()
         .map_err(e)?;
     for c in curves {
-        let color = env_color(&c.env);
-        chart
-            .draw_series(LineSeries::new(c.points.iter().copied(), color.stroke_width(2)))
-            .map_err(e)?
-            .label(c.label.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(3)));
+        chart.draw_series(LineSeries::new(c.points.iter().copied(), env_color(&c.env).stroke_width(2))).map_err(e)?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .label_font((FONT, 14))
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(e)?;
     root.present().map_err(e)
 }
 
@@ -273,9 +604,9 @@ const PHASE_COLORS: [RGBColor; 9] = [
 ];
 
 /// Caption of the vm's boot-phase chart.
-const BOOT_PHASES_CAPTION: &str = "boot phases (host-measured medians, ms from QEMU start)";
+const BOOT_PHASES_CAPTION: &str = "vm boot phases: host-measured medians, ms from QEMU's start to the agent's ready line";
 /// Caption of the container's start-phase chart.
-const CONTAINER_PHASES_CAPTION: &str = "container start phases (host-measured medians, ms from the start asked)";
+const CONTAINER_PHASES_CAPTION: &str = "container start phases: host-measured medians, ms from the start asked to the agent's ready line";
 
 /// The container's start phases ([`crate::report::phases::container_from_run`])
 /// as `container-start-phases.svg`/`.png` in `dir`; nothing without phases.
@@ -287,26 +618,35 @@ pub fn container_phases(dir: &Path, phases: &[Phases]) -> Result<Vec<PathBuf>, R
     ensure_font().map_err(|message| ReportError::Plot { path: dir.to_path_buf(), message })?;
     std::fs::create_dir_all(dir).map_err(|source| ReportError::Io { path: dir.to_path_buf(), source })?;
     let height = 320 + 70 * phases.len() as u32;
-    both(dir, "container-start-phases", &mut out, |svg, png| match (svg, png) {
-        (Some(p), _) => draw_phases(SVGBackend::new(p, (SIZE.0, height)).into_drawing_area(), CONTAINER_PHASES_CAPTION, phases),
-        (_, Some(p)) => draw_phases(BitMapBackend::new(p, (SIZE.0, height)).into_drawing_area(), CONTAINER_PHASES_CAPTION, phases),
-        _ => Ok(()),
-    })?;
+    write_chart(dir, "container-start-phases", (SIZE.0, height), &mut out, |root| draw_phases(root, CONTAINER_PHASES_CAPTION, phases))?;
     Ok(out)
 }
 
 fn draw_phases<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, caption: &str, phases: &[Phases]) -> Result<(), String> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
-    root.fill(&WHITE).map_err(e)?;
+    let area = titled(&root, caption)?;
+    let names: Vec<&str> = phases.iter().flat_map(|p| p.segments.iter().map(|s| s.0)).fold(Vec::new(), |mut v, n| {
+        if !v.contains(&n) {
+            v.push(n);
+        }
+        v
+    });
+    let legend: Vec<LegendEntry> = names
+        .iter()
+        .enumerate()
+        .map(|(k, n)| LegendEntry { label: n.to_string(), color: PHASE_COLORS[k % PHASE_COLORS.len()], mark: Mark::Box })
+        .collect();
+    let plot = legend_column(area, &legend)?;
     let total = phases.iter().map(|p| p.segments.iter().map(|s| s.1).sum::<f64>()).fold(0.0, f64::max).max(1.0);
     let n = phases.len();
-    let mut chart = ChartBuilder::on(&root)
-        .caption(caption, (FONT, 20))
+    let label_area = phases.iter().map(|p| text_width(&plot, &p.label, LABEL_PX)).max().unwrap_or(0) + 16;
+    let ticks = linear_ticks(0.0, total * 1.05, 8);
+    let mut chart = ChartBuilder::on(&plot)
         .margin(15)
-        .x_label_area_size(40)
-        .y_label_area_size(170)
-        // One slot more than bars: the top one holds the legend.
-        .build_cartesian_2d(0f64..total * 1.05, (0..n).into_segmented())
+        .margin_top(5)
+        .x_label_area_size(50)
+        .y_label_area_size(label_area)
+        .build_cartesian_2d(Ticked::new(0f64..total * 1.05, &ticks), (0..last_slot(n)).into_segmented())
         .map_err(e)?;
     let labels: Vec<String> = phases.iter().map(|p| p.label.clone()).collect();
     chart
@@ -317,17 +657,12 @@ fn draw_phases<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, caption: &str, 
             SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
             _ => String::new(),
         })
-        .x_desc("ms")
-        .label_style((FONT, 13))
-        .axis_desc_style((FONT, 14))
+        .x_label_formatter(&|x| label_at(&ticks, *x, ""))
+        .x_desc(value_axis("ms since the start was asked", false, Better::Lower))
+        .label_style((FONT, LABEL_PX))
+        .axis_desc_style((FONT, AXIS_PX))
         .draw()
         .map_err(e)?;
-    let names: Vec<&str> = phases.iter().flat_map(|p| p.segments.iter().map(|s| s.0)).fold(Vec::new(), |mut v, n| {
-        if !v.contains(&n) {
-            v.push(n);
-        }
-        v
-    });
     for (k, name) in names.iter().enumerate() {
         let color = PHASE_COLORS[k % PHASE_COLORS.len()];
         let rects: Vec<_> = phases
@@ -345,135 +680,146 @@ fn draw_phases<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, caption: &str, 
                 r.set_margin(12, 12, 0, 0);
                 r
             }))
-            .map_err(e)?
-            .label(name.to_string())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled()));
+            .map_err(e)?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .label_font((FONT, 13))
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(e)?;
     root.present().map_err(e)
 }
 
+/// One metric's overheads: (env, label, ratio, 95 % interval low, high).
 struct Group {
     metric: String,
-    /// (env, label, ratio)
-    ratios: Vec<(String, String, f64)>,
+    ratios: Vec<(String, String, f64, f64, f64)>,
 }
 
 /// Height of the overhead chart: one row per metric × environment.
 fn overhead_height(groups: &[Group]) -> u32 {
     let k = groups.iter().map(|g| g.ratios.len()).max().unwrap_or(1) as u32;
-    (120 + groups.len() as u32 * (k + 1) * 16).max(SIZE.1)
+    (140 + groups.len() as u32 * (k + 1) * 16).max(SIZE.1)
 }
 
-fn draw_overhead<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, groups: &[Group]) -> Result<(), String> {
+/// Whether the overheads span more than [`LOG_AXIS_SPREAD`] (an emulated
+/// vm beside a container near 1×): then the overview is drawn on a log
+/// axis, with a linear companion for the rest.
+fn overhead_needs_log(groups: &[Group]) -> bool {
+    let all = groups.iter().flat_map(|g| g.ratios.iter().map(|r| r.2)).filter(|r| *r > 0.0);
+    let (lo, hi) = all.fold((1.0f64, 1.0f64), |(lo, hi), r| (lo.min(r), hi.max(r)));
+    hi / lo > LOG_AXIS_SPREAD
+}
+
+fn draw_overhead<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, groups: &[Group], log: bool) -> Result<(), String> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
-    root.fill(&WHITE).map_err(e)?;
+    let area = titled(&root, title)?;
     let mut envs: Vec<(String, String)> = Vec::new();
     for g in groups {
-        for (env, label, _) in &g.ratios {
+        for (env, label, ..) in &g.ratios {
             if !envs.iter().any(|(x, _)| x == env) {
                 envs.push((env.clone(), label.clone()));
             }
         }
     }
     envs.sort_by_key(|(e, _)| env_order(e));
+    let legend: Vec<LegendEntry> =
+        envs.iter().map(|(env, label)| LegendEntry { label: label.clone(), color: env_color(env), mark: Mark::Box }).collect();
+    let plot = legend_column(area, &legend)?;
     let k = envs.len().max(1);
     // Metrics top to bottom in catalogue order: row 0 is at the bottom.
     let slots = groups.len() * (k + 1);
     let row = |gi: usize, j: usize| slots - 1 - (gi * (k + 1) + j);
-    let all = groups.iter().flat_map(|g| g.ratios.iter().map(|r| r.2));
+    // The axis holds the ratios; an interval reaching past it (a smoke
+    // run's few samples) is cut at its end rather than squeezing the bars.
+    let all = groups.iter().flat_map(|g| g.ratios.iter().map(|r| r.2)).filter(|r| *r > 0.0);
     let (lo, hi) = all.fold((1.0f64, 1.0f64), |(lo, hi), r| (lo.min(r), hi.max(r)));
-    let (lo, hi) = ((lo / 1.5).min(0.5), (hi * 1.5).max(2.0));
-    let caption = match envs.iter().find(|(e, _)| split_env(e).0 == "vm") {
-        Some((_, label)) => format!("overhead vs native (p50 ratio, log scale) — {label}"),
-        None => "overhead vs native (p50 ratio, log scale)".to_string(),
+    let (lo, hi, ticks) = if log {
+        let (lo, hi) = ((lo / 2.0).min(0.8), (hi * 2.0).max(2.0));
+        (lo, hi, log_ticks(lo, hi, 10))
+    } else {
+        let hi = (hi * 1.3).max(1.5);
+        (0.0, hi, linear_ticks(0.0, hi, 8))
     };
-    let mut chart = ChartBuilder::on(&root)
-        .caption(caption, (FONT, 20))
-        .margin(15)
-        .x_label_area_size(40)
-        .y_label_area_size(170)
-        .build_cartesian_2d((lo..hi).log_scale(), (0..last_slot(slots)).into_segmented())
-        .map_err(e)?;
-    let names: Vec<String> = groups.iter().map(|g| g.metric.clone()).collect();
-    chart
-        .configure_mesh()
-        .disable_y_mesh()
-        .y_labels(slots.max(1))
-        .y_label_formatter(&|v| match v {
-            SegmentValue::CenterOf(i) if *i < slots => {
-                let from_top = slots - 1 - i;
-                if from_top % (k + 1) == k / 2 {
-                    names.get(from_top / (k + 1)).cloned().unwrap_or_default()
-                } else {
-                    String::new()
-                }
+    let clamp = |v: f64| v.clamp(lo.max(f64::MIN_POSITIVE), hi);
+    let label_area = groups.iter().map(|g| text_width(&plot, &g.metric, LABEL_PX)).max().unwrap_or(0) + 16;
+    let key: Vec<f64> = ticks.iter().map(|t| t.value).collect();
+    let desc = value_axis("p50 cost ratio, × native (1× = no overhead)", log, Better::Lower);
+    let mut builder = ChartBuilder::on(&plot);
+    builder.margin(15).margin_top(5).x_label_area_size(50).y_label_area_size(label_area);
+    // The two scales are two coordinate types: one drawing for both.
+    macro_rules! draw {
+        ($x:expr) => {{
+            let mut chart = builder.build_cartesian_2d($x, (0..last_slot(slots)).into_segmented()).map_err(e)?;
+            let names: Vec<String> = groups.iter().map(|g| g.metric.clone()).collect();
+            chart
+                .configure_mesh()
+                .disable_y_mesh()
+                .y_labels(slots.max(1))
+                .y_label_formatter(&|v| match v {
+                    SegmentValue::CenterOf(i) if *i < slots => {
+                        let from_top = slots - 1 - i;
+                        if from_top % (k + 1) == k / 2 {
+                            names.get(from_top / (k + 1)).cloned().unwrap_or_default()
+                        } else {
+                            String::new()
+                        }
+                    }
+                    _ => String::new(),
+                })
+                .x_desc(desc.clone())
+                .x_label_formatter(&|v| label_at(&ticks, *v, "×"))
+                .label_style((FONT, LABEL_PX))
+                .axis_desc_style((FONT, AXIS_PX))
+                .draw()
+                .map_err(e)?;
+            let from = if log { 1.0 } else { 0.0 };
+            for (j, (env, _)) in envs.iter().enumerate() {
+                let color = env_color(env);
+                let bars: Vec<_> = groups
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(gi, g)| g.ratios.iter().find(|r| &r.0 == env).map(|r| (row(gi, j), r.2, r.3, r.4)))
+                    .collect();
+                chart
+                    .draw_series(bars.iter().map(|&(slot, r, _, _)| {
+                        let mut rect =
+                            Rectangle::new([(from, SegmentValue::Exact(slot)), (r, SegmentValue::Exact(slot + 1))], color.mix(0.85).filled());
+                        rect.set_margin(1, 1, 0, 0);
+                        rect
+                    }))
+                    .map_err(e)?;
+                chart
+                    .draw_series(bars.iter().filter(|b| b.2 > 0.0).map(|&(slot, _, l, h)| {
+                        PathElement::new(
+                            vec![(clamp(l), SegmentValue::CenterOf(slot)), (clamp(h), SegmentValue::CenterOf(slot))],
+                            BLACK.stroke_width(1),
+                        )
+                    }))
+                    .map_err(e)?;
             }
-            _ => String::new(),
-        })
-        .x_desc("× native (1 = no overhead; < 1 = faster than native)")
-        .x_label_formatter(&|v| format!("{v:.2}×"))
-        .label_style((FONT, 13))
-        .axis_desc_style((FONT, 14))
-        .draw()
-        .map_err(e)?;
-    for (j, (env, label)) in envs.iter().enumerate() {
-        let color = env_color(env);
-        let bars: Vec<_> = groups.iter().enumerate().filter_map(|(gi, g)| g.ratios.iter().find(|r| &r.0 == env).map(|r| (row(gi, j), r.2))).collect();
-        chart
-            .draw_series(bars.into_iter().map(move |(slot, r)| {
-                let mut rect = Rectangle::new([(1.0, SegmentValue::Exact(slot)), (r, SegmentValue::Exact(slot + 1))], color.mix(0.85).filled());
-                rect.set_margin(1, 1, 0, 0);
-                rect
-            }))
-            .map_err(e)?
-            .label(label.clone())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled()));
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(1.0, SegmentValue::Exact(0)), (1.0, SegmentValue::Exact(last_slot(slots) + 1))],
+                    BLACK.stroke_width(1),
+                )))
+                .map_err(e)?;
+        }};
     }
-    chart
-        .draw_series(std::iter::once(PathElement::new(
-            vec![(1.0, SegmentValue::Exact(0)), (1.0, SegmentValue::Exact(last_slot(slots)))],
-            BLACK.stroke_width(1),
-        )))
-        .map_err(e)?;
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .label_font((FONT, 14))
-        .position(SeriesLabelPosition::LowerLeft)
-        .draw()
-        .map_err(e)?;
+    if log {
+        draw!((lo..hi).log_scale().with_key_points(key));
+    } else {
+        draw!(Ticked::new(lo..hi, &ticks));
+    }
     root.present().map_err(e)
 }
 
-fn both<F>(dir: &Path, stem: &str, out: &mut Vec<PathBuf>, draw: F) -> Result<(), ReportError>
-where
-    F: Fn(Option<&Path>, Option<&Path>) -> Result<(), String>,
-{
-    for ext in ["svg", "png"] {
-        let final_path = dir.join(format!("{stem}.{ext}"));
-        // Drawn to a temporary name, then renamed: no half-written chart.
-        let tmp = dir.join(format!(".tmp-{stem}.{ext}"));
-        let res = if ext == "svg" { draw(Some(&tmp), None) } else { draw(None, Some(&tmp)) };
-        let res = res
-            .map_err(|message| ReportError::Plot { path: final_path.clone(), message })
-            .and_then(|()| std::fs::rename(&tmp, &final_path).map_err(|source| ReportError::Io { path: final_path.clone(), source }));
-        if let Err(e) = res {
-            // A full file system leaves a truncated temporary: never keep it.
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-        out.push(PathBuf::from("plots").join(format!("{stem}.{ext}")));
+/// The overview's title, naming what is plotted and, when a vm is among
+/// them, its accelerator.
+fn overhead_title(groups: &[Group], near_native: bool) -> String {
+    let vm = groups.iter().flat_map(|g| g.ratios.iter()).find(|r| split_env(&r.0).0 == "vm").map(|r| r.1.clone());
+    // "vm (emulated (TCG))" → "emulated (TCG)".
+    let how = |label: &str| label.strip_prefix("vm (").and_then(|l| l.strip_suffix(')')).map(str::to_string).unwrap_or_else(|| label.to_string());
+    match (near_native, vm) {
+        (true, _) => format!("overhead near native: p50 cost ratio to native, whisker 95 % interval (environments within {NEAR_NATIVE}× of native)"),
+        (false, Some(vm)) => format!("overhead: p50 cost ratio to native, whisker 95 % interval (vm: {})", how(&vm)),
+        (false, None) => "overhead: p50 cost ratio to native, whisker 95 % interval".into(),
     }
-    Ok(())
 }
 
 /// Draws every chart for `ms` into `dir`; returns their paths relative to the
@@ -496,56 +842,73 @@ pub fn render_all(dir: &Path, ms: &[Measurement], phases: &[Phases]) -> Result<V
                 p90: Summary::quantile(m, 0.90),
             })
             .collect();
-        // The vm's accelerator belongs on every figure that shows a vm bar.
-        let vm_note: Vec<&str> = bars.iter().filter(|b| split_env(&b.env).0 == "vm").map(|b| b.label.as_str()).collect();
-        let title = if vm_note.is_empty() { format!("{name} ({unit})") } else { format!("{name} ({unit}) — {}", vm_note.join(", ")) };
-        both(dir, name, &mut out, |svg, png| match (svg, png) {
-            (Some(p), _) => draw_metric(SVGBackend::new(p, SIZE).into_drawing_area(), &title, unit, rate, &bars),
-            (_, Some(p)) => draw_metric(BitMapBackend::new(p, SIZE).into_drawing_area(), &title, unit, rate, &bars),
-            _ => Ok(()),
-        })?;
+        let (pmin, pmax) = bars.iter().fold((f64::MAX, 0f64), |(lo, hi), b| (lo.min(b.p50), hi.max(b.p50)));
+        let log = pmin > 0.0 && pmax / pmin > LOG_AXIS_SPREAD;
+        let (title, what, better) = if rate {
+            (format!("{name}: {unit} by environment (bar p50, whisker p10–p90 of the per-sample rate)"), unit.to_string(), Better::Higher)
+        } else {
+            (format!("{name}: {unit} per operation by environment (bar p50, whisker p10–p90)"), format!("{unit} per operation"), Better::Lower)
+        };
+        let value = |v: f64| format!("{} {unit}", num(v));
+        let chart = BarChart { title: &title, what: &what, better, bars: &bars, value: &value, tick_suffix: "", reference: None, log };
+        write_chart(dir, name, (SIZE.0, rows_height(bars.len(), 44)), &mut out, |root| draw_bars(root, &chart))?;
         // Latency distributions as HdrHistogram percentile curves (rates have
         // no meaningful tail plot of this kind).
         if !rate {
             let curves: Vec<Curve> = group.iter().filter(|m| m.histogram.len() >= 10).map(|m| curve(m)).collect();
             if !curves.is_empty() {
-                let title = format!("{name}: latency by percentile");
-                both(dir, &format!("{name}.percentiles"), &mut out, |svg, png| match (svg, png) {
-                    (Some(p), _) => draw_percentiles(SVGBackend::new(p, SIZE).into_drawing_area(), &title, unit, &curves),
-                    (_, Some(p)) => draw_percentiles(BitMapBackend::new(p, SIZE).into_drawing_area(), &title, unit, &curves),
-                    _ => Ok(()),
-                })?;
+                let title = format!("{name}: {unit} per operation by percentile, one line per environment");
+                write_chart(dir, &format!("{name}.percentiles"), SIZE, &mut out, |root| draw_percentiles(root, &title, unit, &curves))?;
             }
         }
         let ratios: Vec<_> = group
             .iter()
             .filter(|m| !is_baseline(&m.env))
-            .filter_map(|m| baseline_for(&group, m).and_then(|b| m.cost_ratio(b, 0.5)).map(|r| (m.env.clone(), m.env_label.clone(), r)))
+            .filter_map(|m| {
+                let b = baseline_for(&group, m)?;
+                let r = m.cost_ratio(b, 0.5)?;
+                let (lo, hi) = m.cost_ratio_ci95(b).unwrap_or((0.0, 0.0));
+                Some((m.env.clone(), m.env_label.clone(), r, lo, hi))
+            })
             .collect();
         if !ratios.is_empty() {
             groups.push(Group { metric: name.to_string(), ratios });
         }
     }
     if !phases.is_empty() {
-        both(dir, "boot-phases", &mut out, |svg, png| match (svg, png) {
-            (Some(p), _) => {
-                draw_phases(SVGBackend::new(p, (SIZE.0, 260 + 70 * phases.len() as u32)).into_drawing_area(), BOOT_PHASES_CAPTION, phases)
-            }
-            (_, Some(p)) => {
-                draw_phases(BitMapBackend::new(p, (SIZE.0, 260 + 70 * phases.len() as u32)).into_drawing_area(), BOOT_PHASES_CAPTION, phases)
-            }
-            _ => Ok(()),
-        })?;
+        let height = 260 + 70 * phases.len() as u32;
+        write_chart(dir, "boot-phases", (SIZE.0, height), &mut out, |root| draw_phases(root, BOOT_PHASES_CAPTION, phases))?;
     }
     if !groups.is_empty() {
-        both(dir, "overhead", &mut out, |svg, png| match (svg, png) {
-            (Some(p), _) => draw_overhead(SVGBackend::new(p, (SIZE.0, overhead_height(&groups))).into_drawing_area(), &groups),
-            (_, Some(p)) => draw_overhead(BitMapBackend::new(p, (SIZE.0, overhead_height(&groups))).into_drawing_area(), &groups),
-            _ => Ok(()),
-        })?;
+        let log = overhead_needs_log(&groups);
+        let title = overhead_title(&groups, false);
+        write_chart(dir, "overhead", (SIZE.0, overhead_height(&groups)), &mut out, |root| draw_overhead(root, &title, &groups, log))?;
+        if log {
+            // Beside the log chart: the environments near 1×, on a linear
+            // axis where their bars are not slivers.
+            let far =
+                |env: &str| groups.iter().flat_map(|g| g.ratios.iter()).any(|r| r.0 == env && !(1.0 / NEAR_NATIVE..=NEAR_NATIVE).contains(&r.2));
+            let near: Vec<Group> = groups
+                .iter()
+                .map(|g| Group { metric: g.metric.clone(), ratios: g.ratios.iter().filter(|r| !far(&r.0)).cloned().collect() })
+                .filter(|g| !g.ratios.is_empty())
+                .collect();
+            let some_far = groups.iter().flat_map(|g| g.ratios.iter()).any(|r| far(&r.0));
+            if some_far && !near.is_empty() {
+                let title = overhead_title(&near, true);
+                write_chart(dir, NEAR_NATIVE_PLOT, (SIZE.0, overhead_height(&near)), &mut out, |root| draw_overhead(root, &title, &near, false))?;
+            }
+        }
     }
     Ok(out)
 }
+
+/// Stem of the linear companion of the overview chart.
+pub const NEAR_NATIVE_PLOT: &str = "overhead-near-native";
+
+/// The linear companion holds the environments whose every ratio lies
+/// within this factor of 1× (a container, most peers; not an emulated vm).
+pub const NEAR_NATIVE: f64 = 5.0;
 
 /// `plots/layers-<metric>.svg|png` for every metric of an `isobench
 /// layers` run: each layer's cost as a ratio to `bare` (bar: the median of
@@ -566,70 +929,21 @@ pub fn layers(dir: &Path, run: &crate::results::layers::LayersRun) -> Result<Vec
         if bars.is_empty() {
             continue;
         }
-        let title = format!("{}: each layer's cost, × bare (median of {} rounds, 95 % interval)", m.metric, run.rounds);
-        both(dir, &format!("layers-{}", m.metric), &mut out, |svg, png| match (svg, png) {
-            (Some(p), _) => draw_ratios(SVGBackend::new(p, SIZE).into_drawing_area(), &title, &bars),
-            (_, Some(p)) => draw_ratios(BitMapBackend::new(p, SIZE).into_drawing_area(), &title, &bars),
-            _ => Ok(()),
-        })?;
+        let title = format!("{}: each layer's cost, × bare (bar median of {} rounds, whisker 95 % interval)", m.metric, run.rounds);
+        let value = |v: f64| format!("{}× bare", num(v));
+        let chart = BarChart {
+            title: &title,
+            what: "cost ratio, × bare (1× = the layer costs nothing)",
+            better: Better::Lower,
+            bars: &bars,
+            value: &value,
+            tick_suffix: "×",
+            reference: Some(1.0),
+            log: false,
+        };
+        write_chart(dir, &format!("layers-{}", m.metric), (SIZE.0, rows_height(bars.len(), 44)), &mut out, |root| draw_bars(root, &chart))?;
     }
     Ok(out)
-}
-
-fn draw_ratios<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, bars: &[Bar]) -> Result<(), String> {
-    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
-    root.fill(&WHITE).map_err(e)?;
-    let n = bars.len();
-    let top = bars.iter().map(|b| b.p90.max(b.p50)).fold(1.0, f64::max) * 1.15;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, (FONT, 16))
-        .margin(15)
-        .x_label_area_size(40)
-        .y_label_area_size(80)
-        .build_cartesian_2d((0..last_slot(n)).into_segmented(), 0f64..top)
-        .map_err(e)?;
-    let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(n.max(1))
-        .x_label_formatter(&|v| match v {
-            SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
-            _ => String::new(),
-        })
-        .y_label_formatter(&|y| num(*y))
-        .y_desc("× bare (bar median, whisker 95 % interval)")
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 14))
-        .draw()
-        .map_err(e)?;
-    chart
-        .draw_series(bars.iter().enumerate().map(|(i, b)| {
-            let mut r = Rectangle::new([(SegmentValue::Exact(i), 0.0), (SegmentValue::Exact(i + 1), b.p50)], env_color(&b.env).mix(0.85).filled());
-            r.set_margin(0, 0, 25, 25);
-            r
-        }))
-        .map_err(e)?;
-    chart
-        .draw_series(
-            bars.iter()
-                .enumerate()
-                .map(|(i, b)| PathElement::new(vec![(SegmentValue::CenterOf(i), b.p10), (SegmentValue::CenterOf(i), b.p90)], BLACK.stroke_width(2))),
-        )
-        .map_err(e)?;
-    chart
-        .draw_series(std::iter::once(PathElement::new(vec![(SegmentValue::Exact(0), 1.0), (SegmentValue::Last, 1.0)], RED.stroke_width(1))))
-        .map_err(e)?;
-    chart
-        .draw_series(bars.iter().enumerate().map(|(i, b)| {
-            Text::new(
-                format!("{}×", num(b.p50)),
-                (SegmentValue::CenterOf(i), b.p90.max(b.p50) * 1.02),
-                TextStyle::from((FONT, 14)).pos(Pos::new(HPos::Center, VPos::Bottom)),
-            )
-        }))
-        .map_err(e)?;
-    root.present().map_err(e)
 }
 
 /// `plots/density-start-latency.svg|png` and `plots/density-throughput.svg|png`
@@ -655,36 +969,22 @@ pub fn density(dir: &Path, run: &crate::results::density::DensityRun) -> Result<
         return Ok(out);
     }
     let latency = [(p50, false), (p99, true)];
-    both(dir, DENSITY_LATENCY_PLOT, &mut out, |svg, png| match (svg, png) {
-        (Some(p), _) => draw_by_concurrency(
-            SVGBackend::new(p, SIZE).into_drawing_area(),
-            "start latency to agent-ready (ms): p50 solid, p99 thin ×",
-            "ms (log scale), lower is better",
+    write_chart(dir, DENSITY_LATENCY_PLOT, SIZE, &mut out, |root| {
+        draw_by_concurrency(
+            root,
+            "start storms: ms from asked to agent-ready per instance, by concurrency (p50 solid, p99 thin ×)",
+            &value_axis("ms to agent-ready", true, Better::Lower),
             &latency,
-        ),
-        (_, Some(p)) => draw_by_concurrency(
-            BitMapBackend::new(p, SIZE).into_drawing_area(),
-            "start latency to agent-ready (ms): p50 solid, p99 thin ×",
-            "ms (log scale), lower is better",
-            &latency,
-        ),
-        _ => Ok(()),
+        )
     })?;
     let rate = [(rate, false)];
-    both(dir, DENSITY_THROUGHPUT_PLOT, &mut out, |svg, png| match (svg, png) {
-        (Some(p), _) => draw_by_concurrency(
-            SVGBackend::new(p, SIZE).into_drawing_area(),
-            "start storm throughput (instances ready per second)",
-            "instances/s (log scale), higher is better",
+    write_chart(dir, DENSITY_THROUGHPUT_PLOT, SIZE, &mut out, |root| {
+        draw_by_concurrency(
+            root,
+            "start storms: instances ready per second, by concurrency",
+            &value_axis("instances ready per second", true, Better::Higher),
             &rate,
-        ),
-        (_, Some(p)) => draw_by_concurrency(
-            BitMapBackend::new(p, SIZE).into_drawing_area(),
-            "start storm throughput (instances ready per second)",
-            "instances/s (log scale), higher is better",
-            &rate,
-        ),
-        _ => Ok(()),
+        )
     })?;
     Ok(out)
 }
@@ -746,12 +1046,8 @@ pub fn storage(dir: &Path, ms: &[Measurement]) -> Result<Vec<PathBuf>, ReportErr
         }
         ensure_font().map_err(|message| ReportError::Plot { path: dir.to_path_buf(), message })?;
         std::fs::create_dir_all(dir).map_err(|source| ReportError::Io { path: dir.to_path_buf(), source })?;
-        let title = format!("{name}: latency per operation by percentile");
-        both(dir, &format!("storage-{name}"), &mut out, |svg, png| match (svg, png) {
-            (Some(p), _) => draw_storage(SVGBackend::new(p, SIZE).into_drawing_area(), &title, &curves),
-            (_, Some(p)) => draw_storage(BitMapBackend::new(p, SIZE).into_drawing_area(), &title, &curves),
-            _ => Ok(()),
-        })?;
+        let title = format!("{name}: µs per operation by percentile, one line per environment and storage path");
+        write_chart(dir, &format!("storage-{name}"), SIZE, &mut out, |root| draw_storage(root, &title, &curves))?;
     }
     Ok(out)
 }
@@ -773,34 +1069,28 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
 
 fn draw_storage<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, curves: &[StorageCurve]) -> Result<(), String> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
-    root.fill(&WHITE).map_err(e)?;
-    let root = root.titled(title, (FONT, 20)).map_err(e)?;
-    let (plot, legend) = root.split_horizontally(SIZE.0 - STORAGE_LEGEND_WIDTH);
+    let area = titled(&root, title)?;
+    let (plot, legend) = area.split_horizontally(SIZE.0 - STORAGE_LEGEND_WIDTH);
     let all = curves.iter().flat_map(|c| c.points.iter().map(|p| p.1)).filter(|v| *v > 0.0);
     let (lo, hi) = all.fold((f64::MAX, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
     let (lo, hi) = if hi > 0.0 { (lo / 1.3, hi * 1.3) } else { (0.1, 1.0) };
+    let yt = log_ticks(lo, hi, 10);
+    let xt = nines_ticks();
     let mut chart = ChartBuilder::on(&plot)
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0f64..MAX_NINES, (lo..hi).log_scale())
+        .margin(15)
+        .margin_top(5)
+        .x_label_area_size(50)
+        .y_label_area_size(80)
+        .build_cartesian_2d(Ticked::new(0f64..MAX_NINES, &xt), (lo..hi).log_scale().with_key_points(yt.iter().map(|t| t.value).collect()))
         .map_err(e)?;
     chart
         .configure_mesh()
-        .x_labels(5)
-        .x_label_formatter(&|x| {
-            let p = 100.0 * (1.0 - 10f64.powf(-x));
-            if p < 99.0 {
-                format!("p{p:.0}")
-            } else {
-                format!("p{}", format!("{p:.4}").trim_end_matches('0').trim_end_matches('.'))
-            }
-        })
-        .y_label_formatter(&|v| num(*v))
-        .x_desc("percentile (1 − 1/x, log scale)")
-        .y_desc("µs per operation (log; lower is better)")
-        .label_style((FONT, 13))
-        .axis_desc_style((FONT, 14))
+        .x_label_formatter(&|x| label_at(&xt, *x, ""))
+        .y_label_formatter(&|y| label_at(&yt, *y, ""))
+        .x_desc("percentile (log scale of nines: p90, p99, p99.9, …)")
+        .y_desc(value_axis("µs per operation", true, Better::Lower))
+        .label_style((FONT, LABEL_PX))
+        .axis_desc_style((FONT, AXIS_PX))
         .draw()
         .map_err(e)?;
     for (i, c) in curves.iter().enumerate() {
@@ -838,10 +1128,6 @@ fn peer_color(env: &str) -> RGBColor {
 /// member says whether it is drawn thin with crosses (the p99s).
 type ConcurrencyLines = Vec<(String, String, Vec<(f64, f64)>)>;
 
-/// The density charts' legend column, px: the longest label
-/// (`crun (default, cgroups disabled)`) at 13 px.
-const LEGEND_WIDTH: u32 = 300;
-
 fn draw_by_concurrency<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     title: &str,
@@ -849,27 +1135,43 @@ fn draw_by_concurrency<DB: DrawingBackend>(
     groups: &[(ConcurrencyLines, bool)],
 ) -> Result<(), String> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
-    root.fill(&WHITE).map_err(e)?;
-    // The legend beside the plot, never over a point.
-    let (plot, legend) = root.split_horizontally(root.dim_in_pixel().0.saturating_sub(LEGEND_WIDTH));
+    let area = titled(&root, title)?;
+    let mut legend: Vec<LegendEntry> = groups
+        .iter()
+        .take(1)
+        .flat_map(|(lines, _)| lines.iter().map(|(env, label, _)| LegendEntry { label: label.clone(), color: peer_color(env), mark: Mark::Line }))
+        .collect();
+    if groups.iter().any(|(_, thin)| *thin) {
+        legend.push(LegendEntry { label: "thin, ×: p99".into(), color: BLACK, mark: Mark::Line });
+    }
+    let plot = legend_column(area, &legend)?;
     let points = groups.iter().flat_map(|(g, _)| g.iter().flat_map(|(_, _, p)| p.iter().copied())).filter(|p| p.1 > 0.0);
     let (xmax, ylo, yhi) = points.fold((1f64, f64::MAX, 0f64), |(x, lo, hi), p| (x.max(p.0), lo.min(p.1), hi.max(p.1)));
     let (ylo, yhi) = if yhi > 0.0 { (ylo / 1.5, yhi * 1.5) } else { (0.1, 1.0) };
+    // The concurrencies measured are the x ticks.
+    let mut xs: Vec<f64> = groups.iter().flat_map(|(g, _)| g.iter().flat_map(|(_, _, p)| p.iter().map(|p| p.0))).collect();
+    xs.sort_by(f64::total_cmp);
+    xs.dedup();
+    let xt: Vec<Tick> = xs.iter().map(|&x| Tick { value: x, label: tick_label(x, 1.0) }).collect();
+    let yt = log_ticks(ylo, yhi, 10);
     let mut chart = ChartBuilder::on(&plot)
-        .caption(title, (FONT, 18))
         .margin(15)
-        .x_label_area_size(40)
+        .margin_top(5)
+        .x_label_area_size(50)
         .y_label_area_size(80)
-        .build_cartesian_2d((0.8f64..xmax * 1.25).log_scale(), (ylo..yhi).log_scale())
+        .build_cartesian_2d(
+            (0.8f64..xmax * 1.25).log_scale().with_key_points(xs.clone()),
+            (ylo..yhi).log_scale().with_key_points(yt.iter().map(|t| t.value).collect()),
+        )
         .map_err(e)?;
     chart
         .configure_mesh()
-        .x_desc("concurrency C (starts in flight, log scale)")
+        .x_desc("concurrency C: starts in flight (log scale)")
         .y_desc(y_desc)
-        .x_label_formatter(&|x| if (x - x.round()).abs() < 1e-9 { format!("{x:.0}") } else { String::new() })
-        .y_label_formatter(&|y| num(*y))
-        .label_style((FONT, 13))
-        .axis_desc_style((FONT, 14))
+        .x_label_formatter(&|x| label_at(&xt, *x, ""))
+        .y_label_formatter(&|y| label_at(&yt, *y, ""))
+        .label_style((FONT, LABEL_PX))
+        .axis_desc_style((FONT, AXIS_PX))
         .draw()
         .map_err(e)?;
     for (lines, thin) in groups {
@@ -884,18 +1186,6 @@ fn draw_by_concurrency<DB: DrawingBackend>(
                 chart.draw_series(pts.iter().map(|&p| Cross::new(p, 5, color.stroke_width(2)))).map_err(e)?;
             }
         }
-    }
-    let mut y = 60;
-    for (lines, _) in groups.iter().take(1) {
-        for (env, label, _) in lines {
-            let color = peer_color(env);
-            legend.draw(&PathElement::new(vec![(8, y), (28, y)], color.stroke_width(3))).map_err(e)?;
-            legend.draw(&Text::new(label.clone(), (34, y - 7), (FONT, 13))).map_err(e)?;
-            y += 22;
-        }
-    }
-    if groups.iter().any(|(_, thin)| *thin) {
-        legend.draw(&Text::new("thin ×: p99", (8, y + 4), (FONT, 13))).map_err(e)?;
     }
     root.present().map_err(e)
 }
@@ -920,39 +1210,101 @@ mod tests {
             .collect()
     }
 
+    fn labels(t: &[Tick]) -> Vec<&str> {
+        t.iter().map(|t| t.label.as_str()).collect()
+    }
+
     #[test]
-    fn every_chart_renders_with_its_title_and_series() {
+    fn linear_ticks_step_by_one_two_five_with_the_decimals_the_step_needs() {
+        assert_eq!(labels(&linear_ticks(0.0, 11.0, 8)), ["0", "2", "4", "6", "8", "10"]);
+        assert_eq!(labels(&linear_ticks(0.0, 1.3, 8)), ["0", "0.2", "0.4", "0.6", "0.8", "1", "1.2"]);
+        assert_eq!(labels(&linear_ticks(0.0, 0.012, 8)), ["0", "0.002", "0.004", "0.006", "0.008", "0.01", "0.012"]);
+        assert_eq!(labels(&linear_ticks(0.0, 4700.0, 8)), ["0", "1000", "2000", "3000", "4000"]);
+        assert_eq!(labels(&linear_ticks(0.0, 1250.0, 6)), ["0", "500", "1000"]);
+    }
+
+    #[test]
+    fn log_ticks_are_one_two_five_per_decade_or_powers_of_ten() {
+        assert_eq!(labels(&log_ticks(1.0, 1000.0, 10)), ["1", "2", "5", "10", "20", "50", "100", "200", "500", "1000"]);
+        assert_eq!(labels(&log_ticks(0.5, 5000.0, 10)), ["1", "10", "100", "1000"], "too many for 1-2-5: powers of ten");
+        assert_eq!(labels(&log_ticks(0.05, 12.0, 10)), ["0.05", "0.1", "0.2", "0.5", "1", "2", "5", "10"]);
+        assert_eq!(labels(&log_ticks(1.0, 1e9, 5)), ["1", "100", "10000", "1000000", "100000000"], "every other decade");
+        // Narrower than a 1-2-5 step: linear ticks, never 3.162.
+        assert_eq!(labels(&log_ticks(2.1, 4.6, 8)), ["2.5", "3", "3.5", "4", "4.5"]);
+    }
+
+    #[test]
+    fn value_axes_name_their_scale_and_direction() {
+        assert_eq!(value_axis("ns per operation", true, Better::Lower), "ns per operation (log scale) — lower is better");
+        assert_eq!(value_axis("GiB/s", false, Better::Higher), "GiB/s — higher is better");
+    }
+
+    #[test]
+    fn every_chart_renders_with_its_title_axis_and_direction() {
         let d = tempfile::tempdir().unwrap();
         let ms = vec![
             m("native", "native", "syscall.getpid", 100),
             m("container", "container", "syscall.getpid", 100),
             m("vm", "vm (emulated (TCG))", "syscall.getpid", 5_000),
             m("native", "native", "net.tcp_stream", 10_000),
+            m("container", "container", "net.tcp_stream", 10_500),
             m("vm", "vm (emulated (TCG))", "net.tcp_stream", 90_000),
         ];
         let plots = render_all(d.path(), &ms, &[]).unwrap();
         let names: Vec<String> = plots.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
-        for want in
-            ["syscall.getpid.svg", "syscall.getpid.png", "syscall.getpid.percentiles.svg", "net.tcp_stream.svg", "overhead.svg", "overhead.png"]
-        {
+        for want in [
+            "syscall.getpid.svg",
+            "syscall.getpid.png",
+            "syscall.getpid.percentiles.svg",
+            "net.tcp_stream.svg",
+            "overhead.svg",
+            "overhead.png",
+            "overhead-near-native.svg",
+            "overhead-near-native.png",
+        ] {
             assert!(names.iter().any(|n| n == want), "{want} not drawn: {names:?}");
         }
         assert!(!names.iter().any(|n| n == "net.tcp_stream.percentiles.svg"), "no percentile curve for a rate");
         for p in &plots {
             let path = d.path().join(p.strip_prefix("plots").unwrap());
-            let len = std::fs::metadata(&path).unwrap().len();
-            assert!(len > 1000, "{} is {len} bytes", path.display());
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(bytes.len() > 1000, "{} is {} bytes", path.display(), bytes.len());
+            if path.extension().is_some_and(|e| e == "png") {
+                assert_eq!(&bytes[1..4], b"PNG", "{} is a PNG", path.display());
+            }
         }
         let svg = |n: &str| texts(&std::fs::read_to_string(d.path().join(n)).unwrap());
         let bars = svg("syscall.getpid.svg");
-        assert!(bars.iter().any(|t| t.starts_with("syscall.getpid (ns)") && t.contains("emulated (TCG)")), "title names the accelerator: {bars:?}");
+        assert!(bars.iter().any(|t| t.starts_with("syscall.getpid: ns per operation")), "title names what is plotted: {bars:?}");
         for label in ["native", "container", "vm (emulated (TCG))"] {
             assert!(bars.iter().any(|t| t == label), "no bar labelled {label}: {bars:?}");
         }
-        assert!(bars.iter().any(|t| t.contains("log scale")), "50× apart: log axis: {bars:?}");
+        assert!(bars.iter().any(|t| t == "ns per operation (log scale) — lower is better"), "50× apart: log axis: {bars:?}");
+        let rate = svg("net.tcp_stream.svg");
+        assert!(rate.iter().any(|t| t.contains("Gbit/s") && t.ends_with("higher is better")), "{rate:?}");
         let curves = svg("syscall.getpid.percentiles.svg");
         assert!(curves.iter().any(|t| t == "vm (emulated (TCG))") && curves.iter().any(|t| t == "p99"), "{curves:?}");
         let overhead = svg("overhead.svg");
         assert!(overhead.iter().any(|t| t == "container") && overhead.iter().any(|t| t == "net.tcp_stream"), "{overhead:?}");
+        assert!(overhead.iter().any(|t| t.contains("(log scale) — lower is better")), "{overhead:?}");
+        let near = svg("overhead-near-native.svg");
+        assert!(near.iter().any(|t| t == "container") && !near.iter().any(|t| t.contains("TCG")), "no vm on the linear chart: {near:?}");
+        assert!(near.iter().any(|t| t == "p50 cost ratio, × native (1× = no overhead) — lower is better"), "linear: {near:?}");
+    }
+
+    #[test]
+    fn the_png_is_the_svg_rasterised() {
+        ensure_font().unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let mut out = Vec::new();
+        write_chart(d.path(), "t", (200, 100), &mut out, |root| {
+            let area = titled(&root, "µs × 2")?;
+            area.present().map_err(|e| e.to_string())
+        })
+        .unwrap();
+        let png = std::fs::read(d.path().join("t.png")).unwrap();
+        // The IHDR chunk: width and height, big-endian, at bytes 16..24.
+        assert_eq!((&png[16..20], &png[20..24]), (&200u32.to_be_bytes()[..], &100u32.to_be_bytes()[..]));
+        assert_eq!(out, [PathBuf::from("plots/t.svg"), PathBuf::from("plots/t.png")]);
     }
 }

@@ -157,6 +157,10 @@ pub struct Parameters {
     /// in command.json).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<super::command::CommandParameters>,
+    /// `--budget`: the time the run was planned to fit, s (its bound per
+    /// measurement is `max_ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_s: Option<u64>,
     /// Keys this version does not know, kept as they were.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
@@ -170,7 +174,8 @@ impl Parameters {
                 *slot = v;
             }
         }
-        let Parameters { driver, accel, criterion, criterion_report, envs, iterations, max_ms, metrics, pin, quick, command, other } = newer;
+        let Parameters { driver, accel, criterion, criterion_report, envs, iterations, max_ms, metrics, pin, quick, command, budget_s, other } =
+            newer;
         set(&mut self.driver, driver);
         set(&mut self.accel, accel);
         set(&mut self.criterion, criterion);
@@ -182,6 +187,7 @@ impl Parameters {
         set(&mut self.pin, pin);
         set(&mut self.quick, quick);
         set(&mut self.command, command);
+        set(&mut self.budget_s, budget_s);
         self.other.extend(other);
     }
 }

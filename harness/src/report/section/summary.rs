@@ -9,8 +9,10 @@ use isobench_workloads::catalog::Family;
 
 use crate::collect::Measurement;
 use crate::report::columns::{baseline_for, by_metric, columns, is_baseline, split_env};
-use crate::report::compare::{judge, Verdict, DEFAULT_NOISE};
+use crate::report::compare::{judge_measured, Verdict};
 use crate::report::format::{num, percent, ratio, ratio_ci_percent};
+use crate::report::noise;
+use crate::report::plot::{NEAR_NATIVE, NEAR_NATIVE_PLOT};
 use crate::report::ReportError;
 
 use super::caveats::interference_mark;
@@ -76,7 +78,7 @@ impl Section for Summary {
                                 // One marker per cell: the sanity flag, else the
                                 // significance against native (median CIs apart and
                                 // beyond noise); a smoke run has neither.
-                                let sig = match judge(b, m, DEFAULT_NOISE) {
+                                let sig = match judge_measured(b, m) {
                                     _ if quick => "",
                                     _ if !flag.is_empty() => flag,
                                     Some((_, Verdict::Regressed | Verdict::Improved)) => " *",
@@ -106,8 +108,9 @@ impl Section for Summary {
             match quick {
                 true => "A smoke run (`--quick`) carries no significance marks: do not quote it.".to_string(),
                 false => format!(
-                    "`*` significant: the 95 % confidence intervals of the two medians do not overlap (distribution-free, from the order statistics at ranks n/2 ± 1.96·√n/2) and the difference exceeds {}; `≈` within noise.",
-                    percent(DEFAULT_NOISE)
+                    "`*` significant: the 95 % confidence intervals of the two medians do not overlap (distribution-free, from the order statistics at ranks n/2 ± 1.96·√n/2) and the difference exceeds the metric's noise threshold ({}: {}); `≈` within noise.",
+                    thresholds(ms),
+                    noise::SOURCE
                 ),
             }
         );
@@ -131,15 +134,47 @@ impl Section for Summary {
     }
 }
 
-/// `## Overhead at a glance`: the overhead chart, when it was drawn.
+/// The noise thresholds of the metrics in `ms`, as "syscall 33–46 %, ipc
+/// 23–32 %" (per family, the range over its metrics).
+fn thresholds(ms: &[Measurement]) -> String {
+    let mut out = Vec::new();
+    for family in Family::ALL {
+        let t: Vec<f64> = by_metric(ms)
+            .values()
+            .filter(|g| g[0].metric.family == family && g.len() > 1)
+            .filter_map(|g| {
+                let b = g.iter().find(|m| is_baseline(&m.env))?;
+                g.iter().filter(|m| !is_baseline(&m.env)).map(|m| noise::threshold(b, m)).reduce(f64::max)
+            })
+            .collect();
+        let (lo, hi) = t.iter().fold((f64::MAX, 0f64), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+        match t.len() {
+            0 => {}
+            _ if (hi - lo).abs() < 0.005 => out.push(format!("{family} {}", percent(hi))),
+            _ => out.push(format!("{family} {}–{}", percent(lo).trim_end_matches(" %"), percent(hi))),
+        }
+    }
+    out.join(", ")
+}
+
+/// `## Overhead at a glance`: the overhead chart, when it was drawn, and
+/// its linear companion for the environments near 1× when the overview is
+/// on a log axis.
 pub struct OverheadChart;
 
 impl Section for OverheadChart {
     fn markdown(&self, cx: &Context<'_>) -> Result<String, ReportError> {
-        Ok(match cx.plots.iter().any(|p| p.file_stem().is_some_and(|s| s == "overhead")) {
-            true => "## Overhead at a glance\n\n![overhead](plots/overhead.svg)\n\n".into(),
-            false => String::new(),
-        })
+        if cx.svg("overhead").is_none() {
+            return Ok(String::new());
+        }
+        let mut o = String::from("## Overhead at a glance\n\n![overhead](plots/overhead.svg)\n\n");
+        if cx.svg(NEAR_NATIVE_PLOT).is_some() {
+            let _ = writeln!(
+                o,
+                "The environments within {NEAR_NATIVE}× of native, on a linear axis, where figures near 1× can be told apart:\n\n![overhead near native](plots/{NEAR_NATIVE_PLOT}.svg)\n"
+            );
+        }
+        Ok(o)
     }
 }
 

@@ -119,6 +119,13 @@ impl Section for Verdict {
         let mut o = String::from("## Verdict\n\n");
         if quick {
             o.push_str("**Smoke run (`--quick`) — do not quote.** Few iterations per metric: the figures show that every path works, not what it costs; no significance marks are given.\n\n");
+        } else if let Some(p) = cx.run.parameters.as_ref().filter(|p| p.budget_s.is_some()) {
+            let budget = crate::budget::words(std::time::Duration::from_secs(p.budget_s.unwrap_or(0)));
+            let bound = p.max_ms.map_or(String::new(), |ms| format!(", each measurement bounded to {ms} ms"));
+            let _ = writeln!(
+                o,
+                "**Time-budgeted run (`--budget {budget}`{bound}):** fewer samples than the full job, so wider intervals; the figures are measurements, quotable with the intervals shown.\n"
+            );
         }
         let overheads = overheads(ms);
         let families: Vec<Family> = Family::ALL.into_iter().filter(|f| overheads.iter().any(|(_, _, fs)| fs.iter().any(|(g, _)| g == f))).collect();
@@ -179,7 +186,9 @@ impl Section for Verdict {
         if ms.iter().any(|m| m.env_label.contains("TCG")) {
             caveats.push(
                 "the vm column is emulation (TCG): QEMU interpreted the guest's CPU because this host offers no usable hardware virtualization, \
-                 so its ratios measure an emulator, not a hypervisor; a KVM guest costs far less"
+                 so its ratios measure an emulator, not a hypervisor. This project has no KVM figures of its own yet; under KVM what stays \
+                 inside the guest (system calls, IPC, compute) runs on the CPU itself and what leaves it (the start, virtio I/O across the \
+                 boundary and to its disk) exits to the hypervisor: see Caveats for which metric is which"
                     .to_string(),
             );
         }
