@@ -44,7 +44,7 @@ pub const LOG_FILE: &str = "server.log";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("{app}: {NOT_SUPPORTED}{binary} is not in this environment's files (the {package} package: natively scripts/setup installs it; a container needs --rootfs debian --image-packages {packages})", packages = super::packages())]
+    #[error("{app}: {NOT_SUPPORTED}: {binary} is not in this environment's files (the {package} package: natively scripts/setup installs it; a container needs --rootfs debian --image-packages {packages})", packages = super::packages())]
     Missing { app: App, binary: &'static str, package: &'static str },
     #[error("{app}: {context}: {source}")]
     Io {
