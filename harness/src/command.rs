@@ -26,7 +26,7 @@ use crate::report::ReportError;
 use crate::results::command::{CommandEnv, CommandParameters, CommandResult, CommandRun, Verdict, HOST_CLOCK, INSIDE_CLOCK};
 use crate::results::run::Parameters;
 use crate::results::{ResultsError, RunDir};
-use crate::runner::{record_env, record_host, record_metadata, record_skip, signal_name, Event};
+use crate::runner::{close_run, record_env, record_host, record_metadata, record_skip, Event};
 
 /// Timed runs per environment by default: hyperfine's minimum.
 pub const DEFAULT_RUNS: u32 = 10;
@@ -284,18 +284,8 @@ pub fn measure(
     if outcome.interrupted {
         outcome.run.interrupted = true;
         out.save_command(&outcome.run)?;
-        let by = signal_name(interrupted.load(Ordering::SeqCst));
-        out.update_run(|run| {
-            run.interrupted = true;
-            run.interrupted_by = by;
-        })?;
     }
-    out.update_run(|run| {
-        run.in_progress = false;
-        if let Some(part) = run.runs.last_mut() {
-            part.finished_utc = Some(crate::results::rfc3339_now());
-        }
-    })?;
+    close_run(out, outcome.interrupted.then(|| interrupted.load(Ordering::SeqCst)))?;
     outcome.report = Some(crate::report::render(out)?);
     Ok(outcome)
 }

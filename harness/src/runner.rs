@@ -510,11 +510,19 @@ pub fn execute(
     if interrupted.load(Ordering::SeqCst) != 0 {
         outcome.interrupted = true;
     }
-    if outcome.interrupted {
-        let by = signal_name(interrupted.load(Ordering::SeqCst));
+    let by = outcome.interrupted.then(|| interrupted.load(Ordering::SeqCst));
+    close_run(out, by)?;
+    outcome.report = Some(crate::report::render(out)?);
+    Ok(outcome)
+}
+
+/// Marks the run's part finished in run.json, and the run interrupted by
+/// signal `by` when it was (`isobench run` and `run --command`).
+pub fn close_run(out: &RunDir, by: Option<usize>) -> Result<(), ResultsError> {
+    if let Some(n) = by {
         out.update_run(|run| {
             run.interrupted = true;
-            run.interrupted_by = by;
+            run.interrupted_by = signal_name(n);
         })?;
     }
     out.update_run(|run| {
@@ -522,9 +530,7 @@ pub fn execute(
         if let Some(part) = run.runs.last_mut() {
             part.finished_utc = Some(crate::results::rfc3339_now());
         }
-    })?;
-    outcome.report = Some(crate::report::render(out)?);
-    Ok(outcome)
+    })
 }
 
 /// ", budget: 2m10s left" for a run under `--budget` (nothing otherwise;

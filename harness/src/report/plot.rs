@@ -562,12 +562,21 @@ fn draw_percentiles<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &st
     let legend: Vec<LegendEntry> =
         curves.iter().map(|c| LegendEntry { label: c.label.clone(), color: env_color(&c.env), mark: Mark::Line }).collect();
     let plot = legend_column(area, &legend)?;
-    let all = curves.iter().flat_map(|c| c.points.iter().map(|p| p.1)).filter(|v| *v > 0.0);
+    let lines: Vec<(RGBColor, &[(f64, f64)])> = curves.iter().map(|c| (env_color(&c.env), c.points.as_slice())).collect();
+    draw_nines(&plot, &value_axis(&format!("{unit} per operation"), true, Better::Lower), &lines)?;
+    root.present().map_err(e)
+}
+
+/// Lines of latency by percentile on `plot`: x on HdrHistogram's nines
+/// axis, y on a log axis described by `y_desc`.
+fn draw_nines<DB: DrawingBackend>(plot: &DrawingArea<DB, Shift>, y_desc: &str, lines: &[(RGBColor, &[(f64, f64)])]) -> Result<(), String> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let all = lines.iter().flat_map(|(_, p)| p.iter().map(|p| p.1)).filter(|v| *v > 0.0);
     let (lo, hi) = all.fold((f64::MAX, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
     let (lo, hi) = if hi > 0.0 { (lo / 1.3, hi * 1.3) } else { (0.1, 1.0) };
     let yt = log_ticks(lo, hi, 10);
     let xt = nines_ticks();
-    let mut chart = ChartBuilder::on(&plot)
+    let mut chart = ChartBuilder::on(plot)
         .margin(15)
         .margin_top(5)
         .x_label_area_size(50)
@@ -579,15 +588,15 @@ fn draw_percentiles<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &st
         .x_label_formatter(&|x| label_at(&xt, *x, ""))
         .y_label_formatter(&|y| label_at(&yt, *y, ""))
         .x_desc("percentile (log scale of nines: p90, p99, p99.9, …)")
-        .y_desc(value_axis(&format!("{unit} per operation"), true, Better::Lower))
+        .y_desc(y_desc)
         .label_style((FONT, LABEL_PX))
         .axis_desc_style((FONT, AXIS_PX))
         .draw()
         .map_err(e)?;
-    for c in curves {
-        chart.draw_series(LineSeries::new(c.points.iter().copied(), env_color(&c.env).stroke_width(2))).map_err(e)?;
+    for (color, points) in lines {
+        chart.draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2))).map_err(e)?;
     }
-    root.present().map_err(e)
+    Ok(())
 }
 
 /// Colours of the phase segments, in order (the boot's four first).
@@ -1071,32 +1080,9 @@ fn draw_storage<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, c
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     let area = titled(&root, title)?;
     let (plot, legend) = area.split_horizontally(SIZE.0 - STORAGE_LEGEND_WIDTH);
-    let all = curves.iter().flat_map(|c| c.points.iter().map(|p| p.1)).filter(|v| *v > 0.0);
-    let (lo, hi) = all.fold((f64::MAX, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    let (lo, hi) = if hi > 0.0 { (lo / 1.3, hi * 1.3) } else { (0.1, 1.0) };
-    let yt = log_ticks(lo, hi, 10);
-    let xt = nines_ticks();
-    let mut chart = ChartBuilder::on(&plot)
-        .margin(15)
-        .margin_top(5)
-        .x_label_area_size(50)
-        .y_label_area_size(80)
-        .build_cartesian_2d(Ticked::new(0f64..MAX_NINES, &xt), (lo..hi).log_scale().with_key_points(yt.iter().map(|t| t.value).collect()))
-        .map_err(e)?;
-    chart
-        .configure_mesh()
-        .x_label_formatter(&|x| label_at(&xt, *x, ""))
-        .y_label_formatter(&|y| label_at(&yt, *y, ""))
-        .x_desc("percentile (log scale of nines: p90, p99, p99.9, …)")
-        .y_desc(value_axis("µs per operation", true, Better::Lower))
-        .label_style((FONT, LABEL_PX))
-        .axis_desc_style((FONT, AXIS_PX))
-        .draw()
-        .map_err(e)?;
-    for (i, c) in curves.iter().enumerate() {
-        let color = STORAGE_COLORS[i % STORAGE_COLORS.len()];
-        chart.draw_series(LineSeries::new(c.points.iter().copied(), color.stroke_width(2))).map_err(e)?;
-    }
+    let lines: Vec<(RGBColor, &[(f64, f64)])> =
+        curves.iter().enumerate().map(|(i, c)| (STORAGE_COLORS[i % STORAGE_COLORS.len()], c.points.as_slice())).collect();
+    draw_nines(&plot, &value_axis("µs per operation", true, Better::Lower), &lines)?;
     // The legend, outside the plot: a swatch, then the wrapped label.
     let mut y = 20i32;
     for (i, c) in curves.iter().enumerate() {
