@@ -26,7 +26,7 @@ use crate::report::ReportError;
 use crate::results::command::{CommandEnv, CommandParameters, CommandResult, CommandRun, Verdict, HOST_CLOCK, INSIDE_CLOCK};
 use crate::results::run::Parameters;
 use crate::results::{ResultsError, RunDir};
-use crate::runner::{close_run, record_env, record_host, record_metadata, record_skip, Event};
+use crate::runner::{close_run, open_run, record_env, record_host, record_metadata, record_skip, Event};
 
 /// Timed runs per environment by default: hyperfine's minimum.
 pub const DEFAULT_RUNS: u32 = 10;
@@ -170,12 +170,7 @@ pub fn measure(
             ..Parameters::default()
         },
     )?;
-    out.update_run(|run| {
-        run.in_progress = true;
-        if let Some(part) = run.runs.last_mut() {
-            part.appended = appended;
-        }
-    })?;
+    open_run(out, appended)?;
     let mut outcome = CommandOutcome {
         run: CommandRun {
             runs: plan.runs,

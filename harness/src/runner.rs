@@ -311,14 +311,7 @@ pub fn execute(
             ..Parameters::default()
         },
     )?;
-    // Until the end below, the folder says a run began here and has not
-    // finished: a run killed part-way leaves it so (see results::claim).
-    out.update_run(|run| {
-        run.in_progress = true;
-        if let Some(part) = run.runs.last_mut() {
-            part.appended = appended;
-        }
-    })?;
+    open_run(out, appended)?;
     let began = std::time::Instant::now();
     let total = plan.envs.len() * plan.metrics.len();
     let mut step = 0;
@@ -516,6 +509,17 @@ pub fn execute(
     Ok(outcome)
 }
 
+/// Marks the run in progress in run.json until [`close_run`]: a run killed
+/// part-way leaves its folder so (see results::claim).
+pub fn open_run(out: &RunDir, appended: bool) -> Result<(), ResultsError> {
+    out.update_run(|run| {
+        run.in_progress = true;
+        if let Some(part) = run.runs.last_mut() {
+            part.appended = appended;
+        }
+    })
+}
+
 /// Marks the run's part finished in run.json, and the run interrupted by
 /// signal `by` when it was (`isobench run` and `run --command`).
 pub fn close_run(out: &RunDir, by: Option<usize>) -> Result<(), ResultsError> {
@@ -618,11 +622,18 @@ pub fn measure_boundary(
     req: &RunRequest,
 ) -> Result<isobench_workloads::protocol::RunResult, MeasureError> {
     let r = crate::boundary::measure(inst, hosts, spec, req)?;
+    record_boundary(out, kind, inst)?;
+    Ok(r)
+}
+
+/// The path a measurement across `inst`'s boundary took, into run.json's
+/// `environments.<env>.boundary`.
+fn record_boundary(out: &RunDir, kind: EnvKind, inst: &mut dyn Instance) -> Result<(), MeasureError> {
     if let Ok(ep) = inst.endpoint() {
         let boundary = from_env_value("boundary", ep.metadata())?;
         out.update_run(|run| run.env_mut(kind.as_str()).boundary = boundary)?;
     }
-    Ok(r)
+    Ok(())
 }
 
 /// One app measurement (see [`crate::apps`]); the path its load took is
@@ -637,10 +648,7 @@ pub fn measure_app(
     req: &RunRequest,
 ) -> Result<RunResult, MeasureError> {
     let r = crate::apps::measure(inst, hosts, kind == EnvKind::Native, spec, req).map_err(MeasureError::App)?;
-    if let Ok(ep) = inst.endpoint() {
-        let boundary = from_env_value("boundary", ep.metadata())?;
-        out.update_run(|run| run.env_mut(kind.as_str()).boundary = boundary)?;
-    }
+    record_boundary(out, kind, inst)?;
     Ok(r)
 }
 
