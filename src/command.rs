@@ -37,7 +37,7 @@ pub struct CommandArgs {
     #[arg(long, value_name = "N", default_value_t = command::DEFAULT_RUNS, requires = "commands",
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub runs: u32,
-    /// Untimed runs of each --command per environment first (page cache, the image's copy)
+    /// Untimed runs of each --command per environment first (page cache; native's private mount namespace)
     #[arg(long, value_name = "N", default_value_t = command::DEFAULT_WARMUP, requires = "commands",
           value_parser = clap::value_parser!(u32).range(0..=1_000))]
     pub warmup: u32,

@@ -42,8 +42,8 @@ use crate::runner::{close_run, open_run, record_env, record_host, record_metadat
 /// Timed runs per environment by default: hyperfine's minimum.
 pub const DEFAULT_RUNS: u32 = 10;
 /// Untimed runs first by default: the first runs of a command pay for
-/// reading its files into the page cache (and, natively, for the image's
-/// fresh private copy); three leave the timed runs the steady state.
+/// reading its files into the page cache (and, natively, for making the
+/// private mount namespace); three leave the timed runs the steady state.
 pub const DEFAULT_WARMUP: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
