@@ -742,8 +742,10 @@ fn draw_overhead<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, 
     let plot = legend_column(area, &legend)?;
     let k = envs.len().max(1);
     // Metrics top to bottom in catalogue order: row 0 is at the bottom.
+    // Each metric's blank row is above its bars, so the first bar does not
+    // touch the chart's top edge and the last sits on the axis.
     let slots = groups.len() * (k + 1);
-    let row = |gi: usize, j: usize| slots - 1 - (gi * (k + 1) + j);
+    let row = |gi: usize, j: usize| slots - 1 - (gi * (k + 1) + j + 1);
     // The axis holds the ratios; an interval reaching past it (a smoke
     // run's few samples) is cut at its end rather than squeezing the bars.
     let all = groups.iter().flat_map(|g| g.ratios.iter().map(|r| r.2)).filter(|r| *r > 0.0);
@@ -773,7 +775,7 @@ fn draw_overhead<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, 
                 .y_label_formatter(&|v| match v {
                     SegmentValue::CenterOf(i) if *i < slots => {
                         let from_top = slots - 1 - i;
-                        if from_top % (k + 1) == k / 2 {
+                        if from_top % (k + 1) == 1 + (k - 1) / 2 {
                             names.get(from_top / (k + 1)).cloned().unwrap_or_default()
                         } else {
                             String::new()
