@@ -249,7 +249,7 @@ fn the_data_dir_is_the_working_directory_in_native_the_container_runc_and_the_vm
     let out = std::fs::read_to_string(data.path().join("out.txt")).unwrap();
     assert_eq!(out, "hello\n".repeat(4), "each environment wrote its line back into --data-dir");
     let report = std::fs::read_to_string(d.path().join("report.md")).unwrap();
-    assert!(report.contains("The data directory (`--data-dir`), the command's working directory: native: "), "{report}");
+    assert!(report.contains("The data directory (`--data-dir`) in each environment: native: "), "{report}");
     // Bad input: one line, nothing written.
     let e = tempfile::tempdir().unwrap();
     let o = isobench().args(["run", "--env", "native", "--data-dir", "/no/such/dir", "--command", "true", "--out"]).arg(e.path()).output().unwrap();

@@ -115,7 +115,7 @@ pub fn markdown(run: &CommandRun) -> String {
         .map(|c| c.envs.iter().filter_map(|e| e.data.as_ref().map(|d| format!("{}: {d}", e.label))).collect())
         .unwrap_or_default();
     if !data.is_empty() {
-        let _ = writeln!(o, "\nThe data directory (`--data-dir`), the command's working directory: {}.", data.join("; "));
+        let _ = writeln!(o, "\nThe data directory (`--data-dir`) in each environment: {}.", data.join("; "));
     }
     o.push('\n');
     o
