@@ -24,7 +24,11 @@ pub struct CommandArgs {
     /// fails its environment (not timed; the others go on). CMD is split into words and exec'd
     /// without a shell unless --shell; the program is searched in PATH inside the image
     /// (--rootfs; native and unshare chroot into it; the vm boots from the image's disk under
-    /// --rootfs debian, and says "not measured" on the initramfs of the minimal rootfs). Repeat for several commands. An option of `run` because it
+    /// --rootfs debian, and says "not measured" on the initramfs of the minimal rootfs; native's
+    /// and unshare's chroot sees the image read-only in a private mount namespace, a tmpfs on
+    /// /tmp). With --data-dir DIR the command starts in DIR, in every environment: /mnt in
+    /// the containers and peers (a bind mount) and under native's and unshare's chroot, the vm's
+    /// /isobench-data (virtio-9p); what it writes there lands in DIR. Repeat for several commands. An option of `run` because it
     /// takes every environment option (--env, --rootfs, --profile, --ns, the vm's) and writes
     /// the same results folder (command.json, report.md); it cannot be combined with --metric
     #[arg(long = "command", visible_alias = "cmd", value_name = "CMD", conflicts_with = "metrics")]
@@ -33,7 +37,7 @@ pub struct CommandArgs {
     #[arg(long, value_name = "N", default_value_t = command::DEFAULT_RUNS, requires = "commands",
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub runs: u32,
-    /// Untimed runs of each --command per environment first (page cache, the image's copy)
+    /// Untimed runs of each --command per environment first (page cache; native's private mount namespace)
     #[arg(long, value_name = "N", default_value_t = command::DEFAULT_WARMUP, requires = "commands",
           value_parser = clap::value_parser!(u32).range(0..=1_000))]
     pub warmup: u32,
@@ -50,6 +54,16 @@ pub struct CommandArgs {
 pub fn check(args: &CommandArgs) -> Result<()> {
     let plan = CommandPlan { envs: Vec::new(), commands: args.commands.clone(), shell: args.shell.clone(), runs: args.runs, warmup: args.warmup };
     Ok(plan.check()?)
+}
+
+/// `--data-dir` for `--command`: the user's directory, absolute. Errors:
+/// one line naming it.
+pub fn data_dir(dir: &std::path::Path) -> Result<std::path::PathBuf> {
+    let abs = dir.canonicalize().map_err(|e| anyhow::anyhow!("--data-dir {}: {e}", dir.display()))?;
+    if !abs.is_dir() {
+        anyhow::bail!("--data-dir {}: not a directory", dir.display());
+    }
+    Ok(abs)
 }
 
 /// Runs the commands into `out` and prints the table on stdout.

@@ -234,7 +234,8 @@ struct RunArgs {
     force: bool,
     /// Where the fs metrics make their files on the host (a directory isobench-<pid>-data
     /// is made in it and removed with the run; default: the results folder's parent, so the
-    /// results' file system); its file system type is recorded
+    /// results' file system); its file system type is recorded. With --command: DIR itself is
+    /// the command's working directory in every environment (its files read, its writes kept)
     #[arg(long, value_name = "DIR", env = "ISOBENCH_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// The containers' storage path for the fs metrics (isobench's container, runc, crun, bwrap,

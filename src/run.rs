@@ -77,6 +77,11 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         require_kvm: args.require_kvm,
         net: args.vm_net,
     };
+    // --command's data directory: the user's own, given as it is.
+    let command_data = match (&args.data_dir, args.command.commands.is_empty()) {
+        (Some(dir), false) => Some(crate::command::data_dir(dir)?),
+        _ => None,
+    };
     // The fs metrics' files: a directory of this run's own, removed with it
     // (and swept after a kill), on the results' file system unless told.
     let run_data = match args.command.commands.is_empty() && args.metrics.specs().iter().any(|m| m.needs_data_dir()) {
@@ -88,6 +93,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     };
     let opts = Options {
         data_dir: run_data.as_ref().map(|d| d.path().to_path_buf()),
+        command_data,
         container_storage: args.container_storage,
         vm_storage: args.vm_storage,
         accel: args.accel,

@@ -3,13 +3,16 @@
 //! with its exit status and not timed, a program missing from the image
 //! one clear line while the other environments are still measured, the
 //! vm (whose root is still the initramfs) not measured with its reason,
-//! and command.json valid against `isobench schema command`.
+//! and command.json valid against `isobench schema command`. With
+//! `--rootfs debian`: `--data-dir` is the working directory in native, the
+//! container, runc and the vm (TCG), its files read and written back; and
+//! native's and unshare's chroot cannot write into the cached image.
 
 use std::path::Path;
 use std::process::{Command, Output};
 
 use isobench_testkit::trial;
-use isobench_testkit::Need::{Busybox, GuestImage, Qemu, Root};
+use isobench_testkit::Need::{Busybox, DebianRootfs, GuestImage, Qemu, Root, Runc, Unshare};
 
 fn main() {
     isobench_testkit::run(vec![
@@ -19,6 +22,8 @@ fn main() {
         trial!(the_vm_whose_root_is_the_initramfs_is_not_measured_and_says_why).needs(&[Root, Busybox, Qemu, GuestImage]),
         trial!(sigint_stops_after_the_current_run_and_keeps_the_runs_so_far).needs(&[Root, Busybox]),
         trial!(bad_command_options_are_one_line),
+        trial!(the_data_dir_is_the_working_directory_in_native_the_container_runc_and_the_vm).needs(&[Root, DebianRootfs, Runc, Qemu, GuestImage]),
+        trial!(native_and_unshare_see_the_image_read_only_and_the_cache_is_unchanged).needs(&[Root, DebianRootfs, Unshare]),
     ]);
 }
 
@@ -189,4 +194,96 @@ fn sigint_stops_after_the_current_run_and_keeps_the_runs_so_far() {
     }
     let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(d.path().join("run.json")).unwrap()).unwrap();
     assert_eq!(rec["interrupted_by"], "SIGINT", "{rec}");
+}
+
+/// The cached debian image's tree (built by the first test that needs it).
+fn debian_tree() -> std::path::PathBuf {
+    let w = isobench_harness::workloads::locate().expect("static workloads");
+    isobench_harness::container::rootfs::distro::DistroRootfs::prepare(&w).expect("the debian rootfs").path().to_path_buf()
+}
+
+/// What a tree holds at its top and in /etc and /tmp: names, sizes and
+/// modification times, to tell that nothing was written.
+fn snapshot(tree: &Path) -> Vec<(String, u64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    for dir in [tree.to_path_buf(), tree.join("etc"), tree.join("tmp"), tree.join("mnt")] {
+        let m = std::fs::symlink_metadata(&dir).unwrap();
+        out.push((dir.display().to_string(), m.size(), m.mtime_nsec() + m.mtime() * 1_000_000_000));
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            out.push((e.path().display().to_string(), m.size(), m.mtime_nsec() + m.mtime() * 1_000_000_000));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn the_data_dir_is_the_working_directory_in_native_the_container_runc_and_the_vm() {
+    let d = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("in.txt"), "hello\n").unwrap();
+    let o = isobench()
+        .args(["run", "--quiet", "--env", "native,container,runc,vm", "--accel", "tcg", "--rootfs", "debian", "--shell", "/bin/sh"])
+        .args(["--runs", "1", "--warmup", "0", "--data-dir"])
+        .arg(data.path())
+        .args(["--command", r#"read x < in.txt && test "$x" = hello && echo "$x" >> out.txt"#, "--command", "cat missing.txt", "--out"])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "cat missing.txt fails, so the run is incomplete: {}", stderr(&o));
+    let run = command_json(d.path());
+    let read = r#"read x < in.txt && test "$x" = hello && echo "$x" >> out.txt"#;
+    for (env, at) in [("native", "/mnt"), ("container", "/mnt"), ("runc", "/mnt"), ("vm", "/isobench-data")] {
+        let r = row(&run, read, env);
+        assert_eq!(r["verdict"], "measured", "{env} read in.txt from --data-dir: {r}");
+        let where_ = r["data"].as_str().unwrap_or_else(|| panic!("{env}: the row names the data directory: {r}"));
+        assert!(where_.starts_with(&format!("{} on {at} (", data.path().canonicalize().unwrap().display())), "{env}: {where_}");
+        assert!(where_.ends_with("the working directory"), "{env}: {where_}");
+        let f = row(&run, "cat missing.txt", env);
+        assert_eq!((f["verdict"].as_str(), f["status"]["code"].as_i64()), (Some("failed"), Some(1)), "{env}: {f}");
+    }
+    assert!(row(&run, read, "vm")["data"].as_str().unwrap().contains("virtio-9p"), "{run}");
+    assert!(row(&run, read, "runc")["data"].as_str().unwrap().contains("bind-mounted"), "{run}");
+    let out = std::fs::read_to_string(data.path().join("out.txt")).unwrap();
+    assert_eq!(out, "hello\n".repeat(4), "each environment wrote its line back into --data-dir");
+    let report = std::fs::read_to_string(d.path().join("report.md")).unwrap();
+    assert!(report.contains("The data directory (`--data-dir`) in each environment: native: "), "{report}");
+    // Bad input: one line, nothing written.
+    let e = tempfile::tempdir().unwrap();
+    let o = isobench().args(["run", "--env", "native", "--data-dir", "/no/such/dir", "--command", "true", "--out"]).arg(e.path()).output().unwrap();
+    assert!(!o.status.success() && stderr(&o).lines().next().is_some_and(|l| l.contains("--data-dir /no/such/dir: ")), "{}", stderr(&o));
+}
+
+fn native_and_unshare_see_the_image_read_only_and_the_cache_is_unchanged() {
+    let tree = debian_tree();
+    let before = snapshot(&tree);
+    let mounts_before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let probe = "touch /etc/isobench-cmdfix-probe";
+    let o = isobench()
+        .args(["run", "--quiet", "--env", "native,unshare", "--rootfs", "debian", "--runs", "2", "--warmup", "1", "--data-dir"])
+        .arg(data.path())
+        .args(["--command", probe, "--command", "touch /tmp/scratch", "--command", "touch written-back", "--out"])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "the write into the image fails: {}", stderr(&o));
+    let run = command_json(d.path());
+    for env in ["native", "unshare"] {
+        let w = row(&run, probe, env);
+        assert_eq!((w["verdict"].as_str(), w["status"]["code"].as_i64()), (Some("failed"), Some(1)), "{env}: EROFS: {w}");
+        assert!(w["files"].as_str().unwrap().contains("read-only in a private mount namespace"), "{w}");
+        assert_eq!(row(&run, "touch /tmp/scratch", env)["verdict"], "measured", "{env}: a tmpfs on /tmp, as the container's");
+        assert_eq!(row(&run, "touch written-back", env)["verdict"], "measured", "{env}: the data directory is writable");
+    }
+    assert!(data.path().join("written-back").exists());
+    assert!(!tree.join("etc/isobench-cmdfix-probe").exists() && !tree.join("tmp/scratch").exists() && !tree.join("mnt/written-back").exists());
+    assert_eq!(snapshot(&tree), before, "the cached image is unchanged");
+    let mounts_after = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let tree_s = tree.display().to_string();
+    assert!(!mounts_after.lines().any(|l| l.contains(&tree_s)), "nothing of the private namespace on the host: {mounts_after}");
+    assert_eq!(mounts_before.lines().filter(|l| l.contains(&tree_s)).count(), 0);
 }

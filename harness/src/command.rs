@@ -10,15 +10,26 @@
 //!
 //! The command is exec'd by path inside the environment's own root, the
 //! image (`--rootfs`); environments whose agent runs in the host's file
-//! system (native, unshare) chroot(2) the command into the image first, as
-//! a container without a mount namespace gets it (a private copy of the
-//! minimal rootfs), so that every environment runs the same files. The vm
-//! says why it cannot yet (`Environment::command_root`).
+//! system (native, unshare) chroot(2) the command into the image first,
+//! inside a mount namespace of the command's own in which the image is
+//! bound read-only (with a tmpfs on /tmp, as the container's read-only
+//! root has), so that every environment runs the same files and no
+//! command can change the cached image that later runs use
+//! (`isobench_workloads::exec::private_namespace`). The vm runs it on the
+//! image's disk under `--rootfs debian` and says why not otherwise
+//! (`Environment::command_root`).
+//!
+//! `--data-dir DIR` gives every environment the user's directory itself,
+//! where its fs.* metrics' volume goes (`Options::command_data`): /mnt in
+//! isobench's container and the peers (a bind mount), the vm's
+//! `/isobench-data` (virtio-9p), /mnt inside native's and unshare's
+//! private namespace; the command starts there (its working directory),
+//! so relative paths name the same files everywhere.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use isobench_workloads::protocol::{ExecRequest, ExecResult};
+use isobench_workloads::protocol::{ExecRequest, ExecResult, PrivateRoot};
 
 use crate::container::rootfs::{PreparedRootfs, RootfsChoice};
 use crate::env::{self, CommandRoot, EnvKind, Environment, Instance, Options};
@@ -31,8 +42,8 @@ use crate::runner::{close_run, open_run, record_env, record_host, record_metadat
 /// Timed runs per environment by default: hyperfine's minimum.
 pub const DEFAULT_RUNS: u32 = 10;
 /// Untimed runs first by default: the first runs of a command pay for
-/// reading its files into the page cache (and, natively, for the image's
-/// fresh private copy); three leave the timed runs the steady state.
+/// reading its files into the page cache (and, natively, for making the
+/// private mount namespace); three leave the timed runs the steady state.
 pub const DEFAULT_WARMUP: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
@@ -137,9 +148,19 @@ struct Held {
     inst: Box<dyn Instance>,
     /// The directory the command's child chroots into, or none.
     root: Option<String>,
+    /// The private mount namespace the child enters before the chroot.
+    private_root: Option<PrivateRoot>,
+    /// The working directory: the data directory as the command sees it.
+    cwd: Option<String>,
     /// Where the command's files come from, in words.
     files: String,
+    /// Where `--data-dir` is and how it got there, in words.
+    data: Option<String>,
 }
+
+/// Where native's and unshare's private namespace binds `--data-dir`
+/// inside the image: /mnt, where the containers get their volume.
+pub const DATA_TARGET: &str = "/mnt";
 
 /// The environment variables every command gets: the container's.
 fn command_env() -> Vec<String> {
@@ -217,6 +238,8 @@ pub fn measure(
         };
         record_env(out, environment.as_ref(), inst.as_ref())?;
         let label = environment.label();
+        // The data directory as the environment sees it, when asked.
+        let storage = opts.command_data.as_ref().map(|_| environment.storage());
         let (root, files) = match environment.command_root() {
             Err(reason) => {
                 absent.push((kind, label.clone(), "not the image".into(), reason));
@@ -230,20 +253,17 @@ pub fn measure(
             }
             Ok(CommandRoot::Host) => {
                 let image = host_image.get_or_insert_with(|| {
-                    // A private copy of the minimal rootfs, the user's
-                    // directory as it is; the shared debian image cannot
-                    // be bound read-only for a chroot (no mount namespace).
-                    let mount_ns = opts.container.rootfs == RootfsChoice::Distro;
-                    PreparedRootfs::prepare(&opts.container.rootfs, &opts.workloads, mount_ns).map_err(|e| format!("the image for a chroot: {e}"))
+                    // The cached image itself (held, never pruned while in
+                    // use), bound read-only in the command's namespace.
+                    PreparedRootfs::prepare(&opts.container.rootfs, &opts.workloads, true).map_err(|e| format!("the image for a chroot: {e}"))
                 });
                 match image {
                     Ok(img) => {
-                        let how = match img {
-                            PreparedRootfs::Minimal { .. } => "a private copy, as a container without a mount namespace gets it",
-                            PreparedRootfs::Distro(_) => "the shared cached image itself, not read-only: a command must not write to it",
-                            _ => "as it is",
-                        };
-                        let files = format!("the image ({}) by chroot(2) into {} ({how})", rootfs_name(&opts.container.rootfs), img.path().display());
+                        let files = format!(
+                            "the image ({}) by chroot(2) into {}, bound read-only in a private mount namespace (a tmpfs on /tmp), the host's mount table untouched",
+                            rootfs_name(&opts.container.rootfs),
+                            img.path().display()
+                        );
                         (Some(img.path().display().to_string()), files)
                     }
                     Err(reason) => {
@@ -254,8 +274,36 @@ pub fn measure(
                 }
             }
         };
-        progress(Event::Note(&format!("{label}: agent ready; the command's files: {files}")));
-        held.push(Held { kind, label, env: environment, inst, root, files });
+        let private_root = root.as_ref().map(|_| PrivateRoot { tmp: true, volume: None });
+        let (private_root, cwd, data) = match storage {
+            None => (private_root, None, None),
+            Some(Err(reason)) => {
+                absent.push((kind, label.clone(), files, format!("--data-dir: {reason}")));
+                let _ = inst.shutdown();
+                record_metadata(out, environment.as_ref())?;
+                continue;
+            }
+            Some(Ok(path)) => {
+                let host = path.host_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default();
+                match private_root {
+                    Some(mut p) => {
+                        p.volume = Some((path.agent_dir.clone(), DATA_TARGET.to_string()));
+                        let data = format!("{host} on {DATA_TARGET} (bound read-write in the private mount namespace), the working directory");
+                        (Some(p), Some(DATA_TARGET.to_string()), Some(data))
+                    }
+                    None => {
+                        let how = match &path.detail {
+                            Some(d) => format!("{}, {d}", path.kind.describe()),
+                            None => path.kind.describe().to_string(),
+                        };
+                        (None, Some(path.agent_dir.clone()), Some(format!("{host} on {} ({how}), the working directory", path.agent_dir)))
+                    }
+                }
+            }
+        };
+        let data_note = data.as_deref().map(|d| format!("; --data-dir: {d}")).unwrap_or_default();
+        progress(Event::Note(&format!("{label}: agent ready; the command's files: {files}{data_note}")));
+        held.push(Held { kind, label, env: environment, inst, root, private_root, cwd, files, data });
     }
     for command in &plan.commands {
         if interrupted.load(Ordering::SeqCst) != 0 {
@@ -308,10 +356,24 @@ fn measure_one(
     problems: &mut Vec<String>,
 ) -> CommandResult {
     let env_vars = command_env();
-    let request = |h: &Held| ExecRequest { argv: argv.clone(), env: env_vars.clone(), cwd: None, root: h.root.clone(), runs: 1, warmup: 0 };
+    let request = |h: &Held| ExecRequest {
+        argv: argv.clone(),
+        env: env_vars.clone(),
+        cwd: h.cwd.clone(),
+        root: h.root.clone(),
+        private_root: h.private_root.clone(),
+        runs: 1,
+        warmup: 0,
+    };
     let mut rows: Vec<CommandEnv> = held
         .iter()
-        .map(|h| CommandEnv { env: h.kind.to_string(), label: h.label.clone(), files: h.files.clone(), ..CommandEnv::default() })
+        .map(|h| CommandEnv {
+            env: h.kind.to_string(),
+            label: h.label.clone(),
+            files: h.files.clone(),
+            data: h.data.clone(),
+            ..CommandEnv::default()
+        })
         .collect();
     let mut fail = |row: &mut CommandEnv, reason: String, progress: &mut dyn FnMut(Event<'_>)| {
         row.verdict = Verdict::Failed;

@@ -132,7 +132,9 @@ fn a_run_without_native_says_why_there_are_no_ratios() {
 /// skipped vm and `--pin split`, and their merge), trimmed, each with the
 /// report.md that binary rendered from it (plus what was added since: the
 /// caveat on their hosts' unexposed governor and boost state; the verdict
-/// first and the host table last, ratios with their intervals): the typed record reads
+/// first and the host table last, ratios with their intervals; the
+/// near-native chart of run-b, whose container's env.start at 18× no longer
+/// hides its near-1× bars): the typed record reads
 /// them and the report comes out the same, byte for byte.
 #[test]
 fn results_folders_from_before_the_typed_record_render_as_they_did() {

@@ -137,11 +137,33 @@ pub struct ExecRequest {
     /// file system (native). Absent: the agent's own root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root: Option<String>,
+    /// With `root`: the child enters a mount namespace of its own before
+    /// the chroot, in which `root` is bound read-only onto itself, so a
+    /// command can never write into a shared cached image, and the host's
+    /// mount table never changes (native, unshare). Made once by the agent
+    /// and held by a file descriptor: `exec::private_namespace`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_root: Option<PrivateRoot>,
     /// Timed runs.
     pub runs: u32,
     /// Untimed runs first.
     #[serde(default)]
     pub warmup: u32,
+}
+
+/// What the private mount namespace of [`ExecRequest::private_root`]
+/// holds besides the read-only image.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PrivateRoot {
+    /// A tmpfs on the image's /tmp (when it has one), as the container's
+    /// read-only root gets.
+    #[serde(default)]
+    pub tmp: bool,
+    /// A host directory (as the agent sees it) bound read-write on this
+    /// absolute path inside the image, which must exist there: the user's
+    /// `--data-dir` on /mnt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<(String, String)>,
 }
 
 /// How one run of the command ended, as waitpid(2) told it.
@@ -685,7 +707,10 @@ mod tests {
         assert_eq!(to_line(&Request::Join), "{\"op\":\"join\"}\n");
         // exec: env, cwd, root and warmup are optional on the wire
         let e: Request = serde_json::from_str(r#"{"op":"exec","argv":["true"],"runs":3}"#).unwrap();
-        assert_eq!(e, Request::Exec(ExecRequest { argv: vec!["true".into()], env: vec![], cwd: None, root: None, runs: 3, warmup: 0 }));
+        assert_eq!(
+            e,
+            Request::Exec(ExecRequest { argv: vec!["true".into()], env: vec![], cwd: None, root: None, private_root: None, runs: 3, warmup: 0 })
+        );
         assert_eq!(to_line(&e), "{\"op\":\"exec\",\"argv\":[\"true\"],\"env\":[],\"runs\":3,\"warmup\":0}\n");
     }
 

@@ -104,8 +104,18 @@ impl Container {
         let profile = settings.prepare_profile().map_err(|e| EnvError::Unavailable { env: ENV, reason: e.to_string() })?;
         let mut spec =
             launch_spec(namespaces, &root, cgroup, rootfs.read_only(), &profile).map_err(|e| EnvError::Start { env: ENV, reason: e.to_string() })?;
-        let storage = match (&opts.data_dir, opts.container_storage) {
+        let storage = match (opts.command_data.as_ref().or(opts.data_dir.as_ref()), opts.container_storage) {
             (None, _) => None,
+            (Some(dir), _) if opts.command_data.is_some() => {
+                spec = spec.with_volume(dir, VOLUME_TARGET).map_err(|e| EnvError::Unavailable { env: ENV, reason: e.to_string() })?;
+                Some(StoragePath {
+                    kind: StorageKind::Volume,
+                    agent_dir: format!("/{VOLUME_TARGET}"),
+                    host_dir: Some(dir.clone()),
+                    detail: None,
+                    fs: None,
+                })
+            }
             (Some(data), ContainerStorage::Volume) => {
                 let host = data.join(ENV);
                 std::fs::create_dir_all(&host).map_err(|e| EnvError::Start { env: ENV, reason: format!("data directory: {e}") })?;

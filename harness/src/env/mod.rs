@@ -243,6 +243,13 @@ pub struct Options {
     /// set by the runner when fs.* metrics are asked: each environment
     /// that has a storage path makes its subdirectory there.
     pub data_dir: Option<PathBuf>,
+    /// `isobench run --command --data-dir DIR`: the user's directory
+    /// itself (not a subdirectory per environment), bound where the fs.*
+    /// metrics' volume goes: /mnt in the containers and peers, shared over
+    /// virtio-9p on the vm's `guest::DATA_DIR`, the host directory for
+    /// native and unshare. Set instead of `data_dir`; it overrides
+    /// `--container-storage` and `--vm-storage`.
+    pub command_data: Option<PathBuf>,
     /// `--container-storage`: the container's volume or its writable root.
     pub container_storage: crate::storage::ContainerStorage,
     /// `--vm-storage`: the vm's virtio-blk data disk or its 9p share.
@@ -260,6 +267,7 @@ impl Options {
             container: Default::default(),
             gvisor_platform: Default::default(),
             data_dir: None,
+            command_data: None,
             container_storage: Default::default(),
             vm_storage: Default::default(),
         }

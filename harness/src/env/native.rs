@@ -41,12 +41,15 @@ impl Native {
             Ok(r) => r.path().join(AGENT_NAME),
             Err(_) => opts.workloads.agent.clone(),
         };
-        let storage = opts
-            .data_dir
-            .as_ref()
-            .map(|d| std::fs::create_dir_all(d.join(ENV)).map(|()| d.join(ENV)))
-            .transpose()
-            .map_err(|e| EnvError::Start { env: ENV, reason: format!("data directory: {e}") })?;
+        let storage = match &opts.command_data {
+            Some(dir) => Some(dir.clone()),
+            None => opts
+                .data_dir
+                .as_ref()
+                .map(|d| std::fs::create_dir_all(d.join(ENV)).map(|()| d.join(ENV)))
+                .transpose()
+                .map_err(|e| EnvError::Start { env: ENV, reason: format!("data directory: {e}") })?,
+        };
         Ok(Native { agent, rootfs, storage })
     }
 }

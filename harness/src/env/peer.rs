@@ -251,7 +251,8 @@ pub const ROOT_DATA_DIR: &str = "/tmp";
 /// A peer's storage path for the fs.* metrics (`Options::data_dir` given,
 /// else `None`): with `--container-storage volume` the host directory
 /// `<data dir>/<env>` (made here) bound on [`VOLUME_TARGET`] as `volume`;
-/// with `root` the container's [`ROOT_DATA_DIR`] as `root`.
+/// with `root` the container's [`ROOT_DATA_DIR`] as `root`. `--command`'s
+/// data directory (`Options::command_data`) is that volume itself.
 pub fn storage_path(opts: &super::Options, env: &'static str, volume: StorageKind, root: StorageKind) -> Result<Option<StoragePath>, EnvError> {
     storage_path_in(opts, env, volume, root, ROOT_DATA_DIR)
 }
@@ -265,6 +266,9 @@ pub fn storage_path_in(
     root: StorageKind,
     root_dir: &str,
 ) -> Result<Option<StoragePath>, EnvError> {
+    if let Some(dir) = &opts.command_data {
+        return Ok(Some(StoragePath { kind: volume, agent_dir: VOLUME_TARGET.into(), host_dir: Some(dir.clone()), detail: None, fs: None }));
+    }
     let Some(data) = &opts.data_dir else { return Ok(None) };
     Ok(Some(match opts.container_storage {
         ContainerStorage::Volume => {

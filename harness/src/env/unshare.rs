@@ -64,6 +64,13 @@ impl Unshare {
         })?;
         let ip = peer::Tool { name: "ip", package: "iproute2", env_var: "ISOBENCH_IP", by_setup: true }.locate().ok();
         let storage = match &opts.data_dir {
+            _ if opts.command_data.is_some() => opts.command_data.clone().map(|host| StoragePath {
+                kind: StorageKind::HostDirectory,
+                agent_dir: host.display().to_string(),
+                host_dir: Some(host),
+                detail: None,
+                fs: None,
+            }),
             Some(data) => {
                 let host = data.join(ENV);
                 std::fs::create_dir_all(&host).map_err(|e| EnvError::Io { env: ENV, context: format!("create {}", host.display()), source: e })?;

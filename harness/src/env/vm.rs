@@ -123,6 +123,21 @@ fn prepare_data(base: &std::path::Path, choice: VmStorage, qemu_bin: &std::path:
     }
 }
 
+/// `--command`'s data directory (`Options::command_data`): the user's
+/// directory itself over virtio-9p on [`DATA_DIR`], so the files put there
+/// are read, and what the command writes lands there, as in the other
+/// environments (an ext4 disk image would be a copy).
+fn command_share(dir: &std::path::Path) -> DataPath {
+    let path = StoragePath {
+        kind: StorageKind::Virtio9p,
+        agent_dir: DATA_DIR.into(),
+        host_dir: Some(dir.to_path_buf()),
+        detail: Some(format!("msize={NINEP_MSIZE}")),
+        fs: Some("9p".into()),
+    };
+    DataPath { path, data: GuestData::Share { dir: dir.to_path_buf(), msize: NINEP_MSIZE }, fallback: None }
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -300,7 +315,10 @@ impl Vm {
             _ => None,
         };
         // A data path that cannot be made costs the fs.* metrics only.
-        let data = opts.data_dir.as_deref().map(|base| prepare_data(base, opts.vm_storage, &qemu_bin));
+        let data = match &opts.command_data {
+            Some(dir) => Some(Ok(command_share(dir))),
+            None => opts.data_dir.as_deref().map(|base| prepare_data(base, opts.vm_storage, &qemu_bin)),
+        };
         if let Some(Ok(DataPath { fallback: Some(why), .. })) = &data {
             eprintln!("vm: warning: the data disk is not on cache=none with io_uring: {why}");
         }

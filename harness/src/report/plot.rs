@@ -612,6 +612,9 @@ const PHASE_COLORS: [RGBColor; 9] = [
     RGBColor(49, 163, 84),
 ];
 
+/// The blank above and below each row's bar, as a fraction of the row.
+const PHASE_ROW_GAP: f64 = 0.17;
+
 /// Caption of the vm's boot-phase chart.
 const BOOT_PHASES_CAPTION: &str = "vm boot phases: host-measured medians, ms from QEMU's start to the agent's ready line";
 /// Caption of the container's start-phase chart.
@@ -650,22 +653,23 @@ fn draw_phases<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, caption: &str, 
     let n = phases.len();
     let label_area = phases.iter().map(|p| text_width(&plot, &p.label, LABEL_PX)).max().unwrap_or(0) + 16;
     let ticks = linear_ticks(0.0, total * 1.05, 8);
+    // One row per environment, row i over [i, i + 1), its label at its
+    // middle: a continuous axis, since a segmented one over a single
+    // value (one environment: the vm's boot) has two segments and left
+    // the top one empty.
+    let rows: Vec<Tick> = phases.iter().enumerate().map(|(i, p)| Tick { value: i as f64 + 0.5, label: p.label.clone() }).collect();
     let mut chart = ChartBuilder::on(&plot)
         .margin(15)
         .margin_top(5)
         .x_label_area_size(50)
         .y_label_area_size(label_area)
-        .build_cartesian_2d(Ticked::new(0f64..total * 1.05, &ticks), (0..last_slot(n)).into_segmented())
+        .build_cartesian_2d(Ticked::new(0f64..total * 1.05, &ticks), Ticked::new(0f64..n.max(1) as f64, &rows))
         .map_err(e)?;
-    let labels: Vec<String> = phases.iter().map(|p| p.label.clone()).collect();
     chart
         .configure_mesh()
         .disable_y_mesh()
         .y_labels(n.max(1))
-        .y_label_formatter(&|v| match v {
-            SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
-            _ => String::new(),
-        })
+        .y_label_formatter(&|v| label_at(&rows, *v, ""))
         .x_label_formatter(&|x| label_at(&ticks, *x, ""))
         .x_desc(value_axis("ms since the start was asked", false, Better::Lower))
         .label_style((FONT, LABEL_PX))
@@ -684,11 +688,11 @@ fn draw_phases<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, caption: &str, 
             })
             .collect();
         chart
-            .draw_series(rects.into_iter().map(move |(i, a, b)| {
-                let mut r = Rectangle::new([(a, SegmentValue::Exact(i)), (b, SegmentValue::Exact(i + 1))], color.filled());
-                r.set_margin(12, 12, 0, 0);
-                r
-            }))
+            .draw_series(
+                rects
+                    .into_iter()
+                    .map(move |(i, a, b)| Rectangle::new([(a, i as f64 + PHASE_ROW_GAP), (b, i as f64 + 1.0 - PHASE_ROW_GAP)], color.filled())),
+            )
             .map_err(e)?;
     }
     root.present().map_err(e)
@@ -715,9 +719,15 @@ fn overhead_needs_log(groups: &[Group]) -> bool {
     hi / lo > LOG_AXIS_SPREAD
 }
 
-fn draw_overhead<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, groups: &[Group], log: bool) -> Result<(), String> {
+fn draw_overhead<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, groups: &[Group], log: bool, note: &[String]) -> Result<(), String> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     let area = titled(&root, title)?;
+    // A note under the title (what the chart leaves out), one line each.
+    let (head, area) = area.split_vertically(NOTE_LINE_PX * note.len() as u32);
+    for (i, line) in note.iter().enumerate() {
+        let at = (12, (NOTE_LINE_PX * i as u32 + NOTE_LINE_PX / 2) as i32);
+        head.draw(&Text::new(line.clone(), at, TextStyle::from((FONT, LABEL_PX)).pos(Pos::new(HPos::Left, VPos::Center)))).map_err(e)?;
+    }
     let mut envs: Vec<(String, String)> = Vec::new();
     for g in groups {
         for (env, label, ..) in &g.ratios {
@@ -732,8 +742,10 @@ fn draw_overhead<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, 
     let plot = legend_column(area, &legend)?;
     let k = envs.len().max(1);
     // Metrics top to bottom in catalogue order: row 0 is at the bottom.
+    // Each metric's blank row is above its bars, so the first bar does not
+    // touch the chart's top edge and the last sits on the axis.
     let slots = groups.len() * (k + 1);
-    let row = |gi: usize, j: usize| slots - 1 - (gi * (k + 1) + j);
+    let row = |gi: usize, j: usize| slots - 1 - (gi * (k + 1) + j + 1);
     // The axis holds the ratios; an interval reaching past it (a smoke
     // run's few samples) is cut at its end rather than squeezing the bars.
     let all = groups.iter().flat_map(|g| g.ratios.iter().map(|r| r.2)).filter(|r| *r > 0.0);
@@ -763,7 +775,7 @@ fn draw_overhead<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, 
                 .y_label_formatter(&|v| match v {
                     SegmentValue::CenterOf(i) if *i < slots => {
                         let from_top = slots - 1 - i;
-                        if from_top % (k + 1) == k / 2 {
+                        if from_top % (k + 1) == 1 + (k - 1) / 2 {
                             names.get(from_top / (k + 1)).cloned().unwrap_or_default()
                         } else {
                             String::new()
@@ -825,7 +837,7 @@ fn overhead_title(groups: &[Group], near_native: bool) -> String {
     // "vm (emulated (TCG))" → "emulated (TCG)".
     let how = |label: &str| label.strip_prefix("vm (").and_then(|l| l.strip_suffix(')')).map(str::to_string).unwrap_or_else(|| label.to_string());
     match (near_native, vm) {
-        (true, _) => format!("overhead near native: p50 cost ratio to native, whisker 95 % interval (environments within {NEAR_NATIVE}× of native)"),
+        (true, _) => format!("overhead near native: p50 cost ratio to native, whisker 95 % interval (the ratios within {NEAR_NATIVE}× of native)"),
         (false, Some(vm)) => format!("overhead: p50 cost ratio to native, whisker 95 % interval (vm: {})", how(&vm)),
         (false, None) => "overhead: p50 cost ratio to native, whisker 95 % interval".into(),
     }
@@ -891,32 +903,77 @@ pub fn render_all(dir: &Path, ms: &[Measurement], phases: &[Phases]) -> Result<V
     if !groups.is_empty() {
         let log = overhead_needs_log(&groups);
         let title = overhead_title(&groups, false);
-        write_chart(dir, "overhead", (SIZE.0, overhead_height(&groups)), &mut out, |root| draw_overhead(root, &title, &groups, log))?;
+        write_chart(dir, "overhead", (SIZE.0, overhead_height(&groups)), &mut out, |root| draw_overhead(root, &title, &groups, log, &[]))?;
         if log {
-            // Beside the log chart: the environments near 1×, on a linear
-            // axis where their bars are not slivers.
-            let far =
-                |env: &str| groups.iter().flat_map(|g| g.ratios.iter()).any(|r| r.0 == env && !(1.0 / NEAR_NATIVE..=NEAR_NATIVE).contains(&r.2));
+            // Beside the log chart: the ratios near 1×, on a linear axis
+            // where their bars are not slivers. Only the bars beyond the
+            // band are left out (runc's env.start at 16× does not take its
+            // near-1× bars along), and the chart says which.
+            let near_1 = |r: &f64| (1.0 / NEAR_NATIVE..=NEAR_NATIVE).contains(r);
             let near: Vec<Group> = groups
                 .iter()
-                .map(|g| Group { metric: g.metric.clone(), ratios: g.ratios.iter().filter(|r| !far(&r.0)).cloned().collect() })
+                .map(|g| Group { metric: g.metric.clone(), ratios: g.ratios.iter().filter(|r| near_1(&r.2)).cloned().collect() })
                 .filter(|g| !g.ratios.is_empty())
                 .collect();
-            let some_far = groups.iter().flat_map(|g| g.ratios.iter()).any(|r| far(&r.0));
-            if some_far && !near.is_empty() {
+            let note = left_out_note(&groups, &near_1);
+            if !note.is_empty() && !near.is_empty() {
                 let title = overhead_title(&near, true);
-                write_chart(dir, NEAR_NATIVE_PLOT, (SIZE.0, overhead_height(&near)), &mut out, |root| draw_overhead(root, &title, &near, false))?;
+                let height = overhead_height(&near) + NOTE_LINE_PX * note.len() as u32;
+                write_chart(dir, NEAR_NATIVE_PLOT, (SIZE.0, height), &mut out, |root| draw_overhead(root, &title, &near, false, &note))?;
             }
         }
     }
     Ok(out)
 }
 
+/// Height of one line of a note under a chart's title, px.
+const NOTE_LINE_PX: u32 = 20;
+/// Characters per line of such a note (at [`LABEL_PX`] across [`SIZE`]'s width).
+const NOTE_LINE_CHARS: usize = 150;
+/// Per environment, the metrics named one by one up to this many; a count beyond.
+const NOTE_MAX_NAMED: usize = 3;
+
+/// What the near-native chart leaves out, in lines: per environment (its
+/// label), the metrics whose ratio lies beyond the band and their ratios,
+/// or how many when there are more than [`NOTE_MAX_NAMED`]. Empty when
+/// nothing is left out.
+fn left_out_note(groups: &[Group], near_1: &dyn Fn(&f64) -> bool) -> Vec<String> {
+    let mut by_env: Vec<(String, Vec<(String, f64)>)> = Vec::new();
+    for g in groups {
+        for r in g.ratios.iter().filter(|r| r.2 > 0.0 && !near_1(&r.2)) {
+            match by_env.iter_mut().find(|(label, _)| *label == r.1) {
+                Some((_, v)) => v.push((g.metric.clone(), r.2)),
+                None => by_env.push((r.1.clone(), vec![(g.metric.clone(), r.2)])),
+            }
+        }
+    }
+    if by_env.is_empty() {
+        return Vec::new();
+    }
+    let total: usize = groups.iter().map(|g| g.ratios.len()).sum();
+    let parts: Vec<String> = by_env
+        .iter()
+        .map(|(label, v)| match v.len() {
+            n if n <= NOTE_MAX_NAMED => {
+                format!("{label}: {}", v.iter().map(|(m, r)| format!("{m} {}×", num(*r))).collect::<Vec<_>>().join(", "))
+            }
+            n => format!("{label}: {n} metrics"),
+        })
+        .collect();
+    let count: usize = by_env.iter().map(|(_, v)| v.len()).sum();
+    let text = format!(
+        "Left out, beyond {NEAR_NATIVE}× of native ({count} of {total} bars; the log-axis chart \"overhead\" has them): {}.",
+        parts.join("; ")
+    );
+    wrap(&text, NOTE_LINE_CHARS)
+}
+
 /// Stem of the linear companion of the overview chart.
 pub const NEAR_NATIVE_PLOT: &str = "overhead-near-native";
 
-/// The linear companion holds the environments whose every ratio lies
-/// within this factor of 1× (a container, most peers; not an emulated vm).
+/// The linear companion holds the ratios within this factor of 1× (a
+/// container's, most peers'; not an emulated vm's); the others are named
+/// in its note.
 pub const NEAR_NATIVE: f64 = 5.0;
 
 /// `plots/layers-<metric>.svg|png` for every metric of an `isobench
@@ -1235,6 +1292,9 @@ mod tests {
             m("native", "native", "net.tcp_stream", 10_000),
             m("container", "container", "net.tcp_stream", 10_500),
             m("vm", "vm (emulated (TCG))", "net.tcp_stream", 90_000),
+            // runc: one ratio far out (16×), one near 1×.
+            m("runc", "runc", "syscall.getpid", 1_600),
+            m("runc", "runc", "net.tcp_stream", 10_200),
         ];
         let plots = render_all(d.path(), &ms, &[]).unwrap();
         let names: Vec<String> = plots.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
@@ -1274,8 +1334,56 @@ mod tests {
         assert!(overhead.iter().any(|t| t == "container") && overhead.iter().any(|t| t == "net.tcp_stream"), "{overhead:?}");
         assert!(overhead.iter().any(|t| t.contains("(log scale) — lower is better")), "{overhead:?}");
         let near = svg("overhead-near-native.svg");
-        assert!(near.iter().any(|t| t == "container") && !near.iter().any(|t| t.contains("TCG")), "no vm on the linear chart: {near:?}");
+        assert!(near.iter().any(|t| t == "container") && !near.iter().any(|t| t == "vm (emulated (TCG))"), "no vm bar on the linear chart: {near:?}");
+        assert!(near.iter().any(|t| t == "runc"), "runc's near-1× bar stays though its getpid is 16×: {near:?}");
+        let from = near.iter().position(|t| t.starts_with("Left out")).expect("a note");
+        let note = near[from..].iter().take_while(|t| !t.contains("lower is better")).cloned().collect::<Vec<_>>().join(" ");
+        assert!(
+            note.starts_with("Left out, beyond 5× of native (3 of 6 bars; the log-axis chart &quot;overhead&quot; has them):")
+                && note.contains("runc: syscall.getpid 16")
+                && note.contains("vm (emulated (TCG)): syscall.getpid 50"),
+            "the chart names what it leaves out: {note}"
+        );
         assert!(near.iter().any(|t| t == "p50 cost ratio, × native (1× = no overhead) — lower is better"), "linear: {near:?}");
+    }
+
+    /// The `<rect>`s of an SVG filled with `color` (plotters writes
+    /// `fill="#RRGGBB"`): (y, height).
+    fn rects(svg: &str, color: RGBColor) -> Vec<(f64, f64)> {
+        let fill = format!("fill=\"#{:02X}{:02X}{:02X}\"", color.0, color.1, color.2);
+        let attr = |tag: &str, name: &str| -> Option<f64> {
+            let at = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+            tag[at..].split('"').next()?.parse().ok()
+        };
+        svg.split("<rect").skip(1).filter(|t| t.contains(&fill)).filter_map(|t| Some((attr(t, "y")?, attr(t, "height")?))).collect()
+    }
+
+    #[test]
+    fn one_boot_phase_row_fills_its_plot_with_no_empty_row_above() {
+        let d = tempfile::tempdir().unwrap();
+        let one = Phases {
+            env: "vm".into(),
+            label: "vm (emulated (TCG))".into(),
+            n: 3,
+            segments: vec![("qemu → console", 900.0), ("console → ready", 3000.0)],
+            ready_ms: 3900.0,
+            guest_uptime_ms: None,
+            clocksource: None,
+        };
+        render_all(d.path(), &[], std::slice::from_ref(&one)).unwrap();
+        let svg = std::fs::read_to_string(d.path().join("boot-phases.svg")).unwrap();
+        let bars = rects(&svg, PHASE_COLORS[0]);
+        let legend_and_bar: Vec<_> = bars.iter().filter(|(_, h)| *h > 20.0).collect();
+        assert_eq!(legend_and_bar.len(), 1, "one bar of the first phase: {bars:?}");
+        let (y, h) = *legend_and_bar[0];
+        // The plot spans from under the title to above the x axis; one
+        // row's bar fills most of it, with the same blank above and below.
+        let height = 260.0 + 70.0;
+        let plot_top = 50.0;
+        let plot_bottom = height - 15.0 - 50.0;
+        assert!(h > (plot_bottom - plot_top) * 0.5, "the bar fills its row, not half the plot: y {y} h {h}");
+        let (above, below) = (y - plot_top, plot_bottom - (y + h));
+        assert!((above - below).abs() < 30.0, "the bar is centred in the plot, no empty row on top: above {above} below {below}");
     }
 
     #[test]

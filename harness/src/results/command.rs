@@ -92,6 +92,11 @@ pub struct CommandEnv {
     pub label: String,
     /// Where the command's files came from, in words.
     pub files: String,
+    /// `--data-dir`: the host directory, where the command saw it and how
+    /// it got there (a bind mount, virtio-9p), in words; the command's
+    /// working directory. Absent without `--data-dir`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
     pub verdict: Verdict,
     /// Why it failed or was not measured: one line.
     #[serde(default, skip_serializing_if = "Option::is_none")]

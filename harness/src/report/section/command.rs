@@ -109,6 +109,14 @@ pub fn markdown(run: &CommandRun) -> String {
     if !files.is_empty() {
         let _ = writeln!(o, "\nWhere each environment's command found its files: {}.", files.join("; "));
     }
+    let data: Vec<String> = run
+        .commands
+        .first()
+        .map(|c| c.envs.iter().filter_map(|e| e.data.as_ref().map(|d| format!("{}: {d}", e.label))).collect())
+        .unwrap_or_default();
+    if !data.is_empty() {
+        let _ = writeln!(o, "\nThe data directory (`--data-dir`) in each environment: {}.", data.join("; "));
+    }
     o.push('\n');
     o
 }

@@ -171,7 +171,7 @@ impl Section for OverheadChart {
         if cx.svg(NEAR_NATIVE_PLOT).is_some() {
             let _ = writeln!(
                 o,
-                "The environments within {NEAR_NATIVE}× of native, on a linear axis, where figures near 1× can be told apart:\n\n![overhead near native](plots/{NEAR_NATIVE_PLOT}.svg)\n"
+                "The ratios within {NEAR_NATIVE}× of native, on a linear axis, where figures near 1× can be told apart (the chart names the bars beyond it, which only the chart above shows):\n\n![overhead near native](plots/{NEAR_NATIVE_PLOT}.svg)\n"
             );
         }
         Ok(o)
