@@ -144,6 +144,14 @@ fn check_all(storage: VmStorage, kind: StorageKind) -> isobench_harness::results
         assert_eq!(io.verified_bytes, file.max(SMALL_FILE_BYTES), "{}", spec.name);
         assert!(io.dir.starts_with(isobench_workloads::guest::DATA_DIR), "{}: {}", spec.name, io.dir);
     }
+    // The report's storage section names the path, with its modes, on the
+    // environment's line and on every fs.* row.
+    let md = std::fs::read_to_string(isobench_harness::report::render(&out).unwrap()).unwrap();
+    let section = md.split("## Storage paths (fs.*)").nth(1).expect("a storage section");
+    assert!(section.contains(&format!(": {} — the agent's `{}`", st.describe(), st.agent_dir)), "{section}");
+    for spec in fs_metrics() {
+        assert!(section.contains(&format!(" | {} | `{}` |", st.describe(), spec.name)), "{}: {section}", spec.name);
+    }
     st
 }
 
