@@ -136,7 +136,7 @@ fn prepare_data(base: &std::path::Path, choice: VmStorage, qemu_bin: &std::path:
                 // cache=none: no guest page cache, every request crosses
                 // (as over 9p); virtiofsd drops O_DIRECT by default
                 // (no_allow_direct_io), so the host's page cache serves.
-                detail: Some(format!("virtiofsd cache={cache}; virtiofsd drops O_DIRECT, the host's page cache serves")),
+                detail: Some(format!("virtiofsd cache={cache}; it drops O_DIRECT, the host's page cache serves")),
                 fs: Some("virtiofs".into()),
             };
             Ok(DataPath { path, data: GuestData::Virtiofs { dir, daemon, cache }, fallback: None })
