@@ -247,8 +247,9 @@ struct RunArgs {
     container_storage: ContainerStorage,
     /// The vm's storage path for the fs metrics: `disk` (an ext4 image under the data directory
     /// on virtio-blk, QEMU cache=none with io_uring or native AIO where the file system takes
-    /// O_DIRECT, else the host's page cache; run.json says which) or `9p` (a directory under
-    /// the data directory shared over virtio-9p, msize 512000)
+    /// O_DIRECT, else the host's page cache; run.json says which), `9p` (a directory under
+    /// the data directory shared over virtio-9p, msize 512000) or `virtiofs` (the same directory
+    /// over virtiofs, a virtiofsd per guest with cache=none; needs root)
     #[arg(long, value_name = "PATH", default_value = "disk",
           value_parser = values::choice::<VmStorage>(VmStorage::ALL.map(VmStorage::as_str)))]
     vm_storage: VmStorage,

@@ -4,7 +4,8 @@
 //! templates, peer runtimes' bundles), half-made cached rootfs builds,
 //! container cgroups (killing anything still in them), the run's network
 //! namespaces, the peer runtimes' cgroups, runsc processes still holding a
-//! dead run's state dir (killed first, listed as `/proc/<pid>`), and the
+//! dead run's state dir and virtiofsd processes serving a socket in a dead
+//! run's temp dir (killed first, listed as `/proc/<pid>`), and the
 //! registry entries of runs
 //! ([`crate::registry`]), of processes that no longer exist. Called at every
 //! start; a live run's things are never touched. Skipped when no process
@@ -40,6 +41,8 @@ pub fn sweep() -> Vec<PathBuf> {
 pub fn sweep_all() -> Vec<PathBuf> {
     // Before the temp dirs: they hold the state dirs these processes name.
     let mut removed: Vec<PathBuf> = crate::env::runsc::sweep().into_iter().map(|pid| PathBuf::from(format!("/proc/{pid}"))).collect();
+    // Before the temp dirs: a killed run's virtiofsd is found by its socket's.
+    removed.extend(crate::vm::virtiofsd::sweep().into_iter().map(|pid| PathBuf::from(format!("/proc/{pid}"))));
     // Before the temp dirs: a killed run's servers are found by their dirs.
     removed.extend(crate::apps::sweep(&std::env::temp_dir()));
     removed.extend(leftovers::sweep_temp_dirs(&std::env::temp_dir()));

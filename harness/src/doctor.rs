@@ -108,6 +108,15 @@ fn diagnose_with(step: &mut dyn FnMut(Step<'_>)) -> Diagnosis {
     fact(step, "qemu", qemu_version().unwrap_or_else(|| "missing: apt-get install qemu-system-x86 (scripts/setup)".into()));
     fact(
         step,
+        "virtiofsd",
+        match crate::vm::virtiofsd::find() {
+            Ok(p) if root => format!("{} (--vm-storage virtiofs)", p.display()),
+            Ok(p) => format!("{} (--vm-storage virtiofs needs root)", p.display()),
+            Err(_) => "missing: apt-get install qemu-system-common for --vm-storage virtiofs (optional; scripts/setup)".into(),
+        },
+    );
+    fact(
+        step,
         "/dev/kvm",
         match nix::unistd::access(Path::new("/dev/kvm"), nix::unistd::AccessFlags::R_OK | nix::unistd::AccessFlags::W_OK) {
             Ok(()) => "present, read-write (whether a guest boots under it is the probe's verdict below)",

@@ -52,6 +52,10 @@ pub enum StorageKind {
     /// backend), its msize in the detail.
     #[serde(rename = "virtio_9p")]
     Virtio9p,
+    /// A host directory shared with a guest over virtiofs (FUSE on a
+    /// vhost-user-fs device, served by a virtiofsd per guest), its cache
+    /// mode in the detail.
+    Virtiofs,
     /// A host directory bind-mounted into gVisor's sandbox: the Sentry
     /// reaches it through the gofer process, never by its own system calls.
     GoferVolume,
@@ -73,6 +77,7 @@ impl StorageKind {
             StorageKind::ContainerRoot => "container's writable root",
             StorageKind::VirtioBlk => "virtio-blk disk (raw image file on the host)",
             StorageKind::Virtio9p => "host directory over virtio-9p",
+            StorageKind::Virtiofs => "host directory over virtiofs",
             StorageKind::GoferVolume => "volume (host directory bind-mounted, served by gVisor's gofer)",
             StorageKind::SandboxOverlay => "sandbox's writable root (runsc --overlay2=root:memory, in the Sentry's memory)",
             StorageKind::GoferRoot => "container's writable root (the host's overlayfs, served by gVisor's gofer)",
@@ -123,15 +128,18 @@ pub enum VmStorage {
     Disk,
     /// A directory under the run's data directory shared over virtio-9p.
     NineP,
+    /// The same directory shared over virtiofs, served by virtiofsd.
+    Virtiofs,
 }
 
 impl VmStorage {
-    pub const ALL: [VmStorage; 2] = [VmStorage::Disk, VmStorage::NineP];
+    pub const ALL: [VmStorage; 3] = [VmStorage::Disk, VmStorage::NineP, VmStorage::Virtiofs];
 
     pub fn as_str(self) -> &'static str {
         match self {
             VmStorage::Disk => "disk",
             VmStorage::NineP => "9p",
+            VmStorage::Virtiofs => "virtiofs",
         }
     }
 }
@@ -143,7 +151,7 @@ impl std::str::FromStr for VmStorage {
         VmStorage::ALL
             .into_iter()
             .find(|c| c.as_str() == s.trim())
-            .ok_or_else(|| format!("unknown vm storage {s:?}; choose disk (an ext4 image on virtio-blk) or 9p (a host directory over virtio-9p)"))
+            .ok_or_else(|| format!("unknown vm storage {s:?}; choose disk (an ext4 image on virtio-blk), 9p (a host directory over virtio-9p) or virtiofs (the same over virtiofs)"))
     }
 }
 
@@ -157,7 +165,8 @@ pub struct StoragePath {
     /// disk, the image file).
     pub host_dir: Option<PathBuf>,
     /// How the path is attached, where that decides its speed: QEMU's
-    /// `cache=none,aio=io_uring`, a 9p `msize=512000`.
+    /// `cache=none,aio=io_uring`, a 9p `msize=512000`, virtiofsd's
+    /// `cache=none`.
     pub detail: Option<String>,
     /// The file system as the environment mounted it, where the agent's
     /// statfs(2) cannot tell (a 9p mount reports the host's file system).

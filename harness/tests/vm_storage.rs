@@ -1,8 +1,10 @@
 //! The vm's storage paths end to end, under TCG: every fs.* metric through
-//! the runner on the guest's virtio-blk data disk and on its virtio-9p
-//! share, each moving the bytes it claims (the agent's read-back, recorded
-//! in run.json), each row naming the path with QEMU's modes; no disk image
-//! or shared directory left after the run. With `--rootfs debian` the guest
+//! the runner on the guest's virtio-blk data disk, on its virtio-9p share
+//! and on its virtiofs share, each moving the bytes it claims (the agent's
+//! read-back, recorded in run.json), each row naming the path with QEMU's
+//! modes or virtiofsd's cache mode; no disk image or shared directory left
+//! after the run, and no virtiofsd, even after a kill -9 of the run and the
+//! next start's sweep. With `--rootfs debian` the guest
 //! runs on the container's very tree: its /etc/debian_version read through
 //! the agent, its /noop exec'd by the spawn metric, and the cached image
 //! never written (QEMU's snapshot=on). A guest kernel without virtio_blk
@@ -12,14 +14,16 @@
 //! Needs qemu-system-x86_64, a guest image with the storage modules
 //! (scripts/build-guest) and mkfs.ext4; a skip without them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
+use std::time::{Duration, Instant};
 
 use isobench_harness::env::vm::Vm;
 use isobench_harness::env::{EnvKind, Environment, Options};
 use isobench_harness::results::RunDir;
 use isobench_harness::runner::{self, Outcome, Plan};
 use isobench_harness::storage::{RunData, StorageKind, VmStorage};
+use isobench_harness::vm::virtiofsd;
 use isobench_harness::vm::AccelChoice;
 use isobench_harness::workloads;
 use isobench_testkit::{trial, Need, Need::*};
@@ -33,6 +37,10 @@ fn main() {
     isobench_testkit::run(vec![
         trial!(every_fs_metric_moves_its_bytes_on_the_vm_data_disk).needs(GUEST),
         trial!(every_fs_metric_moves_its_bytes_on_the_vm_9p_share).needs(GUEST),
+        trial!(every_fs_metric_moves_its_bytes_on_the_vm_virtiofs_share).needs(&[Root, Qemu, GuestImage, Mkfs, Virtiofsd]),
+        trial!(helper_virtiofs_boot_and_wait).helper("run by kill_9_of_a_virtiofs_run_leaves_no_virtiofsd_after_the_sweep, then SIGKILLed"),
+        trial!(kill_9_of_a_virtiofs_run_leaves_no_virtiofsd_after_the_sweep).needs(&[Root, Qemu, GuestImage, Virtiofsd]),
+        trial!(an_orphaned_virtiofsd_of_a_dead_run_is_killed_by_the_sweep).needs(&[Root, Virtiofsd]),
         trial!(the_vm_runs_on_the_debian_tree_and_never_writes_its_cached_image).needs(&[Qemu, GuestImage, Mkfs, DebianRootfs]),
         trial!(a_tiny_data_dir_is_one_clear_line_and_the_other_rows_stay).needs(&[Root, Qemu, GuestImage, Mkfs]),
         trial!(helper_no_virtio_blk).helper("run by a_guest_kernel_without_virtio_blk_says_why_the_fs_metrics_are_not_measured with its own image"),
@@ -136,6 +144,14 @@ fn check_all(storage: VmStorage, kind: StorageKind) -> isobench_harness::results
         assert_eq!(io.verified_bytes, file.max(SMALL_FILE_BYTES), "{}", spec.name);
         assert!(io.dir.starts_with(isobench_workloads::guest::DATA_DIR), "{}: {}", spec.name, io.dir);
     }
+    // The report's storage section names the path, with its modes, on the
+    // environment's line and on every fs.* row.
+    let md = std::fs::read_to_string(isobench_harness::report::render(&out).unwrap()).unwrap();
+    let section = md.split("## Storage paths (fs.*)").nth(1).expect("a storage section");
+    assert!(section.contains(&format!(": {} — the agent's `{}`", st.describe(), st.agent_dir)), "{section}");
+    for spec in fs_metrics() {
+        assert!(section.contains(&format!(" | {} | `{}` |", st.describe(), spec.name)), "{}: {section}", spec.name);
+    }
     st
 }
 
@@ -158,6 +174,104 @@ fn every_fs_metric_moves_its_bytes_on_the_vm_9p_share() {
     let detail = st.detail.as_deref().unwrap_or_default();
     assert!(detail.contains("msize=512000") && detail.contains("O_DIRECT"), "{detail}");
     assert!(st.describe().contains("virtio-9p"), "{}", st.describe());
+}
+
+fn every_fs_metric_moves_its_bytes_on_the_vm_virtiofs_share() {
+    let st = check_all(VmStorage::Virtiofs, StorageKind::Virtiofs);
+    assert_eq!(st.fs.as_deref(), Some("virtiofs"));
+    let detail = st.detail.as_deref().unwrap_or_default();
+    assert!(detail.contains(&format!("cache={}", virtiofsd::CACHE_MODE)) && detail.contains("O_DIRECT"), "{detail}");
+    assert!(st.describe().contains("virtiofs") && st.describe().contains("cache="), "{}", st.describe());
+    assert!(st.host_dir.as_deref().is_some_and(|h| h.ends_with("/vm")), "{st:?}");
+    assert_eq!(virtiofsd::of_owner(std::process::id() as i32), Vec::<i32>::new(), "no virtiofsd outlives the run");
+}
+
+/// Temp dirs of isobench process `owner` (QEMU's, which hold the sockets).
+fn temp_dirs_of(owner: u32) -> Vec<PathBuf> {
+    let prefix = format!("isobench-{owner}-");
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect()
+}
+
+fn alive(pid: i32) -> bool {
+    // A zombie is not alive: its parent has not reaped it yet.
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| !r.trim_start().starts_with('Z')))
+}
+
+/// Helper: boots a guest with a virtiofs share, says `HOLD <virtiofsd pid>`
+/// and waits to be killed.
+fn helper_virtiofs_boot_and_wait() {
+    let base = tempfile::tempdir().unwrap();
+    let data = RunData::create(base.path()).unwrap();
+    let opts = Options {
+        accel: AccelChoice::Tcg,
+        data_dir: Some(data.path().to_path_buf()),
+        vm_storage: VmStorage::Virtiofs,
+        ..Options::new(workloads::locate().expect("static workloads"))
+    };
+    let mut vm = Vm::prepare(&opts).expect("the vm prepares");
+    let _inst = vm.start().expect("the guest boots with its virtiofs share");
+    let daemons = virtiofsd::of_owner(std::process::id() as i32);
+    assert!(!daemons.is_empty(), "a virtiofsd serves the guest");
+    println!("HOLD {}", daemons.iter().map(i32::to_string).collect::<Vec<_>>().join(","));
+    std::thread::sleep(Duration::from_secs(300));
+}
+
+/// A run killed with its guest up: its virtiofsd goes (it dies with its
+/// starter and exits once QEMU is gone) and the next start's sweep leaves
+/// no daemon and no socket of it.
+fn kill_9_of_a_virtiofs_run_leaves_no_virtiofsd_after_the_sweep() {
+    let _guest = one_guest();
+    let mut holder = isobench_testkit::helper("helper_virtiofs_boot_and_wait");
+    let mut child = holder.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let owner = child.id();
+    let held = isobench_testkit::hold_line(&mut child);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let daemons: Vec<i32> = held.expect("the helper booted its guest").split(',').map(|p| p.parse().unwrap()).collect();
+    isobench_harness::cleanup::sweep();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while daemons.iter().any(|&p| alive(p)) || !virtiofsd::of_owner(owner as i32).is_empty() {
+        assert!(Instant::now() < deadline, "virtiofsd outlived a kill -9 of its run and the sweep: {daemons:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(temp_dirs_of(owner), Vec::<PathBuf>::new(), "the sweep removes the killed run's temp dir with the socket");
+}
+
+/// A virtiofsd that neither died with its run nor saw a QEMU (its starter
+/// gone before QEMU connected): the sweep finds it by the dead run's temp
+/// dir on its command line, kills it, and the socket goes with the dir.
+fn an_orphaned_virtiofsd_of_a_dead_run_is_killed_by_the_sweep() {
+    // A pid that just exited: a dead run's.
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    let dir = std::env::temp_dir().join(format!("isobench-{dead}-vm-orphan"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let share = tempfile::tempdir().unwrap();
+    let socket = dir.join("virtiofs.sock");
+    // Not through isobench's spawn: no parent-death signal ties it to us.
+    let mut d = virtiofsd::command(&virtiofsd::find().unwrap(), share.path(), &socket, virtiofsd::CACHE_MODE)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline && d.try_wait().unwrap().is_none(), "virtiofsd made no socket");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(virtiofsd::of_owner(dead as i32).contains(&(d.id() as i32)), "the daemon is found by its socket's dir");
+    let killed = virtiofsd::sweep();
+    assert!(killed.contains(&(d.id() as i32)), "{killed:?}");
+    let status = d.wait().unwrap();
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL), "{status}");
+    isobench_harness::cleanup::sweep_all();
+    assert!(!dir.exists() && !socket.exists(), "the socket goes with the dead run's temp dir");
 }
 
 fn the_vm_runs_on_the_debian_tree_and_never_writes_its_cached_image() {

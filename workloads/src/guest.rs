@@ -77,8 +77,9 @@ pub enum ModuleError {
 /// holds the guest's root (scripts/vm-run --root-disk).
 pub const ROOT_PARAM: &str = "isobench.root";
 /// Kernel command line parameter: the fs.* metrics' storage,
-/// `blk:<serial>` (an ext4 data disk) or `9p:<tag>:<msize>` (a shared
-/// directory) (scripts/vm-run --data-disk / --share).
+/// `blk:<serial>` (an ext4 data disk), `9p:<tag>:<msize>` (a shared
+/// directory over virtio-9p) or `virtiofs:<tag>` (the same over virtiofs)
+/// (scripts/vm-run --data-disk / --share / --virtiofs).
 pub const DATA_PARAM: &str = "isobench.data";
 /// Where the data disk or shared directory is mounted in the guest.
 pub const DATA_DIR: &str = "/isobench-data";
@@ -222,8 +223,8 @@ fn switch_root(serial: &str) -> GuestMount {
     m
 }
 
-/// Mounts the fs.* metrics' storage named by `spec` (`blk:<serial>` or
-/// `9p:<tag>:<msize>`) on [`DATA_DIR`].
+/// Mounts the fs.* metrics' storage named by `spec` (`blk:<serial>`,
+/// `9p:<tag>:<msize>` or `virtiofs:<tag>`) on [`DATA_DIR`].
 fn mount_data(spec: &str) -> GuestMount {
     let mut m = GuestMount { role: "data".into(), target: DATA_DIR.into(), ..GuestMount::default() };
     let result = match spec.split(':').collect::<Vec<_>>()[..] {
@@ -245,7 +246,18 @@ fn mount_data(spec: &str) -> GuestMount {
                 Err("9pnet_virtio is not in this guest kernel (neither built in nor in the image's modules)".into())
             }
         }
-        _ => Err(format!("{DATA_PARAM}={spec}: expected blk:<serial> or 9p:<tag>:<msize>")),
+        ["virtiofs", tag] if !tag.is_empty() => {
+            // The tag is the file system's source; virtiofs takes no other
+            // options (the cache mode is virtiofsd's, on the host).
+            m.fstype = "virtiofs".into();
+            m.source = tag.into();
+            if Path::new("/sys/bus/virtio/drivers/virtiofs").exists() {
+                mount_fs(tag, DATA_DIR, "virtiofs", None)
+            } else {
+                Err("virtiofs is not in this guest kernel (neither built in nor in the image's modules)".into())
+            }
+        }
+        _ => Err(format!("{DATA_PARAM}={spec}: expected blk:<serial>, 9p:<tag>:<msize> or virtiofs:<tag>")),
     };
     m.error = result.err();
     m
@@ -366,10 +378,10 @@ mod tests {
 
     #[test]
     fn a_malformed_data_parameter_is_reported_not_mounted() {
-        for spec in ["nfs:x", "9p:tag", "9p:tag:big", "blk"] {
+        for spec in ["nfs:x", "9p:tag", "9p:tag:big", "blk", "virtiofs", "virtiofs:", "virtiofs:a:b"] {
             let m = mount_data(spec);
             assert_eq!(m.role, "data");
-            assert!(m.error.as_deref().is_some_and(|e| e.contains("expected blk:<serial> or 9p:<tag>:<msize>")), "{spec}: {m:?}");
+            assert!(m.error.as_deref().is_some_and(|e| e.contains("expected blk:<serial>, 9p:<tag>:<msize> or virtiofs:<tag>")), "{spec}: {m:?}");
         }
     }
 

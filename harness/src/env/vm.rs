@@ -19,8 +19,10 @@
 //! agent (still /init from the initramfs) makes it `/`. With a run data
 //! directory the fs.* metrics get an ext4 data disk on virtio-blk (a raw
 //! image under the run's data directory, QEMU's cache/aio modes probed)
-//! or, under `--vm-storage 9p`, a directory of it shared over virtio-9p;
-//! either is mounted at `guest::DATA_DIR`.
+//! or, under `--vm-storage 9p`, a directory of it shared over virtio-9p,
+//! or under `--vm-storage virtiofs` the same directory over virtiofs (a
+//! virtiofsd per guest, `vm::virtiofsd`); each is mounted at
+//! `guest::DATA_DIR`.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -39,6 +41,7 @@ use crate::vm::disk;
 use crate::vm::image::{self, GuestImage};
 use crate::vm::qemu::Forwards;
 use crate::vm::qemu::{self, Accel, BootProtocol, GuestData, GuestNet, Machine, Qemu, QemuError, QemuSpec};
+use crate::vm::virtiofsd;
 use crate::vm::VmNet;
 
 const ENV: &str = "vm";
@@ -87,7 +90,7 @@ struct DataPath {
 /// Makes the vm's data path under the run's data directory `base`: an
 /// ext4 image (`vm/data-<n>.img`, [`disk::DATA_DISK_BYTES`]) with the
 /// cache/aio modes QEMU takes on its file system, or the directory `vm/`
-/// for 9p.
+/// for 9p and virtiofs.
 fn prepare_data(base: &std::path::Path, choice: VmStorage, qemu_bin: &std::path::Path) -> Result<DataPath, String> {
     static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let dir = base.join(ENV);
@@ -119,6 +122,24 @@ fn prepare_data(base: &std::path::Path, choice: VmStorage, qemu_bin: &std::path:
                 fs: Some("9p".into()),
             };
             Ok(DataPath { path, data: GuestData::Share { dir, msize: NINEP_MSIZE }, fallback: None })
+        }
+        VmStorage::Virtiofs => {
+            let daemon = virtiofsd::find().map_err(|e| e.to_string())?;
+            if !nix::unistd::geteuid().is_root() {
+                return Err(virtiofsd::VirtiofsdError::NeedsRoot.to_string());
+            }
+            let cache = virtiofsd::CACHE_MODE;
+            let path = StoragePath {
+                kind: StorageKind::Virtiofs,
+                agent_dir: DATA_DIR.into(),
+                host_dir: Some(dir.clone()),
+                // cache=none: no guest page cache, every request crosses
+                // (as over 9p); virtiofsd drops O_DIRECT by default
+                // (no_allow_direct_io), so the host's page cache serves.
+                detail: Some(format!("virtiofsd cache={cache}; it drops O_DIRECT, the host's page cache serves")),
+                fs: Some("virtiofs".into()),
+            };
+            Ok(DataPath { path, data: GuestData::Virtiofs { dir, daemon, cache }, fallback: None })
         }
     }
 }
@@ -489,6 +510,10 @@ impl Environment for Vm {
                     "host": d.path.host_dir,
                     "detail": d.path.detail,
                     "fallback": d.fallback,
+                    "virtiofsd": match &d.data {
+                        GuestData::Virtiofs { daemon, cache, .. } => serde_json::json!({ "binary": daemon, "cache": cache }),
+                        _ => serde_json::Value::Null,
+                    },
                 }),
                 Some(Err(e)) => serde_json::json!({ "error": e }),
             },

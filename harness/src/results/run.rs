@@ -250,7 +250,7 @@ pub struct EnvRecord {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StorageRecord {
     /// Which path ([`crate::storage::StorageKind`]): host_directory,
-    /// volume, container_root, virtio_blk, virtio_9p, or runsc's
+    /// volume, container_root, virtio_blk, virtio_9p, virtiofs, or runsc's
     /// gofer_volume, sandbox_overlay, gofer_root.
     pub kind: Option<crate::storage::StorageKind>,
     /// The directory the agent was given, as it sees it.
@@ -262,7 +262,8 @@ pub struct StorageRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_fs: Option<String>,
     /// How the path is attached where that decides its speed (a vm's
-    /// `cache=none,aio=io_uring` disk, its 9p `msize=512000`).
+    /// `cache=none,aio=io_uring` disk, its 9p `msize=512000`, its
+    /// virtiofsd's `cache=none`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     /// The file system the agent saw under its directory (tmpfs, overlay,

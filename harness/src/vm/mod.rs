@@ -2,7 +2,8 @@
 //! ([`accel`]: KVM only when a real probe boot under KVM reaches the agent,
 //! else TCG), starting QEMU through scripts/vm-run ([`qemu`]) and the host's
 //! TSC rate that a TCG guest is told ([`tsc`]), and its disks ([`disk`]:
-//! ext4 images made from a directory without root, QEMU's cache/aio modes).
+//! ext4 images made from a directory without root, QEMU's cache/aio modes)
+//! and the daemon behind a virtiofs share ([`virtiofsd`]).
 //!
 //! The guest is a kernel plus an initramfs whose /init is the static agent
 //! (scripts/build-guest); the agent talks over a virtio-serial port that QEMU
@@ -15,6 +16,7 @@ pub mod disk;
 pub mod image;
 pub mod qemu;
 pub mod tsc;
+pub mod virtiofsd;
 
 pub use accel::Verdict;
 pub use image::GuestImage;

@@ -10,8 +10,10 @@
 //! waits for the agent's `ready` line under a deadline; a guest that misses it
 //! is killed and its console log kept and named in the error. Meanwhile a
 //! watcher thread notes when the console log first grows (the kernel's first
-//! line), one of the boot phases. Dropping a [`Qemu`] kills and reaps it and
-//! removes its temp dir.
+//! line), one of the boot phases. A guest whose data path is virtiofs gets
+//! its virtiofsd ([`super::virtiofsd`]) started first, its vhost-user socket
+//! in the same temp dir. Dropping a [`Qemu`] kills and reaps it (and its
+//! virtiofsd) and removes its temp dir.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -25,6 +27,7 @@ use std::time::{Duration, Instant};
 use isobench_workloads::protocol::AgentInfo;
 use serde::{Deserialize, Serialize};
 
+use super::virtiofsd::{Virtiofsd, VirtiofsdError};
 use crate::agent::{AgentClient, AgentError};
 
 /// Overrides the QEMU binary (also read by scripts/vm-run).
@@ -63,6 +66,8 @@ pub enum QemuError {
     Timeout { waited: Duration, accel: &'static str, last_line: String, console: PathBuf },
     #[error("guest printed nothing on its console within {:.1} s under {accel}; QEMU killed; console log: {}", waited.as_secs_f64(), console.display())]
     Silent { waited: Duration, accel: &'static str, console: PathBuf },
+    #[error(transparent)]
+    Virtiofsd(#[from] VirtiofsdError),
     #[error("agent: {source}; console log: {}", console.display())]
     Agent {
         #[source]
@@ -136,11 +141,21 @@ pub enum GuestData {
     Disk { image: PathBuf, cache: &'static str, aio: &'static str },
     /// A host directory over virtio-9p, mounted with this msize.
     Share { dir: PathBuf, msize: u32 },
+    /// A host directory over virtiofs, served by the virtiofsd at `daemon`
+    /// with this cache mode (started by [`Qemu::spawn`]).
+    Virtiofs { dir: PathBuf, daemon: PathBuf, cache: &'static str },
+}
+
+/// Where a guest's virtiofsd listens: beside its agent socket, in the
+/// QEMU's temp dir.
+pub fn virtiofs_socket(agent_socket: &Path) -> PathBuf {
+    agent_socket.with_file_name("virtiofs.sock")
 }
 
 impl GuestData {
-    /// scripts/vm-run's arguments for it.
-    pub fn args(&self) -> Vec<String> {
+    /// scripts/vm-run's arguments for it, for the guest whose agent socket
+    /// is `agent_socket`.
+    pub fn args(&self, agent_socket: &Path) -> Vec<String> {
         match self {
             GuestData::Disk { image, cache, aio } => {
                 vec![
@@ -153,6 +168,7 @@ impl GuestData {
                 ]
             }
             GuestData::Share { dir, msize } => vec!["--share".into(), dir.display().to_string(), "--share-msize".into(), msize.to_string()],
+            GuestData::Virtiofs { .. } => vec!["--virtiofs".into(), virtiofs_socket(agent_socket).display().to_string()],
         }
     }
 }
@@ -284,7 +300,7 @@ pub fn command(script: &Path, qemu: &Path, spec: &QemuSpec, socket: &Path, conso
         cmd.arg("--root-disk").arg(root);
     }
     if let Some(data) = &spec.data {
-        cmd.args(data.args());
+        cmd.args(data.args(socket));
     }
     cmd
 }
@@ -292,6 +308,8 @@ pub fn command(script: &Path, qemu: &Path, spec: &QemuSpec, socket: &Path, conso
 /// A running QEMU. Dropping it kills and reaps QEMU and removes its temp dir.
 pub struct Qemu {
     child: Child,
+    /// The guest's virtiofsd, when its data path is virtiofs.
+    virtiofsd: Option<Virtiofsd>,
     dir: tempfile::TempDir,
     socket: PathBuf,
     console: PathBuf,
@@ -312,6 +330,13 @@ impl Qemu {
         let stderr = dir.path().join("qemu.stderr");
         let err_file = File::create(&stderr).map_err(io_err("create qemu.stderr"))?;
         let out_file = err_file.try_clone().map_err(io_err("dup qemu.stderr"))?;
+        // Before QEMU, which connects to its socket at start.
+        let virtiofsd = match &spec.data {
+            Some(GuestData::Virtiofs { dir: source, daemon, cache }) => {
+                Some(Virtiofsd::spawn(daemon, source, &virtiofs_socket(&socket), &dir.path().join("virtiofsd.stderr"), cache)?)
+            }
+            _ => None,
+        };
         let mut cmd = command(&script, qemu, spec, &socket, &console);
         cmd.stdin(Stdio::null()).stdout(out_file).stderr(err_file);
         // Kept open until the spawn: the child enters it before exec.
@@ -335,11 +360,16 @@ impl Qemu {
         };
         let started = Instant::now();
         let child = crate::process::spawn_agent(&mut cmd).map_err(io_err(format!("start {}", script.display())))?;
-        Ok(Qemu { child, dir, socket, console, stderr, accel: spec.accel, started })
+        Ok(Qemu { child, virtiofsd, dir, socket, console, stderr, accel: spec.accel, started })
     }
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The guest's virtiofsd's pid, when it has one.
+    pub fn virtiofsd_pid(&self) -> Option<u32> {
+        self.virtiofsd.as_ref().map(Virtiofsd::pid)
     }
 
     pub fn console(&self) -> &Path {
@@ -383,12 +413,16 @@ impl Qemu {
         }
     }
 
-    /// SIGKILLs QEMU (if still running) and reaps it.
+    /// SIGKILLs QEMU (if still running) and reaps it, then stops its
+    /// virtiofsd (which exits by itself once QEMU is gone).
     pub fn kill(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
+        if let Some(d) = self.virtiofsd.as_mut() {
+            d.stop();
+        }
     }
 
     /// Connects to the agent socket, retrying until QEMU has created it.
@@ -410,7 +444,10 @@ impl Qemu {
     }
 
     fn exited(&self, status: ExitStatus) -> QemuError {
-        let tail = self.stderr_tail();
+        let mut tail = self.stderr_tail();
+        if let Some(d) = self.virtiofsd.as_ref().map(Virtiofsd::stderr_tail).filter(|t| !t.is_empty()) {
+            tail = if tail.is_empty() { format!("virtiofsd: {d}") } else { format!("{tail}; virtiofsd: {d}") };
+        }
         let stderr = if tail.is_empty() { String::new() } else { format!(": {tail}") };
         QemuError::Exited { status, stderr, console: self.console.clone() }
     }
@@ -498,6 +535,12 @@ pub fn boot_with(
     let ready = wait_ready(&mut qemu, timeout, silence);
     let ready_after = qemu.started.elapsed();
     let first_output = watch.finish().map(|d| d.min(ready_after));
+    // The guest is up, but a virtiofsd that refused it (or died) would
+    // leave its first file request waiting forever.
+    let ready = ready.and_then(|r| match qemu.virtiofsd.as_mut().map(Virtiofsd::check) {
+        Some(Err(e)) => Err(QemuError::Virtiofsd(e)),
+        _ => Ok(r),
+    });
     match ready {
         Ok((agent, info)) => Ok(Booted { qemu, agent, info, ready_after, first_output }),
         Err(mut e) => {
@@ -625,6 +668,8 @@ mod tests {
         );
         spec.data = Some(GuestData::Share { dir: "/d/vm-share".into(), msize: 512_000 });
         assert!(args(&spec).ends_with(" --share /d/vm-share --share-msize 512000"), "{}", args(&spec));
+        spec.data = Some(GuestData::Virtiofs { dir: "/d/vm".into(), daemon: "/usr/lib/qemu/virtiofsd".into(), cache: "none" });
+        assert!(args(&spec).ends_with(" --virtiofs /t/virtiofs.sock"), "{}", args(&spec));
     }
 
     #[test]

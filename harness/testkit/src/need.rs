@@ -43,6 +43,8 @@ pub enum Need {
     DebianRootfs,
     /// qemu-system-x86_64.
     Qemu,
+    /// virtiofsd: the daemon behind the vm's virtiofs share.
+    Virtiofsd,
     /// The guest image scripts/build-guest makes.
     GuestImage,
     /// What scripts/build-guest runs: cpio, modinfo, sha256sum.
@@ -122,6 +124,7 @@ impl Need {
             Need::Runsc => "runsc",
             Need::DebianRootfs => "debian rootfs",
             Need::Qemu => "qemu",
+            Need::Virtiofsd => "virtiofsd",
             Need::GuestImage => "guest image",
             Need::GuestTools => "guest tools",
             Need::Cpio => "cpio",
@@ -168,6 +171,7 @@ impl Need {
             Need::Runsc => "apt-get install runsc (scripts/setup installs it as root)",
             Need::DebianRootfs => "apt-get install debootstrap (scripts/setup installs it as root); the first test that needs the rootfs builds it",
             Need::Qemu => "apt-get install qemu-system-x86 (scripts/setup installs it)",
+            Need::Virtiofsd => "apt-get install qemu-system-common (Debian 12's /usr/lib/qemu/virtiofsd; scripts/setup installs it)",
             Need::GuestImage => "run scripts/build-guest",
             Need::GuestTools => "apt-get install cpio kmod coreutils (scripts/setup installs them)",
             Need::Cpio => "apt-get install cpio (scripts/setup installs it)",
@@ -231,6 +235,7 @@ impl Need {
                 }
             }
             Need::Qemu => qemu::find_qemu().map(drop).map_err(|e| e.to_string()),
+            Need::Virtiofsd => isobench_harness::vm::virtiofsd::find().map(drop).map_err(|e| e.to_string()),
             Need::GuestImage => image::locate().map(drop).map_err(|e| e.to_string()),
             Need::GuestTools => {
                 let missing: Vec<&str> = ["cpio", "modinfo", "sha256sum"].into_iter().filter(|t| on_path(t).is_err()).collect();

@@ -40,7 +40,9 @@ impl Section for Storage {
              Bandwidth and IOPS are the timed loop's totals (operations ÷ loop time); percentiles are per operation (rand, fsync, create) \
              or per sample of operations (seq, stat, open). A figure is the path's: a volume is the host's file system seen through a bind mount \
              (under runsc, served to the Sentry by gVisor's gofer); a container's root is a tmpfs over the read-only image, the overlay under \
-             `--profile docker`, or under runsc its own overlay in the Sentry's memory (`--overlay2=root:memory`).\n"
+             `--profile docker`, or under runsc its own overlay in the Sentry's memory (`--overlay2=root:memory`). A vm's disk is a raw image \
+             file on virtio-blk with the guest's own ext4; its shared directory is the host's, served over virtio-9p by QEMU itself or over \
+             virtiofs by a virtiofsd per guest (FUSE on a vhost-user device), with the cache mode on the row.\n"
         );
         for (name, e) in &envs {
             let label = e.label_or(name);
