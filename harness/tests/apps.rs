@@ -31,6 +31,7 @@ fn main() {
         trial!(redis_and_nginx_answer_under_runc_from_the_image).needs(&[Root, Cgroups, Runc, DebianRootfs]),
         trial!(redis_and_nginx_answer_under_crun_from_the_image).needs(&[Root, Cgroups, Crun, DebianRootfs]),
         trial!(redis_and_nginx_answer_under_runsc_from_the_image).needs(&[Root, Runsc, DebianRootfs]),
+        trial!(the_runner_measures_an_open_loop_under_runsc_on_the_hosts_clock).needs(&[Root, Runsc, DebianRootfs]),
         trial!(redis_and_nginx_answer_in_the_vm_booted_from_the_image).needs(&[Qemu, GuestImage, Mkfs, DebianRootfs]),
         trial!(hold_a_server_for_the_kill_test).helper("run by a_killed_runs_server_is_swept_by_the_next_start, then SIGKILLed"),
         trial!(a_killed_runs_server_is_swept_by_the_next_start).needs(&[AppServers]),
@@ -171,6 +172,35 @@ fn redis_and_nginx_answer_under_runsc_from_the_image() {
     let mut opts = image_options();
     opts.gvisor_platform = isobench_harness::env::runsc::platform::PlatformChoice::Ptrace;
     every_app_metric(EnvKind::Runsc, &opts);
+}
+
+/// Through the runner, as `isobench run --env runsc` measures it: the open
+/// loop is timed on the host side, so runsc's check of its own clock (which
+/// compares the agent's elapsed time with the request's host wall time, here
+/// also the server's start and the rate's calibration) does not refuse it.
+/// The row records its path.
+fn the_runner_measures_an_open_loop_under_runsc_on_the_hosts_clock() {
+    let mut opts = image_options();
+    opts.gvisor_platform = isobench_harness::env::runsc::platform::PlatformChoice::Ptrace;
+    let results = tempfile::tempdir().unwrap();
+    let out = isobench_harness::results::RunDir::at(&results.path().join("run")).unwrap();
+    let metrics = vec![isobench_workloads::catalog::lookup("app.redis.get.latency").unwrap()];
+    let plan = isobench_harness::runner::Plan {
+        envs: vec![EnvKind::Runsc],
+        metrics,
+        quick: true,
+        iterations: Some(1_000),
+        max_ms: 10_000,
+        pin: Default::default(),
+        budget: None,
+    };
+    let outcome = isobench_harness::runner::execute(&plan, &opts, &out, &std::sync::atomic::AtomicUsize::new(0), &mut |_| {}).unwrap();
+    assert_eq!((outcome.measured, &outcome.not_measured, &outcome.failed), (1, &vec![], &vec![]), "{:?}", outcome.skipped);
+    let ms = out.measurements().unwrap();
+    assert!(ms[0].summary().p99 > 0.0 && ms[0].load.as_ref().is_some_and(|l| l.service_histogram.is_some()));
+    let run = out.run_record().unwrap();
+    let path = run.environments["runsc"].boundary.as_ref().and_then(|b| b.path.clone());
+    assert_eq!(path.as_deref(), Some("netstack"));
 }
 
 fn redis_and_nginx_answer_in_the_vm_booted_from_the_image() {
