@@ -235,6 +235,10 @@ pub fn closed(target: SocketAddr, op: Op, connections: u32, depth: u32, warmup: 
     Ok(Outcome { requests, elapsed, histogram: h, report, truncated })
 }
 
+/// One open-loop connection's: corrected and service-time histograms, late
+/// sends, clipped values, and whether the time bound stopped it.
+type ConnOutcome = (Histogram<u64>, Histogram<u64>, u64, u64, bool);
+
 /// Latency at `rate` requests per second offered over `connections`
 /// connections on a constant schedule, `requests` in all (after `warmup`
 /// untimed ones, sent on the same schedule) or until `max` passed.
@@ -259,7 +263,7 @@ pub fn open(target: SocketAddr, op: Op, connections: u32, rate: f64, warmup: u64
         .enumerate()
         .map(|(i, mut c)| {
             let request = request.clone();
-            std::thread::spawn(move || -> std::io::Result<(Histogram<u64>, Histogram<u64>, u64, u64, bool)> {
+            std::thread::spawn(move || -> std::io::Result<ConnOutcome> {
                 // Sleeps end within the kernel's default 50 µs slack otherwise.
                 // SAFETY: prctl(PR_SET_TIMERSLACK) takes a value and touches no memory.
                 unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
