@@ -145,6 +145,17 @@ impl Section for Apps {
                 "Each environment's open loop offers a share of its own closed-loop figure, so the rates differ between environments: \
                  the p99 ratio compares latency at the same relative load, not at the same rate.\n"
             );
+            for m in &open {
+                if let Some(n) = m.load.as_ref().and_then(|l| l.clipped) {
+                    let _ = writeln!(
+                        o,
+                        "- **{}** `{}`: {n} latencies past the histograms' fixed bound were recorded as {} s: its top percentiles are at least that.\n",
+                        cell(&m.env_label),
+                        m.metric.name,
+                        isobench_workloads::app::load::HIGHEST_NS / 1_000_000_000
+                    );
+                }
+            }
             charts(&mut o, cx, open.iter().map(|m| m.metric.name));
         }
         Ok(o)
