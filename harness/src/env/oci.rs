@@ -867,7 +867,8 @@ enum VethState {
 /// ([`LazyVeth`]).
 pub struct VethInstance {
     env: &'static str,
-    // Dropped after the container: the veth goes with its namespace anyway.
+    // Dropped before `net`: the container goes first, and its veth with its
+    // namespace; dropping the link after that finds nothing left to delete.
     inner: PeerInstance,
     net: VethState,
 }
