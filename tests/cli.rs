@@ -19,6 +19,7 @@ fn main() {
         trial!(run_writes_a_report_with_a_row_per_env_and_metric),
         trial!(ctrl_c_stops_after_the_current_measurement_and_keeps_results),
         trial!(sigterm_stops_the_run_with_143_and_the_caveat_names_it),
+        trial!(sigint_during_an_app_metric_leaves_no_server).needs(&[AppServers]),
         trial!(startup_out_records_the_host_facts_and_the_report_shows_them),
         trial!(a_full_file_system_leaves_no_temporary_and_the_error_names_the_file).needs(&[Root]),
         trial!(compare_gates_on_a_significant_regression),
@@ -201,6 +202,45 @@ fn run_writes_a_report_with_a_row_per_env_and_metric() {
 fn ctrl_c_stops_after_the_current_measurement_and_keeps_results() {
     let report = interrupted_by(nix::sys::signal::SIGINT, 130);
     assert!(report.contains("the run was interrupted by SIGINT (Ctrl-C)"), "{report}");
+}
+
+/// The trial's input: SIGINT to `isobench run` while redis serves its first
+/// app metric (the server seen in its pid-stamped directory of a private
+/// TMPDIR): exit 130, that measurement kept, the second never started, and
+/// no server process, directory or other temp entry of the run left.
+fn sigint_during_an_app_metric_leaves_no_server() {
+    let d = tempfile::tempdir().unwrap();
+    let (tmp, out) = (d.path().join("tmp"), d.path().join("run"));
+    std::fs::create_dir(&tmp).unwrap();
+    let child = isobench()
+        .args(["run", "--env", "native", "--metric", "app.redis.get,app.redis.set", "--iterations", "1000000000", "--max-ms", "3000", "--out"])
+        .arg(&out)
+        .env("TMPDIR", &tmp)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let dir = tmp.join(format!("isobench-{}-app-redis", child.id()));
+    let pgid_file = dir.join("server.pgid");
+    let t0 = std::time::Instant::now();
+    let pgid = loop {
+        if let Some(p) = std::fs::read_to_string(&pgid_file).ok().and_then(|s| s.trim().parse::<i32>().ok()) {
+            break p;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "redis never started in {}", dir.display());
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let group = |pgid: i32| nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), None).is_ok();
+    assert!(group(pgid), "redis-server runs while the metric does");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGINT).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert!(!group(pgid), "no process of the server's group is left");
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.path()).collect();
+    assert!(left.is_empty(), "the run left {left:?}");
+    let records: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("measurements.json")).unwrap()).unwrap();
+    let metrics: Vec<&str> = records.as_array().unwrap().iter().map(|m| m["metric"].as_str().unwrap()).collect();
+    assert_eq!(metrics, ["app.redis.get"], "the measurement under way is kept, the next one never starts");
 }
 
 /// The trial's input: SIGTERM to `isobench run` (a service manager's stop).

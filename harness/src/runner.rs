@@ -389,9 +389,12 @@ pub fn execute(
                     let mut m = Measurement::new(kind.as_str(), &environment.label(), spec);
                     m.add(&r)?;
                     // gVisor's clock may stand still across work without
-                    // system calls; the host side of a boundary metric times
-                    // with the host's clock.
-                    let still = (kind == EnvKind::Runsc && !spec.boundary)
+                    // system calls; the host side of a boundary or app
+                    // metric times with the host's clock (its elapsed time
+                    // is the timed loop's, not the request's: an app
+                    // metric's request also starts the server and an open
+                    // loop calibrates its rate first).
+                    let still = (kind == EnvKind::Runsc && !spec.across())
                         .then(|| env::runsc::clock_stood_still(&m.histogram, r.elapsed_ns, host_wall))
                         .flatten();
                     // What the agent moved and verified is recorded even

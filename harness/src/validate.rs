@@ -10,7 +10,7 @@
 //! | spawn.fork_exec, spawn.posix_spawn | `hyperfine -N` of the same static noop |
 //! | fs.rand_read, fs.rand_write | `fio` psync, depth 1, 4 KiB, O_DIRECT: clat p50 beside isobench's p50 |
 //! | fs.seq_read_bw, fs.seq_write_bw | `fio` psync, depth 1, 1 MiB, O_DIRECT: bandwidth |
-//! | app.redis.get, app.redis.set | `redis-benchmark -d 64 -c 4 -P 16` against the same redis configuration |
+//! | app.redis.get, app.redis.set | `redis-benchmark -d 64 -c 4 -P 16` (GET: `-t set,get`, so it reads the value) against the same redis configuration |
 //! | app.nginx.1k, app.nginx.64k | `wrk -t 4 -c 4` against the same nginx configuration |
 //!
 //! The open-loop latency metrics (app.*.latency) have no row: wrk2, the
@@ -27,7 +27,8 @@
 //! rows say so and carry no figures.
 //!
 //! Each side runs [`ROUNDS`] times (once with `--quick`) and keeps its median
-//! round. Each row compares means (what the tools report; fio's latency rows
+//! round; the app rows interleave the two sides' rounds and give each
+//! round's ratio. Each row compares means (what the tools report; fio's latency rows
 //! its clat p50 with isobench's p50) and is "within" when the
 //! ratio is inside ±[`TOLERANCE`]; otherwise the note explains the method
 //! difference. Missing tools are listed, never fatal. The rows are
@@ -417,77 +418,127 @@ pub fn parse_wrk(out: &str) -> Option<f64> {
 /// the app metrics start it (`apps`, natively: the host's binaries, the
 /// same configuration, a port of its own), beside isobench's closed loop
 /// against another start of the same server. Both are throughput at
-/// saturation with the same connections (and redis pipeline).
+/// saturation with the same load shape: redis-benchmark `-c 4 -P 16 -d 64`
+/// on one key (no `-r`; isobench's `isobench:key`), its GET row measured
+/// after its SET row in the same invocation (`-t set,get`) so that GET
+/// reads the 64-byte value, as isobench's GET does (alone, `-t get` against
+/// a fresh server reads a missing key: a 5-byte nil reply); wrk `-t 4 -c 4`.
+///
+/// The rounds are interleaved (tool, isobench, tool, isobench, ...), so a
+/// change of the machine's load between them falls on both sides; the row
+/// keeps each side's median round and the note gives every round's ratio,
+/// their spread on a shared machine.
 pub fn apps(inst: &mut dyn crate::env::Instance, hosts: &mut crate::boundary::HostSides, quick: bool) -> Vec<Check> {
     use isobench_workloads::app::App;
     use isobench_workloads::catalog::{NGINX_CONNECTIONS, REDIS_CONNECTIONS, REDIS_PIPELINE};
     let rounds = if quick { 1 } else { ROUNDS };
     let secs = if quick { "1" } else { "3" };
     let requests = if quick { "100000" } else { "1000000" };
-    // (metric, tool, its arguments with PORT, method difference)
+    let clients = "one redis-benchmark thread drives the 4 connections from an event loop; isobench runs a blocking thread per connection, \
+                   which on a machine of few CPUs share them with the server";
+    // (metric, tool, its arguments with PORT, the row of its output, method difference)
     let (c, p, nc) = (REDIS_CONNECTIONS.to_string(), REDIS_PIPELINE.to_string(), NGINX_CONNECTIONS.to_string());
-    let rows: [(&str, &str, Vec<String>, &str); 4] = [
+    let redis = |tests: &str| -> Vec<String> {
+        ["-h", "127.0.0.1", "-p", "PORT", "-t", tests, "-d", "64", "-c", &c, "-P", &p, "-n", requests, "--csv"].map(String::from).to_vec()
+    };
+    let rows: [(&str, &str, Vec<String>, &str, String); 4] = [
         (
             "app.redis.get",
             "redis-benchmark",
-            ["-h", "127.0.0.1", "-p", "PORT", "-t", "get", "-d", "64", "-c", &c, "-P", &p, "-n", requests, "--csv"].map(String::from).to_vec(),
-            "redis-benchmark's event loop drives all connections from one thread and counts from the first request; isobench uses a thread per connection and times from after its warm-up",
+            redis("set,get"),
+            "GET",
+            format!("{clients}; both read a 64-byte value of one key (the tool's GET row after its SET row)"),
         ),
-        (
-            "app.redis.set",
-            "redis-benchmark",
-            ["-h", "127.0.0.1", "-p", "PORT", "-t", "set", "-d", "64", "-c", &c, "-P", &p, "-n", requests, "--csv"].map(String::from).to_vec(),
-            "redis-benchmark's event loop drives all connections from one thread; isobench uses a thread per connection",
-        ),
+        ("app.redis.set", "redis-benchmark", redis("set"), "SET", format!("{clients}; both write a 64-byte value to one key")),
         (
             "app.nginx.1k",
             "wrk",
             ["-t", &nc, "-c", &nc, "-d", &format!("{secs}s"), "http://127.0.0.1:PORT/1k.bin"].map(String::from).to_vec(),
-            "wrk runs an event loop per thread in C (LuaJIT scripting off); isobench a blocking thread per connection that parses every reply",
+            "",
+            "wrk runs an event loop per thread in C (LuaJIT scripting off); isobench a blocking thread per connection that parses every reply".into(),
         ),
         (
             "app.nginx.64k",
             "wrk",
             ["-t", &nc, "-c", &nc, "-d", &format!("{secs}s"), "http://127.0.0.1:PORT/64k.bin"].map(String::from).to_vec(),
-            "wrk runs an event loop per thread in C; isobench a blocking thread per connection that copies every body",
+            "",
+            "wrk runs an event loop per thread in C; isobench a blocking thread per connection that copies every body".into(),
         ),
     ];
     let mut out = Vec::new();
-    for (metric, tool, args, method) in rows {
+    for (metric, tool, args, row, method) in rows {
         let spec = catalog::lookup(metric).expect("app rows name catalogue metrics");
         let app = App::of_metric(metric).expect("an app metric");
         let shown = format!("{tool} {}", args.join(" "));
-        let tool_value = if !have(tool) {
-            Err(format!("{tool} not installed (apt-get install {}; scripts/setup installs it)", if tool == "wrk" { "wrk" } else { "redis-tools" }))
-        } else {
-            median_of(rounds, || {
-                let start = isobench_workloads::protocol::AppStartRequest {
-                    app,
-                    bind: "127.0.0.1:0".into(),
-                    dir: crate::apps::server_dir(app, true).display().to_string(),
-                };
-                let (addr, _) = inst.agent().app_start(&start).map_err(|e| format!("starting {app}: {e}"))?;
-                let args: Vec<String> = args.iter().map(|a| a.replace("PORT", &addr.port().to_string())).collect();
-                let got = output(Command::new(tool).args(&args));
-                let _ = inst.agent().app_stop();
-                let text = got?;
-                match tool {
-                    "wrk" => parse_wrk(&text),
-                    _ => parse_redis_benchmark_csv(&text, &metric["app.redis.".len()..].to_uppercase()),
-                }
-                .ok_or_else(|| format!("no requests per second in {tool}'s output"))
-            })
-        };
+        let installed = have(tool);
         let n = if quick { spec.quick_iterations } else { spec.iterations };
-        let isobench = median_of(rounds, || {
+        let (mut tools, mut ours, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut tool_err, mut our_err) = (None, None);
+        for _ in 0..rounds {
+            let t = match installed {
+                false => Err(format!(
+                    "{tool} not installed (apt-get install {}; scripts/setup installs it)",
+                    if tool == "wrk" { "wrk" } else { "redis-tools" }
+                )),
+                true => tool_round(inst, app, tool, &args, row),
+            };
             let req = RunRequest { warmup: n / 20, ..RunRequest::new(metric, n, 20_000) };
-            crate::apps::measure(inst, hosts, true, spec, &req)
+            let i = crate::apps::measure(inst, hosts, true, spec, &req)
                 .map_err(|e| e.to_string())
-                .and_then(|r| r.load.map(|l| l.achieved_per_s).ok_or_else(|| "no load in the result".to_string()))
-        });
-        out.push(check(metric, shown, "req/s", tool_value, isobench, method));
+                .and_then(|r| r.load.map(|l| l.achieved_per_s).ok_or_else(|| "no load in the result".to_string()));
+            if let (Ok(t), Ok(i)) = (&t, &i) {
+                ratios.push(i / t);
+            }
+            match t {
+                Ok(v) => tools.push(v),
+                Err(e) => tool_err = Some(e),
+            }
+            match i {
+                Ok(v) => ours.push(v),
+                Err(e) => our_err = Some(e),
+            }
+        }
+        let median = |v: &mut Vec<f64>, err: Option<String>| -> Result<f64, String> {
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied().ok_or_else(|| err.unwrap_or_else(|| "no round ran".into()))
+        };
+        let mut check = check(metric, shown, "req/s", median(&mut tools, tool_err), median(&mut ours, our_err), &method);
+        if ratios.len() > 1 {
+            check.note = format!("{}; {}", check.note, round_ratios(&ratios));
+        }
+        out.push(check);
     }
     out
+}
+
+/// "ratio per interleaved round 0.95, 1.02, 1.10 (spread 0.15)".
+pub fn round_ratios(ratios: &[f64]) -> String {
+    let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let list: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+    format!("ratio per interleaved round {} (spread {:.2})", list.join(", "), hi - lo)
+}
+
+/// One round of the reference tool: a fresh server started the way the app
+/// metrics start it, `tool` run against its port, the server stopped; the
+/// tool's requests per second (`row` of redis-benchmark's CSV, or wrk's
+/// summary).
+fn tool_round(inst: &mut dyn crate::env::Instance, app: isobench_workloads::app::App, tool: &str, args: &[String], row: &str) -> Result<f64, String> {
+    let start = isobench_workloads::protocol::AppStartRequest {
+        app,
+        bind: "127.0.0.1:0".into(),
+        dir: crate::apps::server_dir(app, true).display().to_string(),
+    };
+    let (addr, _) = inst.agent().app_start(&start).map_err(|e| format!("starting {app}: {e}"))?;
+    let args: Vec<String> = args.iter().map(|a| a.replace("PORT", &addr.port().to_string())).collect();
+    let got = output(Command::new(tool).args(&args));
+    let _ = inst.agent().app_stop();
+    let text = got?;
+    match tool {
+        "wrk" => parse_wrk(&text),
+        _ => parse_redis_benchmark_csv(&text, row),
+    }
+    .ok_or_else(|| format!("no requests per second in {tool}'s output"))
 }
 
 #[cfg(test)]
@@ -544,6 +595,7 @@ mod tests {
             Ok(5.0)
         );
         assert_eq!(median_of::<&str>(2, || Err("gone")), Err("gone"));
+        assert_eq!(round_ratios(&[0.95, 1.1, 1.02]), "ratio per interleaved round 0.95, 1.10, 1.02 (spread 0.15)");
     }
 
     #[test]

@@ -293,3 +293,81 @@ fn a_full_run_with_every_environment_reads_as_written_with_one_marker_per_cell()
     assert!(cells[5].contains("(1.03× ±") && cells[5].ends_with('≈'), "runc: {row}");
     assert!(cells[6].contains("(1.60× ±") && cells[6].ends_with('*'), "crun: {row}");
 }
+
+/// The application section's charts from constructed app measurements
+/// (native and a container, a closed and an open loop of redis GET): the
+/// throughput bars read higher-is-better with each environment's ratio to
+/// native beside its bar; the latency curves read lower-is-better with a
+/// corrected and an uncorrected line per environment; both are in the
+/// section, on the project's tick conventions.
+#[test]
+fn the_application_charts_show_throughput_against_native_and_both_latency_curves() {
+    use isobench_workloads::app::load::{LoadMode, LoadReport};
+    let d = tempfile::tempdir().unwrap();
+    let run = RunDir::at(d.path()).unwrap();
+    for (env, rate, lat_us) in [("native", 300_000.0, 50u64), ("container", 210_000.0, 70)] {
+        let closed = catalog::lookup("app.redis.get").unwrap();
+        let mut m = Measurement::new(env, env, closed);
+        for i in 0..100u64 {
+            // ns per request of one window, around 1e9 / rate
+            m.histogram.record((1e9 / rate) as u64 + i % 5).unwrap();
+        }
+        m.iterations = 1_000_000;
+        m.load = Some(LoadReport {
+            mode: LoadMode::Closed,
+            connections: 4,
+            depth: 16,
+            offered_per_s: None,
+            achieved_per_s: rate,
+            service_histogram: None,
+            late_sends: None,
+            rate_basis: None,
+            clipped: None,
+        });
+        run.save(&m).unwrap();
+        let open = catalog::lookup("app.redis.get.latency").unwrap();
+        let mut m = Measurement::new(env, env, open);
+        let mut service = isobench_workloads::hist::new_ns();
+        for i in 0..2_000u64 {
+            m.histogram.record(lat_us * 1_000 + i * 100).unwrap();
+            service.record(lat_us * 800 + i * 10).unwrap();
+        }
+        m.iterations = 2_000;
+        m.load = Some(LoadReport {
+            mode: LoadMode::Open,
+            connections: 4,
+            depth: 1,
+            offered_per_s: Some(rate / 20.0),
+            achieved_per_s: rate / 20.0,
+            service_histogram: Some(isobench_workloads::hist::encode(&service).unwrap()),
+            late_sends: Some(0),
+            rate_basis: None,
+            clipped: None,
+        });
+        run.save(&m).unwrap();
+    }
+    isobench_harness::report::render(&run).unwrap();
+    let texts = |stem: &str| svg_texts(&std::fs::read_to_string(d.path().join(format!("plots/{stem}.svg"))).unwrap());
+    let bars = texts("apps-app.redis.get");
+    assert!(bars[0].starts_with("app.redis.get: requests per second"), "{bars:?}");
+    assert!(bars.iter().any(|t| t == "requests per second — higher is better"), "{bars:?}");
+    assert!(bars.iter().any(|t| t == "210000 req/s · 0.70× native"), "the container's bar names its ratio: {bars:?}");
+    assert!(bars.iter().any(|t| t == "300000 req/s"), "native's bar is the baseline: {bars:?}");
+    let curves = texts("apps-app.redis.get.latency");
+    assert!(curves.iter().any(|t| t == "µs per request (log scale) — lower is better"), "{curves:?}");
+    for env in ["native", "container"] {
+        for line in ["corrected", "uncorrected"] {
+            assert!(curves.iter().any(|t| *t == format!("{env} — {line}")), "{env} {line}: {curves:?}");
+        }
+    }
+    for t in bars.iter().chain(&curves) {
+        if let Ok(v) = t.parse::<f64>() {
+            let digits: String = t.chars().filter(char::is_ascii_digit).collect();
+            assert!(digits.trim_start_matches('0').trim_end_matches('0').len() <= 2 && v >= 0.0, "tick {t:?} is not a 1-2-5 value");
+        }
+    }
+    let md = std::fs::read_to_string(d.path().join("report.md")).unwrap();
+    let section = &md[md.find("## Applications").expect("the section")..];
+    assert!(section.contains("![apps-app.redis.get](plots/apps-app.redis.get.svg)"), "{section}");
+    assert!(section.contains("![apps-app.redis.get.latency](plots/apps-app.redis.get.latency.svg)"), "{section}");
+}

@@ -24,6 +24,8 @@ fn redis_benchmark_and_wrk_give_each_app_row_a_figure_beside_isobench() {
     inst.shutdown().unwrap();
     let metrics: Vec<&str> = checks.iter().map(|c| c.metric.as_str()).collect();
     assert_eq!(metrics, ["app.redis.get", "app.redis.set", "app.nginx.1k", "app.nginx.64k"]);
+    // GET reads the value its own SET row wrote, as isobench's GET reads one: not a missing key's nil.
+    assert!(checks[0].tool.contains("-t set,get -d 64 -c 4 -P 16"), "{}", checks[0].tool);
     for c in &checks {
         let (t, i) = (
             c.tool_value.unwrap_or_else(|| panic!("{}: {}", c.metric, c.note)),

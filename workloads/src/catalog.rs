@@ -274,7 +274,7 @@ macro_rules! app_metrics {
                 name: $lat,
                 family: Family::App,
                 unit: Unit::Us,
-                operation: concat!($op, "; open loop at a constant offered rate, 4 connections with one request outstanding each, latency from each request's intended send time (coordinated-omission corrected); the rate is half of what a closed loop of that shape achieves against the same server just before (named on the row); the uncorrected service time is recorded beside it"),
+                operation: concat!($op, "; open loop at a constant offered rate, 4 connections with one request outstanding each, latency from each request's intended send time (coordinated-omission corrected); the rate is half of what a closed loop of that shape achieves against the same server just before (named on the row); the uncorrected service time is recorded beside it; both into histograms of fixed bounds, 1 ns to 60 s at 3 significant figures, allocated before the clock starts (wrk2's hdr_init): a longer latency is recorded as 60 s and counted as clipped"),
                 reference: $open_ref,
                 ops_per_sample: 1,
                 iterations: 20_000,

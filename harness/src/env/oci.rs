@@ -366,6 +366,18 @@ impl OciRuntime {
         }
     }
 
+    /// The host pid of `id`'s process (`RUNTIME state ID`: its `pid`).
+    pub fn init_pid(&self, id: &str) -> Result<u32, String> {
+        let out = self.base().args(["state", id]).stdin(Stdio::null()).output().map_err(|e| format!("{} state {id}: {e}", self.binary.display()))?;
+        let state: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| format!("{} state {id}: {e} ({})", self.binary.display(), String::from_utf8_lossy(&out.stderr).trim()))?;
+        state["pid"]
+            .as_u64()
+            .filter(|&p| p > 0)
+            .map(|p| p as u32)
+            .ok_or_else(|| format!("{} state {id} names no pid: {state}", self.binary.display()))
+    }
+
     /// The IDs the runtime lists in its state root (`RUNTIME list -q`).
     pub fn list(&self) -> Vec<String> {
         match self.base().args(["list", "-q"]).stdin(Stdio::null()).stderr(Stdio::null()).output() {
@@ -695,6 +707,11 @@ impl Environment for OciEnvironment {
                     "env_start": "env.start includes making that namespace, veth, bridge and NAT table (phase network_ready); the container's env.start makes its bridge later, at the first boundary metric",
                     "startup_noop": "no bridge: the runtime makes the container's network namespace, as isobench's container's start does",
                 })
+            } else if self.namespaces.contains(Namespace::Net) {
+                serde_json::json!({
+                    "mode": "veth: eth0 made in the container's network namespace (its pid from `state`) at the first app or boundary metric, its peer in the run's namespace, as isobench's container gets it",
+                    "env_start": "no network device: the runtime makes an empty network namespace, as isobench's container's start does",
+                })
             } else {
                 serde_json::Value::Null
             },
@@ -715,6 +732,7 @@ impl Environment for OciEnvironment {
         let cmd = self.runtime.run(self.bundle.dir(), &id);
         let runtime = self.runtime.clone();
         let endpoint = net.as_ref().map(|n| n.endpoint.clone());
+        let lazy = LazyVeth { runtime: self.runtime.clone(), id: id.clone(), own_netns: self.namespaces.contains(Namespace::Net) };
         let cleanup: Cleanup = Box::new(move || {
             runtime.delete(&id);
             drop(net);
@@ -722,7 +740,7 @@ impl Environment for OciEnvironment {
         let log = self.bundle.dir().join("stderr.log");
         let inner = start_agent(env, cmd, &log, Some(cleanup), t0)?;
         match endpoint {
-            None => Ok(Box::new(inner)),
+            None => Ok(Box::new(VethInstance { env, net: VethState::Pending(lazy), inner })),
             Some(endpoint) => {
                 let ready_ms = inner.ready_after().as_secs_f64() * 1e3;
                 Ok(Box::new(NetInstance::new(inner, endpoint, network_ms, ready_ms)))
@@ -789,6 +807,107 @@ impl BridgedNet {
             host_scheduler: true,
         };
         Ok(BridgedNet { endpoint, _bridged: bridged, netns })
+    }
+}
+
+/// How runc's or crun's container (without `docker`'s bridge) gets its veth
+/// on the first cross-boundary metric, as isobench's container does
+/// (`env::container`): `eth0` created by netlink directly in the
+/// container's network namespace (`/proc/<its pid>/ns/net`, the pid from
+/// `RUNTIME state`), its peer with the subnet's host address in the run's
+/// private namespace; `env.start` times a start without a network device
+/// on both launchers alike.
+struct LazyVeth {
+    runtime: OciRuntime,
+    id: String,
+    /// The container has a network namespace of its own (else it shares
+    /// the host's).
+    own_netns: bool,
+}
+
+impl LazyVeth {
+    fn create(&self) -> Result<VethState, String> {
+        if !self.own_netns {
+            return Ok(VethState::Host);
+        }
+        let pid = self.runtime.init_pid(&self.id)?;
+        let netns = RunNetns::shared().map_err(|e| e.to_string())?;
+        let subnet = netns.try_allocate_subnet().map_err(|e| e.to_string())?;
+        let ns_path = format!("/proc/{pid}/ns/net");
+        let peer_ns = std::fs::File::open(&ns_path).map_err(|e| format!("open {ns_path}: {e}"))?;
+        // Pid-stamped by the container's host pid, as isobench's container's.
+        let link = netns.add_veth(&format!("ocv{pid}"), peer_ns.as_fd(), CONTAINER_IF, &subnet, None).map_err(|e| e.to_string())?;
+        let endpoint = Endpoint {
+            path: PathKind::Veth,
+            netns: Some(netns),
+            bind: subnet.peer.into(),
+            connect: subnet.peer.into(),
+            forwards: None,
+            host_scheduler: true,
+        };
+        Ok(VethState::Veth { endpoint, _link: link })
+    }
+}
+
+enum VethState {
+    /// Not made yet.
+    Pending(LazyVeth),
+    /// No network namespace: the host's network.
+    Host,
+    /// `eth0` in the container (its peer deleted on drop, and by the kernel
+    /// with the container's namespace).
+    Veth {
+        endpoint: Endpoint,
+        _link: crate::container::net::Link,
+    },
+    Unavailable(String),
+}
+
+/// runc's or crun's agent, its veth made on the first cross-boundary metric
+/// ([`LazyVeth`]).
+pub struct VethInstance {
+    env: &'static str,
+    // Dropped before `net`: the container goes first, and its veth with its
+    // namespace; dropping the link after that finds nothing left to delete.
+    inner: PeerInstance,
+    net: VethState,
+}
+
+impl Instance for VethInstance {
+    fn agent(&mut self) -> &mut AgentClient {
+        self.inner.agent()
+    }
+
+    fn info(&self) -> &AgentInfo {
+        self.inner.info()
+    }
+
+    fn ready_after(&self) -> Duration {
+        self.inner.ready_after()
+    }
+
+    fn host_pid(&self) -> Option<u32> {
+        Some(self.inner.command_pid())
+    }
+
+    /// `eth0` of the container, made on the first call.
+    fn endpoint(&mut self) -> Result<Endpoint, EnvError> {
+        if let VethState::Pending(lazy) = &self.net {
+            self.net = lazy.create().unwrap_or_else(VethState::Unavailable);
+        }
+        match &self.net {
+            VethState::Host => Ok(Endpoint::loopback(PathKind::HostNetwork)),
+            VethState::Veth { endpoint, .. } => Ok(endpoint.clone()),
+            VethState::Unavailable(reason) => Err(EnvError::Unavailable { env: self.env, reason: reason.clone() }),
+            VethState::Pending(_) => unreachable!("made above"),
+        }
+    }
+
+    fn shutdown(self: Box<Self>) -> Result<Duration, EnvError> {
+        let VethInstance { inner, net, .. } = *self;
+        let took = Box::new(inner).shutdown();
+        drop(net);
+        took
     }
 }
 

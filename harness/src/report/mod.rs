@@ -135,6 +135,10 @@ fn draw(dir: &RunDir, run: &RunRecord, ms: &[Measurement]) -> Result<Drawn, Repo
         Ok(p) => plots.extend(p),
         Err(e) => warnings.push(format!("the storage charts were not drawn: {e}")),
     }
+    match plot::apps(&plots_dir, ms) {
+        Ok(p) => plots.extend(p),
+        Err(e) => warnings.push(format!("the application charts were not drawn: {e}")),
+    }
     match plot::container_phases(&plots_dir, &phases::container_from_run(run)) {
         Ok(p) => plots.extend(p),
         Err(e) => {

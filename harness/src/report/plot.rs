@@ -10,6 +10,10 @@
 //! - `plots/storage-<metric>.svg|png`: for each fs.* metric, latency per
 //!   operation by percentile, one line per environment and storage path
 //!   (the legend, outside the plot, names both), µs on a log axis.
+//! - `plots/apps-<metric>.svg|png`: for each app.* metric, requests per
+//!   second at saturation per environment with its ratio to native
+//!   (closed loop), or latency by percentile with the corrected and the
+//!   uncorrected line per environment (open loop, [`apps`]).
 //! - `plots/overhead.svg|png`: p50 cost ratio to native per metric and
 //!   environment with its 95 % interval, bars growing from 1× (no overhead);
 //!   on a log axis when the ratios span more than [`LOG_AXIS_SPREAD`], and
@@ -1231,6 +1235,106 @@ fn draw_by_concurrency<DB: DrawingBackend>(
         }
     }
     root.present().map_err(e)
+}
+
+/// `plots/apps-<metric>.svg|png` for the app metrics of `ms`: for each
+/// closed-loop metric, one bar per environment of the whole loop's
+/// completed requests per second (whisker: p10–p90 of its 20 ms windows'
+/// rates), its ratio to native beside it — higher is better; for each
+/// open-loop (`.latency`) metric, latency by percentile on HdrHistogram's
+/// nines axis, per environment the coordinated-omission corrected line
+/// (intended send → reply, the environment's colour) and the uncorrected
+/// service time (actual send → reply, the same colour lighter), the
+/// legend naming both.
+pub fn apps(dir: &Path, ms: &[Measurement]) -> Result<Vec<PathBuf>, ReportError> {
+    use isobench_workloads::app::load::LoadMode;
+    let mut out = Vec::new();
+    for ((_, name), mut group) in by_metric(ms) {
+        if group[0].metric.family != isobench_workloads::catalog::Family::App {
+            continue;
+        }
+        group.sort_by_key(|m| env_order(&m.env));
+        let mode = |m: &Measurement| m.load.as_ref().map(|l| l.mode);
+        ensure_font().map_err(|message| ReportError::Plot { path: dir.to_path_buf(), message })?;
+        std::fs::create_dir_all(dir).map_err(|source| ReportError::Io { path: dir.to_path_buf(), source })?;
+        if group.iter().all(|m| mode(m) == Some(LoadMode::Closed)) {
+            let whole = |m: &Measurement| m.load.as_ref().map_or(0.0, |l| l.achieved_per_s);
+            let native = group.iter().find(|m| is_baseline(&m.env)).map(|m| whole(m));
+            let bars: Vec<Bar> = group
+                .iter()
+                .map(|m| Bar {
+                    env: m.env.clone(),
+                    label: m.env_label.clone(),
+                    p10: Summary::quantile(m, 0.10),
+                    p50: whole(m),
+                    p90: Summary::quantile(m, 0.90),
+                })
+                .collect();
+            let texts: Vec<(f64, String)> = group
+                .iter()
+                .map(|m| {
+                    let vs = match native {
+                        Some(n) if n > 0.0 && !is_baseline(&m.env) => format!(" · {:.2}× native", whole(m) / n),
+                        _ => String::new(),
+                    };
+                    (whole(m), format!("{} req/s{vs}", num(whole(m))))
+                })
+                .collect();
+            let value = |v: f64| texts.iter().find(|(w, _)| *w == v).map(|(_, t)| t.clone()).unwrap_or_else(|| format!("{} req/s", num(v)));
+            let (pmin, pmax) = bars.iter().fold((f64::MAX, 0f64), |(lo, hi), b| (lo.min(b.p50), hi.max(b.p50)));
+            let log = pmin > 0.0 && pmax / pmin > LOG_AXIS_SPREAD;
+            let title = format!("{name}: requests per second at saturation by environment (bar: whole loop, whisker: p10–p90 of 20 ms windows)");
+            let chart = BarChart {
+                title: &title,
+                what: "requests per second",
+                better: Better::Higher,
+                bars: &bars,
+                value: &value,
+                tick_suffix: "",
+                reference: None,
+                log,
+            };
+            write_chart(dir, &format!("apps-{name}"), (SIZE.0, rows_height(bars.len(), 44)), &mut out, |root| draw_bars(root, &chart))?;
+        } else {
+            let mut lines: Vec<(LegendEntry, Vec<(f64, f64)>)> = Vec::new();
+            for m in group.iter().filter(|m| m.histogram.len() >= 10) {
+                let color = peer_color(&m.env);
+                let corrected = curve(m).points;
+                lines.push((LegendEntry { label: format!("{} — corrected", m.env_label), color, mark: Mark::Line }, corrected));
+                let service = m.load.as_ref().and_then(|l| l.service_histogram.as_deref()).and_then(|h| isobench_workloads::hist::decode(h).ok());
+                if let Some(h) = service.filter(|h| h.len() >= 10) {
+                    let top = (h.len() as f64).log10().min(MAX_NINES);
+                    let steps = 200;
+                    let points = (0..=steps)
+                        .map(|i| top * i as f64 / steps as f64)
+                        .map(|x| (x, h.value_at_quantile(1.0 - 10f64.powf(-x)) as f64 / 1e3))
+                        .collect();
+                    lines.push((LegendEntry { label: format!("{} — uncorrected", m.env_label), color: lighter(color), mark: Mark::Line }, points));
+                }
+            }
+            if lines.is_empty() {
+                continue;
+            }
+            let title = format!("{name}: µs from send to reply by percentile at a fixed offered rate, corrected and uncorrected per environment");
+            write_chart(dir, &format!("apps-{name}"), SIZE, &mut out, |root| {
+                let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+                let area = titled(&root, &title)?;
+                let legend: Vec<LegendEntry> = lines.iter().map(|(l, _)| l.clone()).collect();
+                let plot = legend_column(area, &legend)?;
+                let drawn: Vec<(RGBColor, &[(f64, f64)])> = lines.iter().map(|(l, p)| (l.color, p.as_slice())).collect();
+                draw_nines(&plot, &value_axis("µs per request", true, Better::Lower), &drawn)?;
+                root.present().map_err(e)
+            })?;
+        }
+    }
+    Ok(out)
+}
+
+/// `c` mixed two thirds of the way to white: the uncorrected line beside its
+/// environment's corrected one.
+fn lighter(c: RGBColor) -> RGBColor {
+    let mix = |v: u8| ((u16::from(v) + 2 * 255) / 3) as u8;
+    RGBColor(mix(c.0), mix(c.1), mix(c.2))
 }
 
 #[cfg(test)]

@@ -83,6 +83,10 @@ pub struct LoadReport {
     /// named it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_basis: Option<RateBasis>,
+    /// Values past the histograms' fixed bound ([`HIGHEST_NS`]), recorded
+    /// as the bound (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clipped: Option<u64>,
 }
 
 /// Where an open loop's offered rate came from: a closed loop of the same
@@ -105,6 +109,33 @@ pub struct RateBasis {
 /// held the connection's previous request): well above the sleep's
 /// wake-up error.
 pub const LATE_SEND: Duration = Duration::from_millis(1);
+
+/// The largest latency the open loop's histograms hold, ns: one minute,
+/// past [`REPLY_WAIT`](super::proto::REPLY_WAIT) (a reply that takes longer
+/// fails the connection) plus the schedule's lag behind it. A larger value
+/// (a loop far behind its schedule) is recorded as this bound and counted
+/// in [`LoadReport::clipped`]. Fixed bounds, as wrk2's `hdr_init(1,
+/// MAX_LATENCY, 3)`: the histograms are allocated whole before the clock
+/// starts, so recording never allocates on the measured path.
+pub const HIGHEST_NS: u64 = 60_000_000_000;
+
+/// The largest ns-per-request of one closed-loop window: a window with one
+/// request completed in it at the time bound's scale (a stalled server);
+/// the same clipping as [`HIGHEST_NS`].
+pub const HIGHEST_WINDOW_NS: u64 = HIGHEST_NS;
+
+/// A histogram of 1 ns ..= `highest` ns at isobench's significant figures,
+/// allocated whole (no auto-resize).
+pub fn fixed_ns(highest: u64) -> Histogram<u64> {
+    Histogram::new_with_bounds(1, highest, hist::SIGFIG).expect("1 ns .. 60 s at 3 significant figures is valid")
+}
+
+/// Records `v` clipped into `h`'s range; true when it was clipped.
+fn record_clipped(h: &mut Histogram<u64>, v: u64) -> bool {
+    let top = h.high();
+    h.saturating_record(v.max(1));
+    v > top
+}
 
 /// Requests of the closed loop that calibrates an open loop's rate (at
 /// most; twice the open loop's count when that is less).
@@ -156,7 +187,8 @@ pub fn closed(target: SocketAddr, op: Op, connections: u32, depth: u32, warmup: 
     while done.load(Ordering::Relaxed) < warmup && begun.elapsed() < max && alive() {
         std::thread::sleep(Duration::from_millis(1));
     }
-    let mut h = hist::new_ns();
+    let mut h = fixed_ns(HIGHEST_WINDOW_NS);
+    let mut clipped = 0u64;
     let start = Instant::now();
     let base = done.load(Ordering::Relaxed);
     let (mut t_prev, mut n_prev) = (start, base);
@@ -167,7 +199,7 @@ pub fn closed(target: SocketAddr, op: Op, connections: u32, depth: u32, warmup: 
         n = done.load(Ordering::Relaxed);
         if n > n_prev {
             let per = ((now - t_prev).as_nanos() / u128::from(n - n_prev)).max(1) as u64;
-            h.record(per).expect("auto-resizing histogram");
+            clipped += u64::from(record_clipped(&mut h, per));
             (t_prev, n_prev) = (now, n);
         }
         if n - base >= requests {
@@ -198,9 +230,14 @@ pub fn closed(target: SocketAddr, op: Op, connections: u32, depth: u32, warmup: 
         service_histogram: None,
         late_sends: None,
         rate_basis: None,
+        clipped: (clipped > 0).then_some(clipped),
     };
     Ok(Outcome { requests, elapsed, histogram: h, report, truncated })
 }
+
+/// One open-loop connection's: corrected and service-time histograms, late
+/// sends, clipped values, and whether the time bound stopped it.
+type ConnOutcome = (Histogram<u64>, Histogram<u64>, u64, u64, bool);
 
 /// Latency at `rate` requests per second offered over `connections`
 /// connections on a constant schedule, `requests` in all (after `warmup`
@@ -226,18 +263,19 @@ pub fn open(target: SocketAddr, op: Op, connections: u32, rate: f64, warmup: u64
         .enumerate()
         .map(|(i, mut c)| {
             let request = request.clone();
-            std::thread::spawn(move || -> std::io::Result<(Histogram<u64>, Histogram<u64>, u64, bool)> {
+            std::thread::spawn(move || -> std::io::Result<ConnOutcome> {
                 // Sleeps end within the kernel's default 50 µs slack otherwise.
                 // SAFETY: prctl(PR_SET_TIMERSLACK) takes a value and touches no memory.
                 unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
-                let (mut corrected, mut service) = (hist::new_ns(), hist::new_ns());
-                let mut late = 0u64;
+                // Allocated whole here, before the schedule starts.
+                let (mut corrected, mut service) = (fixed_ns(HIGHEST_NS), fixed_ns(HIGHEST_NS));
+                let (mut late, mut clipped) = (0u64, 0u64);
                 let offset = interval / connections * i as u32;
                 for k in 0..warm_per_conn + per_conn {
                     let intended = t0 + offset + interval * k as u32;
                     let timed = k >= warm_per_conn;
                     if timed && intended.saturating_duration_since(timed_from) >= max {
-                        return Ok((corrected, service, late, true));
+                        return Ok((corrected, service, late, clipped, true));
                     }
                     let now = Instant::now();
                     if intended > now {
@@ -248,22 +286,23 @@ pub fn open(target: SocketAddr, op: Op, connections: u32, rate: f64, warmup: u64
                     c.recv(op)?;
                     let back = Instant::now();
                     if timed {
-                        corrected.record((back - intended).as_nanos().max(1) as u64).expect("auto-resizing histogram");
-                        service.record((back - sent).as_nanos().max(1) as u64).expect("auto-resizing histogram");
+                        clipped += u64::from(record_clipped(&mut corrected, (back - intended).as_nanos() as u64));
+                        clipped += u64::from(record_clipped(&mut service, (back - sent).as_nanos() as u64));
                         late += u64::from(sent - intended > LATE_SEND);
                     }
                 }
-                Ok((corrected, service, late, false))
+                Ok((corrected, service, late, clipped, false))
             })
         })
         .collect();
-    let (mut corrected, mut service) = (hist::new_ns(), hist::new_ns());
-    let (mut late, mut truncated) = (0u64, false);
+    let (mut corrected, mut service) = (fixed_ns(HIGHEST_NS), fixed_ns(HIGHEST_NS));
+    let (mut late, mut clipped, mut truncated) = (0u64, 0u64, false);
     for t in threads {
-        let (c, s, l, cut) = t.join().unwrap_or_else(|_| Err(std::io::Error::other("a load thread panicked")))?;
-        corrected.add(&c).expect("auto-resizing histogram");
-        service.add(&s).expect("auto-resizing histogram");
+        let (c, s, l, k, cut) = t.join().unwrap_or_else(|_| Err(std::io::Error::other("a load thread panicked")))?;
+        corrected.add(&c).expect("histograms of the same bounds");
+        service.add(&s).expect("histograms of the same bounds");
         late += l;
+        clipped += k;
         truncated |= cut;
     }
     let elapsed = Instant::now().saturating_duration_since(timed_from);
@@ -280,6 +319,7 @@ pub fn open(target: SocketAddr, op: Op, connections: u32, rate: f64, warmup: u64
         service_histogram: Some(hist::encode(&service).map_err(|e| std::io::Error::other(e.to_string()))?),
         late_sends: Some(late),
         rate_basis: None,
+        clipped: (clipped > 0).then_some(clipped),
     };
     Ok(Outcome { requests, elapsed, histogram: corrected, report, truncated })
 }
@@ -403,6 +443,19 @@ mod tests {
         assert!(ms(service.max()) >= 190.0, "the stalled request itself took the stall: {:.3} ms", ms(service.max()));
         assert!(out.report.late_sends.unwrap() >= 100, "requests held behind the stall: {:?}", out.report.late_sends);
         assert_eq!(out.report.mode, LoadMode::Open);
+    }
+
+    #[test]
+    fn the_histograms_are_allocated_whole_and_clip_at_their_bound() {
+        let mut h = fixed_ns(HIGHEST_NS);
+        assert!(!h.is_auto_resize() && h.high() >= HIGHEST_NS && h.low() == 1);
+        let buckets = h.distinct_values();
+        assert!(!record_clipped(&mut h, 0), "0 ns is recorded as 1 ns, not clipped");
+        assert!(!record_clipped(&mut h, 5_000));
+        assert!(record_clipped(&mut h, 2 * HIGHEST_NS), "past the bound: clipped");
+        assert_eq!(h.distinct_values(), buckets, "recording allocated no bucket");
+        assert_eq!(h.len(), 3);
+        assert!(h.max() >= HIGHEST_NS && h.max() < 2 * HIGHEST_NS, "the clipped value is the bound: {}", h.max());
     }
 
     #[test]
