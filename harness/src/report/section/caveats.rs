@@ -33,7 +33,7 @@ pub const KVM_EXPECTATION: &str = "what a hypervisor (KVM) would change, as this
      threads, loopback TCP and UDP inside the guest (net.tcp_rr, net.udp_rr, net.tcp_stream), cpu.spin and mem.copy_bw; \
      page faults and TLB misses add a second level of address translation (EPT/NPT: syscall.mmap_munmap, `spawn.fork_*`). \
      What leaves the guest exits to the hypervisor: the start (env.start: QEMU, firmware and the guest kernel's boot), \
-     network I/O across the boundary through virtio (the `*.boundary` metrics), file I/O on the virtio-blk disk or the 9p share (`fs.*`), timers, interrupts and CPUID. \
+     network I/O across the boundary through virtio (the `*.boundary` metrics), file I/O on the virtio-blk disk, the 9p share or virtiofs (`fs.*`), timers, interrupts and CPUID. \
      One exit's direct cost was about 2,000 cycles with KVM on the Intel machines of 2011, its indirect and synchronous costs (cold caches, the exit's handling) in some cases an order of magnitude more \
      (Landau, Ben-Yehuda and Gordon, \"SplitX: Split Guest/Hypervisor Execution on Multi-Core\", USENIX WIOV 2011)";
 
