@@ -110,7 +110,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Cross-check isobench's native figures against perf bench, iperf3 and hyperfine
+    /// Cross-check isobench's native figures against perf bench, iperf3, hyperfine, fio, redis-benchmark and wrk
     Validate {
         /// Fewer iterations on both sides (a smoke check, not a verdict)
         #[arg(long)]

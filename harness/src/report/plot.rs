@@ -368,6 +368,11 @@ pub fn env_color(env: &str) -> RGBColor {
         "native" => RGBColor(31, 119, 180),
         "container" => RGBColor(44, 160, 44),
         "vm" => RGBColor(214, 39, 40),
+        "crun" => RGBColor(140, 86, 75),
+        "bwrap" => RGBColor(255, 127, 14),
+        "unshare" => RGBColor(127, 127, 127),
+        "runsc" => RGBColor(23, 190, 207),
+        // runc, and any environment this list does not know.
         _ => RGBColor(148, 103, 189),
     }
 }
@@ -1158,19 +1163,6 @@ fn draw_storage<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, c
     root.present().map_err(e)
 }
 
-/// [`env_color`], with the peers told apart: the density charts draw
-/// every peer on one chart.
-fn peer_color(env: &str) -> RGBColor {
-    match env {
-        "runc" => RGBColor(148, 103, 189),
-        "crun" => RGBColor(140, 86, 75),
-        "bwrap" => RGBColor(255, 127, 14),
-        "unshare" => RGBColor(127, 127, 127),
-        "runsc" => RGBColor(23, 190, 207),
-        _ => env_color(env),
-    }
-}
-
 /// Lines of (env, label, (C, value)) on log axes; each group's second
 /// member says whether it is drawn thin with crosses (the p99s).
 type ConcurrencyLines = Vec<(String, String, Vec<(f64, f64)>)>;
@@ -1186,7 +1178,7 @@ fn draw_by_concurrency<DB: DrawingBackend>(
     let mut legend: Vec<LegendEntry> = groups
         .iter()
         .take(1)
-        .flat_map(|(lines, _)| lines.iter().map(|(env, label, _)| LegendEntry { label: label.clone(), color: peer_color(env), mark: Mark::Line }))
+        .flat_map(|(lines, _)| lines.iter().map(|(env, label, _)| LegendEntry { label: label.clone(), color: env_color(env), mark: Mark::Line }))
         .collect();
     if groups.iter().any(|(_, thin)| *thin) {
         legend.push(LegendEntry { label: "thin, ×: p99".into(), color: BLACK, mark: Mark::Line });
@@ -1223,7 +1215,7 @@ fn draw_by_concurrency<DB: DrawingBackend>(
         .map_err(e)?;
     for (lines, thin) in groups {
         for (env, _, pts) in lines {
-            let color = peer_color(env);
+            let color = env_color(env);
             let pts: Vec<(f64, f64)> = pts.iter().copied().filter(|p| p.1 > 0.0).collect();
             let style = if *thin { color.stroke_width(1) } else { color.stroke_width(3) };
             chart.draw_series(LineSeries::new(pts.iter().copied(), style)).map_err(e)?;
@@ -1298,7 +1290,7 @@ pub fn apps(dir: &Path, ms: &[Measurement]) -> Result<Vec<PathBuf>, ReportError>
         } else {
             let mut lines: Vec<(LegendEntry, Vec<(f64, f64)>)> = Vec::new();
             for m in group.iter().filter(|m| m.histogram.len() >= 10) {
-                let color = peer_color(&m.env);
+                let color = env_color(&m.env);
                 let corrected = curve(m).points;
                 lines.push((LegendEntry { label: format!("{} — corrected", m.env_label), color, mark: Mark::Line }, corrected));
                 let service = m.load.as_ref().and_then(|l| l.service_histogram.as_deref()).and_then(|h| isobench_workloads::hist::decode(h).ok());
