@@ -387,12 +387,7 @@ impl Qemu {
 
     /// The last lines QEMU itself printed (errors about options, KVM, files).
     pub fn stderr_tail(&self) -> String {
-        let mut text = String::new();
-        if let Ok(mut f) = File::open(&self.stderr) {
-            let _ = f.read_to_string(&mut text);
-        }
-        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-        lines[lines.len().saturating_sub(STDERR_TAIL_LINES)..].join(" | ")
+        last_lines(&self.stderr, STDERR_TAIL_LINES)
     }
 
     pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
@@ -619,6 +614,17 @@ pub fn console_tail(path: &Path, n: usize) -> Vec<String> {
     let text = std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
     let lines: Vec<String> = text.lines().map(str::to_string).collect();
     lines[lines.len().saturating_sub(n)..].to_vec()
+}
+
+/// The last `n` non-empty lines of a log file, joined by " | " (empty when
+/// it cannot be read): what a child process printed before it failed.
+pub fn last_lines(path: &Path, n: usize) -> String {
+    let mut text = String::new();
+    if let Ok(mut f) = File::open(path) {
+        let _ = f.read_to_string(&mut text);
+    }
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join(" | ")
 }
 
 #[cfg(test)]

@@ -16,7 +16,6 @@
 //! and its socket goes with the temp dir.
 
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -155,12 +154,7 @@ impl Virtiofsd {
 
     /// The last lines the daemon printed.
     pub fn stderr_tail(&self) -> String {
-        let mut text = String::new();
-        if let Ok(mut f) = File::open(&self.stderr) {
-            let _ = f.read_to_string(&mut text);
-        }
-        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-        lines[lines.len().saturating_sub(STDERR_TAIL_LINES)..].join(" | ")
+        crate::vm::qemu::last_lines(&self.stderr, STDERR_TAIL_LINES)
     }
 
     /// Waits [`EXIT_GRACE`] for the daemon to exit by itself, then kills
