@@ -19,9 +19,10 @@ use isobench_harness::results::RunDir;
 use isobench_harness::runner::{self, Outcome, Plan};
 use isobench_harness::storage::{ContainerStorage, RunData, StorageKind};
 use isobench_harness::workloads;
+use isobench_testkit::fs::sizes;
 use isobench_testkit::{trial, Need::*};
 use isobench_workloads::catalog::{self, Family, MetricSpec};
-use isobench_workloads::metrics::fs::{FSYNC_FILE_BYTES, PAGE, RAND_FILE_BYTES, SEQ_BLOCK, SEQ_FILE_BYTES, SMALL_FILE_BYTES};
+use isobench_workloads::metrics::fs::{SEQ_FILE_BYTES, SMALL_FILE_BYTES};
 use isobench_workloads::protocol::PinMode;
 
 fn main() {
@@ -82,18 +83,6 @@ fn run_as(
     drop(data);
     assert!(!dir.exists(), "the run's data directory {} is removed with it", dir.display());
     (outcome, out)
-}
-
-/// The file each metric leaves for the read-back and what a timed
-/// operation moves.
-fn sizes(name: &str) -> (u64, u64) {
-    match name {
-        "fs.seq_write_bw" | "fs.seq_write_buffered_bw" | "fs.seq_read_bw" | "fs.seq_read_buffered_bw" => (SEQ_FILE_BYTES, SEQ_BLOCK as u64),
-        "fs.rand_read" | "fs.rand_write" => (RAND_FILE_BYTES, PAGE as u64),
-        "fs.fsync" => (FSYNC_FILE_BYTES, PAGE as u64),
-        "fs.create_unlink" => (0, PAGE as u64),
-        _ => (SMALL_FILE_BYTES, 0),
-    }
 }
 
 /// Every fs metric of `env` measured on `kind`, each with its bytes moved,

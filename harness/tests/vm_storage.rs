@@ -26,9 +26,10 @@ use isobench_harness::storage::{RunData, StorageKind, VmStorage};
 use isobench_harness::vm::virtiofsd;
 use isobench_harness::vm::AccelChoice;
 use isobench_harness::workloads;
+use isobench_testkit::fs::sizes;
 use isobench_testkit::{trial, Need, Need::*};
 use isobench_workloads::catalog::{self, Family, MetricSpec};
-use isobench_workloads::metrics::fs::{FSYNC_FILE_BYTES, PAGE, RAND_FILE_BYTES, SEQ_BLOCK, SEQ_FILE_BYTES, SMALL_FILE_BYTES};
+use isobench_workloads::metrics::fs::SMALL_FILE_BYTES;
 use isobench_workloads::protocol::{PinMode, RunRequest};
 
 const GUEST: &[Need] = &[Qemu, GuestImage, Mkfs];
@@ -104,18 +105,6 @@ fn run_metrics_in(base: &Path, storage: VmStorage, metrics: Vec<&'static MetricS
     let out = RunDir::at(&results.join("run")).unwrap();
     let outcome = runner::execute(&plan(metrics), &opts, &out, &AtomicUsize::new(0), &mut |_| {}).unwrap();
     (outcome, out)
-}
-
-/// The file each metric leaves for the read-back and what a timed
-/// operation moves.
-fn sizes(name: &str) -> (u64, u64) {
-    match name {
-        "fs.seq_write_bw" | "fs.seq_write_buffered_bw" | "fs.seq_read_bw" | "fs.seq_read_buffered_bw" => (SEQ_FILE_BYTES, SEQ_BLOCK as u64),
-        "fs.rand_read" | "fs.rand_write" => (RAND_FILE_BYTES, PAGE as u64),
-        "fs.fsync" => (FSYNC_FILE_BYTES, PAGE as u64),
-        "fs.create_unlink" => (0, PAGE as u64),
-        _ => (SMALL_FILE_BYTES, 0),
-    }
 }
 
 /// Every fs metric measured in the vm on `kind`, each with its bytes moved,

@@ -5,6 +5,7 @@
 //! `ISOBENCH_REQUIRE_PRIVILEGED=1`), re-exec helpers are started through
 //! [`helper`], and the checks that nothing outlived a test live here once.
 
+pub mod fs;
 pub mod helper;
 pub mod leftovers;
 pub mod need;
