@@ -208,6 +208,34 @@ impl RunDir {
     }
 }
 
+/// A computed result for the tests of this record and of its report
+/// section: `true` run 20 times natively (`ns` each inside, twice that on
+/// the host's clock), in the container at 1.5× that, and a vm labelled
+/// `vm_label` that was not measured.
+#[cfg(test)]
+pub(crate) fn example(ns: u64, vm_label: &str) -> CommandResult {
+    let env = |name: &str, v: Verdict, ns: Vec<u64>| CommandEnv {
+        env: name.into(),
+        label: name.into(),
+        verdict: v,
+        host_ns: ns.iter().map(|x| x * 2).collect(),
+        inside_ns: ns,
+        ..CommandEnv::default()
+    };
+    let mut c = CommandResult {
+        command: "true".into(),
+        argv: vec!["true".into()],
+        envs: vec![
+            env("native", Verdict::Measured, vec![ns; 20]),
+            env("container", Verdict::Measured, vec![ns * 3 / 2; 20]),
+            env(vm_label, Verdict::NotMeasured, vec![]),
+        ],
+    };
+    c.envs[2].reason = Some("the vm's root is the initramfs".into());
+    c.compute();
+    c
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,25 +252,7 @@ mod tests {
 
     #[test]
     fn each_environment_gets_its_ratio_to_native_on_each_clock() {
-        let env = |name: &str, v: Verdict, ns: Vec<u64>| CommandEnv {
-            env: name.into(),
-            label: name.into(),
-            verdict: v,
-            host_ns: ns.iter().map(|x| x * 2).collect(),
-            inside_ns: ns,
-            ..CommandEnv::default()
-        };
-        let mut c = CommandResult {
-            command: "true".into(),
-            argv: vec!["true".into()],
-            envs: vec![
-                env("native", Verdict::Measured, vec![100; 20]),
-                env("container", Verdict::Measured, vec![150; 20]),
-                env("vm", Verdict::NotMeasured, vec![]),
-            ],
-        };
-        c.envs[2].reason = Some("the vm's root is the initramfs".into());
-        c.compute();
+        let c = example(100, "vm");
         let r = c.envs[1].inside_vs_native.unwrap();
         assert_eq!((r.ratio, r.low, r.high), (1.5, 1.5, 1.5));
         assert_eq!(c.envs[1].host_vs_native.unwrap().ratio, 1.5);

@@ -148,29 +148,10 @@ pub fn text_table(run: &CommandRun) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::command::{CommandEnv, CommandResult};
 
     #[test]
     fn rows_name_each_clock_the_ratio_and_each_failure_with_its_reason() {
-        let env = |name: &str, v: Verdict, ns: Vec<u64>| CommandEnv {
-            env: name.into(),
-            label: name.into(),
-            verdict: v,
-            host_ns: ns.iter().map(|x| x * 2).collect(),
-            inside_ns: ns,
-            ..CommandEnv::default()
-        };
-        let mut c = CommandResult {
-            command: "true".into(),
-            argv: vec!["true".into()],
-            envs: vec![
-                env("native", Verdict::Measured, vec![100_000; 20]),
-                env("container", Verdict::Measured, vec![150_000; 20]),
-                env("vm (emulated (TCG))", Verdict::NotMeasured, vec![]),
-            ],
-        };
-        c.envs[2].reason = Some("the vm's root is the initramfs".into());
-        c.compute();
+        let c = crate::results::command::example(100_000, "vm (emulated (TCG))");
         let run = CommandRun { runs: 20, shell: "none".into(), commands: vec![c], ..CommandRun::default() };
         let t = text_table(&run);
         let line = |env: &str, clock: &str| t.lines().find(|l| l.contains(env) && l.contains(clock)).unwrap_or_else(|| panic!("{t}")).to_string();
