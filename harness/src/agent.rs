@@ -3,9 +3,10 @@
 //! and container, the virtio-serial socket for the guest).
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::time::{Duration, Instant};
 
 use isobench_workloads::protocol::{
-    to_line, AgentInfo, AppStartRequest, ExecRequest, ExecResult, Request, Response, RunRequest, RunResult, ServeRequest,
+    to_line, AgentInfo, AppStartRequest, ExecRequest, ExecResult, LoopPhase, Request, Response, RunRequest, RunResult, ServeRequest,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -83,11 +84,27 @@ impl AgentClient {
 
     /// Runs one metric and returns what the agent measured.
     pub fn run(&mut self, req: &RunRequest) -> Result<RunResult, AgentError> {
+        self.run_timed(req).map(|(r, _)| r)
+    }
+
+    /// Runs one metric and returns what the agent measured with the host's
+    /// time for its timed loop: from the arrival of the agent's mark before
+    /// the loop to that of its mark after (`RunRequest::marks`; `None`
+    /// when the request asked for none or the metric wrote none). Each
+    /// line's way out of the environment is in it once, so the two cancel
+    /// but for their difference.
+    pub fn run_timed(&mut self, req: &RunRequest) -> Result<(RunResult, Option<Duration>), AgentError> {
         self.send(&Request::Run(req.clone()))?;
-        match self.read_response()? {
-            Response::Result(r) => Ok(r),
-            Response::Error { message } => Err(AgentError::Remote(message)),
-            other => Err(AgentError::Unexpected { expected: "result", got: format!("{other:?}") }),
+        let mut begin = None;
+        let mut timed = None;
+        loop {
+            match self.read_response()? {
+                Response::Mark { phase: LoopPhase::Begin } => begin = Some(Instant::now()),
+                Response::Mark { phase: LoopPhase::End } => timed = begin.take().map(|b| b.elapsed()),
+                Response::Result(r) => return Ok((r, timed)),
+                Response::Error { message } => return Err(AgentError::Remote(message)),
+                other => return Err(AgentError::Unexpected { expected: "result", got: format!("{other:?}") }),
+            }
         }
     }
 
@@ -169,6 +186,67 @@ impl AgentClient {
         match self.read_response()? {
             Response::Bye => Ok(()),
             other => Err(AgentError::Unexpected { expected: "bye", got: format!("{other:?}") }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use isobench_workloads::protocol::PinMode;
+    use std::os::unix::net::UnixStream;
+
+    fn result() -> RunResult {
+        RunResult {
+            metric: "fs.rand_read".into(),
+            iterations: 10,
+            elapsed_ns: 1_000,
+            ops_per_sample: 1,
+            histogram: String::new(),
+            truncated: false,
+            bytes_per_op: 0,
+            timer_overhead_ns: 0.0,
+            pinning: PinMode::None,
+            cpus: Vec::new(),
+            io: None,
+            load: None,
+        }
+    }
+
+    /// A client whose agent writes `lines`, sleeping `gap` after the first.
+    fn client_of(lines: Vec<Response>, gap: Duration) -> (AgentClient, std::thread::JoinHandle<()>) {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let agent = std::thread::spawn(move || {
+            let mut w = theirs.try_clone().unwrap();
+            let mut r = BufReader::new(theirs);
+            let mut request = String::new();
+            r.read_line(&mut request).unwrap();
+            for (i, l) in lines.iter().enumerate() {
+                w.write_all(to_line(l).as_bytes()).unwrap();
+                if i == 0 {
+                    std::thread::sleep(gap);
+                }
+            }
+        });
+        (AgentClient::new(Box::new(ours.try_clone().unwrap()), Box::new(ours)), agent)
+    }
+
+    #[test]
+    fn run_timed_times_the_loop_between_the_marks_by_the_hosts_clock() {
+        let gap = Duration::from_millis(200);
+        let mark = |phase| Response::Mark { phase };
+        let (mut c, agent) = client_of(vec![mark(LoopPhase::Begin), mark(LoopPhase::End), Response::Result(result())], gap);
+        let (r, timed) = c.run_timed(&RunRequest { marks: true, ..RunRequest::new("fs.rand_read", 10, 1000) }).unwrap();
+        agent.join().unwrap();
+        assert_eq!(r, result());
+        // The agent's pause between its marks, whatever its own clock said
+        // (less only by however late the client read the first mark).
+        assert!(timed.unwrap() >= gap / 2, "{timed:?}");
+        // No marks, no loop time; an end without a beginning is none either.
+        for lines in [vec![Response::Result(result())], vec![mark(LoopPhase::End), Response::Result(result())]] {
+            let (mut c, agent) = client_of(lines, Duration::ZERO);
+            assert_eq!(c.run_timed(&RunRequest::new("fs.rand_read", 10, 1000)).unwrap(), (result(), None));
+            agent.join().unwrap();
         }
     }
 }

@@ -116,16 +116,10 @@ fn isobench_native(agent: &mut AgentClient, metric: &str, quick: bool, data_dir:
     let spec = catalog::lookup(metric).expect("validate names catalogue metrics");
     let iterations = if quick { spec.quick_iterations } else { spec.iterations };
     let req = RunRequest {
-        metric: metric.into(),
-        iterations,
-        max_ms: 20_000,
         warmup: (iterations / 20).min(1_000),
         bytes: crate::runner::working_set(spec),
-        target: None,
-        cpu: None,
-        pin: Default::default(),
         data_dir: data_dir.map(|d| d.display().to_string()),
-        rate: None,
+        ..RunRequest::new(metric, iterations, 20_000)
     };
     let r = agent.run(&req).map_err(|e: AgentError| e.to_string())?;
     if p50 {

@@ -313,6 +313,53 @@ mod tests {
         assert_eq!(r[5], Response::Bye);
     }
 
+    /// A mark sink that keeps its lines in `lines` and takes `delay` to
+    /// write each.
+    struct SlowSink {
+        lines: std::rc::Rc<std::cell::RefCell<Vec<u8>>>,
+        delay: std::time::Duration,
+    }
+
+    impl std::io::Write for SlowSink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            std::thread::sleep(self.delay);
+            self.lines.borrow_mut().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn marks_come_only_when_asked_and_stand_outside_the_timed_loop() {
+        use crate::protocol::LoopPhase;
+        let lines = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        // A sink far slower than the loop: were a mark written inside the
+        // clock, the loop's time would include it.
+        let delay = std::time::Duration::from_millis(300);
+        crate::marks::install(Box::new(SlowSink { lines: lines.clone(), delay }));
+        let input = concat!(
+            r#"{"op":"run","metric":"syscall.getpid","iterations":1000,"max_ms":5000}"#,
+            "\n",
+            r#"{"op":"run","metric":"syscall.getpid","iterations":1000,"max_ms":5000,"marks":true}"#,
+            "\n",
+        );
+        let mut out = Vec::new();
+        serve(input.as_bytes(), &mut out).unwrap();
+        crate::marks::uninstall();
+        let r = responses(&out);
+        for res in &r[1..] {
+            match res {
+                Response::Result(res) => assert!(res.elapsed_ns < delay.as_nanos() as u64, "a mark inside the loop: {res:?}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        // Only the second request asked, and got one mark each side.
+        let marks = responses(&lines.borrow());
+        assert_eq!(marks, [Response::Mark { phase: LoopPhase::Begin }, Response::Mark { phase: LoopPhase::End }]);
+    }
+
     #[test]
     fn read_file_answers_a_small_files_text_and_refuses_a_large_or_missing_one() {
         let dir = tempfile::tempdir().unwrap();

@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod exec;
 pub mod guest;
 pub mod hist;
+pub mod marks;
 pub mod metrics;
 pub mod names;
 pub mod netif;

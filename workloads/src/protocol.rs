@@ -263,6 +263,13 @@ pub struct RunRequest {
     /// figure; see `app::load`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<f64>,
+    /// Write a [`Response::Mark`] line just before the timed loop starts
+    /// and one just after it ends, so the harness can time the loop with
+    /// its own clock: under runsc, whose clock can run slow
+    /// (`crate::marks`). Metrics without a timed loop of their own
+    /// (cross-boundary and app clients) write none.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub marks: bool,
 }
 
 impl RunRequest {
@@ -281,6 +288,7 @@ impl RunRequest {
             pin: PinMode::Same,
             data_dir: None,
             rate: None,
+            marks: false,
         }
     }
 }
@@ -641,6 +649,22 @@ pub enum Response {
     File {
         text: String,
     },
+    /// Not an answer: written during a `Run` that asked for marks
+    /// ([`RunRequest::marks`]), at the edges of its timed loop, before the
+    /// `Result`.
+    Mark {
+        phase: LoopPhase,
+    },
+}
+
+/// Which edge of a timed loop a [`Response::Mark`] stands at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoopPhase {
+    /// Written just before the loop's clock starts.
+    Begin,
+    /// Written just after its clock stops.
+    End,
 }
 
 /// Serializes a message as one JSON line (with the trailing newline).

@@ -5,6 +5,7 @@
 //! `org.isobench.agent`, and powers the guest off when told.
 
 use std::io::{BufReader, Write};
+use std::os::fd::AsFd;
 
 use isobench_workloads::{agent, guest};
 
@@ -61,6 +62,10 @@ fn main() {
                 guest::power_off();
             }
         };
+        match port.try_clone() {
+            Ok(marks) => isobench_workloads::marks::install(Box::new(marks)),
+            Err(e) => eprintln!("isobench-agent: cannot duplicate the virtio port for loop marks: {e}"),
+        }
         if let Err(e) = agent::serve(reader, port) {
             eprintln!("isobench-agent: {e}");
         }
@@ -74,6 +79,12 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGINT, libc::SIG_IGN);
         libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+    }
+    // Loop marks go to a duplicate of stdout, written whole and unbuffered
+    // between a request and its (flushed) response.
+    match std::io::stdout().as_fd().try_clone_to_owned() {
+        Ok(fd) => isobench_workloads::marks::install(Box::new(std::fs::File::from(fd))),
+        Err(e) => eprintln!("isobench-agent: cannot duplicate stdout for loop marks: {e}"),
     }
     let stdin = std::io::stdin().lock();
     let stdout = std::io::stdout().lock();

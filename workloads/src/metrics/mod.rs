@@ -19,7 +19,7 @@ use hdrhistogram::Histogram;
 
 use crate::catalog::{self, MetricSpec};
 use crate::hist;
-use crate::protocol::{PinMode, RunRequest, RunResult};
+use crate::protocol::{LoopPhase, PinMode, RunRequest, RunResult};
 
 pub mod control;
 pub mod fs;
@@ -451,6 +451,7 @@ where
     let mut h: Histogram<u64> = hist::new_ns();
     let mut done = 0u64;
     let mut busy = Duration::ZERO;
+    crate::marks::mark(req.marks, LoopPhase::Begin);
     let start = Instant::now();
     for _ in 0..samples {
         let t0 = Instant::now();
@@ -467,6 +468,7 @@ where
             break;
         }
     }
+    crate::marks::mark(req.marks, LoopPhase::End);
     Ok(RunResult {
         metric: spec.name.to_string(),
         iterations: done,
