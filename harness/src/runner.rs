@@ -14,7 +14,7 @@ use crate::collect::interference::Probe;
 use crate::collect::{CollectError, Measurement};
 use crate::env::{self, EnvError, EnvKind, Environment, Instance, Options};
 use crate::report::ReportError;
-use crate::results::run::{from_env_value, BootRecord, ContainerStartRecord, EnvMetadata, Parameters, PinRecord, RunPart};
+use crate::results::run::{from_env_value, BootRecord, ContainerStartRecord, EnvMetadata, HostTimedRecord, Parameters, PinRecord, RunPart};
 use crate::results::{ResultsError, RunDir};
 
 #[derive(Debug, thiserror::Error)]
@@ -50,16 +50,10 @@ impl Plan {
     pub fn request(&self, spec: &MetricSpec) -> RunRequest {
         let iterations = self.iterations.unwrap_or(if self.quick { spec.quick_iterations } else { spec.iterations });
         RunRequest {
-            metric: spec.name.to_string(),
-            iterations,
-            max_ms: self.budget.map_or(self.max_ms, |b| b.max_ms),
             warmup: (iterations / 20).min(1_000),
             bytes: working_set(spec),
-            target: None,
-            cpu: None,
             pin: self.pin,
-            data_dir: None,
-            rate: None,
+            ..RunRequest::new(spec.name, iterations, self.budget.map_or(self.max_ms, |b| b.max_ms))
         }
     }
 }
@@ -278,7 +272,9 @@ fn not_supported_under_runsc(
     progress(Event::Note(&line));
     outcome.not_measured.push(line);
     out.update_run(|run| {
-        run.env_mut(kind.as_str()).not_supported.insert(metric.to_string(), why);
+        let e = run.env_mut(kind.as_str());
+        e.host_timed.remove(metric);
+        e.not_supported.insert(metric.to_string(), why);
     })
 }
 
@@ -346,6 +342,8 @@ pub fn execute(
                 break 'envs;
             }
             let mut req = plan.request(spec);
+            // runsc's clock is checked against the host's over the loop itself.
+            req.marks = kind == EnvKind::Runsc && !spec.across();
             if kind == EnvKind::Container {
                 req.bytes = working_set_within(req.bytes, opts.container.limits.memory);
             }
@@ -378,14 +376,14 @@ pub fn execute(
             let probe = Probe::start();
             let asked = std::time::Instant::now();
             let result = match (spec.boundary, spec.family == Family::App) {
-                (_, true) => measure_app(out, kind, inst.as_mut(), &mut hosts, spec, &req),
-                (false, false) => inst.agent().run(&req).map_err(MeasureError::Agent),
-                (true, false) => measure_boundary(out, kind, inst.as_mut(), &mut hosts, spec, &req),
+                (_, true) => measure_app(out, kind, inst.as_mut(), &mut hosts, spec, &req).map(|r| (r, None)),
+                (false, false) => inst.agent().run_timed(&req).map_err(MeasureError::Agent),
+                (true, false) => measure_boundary(out, kind, inst.as_mut(), &mut hosts, spec, &req).map(|r| (r, None)),
             };
             let host_wall = asked.elapsed();
             let interference = probe.finish();
             match result {
-                Ok(r) => {
+                Ok((r, host_loop)) => {
                     let mut m = Measurement::new(kind.as_str(), &environment.label(), spec);
                     m.add(&r)?;
                     // gVisor's clock may stand still across work without
@@ -395,7 +393,7 @@ pub fn execute(
                     // metric's request also starts the server and an open
                     // loop calibrates its rate first).
                     let still = (kind == EnvKind::Runsc && !spec.across())
-                        .then(|| env::runsc::clock_stood_still(&m.histogram, r.elapsed_ns, host_wall))
+                        .then(|| env::runsc::clock_stood_still(&m.histogram, r.elapsed_ns, host_wall, host_loop))
                         .flatten();
                     // What the agent moved and verified is recorded even
                     // when its timing is refused: the bytes are checked
@@ -404,8 +402,47 @@ pub fn execute(
                         m.storage = Some(record_storage(out, kind, environment.as_ref(), spec, io)?);
                     }
                     if let Some(reason) = still {
-                        not_supported_under_runsc(out, &mut outcome, progress, &environment.label(), kind, spec.name, &reason)?;
+                        let label = environment.label();
+                        match host_loop.filter(|l| *l >= env::runsc::SANDBOX_LOOP_MIN_WALL && r.iterations > 0) {
+                            Some(l) => {
+                                let rec = HostTimedRecord {
+                                    operations: r.iterations,
+                                    host_loop_ns: l.as_nanos() as u64,
+                                    env_loop_ns: r.elapsed_ns,
+                                    bytes_per_op: m.bytes_per_op,
+                                    refused: reason,
+                                    storage: m.storage.clone(),
+                                    run_id: None,
+                                };
+                                let line = format!(
+                                    "{label} {}: host-timed mean {:.3} {} (n={} operations; the sandbox's clock gave {:.1} ms for the loop, the host's {:.1} ms)",
+                                    spec.name,
+                                    m.display(rec.mean_ns()),
+                                    spec.unit.label(),
+                                    rec.operations,
+                                    rec.env_loop_ns as f64 / 1e6,
+                                    rec.host_loop_ns as f64 / 1e6,
+                                );
+                                out.update_run(|run| {
+                                    let rec = HostTimedRecord { run_id: run.current_run_id().map(String::from), ..rec };
+                                    let e = run.env_mut(kind.as_str());
+                                    e.not_supported.remove(spec.name);
+                                    e.host_timed.insert(spec.name.to_string(), rec);
+                                })?;
+                                outcome.measured += 1;
+                                progress(Event::Done { step, total, line: &line });
+                            }
+                            None => not_supported_under_runsc(out, &mut outcome, progress, &label, kind, spec.name, &reason)?,
+                        }
                         continue;
+                    }
+                    if kind == EnvKind::Runsc {
+                        // A figure of its own replaces an earlier part's refusal.
+                        out.update_run(|run| {
+                            let e = run.env_mut(kind.as_str());
+                            e.host_timed.remove(spec.name);
+                            e.not_supported.remove(spec.name);
+                        })?;
                     }
                     m.interference = interference;
                     out.save(&m)?;

@@ -112,6 +112,18 @@ fn runsc_runs_the_agent_and_four_metrics_give_positive_figures() {
         assert!(r.iterations > 0 && r.elapsed_ns > 0, "{label}: {metric} measured nothing: {r:?}");
         assert!(!r.histogram.is_empty(), "{label}: {metric}: no samples");
     }
+    // Marks asked for come out of the sandbox around the loop: the host's
+    // time for it lies within the request's.
+    let asked = std::time::Instant::now();
+    let req = RunRequest { marks: true, ..request("fs.stat", 200) };
+    let req = RunRequest { data_dir: Some("/tmp".into()), ..req };
+    let (r, host_loop) = inst.agent().run_timed(&req).unwrap_or_else(|err| panic!("{label}: fs.stat: {err}"));
+    let wall = asked.elapsed();
+    let host_loop = host_loop.unwrap_or_else(|| panic!("{label}: no marks came back: {r:?}"));
+    assert!(!host_loop.is_zero() && host_loop < wall, "{label}: loop {host_loop:?} outside the request's {wall:?}");
+    // Without the ask, none.
+    let (_, none) = inst.agent().run_timed(&request("syscall.getpid", 200)).unwrap();
+    assert_eq!(none, None, "{label}: marks nobody asked for");
     let endpoint = inst.endpoint().unwrap();
     assert_eq!(endpoint.path, PathKind::Netstack);
     let run_ns = endpoint.netns.as_ref().expect("the host side runs in the run's namespace").name().to_string();

@@ -223,6 +223,10 @@ pub struct EnvRecord {
     /// gVisor does not implement): reported, not a failed run.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub not_supported: BTreeMap<String, String>,
+    /// Metric → its mean per operation as the host timed its loop, where
+    /// the environment's own clock was refused (runsc): no percentiles.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub host_timed: BTreeMap<String, HostTimedRecord>,
     /// The measured instance's cgroup accounting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<UsageRecord>,
@@ -244,6 +248,40 @@ pub struct EnvRecord {
     /// Keys this version does not know, kept as they were.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
+}
+
+/// A metric whose in-environment timing was refused (gVisor's clock ran
+/// slow across its loop), timed instead by the host from the agent's mark
+/// before the loop to its mark after (`environments.<env>.host_timed.<metric>`).
+/// One interval for the whole loop, so a mean per operation and nothing
+/// finer: no histogram, no percentiles.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct HostTimedRecord {
+    /// Operations the loop ran.
+    pub operations: u64,
+    /// The host's time for the loop, ns.
+    pub host_loop_ns: u64,
+    /// The environment's own clock's time for the same loop (the sum of
+    /// its samples), ns: what was refused.
+    pub env_loop_ns: u64,
+    /// Bytes one operation moved (rates; 0 for latencies).
+    #[serde(default)]
+    pub bytes_per_op: u64,
+    /// Why the environment's timing was refused.
+    pub refused: String,
+    /// fs.* metrics: the storage path, in words, as on a measured row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<String>,
+    /// The run that measured it (`runs[].run_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+}
+
+impl HostTimedRecord {
+    /// The host's time per operation, ns: the loop ÷ its operations.
+    pub fn mean_ns(&self) -> f64 {
+        self.host_loop_ns as f64 / self.operations.max(1) as f64
+    }
 }
 
 /// The storage path of an environment's fs.* metrics (`environments.<env>.storage`).
