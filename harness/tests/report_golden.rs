@@ -371,3 +371,43 @@ fn the_application_charts_show_throughput_against_native_and_both_latency_curves
     assert!(section.contains("![apps-app.redis.get](plots/apps-app.redis.get.svg)"), "{section}");
     assert!(section.contains("![apps-app.redis.get.latency](plots/apps-app.redis.get.latency.svg)"), "{section}");
 }
+
+/// A runsc loop whose own clock was refused and the host timed instead
+/// (`environments.runsc.host_timed`): its row says so in the metric's
+/// section and the storage section, gives a mean and no percentile, is
+/// compared with native's loop mean, and the caveats give the reason.
+#[test]
+fn a_host_timed_runsc_loop_is_a_mean_on_its_own_row_named_as_such() {
+    let refused = "the sandbox's clock advanced 320.3 ms while the host's advanced 1031.2 ms over the same timed loop, so its timing of this operation would be wrong";
+    let path = "volume (host directory bind-mounted, served by gVisor's gofer), 9p";
+    let run: RunRecord = serde_json::from_value(serde_json::json!({
+        "schema": 1,
+        "parameters": { "driver": "isobench run" },
+        "environments": {
+            "native": { "label": "native", "storage": { "kind": "host_directory", "agent_dir": "/d/native", "fs": "ext4" } },
+            "runsc": { "label": "runsc (ptrace, default)",
+                       "storage": { "kind": "gofer_volume", "agent_dir": "/mnt", "fs": "9p" },
+                       "host_timed": { "fs.rand_read": { "operations": 20000, "host_loop_ns": 1_031_200_000u64, "env_loop_ns": 320_300_000u64,
+                                                         "refused": refused, "storage": path } } }
+        }
+    }))
+    .expect("run.json with a host-timed loop reads");
+    // Native: a 40 µs loop mean.
+    let mut native = measurement("native", "native", "fs.rand_read", 40_000);
+    native.storage = Some("host directory, ext4".into());
+    let ms = vec![native];
+    let d = tempfile::tempdir().unwrap();
+    let dir = RunDir::at(d.path()).unwrap();
+    let md = section::markdown(&Context { dir: &dir, run: &run, measurements: &ms, plots: &[], warnings: &[] }).unwrap();
+    // 1031.2 ms ÷ 20000 = 51.56 µs, 1.29× native's 40 µs mean.
+    let row = "| runsc (ptrace, default) · timed by the host | 20000 ops | mean 51.56 | – | – | – | 1.29×, +28.9 % (means) | – |";
+    assert!(md.contains(row), "no {row:?} in:\n{md}");
+    let storage = format!("| runsc (ptrace, default) · timed by the host | {path} | `fs.rand_read` | 19395 IOPS | mean 51.56 µs | – | – |");
+    assert!(md.contains(&storage), "no {storage:?} in:\n{md}");
+    assert!(
+        md.contains(&format!("runsc: fs.rand_read: timed by the host (a mean per operation over 20000 operations, no percentiles): {refused}")),
+        "{md}"
+    );
+    // Neither a percentile of the sandbox's clock nor a "not supported".
+    assert!(!md.contains("| runsc (ptrace, default) |") && !md.contains("not supported under runsc"), "{md}");
+}

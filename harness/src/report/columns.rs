@@ -64,3 +64,20 @@ pub fn columns(ms: &[Measurement]) -> Vec<(String, String)> {
     cols.sort_by_key(|(e, _)| env_order(e));
     cols
 }
+
+/// The host-timed figures of `metric` (`environments.<env>.host_timed`:
+/// loops whose own clock was refused), in column order: (label, record).
+pub fn host_timed<'a>(run: &'a crate::results::RunRecord, metric: &str) -> Vec<(&'a str, &'a crate::results::run::HostTimedRecord)> {
+    let mut v: Vec<_> = run.environments.iter().filter_map(|(name, e)| e.host_timed.get(metric).map(|h| (name, e.label_or(name), h))).collect();
+    v.sort_by_key(|(name, _, _)| env_order(name));
+    v.into_iter().map(|(_, label, h)| (label, h)).collect()
+}
+
+/// A host-timed figure's cost relative to a measurement's loop mean (its
+/// time ÷ operations, the same interval): > 1 is slower, per byte for rates.
+pub fn host_timed_cost(h: &crate::results::run::HostTimedRecord, base: &Measurement) -> Option<f64> {
+    let per = |ns: f64, bytes: u64| if base.unit().is_rate() && bytes > 0 { ns / bytes as f64 } else { ns };
+    let b = per(base.elapsed_ns as f64 / base.iterations.max(1) as f64, base.bytes_per_op);
+    let v = per(h.mean_ns(), h.bytes_per_op);
+    (b > 0.0 && v > 0.0).then(|| v / b)
+}

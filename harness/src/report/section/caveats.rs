@@ -147,6 +147,12 @@ impl Section for Caveats {
             for (metric, reason) in &e.not_supported {
                 notes.push(format!("{name}: {metric}: {reason}"));
             }
+            for (metric, h) in &e.host_timed {
+                notes.push(format!(
+                    "{name}: {metric}: timed by the host (a mean per operation over {} operations, no percentiles): {}",
+                    h.operations, h.refused
+                ));
+            }
             if let Some(note) = e.meta(|m| m.other.get("platform")).and_then(gvisor_note) {
                 notes.push(format!("{}: {note}", e.label.as_deref().unwrap_or(name)));
             }

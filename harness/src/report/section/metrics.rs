@@ -1,11 +1,12 @@
 //! One section per metric: what it measures and how, each environment's
 //! distribution (n, p50, p90, p99, max) with the overhead against native at
-//! p50 and p99, and its charts.
+//! p50 and p99, a row for each environment whose own clock was refused and
+//! the host timed instead (a mean, no percentiles), and its charts.
 
 use std::fmt::Write;
 
 use crate::collect::Summary;
-use crate::report::columns::{baseline_for, by_metric, is_baseline};
+use crate::report::columns::{baseline_for, by_metric, host_timed, host_timed_cost, is_baseline};
 use crate::report::format::{num, ratio};
 use crate::report::ReportError;
 
@@ -43,6 +44,27 @@ impl Section for Metrics {
                     num(sm.p90),
                     num(sm.p99),
                     num(sm.max)
+                );
+            }
+            let timed = host_timed(cx.run, name);
+            for (label, h) in &timed {
+                let native = group.iter().copied().find(|b| b.env == "native");
+                let cost = native.and_then(|b| host_timed_cost(h, b)).map_or_else(|| "n/a".to_string(), |c| format!("{} (means)", ratio(c)));
+                let _ = writeln!(
+                    o,
+                    "| {label} · timed by the host | {} ops | mean {} | – | – | – | {cost} | – |",
+                    h.operations,
+                    num(spec.unit.from_ns_per_op(h.mean_ns(), h.bytes_per_op)),
+                );
+            }
+            if !timed.is_empty() {
+                let why = &timed[0].1.refused;
+                let mut why_cap = why.chars();
+                let why = why_cap.next().map(|c| c.to_uppercase().chain(why_cap).collect::<String>()).unwrap_or_default();
+                let _ = writeln!(
+                    o,
+                    "\n*Timed by the host*: {why}. The row's figure is the host's time from the agent's mark before the loop to its mark \
+                     after, ÷ the operations: a mean without percentiles, compared with native's mean over its own loop (the same interval)."
                 );
             }
             if let Some(note) = super::spawn::note(cx.run, name) {

@@ -7,9 +7,9 @@
 
 use std::fmt::Write;
 
-use isobench_workloads::catalog::Family;
+use isobench_workloads::catalog::{Family, MetricSpec};
 
-use crate::report::columns::env_order;
+use crate::report::columns::{catalog_index, env_order};
 use crate::report::format::{cell, num};
 use crate::report::ReportError;
 
@@ -24,6 +24,19 @@ pub const PUBLISHED: &str = "Published figures: none is quoted beside these rows
      figure only with the passage and hardware it comes from. Felter et al.'s abstract, in words: containers performed as well as or better \
      than the VM in almost every case, and both needed tuning for I/O-intensive work.";
 
+/// The loop's total for a row: bandwidth for a rate, IOPS for an I/O
+/// operation, ops/s for stat and open; `per_op_ns` is loop time ÷ operations.
+fn loop_total(spec: &MetricSpec, per_op_ns: f64, bytes_per_op: u64) -> String {
+    let unit = spec.unit;
+    match unit.is_rate() {
+        true => format!("{} {}", num(unit.from_ns_per_op(per_op_ns, bytes_per_op)), unit.label()),
+        // I/O operations are IOPS; stat and open are plain operations.
+        false if per_op_ns > 0.0 && matches!(spec.name, "fs.rand_read" | "fs.rand_write" | "fs.fsync") => format!("{} IOPS", num(1e9 / per_op_ns)),
+        false if per_op_ns > 0.0 => format!("{} ops/s", num(1e9 / per_op_ns)),
+        false => "–".into(),
+    }
+}
+
 /// `## Storage paths (fs.*)`.
 pub struct Storage;
 
@@ -35,7 +48,11 @@ impl Section for Storage {
             .run
             .environments
             .iter()
-            .filter(|(_, e)| e.storage.is_some() || e.storage_not_measured.is_some() || e.not_supported.keys().any(|k| k.starts_with("fs.")))
+            .filter(|(_, e)| {
+                e.storage.is_some()
+                    || e.storage_not_measured.is_some()
+                    || e.not_supported.keys().chain(e.host_timed.keys()).any(|k| k.starts_with("fs."))
+            })
             .collect();
         if rows.is_empty() && envs.is_empty() {
             return Ok(o);
@@ -72,39 +89,60 @@ impl Section for Storage {
             for (metric, why) in e.not_supported.iter().filter(|(k, _)| k.starts_with("fs.")) {
                 let _ = writeln!(o, "- **{}**: `{metric}` {}", cell(label), cell(why));
             }
+            for (metric, h) in e.host_timed.iter().filter(|(k, _)| k.starts_with("fs.")) {
+                let _ = writeln!(o, "- **{}**: `{metric}` timed by the host, not by the sandbox: {}", cell(label), cell(&h.refused));
+            }
         }
         o.push('\n');
-        if !rows.is_empty() {
+        // Measured rows and host-timed ones (a mean only), in column order.
+        let mut table: Vec<((usize, String), usize, String)> = Vec::new();
+        for m in rows {
+            let s = m.summary();
+            let u = m.metric.unit.label();
+            let line = format!(
+                "| {} | {} | `{}` | {} | {} {u} | {} {u} | {} {u} |",
+                cell(&m.env_label),
+                cell(m.storage.as_deref().unwrap_or("–")),
+                m.metric.name,
+                loop_total(m.metric, m.elapsed_ns as f64 / m.iterations.max(1) as f64, m.bytes_per_op),
+                num(s.p50),
+                num(s.p99),
+                num(s.p999),
+            );
+            table.push((env_order(&m.env), catalog_index(m.metric.name), line));
+        }
+        for (name, e) in &envs {
+            for (metric, h) in e.host_timed.iter().filter(|(k, _)| k.starts_with("fs.")) {
+                let Some(spec) = isobench_workloads::catalog::lookup(metric) else { continue };
+                let line = format!(
+                    "| {} · timed by the host | {} | `{metric}` | {} | mean {} {} | – | – |",
+                    cell(e.label_or(name)),
+                    cell(h.storage.as_deref().unwrap_or("–")),
+                    loop_total(spec, h.mean_ns(), h.bytes_per_op),
+                    num(spec.unit.from_ns_per_op(h.mean_ns(), h.bytes_per_op)),
+                    spec.unit.label(),
+                );
+                table.push((env_order(name), catalog_index(metric), line));
+            }
+        }
+        table.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        if !table.is_empty() {
             let _ = writeln!(
                 o,
                 "| environment | storage path | metric | bandwidth, IOPS or ops/s (loop) | p50 | p99 | p99.9 |\n|---|---|---|---:|---:|---:|---:|"
             );
-            for m in rows {
-                let s = m.summary();
-                let per_op_ns = m.elapsed_ns as f64 / m.iterations.max(1) as f64;
-                let unit = m.metric.unit;
-                let total = match unit.is_rate() {
-                    true => format!("{} {}", num(unit.from_ns_per_op(per_op_ns, m.bytes_per_op)), unit.label()),
-                    // I/O operations are IOPS; stat and open are plain operations.
-                    false if per_op_ns > 0.0 && matches!(m.metric.name, "fs.rand_read" | "fs.rand_write" | "fs.fsync") => {
-                        format!("{} IOPS", num(1e9 / per_op_ns))
-                    }
-                    false if per_op_ns > 0.0 => format!("{} ops/s", num(1e9 / per_op_ns)),
-                    false => "–".into(),
-                };
-                let u = unit.label();
-                let _ = writeln!(
-                    o,
-                    "| {} | {} | `{}` | {total} | {} {u} | {} {u} | {} {u} |",
-                    cell(&m.env_label),
-                    cell(m.storage.as_deref().unwrap_or("–")),
-                    m.metric.name,
-                    num(s.p50),
-                    num(s.p99),
-                    num(s.p999),
-                );
+            for (_, _, line) in &table {
+                let _ = writeln!(o, "{line}");
             }
             o.push('\n');
+            if table.iter().any(|(_, _, l)| l.contains("· timed by the host")) {
+                let _ = writeln!(
+                    o,
+                    "A row *timed by the host* is one whose sandbox clock ran slow over the loop (gVisor's, named above with the two clocks' figures): \
+                     its figure is the host's time from the agent's mark before the loop to its mark after, ÷ the operations. That is a mean, \
+                     with no percentiles; the loop totals of the other rows are the same interval by their own clock.\n"
+                );
+            }
         }
         // Latency by percentile, one chart per operation, one line per
         // environment and storage path.
