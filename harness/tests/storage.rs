@@ -38,6 +38,7 @@ fn main() {
         trial!(every_fs_metric_moves_its_bytes_on_a_runsc_volume_through_the_gofer).needs(&[Root, Runsc]),
         trial!(every_fs_metric_moves_its_bytes_on_runscs_own_root_overlay).needs(&[Root, Runsc]),
         trial!(every_fs_metric_moves_its_bytes_on_the_runsc_overlayfs_root_under_docker).needs(&[Root, Runsc, SeccompProfile, Nft]),
+        trial!(runscs_gofer_opens_the_host_file_without_o_direct_as_its_row_says).needs(&[Root, Runsc]),
         trial!(every_fs_metric_moves_its_bytes_on_a_bwrap_volume_and_root).needs(&[Root, Bwrap]),
         trial!(every_fs_metric_moves_its_bytes_in_unshares_host_directory).needs(&[Root, Unshare]),
         trial!(a_tiny_tmpfs_data_dir_is_one_clear_error_and_earlier_rows_stay).needs(&[Root]),
@@ -69,6 +70,11 @@ fn run_as(
     base: &Path,
     results: &Path,
 ) -> (Outcome, RunDir) {
+    run_plan(&plan(vec![env], metrics), storage, profile, base, results)
+}
+
+/// [`run_as`] of any plan.
+fn run_plan(plan: &Plan, storage: ContainerStorage, profile: Profile, base: &Path, results: &Path) -> (Outcome, RunDir) {
     let data = RunData::create(base).unwrap();
     let mut opts = Options {
         data_dir: Some(data.path().to_path_buf()),
@@ -76,9 +82,8 @@ fn run_as(
         ..Options::new(workloads::locate().expect("static workloads"))
     };
     opts.container.profile = profile;
-    let plan = plan(vec![env], metrics);
     let out = RunDir::at(&results.join("run")).unwrap();
-    let outcome = runner::execute(&plan, &opts, &out, &AtomicUsize::new(0), &mut |_| {}).unwrap();
+    let outcome = runner::execute(plan, &opts, &out, &AtomicUsize::new(0), &mut |_| {}).unwrap();
     let dir = data.path().to_path_buf();
     drop(data);
     assert!(!dir.exists(), "the run's data directory {} is removed with it", dir.display());
@@ -99,7 +104,8 @@ fn check_all_as(env: EnvKind, storage: ContainerStorage, profile: Profile, kind:
     let (outcome, out) = run_as(env, storage, profile, fs_metrics(), base.path(), results.path());
     assert!(outcome.failed.is_empty() && outcome.skipped.is_empty(), "{outcome:?}");
     // Only a refused O_DIRECT, or under runsc a timing refused because the
-    // sandbox's clock stood still, may leave a metric without its row.
+    // sandbox's clock stood still and its loop was too short for the host to
+    // time, may leave a metric without its row or a host-timed figure.
     let refused =
         |l: &String| l.contains("not supported on ") || (env == EnvKind::Runsc && l.contains("not supported under runsc: the sandbox's clock"));
     assert!(outcome.not_measured.iter().all(refused), "{outcome:?}");
@@ -119,12 +125,21 @@ fn check_all_as(env: EnvKind, storage: ContainerStorage, profile: Profile, kind:
         let io = st.io.get(spec.name).unwrap_or_else(|| panic!("{}: no io check in run.json", spec.name));
         let (file, per_op) = sizes(spec.name);
         let row = rows.iter().find(|m| m.metric.name == spec.name);
-        match row {
-            Some(row) => assert_eq!(row.storage.as_deref(), Some(st.describe().as_str()), "{}", spec.name),
-            None => assert!(why.is_some(), "{} has no row and no reason", spec.name),
+        let timed = e.host_timed.get(spec.name);
+        match (row, timed) {
+            (Some(row), None) => assert_eq!(row.storage.as_deref(), Some(st.describe().as_str()), "{}", spec.name),
+            // runsc's clock refused, the host timed the loop: the same path named.
+            (None, Some(h)) => {
+                assert_eq!(env, EnvKind::Runsc, "{}: only runsc's timing is refused", spec.name);
+                assert_eq!(h.storage.as_deref(), Some(st.describe().as_str()), "{}", spec.name);
+                assert!(h.host_loop_ns > 0 && why.is_none(), "{}: {h:?} {why:?}", spec.name);
+            }
+            (None, None) => assert!(why.is_some(), "{} has no row and no reason", spec.name),
+            (Some(_), Some(h)) => panic!("{}: a row and a host-timed figure: {h:?}", spec.name),
         }
-        // The timed iterations: the row's, else what the check says it moved.
-        let iterations = row.map_or(io.moved_bytes / per_op.max(1), |r| r.iterations);
+        // The timed iterations: the row's or the host-timed loop's, else
+        // what the check says it moved.
+        let iterations = row.map(|r| r.iterations).or(timed.map(|h| h.operations)).unwrap_or(io.moved_bytes / per_op.max(1));
         // The row's iterations are the timed ones; the check counts them too.
         assert_eq!(io.moved_bytes, iterations * per_op, "{}", spec.name);
         assert!(io.moved_bytes > 0 || per_op == 0, "{}: moved nothing", spec.name);
@@ -137,6 +152,10 @@ fn check_all_as(env: EnvKind, storage: ContainerStorage, profile: Profile, kind:
     assert!(md.contains("## Storage paths (fs.*)"), "{md}");
     for m in rows.iter().filter(|m| m.metric.family == Family::Fs) {
         let row = format!("| {} | `{}` |", st.describe(), m.metric.name);
+        assert!(md.contains(&row), "no row {row} in:\n{md}");
+    }
+    for metric in e.host_timed.keys() {
+        let row = format!("· timed by the host | {} | `{metric}` |", st.describe());
         assert!(md.contains(&row), "no row {row} in:\n{md}");
     }
     fs
@@ -189,6 +208,62 @@ fn every_fs_metric_moves_its_bytes_on_the_crun_root() {
 fn every_fs_metric_moves_its_bytes_on_a_runsc_volume_through_the_gofer() {
     // gVisor's gofer mounts answer statfs as 9p, whatever the host's file system.
     assert_eq!(check_all(EnvKind::Runsc, ContainerStorage::Volume, StorageKind::GoferVolume), "9p");
+}
+
+/// The flags (octal, as /proc's fdinfo gives them) of every descriptor a
+/// runsc process (`runsc…` as its argv[0]: the sandbox, the gofer) holds on
+/// a file whose path ends with `suffix`.
+fn runsc_descriptors_of(suffix: &str) -> Vec<u32> {
+    let mut flags = Vec::new();
+    for p in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(p.path().join("cmdline")) else { continue };
+        let argv0 = cmdline.split(|b| *b == 0).next().map(String::from_utf8_lossy).unwrap_or_default();
+        if !Path::new(argv0.as_ref()).file_name().is_some_and(|n| n.to_string_lossy().starts_with("runsc")) {
+            continue;
+        }
+        for fd in std::fs::read_dir(p.path().join("fd")).into_iter().flatten().flatten() {
+            if !std::fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy().ends_with(suffix)) {
+                continue;
+            }
+            let info = std::fs::read_to_string(p.path().join("fdinfo").join(fd.file_name())).unwrap_or_default();
+            let octal = info.lines().find_map(|l| l.strip_prefix("flags:")).map(str::trim);
+            flags.extend(octal.and_then(|o| u32::from_str_radix(o, 8).ok()));
+        }
+    }
+    flags
+}
+
+/// The gofer volume's row says the host's page cache serves runsc's
+/// O_DIRECT I/O; so it must be: while the agent reads its O_DIRECT file,
+/// every descriptor runsc holds on that file on the host lacks O_DIRECT.
+fn runscs_gofer_opens_the_host_file_without_o_direct_as_its_row_says() {
+    let base = tempfile::tempdir().unwrap();
+    let results = tempfile::tempdir().unwrap();
+    let spec = catalog::lookup("fs.rand_read").unwrap();
+    // A loop of seconds, long enough to catch it open.
+    let plan = Plan { iterations: Some(50_000), ..plan(vec![EnvKind::Runsc], vec![spec]) };
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = std::thread::spawn({
+        let done = done.clone();
+        move || {
+            let mut seen = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                seen.extend(runsc_descriptors_of("/isobench-fs.rand_read/rand"));
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            seen
+        }
+    });
+    let (outcome, out) = run_plan(&plan, ContainerStorage::Volume, Profile::Default, base.path(), results.path());
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = watcher.join().unwrap();
+    assert!(outcome.failed.is_empty() && outcome.skipped.is_empty(), "{outcome:?}");
+    assert!(!seen.is_empty(), "no runsc process was seen holding the file");
+    let octal: Vec<String> = seen.iter().map(|f| format!("{f:o}")).collect();
+    assert!(seen.iter().all(|f| f & libc::O_DIRECT as u32 == 0), "O_DIRECT on the host: {octal:?}");
+    let st = out.run_record().unwrap().environments["runsc"].storage.clone().unwrap();
+    assert_eq!(st.kind, Some(StorageKind::GoferVolume));
+    assert!(st.describe().contains("without O_DIRECT"), "{}", st.describe());
 }
 
 fn every_fs_metric_moves_its_bytes_on_runscs_own_root_overlay() {
