@@ -395,7 +395,8 @@ fn a_host_timed_runsc_loop_is_a_mean_on_its_own_row_named_as_such() {
     // Native: a 40 µs loop mean.
     let mut native = measurement("native", "native", "fs.rand_read", 40_000);
     native.storage = Some("host directory, ext4".into());
-    let ms = vec![native];
+    // runsc's column exists by a metric its clock kept.
+    let ms = vec![native, measurement("native", "native", "fs.stat", 2_500), measurement("runsc", "runsc (ptrace, default)", "fs.stat", 90_000)];
     let d = tempfile::tempdir().unwrap();
     let dir = RunDir::at(d.path()).unwrap();
     let md = section::markdown(&Context { dir: &dir, run: &run, measurements: &ms, plots: &[], warnings: &[] }).unwrap();
@@ -408,6 +409,10 @@ fn a_host_timed_runsc_loop_is_a_mean_on_its_own_row_named_as_such() {
         md.contains(&format!("runsc: fs.rand_read: timed by the host (a mean per operation over 20000 operations, no percentiles): {refused}")),
         "{md}"
     );
+    // The summary's cell: the mean, its ratio of means, and what it is.
+    assert!(md.contains("| fs.rand_read | µs | 40.00 | host-timed mean 51.56 (1.29×, +28.9 %) |"), "{md}");
+    assert!(md.contains("A *host-timed mean* stands where"), "{md}");
     // Neither a percentile of the sandbox's clock nor a "not supported".
-    assert!(!md.contains("| runsc (ptrace, default) |") && !md.contains("not supported under runsc"), "{md}");
+    let rand_read = md.split("## fs.rand_read").nth(1).unwrap().split("\n## ").next().unwrap();
+    assert!(!rand_read.contains("| runsc (ptrace, default) |") && !md.contains("not supported under runsc"), "{md}");
 }

@@ -8,7 +8,7 @@ use std::fmt::Write;
 use isobench_workloads::catalog::Family;
 
 use crate::collect::Measurement;
-use crate::report::columns::{baseline_for, by_metric, columns, is_baseline, split_env};
+use crate::report::columns::{baseline_for, by_metric, columns, host_timed_cost, is_baseline, split_env};
 use crate::report::compare::{judge_measured, Verdict};
 use crate::report::format::{num, percent, ratio, ratio_ci_percent};
 use crate::report::noise;
@@ -56,13 +56,24 @@ impl Section for Summary {
         }
         o.push('\n');
         let mut flagged = Vec::new();
+        let mut host_timed_cells = false;
         let quick = cx.run.parameters.as_ref().and_then(|p| p.quick).unwrap_or(false);
         for ((_, name), group) in &groups {
             let unit = group[0].unit().label();
             let _ = write!(o, "| {name} | {unit} |");
             for (env, _) in &cols {
                 match group.iter().find(|m| &m.env == env) {
-                    None => o.push_str(" – |"),
+                    None => match cx.run.environments.get(env.as_str()).and_then(|e| e.host_timed.get(*name)) {
+                        // The environment's clock was refused; the host timed the loop.
+                        Some(h) => {
+                            let spec = group[0].metric;
+                            let cost = group.iter().copied().find(|b| b.env == "native").and_then(|b| host_timed_cost(h, b));
+                            let shown = cost.map(|c| format!(" ({})", ratio(c))).unwrap_or_default();
+                            let _ = write!(o, " host-timed mean {}{shown} |", num(spec.unit.from_ns_per_op(h.mean_ns(), h.bytes_per_op)));
+                            host_timed_cells = true;
+                        }
+                        None => o.push_str(" – |"),
+                    },
                     Some(m) => {
                         let p50 = m.summary().p50;
                         let mark = format!("{}{}", if m.truncated { "†" } else { "" }, interference_mark(m));
@@ -114,6 +125,13 @@ impl Section for Summary {
                 ),
             }
         );
+        if host_timed_cells {
+            let _ = writeln!(
+                o,
+                "\nA *host-timed mean* stands where the environment's own clock ran slow over the loop (gVisor's; see Caveats): the host's time \
+                 for the loop ÷ its operations, compared with native's mean over its loop, not with its p50. It has no interval."
+            );
+        }
         if ms.iter().any(|m| !interference_mark(m).is_empty()) {
             let _ = writeln!(
                 o,
