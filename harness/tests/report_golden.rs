@@ -412,6 +412,10 @@ fn a_host_timed_runsc_loop_is_a_mean_on_its_own_row_named_as_such() {
     // The summary's cell: the mean, its ratio of means, and what it is.
     assert!(md.contains("| fs.rand_read | µs | 40.00 | host-timed mean 51.56 (1.29×, +28.9 %) |"), "{md}");
     assert!(md.contains("A *host-timed mean* stands where"), "{md}");
+    // The verdict's fs figure for runsc does not pass for all of fs.
+    let verdict = md.split("## Verdict").nth(1).unwrap().split("\n## ").next().unwrap();
+    assert!(verdict.contains("runsc (ptrace, default)'s fs figure stands on 1 of the 2 fs metrics its baseline measured"), "{verdict}");
+    assert!(verdict.contains("see Summary and Caveats): fs.rand_read."), "{verdict}");
     // Neither a percentile of the sandbox's clock nor a "not supported".
     let rand_read = md.split("## fs.rand_read").nth(1).unwrap().split("\n## ").next().unwrap();
     assert!(!rand_read.contains("| runsc (ptrace, default) |") && !md.contains("not supported under runsc"), "{md}");

@@ -197,6 +197,7 @@ impl Section for Verdict {
                 caveats.push(format!("{name} was not measured: it could not run here (the reason is under Caveats)"));
             }
         }
+        caveats.extend(partial_families(ms, &overheads));
         let disturbed = ms.iter().filter(|m| !interference_mark(m).is_empty()).count();
         if disturbed > 0 {
             caveats.push(format!(
@@ -224,6 +225,37 @@ impl Section for Verdict {
         }
         Ok(o)
     }
+}
+
+/// Where an environment's family figure stands on fewer metrics than its
+/// baseline measured (a metric timed by the host, refused or failed
+/// there): one caveat per such family, naming the metrics left out, so a
+/// figure is never read as covering metrics it does not.
+fn partial_families(ms: &[Measurement], overheads: &Overheads) -> Vec<String> {
+    let groups = by_metric(ms);
+    let mut out = Vec::new();
+    for (env, label, _) in overheads {
+        for family in Family::ALL {
+            let with_baseline: Vec<&Vec<&Measurement>> = groups
+                .values()
+                .filter(|g| g[0].metric.family == family && g[0].metric.name != START_METRIC)
+                .filter(|g| g.iter().any(|b| is_baseline(&b.env) && split_env(&b.env).1 == split_env(env).1))
+                .collect();
+            let left_out: Vec<&str> = with_baseline.iter().filter(|g| !g.iter().any(|m| &m.env == env)).map(|g| g[0].metric.name).collect();
+            // With none covered the cell is empty, which misleads nobody.
+            let covered = with_baseline.len() - left_out.len();
+            if left_out.is_empty() || covered == 0 {
+                continue;
+            }
+            out.push(format!(
+                "{label}'s {family} figure stands on {covered} of the {} {family} metrics its baseline measured; left out, with no p50 of their own \
+                 there (timed by the host, not measured or failed: see Summary and Caveats): {}",
+                with_baseline.len(),
+                left_out.join(", ")
+            ));
+        }
+    }
+    out
 }
 
 /// `a`, `a and b`, `a, b and c`.
