@@ -109,8 +109,8 @@ fn run_metrics_in(base: &Path, storage: VmStorage, metrics: Vec<&'static MetricS
 
 /// Every fs metric measured in the vm on `kind`, each with its bytes moved,
 /// its file's size and a verified read-back, its row naming the path.
-/// Returns run.json's storage record.
-fn check_all(storage: VmStorage, kind: StorageKind) -> isobench_harness::results::run::StorageRecord {
+/// Returns run.json's storage record and the vm's record.
+fn check_all(storage: VmStorage, kind: StorageKind) -> (isobench_harness::results::run::StorageRecord, isobench_harness::results::run::EnvRecord) {
     let _guest = one_guest();
     let results = tempfile::tempdir().unwrap();
     let (outcome, out) = run(storage, results.path());
@@ -141,11 +141,11 @@ fn check_all(storage: VmStorage, kind: StorageKind) -> isobench_harness::results
     for spec in fs_metrics() {
         assert!(section.contains(&format!(" | {} | `{}` |", st.describe(), spec.name)), "{}: {section}", spec.name);
     }
-    st
+    (st, e.clone())
 }
 
 fn every_fs_metric_moves_its_bytes_on_the_vm_data_disk() {
-    let st = check_all(VmStorage::Disk, StorageKind::VirtioBlk);
+    let (st, _) = check_all(VmStorage::Disk, StorageKind::VirtioBlk);
     assert_eq!(st.fs.as_deref(), Some("ext4"), "the guest's own ext4 on the disk");
     let detail = st.detail.as_deref().unwrap_or_default();
     assert!(detail.starts_with("cache=") && detail.contains(",aio="), "QEMU's modes are named: {detail}");
@@ -156,7 +156,7 @@ fn every_fs_metric_moves_its_bytes_on_the_vm_data_disk() {
 }
 
 fn every_fs_metric_moves_its_bytes_on_the_vm_9p_share() {
-    let st = check_all(VmStorage::NineP, StorageKind::Virtio9p);
+    let (st, _) = check_all(VmStorage::NineP, StorageKind::Virtio9p);
     // The agent's statfs reports the host's file system through 9p; the
     // record names the mount's.
     assert_eq!(st.fs.as_deref(), Some("9p"));
@@ -166,7 +166,11 @@ fn every_fs_metric_moves_its_bytes_on_the_vm_9p_share() {
 }
 
 fn every_fs_metric_moves_its_bytes_on_the_vm_virtiofs_share() {
-    let st = check_all(VmStorage::Virtiofs, StorageKind::Virtiofs);
+    let (st, vm) = check_all(VmStorage::Virtiofs, StorageKind::Virtiofs);
+    // The instance's start counts from its virtiofsd's, before QEMU's,
+    // which the boot's phases count from.
+    let boot = vm.metadata.as_ref().and_then(|m| m.boots.as_ref()?.first()).expect("the measured instance's boot");
+    assert!(vm.start_ms.unwrap() > boot.agent_ready_ms, "{:?} vs {boot:?}", vm.start_ms);
     assert_eq!(st.fs.as_deref(), Some("virtiofs"));
     let detail = st.detail.as_deref().unwrap_or_default();
     assert!(detail.contains(&format!("cache={}", virtiofsd::CACHE_MODE)) && detail.contains("O_DIRECT"), "{detail}");

@@ -607,11 +607,14 @@ impl Environment for Vm {
             }
             boots.push(record.clone());
         }
+        // From the first process started for the guest (its virtiofsd,
+        // where it has one), as every other environment's start counts.
+        let ready_after = booted.ready_after + (booted.qemu.started() - booted.qemu.launched());
         Ok(Box::new(VmInstance {
             qemu: booted.qemu,
             agent: booted.agent,
             info: booted.info,
-            ready_after: booted.ready_after,
+            ready_after,
             record,
             boots: Arc::clone(&self.boots),
             endpoint: self.net.endpoint(),

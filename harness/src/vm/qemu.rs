@@ -316,6 +316,7 @@ pub struct Qemu {
     stderr: PathBuf,
     accel: Accel,
     started: Instant,
+    launched: Instant,
 }
 
 impl Qemu {
@@ -331,6 +332,7 @@ impl Qemu {
         let err_file = File::create(&stderr).map_err(io_err("create qemu.stderr"))?;
         let out_file = err_file.try_clone().map_err(io_err("dup qemu.stderr"))?;
         // Before QEMU, which connects to its socket at start.
+        let launched = Instant::now();
         let virtiofsd = match &spec.data {
             Some(GuestData::Virtiofs { dir: source, daemon, cache }) => {
                 Some(Virtiofsd::spawn(daemon, source, &virtiofs_socket(&socket), &dir.path().join("virtiofsd.stderr"), cache)?)
@@ -360,7 +362,7 @@ impl Qemu {
         };
         let started = Instant::now();
         let child = crate::process::spawn_agent(&mut cmd).map_err(io_err(format!("start {}", script.display())))?;
-        Ok(Qemu { child, virtiofsd, dir, socket, console, stderr, accel: spec.accel, started })
+        Ok(Qemu { child, virtiofsd, dir, socket, console, stderr, accel: spec.accel, started, launched })
     }
 
     pub fn pid(&self) -> u32 {
@@ -383,6 +385,12 @@ impl Qemu {
     /// When QEMU was started.
     pub fn started(&self) -> Instant {
         self.started
+    }
+
+    /// When the first process of this guest was started: its virtiofsd
+    /// where it has one, else QEMU (= [`Qemu::started`]).
+    pub fn launched(&self) -> Instant {
+        self.launched
     }
 
     /// The last lines QEMU itself printed (errors about options, KVM, files).
