@@ -419,4 +419,23 @@ fn a_host_timed_runsc_loop_is_a_mean_on_its_own_row_named_as_such() {
     // Neither a percentile of the sandbox's clock nor a "not supported".
     let rand_read = md.split("## fs.rand_read").nth(1).unwrap().split("\n## ").next().unwrap();
     assert!(!rand_read.contains("| runsc (ptrace, default) |") && !md.contains("not supported under runsc"), "{md}");
+
+    // Merged (`isobench merge`): the input's record keeps it, under its column's name.
+    let merged: RunRecord = serde_json::from_value(serde_json::json!({
+        "schema": 1,
+        "merged_from": [{ "name": "a", "dir": "/r/a", "environments": run.environments }]
+    }))
+    .unwrap();
+    let ms: Vec<Measurement> = ms
+        .into_iter()
+        .map(|mut m| {
+            m.env = format!("{}@a", m.env);
+            m.env_label = format!("{} @ a", m.env_label);
+            m
+        })
+        .collect();
+    let md = section::markdown(&Context { dir: &dir, run: &merged, measurements: &ms, plots: &[], warnings: &[] }).unwrap();
+    assert!(md.contains("| runsc (ptrace, default) @ a · timed by the host | 20000 ops | mean 51.56 |"), "{md}");
+    assert!(md.contains("| fs.rand_read | µs | 40.00 | host-timed mean 51.56 (1.29×, +28.9 %) |"), "{md}");
+    assert!(md.contains("runsc@a: fs.rand_read: timed by the host"), "{md}");
 }

@@ -67,10 +67,24 @@ pub fn columns(ms: &[Measurement]) -> Vec<(String, String)> {
 
 /// The host-timed figures of `metric` (`environments.<env>.host_timed`:
 /// loops whose own clock was refused), in column order: (label, record).
-pub fn host_timed<'a>(run: &'a crate::results::RunRecord, metric: &str) -> Vec<(&'a str, &'a crate::results::run::HostTimedRecord)> {
-    let mut v: Vec<_> = run.environments.iter().filter_map(|(name, e)| e.host_timed.get(metric).map(|h| (name, e.label_or(name), h))).collect();
+/// Each is (column name, column label, record); a merged folder's inputs
+/// give theirs as `env@name`, labelled `<label> @ name` as their
+/// measurements are.
+pub fn host_timed<'a>(run: &'a crate::results::RunRecord, metric: &str) -> Vec<(String, String, &'a crate::results::run::HostTimedRecord)> {
+    let mut v: Vec<_> = run
+        .columns_environments()
+        .into_iter()
+        .filter_map(|(name, e)| {
+            let h = e.host_timed.get(metric)?;
+            let label = match split_env(&name) {
+                (kind, "") => e.label_or(kind).to_string(),
+                (kind, suffix) => format!("{} @ {suffix}", e.label_or(kind)),
+            };
+            Some((name, label, h))
+        })
+        .collect();
     v.sort_by_key(|(name, _, _)| env_order(name));
-    v.into_iter().map(|(_, label, h)| (label, h)).collect()
+    v
 }
 
 /// A host-timed figure's cost relative to a measurement's loop mean (its

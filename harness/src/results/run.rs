@@ -101,6 +101,19 @@ impl RunRecord {
         self.environments.entry(name.to_string()).or_default()
     }
 
+    /// Every environment's record under its report column's name: this
+    /// run's own, and in a merged folder each input's as `env@name` (see
+    /// `report::merge`), in no particular order.
+    pub fn columns_environments(&self) -> Vec<(String, &EnvRecord)> {
+        let mut v: Vec<(String, &EnvRecord)> = self.environments.iter().map(|(n, e)| (n.clone(), e)).collect();
+        for m in self.merged_from.iter().flatten() {
+            for (n, e) in m.environments.iter().flatten() {
+                v.push((format!("{n}@{}", m.name), e));
+            }
+        }
+        v
+    }
+
     /// The id of the process writing now (the last of `runs`).
     pub fn current_run_id(&self) -> Option<&str> {
         self.runs.last().map(|p| p.run_id.as_str())

@@ -147,12 +147,7 @@ impl Section for Caveats {
             for (metric, reason) in &e.not_supported {
                 notes.push(format!("{name}: {metric}: {reason}"));
             }
-            for (metric, h) in &e.host_timed {
-                notes.push(format!(
-                    "{name}: {metric}: timed by the host (a mean per operation over {} operations, no percentiles): {}",
-                    h.operations, h.refused
-                ));
-            }
+
             if let Some(note) = e.meta(|m| m.other.get("platform")).and_then(gvisor_note) {
                 notes.push(format!("{}: {note}", e.label.as_deref().unwrap_or(name)));
             }
@@ -160,6 +155,15 @@ impl Section for Caveats {
                 notes.push(format!(
                     "{name}: the `net.*.boundary` figures went through QEMU's user-mode networking (slirp: without root, or --vm-net user), a userspace TCP/IP stack: \
                      a different data path from a tap device, not comparable with a tap run"
+                ));
+            }
+        }
+        // A merged folder's inputs' too, under their column names.
+        for (name, e) in run.columns_environments() {
+            for (metric, h) in &e.host_timed {
+                notes.push(format!(
+                    "{name}: {metric}: timed by the host (a mean per operation over {} operations, no percentiles): {}",
+                    h.operations, h.refused
                 ));
             }
         }

@@ -6,7 +6,7 @@
 use std::fmt::Write;
 
 use crate::collect::Summary;
-use crate::report::columns::{baseline_for, by_metric, host_timed, host_timed_cost, is_baseline};
+use crate::report::columns::{baseline_for, by_metric, host_timed, host_timed_cost, is_baseline, split_env};
 use crate::report::format::{num, ratio};
 use crate::report::ReportError;
 
@@ -47,8 +47,8 @@ impl Section for Metrics {
                 );
             }
             let timed = host_timed(cx.run, name);
-            for (label, h) in &timed {
-                let native = group.iter().copied().find(|b| b.env == "native");
+            for (env, label, h) in &timed {
+                let native = group.iter().copied().find(|b| is_baseline(&b.env) && split_env(&b.env).1 == split_env(env).1);
                 let cost = native.and_then(|b| host_timed_cost(h, b)).map_or_else(|| "n/a".to_string(), |c| format!("{} (means)", ratio(c)));
                 let _ = writeln!(
                     o,
@@ -58,7 +58,7 @@ impl Section for Metrics {
                 );
             }
             if !timed.is_empty() {
-                let why = &timed[0].1.refused;
+                let why = &timed[0].2.refused;
                 let mut why_cap = why.chars();
                 let why = why_cap.next().map(|c| c.to_uppercase().chain(why_cap).collect::<String>()).unwrap_or_default();
                 let _ = writeln!(

@@ -8,7 +8,7 @@ use std::fmt::Write;
 use isobench_workloads::catalog::Family;
 
 use crate::collect::Measurement;
-use crate::report::columns::{baseline_for, by_metric, columns, host_timed_cost, is_baseline, split_env};
+use crate::report::columns::{baseline_for, by_metric, columns, host_timed, host_timed_cost, is_baseline, split_env};
 use crate::report::compare::{judge_measured, Verdict};
 use crate::report::format::{num, percent, ratio, ratio_ci_percent};
 use crate::report::noise;
@@ -63,11 +63,12 @@ impl Section for Summary {
             let _ = write!(o, "| {name} | {unit} |");
             for (env, _) in &cols {
                 match group.iter().find(|m| &m.env == env) {
-                    None => match cx.run.environments.get(env.as_str()).and_then(|e| e.host_timed.get(*name)) {
+                    None => match host_timed(cx.run, name).into_iter().find(|(e, _, _)| e == env) {
                         // The environment's clock was refused; the host timed the loop.
-                        Some(h) => {
+                        Some((_, _, h)) => {
                             let spec = group[0].metric;
-                            let cost = group.iter().copied().find(|b| b.env == "native").and_then(|b| host_timed_cost(h, b));
+                            let base = group.iter().copied().find(|b| is_baseline(&b.env) && split_env(&b.env).1 == split_env(env).1);
+                            let cost = base.and_then(|b| host_timed_cost(h, b));
                             let shown = cost.map(|c| format!(" ({})", ratio(c))).unwrap_or_default();
                             let _ = write!(o, " host-timed mean {}{shown} |", num(spec.unit.from_ns_per_op(h.mean_ns(), h.bytes_per_op)));
                             host_timed_cells = true;
