@@ -362,6 +362,8 @@ impl Qemu {
         };
         let started = Instant::now();
         let child = crate::process::spawn_agent(&mut cmd).map_err(io_err(format!("start {}", script.display())))?;
+        // Without a daemon QEMU is the first process, and its start the guest's.
+        let launched = if virtiofsd.is_some() { launched } else { started };
         Ok(Qemu { child, virtiofsd, dir, socket, console, stderr, accel: spec.accel, started, launched })
     }
 
