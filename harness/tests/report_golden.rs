@@ -438,4 +438,9 @@ fn a_host_timed_runsc_loop_is_a_mean_on_its_own_row_named_as_such() {
     assert!(md.contains("| runsc (ptrace, default) @ a · timed by the host | 20000 ops | mean 51.56 |"), "{md}");
     assert!(md.contains("| fs.rand_read | µs | 40.00 | host-timed mean 51.56 (1.29×, +28.9 %) |"), "{md}");
     assert!(md.contains("runsc@a: fs.rand_read: timed by the host"), "{md}");
+    assert!(md.contains(&format!("| runsc (ptrace, default) @ a · timed by the host | {path} | `fs.rand_read` | 19395 IOPS |")), "{md}");
+    assert!(
+        md.contains("- **runsc (ptrace, default) @ a**: volume (host directory bind-mounted, served by gVisor's gofer), 9p — the agent's `/mnt`"),
+        "{md}"
+    );
 }

@@ -76,11 +76,7 @@ pub fn host_timed<'a>(run: &'a crate::results::RunRecord, metric: &str) -> Vec<(
         .into_iter()
         .filter_map(|(name, e)| {
             let h = e.host_timed.get(metric)?;
-            let label = match split_env(&name) {
-                (kind, "") => e.label_or(kind).to_string(),
-                (kind, suffix) => format!("{} @ {suffix}", e.label_or(kind)),
-            };
-            Some((name, label, h))
+            Some((name.clone(), column_label(&name, e), h))
         })
         .collect();
     v.sort_by_key(|(name, _, _)| env_order(name));
@@ -94,4 +90,14 @@ pub fn host_timed_cost(h: &crate::results::run::HostTimedRecord, base: &Measurem
     let b = per(base.elapsed_ns as f64 / base.iterations.max(1) as f64, base.bytes_per_op);
     let v = per(h.mean_ns(), h.bytes_per_op);
     (b > 0.0 && v > 0.0).then(|| v / b)
+}
+
+/// The column label of environment record `e` named `name` in
+/// [`crate::results::RunRecord::columns_environments`]: its own label, and
+/// for a merged input's `env@name` `<label> @ name`, as its measurements'.
+pub fn column_label(name: &str, e: &crate::results::run::EnvRecord) -> String {
+    match split_env(name) {
+        (kind, "") => e.label_or(kind).to_string(),
+        (kind, suffix) => format!("{} @ {suffix}", e.label_or(kind)),
+    }
 }

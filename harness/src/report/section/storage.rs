@@ -9,7 +9,7 @@ use std::fmt::Write;
 
 use isobench_workloads::catalog::{Family, MetricSpec};
 
-use crate::report::columns::{catalog_index, env_order};
+use crate::report::columns::{catalog_index, column_label, env_order};
 use crate::report::format::{cell, num};
 use crate::report::ReportError;
 
@@ -44,10 +44,11 @@ impl Section for Storage {
     fn markdown(&self, cx: &Context<'_>) -> Result<String, ReportError> {
         let mut o = String::new();
         let mut rows: Vec<_> = cx.measurements.iter().filter(|m| m.metric.family == Family::Fs).collect();
+        // A merged folder's inputs' records too, under their column names.
         let mut envs: Vec<_> = cx
             .run
-            .environments
-            .iter()
+            .columns_environments()
+            .into_iter()
             .filter(|(_, e)| {
                 e.storage.is_some()
                     || e.storage_not_measured.is_some()
@@ -71,7 +72,7 @@ impl Section for Storage {
              virtiofs by a virtiofsd per guest (FUSE on a vhost-user device), with the cache mode on the row.\n"
         );
         for (name, e) in &envs {
-            let label = e.label_or(name);
+            let label = &column_label(name, e);
             if let Some(st) = &e.storage {
                 // A vm's data disk is an image file on the host, not a directory.
                 let what = if st.kind == Some(crate::storage::StorageKind::VirtioBlk) { "image file" } else { "directory" };
@@ -116,7 +117,7 @@ impl Section for Storage {
                 let Some(spec) = isobench_workloads::catalog::lookup(metric) else { continue };
                 let line = format!(
                     "| {} · timed by the host | {} | `{metric}` | {} | mean {} {} | – | – |",
-                    cell(e.label_or(name)),
+                    cell(&column_label(name, e)),
                     cell(h.storage.as_deref().unwrap_or("–")),
                     loop_total(spec, h.mean_ns(), h.bytes_per_op),
                     num(spec.unit.from_ns_per_op(h.mean_ns(), h.bytes_per_op)),
