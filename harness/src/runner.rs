@@ -256,6 +256,28 @@ fn record_storage(
     Ok(described)
 }
 
+/// A loop whose own clock was refused, timed by the host instead: run.json's
+/// `host_timed.<metric>` (replacing an earlier part's refusal of it) and
+/// the progress line.
+fn record_host_timed(out: &RunDir, kind: EnvKind, label: &str, spec: &MetricSpec, rec: HostTimedRecord) -> Result<String, ResultsError> {
+    let line = format!(
+        "{label} {}: host-timed mean {:.3} {} (n={} operations; the sandbox's clock gave {:.1} ms for the loop, the host's {:.1} ms)",
+        spec.name,
+        spec.unit.from_ns_per_op(rec.mean_ns(), rec.bytes_per_op),
+        spec.unit.label(),
+        rec.operations,
+        rec.env_loop_ns as f64 / 1e6,
+        rec.host_loop_ns as f64 / 1e6,
+    );
+    out.update_run(|run| {
+        let rec = HostTimedRecord { run_id: run.current_run_id().map(String::from), ..rec.clone() };
+        let e = run.env_mut(kind.as_str());
+        e.not_supported.remove(spec.name);
+        e.host_timed.insert(spec.name.to_string(), rec);
+    })?;
+    Ok(line)
+}
+
 /// A metric runsc could not measure: a progress note, a line in the
 /// outcome, and run.json's `not_supported.<metric>`.
 fn not_supported_under_runsc(
@@ -414,21 +436,7 @@ pub fn execute(
                                     storage: m.storage.clone(),
                                     run_id: None,
                                 };
-                                let line = format!(
-                                    "{label} {}: host-timed mean {:.3} {} (n={} operations; the sandbox's clock gave {:.1} ms for the loop, the host's {:.1} ms)",
-                                    spec.name,
-                                    m.display(rec.mean_ns()),
-                                    spec.unit.label(),
-                                    rec.operations,
-                                    rec.env_loop_ns as f64 / 1e6,
-                                    rec.host_loop_ns as f64 / 1e6,
-                                );
-                                out.update_run(|run| {
-                                    let rec = HostTimedRecord { run_id: run.current_run_id().map(String::from), ..rec };
-                                    let e = run.env_mut(kind.as_str());
-                                    e.not_supported.remove(spec.name);
-                                    e.host_timed.insert(spec.name.to_string(), rec);
-                                })?;
+                                let line = record_host_timed(out, kind, &label, spec, rec)?;
                                 outcome.measured += 1;
                                 progress(Event::Done { step, total, line: &line });
                             }
