@@ -83,6 +83,14 @@ impl StorageKind {
             StorageKind::GoferRoot => "container's writable root (the host's overlayfs, served by gVisor's gofer)",
         }
     }
+
+    /// Whether the path drops the agent's O_DIRECT before the host, so the
+    /// host's page cache serves the "direct" metrics: QEMU's 9p server,
+    /// virtiofsd (its default), and runsc's gofer (its host descriptors
+    /// lack O_DIRECT; `env::runsc::GOFER_DETAIL`).
+    pub fn drops_o_direct(self) -> bool {
+        matches!(self, StorageKind::Virtio9p | StorageKind::Virtiofs | StorageKind::GoferVolume | StorageKind::GoferRoot)
+    }
 }
 
 /// Which storage path the containers' fs.* metrics use (`isobench run

@@ -744,9 +744,10 @@ pub fn clock_stood_still(per_op: &hdrhistogram::Histogram<u64>, elapsed_ns: u64,
         let wall = wall.as_nanos() as f64;
         ((elapsed_ns as f64) < share * wall).then(|| {
             format!(
-                "the sandbox's clock advanced {:.1} ms while the host's advanced {:.1} ms {over}, so its timing of this operation would be wrong",
+                "the sandbox's clock advanced {:.1} ms while the host's advanced {:.1} ms {over} ({:.3} of it, under the {share} accepted), so its timing of this operation would be wrong",
                 elapsed_ns as f64 / 1e6,
-                wall / 1e6
+                wall / 1e6,
+                elapsed_ns as f64 / wall
             )
         })
     };
@@ -817,7 +818,10 @@ mod tests {
         let why = clock_stood_still(&still, 1_477_031, Duration::from_millis(40), None).unwrap();
         assert!(why.starts_with("the sandbox's clock did not advance within 19 of 21 samples"), "{why}");
         let why = clock_stood_still(&moving, 57_708_000, Duration::from_millis(900), None).unwrap();
-        assert_eq!(why, "the sandbox's clock advanced 57.7 ms while the host's advanced 900.0 ms for the same request, so its timing of this operation would be wrong");
+        assert_eq!(
+            why,
+            "the sandbox's clock advanced 57.7 ms while the host's advanced 900.0 ms for the same request (0.064 of it, under the 0.5 accepted), so its timing of this operation would be wrong"
+        );
     }
 
     #[test]
@@ -831,7 +835,10 @@ mod tests {
         assert_eq!(clock_stood_still(&moving, 461_000_000, Duration::from_millis(1426), loop_), None);
         // A clock at a third of the host's over the loop: refused.
         let why = clock_stood_still(&moving, 160_000_000, Duration::from_millis(1426), loop_).unwrap();
-        assert_eq!(why, "the sandbox's clock advanced 160.0 ms while the host's advanced 480.0 ms over the same timed loop, so its timing of this operation would be wrong");
+        assert_eq!(
+            why,
+            "the sandbox's clock advanced 160.0 ms while the host's advanced 480.0 ms over the same timed loop (0.333 of it, under the 0.95 accepted), so its timing of this operation would be wrong"
+        );
         // A loop too short for its marks to time it falls back to the request.
         assert_eq!(clock_stood_still(&moving, 1_000_000, Duration::from_millis(150), Some(Duration::from_millis(5))), None);
     }

@@ -49,7 +49,11 @@ impl Section for Metrics {
             let timed = host_timed(cx.run, name);
             for (env, label, h) in &timed {
                 let native = group.iter().copied().find(|b| is_baseline(&b.env) && split_env(&b.env).1 == split_env(env).1);
-                let cost = native.and_then(|b| host_timed_cost(h, b)).map_or_else(|| "n/a".to_string(), |c| format!("{} (means)", ratio(c)));
+                // The baseline's loop mean is shown: its row gives percentiles.
+                let cost = native.and_then(|b| host_timed_cost(h, b).map(|c| (b, c))).map_or_else(
+                    || "n/a".to_string(),
+                    |(b, c)| format!("{} (means; native's {})", ratio(c), num(b.display(b.elapsed_ns as f64 / b.iterations.max(1) as f64))),
+                );
                 let _ = writeln!(
                     o,
                     "| {label} · timed by the host | {} ops | mean {} | – | – | – | {cost} | – |",

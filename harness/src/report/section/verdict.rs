@@ -19,9 +19,10 @@ use isobench_workloads::catalog::Family;
 
 use crate::collect::interval::Z95;
 use crate::collect::Measurement;
-use crate::report::columns::{baseline_for, by_metric, columns, is_baseline, split_env};
+use crate::report::columns::{baseline_for, by_metric, columns, host_timed, is_baseline, split_env};
 use crate::report::format::{cell, pm_times, ratio_ci};
 use crate::report::ReportError;
+use crate::results::RunRecord;
 
 use super::caveats::interference_mark;
 use super::{Context, Section};
@@ -197,7 +198,8 @@ impl Section for Verdict {
                 caveats.push(format!("{name} was not measured: it could not run here (the reason is under Caveats)"));
             }
         }
-        caveats.extend(partial_families(ms, &overheads));
+        caveats.extend(partial_families(ms, &overheads, cx.run));
+        caveats.extend(undirect_storage(ms, &overheads, cx.run));
         let disturbed = ms.iter().filter(|m| !interference_mark(m).is_empty()).count();
         if disturbed > 0 {
             caveats.push(format!(
@@ -231,7 +233,7 @@ impl Section for Verdict {
 /// baseline measured (a metric timed by the host, refused or failed
 /// there): one caveat per such family, naming the metrics left out, so a
 /// figure is never read as covering metrics it does not.
-fn partial_families(ms: &[Measurement], overheads: &Overheads) -> Vec<String> {
+fn partial_families(ms: &[Measurement], overheads: &Overheads, run: &RunRecord) -> Vec<String> {
     let groups = by_metric(ms);
     let mut out = Vec::new();
     for (env, label, _) in overheads {
@@ -242,9 +244,21 @@ fn partial_families(ms: &[Measurement], overheads: &Overheads) -> Vec<String> {
                 .filter(|g| g.iter().any(|b| is_baseline(&b.env) && split_env(&b.env).1 == split_env(env).1))
                 .collect();
             let left_out: Vec<&str> = with_baseline.iter().filter(|g| !g.iter().any(|m| &m.env == env)).map(|g| g[0].metric.name).collect();
-            // With none covered the cell is empty, which misleads nobody.
             let covered = with_baseline.len() - left_out.len();
-            if left_out.is_empty() || covered == 0 {
+            if left_out.is_empty() {
+                continue;
+            }
+            if covered == 0 {
+                // No figure at all: said only where the host timed them (an
+                // environment that cannot run a family has its reason below).
+                let timed: Vec<&str> = left_out.iter().copied().filter(|metric| host_timed(run, metric).iter().any(|(e, _, _)| e == env)).collect();
+                if !timed.is_empty() {
+                    out.push(format!(
+                        "{label} has no {family} figure: its {} loops were timed by the host, a mean each with no interval (in Summary): {}",
+                        family,
+                        timed.join(", ")
+                    ));
+                }
                 continue;
             }
             out.push(format!(
@@ -252,6 +266,34 @@ fn partial_families(ms: &[Measurement], overheads: &Overheads) -> Vec<String> {
                  there (timed by the host, not measured or failed: see Summary and Caveats): {}",
                 with_baseline.len(),
                 left_out.join(", ")
+            ));
+        }
+    }
+    out
+}
+
+/// Where an environment's fs figure includes O_DIRECT metrics its storage
+/// path served from the host's page cache (the path drops O_DIRECT:
+/// [`crate::storage::StorageKind::drops_o_direct`]) while its baseline's
+/// went to the disk: one caveat naming them and the path.
+fn undirect_storage(ms: &[Measurement], overheads: &Overheads, run: &RunRecord) -> Vec<String> {
+    let mut out = Vec::new();
+    let records = run.columns_environments();
+    for (env, label, fs) in overheads {
+        if !fs.iter().any(|(f, _)| *f == Family::Fs) {
+            continue;
+        }
+        let Some(st) = records.iter().find(|(n, _)| n == env).and_then(|(_, e)| e.storage.as_ref()) else { continue };
+        if !st.kind.is_some_and(crate::storage::StorageKind::drops_o_direct) {
+            continue;
+        }
+        let direct: Vec<&str> =
+            ms.iter().filter(|m| &m.env == env && st.io.get(m.metric.name).is_some_and(|io| io.direct)).map(|m| m.metric.name).collect();
+        if !direct.is_empty() {
+            out.push(format!(
+                "{label}'s fs figure includes O_DIRECT metrics that its storage path, a {}, passed to the host without O_DIRECT, so the host's page cache served them where its baseline's went to the host's file system with O_DIRECT: {}",
+                st.kind.map_or("data directory", crate::storage::StorageKind::describe),
+                direct.join(", ")
             ));
         }
     }
