@@ -435,6 +435,7 @@ pub fn execute(
                                     refused: reason,
                                     storage: m.storage.clone(),
                                     run_id: None,
+                                    interference,
                                 };
                                 let line = record_host_timed(out, kind, &label, spec, rec)?;
                                 outcome.measured += 1;

@@ -392,7 +392,11 @@ fn a_host_timed_runsc_loop_is_a_mean_on_its_own_row_named_as_such() {
                        "host_timed": { "fs.rand_read": { "operations": 20000, "host_loop_ns": 1_031_200_000u64, "env_loop_ns": 320_300_000u64,
                                                          "refused": refused, "storage": path },
                                        "ipc.pipe_rtt": { "operations": 1000, "host_loop_ns": 150_000_000u64, "env_loop_ns": 110_000_000u64,
-                                                         "refused": refused } } }
+                                                         "refused": refused,
+                                                         // A second CPU busy outside the run throughout.
+                                                         "interference": { "wall_ns": 150_000_000u64, "cpus": 2, "machine_busy_ns": 300_000_000u64,
+                                                                           "tree_ns": 150_000_000i64, "steal_ns": 0, "quantization_ns": 1_000_000u64,
+                                                                           "tree_processes": 2, "tick_ns": 10_000_000u64 } } } }
         }
     }))
     .expect("run.json with a host-timed loop reads");
@@ -429,6 +433,14 @@ fn a_host_timed_runsc_loop_is_a_mean_on_its_own_row_named_as_such() {
     assert!(verdict.contains("runsc (ptrace, default)'s fs figure stands on 2 of the 3 fs metrics its baseline measured"), "{verdict}");
     assert!(verdict.contains("see Summary and Caveats): fs.rand_read."), "{verdict}");
     assert!(verdict.contains("runsc (ptrace, default) has no ipc figure: its ipc loops were timed by the host"), "{verdict}");
+    // A host-timed loop under interference is marked as a measurement is.
+    assert!(md.contains("| ipc.pipe_rtt | µs | 9.999 | host-timed mean 150.0 ⚠ (15.00×"), "{md}");
+    assert!(md.contains("| runsc (ptrace, default) · timed by the host ⚠ | 1000 ops |"), "{md}");
+    assert!(
+        md.contains("runsc: ipc.pipe_rtt: timed by the host (a mean per operation over 1000 operations, no percentiles; under interference ⚠)"),
+        "{md}"
+    );
+    assert!(md.contains("| runsc (ptrace, default) · timed by the host | 20000 ops |"), "not the quiet one: {md}");
     assert!(verdict.contains("passed to the host without O_DIRECT, so the host's page cache served them where its baseline's went to the host's file system with O_DIRECT: fs.seq_read_bw."), "{verdict}");
     // Neither a percentile of the sandbox's clock nor a "not supported".
     let rand_read = md.split("## fs.rand_read").nth(1).unwrap().split("\n## ").next().unwrap();

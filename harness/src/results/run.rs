@@ -288,12 +288,24 @@ pub struct HostTimedRecord {
     /// The run that measured it (`runs[].run_id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
+    /// What else the machine did meanwhile, as for a measurement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interference: Option<crate::collect::Interference>,
 }
 
 impl HostTimedRecord {
     /// The host's time per operation, ns: the loop ÷ its operations.
     pub fn mean_ns(&self) -> f64 {
         self.host_loop_ns as f64 / self.operations.max(1) as f64
+    }
+
+    /// ` ⚠` when it was taken under interference, as a measurement's mark.
+    pub fn interference_mark(&self) -> &'static str {
+        if self.interference.as_ref().is_some_and(|i| i.flagged()) {
+            " ⚠"
+        } else {
+            ""
+        }
     }
 }
 

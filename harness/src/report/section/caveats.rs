@@ -162,8 +162,10 @@ impl Section for Caveats {
         for (name, e) in run.columns_environments() {
             for (metric, h) in &e.host_timed {
                 notes.push(format!(
-                    "{name}: {metric}: timed by the host (a mean per operation over {} operations, no percentiles): {}",
-                    h.operations, h.refused
+                    "{name}: {metric}: timed by the host (a mean per operation over {} operations, no percentiles{}): {}",
+                    h.operations,
+                    if h.interference_mark().is_empty() { "" } else { "; under interference ⚠" },
+                    h.refused
                 ));
             }
         }

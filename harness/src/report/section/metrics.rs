@@ -56,7 +56,8 @@ impl Section for Metrics {
                 );
                 let _ = writeln!(
                     o,
-                    "| {label} · timed by the host | {} ops | mean {} | – | – | – | {cost} | – |",
+                    "| {label} · timed by the host{} | {} ops | mean {} | – | – | – | {cost} | – |",
+                    h.interference_mark(),
                     h.operations,
                     num(spec.unit.from_ns_per_op(h.mean_ns(), h.bytes_per_op)),
                 );

@@ -70,7 +70,12 @@ impl Section for Summary {
                             let base = group.iter().copied().find(|b| is_baseline(&b.env) && split_env(&b.env).1 == split_env(env).1);
                             let cost = base.and_then(|b| host_timed_cost(h, b));
                             let shown = cost.map(|c| format!(" ({})", ratio(c))).unwrap_or_default();
-                            let _ = write!(o, " host-timed mean {}{shown} |", num(spec.unit.from_ns_per_op(h.mean_ns(), h.bytes_per_op)));
+                            let _ = write!(
+                                o,
+                                " host-timed mean {}{}{shown} |",
+                                num(spec.unit.from_ns_per_op(h.mean_ns(), h.bytes_per_op)),
+                                h.interference_mark()
+                            );
                             host_timed_cells = true;
                         }
                         None => o.push_str(" – |"),
