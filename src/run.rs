@@ -12,7 +12,7 @@ use isobench_harness::container::ContainerSettings;
 use isobench_harness::env::{EnvKind, Options};
 use isobench_harness::results::{Reuse, RunDir};
 use isobench_harness::runner::{self, Plan};
-use isobench_harness::storage::RunData;
+use isobench_harness::storage::{RunData, StorageError};
 use isobench_harness::vm::VmSettings;
 use isobench_harness::workloads;
 
@@ -64,6 +64,16 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         (_, true) => Reuse::Force,
         _ => Reuse::Refuse,
     };
+    // A --data-dir that is not a directory is refused before the results
+    // folder is made (it would be left empty).
+    if let Some(dir) = args.data_dir.as_deref().filter(|d| !d.is_dir()) {
+        match args.command.commands.is_empty() {
+            true => return Err(StorageError::NotADirectory(dir.display().to_string()).into()),
+            false => {
+                crate::command::data_dir(dir)?;
+            }
+        }
+    }
     // Held until the run ends: a second run into the folder is refused.
     let (out, _lock) = match &args.out {
         Some(dir) => RunDir::claim(dir, reuse)?,

@@ -28,6 +28,7 @@ fn main() {
         trial!(exec_leaves_sigint_and_sigquit_to_the_command).needs(&[Root, Busybox]),
         trial!(an_unknown_family_lists_the_families_and_control_is_one),
         trial!(bad_option_values_are_refused_by_the_parser_in_one_line),
+        trial!(a_data_dir_that_is_no_directory_is_one_line_and_makes_no_results_folder),
         trial!(help_lists_the_variables_and_the_choices_of_the_types),
         trial!(an_isobench_variable_takes_effect_and_the_option_wins),
         trial!(the_readme_table_lists_every_isobench_variable_and_no_other),
@@ -452,6 +453,17 @@ fn an_unknown_family_lists_the_families_and_control_is_one() {
     assert!(o.status.success(), "{}", stderr(&o));
     let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
     assert_eq!(csv.lines().skip(1).map(|l| l.split(',').nth(2).unwrap().to_string()).collect::<Vec<_>>(), ["cpu.spin"], "{csv}");
+}
+
+fn a_data_dir_that_is_no_directory_is_one_line_and_makes_no_results_folder() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("run");
+    for cmd in [&["--metric", "fs.stat"][..], &["--command", "true"][..]] {
+        let o = isobench().args(["run", "--env", "native", "--data-dir", "/no/such/dir", "--out"]).arg(&out).args(cmd).output().unwrap();
+        let e = one_line_refusal(&o);
+        assert!(e.contains("/no/such/dir"), "{cmd:?}: {e}");
+        assert!(!out.exists(), "{cmd:?}: a results folder was left: {:?}", std::fs::read_dir(&out).map(|r| r.count()));
+    }
 }
 
 fn bad_option_values_are_refused_by_the_parser_in_one_line() {
