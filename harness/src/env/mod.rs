@@ -105,7 +105,7 @@ impl EnvKind {
             EnvKind::Bwrap => "bubblewrap (Flatpak's sandbox) with the same rootfs bound as / and the same namespaces",
             EnvKind::Unshare => "util-linux unshare -pfmnuiC --mount-proc around the agent, in the host's filesystem",
             EnvKind::Runsc => {
-                "gVisor's runsc running the same OCI bundle: a user-space kernel (the Sentry) serves the system calls; platform by --gvisor-platform"
+                "gVisor's runsc running the same OCI bundle: a user-space kernel (the Sentry) serves the system calls; platform by --gvisor-platform; a loop over which gVisor's clock runs slow is timed by the host (a mean, no percentiles)"
             }
         }
     }
