@@ -78,6 +78,8 @@ fn build(runs: &[PathBuf], out: &RunDir) -> Result<PathBuf, ReportError> {
         })
         .collect::<Result<_, _>>()?;
     let names = suffixes(&runs);
+    // One smoke run among the inputs makes the merge one: no significance marks.
+    let quick = runs.iter().any(|(_, r)| r.parameters.as_ref().and_then(|p| p.quick) == Some(true));
     let mut sources = Vec::new();
     for ((dir, run), name) in runs.into_iter().zip(names) {
         for mut m in super::measurements(&dir)? {
@@ -91,6 +93,9 @@ fn build(runs: &[PathBuf], out: &RunDir) -> Result<PathBuf, ReportError> {
     out.update_run(|r| {
         r.merged_from = Some(sources);
         r.parameters_mut().driver = Some("isobench merge".into());
+        if quick {
+            r.parameters_mut().quick = Some(true);
+        }
     })?;
     super::render(out)
 }
@@ -147,5 +152,28 @@ mod tests {
         assert_eq!(listing(d.path()), ["a", "b", "merged"]);
         let e = merge(&[d.path().join("a"), d.path().join("b")], &out).unwrap_err();
         assert!(matches!(e, ReportError::MergeOver { .. }), "a folder that holds something is not merged over: {e}");
+    }
+
+    #[test]
+    fn a_smoke_input_makes_a_smoke_merge_and_the_inputs_starts_stay() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (run_folder(&d.path().join("a")), run_folder(&d.path().join("b")));
+        for (p, quick) in [(&a, true), (&b, false)] {
+            let dir = RunDir { path: p.clone() };
+            dir.update_run(|r| {
+                r.parameters_mut().quick = Some(quick);
+                r.env_mut("container").start_ms = Some(if quick { 12.5 } else { 25.0 });
+            })
+            .unwrap();
+            let mut m = Measurement::new("container", "container", catalog::lookup("syscall.getpid").unwrap());
+            m.histogram.record(150).unwrap();
+            dir.save(&m).unwrap();
+        }
+        let out = d.path().join("merged");
+        let md = std::fs::read_to_string(merge(&[a, b], &out).unwrap()).unwrap();
+        assert_eq!(RunDir { path: out }.run_record().unwrap().parameters.unwrap().quick, Some(true));
+        assert!(md.contains("**Smoke run (`--quick`) — do not quote.**"), "{md}");
+        // Each input's container started as its own record says.
+        assert!(md.contains("| container @ a | 12.5 |") && md.contains("| container @ b | 25.0 |"), "{md}");
     }
 }

@@ -326,7 +326,8 @@ fn start_ms(cx: &Context<'_>, ms: &[Measurement], env: &str) -> Option<f64> {
     if let Some(m) = ms.iter().find(|m| m.env == env && m.metric.name == START_METRIC) {
         return Some(m.summary().p50);
     }
-    (!env.contains('@')).then(|| cx.run.environments.get(env).and_then(|e| e.start_ms)).flatten()
+    // The measured instance's start; a merged folder's from its input's record.
+    cx.run.columns_environments().into_iter().find(|(n, _)| n == env).and_then(|(_, e)| e.start_ms)
 }
 
 #[cfg(test)]
