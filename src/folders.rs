@@ -54,6 +54,8 @@ pub fn compare(
             warnings.push("one run used --quick and the other did not; their iteration counts and warm-ups differ".to_string());
         }
     }
+    // Loops timed by the host (runsc) have no histogram to judge: named, not dropped.
+    warnings.extend(compare::host_timed_notes(&ra.run_record()?, &rb.run_record()?));
     if quick(&ra) == Some(true) || quick(&rb) == Some(true) {
         warnings.push("a smoke run (--quick) is compared: its figures are not measurements to judge; no change is called a regression or an improvement, and nothing fails".to_string());
         compare::not_judged(&mut changes, &mut overheads);

@@ -13,6 +13,7 @@
 //! HdrHistogram ([`crate::collect::interval`], where every interval isobench
 //! states is computed). `isobench compare --json` prints a [`Comparison`].
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::PathBuf;
 
@@ -260,6 +261,36 @@ pub fn compare(a: &[Measurement], b: &[Measurement], noise: Option<f64>) -> Vec<
     out
 }
 
+/// The environment × metric pairs one folder or both timed by the host
+/// (`environments.<env>.host_timed`: a mean, no interval), which
+/// [`compare`] cannot judge and leaves out: one note each, with the means
+/// where both folders have one.
+pub fn host_timed_notes(a: &crate::results::RunRecord, b: &crate::results::RunRecord) -> Vec<String> {
+    let timed = |r: &crate::results::RunRecord| -> BTreeMap<(String, String), f64> {
+        let mut m = BTreeMap::new();
+        for (env, e) in r.columns_environments() {
+            for (metric, h) in &e.host_timed {
+                m.insert((env.clone(), metric.clone()), h.mean_ns());
+            }
+        }
+        m
+    };
+    let (ta, tb) = (timed(a), timed(b));
+    let mut keys: Vec<&(String, String)> = ta.keys().chain(tb.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .map(|k @ (env, metric)| {
+            let how = match (ta.get(k), tb.get(k)) {
+                (Some(x), Some(y)) => format!("timed by the host in both (means {:.0} → {:.0} ns per operation, B ÷ A {:.2})", x, y, y / x),
+                (Some(_), None) => "timed by the host in A only".to_string(),
+                _ => "timed by the host in B only".to_string(),
+            };
+            format!("{env} {metric}: {how}; not judged: a host-timed mean has no interval")
+        })
+        .collect()
+}
+
 /// For a smoke run: no change is called significant, as its figures are
 /// not measurements to judge (the report gives them no significance marks
 /// either); a regression or improvement becomes [`Verdict::NotJudged`],
@@ -396,5 +427,28 @@ mod tests {
         assert_eq!(same[0].verdict, Verdict::NoChange, "a smoke run against itself is still no change");
         assert!(regressions(&c, 0.05).is_empty(), "a smoke run fails nothing");
         assert!(table(&c, "a", "b").contains("| ±46 % | not judged (smoke run) |"), "{}", table(&c, "a", "b"));
+    }
+
+    #[test]
+    fn host_timed_loops_are_named_not_dropped() {
+        let record = |timed: &[(&str, u64)]| -> crate::results::RunRecord {
+            let mut r = crate::results::RunRecord::default();
+            for (metric, ns) in timed {
+                let h = crate::results::run::HostTimedRecord { operations: 1000, host_loop_ns: ns * 1000, ..Default::default() };
+                r.env_mut("runsc").host_timed.insert(metric.to_string(), h);
+            }
+            r
+        };
+        let a = record(&[("fs.rand_read", 50_000), ("fs.fsync", 400_000)]);
+        let b = record(&[("fs.rand_read", 40_000), ("ipc.pipe_rtt", 150_000)]);
+        assert_eq!(
+            host_timed_notes(&a, &b),
+            [
+                "runsc fs.fsync: timed by the host in A only; not judged: a host-timed mean has no interval",
+                "runsc fs.rand_read: timed by the host in both (means 50000 → 40000 ns per operation, B ÷ A 0.80); not judged: a host-timed mean has no interval",
+                "runsc ipc.pipe_rtt: timed by the host in B only; not judged: a host-timed mean has no interval",
+            ]
+        );
+        assert!(host_timed_notes(&record(&[]), &record(&[])).is_empty());
     }
 }
