@@ -6,9 +6,11 @@ use std::path::Path;
 
 use pulldown_cmark::{html, Options, Parser};
 
+/// Cells take the alignment their Markdown column gives (`---:` numbers to
+/// the right, `---` text to the left): pulldown-cmark writes it on each cell.
 const STYLE: &str = "body{font-family:sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}\
 table{border-collapse:collapse;margin:1em 0;font-size:0.9em}th,td{border:1px solid #ccc;padding:0.25em 0.6em}\
-th{background:#f3f3f3}td{text-align:right}td:first-child{text-align:left}code{background:#f5f5f5;padding:0 0.2em}\
+th{background:#f3f3f3}code{background:#f5f5f5;padding:0 0.2em}\
 figure{margin:1em 0}svg{max-width:100%;height:auto}";
 
 /// Renders `markdown` (whose images are `plots/*.svg` relative to `dir`) to
@@ -52,6 +54,9 @@ mod tests {
         let md = "# t\n\n| a | b |\n|---|---:|\n| x | 1 |\n\n![m](plots/m.svg)\n\n![gone](plots/nope.svg)\n";
         let html = render(md, d.path());
         assert!(html.contains("<table>") && html.contains("<td>x</td>"), "{html}");
+        // Text keeps to the left, numbers to the right, as the Markdown says.
+        assert!(html.contains("<td style=\"text-align: right\">1</td>"), "{html}");
+        assert!(!STYLE.contains("text-align"), "no blanket alignment overrides the columns': {STYLE}");
         assert!(html.contains("<figure><svg width=\"10\""), "{html}");
         assert!(!html.contains("src=\"plots/m.svg\""), "inlined, not linked: {html}");
         assert!(html.contains("src=\"plots/nope.svg\""), "a missing chart stays a link");
