@@ -261,7 +261,9 @@ fn a_command_that_ignores_sigterm_is_killed_after_the_stop_timeout() {
     let took = t0.elapsed();
     println!("ended after {took:?} with {status:?}");
     assert_eq!(status.code(), Some(143), "isobench's own status after SIGTERM: 128+15");
-    assert!(took < Duration::from_secs(TERM_AFTER_S + STOP_TIMEOUT_S + 1), "{took:?}: not within the grace period plus one second of the SIGTERM");
+    // The backstop would end it at 15 s (and with 137): 3 s of slack for the
+    // teardown on a loaded machine still tells the two apart.
+    assert!(took < Duration::from_secs(TERM_AFTER_S + STOP_TIMEOUT_S + 3), "{took:?}: not within the grace period plus three seconds of the SIGTERM");
     assert!(
         took >= Duration::from_secs(TERM_AFTER_S + STOP_TIMEOUT_S) - Duration::from_millis(300),
         "{took:?}: killed before the grace period ran out"
