@@ -45,7 +45,7 @@ fn main() {
         trial!(the_vm_runs_on_the_debian_tree_and_never_writes_its_cached_image).needs(&[Qemu, GuestImage, Mkfs, DebianRootfs]),
         trial!(a_tiny_data_dir_is_one_clear_line_and_the_other_rows_stay).needs(&[Root, Qemu, GuestImage, Mkfs]),
         trial!(helper_no_virtio_blk).helper("run by a_guest_kernel_without_virtio_blk_says_why_the_fs_metrics_are_not_measured with its own image"),
-        trial!(a_guest_kernel_without_virtio_blk_says_why_the_fs_metrics_are_not_measured).needs(&[Qemu, GuestImage, Mkfs, Cpio]),
+        trial!(a_guest_kernel_without_virtio_blk_says_why_the_fs_metrics_are_not_measured).needs(&[Qemu, GuestImage, ModularGuest, Mkfs, Cpio]),
     ]);
 }
 

@@ -49,6 +49,11 @@ pub enum Need {
     GuestImage,
     /// What scripts/build-guest runs: cpio, modinfo, sha256sum.
     GuestTools,
+    /// The guest image's kernel takes virtio_blk as a module the agent
+    /// loads (the distro kernel's image), so a test can build an initramfs
+    /// without it; a minimal kernel has it built in. Which image was built
+    /// is the user's choice, so a missing one stays a skip.
+    ModularGuest,
     /// cpio(1): a test builds an initramfs of its own.
     Cpio,
     /// An unpacked distro kernel package in the cache (scripts/build-guest
@@ -127,6 +132,7 @@ impl Need {
             Need::Virtiofsd => "virtiofsd",
             Need::GuestImage => "guest image",
             Need::GuestTools => "guest tools",
+            Need::ModularGuest => "modular guest",
             Need::Cpio => "cpio",
             Need::DistroKernel => "distro kernel",
             Need::Ptrace => "ptrace",
@@ -149,7 +155,7 @@ impl Need {
 
     pub fn class(self) -> Class {
         match self {
-            Need::KvmPvm => Class::Host,
+            Need::KvmPvm | Need::ModularGuest => Class::Host,
             Need::KvmBoots | Need::CgroupV2Controllers => Class::Elsewhere,
             _ => Class::Required,
         }
@@ -173,6 +179,7 @@ impl Need {
             Need::Qemu => "apt-get install qemu-system-x86 (scripts/setup installs it)",
             Need::Virtiofsd => "apt-get install qemu-system-common (Debian 12's /usr/lib/qemu/virtiofsd; scripts/setup installs it)",
             Need::GuestImage => "run scripts/build-guest",
+            Need::ModularGuest => "build the guest from the distro kernel (scripts/build-guest without ISOBENCH_KERNEL)",
             Need::GuestTools => "apt-get install cpio kmod coreutils (scripts/setup installs them)",
             Need::Cpio => "apt-get install cpio (scripts/setup installs it)",
             Need::DistroKernel => "ISOBENCH_NO_HOST_KERNEL=1 scripts/build-guest unpacks the distro kernel package into the cache",
@@ -237,6 +244,11 @@ impl Need {
             Need::Qemu => qemu::find_qemu().map(drop).map_err(|e| e.to_string()),
             Need::Virtiofsd => isobench_harness::vm::virtiofsd::find().map(drop).map_err(|e| e.to_string()),
             Need::GuestImage => image::locate().map(drop).map_err(|e| e.to_string()),
+            Need::ModularGuest => match image::locate() {
+                Ok(g) if g.modules.iter().any(|m| m == "virtio_blk") => Ok(()),
+                Ok(g) => Err(format!("the guest image in {} loads no virtio_blk module (its kernel has it built in)", g.dir.display())),
+                Err(e) => Err(e.to_string()),
+            },
             Need::GuestTools => {
                 let missing: Vec<&str> = ["cpio", "modinfo", "sha256sum"].into_iter().filter(|t| on_path(t).is_err()).collect();
                 match missing.is_empty() {

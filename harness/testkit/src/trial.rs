@@ -214,7 +214,7 @@ mod tests {
 
     #[test]
     fn what_ci_cannot_have_stays_a_skip_under_require_privileged() {
-        for need in [Need::KvmBoots, Need::CgroupV2Controllers, Need::KvmPvm] {
+        for need in [Need::KvmBoots, Need::CgroupV2Controllers, Need::KvmPvm, Need::ModularGuest] {
             let missing = [(Need::Root, "not root".to_string()), (need, "absent".to_string())];
             assert!(matches!(plan(&missing, true), Plan::Skip(_)), "{need:?}");
         }
