@@ -179,7 +179,7 @@ or --noise). A smoke run (--quick) on either side is not judged. Exits 1 when a 
         #[arg(long, value_name = "DIR", conflicts_with = "name")]
         out: Option<PathBuf>,
     },
-    /// Re-render summary.csv, plots and report.md of a results folder
+    /// Re-render summary.csv (and host_timed.csv), plots and report.md of a results folder
     Report {
         /// The results folder (e.g. results/latest)
         dir: PathBuf,

@@ -470,3 +470,58 @@ fn a_host_timed_runsc_loop_is_a_mean_on_its_own_row_named_as_such() {
         "{md}"
     );
 }
+
+/// A loop timed by the host is no histogram, so no summary.csv row: it is a
+/// row of host_timed.csv, with its mean, both clocks and its ratio of means
+/// against native's loop; the file goes once no such loop is left.
+#[test]
+fn a_host_timed_loop_is_a_row_of_host_timed_csv_and_not_of_summary_csv() {
+    let mut run: RunRecord = serde_json::from_value(serde_json::json!({
+        "schema": 1,
+        "parameters": { "driver": "isobench run" },
+        "environments": {
+            "native": { "label": "native" },
+            "runsc": { "label": "runsc (ptrace, default)",
+                       "host_timed": { "fs.rand_read": { "operations": 20000, "host_loop_ns": 1_031_200_000u64, "env_loop_ns": 320_300_000u64,
+                                                         "refused": "slow clock", "storage": "volume, 9p", "run_id": "r1" } } }
+        }
+    }))
+    .unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let dir = RunDir::at(d.path()).unwrap();
+    dir.write_json("run.json", &run).unwrap();
+    dir.save(&measurement("native", "native", "fs.rand_read", 40_000)).unwrap();
+    dir.save(&measurement("runsc", "runsc (ptrace, default)", "fs.stat", 90_000)).unwrap();
+    isobench_harness::report::render(&dir).unwrap();
+    let summary = std::fs::read_to_string(d.path().join("summary.csv")).unwrap();
+    assert!(!summary.lines().any(|l| l.starts_with("runsc,") && l.contains("fs.rand_read")), "{summary}");
+    let rows: Vec<std::collections::HashMap<String, String>> =
+        csv::Reader::from_path(d.path().join("host_timed.csv")).unwrap().deserialize().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let r = &rows[0];
+    // 1031.2 ms ÷ 20000 = 51.56 µs; gVisor's clock saw 0.31 of the loop;
+    // 1.289× native's 40 µs loop mean.
+    for (k, v) in [
+        ("env", "runsc"),
+        ("env_label", "runsc (ptrace, default)"),
+        ("metric", "fs.rand_read"),
+        ("unit", "µs"),
+        ("operations", "20000"),
+        ("mean", "51.5600"),
+        ("host_loop_ns", "1031200000"),
+        ("env_loop_ns", "320300000"),
+        ("clock_share", "0.3106"),
+        ("baseline", "native"),
+        ("baseline_mean", "40.0000"),
+        ("mean_overhead", "1.2890"),
+        ("storage", "volume, 9p"),
+        ("run_id", "r1"),
+    ] {
+        assert_eq!(r[k], v, "{k} in {r:?}");
+    }
+    // A later measurement of it replaces the record: the file goes.
+    run.environments.get_mut("runsc").unwrap().host_timed.clear();
+    dir.write_json("run.json", &run).unwrap();
+    isobench_harness::report::render(&dir).unwrap();
+    assert!(!d.path().join("host_timed.csv").exists());
+}

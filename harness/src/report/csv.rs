@@ -3,8 +3,11 @@
 //! against the baseline with its 95 % interval and the interference the row
 //! was measured under. Columns are only ever added at the end.
 
-use crate::collect::Summary;
+use crate::collect::{Measurement, Summary};
+use crate::results::RunRecord;
+use isobench_workloads::catalog;
 
+use super::columns::{column_label, env_order, host_timed_cost, is_baseline, split_env};
 use super::ReportError;
 
 /// Column order of summary.csv.
@@ -64,4 +67,72 @@ pub fn summary_csv(rows: &[Summary]) -> Result<Vec<u8>, ReportError> {
         ])?;
     }
     w.into_inner().map_err(|e| ReportError::Csv(e.into_error().into()))
+}
+
+/// Column order of host_timed.csv.
+pub const HOST_TIMED_COLUMNS: [&str; 16] = [
+    "env",
+    "env_label",
+    "metric",
+    "unit",
+    "operations",
+    "mean",
+    "host_loop_ns",
+    "env_loop_ns",
+    "clock_share",
+    "baseline",
+    "baseline_mean",
+    "mean_overhead",
+    "storage",
+    "interference",
+    "run_id",
+    "schema",
+];
+
+/// host_timed.csv: one row per loop whose environment's clock was refused
+/// and the host timed instead (run.json's `environments.<env>.host_timed`,
+/// a merged folder's inputs' too), the counterpart of summary.csv's rows,
+/// which are histograms. `mean` is the host's time per operation in the
+/// metric's unit, `clock_share` the environment's time for the loop ÷ the
+/// host's, `mean_overhead` the cost ratio of means against the baseline's
+/// loop (> 1 slower, per byte for rates): there are no percentiles, so no
+/// p50 ratio. `None` when the folder has no such loop.
+pub fn host_timed_csv(run: &RunRecord, ms: &[Measurement]) -> Result<Option<Vec<u8>>, ReportError> {
+    let mut rows: Vec<_> = run
+        .columns_environments()
+        .into_iter()
+        .flat_map(|(name, e)| e.host_timed.iter().map(move |(metric, h)| (name.clone(), column_label(&name, e), metric, h)))
+        .filter_map(|(name, label, metric, h)| catalog::lookup(metric).map(|spec| (name, label, spec, h)))
+        .collect();
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    rows.sort_by_key(|(name, _, spec, _)| (super::columns::catalog_index(spec.name), env_order(name)));
+    let mut w = ::csv::Writer::from_writer(Vec::new());
+    w.write_record(HOST_TIMED_COLUMNS)?;
+    for (name, label, spec, h) in rows {
+        let f = |v: f64| format!("{v:.4}");
+        let base = ms.iter().find(|b| b.metric.name == spec.name && is_baseline(&b.env) && split_env(&b.env).1 == split_env(&name).1);
+        let base_mean = base.map(|b| b.unit().from_ns_per_op(b.elapsed_ns as f64 / b.iterations.max(1) as f64, b.bytes_per_op));
+        let share = (h.host_loop_ns > 0).then(|| h.env_loop_ns as f64 / h.host_loop_ns as f64);
+        w.write_record([
+            name.clone(),
+            label,
+            spec.name.to_string(),
+            spec.unit.label().to_string(),
+            h.operations.to_string(),
+            f(spec.unit.from_ns_per_op(h.mean_ns(), h.bytes_per_op)),
+            h.host_loop_ns.to_string(),
+            h.env_loop_ns.to_string(),
+            share.map(f).unwrap_or_default(),
+            base.map(|b| b.env.clone()).unwrap_or_default(),
+            base_mean.map(f).unwrap_or_default(),
+            base.and_then(|b| host_timed_cost(h, b)).map(f).unwrap_or_default(),
+            h.storage.clone().unwrap_or_default(),
+            h.interference.as_ref().map(|i| i.flagged().to_string()).unwrap_or_default(),
+            h.run_id.clone().unwrap_or_default(),
+            crate::results::SCHEMA_VERSION.to_string(),
+        ])?;
+    }
+    w.into_inner().map(Some).map_err(|e| ReportError::Csv(e.into_error().into()))
 }

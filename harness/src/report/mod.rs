@@ -1,5 +1,6 @@
 //! Renders a results folder ([`crate::results`]) into what a reader opens:
-//! summary.csv and summary.json, the charts in plots/, and report.md with
+//! summary.csv and summary.json (host_timed.csv beside them when a loop was
+//! timed by the host), the charts in plots/, and report.md with
 //! report.html (the same markdown, self-contained). Everything here reads the
 //! folder's typed records; nothing is measured.
 //!
@@ -66,6 +67,17 @@ pub fn render(dir: &RunDir) -> Result<PathBuf, ReportError> {
     write_atomic(&dir.path.join("summary.csv"), &csv::summary_csv(&summaries)?)?;
     dir.write_json("summary.json", &summaries)?;
     let run = dir.run_record()?;
+    // Loops timed by the host have no histogram, so no summary.csv row:
+    // their own file, gone once no such loop is left (a later measurement
+    // replaced it).
+    let host_timed = dir.path.join("host_timed.csv");
+    match csv::host_timed_csv(&run, &ms)? {
+        Some(bytes) => write_atomic(&host_timed, &bytes)?,
+        None => match std::fs::remove_file(&host_timed) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(ResultsError::Io { path: host_timed, source: e }.into()),
+            _ => {}
+        },
+    }
     let (plots, warnings, first) = draw(dir, &run, &ms)?;
     let md = section::markdown(&section::Context { dir, run: &run, measurements: &ms, plots: &plots, warnings: &warnings })?;
     let path = dir.path.join("report.md");

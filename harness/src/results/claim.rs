@@ -35,6 +35,7 @@ const RUN_FILES: &[&str] = &[
     "measurements.json",
     "summary.csv",
     "summary.json",
+    "host_timed.csv",
     "report.md",
     "report.html",
     "validate.json",

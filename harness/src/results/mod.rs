@@ -6,6 +6,7 @@
 //!   measurements.json   one record per env × metric (counts, elapsed, histogram file)
 //!   summary.csv         one row per env × metric: n, min, p50, p90, p99, p99.9, max, mean, stdev, unit
 //!   summary.json        the same rows as JSON
+//!   host_timed.csv      loops timed by the host (runsc's slow clock): a mean each, no histogram
 //!   histograms/         hdrhistogram V2 files, ns per operation
 //!   startup*.json       `isobench startup` runs: StartupRun
 //!   density.json        `isobench density`: memory per instance, start storms, idle cost (DensityRun)

@@ -135,7 +135,8 @@ impl Section for Summary {
             let _ = writeln!(
                 o,
                 "\nA *host-timed mean* stands where the environment's own clock ran slow over the loop (gVisor's; see Caveats): the host's time \
-                 for the loop ÷ its operations, compared with native's mean over its loop, not with its p50. It has no interval."
+                 for the loop ÷ its operations, compared with native's mean over its loop, not with its p50. It has no interval, and is a row of \
+                 host_timed.csv, not of summary.csv."
             );
         }
         if ms.iter().any(|m| !interference_mark(m).is_empty()) {
