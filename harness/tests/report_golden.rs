@@ -491,8 +491,14 @@ fn a_host_timed_loop_is_a_row_of_host_timed_csv_and_not_of_summary_csv() {
     let dir = RunDir::at(d.path()).unwrap();
     dir.write_json("run.json", &run).unwrap();
     dir.save(&measurement("native", "native", "fs.rand_read", 40_000)).unwrap();
+    dir.save(&measurement("native", "native", "fs.stat", 2_500)).unwrap();
     dir.save(&measurement("runsc", "runsc (ptrace, default)", "fs.stat", 90_000)).unwrap();
-    isobench_harness::report::render(&dir).unwrap();
+    let md = std::fs::read_to_string(isobench_harness::report::render(&dir).unwrap()).unwrap();
+    // The overhead chart draws p50 ratios: it names what it leaves out, and
+    // the files line names the file.
+    let glance = md.split("## Overhead at a glance").nth(1).expect("the overhead chart").split("\n## ").next().unwrap();
+    assert!(glance.contains("Not drawn: the loops timed by the host") && glance.contains("runsc (ptrace, default): fs.rand_read."), "{glance}");
+    assert!(md.contains("Files: summary.csv, summary.json, host_timed.csv (the loops timed by the host), histograms/"), "{md}");
     let summary = std::fs::read_to_string(d.path().join("summary.csv")).unwrap();
     assert!(!summary.lines().any(|l| l.starts_with("runsc,") && l.contains("fs.rand_read")), "{summary}");
     let rows: Vec<std::collections::HashMap<String, String>> =
@@ -522,6 +528,7 @@ fn a_host_timed_loop_is_a_row_of_host_timed_csv_and_not_of_summary_csv() {
     // A later measurement of it replaces the record: the file goes.
     run.environments.get_mut("runsc").unwrap().host_timed.clear();
     dir.write_json("run.json", &run).unwrap();
-    isobench_harness::report::render(&dir).unwrap();
+    let md = std::fs::read_to_string(isobench_harness::report::render(&dir).unwrap()).unwrap();
     assert!(!d.path().join("host_timed.csv").exists());
+    assert!(!md.contains("host_timed.csv") && !md.contains("Not drawn"), "{md}");
 }

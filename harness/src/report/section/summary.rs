@@ -199,8 +199,32 @@ impl Section for OverheadChart {
                 "The ratios within {NEAR_NATIVE}× of native, on a linear axis, where figures near 1× can be told apart (the chart names the bars beyond it, which only the chart above shows):\n\n![overhead near native](plots/{NEAR_NATIVE_PLOT}.svg)\n"
             );
         }
+        let timed = host_timed_by_column(cx);
+        if !timed.is_empty() {
+            let _ = writeln!(
+                o,
+                "Not drawn: the loops timed by the host, a mean each with no p50 or interval (their ratios of means are in Summary and host_timed.csv): {}.\n",
+                timed.iter().map(|(label, metrics)| format!("{label}: {}", metrics.join(", "))).collect::<Vec<_>>().join("; ")
+            );
+        }
         Ok(o)
     }
+}
+
+/// Each column with loops timed by the host: its label and those metrics,
+/// in the report's order.
+fn host_timed_by_column(cx: &Context<'_>) -> Vec<(String, Vec<&'static str>)> {
+    let mut by: Vec<(String, String, Vec<&'static str>)> = Vec::new();
+    for spec in isobench_workloads::catalog::CATALOG {
+        for (env, label, _) in host_timed(cx.run, spec.name) {
+            match by.iter_mut().find(|(e, _, _)| *e == env) {
+                Some((_, _, metrics)) => metrics.push(spec.name),
+                None => by.push((env, label, vec![spec.name])),
+            }
+        }
+    }
+    by.sort_by_key(|(env, _, _)| crate::report::columns::env_order(env));
+    by.into_iter().map(|(_, label, metrics)| (label, metrics)).collect()
 }
 
 /// The closing note of the measurements: how their figures were taken and
@@ -213,8 +237,10 @@ impl Section for Footer {
         if cx.measurements.is_empty() {
             return Ok(String::new());
         }
-        Ok("Latencies are per operation, recorded in HdrHistogram (3 significant digits); round trips are closed-loop. \
-            Overhead = environment p50 ÷ native p50 from the same run. Files: summary.csv, summary.json, histograms/ (HdrHistogram V2), run.json.\n\n"
-            .into())
+        let host_timed = if host_timed_by_column(cx).is_empty() { "" } else { " host_timed.csv (the loops timed by the host)," };
+        Ok(format!(
+            "Latencies are per operation, recorded in HdrHistogram (3 significant digits); round trips are closed-loop. \
+             Overhead = environment p50 ÷ native p50 from the same run. Files: summary.csv, summary.json,{host_timed} histograms/ (HdrHistogram V2), run.json.\n\n"
+        ))
     }
 }
