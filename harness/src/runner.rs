@@ -270,7 +270,7 @@ fn record_host_timed(out: &RunDir, kind: EnvKind, label: &str, spec: &MetricSpec
         rec.host_loop_ns as f64 / 1e6,
     );
     out.update_run(|run| {
-        let rec = HostTimedRecord { run_id: run.current_run_id().map(String::from), ..rec.clone() };
+        let rec = HostTimedRecord { run_id: run.current_run_id().map(String::from), ..rec };
         let e = run.env_mut(kind.as_str());
         e.not_supported.remove(spec.name);
         e.host_timed.insert(spec.name.to_string(), rec);

@@ -102,6 +102,12 @@ impl Measurement {
         Ok(())
     }
 
+    /// The loop's time ÷ its operations, ns: the mean a loop timed by the
+    /// host is compared with (the same interval, by this clock).
+    pub fn loop_mean_ns(&self) -> f64 {
+        self.elapsed_ns as f64 / self.iterations.max(1) as f64
+    }
+
     /// A value in ns per operation, in the metric's display unit.
     pub fn display(&self, ns_per_op: f64) -> f64 {
         self.metric.unit.from_ns_per_op(ns_per_op, self.bytes_per_op)

@@ -35,7 +35,13 @@ pub fn is_baseline(env: &str) -> bool {
 /// The native measurement `m` is compared with: the one of the same host or
 /// configuration (same `@suffix`).
 pub fn baseline_for<'a>(group: &[&'a Measurement], m: &Measurement) -> Option<&'a Measurement> {
-    let suffix = split_env(&m.env).1;
+    baseline_of(group, &m.env)
+}
+
+/// The native measurement column `env` is compared with (same `@suffix`),
+/// where `env` may have no measurement of its own (a loop timed by the host).
+pub fn baseline_of<'a>(group: &[&'a Measurement], env: &str) -> Option<&'a Measurement> {
+    let suffix = split_env(env).1;
     group.iter().copied().find(|b| is_baseline(&b.env) && split_env(&b.env).1 == suffix)
 }
 
@@ -87,7 +93,7 @@ pub fn host_timed<'a>(run: &'a crate::results::RunRecord, metric: &str) -> Vec<(
 /// time ÷ operations, the same interval): > 1 is slower, per byte for rates.
 pub fn host_timed_cost(h: &crate::results::run::HostTimedRecord, base: &Measurement) -> Option<f64> {
     let per = |ns: f64, bytes: u64| if base.unit().is_rate() && bytes > 0 { ns / bytes as f64 } else { ns };
-    let b = per(base.elapsed_ns as f64 / base.iterations.max(1) as f64, base.bytes_per_op);
+    let b = per(base.loop_mean_ns(), base.bytes_per_op);
     let v = per(h.mean_ns(), h.bytes_per_op);
     (b > 0.0 && v > 0.0).then(|| v / b)
 }

@@ -7,7 +7,7 @@ use crate::collect::{Measurement, Summary};
 use crate::results::RunRecord;
 use isobench_workloads::catalog;
 
-use super::columns::{column_label, env_order, host_timed_cost, is_baseline, split_env};
+use super::columns::{baseline_of, by_metric, catalog_index, column_label, env_order, host_timed_cost};
 use super::ReportError;
 
 /// Column order of summary.csv.
@@ -107,13 +107,14 @@ pub fn host_timed_csv(run: &RunRecord, ms: &[Measurement]) -> Result<Option<Vec<
     if rows.is_empty() {
         return Ok(None);
     }
-    rows.sort_by_key(|(name, _, spec, _)| (super::columns::catalog_index(spec.name), env_order(name)));
+    rows.sort_by_key(|(name, _, spec, _)| (catalog_index(spec.name), env_order(name)));
+    let groups = by_metric(ms);
     let mut w = ::csv::Writer::from_writer(Vec::new());
     w.write_record(HOST_TIMED_COLUMNS)?;
     for (name, label, spec, h) in rows {
         let f = |v: f64| format!("{v:.4}");
-        let base = ms.iter().find(|b| b.metric.name == spec.name && is_baseline(&b.env) && split_env(&b.env).1 == split_env(&name).1);
-        let base_mean = base.map(|b| b.unit().from_ns_per_op(b.elapsed_ns as f64 / b.iterations.max(1) as f64, b.bytes_per_op));
+        let base = groups.get(&(catalog_index(spec.name), spec.name)).and_then(|g| baseline_of(g, &name));
+        let base_mean = base.map(|b| b.display(b.loop_mean_ns()));
         let share = (h.host_loop_ns > 0).then(|| h.env_loop_ns as f64 / h.host_loop_ns as f64);
         w.write_record([
             name.clone(),

@@ -147,7 +147,6 @@ impl Section for Caveats {
             for (metric, reason) in &e.not_supported {
                 notes.push(format!("{name}: {metric}: {reason}"));
             }
-
             if let Some(note) = e.meta(|m| m.other.get("platform")).and_then(gvisor_note) {
                 notes.push(format!("{}: {note}", e.label.as_deref().unwrap_or(name)));
             }

@@ -6,7 +6,7 @@
 use std::fmt::Write;
 
 use crate::collect::Summary;
-use crate::report::columns::{baseline_for, by_metric, host_timed, host_timed_cost, is_baseline, split_env};
+use crate::report::columns::{baseline_for, baseline_of, by_metric, host_timed, host_timed_cost, is_baseline};
 use crate::report::format::{num, ratio};
 use crate::report::ReportError;
 
@@ -48,11 +48,11 @@ impl Section for Metrics {
             }
             let timed = host_timed(cx.run, name);
             for (env, label, h) in &timed {
-                let native = group.iter().copied().find(|b| is_baseline(&b.env) && split_env(&b.env).1 == split_env(env).1);
+                let native = baseline_of(group, env);
                 // The baseline's loop mean is shown: its row gives percentiles.
                 let cost = native.and_then(|b| host_timed_cost(h, b).map(|c| (b, c))).map_or_else(
                     || "n/a".to_string(),
-                    |(b, c)| format!("{} (means; native's {})", ratio(c), num(b.display(b.elapsed_ns as f64 / b.iterations.max(1) as f64))),
+                    |(b, c)| format!("{} (means; native's {})", ratio(c), num(b.display(b.loop_mean_ns()))),
                 );
                 let _ = writeln!(
                     o,

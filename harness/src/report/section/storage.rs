@@ -105,7 +105,7 @@ impl Section for Storage {
                 cell(&m.env_label),
                 cell(m.storage.as_deref().unwrap_or("–")),
                 m.metric.name,
-                loop_total(m.metric, m.elapsed_ns as f64 / m.iterations.max(1) as f64, m.bytes_per_op),
+                loop_total(m.metric, m.loop_mean_ns(), m.bytes_per_op),
                 num(s.p50),
                 num(s.p99),
                 num(s.p999),

@@ -8,7 +8,7 @@ use std::fmt::Write;
 use isobench_workloads::catalog::Family;
 
 use crate::collect::Measurement;
-use crate::report::columns::{baseline_for, by_metric, columns, host_timed, host_timed_cost, is_baseline, split_env};
+use crate::report::columns::{baseline_for, baseline_of, by_metric, columns, host_timed, host_timed_cost, is_baseline, split_env};
 use crate::report::compare::{judge_measured, Verdict};
 use crate::report::format::{num, percent, ratio, ratio_ci_percent};
 use crate::report::noise;
@@ -67,7 +67,7 @@ impl Section for Summary {
                         // The environment's clock was refused; the host timed the loop.
                         Some((_, _, h)) => {
                             let spec = group[0].metric;
-                            let base = group.iter().copied().find(|b| is_baseline(&b.env) && split_env(&b.env).1 == split_env(env).1);
+                            let base = baseline_of(group, env);
                             let cost = base.and_then(|b| host_timed_cost(h, b));
                             let shown = cost.map(|c| format!(" ({})", ratio(c))).unwrap_or_default();
                             let _ = write!(

@@ -19,7 +19,7 @@ use isobench_workloads::catalog::Family;
 
 use crate::collect::interval::Z95;
 use crate::collect::Measurement;
-use crate::report::columns::{baseline_for, by_metric, columns, host_timed, is_baseline, split_env};
+use crate::report::columns::{baseline_for, baseline_of, by_metric, columns, host_timed, is_baseline, split_env};
 use crate::report::format::{cell, pm_times, ratio_ci};
 use crate::report::ReportError;
 use crate::results::RunRecord;
@@ -241,7 +241,7 @@ fn partial_families(ms: &[Measurement], overheads: &Overheads, run: &RunRecord) 
             let with_baseline: Vec<&Vec<&Measurement>> = groups
                 .values()
                 .filter(|g| g[0].metric.family == family && g[0].metric.name != START_METRIC)
-                .filter(|g| g.iter().any(|b| is_baseline(&b.env) && split_env(&b.env).1 == split_env(env).1))
+                .filter(|g| baseline_of(g, env).is_some())
                 .collect();
             let left_out: Vec<&str> = with_baseline.iter().filter(|g| !g.iter().any(|m| &m.env == env)).map(|g| g[0].metric.name).collect();
             let covered = with_baseline.len() - left_out.len();
