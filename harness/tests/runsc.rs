@@ -320,16 +320,36 @@ fn the_sweep_kills_a_runsc_process_of_a_dead_run() {
         // cat blocks reading its piped stdin (`-`) before it would look at the rest.
         Command::new("bash").args(["-c", &format!("exec -a runsc-sandbox cat -- - --root={root} boot")]).stdin(Stdio::piped()).spawn().unwrap()
     };
+    // Exec'd: its argv[0] is runsc-sandbox (bash's own command line, before
+    // the exec, names the state directory too, and a sweep then would find
+    // no runsc to kill).
+    let execd = |child: &std::process::Child| {
+        std::fs::read(format!("/proc/{}/cmdline", child.id())).is_ok_and(|c| c.starts_with(b"runsc-sandbox\0"))
+    };
     let mut fake = fake_sandbox(&state);
-    isobench_testkit::wait_until("the fake sandbox has exec'd", Duration::from_secs(10), || !processes_naming(&state).is_empty());
+    isobench_testkit::wait_until("the fake sandbox has exec'd", Duration::from_secs(10), || execd(&fake));
+    // What the dead run left first: its owner entry, which makes a start
+    // sweep at all (without one the sweep has nothing to look for, and this
+    // test passed only where other tests had left a dead owner).
+    use isobench_harness::leftovers;
+    assert!(leftovers::mark_owner(), "the owners folder");
+    let entry = leftovers::owners_dir().join(format!("{}{dead}-owner", leftovers::PREFIX));
+    std::fs::File::create(&entry).unwrap();
     let removed = isobench_harness::cleanup::sweep();
-    assert!(removed.contains(&PathBuf::from(format!("/proc/{}", fake.id()))), "{removed:?}");
-    let status = fake.wait().unwrap();
-    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL));
+    // Killed with SIGKILL: by this sweep, or by another test's start that
+    // swept first (then it is not in this sweep's list).
+    let mut status = None;
+    isobench_testkit::wait_until("the sweep kills the fake sandbox", Duration::from_secs(10), || {
+        status = fake.try_wait().unwrap();
+        status.is_some()
+    });
+    let status = status.unwrap();
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL), "{removed:?}");
+    let _ = std::fs::remove_file(&entry);
     // A live run's runsc is left alone.
     let live = format!("{}/isobench-{}-runsc-XXXX/state", std::env::temp_dir().display(), std::process::id());
     let mut mine = fake_sandbox(&live);
-    isobench_testkit::wait_until("the live fake has exec'd", Duration::from_secs(10), || !processes_naming(&live).is_empty());
+    isobench_testkit::wait_until("the live fake has exec'd", Duration::from_secs(10), || execd(&mine));
     isobench_harness::cleanup::sweep();
     assert!(mine.try_wait().unwrap().is_none(), "the sweep killed a live run's runsc");
     mine.kill().unwrap();
