@@ -42,6 +42,22 @@ pub trait Syscall {
     fn set_no_new_privs(&self) -> nix::Result<()>;
     /// seccomp(SECCOMP_SET_MODE_FILTER) of a classic BPF program.
     fn seccomp_filter(&self, program: &[libc::sock_filter]) -> nix::Result<()>;
+    /// What is at `path` (symbolic links followed, as mount(2) follows
+    /// them), told by stat(2)'s return value and mode, never by errno: the
+    /// cloned child shares the errno of the thread that launched it, which
+    /// that thread's own libc calls may write meanwhile (see
+    /// `ContainerSpec::shares_memory`), so the child decides nothing by it.
+    fn path_kind(&self, path: &CStr) -> PathKind;
+}
+
+/// What [`Syscall::path_kind`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathKind {
+    /// Nothing there (or nothing stat(2) could reach).
+    Missing,
+    Directory,
+    /// A file, device or anything else that is not a directory.
+    Other,
 }
 
 /// `_LINUX_CAPABILITY_VERSION_3` (linux/capability.h): 64-bit sets, as two
@@ -156,6 +172,19 @@ impl Syscall for Linux {
         result
     }
 
+    fn path_kind(&self, path: &CStr) -> PathKind {
+        // SAFETY: all-zero is a valid `struct stat`, which stat(2) fills in;
+        // `path` is NUL-terminated and both outlive the call.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        if unsafe { libc::stat(path.as_ptr(), &mut st) } != 0 {
+            return PathKind::Missing;
+        }
+        match st.st_mode & libc::S_IFMT {
+            libc::S_IFDIR => PathKind::Directory,
+            _ => PathKind::Other,
+        }
+    }
+
     fn drop_bounding_cap(&self, cap: u32) -> nix::Result<()> {
         // SAFETY: prctl(2) with integer arguments only.
         Errno::result(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) }).map(drop)
@@ -207,6 +236,10 @@ pub mod recording {
         pub fail_with: Option<Errno>,
         /// The kernel's last capability: dropping a higher one fails (EINVAL).
         pub last_cap: Option<u32>,
+        /// Paths [`Syscall::path_kind`] finds directories, and finds missing;
+        /// any other path is a file. Asking is not recorded as a call.
+        pub dirs: Vec<&'static str>,
+        pub missing: Vec<&'static str>,
     }
 
     impl Recorder {
@@ -283,6 +316,14 @@ pub mod recording {
         }
         fn seccomp_filter(&self, program: &[libc::sock_filter]) -> nix::Result<()> {
             self.record(format!("seccomp {} instructions", program.len()))
+        }
+        fn path_kind(&self, path: &CStr) -> PathKind {
+            let path = path.to_string_lossy();
+            match (self.dirs.iter().any(|d| *d == path), self.missing.iter().any(|m| *m == path)) {
+                (true, _) => PathKind::Directory,
+                (_, true) => PathKind::Missing,
+                _ => PathKind::Other,
+            }
         }
     }
 }

@@ -355,11 +355,15 @@ impl LaunchSpec {
     /// suspended (no CLONE_VFORK: it writes the uid/gid maps and places the
     /// child while the child waits), so both run at once on one thread's
     /// thread-local storage: the child's libc calls write the errno of the
-    /// thread that called [`spawn`](super::spawn). The parent only reads errno right after
-    /// its own failed calls, and the only ones that overlap the child's
-    /// setup are a blocking read (EINTR at worst) and writes that do not fail,
-    /// so the shared errno can at worst garble the errno of an error message
-    /// in a launch that fails anyway.
+    /// thread that called [`spawn`](super::spawn), and that thread's libc
+    /// may write it meanwhile (a failed call, or a function that saves and
+    /// restores errno around its work: a stale value written back). So the
+    /// child never decides anything by errno: where a step depends on what
+    /// is there, it asks by a return value (`Syscall::path_kind`); errno
+    /// only names the failure of a launch that fails anyway, where a
+    /// garbled one is possible. (Masking /proc/asound once failed in CI
+    /// with ENOENT when the bind's ENOENT read back as the previous step's
+    /// ENOTDIR.)
     pub(super) fn shares_memory(&self) -> bool {
         !self.init
     }

@@ -15,7 +15,7 @@ use nix::sys::stat::{Mode, SFlag};
 
 use super::RootfsError;
 use crate::container::ns::{Namespace, NamespaceSet};
-use crate::container::syscall::Syscall;
+use crate::container::syscall::{PathKind, Syscall};
 
 /// Directories the plan mounts on, which must exist in the rootfs.
 pub const MOUNTPOINTS: [&str; 3] = ["proc", "dev", "sys"];
@@ -319,22 +319,27 @@ fn apply_step(step: &Step, sys: &dyn Syscall) -> nix::Result<()> {
         Step::Mknod { path, mode, major, minor } => sys.mknod(path, SFlag::S_IFCHR, Mode::from_bits_truncate(*mode), libc::makedev(*major, *minor)),
         Step::Touch { path, mode } => sys.mknod(path, SFlag::S_IFREG, Mode::from_bits_truncate(*mode), 0),
         Step::Symlink { target, link } => sys.symlink(target, link),
-        Step::Mask { path } => match sys.mount(Some(DEV_NULL), path, None, MsFlags::MS_BIND, None) {
-            Ok(()) | Err(Errno::ENOENT) => Ok(()),
+        // Which mount a path gets is decided by what is there
+        // (`Syscall::path_kind`), not by the errno of a failed attempt,
+        // which the launching thread may overwrite meanwhile.
+        Step::Mask { path } => match sys.path_kind(path) {
+            // This kernel has no such file: nothing to hide.
+            PathKind::Missing => Ok(()),
             // A directory: an empty read-only tmpfs over it, as runc does.
-            Err(Errno::ENOTDIR) => sys.mount(
+            PathKind::Directory => sys.mount(
                 Some(c"tmpfs"),
                 path,
                 Some(c"tmpfs"),
                 MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
                 None,
             ),
-            Err(e) => Err(e),
+            PathKind::Other => sys.mount(Some(DEV_NULL), path, None, MsFlags::MS_BIND, None),
         },
-        Step::ReadOnlyPath { path, flags } => match sys.mount(Some(path), path, None, MsFlags::MS_BIND | MsFlags::MS_REC, None) {
-            Ok(()) => sys.mount(Some(path), path, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | *flags, None),
-            Err(Errno::ENOENT) => Ok(()),
-            Err(e) => Err(e),
+        Step::ReadOnlyPath { path, flags } => match sys.path_kind(path) {
+            PathKind::Missing => Ok(()),
+            _ => sys
+                .mount(Some(path), path, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
+                .and_then(|()| sys.mount(Some(path), path, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | *flags, None)),
         },
         Step::EnterScratchDir { template } => sys.mkdtemp_chdir(template),
         Step::Chdir(path) => sys.chdir(path),
@@ -509,16 +514,22 @@ mod tests {
     #[test]
     fn a_masked_directory_gets_a_read_only_tmpfs_and_a_missing_path_nothing() {
         let dir = Step::Mask { path: c("proc/acpi") };
-        let sys = Recorder { fail_on: Some("mount /dev/null"), fail_with: Some(Errno::ENOTDIR), ..Default::default() };
+        let sys = Recorder { dirs: vec!["proc/acpi"], ..Default::default() };
         apply(std::slice::from_ref(&dir), &sys).unwrap();
-        assert_eq!(sys.lines()[1], "mount tmpfs proc/acpi tmpfs MS_RDONLY|MS_NOSUID|MS_NODEV|MS_NOEXEC -");
+        assert_eq!(sys.lines(), ["mount tmpfs proc/acpi tmpfs MS_RDONLY|MS_NOSUID|MS_NODEV|MS_NOEXEC -"]);
         for step in [Step::Mask { path: c("proc/timer_stats") }, Step::ReadOnlyPath { path: c("proc/nope"), flags: MsFlags::empty() }] {
-            let sys = Recorder { fail_on: Some("mount"), fail_with: Some(Errno::ENOENT), ..Default::default() };
+            // Whatever errno a mount would leave: nothing is tried.
+            let sys = Recorder { missing: vec!["proc/timer_stats", "proc/nope"], fail_on: Some("mount"), fail_with: Some(Errno::ENOTDIR), ..Default::default() };
             apply(std::slice::from_ref(&step), &sys).unwrap();
-            assert_eq!(sys.lines().len(), 1, "{step}: skipped after ENOENT");
+            assert!(sys.lines().is_empty(), "{step}: skipped, missing");
         }
+        // A file gets /dev/null; its failure is the step's.
+        let file = Step::Mask { path: c("proc/kcore") };
         let sys = Recorder { fail_on: Some("mount /dev/null"), fail_with: Some(Errno::EACCES), ..Default::default() };
-        assert_eq!(apply(std::slice::from_ref(&dir), &sys), Err((0, Errno::EACCES)));
+        assert_eq!(apply(std::slice::from_ref(&file), &sys), Err((0, Errno::EACCES)));
+        let sys = Recorder::default();
+        apply(std::slice::from_ref(&file), &sys).unwrap();
+        assert_eq!(sys.lines(), ["mount /dev/null proc/kcore - MS_BIND -"]);
     }
 
     #[test]
